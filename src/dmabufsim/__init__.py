@@ -1,0 +1,67 @@
+"""dmabufsim: an executable model of Linux's cross-device buffer-sharing stack.
+
+``import dmabufsim as ds``; write a scenario as a function of a
+:class:`Kernel`, create model objects inside it, spawn threads, and run::
+
+    def scenario(k: ds.Kernel) -> None:
+        a, b = ds.Mutex("A"), ds.Mutex("B")
+        k.spawn(worker, a, b, name="t1")
+        k.spawn(worker, b, a, name="t2")
+
+    ex = ds.Kernel(seed=1).run(scenario)
+    ex.findings, ex.token, ex.trace_digest
+    ds.Kernel(replay=ex.token).run(scenario)   # the identical execution
+
+The package is laid out as rooms (see DESIGN.md): ``kernel`` (the machine),
+``locking``, ``dma``, ``mm``, ``device``, ``drivers``, ``check``,
+``explore``, ``scenarios``, ``report``. Each room's public names are
+re-exported here.
+"""
+
+# -- kernel: the simulated machine
+from .kernel import (
+    EAGAIN,
+    EALREADY,
+    EBUSY,
+    EDEADLK,
+    EFAULT,
+    EINTR,
+    EINVAL,
+    ENOENT,
+    ENOMEM,
+    ERESTARTSYS,
+    ETIME,
+    KINDS,
+    MAX_SCHEDULE_TIMEOUT,
+    NSEC_PER_MSEC,
+    NSEC_PER_SEC,
+    NSEC_PER_USEC,
+    Completion,
+    Config,
+    DmabufsimError,
+    Event,
+    Execution,
+    Finding,
+    FirstStrategy,
+    Frame,
+    Kernel,
+    KernelError,
+    KThread,
+    NotRunningError,
+    RandomStrategy,
+    ReplayError,
+    ReplayStrategy,
+    SimulatorError,
+    Strategy,
+    ThreadInfo,
+    ThreadKilled,
+    UsageError,
+    WaitQueue,
+    current,
+    current_kernel,
+)
+
+# -- locking
+from .locking import LockdepMap, Mutex, SpinLock, lockdep_assert_held, lockdep_assert_not_held
+
+__version__ = "0.1.0"

@@ -1,0 +1,152 @@
+"""The ``dmabufsim`` command line.
+
+``dmabufsim run FILE.py:function --seed N`` runs one execution of a scenario
+and prints its findings and replay token; ``dmabufsim replay TOKEN
+FILE.py:function`` rebuilds it. Bad input (a missing file, an unknown
+function, a malformed token) is one clear line on stderr and exit code 2.
+Exit code 1 means the execution had findings of severity error or warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .kernel.errors import ReplayError, UsageError
+from .kernel.runtime import Execution, Kernel
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def load_scenario(spec: str) -> Callable[..., Any]:
+    """Load ``FILE.py:function`` (or ``package.module:function``)."""
+    if ":" not in spec:
+        raise CliError(f"scenario must be FILE.py:function, got {spec!r}")
+    path, _, func = spec.rpartition(":")
+    if not func.isidentifier():
+        raise CliError(f"{func!r} is not a function name")
+    if path.endswith(".py") or os.sep in path:
+        if not os.path.isfile(path):
+            raise CliError(f"no such file: {path}")
+        name = "_dmabufsim_scenario_" + os.path.splitext(os.path.basename(path))[0]
+        spec_ = importlib.util.spec_from_file_location(name, path)
+        if spec_ is None or spec_.loader is None:
+            raise CliError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec_)
+        sys.modules[name] = module
+        try:
+            spec_.loader.exec_module(module)
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror}") from None
+        except SyntaxError as exc:
+            raise CliError(f"syntax error in {path} line {exc.lineno}: {exc.msg}") from None
+    else:
+        try:
+            module = importlib.import_module(path)
+        except ImportError as exc:
+            raise CliError(f"cannot import {path}: {exc}") from None
+    fn = getattr(module, func, None)
+    if fn is None or not callable(fn):
+        raise CliError(f"{path} has no function {func!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+def _print_execution(ex: Execution, as_json: bool) -> int:
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "outcome": ex.outcome,
+                    "steps": ex.steps,
+                    "now": ex.now,
+                    "token": ex.token,
+                    "trace_digest": ex.trace_digest,
+                    "strategy": ex.strategy,
+                    "diverged_at": ex.diverged_at,
+                    "findings": [f.to_json() for f in ex.findings],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for f in ex.findings:
+            print(f.report)
+            print()
+        print(f"outcome: {ex.outcome}  steps: {ex.steps}  virtual time: {ex.now} ns  findings: {len(ex.findings)}")
+        print(f"trace digest: {ex.trace_digest}")
+        print(f"replay: dmabufsim replay {ex.token} <FILE.py:function>")
+        if ex.diverged_at is not None:
+            print(
+                f"warning: the replay diverged from its token at choice {ex.diverged_at}: "
+                "the scenario has uncontrolled nondeterminism (wall clock, unseeded randomness, id() ordering)"
+            )
+    return EXIT_FINDINGS if ex.errors else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    ex = Kernel(seed=args.seed, max_steps=args.max_steps).run(scenario)
+    return _print_execution(ex, args.json)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    ex = Kernel(replay=args.token, max_steps=args.max_steps).run(scenario)
+    return _print_execution(ex, args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dmabufsim",
+        description="An executable model of Linux's cross-device buffer-sharing stack.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("run", help="run one execution of a scenario", description="Run one execution of a scenario.")
+    r.add_argument("scenario", help="FILE.py:function (the function takes the Kernel)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the random schedule (default 0)")
+    r.add_argument("--max-steps", type=int, default=200_000, help="scheduling points before livelock")
+    r.add_argument("--json", action="store_true", help="print JSON instead of text")
+    r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser(
+        "replay", help="rebuild an execution from its token", description="Rebuild an execution from its token."
+    )
+    rp.add_argument("token", help="replay token printed by run / explore / check")
+    rp.add_argument("scenario", help="FILE.py:function")
+    rp.add_argument("--max-steps", type=int, default=200_000, help="scheduling points before livelock")
+    rp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    rp.set_defaults(func=cmd_replay)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one line
+        return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except (CliError, ReplayError, UsageError) as exc:
+        print(f"dmabufsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dmabufsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The simulated machine: runtime, kthreads, time, waits, errors, findings, trace.
+
+This room imports nothing from the rooms above it (a test enforces it).
+"""
+
+from .completion import Completion
+from .errors import (
+    EAGAIN,
+    EALREADY,
+    EBUSY,
+    EDEADLK,
+    EFAULT,
+    EINTR,
+    EINVAL,
+    ENOENT,
+    ENOMEM,
+    ERESTARTSYS,
+    ETIME,
+    DmabufsimError,
+    KernelError,
+    NotRunningError,
+    ReplayError,
+    SimulatorError,
+    ThreadKilled,
+    UsageError,
+)
+from .findings import KINDS, Finding, ThreadInfo
+from .held import HeldLock, LockTracker
+from .runtime import (
+    MAX_SCHEDULE_TIMEOUT,
+    NSEC_PER_MSEC,
+    NSEC_PER_SEC,
+    NSEC_PER_USEC,
+    Config,
+    Execution,
+    Kernel,
+    ThreadSummary,
+    Timer,
+    current,
+    current_kernel,
+    register_extension,
+)
+from .stack import Frame
+from .strategy import FirstStrategy, RandomStrategy, ReplayStrategy, Strategy
+from .thread import KThread, ThreadState
+from .trace import Event, Trace
+from .wait import WaitQueue
+
+__all__ = [
+    "EAGAIN", "EALREADY", "EBUSY", "EDEADLK", "EFAULT", "EINTR", "EINVAL", "ENOENT", "ENOMEM",
+    "ERESTARTSYS", "ETIME", "KINDS", "MAX_SCHEDULE_TIMEOUT", "NSEC_PER_MSEC", "NSEC_PER_SEC",
+    "NSEC_PER_USEC", "Completion", "Config", "DmabufsimError", "Event", "Execution", "Finding",
+    "FirstStrategy", "Frame", "HeldLock", "KThread", "Kernel", "KernelError", "LockTracker",
+    "NotRunningError", "RandomStrategy", "ReplayError", "ReplayStrategy", "SimulatorError",
+    "Strategy", "ThreadInfo", "ThreadKilled", "ThreadState", "ThreadSummary", "Timer", "Trace",
+    "UsageError", "WaitQueue", "current", "current_kernel", "register_extension",
+]

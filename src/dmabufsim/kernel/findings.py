@@ -1,0 +1,111 @@
+"""Findings: what a checker reports, in the kernel's words.
+
+A finding is a *modelled kernel bug* (or a notable event) detected during an
+execution. It never stops the simulator unless the caller asks; it is kept in
+the :class:`~dmabufsim.Execution` with the replay token that rebuilds it.
+
+The vocabulary of kinds is fixed (JSON output and catalog verdicts use it):
+see :data:`KINDS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .stack import Frame
+
+#: The fixed vocabulary of finding kinds, with the default severity of each.
+#: ``info`` findings describe something that is allowed (isolation held,
+#: userspace racing itself); ``warning`` and ``error`` are bugs.
+KINDS: dict[str, str] = {
+    "deadlock": "error",
+    "circular-locking": "error",
+    "recursive-locking": "error",
+    "sleep-in-atomic": "error",
+    "ww-usage": "error",
+    "fence-double-signal": "error",
+    "fence-never-signalled": "error",
+    "dma-freed-page": "error",
+    "dma-foreign-page": "error",
+    "iommu-fault": "info",
+    "dirty-while-mapped": "error",
+    "stale-mapping": "warning",
+    "leak": "warning",
+    "exception": "error",
+    "livelock": "error",
+    "assertion": "error",
+    # Userspace-visible incoherence (claim C12): allowed, reported as info.
+    "user-incoherence": "info",
+}
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    """A thread involved in a finding: its name, id and scenario-level stack."""
+
+    tid: int
+    name: str
+    stack: tuple[Frame, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tid": self.tid, "name": self.name, "stack": [f.to_json() for f in self.stack]}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One report of a checker.
+
+    ``kind`` is from :data:`KINDS`; ``title`` is the kernel's report title
+    ("WARNING: possible circular locking dependency detected"); ``threads``
+    the threads involved with their stacks; ``details`` a JSON-able mapping
+    specific to the kind (the lock chain, the page and its owner, ...);
+    ``rule`` the model rule it cites ("dma_fence R3"); ``step`` the
+    scheduling point at which it was raised; ``report`` the full text report
+    in the kernel's layout; ``token`` the replay token of the execution.
+    """
+
+    kind: str
+    title: str
+    threads: tuple[ThreadInfo, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+    rule: str = ""
+    severity: str = ""
+    step: int = 0
+    now: int = 0
+    report: str = ""
+    token: str = ""
+    signature: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown finding kind {self.kind!r}; known: {sorted(KINDS)}")
+        if not self.severity:
+            object.__setattr__(self, "severity", KINDS[self.kind])
+        if not self.signature:
+            object.__setattr__(self, "signature", f"{self.kind}:{self.title}")
+
+    @property
+    def is_error(self) -> bool:
+        """True for findings that are bugs (error or warning), False for info."""
+        return self.severity != "info"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "title": self.title,
+            "severity": self.severity,
+            "rule": self.rule,
+            "step": self.step,
+            "now": self.now,
+            "threads": [t.to_json() for t in self.threads],
+            "details": self.details,
+            "signature": self.signature,
+            "token": self.token,
+            "report": self.report,
+        }
+
+    def __str__(self) -> str:
+        return self.report or f"{self.kind}: {self.title}"

@@ -1,0 +1,147 @@
+"""Held-lock bookkeeping: which locks each thread holds, and where it took them.
+
+Models the part of lockdep that every kernel with ``CONFIG_DEBUG_LOCK_ALLOC``
+has even when the validator is off: ``lock_acquire`` / ``lock_release``
+pushing and popping the task's ``held_locks``, and
+``debug_check_no_locks_held`` at exit. The lock-dependency validator
+(``locking/lockdep.py``) subclasses :class:`LockTracker` and adds the
+dependency graph; the runtime only ever talks to this interface.
+
+Rules:
+
+* R1: every acquisition (including a trylock that succeeded) pushes one
+  :class:`HeldLock`; every release pops the matching one. Releasing a lock
+  the thread does not hold is reported ("bad unlock balance detected").
+* R2: a thread that exits holding locks is reported (``leak``:
+  "still has locks held").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .stack import Frame, call_site
+
+if TYPE_CHECKING:
+    from .runtime import Kernel
+    from .thread import KThread
+
+
+class LockMap(Protocol):
+    """What the runtime needs of a lock's lockdep map: its class name and object id."""
+
+    name: str
+    oid: int
+
+
+class HeldLock:
+    """One entry of a thread's held-lock stack (the kernel's ``struct held_lock``)."""
+
+    __slots__ = ("map", "nest_lock", "read", "refcount", "site", "subclass", "trylock")
+
+    def __init__(
+        self,
+        map: Any,
+        read: int,
+        trylock: bool,
+        subclass: int,
+        nest_lock: Any,
+        site: Frame | None,
+    ) -> None:
+        self.map = map
+        #: 0 = exclusive, 1 = shared (non-recursive read), 2 = recursive read.
+        self.read = read
+        self.trylock = trylock
+        self.subclass = subclass
+        self.nest_lock = nest_lock
+        self.site = site
+        #: Nested acquisitions merged into this entry (ww_mutex under nest_lock).
+        self.refcount = 1
+
+    def __repr__(self) -> str:
+        mode = ("W", "R", "r")[self.read]
+        return f"<held {self.map.name} {mode} at {self.site}>"
+
+
+class LockTracker:
+    """Maintains per-thread held-lock stacks and reports unbalanced use.
+
+    Extension contract (for the lockdep validator): override
+    :meth:`validate` to check a new acquisition against the held stack
+    before it is pushed, and :meth:`on_release` to observe releases; never
+    switch threads, never block, never raise into the caller.
+    """
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.k = kernel
+
+    def validate(self, t: KThread, hl: HeldLock) -> None:
+        """Check a new acquisition against ``t.held`` (the validator's hook)."""
+
+    def on_release(self, t: KThread, hl: HeldLock) -> None:
+        """Observe a release (the validator's hook)."""
+
+    def acquire(
+        self,
+        map: Any,
+        *,
+        read: int = 0,
+        trylock: bool = False,
+        subclass: int = 0,
+        nest_lock: Any = None,
+    ) -> HeldLock:
+        """``lock_acquire``: validate, then push onto the current thread's stack."""
+        t = self.k.current
+        hl = HeldLock(map, read, trylock, subclass, nest_lock, call_site())
+        self.validate(t, hl)
+        t.held.append(hl)
+        return hl
+
+    def release(self, map: Any) -> bool:
+        """``lock_release``: pop the entry of ``map``; report when it is not held."""
+        t = self.k.current
+        held = t.held
+        for i in range(len(held) - 1, -1, -1):
+            hl = held[i]
+            if hl.map is map:
+                if hl.refcount > 1:
+                    hl.refcount -= 1
+                else:
+                    del held[i]
+                self.on_release(t, hl)
+                return True
+        self.k.report(
+            "assertion",
+            "WARNING: bad unlock balance detected!",
+            details={"lock": map.name, "held": [h.map.name for h in held]},
+            rule="lockdep R1: release of a lock the thread does not hold",
+            signature=f"bad-unlock:{map.name}",
+            text=(
+                f"{t.name}/{t.tid} is trying to release lock ({map.name}) at:\n"
+                f"{call_site()}\nbut there are no more locks to release!"
+            ),
+        )
+        return False
+
+    def is_held(self, map: Any, t: KThread | None = None) -> bool:
+        """``lock_is_held``: does the (current) thread hold ``map``?"""
+        t = t or self.k.current
+        return any(hl.map is map for hl in t.held)
+
+    def thread_exit(self, t: KThread) -> None:
+        """``debug_check_no_locks_held``: report locks still held at exit."""
+        if not t.held:
+            return
+        names = [hl.map.name for hl in t.held]
+        lines = [f"BUG: {t.name}/{t.tid} still has locks held!", f"{len(names)} lock(s) held by {t.name}/{t.tid}:"]
+        for i, hl in enumerate(t.held):
+            lines.append(f" #{i}: ({hl.map.name}), at: {hl.site}")
+        self.k.report(
+            "leak",
+            f"BUG: {t.name}/{t.tid} still has locks held!",
+            details={"locks": names},
+            rule="lockdep R2: a thread must not exit holding locks",
+            signature=f"held-at-exit:{t.name}:{','.join(names)}",
+            text="\n".join(lines),
+            thread=t,
+        )

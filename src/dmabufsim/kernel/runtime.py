@@ -1,0 +1,799 @@
+"""The simulated machine: kthreads on greenlets, scheduling points, virtual time.
+
+Models the parts of ``kernel/sched`` and ``kernel/time`` the buffer-sharing
+stack leans on: threads that run until they reach a *scheduling point*,
+block on wait queues, sleep on timers and get interrupted by signals, with
+one virtual clock (nanoseconds) that only moves when no thread can run.
+
+Rules:
+
+* R1 (determinism): the order of everything is decided by the strategy at
+  scheduling points and recorded as the replay token; nothing depends on
+  the wall clock, ``id()`` or unseeded randomness. Same scenario, same
+  strategy state => identical trace digest, in any process.
+* R2 (scheduling points): every model operation on shared state calls
+  :meth:`Kernel.point` *before* it acts, naming the object and whether it
+  writes. The event is emitted when the operation really happens (after the
+  thread was chosen), so the trace is the order of effects.
+* R3 (time): CPU work takes no virtual time. The clock jumps to the next
+  timer only when no thread is runnable; a sleep is a timer.
+* R4 (deadlock): no runnable thread, no pending timer, and a non-daemon
+  thread blocked => a ``deadlock`` finding naming every blocked thread and
+  what it waits on. Daemon threads (device engines, workers) blocked at the
+  end are idle, not deadlocked.
+* R5 (atomic context): a thread in atomic context (spinlock held,
+  preemption or irqs disabled, RCU read side, hardirq) that calls a
+  sleeping function is a ``sleep-in-atomic`` finding; the execution goes on.
+* R6 (robustness): an exception escaping a kthread is an ``exception``
+  finding; more than ``max_steps`` scheduling points is a ``livelock``
+  finding and ends the execution; a scenario bug is never a simulator crash.
+* R7 (timer callbacks) run in the timer interrupt: they may wake threads and
+  raise interrupts (:meth:`Kernel.raise_irq`), never block or take locks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from greenlet import GreenletExit, greenlet
+
+from . import token as _token
+from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
+from .findings import Finding, ThreadInfo
+from .held import LockTracker
+from .stack import Frame, call_site, scenario_stack
+from .strategy import RandomStrategy, ReplayStrategy, Strategy
+from .thread import AtomicReason, KThread, ThreadState
+from .trace import Event, Trace
+
+#: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
+MAX_SCHEDULE_TIMEOUT = None
+NSEC_PER_USEC = 1_000
+NSEC_PER_MSEC = 1_000_000
+NSEC_PER_SEC = 1_000_000_000
+
+_running: Kernel | None = None
+
+#: Factories run at the start of every execution, in registration order:
+#: the higher rooms (lockdep, checkers) install their per-execution state
+#: through them, so the runtime never imports anything above it.
+_EXTENSIONS: list[tuple[str, Callable[[Kernel], None]]] = []
+
+
+def register_extension(name: str, setup: Callable[[Kernel], None]) -> None:
+    """Run ``setup(kernel)`` at the start of every execution (idempotent by name)."""
+    for i, (n, _) in enumerate(_EXTENSIONS):
+        if n == name:
+            _EXTENSIONS[i] = (name, setup)
+            return
+    _EXTENSIONS.append((name, setup))
+
+
+def current_kernel() -> Kernel:
+    """The Kernel whose execution is running (model objects bind to it)."""
+    if _running is None:
+        raise NotRunningError(
+            "this model object needs a running Kernel: create it inside a scenario "
+            "function passed to Kernel.run()"
+        )
+    return _running
+
+
+def current() -> KThread:
+    """The running kthread (``current`` in the kernel)."""
+    return current_kernel().current
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every knob of one simulated machine, with its reason.
+
+    Pass as ``Kernel(config=Config(...))`` or as keyword overrides
+    ``Kernel(max_steps=...)``.
+    """
+
+    #: Scheduling points before an execution is declared a livelock. A limit
+    #: that is hit usually means a retry loop that never backs off or a
+    #: thread polling a condition nobody will set.
+    max_steps: int = 200_000
+    #: Keep every Event in ``Execution.events`` (for reports and traces).
+    record_trace: bool = False
+    #: Run the lock-dependency validator (when the lockdep room is loaded).
+    lockdep: bool = True
+    #: Teach lockdep the boot-time orders of ``dma_resv_lockdep()``.
+    prime_lockdep: bool = True
+    #: End the execution at the first finding of severity error.
+    stop_on_first: bool = False
+    #: Extension options by name (rooms above the kernel read their own).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    """How a thread ended: its name, state and what it waits on if blocked."""
+
+    tid: int
+    name: str
+    state: str
+    blocked_on: str = ""
+    daemon: bool = False
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The result of one run: findings, replay token, digest, steps, time.
+
+    ``outcome`` is ``completed``, ``deadlock``, ``livelock`` or ``stopped``
+    (ended at the first finding on request). ``diverged_at`` is set when a
+    replay did not follow its token (uncontrolled nondeterminism).
+    """
+
+    findings: list[Finding]
+    token: str
+    trace_digest: str
+    steps: int
+    now: int
+    outcome: str
+    strategy: str
+    threads: tuple[ThreadSummary, ...]
+    choices: tuple[int, ...]
+    preemptions: int
+    diverged_at: int | None = None
+    events: list[Event] | None = None
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Findings that are bugs (severity error or warning)."""
+        return [f for f in self.findings if f.is_error]
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds of the findings, in order."""
+        return [f.kind for f in self.findings]
+
+    def by_kind(self, kind: str) -> list[Finding]:
+        return [f for f in self.findings if f.kind == kind]
+
+
+class Timer:
+    """A virtual-time timer (``struct hrtimer`` with a callback)."""
+
+    __slots__ = ("args", "cancelled", "fn", "name", "seq", "when")
+
+    def __init__(self, when: int, seq: int, fn: Callable[..., Any], args: tuple[Any, ...], name: str) -> None:
+        self.when = when
+        self.seq = seq
+        self.fn = fn
+        self.args = args
+        self.cancelled = False
+        self.name = name
+
+    def __lt__(self, other: Timer) -> bool:
+        return (self.when, self.seq) < (other.when, other.seq)
+
+    def cancel(self) -> bool:
+        """``hrtimer_cancel``: True if the timer was still pending."""
+        was = not self.cancelled
+        self.cancelled = True
+        return was
+
+
+def _blocked_oid(t: KThread) -> int:
+    return t.blocked_on[1] if t.blocked_on is not None else -1
+
+
+class Kernel:
+    """One simulated machine, good for one execution.
+
+    ``Kernel(seed=1).run(scenario)`` runs ``scenario(kernel)`` as the first
+    kthread under a seeded random schedule and returns an
+    :class:`Execution`. ``Kernel(replay=token)`` rebuilds the identical
+    execution; ``Kernel(strategy=...)`` takes any :class:`Strategy`.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        strategy: Strategy | None = None,
+        replay: str | None = None,
+        config: Config | None = None,
+        **overrides: Any,
+    ) -> None:
+        if replay is not None and strategy is not None:
+            raise UsageError("give either replay= or strategy=, not both")
+        if replay is not None:
+            strategy = ReplayStrategy(_token.decode(replay))
+        self.seed = seed
+        self.strategy: Strategy = strategy if strategy is not None else RandomStrategy(seed)
+        cfg = config or Config()
+        if overrides:
+            known = set(Config.__dataclass_fields__)
+            bad = sorted(set(overrides) - known)
+            if bad:
+                raise UsageError(f"unknown Kernel option(s) {bad}; known: {sorted(known)}")
+            cfg = replace(cfg, **overrides)
+        self.config = cfg
+        #: Virtual time in nanoseconds.
+        self.now = 0
+        #: Scheduling points taken.
+        self.steps = 0
+        self.trace = Trace(record=cfg.record_trace)
+        self.findings: list[Finding] = []
+        #: Per-execution state of the rooms above the kernel, by name.
+        self.ext: dict[str, Any] = {}
+        #: The held-lock tracker; the lockdep room replaces it with the validator.
+        self.lockdep: LockTracker = LockTracker(self)
+        #: Checks run when the execution ends (leak checks), in order.
+        self.at_exit: list[Callable[[], None]] = []
+        self._signatures: set[str] = set()
+        self._threads: list[KThread] = []
+        self._runnable: list[KThread] = []
+        self._current: KThread | None = None
+        self._timers: list[Timer] = []
+        self._timer_seq = 0
+        self._oid = 0
+        self._choices: list[int] = []
+        self._preemptions = 0
+        self._hub: greenlet | None = None
+        self._max_steps = cfg.max_steps
+        self._stopping = ""
+        self._dead = False
+        self._in_timer = False
+        self._ran = False
+        self._summaries: tuple[ThreadSummary, ...] = ()
+        self.outcome = "completed"
+
+    # ------------------------------------------------------------------ identity
+
+    def new_oid(self) -> int:
+        """A fresh object id, stable across executions (creation order)."""
+        self._oid += 1
+        return self._oid
+
+    @property
+    def current(self) -> KThread:
+        """The running kthread."""
+        t = self._current
+        if t is None:
+            raise SimulatorError("no kthread is running (called from a timer callback?)")
+        return t
+
+    @property
+    def threads(self) -> list[KThread]:
+        """Every kthread of this execution, in creation order."""
+        return list(self._threads)
+
+    @property
+    def running(self) -> bool:
+        """True while the execution is live (False during teardown)."""
+        return not self._dead
+
+    # ------------------------------------------------------------------ threads
+
+    def spawn(self, fn: Callable[..., Any], *args: Any, name: str | None = None, daemon: bool = False) -> KThread:
+        """``kthread_run``: create a runnable kthread running ``fn(*args)``.
+
+        A *daemon* thread (an engine, a worker) may still be blocked when the
+        execution ends without that being a deadlock.
+        """
+        tid = len(self._threads)
+        t = KThread(tid, name or str(getattr(fn, "__name__", f"kthread{tid}")), fn, args)
+        if daemon:
+            t.data["daemon"] = True
+        self._threads.append(t)
+        self._runnable.append(t)  # tids grow, so the list stays sorted
+        if self._current is not None and not self._dead and not self._in_timer:
+            self.point("spawn", t.tid, True, t.name)
+        return t
+
+    def raise_irq(self, fn: Callable[..., Any], *args: Any, name: str = "irq") -> KThread:
+        """Deliver an interrupt: run ``fn(*args)`` in hardirq context (atomic).
+
+        The handler runs as its own short-lived thread so that a spinlock it
+        contends on can be waited for; it may not sleep (R5).
+        """
+        t = self.spawn(fn, *args, name=name)
+        t.in_irq = True
+        t.atomic.append(AtomicReason("hardirq", name, None))
+        return t
+
+    def join(self, t: KThread, timeout: int | None = None) -> Any:
+        """``kthread_stop``-style join: block until ``t`` exits; return its result."""
+        while not t.exited:
+            me = self.current
+            if t is me:
+                raise UsageError("a kthread cannot join itself")
+            self.might_sleep("join")
+            t.joiners.append(me)
+            reason = self.block("join", t.tid, timeout=timeout)
+            if me in t.joiners:
+                t.joiners.remove(me)
+            if reason == "timeout":
+                break
+        return t.result
+
+    def _is_daemon(self, t: KThread) -> bool:
+        return bool(t.data.get("daemon"))
+
+    # ------------------------------------------------------------------ scheduling
+
+    def point(self, op: str, obj: int, write: bool = True, detail: str = "") -> None:
+        """A scheduling point before operation ``op`` on object ``obj`` (R2)."""
+        if self._dead:
+            return
+        if self._in_timer:
+            raise SimulatorError(f"scheduling point {op!r} inside a timer callback (runtime R7)")
+        t = self._current
+        assert t is not None
+        if len(self._runnable) > 1:
+            t.pending = (op, obj, write)
+            nxt = self._decide(t)
+            if nxt is not t:
+                self._switch(nxt)
+                if self._dead:
+                    return
+        self.steps += 1
+        self.trace.emit(self.steps, t.tid, op, obj, write, detail, self.now)
+        if self.steps > self._max_steps:
+            self._livelock()
+
+    def event(self, op: str, obj: int, write: bool = True, detail: str = "") -> None:
+        """Record an event that is not a scheduling point (a DMA landing, a signal)."""
+        if self._dead:
+            return
+        t = self._current
+        self.trace.emit(self.steps, t.tid if t is not None else -1, op, obj, write, detail, self.now)
+
+    def random(self, bound: int) -> int:
+        """A schedule-controlled value in ``range(bound)`` (fault injection, choices)."""
+        v = self.strategy.next_u64(bound)
+        self._choices.append(v)
+        return v
+
+    def _decide(self, cur: KThread | None) -> KThread:
+        runnable = self._runnable
+        if cur is not None and cur.state is not ThreadState.RUNNABLE:
+            cur = None
+        nxt = self.strategy.next_thread(runnable, cur)
+        if nxt.state is not ThreadState.RUNNABLE:
+            raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+        self._choices.append(nxt.tid)
+        if cur is not None and nxt is not cur:
+            self._preemptions += 1
+        return nxt
+
+    def _switch(self, nxt: KThread) -> None:
+        """Switch from the current greenlet to ``nxt``; returns when resumed."""
+        self._current = nxt
+        glet = nxt.glet
+        if glet is None:
+            glet = nxt.glet = greenlet(self._thread_main, parent=self._hub)
+            glet.switch(nxt)
+        else:
+            glet.switch()
+
+    def _to_hub(self) -> None:
+        hub = self._hub
+        assert hub is not None
+        hub.switch()
+
+    def block(
+        self, what: str, obj: int, *, interruptible: bool = False, timeout: int | None = None, name: str = ""
+    ) -> str:
+        """Put the current thread to sleep until :meth:`wake` (or timeout/signal).
+
+        Returns why it woke: ``"wake"``, ``"timeout"`` or ``"signal"``. An
+        interruptible sleep with a signal already pending returns
+        ``"signal"`` at once. Callers check ``might_sleep`` themselves
+        (spinning on a spinlock blocks without sleeping).
+        """
+        t = self.current
+        if self._dead:
+            raise ThreadKilled()
+        if interruptible and t.signal_pending:
+            return "signal"
+        t.state = ThreadState.BLOCKED
+        t.blocked_on = (what, obj, name)
+        t.interruptible = interruptible
+        t.wake_reason = ""
+        t.pending = (what, obj, True)
+        self._runnable.remove(t)
+        tm = None
+        if timeout is not None:
+            tm = self.add_timer(self.now + max(0, timeout), self._timeout_wake, t, name=f"timeout:{t.name}")
+        self._schedule_away(t)
+        if self._dead:
+            raise ThreadKilled()
+        if tm is not None:
+            tm.cancel()
+        return t.wake_reason
+
+    def _timeout_wake(self, t: KThread) -> None:
+        self.wake(t, "timeout")
+
+    def wake(self, t: KThread, reason: str = "wake") -> bool:
+        """``wake_up_process``: make a blocked thread runnable. False if it was not blocked."""
+        if t.state is not ThreadState.BLOCKED:
+            return False
+        t.state = ThreadState.RUNNABLE
+        t.blocked_on = None
+        t.wake_reason = reason
+        run = self._runnable
+        i = len(run)
+        while i > 0 and run[i - 1].tid > t.tid:
+            i -= 1
+        run.insert(i, t)
+        return True
+
+    def _schedule_away(self, t: KThread) -> None:
+        """``schedule()`` for a thread that stopped being runnable."""
+        while True:
+            run = self._runnable
+            if run:
+                nxt = run[0] if len(run) == 1 else self._decide(None)
+                if nxt is not t:
+                    self._switch(nxt)
+                return
+            if self._timers and self._advance_time():
+                continue
+            # Nothing can ever run again: the hub decides deadlock or done.
+            self._to_hub()
+            return
+
+    def _advance_time(self) -> bool:
+        """Jump to the earliest pending timer and fire every timer due then (R3)."""
+        timers = self._timers
+        while timers and timers[0].cancelled:
+            heapq.heappop(timers)
+        if not timers:
+            return False
+        when = timers[0].when
+        if when > self.now:
+            self.now = when
+        while timers and timers[0].when <= self.now:
+            tm = heapq.heappop(timers)
+            if tm.cancelled:
+                continue
+            tm.cancelled = True
+            self.trace.emit(self.steps, -1, "timer", tm.seq, True, tm.name, self.now)
+            self._in_timer = True
+            try:
+                tm.fn(*tm.args)
+            finally:
+                self._in_timer = False
+        return True
+
+    # ------------------------------------------------------------------ time
+
+    def add_timer(self, when: int, fn: Callable[..., Any], *args: Any, name: str = "timer") -> Timer:
+        """Arm a timer firing ``fn(*args)`` at virtual time ``when`` (R7)."""
+        self._timer_seq += 1
+        tm = Timer(when, self._timer_seq, fn, args, name)
+        heapq.heappush(self._timers, tm)
+        return tm
+
+    def schedule_timeout(self, timeout: int | None, *, interruptible: bool = False) -> int:
+        """``schedule_timeout``: sleep up to ``timeout`` ns; return the time left (0 if it ran out)."""
+        self.might_sleep("schedule_timeout")
+        self.point("schedule_timeout", -1, False)
+        start = self.now
+        reason = self.block("schedule_timeout", -1, interruptible=interruptible, timeout=timeout)
+        if timeout is None or reason == "timeout":
+            return 0
+        return max(1, timeout - (self.now - start))
+
+    def msleep(self, ms: float) -> None:
+        """``msleep``: sleep (uninterruptibly) for ``ms`` milliseconds of virtual time."""
+        self.nsleep(int(ms * NSEC_PER_MSEC))
+
+    def nsleep(self, ns: int) -> None:
+        """Sleep exactly ``ns`` nanoseconds of virtual time (uninterruptible)."""
+        self.might_sleep("msleep")
+        self.point("msleep", -1, False)
+        deadline = self.now + ns
+        while self.now < deadline:
+            self.block("msleep", -1, timeout=deadline - self.now)
+
+    # ------------------------------------------------------------------ signals
+
+    def send_signal(self, t: KThread) -> None:
+        """``send_sig``: mark a signal pending; wakes ``t`` if in an interruptible sleep."""
+        self.point("signal", t.tid, True)
+        t.signal_pending = True
+        if t.state is ThreadState.BLOCKED and t.interruptible:
+            self.wake(t, "signal")
+
+    def flush_signals(self, t: KThread | None = None) -> None:
+        """``flush_signals``: forget pending signals of ``t`` (default: current)."""
+        (t or self.current).signal_pending = False
+
+    # ------------------------------------------------------------------ context
+
+    def atomic_enter(self, what: str, name: str) -> None:
+        """Enter atomic context (spin_lock, preempt_disable, rcu_read_lock, ...)."""
+        self.current.atomic.append(AtomicReason(what, name, call_site()))
+
+    def atomic_exit(self, what: str, name: str) -> None:
+        """Leave the innermost atomic section of kind ``what`` named ``name``."""
+        atomic = self.current.atomic
+        for i in range(len(atomic) - 1, -1, -1):
+            r = atomic[i]
+            if r.what == what and r.name == name:
+                del atomic[i]
+                return
+        raise UsageError(f"{what} {name!r} ended but was never entered by {self.current.name}")
+
+    def might_sleep(self, what: str = "might_sleep") -> None:
+        """``might_sleep``: report a sleeping call in atomic context (R5)."""
+        if self._dead:
+            return
+        t = self._current
+        if t is None or not (t.atomic or t.in_irq):
+            return
+        site = call_site()
+        reason = t.atomic[-1] if t.atomic else AtomicReason("hardirq", t.name, None)
+        irqs_off = any(r.what == "irqs_disabled" or r.what == "hardirq" for r in t.atomic)
+        lines = [
+            f"BUG: sleeping function called from invalid context at {site}",
+            f"in_atomic(): 1, irqs_disabled(): {int(irqs_off)}, non_block: 0, pid: {t.tid}, name: {t.name}",
+            f"preempt_count: {len(t.atomic)}, expected: 0",
+            f"sleeping call: {what}",
+        ]
+        for r in t.atomic:
+            lines.append(f"atomic because of {r.what} ({r.name}) taken at: {r.site}")
+        self.report(
+            "sleep-in-atomic",
+            "BUG: sleeping function called from invalid context",
+            details={
+                "call": what,
+                "site": str(site),
+                "atomic": [{"what": r.what, "name": r.name, "site": str(r.site)} for r in t.atomic],
+                "irqs_disabled": irqs_off,
+            },
+            rule="kernel R5: no sleeping in atomic context",
+            signature=f"sleep-in-atomic:{what}:{reason.what}:{reason.name}:{site}",
+            text="\n".join(lines),
+        )
+
+    # ------------------------------------------------------------------ findings
+
+    def thread_info(self, t: KThread, stack: tuple[Frame, ...] | None = None) -> ThreadInfo:
+        """A :class:`ThreadInfo` for reports (the current stack for the running thread)."""
+        if stack is None:
+            stack = scenario_stack(frame=None) if t is self._current else self._suspended_stack(t)
+        return ThreadInfo(t.tid, t.name, stack)
+
+    def _suspended_stack(self, t: KThread) -> tuple[Frame, ...]:
+        glet = t.glet
+        frame = getattr(glet, "gr_frame", None) if glet is not None else None
+        return scenario_stack(frame=frame) if frame is not None else ()
+
+    def report(
+        self,
+        kind: str,
+        title: str,
+        *,
+        details: dict[str, Any] | None = None,
+        rule: str = "",
+        signature: str = "",
+        text: str = "",
+        thread: KThread | None = None,
+        threads: tuple[ThreadInfo, ...] | None = None,
+        severity: str = "",
+    ) -> Finding | None:
+        """Record a finding (once per signature per execution). Returns it, or None if a duplicate."""
+        if self._dead:
+            return None
+        sig = signature or f"{kind}:{title}"
+        if sig in self._signatures:
+            return None
+        self._signatures.add(sig)
+        if threads is None:
+            t = thread or self._current
+            threads = (self.thread_info(t),) if t is not None else ()
+        f = Finding(
+            kind=kind,
+            title=title,
+            threads=threads,
+            details=details or {},
+            rule=rule,
+            severity=severity,
+            step=self.steps,
+            now=self.now,
+            report=text or title,
+            signature=sig,
+        )
+        self.findings.append(f)
+        if self.config.stop_on_first and f.severity == "error" and not self._stopping:
+            self._stop("stopped")
+        return f
+
+    def _stop(self, outcome: str) -> None:
+        """End the execution now (from a thread or the hub)."""
+        self._stopping = outcome
+        if self._current is not None and greenlet.getcurrent() is not self._hub:
+            self._to_hub()
+            raise ThreadKilled()
+
+    def _livelock(self) -> None:
+        run = self._runnable
+        lines = [f"livelock: more than {self._max_steps} scheduling points; runnable threads:"]
+        for t in run:
+            lines.append(f"  {t.name}/{t.tid} next: {t.pending[0]} #{t.pending[1]}")
+        self.report(
+            "livelock",
+            f"livelock: no progress within {self._max_steps} scheduling points",
+            details={"max_steps": self._max_steps, "runnable": [t.name for t in run]},
+            rule="kernel R6: step budget exceeded",
+            signature="livelock",
+            threads=tuple(self.thread_info(t) for t in run),
+            text="\n".join(lines),
+        )
+        self._stop("livelock")
+
+    def _deadlock(self, blocked: list[KThread]) -> None:
+        lines = ["INFO: deadlock: no thread can run and no timer is pending", "Blocked threads:"]
+        for t in blocked:
+            what, obj, name = t.blocked_on or ("?", -1, "")
+            on = f"{name} (#{obj})" if name else f"#{obj}"
+            holds = ", ".join(hl.map.name for hl in t.held if hl.map.oid != obj)
+            lines.append(f"  {t.name}/{t.tid} blocked in {what} on {on}, holding [{holds}]")
+            for fr in self._suspended_stack(t):
+                lines.append(f"      {fr}")
+        waits = {t.name: (t.blocked_on or ("?", -1, ""))[0] for t in blocked}
+        sig = "deadlock:" + ",".join(sorted(f"{t.name}@{(t.blocked_on or ('?', -1, ''))[0]}" for t in blocked))
+        self.report(
+            "deadlock",
+            "INFO: task blocked forever: deadlock",
+            details={
+                "blocked": waits,
+                "waiting_for": {t.name: (t.blocked_on or ("?", -1, ""))[2] for t in blocked},
+                "holding": {t.name: [h.map.name for h in t.held if h.map.oid != _blocked_oid(t)] for t in blocked},
+                "objects": {t.name: (t.blocked_on or ("?", -1, ""))[1] for t in blocked},
+            },
+            rule="kernel R4: no runnable thread and no pending timer",
+            signature=sig,
+            threads=tuple(self.thread_info(t) for t in blocked),
+            text="\n".join(lines),
+        )
+
+    # ------------------------------------------------------------------ running
+
+    def _thread_main(self, t: KThread) -> None:
+        try:
+            t.result = t.fn(*t.args)
+        except (ThreadKilled, GreenletExit):
+            pass
+        except BaseException as exc:  # noqa: BLE001 - any escape is a finding (R6)
+            t.error = exc
+            if not self._dead:
+                tb = traceback.extract_tb(exc.__traceback__)
+                stack = tuple(
+                    Frame(fs.filename, fs.lineno or 0, fs.name)
+                    for fs in reversed(tb)
+                    if "/dmabufsim/kernel/" not in fs.filename
+                )
+                self.report(
+                    "exception",
+                    f"{type(exc).__name__} in {t.name}: {exc}",
+                    details={"type": type(exc).__name__, "message": str(exc)},
+                    rule="kernel R6: an exception escaped a kthread",
+                    signature=f"exception:{t.name}:{type(exc).__name__}",
+                    threads=(ThreadInfo(t.tid, t.name, stack[:8]),),
+                    text="".join(traceback.format_exception(exc)),
+                )
+        finally:
+            self._exit_thread(t)
+
+    def _exit_thread(self, t: KThread) -> None:
+        if not self._dead:
+            self.lockdep.thread_exit(t)
+        t.state = ThreadState.EXITED
+        if t in self._runnable:
+            self._runnable.remove(t)
+        for j in t.joiners:
+            self.wake(j)
+        t.joiners.clear()
+        if self._current is t:
+            self._current = None
+
+    def run(self, scenario: Callable[..., Any], *args: Any) -> Execution:
+        """Run ``scenario(kernel, *args)`` as the first kthread to completion."""
+        global _running
+        if self._ran:
+            raise UsageError("a Kernel runs one execution; create a new Kernel to run again")
+        if _running is not None:
+            raise UsageError("Kernel.run() cannot be nested inside another running Kernel")
+        self._ran = True
+        if not self.strategy.new_execution():
+            raise UsageError(f"strategy {self.strategy.describe()} has no execution left to run")
+        self._hub = greenlet.getcurrent()
+        _running = self
+        try:
+            self.spawn(scenario, self, *args, name="scenario")
+            self._current = self._threads[0]
+            for _, setup in _EXTENSIONS:
+                setup(self)
+            self._current = None
+            self._hub_loop()
+            if not self._stopping:
+                blocked = [t for t in self._threads if t.state is ThreadState.BLOCKED and not self._is_daemon(t)]
+                if blocked:
+                    self.outcome = "deadlock"
+                    self._deadlock(blocked)
+                else:
+                    for check in self.at_exit:
+                        check()
+            else:
+                self.outcome = self._stopping
+            self._summaries = self._summarise()
+        finally:
+            self._teardown()
+            _running = None
+        return self._result()
+
+    def _hub_loop(self) -> None:
+        while not self._stopping:
+            run = self._runnable
+            if not run:
+                if self._timers and self._advance_time():
+                    continue
+                return
+            nxt = run[0] if len(run) == 1 else self._decide(None)
+            self._switch(nxt)
+            self._current = None
+
+    def _teardown(self) -> None:
+        """Kill every thread still alive, with the model in its dead state."""
+        self._dead = True
+        for t in self._threads:
+            glet = t.glet
+            if t.state is not ThreadState.EXITED and glet is not None and not glet.dead:
+                self._current = t
+                try:
+                    glet.throw(ThreadKilled())
+                except BaseException:  # noqa: BLE001 - teardown of a dead execution
+                    pass
+            t.state = ThreadState.EXITED
+            t.glet = None
+        self._current = None
+        self._runnable.clear()
+        self._timers.clear()
+
+    def _summarise(self) -> tuple[ThreadSummary, ...]:
+        out = []
+        for t in self._threads:
+            if t.state is ThreadState.BLOCKED:
+                what, obj, _ = t.blocked_on or ("?", -1, "")
+                out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", self._is_daemon(t)))
+            elif t.state is ThreadState.RUNNABLE:
+                out.append(ThreadSummary(t.tid, t.name, "runnable", "", self._is_daemon(t)))
+            else:
+                state = "exited" if t.error is None else "crashed"
+                out.append(ThreadSummary(t.tid, t.name, state, "", self._is_daemon(t)))
+        return tuple(out)
+
+    def _result(self) -> Execution:
+        tok = _token.encode(self._choices)
+        findings = [replace(f, token=tok) for f in self.findings]
+        diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
+        summaries = self._summaries
+        return Execution(
+            findings=findings,
+            token=tok,
+            trace_digest=self.trace.digest,
+            steps=self.steps,
+            now=self.now,
+            outcome=self.outcome,
+            strategy=self.strategy.describe(),
+            threads=summaries,
+            choices=tuple(self._choices),
+            preemptions=self._preemptions,
+            diverged_at=diverged,
+            events=self.trace.events,
+        )

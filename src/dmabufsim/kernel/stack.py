@@ -1,0 +1,67 @@
+"""Scenario-level stacks: where in the scenario (or driver) code a thing happened.
+
+Reports show the frames of scenario and driver code, not the simulator's own
+frames: a frame is *model-internal* when its file lies in one of the model
+rooms (``kernel``, ``locking``, ``dma``, ``mm``, ``device``, ``check``,
+``explore``, ``report``). Drivers and scenarios are written against the
+public API and count as scenario code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Rooms whose frames are hidden from reports (the simulator's internals).
+MODEL_ROOMS = ("kernel", "locking", "dma", "mm", "device", "check", "explore", "report")
+_INTERNAL_PREFIXES = tuple(os.path.join(_PKG_DIR, room) + os.sep for room in MODEL_ROOMS)
+_INTERNAL_FILES = (os.path.join(_PKG_DIR, "__init__.py"),)
+
+#: greenlet's own frames and contextlib's are plumbing, not scenario code.
+_PLUMBING = ("contextlib.py",)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One scenario-level frame: file, line, function."""
+
+    filename: str
+    lineno: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.function}+{self.lineno} ({os.path.basename(self.filename)}:{self.lineno})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.filename, "line": self.lineno, "function": self.function}
+
+
+def _internal(filename: str) -> bool:
+    return filename.startswith(_INTERNAL_PREFIXES) or filename in _INTERNAL_FILES or filename.endswith(_PLUMBING)
+
+
+def scenario_stack(limit: int = 8, frame: FrameType | None = None) -> tuple[Frame, ...]:
+    """The scenario-level frames of the calling thread, innermost first."""
+    f: FrameType | None = frame if frame is not None else sys._getframe(1)
+    out: list[Frame] = []
+    while f is not None and len(out) < limit:
+        code = f.f_code
+        if not _internal(code.co_filename):
+            out.append(Frame(code.co_filename, f.f_lineno, code.co_name))
+        f = f.f_back
+    return tuple(out)
+
+
+def call_site() -> Frame | None:
+    """The innermost scenario-level frame of the caller (cheap: no tuple built)."""
+    f: FrameType | None = sys._getframe(1)
+    while f is not None:
+        code = f.f_code
+        if not _internal(code.co_filename):
+            return Frame(code.co_filename, f.f_lineno, code.co_name)
+        f = f.f_back
+    return None

@@ -1,0 +1,128 @@
+"""Simulated kernel threads (kthreads) and their execution context.
+
+Models ``struct task_struct`` as far as the rules need it: a name and pid,
+a state, the locks held (the runtime's held-lock stack, which lockdep reads),
+and the context the thread runs in -- process context, or atomic (a
+spinlock held, preemption or interrupts disabled, an RCU read section, an
+interrupt handler). Each thread runs on its own greenlet; only the runtime
+switches between them.
+
+State machine::
+
+    NEW --first switch--> RUNNABLE <--wake-- BLOCKED
+                              |  \\--block-->/
+                              v
+                           EXITED
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from .stack import Frame
+
+if TYPE_CHECKING:
+    from greenlet import greenlet
+
+
+class ThreadState(Enum):
+    RUNNABLE = "R"
+    BLOCKED = "D"
+    EXITED = "X"
+
+
+class AtomicReason:
+    """Why a thread is in atomic context, and where that started (for reports)."""
+
+    __slots__ = ("name", "site", "what")
+
+    def __init__(self, what: str, name: str, site: Frame | None) -> None:
+        #: "spinlock", "preempt_disable", "irqs_disabled", "rcu_read_lock", "hardirq".
+        self.what = what
+        #: The lock or section name.
+        self.name = name
+        self.site = site
+
+    def __repr__(self) -> str:
+        return f"{self.what} {self.name} at {self.site}"
+
+
+class KThread:
+    """One simulated kernel thread.
+
+    Invariants: ``state is RUNNABLE`` iff the thread is in the runtime's
+    runnable list; ``blocked_on`` is set iff ``state is BLOCKED``;
+    ``atomic`` lists every reason the thread is atomic, innermost last.
+    """
+
+    __slots__ = (
+        "args",
+        "atomic",
+        "blocked_on",
+        "data",
+        "error",
+        "fn",
+        "gfp_scope",
+        "glet",
+        "held",
+        "in_irq",
+        "in_reclaim",
+        "interruptible",
+        "joiners",
+        "name",
+        "pending",
+        "result",
+        "signal_pending",
+        "state",
+        "tid",
+        "timer",
+        "wake_reason",
+    )
+
+    def __init__(self, tid: int, name: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.tid = tid
+        self.name = name
+        self.fn = fn
+        self.args = args
+        self.glet: greenlet | None = None
+        self.state = ThreadState.RUNNABLE
+        self.result: Any = None
+        #: The exception that ended the thread, if any.
+        self.error: BaseException | None = None
+        #: Locks (lockdep maps) held, outermost first: maintained by lockdep.
+        self.held: list[Any] = []
+        #: Reasons the thread is atomic, innermost last; empty = process context.
+        self.atomic: list[AtomicReason] = []
+        #: True while running an interrupt handler (hardirq context).
+        self.in_irq = False
+        #: Depth of direct-reclaim sections (shrinkers run with it > 0).
+        self.in_reclaim = 0
+        #: memalloc_noio/nofs scope flags stack (strings "noio", "nofs").
+        self.gfp_scope: list[str] = []
+        self.signal_pending = False
+        #: What a blocked thread waits on: (operation, object id, object name).
+        self.blocked_on: tuple[str, int, str] | None = None
+        self.interruptible = False
+        #: Why the last block ended: "wake", "timeout", "signal", "killed".
+        self.wake_reason = ""
+        self.timer: Any = None
+        #: The operation the thread will perform when it next runs:
+        #: (op, object id, write). Strategies (DPOR) read it.
+        self.pending: tuple[str, int, bool] = ("start", -1, True)
+        self.joiners: list[KThread] = []
+        #: Scratch space for higher rooms (per-thread model state), by key.
+        self.data: dict[str, Any] = {}
+
+    @property
+    def is_atomic(self) -> bool:
+        """True in atomic context (sleeping is a bug here)."""
+        return bool(self.atomic) or self.in_irq
+
+    @property
+    def exited(self) -> bool:
+        return self.state is ThreadState.EXITED
+
+    def __repr__(self) -> str:
+        return f"<KThread {self.tid} {self.name!r} {self.state.value}>"

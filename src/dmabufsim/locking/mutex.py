@@ -1,0 +1,107 @@
+"""Sleeping mutexes.
+
+Models ``struct mutex`` (``kernel/locking/mutex.c``).
+
+Rules:
+
+* R1: ``lock`` may sleep: in atomic context it is a ``sleep-in-atomic``
+  finding (``might_sleep``).
+* R2: one owner at a time; a thread locking a mutex it holds blocks forever
+  (lockdep reports the recursion; the scheduler reports the deadlock).
+* R3: only the owner unlocks; unlocking a mutex the thread does not hold is
+  reported ("bad unlock balance") and changes nothing.
+* R4: ``lock_interruptible`` raises ``EINTR`` when a signal is pending.
+* R5: an unlock wakes the first waiter; a thread arriving before it runs may
+  take the lock first (the kernel's optimistic spinning / lock stealing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..kernel.errors import EINTR
+from ..kernel.runtime import current_kernel
+from ..kernel.thread import KThread
+from .lockdep_map import LockdepMap
+
+
+class Mutex:
+    """``struct mutex``. ``with m:`` locks and unlocks."""
+
+    __slots__ = ("dep_map", "k", "oid", "owner", "waiters")
+
+    def __init__(self, name: str = "mutex", *, key: object | None = None) -> None:
+        self.k = current_kernel()
+        self.dep_map = LockdepMap(name, key)
+        self.oid = self.dep_map.oid
+        self.owner: KThread | None = None
+        self.waiters: list[KThread] = []
+
+    @property
+    def name(self) -> str:
+        return self.dep_map.name
+
+    def _lock(self, interruptible: bool, subclass: int, nest_lock: Any) -> None:
+        k = self.k
+        k.might_sleep("mutex_lock")
+        k.lockdep.acquire(self.dep_map, subclass=subclass, nest_lock=nest_lock)
+        k.point("mutex_lock", self.oid, True, self.dep_map.name)
+        me = k.current
+        while self.owner is not None:
+            self.waiters.append(me)
+            reason = k.block("mutex_lock", self.oid, interruptible=interruptible, name=self.dep_map.name)
+            self.waiters.remove(me)
+            if reason == "signal":
+                k.lockdep.release(self.dep_map)
+                raise EINTR(f"mutex_lock_interruptible({self.name}) interrupted by a signal")
+        self.owner = me
+
+    def lock(self, subclass: int = 0, *, nest_lock: Any = None) -> None:
+        """``mutex_lock`` (``mutex_lock_nested`` with a subclass, ``mutex_lock_nest_lock``)."""
+        self._lock(False, subclass, nest_lock)
+
+    def lock_interruptible(self) -> None:
+        """``mutex_lock_interruptible``: raises EINTR on a pending signal (R4)."""
+        self._lock(True, 0, None)
+
+    def lock_killable(self) -> None:
+        """``mutex_lock_killable`` (every signal is fatal in the model)."""
+        self._lock(True, 0, None)
+
+    def trylock(self) -> bool:
+        """``mutex_trylock``: take the mutex if free; never sleeps."""
+        k = self.k
+        k.point("mutex_trylock", self.oid, True, self.dep_map.name)
+        if self.owner is not None:
+            return False
+        self.owner = k.current
+        k.lockdep.acquire(self.dep_map, trylock=True)
+        return True
+
+    def unlock(self) -> None:
+        """``mutex_unlock``: release and wake the first waiter (R3, R5)."""
+        k = self.k
+        k.point("mutex_unlock", self.oid, True, self.dep_map.name)
+        if self.owner is not k.current:
+            k.lockdep.release(self.dep_map)
+            return
+        k.lockdep.release(self.dep_map)
+        self.owner = None
+        for t in self.waiters:
+            if k.wake(t):
+                break
+
+    def is_locked(self) -> bool:
+        """``mutex_is_locked``."""
+        return self.owner is not None
+
+    def __enter__(self) -> Mutex:
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
+
+    def __repr__(self) -> str:
+        owner = self.owner.name if self.owner else None
+        return f"<Mutex {self.name} owner={owner}>"
