@@ -63,5 +63,6 @@ from .kernel import (
 
 # -- locking
 from .locking import LockdepMap, Mutex, SpinLock, lockdep_assert_held, lockdep_assert_not_held
+from .locking.ww_mutex import WWAcquireCtx, WWClass, WWMutex
 
 __version__ = "0.1.0"

@@ -3,5 +3,7 @@
 from .lockdep_map import LockdepMap, lockdep_assert_held, lockdep_assert_not_held
 from .mutex import Mutex
 from .spinlock import SpinLock
+from .ww_mutex import WWAcquireCtx, WWClass, WWMutex
 
 __all__ = ["LockdepMap", "Mutex", "SpinLock", "lockdep_assert_held", "lockdep_assert_not_held"]
+__all__ += ["WWAcquireCtx", "WWClass", "WWMutex"]
