@@ -1,0 +1,385 @@
+"""Models ``mm/mmu_notifier.c`` and ``include/linux/mmu_notifier.h``: the subscriptions of an mm.
+
+A secondary MMU (a GPU's page tables, an IOMMU, a userptr object) keeps
+copies of a process's CPU mappings. The core mm tells it, through the hook
+points of ``notifier_hooks.py`` (``mmu_notifier_invalidate_range_start`` /
+``_end``, which hold the lockdep map and bracket every PTE change), before
+and after it changes those mappings. This module is what sits behind the
+hooks: per mm one :class:`MMUNotifierSubscriptions` (``struct
+mmu_notifier_subscriptions``), registered as the mm's subscriber on first
+use, holding the classic subscribers (:class:`MMUNotifier`, registration
+order), the interval subscriptions of ``interval_notifier.py`` and the
+sequence counter they share; it calls them as the kernel's
+``mn_itree_invalidate`` and ``mn_hlist_invalidate_range_start`` do
+(intervals first, then the classic list).
+
+Rules:
+
+* R1 (bracket): ``invalidate_range_start`` and ``invalidate_range_end`` are
+  paired per range (``notifier_hooks`` R1); between them no secondary MMU
+  may establish a new mapping in the range. Several ranges of one mm may be
+  in flight at once, nested in one thread or from several threads.
+* R2 (lockdep): the hooks hold ``mmu_notifier_invalidate_range_start``
+  around every start and every end callback (``notifier_hooks`` R2), so
+  every lock a callback takes is ordered after it.
+* R3 (blockable): ``invalidate_range_start`` sets ``blockable``: callbacks
+  may sleep and must succeed. A classic callback raising ``EAGAIN`` or an
+  interval callback returning False in a blockable range is a kernel WARN:
+  an ``assertion`` finding; the invalidation goes on.
+* R4 (non-blockable, the OOM reaper):
+  ``invalidate_range_start_nonblock`` clears ``blockable`` and runs every
+  callback inside a ``non_block`` section: a callback that sleeps is a
+  ``sleep-in-atomic`` finding. A callback that would have to sleep must
+  answer ``EAGAIN`` (classic) or False (interval). Then the core calls
+  ``invalidate_range_end`` of the classic subscribers that already
+  succeeded, ends the interval side, and raises ``EAGAIN``; the caller must
+  neither change the page tables nor call ``invalidate_range_end``.
+* R5 (sequence, shared with ``interval_notifier.py``): per mm
+  ``invalidate_seq`` starts at 2; even = idle, odd = an invalidation that
+  overlaps at least one interval subscription is in progress. Every range
+  start counts one more active range; the last range end of an odd period
+  makes the sequence even again, applies deferred interval inserts and
+  removals, and wakes the threads waiting in ``read_begin``/``remove``.
+  When a classic subscriber refuses a non-blockable range after the
+  interval side started, the model also ends the interval side (the count
+  of active ranges must not leak: no ``end`` will follow).
+* R6 (registration): a subscription is registered on a live mm once;
+  registering twice, unregistering an unregistered subscription, or
+  unregistering from inside a callback raise ``UsageError``.
+* R7 (release): ``release`` (``exit_mmap``) calls every subscriber's
+  ``release`` once; after it, the secondary MMU must not touch the mm.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..kernel.errors import EAGAIN, UsageError
+from ..kernel.runtime import Kernel, current_kernel
+from ..kernel.wait import WaitQueue
+from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent
+
+#: The kernel's spelling of the record and the event enum (defined by the hooks).
+MMUNotifierRange = MmuNotifierRange
+MMUNotifierEvent = MmuNotifyEvent
+
+if TYPE_CHECKING:
+    from .interval_notifier import MMUIntervalNotifier
+
+#: The name of the ``non_block_start`` section of R4 (shown in reports).
+NON_BLOCK = "mmu_notifier_invalidate_range_start_nonblock"
+
+
+class MMUNotifierOps:
+    """``struct mmu_notifier_ops`` of a classic subscriber (extension contract).
+
+    Subclass and override what the secondary MMU needs:
+
+    * ``invalidate_range_start(sub, range)``: stop using the range's pages
+      before the CPU mapping changes. May sleep only if
+      ``range.blockable``; otherwise raise ``EAGAIN`` instead of sleeping
+      (R4). In a blockable range it must not fail (R3).
+    * ``invalidate_range_end(sub, range)``: the change is done; new
+      mappings may be established again (a subscriber whose start can fail
+      in non-blockable mode should not need ``end``).
+    * ``release(sub, mm)``: the mm is going away; stop every access.
+
+    Must never: unregister itself from a callback, allocate with direct
+    reclaim (GFP_KERNEL/NOFS/NOIO) inside a callback, or take a lock that
+    is held elsewhere across such an allocation (lockdep reports both).
+    """
+
+    def invalidate_range_start(self, sub: MMUNotifier, range: MmuNotifierRange) -> None:
+        """``invalidate_range_start``: raise ``EAGAIN`` to refuse a non-blockable range."""
+
+    def invalidate_range_end(self, sub: MMUNotifier, range: MmuNotifierRange) -> None:
+        """``invalidate_range_end``."""
+
+    def release(self, sub: MMUNotifier, mm: Any) -> None:
+        """``release``: the mm is torn down."""
+
+
+class MMUNotifierSubscriptions:
+    """``struct mmu_notifier_subscriptions``: the notifier state of one mm.
+
+    Invariants: ``invalidate_seq`` is odd iff an invalidation overlapping an
+    interval subscription is in progress (then ``active_invalidate_ranges``
+    > 0); ``deferred`` is empty while the sequence is even.
+    """
+
+    __slots__ = (
+        "active_invalidate_ranges",
+        "deferred",
+        "has_itree",
+        "in_callback",
+        "intervals",
+        "invalidate_seq",
+        "k",
+        "mm",
+        "oid",
+        "released",
+        "subscribers",
+        "wq",
+    )
+
+    def __init__(self, mm: Any) -> None:
+        self.k = current_kernel()
+        self.oid = self.k.new_oid()
+        self.mm = mm
+        #: Classic subscribers, registration order.
+        self.subscribers: list[MMUNotifier] = []
+        #: Interval subscriptions in the tree, insertion order (overlap queries scan it).
+        self.intervals: list[MMUIntervalNotifier] = []
+        #: R5: even = idle, odd = invalidating.
+        self.invalidate_seq = 2
+        self.active_invalidate_ranges = 0
+        #: (insert?, subscription) updates postponed to the end of an odd period.
+        self.deferred: list[tuple[bool, MMUIntervalNotifier]] = []
+        #: ``subscriptions->wq``: read_begin / remove wait for the sequence to move.
+        self.wq = WaitQueue("mmu_notifier_subscriptions.wq")
+        #: Threads (tids) currently inside a callback of this mm (R6).
+        self.in_callback: list[int] = []
+        self.released = False
+        #: ``has_itree``: an interval subscription was inserted once (ranges are counted from then on).
+        self.has_itree = False
+
+    @property
+    def is_invalidating(self) -> bool:
+        """``mn_itree_is_invalidating``: the sequence is odd."""
+        return bool(self.invalidate_seq & 1)
+
+    def overlapping(self, start: int, end: int) -> list[MMUIntervalNotifier]:
+        """Interval subscriptions in the tree that intersect ``[start, end)``."""
+        return [s for s in self.intervals if s.start < end and start < s.end]
+
+    # -- the mm's subscriber interface (``notifier_hooks.MmuSubscriber``)
+
+    def invalidate_range_start(self, range: MmuNotifierRange) -> None:
+        """``__mmu_notifier_invalidate_range_start``: intervals, then classic subscribers (R3-R5).
+
+        Raises ``EAGAIN`` when a callback refused a non-blockable range
+        (everything already started has been ended).
+        """
+        k = self.k
+        if self.released:
+            return
+        me = k.current.tid
+        self.in_callback.append(me)
+        try:
+            if self.has_itree and not _itree_start(k, self, range):
+                raise EAGAIN("mmu_notifier_invalidate_range_start_nonblock: an interval notifier would block")
+            if not _hlist_start(k, self, range):
+                if self.has_itree:
+                    _itree_end(k, self)
+                raise EAGAIN("mmu_notifier_invalidate_range_start_nonblock: a subscriber would block")
+        finally:
+            self.in_callback.remove(me)
+
+    def invalidate_range_end(self, range: MmuNotifierRange) -> None:
+        """``__mmu_notifier_invalidate_range_end``: end the interval period, then the classic list."""
+        k = self.k
+        if self.released:
+            return
+        me = k.current.tid
+        self.in_callback.append(me)
+        try:
+            if self.has_itree:
+                _itree_end(k, self)
+            for sub in list(self.subscribers):
+                _enter_nb(k, range)
+                try:
+                    sub.ops.invalidate_range_end(sub, range)
+                finally:
+                    _exit_nb(k, range)
+        finally:
+            self.in_callback.remove(me)
+
+    def release(self, mm: Any) -> None:
+        """``__mmu_notifier_release`` (``exit_mmap``): every subscriber's ``release`` once (R7)."""
+        k = self.k
+        if self.released:
+            return
+        k.point("mmu_notifier_release", self.oid, True)
+        self.released = True
+        me = k.current.tid
+        self.in_callback.append(me)
+        try:
+            for sub in list(self.subscribers):
+                sub.ops.release(sub, mm)
+        finally:
+            self.in_callback.remove(me)
+
+    def __repr__(self) -> str:
+        return (f"<MMUNotifierSubscriptions mm#{getattr(self.mm, 'oid', '?')} seq={self.invalidate_seq} "
+                f"active={self.active_invalidate_ranges} subs={len(self.subscribers)} "
+                f"intervals={len(self.intervals)}>")
+
+
+def _mm_oid(mm: Any) -> int:
+    oid = getattr(mm, "oid", None)
+    if not isinstance(oid, int):
+        raise UsageError(f"an mm needs an integer 'oid' (a model object), got {mm!r}")
+    return oid
+
+
+def subscriptions(mm: Any, *, create: bool = False, k: Kernel | None = None) -> MMUNotifierSubscriptions | None:
+    """``mm->notifier_subscriptions``: the mm's notifier state (created on first registration)."""
+    k = k or current_kernel()
+    table: dict[int, MMUNotifierSubscriptions] = k.ext.setdefault("mmu_notifier_subscriptions", {})
+    oid = _mm_oid(mm)
+    subs = table.get(oid)
+    if subs is None and create:
+        subs = table[oid] = MMUNotifierSubscriptions(mm)
+        # The hooks of the core mm call the subscriptions object (notifier_hooks R1).
+        mm.subscribers.append(subs)
+    return subs
+
+
+def mm_has_notifiers(mm: Any) -> bool:
+    """``mm_has_notifiers``: does anything subscribe to this mm?"""
+    subs = subscriptions(mm)
+    return subs is not None and bool(subs.subscribers or subs.intervals or subs.deferred)
+
+
+class MMUNotifier:
+    """``struct mmu_notifier``: a classic subscriber with its ops.
+
+    ``MMUNotifier(ops).register(mm)`` is ``mmu_notifier_register``;
+    ``unregister()`` is ``mmu_notifier_unregister``.
+    """
+
+    __slots__ = ("k", "mm", "oid", "ops", "registered")
+
+    def __init__(self, ops: MMUNotifierOps) -> None:
+        self.k = current_kernel()
+        self.oid = self.k.new_oid()
+        self.ops = ops
+        self.mm: Any = None
+        self.registered = False
+
+    def register(self, mm: Any) -> None:
+        """``mmu_notifier_register`` (R6). Later ranges of ``mm`` call this subscriber."""
+        k = self.k
+        if self.registered:
+            raise UsageError("mmu_notifier_register: this subscription is already registered")
+        subs = subscriptions(mm, create=True, k=k)
+        assert subs is not None
+        if subs.released:
+            raise UsageError("mmu_notifier_register on an mm that was already torn down")
+        k.might_sleep("mmu_notifier_register")
+        k.point("mmu_notifier_register", subs.oid, True)
+        self.mm = mm
+        self.registered = True
+        subs.subscribers.append(self)
+
+    def unregister(self) -> None:
+        """``mmu_notifier_unregister`` (R6): no callback of this subscriber runs after it returns."""
+        k = self.k
+        if not self.registered:
+            raise UsageError("mmu_notifier_unregister of a subscription that is not registered")
+        subs = subscriptions(self.mm, k=k)
+        assert subs is not None
+        if k.current.tid in subs.in_callback:
+            raise UsageError("mmu_notifier_unregister called from inside a notifier callback")
+        k.might_sleep("mmu_notifier_unregister")
+        k.point("mmu_notifier_unregister", subs.oid, True)
+        subs.subscribers.remove(self)
+        self.registered = False
+
+    def __repr__(self) -> str:
+        return f"<MMUNotifier #{self.oid} {type(self.ops).__name__}>"
+
+
+def _warn(k: Kernel, what: str, range: MmuNotifierRange, who: str) -> None:
+    k.report(
+        "assertion",
+        f"WARNING: {what} failed in a blockable mmu_notifier range",
+        details={"callback": who, "range": f"[{range.start:#x}, {range.end:#x})", "event": range.event.value},
+        rule="mmu_notifier R3: callbacks of a blockable range must not fail",
+        signature=f"mmu-notifier-blockable-fail:{who}",
+        text=(f"WARNING: CPU: 0 PID: {k.current.tid} at mm/mmu_notifier.c\n"
+              f"{who} refused the blockable range [{range.start:#x}, {range.end:#x}) ({range.event.value})"),
+    )
+
+
+def _itree_start(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRange) -> bool:
+    """``mn_itree_invalidate``: call the overlapping interval subscriptions. False = would block."""
+    k.point("mmu_notifier_itree_start", subs.oid, True, range.event.value)
+    subs.active_invalidate_ranges += 1
+    hit = subs.overlapping(range.start, range.end)
+    if not hit:
+        return True
+    subs.invalidate_seq |= 1
+    cur_seq = subs.invalidate_seq
+    for isub in hit:
+        if not _call_interval(k, isub, range, cur_seq):
+            if range.blockable:
+                _warn(k, "mmu_interval_notifier invalidate", range, type(isub.ops).__name__)
+                continue
+            _itree_end(k, subs)
+            return False
+    return True
+
+
+def _enter_nb(k: Kernel, range: MmuNotifierRange) -> None:
+    """``non_block_start`` around a callback of a non-blockable range (R4)."""
+    if not range.blockable:
+        k.atomic_enter("non_block", NON_BLOCK)
+
+
+def _exit_nb(k: Kernel, range: MmuNotifierRange) -> None:
+    if not range.blockable:
+        k.atomic_exit("non_block", NON_BLOCK)
+
+
+def _call_interval(k: Kernel, isub: MMUIntervalNotifier, range: MmuNotifierRange, cur_seq: int) -> bool:
+    _enter_nb(k, range)
+    try:
+        return bool(isub.ops.invalidate(isub, range, cur_seq))
+    finally:
+        _exit_nb(k, range)
+
+
+def _itree_end(k: Kernel, subs: MMUNotifierSubscriptions) -> None:
+    """``mn_itree_inv_end``: the last active range of an odd period makes it even (R5)."""
+    k.point("mmu_notifier_itree_end", subs.oid, True)
+    subs.active_invalidate_ranges -= 1
+    if subs.active_invalidate_ranges < 0:
+        raise UsageError("invalidate_range_end without a matching invalidate_range_start")
+    if subs.active_invalidate_ranges or not subs.is_invalidating:
+        return
+    subs.invalidate_seq += 1
+    deferred, subs.deferred = subs.deferred, []
+    for insert, isub in deferred:
+        if insert:
+            subs.intervals.append(isub)
+            isub.in_tree = True
+        else:
+            subs.intervals.remove(isub)
+            isub.in_tree = False
+    subs.wq.wake_up_all()
+
+
+def _hlist_start(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRange) -> bool:
+    """``mn_hlist_invalidate_range_start``: the classic subscribers. False = one refused (R4)."""
+    done: list[MMUNotifier] = []
+    for sub in list(subs.subscribers):
+        refused = False
+        _enter_nb(k, range)
+        try:
+            sub.ops.invalidate_range_start(sub, range)
+        except EAGAIN:
+            refused = True
+        finally:
+            _exit_nb(k, range)
+        if refused and range.blockable:
+            _warn(k, "invalidate_range_start", range, type(sub.ops).__name__)
+        elif refused:
+            # R4: end the subscribers that already started, then report the failure.
+            for ok in done:
+                ok.ops.invalidate_range_end(ok, range)
+            return False
+        done.append(sub)
+    return True
+
+

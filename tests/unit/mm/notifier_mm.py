@@ -1,0 +1,28 @@
+"""The mm the notifier unit tests subscribe to.
+
+The notifier only needs what the hook points of ``notifier_hooks.py`` use
+(``k``, ``oid``, ``subscribers``, ``active_ranges``,
+``stats_invalidations``); the unit tests drive the hooks directly, without
+a process, so that each test isolates one rule of the notifier.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dmabufsim as ds
+
+
+class NotifierTestMm:
+    """A bare address space: identity plus the hook points' bookkeeping."""
+
+    def __init__(self) -> None:
+        self.k = ds.current_kernel()
+        self.oid = self.k.new_oid()
+        self.subscribers: list[Any] = []
+        self.active_ranges: list[Any] = []
+        self.stats_invalidations = 0
+
+
+def new_mm() -> Any:
+    return NotifierTestMm()
