@@ -11,6 +11,12 @@ SRC = pathlib.Path(__file__).resolve().parents[1] / "src" / "dmabufsim"
 ALLOWED = {
     "kernel": set(),
     "locking": {"kernel"},
+    "mm": {"kernel", "locking"},
+    "device": {"kernel", "locking", "mm", "dma"},
+    "check": {"kernel", "locking", "mm", "device", "dma"},
+    # The catalog and the reports may use every model room; report also reads the catalog.
+    "scenarios": {"kernel", "locking", "dma", "mm", "device", "drivers", "check", "explore"},
+    "report": {"kernel", "locking", "dma", "mm", "device", "drivers", "check", "explore", "scenarios"},
 }
 
 

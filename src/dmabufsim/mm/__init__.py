@@ -1,0 +1,71 @@
+"""Memory: page frames, the allocator and reclaim, shrinkers, process address spaces, gup.
+
+Models ``mm/``: ``page_alloc.c``, ``shrinker.c``/``vmscan.c``, ``memory.c``,
+``mmap.c``, ``mprotect.c``, ``madvise.c``, ``gup.c`` and the core-mm side of
+``mmu_notifier.h``. Imports only ``kernel`` and ``locking``.
+"""
+
+from .gup import (
+    FOLL,
+    FOLL_GET,
+    FOLL_LONGTERM,
+    FOLL_PIN,
+    FOLL_WRITE,
+    get_user_pages,
+    get_user_pages_fast,
+    mark_page_accessed,
+    pin_user_pages,
+    pin_user_pages_fast,
+    put_page,
+    release_pages,
+    set_page_dirty,
+    set_page_dirty_lock,
+    unpin_user_page,
+    unpin_user_pages,
+    unpin_user_pages_dirty_lock,
+)
+from .memory import (
+    MADV_DONTNEED,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    TASK_SIZE,
+    MmapLock,
+    MmStruct,
+    Process,
+    Pte,
+    ShmemObject,
+    Vma,
+)
+from .notifier_hooks import (
+    MmuNotifierRange,
+    MmuNotifyEvent,
+    MmuSubscriber,
+    invalidate_range_end,
+    invalidate_range_start,
+)
+from .page import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    Page,
+    PageAllocator,
+    PageWatcher,
+    alloc_page,
+    free_page,
+    init_memory,
+    owner_name,
+    page_allocator,
+)
+from .shrinker import SHRINK_BATCH, SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker, ShrinkerRegistry
+
+__all__ = [
+    "FOLL", "FOLL_GET", "FOLL_LONGTERM", "FOLL_PIN", "FOLL_WRITE", "MADV_DONTNEED", "PAGE_SHIFT",
+    "PAGE_SIZE", "PROT_NONE", "PROT_READ", "PROT_WRITE", "SHRINK_BATCH", "SHRINK_EMPTY", "SHRINK_STOP",
+    "TASK_SIZE", "MmStruct", "MmapLock", "MmuNotifierRange", "MmuNotifyEvent", "MmuSubscriber", "Page",
+    "PageAllocator", "PageWatcher", "Process", "Pte", "ShmemObject", "ShrinkControl", "Shrinker",
+    "ShrinkerRegistry", "Vma", "alloc_page", "free_page", "get_user_pages", "get_user_pages_fast",
+    "init_memory", "invalidate_range_end", "invalidate_range_start", "mark_page_accessed", "owner_name",
+    "page_allocator", "pin_user_pages", "pin_user_pages_fast", "put_page", "release_pages",
+    "set_page_dirty", "set_page_dirty_lock", "unpin_user_page", "unpin_user_pages",
+    "unpin_user_pages_dirty_lock",
+]

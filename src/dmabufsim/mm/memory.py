@@ -1,0 +1,581 @@
+"""Process address spaces: VMAs, page tables, faults, fork with copy-on-write.
+
+Models ``struct mm_struct`` / ``struct vm_area_struct`` and the paths of
+``mm/mmap.c`` (``do_mmap``, ``do_munmap``), ``mm/memory.c``
+(``handle_mm_fault``, ``do_wp_page``/``wp_page_copy``, ``copy_page_range``,
+``zap_page_range``, ``exit_mmap``), ``mm/mprotect.c`` and ``mm/madvise.c``
+(``MADV_DONTNEED``). A :class:`Process` is the user side: it maps memory
+and reads and writes it by address.
+
+Rules:
+
+* R1 (locking): mmap/munmap/mprotect/fork/exit take ``mmap_lock`` for
+  write; faults and ``MADV_DONTNEED`` take it for read. ``handle_mm_fault``
+  and ``get_user_pages`` require it held (``lockdep_assert_held``).
+* R2 (faults populate): the first access to an anonymous page allocates a
+  frame (``GFP_KERNEL``, owner: the mm) under ``mmap_lock``; a shared
+  mapping's pages belong to its :class:`ShmemObject` and are found again by
+  every process sharing it.
+* R3 (fork / COW): ``fork`` shares private pages read-only between parent
+  and child (the parent's PTEs are write-protected inside a
+  ``PROTECTION_PAGE`` notifier bracket); a write to a shared page copies it
+  (``wp_page_copy``, inside a ``CLEAR`` bracket) unless the writer is its
+  only mapper. A pinned page (FOLL_PIN) is copied for the child at fork time
+  (``page_needs_cow_for_dma``), so the pinning parent keeps its page. When
+  the old page's owner leaves it, ownership passes to the first remaining
+  mapper: after the *parent* breaks COW, the old page belongs to the child.
+* R4 (permissions): a write through a mapping without ``PROT_WRITE`` or a
+  read without ``PROT_READ`` or an access outside every VMA raises
+  ``EFAULT`` (userspace would get SIGSEGV); nothing changes.
+* R5 (unmapping): munmap, DONTNEED and exit drop each PTE's reference; a
+  frame with no other reference (no pin, no gup reference, no other
+  mapper) is freed; a pinned frame survives until unpinned.
+* R6 (notifiers): every removal or downgrade of PTEs is bracketed by
+  ``invalidate_range_start`` / ``invalidate_range_end``
+  (:mod:`dmabufsim.mm.notifier_hooks`), under ``mmap_lock``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..kernel.errors import EFAULT, EINVAL, UsageError
+from ..kernel.gfp import GFP_KERNEL
+from ..kernel.runtime import Kernel, current_kernel
+from ..locking.annotations import MMAP_LOCK
+from ..locking.lockdep_map import lockdep_assert_held
+from ..locking.mutex import Mutex
+from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent, invalidate_range_end, invalidate_range_start
+from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator
+
+PROT_NONE = 0
+PROT_READ = 1
+PROT_WRITE = 2
+#: ``MADV_DONTNEED``: drop the pages of the range (they read back as zero / from shmem).
+MADV_DONTNEED = 4
+#: Top of the user address space (``TASK_SIZE`` on x86-64).
+TASK_SIZE = 1 << 47
+#: Where the model's ``mmap`` starts placing mappings.
+MMAP_BASE = 0x10_0000
+
+
+def _page_align(x: int) -> int:
+    return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+class MmapLock:
+    """``mmap_lock``: the rw_semaphore guarding an address space.
+
+    Adapter over the locking room: until ``locking/rwsem.py`` lands it is a
+    ``Mutex`` of lock class ``mmap_lock`` (readers then exclude each other:
+    more serialisation than the kernel, never less). Switch: build it on
+    ``RwSem(MMAP_LOCK)`` and forward the four calls.
+    """
+
+    __slots__ = ("_m", "dep_map", "oid")
+
+    def __init__(self) -> None:
+        self._m = Mutex(MMAP_LOCK)
+        self.dep_map = self._m.dep_map
+        self.oid = self._m.oid
+
+    def down_read(self) -> None:
+        """``mmap_read_lock``."""
+        self._m.lock()
+
+    def up_read(self) -> None:
+        """``mmap_read_unlock``."""
+        self._m.unlock()
+
+    def down_write(self) -> None:
+        """``mmap_write_lock``."""
+        self._m.lock()
+
+    def up_write(self) -> None:
+        """``mmap_write_unlock``."""
+        self._m.unlock()
+
+    def down_read_trylock(self) -> bool:
+        """``mmap_read_trylock``."""
+        return self._m.trylock()
+
+    def is_locked(self) -> bool:
+        return self._m.is_locked()
+
+
+class ShmemObject:
+    """A shared anonymous memory object (``shmem_file_setup`` behind ``MAP_SHARED|MAP_ANONYMOUS``).
+
+    Owns its frames (a kernel object owner); every mapping of it sees the
+    same pages.
+    """
+
+    def __init__(self, nr_pages: int, name: str = "shmem") -> None:
+        self.k = current_kernel()
+        self.oid = self.k.new_oid()
+        self.name = name
+        self.nr_pages = nr_pages
+        self.pages: dict[int, Page] = {}
+        #: Mappings (VMAs) using the object; the pages are freed with the last one.
+        self.users = 0
+
+    def find_or_alloc(self, pgoff: int, alloc: PageAllocator) -> Page:
+        """``shmem_get_folio``: the page at ``pgoff``, allocated on first use."""
+        page = self.pages.get(pgoff)
+        if page is None:
+            page = self.pages[pgoff] = alloc.alloc_page(GFP_KERNEL, self)
+        return page
+
+    def put_user(self) -> None:
+        """A mapping went away; the last one frees the object's pages (drops its references)."""
+        self.users -= 1
+        if self.users == 0:
+            for pgoff in sorted(self.pages):
+                pg = self.pages[pgoff]
+                pg.alloc.put_ref(pg)
+            self.pages.clear()
+
+
+class Vma:
+    """``struct vm_area_struct``: ``[start, end)`` with a protection, private or shared."""
+
+    __slots__ = ("end", "pgoff", "prot", "shmem", "start")
+
+    def __init__(self, start: int, end: int, prot: int, shmem: ShmemObject | None, pgoff: int = 0) -> None:
+        self.start = start
+        self.end = end
+        self.prot = prot
+        #: The shared object behind a MAP_SHARED mapping, None for private anonymous memory.
+        self.shmem = shmem
+        #: Page offset of ``start`` within ``shmem``.
+        self.pgoff = pgoff
+
+    @property
+    def shared(self) -> bool:
+        return self.shmem is not None
+
+    def __repr__(self) -> str:
+        p = ("r" if self.prot & PROT_READ else "-") + ("w" if self.prot & PROT_WRITE else "-")
+        return f"<Vma {self.start:#x}-{self.end:#x} {p}{'s' if self.shared else 'p'}>"
+
+
+class Pte:
+    """A user page-table entry: the frame and the hardware write bit."""
+
+    __slots__ = ("page", "writable")
+
+    def __init__(self, page: Page, writable: bool) -> None:
+        self.page = page
+        self.writable = writable
+
+
+class MmStruct:
+    """``struct mm_struct``: one address space (the owner of its anonymous pages).
+
+    Invariants: ``vmas`` sorted and disjoint; every PTE lies inside a VMA;
+    every PTE's page lists ``(self, address)`` in its ``rmap``.
+    """
+
+    def __init__(self, name: str = "mm", alloc: PageAllocator | None = None) -> None:
+        self.k: Kernel = current_kernel()
+        self.oid = self.k.new_oid()
+        self.name = name
+        self.alloc = alloc or page_allocator(self.k)
+        self.mmap_lock = MmapLock()
+        self.vmas: list[Vma] = []
+        #: Page tables: virtual page number -> PTE.
+        self.ptes: dict[int, Pte] = {}
+        #: Notifier subscribers (see notifier_hooks), in registration order.
+        self.subscribers: list[Any] = []
+        #: Invalidation ranges between start and end.
+        self.active_ranges: list[MmuNotifierRange] = []
+        self.stats_invalidations = 0
+        self.dead = False
+        self._next_addr = MMAP_BASE
+
+    def __repr__(self) -> str:
+        return f"<MmStruct {self.name}#{self.oid}{' dead' if self.dead else ''}>"
+
+    # ------------------------------------------------------------------ notifier subscriptions
+
+    def notifier_subscribe(self, sub: Any) -> None:
+        """Add a subscriber (the core of ``__mmu_notifier_register``; caller handles mmap_lock)."""
+        self.k.point("mmu_notifier_register", self.oid, True)
+        if self.dead:
+            raise UsageError(f"{self.name}: subscribing to a dead mm")
+        self.subscribers.append(sub)
+
+    def notifier_unsubscribe(self, sub: Any) -> None:
+        """Remove a subscriber (``mmu_notifier_unregister``)."""
+        self.k.point("mmu_notifier_unregister", self.oid, True)
+        if sub in self.subscribers:
+            self.subscribers.remove(sub)
+
+    # ------------------------------------------------------------------ lookup
+
+    def find_vma(self, addr: int) -> Vma | None:
+        """``vma_lookup``: the VMA containing ``addr``."""
+        for v in self.vmas:
+            if v.start <= addr < v.end:
+                return v
+            if v.start > addr:
+                break
+        return None
+
+    def lookup(self, addr: int) -> Page | None:
+        """The frame mapped at ``addr`` now (``follow_page`` without faulting), or None."""
+        pte = self.ptes.get(addr >> PAGE_SHIFT)
+        return pte.page if pte is not None else None
+
+    def maps_page_at(self, page: Page, addr: int) -> bool:
+        """Is ``page`` what this address space maps at ``addr``?"""
+        pte = self.ptes.get(addr >> PAGE_SHIFT)
+        return pte is not None and pte.page is page
+
+    # ------------------------------------------------------------------ mapping changes
+
+    def _split(self, addr: int) -> None:
+        """Split the VMA containing ``addr`` so that a VMA starts there."""
+        for i, v in enumerate(self.vmas):
+            if v.start < addr < v.end:
+                pgoff = v.pgoff + ((addr - v.start) >> PAGE_SHIFT)
+                right = Vma(addr, v.end, v.prot, v.shmem, pgoff)
+                if v.shmem is not None:
+                    v.shmem.users += 1
+                v.end = addr
+                self.vmas.insert(i + 1, right)
+                return
+
+    def _vmas_in(self, start: int, end: int) -> list[Vma]:
+        self._split(start)
+        self._split(end)
+        return [v for v in self.vmas if start <= v.start and v.end <= end]
+
+    def mmap(self, length: int, prot: int = PROT_READ | PROT_WRITE, *, shared: bool = False,
+             addr: int | None = None) -> int:
+        """``mmap(addr, length, prot, MAP_ANONYMOUS | MAP_PRIVATE/MAP_SHARED)``: returns the address."""
+        if length <= 0:
+            raise EINVAL(f"mmap: length {length}")
+        length = _page_align(length)
+        self.mmap_lock.down_write()
+        try:
+            self.k.point("mmap", self.oid, True)
+            if self.dead:
+                raise EFAULT("mmap on an exited mm")
+            if addr is None:
+                addr = self._next_addr
+                self._next_addr += length + PAGE_SIZE  # a guard gap between mappings
+            elif addr & (PAGE_SIZE - 1) or any(v.start < addr + length and addr < v.end for v in self.vmas):
+                raise EINVAL(f"mmap: address {addr:#x} unaligned or overlapping")
+            else:
+                self._next_addr = max(self._next_addr, addr + length + PAGE_SIZE)
+            shmem = ShmemObject(length >> PAGE_SHIFT, f"shmem@{self.name}") if shared else None
+            if shmem is not None:
+                shmem.users = 1
+            self.vmas.append(Vma(addr, addr + length, prot, shmem))
+            self.vmas.sort(key=lambda v: v.start)
+            return addr
+        finally:
+            self.mmap_lock.up_write()
+
+    def _zap(self, start: int, end: int) -> int:
+        """``zap_page_range``: drop the PTEs of ``[start, end)`` (R5). Returns the number zapped."""
+        n = 0
+        ptes = self.ptes
+        alloc = self.alloc
+        lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        if hi - lo > len(ptes):
+            vpns = sorted(v for v in ptes if lo <= v < hi)
+        else:
+            vpns = [v for v in range(lo, hi) if v in ptes]
+        for vpn in vpns:
+            pte = ptes.pop(vpn)
+            page = pte.page
+            self._rmap_remove(page, vpn << PAGE_SHIFT)
+            alloc.put_ref(page)
+            n += 1
+        return n
+
+    def _rmap_remove(self, page: Page, addr: int) -> None:
+        rmap = page.rmap
+        for i, (mm, a) in enumerate(rmap):
+            if mm is self and a == addr:
+                del rmap[i]
+                break
+        if page.owner is self and rmap:
+            # R3: the remaining mapper owns the page now.
+            page.owner = rmap[0][0]
+
+    def munmap(self, addr: int, length: int) -> None:
+        """``munmap``: remove the mappings of ``[addr, addr+length)`` (R1, R5, R6: UNMAP)."""
+        if addr & (PAGE_SIZE - 1) or length <= 0:
+            raise EINVAL(f"munmap({addr:#x}, {length})")
+        end = addr + _page_align(length)
+        self.mmap_lock.down_write()
+        try:
+            self.k.point("munmap", self.oid, True)
+            rng = MmuNotifierRange(self, addr, end, MmuNotifyEvent.UNMAP)
+            invalidate_range_start(rng)
+            self._zap(addr, end)
+            for v in self._vmas_in(addr, end):
+                self.vmas.remove(v)
+                if v.shmem is not None:
+                    v.shmem.put_user()
+            invalidate_range_end(rng)
+        finally:
+            self.mmap_lock.up_write()
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        """``mprotect``: change the protection of whole VMAs in the range (R6: PROTECTION_VMA)."""
+        if addr & (PAGE_SIZE - 1) or length <= 0:
+            raise EINVAL(f"mprotect({addr:#x}, {length})")
+        end = addr + _page_align(length)
+        self.mmap_lock.down_write()
+        try:
+            self.k.point("mprotect", self.oid, True)
+            vmas = self._vmas_in(addr, end)
+            covered = sum(v.end - v.start for v in vmas)
+            if covered != end - addr:
+                raise EFAULT(f"mprotect: [{addr:#x}, {end:#x}) is not fully mapped")
+            rng = MmuNotifierRange(self, addr, end, MmuNotifyEvent.PROTECTION_VMA)
+            invalidate_range_start(rng)
+            for v in vmas:
+                v.prot = prot
+                if not prot & PROT_WRITE:
+                    for vpn in range(v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT):
+                        pte = self.ptes.get(vpn)
+                        if pte is not None:
+                            pte.writable = False
+            invalidate_range_end(rng)
+        finally:
+            self.mmap_lock.up_write()
+
+    def madvise(self, addr: int, length: int, advice: int) -> None:
+        """``madvise(MADV_DONTNEED)``: drop the pages, keep the VMAs (R6: CLEAR)."""
+        if advice != MADV_DONTNEED:
+            raise EINVAL(f"madvise: advice {advice} is not modelled (only MADV_DONTNEED)")
+        end = addr + _page_align(length)
+        self.mmap_lock.down_read()
+        try:
+            self.k.point("madvise", self.oid, True)
+            rng = MmuNotifierRange(self, addr, end, MmuNotifyEvent.CLEAR)
+            invalidate_range_start(rng)
+            self._zap(addr, end)
+            invalidate_range_end(rng)
+        finally:
+            self.mmap_lock.up_read()
+
+    # ------------------------------------------------------------------ faults
+
+    def handle_mm_fault(self, addr: int, write: bool) -> Pte:
+        """``handle_mm_fault``: make ``addr`` accessible for the access, or raise EFAULT (R2-R4).
+
+        The caller holds ``mmap_lock`` (R1).
+        """
+        lockdep_assert_held(self.mmap_lock)
+        self.k.point("handle_mm_fault", self.oid, True)
+        vma = self.find_vma(addr)
+        if vma is None:
+            raise EFAULT(f"{self.name}: no mapping at {addr:#x}")
+        if write and not vma.prot & PROT_WRITE:
+            raise EFAULT(f"{self.name}: write to read-only {addr:#x}")
+        if not write and not vma.prot & PROT_READ:
+            raise EFAULT(f"{self.name}: read of inaccessible {addr:#x}")
+        vpn = addr >> PAGE_SHIFT
+        va = vpn << PAGE_SHIFT
+        pte = self.ptes.get(vpn)
+        if pte is None:
+            if vma.shmem is not None:
+                page = vma.shmem.find_or_alloc(vma.pgoff + ((va - vma.start) >> PAGE_SHIFT), self.alloc)
+                page.refcount += 1
+            else:
+                page = self.alloc.alloc_page(GFP_KERNEL, self)
+            page.rmap.append((self, va))
+            pte = self.ptes[vpn] = Pte(page, bool(vma.prot & PROT_WRITE) and (vma.shared or write))
+            return pte
+        if write and not pte.writable:
+            if vma.shared or len(pte.page.rmap) == 1:
+                pte.writable = True  # do_wp_page: reuse, the writer is the only mapper
+            else:
+                self._wp_page_copy(va, pte)
+        return pte
+
+    def _wp_page_copy(self, va: int, pte: Pte) -> None:
+        """``wp_page_copy``: give this mm its own copy of a COW-shared page (R3)."""
+        old = pte.page
+        new = self.alloc.alloc_page(GFP_KERNEL, self)
+        if old.data is not None:
+            new.data = dict(old.data)
+        rng = MmuNotifierRange(self, va, va + PAGE_SIZE, MmuNotifyEvent.CLEAR)
+        invalidate_range_start(rng)
+        pte.page = new
+        pte.writable = True
+        new.rmap.append((self, va))
+        self._rmap_remove(old, va)
+        self.alloc.put_ref(old)
+        invalidate_range_end(rng)
+
+    # ------------------------------------------------------------------ fork / exit
+
+    def dup_mmap(self, child_name: str) -> MmStruct:
+        """``dup_mmap`` (fork): a child address space sharing private pages copy-on-write (R3)."""
+        child = MmStruct(child_name, self.alloc)
+        self.mmap_lock.down_write()
+        try:
+            self.k.point("fork", self.oid, True)
+            if self.dead:
+                raise EFAULT("fork of an exited mm")
+            child._next_addr = self._next_addr
+            for v in self.vmas:
+                if v.shmem is not None:
+                    v.shmem.users += 1
+                child.vmas.append(Vma(v.start, v.end, v.prot, v.shmem, v.pgoff))
+                lo, hi = v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT
+                vpns = [n for n in range(lo, hi) if n in self.ptes] if hi - lo <= len(self.ptes) else \
+                    sorted(n for n in self.ptes if lo <= n < hi)
+                if not vpns:
+                    continue
+                rng = None
+                if v.shmem is None:
+                    rng = MmuNotifierRange(self, v.start, v.end, MmuNotifyEvent.PROTECTION_PAGE)
+                    invalidate_range_start(rng)
+                for vpn in vpns:
+                    pte = self.ptes[vpn]
+                    page = pte.page
+                    va = vpn << PAGE_SHIFT
+                    if v.shmem is not None:
+                        page.refcount += 1
+                        page.rmap.append((child, va))
+                        child.ptes[vpn] = Pte(page, pte.writable)
+                    elif page.pincount:
+                        # page_needs_cow_for_dma: the child gets its copy now.
+                        cp = self.alloc.alloc_page(GFP_KERNEL, child)
+                        if page.data is not None:
+                            cp.data = dict(page.data)
+                        cp.rmap.append((child, va))
+                        child.ptes[vpn] = Pte(cp, bool(v.prot & PROT_WRITE))
+                    else:
+                        page.refcount += 1
+                        page.rmap.append((child, va))
+                        pte.writable = False
+                        child.ptes[vpn] = Pte(page, False)
+                if rng is not None:
+                    invalidate_range_end(rng)
+            return child
+        finally:
+            self.mmap_lock.up_write()
+
+    def exit_mmap(self) -> None:
+        """``exit_mmap``: tear the address space down (R5, R6: RELEASE).
+
+        Subscribers with a ``release(mm)`` method get it first
+        (``mmu_notifier_release``), then every subscriber sees one RELEASE
+        bracket over the whole address space while the pages are unmapped;
+        then the subscriber list is emptied.
+        """
+        self.mmap_lock.down_write()
+        try:
+            self.k.point("exit_mmap", self.oid, True)
+            if self.dead:
+                return
+            for sub in list(self.subscribers):
+                rel = getattr(sub, "release", None)
+                if rel is not None:
+                    rel(self)
+            rng = MmuNotifierRange(self, 0, TASK_SIZE, MmuNotifyEvent.RELEASE)
+            invalidate_range_start(rng)
+            self._zap(0, TASK_SIZE)
+            for v in self.vmas:
+                if v.shmem is not None:
+                    v.shmem.put_user()
+            self.vmas.clear()
+            self.dead = True
+            invalidate_range_end(rng)
+            self.subscribers.clear()
+        finally:
+            self.mmap_lock.up_write()
+
+    # ------------------------------------------------------------------ user access
+
+    def _access(self, addr: int, write: bool) -> Pte:
+        """The PTE for a user access, faulting (under ``mmap_lock`` for read) as needed."""
+        pte = self.ptes.get(addr >> PAGE_SHIFT)
+        if pte is not None and (pte.writable or not write):
+            vma = self.find_vma(addr)
+            if vma is not None and vma.prot & (PROT_WRITE if write else PROT_READ):
+                return pte
+        self.mmap_lock.down_read()
+        try:
+            return self.handle_mm_fault(addr, write)
+        finally:
+            self.mmap_lock.up_read()
+
+    def write(self, addr: int, value: object) -> None:
+        """A user store of ``value`` at ``addr`` (faulting, breaking COW as needed; R4: EFAULT)."""
+        self.k.point("user_write", self.oid, True, f"{addr:#x}")
+        pte = self._access(addr, True)
+        pte.page.write(addr & (PAGE_SIZE - 1), value)
+
+    def read(self, addr: int) -> object:
+        """A user load from ``addr`` (R4: EFAULT)."""
+        self.k.point("user_read", self.oid, True, f"{addr:#x}")
+        pte = self._access(addr, False)
+        return pte.page.read(addr & (PAGE_SIZE - 1))
+
+
+class Process:
+    """A user process: a name and an address space (``struct task_struct`` + its ``mm``).
+
+    The user-facing calls are the system calls: :meth:`mmap`, :meth:`munmap`,
+    :meth:`mprotect`, :meth:`madvise`, :meth:`fork`, :meth:`exit`, plus
+    :meth:`read` / :meth:`write` for loads and stores.
+    """
+
+    def __init__(self, name: str = "proc", *, mm: MmStruct | None = None) -> None:
+        self.k = current_kernel()
+        self.name = name
+        self.mm = mm if mm is not None else MmStruct(name)
+        self.exited = False
+
+    def __repr__(self) -> str:
+        return f"<Process {self.name} {self.mm!r}>"
+
+    def mmap(self, length: int, prot: int = PROT_READ | PROT_WRITE, *, shared: bool = False,
+             addr: int | None = None) -> int:
+        """``mmap``: see :meth:`MmStruct.mmap`."""
+        return self.mm.mmap(length, prot, shared=shared, addr=addr)
+
+    def munmap(self, addr: int, length: int) -> None:
+        self.mm.munmap(addr, length)
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        self.mm.mprotect(addr, length, prot)
+
+    def madvise(self, addr: int, length: int, advice: int = MADV_DONTNEED) -> None:
+        self.mm.madvise(addr, length, advice)
+
+    def fork(self, name: str | None = None) -> Process:
+        """``fork``: a child process with a copy-on-write copy of the address space."""
+        child_name = name or f"{self.name}-child"
+        return Process(child_name, mm=self.mm.dup_mmap(child_name))
+
+    def exit(self) -> None:
+        """``do_exit``: tear down the address space."""
+        if self.exited:
+            raise UsageError(f"process {self.name} exited twice")
+        self.exited = True
+        self.mm.exit_mmap()
+
+    def read(self, addr: int) -> object:
+        return self.mm.read(addr)
+
+    def write(self, addr: int, value: object) -> None:
+        self.mm.write(addr, value)
+
+    def populate(self, addr: int, length: int, value: object | None = None) -> None:
+        """Touch every page of the range (write ``value`` at offset 0 of each when given, else read)."""
+        for a in range(addr, addr + _page_align(length), PAGE_SIZE):
+            if value is None:
+                self.mm.read(a)
+            else:
+                self.mm.write(a, value)

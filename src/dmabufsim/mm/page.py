@@ -1,0 +1,432 @@
+"""Page frames and the page allocator.
+
+Models ``struct page`` (``include/linux/mm_types.h``: ``_refcount``,
+``_mapcount``, the FOLL_PIN count, ``PG_dirty``, ``PG_referenced``) and the
+allocator of ``mm/page_alloc.c`` (``alloc_pages``, watermarks, the slow path
+that enters direct reclaim, ``should_fail_alloc_page`` fault injection).
+
+A frame is owned by a process's address space (an :class:`~dmabufsim.mm.MmStruct`),
+by a kernel object (any Python object: a buffer object, a shmem file), or
+is free. Every free and every reuse bumps the frame's *generation*, so a
+reference taken at generation ``g`` that meets a frame at another generation
+is stale: the isolation checker uses that to tell a DMA that lands in memory
+now belonging to someone else.
+
+Rules:
+
+* R1 (lifetime): a frame is freed exactly when its reference count drops to
+  zero; freeing clears dirty/accessed/data, sets the owner to free and bumps
+  the generation. Dropping a reference of a free frame is reported
+  (``assertion``: "put_page on a free page") and changes nothing.
+* R2 (allocation context): ``alloc_page`` calls ``might_alloc(gfp)``: an
+  allocation that may sleep (``GFP_KERNEL``/``GFP_NOFS``/``GFP_NOIO``) in
+  atomic context is ``sleep-in-atomic``; ``GFP_ATOMIC``/``GFP_NOWAIT`` never
+  sleep and never reclaim.
+* R3 (watermarks): above the low watermark an allocation succeeds at once.
+  At or below it, an allocation allowed to direct-reclaim (after the
+  thread's memalloc scopes, and not already inside reclaim: PF_MEMALLOC)
+  runs the shrinkers (:mod:`dmabufsim.mm.shrinker`) inside
+  ``fs_reclaim_acquire(gfp)`` ... ``fs_reclaim_release(gfp)`` with
+  ``current.in_reclaim`` raised, retrying while reclaim makes progress (once
+  only with ``__GFP_NORETRY``). Ordinary allocations may not take the last
+  ``min`` frames; ``GFP_ATOMIC`` (``__GFP_HIGH``) may. When nothing can be
+  had: ``ENOMEM``.
+* R4 (fault injection): ``fail_nth=n`` makes the n-th allocation of the
+  execution fail with ``ENOMEM``; ``fail_probability=p`` fails each
+  allocation with probability ``p`` drawn through ``Kernel.random`` (so the
+  schedule seed decides, and a replay repeats it).
+* R5 (device reachability, claim C14): a frame that an IOMMU mapping can
+  still reach (``page.dev_maps`` non-empty, maintained by the device room)
+  must not be dirtied, unpinned, released or freed; the isolation checker
+  (when installed as ``k.ext["isolation"]``) is told at each of those
+  points and reports ``dirty-while-mapped``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..kernel.errors import ENOMEM, UsageError
+from ..kernel.gfp import GFP, current_gfp_context, gfp_name
+from ..kernel.runtime import Kernel, current_kernel
+from ..locking.annotations import fs_reclaim_acquire, fs_reclaim_release, might_alloc, mmu_notifier_map
+
+if TYPE_CHECKING:
+    from .shrinker import ShrinkerRegistry
+
+PAGE_SHIFT = 12
+#: Bytes per page; addresses (user VAs, IOVAs, GPU VAs) are byte addresses.
+PAGE_SIZE = 1 << PAGE_SHIFT
+#: Reclaim passes before giving up while each pass still frees something
+#: (``MAX_RECLAIM_RETRIES`` in mm/page_alloc.c).
+MAX_RECLAIM_RETRIES = 16
+#: Frames of a machine when a scenario does not configure memory.
+DEFAULT_NR_PAGES = 4096
+
+
+class PageWatcher(Protocol):
+    """What the mm room tells the isolation checker (installed as ``k.ext["isolation"]``).
+
+    Contract: called synchronously on the thread doing the operation; it may
+    report findings but must never block, switch threads or raise.
+    """
+
+    def page_event(self, page: Page, event: str) -> None:
+        """``page`` is being dirtied/unpinned/released/freed (``event``) while ``page.dev_maps`` is non-empty."""
+
+
+def owner_name(owner: object) -> str:
+    """A printable name for a page owner (``mm:proc#12``, ``bo#7``, ``free``)."""
+    if owner is None:
+        return "free"
+    name = getattr(owner, "name", None) or type(owner).__name__
+    oid = getattr(owner, "oid", None)
+    return f"{name}#{oid}" if oid is not None else str(name)
+
+
+class Page:
+    """``struct page``: one page frame.
+
+    Invariants: ``owner is None`` iff the frame is free iff ``refcount == 0``;
+    ``refcount >= len(rmap) + pincount``; ``gen`` changes on every free and
+    every allocation; ``dev_maps`` lists the device mappings (IOMMU entries,
+    including stale IOTLB entries) through which a device can reach the frame.
+    """
+
+    __slots__ = (
+        "accessed",
+        "alloc",
+        "data",
+        "dev_maps",
+        "dirty",
+        "gen",
+        "gup_refs",
+        "oid",
+        "owner",
+        "pfn",
+        "pincount",
+        "refcount",
+        "rmap",
+    )
+
+    def __init__(self, alloc: PageAllocator, pfn: int, oid: int) -> None:
+        self.alloc = alloc
+        self.pfn = pfn
+        self.oid = oid
+        self.refcount = 0
+        #: FOLL_PIN references (``page_maybe_dma_pinned``); each also holds a reference.
+        self.pincount = 0
+        #: FOLL_GET references taken by get_user_pages and not yet put.
+        self.gup_refs = 0
+        self.dirty = False
+        self.accessed = False
+        self.owner: object | None = None
+        self.gen = 0
+        #: Page contents: offset within the page -> value (None = all zero).
+        self.data: dict[int, object] | None = None
+        #: Reverse map: (mm, user address) of every PTE mapping the frame.
+        self.rmap: list[tuple[Any, int]] = []
+        #: Device mappings that can reach the frame (maintained by the device room).
+        self.dev_maps: list[Any] = []
+
+    @property
+    def is_free(self) -> bool:
+        return self.owner is None
+
+    @property
+    def mapcount(self) -> int:
+        """``page_mapcount``: how many user PTEs map the frame."""
+        return len(self.rmap)
+
+    @property
+    def phys(self) -> int:
+        """``page_to_phys``: the frame's physical address."""
+        return self.pfn << PAGE_SHIFT
+
+    def read(self, offset: int = 0) -> object:
+        """The value stored at ``offset`` (0 if never written)."""
+        d = self.data
+        return 0 if d is None else d.get(offset, 0)
+
+    def write(self, offset: int, value: object) -> None:
+        """Store ``value`` at ``offset`` (the frame's contents; no bookkeeping)."""
+        d = self.data
+        if d is None:
+            d = self.data = {}
+        d[offset] = value
+
+    def get(self) -> None:
+        """``get_page``: take a reference (the frame must be allocated)."""
+        self.alloc.k.point("get_page", self.oid, True)
+        if self.owner is None:
+            self.alloc.bad_page(self, "get_page on a free page")
+            return
+        self.refcount += 1
+
+    def _notify(self, event: str) -> None:
+        w: PageWatcher | None = self.alloc.k.ext.get("isolation")
+        if w is not None:
+            w.page_event(self, event)
+
+    def set_dirty(self) -> None:
+        """``set_page_dirty``: the contents changed and must be written back (R5)."""
+        self.alloc.k.point("set_page_dirty", self.oid, True)
+        if self.dev_maps:
+            self._notify("dirty")
+        self.dirty = True
+
+    def mark_accessed(self) -> None:
+        """``mark_page_accessed``: set the referenced bit (LRU ageing)."""
+        self.alloc.k.point("mark_page_accessed", self.oid, True)
+        self.accessed = True
+
+    def put(self) -> None:
+        """``put_page``: a driver drops its reference (R1, R5)."""
+        self.alloc.k.point("put_page", self.oid, True)
+        if self.dev_maps and self.owner is not None:
+            self._notify("released")
+        if self.gup_refs > 0:
+            self.gup_refs -= 1
+        self.alloc.put_ref(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Page pfn={self.pfn} gen={self.gen} owner={owner_name(self.owner)} ref={self.refcount} "
+            f"pin={self.pincount} map={len(self.rmap)}{' dirty' if self.dirty else ''}>"
+        )
+
+
+class AllocStats:
+    """Counters of one allocator (``/proc/vmstat``-like)."""
+
+    __slots__ = ("allocs", "direct_reclaims", "failed", "frees", "injected", "reclaimed")
+
+    def __init__(self) -> None:
+        self.allocs = 0
+        self.frees = 0
+        self.failed = 0
+        self.injected = 0
+        self.direct_reclaims = 0
+        self.reclaimed = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {s: getattr(self, s) for s in self.__slots__}
+
+
+class PageAllocator:
+    """The buddy allocator of one machine, reduced to order-0 pages (``alloc_page``).
+
+    Frames are created lazily (a machine of a million frames costs nothing
+    until they are used); freed frames are reused last-freed-first, as the
+    per-cpu free lists do, which makes use-after-free reuse likely -- the
+    case the isolation checker is for.
+    """
+
+    def __init__(
+        self,
+        nr_pages: int = DEFAULT_NR_PAGES,
+        *,
+        low: int | None = None,
+        min: int | None = None,
+        fail_nth: int = 0,
+        fail_probability: float = 0.0,
+    ) -> None:
+        if nr_pages <= 0:
+            raise UsageError(f"nr_pages must be positive, got {nr_pages}")
+        self.k: Kernel = current_kernel()
+        self.oid = self.k.new_oid()
+        self.nr_pages = nr_pages
+        #: Low watermark: at or below it, allocations that may reclaim do so (R3).
+        self.low = low if low is not None else max(1, nr_pages // 32)
+        #: Min watermark: frames only __GFP_HIGH (atomic) allocations may take.
+        self.min = min if min is not None else self.low // 2
+        if not 0 <= self.min <= self.low < nr_pages:
+            raise UsageError(f"need 0 <= min ({self.min}) <= low ({self.low}) < nr_pages ({nr_pages})")
+        self.fail_nth = fail_nth
+        self.fail_probability = fail_probability
+        self._nr_allocs = 0
+        self._free: list[Page] = []
+        self._never_used = 0
+        #: Every frame created so far, by pfn (index = pfn).
+        self.frames: list[Page] = []
+        self.stats = AllocStats()
+        self._shrinkers: ShrinkerRegistry | None = None
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def nr_free(self) -> int:
+        """Free frames (``NR_FREE_PAGES``)."""
+        return len(self._free) + (self.nr_pages - self._never_used)
+
+    @property
+    def shrinkers(self) -> ShrinkerRegistry:
+        """The machine's registered shrinkers."""
+        if self._shrinkers is None:
+            from .shrinker import ShrinkerRegistry
+
+            self._shrinkers = ShrinkerRegistry(self.k)
+        return self._shrinkers
+
+    def pfn_to_page(self, pfn: int) -> Page | None:
+        """``pfn_to_page``: the frame, or None for a pfn never handed out or out of range."""
+        return self.frames[pfn] if 0 <= pfn < len(self.frames) else None
+
+    def bad_page(self, page: Page, what: str) -> None:
+        """``bad_page``: report a refcount misuse (R1)."""
+        self.k.report(
+            "assertion",
+            f"BUG: Bad page state: {what}",
+            details={"pfn": page.pfn, "gen": page.gen, "refcount": page.refcount},
+            rule="page_alloc R1: references of a free frame",
+            signature=f"bad-page:{what}:{page.pfn}",
+        )
+
+    # ------------------------------------------------------------------ allocation
+
+    def _should_fail(self) -> bool:
+        self._nr_allocs += 1
+        if self.fail_nth and self._nr_allocs == self.fail_nth:
+            return True
+        p = self.fail_probability
+        return p > 0.0 and self.k.random(1_000_000) < int(p * 1_000_000)
+
+    def _take(self, owner: object) -> Page:
+        if self._free:
+            page = self._free.pop()
+        else:
+            pfn = self._never_used
+            self._never_used += 1
+            page = Page(self, pfn, self.k.new_oid())
+            self.frames.append(page)
+        page.owner = owner
+        page.refcount = 1
+        page.gen += 1
+        self.stats.allocs += 1
+        return page
+
+    def alloc_page(self, gfp: GFP, owner: object) -> Page:
+        """``alloc_page(gfp)``: a frame owned by ``owner`` with one reference (R2-R4)."""
+        if owner is None:
+            raise UsageError("alloc_page needs an owner (an MmStruct or a kernel object)")
+        k = self.k
+        might_alloc(gfp)
+        g = current_gfp_context(gfp)
+        t = k.current
+        may_reclaim = bool(g & GFP.DIRECT_RECLAIM) and t.in_reclaim == 0
+        if may_reclaim:
+            # fs_reclaim_acquire also annotates that reclaim may invalidate
+            # mappings through mmu notifiers (KERNEL.md 5.3/5.4).
+            m = mmu_notifier_map()
+            m.acquire()
+            m.release()
+        k.point("alloc_page", self.oid, True, gfp_name(gfp))
+        if self._should_fail():
+            self.stats.injected += 1
+            self.stats.failed += 1
+            raise ENOMEM(f"alloc_page({gfp_name(gfp)}): injected failure (allocation #{self._nr_allocs})")
+        if self.nr_free > self.low:
+            return self._take(owner)
+        if may_reclaim:
+            tries = 1 if g & GFP.NORETRY else MAX_RECLAIM_RETRIES
+            for _ in range(tries):
+                freed = self.direct_reclaim(gfp, 2 * self.low + 1 - self.nr_free)
+                if self.nr_free > self.low or freed == 0:
+                    break
+        reserve = 0 if g & GFP.HIGH else self.min
+        if self.nr_free > reserve:
+            return self._take(owner)
+        self.stats.failed += 1
+        raise ENOMEM(f"alloc_page({gfp_name(gfp)}): out of memory ({self.nr_free} free, reserve {reserve})")
+
+    def direct_reclaim(self, gfp: GFP, nr_to_reclaim: int) -> int:
+        """``__perform_reclaim``: run the shrinkers inside fs_reclaim (R3). Returns frames freed."""
+        k = self.k
+        t = k.current
+        self.stats.direct_reclaims += 1
+        before = self.nr_free
+        took = fs_reclaim_acquire(gfp)
+        t.in_reclaim += 1
+        try:
+            if self._shrinkers is not None:
+                self._shrinkers.shrink_slab(gfp, max(1, nr_to_reclaim))
+        finally:
+            t.in_reclaim -= 1
+            if took:
+                fs_reclaim_release(gfp)
+        freed = max(0, self.nr_free - before)
+        self.stats.reclaimed += freed
+        return freed
+
+    # ------------------------------------------------------------------ freeing
+
+    def put_ref(self, page: Page) -> None:
+        """Drop one reference; free the frame at zero (R1). Not a scheduling point."""
+        if page.owner is None or page.refcount <= 0:
+            self.bad_page(page, "put_page on a free page")
+            return
+        page.refcount -= 1
+        if page.refcount == 0:
+            self._free_page(page)
+
+    def _free_page(self, page: Page) -> None:
+        if page.dev_maps:
+            page._notify("freed")
+        if page.pincount:
+            self.bad_page(page, "freeing a pinned page")
+            page.pincount = 0
+        page.owner = None
+        page.gen += 1
+        page.dirty = False
+        page.accessed = False
+        page.data = None
+        page.gup_refs = 0
+        self.stats.frees += 1
+        self._free.append(page)
+
+    def free_page(self, page: Page) -> None:
+        """``__free_page``: drop the owner's reference (a kernel object freeing its frame)."""
+        self.k.point("free_page", page.oid, True)
+        self.put_ref(page)
+
+    def statistics(self) -> dict[str, int]:
+        """Counters plus the current number of free frames."""
+        d = self.stats.as_dict()
+        d["nr_free"] = self.nr_free
+        d["nr_pages"] = self.nr_pages
+        return d
+
+
+def init_memory(nr_pages: int = DEFAULT_NR_PAGES, **kw: Any) -> PageAllocator:
+    """Configure this machine's memory (call once, early in the scenario).
+
+    Keyword arguments are those of :class:`PageAllocator` (``low``, ``min``,
+    ``fail_nth``, ``fail_probability``).
+    """
+    k = current_kernel()
+    if "mm.alloc" in k.ext:
+        raise UsageError("init_memory() called twice, or after the first allocation of this execution")
+    a = k.ext["mm.alloc"] = PageAllocator(nr_pages, **kw)
+    return a
+
+
+def page_allocator(k: Kernel | None = None) -> PageAllocator:
+    """The machine's allocator; created on first use from ``Config.options["mm"]`` (a dict of
+    :class:`PageAllocator` keyword arguments, ``nr_pages`` included) when the scenario did not
+    call :func:`init_memory`."""
+    k = k or current_kernel()
+    a: PageAllocator | None = k.ext.get("mm.alloc")
+    if a is None:
+        opts = dict(k.config.options.get("mm", {}))
+        a = k.ext["mm.alloc"] = PageAllocator(**opts)
+    return a
+
+
+def alloc_page(gfp: GFP, owner: object) -> Page:
+    """``alloc_page(gfp)`` on the running machine; see :meth:`PageAllocator.alloc_page`."""
+    return page_allocator().alloc_page(gfp, owner)
+
+
+def free_page(page: Page) -> None:
+    """``__free_page`` on the running machine."""
+    page.alloc.free_page(page)
