@@ -12,6 +12,7 @@ ALLOWED = {
     "kernel": set(),
     "locking": {"kernel"},
     "mm": {"kernel", "locking"},
+    "dma": {"kernel", "locking"},
     "device": {"kernel", "locking", "mm", "dma"},
     "check": {"kernel", "locking", "mm", "device", "dma"},
     # The catalog and the reports may use every model room; report also reads the catalog.

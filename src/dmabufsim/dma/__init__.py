@@ -1,0 +1,34 @@
+"""dma: fences, fence containers, reservation objects (``drivers/dma-buf/``).
+
+``import dmabufsim.dma as dma``; see ``docs/fences.md``.
+"""
+
+from . import fence_chain, fence_unwrap
+from .fence import (
+    DMA_FENCE_FLAG_USER_BITS,
+    LONG_MAX,
+    DmaFence,
+    DmaFenceCb,
+    FenceContext,
+    FenceOps,
+    NamedFenceOps,
+    allocate_private_stub,
+    context_alloc,
+    depended_fences,
+    get_stub,
+    later,
+    seqno_is_later,
+    wait_any,
+    wait_any_timeout,
+)
+from .fence_array import DmaFenceArray, array_create, is_array, is_container, match_context
+from .fence_chain import DmaFenceChain, find_seqno, is_chain
+from .fence_unwrap import merge, unwrap
+
+__all__ = [
+    "DMA_FENCE_FLAG_USER_BITS", "LONG_MAX", "DmaFence", "DmaFenceArray", "DmaFenceCb", "DmaFenceChain",
+    "FenceContext", "FenceOps", "NamedFenceOps", "allocate_private_stub", "array_create", "context_alloc",
+    "depended_fences", "fence_chain", "fence_unwrap", "find_seqno", "get_stub", "is_array", "is_chain",
+    "is_container", "later", "match_context", "merge", "seqno_is_later", "unwrap", "wait_any",
+    "wait_any_timeout",
+]

@@ -1,0 +1,846 @@
+"""Models ``drivers/dma-buf/dma-fence.c`` (``struct dma_fence``, Linux 6.12).
+
+A fence is the promise that some work (a GPU job, a copy, a page-table
+update) will complete. It goes from unsignalled to signalled exactly once;
+whoever depends on the work waits on the fence or hangs a callback on it.
+
+Rules:
+
+* R1 (init): a fence has ops naming its driver and its timeline, a lock
+  (a :class:`SpinLock`, possibly shared by every fence of a timeline), a
+  context and a seqno. Contexts come from :func:`context_alloc`, which never
+  hands out 0 (the stub fence's context) and is per execution.
+* R2 (signal once): ``signal()`` moves the fence to signalled, stores the
+  timestamp and runs the callbacks. A second explicit ``signal()`` is refused
+  the kernel's way (returns ``-EINVAL``, nothing runs again) and is a
+  ``fence-double-signal`` finding: two completion paths both believed they
+  owned the fence. Opportunistic signalling (``is_signaled`` through
+  ``ops.signaled``, ``enable_signaling`` returning False) never counts as
+  the first owner of the fence.
+* R3 (callbacks): callbacks run in FIFO order in the *signaller's* context
+  with the fence lock held and interrupts off: they are atomic, and hardirq
+  when the signaller is an interrupt handler (``k.raise_irq``). A callback
+  that sleeps is ``sleep-in-atomic`` (runtime R5).
+* R4 (late callbacks): ``add_callback`` on a signalled fence raises
+  ``ENOENT`` and never calls the callback; ``remove_callback`` returns
+  whether the callback was still queued (it then never runs).
+* R5 (errors): ``set_error`` only before signalling, with ``-4095 <= err < 0``;
+  anything else is a kernel WARN (``assertion`` finding) and is ignored.
+* R6 (waits): ``wait_timeout`` may sleep (``might_sleep``) and is a fence
+  wait for lockdep (``dma_fence_might_wait``: every lock held now is ordered
+  before ``dma_fence_map``). It returns the time left (>= 1), 0 on timeout,
+  and raises ``ERESTARTSYS`` when interruptible and a signal is pending;
+  a negative timeout is ``EINVAL``.
+* R7 (signalling sections): ``signal()`` runs inside
+  ``dma_fence_begin_signalling()`` / ``end``, so what it does (and what its
+  callbacks do) is ordered after ``dma_fence_map``: a GFP_KERNEL allocation
+  or a resv lock taken there closes a cycle lockdep reports.
+* R8 (never signalled): a fence that something depended on (a waiter, a
+  callback, a reservation object) and that is still unsignalled when the
+  execution ends is a ``fence-never-signalled`` finding (cross-driver
+  contract rule 1: fences complete in reasonable time).
+* R9 (release): dropping the last reference of an unsignalled fence with
+  callbacks still queued is a WARN ("released with pending signals"); the
+  fence is then signalled with ``-EDEADLK`` so that nobody hangs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
+from ..kernel.runtime import Kernel, current_kernel, register_extension
+from ..kernel.thread import KThread
+from ..locking.annotations import dma_fence_begin_signalling, dma_fence_end_signalling, dma_fence_might_wait
+from ..locking.lockdep_map import lockdep_assert_held
+from ..locking.spinlock import SpinLock
+
+#: Flag bits of ``fence.flags`` (``enum dma_fence_flag_bits``).
+DMA_FENCE_FLAG_SIGNALED_BIT = 0
+DMA_FENCE_FLAG_TIMESTAMP_BIT = 1
+DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT = 2
+#: First bit a driver may use for its own purposes.
+DMA_FENCE_FLAG_USER_BITS = 3
+
+SIGNALED = 1 << DMA_FENCE_FLAG_SIGNALED_BIT
+TIMESTAMP = 1 << DMA_FENCE_FLAG_TIMESTAMP_BIT
+ENABLE_SIGNAL = 1 << DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT
+#: Model-private bits (above any bit a driver model would use).
+_EXPLICIT = 1 << 30  #: signalled by an explicit signal() (R2 owner)
+_DEPENDED = 1 << 31  #: something waited on / hooked a callback on / published it (R8)
+
+#: ``LONG_MAX``: what ``schedule_timeout(MAX_SCHEDULE_TIMEOUT)`` returns, so
+#: an unbounded wait that succeeds returns it as its "remaining time".
+LONG_MAX = (1 << 63) - 1
+#: ``MAX_ERRNO``: ``set_error`` accepts ``-MAX_ERRNO <= err < 0``.
+MAX_ERRNO = 4095
+_EINVAL = -EINVAL.errno_value
+_EDEADLK = -35
+
+#: Lock class of the per-fence spinlock created when no lock is passed.
+FENCE_LOCK_CLASS = "dma_fence.lock"
+
+
+class FenceOps:
+    """``struct dma_fence_ops``: what a driver provides for its fences.
+
+    Extension contract (subclass and override):
+
+    * MUST override :meth:`get_driver_name` and :meth:`get_timeline_name`
+      (R1); they must not touch model state.
+    * :meth:`enable_signaling` is called at most once per fence, with the
+      fence lock held and interrupts off (atomic). It arms whatever will
+      call ``fence.signal()`` later (an interrupt, a callback on another
+      fence) and returns True; it returns False when the fence is already
+      complete (it may ``set_error`` first), and the fence is then signalled.
+      It MUST NEVER sleep, allocate with GFP_KERNEL, take the fence's own
+      lock, or call ``signal()`` (it holds the lock: use the ``_locked``
+      variant, or return False).
+    * :meth:`signaled` is a lock-free poll of the hardware ("has seqno N
+      passed?"); it may be called from any context, MUST NEVER sleep or
+      take locks, and must stay true once true.
+    * :meth:`wait` replaces the default wait (deprecated in the kernel;
+      the selftests' mock fence uses it). It must return like
+      ``dma_fence_wait_timeout`` (remaining, 0, or a negative errno) and
+      raise ``ERESTARTSYS`` for an interrupted interruptible wait.
+    * :meth:`release` runs at the last ``put()``: free driver state; it MUST
+      NEVER signal or wait.
+    * ``use_64bit_seqno``: seqnos compare as 64-bit (no wrap-around).
+    """
+
+    #: Compare seqnos as plain 64-bit numbers instead of 32-bit wrap-around.
+    use_64bit_seqno: bool = False
+    #: True only for the container ops (array, chain): ``dma_fence_is_container``.
+    container: bool = False
+
+    def get_driver_name(self, fence: DmaFence) -> str:
+        """``get_driver_name`` (mandatory)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_driver_name (dma_fence R1)")
+
+    def get_timeline_name(self, fence: DmaFence) -> str:
+        """``get_timeline_name`` (mandatory)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_timeline_name (dma_fence R1)")
+
+    def enable_signaling(self, fence: DmaFence) -> bool:
+        """``enable_signaling`` (optional): the default has nothing to arm."""
+        return True
+
+    def signaled(self, fence: DmaFence) -> bool:
+        """``signaled`` (optional): the default cannot poll, so answers False."""
+        return False
+
+    def wait(self, fence: DmaFence, intr: bool, timeout: int | None) -> int:
+        """``wait`` (optional): the default is :meth:`DmaFence.default_wait`."""
+        return fence.default_wait(intr, timeout)
+
+    def release(self, fence: DmaFence) -> None:
+        """``release`` (optional): nothing to free by default."""
+
+    def set_deadline(self, fence: DmaFence, deadline: int) -> None:
+        """``set_deadline`` (optional hint): ignored by default."""
+
+
+class NamedFenceOps(FenceOps):
+    """Ops with fixed driver and timeline names and otherwise default behaviour."""
+
+    __slots__ = ("driver", "timeline")
+
+    def __init__(self, driver: str = "dmabufsim", timeline: str = "timeline") -> None:
+        self.driver = driver
+        self.timeline = timeline
+
+    def get_driver_name(self, fence: DmaFence) -> str:
+        return self.driver
+
+    def get_timeline_name(self, fence: DmaFence) -> str:
+        return self.timeline
+
+
+class StubFenceOps(FenceOps):
+    """``dma_fence_stub_ops``: the always-signalled stub."""
+
+    def get_driver_name(self, fence: DmaFence) -> str:
+        return "stub"
+
+    def get_timeline_name(self, fence: DmaFence) -> str:
+        return "stub"
+
+
+_DEFAULT_OPS = NamedFenceOps()
+_STUB_OPS = StubFenceOps()
+
+
+class DmaFenceCb:
+    """``struct dma_fence_cb``: a callback slot, queued on at most one fence at a time.
+
+    ``func(fence, cb)`` runs in the signaller's context, atomic (R3).
+    """
+
+    __slots__ = ("func", "queued")
+
+    def __init__(self, func: Callable[[DmaFence, DmaFenceCb], object]) -> None:
+        self.func = func
+        #: The fence this callback is queued on, or None (never queued, ran, removed).
+        self.queued: DmaFence | None = None
+
+
+class _FenceState:
+    """Per-execution bookkeeping of the fence room (installed at every run)."""
+
+    __slots__ = ("depended", "k", "next_context", "stub")
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        #: Context 0 belongs to the stub fence (6.12 starts handing out at 1).
+        self.next_context = 1
+        self.stub: DmaFence | None = None
+        #: Fences something depended on, in the order that first happened (R8).
+        self.depended: list[DmaFence] = []
+
+    def check_never_signalled(self) -> None:
+        """R8, run at the end of the execution."""
+        for f in self.depended:
+            if f.flags & SIGNALED:
+                continue
+            drv, tl = f.driver_name, f.timeline_name
+            self.k.report(
+                "fence-never-signalled",
+                f"dma_fence {drv}:{tl} {f.context}:{f.seqno} never signalled",
+                details={
+                    "driver": drv,
+                    "timeline": tl,
+                    "context": f.context,
+                    "seqno": f.seqno,
+                    "callbacks": len(f.cb_list or ()),
+                    "fence": f.oid,
+                },
+                rule="dma_fence R8: a fence something depends on must signal in reasonable time",
+                signature=f"fence-never-signalled:{drv}:{tl}:{f.context}:{f.seqno}",
+                threads=(),
+            )
+
+
+def _setup(k: Kernel) -> None:
+    st = _FenceState(k)
+    k.ext["dma_fence"] = st
+    k.at_exit.append(st.check_never_signalled)
+
+
+register_extension("dma_fence", _setup)
+
+
+def _state(k: Kernel) -> _FenceState:
+    st: _FenceState | None = k.ext.get("dma_fence")
+    if st is None:  # a Kernel started before this module was imported
+        _setup(k)
+        st = k.ext["dma_fence"]
+    return st
+
+
+def context_alloc(num: int = 1) -> int:
+    """``dma_fence_context_alloc``: the first of ``num`` fresh consecutive contexts (R1)."""
+    if num <= 0:
+        raise UsageError(f"dma_fence_context_alloc({num}): need at least one context")
+    st = _state(current_kernel())
+    first = st.next_context
+    st.next_context += num
+    return first
+
+
+class DmaFence:
+    """``struct dma_fence``: a one-shot completion with callbacks and waiters.
+
+    State machine (``flags``)::
+
+        unsignalled ──enable_signaling (add_callback, wait)──▶ unsignalled + ENABLE_SIGNAL
+             │                                                   │
+             └───────────── signal(): SIGNALED, TIMESTAMP, run callbacks FIFO ◀──┘
+                                          │ second signal(): -EINVAL, finding (R2)
+                                          ▼
+                                      signalled (final; callbacks list gone)
+
+    ``error`` may be set only while unsignalled (R5). ``cb_list`` is None once
+    signalled (the kernel reuses its storage for the timestamp).
+    """
+
+    __slots__ = (
+        "cb_list",
+        "context",
+        "error",
+        "flags",
+        "k",
+        "lock",
+        "oid",
+        "ops",
+        "refcount",
+        "seqno",
+        "timestamp",
+    )
+
+    def __init__(
+        self,
+        ops: FenceOps | None = None,
+        lock: SpinLock | None = None,
+        context: int = 0,
+        seqno: int = 0,
+    ) -> None:
+        """``dma_fence_init(fence, ops, lock, context, seqno)``.
+
+        Without ``lock`` the fence gets its own spinlock (class
+        ``dma_fence.lock``); without ``ops`` it gets named default ops.
+        """
+        k = current_kernel()
+        self.k = k
+        self.oid = k.new_oid()
+        self.ops = ops if ops is not None else _DEFAULT_OPS
+        self.lock = lock if lock is not None else SpinLock(FENCE_LOCK_CLASS)
+        self.context = context
+        self.seqno = seqno
+        self.flags = 0
+        #: 0 or a negative errno (R5).
+        self.error = 0
+        self.refcount = 1
+        self.timestamp = 0
+        # Invariant: cb_list is None iff SIGNALED is set.
+        self.cb_list: list[DmaFenceCb] | None = []
+
+    # ------------------------------------------------------------------ names
+
+    @property
+    def driver_name(self) -> str:
+        return self.ops.get_driver_name(self)
+
+    @property
+    def timeline_name(self) -> str:
+        return self.ops.get_timeline_name(self)
+
+    @property
+    def signaled_flag(self) -> bool:
+        """The SIGNALED bit, read without a scheduling point (for invariants and tests)."""
+        return bool(self.flags & SIGNALED)
+
+    def __repr__(self) -> str:
+        state = "signalled" if self.flags & SIGNALED else "pending"
+        return f"<DmaFence #{self.oid} {self.timeline_name} {self.context}:{self.seqno} {state}>"
+
+    # ------------------------------------------------------------------ refcount
+
+    def get(self) -> DmaFence:
+        """``dma_fence_get``: one more reference; returns the fence."""
+        self.refcount += 1
+        return self
+
+    def get_rcu(self) -> DmaFence | None:
+        """``dma_fence_get_rcu``: get unless the count already reached zero."""
+        if self.refcount <= 0:
+            return None
+        self.refcount += 1
+        return self
+
+    def put(self) -> None:
+        """``dma_fence_put``: drop a reference; the last one releases the fence (R9)."""
+        self.refcount -= 1
+        if self.refcount > 0:
+            return
+        if self.refcount < 0:
+            self.k.report(
+                "assertion",
+                "refcount_t: underflow; use-after-free.",
+                details={"fence": self.oid, "timeline": self.timeline_name},
+                rule="dma_fence: one put per reference",
+                signature=f"dma-fence-underflow:{self.timeline_name}:{self.context}:{self.seqno}",
+            )
+            return
+        self._release()
+
+    def _release(self) -> None:
+        if not (self.flags & SIGNALED) and self.cb_list:
+            drv, tl = self.driver_name, self.timeline_name
+            self.k.report(
+                "assertion",
+                f"WARNING: Fence {drv}:{tl}:{self.context}:{self.seqno} released with pending signals!",
+                details={"fence": self.oid, "driver": drv, "timeline": tl, "callbacks": len(self.cb_list)},
+                rule="dma_fence R9: release with callbacks queued on an unsignalled fence",
+                signature=f"dma-fence-release-pending:{drv}:{tl}:{self.context}:{self.seqno}",
+            )
+            flags = self.lock.lock_irqsave()
+            self.error = _EDEADLK
+            self._signal_locked(self.k.now, False)
+            self.lock.unlock_irqrestore(flags)
+        self.ops.release(self)
+
+    # ------------------------------------------------------------------ signalling
+
+    def _signal_locked(self, ts: int, explicit: bool) -> int:
+        """``dma_fence_signal_timestamp_locked`` (lock held). Returns 0 or -EINVAL."""
+        flags = self.flags
+        if flags & SIGNALED:
+            if explicit:
+                if flags & _EXPLICIT:
+                    self._double_signal()
+                else:
+                    self.flags = flags | _EXPLICIT
+            return _EINVAL
+        cbs = self.cb_list
+        self.cb_list = None
+        self.timestamp = ts
+        self.flags = flags | SIGNALED | TIMESTAMP | (_EXPLICIT if explicit else 0)
+        if cbs:
+            for cb in cbs:
+                cb.queued = None
+                cb.func(self, cb)
+        return 0
+
+    def _double_signal(self) -> None:
+        drv, tl = self.driver_name, self.timeline_name
+        self.k.report(
+            "fence-double-signal",
+            f"dma_fence {drv}:{tl} {self.context}:{self.seqno} signalled twice",
+            details={
+                "driver": drv,
+                "timeline": tl,
+                "context": self.context,
+                "seqno": self.seqno,
+                "first_signalled_at": self.timestamp,
+                "fence": self.oid,
+            },
+            rule="dma_fence R2: a fence is signalled exactly once",
+            signature=f"fence-double-signal:{drv}:{tl}:{self.context}:{self.seqno}",
+        )
+
+    def signal_timestamp(self, timestamp: int) -> int:
+        """``dma_fence_signal_timestamp``: signal with a given virtual timestamp (ns).
+
+        Returns 0, or ``-EINVAL`` if the fence was already signalled (R2).
+        Runs inside a fence-signalling section (R7); callbacks run under the
+        fence lock with interrupts off (R3).
+        """
+        k = self.k
+        k.point("dma_fence_signal", self.oid, True)
+        cookie = dma_fence_begin_signalling()
+        lock = self.lock
+        lock.lock_irqsave()
+        try:
+            ret = self._signal_locked(timestamp, True)
+        finally:
+            lock.unlock_irqrestore()
+            dma_fence_end_signalling(cookie)
+        return ret
+
+    def signal(self) -> int:
+        """``dma_fence_signal``: signal now. Returns 0, or ``-EINVAL`` if already signalled (R2)."""
+        return self.signal_timestamp(self.k.now)
+
+    def signal_timestamp_locked(self, timestamp: int) -> int:
+        """``dma_fence_signal_timestamp_locked``: the caller holds ``fence.lock``."""
+        k = self.k
+        k.point("dma_fence_signal", self.oid, True)
+        lockdep_assert_held(self.lock)
+        return self._signal_locked(timestamp, True)
+
+    def signal_locked(self) -> int:
+        """``dma_fence_signal_locked``: the caller holds ``fence.lock``."""
+        return self.signal_timestamp_locked(self.k.now)
+
+    def set_error(self, error: int) -> None:
+        """``dma_fence_set_error``: record a negative errno before signalling (R5)."""
+        if self.flags & SIGNALED or not (-MAX_ERRNO <= error < 0):
+            why = "already signalled" if self.flags & SIGNALED else f"error {error} not in [-{MAX_ERRNO}, -1]"
+            self.k.report(
+                "assertion",
+                f"WARNING: dma_fence_set_error: {why}",
+                details={"fence": self.oid, "error": error, "signalled": bool(self.flags & SIGNALED)},
+                rule="dma_fence R5: set_error only before signalling, with a negative errno",
+                signature=f"dma-fence-set-error:{self.timeline_name}:{why}",
+            )
+            return
+        self.error = error
+
+    def get_status_locked(self) -> int:
+        """``dma_fence_get_status_locked``: 0 pending, 1 signalled, or the error."""
+        if self._is_signaled_locked():
+            return self.error or 1
+        return 0
+
+    def get_status(self) -> int:
+        """``dma_fence_get_status``: 0 pending, 1 signalled, or the (negative) error."""
+        self.k.point("dma_fence_get_status", self.oid, False)
+        lock = self.lock
+        lock.lock_irqsave()
+        try:
+            return self.get_status_locked()
+        finally:
+            lock.unlock_irqrestore()
+
+    def _is_signaled_locked(self) -> bool:
+        if self.flags & SIGNALED:
+            return True
+        if self.ops.signaled(self):
+            self._signal_locked(self.k.now, False)
+            return True
+        return False
+
+    def is_signaled(self) -> bool:
+        """``dma_fence_is_signaled``: True if signalled; polls ``ops.signaled`` and
+        signals on its say-so. Does not enable signalling."""
+        self.k.point("dma_fence_is_signaled", self.oid, False)
+        if self.flags & SIGNALED:
+            return True
+        if self.ops.signaled(self):
+            lock = self.lock
+            lock.lock_irqsave()
+            try:
+                self._signal_locked(self.k.now, False)
+            finally:
+                lock.unlock_irqrestore()
+            return True
+        return False
+
+    def is_signaled_locked(self) -> bool:
+        """``dma_fence_is_signaled_locked``: the caller holds the fence lock."""
+        self.k.point("dma_fence_is_signaled", self.oid, False)
+        lockdep_assert_held(self.lock)
+        return self._is_signaled_locked()
+
+    def get_timestamp(self) -> int:
+        """``dma_fence_timestamp``: the signal time; WARN and "now" if unsignalled."""
+        if not (self.flags & SIGNALED):
+            self.k.report(
+                "assertion",
+                "WARNING: dma_fence_timestamp on an unsignalled fence",
+                details={"fence": self.oid},
+                rule="dma_fence: the timestamp exists only once signalled",
+                signature=f"dma-fence-timestamp:{self.timeline_name}",
+            )
+            return self.k.now
+        return self.timestamp
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _depend(self) -> None:
+        if not (self.flags & _DEPENDED):
+            self.flags |= _DEPENDED
+            _state(self.k).depended.append(self)
+
+    def _enable_signaling_locked(self) -> bool:
+        """``__dma_fence_enable_signaling``: False when (now) signalled."""
+        flags = self.flags
+        self.flags = flags | ENABLE_SIGNAL
+        if flags & SIGNALED:
+            return False
+        if not (flags & ENABLE_SIGNAL) and not self.ops.enable_signaling(self):
+            self._signal_locked(self.k.now, False)
+            return False
+        return True
+
+    def enable_sw_signaling(self) -> None:
+        """``dma_fence_enable_sw_signaling``: ask the driver for a software notification."""
+        self.k.point("dma_fence_enable_signaling", self.oid, True)
+        lock = self.lock
+        lock.lock_irqsave()
+        try:
+            self._enable_signaling_locked()
+        finally:
+            lock.unlock_irqrestore()
+
+    def add_callback(
+        self, cb: DmaFenceCb | Callable[[DmaFence, DmaFenceCb], object]
+    ) -> DmaFenceCb:
+        """``dma_fence_add_callback``: run ``cb`` when the fence signals (R3, R4).
+
+        Takes a :class:`DmaFenceCb` or a bare ``func(fence, cb)`` (wrapped);
+        returns the callback slot for :meth:`remove_callback`. Raises
+        ``ENOENT`` (without calling it) when the fence is already signalled.
+        """
+        k = self.k
+        if not isinstance(cb, DmaFenceCb):
+            cb = DmaFenceCb(cb)
+        elif cb.queued is not None:
+            raise UsageError("this dma_fence_cb is already queued on a fence (one fence at a time)")
+        k.point("dma_fence_add_callback", self.oid, True)
+        self._depend()
+        if self.flags & SIGNALED:
+            raise ENOENT("dma_fence_add_callback: fence already signalled")
+        lock = self.lock
+        lock.lock_irqsave()
+        try:
+            if not self._enable_signaling_locked():
+                raise ENOENT("dma_fence_add_callback: fence already signalled")
+            cbs = self.cb_list
+            assert cbs is not None
+            cbs.append(cb)
+            cb.queued = self
+        finally:
+            lock.unlock_irqrestore()
+        return cb
+
+    def remove_callback(self, cb: DmaFenceCb) -> bool:
+        """``dma_fence_remove_callback``: True if ``cb`` was still queued (now it never runs)."""
+        self.k.point("dma_fence_remove_callback", self.oid, True)
+        lock = self.lock
+        lock.lock_irqsave()
+        try:
+            if cb.queued is not self:
+                return False
+            cbs = self.cb_list
+            assert cbs is not None
+            cbs.remove(cb)
+            cb.queued = None
+            return True
+        finally:
+            lock.unlock_irqrestore()
+
+    def set_deadline(self, deadline: int) -> None:
+        """``dma_fence_set_deadline``: a hint passed to ``ops.set_deadline`` if unsignalled."""
+        if not (self.flags & SIGNALED):
+            self.ops.set_deadline(self, deadline)
+
+    # ------------------------------------------------------------------ waiting
+
+    def default_wait(self, intr: bool, timeout: int | None) -> int:
+        """``dma_fence_default_wait``: sleep until signalled, timeout or signal (R6)."""
+        k = self.k
+        k.point("dma_fence_wait", self.oid, False)
+        if self.flags & SIGNALED:
+            return _left_when_done(timeout)
+        me = k.current
+        if intr and me.signal_pending:
+            raise ERESTARTSYS("dma_fence_wait interrupted by a signal")
+        if timeout == 0:
+            return 0
+        cb = DmaFenceCb(_WakeWaiter(k, me))
+        lock = self.lock
+        lock.lock_irqsave()
+        try:
+            ok = self._enable_signaling_locked()
+            if ok:
+                cbs = self.cb_list
+                assert cbs is not None
+                cbs.append(cb)
+                cb.queued = self
+        finally:
+            lock.unlock_irqrestore()
+        if not ok:
+            return _left_when_done(timeout)
+        deadline = None if timeout is None else k.now + timeout
+        name = self.timeline_name
+        while not (self.flags & SIGNALED):
+            left = None if deadline is None else deadline - k.now
+            if left is not None and left <= 0:
+                self._drop_waiter(cb)
+                return 0
+            reason = k.block("dma_fence_wait", self.oid, interruptible=intr, timeout=left, name=name)
+            if reason == "signal" and not (self.flags & SIGNALED):
+                self._drop_waiter(cb)
+                raise ERESTARTSYS("dma_fence_wait interrupted by a signal")
+        if cb.queued is not None:
+            self._drop_waiter(cb)
+        if deadline is None:
+            return LONG_MAX
+        return max(1, deadline - k.now)
+
+    def _drop_waiter(self, cb: DmaFenceCb) -> None:
+        lock = self.lock
+        lock.lock_irqsave()
+        try:
+            if cb.queued is self:
+                cbs = self.cb_list
+                assert cbs is not None
+                cbs.remove(cb)
+                cb.queued = None
+        finally:
+            lock.unlock_irqrestore()
+
+    def wait_timeout(self, intr: bool, timeout: int | None) -> int:
+        """``dma_fence_wait_timeout`` (R6): time left (>= 1), 0 on timeout, or what
+        a custom ``ops.wait`` returns; raises ``ERESTARTSYS`` when interrupted.
+
+        ``timeout`` is virtual ns; ``None`` is ``MAX_SCHEDULE_TIMEOUT`` (success
+        then returns ``LONG_MAX``). A negative timeout raises ``EINVAL``.
+        """
+        if timeout is not None and timeout < 0:
+            raise EINVAL(f"dma_fence_wait_timeout: negative timeout {timeout}")
+        k = self.k
+        k.might_sleep("dma_fence_wait_timeout")
+        dma_fence_might_wait()
+        self._depend()
+        self.enable_sw_signaling()
+        return self.ops.wait(self, intr, timeout)
+
+    def wait(self, intr: bool = False) -> int:
+        """``dma_fence_wait``: wait without a timeout; 0 on success (R6).
+
+        Raises ``ERESTARTSYS`` if ``intr`` and a signal interrupts the wait; a
+        custom ``ops.wait`` error (negative) is returned as is.
+        """
+        ret = self.wait_timeout(intr, None)
+        return ret if ret < 0 else 0
+
+    # ------------------------------------------------------------------ ordering
+
+    def is_later(self, other: DmaFence) -> bool:
+        """``dma_fence_is_later``: is this fence after ``other`` on their common timeline?"""
+        if self.context != other.context:
+            self.k.report(
+                "assertion",
+                "WARNING: dma_fence_is_later on fences of different contexts",
+                details={"contexts": [self.context, other.context]},
+                rule="dma_fence R1: seqnos of different contexts are not comparable",
+                signature=f"dma-fence-is-later:{self.timeline_name}:{other.timeline_name}",
+            )
+            return False
+        return seqno_is_later(self.seqno, other.seqno, self.ops.use_64bit_seqno)
+
+    def is_later_or_same(self, other: DmaFence) -> bool:
+        """``dma_fence_is_later_or_same``."""
+        return self is other or self.is_later(other)
+
+
+def seqno_is_later(a: int, b: int, use_64bit: bool) -> bool:
+    """``__dma_fence_is_later``: 64-bit compare, or 32-bit with wrap-around."""
+    if use_64bit:
+        return a > b
+    d = (a - b) & 0xFFFFFFFF
+    return d != 0 and d < 0x80000000
+
+
+def later(f1: DmaFence, f2: DmaFence) -> DmaFence | None:
+    """``dma_fence_later``: the later of two same-context fences, or None if it is signalled."""
+    if f1.context != f2.context:
+        f1.is_later(f2)  # reports the WARN
+        return None
+    pick = f1 if f1.is_later(f2) else f2
+    return None if pick.is_signaled() else pick
+
+
+def _left_when_done(timeout: int | None) -> int:
+    if timeout is None:
+        return LONG_MAX
+    return timeout if timeout > 0 else 1
+
+
+class _WakeWaiter:
+    """The default wait's callback: wake the sleeping thread (``dma_fence_default_wait_cb``)."""
+
+    __slots__ = ("k", "t")
+
+    def __init__(self, k: Kernel, t: KThread) -> None:
+        self.k = k
+        self.t = t
+
+    def __call__(self, fence: DmaFence, cb: DmaFenceCb) -> None:
+        self.k.wake(self.t)
+
+
+# ---------------------------------------------------------------------- stub
+
+
+def get_stub() -> DmaFence:
+    """``dma_fence_get_stub``: a reference to the execution's signalled stub (context 0, seqno 0)."""
+    k = current_kernel()
+    st = _state(k)
+    if st.stub is None:
+        st.stub = allocate_private_stub(k.now)
+    return st.stub.get()
+
+
+def allocate_private_stub(timestamp: int | None = None) -> DmaFence:
+    """``dma_fence_allocate_private_stub``: a fresh signalled fence with timestamp ``timestamp``."""
+    f = DmaFence(_STUB_OPS, None, 0, 0)
+    f.flags = SIGNALED | TIMESTAMP | ENABLE_SIGNAL
+    f.cb_list = None
+    f.timestamp = f.k.now if timestamp is None else timestamp
+    return f
+
+
+# ---------------------------------------------------------------------- timelines
+
+
+class FenceContext:
+    """A timeline: one context number, a shared lock and increasing seqnos.
+
+    The usual driver pattern (a ring, an engine): ``dma_fence_context_alloc(1)``
+    once, one spinlock for the timeline, ``dma_fence_init(f, ops, &lock,
+    context, ++seqno)`` per job.
+    """
+
+    __slots__ = ("context", "lock", "name", "ops", "seqno")
+
+    def __init__(self, name: str = "timeline", *, driver: str = "dmabufsim", ops: FenceOps | None = None,
+                 lock: SpinLock | None = None) -> None:
+        self.name = name
+        self.ops = ops if ops is not None else NamedFenceOps(driver, name)
+        self.lock = lock if lock is not None else SpinLock(f"{name}.fence_lock", key=FENCE_LOCK_CLASS)
+        self.context = context_alloc(1)
+        #: The last seqno handed out.
+        self.seqno = 0
+
+    def create(self, seqno: int | None = None) -> DmaFence:
+        """A new fence on this timeline: the next seqno, or ``seqno`` if given."""
+        if seqno is None:
+            self.seqno += 1
+            seqno = self.seqno
+        elif seqno > self.seqno:
+            self.seqno = seqno
+        return DmaFence(self.ops, self.lock, self.context, seqno)
+
+    def __repr__(self) -> str:
+        return f"<FenceContext {self.name} ctx={self.context} seqno={self.seqno}>"
+
+
+# ---------------------------------------------------------------------- wait_any
+
+
+def wait_any_timeout(fences: Sequence[DmaFence], intr: bool, timeout: int | None) -> tuple[int, int | None]:
+    """``dma_fence_wait_any_timeout``: wait until any fence signals.
+
+    Returns ``(ret, idx)``: ``ret`` is the time left (>= 1; ``LONG_MAX`` for
+    an unbounded wait), 0 on timeout (``idx`` None); ``idx`` is the index of
+    the first signalled fence. Raises ``ERESTARTSYS`` when interrupted and
+    ``EINVAL`` for no fences or a negative timeout.
+    """
+    if not fences:
+        raise EINVAL("dma_fence_wait_any_timeout: no fences")
+    if timeout is not None and timeout < 0:
+        raise EINVAL(f"dma_fence_wait_any_timeout: negative timeout {timeout}")
+    k = current_kernel()
+    k.might_sleep("dma_fence_wait_any_timeout")
+    if timeout == 0:
+        for i, f in enumerate(fences):
+            if f.is_signaled():
+                return 1, i
+        return 0, None
+    dma_fence_might_wait()
+    me = k.current
+    waiter = _WakeWaiter(k, me)
+    cbs: list[tuple[DmaFence, DmaFenceCb]] = []
+    deadline = None if timeout is None else k.now + timeout
+    try:
+        for i, f in enumerate(fences):
+            try:
+                cb = f.add_callback(DmaFenceCb(waiter))
+            except ENOENT:
+                return (LONG_MAX if timeout is None else timeout), i
+            cbs.append((f, cb))
+        while True:
+            for i, f in enumerate(fences):
+                if f.flags & SIGNALED:
+                    return (LONG_MAX if deadline is None else max(1, deadline - k.now)), i
+            if intr and me.signal_pending:
+                raise ERESTARTSYS("dma_fence_wait_any_timeout interrupted by a signal")
+            left = None if deadline is None else deadline - k.now
+            if left is not None and left <= 0:
+                return 0, None
+            k.block("dma_fence_wait_any", fences[0].oid, interruptible=intr, timeout=left, name="wait_any")
+    finally:
+        for f, cb in cbs:
+            if cb.queued is not None:
+                f.remove_callback(cb)
+
+
+wait_any = wait_any_timeout
+
+
+def depended_fences(k: Kernel | None = None) -> list[DmaFence]:
+    """The fences something depended on in this execution (R8), in order."""
+    return list(_state(k or current_kernel()).depended)

@@ -1,0 +1,209 @@
+"""Models ``drivers/dma-buf/dma-fence-array.c`` (``struct dma_fence_array``).
+
+A fence array is one fence standing for several: it signals when all of its
+members have signalled (or any one of them, with ``signal_on_any``).
+
+Rules:
+
+* R1 (flat): members must be plain fences; an array or chain as a member is
+  a kernel WARN (``assertion`` finding): unwrap containers first.
+* R2 (pending count): ``num_pending`` starts at the member count (1 with
+  ``signal_on_any``); each member signal decrements it; at zero the array
+  signals, *asynchronously*, from an irq_work (an interrupt thread), not
+  inside the member's signal.
+* R3 (errors): the array's error is the first member error observed while
+  the array is still pending; 0 when no member failed.
+* R4 (polling): before signalling is enabled, ``is_signaled`` counts the
+  members that report signalled and decides synchronously.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..kernel.errors import ENOENT
+from ..locking.spinlock import SpinLock
+from .fence import ENABLE_SIGNAL, DmaFence, DmaFenceCb, FenceOps, context_alloc
+
+#: The placeholder error while the array is pending (``PENDING_ERROR``).
+PENDING_ERROR = 1
+ARRAY_LOCK_CLASS = "dma_fence_array.lock"
+
+
+class DmaFenceArrayOps(FenceOps):
+    """``dma_fence_array_ops``."""
+
+    container = True
+
+    def get_driver_name(self, fence: DmaFence) -> str:
+        return "dma_fence_array"
+
+    def get_timeline_name(self, fence: DmaFence) -> str:
+        return "unbound"
+
+    def enable_signaling(self, fence: DmaFence) -> bool:
+        """Hook a callback on every member; signal at once if enough already signalled (R2)."""
+        assert isinstance(fence, DmaFenceArray)
+        arr = fence
+        for i, f in enumerate(arr.fences):
+            cb = arr.cbs[i]
+            try:
+                f.add_callback(cb)
+            except ENOENT:
+                arr.set_pending_error(f.error)
+                arr.num_pending -= 1
+                if arr.num_pending <= 0:
+                    arr.clear_pending_error()
+                    return False
+        return True
+
+    def signaled(self, fence: DmaFence) -> bool:
+        """R4: synchronous decision when signalling is not enabled."""
+        assert isinstance(fence, DmaFenceArray)
+        arr = fence
+        pending = arr.num_pending
+        if arr.flags & ENABLE_SIGNAL:
+            if pending <= 0:
+                arr.clear_pending_error()
+                return True
+            return False
+        for f in arr.fences:
+            if f.is_signaled():
+                pending -= 1
+                if pending == 0:
+                    arr.clear_pending_error()
+                    return True
+        return False
+
+    def release(self, fence: DmaFence) -> None:
+        assert isinstance(fence, DmaFenceArray)
+        for f in fence.fences:
+            f.put()
+
+    def set_deadline(self, fence: DmaFence, deadline: int) -> None:
+        assert isinstance(fence, DmaFenceArray)
+        for f in fence.fences:
+            f.set_deadline(deadline)
+
+
+ARRAY_OPS = DmaFenceArrayOps()
+
+
+class _MemberCb:
+    """``dma_fence_array_cb_func``: count a member down, queue the irq_work at zero."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: DmaFenceArray) -> None:
+        self.array = array
+
+    def __call__(self, fence: DmaFence, cb: DmaFenceCb) -> None:
+        arr = self.array
+        arr.set_pending_error(fence.error)
+        arr.num_pending -= 1
+        if arr.num_pending == 0:
+            arr.k.raise_irq(_array_irq_work, arr, name="dma_fence_array_irq_work")
+
+
+def _array_irq_work(arr: DmaFenceArray) -> None:
+    """``irq_signal_array``: clear the placeholder error and signal (R2)."""
+    arr.clear_pending_error()
+    arr.signal()
+
+
+class DmaFenceArray(DmaFence):
+    """``struct dma_fence_array``: created by :meth:`create` (``dma_fence_array_create``)."""
+
+    __slots__ = ("cbs", "fences", "num_pending", "signal_on_any")
+
+    def __init__(self, fences: Sequence[DmaFence], context: int, seqno: int, signal_on_any: bool = False) -> None:
+        """``dma_fence_array_init``: takes over the references in ``fences``."""
+        super().__init__(ARRAY_OPS, SpinLock(ARRAY_LOCK_CLASS), context, seqno)
+        k = self.k
+        if not fences:
+            k.report(
+                "assertion",
+                "WARNING: dma_fence_array_init with no fences",
+                rule="dma_fence_array: an array needs members",
+                signature="dma-fence-array-empty",
+            )
+        self.fences: tuple[DmaFence, ...] = tuple(fences)
+        self.num_pending = 1 if signal_on_any else len(self.fences)
+        self.signal_on_any = signal_on_any
+        self.error = PENDING_ERROR
+        cb = _MemberCb(self)
+        self.cbs = tuple(DmaFenceCb(cb) for _ in self.fences)
+        for f in self.fences:
+            if is_container(f):
+                k.report(
+                    "assertion",
+                    "WARNING: dma_fence_array member is a container",
+                    details={"member": f.oid, "kind": type(f).__name__},
+                    rule="dma_fence_array R1: arrays must be flat",
+                    signature=f"dma-fence-array-nested:{type(f).__name__}",
+                )
+
+    @classmethod
+    def create(cls, fences: Sequence[DmaFence], context: int, seqno: int,
+               signal_on_any: bool = False) -> DmaFenceArray:
+        """``dma_fence_array_create``."""
+        return cls(fences, context, seqno, signal_on_any)
+
+    @property
+    def num_fences(self) -> int:
+        return len(self.fences)
+
+    def set_pending_error(self, error: int) -> None:
+        """``dma_fence_array_set_pending_error``: first error wins, only while pending (R3)."""
+        if error and self.error == PENDING_ERROR:
+            self.error = error
+
+    def clear_pending_error(self) -> None:
+        """``dma_fence_array_clear_pending_error``."""
+        if self.error == PENDING_ERROR:
+            self.error = 0
+
+    def get_status_locked(self) -> int:
+        if self._is_signaled_locked():
+            return self.error or 1
+        return 0
+
+    def first(self) -> DmaFence | None:
+        """``dma_fence_array_first``."""
+        return self.fences[0] if self.fences else None
+
+    def next(self, i: int) -> DmaFence | None:
+        """``dma_fence_array_next``: member ``i`` or None."""
+        return self.fences[i] if i < len(self.fences) else None
+
+    def match_context(self, context: int) -> bool:
+        """``dma_fence_match_context`` for an array: every member has ``context``."""
+        return all(f.context == context for f in self.fences)
+
+
+def is_array(f: DmaFence) -> bool:
+    """``dma_fence_is_array``."""
+    return f.ops is ARRAY_OPS
+
+
+def is_container(f: DmaFence) -> bool:
+    """``dma_fence_is_container``: an array or a chain node."""
+    return f.ops.container
+
+
+def to_array(f: DmaFence | None) -> DmaFenceArray | None:
+    """``to_dma_fence_array``: the array, or None if ``f`` is not one."""
+    return f if isinstance(f, DmaFenceArray) else None
+
+
+def match_context(f: DmaFence, context: int) -> bool:
+    """``dma_fence_match_context``."""
+    if isinstance(f, DmaFenceArray):
+        return f.match_context(context)
+    return f.context == context
+
+
+def array_create(fences: Sequence[DmaFence], context: int | None = None, seqno: int = 1,
+                 signal_on_any: bool = False) -> DmaFenceArray:
+    """``dma_fence_array_create`` with a fresh context by default."""
+    return DmaFenceArray(fences, context_alloc(1) if context is None else context, seqno, signal_on_any)
