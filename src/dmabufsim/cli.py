@@ -19,6 +19,8 @@ from typing import Any
 
 from .kernel.errors import ReplayError, UsageError
 from .kernel.runtime import Execution, Kernel
+from .report import commands as catalog_commands
+from .report.text import render_finding
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -62,7 +64,7 @@ def load_scenario(spec: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
-def _print_execution(ex: Execution, as_json: bool) -> int:
+def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:function>") -> int:
     if as_json:
         print(
             json.dumps(
@@ -81,11 +83,10 @@ def _print_execution(ex: Execution, as_json: bool) -> int:
         )
     else:
         for f in ex.findings:
-            print(f.report)
-            print()
+            print(render_finding(f, label))
         print(f"outcome: {ex.outcome}  steps: {ex.steps}  virtual time: {ex.now} ns  findings: {len(ex.findings)}")
         print(f"trace digest: {ex.trace_digest}")
-        print(f"replay: dmabufsim replay {ex.token} <FILE.py:function>")
+        print(f"replay: dmabufsim replay {ex.token} {label}")
         if ex.diverged_at is not None:
             print(
                 f"warning: the replay diverged from its token at choice {ex.diverged_at}: "
@@ -101,9 +102,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario)
-    ex = Kernel(replay=args.token, max_steps=args.max_steps).run(scenario)
-    return _print_execution(ex, args.json)
+    # A catalog row (B1/abba-mutexes, C18) replays with the row's kernel options.
+    row = catalog_commands.resolve_catalog_scenario(args.scenario, tuple(args.scenarios))
+    scenario = row.scenario if row is not None and row.scenario is not None else load_scenario(args.scenario)
+    options = dict(row.kernel_options) if row is not None else {}
+    record = bool(args.trace or args.dot)
+    ex = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **options).run(scenario)
+    catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario)
+    return _print_execution(ex, args.json, args.scenario)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,10 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="rebuild an execution from its token", description="Rebuild an execution from its token."
     )
     rp.add_argument("token", help="replay token printed by run / explore / check")
-    rp.add_argument("scenario", help="FILE.py:function")
+    rp.add_argument("scenario", help="FILE.py:function, or a catalog row (B1/abba-mutexes, C18)")
     rp.add_argument("--max-steps", type=int, default=200_000, help="scheduling points before livelock")
     rp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    rp.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of the execution")
+    rp.add_argument("--dot", metavar="OUT.dot", help="write the lock-dependency graph (Graphviz DOT)")
+    rp.add_argument("--scenarios", action="append", default=[], metavar="DIR", help="extra catalog modules")
     rp.set_defaults(func=cmd_replay)
+    catalog_commands.add_parsers(sub)
     return p
 
 

@@ -1,0 +1,466 @@
+"""The claim catalog: every claim of CLAIMS.md as scenarios with expected verdicts.
+
+The catalog is a registry of :class:`ClaimScenario` rows. A row is one
+*design* of one *claim*: the scenario that runs it, the verdict the model
+must reach, and how to explore it (strategy, budget in executions, kernel
+options such as ``prime_lockdep=False``). A claim may have several designs
+(C4: "lock, then free", "wait but ignore pinned", "lock, wait, refuse
+pinned"), each its own row.
+
+Scenario modules register themselves by convention: every module of this
+package named ``c*.py`` or ``basics_*.py`` (and ``modern_*.py``) that
+defines ``CLAIM`` (one dict) or ``CLAIMS`` (a list of dicts) is discovered,
+in sorted module-name order, so the catalog is the same in every process.
+A dict holds the :class:`ClaimScenario` fields by name (``id`` or
+``claim``; ``scenario`` defaults to the module's ``scenario`` function;
+``expected`` is a :class:`Verdict`, ``"clean"``, or a mapping with
+``kinds`` / ``chain`` / ``absent``).
+
+Claims of CLAIMS.md (and the modern designs) that no module models yet are
+still listed, as *pending* rows naming the rooms they need: a pending claim
+is never shown as a pass and never given a verdict.
+
+Rules:
+
+* R1 (matching): an exploration *matches* its expected verdict when every
+  expected kind was found in some execution, no error or warning kind was
+  found that was not expected, no kind in ``absent`` was found, and, when a
+  lock ``chain`` is expected, some ``circular-locking`` finding has that
+  cycle (up to rotation). Info kinds (``iommu-fault``,
+  ``user-incoherence``) are allowed unless asserted (in ``kinds``: must be
+  found; in ``absent``: must not be).
+* R2 (clean): ``Verdict(clean=True)`` expects no error or warning finding
+  in any execution; it may still require info kinds ("the IOMMU faulted:
+  isolation held").
+* R3 (honesty): a clean verdict from a bounded, non-exhaustive exploration
+  says so ("clean (200 executions, random; not exhaustive)").
+* R4 (determinism): discovery order, row order and keys do not depend on
+  the process or the file system's listing order.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from ..kernel.errors import UsageError
+from ..kernel.findings import KINDS
+
+Scenario = Callable[..., Any]
+
+#: Module-name prefixes of this package that hold catalog rows.
+MODULE_PREFIXES = ("c", "basics_", "modern_")
+
+#: Default exploration budget (executions) of a row that names none.
+DEFAULT_BUDGET = 200
+
+
+def _is_info(kind: str) -> bool:
+    return KINDS.get(kind) == "info"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict a design must reach (see the module Rules R1, R2).
+
+    ``Verdict(clean=True)``: no error or warning in any explored execution.
+    ``Verdict(kinds={"circular-locking"}, chain=("fs_reclaim", "resv"))``:
+    those kinds found, nothing else wrong, and a circular-locking report
+    whose cycle is that chain. ``absent`` asserts info kinds that must not
+    appear.
+    """
+
+    clean: bool = False
+    kinds: frozenset[str] = frozenset()
+    chain: tuple[str, ...] = ()
+    absent: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kinds", frozenset(self.kinds))
+        object.__setattr__(self, "absent", frozenset(self.absent))
+        object.__setattr__(self, "chain", tuple(self.chain))
+        for k in sorted(self.kinds | self.absent):
+            if k not in KINDS:
+                raise UsageError(f"unknown finding kind {k!r} in a verdict; known: {sorted(KINDS)}")
+        if self.clean and any(not _is_info(k) for k in self.kinds):
+            bad = sorted(k for k in self.kinds if not _is_info(k))
+            raise UsageError(f"a clean verdict can only require info kinds, not {bad}")
+        if not self.clean and not self.kinds:
+            raise UsageError("a verdict is either clean=True or names the finding kinds expected")
+        if self.chain and "circular-locking" not in self.kinds:
+            raise UsageError("a lock chain is only expected together with kind 'circular-locking'")
+
+    @classmethod
+    def of(cls, value: Verdict | str | Mapping[str, Any]) -> Verdict:
+        """Build a verdict from a registry value: a Verdict, ``"clean"``, or a mapping."""
+        if isinstance(value, Verdict):
+            return value
+        if value == "clean":
+            return cls(clean=True)
+        if isinstance(value, str):
+            return cls(kinds=frozenset({value}))
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - {"clean", "kinds", "chain", "absent"})
+            if unknown:
+                raise UsageError(f"unknown verdict field(s) {unknown}")
+            return cls(
+                clean=bool(value.get("clean", False)),
+                kinds=frozenset(value.get("kinds", ())),
+                chain=tuple(value.get("chain", ())),
+                absent=frozenset(value.get("absent", ())),
+            )
+        raise UsageError(f"cannot read a verdict from {value!r}")
+
+    @property
+    def error_kinds(self) -> frozenset[str]:
+        return frozenset(k for k in self.kinds if not _is_info(k))
+
+    def describe(self) -> str:
+        """One line: ``clean``, ``clean + iommu-fault``, ``circular-locking [a -> b -> a]``."""
+        parts = []
+        for k in sorted(self.kinds):
+            if k == "circular-locking" and self.chain:
+                cyc = " -> ".join((*self.chain, self.chain[0]))
+                parts.append(f"{k} [{cyc}]")
+            else:
+                parts.append(k)
+        text = ", ".join(parts)
+        if self.clean:
+            text = "clean" + (f" + {text}" if text else "")
+        if self.absent:
+            text += " (never " + ", ".join(sorted(self.absent)) + ")"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "kinds": sorted(self.kinds),
+            "chain": list(self.chain),
+            "absent": sorted(self.absent),
+        }
+
+    def match(self, found: Found) -> tuple[bool, str]:
+        """Does an exploration's observation match? Returns (matches, why not)."""
+        seen = found.kinds
+        errors = {k for k in seen if k in found.error_kinds}
+        missing = sorted(self.kinds - seen)
+        unexpected = sorted(errors - self.kinds)
+        forbidden = sorted(self.absent & seen)
+        why = []
+        if missing:
+            why.append("not found: " + ", ".join(missing))
+        if unexpected:
+            why.append("unexpected: " + ", ".join(unexpected))
+        if forbidden:
+            why.append("must not appear: " + ", ".join(forbidden))
+        if self.chain and "circular-locking" in seen and not any(same_cycle(self.chain, c) for c in found.chains):
+            shown = "; ".join(" -> ".join(c) for c in found.chains) or "none recorded"
+            why.append(f"no circular-locking report with chain {' -> '.join(self.chain)} (found: {shown})")
+        return (not why, "; ".join(why))
+
+
+def same_cycle(a: Sequence[str], b: Sequence[str]) -> bool:
+    """True when ``a`` and ``b`` are the same cycle of lock classes, up to rotation.
+
+    A chain that repeats its first class at the end (``a -> b -> a``) is
+    read as the cycle ``a -> b``.
+    """
+    a = list(a)
+    b = list(b)
+    if len(a) > 1 and a[0] == a[-1]:
+        a = a[:-1]
+    if len(b) > 1 and b[0] == b[-1]:
+        b = b[:-1]
+    if len(a) != len(b):
+        return False
+    if not a:
+        return True
+    return any(b[i:] + b[:i] == a for i in range(len(b)))
+
+
+@dataclass(frozen=True)
+class Found:
+    """What an exploration observed, summarised for matching and tables."""
+
+    #: Every finding kind seen in any execution.
+    kinds: frozenset[str]
+    #: The kinds among them whose findings were errors or warnings.
+    error_kinds: frozenset[str]
+    #: The lock cycles of every circular-locking finding (class names).
+    chains: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class ClaimScenario:
+    """One row of the catalog: a design of a claim, its scenario and expected verdict.
+
+    A row with ``scenario=None`` is *pending*: the claim is listed but not
+    modelled yet; ``needs`` names the rooms it waits for.
+    """
+
+    claim: str
+    title: str
+    design: str
+    scenario: Scenario | None = None
+    expected: Verdict | None = None
+    who: str = ""
+    strategy: str = "random"
+    budget: int = DEFAULT_BUDGET
+    slow: bool = False
+    #: Kernel options of every execution (``Config`` fields: ``prime_lockdep``...).
+    kernel_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Rooms a pending claim needs.
+    needs: tuple[str, ...] = ()
+    #: ``module:function`` of the scenario (for replay lines), or "".
+    origin: str = ""
+    #: The design's explanation (the scenario docstring by default).
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if self.scenario is not None and self.expected is None:
+            raise UsageError(f"catalog row {self.key} has a scenario but no expected verdict")
+        if self.budget < 1:
+            raise UsageError(f"catalog row {self.key}: budget must be at least 1, got {self.budget}")
+
+    @property
+    def key(self) -> str:
+        """``CLAIM/design``: unique in the catalog."""
+        return f"{self.claim}/{self.design}"
+
+    @property
+    def modelled(self) -> bool:
+        return self.scenario is not None
+
+    @property
+    def status(self) -> str:
+        if self.modelled:
+            return "modelled"
+        return "not yet modelled (needs: " + ", ".join(self.needs or ("?",)) + ")"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "claim": self.claim,
+            "design": self.design,
+            "key": self.key,
+            "title": self.title,
+            "who": self.who,
+            "status": self.status,
+            "modelled": self.modelled,
+            "expected": self.expected.to_json() if self.expected else None,
+            "expected_text": self.expected.describe() if self.expected else "",
+            "strategy": self.strategy,
+            "budget": self.budget,
+            "slow": self.slow,
+            "kernel_options": dict(self.kernel_options),
+            "needs": list(self.needs),
+            "origin": self.origin,
+        }
+
+
+#: The claims of CLAIMS.md and the modern designs: (id, who, short title, rooms needed).
+#: Used to list claims no module models yet; a module's rows replace the pending one.
+CLAIM_INDEX: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("C1", "Christian", "full pipelining: moves queue behind every fence, move fence installed", ("dma-buf", "ttm")),
+    ("C2", "Chris", "non-pipelined revoke waits on a completion for every importer", ("dma-buf", "device")),
+    ("C3", "Christian", "lockless fence wait in notifier/shrinker; sg tables may outlive memory", ("userptr", "check")),
+    ("C4", "Daniel", "holding resv stops only new fences; pinned unfenced users remain", ("dma-buf", "ttm")),
+    ("C5", "Christian", "notifier never takes resv; shrinker may only trylock", ("lockdep", "ww_mutex", "mm")),
+    ("C6", "Christian", "blocking resv in reclaim needs every allocation under resv GFP_NOIO", ("lockdep", "mm")),
+    ("C7", "Daniel", "trylock-and-skip callbacks clean up everything once locked", ("userptr", "check")),
+    ("C8", "Daniel", "CS evicts under its own ww acquire context", ("ww_mutex", "ttm")),
+    ("C9", "Daniel", "sg tables outliving memory defeat IOMMU isolation", ("device", "check")),
+    ("C10", "Christian", "unmapping under resv from the notifier is a lockdep horror", ("lockdep", "userptr")),
+    ("C11", "Christian", "coherent userptr needs gup/CS/invalidate serialisation", ("userptr", "mm", "check")),
+    ("C12", "Daniel", "userspace racing itself is info; kernel integrity violations are errors", ("userptr", "check")),
+    ("C13", "Daniel", "amdgpu-2018 notifier leaves PTEs and IOMMU mappings", ("userptr", "device", "check")),
+    ("C14", "Daniel", "dirty/accessed only after every mapping is gone", ("userptr", "check")),
+    ("C15", "Daniel", "IOMMU mapping gone when the notifier says so", ("userptr", "device", "check")),
+    ("C16", "Daniel", "one shared userptr helper for every driver", ("userptr", "drivers")),
+    ("C17", "Daniel", "root-only userptr without notifier is flagged", ("userptr", "check")),
+    ("C18", "Christian", "lockless resv readers restart and never see a torn list", ("dma",)),
+    ("M1", "modern", "dma_resv usage levels (KERNEL/WRITE/READ/BOOKKEEP)", ("dma",)),
+    ("M2", "modern", "dynamic importers with move_notify", ("dma-buf", "ttm")),
+    ("M3", "modern", "userptr on mmu_interval_notifier with read_retry", ("userptr", "mm")),
+    ("M4", "modern", "dma_fence_begin_signalling annotations", ("dma", "lockdep")),
+)
+
+
+def _claim_sort_key(claim: str) -> tuple[int, int, str]:
+    """C-claims first in number order, then modern (M), then basics (B), then others."""
+    order = {"C": 0, "M": 1, "B": 2}
+    head, num = claim[:1], claim[1:]
+    return (order.get(head, 3), int(num) if num.isdigit() else 1 << 30, claim)
+
+
+def _row_from_dict(d: Mapping[str, Any], module: ModuleType) -> ClaimScenario:
+    known = {
+        "id", "claim", "title", "who", "design", "scenario", "expected", "strategy", "budget", "slow",
+        "kernel_options", "needs", "doc", "claim_text",
+    }
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise UsageError(f"{module.__name__}: unknown catalog field(s) {unknown}; known: {sorted(known)}")
+    claim = d.get("id") or d.get("claim")
+    if not isinstance(claim, str) or not claim:
+        raise UsageError(f"{module.__name__}: a catalog entry needs an 'id' (the claim id)")
+    scenario = d.get("scenario", getattr(module, "scenario", None))
+    if scenario is None or not callable(scenario):
+        raise UsageError(f"{module.__name__}: catalog entry {claim} has no scenario function")
+    design = d.get("design") or getattr(scenario, "__name__", "scenario")
+    expected = d.get("expected")
+    if expected is None:
+        raise UsageError(f"{module.__name__}: catalog entry {claim}/{design} has no expected verdict")
+    fn_name = getattr(scenario, "__name__", "")
+    origin = f"{module.__name__}:{fn_name}" if getattr(module, fn_name, None) is scenario else module.__name__
+    index = {c[0]: c for c in CLAIM_INDEX}.get(claim)
+    return ClaimScenario(
+        claim=claim,
+        title=str(d.get("title") or (index[2] if index else design)),
+        who=str(d.get("who") or (index[1] if index else "")),
+        design=str(design),
+        scenario=scenario,
+        expected=Verdict.of(expected),
+        strategy=str(d.get("strategy", "random")),
+        budget=int(d.get("budget", DEFAULT_BUDGET)),
+        slow=bool(d.get("slow", False)),
+        kernel_options=dict(d.get("kernel_options", {})),
+        origin=origin,
+        doc=str(d.get("doc") or (scenario.__doc__ or "")).strip(),
+    )
+
+
+def rows_of_module(module: ModuleType) -> list[ClaimScenario]:
+    """The catalog rows a module declares through ``CLAIM`` or ``CLAIMS``."""
+    entries: list[Any] = []
+    if hasattr(module, "CLAIM"):
+        entries.append(module.CLAIM)
+    if hasattr(module, "CLAIMS"):
+        entries.extend(module.CLAIMS)
+    rows = []
+    for e in entries:
+        if isinstance(e, ClaimScenario):
+            rows.append(e)
+        elif isinstance(e, Mapping):
+            rows.append(_row_from_dict(e, module))
+        else:
+            raise UsageError(f"{module.__name__}: catalog entries are dicts or ClaimScenario, got {type(e).__name__}")
+    return rows
+
+
+def _catalog_module_names() -> list[str]:
+    pkg_dir = os.path.dirname(os.path.abspath(__file__))
+    names = [
+        m.name
+        for m in pkgutil.iter_modules([pkg_dir])
+        if not m.ispkg and m.name.startswith(MODULE_PREFIXES) and m.name != "catalog"
+    ]
+    return sorted(names)
+
+
+def load_file_module(path: str) -> ModuleType:
+    """Import a scenario file by path (for ``--scenarios DIR`` and user designs)."""
+    name = "_dmabufsim_catalog_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except SyntaxError as exc:
+        raise UsageError(f"syntax error in {path} line {exc.lineno}: {exc.msg}") from None
+    return module
+
+
+class Catalog:
+    """The ordered registry of rows, modelled and pending."""
+
+    def __init__(self, rows: Iterable[ClaimScenario]) -> None:
+        by_key: dict[str, ClaimScenario] = {}
+        for r in rows:
+            by_key[r.key] = r
+        modelled_claims = {r.claim for r in by_key.values() if r.modelled}
+        for cid, who, title, needs in CLAIM_INDEX:
+            if cid not in modelled_claims:
+                pend = ClaimScenario(claim=cid, title=title, design="-", who=who, needs=needs)
+                by_key.setdefault(pend.key, pend)
+        self.rows: list[ClaimScenario] = sorted(by_key.values(), key=lambda r: (_claim_sort_key(r.claim), r.design))
+
+    def __iter__(self) -> Any:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def claims(self) -> list[str]:
+        out: list[str] = []
+        for r in self.rows:
+            if r.claim not in out:
+                out.append(r.claim)
+        return out
+
+    def get(self, key: str) -> ClaimScenario:
+        for r in self.rows:
+            if r.key == key:
+                return r
+        raise UsageError(f"no catalog row {key!r}")
+
+    def select(self, names: Sequence[str]) -> list[ClaimScenario]:
+        """Rows of the named claims (``C11``) or rows (``C11/design``), in catalog order.
+
+        Names are case-insensitive; an unknown name raises UsageError listing the claims.
+        """
+        if not names:
+            return list(self.rows)
+        wanted: set[str] = set()
+        for n in names:
+            nn = n.strip()
+            hits = [r for r in self.rows if r.key.lower() == nn.lower() or r.claim.lower() == nn.lower()]
+            if not hits:
+                raise UsageError(f"unknown claim {n!r}; known claims: {', '.join(self.claims)}")
+            wanted.update(r.key for r in hits)
+        return [r for r in self.rows if r.key in wanted]
+
+    def resolve(self, name: str) -> ClaimScenario:
+        """The one modelled row named by ``CLAIM/design`` or by a claim id with one modelled design."""
+        rows = [r for r in self.select([name]) if r.modelled]
+        if not rows:
+            raise UsageError(f"claim {name!r} is not modelled yet")
+        if len(rows) > 1:
+            raise UsageError(f"claim {name!r} has several designs; name one of: {', '.join(r.key for r in rows)}")
+        return rows[0]
+
+
+def discover(extra_dirs: Sequence[str] = ()) -> Catalog:
+    """Import every catalog module of this package (sorted by name) and of ``extra_dirs``.
+
+    A row from an extra directory replaces the built-in row with the same
+    ``CLAIM/design`` key (to try a variant of a design without editing the
+    package).
+    """
+    rows: list[ClaimScenario] = []
+    seen: dict[str, str] = {}
+    for name in _catalog_module_names():
+        module = importlib.import_module(f"{__package__}.{name}")
+        for r in rows_of_module(module):
+            if r.key in seen:
+                raise UsageError(f"catalog row {r.key} is declared twice ({seen[r.key]} and {module.__name__})")
+            seen[r.key] = module.__name__
+            rows.append(r)
+    for d in extra_dirs:
+        if not os.path.isdir(d):
+            raise UsageError(f"no such scenario directory: {d}")
+        for fname in sorted(os.listdir(d)):
+            if fname.endswith(".py") and fname.startswith(MODULE_PREFIXES):
+                rows.extend(rows_of_module(load_file_module(os.path.join(d, fname))))
+    return Catalog(rows)

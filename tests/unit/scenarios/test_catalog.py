@@ -1,0 +1,135 @@
+"""The catalog registry: verdict matching (catalog R1-R2), discovery and selection."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+import dmabufsim as ds
+from dmabufsim.scenarios import catalog as cat_mod
+from dmabufsim.scenarios.catalog import ClaimScenario, Found, Verdict, discover, rows_of_module, same_cycle
+
+
+def found(*kinds: str, chains: tuple[tuple[str, ...], ...] = ()) -> Found:
+    errors = frozenset(k for k in kinds if ds.KINDS[k] != "info")
+    return Found(kinds=frozenset(kinds), error_kinds=errors, chains=chains)
+
+
+def test_clean_verdict_matches_only_without_errors() -> None:
+    v = Verdict(clean=True)
+    assert v.match(found()) == (True, "")
+    assert v.match(found("iommu-fault")) == (True, "")  # info is allowed unless asserted
+    assert v.match(found("deadlock")) == (False, "unexpected: deadlock")
+    assert v.match(found("leak")) == (False, "unexpected: leak")  # warnings count as bugs
+
+
+def test_finding_verdict_needs_every_kind_and_nothing_else() -> None:
+    v = Verdict(kinds=frozenset({"dma-freed-page", "stale-mapping"}))
+    assert v.match(found("dma-freed-page", "stale-mapping", "user-incoherence")) == (True, "")
+    assert v.match(found("dma-freed-page")) == (False, "not found: stale-mapping")
+    ok, why = v.match(found("dma-freed-page", "stale-mapping", "deadlock"))
+    assert not ok and why == "unexpected: deadlock"
+
+
+def test_asserted_info_kinds() -> None:
+    v = Verdict(clean=True, kinds=frozenset({"iommu-fault"}))
+    assert v.match(found("iommu-fault")) == (True, "")
+    assert v.match(found()) == (False, "not found: iommu-fault")
+    w = Verdict(kinds=frozenset({"dma-foreign-page"}), absent=frozenset({"user-incoherence"}))
+    assert w.match(found("dma-foreign-page", "user-incoherence")) == (False, "must not appear: user-incoherence")
+
+
+def test_chain_is_matched_up_to_rotation() -> None:
+    v = Verdict(kinds=frozenset({"circular-locking"}), chain=("fs_reclaim", "reservation_ww_class_mutex"))
+    assert v.match(found("circular-locking", chains=(("reservation_ww_class_mutex", "fs_reclaim"),)))[0]
+    ok, why = v.match(found("circular-locking", chains=(("A", "B"),)))
+    assert not ok
+    assert why == "no circular-locking report with chain fs_reclaim -> reservation_ww_class_mutex (found: A -> B)"
+    assert v.describe() == "circular-locking [fs_reclaim -> reservation_ww_class_mutex -> fs_reclaim]"
+
+
+def test_same_cycle() -> None:
+    assert same_cycle(["a", "b", "c"], ["c", "a", "b"])
+    assert same_cycle(["a", "b", "a"], ["b", "a"])
+    assert not same_cycle(["a", "b", "c"], ["a", "c", "b"])
+    assert not same_cycle(["a"], ["a", "b"])
+
+
+def test_verdict_validation() -> None:
+    with pytest.raises(ds.UsageError, match="unknown finding kind 'nope'"):
+        Verdict(kinds=frozenset({"nope"}))
+    with pytest.raises(ds.UsageError, match="only require info kinds"):
+        Verdict(clean=True, kinds=frozenset({"deadlock"}))
+    with pytest.raises(ds.UsageError, match="either clean=True or names"):
+        Verdict()
+    with pytest.raises(ds.UsageError, match="only expected together with kind 'circular-locking'"):
+        Verdict(kinds=frozenset({"deadlock"}), chain=("a", "b"))
+    assert Verdict.of("clean") == Verdict(clean=True)
+    assert Verdict.of({"kinds": ["deadlock"]}) == Verdict(kinds=frozenset({"deadlock"}))
+    with pytest.raises(ds.UsageError, match="unknown verdict field"):
+        Verdict.of({"kind": "deadlock"})
+
+
+def test_every_claim_is_listed_and_pending_ones_say_what_they_need() -> None:
+    cat = discover()
+    claims = cat.claims
+    for n in range(1, 19):
+        assert f"C{n}" in claims
+    assert claims.index("C2") < claims.index("C10") < claims.index("C18")  # numeric order
+    for r in cat:
+        if not r.modelled:
+            assert r.expected is None
+            assert r.status.startswith("not yet modelled (needs: ")
+            assert r.needs
+
+
+def test_discovery_is_deterministic() -> None:
+    assert [r.key for r in discover()] == [r.key for r in discover()]
+
+
+def test_basics_rows_are_registered() -> None:
+    cat = discover()
+    row = cat.get("B1/abba-mutexes")
+    assert row.modelled and row.expected == Verdict(kinds=frozenset({"deadlock"}))
+    assert row.origin == "dmabufsim.scenarios.basics_locking:abba_mutexes"
+    assert row.kernel_options == {"lockdep": False}
+    assert cat.get("B2/trylock-under-spinlock").expected == Verdict(clean=True)
+
+
+def test_select_and_resolve() -> None:
+    cat = discover()
+    assert [r.key for r in cat.select(["b1"])] == ["B1/abba-mutexes", "B1/ordered-mutexes"]
+    assert [r.key for r in cat.select(["B2/trylock-under-spinlock"])] == ["B2/trylock-under-spinlock"]
+    with pytest.raises(ds.UsageError, match=r"unknown claim 'C99'; known claims: C1, C2"):
+        cat.select(["C99"])
+    assert cat.resolve("B3").key == "B3/lock-held-at-exit"
+    with pytest.raises(ds.UsageError, match="several designs"):
+        cat.resolve("B1")
+
+
+def _scenario(k: ds.Kernel) -> None:
+    """Does nothing."""
+
+
+def test_module_convention_dict_entries() -> None:
+    mod = types.ModuleType("fake_c99")
+    mod.scenario = _scenario  # type: ignore[attr-defined]
+    mod.CLAIM = {"id": "C18", "design": "fake", "expected": "clean", "budget": 3}  # type: ignore[attr-defined]
+    (row,) = rows_of_module(mod)
+    assert row.key == "C18/fake" and row.scenario is _scenario and row.budget == 3
+    assert row.title == {c[0]: c[2] for c in cat_mod.CLAIM_INDEX}["C18"]
+    assert row.doc == "Does nothing."
+    mod.CLAIM = {"id": "C18", "design": "fake", "expected": "clean", "budgett": 3}  # type: ignore[attr-defined]
+    with pytest.raises(ds.UsageError, match=r"unknown catalog field\(s\) \['budgett'\]"):
+        rows_of_module(mod)
+    mod.CLAIM = {"id": "C18", "design": "fake"}  # type: ignore[attr-defined]
+    with pytest.raises(ds.UsageError, match="no expected verdict"):
+        rows_of_module(mod)
+
+
+def test_a_modelled_claim_replaces_its_pending_row() -> None:
+    row = ClaimScenario(claim="C18", title="t", design="d", scenario=_scenario, expected=Verdict(clean=True))
+    cat = cat_mod.Catalog([row])
+    assert [r.key for r in cat.select(["C18"])] == ["C18/d"]
+    assert [r.key for r in cat.select(["C17"])] == ["C17/-"]

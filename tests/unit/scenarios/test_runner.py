@@ -1,0 +1,86 @@
+"""Settling rows: results, counterexample tokens, determinism over jobs (runner R1-R3)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dmabufsim as ds
+from dmabufsim.scenarios import basics_locking, check, discover
+from dmabufsim.scenarios.runner import split
+
+
+def test_split_is_deterministic_and_covers_the_budget() -> None:
+    assert split(10, 2) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert split(3, 8) == [(0, 1), (1, 2), (2, 3)]
+    for budget in (1, 7, 100):
+        for jobs in (1, 2, 3):
+            chunks = split(budget, jobs)
+            assert [i for s, e in chunks for i in range(s, e)] == list(range(budget))
+
+
+def test_basics_rows_match_and_tokens_replay_the_counterexample() -> None:
+    rows = discover().select(["B1", "B2", "B3"])
+    res = check(rows, jobs=1)
+    assert [(r.row.key, r.status) for r in res.rows] == [
+        ("B1/abba-mutexes", "match"),
+        ("B1/ordered-mutexes", "match"),
+        ("B2/mutex-under-spinlock", "match"),
+        ("B2/trylock-under-spinlock", "match"),
+        ("B3/lock-held-at-exit", "match"),
+    ]
+    assert res.ok
+    by = {r.row.key: r for r in res.rows}
+    abba = by["B1/abba-mutexes"]
+    assert abba.found is not None and abba.found.kinds == {"deadlock"}
+    assert abba.found_text.startswith(f"deadlock (first: #{abba.first_execution}) (100 executions, random;")
+    assert abba.found_text.endswith("not exhaustive)")
+    ex = ds.Kernel(replay=abba.token, lockdep=False).run(basics_locking.abba_mutexes)
+    assert ex.kinds == ["deadlock"]
+    assert ex.findings[0].details["holding"] == {"t1": ["lock_A"], "t2": ["lock_B"]}
+    # Execution i is random seed i: the token is the one of that seed.
+    assert ds.Kernel(seed=abba.first_execution, lockdep=False).run(basics_locking.abba_mutexes).token == abba.token
+    clean = by["B1/ordered-mutexes"]
+    assert clean.token == "" and clean.first is None
+    assert clean.found_text == "clean (100 executions, random; not exhaustive)"
+
+
+def test_result_does_not_depend_on_jobs() -> None:
+    rows = discover().select(["B1", "B2"])
+    one = check(rows, jobs=1, budget=12).to_json()
+    two = check(rows, jobs=2, budget=12).to_json()
+    assert one == two
+
+
+def test_a_broken_design_flips_the_verdict() -> None:
+    # The "ABBA" row, with its scenario replaced by the ordered design: no deadlock to find.
+    row = discover().get("B1/abba-mutexes")
+    broken = dataclasses.replace(row, scenario=basics_locking.ordered_mutexes)
+    (r,) = check([broken], jobs=1, budget=30).rows
+    assert r.status == "mismatch" and r.why == "not found: deadlock"
+    # And the fixed row whose scenario deadlocks: an unexpected error with its token.
+    fixed = discover().get("B1/ordered-mutexes")
+    (r2,) = check([dataclasses.replace(fixed, scenario=basics_locking.abba_mutexes)], jobs=1, budget=30).rows
+    assert r2.status == "mismatch" and r2.why == "unexpected: deadlock"
+    assert r2.first is not None and r2.first["kind"] == "deadlock" and r2.token == r2.first["token"]
+    assert not check([broken], jobs=1, budget=5).ok
+
+
+def test_pending_rows_are_never_a_pass() -> None:
+    rows = discover().select(["C11", "B3"])
+    res = check(rows, jobs=1)
+    assert [r.status for r in res.rows] == ["pending", "match"]
+    assert res.rows[0].why.startswith("not yet modelled (needs: ")
+    assert res.ok and res.pending == [res.rows[0]]
+    strict = check(rows, jobs=1, strict=True)
+    assert not strict.ok
+    assert strict.to_json()["counts"] == {"match": 1, "pending": 1}
+
+
+def test_skip_slow_and_simulator_errors() -> None:
+    row = discover().get("B3/lock-held-at-exit")
+    slow = dataclasses.replace(row, slow=True)
+    assert check([slow], jobs=1, skip_slow=True).rows[0].status == "skipped"
+    bad = dataclasses.replace(row, kernel_options={"no_such_option": 1})
+    (r,) = check([bad], jobs=1).rows
+    assert r.status == "error" and "unknown Kernel option(s) ['no_such_option']" in r.why
+    assert not check([bad], jobs=1).ok
