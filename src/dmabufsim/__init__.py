@@ -63,6 +63,9 @@ from .kernel import (
 
 # -- locking
 from .locking import LockdepMap, Mutex, SpinLock, lockdep_assert_held, lockdep_assert_not_held
+from .locking.rcu import rcu_read_lock, rcu_read_lock_held, rcu_read_section, rcu_read_unlock, synchronize_rcu
+from .locking.rwsem import RwSem
+from .locking.seqcount import SeqCount
 from .locking.ww_mutex import WWAcquireCtx, WWClass, WWMutex
 
 __version__ = "0.1.0"
