@@ -103,7 +103,7 @@ class MMUIntervalNotifier:
             raise EINVAL(f"mmu_interval_notifier_insert: bad interval start={start:#x} length={length:#x}")
         subs = subscriptions(mm, create=True, k=k)
         assert subs is not None
-        if subs.released:
+        if getattr(mm, "dead", False):
             raise UsageError("mmu_interval_notifier_insert on an mm that was already torn down")
         k.might_sleep("mmu_interval_notifier_insert")
         sub = cls(mm, start, start + length, ops, subs)

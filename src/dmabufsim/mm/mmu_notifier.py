@@ -46,8 +46,10 @@ Rules:
 * R6 (registration): a subscription is registered on a live mm once;
   registering twice, unregistering an unregistered subscription, or
   unregistering from inside a callback raise ``UsageError``.
-* R7 (release): ``release`` (``exit_mmap``) calls every subscriber's
-  ``release`` once; after it, the secondary MMU must not touch the mm.
+* R7 (release): ``release`` (``exit_mmap``) calls every classic
+  subscriber's ``release`` once and drops it from the list; after it, the
+  secondary MMU must not touch the mm. Interval subscriptions stay and are
+  invalidated by the teardown like by any unmap.
 """
 
 from __future__ import annotations
@@ -161,8 +163,6 @@ class MMUNotifierSubscriptions:
         (everything already started has been ended).
         """
         k = self.k
-        if self.released:
-            return
         me = k.current.tid
         self.in_callback.append(me)
         try:
@@ -178,8 +178,6 @@ class MMUNotifierSubscriptions:
     def invalidate_range_end(self, range: MmuNotifierRange) -> None:
         """``__mmu_notifier_invalidate_range_end``: end the interval period, then the classic list."""
         k = self.k
-        if self.released:
-            return
         me = k.current.tid
         self.in_callback.append(me)
         try:
@@ -195,7 +193,11 @@ class MMUNotifierSubscriptions:
             self.in_callback.remove(me)
 
     def release(self, mm: Any) -> None:
-        """``__mmu_notifier_release`` (``exit_mmap``): every subscriber's ``release`` once (R7)."""
+        """``__mmu_notifier_release`` (``exit_mmap``): every classic subscriber's ``release`` once (R7).
+
+        The classic subscribers leave the list (as ``hlist_del_init_rcu``);
+        interval subscriptions stay and see the teardown's invalidations.
+        """
         k = self.k
         if self.released:
             return
@@ -204,7 +206,9 @@ class MMUNotifierSubscriptions:
         me = k.current.tid
         self.in_callback.append(me)
         try:
-            for sub in list(self.subscribers):
+            while self.subscribers:
+                sub = self.subscribers.pop(0)
+                sub.registered = False
                 sub.ops.release(sub, mm)
         finally:
             self.in_callback.remove(me)
@@ -231,7 +235,7 @@ def subscriptions(mm: Any, *, create: bool = False, k: Kernel | None = None) -> 
     if subs is None and create:
         subs = table[oid] = MMUNotifierSubscriptions(mm)
         # The hooks of the core mm call the subscriptions object (notifier_hooks R1).
-        mm.subscribers.append(subs)
+        mm.notifier_subscribe(subs)
     return subs
 
 
@@ -264,7 +268,7 @@ class MMUNotifier:
             raise UsageError("mmu_notifier_register: this subscription is already registered")
         subs = subscriptions(mm, create=True, k=k)
         assert subs is not None
-        if subs.released:
+        if subs.released or getattr(mm, "dead", False):
             raise UsageError("mmu_notifier_register on an mm that was already torn down")
         k.might_sleep("mmu_notifier_register")
         k.point("mmu_notifier_register", subs.oid, True)
@@ -275,9 +279,11 @@ class MMUNotifier:
     def unregister(self) -> None:
         """``mmu_notifier_unregister`` (R6): no callback of this subscriber runs after it returns."""
         k = self.k
+        subs = subscriptions(self.mm, k=k) if self.mm is not None else None
         if not self.registered:
+            if subs is not None and subs.released:
+                return  # exit_mmap's release already dropped it (R7)
             raise UsageError("mmu_notifier_unregister of a subscription that is not registered")
-        subs = subscriptions(self.mm, k=k)
         assert subs is not None
         if k.current.tid in subs.in_callback:
             raise UsageError("mmu_notifier_unregister called from inside a notifier callback")

@@ -2,7 +2,7 @@
 
 The notifier only needs what the hook points of ``notifier_hooks.py`` use
 (``k``, ``oid``, ``subscribers``, ``active_ranges``,
-``stats_invalidations``); the unit tests drive the hooks directly, without
+``stats_invalidations``, ``notifier_subscribe``); the unit tests drive the hooks directly, without
 a process, so that each test isolates one rule of the notifier.
 """
 
@@ -22,6 +22,10 @@ class NotifierTestMm:
         self.subscribers: list[Any] = []
         self.active_ranges: list[Any] = []
         self.stats_invalidations = 0
+        self.dead = False
+
+    def notifier_subscribe(self, sub: Any) -> None:
+        self.subscribers.append(sub)
 
 
 def new_mm() -> Any:
