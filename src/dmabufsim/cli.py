@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .explore import command as explore_command
 from .kernel.errors import ReplayError, UsageError
 from .kernel.runtime import Execution, Kernel
 from .report import commands as catalog_commands
@@ -107,8 +108,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     scenario = row.scenario if row is not None and row.scenario is not None else load_scenario(args.scenario)
     options = dict(row.kernel_options) if row is not None else {}
     record = bool(args.trace or args.dot)
-    ex = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **options).run(scenario)
-    catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario)
+    k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **options)
+    ex = k.run(scenario)
+    catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k)
     return _print_execution(ex, args.json, args.scenario)
 
 
@@ -139,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--scenarios", action="append", default=[], metavar="DIR", help="extra catalog modules")
     rp.set_defaults(func=cmd_replay)
     catalog_commands.add_parsers(sub)
+    explore_command.add_parser(sub, load_scenario)
     return p
 
 

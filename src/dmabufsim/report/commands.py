@@ -273,10 +273,33 @@ def add_parsers(sub: Any) -> None:
 # ---------------------------------------------------------------- replay artifacts
 
 
-def write_artifacts(ex: Any, *, trace: str | None = None, dot: str | None = None, label: str = "dmabufsim") -> None:
+def lockdep_edges(kernel: Any) -> list[tuple[str, str]] | None:
+    """The ``(from, to)`` class names of the lockdep validator's graph after a run, or None.
+
+    Read through the validator's public shape (``k.lockdep.graph.edges()``
+    with ``src.name`` / ``dst.name``) so the report room needs no import of
+    it; None when the execution ran without the validator.
+    """
+    graph = getattr(getattr(kernel, "lockdep", None), "graph", None)
+    edges = getattr(graph, "edges", None)
+    if not callable(edges):
+        return None
+    return [(e.src.name, e.dst.name) for e in edges()]
+
+
+def write_artifacts(
+    ex: Any,
+    *,
+    trace: str | None = None,
+    dot: str | None = None,
+    label: str = "dmabufsim",
+    kernel: Any = None,
+) -> None:
     """Write the Perfetto trace and/or the lock-graph DOT of a recorded execution.
 
-    The DOT graph highlights the chain of the first circular-locking
+    The DOT graph is lockdep's own graph (pseudo-locks and boot-time priming
+    included) when ``kernel`` ran with the validator, else the one rebuilt
+    from the trace; it highlights the chain of the first circular-locking
     finding when there is one, else the first cycle of the graph. An
     unwritable path is a UsageError (one line, exit 2).
     """
@@ -289,7 +312,8 @@ def write_artifacts(ex: Any, *, trace: str | None = None, dot: str | None = None
             perfetto.write(ex, trace, title=label)
         if dot:
             names = {t.tid: t.name for t in ex.threads}
-            graph = dot_mod.graph_from_events(ex.events or [], names)
+            edges = lockdep_edges(kernel) if kernel is not None else None
+            graph = dot_mod.graph_from_edges(edges) if edges else dot_mod.graph_from_events(ex.events or [], names)
             chains = [chain_of(f) for f in ex.findings if f.kind == "circular-locking"]
             cycle = next((c for c in chains if c), None)
             with open(dot, "w", encoding="utf-8") as fh:

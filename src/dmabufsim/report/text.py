@@ -18,7 +18,9 @@ Every finding is rendered the same way, whatever room raised it:
 Rules:
 
 * R1: the checker's body is printed verbatim; the renderer only adds the
-  frame around it (a body that repeats the title does not print it twice).
+  frame around it (a body that repeats the title does not print it twice;
+  a body that already is a whole splat, banner included, gets no second
+  banner).
 * R2: a finding whose body is only its title gets its ``details`` printed
   as ``key: value`` lines, so no report is ever empty.
 * R3: every report ends with a replay line when the token is known.
@@ -63,14 +65,18 @@ def render_thread(t: ThreadInfo) -> list[str]:
 
 def render_finding(f: Finding, scenario: str = "") -> str:
     """The kernel-style report of one finding (see the module Rules)."""
-    body = (f.report or "").rstrip("\n")
+    body = (f.report or "").strip("\n")
     body_lines = body.splitlines()
     title = f.title
-    if body_lines and body_lines[0].strip().startswith(f.title.strip()):
-        # The checker's first line is the title, maybe with the site: it heads the banner.
-        title = body_lines[0].strip()
-        body_lines = body_lines[1:]
-    lines = _banner(title)
+    if len(body_lines) > 1 and set(body_lines[0]) == {"="} and body_lines[1].strip().startswith(title.strip()):
+        # The checker wrote the whole splat, banner included (lockdep): keep it as is.
+        lines = [""]
+    else:
+        if body_lines and body_lines[0].strip().startswith(title.strip()):
+            # The checker's first line is the title, maybe with the site: it heads the banner.
+            title = body_lines[0].strip()
+            body_lines = body_lines[1:]
+        lines = _banner(title)
     if body_lines:
         lines.extend(body_lines)
     else:

@@ -83,3 +83,12 @@ def test_given_chain_is_highlighted_even_if_not_in_the_trace() -> None:
     g = dot.graph_from_edges([("reservation_ww_class_mutex", "fs_reclaim")])
     out = dot.to_dot(g, ["reservation_ww_class_mutex", "fs_reclaim"])
     assert '"fs_reclaim" -> "reservation_ww_class_mutex" [color=red, style=dashed, label="reported"];' in out
+
+
+def test_a_whole_splat_gets_no_second_banner() -> None:
+    title = "WARNING: possible circular locking dependency detected"
+    body = f"\n{'=' * 54}\n{title}\n{'-' * 54}\nt1/1 is trying to acquire lock:\n"
+    f = ds.Finding(kind="circular-locking", title=title, report=body, rule="lockdep R5")
+    lines = text.render_finding(f).splitlines()
+    assert lines.count(title) == 1 and lines.count("=" * 54) == 1
+    assert lines[1:5] == ["=" * 54, title, "-" * 54, "t1/1 is trying to acquire lock:"]
