@@ -24,9 +24,21 @@ from .fence import (
 from .fence_array import DmaFenceArray, array_create, is_array, is_container, match_context
 from .fence_chain import DmaFenceChain, find_seqno, is_chain
 from .fence_unwrap import merge, unwrap
+from .resv import (
+    DmaResv,
+    DmaResvIter,
+    DmaResvList,
+    DmaResvUsage,
+    ReservationObject,
+    reservation_object_wait_timeout_rcu,
+    reservation_ww_class,
+    usage_rw,
+)
 
 __all__ = [
     "DMA_FENCE_FLAG_USER_BITS", "LONG_MAX", "DmaFence", "DmaFenceArray", "DmaFenceCb", "DmaFenceChain",
+    "DmaResv", "DmaResvIter", "DmaResvList", "DmaResvUsage", "ReservationObject",
+    "reservation_object_wait_timeout_rcu", "reservation_ww_class", "usage_rw",
     "FenceContext", "FenceOps", "NamedFenceOps", "allocate_private_stub", "array_create", "context_alloc",
     "depended_fences", "fence_chain", "fence_unwrap", "find_seqno", "get_stub", "is_array", "is_chain",
     "is_container", "later", "match_context", "merge", "seqno_is_later", "unwrap", "wait_any",
