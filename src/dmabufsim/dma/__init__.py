@@ -4,6 +4,22 @@
 """
 
 from . import fence_chain, fence_unwrap
+
+# -- dma-buf (issue 6)
+from .dma_buf import (
+    DMA_BIDIRECTIONAL,
+    DMA_FROM_DEVICE,
+    DMA_TO_DEVICE,
+    DmaBuf,
+    DmaBufAttachment,
+    DmaBufAttachOps,
+    DmaBufOps,
+    DmaBufRevocation,
+    DmaDataDirection,
+    SgEntry,
+    SgTable,
+)
+from .dma_buf import export as dma_buf_export
 from .fence import (
     DMA_FENCE_FLAG_USER_BITS,
     LONG_MAX,
@@ -43,4 +59,8 @@ __all__ = [
     "depended_fences", "fence_chain", "fence_unwrap", "find_seqno", "get_stub", "is_array", "is_chain",
     "is_container", "later", "match_context", "merge", "seqno_is_later", "unwrap", "wait_any",
     "wait_any_timeout",
+]
+__all__ += [
+    "DMA_BIDIRECTIONAL", "DMA_FROM_DEVICE", "DMA_TO_DEVICE", "DmaBuf", "DmaBufAttachOps", "DmaBufAttachment",
+    "DmaBufOps", "DmaBufRevocation", "DmaDataDirection", "SgEntry", "SgTable", "dma_buf_export",
 ]
