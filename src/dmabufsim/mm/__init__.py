@@ -30,7 +30,6 @@ from .memory import (
     PROT_READ,
     PROT_WRITE,
     TASK_SIZE,
-    MmapLock,
     MmStruct,
     Process,
     Pte,
@@ -61,7 +60,7 @@ from .shrinker import SHRINK_BATCH, SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Sh
 __all__ = [
     "FOLL", "FOLL_GET", "FOLL_LONGTERM", "FOLL_PIN", "FOLL_WRITE", "MADV_DONTNEED", "PAGE_SHIFT",
     "PAGE_SIZE", "PROT_NONE", "PROT_READ", "PROT_WRITE", "SHRINK_BATCH", "SHRINK_EMPTY", "SHRINK_STOP",
-    "TASK_SIZE", "MmStruct", "MmapLock", "MmuNotifierRange", "MmuNotifyEvent", "MmuSubscriber", "Page",
+    "TASK_SIZE", "MmStruct", "MmuNotifierRange", "MmuNotifyEvent", "MmuSubscriber", "Page",
     "PageAllocator", "PageWatcher", "Process", "Pte", "ShmemObject", "ShrinkControl", "Shrinker",
     "ShrinkerRegistry", "Vma", "alloc_page", "free_page", "get_user_pages", "get_user_pages_fast",
     "init_memory", "invalidate_range_end", "invalidate_range_start", "mark_page_accessed", "owner_name",

@@ -44,7 +44,7 @@ from ..kernel.gfp import GFP_KERNEL
 from ..kernel.runtime import Kernel, current_kernel
 from ..locking.annotations import MMAP_LOCK
 from ..locking.lockdep_map import lockdep_assert_held
-from ..locking.mutex import Mutex
+from ..locking.rwsem import RwSem
 from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent, invalidate_range_end, invalidate_range_start
 from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator
 
@@ -61,46 +61,6 @@ MMAP_BASE = 0x10_0000
 
 def _page_align(x: int) -> int:
     return (x + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-
-
-class MmapLock:
-    """``mmap_lock``: the rw_semaphore guarding an address space.
-
-    Adapter over the locking room: until ``locking/rwsem.py`` lands it is a
-    ``Mutex`` of lock class ``mmap_lock`` (readers then exclude each other:
-    more serialisation than the kernel, never less). Switch: build it on
-    ``RwSem(MMAP_LOCK)`` and forward the four calls.
-    """
-
-    __slots__ = ("_m", "dep_map", "oid")
-
-    def __init__(self) -> None:
-        self._m = Mutex(MMAP_LOCK)
-        self.dep_map = self._m.dep_map
-        self.oid = self._m.oid
-
-    def down_read(self) -> None:
-        """``mmap_read_lock``."""
-        self._m.lock()
-
-    def up_read(self) -> None:
-        """``mmap_read_unlock``."""
-        self._m.unlock()
-
-    def down_write(self) -> None:
-        """``mmap_write_lock``."""
-        self._m.lock()
-
-    def up_write(self) -> None:
-        """``mmap_write_unlock``."""
-        self._m.unlock()
-
-    def down_read_trylock(self) -> bool:
-        """``mmap_read_trylock``."""
-        return self._m.trylock()
-
-    def is_locked(self) -> bool:
-        return self._m.is_locked()
 
 
 class ShmemObject:
@@ -181,7 +141,8 @@ class MmStruct:
         self.oid = self.k.new_oid()
         self.name = name
         self.alloc = alloc or page_allocator(self.k)
-        self.mmap_lock = MmapLock()
+        #: ``mmap_lock``: an rw_semaphore of lock class ``mmap_lock`` (R1).
+        self.mmap_lock = RwSem(MMAP_LOCK)
         self.vmas: list[Vma] = []
         #: Page tables: virtual page number -> PTE.
         self.ptes: dict[int, Pte] = {}

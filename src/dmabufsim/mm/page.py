@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..kernel.errors import ENOMEM, UsageError
 from ..kernel.gfp import GFP, current_gfp_context, gfp_name
 from ..kernel.runtime import Kernel, current_kernel
-from ..locking.annotations import fs_reclaim_acquire, fs_reclaim_release, might_alloc, mmu_notifier_map
+from ..locking.annotations import fs_reclaim_acquire, fs_reclaim_release, might_alloc
 
 if TYPE_CHECKING:
     from .shrinker import ShrinkerRegistry
@@ -314,12 +314,6 @@ class PageAllocator:
         g = current_gfp_context(gfp)
         t = k.current
         may_reclaim = bool(g & GFP.DIRECT_RECLAIM) and t.in_reclaim == 0
-        if may_reclaim:
-            # fs_reclaim_acquire also annotates that reclaim may invalidate
-            # mappings through mmu notifiers (KERNEL.md 5.3/5.4).
-            m = mmu_notifier_map()
-            m.acquire()
-            m.release()
         k.point("alloc_page", self.oid, True, gfp_name(gfp))
         if self._should_fail():
             self.stats.injected += 1
