@@ -1,0 +1,35 @@
+"""The interleaving explorer: strategies, verdicts, shrinking, parallel runs.
+
+``explore(scenario, strategy=..., budget=...) -> Report`` is the entry point
+(see ``explorer.py`` and ``docs/explorer.md``). Strategies, one per file,
+each citing its paper: ``random_walk.py``, ``pct.py``, ``dfs.py`` (DFS and
+iterative context bounding), ``dpor.py``.
+"""
+
+from .audit import AuditResult, audit
+from .base import ExploreStrategy, mix_seed
+from .coverage import Coverage
+from .dfs import DFS, ICB
+from .dpor import DPOR
+from .explorer import (
+    EXIT_FINDING,
+    EXIT_INCONCLUSIVE,
+    EXIT_OK,
+    STRATEGIES,
+    VERDICTS,
+    ExploredFinding,
+    PhaseResult,
+    Report,
+    explore,
+    make_strategy,
+    terminal_state,
+)
+from .pct import PCT
+from .random_walk import RandomWalk
+from .shrink import ShrinkResult, replay, shrink
+
+__all__ = [
+    "DFS", "DPOR", "EXIT_FINDING", "EXIT_INCONCLUSIVE", "EXIT_OK", "ICB", "PCT", "STRATEGIES", "VERDICTS",
+    "AuditResult", "Coverage", "ExploreStrategy", "ExploredFinding", "PhaseResult", "RandomWalk", "Report",
+    "ShrinkResult", "audit", "explore", "make_strategy", "mix_seed", "replay", "shrink", "terminal_state",
+]

@@ -1,0 +1,131 @@
+"""What an exploration exercised: lock orders, lock contexts, preemptions in critical sections.
+
+A search that found nothing is only as good as what it reached. The
+explorer folds every execution into one :class:`Coverage`:
+
+* lock-order edges exercised: ``A -> B`` when a thread acquired (or started
+  to acquire) class ``B`` while holding ``A`` (the held-lock stack the
+  runtime keeps, which lockdep extends);
+* lock class x context: each class with the context it was taken in
+  (``process``, ``irq`` for interrupt handlers, ``reclaim`` inside direct
+  reclaim / shrinkers);
+* preemptions taken inside critical sections: a scheduling choice that took
+  the CPU from a thread holding a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..kernel.strategy import ReplayStrategy, Strategy
+
+if TYPE_CHECKING:
+    from ..kernel.runtime import Kernel
+    from ..kernel.thread import KThread
+    from ..kernel.trace import Event
+
+
+def _context(t: KThread) -> str:
+    if t.in_irq:
+        return "irq"
+    if t.in_reclaim:
+        return "reclaim"
+    return "process"
+
+
+@dataclass
+class Coverage:
+    """Lock-order edges, class x context pairs and critical-section preemptions seen."""
+
+    edges: set[tuple[str, str]] = field(default_factory=set)
+    contexts: set[tuple[str, str]] = field(default_factory=set)
+    preemptions_in_critical: int = 0
+    preemptions: int = 0
+
+    def merge(self, other: Coverage) -> None:
+        self.edges |= other.edges
+        self.contexts |= other.contexts
+        self.preemptions_in_critical += other.preemptions_in_critical
+        self.preemptions += other.preemptions
+
+    def attach(self, k: Kernel) -> None:
+        """Listen to ``k``'s trace for lock acquisitions."""
+        threads = k._threads  # read-only view of the execution's threads (creation order)
+        edges, contexts = self.edges, self.contexts
+
+        def on_event(ev: Event) -> None:
+            op = ev.op
+            if ev.tid < 0 or "lock" not in op or "unlock" in op or "try" in op:
+                return
+            t = threads[ev.tid]
+            held = t.held
+            if not held:
+                return
+            last = held[-1].map.name
+            contexts.add((last, _context(t)))
+            for hl in held[:-1]:
+                if hl.map.name != last:
+                    edges.add((hl.map.name, last))
+
+        k.trace.subscribe(on_event)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lock_order_edges": sorted([a, b] for a, b in self.edges),
+            "lock_contexts": sorted([c, x] for c, x in self.contexts),
+            "preemptions": self.preemptions,
+            "preemptions_in_critical_sections": self.preemptions_in_critical,
+        }
+
+    def summary(self) -> str:
+        return (
+            f"coverage: {len(self.edges)} lock-order edge(s), {len(self.contexts)} lock class x context pair(s), "
+            f"{self.preemptions_in_critical} of {self.preemptions} preemption(s) inside critical sections"
+        )
+
+
+class Recorder(Strategy):
+    """Wraps the strategy of one execution: counts preemptions, remembers the default choices.
+
+    ``defaults[i]`` is what the non-preemptive schedule would have chosen at
+    choice ``i`` (the current thread, else the lowest tid; value 0): the
+    shrinker replaces choices by these and trims a token's default tail.
+    """
+
+    __slots__ = ("coverage", "defaults", "inner")
+
+    def __init__(self, inner: Strategy, coverage: Coverage | None) -> None:
+        self.inner = inner
+        self.coverage = coverage
+        self.defaults: list[int] = []
+        self.name = inner.name
+
+    def new_execution(self) -> bool:
+        self.defaults = []
+        return self.inner.new_execution()
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        t = self.inner.next_thread(runnable, current)
+        if current is not None:
+            self.defaults.append(current.tid)
+            if t is not current and self.coverage is not None:
+                self.coverage.preemptions += 1
+                if current.held:
+                    self.coverage.preemptions_in_critical += 1
+        else:
+            self.defaults.append(runnable[0].tid)
+        return t
+
+    def next_u64(self, bound: int) -> int:
+        self.defaults.append(0)
+        return self.inner.next_u64(bound)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    @property
+    def diverged_at(self) -> int | None:
+        inner = self.inner
+        return inner.diverged_at if isinstance(inner, ReplayStrategy) else None

@@ -1,0 +1,224 @@
+"""Systematic depth-first search, optionally preemption-bounded (CHESS).
+
+Every execution replays the choices of a stack of decision nodes and
+extends it with non-preemptive defaults; after the execution the deepest
+node with an untried alternative moves to it. The search is *exhaustive*:
+when the stack empties, every schedule (within the bound) has run.
+
+Iterative context bounding (Musuvathi and Qadeer, "Iterative Context
+Bounding for Systematic Testing of Multithreaded Programs", PLDI 2007, the
+CHESS checker) runs the search with preemption bound 0, 1, 2, ...: most
+bugs need few preemptions, and a search that finishes bound ``b`` with no
+alternative cut by the bound has explored the *whole* space.
+
+Rules:
+
+* R1: a choice that takes the CPU from a thread that could continue is a
+  preemption; alternatives beyond the bound are not explored and mark the
+  search as *cut* (exhausted within the bound, not in general).
+* R2: values asked with ``Kernel.random(bound)`` are choices too, each value
+  tried, up to :data:`VALUE_CAP` (more marks the search as cut).
+* R3: a replayed prefix must meet the same runnable threads; a scenario
+  that does not (uncontrolled nondeterminism) is refused with the step.
+* R4: a parallel job ``j`` of ``N`` owns the root alternatives ``j``,
+  ``j + N``, ...: the split is a partition of the tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .base import ExploreStrategy
+
+if TYPE_CHECKING:
+    from ..kernel.runtime import Execution
+    from ..kernel.thread import KThread
+
+#: Values tried per ``Kernel.random`` choice (fault injection points are small).
+VALUE_CAP = 16
+
+
+class _Node:
+    """One decision: the alternatives in try order and the one being explored."""
+
+    __slots__ = ("costs", "idx", "offered", "options", "pre", "thread")
+
+    def __init__(self, thread: bool, options: list[int], costs: list[int], pre: int, idx: int) -> None:
+        self.thread = thread
+        #: Every alternative the runtime offered (before the bound pruned some).
+        self.offered = list(options)
+        self.options = options
+        #: Preemptions each option costs (0 or 1).
+        self.costs = costs
+        #: Preemptions taken before this node.
+        self.pre = pre
+        self.idx = idx
+
+
+class DFS(ExploreStrategy):
+    """Depth-first search of every schedule, with an optional preemption bound (R1)."""
+
+    name = "dfs"
+    systematic = True
+
+    def __init__(self, preemption_bound: int | None = None) -> None:
+        super().__init__()
+        self.preemption_bound = preemption_bound
+        self._stack: list[_Node] = []
+        self._pos = 0
+        self._pre = 0
+        self._job = 0
+        self._jobs = 1
+        #: True when this execution is outside this job's share (R4).
+        self.discard = False
+
+    def split(self, job: int, jobs: int) -> None:
+        self._job, self._jobs = job, jobs
+
+    def bound(self) -> str:
+        if self.preemption_bound is None:
+            return "unbounded" if not self.cut else f"value cap {VALUE_CAP}"
+        return f"preemption bound {self.preemption_bound}"
+
+    def new_execution(self) -> bool:
+        if self.complete:
+            return False
+        self._pos = 0
+        self._pre = 0
+        self.discard = False
+        return True
+
+    def _node(self, thread: bool, options: list[int], costs: list[int]) -> _Node:
+        pos = self._pos
+        if pos < len(self._stack):
+            node = self._stack[pos]
+            if node.offered != options and not self.error:
+                self.error = (
+                    f"{self.name}: the scenario is not deterministic: decision {pos} offered "
+                    f"{options}, an earlier execution offered {node.offered} (rule R3)"
+                )
+        else:
+            offered = list(options)
+            bound = self.preemption_bound
+            if bound is not None:
+                keep = [i for i, c in enumerate(costs) if self._pre + c <= bound]
+                if len(keep) < len(options):
+                    self.cut = True
+                options = [options[i] for i in keep]
+                costs = [costs[i] for i in keep]
+            idx = 0
+            if pos == 0 and self._jobs > 1:
+                idx = self._job
+                if idx >= len(options):
+                    idx = 0
+                    self.discard = True
+            node = _Node(thread, options, costs, self._pre, idx)
+            node.offered = offered
+            self._stack.append(node)
+        self._pos = pos + 1
+        self._pre += node.costs[node.idx]
+        return node
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        first = current if current is not None else runnable[0]
+        options = [first.tid] + [t.tid for t in runnable if t is not first]
+        costs = [0] + [1 if current is not None else 0] * (len(options) - 1)
+        node = self._node(True, options, costs)
+        tid = node.options[node.idx]
+        for t in runnable:
+            if t.tid == tid:
+                return t
+        return first  # nondeterministic scenario: recorded in self.error, the explorer stops
+
+    def next_u64(self, bound: int) -> int:
+        n = bound if bound <= VALUE_CAP else VALUE_CAP
+        if bound > VALUE_CAP:
+            self.cut = True
+        node = self._node(False, list(range(max(n, 1))), [0] * max(n, 1))
+        return node.options[node.idx]
+
+    def end_execution(self, ex: Execution) -> None:
+        stack = self._stack
+        del stack[self._pos :]
+        if not stack and self._job > 0:
+            self.discard = True  # no decision at all: the single execution is job 0's
+        if self.discard:
+            self.complete = True
+            return
+        step = self._jobs if len(stack) > 0 else 1
+        while stack:
+            node = stack[-1]
+            inc = step if len(stack) == 1 else 1
+            if node.idx + inc < len(node.options):
+                node.idx += inc
+                return
+            stack.pop()
+        self.complete = True
+
+    def describe(self) -> str:
+        b = "" if self.preemption_bound is None else f"preemption_bound={self.preemption_bound}"
+        return f"dfs({b})"
+
+
+class ICB(ExploreStrategy):
+    """Iterative context bounding: DFS with preemption bound 0, 1, ... ``max_bound``.
+
+    A bound whose search cut nothing has explored every schedule: the run is
+    then exhausted without bound (CHESS). Executions of bound ``b`` repeat
+    those of smaller bounds (the cost of a stateless search; counted).
+    """
+
+    name = "icb"
+    systematic = True
+
+    def __init__(self, max_bound: int = 3) -> None:
+        super().__init__()
+        self.max_bound = max_bound
+        self.current_bound = 0
+        self._dfs = DFS(0)
+        self._job, self._jobs = 0, 1
+
+    @property
+    def discard(self) -> bool:
+        return self._dfs.discard
+
+    def split(self, job: int, jobs: int) -> None:
+        self._job, self._jobs = job, jobs
+        self._dfs.split(job, jobs)
+
+    def bound(self) -> str:
+        if self.complete and not self.cut:
+            return "unbounded (no preemption was cut)"
+        return f"preemption bound {self.current_bound}"
+
+    def new_execution(self) -> bool:
+        if self._dfs.complete:
+            if not self._dfs.cut or self.current_bound >= self.max_bound:
+                self.complete = True
+                self.cut = self._dfs.cut
+                return False
+            self.current_bound += 1
+            self._dfs = DFS(self.current_bound)
+            self._dfs.split(self._job, self._jobs)
+        self._dfs.index = self.index
+        return self._dfs.new_execution()
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        t = self._dfs.next_thread(runnable, current)
+        self.error = self._dfs.error
+        return t
+
+    def next_u64(self, bound: int) -> int:
+        v = self._dfs.next_u64(bound)
+        self.error = self._dfs.error
+        return v
+
+    def end_execution(self, ex: Execution) -> None:
+        self._dfs.end_execution(ex)
+        self.cut = self._dfs.cut
+        if self._dfs.complete and (not self._dfs.cut or self.current_bound >= self.max_bound):
+            self.complete = True
+
+    def describe(self) -> str:
+        return f"icb(bound={self.current_bound}/{self.max_bound})"

@@ -1,0 +1,380 @@
+"""Dynamic partial-order reduction with sleep sets (and a preemption bound).
+
+Flanagan and Godefroid, "Dynamic Partial-Order Reduction for Model Checking
+Software", POPL 2005; sleep sets from Godefroid's thesis (LNCS 1032, 1996);
+optimal DPOR (source sets, wakeup trees) is Abdulla, Aronis, Jonsson and
+Sagonas, POPL 2014 -- this module implements the source-set-free classic
+algorithm with sleep sets, which is sound but may run some redundant
+executions (counted as ``sleep_blocked``). Bounded POR: Coons, Musuvathi and
+McKinley, "Bounded Partial-Order Reduction", OOPSLA 2013.
+
+Two schedules that differ only in the order of *independent* steps reach the
+same state; DPOR runs one of them. After each execution it looks for *races*
+(two steps of different threads on the same object, at least one a write,
+not ordered by happens-before: vector clocks over the trace) and schedules
+the later thread before the earlier step in a later execution.
+
+Rules:
+
+* R1 (dependency): a step is the operation the chosen thread declared at its
+  scheduling point (``t.pending``) plus every event up to the next decision.
+  Two steps are dependent when they touch one object and one writes; lock
+  acquire and release are writes of the lock object, so always dependent.
+  Waits with a timeout touch the virtual clock (object -1): they are
+  dependent on each other (timer order). A thread's start touches nothing.
+* R2 (race): for each step and each other thread, the last earlier dependent
+  step of that thread not happening-before it is a race; the later thread
+  goes into the backtrack set of the earlier step's decision, or every
+  enabled thread there if it was not enabled then.
+* R3 (sleep sets): a thread whose subtree was explored at a decision sleeps
+  in the siblings explored after it until a dependent step wakes it; an
+  execution where every runnable thread sleeps is redundant (counted).
+* R4 (bound): with a preemption bound, a race also adds its thread at the
+  decision where the earlier thread's run began (the Coons et al. fix, so
+  the reversal is reachable without a preemption); alternatives beyond the
+  bound mark the search as cut.
+* R5 (split): parallel job ``j`` of ``N`` owns the root alternatives ``j``,
+  ``j + N``, ... and explores the root fully (every enabled thread): the
+  root's backtrack set is then trivially sound.
+* R6 (determinism): a replayed prefix must offer the same runnable threads;
+  otherwise the scenario has uncontrolled nondeterminism (refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .base import ExploreStrategy
+from .dfs import VALUE_CAP
+
+if TYPE_CHECKING:
+    from ..kernel.runtime import Execution, Kernel
+    from ..kernel.thread import KThread
+    from ..kernel.trace import Event
+
+#: The virtual clock as an object: timed waits are dependent on each other (R1).
+CLOCK = -1
+
+
+class _DNode:
+    """A decision: enabled threads, their next steps, backtrack / done / sleep sets."""
+
+    __slots__ = (
+        "acc_start",
+        "backtrack",
+        "blocked",
+        "chosen",
+        "cur",
+        "done",
+        "enabled",
+        "full",
+        "pending",
+        "pre",
+        "run_start",
+        "sleep",
+        "thread",
+    )
+
+    def __init__(self, thread: bool, enabled: list[int], chosen: int) -> None:
+        self.thread = thread
+        self.enabled = enabled
+        self.chosen = chosen
+        self.pending: dict[int, tuple[int, bool]] = {}
+        self.backtrack: list[int] = [chosen]
+        self.done: set[int] = set()
+        self.sleep: dict[int, tuple[int, bool]] = {}
+        self.cur = -1
+        self.pre = 0
+        self.acc_start = 0
+        self.run_start = 0
+        self.full = False
+        self.blocked = False
+
+
+def _access(op: str, obj: int, write: bool) -> tuple[int, bool] | None:
+    if op == "start":
+        return None
+    return (obj, write)
+
+
+class DPOR(ExploreStrategy):
+    """Classic DPOR with sleep sets, optionally preemption-bounded (see the Rules)."""
+
+    name = "dpor"
+    systematic = True
+
+    def __init__(self, preemption_bound: int | None = None) -> None:
+        super().__init__()
+        self.preemption_bound = preemption_bound
+        self._stack: list[_DNode] = []
+        self._pos = 0
+        self._pre = 0
+        self._last_t = -1
+        #: Steps of the running execution: (tid, obj, write, decision index, spawned tid or -1).
+        self._acc: list[tuple[int, int, bool, int, int]] = []
+        self._job, self._jobs = 0, 1
+        self.discard = False
+        self._blocked_now = False
+        #: Executions in which every runnable thread slept (redundant, R3).
+        self.sleep_blocked = 0
+
+    def split(self, job: int, jobs: int) -> None:
+        self._job, self._jobs = job, jobs
+
+    def bound(self) -> str:
+        if self.preemption_bound is None:
+            return "unbounded" if not self.cut else f"value cap {VALUE_CAP}"
+        return f"preemption bound {self.preemption_bound}"
+
+    def state(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_acc"}
+
+    def attach(self, kernel: Kernel) -> None:
+        kernel.trace.subscribe(self._on_event)
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.tid >= 0:
+            self._acc.append((ev.tid, ev.obj, ev.write, self._pos - 1, ev.obj if ev.op == "spawn" else -1))
+
+    def new_execution(self) -> bool:
+        if self.complete:
+            return False
+        self._pos = 0
+        self._pre = 0
+        self._last_t = -1
+        self._acc = []
+        self.discard = False
+        self._blocked_now = False
+        return True
+
+    # ------------------------------------------------------------------ choosing
+
+    def _cost(self, node: _DNode, tid: int) -> int:
+        return 1 if node.cur >= 0 and tid != node.cur else 0
+
+    def _allowed(self, node: _DNode, tid: int) -> bool:
+        b = self.preemption_bound
+        return b is None or node.pre + self._cost(node, tid) <= b
+
+    def _sleep_for_new(self, enabled: set[int]) -> dict[int, tuple[int, bool]]:
+        if self._last_t < 0:
+            return {}
+        prev = self._stack[self._last_t]
+        cand = dict(prev.sleep)
+        for d in prev.done:
+            if d != prev.chosen and d in prev.pending:
+                cand[d] = prev.pending[d]
+        if not cand:
+            return {}
+        seg = self._acc[prev.acc_start :]
+        out: dict[int, tuple[int, bool]] = {}
+        for z, (obj, w) in cand.items():
+            if z not in enabled:
+                continue
+            awake = False
+            for tid, o, ww, _, _ in seg:
+                if tid == z or (o == obj and (w or ww)):
+                    awake = True
+                    break
+            if not awake:
+                out[z] = (obj, w)
+        return out
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        pos = self._pos
+        stack = self._stack
+        tids = [t.tid for t in runnable]
+        if pos < len(stack):
+            node = stack[pos]
+            if (not node.thread or node.enabled != tids) and not self.error:
+                self.error = (
+                    f"dpor: the scenario is not deterministic: decision {pos} offered threads {tids}, "
+                    f"an earlier execution offered {node.enabled} (rule R6)"
+                )
+            if not node.thread:
+                return runnable[0]
+        else:
+            cur = current.tid if current is not None else -1
+            enabled = set(tids)
+            sleep = self._sleep_for_new(enabled)
+            default = cur if cur >= 0 else tids[0]
+            order = [default] + [t for t in tids if t != default]
+            node = _DNode(True, tids, default)
+            node.cur = cur
+            node.pre = self._pre
+            node.sleep = sleep
+            for t in runnable:
+                a = _access(*t.pending)
+                if a is not None:
+                    node.pending[t.tid] = a
+            if pos == 0 and self._jobs > 1:
+                owned = [t for t in order[self._job :: self._jobs] if self._allowed(node, t)]
+                node.full = True
+                if owned:
+                    node.chosen = owned[0]
+                    node.backtrack = owned
+                else:
+                    self.discard = True
+            else:
+                choice = -1
+                for x in order:
+                    if x in sleep:
+                        continue
+                    if not self._allowed(node, x):
+                        self.cut = True
+                        continue
+                    choice = x
+                    break
+                if choice < 0:
+                    node.blocked = True
+                    self._blocked_now = True
+                else:
+                    node.chosen = choice
+                node.backtrack = [node.chosen]
+            stack.append(node)
+        prev_chosen = stack[self._last_t].chosen if self._last_t >= 0 else -1
+        node.run_start = stack[self._last_t].run_start if prev_chosen == node.chosen else pos
+        node.acc_start = len(self._acc)
+        self._last_t = pos
+        self._pos = pos + 1
+        self._pre += self._cost(node, node.chosen)
+        a = node.pending.get(node.chosen)
+        if a is not None:
+            self._acc.append((node.chosen, a[0], a[1], pos, -1))
+        for t in runnable:
+            if t.tid == node.chosen:
+                return t
+        return runnable[0]  # nondeterministic scenario: recorded in self.error
+
+    def next_u64(self, bound: int) -> int:
+        pos = self._pos
+        stack = self._stack
+        n = max(1, min(bound, VALUE_CAP))
+        if bound > VALUE_CAP:
+            self.cut = True
+        if pos < len(stack):
+            node = stack[pos]
+            if node.thread or len(node.enabled) != n:
+                if not self.error:
+                    self.error = f"dpor: the scenario is not deterministic at decision {pos} (rule R6)"
+                self._pos = pos + 1
+                return 0
+        else:
+            node = _DNode(False, list(range(n)), 0)
+            node.backtrack = list(range(n))
+            stack.append(node)
+        self._pos = pos + 1
+        return node.chosen
+
+    # ------------------------------------------------------------------ analysis
+
+    def _add(self, i: int, p: int) -> None:
+        stack = self._stack
+        while i >= 0 and not stack[i].thread:
+            i -= 1
+        if i < 0:
+            return
+        targets = [i]
+        if self.preemption_bound is not None:
+            targets.append(stack[i].run_start)  # R4
+        for j in targets:
+            node = stack[j]
+            if node.full:
+                continue
+            bt = node.backtrack
+            if p in node.enabled:
+                if p not in bt:
+                    bt.append(p)
+            else:
+                for q in node.enabled:
+                    if q not in bt:
+                        bt.append(q)
+
+    def _races(self) -> None:
+        clocks: dict[int, dict[int, int]] = {}
+        spawned: dict[int, dict[int, int]] = {}
+        wclock: dict[int, dict[int, int]] = {}
+        rclock: dict[int, dict[int, int]] = {}
+        #: per object: per thread, its last access (epoch, write, decision) -- last write and last read
+        hist: dict[int, dict[int, list[tuple[int, bool, int]]]] = {}
+        for p, o, w, n, child in self._acc:
+            c = clocks.get(p)
+            if c is None:
+                c = clocks[p] = dict(spawned.pop(p, {}))
+            h = hist.get(o)
+            if h is None:
+                h = hist[o] = {}
+            for q, qrecs in h.items():
+                if q == p:
+                    continue
+                seen_q = c.get(q, 0)
+                for epoch, qw, qn in reversed(qrecs):
+                    if (qw or w) and epoch > seen_q and qn >= 0:
+                        self._add(qn, p)  # R2
+                        break
+            wc = wclock.get(o)
+            if wc:
+                for t, v in wc.items():
+                    if c.get(t, 0) < v:
+                        c[t] = v
+            if w:
+                rc = rclock.get(o)
+                if rc:
+                    for t, v in rc.items():
+                        if c.get(t, 0) < v:
+                            c[t] = v
+            e = c.get(p, 0) + 1
+            c[p] = e
+            target = wclock if w else rclock
+            tc = target.get(o)
+            if tc is None:
+                target[o] = dict(c)
+            else:
+                for t, v in c.items():
+                    if tc.get(t, 0) < v:
+                        tc[t] = v
+            recs = h.get(p)
+            if recs is None:
+                h[p] = [(e, w, n)]
+            else:
+                # keep the last write and the last read of this thread
+                recs[:] = [*[r for r in recs if r[1] != w][-1:], (e, w, n)]
+            if child >= 0:
+                spawned[child] = dict(c)  # the child starts after its spawn
+
+    def end_execution(self, ex: Execution) -> None:
+        stack = self._stack
+        del stack[self._pos :]
+        if self._blocked_now:
+            self.sleep_blocked += 1
+        if not stack and self._job > 0:
+            self.discard = True
+        if self.discard:
+            self.complete = True
+            return
+        self._races()
+        while stack:
+            node = stack[-1]
+            node.done.add(node.chosen)
+            if not node.thread:
+                if node.chosen + 1 < len(node.enabled):
+                    node.chosen += 1
+                    return
+                stack.pop()
+                continue
+            for t in node.backtrack:
+                if t in node.done or t in node.sleep:
+                    continue
+                if not self._allowed(node, t):
+                    self.cut = True
+                    node.done.add(t)
+                    continue
+                node.chosen = t
+                return
+            stack.pop()
+        self.complete = True
+
+    def describe(self) -> str:
+        b = "" if self.preemption_bound is None else f"preemption_bound={self.preemption_bound}"
+        return f"dpor({b})"

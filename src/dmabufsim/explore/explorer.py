@@ -1,0 +1,661 @@
+"""The explorer: run a scenario under many schedules and report honestly.
+
+``explore(scenario, strategy=..., budget=...)`` runs one fresh
+:class:`~dmabufsim.Kernel` per execution under an exploration strategy
+(random walk, PCT, DFS / iterative context bounding, DPOR, or the default
+portfolio), keeps every finding once (by signature) with the replay token of
+the execution that found it -- shrunk to the smallest schedule that still
+shows it -- and the strategy that found it, and returns a :class:`Report`.
+
+Rules:
+
+* R1 (three verdicts, never confused): ``finding`` (at least one bug, each
+  with a token); ``exhausted`` (no bug, and a systematic strategy explored
+  its whole space -- the bound is stated: "dpor, preemption bound 2, 1,312
+  executions, exhausted"); ``inconclusive`` (no bug, and a budget --
+  executions, wall time, an interruption -- ended the search first). A
+  budget running out is never a pass: exit code 3, ``ok`` is False.
+* R2 (dedup): findings are kept once per signature, with the first
+  execution (lowest index) that found them, and counted.
+* R3 (expected): findings whose kind or signature the caller expects do not
+  make the run fail; an expected finding never found does (when the space
+  was exhausted) or leaves it inconclusive.
+* R4 (budgets): ``budget`` executions, ``time_budget`` seconds of wall time,
+  ``max_steps`` scheduling points per execution (more is a ``livelock``
+  finding). Wall time is the explorer's, never the model's.
+* R5 (replay check): every finding's token is replayed once; a replay that
+  does not reproduce the trace digest is reported as uncontrolled
+  nondeterminism in the scenario, with the first choice where it diverged.
+* R6 (info): findings of severity ``info`` are kept but are not bugs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..kernel.errors import UsageError
+from ..kernel.findings import Finding
+from ..kernel.runtime import Execution, Kernel
+from ..kernel.strategy import FirstStrategy
+from .base import ExploreStrategy
+from .coverage import Coverage, Recorder
+from .dfs import DFS, ICB
+from .dpor import DPOR
+from .pct import PCT
+from .random_walk import RandomWalk
+from .shrink import replay, shrink
+
+VERDICTS = ("finding", "exhausted", "inconclusive")
+STRATEGIES = ("random", "pct", "dfs", "icb", "dpor", "portfolio")
+
+EXIT_OK = 0
+EXIT_FINDING = 1
+EXIT_INCONCLUSIVE = 3
+
+#: Share of the execution budget of each portfolio phase (the rest goes to DPOR).
+PORTFOLIO_RANDOM = 0.1
+PORTFOLIO_PCT = 0.4
+
+#: A checkpoint file's format version.
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class ExploredFinding:
+    """One distinct finding of an exploration (R2).
+
+    ``token`` replays the (shrunk) schedule; ``original_token`` the
+    execution that found it; ``strategy`` the strategy that found it;
+    ``execution`` its index within that strategy's run; ``occurrences``
+    how many executions showed it.
+    """
+
+    finding: Finding
+    token: str
+    original_token: str
+    strategy: str
+    execution: int
+    occurrences: int = 1
+    expected: bool = False
+    shrunk: bool = False
+    preemptions: int = 0
+    original_preemptions: int = 0
+    steps: int = 0
+    trace_digest: str = ""
+    replay_ok: bool = True
+    diverged_at: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.finding.kind
+
+    @property
+    def signature(self) -> str:
+        return self.finding.signature
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.finding.to_json()
+        d["token"] = self.token
+        d.update(
+            {
+                "original_token": self.original_token,
+                "strategy": self.strategy,
+                "execution": self.execution,
+                "occurrences": self.occurrences,
+                "expected": self.expected,
+                "shrunk": self.shrunk,
+                "preemptions": self.preemptions,
+                "original_preemptions": self.original_preemptions,
+                "steps": self.steps,
+                "replay_ok": self.replay_ok,
+                "diverged_at": self.diverged_at,
+            }
+        )
+        return d
+
+
+@dataclass
+class PhaseResult:
+    """One strategy's part of a run: executions, time, first finding, exhaustion."""
+
+    strategy: str
+    executions: int = 0
+    elapsed: float = 0.0
+    first_finding_at: int | None = None
+    first_finding_time: float | None = None
+    exhausted: bool = False
+    bound: str = ""
+    sleep_blocked: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Report:
+    """The result of an exploration. See the module Rules for the verdicts."""
+
+    scenario: str
+    strategy: str
+    verdict: str = "inconclusive"
+    findings: list[ExploredFinding] = field(default_factory=list)
+    info: list[ExploredFinding] = field(default_factory=list)
+    executions: int = 0
+    elapsed: float = 0.0
+    bound: str = ""
+    reason: str = ""
+    phases: list[PhaseResult] = field(default_factory=list)
+    coverage: Coverage = field(default_factory=Coverage)
+    expected: tuple[str, ...] = ()
+    jobs: int = 1
+    nondeterminism: list[str] = field(default_factory=list)
+
+    @property
+    def unexpected(self) -> list[ExploredFinding]:
+        """Findings the scenario does not expect (R3)."""
+        return [f for f in self.findings if not f.expected]
+
+    @property
+    def missing_expected(self) -> list[str]:
+        """Expected kinds/signatures no finding matched."""
+        got = {f.kind for f in self.findings} | {f.signature for f in self.findings}
+        return [e for e in self.expected if e not in got]
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.verdict == "inconclusive"
+
+    @property
+    def ok(self) -> bool:
+        """True only for a conclusive run matching expectations (never when inconclusive, R1)."""
+        if self.unexpected or self.nondeterminism:
+            return False
+        if self.missing_expected:
+            return False
+        return self.verdict == "exhausted" or (self.verdict == "finding" and not self.unexpected)
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok; 1 an unexpected finding, an expected one missing, or nondeterminism; 3 inconclusive."""
+        if self.unexpected or self.nondeterminism:
+            return EXIT_FINDING
+        if self.verdict == "inconclusive" or (self.missing_expected and self.verdict != "exhausted"):
+            return EXIT_INCONCLUSIVE
+        if self.missing_expected:
+            return EXIT_FINDING
+        return EXIT_OK
+
+    def kinds(self) -> list[str]:
+        return [f.kind for f in self.findings]
+
+    def by_kind(self, kind: str) -> list[ExploredFinding]:
+        return [f for f in self.findings if f.kind == kind]
+
+    def verdict_line(self) -> str:
+        """One sentence that says exactly what was found or how much was searched."""
+        n = f"{self.executions:,} execution{'s' if self.executions != 1 else ''}"
+        t = f"{self.elapsed:.2f} s"
+        if self.verdict == "finding":
+            kinds = ", ".join(sorted({f.kind for f in self.findings}))
+            return f"finding: {len(self.findings)} distinct ({kinds}) in {n}, {t}"
+        if self.verdict == "exhausted":
+            return f"no finding, space exhausted: {self.strategy}, {self.bound}, {n}, exhausted ({t})"
+        return f"inconclusive: no finding within budget ({self.reason}): {self.strategy}, {n}, {t}"
+
+    def summary(self) -> str:
+        """The plain-text report."""
+        lines = [f"explore {self.scenario} with {self.strategy} (jobs={self.jobs})"]
+        for p in self.phases:
+            ff = "-" if p.first_finding_at is None else f"first finding at execution {p.first_finding_at}"
+            ex = f"exhausted ({p.bound})" if p.exhausted else "not exhausted"
+            lines.append(f"  {p.strategy}: {p.executions:,} executions, {p.elapsed:.2f} s, {ff}, {ex}")
+        for f in self.findings:
+            mark = " (expected)" if f.expected else ""
+            lines.append("")
+            lines.append(f"[{f.kind}]{mark} {f.finding.title}  -- found by {f.strategy}, execution #{f.execution + 1}, "
+                         f"seen {f.occurrences}x")
+            lines.append(f.finding.report)
+            shr = f", shrunk from {f.original_preemptions}" if f.shrunk else ""
+            lines.append(f"preemptions: {f.preemptions}{shr}")
+            lines.append(f"replay: dmabufsim replay {f.token} <FILE.py:function>")
+        for msg in self.nondeterminism:
+            lines.append(f"NONDETERMINISM: {msg}")
+        if self.info:
+            lines.append(f"info findings (not bugs): {', '.join(sorted({f.kind for f in self.info}))}")
+        lines.append(self.coverage.summary())
+        if self.missing_expected:
+            lines.append(f"expected but not found: {', '.join(self.missing_expected)}")
+        lines.append(f"verdict: {self.verdict_line()}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "strategy": self.strategy,
+            "verdict": self.verdict,
+            "verdict_line": self.verdict_line(),
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "executions": self.executions,
+            "elapsed": self.elapsed,
+            "bound": self.bound,
+            "reason": self.reason,
+            "jobs": self.jobs,
+            "expected": list(self.expected),
+            "missing_expected": self.missing_expected,
+            "findings": [f.to_json() for f in self.findings],
+            "info": [f.to_json() for f in self.info],
+            "phases": [p.to_json() for p in self.phases],
+            "coverage": self.coverage.to_json(),
+            "nondeterminism": self.nondeterminism,
+        }
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
+
+
+def make_strategy(
+    name: str, *, seed: int = 0, depth: int = 3, preemption_bound: int | None = None
+) -> ExploreStrategy:
+    """A strategy by name: random, pct, dfs, icb, dpor."""
+    if name == "random":
+        return RandomWalk(seed)
+    if name == "pct":
+        return PCT(seed, depth)
+    if name == "dfs":
+        return DFS(preemption_bound)
+    if name == "icb":
+        return ICB(3 if preemption_bound is None else preemption_bound)
+    if name == "dpor":
+        return DPOR(preemption_bound)
+    raise UsageError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+
+
+def plan(
+    strategy: str | ExploreStrategy | Sequence[tuple[ExploreStrategy, int]] | None,
+    budget: int,
+    *,
+    seed: int = 0,
+    depth: int = 3,
+    preemption_bound: int | None = None,
+) -> list[tuple[ExploreStrategy, int]]:
+    """The phases of a run: (strategy, execution budget) pairs.
+
+    The default portfolio (no strategy named): a short random burst, then
+    PCT, then DPOR with preemption bound 2 (or the given bound).
+    """
+    if strategy is None or strategy == "portfolio":
+        r = max(1, min(200, int(budget * PORTFOLIO_RANDOM)))
+        p = max(1, int(budget * PORTFOLIO_PCT))
+        d = max(1, budget - r - p)
+        pb = 2 if preemption_bound is None else preemption_bound
+        return [(RandomWalk(seed), r), (PCT(seed, depth), p), (DPOR(pb), d)]
+    if isinstance(strategy, ExploreStrategy):
+        return [(strategy, budget)]
+    if isinstance(strategy, str):
+        return [(make_strategy(strategy, seed=seed, depth=depth, preemption_bound=preemption_bound), budget)]
+    return list(strategy)
+
+
+def _matches(f: Finding, expected: Sequence[str]) -> bool:
+    return f.kind in expected or f.signature in expected
+
+
+def terminal_state(k: Kernel, ex: Execution) -> tuple[Any, ...]:
+    """An execution's end state for audits: outcome, finding signatures, the scenario's state.
+
+    A scenario exposes its own final state by storing a zero-argument
+    callable returning a hashable value in ``k.ext["explore.state"]``.
+    """
+    fn = k.ext.get("explore.state")
+    user = fn() if callable(fn) else None
+    return (ex.outcome, tuple(sorted(f.signature for f in ex.findings)), user)
+
+
+@dataclass
+class _Run:
+    """Mutable state of one job's run (picklable for checkpoints and parallel merge)."""
+
+    findings: dict[str, ExploredFinding] = field(default_factory=dict)
+    info: dict[str, ExploredFinding] = field(default_factory=dict)
+    phases: list[PhaseResult] = field(default_factory=list)
+    executions: int = 0
+    coverage: Coverage = field(default_factory=Coverage)
+    reason: str = ""
+    states: set[tuple[Any, ...]] = field(default_factory=set)
+    phase_index: int = 0
+    phase_done: int = 0
+    nondeterminism: list[str] = field(default_factory=list)
+
+
+Progress = Callable[[int, int, float, str], None]
+
+
+def _new_kernel(strat: ExploreStrategy | FirstStrategy, rec: Recorder, opts: dict[str, Any]) -> Kernel:
+    return Kernel(strategy=rec, **opts)
+
+
+def run_job(
+    scenario: Callable[..., Any],
+    phases: list[tuple[ExploreStrategy, int]],
+    *,
+    job: int = 0,
+    jobs: int = 1,
+    time_budget: float | None = None,
+    stop_on_first: bool = True,
+    expected: Sequence[str] = (),
+    kernel_options: dict[str, Any] | None = None,
+    coverage: bool = True,
+    collect_states: bool = False,
+    progress: Progress | None = None,
+    checkpoint: str | None = None,
+    checkpoint_every: int = 200,
+    state: _Run | None = None,
+    deadline: float | None = None,
+) -> _Run:
+    """Run this job's share of the phases (the explorer's loop; see :func:`explore`)."""
+    opts = dict(kernel_options or {})
+    run = state if state is not None else _Run()
+    start = time.monotonic()
+    if deadline is None and time_budget is not None:
+        deadline = start + time_budget
+    cov = run.coverage if coverage else None
+    try:
+        for pi in range(run.phase_index, len(phases)):
+            strat, share = phases[pi]
+            if pi > run.phase_index or len(run.phases) <= pi:
+                run.phase_done = 0
+            run.phase_index = pi
+            if len(run.phases) <= pi:
+                run.phases.append(PhaseResult(strat.describe()))
+                if jobs > 1 and strat.systematic:
+                    strat.split(job, jobs)
+            phase = run.phases[pi]
+            t0 = time.monotonic() - phase.elapsed
+            # PCT R2: a calibration execution (job 0 counts it) fixes k for every job.
+            if getattr(strat, "wants_calibration", False):
+                rec = Recorder(FirstStrategy(), cov)
+                k = _new_kernel(FirstStrategy(), rec, opts)
+                if cov is not None:
+                    cov.attach(k)
+                ex = k.run(scenario)
+                strat.calibrate(len(ex.choices))  # type: ignore[attr-defined]
+                if job == 0:
+                    _record(run, phase, ex, k, f"{strat.name} calibration", -1, expected, collect_states)
+            # randomised strategies: execution i belongs to job i % jobs
+            indices_step = 1 if strat.systematic else jobs
+            i = run.phase_done * indices_step + (0 if strat.systematic else job)
+            while True:
+                if run.phase_done >= (share if strat.systematic or jobs == 1 else _share(share, job, jobs)):
+                    run.reason = "execution budget"
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    run.reason = "time budget"
+                    break
+                strat.index = i
+                if strat.complete or not strat.new_execution():
+                    strat.complete = True
+                    break
+                rec = Recorder(strat, cov)
+                k = _new_kernel(strat, rec, opts)
+                strat.attach(k)
+                if cov is not None:
+                    cov.attach(k)
+                ex = k.run(scenario)
+                if strat.error:
+                    run.nondeterminism.append(strat.error)
+                    run.reason = "nondeterministic scenario"
+                    break
+                strat.end_execution(ex)
+                i += indices_step
+                if getattr(strat, "discard", False):
+                    continue
+                run.phase_done += 1
+                new = _record(run, phase, ex, k, strat.describe(), i - indices_step, expected, collect_states)
+                phase.elapsed = time.monotonic() - t0
+                if new and phase.first_finding_at is None:
+                    phase.first_finding_at = phase.executions
+                    phase.first_finding_time = phase.elapsed
+                if progress is not None:
+                    progress(run.executions, len(run.findings), time.monotonic() - start, strat.name)
+                if checkpoint and strat.systematic and run.phase_done % checkpoint_every == 0:
+                    save_checkpoint(checkpoint, run, phases)
+                if stop_on_first and run.findings:
+                    run.reason = "first finding"
+                    break
+            phase.elapsed = time.monotonic() - t0
+            phase.exhausted = strat.complete
+            phase.bound = strat.bound()
+            phase.sleep_blocked = getattr(strat, "sleep_blocked", 0)
+            if strat.complete:
+                run.reason = "space exhausted"
+            if (stop_on_first and run.findings) or run.reason in ("time budget", "nondeterministic scenario"):
+                break
+    except KeyboardInterrupt:
+        run.reason = "interrupted"
+        if run.phases:
+            strat = phases[run.phase_index][0]
+            run.phases[-1].bound = strat.bound()
+    if checkpoint and run.reason != "space exhausted":
+        save_checkpoint(checkpoint, run, phases)
+    return run
+
+
+def _share(share: int, job: int, jobs: int) -> int:
+    return share // jobs + (1 if job < share % jobs else 0)
+
+
+def _record(
+    run: _Run,
+    phase: PhaseResult,
+    ex: Execution,
+    k: Kernel,
+    strategy: str,
+    index: int,
+    expected: Sequence[str],
+    collect_states: bool,
+) -> bool:
+    run.executions += 1
+    phase.executions += 1
+    if collect_states:
+        run.states.add(terminal_state(k, ex))
+    new = False
+    for f in ex.findings:
+        table = run.findings if f.is_error else run.info
+        old = table.get(f.signature)
+        if old is None:
+            table[f.signature] = ExploredFinding(
+                finding=f,
+                token=ex.token,
+                original_token=ex.token,
+                strategy=strategy,
+                execution=index,
+                expected=_matches(f, expected),
+                preemptions=ex.preemptions,
+                original_preemptions=ex.preemptions,
+                steps=ex.steps,
+                trace_digest=ex.trace_digest,
+            )
+            new = new or f.is_error
+        else:
+            old.occurrences += 1
+            if index < old.execution and strategy == old.strategy:
+                # keep the lowest index: the same finding whatever the split among jobs (R2)
+                table[f.signature] = replace(
+                    old, finding=f, token=ex.token, original_token=ex.token, execution=index,
+                    preemptions=ex.preemptions, original_preemptions=ex.preemptions, steps=ex.steps,
+                    trace_digest=ex.trace_digest,
+                )
+    return new
+
+
+def save_checkpoint(path: str, run: _Run, phases: list[tuple[ExploreStrategy, int]]) -> None:
+    """Write the run and its strategies' state (atomically: temp file, then rename)."""
+    data = {
+        "version": CHECKPOINT_VERSION,
+        "run": run,
+        "strategies": [(type(s).__name__, s.state(), n) for s, n in phases],
+    }
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str, phases: list[tuple[ExploreStrategy, int]]) -> _Run:
+    """Restore a run saved by :func:`save_checkpoint` into freshly made strategies of the same plan."""
+    with open(path, "rb") as fh:
+        data = pickle.load(fh)  # the user's own checkpoint file
+    if data.get("version") != CHECKPOINT_VERSION:
+        raise UsageError(f"checkpoint {path} has version {data.get('version')}, expected {CHECKPOINT_VERSION}")
+    saved = data["strategies"]
+    if [n for n, _, _ in saved] != [type(s).__name__ for s, _ in phases]:
+        raise UsageError(f"checkpoint {path} was made with strategies {[n for n, _, _ in saved]}")
+    for (s, _), (_, st, _) in zip(phases, saved, strict=True):
+        s.restore(st)
+    run: _Run = data["run"]
+    return run
+
+
+def _scenario_name(scenario: Callable[..., Any]) -> str:
+    mod = getattr(scenario, "__module__", "") or ""
+    return f"{mod}:{getattr(scenario, '__qualname__', repr(scenario))}"
+
+
+def explore(
+    scenario: Callable[..., Any],
+    strategy: str | ExploreStrategy | None = None,
+    *,
+    budget: int = 1000,
+    time_budget: float | None = None,
+    max_steps: int | None = None,
+    seed: int = 0,
+    depth: int = 3,
+    preemption_bound: int | None = None,
+    jobs: int = 1,
+    stop_on_first: bool = True,
+    expected: Iterable[str] = (),
+    shrink_findings: bool = True,
+    check_replay: bool = True,
+    coverage: bool = True,
+    kernel_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    checkpoint: str | None = None,
+    resume: bool = False,
+) -> Report:
+    """Explore the schedules of ``scenario`` and report (the catalog's entry point).
+
+    ``strategy``: ``"random"``, ``"pct"`` (``depth``), ``"dfs"``, ``"icb"``,
+    ``"dpor"`` (both with ``preemption_bound``), an :class:`ExploreStrategy`,
+    or None for the portfolio. ``budget`` executions, ``time_budget``
+    seconds, ``max_steps`` per execution (R4). ``jobs`` processes
+    (``parallel.py``). ``stop_on_first``: end at the first bug, else
+    collect all. ``expected``: finding kinds or signatures the scenario
+    expects (R3). ``kernel_options``: passed to every ``Kernel`` (e.g.
+    ``{"lockdep": False}``). ``checkpoint``/``resume``: save / continue a
+    long systematic run (one job). Returns a :class:`Report`.
+    """
+    if budget < 1:
+        raise UsageError(f"budget must be at least 1 execution, got {budget}")
+    exp = tuple(expected)
+    opts = dict(kernel_options or {})
+    if max_steps is not None:
+        opts["max_steps"] = max_steps
+    name = strategy.describe() if isinstance(strategy, ExploreStrategy) else (strategy or "portfolio")
+    start = time.monotonic()
+    if jobs > 1:
+        if checkpoint:
+            raise UsageError("checkpoint/resume runs one job; drop --jobs or --checkpoint")
+        if isinstance(strategy, ExploreStrategy):
+            raise UsageError("jobs > 1 needs a strategy by name (each process builds its own)")
+        from .parallel import run_parallel
+
+        run, phase_descr = run_parallel(
+            scenario, strategy, budget=budget, jobs=jobs, seed=seed, depth=depth,
+            preemption_bound=preemption_bound, time_budget=time_budget, stop_on_first=stop_on_first,
+            expected=exp, kernel_options=opts, coverage=coverage, progress=progress,
+        )
+        phases = phase_descr
+    else:
+        phases = plan(strategy, budget, seed=seed, depth=depth, preemption_bound=preemption_bound)
+        state = None
+        if checkpoint and resume and os.path.exists(checkpoint):
+            state = load_checkpoint(checkpoint, phases)
+        run = run_job(
+            scenario, phases, time_budget=time_budget, stop_on_first=stop_on_first, expected=exp,
+            kernel_options=opts, coverage=coverage, progress=progress, checkpoint=checkpoint, state=state,
+        )
+    report = finish(run, phases, _scenario_name(scenario), name, exp, jobs, time.monotonic() - start)
+    post_process(report, scenario, opts, shrink_findings=shrink_findings, check_replay=check_replay)
+    return report
+
+
+def finish(
+    run: _Run,
+    phases: Sequence[tuple[ExploreStrategy, int]] | Sequence[tuple[str, bool, str]],
+    scenario: str,
+    name: str,
+    expected: tuple[str, ...],
+    jobs: int,
+    elapsed: float,
+) -> Report:
+    """Build the :class:`Report` of a run and decide its verdict (R1)."""
+    findings = sorted(run.findings.values(), key=lambda f: (f.strategy, f.execution, f.signature))
+    info = sorted(run.info.values(), key=lambda f: (f.strategy, f.execution, f.signature))
+    rep = Report(
+        scenario=scenario, strategy=name, findings=findings, info=info, executions=run.executions,
+        elapsed=elapsed, reason=run.reason, phases=run.phases, coverage=run.coverage, expected=expected,
+        jobs=jobs, nondeterminism=list(run.nondeterminism),
+    )
+    last = run.phases[-1] if run.phases else None
+    if findings:
+        rep.verdict = "finding"
+    elif last is not None and last.exhausted and run.reason != "interrupted":
+        rep.verdict = "exhausted"
+        rep.bound = last.bound
+        rep.strategy = last.strategy if name != last.strategy else name
+    else:
+        rep.verdict = "inconclusive"
+        if not rep.reason or rep.reason == "space exhausted":
+            rep.reason = "execution budget"
+    return rep
+
+
+def post_process(
+    report: Report,
+    scenario: Callable[..., Any],
+    opts: dict[str, Any],
+    *,
+    shrink_findings: bool = True,
+    check_replay: bool = True,
+) -> None:
+    """Replay-check (R5) and shrink each finding's schedule."""
+    for ef in report.findings:
+        if check_replay:
+            from ..kernel.token import decode
+
+            r = replay(scenario, decode(ef.original_token), **opts)
+            if r.execution.trace_digest != ef.trace_digest or r.diverged_at is not None:
+                ef.replay_ok = False
+                ef.diverged_at = r.diverged_at
+                where = f"choice {r.diverged_at}" if r.diverged_at is not None else "the trace digest"
+                report.nondeterminism.append(
+                    f"the replay of {ef.kind} ({ef.signature}) diverged at {where}: the scenario has "
+                    "uncontrolled nondeterminism (wall clock, unseeded randomness, id() or set ordering)"
+                )
+                continue
+        if shrink_findings:
+            from ..kernel.token import decode
+
+            res = shrink(scenario, decode(ef.original_token), ef.signature, **opts)
+            if res.shrunk:
+                ef.token = res.token
+                ef.shrunk = True
+                ef.preemptions = res.preemptions
+                ef.steps = res.steps
