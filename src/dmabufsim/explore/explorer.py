@@ -386,8 +386,10 @@ def run_job(
                     cov.attach(k)
                 ex = k.run(scenario)
                 strat.calibrate(len(ex.choices))  # type: ignore[attr-defined]
+                phase.strategy = strat.describe()
                 if job == 0:
                     _record(run, phase, ex, k, f"{strat.name} calibration", -1, expected, collect_states)
+                    run.phase_done += 1
             # randomised strategies: execution i belongs to job i % jobs
             indices_step = 1 if strat.systematic else jobs
             i = run.phase_done * indices_step + (0 if strat.systematic else job)
