@@ -47,10 +47,12 @@ class DmaFenceArrayOps(FenceOps):
         arr = fence
         for i, f in enumerate(arr.fences):
             cb = arr.cbs[i]
+            arr.get()  # each armed callback holds a reference to the array
             try:
                 f.add_callback(cb)
             except ENOENT:
                 arr.set_pending_error(f.error)
+                arr.put()
                 arr.num_pending -= 1
                 if arr.num_pending <= 0:
                     arr.clear_pending_error()
@@ -103,12 +105,15 @@ class _MemberCb:
         arr.num_pending -= 1
         if arr.num_pending == 0:
             arr.k.raise_irq(_array_irq_work, arr, name="dma_fence_array_irq_work")
+        else:
+            arr.put()
 
 
 def _array_irq_work(arr: DmaFenceArray) -> None:
-    """``irq_signal_array``: clear the placeholder error and signal (R2)."""
+    """``irq_signal_array``: clear the placeholder error, signal (R2), drop the callback's reference."""
     arr.clear_pending_error()
     arr.signal()
+    arr.put()
 
 
 class DmaFenceArray(DmaFence):

@@ -48,13 +48,16 @@ class DmaFenceChainOps(FenceOps):
         """R5: hook the node's callback on the newest unsignalled contained fence."""
         assert isinstance(fence, DmaFenceChain)
         head = fence
+        head.get()  # held while the callback is armed
         for node in for_each(head):
             f = contained(node)
+            f.get()
             try:
                 f.add_callback(head.cb)
                 return True
             except ENOENT:
-                continue
+                f.put()
+        head.put()
         return False
 
     def signaled(self, fence: DmaFence) -> bool:
@@ -95,12 +98,14 @@ class _ChainCb:
 
     def __call__(self, fence: DmaFence, cb: DmaFenceCb) -> None:
         self.chain.k.raise_irq(_chain_irq_work, self.chain, name="dma_fence_chain_irq_work")
+        fence.put()
 
 
 def _chain_irq_work(chain: DmaFenceChain) -> None:
     """``dma_fence_chain_irq_work``: re-arm on the next pending fence, or signal."""
     if not CHAIN_OPS.enable_signaling(chain):
         chain.signal()
+    chain.put()
 
 
 class DmaFenceChain(DmaFence):
