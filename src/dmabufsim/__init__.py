@@ -19,6 +19,11 @@ re-exported here.
 """
 
 # -- kernel: the simulated machine
+# -- check: the isolation checker (importing it installs it in every execution)
+from .check import IsolationChecker
+
+# -- device: IOMMU domains, GPU VMs, engines doing DMA
+from .device import Device, GpuVm, IommuDomain
 from .kernel import (
     EAGAIN,
     EALREADY,
@@ -63,9 +68,32 @@ from .kernel import (
 
 # -- locking
 from .locking import LockdepMap, Mutex, SpinLock, lockdep_assert_held, lockdep_assert_not_held
+
+# -- locking: lockdep (importing it registers the validator as the "lockdep" extension)
+from .locking.annotations import might_lock, might_lock_nested, might_lock_read
+from .locking.lockdep import Lockdep
+from .locking.lockdep_graph import LockGraph
+from .locking.lockdep_priming import dma_resv_lockdep
 from .locking.rcu import rcu_read_lock, rcu_read_lock_held, rcu_read_section, rcu_read_unlock, synchronize_rcu
 from .locking.rwsem import RwSem
 from .locking.seqcount import SeqCount
 from .locking.ww_mutex import WWAcquireCtx, WWClass, WWMutex
+
+# -- mm: page frames, allocator and reclaim, shrinkers, address spaces, gup
+from .mm import (
+    FOLL_LONGTERM,
+    FOLL_PIN,
+    FOLL_WRITE,
+    PAGE_SIZE,
+    PROT_READ,
+    PROT_WRITE,
+    MmuNotifierRange,
+    MmuNotifyEvent,
+    Page,
+    Process,
+    Shrinker,
+    alloc_page,
+    init_memory,
+)
 
 __version__ = "0.1.0"

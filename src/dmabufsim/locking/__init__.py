@@ -8,7 +8,15 @@ from .seqcount import SeqCount
 from .spinlock import SpinLock
 from .ww_mutex import WWAcquireCtx, WWClass, WWMutex
 
+# -- lockdep: the validator (importing it registers the per-execution extension)
+from .annotations import might_lock, might_lock_nested, might_lock_read  # isort: skip
+from .lockdep import Lockdep  # isort: skip
+from .lockdep_graph import LockGraph  # isort: skip
+from .lockdep_priming import dma_resv_lockdep  # isort: skip
+
 __all__ = ["LockdepMap", "Mutex", "SpinLock", "lockdep_assert_held", "lockdep_assert_not_held"]
 __all__ += ["WWAcquireCtx", "WWClass", "WWMutex"]
 __all__ += ["RwSem", "SeqCount", "rcu_read_lock", "rcu_read_lock_held", "rcu_read_section", "rcu_read_unlock"]
 __all__ += ["synchronize_rcu"]
+
+__all__ += ["LockGraph", "Lockdep", "dma_resv_lockdep", "might_lock", "might_lock_nested", "might_lock_read"]

@@ -1,0 +1,527 @@
+"""The lock-dependency validator.
+
+Models ``kernel/locking/lockdep.c`` (6.12, with the 2020 read/recursive-read
+rework): lock classes, the per-thread held-lock stack with where each lock
+was taken, a graph of dependencies between classes checked for cycles when
+it grows, irq-safe/irq-unsafe usage, and the reports that come out of it.
+It is a :class:`~dmabufsim.kernel.held.LockTracker` installed per execution
+(``k.lockdep``) when ``Config.lockdep`` is true; with
+``Config.prime_lockdep`` the graph first learns the orders of
+``dma_resv_lockdep()`` (``lockdep_priming.py``).
+
+Rules:
+
+* R1 (classes): locks initialised with the same name/key share a class
+  (see ``lockdep_graph`` R1); ``lock(subclass=N)`` (``*_nested``) uses the
+  class ``name/N``.
+* R2 (dependencies): a non-trylock acquisition of B records ``A -> B`` for
+  the innermost held lock A that is not a trylock, and for every trylock
+  held above it (``check_prevs_add``). A trylock records no edge into
+  itself and is not checked for recursion, but later acquisitions depend
+  on it.
+* R3 (recursion): taking a class already held is ``recursive-locking``
+  ("possible recursive locking detected") unless the new acquisition is a
+  recursive read of a read-held class, or a lock whose ``nest_lock`` was
+  taken *before* the held one of that class (``check_deadlock``): then it
+  adds no dependencies at all (many ww_mutexes under one acquire context;
+  the context is what appears in chains).
+* R4 (nest_lock): acquiring with a ``nest_lock`` the thread does not hold is
+  reported ("Nested lock was not taken").
+* R5 (cycles): a new edge that closes a strong cycle (``lockdep_graph``
+  R3) is ``circular-locking`` ("possible circular locking dependency
+  detected"), once per distinct cycle per execution, with ``details``
+  ``chain`` (class names from the lock being taken along the existing
+  dependencies to the held lock; the new edge closes it) and ``new_edge``
+  (held, taken). The execution goes on (unless ``stop_on_first``).
+* R6 (chain cache): the classes held plus the new one (with read, trylock
+  and nest flags) hash to a chain key; a chain validated once is not
+  validated again (``lookup_chain_cache_add``), so the cost is paid only
+  while the graph grows.
+* R7 (irq safety): a lock taken in hardirq context is irq-safe, one taken
+  with interrupts enabled irq-unsafe. A class that is both is
+  ``recursive-locking`` ("inconsistent lock state": the interrupt can
+  arrive while the lock is held); an irq-safe class ordered before an
+  irq-unsafe one is ``circular-locking`` ("HARDIRQ-safe -> HARDIRQ-unsafe
+  lock order detected" when the edge is new, "possible irq lock inversion
+  dependency detected" when a usage is). A read-safe, read-unsafe pair is
+  fine. Softirqs are not modelled.
+* R8 (balance): releasing a lock not held is reported by the tracker
+  ("bad unlock balance"); a thread exiting with locks held is a ``leak``;
+  a thread still holding locks when the execution ends is a ``leak``
+  ("lock held when returning to user space"); freeing or re-initialising
+  a held lock (:meth:`Lockdep.debug_check_no_locks_freed`) is reported
+  ("held lock freed").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..kernel.errors import UsageError
+from ..kernel.held import HeldLock, LockTracker
+from ..kernel.runtime import Kernel, register_extension
+from ..kernel.stack import Frame, call_site, scenario_stack
+from . import lockdep_report as rep
+from .lockdep_graph import (
+    ENABLED_HARDIRQ,
+    ENABLED_HARDIRQ_READ,
+    EXCLUSIVE_USAGE,
+    USED_IN_HARDIRQ,
+    USED_IN_HARDIRQ_READ,
+    Edge,
+    LockClass,
+    LockGraph,
+    calc_dep,
+)
+from .lockdep_priming import PRIMING_STACK, BootThread, dma_resv_lockdep
+
+if TYPE_CHECKING:
+    from ..kernel.thread import KThread
+
+_MASK = (1 << 64) - 1
+#: FNV-1a 64-bit prime: the chain key mixes each held lock's id into the previous key.
+_PRIME = 0x100000001B3
+#: FNV-1a 64-bit offset basis: the key of an empty held stack.
+_BASIS = 0xCBF29CE484222325
+
+TITLE_CIRCULAR = "WARNING: possible circular locking dependency detected"
+TITLE_RECURSIVE = "WARNING: possible recursive locking detected"
+TITLE_INCONSISTENT = "WARNING: inconsistent lock state"
+TITLE_BAD_IRQ = "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"
+TITLE_IRQ_INVERSION = "WARNING: possible irq lock inversion dependency detected"
+TITLE_NEST_NOT_HELD = "WARNING: Nested lock was not taken"
+TITLE_HELD_FREED = "WARNING: held lock freed!"
+TITLE_HELD_AT_END = "WARNING: lock held when returning to user space!"
+
+_USED_IN = USED_IN_HARDIRQ | USED_IN_HARDIRQ_READ
+_ENABLED = ENABLED_HARDIRQ | ENABLED_HARDIRQ_READ
+
+
+class LockdepHeld(HeldLock):
+    """A held-lock entry with the validator's extra state (``struct held_lock``)."""
+
+    __slots__ = ("chain_key", "cls", "depth", "hid")
+
+    cls: LockClass
+    #: Chain key of the held stack up to and including this entry (R6).
+    chain_key: int
+    #: ``hlock_id``: class, read, trylock and nest flags.
+    hid: int
+    #: Index in the thread's held stack when pushed (re-keying after an out-of-order release).
+    depth: int
+
+
+def _irqs_on(t: Any) -> bool:
+    if t.in_irq:
+        return False
+    return all(not (r.what == "irqs_disabled" or r.what == "hardirq") for r in t.atomic)
+
+
+def _cycle_signature(chain: tuple[str, ...]) -> str:
+    n = len(chain)
+    best = min(tuple(chain[i:] + chain[:i]) for i in range(n)) if n else ()
+    return "circular-locking:" + "->".join(best)
+
+
+class Lockdep(LockTracker):
+    """The lock-dependency validator (``CONFIG_PROVE_LOCKING``), one per execution.
+
+    ``Lockdep(k, graph)`` validates every acquisition against ``graph``
+    (a fresh :class:`LockGraph` unless one is passed to keep across
+    executions). ``to_dot()`` exports the graph.
+    """
+
+    def __init__(self, kernel: Kernel, graph: LockGraph | None = None) -> None:
+        super().__init__(kernel)
+        self.graph = graph if graph is not None else LockGraph()
+        self.graph.executions += 1
+        #: This execution's number in the graph's life (0 is the boot-time priming).
+        self.execution = self.graph.executions
+        self._cls: dict[Any, LockClass] = {}
+
+    # ------------------------------------------------------------------ acquire
+
+    def acquire(
+        self,
+        map: Any,
+        *,
+        read: int = 0,
+        trylock: bool = False,
+        subclass: int = 0,
+        nest_lock: Any = None,
+    ) -> HeldLock:
+        """``lock_acquire``: mark usage, validate a new chain (R2-R7), push."""
+        return self._acquire(self.k.current, map, read, trylock, subclass, nest_lock, call_site())
+
+    def _acquire(
+        self, t: Any, map: Any, read: int, trylock: bool, subclass: int, nest_lock: Any, site: Frame | None
+    ) -> LockdepHeld:
+        held = t.held
+        if nest_lock is not None:
+            nest_lock = getattr(nest_lock, "dep_map", nest_lock)
+        hl = LockdepHeld(map, read, trylock, subclass, nest_lock, site)
+        cls = self._cls.get(map) if not subclass else None
+        if cls is None:
+            cls = self._class_of(map, subclass)
+        hl.cls = cls
+        hid = ((cls.idx + 1) << 4) | (read << 2) | (2 if trylock else 0) | (0 if nest_lock is None else 1)
+        hl.hid = hid
+        hl.chain_key = (((held[-1].chain_key if held else _BASIS) ^ hid) * _PRIME) & _MASK
+        hl.depth = len(held)
+        # R7: usage bits (mark_usage); sticky, so the check is one AND once set.
+        if t.in_irq:
+            if not trylock:
+                bit = USED_IN_HARDIRQ_READ if read else USED_IN_HARDIRQ
+                if not cls.usage & bit:
+                    self._mark(t, held, hl, bit)
+        elif not t.atomic or _irqs_on(t):
+            bit = ENABLED_HARDIRQ_READ if read else ENABLED_HARDIRQ
+            if not cls.usage & bit:
+                self._mark(t, held, hl, bit)
+        if nest_lock is not None:
+            self._check_nest_held(t, held, hl)
+        if not trylock:
+            g = self.graph
+            if hl.chain_key in g.chains:
+                g.chain_hits += 1
+            elif self._validate(t, held, hl):
+                g.chains.add(hl.chain_key)
+        held.append(hl)
+        return hl
+
+    def _class_of(self, map: Any, subclass: int) -> LockClass:
+        name = map.name
+        cls = self.graph.lock_class(getattr(map, "key", name), subclass, name)
+        if not subclass:
+            self._cls[map] = cls
+        return cls
+
+    def validate(self, t: KThread, hl: HeldLock) -> None:
+        """The tracker hook: validate ``hl`` against ``t.held`` (R2-R5)."""
+        if not isinstance(hl, LockdepHeld):
+            raise UsageError("Lockdep.validate needs an entry made by Lockdep.acquire")
+        self._validate(t, t.held, hl)
+
+    def _validate(self, t: Any, held: list[Any], hl: LockdepHeld) -> bool:
+        """``validate_chain``: recursion check, then dependencies. True if clean."""
+        if not held:
+            return True
+        cls = hl.cls
+        nest_seen = False
+        for prev in held:
+            if hl.nest_lock is not None and prev.map is hl.nest_lock:
+                nest_seen = True
+            if prev.cls is not cls:
+                continue
+            if hl.read == 2 and prev.read:
+                continue
+            if nest_seen:
+                return True  # R3: serialised by the nest lock; no new dependencies.
+            self._report_recursive(t, held, prev, hl)
+            return False
+        ok = True
+        for i in range(len(held) - 1, -1, -1):
+            prev = held[i]
+            if not self._prev_add(t, held, prev, hl):
+                ok = False
+            if not prev.trylock:
+                break
+        return ok
+
+    def _prev_add(self, t: Any, held: list[Any], prev: LockdepHeld, nxt: LockdepHeld) -> bool:
+        """``check_prev_add``: record ``prev -> nxt`` unless it closes a strong cycle."""
+        g = self.graph
+        pc, nc = prev.cls, nxt.cls
+        dep = calc_dep(prev.read, nxt.read)
+        e = pc.after.get(nc.idx)
+        if e is not None and (e.dep & dep) == dep:
+            return True  # the graph holds no strong cycle (graph R4), so neither does this edge
+        path = g.strong_path(nc, nxt.read == 2, pc, prev.read)
+        if path is not None:
+            self._report_circular(t, held, prev, nxt, path)
+            return False
+        if not self._check_irq_dependency(t, held, prev, nxt):
+            return False
+        boot = isinstance(t, BootThread)
+        g.add_edge(pc, nc, dep, PRIMING_STACK if boot else scenario_stack(), t.name, 0 if boot else self.execution)
+        return True
+
+    def _stack(self, t: Any) -> tuple[Frame, ...]:
+        return PRIMING_STACK if isinstance(t, BootThread) else scenario_stack()
+
+    def _who(self, t: Any) -> str:
+        return f"{t.name}/{t.tid}"
+
+    # ------------------------------------------------------------------ release
+
+    def on_release(self, t: KThread, hl: HeldLock) -> None:
+        """Re-key the entries above a lock released out of order (``reacquire_held_locks``)."""
+        held = t.held
+        n = len(held)
+        if n == 0 or held[-1].depth == n - 1:
+            return
+        i = 0
+        while held[i].depth == i:
+            i += 1
+        key = held[i - 1].chain_key if i else _BASIS
+        for j in range(i, n):
+            h = held[j]
+            h.depth = j
+            h.chain_key = key = ((key ^ h.hid) * _PRIME) & _MASK
+
+    def lock_is_held_type(self, map: Any, read: int = -1, t: KThread | None = None) -> bool:
+        """``lock_is_held_type``: held at all (-1), exclusively (0) or for reading (1)."""
+        t = t or self.k.current
+        return any(h.map is map and (read == -1 or bool(h.read) == bool(read)) for h in t.held)
+
+    # ------------------------------------------------------------------ priming
+
+    def boot_acquire(self, bt: BootThread, map: Any, read: int = 0, nest_lock: Any = None) -> None:
+        """An acquisition by the boot-time priming (no scenario thread involved)."""
+        self._acquire(bt, map, read, False, 0, nest_lock, PRIMING_STACK[0])
+
+    def boot_release(self, bt: BootThread, map: Any) -> None:
+        held = bt.held
+        for i in range(len(held) - 1, -1, -1):
+            if held[i].map is map:
+                del held[i]
+                return
+        raise UsageError(f"priming released {map.name}, which it does not hold")
+
+    # ------------------------------------------------------------------ irq usage (R7)
+
+    def _mark(self, t: Any, held: list[Any], hl: LockdepHeld, bit: int) -> None:
+        """``mark_lock``: set a usage bit and check it against the class and its dependencies."""
+        cls = hl.cls
+        cls.usage |= bit
+        cls.usage_sites.setdefault(bit, (self._stack(t), t.name))
+        conflict = cls.usage & EXCLUSIVE_USAGE[bit]
+        who = self._who(t)
+        if conflict:
+            prev_bit = next(
+                b
+                for b in (USED_IN_HARDIRQ, USED_IN_HARDIRQ_READ, ENABLED_HARDIRQ, ENABLED_HARDIRQ_READ)
+                if conflict & b
+            )
+            state = rep.irq_state(t.in_irq, _irqs_on(t))
+            self.k.report(
+                "recursive-locking",
+                TITLE_INCONSISTENT,
+                details={
+                    "chain": [cls.name],
+                    "lock": cls.name,
+                    "usage": [rep.USAGE_NAMES[prev_bit], rep.USAGE_NAMES[bit]],
+                },
+                rule="lockdep R7: a lock taken in hardirq context must never be taken with interrupts enabled",
+                signature=f"inconsistent-lock-state:{cls.name}",
+                text=rep.usage_bug(who, state, hl, prev_bit, bit, self._stack(t), held),
+            )
+            return
+        g = self.graph
+        if bit & _USED_IN:
+            path = g.find_usage(cls, ENABLED_HARDIRQ, forwards=True)
+            if path is not None and len(path) > 1:
+                chain = [c.name for c in path]
+                self._report_inversion(t, held, hl, path, True, ENABLED_HARDIRQ, chain)
+        else:
+            path = g.find_usage(cls, USED_IN_HARDIRQ, forwards=False)
+            if path is not None and len(path) > 1:
+                chain = [c.name for c in reversed(path)]
+                self._report_inversion(t, held, hl, path, False, USED_IN_HARDIRQ, chain)
+
+    def _report_inversion(
+        self,
+        t: Any,
+        held: list[Any],
+        hl: LockdepHeld,
+        path: list[LockClass],
+        forwards: bool,
+        bit: int,
+        chain: list[str],
+    ) -> None:
+        self.k.report(
+            "circular-locking",
+            TITLE_IRQ_INVERSION,
+            details={"chain": chain, "lock": hl.cls.name, "safe": chain[0], "unsafe": chain[-1]},
+            rule="lockdep R7: an irq-safe lock must not depend on an irq-unsafe one",
+            signature="irq-inversion:" + "->".join(chain),
+            text=rep.irq_inversion(self._who(t), hl, path, forwards, bit, self._stack(t), held),
+        )
+
+    def _check_irq_dependency(self, t: Any, held: list[Any], prev: LockdepHeld, nxt: LockdepHeld) -> bool:
+        """``check_irq_usage``: no irq-safe class before ``prev`` and irq-unsafe one after ``nxt``."""
+        g = self.graph
+        back = g.find_usage(prev.cls, _USED_IN, forwards=False)
+        if back is None:
+            return True
+        safe = back[-1]
+        safe_bit = USED_IN_HARDIRQ if safe.usage & USED_IN_HARDIRQ else USED_IN_HARDIRQ_READ
+        fmask = _ENABLED if safe_bit == USED_IN_HARDIRQ else ENABLED_HARDIRQ
+        fwd = g.find_usage(nxt.cls, fmask, forwards=True)
+        if fwd is None:
+            return True
+        unsafe = fwd[-1]
+        unsafe_bit = ENABLED_HARDIRQ if unsafe.usage & ENABLED_HARDIRQ else ENABLED_HARDIRQ_READ
+        chain = [c.name for c in reversed(back)] + [c.name for c in fwd]
+        self.k.report(
+            "circular-locking",
+            TITLE_BAD_IRQ,
+            details={
+                "chain": chain,
+                "new_edge": [prev.cls.name, nxt.cls.name],
+                "safe": safe.name,
+                "unsafe": unsafe.name,
+            },
+            rule="lockdep R7: an irq-safe lock must not depend on an irq-unsafe one",
+            signature="bad-irq-dependency:" + "->".join(chain),
+            text=rep.bad_irq_dependency(
+                self._who(t),
+                rep.irq_state(t.in_irq, _irqs_on(t)),
+                nxt,
+                prev,
+                safe,
+                safe_bit,
+                unsafe,
+                unsafe_bit,
+                self._stack(t),
+                held,
+            ),
+        )
+        return False
+
+    # ------------------------------------------------------------------ reports
+
+    def _report_circular(self, t: Any, held: list[Any], prev: LockdepHeld, nxt: LockdepHeld, path: list[Edge]) -> None:
+        chain = (nxt.cls.name, *(e.dst.name for e in path)) if path else (nxt.cls.name,)
+        new_edge = (prev.cls.name, nxt.cls.name)
+        self.graph.note_cycle(chain, new_edge)
+        stack = self._stack(t)
+        self.k.report(
+            "circular-locking",
+            TITLE_CIRCULAR,
+            details={
+                "chain": list(chain),
+                "new_edge": list(new_edge),
+                "edges": [e.to_json() for e in path],
+                "held": [h.cls.name for h in held],
+                "thread": t.name,
+            },
+            rule="lockdep R5: a new lock dependency closes a cycle",
+            signature=_cycle_signature(chain),
+            text=rep.circular(self._who(t), nxt, prev, path, stack, held, self.execution),
+        )
+
+    def _report_recursive(self, t: Any, held: list[Any], prev: LockdepHeld, nxt: LockdepHeld) -> None:
+        name = nxt.cls.name
+        self.k.report(
+            "recursive-locking",
+            TITLE_RECURSIVE,
+            details={
+                "chain": [prev.cls.name, name],
+                "lock": name,
+                "held": [h.cls.name for h in held],
+                "thread": t.name,
+            },
+            rule="lockdep R3: a lock class taken again without a nesting annotation",
+            signature=f"recursive-locking:{name}:{nxt.site}",
+            text=rep.recursive(self._who(t), nxt, prev, self._stack(t), held),
+        )
+
+    def _check_nest_held(self, t: Any, held: list[Any], hl: LockdepHeld) -> None:
+        """R4: the nest lock must be held (``print_lock_nested_lock_not_held``)."""
+        nest = hl.nest_lock
+        for h in held:
+            if h.map is nest:
+                return
+        nest_name = getattr(nest, "name", repr(nest))
+        self.k.report(
+            "assertion",
+            TITLE_NEST_NOT_HELD,
+            details={"lock": hl.cls.name, "nest_lock": nest_name},
+            rule="lockdep R4: a nest_lock must be held by the thread",
+            signature=f"nest-lock-not-held:{hl.cls.name}:{nest_name}",
+            text=rep.simple(
+                TITLE_NEST_NOT_HELD,
+                self._who(t),
+                [
+                    f"{self._who(t)} is trying to lock:",
+                    rep.lock_line(hl.cls, hl.site),
+                    "but this task is not holding:",
+                    nest_name,
+                ],
+                held,
+                self._stack(t),
+            ),
+        )
+
+    def debug_check_no_locks_freed(self, obj: Any) -> None:
+        """``debug_check_no_locks_freed``: report when a lock being freed or re-initialised is held.
+
+        ``obj`` is a lock (anything with a ``dep_map``) or a lockdep map.
+        """
+        m = getattr(obj, "dep_map", obj)
+        for t in self.k.threads:
+            for h in t.held:
+                if h.map is m:
+                    who = self._who(t)
+                    self.k.report(
+                        "assertion",
+                        TITLE_HELD_FREED,
+                        details={"lock": h.cls.name, "holder": t.name},
+                        rule="lockdep R8: a held lock must not be freed or re-initialised",
+                        signature=f"held-lock-freed:{h.cls.name}:{call_site()}",
+                        text=rep.simple(
+                            TITLE_HELD_FREED,
+                            self._who(self.k.current),
+                            [
+                                f"{self._who(self.k.current)} is freeing memory, with a lock still held there!",
+                                rep.lock_line(h.cls, h.site),
+                                f"held by {who}",
+                            ],
+                            t.held,
+                            scenario_stack(),
+                        ),
+                    )
+                    return
+
+    def check_held_at_end(self) -> None:
+        """R8: threads still alive at the end of the execution must hold no locks."""
+        for t in self.k.threads:
+            if t.exited or not t.held:
+                continue
+            names = [h.map.name for h in t.held]
+            who = self._who(t)
+            self.k.report(
+                "leak",
+                TITLE_HELD_AT_END,
+                details={"locks": names, "thread": t.name},
+                rule="lockdep R8: no lock may be held when the execution ends",
+                signature=f"held-at-end:{t.name}:{','.join(names)}",
+                text=rep.simple(
+                    TITLE_HELD_AT_END, who, [f"{who} is leaving the execution with locks still held!"], t.held, ()
+                ),
+                thread=t,
+            )
+
+    # ------------------------------------------------------------------ export
+
+    def to_dot(self) -> str:
+        """Graphviz DOT of the dependency graph, reported cycles in red."""
+        return self.graph.to_dot()
+
+
+def setup(k: Kernel) -> None:
+    """Per-execution installation: ``k.lockdep = Lockdep(k)`` when ``Config.lockdep``."""
+    if not k.config.lockdep:
+        return
+    graph = k.config.options.get("lockdep_graph")
+    if graph is not None and not isinstance(graph, LockGraph):
+        raise UsageError(f"options['lockdep_graph'] must be a LockGraph, not {type(graph).__name__}")
+    ld = Lockdep(k, graph)
+    k.lockdep = ld
+    if k.config.prime_lockdep and not ld.graph.primed:
+        dma_resv_lockdep(ld)
+    k.at_exit.append(ld.check_held_at_end)
+
+
+register_extension("lockdep", setup)

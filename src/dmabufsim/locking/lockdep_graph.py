@@ -1,0 +1,361 @@
+"""The lock-dependency graph: lock classes, typed edges, strong-cycle search.
+
+Models the data lockdep keeps for the whole boot in ``kernel/locking/lockdep.c``
+(``struct lock_class`` with its ``locks_after`` / ``locks_before`` lists,
+the ``lock_chains`` hash, the usage bits) and the breadth-first searches
+over it (``check_noncircular``, ``find_usage_forwards/backwards``), as
+described in ``Documentation/locking/lockdep-design.rst``.
+
+A :class:`LockGraph` outlives a :class:`~dmabufsim.Kernel` when the caller
+asks for it (``Config.options["lockdep_graph"]``): the kernel's graph lives
+for the whole boot, so dependencies seen in different executions combine.
+
+Rules:
+
+* R1 (classes): a class is ``(key, subclass)``; every lock initialised with
+  the same key shares it (the kernel's static ``lock_class_key``). Its name
+  is the key's name, ``name/N`` for subclass N (``lock_nested``).
+* R2 (typed edges): an edge ``A -> B`` ("B acquired while A held") carries
+  the set of its types, ``E``/``S`` for how A was held (exclusive / shared)
+  times ``N``/``R`` for how B was acquired (non-recursive / recursive read).
+  The first place an edge was seen (scenario stack, thread, execution) is
+  kept for reports; later sightings only add types.
+* R3 (strong cycles): a cycle is a deadlock iff it is *strong*: it never
+  takes an ``-(xR)->`` edge followed by an ``-(Sx)->`` edge. The search
+  tracks, per class, whether it was reached only through ``*R`` edges, so
+  it finds a strong path whenever one exists (slightly more precise than
+  the kernel's one-visit-per-class BFS, never less).
+* R4 (no strong cycle is ever stored): an edge that would close one is
+  reported and left out, so the graph stays acyclic and the next execution
+  that makes the same mistake reports it again.
+* R5 (usage bits): a class records whether it was ever taken in hardirq
+  context (``IN-HARDIRQ``) and with hardirqs enabled (``HARDIRQ-ON``), each
+  for write and read, with the first place it happened.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from typing import Any
+
+from ..kernel.stack import Frame
+
+#: Edge types (``DEP_*_BIT`` in lockdep.c): how the source was held x how the target was taken.
+DEP_EN = 1  #: exclusive holder -> non-recursive acquisition
+DEP_SN = 2  #: shared holder -> non-recursive acquisition
+DEP_ER = 4  #: exclusive holder -> recursive-read acquisition
+DEP_SR = 8  #: shared holder -> recursive-read acquisition
+_DEP_N = DEP_EN | DEP_SN
+_DEP_E = DEP_EN | DEP_ER
+_DEP_NAMES = ((DEP_EN, "EN"), (DEP_SN, "SN"), (DEP_ER, "ER"), (DEP_SR, "SR"))
+
+#: Usage bits (``LOCK_USED_IN_HARDIRQ`` ... ``LOCK_ENABLED_HARDIRQ_READ``).
+USED_IN_HARDIRQ = 1
+USED_IN_HARDIRQ_READ = 2
+ENABLED_HARDIRQ = 4
+ENABLED_HARDIRQ_READ = 8
+USAGE_NAMES = {
+    USED_IN_HARDIRQ: "IN-HARDIRQ-W",
+    USED_IN_HARDIRQ_READ: "IN-HARDIRQ-R",
+    ENABLED_HARDIRQ: "HARDIRQ-ON-W",
+    ENABLED_HARDIRQ_READ: "HARDIRQ-ON-R",
+}
+#: The usages a new usage bit conflicts with on the same class (``exclusive_bit``
+#: plus the read-in-write check of ``mark_lock_irq``): only read+read is compatible.
+EXCLUSIVE_USAGE = {
+    USED_IN_HARDIRQ: ENABLED_HARDIRQ | ENABLED_HARDIRQ_READ,
+    USED_IN_HARDIRQ_READ: ENABLED_HARDIRQ,
+    ENABLED_HARDIRQ: USED_IN_HARDIRQ | USED_IN_HARDIRQ_READ,
+    ENABLED_HARDIRQ_READ: USED_IN_HARDIRQ,
+}
+
+
+def calc_dep(prev_read: int, next_read: int) -> int:
+    """The type of the edge ``prev -> next`` (``calc_dep``)."""
+    if prev_read:
+        return DEP_SR if next_read == 2 else DEP_SN
+    return DEP_ER if next_read == 2 else DEP_EN
+
+
+def dep_names(dep: int) -> str:
+    """``EN|SR`` for a set of edge types."""
+    return "|".join(n for b, n in _DEP_NAMES if dep & b)
+
+
+class LockClass:
+    """``struct lock_class``: one class of locks and its dependencies.
+
+    Invariants: ``after[j].src is self`` and ``classes[j].before[self.idx]``
+    is the same :class:`Edge`; ``idx`` is the creation order in the graph.
+    """
+
+    __slots__ = ("after", "before", "idx", "key", "name", "subclass", "usage", "usage_sites")
+
+    def __init__(self, idx: int, key: object, subclass: int, name: str) -> None:
+        self.idx = idx
+        self.key = key
+        self.subclass = subclass
+        #: Display name (``name`` or ``name/subclass``).
+        self.name = name if subclass == 0 else f"{name}/{subclass}"
+        #: Outgoing edges by target class index, in the order they were first seen.
+        self.after: dict[int, Edge] = {}
+        #: Incoming edges by source class index.
+        self.before: dict[int, Edge] = {}
+        #: Usage bits (R5) and where each was first set: (stack, thread name).
+        self.usage = 0
+        self.usage_sites: dict[int, tuple[tuple[Frame, ...], str]] = {}
+
+    def usage_str(self) -> str:
+        """The ``{+.+.}`` usage string of lockdep reports (hardirq W, R; softirq W, R).
+
+        The model has no softirqs: a lock taken with interrupts enabled is
+        shown as taken with softirqs enabled too, as the kernel would.
+        """
+        u = self.usage
+
+        def ch(used: int, enabled: int) -> str:
+            if u & enabled:
+                return "?" if u & used else "+"
+            return "-" if u & used else "."
+
+        soft_w = "+" if u & ENABLED_HARDIRQ else "."
+        soft_r = "+" if u & ENABLED_HARDIRQ_READ else "."
+        return ch(USED_IN_HARDIRQ, ENABLED_HARDIRQ) + ch(USED_IN_HARDIRQ_READ, ENABLED_HARDIRQ_READ) + soft_w + soft_r
+
+    def __repr__(self) -> str:
+        return f"<LockClass {self.name} #{self.idx}>"
+
+
+class Edge:
+    """One dependency ``src -> dst`` (``struct lock_list``) with where it was first seen."""
+
+    __slots__ = ("dep", "dst", "execution", "src", "stack", "thread")
+
+    def __init__(
+        self, src: LockClass, dst: LockClass, dep: int, stack: tuple[Frame, ...], thread: str, execution: int
+    ) -> None:
+        self.src = src
+        self.dst = dst
+        #: Union of the DEP_* types seen (R2).
+        self.dep = dep
+        #: Scenario stack of the first acquisition of ``dst`` under ``src``, innermost first.
+        self.stack = stack
+        self.thread = thread
+        #: Number of the execution (in this graph's life) that first saw the edge.
+        self.execution = execution
+
+    @property
+    def site(self) -> str:
+        return str(self.stack[0]) if self.stack else "?"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.src.name,
+            "to": self.dst.name,
+            "type": dep_names(self.dep),
+            "thread": self.thread,
+            "execution": self.execution,
+            "site": self.site,
+            "stack": [str(f) for f in self.stack],
+        }
+
+    def __repr__(self) -> str:
+        return f"<Edge {self.src.name} -({dep_names(self.dep)})-> {self.dst.name}>"
+
+
+class LockGraph:
+    """The dependency graph of lock classes (``lock_classes`` + ``lock_chains``).
+
+    Create one and pass it as ``Kernel(options={"lockdep_graph": g})`` to
+    keep it across executions (what changes is in ``docs/lockdep.md``).
+    ``to_dot()`` draws it with the cycles found highlighted.
+    """
+
+    def __init__(self) -> None:
+        self.classes: list[LockClass] = []
+        self._by_key: dict[tuple[object, int], LockClass] = {}
+        #: Chain keys (hash of the held classes and the new one) already validated.
+        self.chains: set[int] = set()
+        #: Every cycle reported: (chain of class names, new edge (from, to)), first occurrence first.
+        self.cycles: list[tuple[tuple[str, ...], tuple[str, str]]] = []
+        self._cycle_set: set[tuple[tuple[str, ...], tuple[str, str]]] = set()
+        #: True once dma_resv_lockdep() priming has run into this graph.
+        self.primed = False
+        #: Executions that used this graph so far.
+        self.executions = 0
+        #: Statistics: validations skipped thanks to the chain cache, and searches run.
+        self.chain_hits = 0
+        self.searches = 0
+
+    # ------------------------------------------------------------------ classes
+
+    def lock_class(self, key: object, subclass: int, name: str) -> LockClass:
+        """The class of ``(key, subclass)``, registered on first use (R1)."""
+        k = (key, subclass)
+        c = self._by_key.get(k)
+        if c is None:
+            c = LockClass(len(self.classes), key, subclass, name)
+            self.classes.append(c)
+            self._by_key[k] = c
+        return c
+
+    def find(self, name: str) -> LockClass | None:
+        """The first class with display name ``name`` (for tests and tools)."""
+        for c in self.classes:
+            if c.name == name:
+                return c
+        return None
+
+    # ------------------------------------------------------------------ edges
+
+    def add_edge(
+        self, src: LockClass, dst: LockClass, dep: int, stack: tuple[Frame, ...], thread: str, execution: int
+    ) -> Edge:
+        """Record ``src -> dst`` of type ``dep`` (R2); returns the edge."""
+        e = src.after.get(dst.idx)
+        if e is not None:
+            e.dep |= dep
+            return e
+        e = Edge(src, dst, dep, stack, thread, execution)
+        src.after[dst.idx] = e
+        dst.before[src.idx] = e
+        return e
+
+    def edge(self, src: str, dst: str) -> Edge | None:
+        """The edge between the classes named ``src`` and ``dst``, if any."""
+        a, b = self.find(src), self.find(dst)
+        if a is None or b is None:
+            return None
+        return a.after.get(b.idx)
+
+    def edges(self) -> list[Edge]:
+        """Every edge, by source class then first sighting."""
+        return [e for c in self.classes for e in c.after.values()]
+
+    # ------------------------------------------------------------------ searches
+
+    def strong_path(self, src: LockClass, src_only_xr: bool, target: LockClass, target_read: int) -> list[Edge] | None:
+        """A strong dependency path ``src -> ... -> target`` (R3), shortest first, or None.
+
+        ``src_only_xr``: the new edge into ``src`` is a recursive-read
+        acquisition, so the path must leave ``src`` through an ``E*`` edge.
+        ``target_read``: how ``target`` is held; a shared holder cannot end a
+        path that arrived through an ``*R`` edge (``hlock_conflict``).
+        """
+        self.searches += 1
+        if src is target and (target_read == 0 or not src_only_xr):
+            return []
+        start = (src.idx << 1) | int(src_only_xr)
+        seen = {start}
+        parent: dict[int, tuple[int, Edge]] = {}
+        queue = deque((start,))
+        classes = self.classes
+        while queue:
+            st = queue.popleft()
+            c = classes[st >> 1]
+            only_xr = st & 1
+            for e in c.after.values():
+                dep = e.dep
+                if only_xr:
+                    dep &= _DEP_E
+                if not dep:
+                    continue
+                nxr = 0 if dep & _DEP_N else 1
+                ns = (e.dst.idx << 1) | nxr
+                if ns in seen or (nxr and (ns ^ 1) in seen):
+                    continue
+                seen.add(ns)
+                parent[ns] = (st, e)
+                if e.dst is target and (target_read == 0 or not nxr):
+                    path: list[Edge] = []
+                    s = ns
+                    while s != start:
+                        ps, pe = parent[s]
+                        path.append(pe)
+                        s = ps
+                    path.reverse()
+                    return path
+                queue.append(ns)
+        return None
+
+    def find_usage(self, start: LockClass, mask: int, forwards: bool) -> list[LockClass] | None:
+        """Classes from ``start`` (inclusive) to the first one with a usage bit in ``mask``.
+
+        ``find_usage_forwards`` / ``find_usage_backwards``: follows
+        ``after`` (forwards) or ``before`` edges, breadth first. Returns the
+        path of classes (``start`` first), or None.
+        """
+        self.searches += 1
+        if start.usage & mask:
+            return [start]
+        seen = {start.idx}
+        parent: dict[int, int] = {}
+        queue = deque((start,))
+        classes = self.classes
+        while queue:
+            c = queue.popleft()
+            nbrs = c.after if forwards else c.before
+            for j in nbrs:
+                if j in seen:
+                    continue
+                seen.add(j)
+                parent[j] = c.idx
+                d = classes[j]
+                if d.usage & mask:
+                    path = [d]
+                    i = j
+                    while i != start.idx:
+                        i = parent[i]
+                        path.append(classes[i])
+                    path.reverse()
+                    return path
+                queue.append(d)
+        return None
+
+    # ------------------------------------------------------------------ cycles
+
+    def note_cycle(self, chain: tuple[str, ...], new_edge: tuple[str, str]) -> bool:
+        """Remember a reported cycle; True the first time this graph sees it."""
+        key = (chain, new_edge)
+        if key in self._cycle_set:
+            return False
+        self._cycle_set.add(key)
+        self.cycles.append(key)
+        return True
+
+    # ------------------------------------------------------------------ export
+
+    def to_dot(self, name: str = "lockdep") -> str:
+        """Graphviz DOT of the graph; edges of reported cycles are red, closing edges dashed."""
+        on_cycle: set[tuple[str, str]] = set()
+        closing: list[tuple[str, str]] = []
+        for chain, new_edge in self.cycles:
+            for a, b in itertools.pairwise(chain):
+                on_cycle.add((a, b))
+            if new_edge not in closing:
+                closing.append(new_edge)
+        lines = [f"digraph {_dot_id(name)} {{", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
+        ids: dict[str, str] = {}
+        for c in self.classes:
+            if c.name not in ids:
+                ids[c.name] = f"c{c.idx}"
+                lines.append(f"  c{c.idx} [label={_dot_id(c.name)}];")
+        for e in self.edges():
+            label = dep_names(e.dep)
+            attrs = [f"label={_dot_id(label)}", f"tooltip={_dot_id(e.site)}"]
+            if (e.src.name, e.dst.name) in on_cycle:
+                attrs += ["color=red", "penwidth=2"]
+            lines.append(f"  {ids[e.src.name]} -> {ids[e.dst.name]} [{', '.join(attrs)}];")
+        for a, b in closing:
+            if a in ids and b in ids:
+                lines.append(f'  {ids[a]} -> {ids[b]} [color=red, style=dashed, penwidth=2, label="new"];')
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:
+        return f"<LockGraph {len(self.classes)} classes, {len(self.edges())} edges, {len(self.cycles)} cycles>"
+
+
+def _dot_id(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'

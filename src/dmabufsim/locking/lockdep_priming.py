@@ -1,0 +1,103 @@
+"""Boot-time priming of lockdep with the buffer-sharing lock order.
+
+Models ``dma_resv_lockdep()`` in ``drivers/dma-buf/dma-resv.c`` (6.12), a
+``subsys_initcall`` that takes, on dummy objects and in one go, every lock
+and annotation of the cross-driver contract in its canonical order, so
+that lockdep knows the whole order from boot and a single thread doing one
+thing in the wrong order is reported at once.
+
+Rules:
+
+* R1: the sequence is the kernel's: ``mmap_read_lock`` -> ``ww_acquire_init``
+  -> ``dma_resv_lock`` (under the context) -> ``fs_reclaim_acquire(GFP_KERNEL)``
+  (which also touches the mmu-notifier map) -> ``i_mmap_lock_write`` /
+  unlock -> hold ``mmu_notifier_invalidate_range_start`` around
+  ``__dma_fence_might_wait()`` -> unwind. The orders it leaves are
+  ``mmap_lock -> reservation_ww_class_acquire -> reservation_ww_class_mutex
+  -> fs_reclaim -> {i_mmap_rwsem, mmu_notifier_invalidate_range_start ->
+  dma_fence_map}`` and their transitive closure.
+* R2: every primed edge carries the pseudo-site ``dma_resv_lockdep``
+  (``drivers/dma-buf/dma-resv.c``) and execution number 0, so reports say
+  the order was taught at boot.
+* R3: a graph is primed once (``LockGraph.primed``); a graph kept across
+  executions keeps its priming.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..kernel.stack import Frame
+from .annotations import (
+    DMA_FENCE_MAP,
+    FS_RECLAIM,
+    I_MMAP_RWSEM,
+    MMAP_LOCK,
+    MMU_NOTIFIER_MAP,
+    RESV_ACQUIRE_CLASS,
+    RESV_MUTEX_CLASS,
+)
+
+if TYPE_CHECKING:
+    from .lockdep import Lockdep
+
+#: Where primed edges say they come from (R2).
+PRIMING_FRAME = Frame("drivers/dma-buf/dma-resv.c", 0, "dma_resv_lockdep")
+PRIMING_STACK: tuple[Frame, ...] = (PRIMING_FRAME,)
+
+
+class BootThread:
+    """The boot CPU running initcalls (``swapper/0``): process context, irqs on."""
+
+    __slots__ = ("atomic", "held", "in_irq", "name", "tid")
+
+    def __init__(self) -> None:
+        self.name = "swapper"
+        self.tid = 0
+        self.in_irq = False
+        self.atomic: list[Any] = []
+        self.held: list[Any] = []
+
+
+class BootMap:
+    """A dummy lock of the priming: only its class (name = key) matters."""
+
+    __slots__ = ("key", "name", "oid")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.key = name
+        self.oid = -1
+
+
+def dma_resv_lockdep(ld: Lockdep) -> None:
+    """``dma_resv_lockdep``: teach ``ld.graph`` the canonical order (R1-R3)."""
+    if ld.graph.primed:
+        return
+    bt = BootThread()
+    mm = BootMap(MMAP_LOCK)
+    ctx = BootMap(RESV_ACQUIRE_CLASS)
+    obj = BootMap(RESV_MUTEX_CLASS)
+    reclaim = BootMap(FS_RECLAIM)
+    mapping = BootMap(I_MMAP_RWSEM)
+    notifier = BootMap(MMU_NOTIFIER_MAP)
+    fence = BootMap(DMA_FENCE_MAP)
+    acquire, release = ld.boot_acquire, ld.boot_release
+
+    acquire(bt, mm, read=1)  # mmap_read_lock(mm)
+    acquire(bt, ctx)  # ww_acquire_init(&ctx, &reservation_ww_class)
+    acquire(bt, obj, nest_lock=ctx)  # dma_resv_lock(&obj, &ctx)
+    acquire(bt, reclaim)  # fs_reclaim_acquire(GFP_KERNEL) ...
+    acquire(bt, notifier)  # ... which touches the mmu notifier map
+    release(bt, notifier)
+    acquire(bt, mapping)  # i_mmap_lock_write(&mapping)
+    release(bt, mapping)  # i_mmap_unlock_write(&mapping)
+    acquire(bt, notifier)  # lock_map_acquire(&__mmu_notifier_invalidate_range_start_map)
+    acquire(bt, fence)  # __dma_fence_might_wait()
+    release(bt, fence)
+    release(bt, notifier)  # lock_map_release(...)
+    release(bt, reclaim)  # fs_reclaim_release(GFP_KERNEL)
+    release(bt, obj)  # ww_mutex_unlock(&obj.lock)
+    release(bt, ctx)  # ww_acquire_fini(&ctx)
+    release(bt, mm)  # mmap_read_unlock(mm)
+    ld.graph.primed = True

@@ -1,0 +1,651 @@
+"""Port of ``lib/locking-selftest.c`` (KERNEL.md 9.6): each family with the kernel's verdict.
+
+``dotest(fn, expected)`` in the kernel runs a scenario and checks whether
+lockdep complained: FAILURE = must be reported, SUCCESS = must not. Here
+every scenario runs sequentially (one thread, ``FirstStrategy``) with the
+boot-time priming off (the kernel's selftests run on a reset graph), and
+each test asserts the exact finding: kind, title and ``details["chain"]``.
+
+Lock kinds (columns of the kernel's table): ``spin`` = :class:`SpinLock`,
+``mutex`` = :class:`Mutex`, ``wsem``/``rsem`` = :class:`RwSem`
+``down_write``/``down_read`` (non-recursive read), and -- the model has no
+``rwlock_t`` -- ``wlock``/``rlock`` = a :class:`LockdepMap` acquired
+exclusively / as a recursive read (``lock_map_acquire_read``), which is how
+the kernel suite treats ``read_lock``. ``X1, X2`` are two locks of one
+class, ``A..D`` distinct classes.
+
+Not ported: ``init_held`` re-initialises a held lock; the model has no
+re-init API, so the test calls ``Lockdep.debug_check_no_locks_freed`` (what
+``spin_lock_init``/``mutex_init`` run under ``CONFIG_DEBUG_LOCK_ALLOC``).
+The rtmutex column (no rtmutex in the model), softirq variants (no
+softirqs), and ``irqsafe2A/2B`` (need irq-enable tracking) are not ported.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import dmabufsim as ds
+from dmabufsim.kernel.gfp import GFP_KERNEL, GFP_NOFS, memalloc_nofs
+from dmabufsim.locking.annotations import fs_reclaim_acquire, fs_reclaim_release, might_alloc
+
+LOCKDEP_KINDS = ("circular-locking", "recursive-locking", "assertion", "ww-usage", "leak")
+CIRCULAR = "WARNING: possible circular locking dependency detected"
+RECURSIVE = "WARNING: possible recursive locking detected"
+
+
+def run_seq(body: Callable[[ds.Kernel], Any]) -> ds.Execution:
+    """Run ``body`` as one sequential thread on a fresh, unprimed graph."""
+    return ds.Kernel(strategy=ds.FirstStrategy(), prime_lockdep=False).run(body)
+
+
+def lockdep_findings(ex: ds.Execution) -> list[ds.Finding]:
+    return [f for f in ex.findings if f.kind in LOCKDEP_KINDS]
+
+
+def assert_clean(ex: ds.Execution) -> None:
+    assert ex.findings == [], [f.title for f in ex.findings]
+
+
+def assert_one(ex: ds.Execution, kind: str, title: str, chain: list[str]) -> ds.Finding:
+    fs = lockdep_findings(ex)
+    assert [(f.kind, f.title, f.details.get("chain")) for f in fs] == [(kind, title, chain)]
+    return fs[0]
+
+
+# ---------------------------------------------------------------- lock kinds
+
+
+class Lk:
+    """One lock of a column, with the column's lock and unlock operations."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        if kind == "spin":
+            self.obj: Any = ds.SpinLock(name)
+        elif kind == "mutex":
+            self.obj = ds.Mutex(name)
+        elif kind in ("wsem", "rsem"):
+            self.obj = ds.RwSem(name)
+        else:
+            self.obj = ds.LockdepMap(name)
+
+    def lock(self) -> None:
+        o = self.obj
+        if self.kind in ("spin", "mutex"):
+            o.lock()
+        elif self.kind == "wsem":
+            o.down_write()
+        elif self.kind == "rsem":
+            o.down_read()
+        elif self.kind == "wlock":
+            o.acquire()
+        else:
+            o.acquire_read()
+
+    def unlock(self) -> None:
+        o = self.obj
+        if self.kind in ("spin", "mutex"):
+            o.unlock()
+        elif self.kind == "wsem":
+            o.up_write()
+        elif self.kind == "rsem":
+            o.up_read()
+        else:
+            o.release()
+
+
+KINDS = ["spin", "wlock", "rlock", "mutex", "wsem", "rsem"]
+#: The kernel's verdict row of the deadlock families: only rlock (recursive read) passes.
+REPORTED = {"spin": True, "wlock": True, "rlock": False, "mutex": True, "wsem": True, "rsem": True}
+
+
+def lu2(a: Lk, b: Lk) -> None:
+    """``LOCK_UNLOCK_2(a, b)``."""
+    a.lock()
+    b.lock()
+    b.unlock()
+    a.unlock()
+
+
+# ---------------------------------------------------------------- deadlock families
+
+#: family -> (pairs of LU2 in order, expected chain, expected new edge)
+FAMILIES: dict[str, tuple[list[tuple[str, str]], list[str], list[str]]] = {
+    "ABBA": ([("A", "B"), ("B", "A")], ["A", "B"], ["B", "A"]),
+    "ABBCCA": ([("A", "B"), ("B", "C"), ("C", "A")], ["A", "B", "C"], ["C", "A"]),
+    "ABCABC": ([("A", "B"), ("C", "A"), ("B", "C")], ["C", "A", "B"], ["B", "C"]),
+    "ABBCCDDA": ([("A", "B"), ("B", "C"), ("C", "D"), ("D", "A")], ["A", "B", "C", "D"], ["D", "A"]),
+    "ABCDBDDA": ([("A", "B"), ("C", "D"), ("B", "D"), ("D", "A")], ["A", "B", "D"], ["D", "A"]),
+    "ABCDBCDA": ([("A", "B"), ("C", "D"), ("B", "C"), ("D", "A")], ["A", "B", "C", "D"], ["D", "A"]),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_AA(kind: str) -> None:
+    def body(k: ds.Kernel) -> None:
+        x1, x2 = Lk(kind, "X"), Lk(kind, "X")
+        x1.lock()
+        x2.lock()
+        x2.unlock()
+        x1.unlock()
+
+    ex = run_seq(body)
+    if REPORTED[kind]:
+        assert_one(ex, "recursive-locking", RECURSIVE, ["X", "X"])
+    else:
+        assert_clean(ex)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_deadlock_families(family: str, kind: str) -> None:
+    pairs, chain, new_edge = FAMILIES[family]
+
+    def body(k: ds.Kernel) -> None:
+        locks = {n: Lk(kind, n) for n in "ABCD"}
+        for a, b in pairs:
+            lu2(locks[a], locks[b])
+
+    ex = run_seq(body)
+    if REPORTED[kind]:
+        f = assert_one(ex, "circular-locking", CIRCULAR, chain)
+        assert f.details["new_edge"] == new_edge
+    else:
+        assert_clean(ex)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_double_unlock(kind: str) -> None:
+    def body(k: ds.Kernel) -> None:
+        a = Lk(kind, "A")
+        a.lock()
+        a.unlock()
+        a.unlock()
+
+    fs = lockdep_findings(run_seq(body))
+    assert [(f.kind, f.title, f.details["lock"]) for f in fs] == [
+        ("assertion", "WARNING: bad unlock balance detected!", "A")
+    ]
+
+
+@pytest.mark.parametrize("kind", ["spin", "mutex", "wsem", "rsem"])
+def test_init_held(kind: str) -> None:
+    def body(k: ds.Kernel) -> None:
+        a = Lk(kind, "A")
+        a.lock()
+        k.lockdep.debug_check_no_locks_freed(a.obj)  # spin_lock_init(&A) with A held
+        a.unlock()
+
+    fs = lockdep_findings(run_seq(body))
+    assert [(f.kind, f.title, f.details["lock"]) for f in fs] == [("assertion", "WARNING: held lock freed!", "A")]
+
+
+# ---------------------------------------------------------------- read/write mixing
+
+
+def rw(kind: str, name: str) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None], Callable[[], None]]:
+    """(read_lock, read_unlock, write_lock, write_unlock) of one lock of the rlock or rsem column."""
+    if kind == "rlock":
+        m = ds.LockdepMap(name)
+        return m.acquire_read, m.release, m.acquire, m.release
+    s = ds.RwSem(name)
+    return s.down_read, s.up_read, s.down_write, s.up_write
+
+
+@pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("rsem", True)])
+def test_AA1_read_read_same_lock(kind: str, reported: bool) -> None:
+    def body(k: ds.Kernel) -> None:
+        rl, ru, _, _ = rw(kind, "X")
+        rl()
+        rl()
+        ru()
+        ru()
+
+    ex = run_seq(body)
+    if reported:
+        assert_one(ex, "recursive-locking", RECURSIVE, ["X", "X"])
+    else:
+        assert_clean(ex)
+
+
+@pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("rsem", True)])
+def test_AA1B_read_read_same_class(kind: str, reported: bool) -> None:
+    def body(k: ds.Kernel) -> None:
+        r1, u1, _, _ = rw(kind, "X")
+        r2, u2, _, _ = rw(kind, "X")
+        r1()
+        r2()
+        u2()
+        u1()
+
+    ex = run_seq(body)
+    if reported:
+        assert_one(ex, "recursive-locking", RECURSIVE, ["X", "X"])
+    else:
+        assert_clean(ex)
+
+
+@pytest.mark.parametrize("kind", ["rlock", "rsem"])
+def test_AA2_read_then_write(kind: str) -> None:
+    def body(k: ds.Kernel) -> None:
+        r1, u1, _, _ = rw(kind, "X")
+        _, _, w2, wu2 = rw(kind, "X")
+        r1()
+        w2()
+        wu2()
+        u1()
+
+    assert_one(run_seq(body), "recursive-locking", RECURSIVE, ["X", "X"])
+
+
+@pytest.mark.parametrize("kind", ["rlock", "rsem"])
+def test_AA3_write_then_read(kind: str) -> None:
+    def body(k: ds.Kernel) -> None:
+        _, _, w1, wu1 = rw(kind, "X")
+        r2, u2, _, _ = rw(kind, "X")
+        w1()
+        r2()
+        u2()
+        wu1()
+
+    assert_one(run_seq(body), "recursive-locking", RECURSIVE, ["X", "X"])
+
+
+def _abba_rw(kind: str, first_read: bool, second_read: bool, third: str | None = None) -> ds.Execution:
+    def body(k: ds.Kernel) -> None:
+        rl, ru, wl, wu = rw(kind, "X")
+        y = ds.Mutex("Y")
+        (rl if first_read else wl)()
+        y.lock()
+        y.unlock()
+        (ru if first_read else wu)()
+        y.lock()
+        (rl if second_read else wl)()
+        (ru if second_read else wu)()
+        y.unlock()
+        if third is not None:
+            y.lock()
+            (rl if third == "read" else wl)()
+            (ru if third == "read" else wu)()
+            y.unlock()
+
+    return run_seq(body)
+
+
+@pytest.mark.parametrize("kind", ["rlock", "rsem"])
+def test_ABBA1_read_then_write(kind: str) -> None:
+    f = assert_one(_abba_rw(kind, True, False), "circular-locking", CIRCULAR, ["X", "Y"])
+    assert f.details["new_edge"] == ["Y", "X"]
+
+
+@pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("rsem", True)])
+def test_ABBA2_read_then_read(kind: str, reported: bool) -> None:
+    ex = _abba_rw(kind, True, True)
+    if reported:
+        assert_one(ex, "circular-locking", CIRCULAR, ["X", "Y"])
+    else:
+        assert_clean(ex)
+
+
+@pytest.mark.parametrize("kind", ["rlock", "rsem"])
+def test_ABBA3_write_then_write(kind: str) -> None:
+    assert_one(_abba_rw(kind, False, False), "circular-locking", CIRCULAR, ["X", "Y"])
+
+
+def test_rlock_chaincache_ABBA1() -> None:
+    """[read X -> Y]; [Y -> read X] (fine); [Y -> write X]: the cached chain must not hide it."""
+    f = assert_one(_abba_rw("rlock", True, True, third="write"), "circular-locking", CIRCULAR, ["X", "Y"])
+    assert f.details["new_edge"] == ["Y", "X"]
+
+
+#: name -> ([(holder mode, taken mode) of the sections X->Y, Y->Z, Z->X]), reported
+PERMUTATION_FAMILIES = {
+    "W1R2_W2R3_W3R1": ([("W", "R"), ("W", "R"), ("W", "R")], True),
+    "W1W2_R2R3_W3R1": ([("W", "W"), ("R", "R"), ("W", "R")], True),
+    "W1R2_R2R3_W3W1": ([("W", "W"), ("R", "R"), ("R", "W")], False),
+    "W1W2_R2R3_R3W1": ([("W", "R"), ("R", "R"), ("W", "W")], False),
+}
+
+
+@pytest.mark.parametrize("perm", list(itertools.permutations(range(3))), ids=lambda p: "".join(map(str, p)))
+@pytest.mark.parametrize("family", sorted(PERMUTATION_FAMILIES))
+def test_rlock_permutation_families(family: str, perm: tuple[int, int, int]) -> None:
+    modes, reported = PERMUTATION_FAMILIES[family]
+    names = ["X", "Y", "Z"]
+
+    def body(k: ds.Kernel) -> None:
+        maps = {n: ds.LockdepMap(n) for n in names}
+
+        def take(n: str, mode: str) -> None:
+            if mode == "R":
+                maps[n].acquire_read()
+            else:
+                maps[n].acquire()
+
+        for i in perm:
+            a, b = names[i], names[(i + 1) % 3]
+            take(a, modes[i][0])
+            take(b, modes[i][1])
+            maps[b].release()
+            maps[a].release()
+
+    ex = run_seq(body)
+    if reported:
+        last = perm[-1]
+        target = (last + 1) % 3  # the last section closes the cycle: chain starts at what it takes
+        chain = [names[(target + j) % 3] for j in range(3)]
+        f = assert_one(ex, "circular-locking", CIRCULAR, chain)
+        assert f.details["new_edge"] == [names[last], names[target]]
+    else:
+        assert_clean(ex)
+
+
+# ---------------------------------------------------------------- fs_reclaim
+
+
+def test_fs_reclaim_correct_nesting() -> None:
+    def body(k: ds.Kernel) -> None:
+        fs_reclaim_acquire(GFP_KERNEL)
+        might_alloc(GFP_NOFS)
+        fs_reclaim_release(GFP_KERNEL)
+
+    assert_clean(run_seq(body))
+
+
+def test_fs_reclaim_wrong_nesting() -> None:
+    def body(k: ds.Kernel) -> None:
+        fs_reclaim_acquire(GFP_KERNEL)
+        might_alloc(GFP_KERNEL)
+        fs_reclaim_release(GFP_KERNEL)
+
+    assert_one(run_seq(body), "recursive-locking", RECURSIVE, ["fs_reclaim", "fs_reclaim"])
+
+
+def test_fs_reclaim_protected_nesting() -> None:
+    def body(k: ds.Kernel) -> None:
+        fs_reclaim_acquire(GFP_KERNEL)
+        with memalloc_nofs():
+            might_alloc(GFP_KERNEL)
+        fs_reclaim_release(GFP_KERNEL)
+
+    assert_clean(run_seq(body))
+
+
+# ---------------------------------------------------------------- irq safety
+
+INCONSISTENT = "WARNING: inconsistent lock state"
+
+
+def _in_irq(k: ds.Kernel, fn: Callable[[], None]) -> None:
+    """``IRQ_ENTER(); fn(); IRQ_EXIT();`` -- an interrupt handler, waited for."""
+    k.join(k.raise_irq(fn, name="irq"))
+
+
+@pytest.mark.parametrize("order", ["12", "21"])
+def test_irqsafe1_hard_spin(order: str) -> None:
+    """An irq-safe spinlock taken with interrupts enabled."""
+
+    def body(k: ds.Kernel) -> None:
+        a = ds.SpinLock("A")
+
+        def e1() -> None:
+            _in_irq(k, lambda: (a.lock(), a.unlock()))
+
+        def e2() -> None:
+            a.lock()
+            a.unlock()
+
+        for step in order:
+            (e1 if step == "1" else e2)()
+
+    f = assert_one(run_seq(body), "recursive-locking", INCONSISTENT, ["A"])
+    expected = ["IN-HARDIRQ-W", "HARDIRQ-ON-W"] if order == "12" else ["HARDIRQ-ON-W", "IN-HARDIRQ-W"]
+    assert f.details["usage"] == expected
+
+
+@pytest.mark.parametrize("perm", ["123", "132", "213", "231", "312", "321"])
+def test_irq_inversion_hard_spin(perm: str) -> None:
+    """irq-safe A -> irq-unsafe B, in every order of the three events."""
+
+    def body(k: ds.Kernel) -> None:
+        a, b = ds.SpinLock("A"), ds.SpinLock("B")
+
+        def e1() -> None:  # irqs off: A -> B
+            a.lock_irqsave()
+            b.lock()
+            b.unlock()
+            a.unlock_irqrestore()
+
+        def e2() -> None:  # B with irqs on: irq-unsafe
+            b.lock()
+            b.unlock()
+
+        def e3() -> None:  # A in an interrupt: irq-safe
+            _in_irq(k, lambda: (a.lock(), a.unlock()))
+
+        for step in perm:
+            {"1": e1, "2": e2, "3": e3}[step]()
+
+    title = {
+        "1": "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
+        "2": "WARNING: possible irq lock inversion dependency detected",
+        "3": "WARNING: possible irq lock inversion dependency detected",
+    }[perm[-1]]
+    f = assert_one(run_seq(body), "circular-locking", title, ["A", "B"])
+    assert (f.details["safe"], f.details["unsafe"]) == ("A", "B")
+
+
+def test_irq_disabled_only_is_clean() -> None:
+    """A lock only ever taken with interrupts off (or in the irq) is irq-safe and fine."""
+
+    def body(k: ds.Kernel) -> None:
+        a = ds.SpinLock("A")
+        _in_irq(k, lambda: (a.lock(), a.unlock()))
+        a.lock_irqsave()
+        a.unlock_irqrestore()
+
+    assert_clean(run_seq(body))
+
+
+# ---------------------------------------------------------------- ww_mutex context tests
+
+WW = ds.WWClass("ww_lockdep", wait_die=True)
+WWM = "ww_lockdep_mutex"
+
+
+def _ww(body: Callable[[ds.WWMutex, ds.WWMutex], None]) -> ds.Execution:
+    def scenario(k: ds.Kernel) -> None:
+        body(ds.WWMutex(WW, "o"), ds.WWMutex(WW, "o2"))
+
+    return run_seq(scenario)
+
+
+def test_ww_context_block() -> None:
+    def body(o: ds.WWMutex, o2: ds.WWMutex) -> None:
+        t = ds.WWAcquireCtx(WW)
+        o.lock(t)
+        o2.lock()
+        o2.unlock()
+        o.unlock()
+        t.fini()
+
+    assert_one(_ww(body), "recursive-locking", RECURSIVE, [WWM, WWM])
+
+
+def test_ww_context_try() -> None:
+    def body(o: ds.WWMutex, o2: ds.WWMutex) -> None:
+        t = ds.WWAcquireCtx(WW)
+        o.lock(t)
+        assert o2.trylock()
+        o2.unlock()
+        o.unlock()
+        t.fini()
+
+    assert_clean(_ww(body))
+
+
+def test_ww_context_context() -> None:
+    def body(o: ds.WWMutex, o2: ds.WWMutex) -> None:
+        t = ds.WWAcquireCtx(WW)
+        o.lock(t)
+        o2.lock(t)
+        o2.unlock()
+        o.unlock()
+        t.fini()
+
+    assert_clean(_ww(body))
+
+
+def test_ww_try_block() -> None:
+    def body(o: ds.WWMutex, o2: ds.WWMutex) -> None:
+        assert o.trylock()
+        o2.lock()
+        o2.unlock()
+        o.unlock()
+
+    assert_one(_ww(body), "recursive-locking", RECURSIVE, [WWM, WWM])
+
+
+def test_ww_try_try() -> None:
+    def body(o: ds.WWMutex, o2: ds.WWMutex) -> None:
+        assert o.trylock()
+        assert o2.trylock()
+        o2.unlock()
+        o.unlock()
+
+    assert_clean(_ww(body))
+
+
+def test_ww_try_context() -> None:
+    def body(o: ds.WWMutex, o2: ds.WWMutex) -> None:
+        assert o.trylock()
+        t = ds.WWAcquireCtx(WW)
+        o2.lock(t)
+        o2.unlock()
+        o.unlock()
+        t.fini()
+
+    assert_one(_ww(body), "recursive-locking", RECURSIVE, [WWM, WWM])
+
+
+def test_ww_block_block() -> None:
+    def body(o: ds.WWMutex, o2: ds.WWMutex) -> None:
+        o.lock()
+        o2.lock()
+        o2.unlock()
+        o.unlock()
+
+    assert_one(_ww(body), "recursive-locking", RECURSIVE, [WWM, WWM])
+
+
+def test_ww_block_try() -> None:
+    def body(o: ds.WWMutex, o2: ds.WWMutex) -> None:
+        o.lock()
+        assert o2.trylock()
+        o2.unlock()
+        o.unlock()
+
+    assert_clean(_ww(body))
+
+
+def test_ww_block_context() -> None:
+    def body(o: ds.WWMutex, o2: ds.WWMutex) -> None:
+        o.lock()
+        t = ds.WWAcquireCtx(WW)
+        o2.lock(t)
+        o2.unlock()
+        o.unlock()
+        t.fini()
+
+    assert_one(_ww(body), "recursive-locking", RECURSIVE, [WWM, WWM])
+
+
+def _spin_vs_ww(take: Callable[[ds.WWMutex], None], pre: Callable[[], None] = lambda: None) -> ds.Execution:
+    """``A``; [o -> A]; [A -> o] with ``take(o)`` as the ww acquisition."""
+
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        a = ds.SpinLock("A")
+        pre()
+        a.lock()
+        a.unlock()
+        take(o)
+        a.lock()
+        a.unlock()
+        o.unlock()
+        a.lock()
+        take(o)
+        o.unlock()
+        a.unlock()
+
+    return run_seq(scenario)
+
+
+def test_ww_spin_block() -> None:
+    ex = _spin_vs_ww(lambda o: o.lock())
+    f = assert_one(ex, "circular-locking", CIRCULAR, [WWM, "A"])
+    assert f.details["new_edge"] == ["A", WWM]
+    # The model also sees what the kernel's might_sleep would: a sleeping lock under a spinlock.
+    assert ex.kinds == ["sleep-in-atomic", "circular-locking"]
+
+
+def test_ww_spin_try() -> None:
+    assert_clean(_spin_vs_ww(lambda o: o.trylock() or None))
+
+
+def test_ww_spin_context() -> None:
+    ctx: list[ds.WWAcquireCtx] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        a = ds.SpinLock("A")
+        t = ds.WWAcquireCtx(WW)
+        ctx.append(t)
+        o.lock(t)
+        a.lock()
+        a.unlock()
+        o.unlock()
+        a.lock()
+        o.lock(t)
+        o.unlock()
+        a.unlock()
+        t.fini()
+
+    ex = run_seq(scenario)
+    f = assert_one(ex, "circular-locking", CIRCULAR, [WWM, "A"])
+    assert f.details["new_edge"] == ["A", WWM]
+
+
+def test_ww_spin_nest_lock() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        x1 = ds.SpinLock("X")
+        y1, y2 = ds.SpinLock("Y"), ds.SpinLock("Y")
+        a = ds.SpinLock("A")
+        x1.lock()
+        y1.lock(nest_lock=x1)
+        a.lock()
+        y2.lock(nest_lock=x1)
+        y2.unlock()
+        a.unlock()
+        y1.unlock()
+        x1.unlock()
+
+    assert_clean(run_seq(scenario))
+
+
+def test_ww_spin_nest_unlocked() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        a = ds.SpinLock("A")
+        a.lock(nest_lock=o)
+        a.unlock()
+
+    fs = lockdep_findings(run_seq(scenario))
+    assert [(f.kind, f.title, f.details["lock"], f.details["nest_lock"]) for f in fs] == [
+        ("assertion", "WARNING: Nested lock was not taken", "A", WWM)
+    ]
