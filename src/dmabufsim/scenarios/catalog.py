@@ -32,8 +32,9 @@ Rules:
 * R2 (clean): ``Verdict(clean=True)`` expects no error or warning finding
   in any execution; it may still require info kinds ("the IOMMU faulted:
   isolation held").
-* R3 (honesty): a clean verdict from a bounded, non-exhaustive exploration
-  says so ("clean (200 executions, random; not exhaustive)").
+* R3 (honesty): a clean verdict says how far the search went: "clean (200
+  executions, portfolio; dpor exhausted (preemption bound 2))", or "...;
+  not exhaustive" when no systematic phase covered its space.
 * R4 (determinism): discovery order, row order and keys do not depend on
   the process or the file system's listing order.
 """
@@ -60,6 +61,12 @@ MODULE_PREFIXES = ("c", "basics_", "modern_")
 
 #: Default exploration budget (executions) of a row that names none.
 DEFAULT_BUDGET = 200
+#: Default strategy: the explorer's portfolio (random burst, PCT, bounded DPOR),
+#: so a clean design can be reported "exhausted" within the DPOR bound.
+DEFAULT_STRATEGY = "portfolio"
+#: Strategies a row may name: the explorer's, and ``seeds`` (the runner's own
+#: loop: execution i under random seed i, split over processes).
+STRATEGIES = ("portfolio", "random", "pct", "dfs", "icb", "dpor", "seeds")
 
 
 def _is_info(kind: str) -> bool:
@@ -211,7 +218,7 @@ class ClaimScenario:
     scenario: Scenario | None = None
     expected: Verdict | None = None
     who: str = ""
-    strategy: str = "random"
+    strategy: str = DEFAULT_STRATEGY
     budget: int = DEFAULT_BUDGET
     slow: bool = False
     #: Kernel options of every execution (``Config`` fields: ``prime_lockdep``...).
@@ -228,6 +235,8 @@ class ClaimScenario:
             raise UsageError(f"catalog row {self.key} has a scenario but no expected verdict")
         if self.budget < 1:
             raise UsageError(f"catalog row {self.key}: budget must be at least 1, got {self.budget}")
+        if self.strategy not in STRATEGIES:
+            raise UsageError(f"catalog row {self.key}: unknown strategy {self.strategy!r}; known: {list(STRATEGIES)}")
 
     @property
     def key(self) -> str:
@@ -327,7 +336,7 @@ def _row_from_dict(d: Mapping[str, Any], module: ModuleType) -> ClaimScenario:
         design=str(design),
         scenario=scenario,
         expected=Verdict.of(expected),
-        strategy=str(d.get("strategy", "random")),
+        strategy=str(d.get("strategy", DEFAULT_STRATEGY)),
         budget=int(d.get("budget", DEFAULT_BUDGET)),
         slow=bool(d.get("slow", False)),
         kernel_options=dict(d.get("kernel_options", {})),

@@ -9,16 +9,24 @@ consecutive executions and run over processes
 result, because chunks are merged in execution order and the first
 counterexample is the lowest-numbered execution that shows it.
 
-Execution ``i`` of a row runs under ``RandomStrategy(seed=i)`` with the
-row's kernel options: it is rebuilt by its replay token alone. When the
-explorer room provides a strategy of the row's name, a later version runs
-it instead; until then every row is explored by random walk, which is
-never exhaustive, and the found text says so (catalog R3).
+Two ways to explore a row, by its ``strategy``:
+
+* a strategy of the explorer (``random``, ``pct``, ``dfs``, ``icb``,
+  ``dpor``, ``portfolio``): the row is one work item, explored by
+  :func:`dmabufsim.explore.explore` in a worker with every finding kept
+  (not only the first), shrunk and replay-checked; the found text says
+  whether a systematic phase exhausted its space and within which bound;
+* ``seeds``: execution ``i`` runs under ``RandomStrategy(seed=i)``, split
+  into chunks of consecutive seeds over the workers; never exhaustive.
+
+Either way the row's kernel options apply to every execution and a token
+rebuilds its execution alone (``dmabufsim replay TOKEN CLAIM/design``).
 
 Rules:
 
-* R1: the result does not depend on ``jobs`` nor on the order chunks
-  finish in (deterministic split and merge).
+* R1: the result does not depend on ``jobs`` nor on the order work items
+  finish in (deterministic split and merge; the explorer runs one job per
+  row, seeded by the row).
 * R2: a pending row (not yet modelled) is reported as ``pending`` and is
   never a pass; ``strict`` makes pending rows fail the check.
 * R3: a scenario that crashes the simulator itself (not a finding) is a
@@ -27,6 +35,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +52,8 @@ from .catalog import Catalog, ClaimScenario, Found, discover
 CHUNKS_PER_JOB = 2
 #: Keep at most this many distinct lock cycles per row.
 MAX_CHAINS = 8
+#: The strategy name of the runner's own seed loop (execution i = random seed i).
+SEEDS = "seeds"
 
 
 def chain_of(f: Finding | Mapping[str, Any]) -> tuple[str, ...]:
@@ -77,6 +88,12 @@ class ChunkResult:
     chains: tuple[tuple[str, ...], ...]
     steps: int
     error: str = ""
+    #: Executions run (``stop - start`` for seeds; the explorer's count otherwise).
+    executions: int = -1
+    #: How the row was explored ("seeds", "portfolio", "dpor", ...).
+    strategy: str = SEEDS
+    #: "" when not exhaustive, else what was exhausted ("dpor, preemption bound 2").
+    exhausted: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,13 +189,72 @@ def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
     return ChunkResult(row.key, start, stop, firsts, tuple(sorted(errors)), tuple(chains), steps)
 
 
-def _run_chunk(extra_dirs: tuple[str, ...], key: str, start: int, stop: int) -> ChunkResult:
-    """Worker entry point: rebuild the catalog in this process and run one chunk."""
-    row = _catalog(extra_dirs).get(key)
+def explore_row(row: ClaimScenario, budget: int) -> ChunkResult:
+    """Explore ``row`` with the explorer (every finding kept, shrunk, replay-checked)."""
+    from ..explore import explore
+
+    assert row.scenario is not None and row.expected is not None
+    rep = explore(
+        row.scenario,
+        None if row.strategy == "portfolio" else row.strategy,
+        budget=budget,
+        seed=0,
+        jobs=1,
+        stop_on_first=False,
+        expected=sorted(row.expected.kinds),
+        kernel_options=dict(row.kernel_options),
+        coverage=False,
+    )
+    firsts: dict[str, tuple[int, dict[str, Any]]] = {}
+    errors: set[str] = set()
+    chains: list[tuple[str, ...]] = []
+    order = {p.strategy: i for i, p in enumerate(rep.phases)}
+    explored = sorted(
+        [*rep.findings, *rep.info], key=lambda f: (order.get(f.strategy, len(order)), f.execution, f.signature)
+    )
+    for i, ef in enumerate(explored):
+        f = ef.finding
+        if f.kind not in firsts:
+            fj = ef.to_json()
+            firsts[f.kind] = (i, fj)
+        if f.is_error:
+            errors.add(f.kind)
+        if f.kind == "circular-locking":
+            c = chain_of(f)
+            if c and c not in chains and len(chains) < MAX_CHAINS:
+                chains.append(c)
+    exhausted = "; ".join(f"{p.strategy.split('(')[0]} exhausted ({p.bound})" for p in rep.phases if p.exhausted)
+    if rep.nondeterminism:
+        return ChunkResult(row.key, 0, budget, {}, (), (), 0, error="nondeterminism: " + rep.nondeterminism[0])
+    return ChunkResult(
+        row.key, 0, budget, firsts, tuple(sorted(errors)), tuple(chains), 0,
+        executions=rep.executions, strategy=row.strategy, exhausted=exhausted,
+    )
+
+
+def _work(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
     try:
-        return run_executions(row, start, stop)
+        if row.strategy == SEEDS:
+            return run_executions(row, start, stop)
+        return explore_row(row, stop - start)
     except Exception as exc:  # noqa: BLE001 - a simulator crash becomes an error row (R3)
+        return ChunkResult(row.key, start, stop, {}, (), (), 0, error=f"{type(exc).__name__}: {exc}")
+
+
+def _run_chunk(
+    extra_dirs: tuple[str, ...], key: str, fields: dict[str, Any], start: int, stop: int
+) -> ChunkResult:
+    """Worker entry point: rebuild the catalog in this process and run one work item.
+
+    ``fields`` carries the row's exploration settings as the parent sees
+    them (a caller may have changed its strategy or kernel options); the
+    scenario itself always comes from the discovered module.
+    """
+    try:
+        row = dataclasses.replace(_catalog(extra_dirs).get(key), **fields)
+    except Exception as exc:  # noqa: BLE001 - R3
         return ChunkResult(key, start, stop, {}, (), (), 0, error=f"{type(exc).__name__}: {exc}")
+    return _work(row, start, stop)
 
 
 def split(budget: int, jobs: int) -> list[tuple[int, int]]:
@@ -191,14 +267,14 @@ def split(budget: int, jobs: int) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------- merging
 
 
-def _found_text(found: Found, executions: int, strategy: str, exhaustive: bool, first: dict[str, int]) -> str:
-    scope = f"{executions} executions, {strategy}" + ("; exhaustive" if exhaustive else "; not exhaustive")
+def _found_text(found: Found, executions: int, strategy: str, exhausted: str, first: dict[str, int]) -> str:
+    scope = f"{executions} executions, {strategy}; " + (exhausted or "not exhaustive")
     errors = sorted(found.error_kinds)
     infos = sorted(found.kinds - found.error_kinds)
     if not errors:
         base = "clean" + (" + " + ", ".join(infos) if infos else "")
         return f"{base} ({scope})"
-    parts = [f"{k} (first: #{first[k]})" for k in errors] + infos
+    parts = [f"{k} (first: #{first[k]})" if strategy == SEEDS else k for k in errors] + infos
     return ", ".join(parts) + f" ({scope})"
 
 
@@ -207,7 +283,10 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
     chunks = sorted(chunks, key=lambda c: c.start)
     failed = [c for c in chunks if c.error]
     if failed:
-        return RowResult(row, "error", why=failed[0].error, strategy="random", executions=failed[0].start)
+        return RowResult(row, "error", why=failed[0].error, strategy=row.strategy, executions=failed[0].start)
+    executions = sum(c.executions if c.executions >= 0 else c.stop - c.start for c in chunks)
+    strategy = chunks[0].strategy if chunks else row.strategy
+    exhausted = chunks[0].exhausted if len(chunks) == 1 else ""
     firsts: dict[str, tuple[int, dict[str, Any]]] = {}
     errors: set[str] = set()
     chains: list[tuple[str, ...]] = []
@@ -236,11 +315,11 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
         row,
         "match" if ok else "mismatch",
         found=found,
-        found_text=_found_text(found, budget, "random", False, first_by_kind),
-        executions=budget,
+        found_text=_found_text(found, executions, strategy, exhausted, first_by_kind),
+        executions=executions,
         steps=steps,
-        strategy="random",
-        exhaustive=False,
+        strategy=strategy,
+        exhaustive=bool(exhausted),
         why=why,
         token=str(first[1].get("token", "")) if first else "",
         first_execution=first[0] if first else -1,
@@ -252,6 +331,10 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
 # ---------------------------------------------------------------- driver
 
 Progress = Callable[[str, int], None]
+
+
+def _fields(row: ClaimScenario) -> dict[str, Any]:
+    return {"strategy": row.strategy, "kernel_options": dict(row.kernel_options), "expected": row.expected}
 
 
 @dataclass(frozen=True)
@@ -303,10 +386,12 @@ def check(
 ) -> CheckResult:
     """Explore ``rows`` and compare each with its expected verdict.
 
-    ``budget`` overrides every row's budget; ``jobs`` > 1 runs chunks in
-    worker processes (which rebuild the catalog from the package and
-    ``extra_dirs``: rows must come from discovered modules). ``jobs == 1``
-    runs in this process (scenarios may then be any callable).
+    ``budget`` overrides every row's budget; ``jobs`` > 1 runs work items in
+    worker processes, which rebuild the catalog from the package and
+    ``extra_dirs``: the scenario comes from the discovered module, the
+    strategy, kernel options and expected verdict from the row given here.
+    ``jobs == 1`` runs in this process (a row's scenario may then be any
+    callable).
     ``progress(key, executions_done)`` is called as chunks finish.
     """
     if jobs < 1:
@@ -324,22 +409,22 @@ def check(
             continue
         b = budget if budget is not None else row.budget
         budgets[row.key] = b
-        for start, stop in split(b, jobs):
-            work.append((row, start, stop))
+        if row.strategy == SEEDS:
+            for start, stop in split(b, jobs):
+                work.append((row, start, stop))
+        else:
+            work.append((row, 0, b))
     chunks: dict[str, list[ChunkResult]] = {k: [] for k in budgets}
     if jobs == 1 or len(work) <= 1:
         for row, start, stop in work:
-            try:
-                c = run_executions(row, start, stop)
-            except Exception as exc:  # noqa: BLE001 - R3
-                c = ChunkResult(row.key, start, stop, {}, (), (), 0, error=f"{type(exc).__name__}: {exc}")
+            c = _work(row, start, stop)
             chunks[row.key].append(c)
             if progress:
                 progress(row.key, stop - start)
     else:
         with _pool(jobs) as pool:
             futures: list[Future[ChunkResult]] = [
-                pool.submit(_run_chunk, extra, row.key, start, stop) for row, start, stop in work
+                pool.submit(_run_chunk, extra, row.key, _fields(row), start, stop) for row, start, stop in work
             ]
             for fut in as_completed(futures):
                 c = fut.result()

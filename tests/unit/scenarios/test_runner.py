@@ -32,23 +32,36 @@ def test_basics_rows_match_and_tokens_replay_the_counterexample() -> None:
     by = {r.row.key: r for r in res.rows}
     abba = by["B1/abba-mutexes"]
     assert abba.found is not None and abba.found.kinds == {"deadlock"}
-    assert abba.found_text.startswith(f"deadlock (first: #{abba.first_execution}) (100 executions, random;")
-    assert abba.found_text.endswith("not exhaustive)")
+    assert abba.found_text == "deadlock (100 executions, portfolio; dpor exhausted (preemption bound 2))"
+    # The (shrunk) token rebuilds the deadlock with the row's kernel options.
     ex = ds.Kernel(replay=abba.token, lockdep=False).run(basics_locking.abba_mutexes)
     assert ex.kinds == ["deadlock"]
     assert ex.findings[0].details["holding"] == {"t1": ["lock_A"], "t2": ["lock_B"]}
-    # Execution i is random seed i: the token is the one of that seed.
-    assert ds.Kernel(seed=abba.first_execution, lockdep=False).run(basics_locking.abba_mutexes).token == abba.token
     clean = by["B1/ordered-mutexes"]
     assert clean.token == "" and clean.first is None
-    assert clean.found_text == "clean (100 executions, random; not exhaustive)"
+    assert clean.exhaustive
+    assert clean.found_text.startswith("clean (") and clean.found_text.endswith(
+        " executions, portfolio; dpor exhausted (preemption bound 2))"
+    )
+
+
+def test_seeds_strategy_execution_i_is_seed_i() -> None:
+    row = dataclasses.replace(discover().get("B1/abba-mutexes"), strategy="seeds")
+    (r,) = check([row], jobs=1).rows
+    assert r.status == "match" and not r.exhaustive
+    assert r.found_text == f"deadlock (first: #{r.first_execution}) (100 executions, seeds; not exhaustive)"
+    assert ds.Kernel(seed=r.first_execution, lockdep=False).run(basics_locking.abba_mutexes).token == r.token
+    clean = dataclasses.replace(discover().get("B1/ordered-mutexes"), strategy="seeds")
+    assert check([clean], jobs=1).rows[0].found_text == "clean (100 executions, seeds; not exhaustive)"
 
 
 def test_result_does_not_depend_on_jobs() -> None:
     rows = discover().select(["B1", "B2"])
-    one = check(rows, jobs=1, budget=12).to_json()
-    two = check(rows, jobs=2, budget=12).to_json()
-    assert one == two
+    seeds = [dataclasses.replace(r, strategy="seeds") for r in rows]
+    for rs in (rows, seeds):
+        one = check(rs, jobs=1, budget=12).to_json()
+        two = check(rs, jobs=2, budget=12).to_json()
+        assert one == two
 
 
 def test_a_broken_design_flips_the_verdict() -> None:
