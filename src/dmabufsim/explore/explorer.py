@@ -428,7 +428,7 @@ def run_job(
                     progress(run.executions, len(run.findings), time.monotonic() - start, strat.name)
                 if checkpoint and strat.systematic and run.phase_done % checkpoint_every == 0:
                     save_checkpoint(checkpoint, run, phases)
-                if stop_on_first and run.findings:
+                if stop_on_first and _should_stop(run, expected):
                     run.reason = "first finding"
                     break
             phase.elapsed = time.monotonic() - t0
@@ -437,7 +437,8 @@ def run_job(
             phase.sleep_blocked = getattr(strat, "sleep_blocked", 0)
             if strat.complete:
                 run.reason = "space exhausted"
-            if (stop_on_first and run.findings) or run.reason in ("time budget", "nondeterministic scenario"):
+            halted = run.reason in ("time budget", "nondeterministic scenario")
+            if (stop_on_first and _should_stop(run, expected)) or halted:
                 break
     except KeyboardInterrupt:
         run.reason = "interrupted"
@@ -447,6 +448,18 @@ def run_job(
     if checkpoint and run.reason != "space exhausted":
         save_checkpoint(checkpoint, run, phases)
     return run
+
+
+def _should_stop(run: _Run, expected: Sequence[str]) -> bool:
+    """Stop-on-first: at an unexpected bug, or once every expected finding was seen (R3)."""
+    if not run.findings:
+        return False
+    if any(not f.expected for f in run.findings.values()):
+        return True
+    if not expected:
+        return True
+    got = {f.finding.kind for f in run.findings.values()} | set(run.findings)
+    return all(e in got for e in expected)
 
 
 def _share(share: int, job: int, jobs: int) -> int:
@@ -557,8 +570,8 @@ def explore(
     ``"dpor"`` (both with ``preemption_bound``), an :class:`ExploreStrategy`,
     or None for the portfolio. ``budget`` executions, ``time_budget``
     seconds, ``max_steps`` per execution (R4). ``jobs`` processes
-    (``parallel.py``). ``stop_on_first``: end at the first bug, else
-    collect all. ``expected``: finding kinds or signatures the scenario
+    (``parallel.py``). ``stop_on_first``: end at the first unexpected bug
+    (or once every expected finding was seen), else collect all. ``expected``: finding kinds or signatures the scenario
     expects (R3). ``kernel_options``: passed to every ``Kernel`` (e.g.
     ``{"lockdep": False}``). ``checkpoint``/``resume``: save / continue a
     long systematic run (one job). Returns a :class:`Report`.

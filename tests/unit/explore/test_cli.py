@@ -1,0 +1,74 @@
+"""``dmabufsim explore``: exit codes per verdict, JSON, summary table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dmabufsim.cli import main
+
+SCENARIO = '''
+import dmabufsim as ds
+
+def _w(a, b):
+    with a, b:
+        pass
+
+def abba(k):
+    a, b = ds.Mutex("A"), ds.Mutex("B")
+    k.spawn(_w, a, b, name="t1")
+    k.spawn(_w, b, a, name="t2")
+
+def clean(k):
+    m = ds.Mutex("m")
+    def w():
+        with m:
+            k.point("x", 999, True)
+    for i in range(2):
+        k.spawn(w, name=f"w{i}")
+'''
+
+
+def _file(tmp_path: Any) -> str:
+    p = tmp_path / "sc.py"
+    p.write_text(SCENARIO)
+    return str(p)
+
+
+def test_explore_finding_exits_1_with_token_and_table(tmp_path: Any, capsys: Any) -> None:
+    rc = main(["explore", f"{_file(tmp_path)}:abba", "--strategy", "dpor", "--budget", "500"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "dmabufsim replay dbs1." in out
+    assert "verdict: finding: 1 distinct (" in out
+    assert "exec/s" in out
+
+
+def test_explore_expected_finding_exits_0(tmp_path: Any, capsys: Any) -> None:
+    rc = main(["explore", f"{_file(tmp_path)}:abba", "--strategy", "random", "--expect", "deadlock",
+               "--expect", "circular-locking"])
+    assert rc == 0
+
+
+def test_explore_exhausted_exits_0_and_inconclusive_exits_3(tmp_path: Any, capsys: Any) -> None:
+    f = _file(tmp_path)
+    assert main(["explore", f"{f}:clean", "--strategy", "dpor", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "exhausted" and data["bound"] == "unbounded"
+    assert main(["explore", f"{f}:clean", "--strategy", "random", "--budget", "20", "--json"]) == 3
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "inconclusive" and data["executions"] == 20 and data["ok"] is False
+
+
+def test_explore_jobs_two(tmp_path: Any, capsys: Any) -> None:
+    rc = main(["explore", f"{_file(tmp_path)}:abba", "--strategy", "random", "--budget", "50", "--jobs", "2",
+               "--all", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 1
+    assert data["jobs"] == 2 and data["executions"] == 50
+    assert "deadlock" in {f["kind"] for f in data["findings"]}
+
+
+def test_explore_bad_input_is_one_line_exit_2(tmp_path: Any, capsys: Any) -> None:
+    assert main(["explore", f"{_file(tmp_path)}:nope"]) == 2
+    assert "has no function 'nope'" in capsys.readouterr().err

@@ -1,0 +1,57 @@
+"""The pytest plugin: one-line assertions on findings and verdicts; inconclusive never passes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from dmabufsim.explore.pytest_plugin import Explored
+
+from .scenarios import NO_LOCKDEP, abba, clean
+
+pytest_plugins = ["pytester"]
+
+
+def test_assert_finds_in_one_line(explore_scenario: Callable[..., Explored]) -> None:
+    f = explore_scenario(abba, strategy="dpor", budget=500, kernel_options=NO_LOCKDEP).assert_finds("deadlock")
+    assert f.finding.details["blocked"] == {"t1": "mutex_lock", "t2": "mutex_lock"}
+
+
+def test_assert_clean_passes_only_when_exhausted(explore_scenario: Callable[..., Explored]) -> None:
+    explore_scenario(clean, strategy="dpor", budget=5000, kernel_options=NO_LOCKDEP).assert_clean()
+    with pytest.raises(AssertionError, match="not a pass: inconclusive"):
+        explore_scenario(clean, strategy="random", budget=10, kernel_options=NO_LOCKDEP).assert_clean()
+
+
+def test_assert_clean_fails_on_a_finding_with_the_token(explore_scenario: Callable[..., Explored]) -> None:
+    with pytest.raises(AssertionError, match="dmabufsim replay dbs1"):
+        explore_scenario(abba, strategy="dpor", budget=500, kernel_options=NO_LOCKDEP).assert_clean()
+
+
+def test_assert_finds_fails_with_the_report(explore_scenario: Callable[..., Explored]) -> None:
+    with pytest.raises(AssertionError, match="no deadlock finding"):
+        explore_scenario(clean, strategy="random", budget=5, kernel_options=NO_LOCKDEP).assert_finds("deadlock")
+
+
+def test_plugin_in_a_project(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["dmabufsim.explore.pytest_plugin"]\n')
+    pytester.makepyfile(
+        """
+        import dmabufsim as ds
+
+        def clean(k):
+            m = ds.Mutex("m")
+            def w():
+                with m:
+                    k.point("x", 999, True)
+            k.spawn(w, name="a")
+            k.spawn(w, name="b")
+
+        def test_inconclusive_fails(explore_scenario):
+            explore_scenario(clean, strategy="random", kernel_options={"lockdep": False}).assert_clean()
+        """
+    )
+    res = pytester.runpytest("--dmabufsim-budget=7", "-p", "no:cacheprovider")
+    res.assert_outcomes(failed=1)
+    res.stdout.fnmatch_lines(["*not a pass: inconclusive*random, 7 executions*"])
