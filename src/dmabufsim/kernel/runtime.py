@@ -281,10 +281,18 @@ class Kernel:
         A *daemon* thread (an engine, a worker) may still be blocked when the
         execution ends without that being a deadlock.
         """
+        return self._spawn(fn, args, name, daemon, None)
+
+    def _spawn(self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | None, daemon: bool,
+               irq: str | None) -> KThread:
         tid = len(self._threads)
         t = KThread(tid, name or str(getattr(fn, "__name__", f"kthread{tid}")), fn, args)
         if daemon:
             t.data["daemon"] = True
+        if irq is not None:
+            # Marked before the spawn point: the handler may run right there.
+            t.in_irq = True
+            t.atomic.append(AtomicReason("hardirq", irq, None))
         self._threads.append(t)
         self._runnable.append(t)  # tids grow, so the list stays sorted
         if self._current is not None and not self._dead and not self._in_timer:
@@ -297,10 +305,7 @@ class Kernel:
         The handler runs as its own short-lived thread so that a spinlock it
         contends on can be waited for; it may not sleep (R5).
         """
-        t = self.spawn(fn, *args, name=name)
-        t.in_irq = True
-        t.atomic.append(AtomicReason("hardirq", name, None))
-        return t
+        return self._spawn(fn, args, name, False, name)
 
     def join(self, t: KThread, timeout: int | None = None) -> Any:
         """``kthread_stop``-style join: block until ``t`` exits; return its result."""
