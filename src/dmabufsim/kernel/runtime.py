@@ -57,6 +57,7 @@ NSEC_PER_MSEC = 1_000_000
 NSEC_PER_SEC = 1_000_000_000
 
 _running: Kernel | None = None
+_RUNNABLE = ThreadState.RUNNABLE
 
 #: Factories run at the start of every execution, in registration order:
 #: the higher rooms (lockdep, checkers) install their per-execution state
@@ -335,16 +336,26 @@ class Kernel:
             raise SimulatorError(f"scheduling point {op!r} inside a timer callback (runtime R7)")
         t = self._current
         assert t is not None
-        if len(self._runnable) > 1:
+        run = self._runnable
+        if len(run) > 1:
             t.pending = (op, obj, write)
-            nxt = self._decide(t)
+            if t.state is _RUNNABLE:
+                # _decide() inlined for the running thread (the hot path).
+                nxt = self.strategy.next_thread(run, t)
+                if nxt is not t:
+                    if nxt.state is not _RUNNABLE:
+                        raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+                    self._preemptions += 1
+                self._choices.append(nxt.tid)
+            else:
+                nxt = self._decide(t)
             if nxt is not t:
                 self._switch(nxt)
                 if self._dead:
                     return
-        self.steps += 1
-        self.trace.emit(self.steps, t.tid, op, obj, write, detail, self.now)
-        if self.steps > self._max_steps:
+        steps = self.steps = self.steps + 1
+        self.trace.emit(steps, t.tid, op, obj, write, detail, self.now)
+        if steps > self._max_steps:
             self._livelock()
 
     def event(self, op: str, obj: int, write: bool = True, detail: str = "") -> None:

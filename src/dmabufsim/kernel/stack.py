@@ -44,6 +44,13 @@ def _internal(filename: str) -> bool:
     return filename.startswith(_INTERNAL_PREFIXES) or filename in _INTERNAL_FILES or filename.endswith(_PLUMBING)
 
 
+#: Hot-path caches (call_site runs on every lock acquisition): whether a code
+#: object is model-internal, and the immutable Frame of a (code, line) site.
+#: Both are bounded by the amount of source code loaded.
+_INTERNAL_CODE: dict[Any, bool] = {}
+_SITES: dict[tuple[Any, int], Frame] = {}
+
+
 def scenario_stack(limit: int = 8, frame: FrameType | None = None) -> tuple[Frame, ...]:
     """The scenario-level frames of the calling thread, innermost first."""
     f: FrameType | None = frame if frame is not None else sys._getframe(1)
@@ -59,9 +66,17 @@ def scenario_stack(limit: int = 8, frame: FrameType | None = None) -> tuple[Fram
 def call_site() -> Frame | None:
     """The innermost scenario-level frame of the caller (cheap: no tuple built)."""
     f: FrameType | None = sys._getframe(1)
+    internal = _INTERNAL_CODE
     while f is not None:
         code = f.f_code
-        if not _internal(code.co_filename):
-            return Frame(code.co_filename, f.f_lineno, code.co_name)
+        inside = internal.get(code)
+        if inside is None:
+            inside = internal[code] = _internal(code.co_filename)
+        if not inside:
+            key = (code, f.f_lineno)
+            site = _SITES.get(key)
+            if site is None:
+                site = _SITES[key] = Frame(code.co_filename, f.f_lineno, code.co_name)
+            return site
         f = f.f_back
     return None
