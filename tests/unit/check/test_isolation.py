@@ -1,0 +1,222 @@
+"""The isolation checker on userptr-shaped scenarios: C11/C12/C13/C14 in miniature, and the leak check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dmabufsim as ds
+from dmabufsim import mm
+from dmabufsim.check import isolation_checker
+from dmabufsim.device import Device
+from tests.helpers import run_first
+
+P = mm.PAGE_SIZE
+GVA = 0x80_0000
+
+
+def _userptr(k: ds.Kernel, proc: mm.Process, addr: int, n: int, gpu: Device) -> list[mm.Page]:
+    """A 2018-style userptr bind: get_user_pages, then map every page for the GPU."""
+    pages = mm.get_user_pages_fast(proc.mm, addr, n, mm.FOLL_WRITE)
+    gpu.map_pages(GVA, pages)
+    return pages
+
+
+def _i915_release(gpu: Device, pages: list[mm.Page], n: int) -> None:
+    """i915's order (C14): unmap everything first, then dirty, mark accessed, put."""
+    gpu.unmap_pages(GVA, n)
+    for p in pages:
+        mm.set_page_dirty(p)
+        mm.mark_page_accessed(p)
+        mm.put_page(p)
+
+
+def test_i915_order_is_clean_and_amdgpu_order_is_dirty_while_mapped() -> None:
+    def scenario(amdgpu: bool) -> Any:
+        def sc(k: ds.Kernel) -> None:
+            proc = mm.Process("app")
+            a = proc.mmap(2 * P)
+            proc.populate(a, 2 * P, value="u")
+            gpu = Device("gpu")
+            pages = _userptr(k, proc, a, 2, gpu)
+            gpu.submit([("write", GVA, "gpu")]).wait()
+            if amdgpu:  # the 2018 notifier: dirty and accessed while still mapped
+                for p in pages:
+                    mm.set_page_dirty(p)
+                    mm.mark_page_accessed(p)
+            _i915_release(gpu, pages, 2)
+            proc.exit()
+        return sc
+
+    clean = run_first(scenario(False))
+    assert clean.findings == []
+    bad = run_first(scenario(True))
+    assert bad.kinds == ["dirty-while-mapped"]
+    f = bad.findings[0]
+    assert f.details["event"] == "dirty"
+    assert f.details["devices"] == ["gpu"]
+    assert f.details["owner"].startswith("app#")
+    assert f.details["mappings"][0]["user_va"] == "0x100000"
+    assert f.details["mappings"][0]["state"] == "mapped"
+
+
+def test_fork_race_gpu_writes_page_now_owned_by_child_is_foreign() -> None:
+    """C11: pages looked up before fork(); the parent's write breaks COW; the GPU writes the child's page."""
+    out: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        parent = mm.Process("parent")
+        a = parent.mmap(P)
+        parent.write(a, "before")
+        gpu = Device("gpu")
+        pages = _userptr(k, parent, a, 1, gpu)
+        child = parent.fork("child")
+        parent.write(a, "parent after fork")  # COW: parent gets a new page
+        gpu.submit([("write", GVA, "gpu")]).wait()
+        out["child_sees"] = child.read(a)
+        out["parent_sees"] = parent.read(a)
+        _i915_release(gpu, pages, 1)
+        child.exit()
+        parent.exit()
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["dma-foreign-page"]
+    d = ex.findings[0].details
+    assert d["owner"].startswith("child#") and d["owner_at_map"].startswith("parent#")
+    assert d["cause"] == "cow-owner-moved"
+    assert d["gen_now"] == d["gen_at_map"]
+    assert out == {"child_sees": "gpu", "parent_sees": "parent after fork"}
+
+
+def test_child_breaking_cow_is_clean_for_the_parent_userptr() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        parent = mm.Process("parent")
+        a = parent.mmap(P)
+        parent.write(a, 1)
+        gpu = Device("gpu")
+        pages = _userptr(k, parent, a, 1, gpu)
+        child = parent.fork("child")
+        child.write(a, 2)  # the child copies; the parent keeps the GPU's page
+        gpu.submit([("read", GVA)]).wait()
+        _i915_release(gpu, pages, 1)
+        child.exit()
+        parent.exit()
+
+    assert run_first(scenario).findings == []
+
+
+def test_userspace_races_are_incoherence_not_integrity() -> None:
+    """C12: mprotect(PROT_READ) and munmap under a pinned userptr: info findings only."""
+
+    def scenario(k: ds.Kernel) -> None:
+        proc = mm.Process("app")
+        a = proc.mmap(2 * P)
+        proc.populate(a, 2 * P, value=0)
+        gpu = Device("gpu")
+        pages = mm.pin_user_pages_fast(proc.mm, a, 2, mm.FOLL_WRITE | mm.FOLL_LONGTERM)
+        gpu.map_pages(GVA, pages)
+        proc.mprotect(a, P, mm.PROT_READ)
+        gpu.submit([("write", GVA, "ro")]).wait()  # page 0 is read-only to userspace now
+        proc.munmap(a + P, P)
+        gpu.submit([("write", GVA + P, "gone")]).wait()  # page 1 unmapped, still pinned
+        gpu.unmap_pages(GVA, 2)
+        mm.unpin_user_pages_dirty_lock(pages, make_dirty=True)
+        proc.exit()
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["user-incoherence", "user-incoherence"]
+    assert [f.details["cause"] for f in ex.findings] == ["the page is mapped read-only",
+                                                          "no longer mapped at the address"]
+    assert all(f.severity == "info" and not f.is_error for f in ex.findings)
+    assert ex.errors == []
+
+
+def test_put_and_unpin_while_mapped_and_stale_mapping_at_exit() -> None:
+    """C3-style "wait, free, keep sg": the references go, the IOMMU entries stay."""
+
+    def scenario(k: ds.Kernel) -> None:
+        proc = mm.Process("app")
+        a = proc.mmap(2 * P)
+        proc.populate(a, 2 * P, value=1)
+        gpu = Device("gpu")
+        got = mm.get_user_pages_fast(proc.mm, a, 1)
+        pinned = mm.pin_user_pages_fast(proc.mm, a + P, 1)
+        gpu.map_pages(GVA, got + pinned)
+        mm.put_page(got[0])
+        mm.unpin_user_page(pinned[0])
+        proc.exit()  # the pages are freed now, the IOMMU entries remain
+        assert gpu.vm is not None
+        gpu.vm.zap_and_flush(GVA, 2)
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["dirty-while-mapped", "dirty-while-mapped", "dirty-while-mapped", "stale-mapping"]
+    assert [f.details["event"] for f in ex.by_kind("dirty-while-mapped")] == ["released", "unpinned", "freed"]
+    s = ex.by_kind("stale-mapping")[0]
+    assert s.severity == "warning"
+    assert s.details["owner_now"] == "free" and s.details["device"] == "gpu"
+
+
+def test_leak_check_names_what_teardown_forgot() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        proc = mm.Process("app")
+        a = proc.mmap(2 * P)
+        gpu = Device("gpu")
+        pinned = mm.pin_user_pages_fast(proc.mm, a, 1, mm.FOLL_WRITE)
+        gpu.map_pages(GVA, pinned)
+        mm.get_user_pages_fast(proc.mm, a + P, 1)
+        never = ds.dma.FenceContext("never").create()
+        gpu.submit([("write", GVA, 1)], deps=[never])
+        proc.exit()
+
+    ex = run_first(scenario)
+    leaks = [f.title for f in ex.by_kind("leak")]
+    assert leaks == [
+        "leak: 1 page(s) still pinned",
+        "leak: 1 get_user_pages reference(s) never put",
+        "leak: 2 page(s) of exited processes still allocated",
+        "leak: 1 IOMMU mapping(s) of gpu not torn down",
+        "leak: 1 GPU PTE(s) of gpu.vm not zapped",
+        "leak: 1 job(s) of gpu never completed (fences never signalled)",
+    ]
+    assert ex.kinds.count("fence-never-signalled") == 1
+
+
+def test_checker_off_reports_nothing_but_faults() -> None:
+    counts: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        counts["checker"] = isolation_checker(k)
+        gpu = Device("gpu")
+        owner = mm.Process("a")
+        a = owner.mmap(P)
+        owner.write(a, 1)
+        (pg,) = mm.get_user_pages_fast(owner.mm, a, 1)
+        gpu.map_pages(GVA, [pg])
+        pg.put()
+        owner.exit()
+        gpu.dma_write(GVA, "stray")
+
+    ex = ds.Kernel(strategy=ds.FirstStrategy(), options={"isolation": False}).run(scenario)
+    assert ex.findings == []
+    assert counts["checker"] is None
+
+
+def test_statistics_count_every_event() -> None:
+    stats: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        gpu = Device("gpu")
+        bo = mm.Process("bo")
+        pages = [mm.alloc_page(ds.kernel.gfp.GFP_KERNEL, bo.mm) for _ in range(3)]
+        gpu.map_pages(GVA, pages)
+        for p in pages:
+            mm.free_page(p)
+        gpu.submit([("write", GVA + i * P, i) for i in range(3)]).wait()
+        chk = isolation_checker(k)
+        assert chk is not None
+        stats.update(chk.statistics())
+        gpu.unmap_pages(GVA, 3)
+
+    ex = run_first(scenario)
+    # One report per (kind, device, owner, cause), every event counted.
+    assert ex.kinds == ["dirty-while-mapped", "dma-freed-page"]
+    assert stats == {"dirty-while-mapped": 3, "dma-freed-page": 3, "checked": 3}
