@@ -18,12 +18,13 @@ The package is laid out as rooms (see DESIGN.md): ``kernel`` (the machine),
 re-exported here.
 """
 
-# -- kernel: the simulated machine
 # -- check: the isolation checker (importing it installs it in every execution)
 from .check import IsolationChecker
 
 # -- device: IOMMU domains, GPU VMs, engines doing DMA
 from .device import Device, GpuVm, IommuDomain
+
+# -- kernel: the simulated machine
 from .kernel import (
     EAGAIN,
     EALREADY,
