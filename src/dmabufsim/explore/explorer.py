@@ -27,6 +27,16 @@ Rules:
   does not reproduce the trace digest is reported as uncontrolled
   nondeterminism in the scenario, with the first choice where it diverged.
 * R6 (info): findings of severity ``info`` are kept but are not bugs.
+* R7 (lockdep graph): by default the executions of one job share one
+  lockdep graph, as the kernel's lives for the whole boot: two orders seen
+  in different executions close a cycle. Such a report's token replays the
+  execution that closed the cycle, whose report needs the accumulated graph
+  (so it is not shrunk). Replays, shrinking and confirmations use a fresh
+  graph.
+* R8 (confirmation): each lockdep cycle gets a guided attempt to become a
+  concrete ``deadlock`` (``guided.py``): confirmed with its own token, or
+  "could not within N executions". It is attached to the cycle's finding
+  and never changes the verdict.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from .base import ExploreStrategy
 from .coverage import Coverage, Recorder
 from .dfs import DFS, ICB
 from .dpor import DPOR
+from .guided import Confirmation
 from .pct import PCT
 from .random_walk import RandomWalk
 from .shrink import replay, shrink
@@ -90,6 +101,8 @@ class ExploredFinding:
     trace_digest: str = ""
     replay_ok: bool = True
     diverged_at: int | None = None
+    #: For a lockdep cycle: the guided attempt to make it a concrete deadlock (R8).
+    confirmation: Confirmation | None = None
 
     @property
     def kind(self) -> str:
@@ -115,6 +128,7 @@ class ExploredFinding:
                 "steps": self.steps,
                 "replay_ok": self.replay_ok,
                 "diverged_at": self.diverged_at,
+                "confirmation": self.confirmation.to_json() if self.confirmation is not None else None,
             }
         )
         return d
@@ -224,6 +238,8 @@ class Report:
             shr = f", shrunk from {f.original_preemptions}" if f.shrunk else ""
             lines.append(f"preemptions: {f.preemptions}{shr}")
             lines.append(f"replay: dmabufsim replay {f.token} <FILE.py:function>")
+            if f.confirmation is not None:
+                lines.append(f.confirmation.summary())
         for msg in self.nondeterminism:
             lines.append(f"NONDETERMINISM: {msg}")
         if self.info:
@@ -358,9 +374,10 @@ def run_job(
     checkpoint_every: int = 200,
     state: _Run | None = None,
     deadline: float | None = None,
+    lockdep_graph: bool = False,
 ) -> _Run:
     """Run this job's share of the phases (the explorer's loop; see :func:`explore`)."""
-    opts = dict(kernel_options or {})
+    opts = with_lockdep_graph(kernel_options or {}) if lockdep_graph else dict(kernel_options or {})
     run = state if state is not None else _Run()
     start = time.monotonic()
     if deadline is None and time_budget is not None:
@@ -448,6 +465,23 @@ def run_job(
     if checkpoint and run.reason != "space exhausted":
         save_checkpoint(checkpoint, run, phases)
     return run
+
+
+def with_lockdep_graph(kernel_options: dict[str, Any]) -> dict[str, Any]:
+    """Kernel options sharing one lockdep graph across the executions of a job (R7).
+
+    Nothing changes when lockdep is off or the caller passed a graph of its own.
+    """
+    opts = dict(kernel_options)
+    if opts.get("lockdep") is False:
+        return opts
+    inner = dict(opts.get("options") or {})
+    if "lockdep_graph" not in inner:
+        from ..locking.lockdep_graph import LockGraph
+
+        inner["lockdep_graph"] = LockGraph()
+    opts["options"] = inner
+    return opts
 
 
 def _should_stop(run: _Run, expected: Sequence[str]) -> bool:
@@ -563,6 +597,9 @@ def explore(
     progress: Progress | None = None,
     checkpoint: str | None = None,
     resume: bool = False,
+    lockdep_graph: bool = True,
+    confirm_cycles: bool = True,
+    confirm_budget: int = 50,
 ) -> Report:
     """Explore the schedules of ``scenario`` and report (the catalog's entry point).
 
@@ -574,7 +611,10 @@ def explore(
     (or once every expected finding was seen), else collect all. ``expected``: finding kinds or signatures the scenario
     expects (R3). ``kernel_options``: passed to every ``Kernel`` (e.g.
     ``{"lockdep": False}``). ``checkpoint``/``resume``: save / continue a
-    long systematic run (one job). Returns a :class:`Report`.
+    long systematic run (one job). ``lockdep_graph``: one lockdep graph
+    per job across its executions (R7). ``confirm_cycles``: try to turn
+    each lockdep cycle into a concrete deadlock (``guided.py``, R8).
+    Returns a :class:`Report`.
     """
     if budget < 1:
         raise UsageError(f"budget must be at least 1 execution, got {budget}")
@@ -594,7 +634,7 @@ def explore(
         run, phase_descr = run_parallel(
             scenario, strategy, budget=budget, jobs=jobs, seed=seed, depth=depth,
             preemption_bound=preemption_bound, time_budget=time_budget, stop_on_first=stop_on_first,
-            expected=exp, kernel_options=opts, coverage=coverage, progress=progress,
+            expected=exp, kernel_options=opts, coverage=coverage, progress=progress, lockdep_graph=lockdep_graph,
         )
         phases = phase_descr
     else:
@@ -605,10 +645,27 @@ def explore(
         run = run_job(
             scenario, phases, time_budget=time_budget, stop_on_first=stop_on_first, expected=exp,
             kernel_options=opts, coverage=coverage, progress=progress, checkpoint=checkpoint, state=state,
+            lockdep_graph=lockdep_graph,
         )
     report = finish(run, phases, _scenario_name(scenario), name, exp, jobs, time.monotonic() - start)
     post_process(report, scenario, opts, shrink_findings=shrink_findings, check_replay=check_replay)
+    if confirm_cycles:
+        confirm_findings(report, scenario, opts, budget=confirm_budget, seed=seed)
     return report
+
+
+def confirm_findings(
+    report: Report, scenario: Callable[..., Any], opts: dict[str, Any], *, budget: int, seed: int
+) -> None:
+    """R8: a lockdep-guided confirmation for each circular-locking finding with a chain."""
+    from .guided import confirm
+
+    for ef in report.findings:
+        if ef.kind != "circular-locking" or "chain" not in ef.finding.details:
+            continue
+        if ef.finding.title.startswith(("WARNING: HARDIRQ", "WARNING: possible irq")):
+            continue  # irq inversions need an interrupt at the right time, not a lock order
+        ef.confirmation = confirm(scenario, ef.finding, budget=budget, seed=seed, kernel_options=opts)
 
 
 def finish(

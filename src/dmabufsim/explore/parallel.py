@@ -105,6 +105,7 @@ def run_parallel(
     kernel_options: dict[str, Any],
     coverage: bool,
     progress: Progress | None,
+    lockdep_graph: bool = True,
 ) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
     """Run ``jobs`` processes and merge their results (R1-R3)."""
     ctx = mp.get_context("fork")
@@ -112,7 +113,7 @@ def run_parallel(
     pkw = {"budget": budget, "seed": seed, "depth": depth, "preemption_bound": preemption_bound}
     kw = {
         "time_budget": time_budget, "stop_on_first": stop_on_first, "expected": expected,
-        "kernel_options": kernel_options, "coverage": coverage,
+        "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
     }
     procs = [ctx.Process(target=_child, args=(q, scenario, strategy, j, jobs, kw, pkw), daemon=True)
              for j in range(jobs)]
