@@ -269,6 +269,24 @@ class Lockdep(LockTracker):
             h.depth = j
             h.chain_key = key = ((key ^ h.hid) * _PRIME) & _MASK
 
+    def lock_downgrade(self, map: Any) -> None:
+        """``lock_downgrade``: the current thread's write hold of ``map`` becomes a read hold.
+
+        Re-keys the chain from that entry on, so the chain cache sees the new mode.
+        """
+        held = self.k.current.held
+        for i in range(len(held) - 1, -1, -1):
+            h = held[i]
+            if h.map is map:
+                h.read = 1
+                h.hid |= 1 << 2
+                key = held[i - 1].chain_key if i else _BASIS
+                for j in range(i, len(held)):
+                    hj = held[j]
+                    hj.chain_key = key = ((key ^ hj.hid) * _PRIME) & _MASK
+                return
+        raise UsageError(f"lock_downgrade of {map.name}, which {self.k.current.name} does not hold")
+
     def lock_is_held_type(self, map: Any, read: int = -1, t: KThread | None = None) -> bool:
         """``lock_is_held_type``: held at all (-1), exclusively (0) or for reading (1)."""
         t = t or self.k.current

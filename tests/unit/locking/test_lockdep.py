@@ -660,3 +660,23 @@ def test_to_dot_highlights_the_cycle() -> None:
     assert "c0 -> c1 [" in dot and "color=red, penwidth=2];" in dot.split("c0 -> c1 [")[1].split("\n")[0]
     assert "c1 -> c2 [" in dot and "color=red" in dot.split("c1 -> c2 [")[1].split("\n")[0]
     assert 'c2 -> c0 [color=red, style=dashed, penwidth=2, label="new"];' in dot
+
+
+def test_lock_downgrade_rekeys_the_held_entry() -> None:
+    keys: list[int] = []
+
+    def body(k: ds.Kernel) -> None:
+        ld = k.lockdep
+        assert isinstance(ld, Lockdep)
+        x = ds.LockdepMap("X")
+        x.acquire()
+        ld.lock_downgrade(x)
+        keys.append(k.current.held[-1].chain_key)
+        assert k.current.held[-1].read == 1
+        x.release()
+        x.acquire_shared()
+        keys.append(k.current.held[-1].chain_key)
+        x.release()
+
+    assert seq(body).findings == []
+    assert keys[0] == keys[1]
