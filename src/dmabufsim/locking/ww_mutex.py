@@ -529,9 +529,10 @@ class WWMutex:
             self.ctx = None
         k.lockdep.release(self.dep_map)
         self.owner = None
-        for w in self.waiters:
-            if k.wake(w.task):
-                break
+        if self.waiters:
+            # __mutex_unlock_slowpath wakes the first waiter only; if it is already
+            # running it finds the lock free at the top of its loop and takes it.
+            k.wake(self.waiters[0].task)
 
     def is_locked(self) -> bool:
         """``ww_mutex_is_locked``."""
