@@ -239,7 +239,6 @@ def _print_mismatch(out: Console, r: RowResult) -> None:
     print(f"{r.row.key}: verdict does not match: {r.why}")
     if r.first is not None:
         sys.stdout.write(render_finding(finding_from_json(r.first), r.row.key))
-        print(f"replay: {r.replay}")
 
 
 def add_parsers(sub: Any) -> None:

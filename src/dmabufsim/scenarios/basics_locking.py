@@ -7,7 +7,10 @@ the claims built on them.
 
 * B1: two threads take two mutexes in opposite orders (ABBA). Some
   schedules block both forever: the scheduler's ``deadlock`` finding
-  (kernel R4). Taking them in one global order is clean.
+  (kernel R4), the only report with lockdep off. With lockdep on, every
+  schedule that takes both orders gets "possible circular locking
+  dependency detected" on ``lock_A -> lock_B``, whether or not it
+  deadlocked. Taking them in one global order is clean.
 * B2: a mutex (a sleeping lock) taken under a spinlock:
   "BUG: sleeping function called from invalid context" (kernel R5). A
   ``mutex_trylock`` there never sleeps and is clean.
@@ -88,6 +91,15 @@ CLAIMS = [
         "expected": Verdict(kinds=frozenset({"deadlock"})),
         "budget": 100,
         "kernel_options": {"lockdep": False},
+    },
+    {
+        "id": "B1",
+        "title": "ABBA mutex order deadlocks",
+        "who": "basics",
+        "design": "abba-mutexes-lockdep",
+        "scenario": abba_mutexes,
+        "expected": Verdict(kinds=frozenset({"circular-locking", "deadlock"}), chain=("lock_A", "lock_B")),
+        "budget": 100,
     },
     {
         "id": "B1",

@@ -99,7 +99,7 @@ def test_basics_rows_are_registered() -> None:
 
 def test_select_and_resolve() -> None:
     cat = discover()
-    assert [r.key for r in cat.select(["b1"])] == ["B1/abba-mutexes", "B1/ordered-mutexes"]
+    assert [r.key for r in cat.select(["b1"])] == ["B1/abba-mutexes", "B1/abba-mutexes-lockdep", "B1/ordered-mutexes"]
     assert [r.key for r in cat.select(["B2/trylock-under-spinlock"])] == ["B2/trylock-under-spinlock"]
     with pytest.raises(ds.UsageError, match=r"unknown claim 'C99'; known claims: C1, C2"):
         cat.select(["C99"])
