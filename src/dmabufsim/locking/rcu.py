@@ -66,7 +66,7 @@ def rcu_read_lock() -> None:
     """``rcu_read_lock``: enter a read-side critical section (R1, R4)."""
     k = current_kernel()
     st = _state(k)
-    k.point("rcu_read_lock", st.oid, False, RCU)
+    k.point("rcu_read_lock", st.oid, False, RCU_LOCK_MAP)
     t = k.current
     data = t.data
     depth = data.get(_NEST, 0)
@@ -81,7 +81,7 @@ def rcu_read_unlock() -> None:
     """``rcu_read_unlock``: leave the section; the outermost one may end grace periods (R2, R5)."""
     k = current_kernel()
     st = _state(k)
-    k.point("rcu_read_unlock", st.oid, False, RCU)
+    k.point("rcu_read_unlock", st.oid, False, RCU_LOCK_MAP)
     t = k.current
     depth = t.data.get(_NEST, 0)
     if depth == 0:
@@ -111,7 +111,7 @@ def synchronize_rcu() -> None:
     k = current_kernel()
     k.might_sleep("synchronize_rcu")
     st = _state(k)
-    k.point("synchronize_rcu", st.oid, True, RCU)
+    k.point("synchronize_rcu", st.oid, True, RCU_LOCK_MAP)
     me = k.current
     pending: list[tuple[KThread, int]] = [
         (t, t.data.get(_SECTION, 0)) for t in k.threads if t is not me and t.data.get(_NEST, 0) and not t.exited

@@ -160,7 +160,7 @@ class WWAcquireCtx:
         k = self.k = current_kernel()
         self.ww_class = ww_class
         st = ww_class._state(k)
-        k.point("ww_acquire_init", st.oid, True, ww_class.name)
+        k.point("ww_acquire_init", st.oid, True, ww_class.acquire_name)
         st.stamp += 1
         #: Smaller is older (higher priority).
         self.stamp = st.stamp
@@ -204,6 +204,7 @@ class WWAcquireCtx:
             )
         self.finished = True
         self.done_acquire = True
+        k.event("ww_acquire_fini", self.dep_map.oid, True, self.ww_class.acquire_name)
         k.lockdep.release(self.dep_map)
 
     def __enter__(self) -> WWAcquireCtx:

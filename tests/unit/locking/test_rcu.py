@@ -156,3 +156,18 @@ def test_reader_exiting_inside_section_is_reported() -> None:
     ex = run_first(scenario)
     assert ex.kinds == ["leak"]
     assert ex.findings[0].details["locks"] == ["rcu_read_lock"]
+
+
+def test_trace_events_carry_the_class_name() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        with ds.rcu_read_section:
+            pass
+        ds.synchronize_rcu()
+
+    ex = run_first(scenario, record_trace=True)
+    assert ex.events is not None
+    assert [(e.op, e.detail, e.write) for e in ex.events] == [
+        ("rcu_read_lock", "rcu_read_lock", False),
+        ("rcu_read_unlock", "rcu_read_lock", False),
+        ("synchronize_rcu", "rcu_read_lock", True),
+    ]

@@ -303,3 +303,28 @@ def test_killable_reader(variant: str) -> None:
 
     assert run_first(scenario).findings == []
     assert got == ["EINTR"]
+
+
+def test_trace_events_carry_the_class_name() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        sem = ds.RwSem("mmap_lock")
+        with sem.reading():
+            pass
+        sem.down_write()
+        sem.downgrade_write()
+        sem.up_read()
+        assert sem.down_write_trylock()
+        sem.up_write()
+
+    ex = run_first(scenario, record_trace=True)
+    assert ex.findings == []
+    assert ex.events is not None
+    assert [(e.op, e.detail) for e in ex.events] == [
+        ("down_read", "mmap_lock"),
+        ("up_read", "mmap_lock"),
+        ("down_write", "mmap_lock"),
+        ("downgrade_write", "mmap_lock"),
+        ("up_read", "mmap_lock"),
+        ("down_write_trylock", "mmap_lock"),
+        ("up_write", "mmap_lock"),
+    ]

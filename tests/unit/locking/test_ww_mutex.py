@@ -541,9 +541,10 @@ def test_with_statement_and_trace_carries_class_name() -> None:
     assert ops == [
         ("ww_mutex_lock", "reservation_ww_class_mutex"),
         ("ww_mutex_unlock", "reservation_ww_class_mutex"),
-        ("ww_acquire_init", "reservation_ww_class"),
+        ("ww_acquire_init", "reservation_ww_class_acquire"),
         ("ww_mutex_lock", "reservation_ww_class_mutex"),
         ("ww_mutex_unlock", "reservation_ww_class_mutex"),
+        ("ww_acquire_fini", "reservation_ww_class_acquire"),
     ]
 
 
