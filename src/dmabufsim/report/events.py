@@ -53,8 +53,8 @@ def is_trylock(op: str) -> bool:
 
 
 def is_dma(op: str) -> bool:
-    """A device access: ``dma_read``, ``dma_write``, ``iommu_fault``... (instant events)."""
-    return op.startswith(("dma_read", "dma_write", "dma_access", "iommu", "dma_map", "dma_unmap"))
+    """A device access (``dma``, the device room's DMA burst; ``dma_read``/``dma_write``): instant events."""
+    return op == "dma" or op.startswith(("dma_read", "dma_write", "dma_access"))
 
 
 def pair_locks(events: Sequence[Event]) -> list[tuple[int, int | None]]:

@@ -15,7 +15,10 @@ file that loads in ui.perfetto.dev and chrome://tracing:
   waiting for it: the trace has no separate event for the acquisition);
 * every signal (``dma_fence_signal``, ``complete``, ``wake_up``) is
   joined by a flow arrow to each thread that was waiting on that object,
-  at the thread's next event;
+  at the thread's next event. The trace has no event for falling asleep,
+  so "waiting" is read from the events: a thread waits on X from its wait
+  operation on X until X is signalled, it waits on something else, or it
+  operates on X again (a wait that returned at once);
 * DMA accesses are instant events.
 
 Timestamps: virtual time does not advance during CPU work (runtime R3), so
@@ -107,7 +110,8 @@ def trace_events(ex: Execution, title: str = "dmabufsim") -> dict[str, Any]:
             args["detail"] = ev.detail
         pend = arrows.pop(ev.tid, None) if ev.tid >= 0 else None
         if is_dma(ev.op):
-            out.append({"name": ev.op, "cat": "dma", "ph": "i", "s": "t", "ts": ts, "pid": pid, "tid": tid,
+            name = f"DMA {'write' if ev.write else 'read'}" if ev.op == "dma" else ev.op
+            out.append({"name": name, "cat": "dma", "ph": "i", "s": "t", "ts": ts, "pid": pid, "tid": tid,
                         "args": args})
         else:
             cat = "lock" if is_acquire(ev.op) else "op"
@@ -121,8 +125,9 @@ def trace_events(ex: Execution, title: str = "dmabufsim") -> dict[str, Any]:
             continue
         if ev.op in WAIT_OPS:
             waiting_on[ev.tid] = ev.obj
-        elif waiting_on.get(ev.tid) != ev.obj:
-            waiting_on.pop(ev.tid, None)
+        elif waiting_on.get(ev.tid) == ev.obj and ev.op not in SIGNAL_OPS:
+            # Back on the object itself (polling it, dropping it): the wait is over.
+            del waiting_on[ev.tid]
         if ev.op in SIGNAL_OPS:
             for waiter in sorted(w for w, o in waiting_on.items() if o == ev.obj and w != ev.tid):
                 flow_id += 1

@@ -118,3 +118,38 @@ def test_validator_rejects_what_the_ui_would() -> None:
         "R6: event 0 (thread_name) needs args.name as a string"
     ]
     assert traceformat.validate([{**ok, "args": [1]}]) == ["R7: event 0 has args that are not an object"]
+
+
+def device_scenario(k: ds.Kernel) -> None:
+    from dmabufsim.device.device import Device
+    from dmabufsim.kernel.gfp import GFP_KERNEL
+    from dmabufsim.mm.page import alloc_page, free_page
+
+    dev = Device("gpu0")
+    page = alloc_page(GFP_KERNEL, dev)
+    dev.map_pages(0x10000, [page])
+    fence = dev.submit([("write", 0x10000, 7)], duration_ns=2_000)
+
+    def waiter() -> None:
+        fence.wait()  # dma_fence_wait: the job is done
+        dev.unmap_pages(0x10000, 1)
+        free_page(page)
+
+    k.spawn(waiter, name="waiter")
+
+
+def test_engines_dma_and_fence_flows() -> None:
+    ex = ds.Kernel(strategy=ds.FirstStrategy(), record_trace=True).run(device_scenario)
+    assert ex.errors == []
+    doc = perfetto.trace_events(ex)
+    assert traceformat.validate(doc) == []
+    names = _names(doc)
+    engine = [key for key, n in names.items() if n.startswith("gpu0-gfx/")]
+    assert len(engine) == 1 and engine[0][0] == perfetto.PID_DAEMONS
+    evs = doc["traceEvents"]
+    dma = [e for e in evs if e.get("cat") == "dma"]
+    assert [(e["name"], e["ph"], (e["pid"], e["tid"])) for e in dma] == [("DMA write", "i", engine[0])]
+    waiter = next(key for key, n in names.items() if n.startswith("waiter/"))
+    starts = {e["id"]: e for e in evs if e["ph"] == "s"}
+    ends = [e for e in evs if e["ph"] == "f" and (e["pid"], e["tid"]) == waiter]
+    assert len(ends) == 1 and starts[ends[0]["id"]]["args"]["op"] == "dma_fence_signal"
