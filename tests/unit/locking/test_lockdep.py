@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import dmabufsim as ds
 from dmabufsim.kernel.gfp import GFP, GFP_ATOMIC, GFP_KERNEL, GFP_NOFS, GFP_NOIO, memalloc_noio
 from dmabufsim.kernel.held import LockTracker
@@ -680,3 +683,63 @@ def test_lock_downgrade_rekeys_the_held_entry() -> None:
 
     assert seq(body).findings == []
     assert keys[0] == keys[1]
+
+
+# ---------------------------------------------------------------- properties
+
+_N = 5
+_section = st.lists(
+    st.tuples(st.integers(0, _N - 1), st.sampled_from(["w", "r", "rr", "try"])), min_size=1, max_size=_N
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sections=st.lists(_section, min_size=1, max_size=6),
+    reverse=st.none() | st.tuples(st.integers(0, _N - 2), st.integers(1, _N - 1)),
+)
+def test_one_global_order_is_clean_and_one_inversion_is_reported(
+    sections: list[list[tuple[int, str]]], reverse: tuple[int, int] | None
+) -> None:
+    """Sections that respect one global order (any modes, any trylocks) never report;
+    taking two classes against a recorded order reports exactly that pair."""
+
+    def body(k: ds.Kernel) -> None:
+        maps = [ds.LockdepMap(f"L{i}") for i in range(_N)]
+        for sec in sections:
+            taken: list[int] = []
+            for i, mode in sorted(set(sec)):
+                if i in taken:
+                    continue
+                m = maps[i]
+                if mode == "w":
+                    m.acquire()
+                elif mode == "r":
+                    m.acquire_shared()
+                elif mode == "rr":
+                    m.acquire_read()
+                else:
+                    m.acquire(trylock=True)
+                taken.append(i)
+            for i in reversed(taken):
+                maps[i].release()
+        if reverse is not None:
+            i, j = reverse[0], max(reverse[0] + 1, reverse[1])
+            lo, hi = maps[i], maps[j]
+            lo.acquire()
+            hi.acquire()
+            hi.release()
+            lo.release()
+            hi.acquire()
+            lo.acquire()
+            lo.release()
+            hi.release()
+
+    ex = seq(body, prime_lockdep=False)
+    if reverse is None:
+        assert ex.findings == []
+    else:
+        i, j = reverse[0], max(reverse[0] + 1, reverse[1])
+        assert [(f.kind, f.details["chain"], f.details["new_edge"]) for f in ex.findings] == [
+            ("circular-locking", [f"L{i}", f"L{j}"], [f"L{j}", f"L{i}"])
+        ]
