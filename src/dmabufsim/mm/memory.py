@@ -369,6 +369,12 @@ class MmStruct:
             new.data = dict(old.data)
         rng = MmuNotifierRange(self, va, va + PAGE_SIZE, MmuNotifyEvent.CLEAR)
         invalidate_range_start(rng)
+        if self.ptes.get(va >> PAGE_SHIFT) is not pte or pte.page is not old or pte.writable:
+            # pte_same() failed under the page-table lock: another thread (a
+            # concurrent fault, get_user_pages) already broke COW; drop the copy.
+            invalidate_range_end(rng)
+            self.alloc.put_ref(new)
+            return
         pte.page = new
         pte.writable = True
         new.rmap.append((self, va))
