@@ -17,7 +17,10 @@ Rules:
   point); CPU threads interleave between bursts.
 * R3 (completion): when a job ends, the engine raises an interrupt; the
   handler (hardirq context, ``k.raise_irq``) signals the fences of every
-  job completed so far, in order (``amdgpu_fence_process``).
+  job completed so far, in order (``amdgpu_fence_process``). With
+  interrupt moderation (``irq_coalesce_ns``) an engine raises at most one
+  interrupt per window: a completion inside the window is signalled by
+  the interrupt at its end.
 * R4 (DMA path): every access translates GPU VA -> device address through
   the device's :class:`GpuVm` (or uses the address as is for a device
   without one) and then through its :class:`IommuDomain`; a missing entry
@@ -40,7 +43,7 @@ from typing import Any
 
 from ..dma.fence import DmaFence, FenceContext
 from ..kernel.errors import UsageError
-from ..kernel.runtime import Kernel, current_kernel
+from ..kernel.runtime import Kernel, Timer, current_kernel
 from ..kernel.wait import WaitQueue
 from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page, page_allocator
 from .gpuvm import GpuVm
@@ -101,7 +104,12 @@ class Engine:
         self.running: Job | None = None
         self._done: list[Job] = []
         self._irq_pending = False
+        self._irq_timer: Timer | None = None
+        self._last_irq = -(1 << 62)
+        self._irq_name = f"{device.name}-{name}-irq"
         self.nr_jobs = 0
+        #: The job the last ``submit`` queued (drivers read its ``results`` after its fence).
+        self.last_job: Job | None = None
         self.thread = self.k.spawn(self._main, name=f"{device.name}-{name}", daemon=True)
 
     def __repr__(self) -> str:
@@ -134,6 +142,7 @@ class Engine:
         job = Job(self, op_list, fn, duration_ns, deps, vm if vm is not None else self.device.vm, slices,
                   name or f"{self.device.name}.{self.name}#{self.nr_jobs}", fence)
         self.queue.append(job)
+        self.last_job = job
         self.device.pending_jobs += 1
         self.wq.wake_up()
         return fence
@@ -155,18 +164,35 @@ class Engine:
             job.state = "done"
             self._done.append(job)
             self.device.pending_jobs -= 1
-            if not self._irq_pending:
-                self._irq_pending = True
-                k.raise_irq(self._irq, name=f"{self.device.name}-{self.name}-irq")
+            self._raise_completion_irq()
             if self.device.broken and job.ops:
                 k.nsleep(self.device.stray_delay_ns)
                 writes = [op for op in job.ops if op[0] != OP_READ]
                 if writes:
                     self._run_ops(job, writes, True)
 
+    def _raise_completion_irq(self) -> None:
+        """Raise the completion interrupt now, or at the end of the moderation window (R3)."""
+        if self._irq_pending or self._irq_timer is not None:
+            return  # the pending interrupt will see this job too
+        k = self.k
+        due = self._last_irq + self.device.irq_coalesce_ns
+        if k.now >= due:
+            self._irq_pending = True
+            k.raise_irq(self._irq, name=self._irq_name)
+        else:
+            self._irq_timer = k.add_timer(due, self._moderation_expired, name=self._irq_name)
+
+    def _moderation_expired(self) -> None:
+        """Timer callback (interrupt moderation): deliver the postponed interrupt."""
+        self._irq_timer = None
+        self._irq_pending = True
+        self.k.raise_irq(self._irq, name=self._irq_name)
+
     def _irq(self) -> None:
         """The completion interrupt: signal every finished job's fence in order (R3)."""
         self._irq_pending = False
+        self._last_irq = self.k.now
         done = self._done
         self._done = []
         for job in done:
@@ -191,7 +217,7 @@ class Engine:
                 k.nsleep(per)
             hi = (s + 1) * n // slices
             if hi > lo:
-                k.point("dma", dev.domain.oid, True, job.name)
+                k.point("dma", dev.domain.oid, True, self.name)
                 self._run_ops(job, ops[lo:hi], stray)
             lo = hi
 
@@ -222,7 +248,7 @@ class Device:
     """
 
     def __init__(self, name: str, *, iommu: bool = True, gpuvm: bool = True, broken: bool = False,
-                 stray_delay_ns: int = 1_000) -> None:
+                 stray_delay_ns: int = 1_000, irq_coalesce_ns: int = 0) -> None:
         self.k: Kernel = current_kernel()
         self.oid = self.k.new_oid()
         self.name = name
@@ -231,6 +257,8 @@ class Device:
         self.vm: GpuVm | None = GpuVm(f"{name}.vm") if gpuvm else None
         self.broken = broken
         self.stray_delay_ns = stray_delay_ns
+        #: Interrupt moderation: at most one completion interrupt per engine per this many ns (R3).
+        self.irq_coalesce_ns = irq_coalesce_ns
         self.engines: dict[str, Engine] = {}
         self.pending_jobs = 0
         #: Accesses done / faulted (statistics).

@@ -8,7 +8,10 @@ pressure evicts it.
 
 Backing store is always made of the machine's page frames (owned by the
 BO), so the isolation checker sees every DMA; a :class:`ResourceManager`
-only accounts how many pages of its placement are in use.
+only accounts how many pages of its placement are in use. A resource is
+*bound* into the GPU's address space (GPU VM + IOMMU, the GART) when the
+GPU needs it (its own jobs, copies); bindings are torn down before the
+pages are freed (``ttm_tt_unbind`` before ``ttm_tt_unpopulate``).
 
 Rules (findings cite them as ``ttm Rn``):
 
@@ -19,30 +22,35 @@ Rules (findings cite them as ``ttm Rn``):
 * R2 (LRU): a BO with backing store and no pin is on its manager's LRU
   (least recently used first); validating moves it to the tail. Pinned
   BOs are never evicted and never moved (``EINVAL``).
-* R3 (eviction, claim C8): to make room, the evictor first walks the LRU
-  with *trylocks* only. If that finds nothing and the caller holds a ww
-  acquire context, it takes a temporary reference on the first candidate,
-  **drops the LRU lock**, and locks the victim's reservation with that
-  context; ``EDEADLK`` goes back to the caller, who must back off its whole
-  transaction; ``EALREADY`` (a BO of the caller's own) is skipped. The
-  variant that locks while still holding the LRU spinlock (``ttm_lock_under_lru``)
-  is the bug the claim warns about: sleeping in atomic context.
+* R3 (eviction, claim C8): to make room, the evictor walks the LRU with
+  *trylocks* only; a BO already locked by the caller's own ww acquire
+  context (``dma_resv_locking_ctx``) is evicted without locking, unless the
+  caller needs it (``OperationCtx.busy``). If that finds nothing and the
+  caller holds a ww acquire context, it takes a temporary reference on the
+  first candidate, **drops the LRU lock**, and locks the victim's
+  reservation with that context; ``EDEADLK`` goes back to the caller, who
+  must back off its whole transaction. The variant that locks while still
+  holding the LRU spinlock (``TTMDevice(lock_under_lru=True)``) is the bug
+  the claim warns about: sleeping in atomic context.
 * R4 (pipelined moves, claim C1): a move is a job on the device's copy
   engine that depends on *every* fence already in the reservation object
-  (it waits for them as job dependencies, never on the CPU); its fence is
-  added to the reservation object with usage KERNEL, so every later access
-  waits for it. The old pages go to a *ghost* object released only when
-  the move fence signals. Then ``dma_buf_move_notify`` tells dynamic
-  importers (reservation lock still held).
+  (the engine waits for them as job dependencies; the CPU never waits);
+  its fence is added to the reservation object with usage KERNEL, so every
+  later access waits for it; ``dma_buf_move_notify`` tells the dynamic
+  importers. The old pages go to a *ghost* object whose release waits for
+  the move fence, then tears down every importer table and GPU binding of
+  the old pages, and only then frees them.
 * R5 (non-pipelined moves): the CPU waits for every fence, runs the copy,
-  waits for it and frees the old pages at once. The time the CPU spent
-  blocked is counted in :attr:`TTMStats.cpu_blocked_ns`.
-* R6 (reused space): space freed by a pipelined eviction is reusable at
-  once; the manager remembers the eviction's fence (``man->move``) and
-  every BO that gets space from that manager afterwards gets the fence as
-  a KERNEL fence, so it cannot touch the space before the copy-out ended.
+  waits for it, tells the importers, tears the old mappings down and frees
+  the old pages at once. :attr:`TTMStats.cpu_blocked_ns` counts the time
+  the CPU spent blocked.
+* R6 (reused space): space left by a pipelined move is reusable at once;
+  the manager remembers the move's fence (``man->move``, keeping the later
+  one) and a BO that gets space from that manager afterwards gets it as a
+  KERNEL fence (``ttm_bo_add_move_fence``), or the CPU waits for it when
+  not pipelining.
 * R7 (importers): a BO exported as a dma-buf with a static attachment is
-  pinned by it (dma-buf R4): it can never be evicted.
+  pinned by it (dma-buf R4): it is never evicted.
 """
 
 from __future__ import annotations
@@ -58,7 +66,8 @@ from ..kernel.gfp import GFP_KERNEL
 from ..kernel.runtime import current_kernel
 from ..locking.spinlock import SpinLock
 from ..locking.ww_mutex import WWAcquireCtx
-from ..mm.page import Page, page_allocator
+from ..mm.page import PAGE_SIZE, Page, page_allocator
+from .device import Device
 
 if TYPE_CHECKING:
     from ..dma.dma_buf import DmaBuf
@@ -80,49 +89,87 @@ GTT = MemType.TT
 
 #: Lock class of the device's LRU spinlock (``ttm_device.lru_lock``).
 LRU_LOCK_CLASS = "ttm_device.lru_lock"
+#: Where GPU bindings (the GART window) start in the GPU's address space.
+TTM_VA_BASE = 0x40_0000_0000
+#: Virtual time a copy engine needs per page (about 4 KiB at ~4 GB/s).
+COPY_NS_PER_PAGE = 1_000
 
 
 class CopyEngine(Protocol):
     """What TTM needs of a DMA engine: a copy job ordered after ``deps``.
 
     ``copy(src, dst, deps, name)`` queues a job that waits for every fence
-    in ``deps`` (as job dependencies, not on the CPU), then copies ``src[i]``
-    into ``dst[i]`` by DMA, and returns the job's fence. It must not block
-    the caller.
+    in ``deps`` (as job dependencies, not on the CPU), then copies the pages
+    of ``src`` into those of ``dst`` by DMA, and returns the job's fence.
+    It must not block the caller.
     """
 
-    def copy(self, src: Sequence[Page], dst: Sequence[Page], deps: Sequence[DmaFence], name: str) -> DmaFence: ...
+    def copy(self, src: Resource, dst: Resource, deps: Sequence[DmaFence], name: str) -> DmaFence: ...
+
+
+class DeviceCopyEngine:
+    """A :class:`CopyEngine` on a :class:`Device`'s ``copy`` engine (``amdgpu_copy_buffer``).
+
+    Both resources are bound into the device (GART window) and the job
+    copies page by page; ``busy_ns`` sums the virtual time of the copies.
+    """
+
+    def __init__(self, dev: Device, *, engine: str = "copy", ns_per_page: int = COPY_NS_PER_PAGE) -> None:
+        self.dev = dev
+        self.engine = engine
+        self.ns_per_page = ns_per_page
+        self.busy_ns = 0
+        self.nr_copies = 0
+
+    def copy(self, src: Resource, dst: Resource, deps: Sequence[DmaFence], name: str) -> DmaFence:
+        dev = self.dev
+        sva = src.bind(dev)
+        dva = dst.bind(dev)
+        n = min(src.num_pages, dst.num_pages)
+        ops = [("copy", sva + i * PAGE_SIZE, dva + i * PAGE_SIZE) for i in range(n)]
+        duration = self.ns_per_page * n
+        self.busy_ns += duration
+        self.nr_copies += 1
+        return dev.submit(ops, engine=self.engine, duration_ns=duration, deps=deps, name=name)
 
 
 class OperationCtx:
     """``struct ttm_operation_ctx``: how a validate/evict may behave.
 
-    ``no_wait_gpu``: fail with ``EBUSY`` instead of waiting for a fence;
-    ``allow_res_evict``: BOs sharing the caller's locked reservation may be
-    evicted; ``ticket``: the caller's ww acquire context (the CS context of
-    claim C8), used to block-lock eviction victims.
+    ``no_wait_gpu``: fail with ``EBUSY`` instead of waiting for a fence on
+    the CPU; ``ticket``: the caller's ww acquire context (the CS context of
+    claim C8), used to block-lock eviction victims; ``busy``: BOs the caller
+    needs and which must not be evicted even if its ticket holds them.
     """
 
-    __slots__ = ("allow_res_evict", "interruptible", "no_wait_gpu", "ticket")
+    __slots__ = ("busy", "contended", "interruptible", "no_wait_gpu", "ticket")
 
     def __init__(
         self,
         *,
         interruptible: bool = False,
         no_wait_gpu: bool = False,
-        allow_res_evict: bool = False,
         ticket: WWAcquireCtx | None = None,
+        busy: Sequence[BufferObject] = (),
     ) -> None:
         self.interruptible = interruptible
         self.no_wait_gpu = no_wait_gpu
-        self.allow_res_evict = allow_res_evict
         self.ticket = ticket
+        self.busy = tuple(busy)
+        #: The victim's reservation object whose lock returned ``EDEADLK`` (R3): the
+        #: caller takes it first (``lock_slow``) when it retries its transaction.
+        self.contended: DmaResv | None = None
 
 
 class Resource:
-    """``struct ttm_resource``: backing pages of one BO in one placement."""
+    """``struct ttm_resource`` (+ its ``ttm_tt``): backing pages of one BO in one placement.
 
-    __slots__ = ("accounted", "manager", "mem_type", "num_pages", "oid", "pages")
+    ``binds`` lists the GPU bindings ``(device, va)`` of the pages.
+    ``accounted`` is True while the pages count in ``manager.usage`` (R6
+    releases the space before the pages).
+    """
+
+    __slots__ = ("accounted", "binds", "manager", "mem_type", "num_pages", "oid", "pages")
 
     def __init__(self, manager: ResourceManager, pages: list[Page]) -> None:
         self.oid = manager.tdev.k.new_oid()
@@ -130,8 +177,25 @@ class Resource:
         self.mem_type = manager.mem_type
         self.pages = pages
         self.num_pages = len(pages)
-        #: True while the pages count in ``manager.usage`` (R6 releases the space early).
         self.accounted = True
+        self.binds: list[tuple[Device, int]] = []
+
+    def bind(self, dev: Device) -> int:
+        """``ttm_tt_bind``/GART binding: the GPU VA at which ``dev`` reaches the pages (bound once)."""
+        for d, va in self.binds:
+            if d is dev:
+                return va
+        va = self.manager.tdev._alloc_va(self.num_pages)
+        dev.map_pages(va, self.pages)
+        self.binds.append((dev, va))
+        return va
+
+    def unbind_all(self) -> None:
+        """``ttm_tt_unbind``: zap every GPU binding (GPU TLB flushed, IOMMU entries unmapped)."""
+        binds = self.binds
+        self.binds = []
+        for dev, va in binds:
+            dev.unmap_pages(va, self.num_pages)
 
     def __repr__(self) -> str:
         return f"<Resource #{self.oid} {self.mem_type.name} {self.num_pages}p>"
@@ -142,7 +206,7 @@ class ResourceManager:
 
     ``size`` and ``usage`` are in pages (``size`` None = unlimited);
     ``lru`` is protected by the device's ``lru_lock`` (R1); ``move`` is the
-    fence of the last pipelined eviction out of this manager (R6).
+    fence of the last pipelined move out of this manager (R6).
     """
 
     __slots__ = ("lru", "mem_type", "move", "size", "tdev", "usage")
@@ -163,7 +227,7 @@ class ResourceManager:
 
 
 class TTMStats:
-    """Counters of one :class:`TTMDevice` (``statistics()`` returns a copy as a dict)."""
+    """Counters of one :class:`TTMDevice` (:meth:`TTMDevice.statistics` returns them as a dict)."""
 
     __slots__ = ("cpu_blocked_ns", "cpu_waits", "evictions", "ghosts_released", "moves")
 
@@ -210,7 +274,14 @@ class TTMDevice:
             MemType.VRAM: ResourceManager(self, MemType.VRAM, vram_pages),
         }
         self.stats = TTMStats()
+        #: Ghosts whose pages are not freed yet.
         self.ghosts: list[BufferObject] = []
+        self._next_va = TTM_VA_BASE
+
+    def _alloc_va(self, npages: int) -> int:
+        va = self._next_va
+        self._next_va += npages * PAGE_SIZE
+        return va
 
     def evict_flags(self, bo: BufferObject) -> tuple[MemType, ...]:
         """``ttm_device_funcs.evict_flags``: where an evicted BO goes (amdgpu: VRAM -> GTT -> SYSTEM)."""
@@ -220,6 +291,11 @@ class TTMDevice:
 
     def statistics(self) -> dict[str, int]:
         return self.stats.as_dict()
+
+    @property
+    def idle(self) -> bool:
+        """No ghost waits to be released."""
+        return not self.ghosts
 
     # ------------------------------------------------------------ waits (R5)
 
@@ -233,17 +309,25 @@ class TTMDevice:
         f.wait(ctx.interruptible)
         self.stats.cpu_blocked_ns += self.k.now - t0
 
-    def _ghost_release(self, ghost: BufferObject, fences: Sequence[DmaFence]) -> None:
-        """The delayed-destroy worker of a ghost: free its pages once its fences signalled (R4)."""
+    def _ghost_release(
+        self, ghost: BufferObject, fences: Sequence[DmaFence], parent: BufferObject | None, generation: int
+    ) -> None:
+        """The delayed-destroy worker of a ghost (R4): wait, tear the old mappings down, free."""
         for f in fences:
             f.wait(False)
-        ghost.resv.lock(None)
+        resv = parent.resv if parent is not None else ghost.resv
+        resv.lock(None)
         try:
+            buf = parent.dmabuf if parent is not None else None
+            if buf is not None and generation:
+                buf.teardown_mappings_before(generation)
             ghost._free_resource()
         finally:
-            ghost.resv.unlock()
+            resv.unlock()
         self.stats.ghosts_released += 1
         self.ghosts.remove(ghost)
+        if parent is not None:
+            parent.put()
 
 
 class BufferObject:
@@ -264,13 +348,13 @@ class BufferObject:
         ghost: bool = False,
     ) -> None:
         if size <= 0:
-            raise UsageError(f"a BufferObject needs a positive size, got {size}")
+            raise UsageError(f"a BufferObject needs a positive size in pages, got {size}")
         k = self.k = current_kernel()
         self.oid = k.new_oid()
         self.tdev = tdev
         self.size = size
         self.name = name
-        self.resv: DmaResv = resv if resv is not None else DmaResv()
+        self.resv: DmaResv = resv if resv is not None else DmaResv(f"{name}.resv")
         self.resource: Resource | None = None
         self.pin_count = 0
         self.refcount = 1
@@ -285,24 +369,26 @@ class BufferObject:
         return self
 
     def put(self) -> None:
-        """``ttm_bo_put``: the last reference frees the backing store (after its fences)."""
+        """``ttm_bo_put``: the last reference frees the backing store, after its fences (R4)."""
+        if self.refcount <= 0:
+            raise UsageError(f"ttm_bo_put of {self.name} with no reference left")
         self.refcount -= 1
-        if self.refcount > 0:
+        if self.refcount > 0 or self.resource is None:
             return
-        if self.resource is not None:
-            tdev = self.tdev
-            self.resv.lock(None)
-            try:
-                self._unlink_lru()
-                fences = self.resv.get_fences(DmaResvUsage.BOOKKEEP)
-                if fences:
-                    ghost = self._make_ghost(fences)
-                    tdev.ghosts.append(ghost)
-                    tdev.k.spawn(tdev._ghost_release, ghost, fences, name=f"ttm-ghost-{ghost.oid}", daemon=True)
-                else:
-                    self._free_resource()
-            finally:
-                self.resv.unlock()
+        tdev = self.tdev
+        self.resv.lock(None)
+        try:
+            self._unlink_lru()
+            fences = self.resv.get_fences(DmaResvUsage.BOOKKEEP)
+            if fences:
+                ghost = self._make_ghost(fences)
+                tdev.k.spawn(
+                    tdev._ghost_release, ghost, fences, None, 0, name=f"ttm-delayed-delete-{ghost.oid}", daemon=True
+                )
+            else:
+                self._free_resource()
+        finally:
+            self.resv.unlock()
 
     # ------------------------------------------------------------ helpers
 
@@ -342,10 +428,12 @@ class BufferObject:
         lock.unlock()
 
     def _free_resource(self) -> None:
+        """Unbind and free the backing pages (``ttm_resource_free``)."""
         res = self.resource
         if res is None:
             return
         self.resource = None
+        res.unbind_all()
         if res.accounted:
             res.accounted = False
             res.manager.usage -= res.num_pages
@@ -354,21 +442,24 @@ class BufferObject:
             alloc.free_page(p)
 
     def _make_ghost(self, fences: Sequence[DmaFence]) -> BufferObject:
-        """``ttm_buffer_object_transfer``: a ghost takes over the old resource (R4)."""
-        ghost = BufferObject(self.tdev, self.size, name=f"ghost:{self.name}", ghost=True)
+        """``ttm_buffer_object_transfer``: a ghost takes over the current resource (R4)."""
+        tdev = self.tdev
+        ghost = BufferObject(tdev, self.size, name=f"ghost:{self.name}", ghost=True)
         res = self.resource
         assert res is not None
         self.resource = None
         ghost.resource = res
-        for p in res.pages:
-            p.owner = ghost
-        ghost.resv.lock(None)
+        # A fresh object nobody else can see: the kernel trylocks it (a blocking
+        # lock nested in the BO's own reservation lock would be recursive for lockdep).
+        if not ghost.resv.trylock():
+            raise UsageError(f"the fresh ghost of {self.name} is locked")
         try:
             ghost.resv.reserve_fences(len(fences))
             for f in fences:
                 ghost.resv.add_fence(f, DmaResvUsage.KERNEL)
         finally:
             ghost.resv.unlock()
+        tdev.ghosts.append(ghost)
         return ghost
 
     @property
@@ -379,6 +470,14 @@ class BufferObject:
     def pages(self) -> list[Page]:
         """The current backing pages (empty without a resource)."""
         return list(self.resource.pages) if self.resource is not None else []
+
+    def bind(self, dev: Device) -> int:
+        """The GPU VA of the current backing store in ``dev`` (bound on first use; resv held)."""
+        self._assert_held("ttm_bo_bind")
+        res = self.resource
+        if res is None:
+            raise UsageError(f"{self.name} has no backing store to bind")
+        return res.bind(dev)
 
     # ------------------------------------------------------------ pin (R2)
 
@@ -407,9 +506,8 @@ class BufferObject:
 
         Already placed in one of them: only the LRU position changes.
         Pinned and elsewhere: ``EINVAL``. Otherwise pass 1 tries every
-        placement without eviction, pass 2 evicts (never into SYSTEM,
-        which is unlimited anyway). Raises ``EDEADLK`` when eviction met a
-        younger/older transaction the caller must back off from (R3) and
+        placement without eviction, pass 2 evicts. Raises ``EDEADLK`` when
+        eviction met a transaction the caller must back off from (R3) and
         ``ENOMEM`` when no space can be made.
         """
         ctx = ctx or OperationCtx()
@@ -426,7 +524,7 @@ class BufferObject:
         tdev = self.tdev
         for mt in placement:
             if tdev.man[mt].fits(self.size):
-                self._move_to(tdev.man[mt], ctx, evict=False)
+                self._move_to(tdev.man[mt], ctx)
                 return
         for mt in placement:
             man = tdev.man[mt]
@@ -434,69 +532,57 @@ class BufferObject:
                 if not self._evict_one(man, ctx):
                     break
             if man.fits(self.size):
-                self._move_to(man, ctx, evict=False)
+                self._move_to(man, ctx)
                 return
         raise ENOMEM(f"ttm_bo_validate: no space for {self.name} ({self.size}p) in {[m.name for m in placement]}")
 
     # ------------------------------------------------------------ eviction (R3)
 
+    def _evictable(self, bo: BufferObject, ctx: OperationCtx) -> bool:
+        return bo is not self and not bo.pin_count and bo not in ctx.busy
+
     def _evict_one(self, man: ResourceManager, ctx: OperationCtx) -> bool:
-        """``ttm_bo_evict_alloc``/``ttm_lru_walk``: evict one BO from ``man``. False if none could be."""
+        """``ttm_bo_evict_alloc`` over ``ttm_lru_walk``: evict one BO from ``man``; False if none could be."""
         tdev = self.tdev
         lru_lock = tdev.lru_lock
-        lru_lock.lock()
-        # Pass 1: trylock only.
-        for bo in list(man.lru):
-            if bo is self or bo.pin_count:
-                continue
-            if ctx.allow_res_evict and ctx.ticket is not None and bo.resv.locking_ctx() is ctx.ticket:
-                bo.get()
-                lru_lock.unlock()
-                try:
-                    bo._evict(ctx)
-                finally:
-                    bo.put()
-                return True
-            if bo.resv.trylock():
-                bo.get()
-                lru_lock.unlock()
-                try:
-                    bo._evict(ctx)
-                finally:
-                    bo.resv.unlock()
-                    bo.put()
-                return True
         ticket = ctx.ticket
+        lru_lock.lock()
+        # Pass 1: trylock only (a BO our own ticket holds needs no lock).
+        for bo in list(man.lru):
+            if not self._evictable(bo, ctx):
+                continue
+            ours = ticket is not None and bo.resv.locking_ctx() is ticket
+            if ours or bo.resv.trylock():
+                bo.get()
+                lru_lock.unlock()
+                try:
+                    bo._evict(ctx)
+                finally:
+                    if not ours:
+                        bo.resv.unlock()
+                    bo.put()
+                return True
         if ticket is None:
             lru_lock.unlock()
             return False
         # Pass 2: block-lock one candidate with the caller's ticket.
         for bo in list(man.lru):
-            if bo is self or bo.pin_count:
+            if not self._evictable(bo, ctx):
                 continue
-            bo.get()  # temporary reference: the BO cannot go away once the lock is dropped
-            if tdev.lock_under_lru:
-                # The C8 bug: sleeping on the victim's reservation under the LRU spinlock.
-                try:
-                    bo.resv.lock(ticket)
-                except (EDEADLK, EALREADY) as e:
+            bo.get()  # the temporary reference: the BO cannot go away once the LRU lock is dropped
+            if not tdev.lock_under_lru:
+                lru_lock.unlock()
+            try:
+                bo.resv.lock(ticket)
+            except (EDEADLK, EALREADY) as e:
+                if tdev.lock_under_lru:
                     lru_lock.unlock()
-                    bo.put()
-                    if isinstance(e, EALREADY):
-                        return False
-                    raise
+                bo.put()
+                if isinstance(e, EDEADLK):
+                    ctx.contended = bo.resv
+                raise
+            if tdev.lock_under_lru:
                 lru_lock.unlock()
-            else:
-                lru_lock.unlock()
-                try:
-                    bo.resv.lock(ticket)
-                except EALREADY:
-                    bo.put()
-                    lru_lock.lock()
-                    continue
-                except EDEADLK:
-                    bo.put()
-                    raise
             try:
                 # Re-check: it may have moved, been pinned or freed while we slept.
                 if bo.resource is not None and bo.resource.manager is man and not bo.pin_count:
@@ -516,32 +602,36 @@ class BufferObject:
         for mt in tdev.evict_flags(self):
             man = tdev.man[mt]
             if man.fits(self.size):
-                self._move_to(man, ctx, evict=True)
+                self._move_to(man, ctx)
                 return
         raise ENOMEM(f"ttm_bo_evict: nowhere to evict {self.name}")
 
     # ------------------------------------------------------------ moves (R4, R5, R6)
 
-    def _move_to(self, man: ResourceManager, ctx: OperationCtx, *, evict: bool) -> None:
-        """``ttm_bo_handle_move_mem``: allocate in ``man`` and copy the contents over."""
+    def _move_to(self, man: ResourceManager, ctx: OperationCtx) -> None:
+        """``ttm_bo_handle_move_mem``: allocate in ``man`` and move the contents there."""
         tdev = self.tdev
         k = self.k
         k.point("ttm_bo_move", self.oid, True, f"{self.name}->{man.mem_type.name}")
         old = self.resource
-        # Allocate the new space (GFP_KERNEL under resv is the primed, legal order).
         man.usage += self.size
         alloc = page_allocator()
+        pages: list[Page] = []
         try:
-            pages = [alloc.alloc_page(GFP_KERNEL, self) for _ in range(self.size)]
+            # GFP_KERNEL under the reservation lock: the order dma_resv_lockdep() primes.
+            for _ in range(self.size):
+                pages.append(alloc.alloc_page(GFP_KERNEL, self))
         except ENOMEM:
             man.usage -= self.size
+            for p in pages:
+                alloc.free_page(p)
             raise
         new = Resource(man, pages)
         resv = self.resv
         resv.reserve_fences(2)
-        # R6: the space may still be read by an eviction copy.
         mf = man.move
         if mf is not None and not mf.is_signaled():
+            # R6: the space may still be read by an earlier move's copy.
             if tdev.pipelined:
                 resv.add_fence(mf, DmaResvUsage.KERNEL)
             else:
@@ -552,32 +642,73 @@ class BufferObject:
             self.resource = new
             self._lru_tail()
             return
+        buf = self.dmabuf
         if tdev.pipelined:
             deps = resv.get_fences(DmaResvUsage.BOOKKEEP)
-            fence = tdev.engine.copy(old.pages, new.pages, deps, f"move:{self.name}")
+            fence = tdev.engine.copy(old, new, deps, f"{tdev.name}.move:{self.name}")
             resv.add_fence(fence, DmaResvUsage.KERNEL)
-            ghost = self._make_ghost([fence])
-            tdev.ghosts.append(ghost)
-            k.spawn(tdev._ghost_release, ghost, [fence], name=f"ttm-ghost-{ghost.oid}", daemon=True)
+            self.resource = new
+            generation = buf.move_notify() if buf is not None else 0
+            # R6: the old space is reusable now, ordered after the copy.
+            old.accounted = False
             old_man = old.manager
-            # R6: the old range is reusable now, ordered by the move fence (keep the later one).
+            old_man.usage -= old.num_pages
             if old_man.move is None or old_man.move.is_signaled() or fence.is_later(old_man.move):
                 old_man.move = fence
-            # The ghost's pages stay allocated; the space is reusable now (R6).
-            old.accounted = False
-            old.manager.usage -= old.num_pages
+            self.resource = old
+            ghost = self._make_ghost([fence])
+            self.resource = new
+            k.spawn(
+                tdev._ghost_release, ghost, [fence], self.get(), generation,
+                name=f"ttm-ghost-{ghost.oid}", daemon=True,
+            )
         else:
             for f in resv.get_fences(DmaResvUsage.BOOKKEEP):
                 tdev._cpu_wait(f, ctx)
-            fence = tdev.engine.copy(old.pages, new.pages, (), f"move:{self.name}")
+            fence = tdev.engine.copy(old, new, (), f"{tdev.name}.move:{self.name}")
             tdev._cpu_wait(fence, ctx)
+            self.resource = new
+            if buf is not None:
+                generation = buf.move_notify()
+                buf.teardown_mappings_before(generation)
             self.resource = old
             self._free_resource()
-        self.resource = new
+            self.resource = new
         self._lru_tail()
+
+    def release_backing(self, *, wait: bool = True, ctx: OperationCtx | None = None) -> None:
+        """Drop the backing store now (``ttm_bo_pipeline_gutting`` done synchronously; resv held).
+
+        With ``wait`` the CPU first waits for every fence (R5); without it,
+        the pages are freed under jobs that may still use them -- the bug of
+        claim C4's "lock, then free". Importers are told (``move_notify``)
+        and their tables torn down first. Pinned BOs: ``EBUSY``.
+        """
+        ctx = ctx or OperationCtx()
+        self._assert_held("ttm_bo_release_backing")
+        self.k.point("ttm_bo_release_backing", self.oid, True, self.name)
+        if self.pin_count:
+            raise EBUSY(f"{self.name} is pinned")
+        self._release_backing(wait, ctx, include_cached=False)
+
+    def release_backing_ignoring_pins(self, *, wait: bool = True) -> None:
+        """The design that frees a pinned BO too (claim C4's second variant): never correct."""
+        self._assert_held("ttm_bo_release_backing")
+        self.k.point("ttm_bo_release_backing", self.oid, True, self.name)
+        self._release_backing(wait, OperationCtx(), include_cached=True)
+
+    def _release_backing(self, wait: bool, ctx: OperationCtx, include_cached: bool) -> None:
+        if self.resource is None:
+            return
+        if wait:
+            for f in self.resv.get_fences(DmaResvUsage.BOOKKEEP):
+                self.tdev._cpu_wait(f, ctx)
+        self._unlink_lru()
         buf = self.dmabuf
         if buf is not None:
-            buf.move_notify()
+            generation = buf.move_notify()
+            buf.teardown_mappings_before(generation, include_cached=include_cached)
+        self._free_resource()
 
     def __repr__(self) -> str:
         where = self.mem_type.name if self.mem_type is not None else "-"
@@ -585,6 +716,7 @@ class BufferObject:
 
 
 __all__ = [
-    "GTT", "LRU_LOCK_CLASS", "TTM_PL_SYSTEM", "TTM_PL_TT", "TTM_PL_VRAM", "BufferObject", "CopyEngine",
-    "MemType", "OperationCtx", "Resource", "ResourceManager", "TTMDevice", "TTMStats",
+    "COPY_NS_PER_PAGE", "GTT", "LRU_LOCK_CLASS", "TTM_PL_SYSTEM", "TTM_PL_TT", "TTM_PL_VRAM", "TTM_VA_BASE",
+    "BufferObject", "CopyEngine", "DeviceCopyEngine", "MemType", "OperationCtx", "Resource", "ResourceManager",
+    "TTMDevice", "TTMStats",
 ]

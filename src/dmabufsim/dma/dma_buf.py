@@ -615,7 +615,8 @@ class DmaBuf:
             sgt = att.sgt
             if sgt is not None:
                 att.sgt = None
-                self._exporter_unmap(att, sgt, att.dir)
+                if sgt.mapped:
+                    self._exporter_unmap(att, sgt, att.dir)
                 if self.is_dynamic and att.pinned:
                     self._unpin_locked(att)
             self.attachments.remove(att)
@@ -739,14 +740,17 @@ class DmaBuf:
                 ops.move_notify(att)
         return self.move_generation
 
-    def teardown_mappings_before(self, generation: int) -> int:
+    def teardown_mappings_before(self, generation: int, *, include_cached: bool = False) -> int:
         """Tear down every importer table made before ``generation`` (R7); returns how many.
 
         The exporter calls it with the reservation lock held once the move
         that started ``generation`` has completed and *before* it frees the
         old backing store, so that no IOMMU mapping to freed memory remains
         (claim C9). Importers find the table ``torn_down``; their own later
-        unmap of it is a no-op.
+        unmap of it is a no-op. The cached table of a static attachment
+        belongs to a pinned buffer and is left alone, unless
+        ``include_cached`` (an exporter freeing a pinned buffer anyway:
+        always a bug, claim C4).
         """
         fn = "dma_buf_teardown_mappings"
         self._alive(fn)
@@ -755,7 +759,7 @@ class DmaBuf:
         n = 0
         for att in list(self.attachments):
             for sgt in list(att.tables):
-                if sgt.generation < generation and sgt is not att.sgt:
+                if sgt.generation < generation and (include_cached or sgt is not att.sgt):
                     self._exporter_unmap(att, sgt, sgt.direction)
                     sgt.torn_down = True
                     n += 1
@@ -776,9 +780,11 @@ class DmaBuf:
         it must put once its last access is over, after tearing its tables
         down with :meth:`DmaBufRevocation.teardown`; this returns when every
         reference is back (``counted=False``: the mistaken single
-        completion, see :class:`DmaBufRevocation`). Static attachments
-        pin the buffer and cannot be revoked: a caller must not revoke a
-        buffer that has any (``EBUSY``). Returns what the wait returns.
+        completion, see :class:`DmaBufRevocation`); then every table still
+        mapped is torn down, so no device mapping of the buffer remains.
+        Static attachments pin the buffer and cannot be revoked: a caller
+        must not revoke a buffer that has any (``EBUSY``). Returns what the
+        wait returns.
         """
         fn = "dma_buf_revoke"
         self._alive(fn)
@@ -793,7 +799,13 @@ class DmaBuf:
             ops = att.importer_ops
             assert ops is not None
             ops.revoke(att, rev.get())
-        return rev.wait(timeout)
+        ret = rev.wait(timeout)
+        # Revoked means unreachable: tear down whatever an importer left mapped.
+        for att in list(self.attachments):
+            for sgt in list(att.tables):
+                self._exporter_unmap(att, sgt, sgt.direction)
+                sgt.torn_down = True
+        return ret
 
     # ------------------------------------------------------------ CPU access (R9, R10)
 
