@@ -24,6 +24,20 @@ from .check import IsolationChecker
 # -- device: IOMMU domains, GPU VMs, engines doing DMA
 from .device import Device, GpuVm, IommuDomain
 
+# -- dma: fences and reservation objects
+from .dma import (
+    DmaFence,
+    DmaFenceArray,
+    DmaFenceCb,
+    DmaFenceChain,
+    DmaResv,
+    DmaResvUsage,
+    FenceContext,
+    FenceOps,
+    ReservationObject,
+    reservation_ww_class,
+)
+
 # -- kernel: the simulated machine
 from .kernel import (
     EAGAIN,

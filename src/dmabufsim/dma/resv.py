@@ -107,7 +107,7 @@ class DmaResv:
     reservation).
     """
 
-    __slots__ = ("fences", "k", "name", "oid", "seq", "ww")
+    __slots__ = ("fences", "k", "name", "oid", "seq", "states", "ww")
 
     def __init__(self, name: str | None = None) -> None:
         self.k = current_kernel()
@@ -116,6 +116,8 @@ class DmaResv:
         self.name = name or f"resv#{self.oid}"
         self.seq = SeqCount(f"{self.name}.seq", lock=self.ww, key="dma_resv.seq")
         self.fences: DmaResvList | None = None
+        #: Debug mode (:meth:`record_states`): every state the list went through.
+        self.states: list[tuple[tuple[int, int], ...]] | None = None
 
     def __repr__(self) -> str:
         n = len(self.fences.entries) if self.fences else 0
@@ -184,12 +186,33 @@ class DmaResv:
         if self.fences is not None:
             self.fences.max_fences = len(self.fences.entries)
 
+    # ------------------------------------------------------------------ debug: list states
+
+    def snapshot(self) -> tuple[tuple[int, int], ...]:
+        """The list as ``((fence oid, usage), ...)``, read without a scheduling point."""
+        fobj = self.fences
+        return tuple((f.oid, int(u)) for f, u in fobj.entries) if fobj is not None else ()
+
+    def record_states(self) -> list[tuple[tuple[int, int], ...]]:
+        """Debug mode: record the list after every write section (the states a reader may see).
+
+        Claim C18 checks every lockless result against these.
+        """
+        self.states = [self.snapshot()]
+        return self.states
+
+    def _write_end(self) -> None:
+        self.seq.write_end()
+        states = self.states
+        if states is not None:
+            states.append(self.snapshot())
+
     # ------------------------------------------------------------------ writers
 
     def _publish(self, new: DmaResvList) -> None:
         self.seq.write_begin()
         self.fences = new
-        self.seq.write_end()
+        self._write_end()
 
     def reserve_fences(self, num_fences: int) -> None:
         """``dma_resv_reserve_fences``: make room for ``num_fences`` more ``add_fence`` (R2, R5).
@@ -247,7 +270,7 @@ class DmaResv:
                 fence.get()
                 self.seq.write_begin()
                 entries[i] = (fence, usage)
-                self.seq.write_end()
+                self._write_end()
                 old.put()
                 return
         if fobj is None or len(entries) >= fobj.max_fences:
@@ -269,7 +292,7 @@ class DmaResv:
         fence.get()
         self.seq.write_begin()
         entries.append((fence, usage))
-        self.seq.write_end()
+        self._write_end()
 
     def replace_fences(self, context: int, replacement: DmaFence, usage: DmaResvUsage) -> None:
         """``dma_resv_replace_fences``: every entry of ``context`` becomes ``(replacement, usage)``."""
@@ -286,7 +309,7 @@ class DmaResv:
                 continue
             self.seq.write_begin()
             entries[i] = (replacement.get(), usage)
-            self.seq.write_end()
+            self._write_end()
             old.put()
 
     def copy_fences(self, src: DmaResv) -> None:
