@@ -649,3 +649,16 @@ def test_ww_spin_nest_unlocked() -> None:
     assert [(f.kind, f.title, f.details["lock"], f.details["nest_lock"]) for f in fs] == [
         ("assertion", "WARNING: Nested lock was not taken", "A", WWM)
     ]
+
+
+def test_ww_two_contexts() -> None:
+    """``ww_test_two_contexts``: two live acquire contexts of one class in a thread (lockdep's verdict)."""
+
+    def scenario(k: ds.Kernel) -> None:
+        t = ds.WWAcquireCtx(WW)
+        t2 = ds.WWAcquireCtx(WW)
+        t2.fini()
+        t.fini()
+
+    acq = "ww_lockdep_acquire"
+    assert_one(run_seq(scenario), "recursive-locking", RECURSIVE, [acq, acq])
