@@ -6,7 +6,12 @@ Models the printing half of ``kernel/locking/lockdep.c``:
 ``print_irq_inversion_bug`` and ``lockdep_print_held_locks``. The layout is
 the kernel's line for line, with two substitutions: a lock is printed
 without its address and wait type (``(name){usage}, at: site``), and stacks
-are scenario-level Python frames (``function+line (file.py:line)``).
+are scenario-level Python frames (``function+line (file.py:line)``). One
+addition: each entry of the dependency chain starts with a line naming the
+edge and who first took it (``[A -> B] (first seen by t1)``, ``(taught at
+boot by dma_resv_lockdep())``, or ``(first seen by t1 in execution #3)``
+for a graph kept across executions), and the title is followed by an
+identification line as ``print_kernel_ident`` does.
 
 Rules:
 
