@@ -177,3 +177,23 @@ def test_invalidate_forces_retry() -> None:
 
     assert run_first(scenario).findings == []
     assert got == [False, True, True]
+
+
+def test_seqcount_ww_mutex_writer_holds_the_reservation_lock() -> None:
+    """``seqcount_ww_mutex_t`` (the 2018 ``reservation_object.seq``): written under the ww_mutex."""
+    cls = ds.WWClass("reservation_ww_class")
+
+    def scenario(k: ds.Kernel) -> None:
+        lock = ds.WWMutex(cls, "resv")
+        sc = ds.SeqCount("reservation_seqcount", lock=lock)
+        with ds.WWAcquireCtx(cls) as ctx:
+            lock.lock(ctx)
+            with sc:  # preemptible, but serialised by the held ww_mutex: fine
+                k.point("store", 1, True)
+            lock.unlock()
+        with sc:  # not held: reported
+            pass
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["assertion"]
+    assert ex.findings[0].title == "WARNING: lockdep_assert_held(reservation_ww_class_mutex) failed"
