@@ -29,6 +29,12 @@ Rules:
   finding and ends the execution; a scenario bug is never a simulator crash.
 * R7 (timer callbacks) run in the timer interrupt: they may wake threads and
   raise interrupts (:meth:`Kernel.raise_irq`), never block or take locks.
+* R8 (early timers, opt-in with ``Config.options["early_timers"]``): at a
+  scheduling point of a thread with interrupts enabled, the strategy may
+  fire the next timer now (a recorded choice, ``Kernel.random(2)``): CPU
+  work then took that long, and device completions, their interrupts and
+  timeouts become part of the schedule the explorer searches. Off, nothing
+  changes (R3).
 """
 
 from __future__ import annotations
@@ -242,6 +248,8 @@ class Kernel:
         self._preemptions = 0
         self._hub: greenlet | None = None
         self._max_steps = cfg.max_steps
+        #: R8: the strategy may fire the next timer at a scheduling point.
+        self._early_timers = bool(cfg.options.get("early_timers"))
         self._stopping = ""
         self._dead = False
         self._in_timer = False
@@ -336,6 +344,8 @@ class Kernel:
             raise SimulatorError(f"scheduling point {op!r} inside a timer callback (runtime R7)")
         t = self._current
         assert t is not None
+        if self._early_timers and self._timers and not t.in_irq:
+            self._maybe_early_timer(t)
         run = self._runnable
         if len(run) > 1:
             t.pending = (op, obj, write)
@@ -460,6 +470,17 @@ class Kernel:
             # Nothing can ever run again: the hub decides deadlock or done.
             self._to_hub()
             return
+
+    def _maybe_early_timer(self, t: KThread) -> None:
+        """R8: let the strategy fire the next timer now (interrupts enabled only)."""
+        for r in t.atomic:
+            if r.what == "irqs_disabled":
+                return
+        timers = self._timers
+        while timers and timers[0].cancelled:
+            heapq.heappop(timers)
+        if timers and self.random(2):
+            self._advance_time()
 
     def _advance_time(self) -> bool:
         """Jump to the earliest pending timer and fire every timer due then (R3)."""
