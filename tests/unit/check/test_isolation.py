@@ -220,3 +220,26 @@ def test_statistics_count_every_event() -> None:
     # One report per (kind, device, owner, cause), every event counted.
     assert ex.kinds == ["dirty-while-mapped", "dma-freed-page"]
     assert stats == {"dirty-while-mapped": 3, "dma-freed-page": 3, "checked": 3}
+
+
+def test_device_write_to_a_cow_shared_page_is_incoherence_until_someone_copies() -> None:
+    """After fork and before any write the GPU writes a frame both processes map: info, not an error."""
+    seen: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        parent = mm.Process("parent")
+        a = parent.mmap(P)
+        parent.write(a, "orig")
+        gpu = Device("gpu")
+        pages = _userptr(k, parent, a, 1, gpu)
+        child = parent.fork("child")
+        gpu.submit([("write", GVA, "gpu")]).wait()
+        seen["both"] = (parent.read(a), child.read(a))
+        _i915_release(gpu, pages, 1)
+        child.exit()
+        parent.exit()
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["user-incoherence"]
+    assert ex.findings[0].details["cause"] == "the page is shared copy-on-write"
+    assert seen["both"] == ("gpu", "gpu")

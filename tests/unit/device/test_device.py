@@ -290,3 +290,24 @@ def test_device_runs_are_deterministic() -> None:
     assert a.findings == [] and b.findings == []
     replay = ds.Kernel(replay=a.token).run(scenario)
     assert replay.trace_digest == a.trace_digest
+
+
+def test_interrupt_moderation_signals_a_window_of_completions_at_once() -> None:
+    times: list[tuple[int, int]] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        gpu = Device("gpu", irq_coalesce_ns=10_000)
+        bo = Bo("bo")
+        (page,) = _pages(bo, 1)
+        gpu.map_pages(VA, [page])
+        fences = [gpu.submit([("write", VA, i)], duration_ns=1_000) for i in range(4)]
+        for i, f in enumerate(fences):
+            f.add_callback(lambda fence, cb, i=i: times.append((i, k.now)))
+        fences[-1].wait()
+        gpu.unmap_pages(VA, 1)
+        mm.free_page(page)
+
+    ex = run_first(scenario)
+    assert ex.findings == []
+    # The first completion interrupts at once; the next three wait for the end of the window.
+    assert times == [(0, 1_000), (1, 11_000), (2, 11_000), (3, 11_000)]

@@ -219,3 +219,32 @@ def test_noio_reclaim_and_gfp_noio_flag() -> None:
     ex = run_first(scenario)
     assert ex.findings == []
     assert log == [("scan", 5, 1, False, False)]
+
+
+def test_empty_and_stopping_shrinkers_are_not_scanned_further() -> None:
+    log: list[Any] = []
+
+    class Empty(mm.Shrinker):
+        def count_objects(self, sc: mm.ShrinkControl) -> int:
+            log.append("count-empty")
+            return mm.SHRINK_EMPTY
+
+        def scan_objects(self, sc: mm.ShrinkControl) -> int:
+            log.append("scan-empty")
+            return 0
+
+    def scenario(k: ds.Kernel) -> None:
+        mm.init_memory(8, low=2, min=0)
+        cache = Cache()
+        Empty("empty").register()
+        s = CacheShrinker(cache, k, log)
+        s.batch = 1
+        s.register()
+        for _ in range(6):
+            cache.pages.append(mm.alloc_page(GFP_NOWAIT, cache))
+        mm.alloc_page(GFP_KERNEL, "x")  # 2 free == low: reclaim 3 frames, one per batch
+        assert s.nr_scan_calls == 3 and s.nr_freed == 3
+
+    ex = run_first(scenario)
+    assert ex.findings == []
+    assert log == ["count-empty", ("scan", 1, 1, True, True), ("scan", 1, 1, True, True), ("scan", 1, 1, True, True)]
