@@ -169,11 +169,13 @@ class Resource:
     releases the space before the pages).
     """
 
-    __slots__ = ("accounted", "binds", "manager", "mem_type", "num_pages", "oid", "pages")
+    __slots__ = ("accounted", "binds", "bo", "manager", "mem_type", "num_pages", "oid", "pages")
 
-    def __init__(self, manager: ResourceManager, pages: list[Page]) -> None:
+    def __init__(self, manager: ResourceManager, pages: list[Page], bo: BufferObject) -> None:
         self.oid = manager.tdev.k.new_oid()
         self.manager = manager
+        #: The BO the resource was allocated for (a ghost may hold it now).
+        self.bo = bo
         self.mem_type = manager.mem_type
         self.pages = pages
         self.num_pages = len(pages)
@@ -205,7 +207,10 @@ class ResourceManager:
     """``struct ttm_resource_manager``: the space of one placement and its LRU.
 
     ``size`` and ``usage`` are in pages (``size`` None = unlimited);
-    ``lru`` is protected by the device's ``lru_lock`` (R1); ``move`` is the
+    ``lru`` lists the resources of evictable BOs, least recently used first,
+    from the moment they are allocated (as 6.12's resource LRU: a resource
+    whose move is still in progress can be found, and its BO's lock waited
+    for); it is protected by the device's ``lru_lock`` (R1); ``move`` is the
     fence of the last pipelined move out of this manager (R6).
     """
 
@@ -216,11 +221,44 @@ class ResourceManager:
         self.mem_type = mem_type
         self.size = size
         self.usage = 0
-        self.lru: list[BufferObject] = []
+        self.lru: list[Resource] = []
         self.move: DmaFence | None = None
 
     def fits(self, n: int) -> bool:
         return self.size is None or self.usage + n <= self.size
+
+    def try_alloc(self, bo: BufferObject) -> Resource | None:
+        """``ttm_resource_alloc``: take ``bo.size`` pages of space and list the resource, or None.
+
+        Space and LRU change together under the device's ``lru_lock`` (as
+        ``ttm_resource_init`` does): an evictor that sees the space used
+        also sees the resource using it. The pages are allocated later,
+        by the move.
+        """
+        lock = self.tdev.lru_lock
+        lock.lock()
+        try:
+            if not self.fits(bo.size):
+                return None
+            res = Resource(self, [], bo)
+            res.num_pages = bo.size
+            self.usage += bo.size
+            if not bo.pin_count and not bo.ghost:
+                self.lru.append(res)
+            return res
+        finally:
+            lock.unlock()
+
+    def release(self, res: Resource) -> None:
+        """Unlist ``res`` and give its space back (``ttm_resource_fini``), under the ``lru_lock``."""
+        lock = self.tdev.lru_lock
+        lock.lock()
+        if res in self.lru:
+            self.lru.remove(res)
+        if res.accounted:
+            res.accounted = False
+            self.usage -= res.num_pages
+        lock.unlock()
 
     def __repr__(self) -> str:
         return f"<ResourceManager {self.mem_type.name} {self.usage}/{self.size}>"
@@ -402,29 +440,29 @@ class BufferObject:
                 signature=f"ttm-unlocked:{fn}:{self.name}",
             )
 
-    def _unlink_lru(self) -> None:
-        res = self.resource
+    def _unlink_lru(self, res: Resource | None = None) -> None:
+        res = res if res is not None else self.resource
         if res is None:
             return
         lock = self.tdev.lru_lock
         lock.lock()
         lru = res.manager.lru
-        if self in lru:
-            lru.remove(self)
+        if res in lru:
+            lru.remove(res)
         lock.unlock()
 
-    def _lru_tail(self) -> None:
+    def _lru_tail(self, res: Resource | None = None) -> None:
         """``ttm_bo_move_to_lru_tail`` (R2)."""
-        res = self.resource
+        res = res if res is not None else self.resource
         if res is None:
             return
         lock = self.tdev.lru_lock
         lock.lock()
         lru = res.manager.lru
-        if self in lru:
-            lru.remove(self)
+        if res in lru:
+            lru.remove(res)
         if self.pin_count == 0 and not self.ghost:
-            lru.append(self)
+            lru.append(res)
         lock.unlock()
 
     def _free_resource(self) -> None:
@@ -433,10 +471,8 @@ class BufferObject:
         if res is None:
             return
         self.resource = None
+        res.manager.release(res)
         res.unbind_all()
-        if res.accounted:
-            res.accounted = False
-            res.manager.usage -= res.num_pages
         alloc = page_allocator()
         for p in res.pages:
             alloc.free_page(p)
@@ -447,6 +483,7 @@ class BufferObject:
         ghost = BufferObject(tdev, self.size, name=f"ghost:{self.name}", ghost=True)
         res = self.resource
         assert res is not None
+        self._unlink_lru(res)
         self.resource = None
         ghost.resource = res
         # A fresh object nobody else can see: the kernel trylocks it (a blocking
@@ -523,52 +560,67 @@ class BufferObject:
             raise EINVAL(f"ttm_bo_validate: {self.name} is pinned in {self.mem_type}")
         tdev = self.tdev
         for mt in placement:
-            if tdev.man[mt].fits(self.size):
-                self._move_to(tdev.man[mt], ctx)
+            res = tdev.man[mt].try_alloc(self)
+            if res is not None:
+                self._move_to(res, ctx)
                 return
         for mt in placement:
             man = tdev.man[mt]
-            while not man.fits(self.size):
+            while True:
+                res = man.try_alloc(self)
+                if res is not None:
+                    self._move_to(res, ctx)
+                    return
                 if not self._evict_one(man, ctx):
                     break
-            if man.fits(self.size):
-                self._move_to(man, ctx)
-                return
         raise ENOMEM(f"ttm_bo_validate: no space for {self.name} ({self.size}p) in {[m.name for m in placement]}")
 
     # ------------------------------------------------------------ eviction (R3)
 
-    def _evictable(self, bo: BufferObject, ctx: OperationCtx) -> bool:
-        return bo is not self and not bo.pin_count and bo not in ctx.busy
+    def _evictable(self, res: Resource, ctx: OperationCtx) -> bool:
+        bo = res.bo
+        return bo is not self and not bo.pin_count and not bo.ghost and bo not in ctx.busy
 
     def _evict_one(self, man: ResourceManager, ctx: OperationCtx) -> bool:
-        """``ttm_bo_evict_alloc`` over ``ttm_lru_walk``: evict one BO from ``man``; False if none could be."""
+        """``ttm_bo_evict_alloc`` over ``ttm_lru_walk``: make progress evicting from ``man`` (R3).
+
+        Returns False only when the LRU has no candidate at all; True when a
+        BO was evicted or the situation changed while this thread slept
+        (the caller re-checks the space).
+        """
         tdev = self.tdev
         lru_lock = tdev.lru_lock
         ticket = ctx.ticket
         lru_lock.lock()
         # Pass 1: trylock only (a BO our own ticket holds needs no lock).
-        for bo in list(man.lru):
-            if not self._evictable(bo, ctx):
+        for res in list(man.lru):
+            if not self._evictable(res, ctx):
                 continue
+            bo = res.bo
             ours = ticket is not None and bo.resv.locking_ctx() is ticket
-            if ours or bo.resv.trylock():
-                bo.get()
-                lru_lock.unlock()
-                try:
-                    bo._evict(ctx)
-                finally:
-                    if not ours:
-                        bo.resv.unlock()
-                    bo.put()
-                return True
+            if not ours and not bo.resv.trylock():
+                continue
+            if bo.resource is not res:
+                if not ours:
+                    bo.resv.unlock()
+                continue
+            bo.get()
+            lru_lock.unlock()
+            try:
+                bo._evict(ctx)
+            finally:
+                if not ours:
+                    bo.resv.unlock()
+                bo.put()
+            return True
         if ticket is None:
             lru_lock.unlock()
             return False
         # Pass 2: block-lock one candidate with the caller's ticket.
-        for bo in list(man.lru):
-            if not self._evictable(bo, ctx):
+        for res in list(man.lru):
+            if not self._evictable(res, ctx):
                 continue
+            bo = res.bo
             bo.get()  # the temporary reference: the BO cannot go away once the LRU lock is dropped
             if not tdev.lock_under_lru:
                 lru_lock.unlock()
@@ -585,13 +637,12 @@ class BufferObject:
                 lru_lock.unlock()
             try:
                 # Re-check: it may have moved, been pinned or freed while we slept.
-                if bo.resource is not None and bo.resource.manager is man and not bo.pin_count:
+                if bo.resource is res and not bo.pin_count:
                     bo._evict(ctx)
-                    return True
-                return man.fits(self.size)
             finally:
                 bo.resv.unlock()
                 bo.put()
+            return True
         lru_lock.unlock()
         return False
 
@@ -600,33 +651,32 @@ class BufferObject:
         tdev = self.tdev
         tdev.stats.evictions += 1
         for mt in tdev.evict_flags(self):
-            man = tdev.man[mt]
-            if man.fits(self.size):
-                self._move_to(man, ctx)
+            res = tdev.man[mt].try_alloc(self)
+            if res is not None:
+                self._move_to(res, ctx)
                 return
         raise ENOMEM(f"ttm_bo_evict: nowhere to evict {self.name}")
 
     # ------------------------------------------------------------ moves (R4, R5, R6)
 
-    def _move_to(self, man: ResourceManager, ctx: OperationCtx) -> None:
-        """``ttm_bo_handle_move_mem``: allocate in ``man`` and move the contents there."""
+    def _move_to(self, new: Resource, ctx: OperationCtx) -> None:
+        """``ttm_bo_handle_move_mem``: populate ``new`` (space already taken) and move the contents there."""
         tdev = self.tdev
         k = self.k
+        man = new.manager
         k.point("ttm_bo_move", self.oid, True, f"{self.name}->{man.mem_type.name}")
         old = self.resource
-        man.usage += self.size
+        pages = new.pages
         alloc = page_allocator()
-        pages: list[Page] = []
         try:
             # GFP_KERNEL under the reservation lock: the order dma_resv_lockdep() primes.
             for _ in range(self.size):
                 pages.append(alloc.alloc_page(GFP_KERNEL, self))
         except ENOMEM:
-            man.usage -= self.size
+            man.release(new)
             for p in pages:
                 alloc.free_page(p)
             raise
-        new = Resource(man, pages)
         resv = self.resv
         resv.reserve_fences(2)
         mf = man.move
@@ -650,9 +700,8 @@ class BufferObject:
             self.resource = new
             generation = buf.move_notify() if buf is not None else 0
             # R6: the old space is reusable now, ordered after the copy.
-            old.accounted = False
             old_man = old.manager
-            old_man.usage -= old.num_pages
+            old_man.release(old)
             if old_man.move is None or old_man.move.is_signaled() or fence.is_later(old_man.move):
                 old_man.move = fence
             self.resource = old

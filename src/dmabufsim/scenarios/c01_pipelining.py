@@ -1,0 +1,143 @@
+"""Claim C1 (Christian): full pipelining of moves of a shared buffer.
+
+  "the exporter can say I need to move the buffer for some operation. Then
+  let the move operation wait for all existing fences in the reservation
+  object and install the fence of the move operation as exclusive fence."
+
+The experiment: an amdgpu-like exporter (:mod:`~dmabufsim.drivers.amdgpu_exporter`)
+shares a 2-page buffer holding ``"frame"`` with two dynamic importers on
+two other devices (:class:`~dmabufsim.drivers.dma_buf_importers.DynamicImporter`).
+Each importer keeps reading the whole buffer with GPU jobs while the
+exporter's CPU thread moves it VRAM -> GTT -> VRAM; every importer access
+after a move must re-map (``move_notify``), and its job must wait for the
+move's KERNEL fence as a dependency.
+
+The scenario itself checks the claim's three promises and reports an
+``assertion`` finding when one is broken:
+
+* the exporting CPU thread never blocks on a fence (the move calls take no
+  virtual time and the TTM device counts no CPU fence wait);
+* every importer read returns the buffer's contents (a read of a page the
+  copy has not filled yet returns 0: a stale read);
+* when everything is idle, every ghost has been released.
+
+The isolation checker adds the rest: a DMA to a freed page (old pages freed
+before the move fence) or a page freed while a device still maps it.
+
+Designs:
+
+* ``pipelined`` (the claim): clean.
+* ``importer-ignores-fences``: the same, but the importers do not wait for
+  the KERNEL fence (the dma-buf rule is theirs to keep, dma-buf R6): their
+  jobs read the new pages before the copy wrote them -- the scenario's
+  stale-read ``assertion``. Shows the checks have teeth.
+* ``non-pipelined``: the memory manager waits on the CPU instead
+  (ttm R5): correct data, but the exporter's thread blocks -- the claim's
+  first promise does not hold (``assertion``), which is exactly what
+  pipelining buys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..device.ttm import MemType
+from ..drivers.amdgpu_exporter import AmdgpuExporter
+from ..drivers.dma_buf_importers import DynamicImporter
+from ..kernel.runtime import Kernel
+from .catalog import Verdict
+
+#: What the buffer holds; every importer read must return it.
+CONTENTS = "frame"
+#: Importer read jobs per importer, and their length.
+READS = 3
+READ_NS = 20_000
+#: The exporter's moves, in order.
+MOVES: tuple[tuple[MemType, ...], ...] = ((MemType.VRAM,), (MemType.TT,), (MemType.VRAM,))
+
+
+def _fail(k: Kernel, what: str, **details: Any) -> None:
+    k.report(
+        "assertion",
+        f"claim C1 violated: {what}",
+        details=details,
+        rule="C1: pipelined moves never block the exporter and never expose stale or freed memory",
+        signature=f"c1:{what}",
+    )
+
+
+def _importer(k: Kernel, imp: DynamicImporter, att: Any) -> None:
+    for _ in range(READS):
+        fence = imp.access(att, write=False, duration_ns=READ_NS)
+        if fence is not None:
+            fence.wait()
+
+
+def _exporter(k: Kernel, drv: AmdgpuExporter, bo: Any, blocked: list[int]) -> None:
+    for placement in MOVES:
+        t0 = k.now
+        drv.move(bo, placement)
+        blocked.append(k.now - t0)
+
+
+def run_c1(k: Kernel, *, pipelined: bool = True, honour_fences: bool = True) -> None:
+    """The C1 experiment (see the module docstring); the designs differ in two knobs."""
+    drv = AmdgpuExporter("amdgpu", vram_pages=8, pipelined=pipelined)
+    bo = drv.create_bo(2, name="shared", value=CONTENTS)
+    buf = drv.export(bo)
+    imps = [DynamicImporter(f"gpu{i}", honour_fences=honour_fences) for i in (1, 2)]
+    atts = [imp.attach(buf) for imp in imps]
+    blocked: list[int] = []
+    threads = [k.spawn(_importer, k, imp, att, name=f"{imp.name}-user") for imp, att in zip(imps, atts, strict=True)]
+    threads.append(k.spawn(_exporter, k, drv, bo, blocked, name="exporter"))
+    for t in threads:
+        k.join(t)
+    if any(blocked) or drv.ttm.stats.cpu_waits:
+        _fail(k, "the exporting CPU thread blocked on a fence",
+              blocked_ns=blocked, cpu_waits=drv.ttm.stats.cpu_waits)
+    stale = [(imp.name, job.name, job.results) for imp in imps for job in imp.jobs
+             if any(v != CONTENTS for v in job.results)]
+    if stale:
+        _fail(k, "an importer read memory the move had not filled (stale read)", reads=stale[:4])
+    for imp, att in zip(imps, atts, strict=True):
+        imp.release(att)
+    drv.wait_idle()
+    if drv.ttm.ghosts:
+        _fail(k, "old backing store not released", ghosts=len(drv.ttm.ghosts))
+    buf.put()
+    drv.destroy(bo)
+    drv.wait_idle()
+
+
+def pipelined(k: Kernel) -> None:
+    """Moves are copy jobs queued behind every fence; the move fence is KERNEL (the claim): clean."""
+    run_c1(k)
+
+
+def importer_ignores_fences(k: Kernel) -> None:
+    """Importers that do not wait for the KERNEL fence read pages before the copy filled them."""
+    run_c1(k, honour_fences=False)
+
+
+def non_pipelined(k: Kernel) -> None:
+    """The memory manager waits for every fence on the CPU: correct, but the exporter blocks."""
+    run_c1(k, pipelined=False)
+
+
+CLAIMS = [
+    {"id": "C1", "design": "pipelined", "scenario": pipelined, "expected": "clean", "budget": 200},
+    {
+        "id": "C1",
+        "design": "importer-ignores-fences",
+        "scenario": importer_ignores_fences,
+        "expected": Verdict(kinds=frozenset({"assertion"})),
+        "budget": 100,
+    },
+    {
+        "id": "C1",
+        "design": "non-pipelined",
+        "scenario": non_pipelined,
+        "expected": Verdict(kinds=frozenset({"assertion"})),
+        "budget": 50,
+    },
+]
