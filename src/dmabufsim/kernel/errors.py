@@ -15,7 +15,8 @@ errors::
     │   ├── EAGAIN                      try again (non-blockable notifier)
     │   ├── EBUSY                       resource busy
     │   ├── ENOENT                      no such entry (add_callback on a signalled fence)
-    │   └── EINVAL                      invalid argument
+    │   ├── EINVAL                      invalid argument
+    │   └── EPERM                       not permitted (privileged-only path)
     ├── UsageError(TypeError)           scenario code misused the model's Python API
     │   └── NotRunningError             a model object created with no running Kernel
     ├── ReplayError(ValueError)         a malformed or foreign replay token
@@ -129,6 +130,12 @@ class EINVAL(KernelError):
     errno_value = _errno.EINVAL
 
 
+class EPERM(KernelError):
+    """Operation not permitted (a privileged-only path without the capability)."""
+
+    errno_value = _errno.EPERM
+
+
 class UsageError(DmabufsimError, TypeError):
     """Scenario code used the model's Python API wrongly (not a modelled kernel bug)."""
 
@@ -155,5 +162,5 @@ class ThreadKilled(BaseException):
 
 ERRNO_CLASSES: dict[str, type[KernelError]] = {
     cls.__name__: cls
-    for cls in (EDEADLK, EALREADY, EINTR, ERESTARTSYS, ETIME, ENOMEM, EFAULT, EAGAIN, EBUSY, ENOENT, EINVAL)
+    for cls in (EDEADLK, EALREADY, EINTR, ERESTARTSYS, ETIME, ENOMEM, EFAULT, EAGAIN, EBUSY, ENOENT, EINVAL, EPERM)
 }

@@ -46,6 +46,12 @@ Rules:
 * R6 (registration): a subscription is registered on a live mm once;
   registering twice, unregistering an unregistered subscription, or
   unregistering from inside a callback raise ``UsageError``.
+* R8 (completion, claim C15): when every callback of a blockable range
+  returned (the subscribers claim the range is invalidated), no IOMMU
+  entry made *for this mm at an address of the range* may still reach a
+  page the range maps: each one left is a ``stale-mapping`` finding
+  ("IOMMU mapping survives a completed invalidation"). Checked only when
+  the mm has a subscriber covering the range (someone claims completion).
 * R7 (release): ``release`` (``exit_mmap``) calls every classic
   subscriber's ``release`` once and drops it from the list; after it, the
   secondary MMU must not touch the mm. Interval subscriptions stay and are
@@ -60,6 +66,7 @@ from ..kernel.errors import EAGAIN, UsageError
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.wait import WaitQueue
 from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent
+from .page import PAGE_SHIFT
 
 #: The kernel's spelling of the record and the event enum (defined by the hooks).
 MMUNotifierRange = MmuNotifierRange
@@ -174,6 +181,8 @@ class MMUNotifierSubscriptions:
                 raise EAGAIN("mmu_notifier_invalidate_range_start_nonblock: a subscriber would block")
         finally:
             self.in_callback.remove(me)
+        if range.blockable and (self.subscribers or self.overlapping(range.start, range.end)):
+            _check_completion(k, self, range)
 
     def invalidate_range_end(self, range: MmuNotifierRange) -> None:
         """``__mmu_notifier_invalidate_range_end``: end the interval period, then the classic list."""
@@ -294,6 +303,33 @@ class MMUNotifier:
 
     def __repr__(self) -> str:
         return f"<MMUNotifier #{self.oid} {type(self.ops).__name__}>"
+
+
+def _check_completion(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRange) -> None:
+    """R8 (claim C15): nothing made for this mm's range may reach its pages once the callbacks returned."""
+    mm = subs.mm
+    ptes: dict[int, Any] | None = getattr(mm, "ptes", None)
+    if not ptes:
+        return
+    lo, hi = range.start >> PAGE_SHIFT, (range.end + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
+    vpns = sorted(v for v in ptes if lo <= v < hi)
+    for vpn in vpns:
+        page = ptes[vpn].page
+        for rec in page.dev_maps:
+            if getattr(rec, "user_mm", None) is not mm or not range.start <= rec.user_va < range.end:
+                continue
+            dev = rec.domain.name
+            k.report(
+                "stale-mapping",
+                "IOMMU mapping survives a completed mmu_notifier invalidation",
+                details={"device": dev, "iova": f"{rec.iova:#x}", "user_va": f"{rec.user_va:#x}", "pfn": page.pfn,
+                         "event": range.event.value, "range": f"[{range.start:#x}, {range.end:#x})"},
+                rule="mmu_notifier R8: the IOMMU mapping is gone when the notifier says it is (C15)",
+                signature=f"c15-stale-mapping:{getattr(mm, 'name', 'mm')}:{dev}:{range.event.value}",
+                text=(f"mmu_notifier: invalidate_range_start({range.event.value}) of "
+                      f"[{range.start:#x}, {range.end:#x}) returned, but {dev} can still reach pfn {page.pfn} "
+                      f"(user va {rec.user_va:#x}) through iova {rec.iova:#x}"),
+            )
 
 
 def _warn(k: Kernel, what: str, range: MmuNotifierRange, who: str) -> None:

@@ -1,0 +1,48 @@
+"""C14 (Daniel): pages are dirtied and released only after every mapping is gone.
+
+"In i915 we guarantee that we call set_page_dirty/mark_page_accessed only
+after all the mappings are really gone (both GPU PTEs and sg mapping),
+guaranteeing that any stray writes from either the GPU or IOMMU will
+result in faults."
+
+The rule is checked on every design by the isolation checker (R4: a page
+dirtied, unpinned, released or freed while an IOMMU entry can still reach
+it is ``dirty-while-mapped``). Each row unmaps the userptr range while a
+second job naming the object is submitted:
+
+* ``i915-2018``: cancel_userptr unbinds, then dirties and puts. Clean.
+* ``helper``: the shared helper does the same. Clean.
+* ``unsync``: no notifier at all; it dirties only at close, after
+  unbinding: the *order* is right (clean for C14; C17 flags its coherence).
+* ``amdgpu-2018``: the notifier marks the still-mapped pages dirty
+  (``dirty-while-mapped``) and the mapping survives (``stale-mapping``).
+* ``wait-free-keep-sg``: releases the pages with the sg table alive
+  (``dirty-while-mapped``, ``stale-mapping``); munmap then frees them and
+  the second job, whose submission still trusts the old binding when it
+  raced the release, writes a free frame (``dma-freed-page``).
+"""
+
+from __future__ import annotations
+
+from .catalog import Verdict
+from .userptr_lab import lab
+
+_DOC = "munmap racing a job naming the object"
+i915_2018 = lab("i915_2018", __name__, "i915-2018", f"i915-2018 userptr; {_DOC}.", race="munmap", user="submit")
+helper = lab("helper", __name__, "helper", f"The shared helper; {_DOC}.", race="munmap", user="submit")
+unsync = lab("unsync", __name__, "unsync", f"The unsynchronised userptr; {_DOC}.", race="munmap", user="submit")
+amdgpu_2018 = lab("amdgpu_2018", __name__, "amdgpu-2018", f"amdgpu-2018 userptr; {_DOC}.", race="munmap",
+                  user="submit")
+wait_free_keep_sg = lab("wait_free_keep_sg", __name__, "wait-free-keep-sg", f"Wait, free, keep sg; {_DOC}.",
+                        race="munmap", user="submit")
+
+_DIRTY = Verdict(kinds=frozenset({"dirty-while-mapped", "stale-mapping"}))
+
+CLAIMS = [
+    {"id": "C14", "design": "i915-2018", "scenario": i915_2018, "expected": "clean", "budget": 100},
+    {"id": "C14", "design": "helper", "scenario": helper, "expected": "clean", "budget": 100},
+    {"id": "C14", "design": "unsync", "scenario": unsync, "expected": "clean", "budget": 100},
+    {"id": "C14", "design": "amdgpu-2018", "scenario": amdgpu_2018, "expected": _DIRTY, "budget": 100},
+    {"id": "C14", "design": "wait-free-keep-sg", "scenario": wait_free_keep_sg,
+     "expected": Verdict(kinds=frozenset({"dirty-while-mapped", "stale-mapping", "dma-freed-page"})), "budget": 100},
+]

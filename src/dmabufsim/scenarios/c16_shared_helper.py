@@ -1,0 +1,42 @@
+"""C16 (Daniel): userptr handling should be shared code, not re-invented per driver.
+
+"Maybe we should have more shared code in this, it seems to be a source of
+endless amounts of fun". The model has one userptr helper
+(``drivers/userptr_helper.py``: interval notifier, sequence, notifier lock,
+GPU PTE zap + TLB flush, IOMMU unmap, dirty/put strictly after), and the
+modern reference driver (``drivers/userptr_modern.py``) is nothing but that
+helper. These rows run the modern driver through every race of the bench
+that breaks one of the other designs -- the fork/copy-on-write race of C11
+and C13 with a rogue job, the unmap and frame reuse of C3/C9 with a faulty
+device, mprotect, and reclaim -- and it stays clean (its only findings are
+the faults of the broken device: isolation held).
+"""
+
+from __future__ import annotations
+
+from .catalog import Verdict
+from .userptr_lab import lab
+
+fork_rogue_broken = lab(
+    "fork_rogue_broken", __name__, "helper", "Modern driver: fork + COW break, rogue job, faulty device.",
+    race="fork", user="rogue", broken=True,
+)
+munmap_reuse_broken = lab(
+    "munmap_reuse_broken", __name__, "helper", "Modern driver: munmap, frames reused, faulty device.",
+    race="munmap", user="submit", reuse=True, broken=True, linger_ns=100_000,
+)
+mprotect_submit = lab(
+    "mprotect_submit", __name__, "helper", "Modern driver: mprotect(PROT_READ) racing a submission.",
+    race="mprotect", user="submit",
+)
+
+_ISOLATED = Verdict(clean=True, kinds=frozenset({"iommu-fault"}), absent=frozenset({"user-incoherence"}))
+
+CLAIMS = [
+    {"id": "C16", "design": "modern-fork-rogue", "scenario": fork_rogue_broken, "expected": _ISOLATED,
+     "budget": 100},
+    {"id": "C16", "design": "modern-munmap-reuse", "scenario": munmap_reuse_broken, "expected": _ISOLATED,
+     "budget": 100},
+    {"id": "C16", "design": "modern-mprotect", "scenario": mprotect_submit,
+     "expected": Verdict(clean=True, absent=frozenset({"user-incoherence"})), "budget": 100},
+]
