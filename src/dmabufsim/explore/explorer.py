@@ -353,10 +353,6 @@ class _Run:
 Progress = Callable[[int, int, float, str], None]
 
 
-def _new_kernel(strat: ExploreStrategy | FirstStrategy, rec: Recorder, opts: dict[str, Any]) -> Kernel:
-    return Kernel(strategy=rec, **opts)
-
-
 def run_job(
     scenario: Callable[..., Any],
     phases: list[tuple[ExploreStrategy, int]],
@@ -397,8 +393,7 @@ def run_job(
             t0 = time.monotonic() - phase.elapsed
             # PCT R2: a calibration execution (job 0 counts it) fixes k for every job.
             if getattr(strat, "wants_calibration", False):
-                rec = Recorder(FirstStrategy(), cov)
-                k = _new_kernel(FirstStrategy(), rec, opts)
+                k = Kernel(strategy=Recorder(FirstStrategy(), cov), **opts)
                 if cov is not None:
                     cov.attach(k)
                 ex = k.run(scenario)
@@ -421,8 +416,8 @@ def run_job(
                 if strat.complete or not strat.new_execution():
                     strat.complete = True
                     break
-                rec = Recorder(strat, cov)
-                k = _new_kernel(strat, rec, opts)
+                # the Recorder only counts preemptions for coverage: skip the wrapper without it
+                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, **opts)
                 strat.attach(k)
                 if cov is not None:
                     cov.attach(k)

@@ -33,10 +33,17 @@ class RandomWalk(ExploreStrategy):
         super().__init__()
         self.seed = seed
         self._rng = random.Random(mix_seed(seed, 0))
+        self._seeded = 0
 
     def new_execution(self) -> bool:
-        self._rng = random.Random(mix_seed(self.seed, self.index))
+        # idempotent: the explorer asks, then Kernel.run asks again for the same index
+        if self._seeded != self.index:
+            self._rng.seed(mix_seed(self.seed, self.index))
+        self._seeded = self.index
         return True
+
+    def end_execution(self, ex: object) -> None:
+        self._seeded = -1  # the next execution reseeds even if its index is the same
 
     def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
         return runnable[int(self._rng.random() * len(runnable))]

@@ -68,26 +68,25 @@ def make_counter(threads: int, incs: int) -> Callable[[ds.Kernel], None]:
 
 
 def brute_force_counter(threads: int, incs: int) -> set[int]:
-    """Every final value of the counter, enumerating interleavings of the ops directly."""
-    ops = [("L", t) if j % 2 == 0 else ("S", t) for t in range(threads) for j in range(2 * incs)]
+    """Every final value of the counter, enumerating the interleavings of the ops directly."""
     finals: set[int] = set()
-    per = [[o for o in ops if o[1] == t] for t in range(threads)]
-    seen: set[tuple[int, ...]] = set()
-    for order in itertools.permutations([o[1] for o in ops]):
-        if order in seen:
-            continue
-        seen.add(order)
-        n = 0
-        regs = [0] * threads
-        pos = [0] * threads
-        for t in order:
-            kind = per[t][pos[t]][0]
-            pos[t] += 1
-            if kind == "L":
-                regs[t] = n
+    steps = 2 * incs  # load, store, load, store, ...
+
+    def go(pos: tuple[int, ...], regs: tuple[int, ...], n: int) -> None:
+        if all(p == steps for p in pos):
+            finals.add(n)
+            return
+        for t in range(threads):
+            p = pos[t]
+            if p == steps:
+                continue
+            npos = (*pos[:t], p + 1, *pos[t + 1:])
+            if p % 2 == 0:
+                go(npos, (*regs[:t], n, *regs[t + 1:]), n)
             else:
-                n = regs[t] + 1
-        finals.add(n)
+                go(npos, regs, regs[t] + 1)
+
+    go((0,) * threads, (0,) * threads, 0)
     return finals
 
 

@@ -1,0 +1,201 @@
+"""Explorer throughput and time to first finding, against frontrun in the same run.
+
+Executions per second on a two-thread ABBA, a three-thread counter race and
+dining philosophers (n = 5 and 8), for dmabufsim's random walk and DPOR and
+for frontrun 0.7.0 (random and DPOR) on equivalent Python code with
+``threading.Lock``. frontrun is used only if it can be imported (install it
+outside the project, e.g. ``pip install --target /tmp/frontrun_site
+frontrun`` and set ``FRONTRUN_PATH=/tmp/frontrun_site``); otherwise the
+baseline is plain ``threading`` (one real run of the threads per
+execution) and the table says so. Then, per strategy, executions and wall
+time to the first finding, and the lockdep-guided confirmation of the
+philosophers' deadlocks.
+
+Run: ``.venv/bin/python bench/run.py explore`` (about 20 s).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dmabufsim as ds
+from dmabufsim.explore import explore
+
+N_SIM = 2000  #: executions per dmabufsim throughput measurement
+N_FR = 60  #: executions per frontrun measurement (it is slow)
+QUIET: dict[str, Any] = {"shrink_findings": False, "check_replay": False, "confirm_cycles": False,
+                         "coverage": False, "stop_on_first": False}
+
+
+# ------------------------------------------------------------------ dmabufsim scenarios
+
+def _two(a: ds.Mutex, b: ds.Mutex) -> None:
+    with a, b:
+        pass
+
+
+def sim_abba(k: ds.Kernel) -> None:
+    a, b = ds.Mutex("A"), ds.Mutex("B")
+    k.spawn(_two, a, b, name="t1")
+    k.spawn(_two, b, a, name="t2")
+
+
+def sim_counter(k: ds.Kernel) -> None:
+    box = {"n": 0}
+
+    def inc() -> None:
+        k.point("load", 10_000, False)
+        v = box["n"]
+        k.point("store", 10_000, True)
+        box["n"] = v + 1
+
+    for i in range(3):
+        k.spawn(inc, name=f"inc{i}")
+
+    def check() -> None:
+        if box["n"] != 3:
+            k.report("assertion", "lost update", signature="lost-update")
+
+    k.at_exit.append(check)
+
+
+def sim_philosophers(n: int) -> Callable[[ds.Kernel], None]:
+    def dine(k: ds.Kernel) -> None:
+        forks = [ds.Mutex(f"fork{i}") for i in range(n)]
+        for i in range(n):
+            k.spawn(_two, forks[i], forks[(i + 1) % n], name=f"phil{i}")
+
+    return dine
+
+
+# ------------------------------------------------------------------ plain Python equivalents
+
+class _Locks:
+    def __init__(self, n: int) -> None:
+        self.locks = [threading.Lock() for _ in range(n)]
+        self.v = 0
+
+
+def _py_pair(i: int, j: int) -> Callable[[_Locks], None]:
+    def w(s: _Locks) -> None:
+        with s.locks[i], s.locks[j]:
+            pass
+
+    return w
+
+
+def _py_inc(s: _Locks) -> None:
+    t = s.v
+    s.v = t + 1
+
+
+PY: dict[str, tuple[Callable[[], _Locks], list[Callable[[_Locks], None]]]] = {
+    "abba": (lambda: _Locks(2), [_py_pair(0, 1), _py_pair(1, 0)]),
+    "counter-3": (lambda: _Locks(0), [_py_inc] * 3),
+    "philosophers-5": (lambda: _Locks(5), [_py_pair(i, (i + 1) % 5) for i in range(5)]),
+    "philosophers-8": (lambda: _Locks(8), [_py_pair(i, (i + 1) % 8) for i in range(8)]),
+}
+SIM: dict[str, Callable[[ds.Kernel], None]] = {
+    "abba": sim_abba, "counter-3": sim_counter,
+    "philosophers-5": sim_philosophers(5), "philosophers-8": sim_philosophers(8),
+}
+
+
+def _frontrun() -> Any:
+    path = os.environ.get("FRONTRUN_PATH", "/tmp/frontrun_site")
+    if os.path.isdir(path) and path not in sys.path:
+        sys.path.insert(0, path)
+    try:
+        import frontrun
+        from frontrun._cooperative import patch_locks
+    except ImportError:
+        return None
+    patch_locks()  # what `frontrun pytest` does: cooperative threading primitives
+    return frontrun
+
+
+def _fr_rate(fr: Any, name: str, strategy: str) -> float:
+    setup, workers = PY[name]
+    t0 = time.perf_counter()
+    if strategy == "dpor":
+        r = fr.explore(setup=setup, workers=workers, invariant=lambda s: True, strategy="dpor",
+                       stop_on_first=False, max_executions=N_FR, deadlock_timeout=0.5, total_timeout=15)
+    else:
+        r = fr.explore(setup=setup, workers=workers, invariant=lambda s: True, strategy="random",
+                       max_attempts=N_FR, seed=1, deadlock_timeout=0.5)
+    dt = time.perf_counter() - t0
+    return max(1, int(r.num_explored)) / dt
+
+
+def _threading_rate(name: str) -> float:
+    setup, workers = PY[name]
+    if name.startswith("philosophers") or name == "abba":
+        workers = [_py_pair(0, 1)] * len(workers)  # same lock traffic, deadlock-free under real threads
+    t0 = time.perf_counter()
+    n = 200
+    for _ in range(n):
+        s = setup()
+        ts = [threading.Thread(target=w, args=(s,)) for w in workers]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    return n / (time.perf_counter() - t0)
+
+
+def _sim_rate(name: str, strategy: str) -> float:
+    t0 = time.perf_counter()
+    rep = explore(SIM[name], strategy, budget=N_SIM, kernel_options={"lockdep": False}, **QUIET)
+    return rep.executions / (time.perf_counter() - t0)
+
+
+def _first(name: str, strategy: str, **kw: Any) -> tuple[str, str]:
+    t0 = time.perf_counter()
+    rep = explore(SIM[name], strategy, budget=20_000, time_budget=3.0, kernel_options={"lockdep": False},
+                  shrink_findings=False, check_replay=False, confirm_cycles=False, coverage=False, **kw)
+    dt = time.perf_counter() - t0
+    if rep.findings:
+        return f"{rep.executions:,}", f"{dt * 1000:.1f} ms"
+    return f"none in {rep.executions:,}", f"{dt:.1f} s"
+
+
+def main() -> None:
+    fr = _frontrun()
+    base = "frontrun 0.7.0" if fr is not None else "plain threading (frontrun not importable)"
+    print(f"baseline: {base}")
+    print(f"{'scenario':16} {'sim random/s':>13} {'sim dpor/s':>11} {'base random/s':>14} {'base dpor/s':>12} "
+          f"{'ratio random':>13} {'ratio dpor':>11}")
+    for name in SIM:
+        sr, sd = _sim_rate(name, "random"), _sim_rate(name, "dpor")
+        if fr is not None:
+            br, bd = _fr_rate(fr, name, "random"), _fr_rate(fr, name, "dpor")
+        else:
+            br = bd = _threading_rate(name)
+        print(f"{name:16} {sr:13,.0f} {sd:11,.0f} {br:14,.1f} {bd:12,.1f} {sr / br:12,.0f}x {sd / bd:10,.0f}x")
+    print()
+    print("executions / wall time to the first finding (lockdep off: the deadlock or lost update itself)")
+    print(f"{'scenario':16} " + " ".join(f"{s:>24}" for s in ("random", "pct(d=3)", "dfs", "dpor", "dpor(pb=2)")))
+    for name in SIM:
+        cells = [_first(name, "random"), _first(name, "pct"), _first(name, "dfs"), _first(name, "dpor"),
+                 _first(name, "dpor", preemption_bound=2)]
+        print(f"{name:16} " + " ".join(f"{a + ' / ' + b:>24}" for a, b in cells))
+    print()
+    print("lockdep-guided confirmation (lockdep on: cycle report, then the concrete deadlock)")
+    for n in (5, 8):
+        t0 = time.perf_counter()
+        rep = explore(SIM[f"philosophers-{n}"], "random", budget=10, expected=("circular-locking",))
+        dt = time.perf_counter() - t0
+        c = rep.findings[0].confirmation
+        ok = c is not None and c.confirmed
+        print(f"philosophers-{n}: cycle of {len(rep.findings[0].finding.details['chain'])} classes, "
+              f"{'confirmed' if ok else 'NOT confirmed'} in {c.executions if c else 0} guided execution(s); "
+              f"whole explore() {dt * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
