@@ -174,3 +174,16 @@ def test_restart_paths_are_exercised(design: str) -> None:
         obj = out["handle"].obj
         total += getattr(obj, "nr_restarts", 0) + getattr(obj, "nr_retries", 0)
     assert total > 0
+
+
+def test_c6_noio_leaves_the_notifier_cycle_and_nowait_none() -> None:
+    from dmabufsim.scenarios import c06_noio_notifier as c6
+
+    noio = [ds.Kernel(seed=s, prime_lockdep=False).run(c6.noio_notifier) for s in range(6)]
+    for ex in noio:
+        cyc = ex.by_kind("circular-locking")
+        assert [len(f.details["chain"]) for f in cyc] == [2]
+        assert sorted(cyc[0].details["chain"]) == sorted(c6.NOIO_CHAIN)
+        assert ex.errors == cyc
+    nowait = [ds.Kernel(seed=s, prime_lockdep=False).run(c6.nowait_notifier).findings for s in range(6)]
+    assert nowait == [[]] * 6
