@@ -1,0 +1,77 @@
+"""C2: revoking a dma-buf from a non-pipelined path waits for every importer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import dmabufsim as ds
+from dmabufsim.explore.explorer import explore
+from dmabufsim.scenarios import c02_revoke as c2
+from dmabufsim.scenarios import check, discover
+from dmabufsim.scenarios.runner import merge, run_executions
+
+#: The catalog verdict of every design of the claim (status, kinds found).
+EXPECTED: dict[str, tuple[str, list[str] | None]] = {
+    "C2/counted-completion": ("match", []),
+    "C2/first-completion": ("match", ["dma-freed-page"]),
+}
+
+
+def test_c2_rows_match_over_30_seeds() -> None:
+    """Each design reaches its catalog verdict over the first 30 random schedules."""
+    got: dict[str, tuple[str, list[str] | None]] = {}
+    for row in discover().select(["C2"]):
+        r = merge(row, [run_executions(row, 0, 30)], 30)
+        got[row.key] = (r.status, sorted(r.found.kinds) if r.found else None)
+    assert got == EXPECTED
+
+
+@pytest.mark.slow
+def test_c2_rows_match_their_verdicts_with_the_catalog_budget() -> None:
+    res = check(discover().select(["C2"]), jobs=1)
+    got = {r.row.key: (r.status, sorted(r.found.kinds) if r.found else None) for r in res.rows}
+    assert got == EXPECTED
+
+
+def _revoke_time(seed: int, counted: bool) -> tuple[ds.Execution, int]:
+    out: dict[str, Any] = {}
+    orig = c2._revoker
+
+    def revoker(k: ds.Kernel, bo: Any, buf: Any, c: bool, o: dict[str, Any]) -> None:
+        orig(k, bo, buf, c, o)
+        out.update(o)
+
+    c2_revoker = c2._revoker
+    c2._revoker = revoker
+    try:
+        ex = ds.Kernel(seed=seed).run(c2.counted_completion if counted else c2.first_completion)
+    finally:
+        c2._revoker = c2_revoker
+    return ex, out["revoked_at"]
+
+
+def test_counted_revoke_returns_after_the_slow_importers_job() -> None:
+    for seed in range(15):
+        ex, at = _revoke_time(seed, counted=True)
+        assert ex.findings == []
+        # The slow importer's first job started at 0 and lasts SLOW_NS.
+        assert at >= c2.SLOW_NS
+
+
+def test_first_completion_returns_early_and_the_slow_job_reads_freed_pages() -> None:
+    ex, at = _revoke_time(0, counted=False)
+    assert at < c2.SLOW_NS
+    assert ex.kinds == ["dma-freed-page"]
+    f = ex.findings[0]
+    assert (f.details["device"], f.details["access"], f.details["cause"]) == (
+        "slow-gpu", "read", "passthrough-unmapped")
+    assert f.details["owner"] == "free"
+
+
+def test_explorer_finds_the_early_return_and_replays_it() -> None:
+    rep = explore(c2.first_completion, "pct", budget=20, expected=["dma-freed-page"], confirm_cycles=False)
+    found = rep.by_kind("dma-freed-page")[0]
+    again = ds.Kernel(replay=found.token).run(c2.first_completion)
+    assert "dma-freed-page" in again.kinds
