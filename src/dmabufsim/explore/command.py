@@ -46,6 +46,12 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--no-shrink", action="store_true", help="keep the schedules as found")
     e.add_argument("--checkpoint", metavar="FILE", help="save a systematic run here (resume with --resume)")
     e.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
+    e.add_argument("--early-timers", action="store_true",
+                   help="make timers and device interrupts part of the schedule (runtime R8)")
+    e.add_argument("--no-lockdep-graph", action="store_true",
+                   help="a fresh lockdep graph per execution instead of one per run")
+    e.add_argument("--audit", action="store_true",
+                   help="run DFS and DPOR to exhaustion and compare their terminal states (small models)")
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=lambda args: cmd_explore(args, load_scenario))
@@ -68,12 +74,22 @@ def _table(report: Report) -> Any:
 def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
     """Run ``dmabufsim explore``; returns the report's exit code."""
     scenario = load_scenario(args.scenario)
+    kopts: dict[str, Any] = {"options": {"early_timers": True}} if args.early_timers else {}
+    if args.audit:
+        from .audit import audit
+
+        res = audit(scenario, budget=args.budget, preemption_bound=args.preemption_bound, kernel_options=kopts)
+        print(res.summary())
+        if not res.exhausted:
+            return 3
+        return 0 if res.ok else 1
     strategy = None if args.strategy == "portfolio" else args.strategy
     kw: dict[str, Any] = {
         "budget": args.budget, "time_budget": args.time, "max_steps": args.max_steps, "seed": args.seed,
         "depth": args.depth, "preemption_bound": args.preemption_bound, "jobs": args.jobs,
         "stop_on_first": not args.all, "expected": tuple(args.expect), "shrink_findings": not args.no_shrink,
-        "checkpoint": args.checkpoint, "resume": args.resume,
+        "checkpoint": args.checkpoint, "resume": args.resume, "kernel_options": kopts,
+        "lockdep_graph": not args.no_lockdep_graph,
     }
     show = not args.no_progress and not args.json and sys.stderr.isatty()
     if show:

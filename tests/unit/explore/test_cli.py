@@ -72,3 +72,10 @@ def test_explore_jobs_two(tmp_path: Any, capsys: Any) -> None:
 def test_explore_bad_input_is_one_line_exit_2(tmp_path: Any, capsys: Any) -> None:
     assert main(["explore", f"{_file(tmp_path)}:nope"]) == 2
     assert "has no function 'nope'" in capsys.readouterr().err
+
+
+def test_explore_audit_mode(tmp_path: Any, capsys: Any) -> None:
+    rc = main(["explore", f"{_file(tmp_path)}:abba", "--audit", "--budget", "20000"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.startswith("audit ok: 2 terminal states; dfs ")
