@@ -38,6 +38,11 @@ from .dma import (
     reservation_ww_class,
 )
 
+# -- drivers: the userptr helper and the userptr designs of the thread (issue 7)
+from .drivers.userptr_common import UserptrBo
+from .drivers.userptr_helper import Userptr
+from .drivers.userptr_modern import ModernUserptrDriver
+
 # -- kernel: the simulated machine
 from .kernel import (
     EAGAIN,
@@ -110,5 +115,9 @@ from .mm import (
     alloc_page,
     init_memory,
 )
+
+# -- mm: MMU notifiers and interval notifiers (issue 7)
+from .mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
+from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps
 
 __version__ = "0.1.0"
