@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from ..kernel.stack import Frame
@@ -162,6 +163,20 @@ class Edge:
 
     def __repr__(self) -> str:
         return f"<Edge {self.src.name} -({dep_names(self.dep)})-> {self.dst.name}>"
+
+
+@dataclass(frozen=True, slots=True)
+class LockGraphStats:
+    """A snapshot of a :class:`LockGraph` (``/proc/lockdep_stats``, roughly)."""
+
+    classes: int
+    edges: int
+    chains: int
+    chain_hits: int
+    searches: int
+    cycles: int
+    executions: int
+    primed: bool
 
 
 class LockGraph:
@@ -323,6 +338,19 @@ class LockGraph:
         self._cycle_set.add(key)
         self.cycles.append(key)
         return True
+
+    def statistics(self) -> LockGraphStats:
+        """Counts of classes, edges, cached chains, cache hits, searches, cycles and executions."""
+        return LockGraphStats(
+            classes=len(self.classes),
+            edges=sum(len(c.after) for c in self.classes),
+            chains=len(self.chains),
+            chain_hits=self.chain_hits,
+            searches=self.searches,
+            cycles=len(self.cycles),
+            executions=self.executions,
+            primed=self.primed,
+        )
 
     # ------------------------------------------------------------------ export
 

@@ -743,3 +743,22 @@ def test_one_global_order_is_clean_and_one_inversion_is_reported(
         assert [(f.kind, f.details["chain"], f.details["new_edge"]) for f in ex.findings] == [
             ("circular-locking", [f"L{i}", f"L{j}"], [f"L{j}", f"L{i}"])
         ]
+
+
+def test_graph_pickles_and_reports_statistics() -> None:
+    """Explorer workers receive the graph through pickled kernel options."""
+    import pickle
+
+    def body(k: ds.Kernel) -> None:
+        a, b = ds.Mutex("A"), ds.Mutex("B")
+        lu2(a, b)
+        lu2(b, a)
+
+    g = LockGraph()
+    seq(body, options={"lockdep_graph": g})
+    g2 = pickle.loads(pickle.dumps(g))
+    assert [(e.src.name, e.dst.name) for e in g2.edges()] == [(e.src.name, e.dst.name) for e in g.edges()]
+    assert g2.cycles == [(("A", "B"), ("B", "A"))]
+    st_ = g.statistics()
+    assert (st_.classes, st_.edges, st_.cycles, st_.executions, st_.primed) == (9, 7, 1, 1, True)
+    assert st_ == g2.statistics()
