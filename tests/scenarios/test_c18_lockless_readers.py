@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 import dmabufsim as ds
 from dmabufsim.dma.fence import LONG_MAX
+from dmabufsim.explore.explorer import explore
 from dmabufsim.scenarios import c18_lockless_readers as c18
 
 SEEDS = 120
@@ -62,3 +65,18 @@ def test_catalog_rows() -> None:
     assert rows["seqcount"]["expected"] == "clean" and rows["seqcount"]["scenario"] is c18.scenario
     assert rows["no-retry"]["expected"] == {"kinds": ["assertion"]}
     assert all(r["id"] == "C18" for r in c18.CLAIMS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["pct", "dpor"])
+def test_explorer_finds_no_torn_list_with_the_seqcount(strategy: str) -> None:
+    report = explore(c18.scenario, strategy, budget=300, stop_on_first=True, confirm_cycles=False)
+    assert report.findings == [], [f.kind for f in report.findings]
+    assert report.executions > 1
+
+
+@pytest.mark.slow
+def test_explorer_finds_the_torn_list_without_the_retry() -> None:
+    report = explore(c18.scenario_no_retry, "pct", budget=300, expected=["assertion"], confirm_cycles=False)
+    assert [f.kind for f in report.findings][:1] == ["assertion"]
+    assert report.ok
