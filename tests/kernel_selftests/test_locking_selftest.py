@@ -18,7 +18,9 @@ Not ported: ``init_held`` re-initialises a held lock; the model has no
 re-init API, so the test calls ``Lockdep.debug_check_no_locks_freed`` (what
 ``spin_lock_init``/``mutex_init`` run under ``CONFIG_DEBUG_LOCK_ALLOC``).
 The rtmutex column (no rtmutex in the model), softirq variants (no
-softirqs), and ``irqsafe2A/2B`` (need irq-enable tracking) are not ported.
+softirqs), ``irqsafe2A/2B`` (need irq-enable tracking), ``irqsafe3/4`` (the
+same dependency checks as ``irq_inversion``) and the ``queued_read_lock``
+and wait-context tests are not ported.
 """
 
 from __future__ import annotations
@@ -438,6 +440,162 @@ def test_irq_inversion_hard_spin(perm: str) -> None:
     }[perm[-1]]
     f = assert_one(run_seq(body), "circular-locking", title, ["A", "B"])
     assert (f.details["safe"], f.details["unsafe"]) == ("A", "B")
+
+
+PERMS3 = ["123", "132", "213", "231", "312", "321"]
+BAD_IRQ = "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"
+INVERSION = "WARNING: possible irq lock inversion dependency detected"
+
+
+class RwLock:
+    """An ``rwlock_t`` stand-in: ``WL``/``RL`` = exclusive / recursive-read acquisition of a map."""
+
+    def __init__(self, name: str) -> None:
+        self.m = ds.LockdepMap(name)
+
+    def wl(self) -> None:
+        self.m.acquire()
+
+    def rl(self) -> None:
+        self.m.acquire_read()
+
+    def u(self) -> None:
+        self.m.release()
+
+
+def _irqs_off(k: ds.Kernel, fn: Callable[[], None]) -> None:
+    """``IRQ_DISABLE(); fn(); IRQ_ENABLE();``"""
+    k.atomic_enter("irqs_disabled", "local_irq_disable")
+    fn()
+    k.atomic_exit("irqs_disabled", "local_irq_disable")
+
+
+def _run_events(events: dict[str, Callable[[ds.Kernel, dict[str, Any]], None]], perm: str) -> ds.Execution:
+    def body(k: ds.Kernel) -> None:
+        locks: dict[str, Any] = {"A": RwLock("A"), "B": RwLock("B")}
+        for step in perm:
+            events[step](k, locks)
+
+    return run_seq(body)
+
+
+@pytest.mark.parametrize("perm", PERMS3)
+@pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("wlock", True)])
+def test_irq_inversion_hard_rwlock(kind: str, reported: bool, perm: str) -> None:
+    """irq_inversion with A read in the interrupt: B taken as a recursive reader cannot block it."""
+
+    def lock_b(lk: dict[str, Any]) -> None:
+        lk["B"].rl() if kind == "rlock" else lk["B"].wl()
+
+    def e1(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        def f() -> None:
+            lk["A"].wl()
+            lock_b(lk)
+            lk["B"].u()
+            lk["A"].u()
+
+        _irqs_off(k, f)
+
+    def e2(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        lock_b(lk)
+        lk["B"].u()
+
+    def e3(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        _in_irq(k, lambda: (lk["A"].rl(), lk["A"].u()))
+
+    ex = _run_events({"1": e1, "2": e2, "3": e3}, perm)
+    if reported:
+        title = BAD_IRQ if perm[-1] == "1" else INVERSION
+        assert_one(ex, "circular-locking", title, ["A", "B"])
+    else:
+        assert_clean(ex)
+
+
+@pytest.mark.parametrize("perm", PERMS3)
+@pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("wlock", True)])
+def test_irq_read_recursion_hard(kind: str, reported: bool, perm: str) -> None:
+    """A read with irqs on; A taken in the interrupt: as a recursive reader that is safe."""
+
+    def e1(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        _irqs_off(k, lambda: (lk["A"].wl(), lk["A"].u()))
+
+    def e2(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        lk["A"].rl()
+        lk["A"].u()
+
+    def e3(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        def handler() -> None:
+            lk["A"].rl() if kind == "rlock" else lk["A"].wl()
+            lk["B"].wl()
+            lk["B"].u()
+            lk["A"].u()
+
+        _in_irq(k, handler)
+
+    ex = _run_events({"1": e1, "2": e2, "3": e3}, perm)
+    if reported:
+        assert_one(ex, "recursive-locking", INCONSISTENT, ["A"])
+    else:
+        assert_clean(ex)
+
+
+@pytest.mark.parametrize("perm", PERMS3)
+@pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("wlock", True)])
+def test_irq_read_recursion2_hard(kind: str, reported: bool, perm: str) -> None:
+    """irq-safe B -> A, A read with irqs on: unsafe only if B's holder takes A non-recursively."""
+
+    def e1(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        def f() -> None:
+            lk["B"].wl()
+            lk["A"].rl() if kind == "rlock" else lk["A"].wl()
+            lk["A"].u()
+            lk["B"].u()
+
+        _irqs_off(k, f)
+
+    def e2(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        lk["A"].rl()
+        lk["A"].u()
+
+    def e3(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        _in_irq(k, lambda: (lk["B"].wl(), lk["B"].u()))
+
+    ex = _run_events({"1": e1, "2": e2, "3": e3}, perm)
+    if reported:
+        title = BAD_IRQ if perm[-1] == "1" else INVERSION
+        f = assert_one(ex, "circular-locking", title, ["B", "A"])
+        assert (f.details["safe"], f.details["unsafe"]) == ("B", "A")
+    else:
+        assert_clean(ex)
+
+
+@pytest.mark.parametrize("perm", PERMS3)
+@pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("wlock", True)])
+def test_irq_read_recursion3_hard(kind: str, reported: bool, perm: str) -> None:
+    """B read in the interrupt (IN-R), A read with irqs on (ON-R): B write-held -> A blocks only if A is written."""
+
+    def e1(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        def f() -> None:
+            lk["B"].wl()
+            lk["A"].rl() if kind == "rlock" else lk["A"].wl()
+            lk["A"].u()
+            lk["B"].u()
+
+        _irqs_off(k, f)
+
+    def e2(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        lk["A"].rl()
+        lk["A"].u()
+
+    def e3(k: ds.Kernel, lk: dict[str, Any]) -> None:
+        _in_irq(k, lambda: (lk["B"].rl(), lk["B"].u()))
+
+    ex = _run_events({"1": e1, "2": e2, "3": e3}, perm)
+    if reported:
+        title = BAD_IRQ if perm[-1] == "1" else INVERSION
+        assert_one(ex, "circular-locking", title, ["B", "A"])
+    else:
+        assert_clean(ex)
 
 
 def test_irq_disabled_only_is_clean() -> None:

@@ -63,6 +63,10 @@ from ..kernel.runtime import Kernel, register_extension
 from ..kernel.stack import Frame, call_site, scenario_stack
 from . import lockdep_report as rep
 from .lockdep_graph import (
+    DEP_ALL,
+    DEP_EN,
+    DEP_ER,
+    DEP_SN,
     ENABLED_HARDIRQ,
     ENABLED_HARDIRQ_READ,
     EXCLUSIVE_USAGE,
@@ -337,15 +341,17 @@ class Lockdep(LockTracker):
             return
         g = self.graph
         if bit & _USED_IN:
-            path = g.find_usage(cls, ENABLED_HARDIRQ, forwards=True)
-            if path is not None and len(path) > 1:
-                chain = [c.name for c in path]
-                self._report_inversion(t, held, hl, path, True, ENABLED_HARDIRQ, chain)
+            # Safe now: a reader-only safe class blocks an interrupt only when held exclusively.
+            first = DEP_ALL if cls.usage & USED_IN_HARDIRQ else DEP_EN | DEP_ER
+            path = g.irq_conflict_path(cls, True, None, first)
+            if path is not None:
+                self._report_inversion(t, held, hl, path, True, [c.name for c in path])
         else:
-            path = g.find_usage(cls, USED_IN_HARDIRQ, forwards=False)
-            if path is not None and len(path) > 1:
-                chain = [c.name for c in reversed(path)]
-                self._report_inversion(t, held, hl, path, False, USED_IN_HARDIRQ, chain)
+            # Unsafe now: a reader-only unsafe class is blocked only by a non-recursive acquisition.
+            first = DEP_ALL if cls.usage & ENABLED_HARDIRQ else DEP_EN | DEP_SN
+            path = g.irq_conflict_path(cls, False, None, first)
+            if path is not None:
+                self._report_inversion(t, held, hl, path, False, [c.name for c in reversed(path)])
 
     def _report_inversion(
         self,
@@ -354,9 +360,13 @@ class Lockdep(LockTracker):
         hl: LockdepHeld,
         path: list[LockClass],
         forwards: bool,
-        bit: int,
         chain: list[str],
     ) -> None:
+        other = path[-1]
+        if forwards:
+            bit = ENABLED_HARDIRQ if other.usage & ENABLED_HARDIRQ else ENABLED_HARDIRQ_READ
+        else:
+            bit = USED_IN_HARDIRQ if other.usage & USED_IN_HARDIRQ else USED_IN_HARDIRQ_READ
         self.k.report(
             "circular-locking",
             TITLE_IRQ_INVERSION,
@@ -369,16 +379,15 @@ class Lockdep(LockTracker):
     def _check_irq_dependency(self, t: Any, held: list[Any], prev: LockdepHeld, nxt: LockdepHeld) -> bool:
         """``check_irq_usage``: no irq-safe class before ``prev`` and irq-unsafe one after ``nxt``."""
         g = self.graph
-        back = g.find_usage(prev.cls, _USED_IN, forwards=False)
+        dep = calc_dep(prev.read, nxt.read)
+        back = g.irq_conflict_path(prev.cls, False, dep)
         if back is None:
             return True
-        safe = back[-1]
-        safe_bit = USED_IN_HARDIRQ if safe.usage & USED_IN_HARDIRQ else USED_IN_HARDIRQ_READ
-        fmask = _ENABLED if safe_bit == USED_IN_HARDIRQ else ENABLED_HARDIRQ
-        fwd = g.find_usage(nxt.cls, fmask, forwards=True)
+        fwd = g.irq_conflict_path(nxt.cls, True, dep)
         if fwd is None:
             return True
-        unsafe = fwd[-1]
+        safe, unsafe = back[-1], fwd[-1]
+        safe_bit = USED_IN_HARDIRQ if safe.usage & USED_IN_HARDIRQ else USED_IN_HARDIRQ_READ
         unsafe_bit = ENABLED_HARDIRQ if unsafe.usage & ENABLED_HARDIRQ else ENABLED_HARDIRQ_READ
         chain = [c.name for c in reversed(back)] + [c.name for c in fwd]
         self.k.report(

@@ -31,6 +31,11 @@ Rules:
 * R5 (usage bits): a class records whether it was ever taken in hardirq
   context (``IN-HARDIRQ``) and with hardirqs enabled (``HARDIRQ-ON``), each
   for write and read, with the first place it happened.
+* R6 (irq conflicts through the graph): an irq-safe class must not reach an
+  irq-unsafe one. Read usages count only where a reader can be blocked: an
+  irq-unsafe *reader* only when the path takes it non-recursively (``*N``),
+  an irq-safe *reader* only when the path holds it exclusively (``E*``).
+  Strong-path restrictions inside the irq search are not applied.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ DEP_ER = 4  #: exclusive holder -> recursive-read acquisition
 DEP_SR = 8  #: shared holder -> recursive-read acquisition
 _DEP_N = DEP_EN | DEP_SN
 _DEP_E = DEP_EN | DEP_ER
+DEP_ALL = DEP_EN | DEP_SN | DEP_ER | DEP_SR
 _DEP_NAMES = ((DEP_EN, "EN"), (DEP_SN, "SN"), (DEP_ER, "ER"), (DEP_SR, "SR"))
 
 #: Usage bits (``LOCK_USED_IN_HARDIRQ`` ... ``LOCK_ENABLED_HARDIRQ_READ``).
@@ -70,6 +76,14 @@ EXCLUSIVE_USAGE = {
     ENABLED_HARDIRQ: USED_IN_HARDIRQ | USED_IN_HARDIRQ_READ,
     ENABLED_HARDIRQ_READ: USED_IN_HARDIRQ,
 }
+
+
+def _irq_match(c: LockClass, forwards: bool, dep: int) -> bool:
+    """Does ``c``, joined to the path by an edge of type ``dep``, end an irq-conflict search?"""
+    u = c.usage
+    if forwards:
+        return bool(u & ENABLED_HARDIRQ or (u & ENABLED_HARDIRQ_READ and dep & _DEP_N))
+    return bool(u & USED_IN_HARDIRQ or (u & USED_IN_HARDIRQ_READ and dep & _DEP_E))
 
 
 def calc_dep(prev_read: int, next_read: int) -> int:
@@ -294,30 +308,44 @@ class LockGraph:
                 queue.append(ns)
         return None
 
-    def find_usage(self, start: LockClass, mask: int, forwards: bool) -> list[LockClass] | None:
-        """Classes from ``start`` (inclusive) to the first one with a usage bit in ``mask``.
+    def irq_conflict_path(
+        self, start: LockClass, forwards: bool, entry_dep: int | None, first_mask: int = DEP_ALL
+    ) -> list[LockClass] | None:
+        """A path from ``start`` to a class whose irq usage conflicts (R6), breadth first, or None.
 
-        ``find_usage_forwards`` / ``find_usage_backwards``: follows
-        ``after`` (forwards) or ``before`` edges, breadth first. Returns the
-        path of classes (``start`` first), or None.
+        ``forwards`` (``find_usage_forwards``): follow ``after`` edges to an
+        irq-*unsafe* class: one taken for write with interrupts on, or for
+        read with interrupts on and reached through a non-recursive (``*N``)
+        acquisition (a recursive reader is not blocked by another reader).
+        Backwards (``find_usage_backwards``): follow ``before`` edges to an
+        irq-*safe* class: one taken for write in an interrupt, or for read in
+        an interrupt and held exclusively on the path (``E*`` edge: only a
+        writer blocks the interrupt's reader).
+
+        ``entry_dep`` is the type of the edge joining ``start`` to the other
+        side of the check (a new edge), which lets ``start`` itself match;
+        None means ``start`` is not a candidate (a usage just set on it).
+        ``first_mask`` restricts the types of the first step. Returns the
+        classes from ``start`` to the match.
         """
         self.searches += 1
-        if start.usage & mask:
+        if entry_dep is not None and _irq_match(start, forwards, entry_dep):
             return [start]
         seen = {start.idx}
         parent: dict[int, int] = {}
-        queue = deque((start,))
+        queue = deque(((start, first_mask),))
         classes = self.classes
         while queue:
-            c = queue.popleft()
+            c, mask = queue.popleft()
             nbrs = c.after if forwards else c.before
-            for j in nbrs:
-                if j in seen:
+            for j, e in nbrs.items():
+                dep = e.dep & mask
+                if not dep or j in seen:
                     continue
                 seen.add(j)
                 parent[j] = c.idx
                 d = classes[j]
-                if d.usage & mask:
+                if _irq_match(d, forwards, dep):
                     path = [d]
                     i = j
                     while i != start.idx:
@@ -325,7 +353,7 @@ class LockGraph:
                         path.append(classes[i])
                     path.reverse()
                     return path
-                queue.append(d)
+                queue.append((d, DEP_ALL))
         return None
 
     # ------------------------------------------------------------------ cycles
