@@ -694,6 +694,20 @@ def finish(
     return rep
 
 
+def first_divergent_step(scenario: Callable[..., Any], choices: list[int], opts: dict[str, Any]) -> str:
+    """Replay twice with the trace recorded; describe the first event where the two differ ("" if none)."""
+    rec = {**opts, "record_trace": True}
+    a = replay(scenario, choices, **rec).execution.events or []
+    b = replay(scenario, choices, **rec).execution.events or []
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            return f"first divergent step {x.step}: {x} / {y}"
+    if len(a) != len(b):
+        n = min(len(a), len(b))
+        return f"first divergent step {n + 1}: one replay has {len(a)} events, the other {len(b)}"
+    return ""
+
+
 def post_process(
     report: Report,
     scenario: Callable[..., Any],
@@ -712,6 +726,9 @@ def post_process(
                 ef.replay_ok = False
                 ef.diverged_at = r.diverged_at
                 where = f"choice {r.diverged_at}" if r.diverged_at is not None else "the trace digest"
+                step = first_divergent_step(scenario, decode(ef.original_token), opts)
+                if step:
+                    where += f" ({step})"
                 report.nondeterminism.append(
                     f"the replay of {ef.kind} ({ef.signature}) diverged at {where}: the scenario has "
                     "uncontrolled nondeterminism (wall clock, unseeded randomness, id() or set ordering)"

@@ -118,6 +118,7 @@ def test_replay_divergence_is_reported_as_scenario_nondeterminism() -> None:
     assert rep.nondeterminism
     assert "uncontrolled nondeterminism" in rep.nondeterminism[0]
     assert "diverged at choice" in rep.nondeterminism[0]
+    assert "first divergent step" in rep.nondeterminism[0]
     assert rep.exit_code == 1
 
 
