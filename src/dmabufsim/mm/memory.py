@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..kernel.errors import EFAULT, EINVAL, UsageError
+from ..kernel.errors import EAGAIN, EFAULT, EINVAL, UsageError
 from ..kernel.gfp import GFP_KERNEL
 from ..kernel.runtime import Kernel, current_kernel
 from ..locking.annotations import MMAP_LOCK
@@ -461,6 +461,34 @@ class MmStruct:
             self.subscribers.clear()
         finally:
             self.mmap_lock.up_write()
+
+    def oom_reap(self) -> bool:
+        """``__oom_reap_task_mm``: free the private memory of a dying address space without sleeping.
+
+        Takes ``mmap_lock`` with a trylock only (False if busy); each private
+        VMA is unmapped inside a *non-blockable* ``UNMAP`` range: a subscriber
+        refusing with ``EAGAIN`` leaves that VMA alone (notifier_hooks R3).
+        Returns True when every VMA was reaped.
+        """
+        if not self.mmap_lock.down_read_trylock():
+            return False
+        done = True
+        try:
+            self.k.point("oom_reap", self.oid, True)
+            for v in list(self.vmas):
+                if v.shmem is not None:
+                    continue
+                rng = MmuNotifierRange(self, v.start, v.end, MmuNotifyEvent.UNMAP, blockable=False)
+                try:
+                    invalidate_range_start(rng)
+                except EAGAIN:
+                    done = False
+                    continue
+                self._zap(v.start, v.end)
+                invalidate_range_end(rng)
+        finally:
+            self.mmap_lock.up_read()
+        return done
 
     # ------------------------------------------------------------------ user access
 

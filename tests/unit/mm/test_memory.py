@@ -411,3 +411,41 @@ def test_user_accesses_are_deterministic(seed: int) -> None:
     b = ds.Kernel(seed=seed).run(scenario)
     assert a.trace_digest == b.trace_digest
     assert a.findings == []
+
+
+def test_oom_reaper_uses_nonblockable_ranges_and_skips_refusals() -> None:
+    log: list[str] = []
+    out: dict[str, Any] = {}
+
+    class Busy:
+        """Refuses non-blockable invalidations of the first mapping only."""
+
+        def __init__(self, busy_start: int) -> None:
+            self.busy_start = busy_start
+
+        def invalidate_range_start(self, rng: mm.MmuNotifierRange) -> None:
+            log.append(f"start {rng.event.value} blockable={rng.blockable} {rng.start == self.busy_start}")
+            if not rng.blockable and rng.start == self.busy_start:
+                raise EAGAIN("busy")
+
+        def invalidate_range_end(self, rng: mm.MmuNotifierRange) -> None:
+            log.append("end")
+
+    def scenario(k: ds.Kernel) -> None:
+        p = mm.Process("victim")
+        a = p.mmap(P)
+        b = p.mmap(P)
+        p.write(a, 1)
+        p.write(b, 2)
+        p.mm.notifier_subscribe(Busy(a))
+        out["first"] = p.mm.oom_reap()
+        out["mapped"] = (p.mm.lookup(a) is not None, p.mm.lookup(b) is not None)
+        p.mm.mmap_lock.down_write()
+        out["locked"] = p.mm.oom_reap()  # trylock fails: nothing happens
+        p.mm.mmap_lock.up_write()
+        p.exit()
+
+    ex = run_first(scenario)
+    assert ex.findings == []
+    assert out == {"first": False, "mapped": (True, False), "locked": False}
+    assert log[:3] == ["start unmap blockable=False True", "start unmap blockable=False False", "end"]
