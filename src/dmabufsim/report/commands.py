@@ -177,6 +177,10 @@ def _summary(result: CheckResult) -> str:
     if n["skipped"]:
         parts.append(f"{n['skipped']} skipped (slow)")
     line = ", ".join(parts)
+    ran = [r for r in result.rows if r.elapsed > 0]
+    if ran:
+        slow = max(ran, key=lambda r: r.elapsed)
+        line += f" (slowest: {slow.row.key} {slow.elapsed:.1f} s)"
     if n["pending"]:
         names = ", ".join(r.row.claim for r in result.pending)
         line += f"; {n['pending']} PENDING (not yet modelled: {names})"
@@ -209,6 +213,7 @@ def _run_with_progress(rows: list[ClaimScenario], args: argparse.Namespace) -> C
             extra_dirs=tuple(args.scenarios),
             skip_slow=args.skip_slow,
             strict=args.strict,
+            shrink=args.shrink,
             progress=cb,
         )
 
@@ -255,6 +260,7 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--markdown", action="store_true", help="print the catalog with verdicts as Markdown")
     c.add_argument("--strict", action="store_true", help="fail when a claim is not modelled yet")
     c.add_argument("--skip-slow", action="store_true", help="skip rows marked slow")
+    c.add_argument("--shrink", action="store_true", help="shrink counterexample schedules (shorter tokens, slower)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--scenarios", action="append", default=[], metavar="DIR",
                    help="also load catalog modules from DIR (its rows replace built-in rows of the same key)")

@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -94,6 +95,8 @@ class ChunkResult:
     strategy: str = SEEDS
     #: "" when not exhaustive, else what was exhausted ("dpor, preemption bound 2").
     exhausted: str = ""
+    #: Wall-clock seconds spent (reported to spot slow rows; never part of a verdict).
+    elapsed: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class RowResult:
     first: dict[str, Any] | None = None
     #: kind -> first execution index showing it.
     first_by_kind: dict[str, int] = field(default_factory=dict)
+    #: Wall-clock seconds of the row's search, summed over its work items.
+    elapsed: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -151,6 +156,7 @@ class RowResult:
             "first_by_kind": dict(sorted(self.first_by_kind.items())),
             "replay": self.replay,
             "first": self.first,
+            "elapsed": round(self.elapsed, 3),
         }
 
 
@@ -189,21 +195,29 @@ def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
     return ChunkResult(row.key, start, stop, firsts, tuple(sorted(errors)), tuple(chains), steps)
 
 
-def explore_row(row: ClaimScenario, budget: int) -> ChunkResult:
-    """Explore ``row`` with the explorer (every finding kept, shrunk, replay-checked)."""
+def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkResult:
+    """Explore ``row`` with the explorer (findings replay-checked; shrunk when ``shrink``).
+
+    Shrinking is off by default: it costs far more than the search on the
+    larger scenarios (tens of seconds per finding), and the unshrunk token
+    replays the same execution.
+    """
     from ..explore import explore
 
     assert row.scenario is not None and row.expected is not None
+    # Stop at the first unexpected bug (the verdict is then settled: mismatch)
+    # or once every expected bug was seen (explorer R3); info kinds never stop it.
     rep = explore(
         row.scenario,
         None if row.strategy == "portfolio" else row.strategy,
         budget=budget,
         seed=0,
         jobs=1,
-        stop_on_first=False,
-        expected=sorted(row.expected.kinds),
+        stop_on_first=True,
+        expected=sorted(row.expected.error_kinds),
         kernel_options=dict(row.kernel_options),
         coverage=False,
+        shrink_findings=shrink,
     )
     firsts: dict[str, tuple[int, dict[str, Any]]] = {}
     errors: set[str] = set()
@@ -224,6 +238,8 @@ def explore_row(row: ClaimScenario, budget: int) -> ChunkResult:
             if c and c not in chains and len(chains) < MAX_CHAINS:
                 chains.append(c)
     exhausted = "; ".join(f"{p.strategy.split('(')[0]} exhausted ({p.bound})" for p in rep.phases if p.exhausted)
+    if not exhausted and rep.findings and rep.executions < budget:
+        exhausted = "stopped at the first unexpected bug" if rep.unexpected else "stopped: every expected bug found"
     if rep.nondeterminism:
         return ChunkResult(row.key, 0, budget, {}, (), (), 0, error="nondeterminism: " + rep.nondeterminism[0])
     return ChunkResult(
@@ -232,17 +248,17 @@ def explore_row(row: ClaimScenario, budget: int) -> ChunkResult:
     )
 
 
-def _work(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
+def _work(row: ClaimScenario, start: int, stop: int, shrink: bool = False) -> ChunkResult:
+    t0 = time.monotonic()
     try:
-        if row.strategy == SEEDS:
-            return run_executions(row, start, stop)
-        return explore_row(row, stop - start)
+        c = run_executions(row, start, stop) if row.strategy == SEEDS else explore_row(row, stop - start, shrink)
     except Exception as exc:  # noqa: BLE001 - a simulator crash becomes an error row (R3)
-        return ChunkResult(row.key, start, stop, {}, (), (), 0, error=f"{type(exc).__name__}: {exc}")
+        c = ChunkResult(row.key, start, stop, {}, (), (), 0, error=f"{type(exc).__name__}: {exc}")
+    return dataclasses.replace(c, elapsed=time.monotonic() - t0)
 
 
 def _run_chunk(
-    extra_dirs: tuple[str, ...], key: str, fields: dict[str, Any], start: int, stop: int
+    extra_dirs: tuple[str, ...], key: str, fields: dict[str, Any], start: int, stop: int, shrink: bool = False
 ) -> ChunkResult:
     """Worker entry point: rebuild the catalog in this process and run one work item.
 
@@ -254,7 +270,7 @@ def _run_chunk(
         row = dataclasses.replace(_catalog(extra_dirs).get(key), **fields)
     except Exception as exc:  # noqa: BLE001 - R3
         return ChunkResult(key, start, stop, {}, (), (), 0, error=f"{type(exc).__name__}: {exc}")
-    return _work(row, start, stop)
+    return _work(row, start, stop, shrink)
 
 
 def split(budget: int, jobs: int) -> list[tuple[int, int]]:
@@ -283,7 +299,8 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
     chunks = sorted(chunks, key=lambda c: c.start)
     failed = [c for c in chunks if c.error]
     if failed:
-        return RowResult(row, "error", why=failed[0].error, strategy=row.strategy, executions=failed[0].start)
+        return RowResult(row, "error", why=failed[0].error, strategy=row.strategy, executions=failed[0].start,
+                         elapsed=sum(c.elapsed for c in chunks))
     executions = sum(c.executions if c.executions >= 0 else c.stop - c.start for c in chunks)
     strategy = chunks[0].strategy if chunks else row.strategy
     exhausted = chunks[0].exhausted if len(chunks) == 1 else ""
@@ -325,6 +342,7 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
         first_execution=first[0] if first else -1,
         first=first[1] if first else None,
         first_by_kind=first_by_kind,
+        elapsed=sum(c.elapsed for c in chunks),
     )
 
 
@@ -382,6 +400,7 @@ def check(
     extra_dirs: Sequence[str] = (),
     skip_slow: bool = False,
     strict: bool = False,
+    shrink: bool = False,
     progress: Progress | None = None,
 ) -> CheckResult:
     """Explore ``rows`` and compare each with its expected verdict.
@@ -392,6 +411,8 @@ def check(
     strategy, kernel options and expected verdict from the row given here.
     ``jobs == 1`` runs in this process (a row's scenario may then be any
     callable).
+    ``shrink``: shrink each counterexample's schedule (slower; the token
+    then replays the smallest schedule found that still shows the bug).
     ``progress(key, executions_done)`` is called as chunks finish.
     """
     if jobs < 1:
@@ -417,14 +438,15 @@ def check(
     chunks: dict[str, list[ChunkResult]] = {k: [] for k in budgets}
     if jobs == 1 or len(work) <= 1:
         for row, start, stop in work:
-            c = _work(row, start, stop)
+            c = _work(row, start, stop, shrink)
             chunks[row.key].append(c)
             if progress:
                 progress(row.key, stop - start)
     else:
         with _pool(jobs) as pool:
             futures: list[Future[ChunkResult]] = [
-                pool.submit(_run_chunk, extra, row.key, _fields(row), start, stop) for row, start, stop in work
+                pool.submit(_run_chunk, extra, row.key, _fields(row), start, stop, shrink)
+                for row, start, stop in work
             ]
             for fut in as_completed(futures):
                 c = fut.result()
