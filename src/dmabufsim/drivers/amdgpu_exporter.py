@@ -149,8 +149,9 @@ class AmdgpuExporter:
             lock_under_lru=lock_under_lru,
         )
         self.ops = AmdgpuDmaBufOps(self)
-        #: Virtual time of the GFX jobs submitted (engine busy time).
+        #: Virtual time of the jobs submitted (engine busy time), in total and by ring.
         self.gfx_busy_ns = 0
+        self.gfx_busy_by_engine: dict[str, int] = {}
         self.nr_cs = 0
         self.nr_backoffs = 0
 
@@ -200,10 +201,14 @@ class AmdgpuExporter:
         duration_ns: int = 10_000,
         value: Any = None,
         name: str | None = None,
+        engine: str = "gfx",
     ) -> DmaFence:
-        """``amdgpu_cs_ioctl``: a GFX job touching every ``(bo, write)`` of ``items`` (R3).
+        """``amdgpu_cs_ioctl``: a job on ring ``engine`` touching every ``(bo, write)`` of ``items`` (R3).
 
         Writes store ``value`` at offset 0 of every page; reads load it.
+        Each userspace context usually has its own ring (scheduler entity):
+        pass ``engine="gfx1"`` etc. so that one context's dependencies do not
+        hold back another's jobs.
         """
         self.nr_cs += 1
         jobname = name or f"{self.name}.cs#{self.nr_cs}"
@@ -250,8 +255,9 @@ class AmdgpuExporter:
                 for f in bo.resv.get_fences(usage_rw(write)):
                     if f not in deps:
                         deps.append(f)
-            fence = self.dev.submit(ops, engine="gfx", duration_ns=duration_ns, deps=deps, name=jobname)
+            fence = self.dev.submit(ops, engine=engine, duration_ns=duration_ns, deps=deps, name=jobname)
             self.gfx_busy_ns += duration_ns
+            self.gfx_busy_by_engine[engine] = self.gfx_busy_by_engine.get(engine, 0) + duration_ns
             for bo, write in items:
                 bo.resv.reserve_fences(1)
                 bo.resv.add_fence(fence, DmaResvUsage.WRITE if write else DmaResvUsage.READ)
