@@ -370,3 +370,30 @@ def test_error_propagation_through_get_singleton_array() -> None:
         assert s.get_status() == -errno.EIO
 
     assert run_first(scenario).findings == []
+
+
+def test_lock_interruptible_is_eintr_and_trylock_fails_while_held() -> None:
+    got: list[str] = []
+
+    def contender(resv: DmaResv) -> None:
+        assert not resv.trylock()
+        try:
+            resv.lock_interruptible(None)
+            got.append("locked")
+            resv.unlock()
+        except ds.EINTR:
+            got.append("EINTR")
+
+    def scenario(k: ds.Kernel) -> None:
+        resv = DmaResv("bo")
+        resv.lock(None)
+        assert resv.is_locked() and resv.locking_ctx() is None
+        t = k.spawn(contender, resv, name="contender")
+        k.msleep(1)
+        k.send_signal(t)
+        k.join(t)
+        resv.unlock()
+        assert not resv.is_locked()
+
+    assert run_first(scenario).findings == []
+    assert got == ["EINTR"]
