@@ -24,6 +24,9 @@ from .check import IsolationChecker
 # -- device: IOMMU domains, GPU VMs, engines doing DMA
 from .device import Device, GpuVm, IommuDomain
 
+# -- device: the TTM-like memory manager (issue 6)
+from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice
+
 # -- dma: fences and reservation objects
 from .dma import (
     DmaFence,
@@ -37,6 +40,13 @@ from .dma import (
     ReservationObject,
     reservation_ww_class,
 )
+
+# -- dma-buf: exporters, attachments, dynamic importers, revocation (issue 6)
+from .dma.dma_buf import DmaBuf, DmaBufAttachment, DmaBufAttachOps, DmaBufOps, DmaBufRevocation, SgTable
+
+# -- drivers: the dma-buf reference drivers (issue 6)
+from .drivers.amdgpu_exporter import AmdgpuExporter
+from .drivers.dma_buf_importers import DynamicImporter, StaticImporter
 
 # -- drivers: the userptr helper and the userptr designs of the thread (issue 7)
 from .drivers.userptr_common import UserptrBo

@@ -7,8 +7,11 @@ Imports ``kernel``, ``locking``, ``mm`` and ``dma``.
 from .device import DEFAULT_DURATION_NS, OP_COPY, OP_READ, OP_WRITE, Device, Engine, Job
 from .gpuvm import GpuPte, GpuVm
 from .iommu import IOVA_BASE, DmaMapping, IommuDomain
+from .ttm import GTT, BufferObject, DeviceCopyEngine, MemType, OperationCtx, TTMDevice
 
 __all__ = [
     "DEFAULT_DURATION_NS", "IOVA_BASE", "OP_COPY", "OP_READ", "OP_WRITE", "Device", "DmaMapping", "Engine",
     "GpuPte", "GpuVm", "IommuDomain", "Job",
 ]
+# -- the TTM-like memory manager (issue 6)
+__all__ += ["GTT", "BufferObject", "DeviceCopyEngine", "MemType", "OperationCtx", "TTMDevice"]
