@@ -79,3 +79,52 @@ def test_explore_audit_mode(tmp_path: Any, capsys: Any) -> None:
     out = capsys.readouterr().out
     assert rc == 0
     assert out.startswith("audit ok: 2 terminal states; dfs ")
+
+
+SLOW_SCENARIO = '''
+import os
+import dmabufsim as ds
+
+def _w(a, b):
+    with a, b:
+        pass
+
+def abba(k):
+    marker = os.environ["EXPLORE_MARKER"]
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+    a, b = ds.Mutex("A"), ds.Mutex("B")
+    k.spawn(_w, a, b, name="t1")
+    k.spawn(_w, b, a, name="t2")
+'''
+
+
+def test_ctrl_c_with_two_jobs_prints_what_was_found(tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = tmp_path / "slow.py"
+    p.write_text(SLOW_SCENARIO)
+    marker = tmp_path / "started"
+    env = {**os.environ, "EXPLORE_MARKER": str(marker)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dmabufsim.cli", "explore", f"{p}:abba", "--strategy", "random", "--budget",
+         "100000000", "--jobs", "2", "--all", "--json", "--no-shrink"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )
+    for _ in range(600):  # wait (up to a minute) until the jobs are exploring; no timing is asserted
+        if marker.exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _err = proc.communicate(timeout=60)
+    data = json.loads(out)
+    assert data["reason"] == "interrupted"
+    assert data["verdict"] == "finding"
+    assert "deadlock" in {f["kind"] for f in data["findings"]}
+    assert all(f["kind"] != "exception" for f in data["findings"])
+    assert proc.returncode == 1
