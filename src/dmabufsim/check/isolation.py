@@ -78,7 +78,8 @@ class IsolationChecker:
         """Judge one access through IOMMU entry ``rec`` (R1-R3). Never blocks or raises."""
         self.nr_checked += 1
         page = rec.page
-        if page.gen == rec.gen and page.owner is rec.owner:
+        owner = page.owner
+        if owner is rec.owner and owner is not None and page.gen == rec.gen:
             um = rec.user_mm
             if um is None:
                 return

@@ -30,7 +30,9 @@ Rules:
   nothing is isolated.
 * R5 (usage): mapping an IOVA that the page table already maps raises
   ``EBUSY`` (``-EEXIST`` in the kernel); unaligned addresses raise
-  ``EINVAL``; unmapping an unmapped IOVA returns 0 pages unmapped.
+  ``EINVAL``; unmapping an unmapped IOVA returns 0 pages unmapped. Mapping
+  a free frame is a driver bug: an ``assertion`` finding, and the mapping
+  is made so that accesses through it are judged (``dma-freed-page``).
 """
 
 from __future__ import annotations
@@ -123,7 +125,15 @@ class IommuDomain:
             raise EINVAL(f"iommu_map: unaligned iova {iova:#x}")
         self.k.point("iommu_map", self.oid, True, f"{iova:#x}")
         if page.owner is None:
-            raise EINVAL(f"iommu_map of a free frame (pfn {page.pfn})")
+            # A driver mapping a frame it no longer owns: a kernel bug, reported; the
+            # mapping is made (owner "free"), so any access through it is judged too.
+            self.k.report(
+                "assertion",
+                "BUG: IOMMU mapping of a free page",
+                details={"device": self.name, "iova": f"{iova:#x}", "pfn": page.pfn, "gen": page.gen},
+                rule="iommu R5: only allocated frames may be mapped",
+                signature=f"iommu-map-free:{self.name}",
+            )
         key = iova >> PAGE_SHIFT
         if key in self.pt:
             raise EBUSY(f"iommu_map: iova {iova:#x} already mapped in {self.name}")

@@ -311,3 +311,18 @@ def test_interrupt_moderation_signals_a_window_of_completions_at_once() -> None:
     assert ex.findings == []
     # The first completion interrupts at once; the next three wait for the end of the window.
     assert times == [(0, 1_000), (1, 11_000), (2, 11_000), (3, 11_000)]
+
+
+def test_mapping_a_free_page_is_reported_and_accesses_judged() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        dev = Device("dev", gpuvm=False)
+        (page,) = _pages(Bo("bo"), 1)
+        mm.free_page(page)
+        iova = dev.domain.dma_map_page(page)
+        dev.dma_write(iova, "x")
+        dev.domain.dma_unmap_page(iova)
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["assertion", "dma-freed-page"]
+    assert ex.findings[0].title == "BUG: IOMMU mapping of a free page"
+    assert ex.findings[1].details["owner_at_map"] == "free"
