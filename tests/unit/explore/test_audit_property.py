@@ -60,3 +60,12 @@ def test_dpor_is_sound_on_random_lock_programs(programs: list[list[tuple[Any, ..
     res = audit(build(programs), budget=3000, kernel_options={"lockdep": False})
     if res.exhausted:
         assert res.ok, res.summary()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(program, min_size=2, max_size=3), st.integers(0, 2))
+def test_bounded_dpor_matches_bounded_dfs(programs: list[list[tuple[Any, ...]]], bound: int) -> None:
+    # the Coons et al. fix (DPOR R4): same terminal states as DFS under the same preemption bound
+    res = audit(build(programs), budget=3000, preemption_bound=bound, kernel_options={"lockdep": False})
+    if res.exhausted:
+        assert res.ok, res.summary()
