@@ -96,3 +96,28 @@ def test_audit_agrees_with_interrupts_in_the_schedule() -> None:
     for order in ("check-then-register", "register-then-check", "irqsave"):
         res = audit(device_completion(order), kernel_options=EARLY)
         assert res.ok, (order, res.summary())
+
+
+def test_shrinking_removes_needless_interrupt_injections() -> None:
+    from dmabufsim.explore import replay
+    from dmabufsim.kernel.token import decode
+
+    base = device_completion("check-then-register")
+
+    def noisy(k: ds.Kernel) -> None:
+        def busy() -> None:
+            for _ in range(6):
+                k.point("busy", VAR + 50, True)
+
+        k.spawn(busy, name="busy")
+        k.add_timer(500, lambda: None, name="noise-timer")
+        base(k)
+
+    rep = explore(noisy, "random", budget=500, kernel_options=EARLY, seed=2)
+    (f,) = rep.findings
+    before = replay(noisy, decode(f.original_token), **EARLY)
+    after = replay(noisy, decode(f.token), **EARLY)
+    assert f.shrunk
+    assert after.size() < before.size()
+    assert after.execution.outcome == "deadlock"
+    assert after.size()[1] <= 3  # at most: the early completion interrupt, and the switches it needs
