@@ -138,8 +138,7 @@ def _scenario(jobs: int, marks: dict[str, Any]) -> Any:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    jobs = int(args[0]) if args else JOBS
+    jobs = int(argv[0]) if argv else JOBS
     marks: dict[str, Any] = {}
     rss0 = rss_kib()
     t0 = time.perf_counter()
@@ -156,4 +155,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -73,20 +73,27 @@ class IsolationChecker:
 
     # ------------------------------------------------------------------ the DMA path (hot)
 
-    def check(self, dev: Device, rec: DmaMapping, write: bool, va: int, iova: int, job: Job | None,
-              stray: bool) -> None:
-        """Judge one access through IOMMU entry ``rec`` (R1-R3). Never blocks or raises."""
+    def check(self, rec: DmaMapping, write: bool) -> bool:
+        """The fast path of one access through IOMMU entry ``rec``: True when nothing is wrong.
+
+        False means :meth:`judge` must look closer (and report). Never blocks or raises.
+        """
         self.nr_checked += 1
         page = rec.page
         owner = page.owner
         if owner is rec.owner and owner is not None and page.gen == rec.gen:
-            um = rec.user_mm
-            if um is None:
-                return
-            pte = um.ptes.get(rec.user_va >> PAGE_SHIFT)
+            ptes = rec.user_ptes
+            if ptes is None:
+                return True
+            pte = ptes.get(rec.user_vpn)
             if pte is not None and pte.page is page and (pte.writable or not write):
-                return
-        self._slow(dev, rec, page, write, va, iova, job, stray)
+                return True
+        return False
+
+    def judge(self, dev: Device, rec: DmaMapping, write: bool, va: int, iova: int, job: Job | None,
+              stray: bool) -> None:
+        """The slow path: decide R1-R3 for an access :meth:`check` did not clear, and report."""
+        self._slow(dev, rec, rec.page, write, va, iova, job, stray)
 
     def _slow(self, dev: Device, rec: DmaMapping, page: Page, write: bool, va: int, iova: int,
               job: Job | None, stray: bool) -> None:

@@ -332,8 +332,8 @@ class Device:
         if write and not rec.writable:
             self._fault("IOMMU", va, iova, write, job, stray, "read-only mapping")
             return None
-        if chk is not None:
-            chk.check(self, rec, write, va, iova, job, stray)
+        if chk is not None and not chk.check(rec, write):
+            chk.judge(self, rec, write, va, iova, job, stray)
         return rec.page
 
     def _access(self, vm: GpuVm | None, va: int, write: bool, value: object, job: Job | None,

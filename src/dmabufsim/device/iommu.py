@@ -38,6 +38,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ..kernel.errors import EBUSY, EINVAL
 from ..kernel.runtime import Kernel, current_kernel
@@ -60,7 +61,8 @@ class DmaMapping:
     owner's address space (a userptr), found through the frame's rmap.
     """
 
-    __slots__ = ("domain", "gen", "iova", "owner", "page", "state", "user_mm", "user_va", "writable")
+    __slots__ = ("domain", "gen", "iova", "owner", "page", "state", "user_mm", "user_ptes", "user_va", "user_vpn",
+                 "writable")
 
     def __init__(self, domain: IommuDomain, iova: int, page: Page, writable: bool) -> None:
         self.domain = domain
@@ -71,10 +73,14 @@ class DmaMapping:
         self.gen = page.gen
         self.user_mm: MmStruct | None = None
         self.user_va = 0
+        #: The user mapping's page table and page number, for the checker's hot path.
+        self.user_ptes: dict[int, Any] | None = None
+        self.user_vpn = 0
         if isinstance(page.owner, MmStruct):
             for mm, va in page.rmap:
                 if mm is page.owner:
                     self.user_mm, self.user_va = mm, va
+                    self.user_ptes, self.user_vpn = mm.ptes, va >> PAGE_SHIFT
                     break
         self.state = MAPPED
 
