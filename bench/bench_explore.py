@@ -26,8 +26,8 @@ from typing import Any
 import dmabufsim as ds
 from dmabufsim.explore import explore
 
-N_SIM = 2000  #: executions per dmabufsim throughput measurement
-N_FR = 60  #: executions per frontrun measurement (it is slow)
+N_SIM = 1000  #: executions per dmabufsim throughput measurement
+N_FR = 40  #: executions per frontrun measurement (it is slow)
 QUIET: dict[str, Any] = {"shrink_findings": False, "check_replay": False, "confirm_cycles": False,
                          "coverage": False, "stop_on_first": False}
 
@@ -156,7 +156,7 @@ def _sim_rate(name: str, strategy: str) -> float:
 
 def _first(name: str, strategy: str, **kw: Any) -> tuple[str, str]:
     t0 = time.perf_counter()
-    rep = explore(SIM[name], strategy, budget=20_000, time_budget=3.0, kernel_options={"lockdep": False},
+    rep = explore(SIM[name], strategy, budget=20_000, time_budget=1.5, kernel_options={"lockdep": False},
                   shrink_findings=False, check_replay=False, confirm_cycles=False, coverage=False, **kw)
     dt = time.perf_counter() - t0
     if rep.findings:
