@@ -153,3 +153,13 @@ def test_unreadable_file_and_unwritable_trace(tmp_path: pathlib.Path, capsys: py
     rc = main(["replay", "dbs1.eNpjYGBkYmRiAgAAHQAJ", "B1/abba-mutexes", "--trace", str(tmp_path / "no" / "x.json")])
     assert rc == 2
     assert "cannot write" in _one_error_line(_out(capsys)[1])
+
+
+def test_check_markdown_has_verdicts_and_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--markdown", "--jobs", "1", "--no-progress", "B2"]) == 0
+    md = _out(capsys)[0]
+    assert "| B2 | mutex-under-spinlock | sleep-in-atomic | sleep-in-atomic (" in md
+    assert "### design `mutex-under-spinlock`" in md and "### design `trylock-under-spinlock`" in md
+    block = md.split("### design `mutex-under-spinlock`")[1].split("### design")[0]
+    assert "- found: sleep-in-atomic (" in block and "**match**" in block
+    assert "```\n\n======" in block and "BUG: sleeping function called from invalid context at " in block
