@@ -162,4 +162,4 @@ def test_check_markdown_has_verdicts_and_reports(capsys: pytest.CaptureFixture[s
     assert "### design `mutex-under-spinlock`" in md and "### design `trylock-under-spinlock`" in md
     block = md.split("### design `mutex-under-spinlock`")[1].split("### design")[0]
     assert "- found: sleep-in-atomic (" in block and "**match**" in block
-    assert "```\n\n======" in block and "BUG: sleeping function called from invalid context at " in block
+    assert "```\n======" in block and "BUG: sleeping function called from invalid context at " in block

@@ -284,7 +284,7 @@ def split(budget: int, jobs: int) -> list[tuple[int, int]]:
 
 
 def _found_text(found: Found, executions: int, strategy: str, exhausted: str, first: dict[str, int]) -> str:
-    scope = f"{executions} executions, {strategy}; " + (exhausted or "not exhaustive")
+    scope = f"{executions} execution{'s' if executions != 1 else ''}, {strategy}; " + (exhausted or "not exhaustive")
     errors = sorted(found.error_kinds)
     infos = sorted(found.kinds - found.error_kinds)
     if not errors:
