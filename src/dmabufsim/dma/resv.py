@@ -30,7 +30,9 @@ Rules:
   a lockless reader restarts from the beginning (``is_restarted``) when a
   write section began since it started or the list was reallocated, so it
   never returns a mix of two states of the list; with finitely many writes
-  it terminates.
+  it terminates. Each step of the walk is an RCU read section (atomic: a
+  ``signaled`` op that sleeps there is ``sleep-in-atomic``); the caller
+  holds a reference to the fence it got, so it may wait on it outside.
 * R7 (published fences are depended on): a fence added to a reservation
   object must signal (dma_fence R8) and from that moment its signalling path
   is a fence-signalling critical section.
@@ -44,6 +46,7 @@ from enum import IntEnum
 from ..kernel.errors import EINVAL
 from ..kernel.runtime import current_kernel
 from ..locking.lockdep_map import LockdepMap, lockdep_assert_held
+from ..locking.rcu import rcu_read_lock, rcu_read_unlock
 from ..locking.seqcount import SeqCount
 from ..locking.ww_mutex import WWAcquireCtx, WWClass, WWMutex
 from .fence import LONG_MAX, DmaFence, context_alloc
@@ -576,23 +579,27 @@ class DmaResvIter:
         if self.fence is not None:
             self.fence.put()
             self.fence = None
-        if not self.started:
-            self.started = True
-            self._restart()
-        else:
-            self.is_restarted = False
-            if self._changed():
+        rcu_read_lock()  # the walk is an RCU read section: nothing in it may sleep
+        try:
+            if not self.started:
+                self.started = True
+                self._restart()
+            else:
+                self.is_restarted = False
+                if self._changed():
+                    self.restarts += 1
+                    self._restart()
+            while True:
+                self._walk()
+                if not self._changed():
+                    break
+                if self.fence is not None:
+                    self.fence.put()
+                    self.fence = None
                 self.restarts += 1
                 self._restart()
-        while True:
-            self._walk()
-            if not self._changed():
-                break
-            if self.fence is not None:
-                self.fence.put()
-                self.fence = None
-            self.restarts += 1
-            self._restart()
+        finally:
+            rcu_read_unlock()
         if self.fence is None:
             raise StopIteration
         return self.fence

@@ -397,3 +397,33 @@ def test_lock_interruptible_is_eintr_and_trylock_fails_while_held() -> None:
 
     assert run_first(scenario).findings == []
     assert got == ["EINTR"]
+
+
+class SleepyPollOps(dma.NamedFenceOps):
+    """A ``signaled`` op that takes a mutex: forbidden (FenceOps contract)."""
+
+    def __init__(self, m: ds.Mutex) -> None:
+        super().__init__("gpu", "sleepy")
+        self.m = m
+
+    def signaled(self, fence: dma.DmaFence) -> bool:
+        self.m.lock()
+        self.m.unlock()
+        return False
+
+
+def test_lockless_walk_is_an_rcu_read_section() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        tl = dma.FenceContext("sleepy", ops=SleepyPollOps(ds.Mutex("hw_lock")))
+        f = tl.create()
+        resv = DmaResv()
+        with resv:
+            resv.reserve_fences(1)
+            resv.add_fence(f, W)
+        assert resv.test_signaled(W) is False
+        f.signal()
+
+    ex = run_first(scenario)
+    assert "sleep-in-atomic" in ex.kinds
+    atomic = ex.by_kind("sleep-in-atomic")[0].details["atomic"]
+    assert [a["what"] for a in atomic] == ["rcu_read_lock"]
