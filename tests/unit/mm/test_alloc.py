@@ -248,3 +248,20 @@ def test_empty_and_stopping_shrinkers_are_not_scanned_further() -> None:
     ex = run_first(scenario)
     assert ex.findings == []
     assert log == ["count-empty", ("scan", 1, 1, True, True), ("scan", 1, 1, True, True), ("scan", 1, 1, True, True)]
+
+
+def test_memory_size_from_config_options_and_init_once() -> None:
+    out: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        a = mm.page_allocator()
+        out["size"] = (a.nr_pages, a.low, a.min, a.nr_free)
+        try:
+            mm.init_memory(16)
+        except ds.UsageError as e:
+            out["twice"] = str(e)
+
+    ex = ds.Kernel(strategy=ds.FirstStrategy(), options={"mm": {"nr_pages": 128, "low": 8}}).run(scenario)
+    assert ex.findings == []
+    assert out["size"] == (128, 8, 4, 128)
+    assert out["twice"].startswith("init_memory() called twice")
