@@ -24,7 +24,10 @@ Rules (findings cite them as ``importer Rn``):
 * R2 (re-map): a dynamic importer re-maps when its table was notified,
   torn down or is older than the buffer's last move; it never unmaps the
   old table itself while jobs may use it (the exporter tears old tables
-  down once the move is complete, dma-buf R7).
+  down once the move is complete, dma-buf R7). ``remap_on_move=False``
+  models the importer that breaks this rule: its accesses go through the
+  old table, to the old pages (lost writes; freed pages once the move is
+  complete).
 * R3 (revocation, claim C2): on ``revoke`` a dynamic importer stops
   submitting, and a worker waits for its last job, tears its tables down
   and gives the revocation back.
@@ -84,12 +87,15 @@ class DynamicImporter(DmaBufAttachOps):
 
     allow_peer2peer = False
 
-    def __init__(self, name: str, *, iommu: bool = True, honour_fences: bool = True) -> None:
+    def __init__(self, name: str, *, iommu: bool = True, honour_fences: bool = True,
+                 remap_on_move: bool = True) -> None:
         self.k = current_kernel()
         self.name = name
         self.dev = Device(name, iommu=iommu, gpuvm=False)
         #: False models an importer that forgets to wait for the KERNEL and implicit fences (R1).
         self.honour_fences = honour_fences
+        #: False models an importer that ignores ``move_notify`` and keeps using its old table (R2).
+        self.remap_on_move = remap_on_move
         self.nr_jobs = 0
         self.nr_remaps = 0
         self.busy_ns = 0
@@ -146,7 +152,7 @@ class DynamicImporter(DmaBufAttachOps):
             if imp.revoked:
                 return None
             sgt = imp.sgt
-            if sgt is None or imp.invalidated or sgt.torn_down or sgt.stale:
+            if sgt is None or (self.remap_on_move and (imp.invalidated or sgt.torn_down or sgt.stale)):
                 sgt = att.map(DMA_BIDIRECTIONAL)
                 imp.sgt = sgt
                 imp.invalidated = False

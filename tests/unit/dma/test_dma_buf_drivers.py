@@ -130,3 +130,30 @@ def test_dynamic_importer_maps_bidirectionally_through_its_own_iommu() -> None:
 
     assert run_first(scenario).findings == []
     assert out == {"entries": [(4096, True), (4096, True)], "after": [None, None]}
+
+
+def test_importer_that_keeps_its_old_table_after_move_notify_is_caught() -> None:
+    """dma-buf R7 broken by the importer: its write goes to the old pages, freed once the move completed."""
+    out: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        drv = AmdgpuExporter(vram_pages=8)
+        bo = drv.create_bo(1, name="b", placement=(GTT,), value="v")
+        buf = drv.export(bo)
+        imp = DynamicImporter("gpu1", iommu=False, remap_on_move=False)
+        att = imp.attach(buf)
+        imp.access(att, write=False).wait()  # type: ignore[union-attr]
+        drv.move(bo, (MemType.VRAM,))
+        drv.wait_idle()  # the move completed: the old page is free
+        imp.access(att, write=True, value="lost").wait()  # type: ignore[union-attr]
+        out["contents"] = [p.read(0) for p in bo.pages]
+        imp.release(att)
+        buf.put()
+        drv.destroy(bo)
+        drv.wait_idle()
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["dma-freed-page"]
+    f = ex.findings[0]
+    assert (f.details["device"], f.details["access"], f.details["owner"]) == ("gpu1", "write", "free")
+    assert out["contents"] == ["v"]
