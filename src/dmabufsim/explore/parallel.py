@@ -6,12 +6,15 @@ Rules:
   ``i mod N`` (each execution has its own seed stream, so the executions
   are the same ones as with one job); systematic strategies split the tree
   at its root (DFS R4, DPOR R5). The union of the jobs is the one-job run.
+  A root with fewer alternatives than jobs leaves the extra jobs idle.
 * R2 (merge): findings are merged by signature keeping the one found at the
   lowest execution index, so the set of findings (and their tokens) does not
   depend on which process was faster; executions and coverage add up; a
   systematic phase is exhausted only when every job exhausted its share.
 * R3 (Ctrl-C): every job catches the interruption and returns what it has;
   the parent keeps collecting for a few seconds and reports ``interrupted``.
+* R4 (progress): each job sends its count every quarter second; the parent
+  shows the sum (distinct findings: the largest job count until the merge).
 
 Processes are forked (the scenario function need not be importable by
 name); greenlets are never alive in the parent at fork time.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +34,8 @@ from .explorer import PhaseResult, Progress, _Run, plan, run_job
 
 #: Seconds the parent keeps collecting results after a Ctrl-C.
 INTERRUPT_GRACE = 5.0
+#: Seconds between two progress messages of a job.
+PROGRESS_EVERY = 0.25
 
 
 def _child(
@@ -42,8 +48,15 @@ def _child(
     pkw: dict[str, Any],
 ) -> None:
     phases = plan(strategy, **pkw)
+    last = [0.0]
+
+    def report_progress(n: int, found: int, elapsed: float, name: str) -> None:
+        if elapsed - last[0] >= PROGRESS_EVERY:
+            last[0] = elapsed
+            q.put((job, ("progress", n, found, name), ""))
+
     try:
-        run = run_job(scenario, phases, job=job, jobs=jobs, **kw)
+        run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, **kw)
     except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
         q.put((job, None, f"{type(exc).__name__}: {exc}"))
         return
@@ -120,6 +133,8 @@ def run_parallel(
     for p in procs:
         p.start()
     results: dict[int, _Run] = {}
+    live: dict[int, tuple[int, int]] = {}
+    start = time.monotonic()
     errors: list[str] = []
     interrupted = False
     timeout: float | None = None
@@ -136,13 +151,21 @@ def run_parallel(
             interrupted = True
             timeout = INTERRUPT_GRACE
             continue
+        if isinstance(run, tuple):  # ("progress", executions, findings, strategy) of one job
+            live[job] = (run[1], run[2])
+            if progress is not None:
+                n = sum(v[0] for v in live.values())
+                progress(n, max(v[1] for v in live.values()), time.monotonic() - start, run[3])
+            continue
         if err:
             errors.append(f"job {job}: {err}")
         else:
             results[job] = run
+            live[job] = (run.executions, len(run.findings))
             if progress is not None:
                 m = merge(list(results.values()))
-                progress(m.executions, len(m.findings), 0.0, strategy or "portfolio")
+                progress(sum(v[0] for v in live.values()), len(m.findings), time.monotonic() - start,
+                         strategy or "portfolio")
     for p in procs:
         p.join(timeout=1.0)
     if errors:

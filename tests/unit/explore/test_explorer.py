@@ -205,3 +205,11 @@ def test_coverage_counts_lock_order_edges_and_critical_preemptions() -> None:
     assert rep.coverage.edges == {("A", "B"), ("B", "A")}
     assert rep.coverage.contexts == {("A", "process"), ("B", "process")}
     assert rep.coverage.preemptions_in_critical > 0
+
+
+def test_jobs_report_progress_and_the_last_count_is_the_total() -> None:
+    calls: list[tuple[int, int]] = []
+    rep = explore(abba, "random", budget=200, jobs=2, stop_on_first=False, shrink_findings=False,
+                  kernel_options=NO_LOCKDEP, progress=lambda n, found, el, name: calls.append((n, found)))
+    assert calls
+    assert calls[-1][0] == rep.executions == 200
