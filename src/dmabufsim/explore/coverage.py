@@ -4,8 +4,8 @@ A search that found nothing is only as good as what it reached. The
 explorer folds every execution into one :class:`Coverage`:
 
 * lock-order edges exercised: ``A -> B`` when a thread acquired (or started
-  to acquire) class ``B`` while holding ``A`` (the held-lock stack the
-  runtime keeps, which lockdep extends);
+  to acquire: lockdep pushes before a lock sleeps) class ``B`` while holding
+  ``A`` (the held-lock stack the runtime keeps, which lockdep extends);
 * lock class x context: each class with the context it was taken in
   (``process``, ``irq`` for interrupt handlers, ``reclaim`` inside direct
   reclaim / shrinkers);
@@ -51,23 +51,39 @@ class Coverage:
         self.preemptions += other.preemptions
 
     def attach(self, k: Kernel) -> None:
-        """Listen to ``k``'s trace for lock acquisitions."""
+        """Watch ``k``'s threads' held-lock stacks at every event of theirs.
+
+        Acquisitions are seen through the held stack (not operation names),
+        so pseudo-locks (``fs_reclaim``, ``dma_fence_map``), rwsems and
+        ww_mutexes count as well; an acquisition is noticed at the thread's
+        next event, with the context the thread is in then.
+        """
         threads = k._threads  # read-only view of the execution's threads (creation order)
         edges, contexts = self.edges, self.contexts
+        last: dict[int, tuple[int, int]] = {}
 
         def on_event(ev: Event) -> None:
-            op = ev.op
-            if ev.tid < 0 or "lock" not in op or "unlock" in op or "try" in op:
+            tid = ev.tid
+            if tid < 0:
                 return
-            t = threads[ev.tid]
-            held = t.held
-            if not held:
+            held = threads[tid].held
+            n = len(held)
+            top = held[-1].map.oid if n else -1
+            before = last.get(tid, (0, -1))
+            if (n, top) == before:
                 return
-            last = held[-1].map.name
-            contexts.add((last, _context(t)))
-            for hl in held[:-1]:
-                if hl.map.name != last:
-                    edges.add((hl.map.name, last))
+            last[tid] = (n, top)
+            if n == 0 or (n <= before[0] and top == before[1]):
+                return
+            # the entries above the common prefix are new acquisitions
+            start = min(before[0], n - 1) if top != before[1] else before[0]
+            ctx = _context(threads[tid])
+            for i in range(max(start, 0), n):
+                name = held[i].map.name
+                contexts.add((name, ctx))
+                for hl in held[:i]:
+                    if hl.map.name != name:
+                        edges.add((hl.map.name, name))
 
         k.trace.subscribe(on_event)
 

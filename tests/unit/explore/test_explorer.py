@@ -213,3 +213,29 @@ def test_jobs_report_progress_and_the_last_count_is_the_total() -> None:
                   kernel_options=NO_LOCKDEP, progress=lambda n, found, el, name: calls.append((n, found)))
     assert calls
     assert calls[-1][0] == rep.executions == 200
+
+
+def test_coverage_sees_pseudo_locks_and_irq_context() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        lock = ds.SpinLock("dev_lock")
+        reclaim = ds.LockdepMap("fs_reclaim")
+
+        def irq() -> None:
+            with lock:
+                k.point("irq_work", 40_000, True)
+
+        def proc() -> None:
+            with reclaim:
+                k.point("alloc", 40_001, True)
+                lock.lock_irqsave()
+                k.point("update", 40_000, True)
+                lock.unlock_irqrestore()
+
+        k.spawn(proc, name="proc")
+        k.raise_irq(irq, name="dev_irq")
+
+    rep = explore(scenario, "dpor", budget=200, stop_on_first=False)
+    assert ("fs_reclaim", "dev_lock") in rep.coverage.edges
+    assert ("dev_lock", "irq") in rep.coverage.contexts
+    assert ("dev_lock", "process") in rep.coverage.contexts
+    assert ("fs_reclaim", "process") in rep.coverage.contexts
