@@ -413,8 +413,21 @@ class BufferObject:
         self.refcount -= 1
         if self.refcount > 0 or self.resource is None:
             return
-        tdev = self.tdev
+        # ``ttm_bo_release``: the caller may hold other reservation locks (an
+        # evictor dropping its temporary reference): only trylock here, and
+        # leave a busy object to the delayed-destroy worker.
+        if self.resv.trylock():
+            self._release_locked()
+        else:
+            self.tdev.k.spawn(self._release_worker, name=f"ttm-delayed-destroy-{self.oid}", daemon=True)
+
+    def _release_worker(self) -> None:
         self.resv.lock(None)
+        self._release_locked()
+
+    def _release_locked(self) -> None:
+        """Release the backing store (resv held; unlocks it): now if idle, else through a ghost (R4)."""
+        tdev = self.tdev
         try:
             self._unlink_lru()
             fences = self.resv.get_fences(DmaResvUsage.BOOKKEEP)

@@ -558,6 +558,8 @@ class DmaBuf:
             )
         self.released = True
         self.ops.release(self)
+        if self.own_resv:
+            self.resv.fini()
 
     # ------------------------------------------------------------ attach (R3, R4)
 

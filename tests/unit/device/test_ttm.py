@@ -294,3 +294,23 @@ def test_accounting_and_contents_survive_any_sequence_of_moves(ops: list[tuple[i
     ex = run(scenario, seed=len(ops))
     assert ex.findings == []
     assert bad == []
+
+
+def test_last_put_while_the_resv_is_held_defers_to_a_worker() -> None:
+    """``ttm_bo_release`` only trylocks: a busy BO is released by the delayed-destroy worker."""
+    out: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        _, tdev = _tdev(vram=4)
+        bo = _bo(tdev, 2, "bo")
+        pages = bo.pages
+        bo.resv.lock(None)
+        bo.put()  # we hold the lock ourselves: cannot release inline
+        out["inline"] = [p.is_free for p in pages]
+        bo.resv.unlock()
+        k.msleep(1)
+        out["later"] = [p.is_free for p in pages]
+        out["usage"] = tdev.man[VRAM].usage
+
+    assert run_first(scenario).findings == []
+    assert out == {"inline": [False, False], "later": [True, True], "usage": 0}
