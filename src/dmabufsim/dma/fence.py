@@ -770,7 +770,8 @@ class FenceContext:
                  lock: SpinLock | None = None) -> None:
         self.name = name
         self.ops = ops if ops is not None else NamedFenceOps(driver, name)
-        self.lock = lock if lock is not None else SpinLock(f"{name}.fence_lock", key=FENCE_LOCK_CLASS)
+        # One lockdep class per driver (the kernel: one per spin_lock_init site).
+        self.lock = lock if lock is not None else SpinLock(f"{name}.fence_lock", key=f"{driver}.fence_lock")
         self.context = context_alloc(1)
         #: The last seqno handed out.
         self.seqno = 0
