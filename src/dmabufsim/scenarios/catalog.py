@@ -37,6 +37,11 @@ Rules:
   not exhaustive" when no systematic phase covered its space.
 * R4 (determinism): discovery order, row order and keys do not depend on
   the process or the file system's listing order.
+* R5 (robustness): a package module that fails to load, or declares a row
+  another module already declared, becomes one *broken* row naming the
+  module and the error (``check`` reports it as an error and fails); the
+  rest of the catalog still runs. A file given with ``--scenarios`` that
+  fails to load is bad input instead (exit 2).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,6 +235,8 @@ class ClaimScenario:
     origin: str = ""
     #: The design's explanation (the scenario docstring by default).
     doc: str = ""
+    #: Why the module declaring this row could not be loaded ("" when it was).
+    broken: str = ""
 
     def __post_init__(self) -> None:
         if self.scenario is not None and self.expected is None:
@@ -249,6 +257,8 @@ class ClaimScenario:
 
     @property
     def status(self) -> str:
+        if self.broken:
+            return f"broken: {self.broken}"
         if self.modelled:
             return "modelled"
         return "not yet modelled (needs: " + ", ".join(self.needs or ("?",)) + ")"
@@ -450,6 +460,12 @@ class Catalog:
         return rows[0]
 
 
+def _broken_row(module: str, why: str) -> ClaimScenario:
+    m = re.match(r"c(\d+)", module)
+    claim = f"C{int(m.group(1))}" if m else module
+    return ClaimScenario(claim=claim, title=f"module {module}", design=f"<{module}>", broken=why)
+
+
 def discover(extra_dirs: Sequence[str] = ()) -> Catalog:
     """Import every catalog module of this package (sorted by name) and of ``extra_dirs``.
 
@@ -460,12 +476,19 @@ def discover(extra_dirs: Sequence[str] = ()) -> Catalog:
     rows: list[ClaimScenario] = []
     seen: dict[str, str] = {}
     for name in _catalog_module_names():
-        module = importlib.import_module(f"{__package__}.{name}")
-        for r in rows_of_module(module):
-            if r.key in seen:
-                raise UsageError(f"catalog row {r.key} is declared twice ({seen[r.key]} and {module.__name__})")
-            seen[r.key] = module.__name__
-            rows.append(r)
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+            found = rows_of_module(module)
+        except Exception as exc:  # noqa: BLE001 - R5: one broken module is one error row
+            rows.append(_broken_row(name, f"cannot load {name}: {type(exc).__name__}: {exc}"))
+            continue
+        dups = [f"{r.key} (also in {seen[r.key]})" for r in found if r.key in seen]
+        if dups:
+            rows.append(_broken_row(name, "rows declared twice: " + ", ".join(dups)))
+        for r in found:
+            if r.key not in seen:
+                seen[r.key] = name
+                rows.append(r)
     for d in extra_dirs:
         if not os.path.isdir(d):
             raise UsageError(f"no such scenario directory: {d}")

@@ -422,6 +422,9 @@ def check(
     budgets: dict[str, int] = {}
     results: dict[str, RowResult] = {}
     for row in rows:
+        if row.broken:
+            results[row.key] = RowResult(row, "error", why=row.status)
+            continue
         if not row.modelled:
             results[row.key] = RowResult(row, "pending", why=row.status)
             continue

@@ -133,3 +133,27 @@ def test_a_modelled_claim_replaces_its_pending_row() -> None:
     cat = cat_mod.Catalog([row])
     assert [r.key for r in cat.select(["C18"])] == ["C18/d"]
     assert [r.key for r in cat.select(["C17"])] == ["C17/-"]
+
+
+def test_a_module_that_fails_to_load_is_one_broken_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmabufsim.scenarios import check
+
+    names = cat_mod._catalog_module_names()
+    monkeypatch.setattr(cat_mod, "_catalog_module_names", lambda: [*names, "c97_missing_module"])
+    cat = discover()
+    (row,) = [r for r in cat if r.broken]
+    assert row.key == "C97/<c97_missing_module>"
+    assert row.status.startswith("broken: cannot load c97_missing_module: ModuleNotFoundError: ")
+    assert cat.get("B3/lock-held-at-exit").modelled  # the rest of the catalog still loads
+    res = check([row, cat.get("B3/lock-held-at-exit")], jobs=1)
+    assert [r.status for r in res.rows] == ["error", "match"] and not res.ok
+
+
+def test_a_row_declared_twice_is_broken(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = cat_mod._catalog_module_names()
+    monkeypatch.setattr(cat_mod, "_catalog_module_names", lambda: [*names, "basics_locking"])
+    (broken,) = [r for r in discover() if r.broken]
+    assert broken.key == "basics_locking/<basics_locking>"
+    assert broken.status.startswith(
+        "broken: rows declared twice: B1/abba-mutexes (also in basics_locking), B1/abba-mutexes-lockdep (also in "
+    )
