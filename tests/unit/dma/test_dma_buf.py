@@ -397,3 +397,74 @@ def test_use_after_release_is_usage_error() -> None:
             buf.attach("dev0")
 
     assert run_first(scenario).findings == []
+
+
+#: Functions of the locking convention (dma-buf R3/R7/R8), whether they need the lock, and how to call them.
+_CONVENTION: dict[str, bool] = {
+    "dma_buf_map_attachment": True,
+    "dma_buf_pin": True,
+    "dma_buf_move_notify": True,
+    "dma_buf_vmap": True,
+    "dma_buf_begin_cpu_access": False,
+    "dma_buf_end_cpu_access": False,
+    "dma_buf_dynamic_attach": False,
+}
+
+
+class _VmapExporter(DynamicExporter):
+    def vmap(self, dmabuf: DmaBuf) -> Any:
+        return "vaddr"
+
+
+@settings(max_examples=30, deadline=None)
+@given(calls=st.lists(st.tuples(st.sampled_from(sorted(_CONVENTION)), st.booleans()), min_size=1, max_size=10))
+def test_locking_convention_findings_are_exactly_the_violations(calls: list[tuple[str, bool]]) -> None:
+    """Each call made with the wrong lock state is one finding naming it; right calls are silent (R3).
+
+    (Attaching under the lock is also a real self-deadlock -- the core takes
+    the lock itself -- so the property only attaches without it; see the
+    next test.)
+    """
+    calls = [(fn, hold and fn != "dma_buf_dynamic_attach") for fn, hold in calls]
+
+    def scenario(k: ds.Kernel) -> None:
+        buf = export(_VmapExporter(), 4096)
+        att = buf.dynamic_attach("dev0", Importer([]))
+        for fn, hold in calls:
+            if hold:
+                buf.resv.lock(None)
+            if fn == "dma_buf_map_attachment":
+                att.map(DMA_BIDIRECTIONAL)
+            elif fn == "dma_buf_pin":
+                att.pin()
+            elif fn == "dma_buf_move_notify":
+                buf.move_notify()
+            elif fn == "dma_buf_vmap":
+                buf.vmap()
+            elif fn == "dma_buf_begin_cpu_access":
+                buf.begin_cpu_access(DMA_TO_DEVICE)
+            elif fn == "dma_buf_end_cpu_access":
+                buf.end_cpu_access(DMA_TO_DEVICE)
+            else:
+                buf.dynamic_attach("dev1", Importer([]))
+            if hold:
+                buf.resv.unlock()
+
+    ex = run_first(scenario)
+    expected = sorted({fn for fn, hold in calls if hold != _CONVENTION[fn]})
+    assert ex.kinds == ["assertion"] * len(expected)
+    assert sorted(f.details["function"] for f in ex.findings) == expected
+    for f in ex.findings:
+        assert f.details["resv_held"] is not _CONVENTION[f.details["function"]]
+
+
+def test_attach_under_the_resv_lock_is_reported_then_deadlocks() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        buf = export(DynamicExporter(), 4096)
+        buf.resv.lock(None)
+        buf.dynamic_attach("dev0", Importer([]))
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["assertion", "recursive-locking", "deadlock"]
+    assert ex.findings[0].details["function"] == "dma_buf_dynamic_attach"
+    assert ex.findings[1].details["chain"] == ["reservation_ww_class_mutex", "reservation_ww_class_mutex"]
