@@ -38,7 +38,10 @@ Rules:
   writes through the stale mapping: after ``fork`` + copy-on-write into the
   child's page (``dma-foreign-page``).
 * R4 (non-blockable, v4.19): ``amn->read_lock`` is only trylocked; an
-  overlapping object makes the callback refuse with ``EAGAIN``.
+  overlapping object makes the callback refuse with ``EAGAIN``. The read
+  side itself is still ``down_read_non_owner``, which may sleep: under
+  today's ``non_block_start`` checks that is a ``sleep-in-atomic`` finding
+  (a bug the 2018 kernel could not see).
 """
 
 from __future__ import annotations
