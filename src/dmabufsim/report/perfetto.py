@@ -12,7 +12,9 @@ file that loads in ui.perfetto.dev and chrome://tracing:
   detail as arguments;
 * every lock hold is a slice ``lock <class>`` from the lock operation to
   the matching unlock (for a sleeping lock it includes the time spent
-  waiting for it: the trace has no separate event for the acquisition);
+  waiting for it: the trace has no separate event for the acquisition); a
+  hold released out of nesting order (hand-over-hand) is an async slice,
+  since a thread's slices must nest;
 * every signal (``dma_fence_signal``, ``complete``, ``wake_up``) is
   joined by a flow arrow to each thread that was waiting on that object,
   at the thread's next event. The trace has no event for falling asleep,
@@ -83,19 +85,41 @@ def trace_events(ex: Execution, title: str = "dmabufsim") -> dict[str, Any]:
         out.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": f"{t.name}/{t.tid}"}})
         out.append({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid, "args": {"sort_index": t.tid}})
 
-    # Lock holds: slices from the lock operation to the matching unlock.
+    # Lock holds: slices from the lock operation to the matching unlock. A
+    # hold that overlaps an earlier one without nesting in it (hand-over-hand
+    # locking: lock A, lock B, unlock A) cannot be a slice of the thread's
+    # track; it becomes an async slice of the same name instead.
     end_ts = (len(events) + ex.now / 1000.0) if events else 0.0
+    holds: list[tuple[float, float, int, int | None]] = []
     for acq, rel in pair_locks(events):
         ev = events[acq]
-        pid, tid = where(ev.tid)
         start = _ts(acq, ev)
         stop = _ts(rel, events[rel]) + OP_DUR if rel is not None else end_ts
+        holds.append((start, max(start, stop), acq, rel))
+    holds.sort(key=lambda h: (events[h[2]].tid, h[0], -h[1]))
+    open_ends: dict[int, list[float]] = {}
+    async_id = 0
+    for start, stop, acq, rel in holds:
+        ev = events[acq]
+        pid, tid = where(ev.tid)
         args: dict[str, Any] = {"obj": ev.obj, "acquired_by": ev.op, "step": ev.step}
         if rel is None:
             args["released"] = "never (held when the execution ended)"
+        name = f"lock {lock_name(ev)}"
+        stack = open_ends.setdefault(ev.tid, [])
+        while stack and stack[-1] <= start:
+            stack.pop()
+        if stack and stack[-1] < stop:
+            async_id += 1
+            args["nesting"] = "overlaps an outer hold without nesting (hand-over-hand)"
+            common = {"name": name, "cat": "lock", "id": async_id, "pid": pid, "tid": tid}
+            out.append({**common, "ph": "b", "ts": start, "args": args})
+            out.append({**common, "ph": "e", "ts": stop})
+            continue
+        stack.append(stop)
         out.append(
-            {"name": f"lock {lock_name(ev)}", "cat": "lock", "ph": "X", "ts": start, "dur": max(0.0, stop - start),
-             "pid": pid, "tid": tid, "args": args}
+            {"name": name, "cat": "lock", "ph": "X", "ts": start, "dur": stop - start, "pid": pid, "tid": tid,
+             "args": args}
         )
 
     # Operations, DMA instants, and flow arrows from signallers to waiters.

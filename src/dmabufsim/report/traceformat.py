@@ -20,6 +20,10 @@ Rules:
 * R6: metadata events are one of the known names, with ``args.name`` (a
   string) for names and ``args.sort_index`` (an int) for sort indices.
 * R7: ``args``, when present, is an object.
+* R8: complete events (``X``) of one thread nest: one that starts inside
+  another ends inside it too (the UI drops or misdraws partial overlaps).
+* R9: async slices (``b``/``e``) carry a ``cat`` and an ``id``; every end
+  follows a begin with the same ``cat``, ``id`` and ``name``.
 """
 
 from __future__ import annotations
@@ -124,6 +128,51 @@ def validate(doc: Any) -> list[str]:
     for key, st in sorted(stacks.items()):
         for name, _ in st:
             errors.append(f"R4: slice {name!r} on pid/tid {key} is never ended")
+    errors.extend(_check_complete_nesting(events))
+    errors.extend(_check_async(events))
+    return errors
+
+
+def _check_complete_nesting(events: list[Any]) -> list[str]:
+    """R8: the X slices of each thread nest."""
+    spans: dict[tuple[Any, Any], list[tuple[float, float, str]]] = {}
+    for ev in events:
+        if isinstance(ev, dict) and ev.get("ph") == "X" and _num(ev.get("ts")) and _num(ev.get("dur")):
+            spans.setdefault((ev.get("pid"), ev.get("tid")), []).append(
+                (float(ev["ts"]), float(ev["ts"]) + float(ev["dur"]), str(ev.get("name", "")))
+            )
+    errors = []
+    for key in sorted(spans, key=repr):
+        stack: list[tuple[float, str]] = []
+        for start, end, name in sorted(spans[key], key=lambda s: (s[0], -s[1])):
+            while stack and stack[-1][0] <= start:
+                stack.pop()
+            if stack and stack[-1][0] < end:
+                errors.append(f"R8: slice {name!r} on pid/tid {key} overlaps {stack[-1][1]!r} without nesting")
+                continue
+            stack.append((end, name))
+    return errors
+
+
+def _check_async(events: list[Any]) -> list[str]:
+    """R9: async begin/end pairs."""
+    open_: dict[tuple[Any, Any], list[str]] = {}
+    errors = []
+    timed = [ev for ev in events if isinstance(ev, dict) and ev.get("ph") in ("b", "e") and _num(ev.get("ts"))]
+    for ev in sorted(timed, key=lambda e: (float(e["ts"]), e["ph"] != "b")):
+        if "id" not in ev or not isinstance(ev.get("cat"), str):
+            errors.append(f"R9: async event {ev.get('name')!r} needs an id and a cat")
+            continue
+        key = (ev["cat"], ev["id"])
+        if ev["ph"] == "b":
+            open_.setdefault(key, []).append(str(ev.get("name", "")))
+        elif not open_.get(key):
+            errors.append(f"R9: async end {ev.get('name')!r} (id {ev['id']!r}) has no begin")
+        elif open_[key].pop() != str(ev.get("name", "")):
+            errors.append(f"R9: async end {ev.get('name')!r} (id {ev['id']!r}) does not match its begin's name")
+    for key, names in sorted(open_.items(), key=repr):
+        for name in names:
+            errors.append(f"R9: async slice {name!r} (id {key[1]!r}) is never ended")
     return errors
 
 
