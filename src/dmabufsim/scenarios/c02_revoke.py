@@ -10,10 +10,13 @@ The experiment: an amdgpu-like exporter shares a buffer in GTT with two
 dynamic importers -- a fast one (20 us jobs) and a slow one (200 us jobs)
 -- whose devices sit behind no IOMMU (passthrough, as on many machines:
 nothing turns a late access into a fault). Each keeps reading the buffer.
-A reclaim-like thread trylocks the reservation object (a shrinker may only
-trylock, claim C5), revokes the buffer (:meth:`~dmabufsim.dma.dma_buf.DmaBuf.revoke`,
-dma-buf R11), and frees the backing store *without waiting for fences* --
-it trusts the revocation to mean "no importer touches the pages any more".
+Meanwhile another thread allocates memory until the machine runs short;
+its direct reclaim calls ``shrink_slab``, and the exporter's
+:class:`DmaBufShrinker` trylocks the buffer's reservation object (a
+shrinker may only trylock, claim C5), revokes the buffer
+(:meth:`~dmabufsim.dma.dma_buf.DmaBuf.revoke`, dma-buf R11) and frees its
+backing store *without waiting for fences* -- it trusts the revocation to
+mean "no importer touches the pages any more".
 
 Designs:
 
@@ -32,19 +35,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..device.ttm import GTT
+from ..device.ttm import GTT, BufferObject
+from ..dma.dma_buf import DmaBuf
 from ..drivers.amdgpu_exporter import AmdgpuExporter
 from ..drivers.dma_buf_importers import DynamicImporter
+from ..kernel.gfp import GFP_KERNEL
 from ..kernel.runtime import Kernel
+from ..mm.page import Page, init_memory, page_allocator
+from ..mm.shrinker import SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker
 from .catalog import Verdict
 
 #: Job lengths of the two importers (virtual ns).
 FAST_NS = 20_000
 SLOW_NS = 200_000
-#: When the revoker starts (the first jobs are in flight by then).
+#: When memory runs short (the first jobs are in flight by then).
 REVOKE_AT_NS = 5_000
-#: How long a busy reservation object makes the revoker retry (a shrinker would skip it).
-RETRY_NS = 1_000
+#: The machine's memory: small, so that the allocating thread enters direct reclaim.
+NR_PAGES = 32
+LOW_WATERMARK = 4
 
 
 def _reader(imp: DynamicImporter, att: Any, duration_ns: int, jobs: int) -> None:
@@ -55,35 +63,76 @@ def _reader(imp: DynamicImporter, att: Any, duration_ns: int, jobs: int) -> None
         fence.wait()
 
 
-def _revoker(k: Kernel, bo: Any, buf: Any, counted: bool, out: dict[str, Any]) -> None:
+class DmaBufShrinker(Shrinker):
+    """The exporter's shrinker: revoke shared buffers and free their backing store (``shrink_slab``).
+
+    Only trylocks (shrinker R4); a buffer whose lock is busy is skipped. The
+    revocation is non-pipelined: the shrinker waits (on the CPU, inside
+    reclaim) for every importer, then frees at once.
+    """
+
+    name = "amdgpu-dmabuf"
+
+    def __init__(self, counted: bool) -> None:
+        super().__init__()
+        self.counted = counted
+        self.buffers: list[tuple[BufferObject, DmaBuf]] = []
+        self.revoked_at: list[int] = []
+
+    def count_objects(self, sc: ShrinkControl) -> int:
+        n = sum(bo.size for bo, _ in self.buffers if bo.resource is not None)
+        return n if n else SHRINK_EMPTY
+
+    def scan_objects(self, sc: ShrinkControl) -> int:
+        freed = 0
+        for bo, buf in self.buffers:
+            if bo.resource is None or not bo.resv.trylock():
+                continue
+            try:
+                buf.revoke(counted=self.counted)
+                self.revoked_at.append(self.k.now)
+                n = bo.size
+                bo.release_backing(wait=False)  # "no importer touches the pages any more"
+                freed += n
+            finally:
+                bo.resv.unlock()
+        sc.nr_scanned = freed
+        return freed if freed else SHRINK_STOP
+
+
+def _allocator(k: Kernel, hog: list[Page]) -> None:
+    """Allocate until the machine enters direct reclaim once, then give everything back."""
     k.nsleep(REVOKE_AT_NS)
-    while not bo.resv.trylock():
-        k.nsleep(RETRY_NS)
-    try:
-        buf.revoke(counted=counted)
-        out["revoked_at"] = k.now
-        # "No importer touches the pages": free at once, no fence wait.
-        bo.release_backing(wait=False)
-    finally:
-        bo.resv.unlock()
+    alloc = page_allocator()
+    while alloc.stats.direct_reclaims == 0:
+        hog.append(alloc.alloc_page(GFP_KERNEL, "hog"))
+    for p in hog:
+        alloc.free_page(p)
+    hog.clear()
 
 
 def run_c2(k: Kernel, *, counted: bool) -> None:
     """The C2 experiment (see the module docstring)."""
+    init_memory(NR_PAGES, low=LOW_WATERMARK)
     drv = AmdgpuExporter("amdgpu", vram_pages=8)
     bo = drv.create_bo(2, name="shared", placement=(GTT,), value="data")
     buf = drv.export(bo)
     fast = DynamicImporter("fast-gpu", iommu=False)
     slow = DynamicImporter("slow-gpu", iommu=False)
     fa, sa = fast.attach(buf), slow.attach(buf)
-    out: dict[str, Any] = {}
+    shrinker = DmaBufShrinker(counted)
+    shrinker.buffers.append((bo, buf))
+    shrinker.register()
+    hog: list[Page] = []
     threads = [
         k.spawn(_reader, fast, fa, FAST_NS, 20, name="fast-user"),
         k.spawn(_reader, slow, sa, SLOW_NS, 3, name="slow-user"),
-        k.spawn(_revoker, k, bo, buf, counted, out, name="reclaim"),
+        k.spawn(_allocator, k, hog, name="allocator"),
     ]
     for t in threads:
         k.join(t)
+    shrinker.unregister()
+    k.ext.setdefault("c2.revoked_at", []).extend(shrinker.revoked_at)
     fast.release(fa)
     slow.release(sa)
     buf.put()
