@@ -403,11 +403,13 @@ class BufferObject:
 
     def get(self) -> BufferObject:
         """``ttm_bo_get``."""
+        self.k.point("ttm_bo_get", self.oid, True, self.name)
         self.refcount += 1
         return self
 
     def put(self) -> None:
         """``ttm_bo_put``: the last reference frees the backing store, after its fences (R4)."""
+        self.k.point("ttm_bo_put", self.oid, True, self.name)
         if self.refcount <= 0:
             raise UsageError(f"ttm_bo_put of {self.name} with no reference left")
         self.refcount -= 1
