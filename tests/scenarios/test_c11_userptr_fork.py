@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import dmabufsim as ds
 from dmabufsim.explore.explorer import explore
 from dmabufsim.scenarios import c11_userptr_fork as c11
@@ -11,7 +13,8 @@ from dmabufsim.scenarios import check, discover
 
 
 def test_c11_rows_match_their_verdicts() -> None:
-    res = check(discover().select(["C11"]), jobs=1)
+    # A smaller budget than the rows' own (the exhaustive runs are the slow test below).
+    res = check(discover().select(["C11"]), jobs=1, budget=300)
     got = {}
     for r in res.rows:
         assert r.found is not None and r.row.expected is not None
@@ -65,3 +68,11 @@ def test_helper_mprotect_cs_gets_efault_or_runs_first() -> None:
         assert ex.findings == []
         seen.add(out["cs"])
     assert seen == {"done", "EFAULT"}
+
+
+@pytest.mark.slow
+def test_c11_helper_is_coherent_in_every_schedule_within_two_preemptions() -> None:
+    res = check(discover().select(["C11/helper-fork", "C11/helper-mprotect"]), jobs=1)
+    for r in res.rows:
+        assert r.status == "match" and r.exhaustive, (r.row.key, r.found_text)
+        assert "dpor exhausted (preemption bound 2)" in r.found_text
