@@ -99,3 +99,34 @@ def test_helper_is_lockdep_clean_against_reclaim_and_fork_over_seeds() -> None:
         ex = ds.Kernel(seed=seed).run(scenario)
         assert ex.errors == [], (seed, [f.title for f in ex.errors])
         assert "user-incoherence" not in ex.kinds
+
+
+def test_allocating_under_the_notifier_lock_is_a_lockdep_cycle() -> None:
+    """R5 is enforced: a helper variant that allocates under the notifier lock closes
+    userptr_notifier_lock -> fs_reclaim -> mmu_notifier_invalidate_range_start -> userptr_notifier_lock."""
+    from dmabufsim.kernel.gfp import GFP_KERNEL
+    from dmabufsim.mm.page import alloc_page, free_page
+
+    class AllocatingUserptr(Userptr):
+        def submit(self, ops: Any, **job: Any) -> Any:
+            with self.lock:
+                free_page(alloc_page(GFP_KERNEL, self.bo))  # e.g. a page-table page, under the lock
+            return super().submit(ops, **job)
+
+    def scenario(k: ds.Kernel) -> None:
+        dev = Device("gpu0")
+        proc = Process("app")
+        addr = proc.mmap(2 * PAGE_SIZE)
+        proc.populate(addr, 2 * PAGE_SIZE, "init")
+        up = AllocatingUserptr(UserptrBo(dev, proc.mm, addr, 2, name="up"), notifier_lock())
+        up.submit(up.bo.job_ops("gpu")).wait()
+        proc.munmap(addr, 2 * PAGE_SIZE)
+        up.destroy()
+        proc.exit()
+
+    ex = run_first(scenario)
+    cyc = ex.by_kind("circular-locking")
+    assert [f.details["chain"] for f in cyc] == [
+        ["userptr_notifier_lock", "fs_reclaim", "mmu_notifier_invalidate_range_start"]
+    ]
+    assert ex.errors == cyc
