@@ -75,7 +75,7 @@ def list_table(cat: Catalog) -> Table:
             r.who,
             r.title,
             r.expected.describe() if r.expected else "",
-            "modelled" if r.modelled else f"[yellow]{r.status}[/]",
+            r.status if r.modelled else f"[yellow]{r.status}[/]",
         )
     return t
 

@@ -42,10 +42,15 @@ Rules:
   module and the error (``check`` reports it as an error and fails); the
   rest of the catalog still runs. A file given with ``--scenarios`` that
   fails to load is bad input instead (exit 2).
+* R6 (shared experiments): a row may name another row's key in
+  ``same_as`` (a modern design that one claim's experiment already runs):
+  it gets that row's scenario, verdict and budget, and ``check`` reports the
+  one exploration under both rows (it runs once when both are selected).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import os
@@ -237,6 +242,8 @@ class ClaimScenario:
     doc: str = ""
     #: Why the module declaring this row could not be loaded ("" when it was).
     broken: str = ""
+    #: ``CLAIM/design`` of the row whose experiment this row is (R6), or "".
+    same_as: str = ""
 
     def __post_init__(self) -> None:
         if self.scenario is not None and self.expected is None:
@@ -260,7 +267,7 @@ class ClaimScenario:
         if self.broken:
             return f"broken: {self.broken}"
         if self.modelled:
-            return "modelled"
+            return f"modelled (the experiment of {self.same_as})" if self.same_as else "modelled"
         return "not yet modelled (needs: " + ", ".join(self.needs or ("?",)) + ")"
 
     def to_json(self) -> dict[str, Any]:
@@ -321,7 +328,7 @@ def _claim_sort_key(claim: str) -> tuple[int, int, str]:
 def _row_from_dict(d: Mapping[str, Any], module: ModuleType) -> ClaimScenario:
     known = {
         "id", "claim", "title", "who", "design", "scenario", "expected", "strategy", "budget", "slow",
-        "kernel_options", "needs", "doc", "claim_text",
+        "kernel_options", "needs", "doc", "claim_text", "same_as",
     }
     unknown = sorted(set(d) - known)
     if unknown:
@@ -329,6 +336,18 @@ def _row_from_dict(d: Mapping[str, Any], module: ModuleType) -> ClaimScenario:
     claim = d.get("id") or d.get("claim")
     if not isinstance(claim, str) or not claim:
         raise UsageError(f"{module.__name__}: a catalog entry needs an 'id' (the claim id)")
+    index = {c[0]: c for c in CLAIM_INDEX}.get(claim)
+    if d.get("same_as"):
+        # Resolved by discover() once every module is loaded (R6).
+        return ClaimScenario(
+            claim=claim,
+            title=str(d.get("title") or (index[2] if index else claim)),
+            who=str(d.get("who") or (index[1] if index else "")),
+            design=str(d.get("design") or d["same_as"]),
+            doc=str(d.get("doc", "")).strip(),
+            same_as=str(d["same_as"]),
+            origin=module.__name__,
+        )
     scenario = d.get("scenario", getattr(module, "scenario", None))
     if scenario is None or not callable(scenario):
         raise UsageError(f"{module.__name__}: catalog entry {claim} has no scenario function")
@@ -338,7 +357,6 @@ def _row_from_dict(d: Mapping[str, Any], module: ModuleType) -> ClaimScenario:
         raise UsageError(f"{module.__name__}: catalog entry {claim}/{design} has no expected verdict")
     fn_name = getattr(scenario, "__name__", "")
     origin = f"{module.__name__}:{fn_name}" if getattr(module, fn_name, None) is scenario else module.__name__
-    index = {c[0]: c for c in CLAIM_INDEX}.get(claim)
     return ClaimScenario(
         claim=claim,
         title=str(d.get("title") or (index[2] if index else design)),
@@ -495,4 +513,24 @@ def discover(extra_dirs: Sequence[str] = ()) -> Catalog:
         for fname in sorted(os.listdir(d)):
             if fname.endswith(".py") and fname.startswith(MODULE_PREFIXES):
                 rows.extend(rows_of_module(load_file_module(os.path.join(d, fname))))
-    return Catalog(rows)
+    return Catalog(_resolve_same_as(rows))
+
+
+def _resolve_same_as(rows: list[ClaimScenario]) -> list[ClaimScenario]:
+    """Give each ``same_as`` row its target's experiment (R6)."""
+    by_key = {r.key: r for r in rows if not r.same_as}
+    out = []
+    for r in rows:
+        if not r.same_as or r.scenario is not None:
+            out.append(r)
+            continue
+        t = by_key.get(r.same_as)
+        if t is None or not t.modelled:
+            why = f"same_as {r.same_as}: no such modelled row"
+            out.append(dataclasses.replace(r, broken=why))
+            continue
+        out.append(dataclasses.replace(
+            r, scenario=t.scenario, expected=t.expected, strategy=t.strategy, budget=t.budget, slow=t.slow,
+            kernel_options=dict(t.kernel_options), origin=t.origin, doc=r.doc or t.doc,
+        ))
+    return out

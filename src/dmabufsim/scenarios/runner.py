@@ -421,7 +421,12 @@ def check(
     work: list[tuple[ClaimScenario, int, int]] = []
     budgets: dict[str, int] = {}
     results: dict[str, RowResult] = {}
+    keys = {r.key for r in rows}
+    aliases: dict[str, str] = {}
     for row in rows:
+        if row.same_as and row.same_as in keys and row.modelled and not row.broken:
+            aliases[row.key] = row.same_as  # one exploration reported under both rows (catalog R6)
+            continue
         if row.broken:
             results[row.key] = RowResult(row, "error", why=row.status)
             continue
@@ -459,4 +464,6 @@ def check(
     by_key = {r.key: r for r in rows}
     for key, cs in chunks.items():
         results[key] = merge(by_key[key], cs, budgets[key])
+    for key, target in aliases.items():
+        results[key] = dataclasses.replace(results[target], row=by_key[key])
     return CheckResult([results[r.key] for r in rows], strict=strict)

@@ -157,3 +157,29 @@ def test_a_row_declared_twice_is_broken(monkeypatch: pytest.MonkeyPatch) -> None
     assert broken.status.startswith(
         "broken: rows declared twice: B1/abba-mutexes (also in basics_locking), B1/abba-mutexes-lockdep (also in "
     )
+
+
+def test_same_as_rows_share_the_experiment() -> None:
+    from dmabufsim.scenarios import check
+
+    target = discover().get("B3/lock-held-at-exit")
+    alias = ClaimScenario(claim="M9", title="t", design="leak-alias", same_as="B3/lock-held-at-exit")
+    missing = ClaimScenario(claim="M8", title="t", design="nothing", same_as="B9/none")
+    rows = cat_mod._resolve_same_as([target, alias, missing])
+    assert rows[1].scenario is target.scenario and rows[1].expected == target.expected
+    assert rows[1].status == "modelled (the experiment of B3/lock-held-at-exit)"
+    assert rows[2].broken == "same_as B9/none: no such modelled row"
+    res = check(rows, jobs=1)
+    a, b, c = res.rows
+    assert (a.status, b.status, c.status) == ("match", "match", "error")
+    assert b.row.key == "M9/leak-alias" and b.found_text == a.found_text and b.elapsed == a.elapsed
+    alone = check([rows[1]], jobs=1).rows[0]  # without its target selected it runs itself
+    assert alone.status == "match" and alone.found == a.found
+
+
+def test_modern_rows_name_their_experiments() -> None:
+    cat = discover()
+    for row in cat:
+        if row.same_as and not row.broken:
+            target = cat.get(row.same_as)
+            assert row.scenario is target.scenario and row.expected == target.expected
