@@ -90,6 +90,8 @@ def workload(k: ds.Kernel, pipelined: bool, out: dict[str, Any]) -> None:
     bufs = [drv.export(bo) for bo in shared]
     imp = DynamicImporter("gpu2")
     atts = [imp.attach(b) for b in bufs]
+    for t in range(CS_THREADS):
+        drv.dev.engine(f"gfx{t}")  # one ring per CS thread, started before the threads race for it
     threads = [k.spawn(_cs, drv, private[t], shared, t, name=f"cs{t}") for t in range(CS_THREADS)]
     threads.append(k.spawn(_importer, imp, atts, name="importer"))
     for t in threads:

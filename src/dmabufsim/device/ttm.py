@@ -120,6 +120,9 @@ class DeviceCopyEngine:
         self.ns_per_page = ns_per_page
         self.busy_ns = 0
         self.nr_copies = 0
+        # Start the engine now: ``Device.engine`` starts engines lazily, and two
+        # threads asking for the same new engine at once could each start one.
+        dev.engine(engine)
 
     def copy(self, src: Resource, dst: Resource, deps: Sequence[DmaFence], name: str) -> DmaFence:
         dev = self.dev

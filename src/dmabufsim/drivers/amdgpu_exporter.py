@@ -143,6 +143,7 @@ class AmdgpuExporter:
     ) -> None:
         self.name = name
         self.dev = Device(name, iommu=iommu)
+        self.dev.engine("gfx")  # started up front (engines start lazily, see DeviceCopyEngine)
         self.copy = DeviceCopyEngine(self.dev, ns_per_page=copy_ns_per_page)
         self.ttm = TTMDevice(
             name, self.copy, vram_pages=vram_pages, gtt_pages=gtt_pages, pipelined=pipelined,

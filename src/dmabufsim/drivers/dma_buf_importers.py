@@ -92,6 +92,7 @@ class DynamicImporter(DmaBufAttachOps):
         self.k = current_kernel()
         self.name = name
         self.dev = Device(name, iommu=iommu, gpuvm=False)
+        self.dev.engine("gfx")  # started up front: engines start lazily
         #: False models an importer that forgets to wait for the KERNEL and implicit fences (R1).
         self.honour_fences = honour_fences
         #: False models an importer that ignores ``move_notify`` and keeps using its old table (R2).
@@ -193,6 +194,7 @@ class StaticImporter:
         self.k = current_kernel()
         self.name = name
         self.dev = Device(name, iommu=iommu, gpuvm=False)
+        self.dev.engine("gfx")  # started up front: engines start lazily
         self.nr_jobs = 0
         self.busy_ns = 0
         self.last_fence: DmaFence | None = None
