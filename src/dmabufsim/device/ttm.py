@@ -720,7 +720,8 @@ class BufferObject:
             # R6: the old space is reusable now, ordered after the copy.
             old_man = old.manager
             old_man.release(old)
-            if old_man.move is None or old_man.move.is_signaled() or fence.is_later(old_man.move):
+            mf_old = old_man.move
+            if mf_old is None or mf_old.is_signaled() or mf_old.context != fence.context or fence.is_later(mf_old):
                 old_man.move = fence
             self.resource = old
             ghost = self._make_ghost([fence])
