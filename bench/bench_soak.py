@@ -13,6 +13,13 @@ The issue asks for 1,000,000 jobs and allows scaling down when that takes
 more than ~60 s: the default here is ``JOBS = 100_000`` (pass a number on
 the command line for more). RSS is read from ``/proc/self/status`` at 10%
 and at 100% of the run.
+
+Measured (2-core shared machine): 100,000 jobs in ~16 s, RSS 28 -> 41 MiB;
+1,000,000 jobs in 160 s, RSS 41 -> 141 MiB. The mm/device/check structures
+are bounded (frames, IOMMU entries, PTEs stop growing once every frame is
+in use); the growth, ~110 bytes per job, is the runtime's replay log (every
+scheduling decision is kept for the token: 7.5 million at 1M jobs) and the
+exited interrupt kthreads the runtime keeps in its thread table (50,000).
 """
 
 from __future__ import annotations
@@ -144,8 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     ex = ds.Kernel(seed=1, max_steps=100 * jobs + 10_000).run(_scenario(jobs, marks))
     t = time.perf_counter() - t0
-    print(f"soak: {BUFFERS} buffers, {FRAMES} frames, {jobs} jobs on {len(ENGINES)} engines "
-          f"(issue target 1,000,000 jobs; scaled down to fit the time budget)")
+    scaled = " (issue target 1,000,000 jobs; scaled down to fit the time budget)" if jobs < 1_000_000 else ""
+    print(f"soak: {BUFFERS} buffers, {FRAMES} frames, {jobs} jobs on {len(ENGINES)} engines{scaled}")
     print(f"  {t:.1f} s, {jobs / t:,.0f} jobs/s, steps {ex.steps}, outcome {ex.outcome}, findings {ex.kinds}")
     print(f"  evictions {marks['evicted']}, direct reclaims {marks['reclaims']}, kthreads created {marks['threads']}, "
           f"replay choices recorded {len(ex.choices)}")
