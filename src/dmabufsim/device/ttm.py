@@ -698,7 +698,17 @@ class BufferObject:
         resv = self.resv
         resv.reserve_fences(2)
         mf = man.move
-        if mf is not None and not mf.is_signaled():
+        if mf is not None and mf.is_signaled():
+            mf = None
+        if not tdev.pipelined and ctx.no_wait_gpu and (
+            mf is not None or (old is not None and resv.get_fences(DmaResvUsage.BOOKKEEP))
+        ):
+            # R5 with no_wait_gpu: the move would have to wait on the CPU; refuse before changing anything.
+            man.release(new)
+            for p in pages:
+                alloc.free_page(p)
+            raise EBUSY(f"{tdev.name}: {self.name} is busy and no_wait_gpu")
+        if mf is not None:
             # R6: the space may still be read by an earlier move's copy.
             if tdev.pipelined:
                 resv.add_fence(mf, DmaResvUsage.KERNEL)
@@ -734,7 +744,8 @@ class BufferObject:
             for f in resv.get_fences(DmaResvUsage.BOOKKEEP):
                 tdev._cpu_wait(f, ctx)
             fence = tdev.engine.copy(old, new, (), f"{tdev.name}.move:{self.name}")
-            tdev._cpu_wait(fence, ctx)
+            # The move's own copy: waited for even with no_wait_gpu (nothing else's work).
+            tdev._cpu_wait(fence, OperationCtx(interruptible=ctx.interruptible))
             self.resource = new
             if buf is not None:
                 generation = buf.move_notify()

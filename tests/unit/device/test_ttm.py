@@ -314,3 +314,29 @@ def test_last_put_while_the_resv_is_held_defers_to_a_worker() -> None:
 
     assert run_first(scenario).findings == []
     assert out == {"inline": [False, False], "later": [True, True], "usage": 0}
+
+
+def test_no_wait_gpu_refuses_to_block_on_a_busy_bo() -> None:
+    """``ctx.no_wait_gpu``: a CPU-waited move of a busy BO is ``EBUSY`` instead of a wait (R5)."""
+    out: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        dev, tdev = _tdev(vram=8, pipelined=False)
+        bo = _bo(tdev, 1, "bo", placement=(GTT,))
+        busy = dev.submit([], engine="gfx", duration_ns=100_000)
+        with bo.resv:
+            bo.resv.reserve_fences(1)
+            bo.resv.add_fence(busy, DmaResvUsage.READ)
+            try:
+                bo.validate((VRAM,), OperationCtx(no_wait_gpu=True))
+            except ds.EBUSY:
+                out["first"] = "EBUSY"
+        busy.wait()
+        with bo.resv:
+            bo.validate((VRAM,), OperationCtx(no_wait_gpu=True))
+        out["where"] = bo.mem_type
+        out["now"] = k.now
+        bo.put()
+
+    assert run_first(scenario).findings == []
+    assert out == {"first": "EBUSY", "where": VRAM, "now": 100_000 + 1_000}

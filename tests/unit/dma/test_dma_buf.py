@@ -468,3 +468,33 @@ def test_attach_under_the_resv_lock_is_reported_then_deadlocks() -> None:
     assert ex.kinds == ["assertion", "recursive-locking", "deadlock"]
     assert ex.findings[0].details["function"] == "dma_buf_dynamic_attach"
     assert ex.findings[1].details["chain"] == ["reservation_ww_class_mutex", "reservation_ww_class_mutex"]
+
+
+def test_begin_cpu_access_waits_for_the_implicit_fences_of_its_direction() -> None:
+    """R9: a CPU read waits for writers (up to WRITE), a CPU write also for readers (up to READ)."""
+    times: dict[str, int] = {}
+
+    def signal_at(k: ds.Kernel, f: Any, ms: int) -> None:
+        k.msleep(ms)
+        f.signal()
+
+    def scenario(k: ds.Kernel) -> None:
+        buf = export(StaticExporter(), 4096)
+        tl = FenceContext("gpu")
+        writer, reader = tl.create(), FenceContext("gpu2").create()
+        buf.resv.lock(None)
+        buf.resv.reserve_fences(2)
+        buf.resv.add_fence(writer, DmaResvUsage.WRITE)
+        buf.resv.add_fence(reader, DmaResvUsage.READ)
+        buf.resv.unlock()
+        k.spawn(signal_at, k, writer, 2, name="writer-done")
+        k.spawn(signal_at, k, reader, 5, name="reader-done")
+        buf.begin_cpu_access(DMA_FROM_DEVICE)
+        times["cpu-read"] = k.now
+        buf.end_cpu_access(DMA_FROM_DEVICE)
+        buf.begin_cpu_access(DMA_TO_DEVICE)
+        times["cpu-write"] = k.now
+        buf.end_cpu_access(DMA_TO_DEVICE)
+
+    assert run_first(scenario).findings == []
+    assert times == {"cpu-read": 2 * ds.NSEC_PER_MSEC, "cpu-write": 5 * ds.NSEC_PER_MSEC}
