@@ -312,3 +312,34 @@ def test_every_access_gets_the_verdict_of_an_independent_oracle(ops: list[tuple[
 
     ds.Kernel(strategy=ds.FirstStrategy(), options={"leak_check": False}).run(scenario)
     assert mismatches == []
+
+
+def test_munmap_racing_a_job_on_a_pinned_userptr_is_never_an_integrity_error() -> None:
+    """Across schedules: the write lands before munmap (clean) or after (incoherence), never an error."""
+
+    def scenario(k: ds.Kernel) -> None:
+        proc = mm.Process("app")
+        a = proc.mmap(4 * P)
+        proc.populate(a, 4 * P, value=0)
+        gpu = Device("gpu")
+        pages = mm.pin_user_pages_fast(proc.mm, a, 4, mm.FOLL_WRITE | mm.FOLL_LONGTERM)
+        gpu.map_pages(GVA, pages)
+        fence = gpu.submit([("write", GVA + i * P, i) for i in range(4)], duration_ns=4_000, slices=4)
+
+        def unmapper() -> None:
+            k.nsleep(k.random(6) * 1_000)
+            proc.munmap(a, 4 * P)
+
+        t = k.spawn(unmapper, name="munmap")
+        fence.wait()
+        k.join(t)
+        gpu.unmap_pages(GVA, 4)
+        mm.unpin_user_pages_dirty_lock(pages, make_dirty=True)
+        proc.exit()
+
+    outcomes = set()
+    for seed in range(30):
+        ex = ds.Kernel(seed=seed).run(scenario)
+        assert ex.errors == [], (seed, ex.kinds)
+        outcomes.add(tuple(ex.kinds))
+    assert outcomes == {(), ("user-incoherence",)}
