@@ -54,6 +54,9 @@ def load_scenario(spec: str) -> Callable[..., Any]:
             raise CliError(f"cannot read {path}: {exc.strerror}") from None
         except SyntaxError as exc:
             raise CliError(f"syntax error in {path} line {exc.lineno}: {exc.msg}") from None
+        except ImportError as exc:
+            hint = " (a module of the package: name it as package.module:function)" if exc.name is None else ""
+            raise CliError(f"cannot import {path}: {exc}{hint}") from None
     else:
         try:
             module = importlib.import_module(path)

@@ -135,6 +135,14 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys:
     assert message in _one_error_line(err)
 
 
+def test_a_package_file_by_path_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", f"{BASICS}:abba_mutexes"]) == 2
+    line = _one_error_line(_out(capsys)[1])
+    assert "cannot import" in line and "name it as package.module:function" in line
+    assert main(["run", "dmabufsim.scenarios.basics_locking:lock_held_at_exit"]) == 1
+    assert "still has locks held!" in _out(capsys)[0]
+
+
 def test_replay_of_a_pending_claim(capsys: pytest.CaptureFixture[str]) -> None:
     pending = [r.claim for r in discover() if not r.modelled]
     if not pending:
