@@ -16,8 +16,8 @@ name those experiments (catalog R6: ``same_as``) instead of copying them;
   of C16): the experiments of C11/helper-fork and C11/helper-mprotect.
   Coherent in every explored schedule, no userspace-visible incoherence.
 
-M1 (``dma_resv`` usage levels) has no experiment of its own yet and is
-listed as pending; M4 is :mod:`.modern_fence_signalling`.
+M1 (``dma_resv`` usage levels) is :mod:`.modern_resv_usage`; M4
+(fence-signalling annotations) is :mod:`.modern_fence_signalling`.
 """
 
 from __future__ import annotations
