@@ -110,6 +110,9 @@ class Engine:
         self.nr_jobs = 0
         #: The job the last ``submit`` queued (drivers read its ``results`` after its fence).
         self.last_job: Job | None = None
+        # Registered before the spawn's scheduling point: a thread asking for
+        # the same engine meanwhile must find this one, not start a second.
+        device.engines[name] = self
         self.thread = self.k.spawn(self._main, name=f"{device.name}-{name}", daemon=True)
 
     def __repr__(self) -> str:
@@ -274,7 +277,7 @@ class Device:
         """The engine ``name`` (``gfx``, ``copy``, ``compute``...), started on first use."""
         e = self.engines.get(name)
         if e is None:
-            e = self.engines[name] = Engine(self, name)
+            e = Engine(self, name)  # registers itself before it can be preempted
         return e
 
     def submit(self, ops: Sequence[DmaOp] | Callable[[Job], object], *, engine: str = "gfx",

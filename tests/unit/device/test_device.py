@@ -326,3 +326,25 @@ def test_mapping_a_free_page_is_reported_and_accesses_judged() -> None:
     assert ex.kinds == ["assertion", "dma-freed-page"]
     assert ex.findings[0].title == "BUG: IOMMU mapping of a free page"
     assert ex.findings[1].details["owner_at_map"] == "free"
+
+
+def test_two_threads_asking_for_a_new_engine_get_the_same_one() -> None:
+    """Device.engine() starts an engine lazily; a racing second caller must not start another."""
+    got: list[object] = []
+
+    def ask(dev: Device) -> None:
+        got.append(dev.engine("copy"))
+
+    def scenario(k: ds.Kernel) -> None:
+        dev = Device("gpu0")
+        a = k.spawn(ask, dev, name="a")
+        b = k.spawn(ask, dev, name="b")
+        k.join(a)
+        k.join(b)
+        assert list(dev.engines) == ["copy"]
+
+    for seed in range(30):
+        got.clear()
+        ex = ds.Kernel(seed=seed).run(scenario)
+        assert ex.findings == [], (seed, ex.kinds)
+        assert len(got) == 2 and got[0] is got[1]
