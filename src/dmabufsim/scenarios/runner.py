@@ -115,7 +115,8 @@ class RowResult:
     why: str = ""
     #: Replay token of the first counterexample ("" when none).
     token: str = ""
-    #: Execution index of that counterexample (-1 when none).
+    #: Execution index of that counterexample (-1 when none): the seed for
+    #: ``seeds``, the index within the strategy that found it otherwise.
     first_execution: int = -1
     #: The finding of the first counterexample, as JSON.
     first: dict[str, Any] | None = None
@@ -327,7 +328,9 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
     if not candidates:
         candidates = sorted((k for k in row.expected.kinds if k in firsts), key=lambda k: firsts[k][0])
     first = firsts[candidates[0]] if candidates else None
-    first_by_kind = {k: v[0] for k, v in firsts.items()}
+    # The explorer's findings carry their execution index within the strategy
+    # that found them; the seed loop's index is the seed.
+    first_by_kind = {k: int(v[1].get("execution", v[0])) for k, v in firsts.items()}
     return RowResult(
         row,
         "match" if ok else "mismatch",
@@ -339,7 +342,7 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
         exhaustive=bool(exhausted),
         why=why,
         token=str(first[1].get("token", "")) if first else "",
-        first_execution=first[0] if first else -1,
+        first_execution=int(first[1].get("execution", first[0])) if first else -1,
         first=first[1] if first else None,
         first_by_kind=first_by_kind,
         elapsed=sum(c.elapsed for c in chunks),
