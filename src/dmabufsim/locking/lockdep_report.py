@@ -32,8 +32,6 @@ from .lockdep_graph import USAGE_NAMES, Edge, LockClass
 
 __all__ = ["USAGE_NAMES"]
 
-_EQ = "=" * 54
-_DASH = "-" * 54
 #: The ``print_kernel_ident`` line under each title.
 IDENT = "dmabufsim (model of Linux 6.12) Not tainted"
 
@@ -64,6 +62,22 @@ def _stack_lines(stack: Sequence[Frame]) -> list[str]:
     return [f"       {f}" for f in stack] or ["       (no scenario frames)"]
 
 
+def _banner(title: str, width: int | None = None) -> list[str]:
+    """A report's opening: a blank line, the title between rules of ``width``
+    (the title's own length unless the kernel prints another), and the
+    ``print_kernel_ident`` line."""
+    n = len(title) if width is None else width
+    return ["", "=" * n, title, IDENT, "-" * n]
+
+
+def _with_held_and_backtrace(lines: list[str], who: str, held: Sequence[_Held], current_stack: Sequence[Frame]) -> str:
+    """A report's closing: the held locks and the stack backtrace after ``lines``, joined."""
+    lines += held_locks(who, held)
+    lines += ["", "stack backtrace:"]
+    lines += _stack_lines(current_stack)
+    return "\n".join(lines)
+
+
 def _lk(read: int) -> str:
     return "rlock(" if read else "lock("
 
@@ -83,11 +97,7 @@ def circular(
     life: edges first seen in an earlier one say so.
     """
     lines = [
-        "",
-        _EQ,
-        "WARNING: possible circular locking dependency detected",
-        IDENT,
-        _DASH,
+        *_banner("WARNING: possible circular locking dependency detected"),
         f"{who} is trying to acquire lock:",
         lock_line(nxt.cls, nxt.site),
         "",
@@ -132,20 +142,13 @@ def circular(
         " *** DEADLOCK ***",
         "",
     ]
-    lines += held_locks(who, held)
-    lines += ["", "stack backtrace:"]
-    lines += _stack_lines(current_stack)
-    return "\n".join(lines)
+    return _with_held_and_backtrace(lines, who, held, current_stack)
 
 
 def recursive(who: str, nxt: _Held, prev: _Held, current_stack: Sequence[Frame], held: Sequence[_Held]) -> str:
     """``print_deadlock_bug``."""
     lines = [
-        "",
-        "=" * 44,
-        "WARNING: possible recursive locking detected",
-        IDENT,
-        "-" * 44,
+        *_banner("WARNING: possible recursive locking detected"),
         f"{who} is trying to acquire lock:",
         lock_line(nxt.cls, nxt.site),
         "",
@@ -165,10 +168,7 @@ def recursive(who: str, nxt: _Held, prev: _Held, current_stack: Sequence[Frame],
         " May be due to missing lock nesting notation",
         "",
     ]
-    lines += held_locks(who, held)
-    lines += ["", "stack backtrace:"]
-    lines += _stack_lines(current_stack)
-    return "\n".join(lines)
+    return _with_held_and_backtrace(lines, who, held, current_stack)
 
 
 def _usage_site(cls: LockClass, bit: int) -> list[str]:
@@ -191,11 +191,7 @@ def usage_bug(
     """``print_usage_bug``: one class both irq-safe and irq-unsafe."""
     c = h.cls
     lines = [
-        "",
-        "=" * 32,
-        "WARNING: inconsistent lock state",
-        IDENT,
-        "-" * 32,
+        *_banner("WARNING: inconsistent lock state"),
         f"inconsistent {{{USAGE_NAMES[prev_bit]}}} -> {{{USAGE_NAMES[new_bit]}}} usage.",
         f"{who} {state} takes:",
         lock_line(c, h.site),
@@ -216,10 +212,7 @@ def usage_bug(
         " *** DEADLOCK ***",
         "",
     ]
-    lines += held_locks(who, held)
-    lines += ["", "stack backtrace:"]
-    lines += _stack_lines(current_stack)
-    return "\n".join(lines)
+    return _with_held_and_backtrace(lines, who, held, current_stack)
 
 
 def _irq_scenario(safe: str, unsafe: str, middle: str | None) -> list[str]:
@@ -259,11 +252,7 @@ def bad_irq_dependency(
 ) -> str:
     """``print_bad_irq_dependency``: a new edge joins an irq-safe lock to an irq-unsafe one."""
     lines = [
-        "",
-        _EQ[:53],
-        "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
-        IDENT,
-        _DASH[:53],
+        *_banner("WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected", width=53),
         f"{who} {state} is trying to acquire:",
         lock_line(nxt.cls, nxt.site),
         "",
@@ -283,10 +272,7 @@ def bad_irq_dependency(
     lines += _usage_site(unsafe, unsafe_bit)
     lines += ["", "other info that might help us debug this:", ""]
     lines += _irq_scenario(safe.name, unsafe.name, prev.cls.name if prev.cls is not safe else None)
-    lines += held_locks(who, held)
-    lines += ["", "stack backtrace:"]
-    lines += _stack_lines(current_stack)
-    return "\n".join(lines)
+    return _with_held_and_backtrace(lines, who, held, current_stack)
 
 
 def irq_inversion(
@@ -301,11 +287,7 @@ def irq_inversion(
     """``print_irq_inversion_bug``: a class changed state against one it is ordered with."""
     other = path[-1]
     lines = [
-        "",
-        "=" * 56,
-        "WARNING: possible irq lock inversion dependency detected",
-        IDENT,
-        "-" * 56,
+        *_banner("WARNING: possible irq lock inversion dependency detected"),
         f"{who} just changed the state of lock:",
         lock_line(h.cls, h.site),
     ]
@@ -332,19 +314,13 @@ def irq_inversion(
     lines += [f"{'the first lock' if forwards else 'the second lock'}'s dependencies:"]
     lines += [f"... {USAGE_NAMES[other_bit]} registered at:"]
     lines += _usage_site(other, other_bit)
-    lines += held_locks(who, held)
-    lines += ["", "stack backtrace:"]
-    lines += _stack_lines(current_stack)
-    return "\n".join(lines)
+    return _with_held_and_backtrace(lines, who, held, current_stack)
 
 
 def simple(title: str, who: str, body: Sequence[str], held: Sequence[_Held], current_stack: Sequence[Frame]) -> str:
     """A short lockdep warning (nest lock not held, held lock freed, ...)."""
-    lines = ["", "=" * len(title), title, IDENT, "-" * len(title), *body, ""]
-    lines += held_locks(who, held)
-    lines += ["", "stack backtrace:"]
-    lines += _stack_lines(current_stack)
-    return "\n".join(lines)
+    lines = [*_banner(title), *body, ""]
+    return _with_held_and_backtrace(lines, who, held, current_stack)
 
 
 def edges_json(path: Sequence[Edge]) -> list[dict[str, Any]]:
