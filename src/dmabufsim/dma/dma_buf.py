@@ -637,10 +637,13 @@ class DmaBuf:
         self.ops.unpin(att)
         att.pinned -= 1
 
-    def _pin(self, att: DmaBufAttachment, fn: str) -> None:
+    def _enter_pin_op(self, att: DmaBufAttachment, fn: str, point: str) -> None:
+        """What pin and unpin check on entry (R8): the buffer is alive and its
+        resv held, then the scheduling point ``point``, then a warning if
+        ``att`` is a static attachment."""
         self._alive(fn)
         self._requires_held(fn, "R8")
-        self.k.point("dma_buf_pin", self.oid, True, self.name)
+        self.k.point(point, self.oid, True, self.name)
         if not att.is_dynamic:
             self.k.report(
                 "assertion",
@@ -649,21 +652,14 @@ class DmaBuf:
                 rule="dma-buf R8: pin/unpin are for dynamic attachments",
                 signature=f"dma-buf-pin-static:{fn}",
             )
+
+    def _pin(self, att: DmaBufAttachment, fn: str) -> None:
+        self._enter_pin_op(att, fn, "dma_buf_pin")
         if self.is_dynamic:
             self._pin_locked(att)
 
     def _unpin(self, att: DmaBufAttachment, fn: str) -> None:
-        self._alive(fn)
-        self._requires_held(fn, "R8")
-        self.k.point("dma_buf_unpin", self.oid, True, self.name)
-        if not att.is_dynamic:
-            self.k.report(
-                "assertion",
-                f"WARNING: {fn} on a static attachment",
-                details={"function": fn, "dmabuf": self.name},
-                rule="dma-buf R8: pin/unpin are for dynamic attachments",
-                signature=f"dma-buf-pin-static:{fn}",
-            )
+        self._enter_pin_op(att, fn, "dma_buf_unpin")
         if self.is_dynamic:
             if att.pinned <= 0:
                 raise UsageError(f"{fn}: {att!r} is not pinned")
