@@ -49,7 +49,7 @@ from ..dma.dma_buf import (
     SgTable,
 )
 from ..dma.fence import DmaFence
-from ..dma.resv import DmaResvUsage, usage_rw
+from ..dma.resv import DmaResv, DmaResvUsage, usage_rw
 from ..kernel.errors import SimulatorError, UsageError
 from ..kernel.runtime import current_kernel
 
@@ -82,27 +82,47 @@ def _job_ops(sgt: SgTable, write: bool, value: Any) -> list[tuple[Any, ...]]:
     return [("read", e.dma_address) for e in sgt.entries]
 
 
-class DynamicImporter(DmaBufAttachOps):
+class _DeviceImporter:
+    """What both importers share: their own device (GFX engine started), and
+    fenced jobs submitted under the reservation lock (R1)."""
+
+    def __init__(self, name: str, *, iommu: bool) -> None:
+        self.k = current_kernel()
+        self.name = name
+        self.dev = Device(name, iommu=iommu, gpuvm=False)
+        self.dev.engine("gfx")  # started up front: engines start lazily
+        self.nr_jobs = 0
+        self.busy_ns = 0
+        #: Every job submitted, in order (``job.results`` holds what a read job read).
+        self.jobs: list[Job] = []
+
+    def _submit_fenced_job(self, resv: DmaResv, sgt: SgTable, deps: list[DmaFence], *, write: bool,
+                           value: Any, duration_ns: int) -> DmaFence:
+        """R1, resv held: one job through ``sgt`` after ``deps``, its fence added back as WRITE or READ."""
+        self.nr_jobs += 1
+        fence = self.dev.submit(_job_ops(sgt, write, value), duration_ns=duration_ns, deps=deps,
+                                name=f"{self.name}#{self.nr_jobs}")
+        self.jobs.append(_job_of(self.dev, fence))
+        self.busy_ns += duration_ns
+        resv.reserve_fences(1)
+        resv.add_fence(fence, DmaResvUsage.WRITE if write else DmaResvUsage.READ)
+        return fence
+
+
+class DynamicImporter(DmaBufAttachOps, _DeviceImporter):
     """A dynamic importer on its own device (``dma_buf_dynamic_attach`` with ``move_notify``)."""
 
     allow_peer2peer = False
 
     def __init__(self, name: str, *, iommu: bool = True, honour_fences: bool = True,
                  remap_on_move: bool = True) -> None:
-        self.k = current_kernel()
-        self.name = name
-        self.dev = Device(name, iommu=iommu, gpuvm=False)
-        self.dev.engine("gfx")  # started up front: engines start lazily
+        _DeviceImporter.__init__(self, name, iommu=iommu)
         #: False models an importer that forgets to wait for the KERNEL and implicit fences (R1).
         self.honour_fences = honour_fences
         #: False models an importer that ignores ``move_notify`` and keeps using its old table (R2).
         self.remap_on_move = remap_on_move
-        self.nr_jobs = 0
         self.nr_remaps = 0
-        self.busy_ns = 0
         self.notifications = 0
-        #: Every job submitted, in order (``job.results`` holds what a read job read).
-        self.jobs: list[Job] = []
 
     def attach(self, buf: DmaBuf) -> DmaBufAttachment:
         """``dma_buf_dynamic_attach``."""
@@ -159,13 +179,7 @@ class DynamicImporter(DmaBufAttachOps):
                 imp.invalidated = False
                 self.nr_remaps += 1
             deps = resv.get_fences(usage_rw(write)) if self.honour_fences else []
-            self.nr_jobs += 1
-            fence = self.dev.submit(_job_ops(sgt, write, value), duration_ns=duration_ns, deps=deps,
-                                    name=f"{self.name}#{self.nr_jobs}")
-            self.jobs.append(_job_of(self.dev, fence))
-            self.busy_ns += duration_ns
-            resv.reserve_fences(1)
-            resv.add_fence(fence, DmaResvUsage.WRITE if write else DmaResvUsage.READ)
+            fence = self._submit_fenced_job(resv, sgt, deps, write=write, value=value, duration_ns=duration_ns)
             imp.last_fence = fence
             return fence
         finally:
@@ -187,18 +201,12 @@ class DynamicImporter(DmaBufAttachOps):
         att.detach()
 
 
-class StaticImporter:
+class StaticImporter(_DeviceImporter):
     """A static importer (``dma_buf_attach``): pinned buffer, one cached mapping."""
 
     def __init__(self, name: str, *, iommu: bool = True) -> None:
-        self.k = current_kernel()
-        self.name = name
-        self.dev = Device(name, iommu=iommu, gpuvm=False)
-        self.dev.engine("gfx")  # started up front: engines start lazily
-        self.nr_jobs = 0
-        self.busy_ns = 0
+        super().__init__(name, iommu=iommu)
         self.last_fence: DmaFence | None = None
-        self.jobs: list[Job] = []
         self.scanout_reads: list[Any] = []
         self._stop = False
 
@@ -215,13 +223,7 @@ class StaticImporter:
         resv.lock(None)
         try:
             deps = resv.get_fences(usage_rw(write))
-            self.nr_jobs += 1
-            fence = self.dev.submit(_job_ops(sgt, write, value), duration_ns=duration_ns, deps=deps,
-                                    name=f"{self.name}#{self.nr_jobs}")
-            self.jobs.append(_job_of(self.dev, fence))
-            self.busy_ns += duration_ns
-            resv.reserve_fences(1)
-            resv.add_fence(fence, DmaResvUsage.WRITE if write else DmaResvUsage.READ)
+            fence = self._submit_fenced_job(resv, sgt, deps, write=write, value=value, duration_ns=duration_ns)
             self.last_fence = fence
             return fence
         finally:
