@@ -56,21 +56,22 @@ class _Node:
         self.idx = idx
 
 
-class DFS(ExploreStrategy):
-    """Depth-first search of every schedule, with an optional preemption bound (R1)."""
+class StackSearch(ExploreStrategy):
+    """What the stateless systematic searches (DFS, DPOR) share: a position in
+    a stack of decisions replayed each execution, the preemptions taken so
+    far against an optional preemption bound, and a share of the root
+    alternatives when split among jobs."""
 
-    name = "dfs"
     systematic = True
 
     def __init__(self, preemption_bound: int | None = None) -> None:
         super().__init__()
         self.preemption_bound = preemption_bound
-        self._stack: list[_Node] = []
         self._pos = 0
         self._pre = 0
         self._job = 0
         self._jobs = 1
-        #: True when this execution is outside this job's share (R4).
+        #: True when this execution is outside this job's share of the root.
         self.discard = False
 
     def split(self, job: int, jobs: int) -> None:
@@ -82,12 +83,23 @@ class DFS(ExploreStrategy):
         return f"preemption bound {self.preemption_bound}"
 
     def new_execution(self) -> bool:
+        """Back to the root for the next execution; False once the search is complete."""
         if self.complete:
             return False
         self._pos = 0
         self._pre = 0
         self.discard = False
         return True
+
+
+class DFS(StackSearch):
+    """Depth-first search of every schedule, with an optional preemption bound (R1)."""
+
+    name = "dfs"
+
+    def __init__(self, preemption_bound: int | None = None) -> None:
+        super().__init__(preemption_bound)
+        self._stack: list[_Node] = []
 
     def _node(self, thread: bool, options: list[int], costs: list[int]) -> _Node:
         pos = self._pos

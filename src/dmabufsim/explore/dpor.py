@@ -45,8 +45,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .base import ExploreStrategy
-from .dfs import VALUE_CAP
+from .dfs import VALUE_CAP, StackSearch
 
 if TYPE_CHECKING:
     from ..kernel.runtime import Execution, Kernel
@@ -98,34 +97,20 @@ def _access(op: str, obj: int, write: bool) -> tuple[int, bool] | None:
     return (obj, write)
 
 
-class DPOR(ExploreStrategy):
+class DPOR(StackSearch):
     """Classic DPOR with sleep sets, optionally preemption-bounded (see the Rules)."""
 
     name = "dpor"
-    systematic = True
 
     def __init__(self, preemption_bound: int | None = None) -> None:
-        super().__init__()
-        self.preemption_bound = preemption_bound
+        super().__init__(preemption_bound)
         self._stack: list[_DNode] = []
-        self._pos = 0
-        self._pre = 0
         self._last_t = -1
         #: Steps of the running execution: (tid, obj, write, decision index, spawned tid or -1).
         self._acc: list[tuple[int, int, bool, int, int]] = []
-        self._job, self._jobs = 0, 1
-        self.discard = False
         self._blocked_now = False
         #: Executions in which every runnable thread slept (redundant, R3).
         self.sleep_blocked = 0
-
-    def split(self, job: int, jobs: int) -> None:
-        self._job, self._jobs = job, jobs
-
-    def bound(self) -> str:
-        if self.preemption_bound is None:
-            return "unbounded" if not self.cut else f"value cap {VALUE_CAP}"
-        return f"preemption bound {self.preemption_bound}"
 
     def state(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if k != "_acc"}
@@ -138,13 +123,10 @@ class DPOR(ExploreStrategy):
             self._acc.append((ev.tid, ev.obj, ev.write, self._pos - 1, ev.obj if ev.op == "spawn" else -1))
 
     def new_execution(self) -> bool:
-        if self.complete:
+        if not super().new_execution():
             return False
-        self._pos = 0
-        self._pre = 0
         self._last_t = -1
         self._acc = []
-        self.discard = False
         self._blocked_now = False
         return True
 
