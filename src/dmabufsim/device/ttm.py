@@ -458,7 +458,10 @@ class BufferObject:
                 signature=f"ttm-unlocked:{fn}:{self.name}",
             )
 
-    def _unlink_lru(self, res: Resource | None = None) -> None:
+    def _relink_lru(self, res: Resource | None, *, to_tail: bool) -> None:
+        """Under the LRU lock, take ``res`` (default: the BO's resource) off its
+        manager's LRU and, if ``to_tail``, put it back at the tail unless the
+        BO is pinned or a ghost."""
         res = res if res is not None else self.resource
         if res is None:
             return
@@ -467,21 +470,16 @@ class BufferObject:
         lru = res.manager.lru
         if res in lru:
             lru.remove(res)
+        if to_tail and self.pin_count == 0 and not self.ghost:
+            lru.append(res)
         lock.unlock()
+
+    def _unlink_lru(self, res: Resource | None = None) -> None:
+        self._relink_lru(res, to_tail=False)
 
     def _lru_tail(self, res: Resource | None = None) -> None:
         """``ttm_bo_move_to_lru_tail`` (R2)."""
-        res = res if res is not None else self.resource
-        if res is None:
-            return
-        lock = self.tdev.lru_lock
-        lock.lock()
-        lru = res.manager.lru
-        if res in lru:
-            lru.remove(res)
-        if self.pin_count == 0 and not self.ghost:
-            lru.append(res)
-        lock.unlock()
+        self._relink_lru(res, to_tail=True)
 
     def _free_resource(self) -> None:
         """Unbind and free the backing pages (``ttm_resource_free``)."""
