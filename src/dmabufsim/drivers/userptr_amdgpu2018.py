@@ -163,8 +163,7 @@ class AmdgpuUserptr:
                 bo.resv.unlock()
                 self.nr_restarts += 1
                 continue
-            fence = bo.dev.submit(list(ops), **job)
-            bo.add_fence(fence)
+            fence = bo.submit_fenced(ops, **job)
             amn.lock.write_unlock()
             bo.resv.unlock()
             return fence

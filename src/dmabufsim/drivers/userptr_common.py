@@ -47,6 +47,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ..device.device import Device, DmaOp
 from ..dma.fence import DmaFence
@@ -161,6 +162,24 @@ class UserptrBo:
     def add_fence(self, fence: DmaFence, usage: DmaResvUsage = DmaResvUsage.BOOKKEEP) -> None:
         """Publish a job fence in ``resv`` (R4): the reservation lock is held, a slot reserved."""
         self.resv.add_fence(fence, usage)
+
+    def bind_looked_up(self, fresh: Sequence[Page] | None) -> None:
+        """Bind ``fresh``, pages looked up before the locks were taken, unless
+        another submission bound the range meanwhile: then give them back
+        (not dirtied). ``None``: nothing was looked up."""
+        if fresh is None:
+            return
+        if self.pages is None:
+            self.bind(fresh)
+        else:
+            self.release_pages(fresh, dirty=False)
+
+    def submit_fenced(self, ops: Sequence[DmaOp], **job: Any) -> DmaFence:
+        """Queue a job of ``ops`` on the object's device and publish its fence (R4:
+        reservation lock held, slot reserved)."""
+        fence = self.dev.submit(list(ops), **job)
+        self.add_fence(fence)
+        return fence
 
     def wait_idle(self) -> None:
         """``dma_resv_wait_timeout(BOOKKEEP, uninterruptible, forever)``: lockless wait for every job."""

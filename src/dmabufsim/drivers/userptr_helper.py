@@ -141,14 +141,9 @@ class Userptr(MMUIntervalNotifierOps):
                     bo.release_pages(fresh, dirty=False)
                 self.nr_retries += 1
                 continue
-            if fresh is not None:
-                if bo.pages is None:
-                    bo.bind(fresh)
-                else:  # another submission bound the same range meanwhile
-                    bo.release_pages(fresh, dirty=False)
+            bo.bind_looked_up(fresh)  # unless another submission bound the same range meanwhile
             job_ops = ops(bo) if callable(ops) else ops
-            fence = bo.dev.submit(list(job_ops), **job)
-            bo.add_fence(fence)
+            fence = bo.submit_fenced(job_ops, **job)
             self.lock.unlock()
             bo.resv.unlock()
             return fence

@@ -97,8 +97,7 @@ class I915Userptr:
             bo.reserve_fence()
             with self.lock:
                 if bo.bound:  # still there: no cancel_userptr ran since get_pages
-                    fence = bo.dev.submit(list(ops), **job)
-                    bo.add_fence(fence)
+                    fence = bo.submit_fenced(ops, **job)
                     bo.resv.unlock()
                     return fence
             bo.resv.unlock()

@@ -65,13 +65,8 @@ class NoRetryUserptr(MMUIntervalNotifierOps):
         bo.resv.lock(None)
         bo.reserve_fence()
         with self.lock:
-            if fresh is not None:
-                if bo.pages is None:
-                    bo.bind(fresh)
-                else:
-                    bo.release_pages(fresh, dirty=False)
-            fence = bo.dev.submit(list(ops), **job)
-            bo.add_fence(fence)
+            bo.bind_looked_up(fresh)
+            fence = bo.submit_fenced(ops, **job)
         bo.resv.unlock()
         return fence
 

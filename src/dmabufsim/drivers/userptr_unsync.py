@@ -48,13 +48,8 @@ class UnsyncUserptr:
         bo.resv.lock(None)
         try:
             bo.reserve_fence()
-            if fresh is not None:
-                if bo.pages is None:
-                    bo.bind(fresh)
-                else:
-                    bo.release_pages(fresh, dirty=False)
-            fence = bo.dev.submit(list(ops), **job)
-            bo.add_fence(fence)
+            bo.bind_looked_up(fresh)
+            fence = bo.submit_fenced(ops, **job)
         finally:
             bo.resv.unlock()
         return fence
