@@ -95,6 +95,9 @@ class ChunkResult:
     strategy: str = SEEDS
     #: "" when not exhaustive, else what was exhausted ("dpor, preemption bound 2").
     exhausted: str = ""
+    #: Why the exploration stopped before its budget ("stopped: every expected
+    #: bug found"): said in the table, but never counted as exhaustion.
+    stopped: str = ""
     #: Wall-clock seconds spent (reported to spot slow rows; never part of a verdict).
     elapsed: float = 0.0
 
@@ -148,7 +151,9 @@ class RowResult:
             "found_text": self.found_text,
             "chains": [list(c) for c in self.found.chains] if self.found else [],
             "executions": self.executions,
-            "steps": self.steps,
+            # Scheduling points are counted by the seed loop; the explorer does
+            # not total them, so its rows say null rather than a false 0.
+            "steps": self.steps if self.strategy == SEEDS else None,
             "strategy": self.strategy,
             "exhaustive": self.exhaustive,
             "why": self.why,
@@ -239,13 +244,14 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
             if c and c not in chains and len(chains) < MAX_CHAINS:
                 chains.append(c)
     exhausted = "; ".join(f"{p.strategy.split('(')[0]} exhausted ({p.bound})" for p in rep.phases if p.exhausted)
+    stopped = ""
     if not exhausted and rep.findings and rep.executions < budget:
-        exhausted = "stopped at the first unexpected bug" if rep.unexpected else "stopped: every expected bug found"
+        stopped = "stopped at the first unexpected bug" if rep.unexpected else "stopped: every expected bug found"
     if rep.nondeterminism:
         return ChunkResult(row.key, 0, budget, {}, (), (), 0, error="nondeterminism: " + rep.nondeterminism[0])
     return ChunkResult(
         row.key, 0, budget, firsts, tuple(sorted(errors)), tuple(chains), 0,
-        executions=rep.executions, strategy=row.strategy, exhausted=exhausted,
+        executions=rep.executions, strategy=row.strategy, exhausted=exhausted, stopped=stopped,
     )
 
 
@@ -284,8 +290,12 @@ def split(budget: int, jobs: int) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------- merging
 
 
-def _found_text(found: Found, executions: int, strategy: str, exhausted: str, first: dict[str, int]) -> str:
-    scope = f"{executions} execution{'s' if executions != 1 else ''}, {strategy}; " + (exhausted or "not exhaustive")
+def _found_text(
+    found: Found, executions: int, strategy: str, exhausted: str, first: dict[str, int], stopped: str = ""
+) -> str:
+    scope = f"{executions} execution{'s' if executions != 1 else ''}, {strategy}; " + (
+        exhausted or stopped or "not exhaustive"
+    )
     errors = sorted(found.error_kinds)
     infos = sorted(found.kinds - found.error_kinds)
     if not errors:
@@ -305,6 +315,7 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
     executions = sum(c.executions if c.executions >= 0 else c.stop - c.start for c in chunks)
     strategy = chunks[0].strategy if chunks else row.strategy
     exhausted = chunks[0].exhausted if len(chunks) == 1 else ""
+    stopped = chunks[0].stopped if len(chunks) == 1 else ""
     firsts: dict[str, tuple[int, dict[str, Any]]] = {}
     errors: set[str] = set()
     chains: list[tuple[str, ...]] = []
@@ -335,7 +346,7 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
         row,
         "match" if ok else "mismatch",
         found=found,
-        found_text=_found_text(found, executions, strategy, exhausted, first_by_kind),
+        found_text=_found_text(found, executions, strategy, exhausted, first_by_kind, stopped),
         executions=executions,
         steps=steps,
         strategy=strategy,

@@ -122,3 +122,17 @@ def test_shrink_gives_a_schedule_no_longer_than_the_original() -> None:
     assert plain.status == shrunk.status == "match"
     assert len(decode(shrunk.token)) <= len(decode(plain.token))
     assert ds.Kernel(replay=shrunk.token, lockdep=False).run(basics_locking.abba_mutexes).kinds == ["deadlock"]
+
+
+def test_a_row_stopped_at_its_expected_bug_is_not_called_exhaustive() -> None:
+    """JSON honesty: 'stopped: every expected bug found' is said, but exhaustive stays false."""
+    from dmabufsim.scenarios.catalog import discover
+    from dmabufsim.scenarios.runner import check
+
+    rows = [r for r in discover() if r.key == "B1/abba-mutexes"]
+    [res] = check(rows, jobs=1).rows
+    data = res.to_json()
+    assert data["match"] is True
+    assert "stopped: every expected bug found" in data["found_text"]
+    assert data["exhaustive"] is False
+    assert data["steps"] is None
