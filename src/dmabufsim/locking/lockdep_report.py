@@ -70,6 +70,18 @@ def _banner(title: str, width: int | None = None) -> list[str]:
     return ["", "=" * n, title, IDENT, "-" * n]
 
 
+def _acquiring_while_holding(who: str, nxt: _Held, prev: _Held) -> list[str]:
+    """The lock being taken and the one already held, as the circular and
+    recursive reports both print them."""
+    return [
+        f"{who} is trying to acquire lock:",
+        lock_line(nxt.cls, nxt.site),
+        "",
+        "but task is already holding lock:",
+        lock_line(prev.cls, prev.site),
+    ]
+
+
 def _with_held_and_backtrace(lines: list[str], who: str, held: Sequence[_Held], current_stack: Sequence[Frame]) -> str:
     """A report's closing: the held locks and the stack backtrace after ``lines``, joined."""
     lines += held_locks(who, held)
@@ -98,11 +110,7 @@ def circular(
     """
     lines = [
         *_banner("WARNING: possible circular locking dependency detected"),
-        f"{who} is trying to acquire lock:",
-        lock_line(nxt.cls, nxt.site),
-        "",
-        "but task is already holding lock:",
-        lock_line(prev.cls, prev.site),
+        *_acquiring_while_holding(who, nxt, prev),
         "",
         "which lock already depends on the new lock.",
         "",
@@ -149,11 +157,7 @@ def recursive(who: str, nxt: _Held, prev: _Held, current_stack: Sequence[Frame],
     """``print_deadlock_bug``."""
     lines = [
         *_banner("WARNING: possible recursive locking detected"),
-        f"{who} is trying to acquire lock:",
-        lock_line(nxt.cls, nxt.site),
-        "",
-        "but task is already holding lock:",
-        lock_line(prev.cls, prev.site),
+        *_acquiring_while_holding(who, nxt, prev),
         "",
         "other info that might help us debug this:",
         " Possible unsafe locking scenario:",
