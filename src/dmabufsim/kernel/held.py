@@ -91,15 +91,23 @@ class LockTracker:
         nest_lock: Any = None,
     ) -> HeldLock:
         """``lock_acquire``: validate, then push onto the current thread's stack."""
-        t = self.k.current
-        hl = HeldLock(map, read, trylock, subclass, nest_lock, call_site())
+        return self.lock_acquire(self.k.current, map, read, trylock, subclass, nest_lock, call_site())
+
+    def lock_acquire(
+        self, t: Any, map: Any, read: int, trylock: bool, subclass: int, nest_lock: Any, site: Frame | None
+    ) -> HeldLock:
+        """:meth:`acquire` by thread ``t`` (the running one) at ``site``: the locks' fast path."""
+        hl = HeldLock(map, read, trylock, subclass, nest_lock, site)
         self.validate(t, hl)
         t.held.append(hl)
         return hl
 
     def release(self, map: Any) -> bool:
         """``lock_release``: pop the entry of ``map``; report when it is not held."""
-        t = self.k.current
+        return self.lock_release(self.k.current, map)
+
+    def lock_release(self, t: Any, map: Any) -> bool:
+        """:meth:`release` by thread ``t`` (the running one): the locks' fast path."""
         held = t.held
         for i in range(len(held) - 1, -1, -1):
             hl = held[i]

@@ -54,7 +54,7 @@ from .held import LockTracker
 from .stack import Frame, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
-from .trace import Event, Trace
+from .trace import _DETX, _MASK, _OPX, _PRIME, Event, Trace, detail_word, op_word
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
 MAX_SCHEDULE_TIMEOUT = None
@@ -336,8 +336,13 @@ class Kernel:
 
     # ------------------------------------------------------------------ scheduling
 
-    def point(self, op: str, obj: int, write: bool = True, detail: str = "") -> None:
-        """A scheduling point before operation ``op`` on object ``obj`` (R2)."""
+    def point(self, op: str, obj: int, write: bool = True, detail: str = "", word: int | None = None) -> None:
+        """A scheduling point before operation ``op`` on object ``obj`` (R2).
+
+        ``word`` is the event's precomputed :func:`~dmabufsim.kernel.trace.event_word`
+        (``op``, ``obj``, ``write``, ``detail``), an optimisation for hot
+        callers (a lock's own operations); it never changes the event.
+        """
         if self._dead:
             return
         if self._in_timer:
@@ -360,11 +365,28 @@ class Kernel:
             else:
                 nxt = self._decide(t)
             if nxt is not t:
-                self._switch(nxt)
+                # _switch() inlined.
+                self._current = nxt
+                glet = nxt.glet
+                if glet is None:
+                    glet = nxt.glet = greenlet(self._thread_main, parent=self._hub)
+                    glet.switch(nxt)
+                else:
+                    glet.switch()
                 if self._dead:
                     return
         steps = self.steps = self.steps + 1
-        self.trace.emit(steps, t.tid, op, obj, write, detail, self.now)
+        tr = self.trace
+        if tr._active:
+            tr.emit(steps, t.tid, op, obj, write, detail, self.now)
+        else:
+            # Trace.emit's digest inlined (nobody listens: no Event is built).
+            tr.count += 1
+            if word is None:
+                word = (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
+                if detail:
+                    word ^= _DETX.get(detail) or detail_word(detail)
+            tr._h = ((((tr._h ^ t.tid_word ^ word) * _PRIME) ^ self.now) * _PRIME) & _MASK
         if steps > self._max_steps:
             self._livelock()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,11 +44,14 @@ def _internal(filename: str) -> bool:
     return filename.startswith(_INTERNAL_PREFIXES) or filename in _INTERNAL_FILES or filename.endswith(_PLUMBING)
 
 
-#: Hot-path caches (call_site runs on every lock acquisition): whether a code
-#: object is model-internal, and the immutable Frame of a (code, line) site.
-#: Both are bounded by the amount of source code loaded.
-_INTERNAL_CODE: dict[Any, bool] = {}
-_SITES: dict[tuple[Any, int], Frame] = {}
+#: Hot-path caches (call_site runs on every lock acquisition): whether a file
+#: is model-internal (keyed by file name: a string caches its hash, a code
+#: object recomputes it on every lookup), and the immutable Frame of a site,
+#: per code object (by ``id``; the entry holds the code object, so the id
+#: cannot be reused while it is cached) and instruction offset. Both are
+#: bounded by the amount of source code loaded.
+_INTERNAL_FILE: dict[str, bool] = {}
+_SITES: dict[int, tuple[CodeType, dict[int, Frame]]] = {}
 
 
 def scenario_stack(limit: int = 8, frame: FrameType | None = None) -> tuple[Frame, ...]:
@@ -66,17 +69,22 @@ def scenario_stack(limit: int = 8, frame: FrameType | None = None) -> tuple[Fram
 def call_site() -> Frame | None:
     """The innermost scenario-level frame of the caller (cheap: no tuple built)."""
     f: FrameType | None = sys._getframe(1)
-    internal = _INTERNAL_CODE
+    internal = _INTERNAL_FILE
     while f is not None:
         code = f.f_code
-        inside = internal.get(code)
+        fn = code.co_filename
+        inside = internal.get(fn)
         if inside is None:
-            inside = internal[code] = _internal(code.co_filename)
+            inside = internal[fn] = _internal(fn)
         if not inside:
-            key = (code, f.f_lineno)
-            site = _SITES.get(key)
+            entry = _SITES.get(id(code))
+            if entry is None or entry[0] is not code:
+                entry = _SITES[id(code)] = (code, {})
+            sites = entry[1]
+            lasti = f.f_lasti
+            site = sites.get(lasti)
             if site is None:
-                site = _SITES[key] = Frame(code.co_filename, f.f_lineno, code.co_name)
+                site = sites[lasti] = Frame(code.co_filename, f.f_lineno, code.co_name)
             return site
         f = f.f_back
     return None

@@ -74,7 +74,15 @@ class RandomStrategy(Strategy):
         self._rng = random.Random(seed)
 
     def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
-        return runnable[self._rng.randrange(len(runnable))]
+        # random.Random.randrange(n) inlined: its _randbelow draws getrandbits(n.bit_length())
+        # until the draw is below n, so the stream (and every seed's schedule) is the same.
+        n = len(runnable)
+        k = n.bit_length()
+        getrandbits = self._rng.getrandbits
+        r = getrandbits(k)
+        while r >= n:
+            r = getrandbits(k)
+        return runnable[r]
 
     def next_u64(self, bound: int) -> int:
         return self._rng.randrange(bound) if bound > 0 else 0

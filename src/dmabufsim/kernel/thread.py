@@ -77,12 +77,15 @@ class KThread:
         "signal_pending",
         "state",
         "tid",
+        "tid_word",
         "timer",
         "wake_reason",
     )
 
     def __init__(self, tid: int, name: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.tid = tid
+        #: The thread's part of its events' trace word: ``(tid + 1) << 52``.
+        self.tid_word = (tid + 1) << 52
         self.name = name
         self.fn = fn
         self.args = args

@@ -26,9 +26,11 @@ _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a 64-bit prime
 _OFFSET = 0xCBF29CE484222325  # FNV-1a 64-bit offset basis
 _OPCODES: dict[str, int] = {}
-#: CRC-32 of event details (mostly lock and object names), cached: the
-#: encode + crc32 of every detail was a tenth of a scheduling point.
-_DETAILS: dict[str, int] = {}
+#: What an operation name contributes to an event's word: ``opcode(op) << 20``.
+_OPX: dict[str, int] = {}
+#: What an event detail (mostly lock and object names) contributes to an
+#: event's word, cached: ``crc32(detail) << 32``.
+_DETX: dict[str, int] = {}
 _DETAILS_MAX = 1 << 14
 
 
@@ -38,6 +40,24 @@ def opcode(op: str) -> int:
     if code is None:
         code = _OPCODES[op] = zlib.crc32(op.encode())
     return code
+
+
+def op_word(op: str) -> int:
+    """``opcode(op) << 20``, cached (the slow path of :data:`_OPX` lookups)."""
+    x = _OPX.get(op)
+    if x is None:
+        x = _OPX[op] = opcode(op) << 20
+    return x
+
+
+def detail_word(detail: str) -> int:
+    """``crc32(detail) << 32``, cached (bounded: the cache is emptied when full)."""
+    x = _DETX.get(detail)
+    if x is None:
+        if len(_DETX) >= _DETAILS_MAX:
+            _DETX.clear()
+        x = _DETX[detail] = zlib.crc32(detail.encode()) << 32
+    return x
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +87,18 @@ class Event:
 Listener = Callable[[Event], Any]
 
 
+def event_word(op: str, obj: int, write: bool, detail: str = "") -> int:
+    """The part of an event's digest word that does not depend on the thread.
+
+    A lock computes the words of its own operations once and passes them to
+    ``Kernel.point(..., word=)``; the digest is the same either way.
+    """
+    x = op_word(op) ^ (obj << 1) ^ write
+    if detail:
+        x ^= zlib.crc32(detail.encode()) << 32
+    return x
+
+
 class Trace:
     """The event stream of one execution: digest, optional recording, listeners."""
 
@@ -87,21 +119,18 @@ class Trace:
         self._active = True
 
     def emit(self, step: int, tid: int, op: str, obj: int, write: bool, detail: str, now: int) -> None:
-        """Append one event (hot path: no Event object unless someone wants one)."""
+        """Append one event (hot path: no Event object unless someone wants one).
+
+        The digest folds the event word and then ``now`` FNV-1a style; the
+        two multiplications share one final mask (multiplication and xor
+        commute with reduction mod 2**64), and ``Kernel.point`` inlines the
+        same arithmetic when the trace is not active. Keep the two in step.
+        """
         self.count += 1
-        code = _OPCODES.get(op)
-        if code is None:
-            code = opcode(op)
-        x = ((tid + 1) << 52) ^ (code << 20) ^ (obj << 1) ^ write
+        x = ((tid + 1) << 52) ^ (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
         if detail:
-            dc = _DETAILS.get(detail)
-            if dc is None:
-                if len(_DETAILS) >= _DETAILS_MAX:
-                    _DETAILS.clear()
-                dc = _DETAILS[detail] = zlib.crc32(detail.encode())
-            x ^= dc << 32
-        h = ((self._h ^ x) * _PRIME) & _MASK
-        self._h = ((h ^ now) * _PRIME) & _MASK
+            x ^= _DETX.get(detail) or detail_word(detail)
+        self._h = ((((self._h ^ x) * _PRIME) ^ now) * _PRIME) & _MASK
         if self._active:
             ev = Event(step, tid, op, obj, write, detail, now)
             if self.events is not None:
