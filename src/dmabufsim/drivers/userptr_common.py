@@ -70,8 +70,8 @@ class UserptrBo:
     Invariant: ``bound`` implies ``pages is not None``.
     """
 
-    __slots__ = ("bound", "dev", "gpu_va", "k", "mm", "name", "npages", "oid", "pages", "resv", "start",
-                 "writable")
+    __slots__ = ("bound", "dev", "gpu_va", "helper_teardowns", "k", "mm", "name", "npages", "oid", "pages",
+                 "resv", "start", "writable")
 
     def __init__(self, dev: Device, mm: MmStruct, start: int, npages: int, *, gpu_va: int | None = None,
                  writable: bool = True, name: str = "userptr") -> None:
@@ -89,6 +89,8 @@ class UserptrBo:
         self.resv = DmaResv(f"{name}.resv")
         self.pages: list[Page] | None = None
         self.bound = False
+        #: Teardowns that went through the shared helper (claim C16 counts them).
+        self.helper_teardowns = 0
 
     def __repr__(self) -> str:
         state = "bound" if self.bound else ("pages" if self.pages is not None else "empty")

@@ -70,6 +70,23 @@ from .userptr_common import UserptrBo
 NOTIFIER_LOCK_CLASS = "userptr_notifier_lock"
 
 
+def userptr_teardown(bo: UserptrBo) -> None:
+    """The helper's teardown, shared by every driver that gets userptr right (R3, claim C16).
+
+    Wait for every job on the object (lockless, ``dma_resv_wait_timeout``),
+    then take every mapping away -- GPU PTEs zapped and the GPU TLB flushed,
+    IOMMU entries unmapped and the IOTLB synced -- and only then dirty, mark
+    accessed and put the pages. The caller holds whatever lock its design
+    uses to exclude submission (the helper's notifier lock, i915's object
+    lock). Counted in ``bo.helper_teardowns``.
+    """
+    bo.helper_teardowns += 1
+    bo.wait_idle()
+    bo.unbind()
+    if bo.pages is not None:
+        bo.release_pages()
+
+
 def notifier_lock(name: str = NOTIFIER_LOCK_CLASS) -> Mutex:
     """A driver's notifier lock (one per device is usual); every instance shares one lockdep class."""
     return Mutex(name, key=NOTIFIER_LOCK_CLASS)
@@ -111,11 +128,7 @@ class Userptr(MMUIntervalNotifierOps):
         return True
 
     def _teardown_locked(self) -> None:
-        bo = self.bo
-        bo.wait_idle()
-        bo.unbind()
-        if bo.pages is not None:
-            bo.release_pages()
+        userptr_teardown(self.bo)
 
     # ------------------------------------------------------------------ submission side
 

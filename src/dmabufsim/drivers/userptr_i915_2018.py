@@ -13,7 +13,8 @@ rendering on the object, unbind every VMA (zap the GPU PTEs, flush, DMA
 unmap), and only then put the pages: ``set_page_dirty``,
 ``mark_page_accessed``, ``put_page``. Daniel: "we guarantee that we call
 set_page_dirty/mark_page_accessed only after all the mappings are really
-gone".
+gone". That teardown is the shared helper's ``userptr_teardown`` (claim
+C16: one piece of code for the part every userptr driver must get right).
 
 Get-pages (:meth:`I915Userptr.get_pages`) marks the object active first,
 records a work cookie under the object lock, looks the pages up without
@@ -53,6 +54,7 @@ from ..locking.spinlock import SpinLock
 from ..mm.memory import MmStruct
 from ..mm.mmu_notifier import MMUNotifier, MMUNotifierOps, MMUNotifierRange
 from .userptr_common import UserptrBo
+from .userptr_helper import userptr_teardown
 
 
 class I915Userptr:
@@ -110,14 +112,10 @@ class I915Userptr:
         and after the teardown (``put_pages`` from the shrinker or at close);
         the notifier itself took the object out of the tree already.
         """
-        bo = self.bo
         with self.lock:
             self.work = None
             self.nr_cancelled += 1
-            bo.wait_idle()
-            bo.unbind()
-            if bo.pages is not None:
-                bo.release_pages()
+            userptr_teardown(self.bo)
             if deactivate:
                 self.mn.set_active(self, False)
 

@@ -10,6 +10,15 @@ that breaks one of the other designs -- the fork/copy-on-write race of C11
 and C13 with a rogue job, the unmap and frame reuse of C3/C9 with a faulty
 device, mprotect, and reclaim -- and it stays clean (its only findings are
 the faults of the broken device: isolation held).
+
+The other half of the claim -- the helper is used by *every* reference
+design that passes C11, C13, C14 and C15 -- is decided by the model in
+``tests/scenarios/test_c16_helper_everywhere.py``: every design of the
+userptr bench runs those races under PCT, and the ones that come out
+clean (the helper and i915-2018) are exactly the ones whose teardown goes
+through the helper's ``userptr_teardown``; i915-2018 keeps its own
+notifier, tree and object lock, and shares the teardown (wait, unbind,
+then dirty/put), the part that every other 2018 design got wrong.
 """
 
 from __future__ import annotations

@@ -167,8 +167,13 @@ def _kswapd() -> None:
 
 
 def run_lab(k: Kernel, design: str, *, race: str = "fork", user: str = "submit", reuse: bool = False,
-            broken: bool = False, reclaim: bool = False, linger_ns: int = 0) -> dict[str, Any]:
-    """The bench (see the module docstring). Returns what happened (for tests)."""
+            broken: bool = False, reclaim: bool = False, linger_ns: int = 0, prebind: bool = True) -> dict[str, Any]:
+    """The bench (see the module docstring). Returns what happened (for tests).
+
+    ``prebind=False`` skips the first, race-free submission, so the racing
+    submission looks the pages up itself (the C11 window: lookup before the
+    fork, binding after the copy-on-write break).
+    """
     if race not in RACES or user not in USERS:
         raise ValueError(f"race must be one of {RACES} and user one of {USERS}")
     if reclaim:
@@ -179,7 +184,8 @@ def run_lab(k: Kernel, design: str, *, race: str = "fork", user: str = "submit",
     proc.populate(addr, NPAGES * PAGE_SIZE, "init")
     h = make(design, dev, proc, addr)
     out: dict[str, Any] = {"handle": h}
-    h.submit(h.bo.job_ops("gpu")).wait()
+    if prebind:
+        h.submit(h.bo.job_ops("gpu")).wait()
     threads = [k.spawn(_race, race, proc, addr, out, reuse, name=race)]
     if user != "none":
         threads.append(k.spawn(_use, user, h, out, name=user))
