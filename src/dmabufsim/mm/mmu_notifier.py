@@ -46,8 +46,9 @@ Rules:
 * R6 (registration): a subscription is registered on a live mm once;
   registering twice, unregistering an unregistered subscription, or
   unregistering from inside a callback raise ``UsageError``.
-* R8 (completion, claim C15): when every callback of a blockable range
-  returned (the subscribers claim the range is invalidated), no IOMMU
+* R8 (completion, claim C15): when every callback of a range returned
+  without ``EAGAIN`` -- blockable or not: a non-blockable callback that
+  accepts the range claims completion just the same -- no IOMMU
   entry made *for this mm at an address of the range* may still reach a
   page the range maps: each one left is a ``stale-mapping`` finding
   ("IOMMU mapping survives a completed invalidation"). Checked only when
@@ -181,7 +182,8 @@ class MMUNotifierSubscriptions:
                 raise EAGAIN("mmu_notifier_invalidate_range_start_nonblock: a subscriber would block")
         finally:
             self.in_callback.remove(me)
-        if range.blockable and (self.subscribers or self.overlapping(range.start, range.end)):
+        # Returning without EAGAIN claims completion, blockable or not (R8, C15).
+        if self.subscribers or self.overlapping(range.start, range.end):
             _check_completion(k, self, range)
 
     def invalidate_range_end(self, range: MmuNotifierRange) -> None:

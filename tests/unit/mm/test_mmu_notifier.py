@@ -230,3 +230,38 @@ def test_every_event_reaches_the_subscriber(event: hooks.MmuNotifyEvent) -> None
 
     assert run_first(scenario).findings == []
     assert seen == [event]
+
+
+def test_a_nonblockable_invalidation_that_succeeds_also_claims_completion() -> None:
+    """R8 (C15): the OOM reaper's non-blockable range is checked like a blockable one.
+
+    A subscriber that accepts the range but leaves the device's IOMMU mapping
+    in place is reported when the callbacks return, whatever the range's
+    blockable flag; one that refuses (EAGAIN) claims nothing and is not.
+    """
+    from dmabufsim.device import Device
+    from dmabufsim.mm.gup import FOLL, get_user_pages_fast
+    from dmabufsim.mm.memory import Process
+    from dmabufsim.mm.page import PAGE_SIZE
+
+    stale: dict[bool, list[Any]] = {}
+
+    for refuse in (False, True):
+
+        def scenario(k: ds.Kernel, refuse: bool = refuse) -> None:
+            proc = Process("app")
+            addr = proc.mmap(PAGE_SIZE)
+            proc.populate(addr, PAGE_SIZE, "x")
+            dev = Device("gpu0")
+            pages = get_user_pages_fast(proc.mm, addr, 1, FOLL.WRITE)
+            dev.map_pages(0x10000, pages)
+            MMUNotifier(Recorder([], "lazy", refuse=refuse)).register(proc.mm)
+            proc.mm.oom_reap()
+            dev.unmap_pages(0x10000, 1)
+            for p in pages:
+                p.put()
+
+        ex = run_first(scenario)
+        stale[refuse] = [(f.rule.split(":")[0], f.details["event"]) for f in ex.by_kind("stale-mapping")]
+    assert stale[False] == [("mmu_notifier R8", "unmap")]
+    assert stale[True] == []
