@@ -64,6 +64,7 @@ NSEC_PER_SEC = 1_000_000_000
 
 _running: Kernel | None = None
 _RUNNABLE = ThreadState.RUNNABLE
+_BLOCKED = ThreadState.BLOCKED
 
 #: Factories run at the start of every execution, in registration order:
 #: the higher rooms (lockdep, checkers) install their per-execution state
@@ -440,21 +441,36 @@ class Kernel:
         ``"signal"`` at once. Callers check ``might_sleep`` themselves
         (spinning on a spinlock blocks without sleeping).
         """
-        t = self.current
+        t = self._current
+        if t is None:
+            t = self.current  # raises: no kthread is running
         if self._dead:
             raise ThreadKilled()
         if interruptible and t.signal_pending:
             return "signal"
-        t.state = ThreadState.BLOCKED
+        t.state = _BLOCKED
         t.blocked_on = (what, obj, name)
         t.interruptible = interruptible
         t.wake_reason = ""
         t.pending = (what, obj, True)
-        self._runnable.remove(t)
+        run = self._runnable
+        run.remove(t)
         tm = None
         if timeout is not None:
             tm = self.add_timer(self.now + max(0, timeout), self._timeout_wake, t, name=f"timeout:{t.name}")
-        self._schedule_away(t)
+        if run:
+            # _schedule_away() and _decide(None) inlined for the common case: someone can run.
+            if len(run) == 1:
+                nxt = run[0]
+            else:
+                nxt = self.strategy.next_thread(run, None)
+                if nxt.state is not _RUNNABLE:
+                    raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+                self._choices.append(nxt.tid)
+            if nxt is not t:
+                self._switch(nxt)
+        else:
+            self._schedule_away(t)
         if self._dead:
             raise ThreadKilled()
         if tm is not None:
@@ -466,9 +482,9 @@ class Kernel:
 
     def wake(self, t: KThread, reason: str = "wake") -> bool:
         """``wake_up_process``: make a blocked thread runnable. False if it was not blocked."""
-        if t.state is not ThreadState.BLOCKED:
+        if t.state is not _BLOCKED:
             return False
-        t.state = ThreadState.RUNNABLE
+        t.state = _RUNNABLE
         t.blocked_on = None
         t.wake_reason = reason
         run = self._runnable

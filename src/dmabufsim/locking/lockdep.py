@@ -98,6 +98,7 @@ TITLE_HELD_FREED = "WARNING: held lock freed!"
 TITLE_HELD_AT_END = "WARNING: lock held when returning to user space!"
 
 _USED_IN = USED_IN_HARDIRQ | USED_IN_HARDIRQ_READ
+_new = object.__new__
 _ENABLED = ENABLED_HARDIRQ | ENABLED_HARDIRQ_READ
 
 
@@ -163,12 +164,21 @@ class Lockdep(LockTracker):
         held = t.held
         if nest_lock is not None:
             nest_lock = getattr(nest_lock, "dep_map", nest_lock)
-        hl = LockdepHeld(map, read, trylock, subclass, nest_lock, site)
         cls = self._cls.get(map) if not subclass else None
         if cls is None:
             cls = self._class_of(map, subclass)
-        hl.cls = cls
         hid = ((cls.idx + 1) << 4) | (read << 2) | (2 if trylock else 0) | (0 if nest_lock is None else 1)
+        # LockdepHeld(map, read, trylock, subclass, nest_lock, site) without the __init__ call
+        # (a third of an acquisition): keep in step with HeldLock.__init__.
+        hl = _new(LockdepHeld)
+        hl.map = map
+        hl.read = read
+        hl.trylock = trylock
+        hl.subclass = subclass
+        hl.nest_lock = nest_lock
+        hl.site = site
+        hl.refcount = 1
+        hl.cls = cls
         hl.hid = hid
         hl.chain_key = (((held[-1].chain_key if held else _BASIS) ^ hid) * _PRIME) & _MASK
         hl.depth = len(held)
@@ -192,6 +202,9 @@ class Lockdep(LockTracker):
                 g.chains.add(hl.chain_key)
         held.append(hl)
         return hl
+
+    #: The locks' fast path (``LockTracker.lock_acquire``): the thread and the site are known.
+    lock_acquire = _acquire
 
     def _class_of(self, map: Any, subclass: int) -> LockClass:
         name = map.name
@@ -257,6 +270,19 @@ class Lockdep(LockTracker):
         return f"{t.name}/{t.tid}"
 
     # ------------------------------------------------------------------ release
+
+    def lock_release(self, t: Any, map: Any) -> bool:
+        """``lock_release`` by the running thread ``t``; the innermost lock is the fast path."""
+        held = t.held
+        if held:
+            hl = held[-1]
+            if hl.map is map and hl.refcount == 1:
+                del held[-1]
+                n = len(held)
+                if n and held[-1].depth != n - 1:
+                    self.on_release(t, hl)
+                return True
+        return LockTracker.lock_release(self, t, map)
 
     def on_release(self, t: KThread, hl: HeldLock) -> None:
         """Re-key the entries above a lock released out of order (``reacquire_held_locks``)."""

@@ -21,14 +21,16 @@ from typing import Any
 
 from ..kernel.errors import EINTR
 from ..kernel.runtime import current_kernel
+from ..kernel.stack import call_site
 from ..kernel.thread import KThread
+from ..kernel.trace import event_word
 from .lockdep_map import LockdepMap
 
 
 class Mutex:
     """``struct mutex``. ``with m:`` locks and unlocks."""
 
-    __slots__ = ("dep_map", "k", "oid", "owner", "waiters")
+    __slots__ = ("_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "waiters")
 
     def __init__(self, name: str = "mutex", *, key: object | None = None) -> None:
         self.k = current_kernel()
@@ -36,6 +38,10 @@ class Mutex:
         self.oid = self.dep_map.oid
         self.owner: KThread | None = None
         self.waiters: list[KThread] = []
+        # The trace words of this mutex's scheduling points (Kernel.point's word=).
+        self._w_lock = event_word("mutex_lock", self.oid, True, name)
+        self._w_trylock = event_word("mutex_trylock", self.oid, True, name)
+        self._w_unlock = event_word("mutex_unlock", self.oid, True, name)
 
     @property
     def name(self) -> str:
@@ -43,18 +49,22 @@ class Mutex:
 
     def _lock(self, interruptible: bool, subclass: int, nest_lock: Any) -> None:
         k = self.k
-        k.might_sleep("mutex_lock")
-        k.lockdep.acquire(self.dep_map, subclass=subclass, nest_lock=nest_lock)
-        k.point("mutex_lock", self.oid, True, self.dep_map.name)
-        me = k.current
+        t = k._current
+        if t is None:
+            t = k.current  # raises: no kthread is running
+        if t.atomic or t.in_irq:  # might_sleep()'s own test, inlined
+            k.might_sleep("mutex_lock")
+        dep_map = self.dep_map
+        k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, call_site())
+        k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
         while self.owner is not None:
-            self.waiters.append(me)
-            reason = k.block("mutex_lock", self.oid, interruptible=interruptible, name=self.dep_map.name)
-            self.waiters.remove(me)
+            self.waiters.append(t)
+            reason = k.block("mutex_lock", self.oid, interruptible=interruptible, name=dep_map.name)
+            self.waiters.remove(t)
             if reason == "signal":
-                k.lockdep.release(self.dep_map)
+                k.lockdep.release(dep_map)
                 raise EINTR(f"mutex_lock_interruptible({self.name}) interrupted by a signal")
-        self.owner = me
+        self.owner = t
 
     def lock(self, subclass: int = 0, *, nest_lock: Any = None) -> None:
         """``mutex_lock`` (``mutex_lock_nested`` with a subclass, ``mutex_lock_nest_lock``)."""
@@ -71,24 +81,25 @@ class Mutex:
     def trylock(self) -> bool:
         """``mutex_trylock``: take the mutex if free; never sleeps."""
         k = self.k
-        k.point("mutex_trylock", self.oid, True, self.dep_map.name)
+        k.point("mutex_trylock", self.oid, True, self.dep_map.name, self._w_trylock)
         if self.owner is not None:
             return False
-        self.owner = k.current
-        k.lockdep.acquire(self.dep_map, trylock=True)
+        t = self.owner = k.current
+        k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, call_site())
         return True
 
     def unlock(self) -> None:
         """``mutex_unlock``: release and wake the first waiter (R3, R5)."""
         k = self.k
-        k.point("mutex_unlock", self.oid, True, self.dep_map.name)
-        if self.owner is not k.current:
-            k.lockdep.release(self.dep_map)
+        k.point("mutex_unlock", self.oid, True, self.dep_map.name, self._w_unlock)
+        t = k.current
+        if self.owner is not t:
+            k.lockdep.lock_release(t, self.dep_map)
             return
-        k.lockdep.release(self.dep_map)
+        k.lockdep.lock_release(t, self.dep_map)
         self.owner = None
-        for t in self.waiters:
-            if k.wake(t):
+        for w in self.waiters:
+            if k.wake(w):
                 break
 
     def is_locked(self) -> bool:

@@ -15,15 +15,28 @@ Rules:
 
 from __future__ import annotations
 
-from ..kernel.runtime import current_kernel
-from ..kernel.thread import KThread
+from ..kernel.runtime import Kernel, current_kernel
+from ..kernel.stack import Frame, call_site
+from ..kernel.thread import AtomicReason, KThread
+from ..kernel.trace import event_word
 from .lockdep_map import LockdepMap
+
+
+def _atomic_exit(k: Kernel, t: KThread, what: str, name: str) -> None:
+    """``Kernel.atomic_exit`` for the running thread ``t``; the innermost section is the fast path."""
+    atomic = t.atomic
+    if atomic:
+        r = atomic[-1]
+        if r.what == what and r.name == name:
+            del atomic[-1]
+            return
+    k.atomic_exit(what, name)
 
 
 class SpinLock:
     """``spinlock_t``. ``with s:`` is ``spin_lock`` / ``spin_unlock``."""
 
-    __slots__ = ("dep_map", "k", "oid", "owner", "waiters")
+    __slots__ = ("_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "waiters")
 
     def __init__(self, name: str = "spinlock", *, key: object | None = None) -> None:
         self.k = current_kernel()
@@ -31,28 +44,38 @@ class SpinLock:
         self.oid = self.dep_map.oid
         self.owner: KThread | None = None
         self.waiters: list[KThread] = []
+        # The trace words of this lock's scheduling points (Kernel.point's word=).
+        self._w_lock = event_word("spin_lock", self.oid, True, name)
+        self._w_trylock = event_word("spin_trylock", self.oid, True, name)
+        self._w_unlock = event_word("spin_unlock", self.oid, True, name)
 
     @property
     def name(self) -> str:
         return self.dep_map.name
 
+    def _lock(self, t: KThread, site: Frame | None, subclass: int, nest_lock: object) -> None:
+        """``spin_lock`` by the running thread ``t`` called at ``site`` (one stack walk per lock)."""
+        k = self.k
+        dep_map = self.dep_map
+        t.atomic.append(AtomicReason("spinlock", dep_map.name, site))  # Kernel.atomic_enter
+        k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, site)
+        k.point("spin_lock", self.oid, True, dep_map.name, self._w_lock)
+        while self.owner is not None:
+            self.waiters.append(t)
+            k.block("spin_lock", self.oid, name=dep_map.name)
+            self.waiters.remove(t)
+        self.owner = t
+
     def lock(self, subclass: int = 0, *, nest_lock: object = None) -> None:
         """``spin_lock`` (``spin_lock_nested``, ``spin_lock_nest_lock``)."""
-        k = self.k
-        k.atomic_enter("spinlock", self.dep_map.name)
-        k.lockdep.acquire(self.dep_map, subclass=subclass, nest_lock=nest_lock)
-        k.point("spin_lock", self.oid, True, self.dep_map.name)
-        me = k.current
-        while self.owner is not None:
-            self.waiters.append(me)
-            k.block("spin_lock", self.oid, name=self.dep_map.name)
-            self.waiters.remove(me)
-        self.owner = me
+        self._lock(self.k.current, call_site(), subclass, nest_lock)
 
     def lock_irqsave(self) -> int:
         """``spin_lock_irqsave``: disable interrupts, then lock. Returns the flags to restore."""
-        self.k.atomic_enter("irqs_disabled", self.dep_map.name)
-        self.lock()
+        t = self.k.current
+        site = call_site()
+        t.atomic.append(AtomicReason("irqs_disabled", self.dep_map.name, site))  # Kernel.atomic_enter
+        self._lock(t, site, 0, None)
         return 1
 
     def lock_irq(self) -> None:
@@ -62,31 +85,42 @@ class SpinLock:
     def trylock(self) -> bool:
         """``spin_trylock``: take the lock if free; never spins."""
         k = self.k
-        k.point("spin_trylock", self.oid, True, self.dep_map.name)
+        k.point("spin_trylock", self.oid, True, self.dep_map.name, self._w_trylock)
         if self.owner is not None:
             return False
-        k.atomic_enter("spinlock", self.dep_map.name)
-        self.owner = k.current
-        k.lockdep.acquire(self.dep_map, trylock=True)
+        t = k.current
+        site = call_site()
+        t.atomic.append(AtomicReason("spinlock", self.dep_map.name, site))  # Kernel.atomic_enter
+        self.owner = t
+        k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, site)
         return True
+
+    def _unlock(self, k: Kernel, t: KThread) -> None:
+        """``spin_unlock`` by the running thread ``t``, after its scheduling point."""
+        dep_map = self.dep_map
+        if self.owner is not t:
+            k.lockdep.lock_release(t, dep_map)
+            return
+        k.lockdep.lock_release(t, dep_map)
+        self.owner = None
+        _atomic_exit(k, t, "spinlock", dep_map.name)
+        if self.waiters:
+            for w in list(self.waiters):
+                k.wake(w)
 
     def unlock(self) -> None:
         """``spin_unlock``."""
         k = self.k
-        k.point("spin_unlock", self.oid, True, self.dep_map.name)
-        if self.owner is not k.current:
-            k.lockdep.release(self.dep_map)
-            return
-        k.lockdep.release(self.dep_map)
-        self.owner = None
-        k.atomic_exit("spinlock", self.dep_map.name)
-        for t in list(self.waiters):
-            k.wake(t)
+        k.point("spin_unlock", self.oid, True, self.dep_map.name, self._w_unlock)
+        self._unlock(k, k.current)
 
     def unlock_irqrestore(self, flags: int = 1) -> None:
         """``spin_unlock_irqrestore``."""
-        self.unlock()
-        self.k.atomic_exit("irqs_disabled", self.dep_map.name)
+        k = self.k
+        k.point("spin_unlock", self.oid, True, self.dep_map.name, self._w_unlock)
+        t = k.current
+        self._unlock(k, t)
+        _atomic_exit(k, t, "irqs_disabled", self.dep_map.name)
 
     def unlock_irq(self) -> None:
         """``spin_unlock_irq``."""
