@@ -61,7 +61,8 @@ FOLL_NONE = FOLL(0)
 
 def _gup(mm: MmStruct, start: int, nr_pages: int, flags: FOLL) -> list[Page]:
     if flags & FOLL.FORCE:
-        raise EINVAL("FOLL_FORCE is not modelled")
+        # Valid in the kernel (ptrace, /proc/pid/mem); a limit of the model.
+        raise NotImplementedError("FOLL_FORCE is not modelled")
     if flags & FOLL.LONGTERM and not flags & FOLL.PIN:
         raise EINVAL("FOLL_LONGTERM is only valid with FOLL_PIN (use pin_user_pages)")
     if flags & FOLL.PIN and flags & FOLL.GET:

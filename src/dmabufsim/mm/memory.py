@@ -314,7 +314,8 @@ class MmStruct:
     def madvise(self, addr: int, length: int, advice: int) -> None:
         """``madvise(MADV_DONTNEED)``: drop the pages, keep the VMAs (R6: CLEAR)."""
         if advice != MADV_DONTNEED:
-            raise EINVAL(f"madvise: advice {advice} is not modelled (only MADV_DONTNEED)")
+            # A model limit, not the kernel's answer (it accepts MADV_FREE, ...).
+            raise NotImplementedError(f"madvise: advice {advice} is not modelled (only MADV_DONTNEED)")
         end = addr + _page_align(length)
         self.mmap_lock.down_read()
         try:
