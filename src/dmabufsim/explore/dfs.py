@@ -82,6 +82,10 @@ class StackSearch(ExploreStrategy):
             return "unbounded" if not self.cut else f"value cap {VALUE_CAP}"
         return f"preemption bound {self.preemption_bound}"
 
+    def describe(self) -> str:
+        b = "" if self.preemption_bound is None else f"preemption_bound={self.preemption_bound}"
+        return f"{self.name}({b})"
+
     def new_execution(self) -> bool:
         """Back to the root for the next execution; False once the search is complete."""
         if self.complete:
@@ -167,10 +171,6 @@ class DFS(StackSearch):
                 return
             stack.pop()
         self.complete = True
-
-    def describe(self) -> str:
-        b = "" if self.preemption_bound is None else f"preemption_bound={self.preemption_bound}"
-        return f"dfs({b})"
 
 
 class ICB(ExploreStrategy):

@@ -356,7 +356,3 @@ class DPOR(StackSearch):
                 return
             stack.pop()
         self.complete = True
-
-    def describe(self) -> str:
-        b = "" if self.preemption_bound is None else f"preemption_bound={self.preemption_bound}"
-        return f"dpor({b})"
