@@ -216,7 +216,12 @@ CLAIMS = [
         "id": "C6",
         "design": "one-gfp-kernel-left",
         "scenario": one_gfp_kernel_left,
-        "expected": _CYCLE_AND_SELF_DEADLOCK,
+        # C6: "the model says exactly which cycles remain": this one, and no other.
+        "expected": Verdict(
+            kinds=frozenset({"circular-locking", "recursive-locking", "deadlock"}),
+            chain=_RESV_FS_RECLAIM,
+            only_chain=True,
+        ),
         "budget": 200,
         "kernel_options": {"prime_lockdep": False},
     },

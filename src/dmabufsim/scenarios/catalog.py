@@ -92,13 +92,15 @@ class Verdict:
     ``Verdict(kinds={"circular-locking"}, chain=("fs_reclaim", "resv"))``:
     those kinds found, nothing else wrong, and a circular-locking report
     whose cycle is that chain. ``absent`` asserts info kinds that must not
-    appear.
+    appear. ``only_chain``: the expected chain is the *only* cycle lockdep
+    reports (claims that say exactly which cycles remain, C6).
     """
 
     clean: bool = False
     kinds: frozenset[str] = frozenset()
     chain: tuple[str, ...] = ()
     absent: frozenset[str] = frozenset()
+    only_chain: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kinds", frozenset(self.kinds))
@@ -114,6 +116,8 @@ class Verdict:
             raise UsageError("a verdict is either clean=True or names the finding kinds expected")
         if self.chain and "circular-locking" not in self.kinds:
             raise UsageError("a lock chain is only expected together with kind 'circular-locking'")
+        if self.only_chain and not self.chain:
+            raise UsageError("only_chain needs the chain it keeps")
 
     @classmethod
     def of(cls, value: Verdict | str | Mapping[str, Any]) -> Verdict:
@@ -125,7 +129,7 @@ class Verdict:
         if isinstance(value, str):
             return cls(kinds=frozenset({value}))
         if isinstance(value, Mapping):
-            unknown = sorted(set(value) - {"clean", "kinds", "chain", "absent"})
+            unknown = sorted(set(value) - {"clean", "kinds", "chain", "absent", "only_chain"})
             if unknown:
                 raise UsageError(f"unknown verdict field(s) {unknown}")
             return cls(
@@ -133,6 +137,7 @@ class Verdict:
                 kinds=frozenset(value.get("kinds", ())),
                 chain=tuple(value.get("chain", ())),
                 absent=frozenset(value.get("absent", ())),
+                only_chain=bool(value.get("only_chain", False)),
             )
         raise UsageError(f"cannot read a verdict from {value!r}")
 
@@ -146,7 +151,7 @@ class Verdict:
         for k in sorted(self.kinds):
             if k == "circular-locking" and self.chain:
                 cyc = " -> ".join((*self.chain, self.chain[0]))
-                parts.append(f"{k} [{cyc}]")
+                parts.append(f"{k} [{'only ' if self.only_chain else ''}{cyc}]")
             else:
                 parts.append(k)
         text = ", ".join(parts)
@@ -162,6 +167,7 @@ class Verdict:
             "kinds": sorted(self.kinds),
             "chain": list(self.chain),
             "absent": sorted(self.absent),
+            "only_chain": self.only_chain,
         }
 
     def match(self, found: Found) -> tuple[bool, str]:
@@ -181,6 +187,10 @@ class Verdict:
         if self.chain and "circular-locking" in seen and not any(same_cycle(self.chain, c) for c in found.chains):
             shown = "; ".join(" -> ".join(c) for c in found.chains) or "none recorded"
             why.append(f"no circular-locking report with chain {' -> '.join(self.chain)} (found: {shown})")
+        if self.only_chain:
+            others = [c for c in found.chains if not same_cycle(self.chain, c)]
+            if others:
+                why.append("other cycles reported: " + "; ".join(" -> ".join(c) for c in others))
         return (not why, "; ".join(why))
 
 

@@ -183,3 +183,17 @@ def test_modern_rows_name_their_experiments() -> None:
         if row.same_as and not row.broken:
             target = cat.get(row.same_as)
             assert row.scenario is target.scenario and row.expected == target.expected
+
+
+def test_only_chain_refuses_a_second_cycle() -> None:
+    """C6 says exactly which cycles remain: an extra cycle fails the verdict."""
+    from dmabufsim.scenarios.catalog import Found, Verdict
+
+    v = Verdict(kinds=frozenset({"circular-locking"}), chain=("a", "b"), only_chain=True)
+    one = Found(kinds=frozenset({"circular-locking"}), error_kinds=frozenset({"circular-locking"}),
+                chains=(("b", "a"),))
+    two = Found(kinds=one.kinds, error_kinds=one.error_kinds, chains=(("a", "b"), ("a", "c")))
+    assert v.match(one) == (True, "")
+    ok, why = v.match(two)
+    assert not ok and why == "other cycles reported: a -> c"
+    assert Verdict.of({"kinds": ["circular-locking"], "chain": ["a", "b"], "only_chain": True}) == v
