@@ -19,8 +19,20 @@ from dmabufsim.scenarios.runner import merge, run_executions
 EXPECTED: dict[str, tuple[str, list[str] | None]] = {
     "C1/pipelined": ("match", []),
     "C1/importer-ignores-fences": ("match", ["assertion"]),
+    "C1/ghost-frees-early": ("match", ["assertion", "iommu-fault"]),
     "C1/non-pipelined": ("match", ["assertion"]),
 }
+
+
+def test_freeing_the_old_store_before_the_move_fence_is_caught() -> None:
+    """The copy faults on the torn-down old pages and the importers read what was never copied."""
+    ex = ds.Kernel(seed=0).run(c1.ghost_frees_early)
+    faults = {(f.details["device"], f.details["job"]) for f in ex.by_kind("iommu-fault")}
+    assert ("amdgpu", "amdgpu.move:shared") in faults
+    assert [f.title for f in ex.by_kind("assertion")] == [
+        "claim C1 violated: an importer read memory the move had not filled (stale read)"
+    ]
+    assert ds.Kernel(seed=0).run(c1.pipelined).findings == []
 
 
 def test_c1_rows_match_over_30_seeds() -> None:

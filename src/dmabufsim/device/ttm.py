@@ -289,7 +289,10 @@ class TTMDevice:
     """``struct ttm_device``: the managers of one GPU, its LRU lock, its copy engine.
 
     ``pipelined`` selects R4 (True) or R5 (False). ``lock_under_lru`` turns
-    on the C8 bug (R3). Drivers subclass and override :meth:`evict_flags`.
+    on the C8 bug (R3). ``ghost_waits=False`` is the C1 bug: a ghost frees
+    the old pages without waiting for the move fence (R4 broken), which the
+    isolation checker sees as the copy job reading freed pages. Drivers
+    subclass and override :meth:`evict_flags`.
     """
 
     def __init__(
@@ -301,6 +304,7 @@ class TTMDevice:
         gtt_pages: int | None = None,
         pipelined: bool = True,
         lock_under_lru: bool = False,
+        ghost_waits: bool = True,
     ) -> None:
         k = self.k = current_kernel()
         self.oid = k.new_oid()
@@ -308,6 +312,7 @@ class TTMDevice:
         self.engine = engine
         self.pipelined = pipelined
         self.lock_under_lru = lock_under_lru
+        self.ghost_waits = ghost_waits
         self.lru_lock = SpinLock(f"{name}.lru_lock", key=LRU_LOCK_CLASS)
         self.man: dict[MemType, ResourceManager] = {
             MemType.SYSTEM: ResourceManager(self, MemType.SYSTEM, None),
@@ -354,8 +359,9 @@ class TTMDevice:
         self, ghost: BufferObject, fences: Sequence[DmaFence], parent: BufferObject | None, generation: int
     ) -> None:
         """The delayed-destroy worker of a ghost (R4): wait, tear the old mappings down, free."""
-        for f in fences:
-            f.wait(False)
+        if self.ghost_waits:
+            for f in fences:
+                f.wait(False)
         resv = parent.resv if parent is not None else ghost.resv
         resv.lock(None)
         try:

@@ -138,6 +138,7 @@ class AmdgpuExporter:
         gtt_pages: int | None = None,
         pipelined: bool = True,
         lock_under_lru: bool = False,
+        ghost_waits: bool = True,
         iommu: bool = True,
         copy_ns_per_page: int = COPY_NS_PER_PAGE,
     ) -> None:
@@ -147,7 +148,7 @@ class AmdgpuExporter:
         self.copy = DeviceCopyEngine(self.dev, ns_per_page=copy_ns_per_page)
         self.ttm = TTMDevice(
             name, self.copy, vram_pages=vram_pages, gtt_pages=gtt_pages, pipelined=pipelined,
-            lock_under_lru=lock_under_lru,
+            lock_under_lru=lock_under_lru, ghost_waits=ghost_waits,
         )
         self.ops = AmdgpuDmaBufOps(self)
         #: Virtual time of the jobs submitted (engine busy time), in total and by ring.

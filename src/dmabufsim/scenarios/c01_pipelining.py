@@ -80,9 +80,9 @@ def _exporter(k: Kernel, drv: AmdgpuExporter, bo: Any, blocked: list[int]) -> No
         blocked.append(k.now - t0)
 
 
-def run_c1(k: Kernel, *, pipelined: bool = True, honour_fences: bool = True) -> None:
-    """The C1 experiment (see the module docstring); the designs differ in two knobs."""
-    drv = AmdgpuExporter("amdgpu", vram_pages=8, pipelined=pipelined)
+def run_c1(k: Kernel, *, pipelined: bool = True, honour_fences: bool = True, ghost_waits: bool = True) -> None:
+    """The C1 experiment (see the module docstring); the designs differ in three knobs."""
+    drv = AmdgpuExporter("amdgpu", vram_pages=8, pipelined=pipelined, ghost_waits=ghost_waits)
     bo = drv.create_bo(2, name="shared", value=CONTENTS)
     buf = drv.export(bo)
     imps = [DynamicImporter(f"gpu{i}", honour_fences=honour_fences) for i in (1, 2)]
@@ -119,6 +119,18 @@ def importer_ignores_fences(k: Kernel) -> None:
     run_c1(k, honour_fences=False)
 
 
+def ghost_frees_early(k: Kernel) -> None:
+    """The old backing store is freed without waiting for the move fence.
+
+    Freeing tears the old pages' GPU VM and IOMMU mappings down first, so
+    the copy job that was still to read them faults (the GPU VM catches it:
+    isolation held, ``iommu-fault``), the importers' jobs fault on their
+    unmapped tables, and the new placement is never filled: the importers
+    read garbage (the scenario's stale-read check, ``assertion``).
+    """
+    run_c1(k, ghost_waits=False)
+
+
 def non_pipelined(k: Kernel) -> None:
     """The memory manager waits for every fence on the CPU: correct, but the exporter blocks."""
     run_c1(k, pipelined=False)
@@ -131,6 +143,15 @@ CLAIMS = [
         "design": "importer-ignores-fences",
         "scenario": importer_ignores_fences,
         "expected": Verdict(kinds=frozenset({"assertion"})),
+        "budget": 100,
+    },
+    # "Old backing pages are freed only after the move fence signalled": freeing
+    # them early faults the copy and leaves the importers reading garbage.
+    {
+        "id": "C1",
+        "design": "ghost-frees-early",
+        "scenario": ghost_frees_early,
+        "expected": Verdict(kinds=frozenset({"iommu-fault", "assertion"})),
         "budget": 100,
     },
     {
