@@ -9,10 +9,10 @@ round-robin to 4 engines; every job writes its buffer through the GPU VM
 and the IOMMU with the isolation checker on. The scenario throttles itself
 by polling the device's queue depth (at most ``WINDOW`` jobs queued).
 
-The issue asks for 1,000,000 jobs and allows scaling down when that takes
-more than ~60 s: the default here is ``JOBS = 100_000`` (pass a number on
-the command line for more). RSS is read from ``/proc/self/status`` at 10%
-and at 100% of the run.
+The issue asks for 1,000,000 jobs; the default here is ``JOBS = 100_000``
+so that the bench suite stays short (pass ``1000000`` on the command line
+for the issue's size). RSS is read from ``/proc/self/status`` at 10% and at
+100% of the run.
 
 Measured (2-core shared machine): 100,000 jobs in ~16 s, RSS 28 -> 41 MiB;
 1,000,000 jobs in 160 s, RSS 41 -> 141 MiB. The mm/device/check structures
@@ -20,6 +20,8 @@ are bounded (frames, IOMMU entries, PTEs stop growing once every frame is
 in use); the growth, ~110 bytes per job, is the runtime's replay log (every
 scheduling decision is kept for the token: 7.5 million at 1M jobs) and the
 exited interrupt kthreads the runtime keeps in its thread table (50,000).
+The issue's target, flat RSS, is therefore MISSED at 1M jobs; fixing it
+belongs to the runtime (a streamed replay log, dropping exited irq threads).
 """
 
 from __future__ import annotations
