@@ -53,8 +53,8 @@ EXPECTED = {
     "C16/modern-fork-rogue": ["iommu-fault"],
     "C16/modern-mprotect": [],
     "C16/modern-munmap-reuse": ["iommu-fault"],
-    "C17/unsync-fork": ["dma-foreign-page"],
-    "C17/unsync-munmap": ["user-incoherence"],
+    "C17/root-only-unsync-fork": ["dma-foreign-page"],
+    "C17/root-only-unsync-munmap": ["user-incoherence"],
 }
 
 

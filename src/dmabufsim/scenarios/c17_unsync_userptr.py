@@ -24,8 +24,8 @@ munmap = lab("munmap", __name__, "unsync", "Unsynchronised userptr; munmap racin
              race="munmap", user="submit")
 
 CLAIMS = [
-    {"id": "C17", "design": "unsync-fork", "scenario": fork,
+    {"id": "C17", "design": "root-only-unsync-fork", "scenario": fork,
      "expected": Verdict(kinds=frozenset({"dma-foreign-page"})), "budget": 100},
-    {"id": "C17", "design": "unsync-munmap", "scenario": munmap,
+    {"id": "C17", "design": "root-only-unsync-munmap", "scenario": munmap,
      "expected": Verdict(clean=True, kinds=frozenset({"user-incoherence"})), "budget": 100},
 ]
