@@ -25,10 +25,10 @@ def test_seqcount_readers_are_never_torn_and_terminate_over_many_seeds() -> None
         assert sh.waited == [LONG_MAX]  # the lockless wait for everything returned
         assert all(f.signaled_flag for f in sh.created)
         reads += len(sh.reads)
-        restarts += sum(r[4] for r in sh.reads)
-        # every result is one recorded state of the list (the scenario's own check, re-done here)
-        for _name, usage, first, got, _ in sh.reads:
-            assert any(tuple(o for o, u in st if u <= usage) == got for st in sh.states[first:])
+        restarts += sum(r[5] for r in sh.reads)
+        # every result is a state of the list current while the read ran (the scenario's check, re-done)
+        for _name, usage, first, last, got, _ in sh.reads:
+            assert any(tuple(o for o, u in st if u <= usage) == got for st in sh.states[first : last + 1])
     assert reads > SEEDS  # readers really overlapped the writers
     assert restarts > 0  # and some of them had to start over
 

@@ -58,8 +58,9 @@ class _Shared:
         self.states: list[State] = self.resv.record_states()
         self.created: list[DmaFence] = []
         self.timelines = [FenceContext(f"ring{i}", driver="gpu") for i in range(4)]
-        #: (reader, usage, first state index it may see, result as fence oids, restarts)
-        self.reads: list[tuple[str, DmaResvUsage, int, tuple[int, ...], int]] = []
+        #: (reader, usage, first and last state index it may see, result as fence oids, restarts):
+        #: a correct read returns one of the states current while it ran.
+        self.reads: list[tuple[str, DmaResvUsage, int, int, tuple[int, ...], int]] = []
         self.waited: list[int] = []
         self.writers_left = 2
 
@@ -121,7 +122,8 @@ def _reader(sh: _Shared, r: int, naive: bool) -> None:
             break
         first = len(sh.states) - 1  # the state current when the read begins
         got, restarts = (_read_no_retry if naive else _read_seqcount)(sh.resv, usage)
-        sh.reads.append((f"reader{r}", usage, first, got, restarts))
+        last = len(sh.states) - 1  # the state current when the read ended
+        sh.reads.append((f"reader{r}", usage, first, last, got, restarts))
 
 
 def _waiter(sh: _Shared) -> None:
@@ -132,10 +134,10 @@ def _waiter(sh: _Shared) -> None:
 def _check(sh: _Shared) -> None:
     k = sh.k
     signalled_before: set[int] = set()  # nothing is signalled while reads run (see _run)
-    for name, usage, first, got, restarts in sh.reads:
+    for name, usage, first, last, got, restarts in sh.reads:
         ok = any(
             tuple(oid for oid, u in st if u <= usage and oid not in signalled_before) == got
-            for st in sh.states[first:]
+            for st in sh.states[first : last + 1]
         )
         if not ok:
             k.report(
@@ -145,7 +147,7 @@ def _check(sh: _Shared) -> None:
                     "reader": name,
                     "usage": usage.name,
                     "result": list(got),
-                    "states": [list(st) for st in sh.states[first:]],
+                    "states": [list(st) for st in sh.states[first : last + 1]],
                     "restarts": restarts,
                 },
                 rule="dma_resv R6: a lockless reader sees one state of the list",
