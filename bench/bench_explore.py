@@ -195,6 +195,41 @@ def main() -> None:
         print(f"philosophers-{n}: cycle of {len(rep.findings[0].finding.details['chain'])} classes, "
               f"{'confirmed' if ok else 'NOT confirmed'} in {c.executions if c else 0} guided execution(s); "
               f"whole explore() {dt * 1000:.1f} ms")
+    claims_table()
+
+
+def _claim_first(row: Any, strategy: str, **kw: Any) -> str:
+    """Executions and wall time until an explorer strategy shows the row's first expected bug."""
+    t0 = time.perf_counter()
+    rep = explore(row.scenario, strategy, budget=5_000, time_budget=CLAIM_SECONDS,
+                  kernel_options=dict(row.kernel_options), shrink_findings=False, check_replay=False,
+                  confirm_cycles=False, coverage=False, stop_on_first=True, **kw)
+    dt = time.perf_counter() - t0
+    wanted = row.expected.error_kinds
+    hit = [f for f in rep.findings if f.finding.kind in wanted]
+    if hit:
+        # PCT numbers its calibration run -1: that run is an execution too.
+        return f"{max(hit[0].execution + 1, 1):,} / {dt * 1000:.0f} ms"
+    return f"none in {rep.executions:,}"
+
+
+def claims_table() -> None:
+    """Per catalog row that expects a bug: executions / wall time to it, per strategy (issue 8)."""
+    from dmabufsim.scenarios import discover
+
+    rows = [r for r in discover().rows if r.scenario is not None and r.expected is not None
+            and r.expected.error_kinds and not r.same_as]
+    print()
+    print(f"claim scenarios: executions / wall time to the first expected bug (each run capped at {CLAIM_SECONDS} s)")
+    print(f"{'row':34} " + " ".join(f"{s:>20}" for s in ("random", "pct(d=3)", "dpor(pb=2)")))
+    for row in rows:
+        cells = [_claim_first(row, "random"), _claim_first(row, "pct"),
+                 _claim_first(row, "dpor", preemption_bound=2)]
+        print(f"{row.key:34} " + " ".join(f"{c:>20}" for c in cells))
+
+
+#: Wall-clock cap of one strategy on one claim row in the claims table.
+CLAIM_SECONDS = 1.0
 
 
 if __name__ == "__main__":
