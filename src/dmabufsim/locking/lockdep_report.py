@@ -82,6 +82,22 @@ def _acquiring_while_holding(who: str, nxt: _Held, prev: _Held) -> list[str]:
     ]
 
 
+def _one_cpu_scenario(*steps: str) -> list[str]:
+    """The "Possible unsafe locking scenario" table with one CPU column doing
+    ``steps`` (the recursive and the inconsistent-state reports)."""
+    return [
+        "other info that might help us debug this:",
+        " Possible unsafe locking scenario:",
+        "",
+        "       CPU0",
+        "       ----",
+        *steps,
+        "",
+        " *** DEADLOCK ***",
+        "",
+    ]
+
+
 def _with_held_and_backtrace(lines: list[str], who: str, held: Sequence[_Held], current_stack: Sequence[Frame]) -> str:
     """A report's closing: the held locks and the stack backtrace after ``lines``, joined."""
     lines += held_locks(who, held)
@@ -159,16 +175,7 @@ def recursive(who: str, nxt: _Held, prev: _Held, current_stack: Sequence[Frame],
         *_banner("WARNING: possible recursive locking detected"),
         *_acquiring_while_holding(who, nxt, prev),
         "",
-        "other info that might help us debug this:",
-        " Possible unsafe locking scenario:",
-        "",
-        "       CPU0",
-        "       ----",
-        f"  {_lk(prev.read)}{prev.cls.name});",
-        f"  {_lk(nxt.read)}{nxt.cls.name});",
-        "",
-        " *** DEADLOCK ***",
-        "",
+        *_one_cpu_scenario(f"  {_lk(prev.read)}{prev.cls.name});", f"  {_lk(nxt.read)}{nxt.cls.name});"),
         " May be due to missing lock nesting notation",
         "",
     ]
@@ -202,20 +209,7 @@ def usage_bug(
         f"{{{USAGE_NAMES[prev_bit]}}} state was registered at:",
     ]
     lines += _usage_site(c, prev_bit)
-    lines += [
-        "",
-        "other info that might help us debug this:",
-        " Possible unsafe locking scenario:",
-        "",
-        "       CPU0",
-        "       ----",
-        f"  lock({c.name});",
-        "  <Interrupt>",
-        f"    lock({c.name});",
-        "",
-        " *** DEADLOCK ***",
-        "",
-    ]
+    lines += ["", *_one_cpu_scenario(f"  lock({c.name});", "  <Interrupt>", f"    lock({c.name});")]
     return _with_held_and_backtrace(lines, who, held, current_stack)
 
 
