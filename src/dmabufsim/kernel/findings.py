@@ -87,6 +87,22 @@ class Finding:
         if not self.signature:
             object.__setattr__(self, "signature", f"{self.kind}:{self.title}")
 
+    def with_token(self, token: str) -> Finding:
+        """``dataclasses.replace(self, token=token)``, without its per-field loop."""
+        return Finding(
+            kind=self.kind,
+            title=self.title,
+            threads=self.threads,
+            details=self.details,
+            rule=self.rule,
+            severity=self.severity,
+            step=self.step,
+            now=self.now,
+            report=self.report,
+            token=token,
+            signature=self.signature,
+        )
+
     @property
     def is_error(self) -> bool:
         """True for findings that are bugs (error or warning), False for info."""

@@ -40,6 +40,7 @@ Rules:
 from __future__ import annotations
 
 import heapq
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -120,6 +121,9 @@ class Config:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+_CONFIG_FIELDS = frozenset(Config.__dataclass_fields__)
+
+
 @dataclass(frozen=True)
 class ThreadSummary:
     """How a thread ended: its name, state and what it waits on if blocked."""
@@ -190,6 +194,44 @@ class Timer:
         return was
 
 
+class _GreenletPool(threading.local):
+    """Idle kthread greenlets of this OS thread, reused across threads and executions.
+
+    Starting a fresh greenlet costs about twenty switches (its first Python
+    frame allocates a new interpreter data stack); a finished kthread's
+    greenlet goes back here instead of dying.
+    """
+
+    def __init__(self) -> None:
+        self.idle: list[greenlet] = []
+
+
+_POOL = _GreenletPool()
+#: Idle greenlets kept per OS thread (more threads than this start fresh ones).
+_POOL_MAX = 64
+
+
+def _pooled_main(k: Kernel | None, t: KThread | None) -> None:
+    """Run function of a pooled greenlet: run a kthread, go idle, run the next one.
+
+    A finished kthread returns to the hub exactly as if its greenlet had died
+    (the hub is its parent); an exception escaping ``_thread_main`` ends the
+    greenlet and reaches the hub as before.
+    """
+    me = greenlet.getcurrent()
+    while k is not None and t is not None:
+        k._thread_main(t)
+        t.glet = None  # an exited thread has no greenlet (as a dead one has no frame)
+        hub = k._hub
+        k = t = None  # hold nothing of the execution while idle
+        idle = _POOL.idle
+        if hub is None or len(idle) >= _POOL_MAX:
+            return
+        idle.append(me)
+        me.gr_context = None
+        k, t = hub.switch()
+
+
 def _blocked_oid(t: KThread) -> int:
     return t.blocked_on[1] if t.blocked_on is not None else -1
 
@@ -218,13 +260,14 @@ class Kernel:
             strategy = ReplayStrategy(_token.decode(replay))
         self.seed = seed
         self.strategy: Strategy = strategy if strategy is not None else RandomStrategy(seed)
-        cfg = config or Config()
         if overrides:
-            known = set(Config.__dataclass_fields__)
-            bad = sorted(set(overrides) - known)
-            if bad:
-                raise UsageError(f"unknown Kernel option(s) {bad}; known: {sorted(known)}")
-            cfg = replace(cfg, **overrides)
+            if not _CONFIG_FIELDS.issuperset(overrides):
+                bad = sorted(set(overrides) - _CONFIG_FIELDS)
+                raise UsageError(f"unknown Kernel option(s) {bad}; known: {sorted(_CONFIG_FIELDS)}")
+            # Config(**overrides) is replace(Config(), **overrides) without the second Config.
+            cfg = replace(config, **overrides) if config is not None else Config(**overrides)
+        else:
+            cfg = config or Config()
         self.config = cfg
         #: Virtual time in nanoseconds.
         self.now = 0
@@ -370,8 +413,7 @@ class Kernel:
                 self._current = nxt
                 glet = nxt.glet
                 if glet is None:
-                    glet = nxt.glet = greenlet(self._thread_main, parent=self._hub)
-                    glet.switch(nxt)
+                    self._start(nxt)
                 else:
                     glet.switch()
                 if self._dead:
@@ -421,10 +463,20 @@ class Kernel:
         self._current = nxt
         glet = nxt.glet
         if glet is None:
-            glet = nxt.glet = greenlet(self._thread_main, parent=self._hub)
-            glet.switch(nxt)
+            self._start(nxt)
         else:
             glet.switch()
+
+    def _start(self, nxt: KThread) -> None:
+        """First switch to ``nxt``: run it on an idle pooled greenlet (or a new one)."""
+        idle = _POOL.idle
+        if idle:
+            glet = idle.pop()
+            glet.parent = self._hub
+        else:
+            glet = greenlet(_pooled_main, parent=self._hub)
+        nxt.glet = glet
+        glet.switch(self, nxt)
 
     def _to_hub(self) -> None:
         hub = self._hub
@@ -855,7 +907,7 @@ class Kernel:
 
     def _result(self) -> Execution:
         tok = _token.encode(self._choices)
-        findings = [replace(f, token=tok) for f in self.findings]
+        findings = [f.with_token(tok) for f in self.findings]
         diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
         summaries = self._summaries
         return Execution(

@@ -25,8 +25,11 @@ VERSION = "dbs1"
 
 
 def _varints(values: Iterable[int]) -> bytes:
+    vals = values if isinstance(values, (list, tuple)) else list(values)
+    if vals and min(vals) >= 0 and max(vals) < 0x80:
+        return bytes(vals)  # every choice fits one varint byte (the usual case: thread ids)
     out = bytearray()
-    for v in values:
+    for v in vals:
         if v < 0:
             raise ValueError(f"replay choices are non-negative, got {v}")
         while True:

@@ -1,0 +1,144 @@
+"""The hot paths' shortcuts compute exactly what the plain code computes.
+
+Kernel.point inlines Trace.emit's digest, locks pass precomputed event words,
+RandomStrategy inlines randrange, tokens encode small choices in one step and
+findings get their token without dataclasses.replace: each is checked here
+against the straightforward version (no timing is asserted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import zlib
+
+import dmabufsim as ds
+from dmabufsim.kernel import token as tok
+from dmabufsim.kernel.findings import Finding
+from dmabufsim.kernel.strategy import RandomStrategy
+from dmabufsim.kernel.trace import Trace, event_word
+
+_MASK = (1 << 64) - 1
+_PRIME = 0x100000001B3
+
+
+def _reference_digest(events: list[tuple[int, str, int, bool, str, int]]) -> str:
+    """The trace digest as first specified: FNV-1a over each event word, then ``now``."""
+    h = 0xCBF29CE484222325
+    for tid, op, obj, write, detail, now in events:
+        x = ((tid + 1) << 52) ^ (zlib.crc32(op.encode()) << 20) ^ (obj << 1) ^ write
+        if detail:
+            x ^= zlib.crc32(detail.encode()) << 32
+        h = ((h ^ x) * _PRIME) & _MASK
+        h = ((h ^ now) * _PRIME) & _MASK
+    return f"{((h ^ len(events)) * _PRIME) & _MASK:016x}"
+
+
+def test_emit_digest_matches_the_reference() -> None:
+    rng = random.Random(5)
+    events = [
+        (rng.randrange(-1, 9), rng.choice(["a", "mutex_lock", "spin_unlock"]), rng.randrange(-1, 1 << 40),
+         rng.random() < 0.5, rng.choice(["", "lock", "x" * 30]), rng.randrange(1 << 63))
+        for _ in range(300)
+    ]
+    for record in (False, True):
+        tr = Trace(record=record)
+        for i, (tid, op, obj, write, detail, now) in enumerate(events):
+            tr.emit(i, tid, op, obj, write, detail, now)
+        assert tr.digest == _reference_digest(events)
+
+
+def test_point_digest_with_and_without_words_matches_the_reference() -> None:
+    seen: list[tuple[int, str, int, bool, str, int]] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        m = ds.Mutex("m")
+        s = ds.SpinLock("s")
+        for i in range(3):
+            with m:
+                k.point("work", i, i % 2 == 0, "d" if i else "")
+            with s:
+                pass
+            k.point("w", 7, True, "n", event_word("w", 7, True, "n"))
+
+    for record in (False, True):
+        ex = ds.Kernel(seed=1, record_trace=record).run(scenario)
+        if record:
+            assert ex.events is not None
+            seen = [(e.tid, e.op, e.obj, e.write, e.detail, e.now) for e in ex.events]
+        else:
+            plain = ex.trace_digest
+    assert plain == ex.trace_digest == _reference_digest(seen)
+
+
+def test_random_strategy_draws_the_randrange_stream() -> None:
+    for seed in range(20):
+        st = RandomStrategy(seed)
+        ref = random.Random(seed)
+        for n in (2, 3, 5, 2, 7, 8, 9, 2, 3, 17) * 5:
+            runnable = list(range(n))
+            assert st.next_thread(runnable, None) == runnable[ref.randrange(n)]  # type: ignore[arg-type]
+            assert st.next_u64(n) == ref.randrange(n)
+
+
+def test_varints_fast_and_slow_paths_agree() -> None:
+    for choices in ([], [0], [1, 2, 3, 127], [128], [0, 300, 5], list(range(200)), [2**40, 1]):
+        slow = bytearray()
+        for v in choices:
+            while True:
+                b, v = v & 0x7F, v >> 7
+                slow.append(b | 0x80 if v else b)
+                if not v:
+                    break
+        assert tok._varints(choices) == bytes(slow) == tok._varints(iter(choices))
+        assert tok.decode(tok.encode(choices)) == choices
+
+
+def test_with_token_is_replace() -> None:
+    f = Finding(kind="deadlock", title="t", details={"a": 1}, rule="r", step=3, now=4, report="x")
+    assert f.with_token("tok") == dataclasses.replace(f, token="tok")
+    names = {fld.name for fld in dataclasses.fields(Finding)}
+    assert all(getattr(f.with_token("z"), n) == getattr(f, n) for n in names - {"token"})
+
+
+def test_pooled_greenlets_keep_threads_apart() -> None:
+    """Threads reuse pooled greenlets: results, stacks of blocked threads and teardown stay per thread."""
+
+    def worker(k: ds.Kernel, m: ds.Mutex, out: list[int], i: int) -> int:
+        with m:
+            k.point("work", i, True)
+        out.append(i)
+        return i * 10
+
+    def scenario(k: ds.Kernel) -> list[int]:
+        m = ds.Mutex("m")
+        out: list[int] = []
+        ts = [k.spawn(worker, k, m, out, i, name=f"w{i}") for i in range(5)]
+        res = [k.join(t) for t in ts]
+        assert sorted(out) == list(range(5))
+        return res
+
+    for seed in range(5):
+        ex = ds.Kernel(seed=seed).run(scenario)
+        assert ex.findings == [] and ex.outcome == "completed"
+
+    def stuck(k: ds.Kernel) -> None:
+        a, b = ds.Mutex("A"), ds.Mutex("B")
+
+        def one(x: ds.Mutex, y: ds.Mutex) -> None:
+            with x:
+                k.point("between", 0)
+                with y:
+                    pass
+
+        k.spawn(one, a, b, name="t1")
+        k.spawn(one, b, a, name="t2")
+
+    kinds = set()
+    for seed in range(30):
+        ex = ds.Kernel(seed=seed, lockdep=False).run(stuck)
+        kinds.update(ex.kinds)
+        for f in ex.by_kind("deadlock"):
+            assert {t.name for t in f.threads} == {"t1", "t2"}
+            assert all(t.stack for t in f.threads)
+    assert "deadlock" in kinds
