@@ -56,6 +56,7 @@ from typing import Any
 
 from ..kernel.gfp import GFP, current_gfp_context, gfpflags_allow_blocking
 from ..kernel.runtime import Kernel, current_kernel
+from ..kernel.stack import call_site
 from .lockdep_map import LockdepMap
 
 FS_RECLAIM = "fs_reclaim"
@@ -71,7 +72,9 @@ I_MMAP_RWSEM = "i_mmap_rwsem"
 def pseudo_lock(name: str, k: Kernel | None = None) -> LockdepMap:
     """The execution's single map of the pseudo-lock ``name`` (created on first use)."""
     k = k or current_kernel()
-    maps: dict[str, LockdepMap] = k.ext.setdefault("pseudo_locks", {})
+    maps: dict[str, LockdepMap] | None = k.ext.get("pseudo_locks")
+    if maps is None:
+        maps = k.ext["pseudo_locks"] = {}
     m = maps.get(name)
     if m is None:
         m = maps[name] = LockdepMap(name)
@@ -184,19 +187,22 @@ def dma_fence_begin_signalling() -> bool:
     every lock taken inside the section gets ``dma_fence_map -> lock``.
     """
     k = current_kernel()
-    m = dma_fence_map()
-    if _held_for_read(k, m):
+    m = pseudo_lock(DMA_FENCE_MAP, k)
+    t = k.current
+    for h in t.held:  # _held_for_read(k, m), inlined
+        if h.map is m and h.read:
+            return True
+    if t.atomic or t.in_irq:  # t.is_atomic
         return True
-    if k.current.is_atomic:
-        return True
-    k.lockdep.acquire(m, read=1, trylock=True)
+    k.lockdep.lock_acquire(t, m, 1, True, 0, None, call_site())
     return False
 
 
 def dma_fence_end_signalling(cookie: bool) -> None:
     """``dma_fence_end_signalling``."""
     if not cookie:
-        dma_fence_map().release()
+        k = current_kernel()
+        k.lockdep.release(pseudo_lock(DMA_FENCE_MAP, k))
 
 
 def dma_fence_might_wait() -> None:

@@ -119,7 +119,11 @@ class LockdepHeld(HeldLock):
 def _irqs_on(t: Any) -> bool:
     if t.in_irq:
         return False
-    return all(not (r.what == "irqs_disabled" or r.what == "hardirq") for r in t.atomic)
+    for r in t.atomic:  # a loop, not all(<genexpr>): this runs for every acquisition in atomic context
+        what = r.what
+        if what == "irqs_disabled" or what == "hardirq":
+            return False
+    return True
 
 
 def _cycle_signature(chain: tuple[str, ...]) -> str:
