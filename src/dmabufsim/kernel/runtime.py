@@ -55,7 +55,7 @@ from .held import LockTracker
 from .stack import Frame, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
-from .trace import _DETX, _MASK, _OPX, _PRIME, Event, Trace, detail_word, op_word
+from .trace import _DETX, _MASK, _OPX, _PRIME, _PRIME2, Event, Trace, detail_word, op_word
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
 MAX_SCHEDULE_TIMEOUT = None
@@ -429,7 +429,11 @@ class Kernel:
                 word = (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
                 if detail:
                     word ^= _DETX.get(detail) or detail_word(detail)
-            tr._h = ((((tr._h ^ t.tid_word ^ word) * _PRIME) ^ self.now) * _PRIME) & _MASK
+            now = self.now
+            if now:
+                tr._h = ((((tr._h ^ t.tid_word ^ word) * _PRIME) ^ now) * _PRIME) & _MASK
+            else:  # folding in a zero time is one more multiplication by the prime
+                tr._h = ((tr._h ^ t.tid_word ^ word) * _PRIME2) & _MASK
         if steps > self._max_steps:
             self._livelock()
 

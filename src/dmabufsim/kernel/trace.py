@@ -25,6 +25,7 @@ WRITE = True
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a 64-bit prime
 _OFFSET = 0xCBF29CE484222325  # FNV-1a 64-bit offset basis
+_PRIME2 = (_PRIME * _PRIME) & _MASK  # h * P * P mod 2**64 in one multiplication
 _OPCODES: dict[str, int] = {}
 #: What an operation name contributes to an event's word: ``opcode(op) << 20``.
 _OPX: dict[str, int] = {}
@@ -130,7 +131,10 @@ class Trace:
         x = ((tid + 1) << 52) ^ (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
         if detail:
             x ^= _DETX.get(detail) or detail_word(detail)
-        self._h = ((((self._h ^ x) * _PRIME) ^ now) * _PRIME) & _MASK
+        if now:
+            self._h = ((((self._h ^ x) * _PRIME) ^ now) * _PRIME) & _MASK
+        else:  # folding in a zero time is one more multiplication by the prime
+            self._h = ((self._h ^ x) * _PRIME2) & _MASK
         if self._active:
             ev = Event(step, tid, op, obj, write, detail, now)
             if self.events is not None:
