@@ -429,7 +429,20 @@ class DmaFence:
 
     def signal(self) -> int:
         """``dma_fence_signal``: signal now. Returns 0, or ``-EINVAL`` if already signalled (R2)."""
-        return self.signal_timestamp(self.k.now)
+        # signal_timestamp(k.now) inlined; the timestamp is read before the scheduling
+        # point, as the argument was.
+        k = self.k
+        now = k.now
+        k.point("dma_fence_signal", self.oid, True)
+        cookie = dma_fence_begin_signalling()
+        lock = self.lock
+        lock.lock_irqsave()
+        try:
+            ret = self._signal_locked(now, True)
+        finally:
+            lock.unlock_irqrestore()
+            dma_fence_end_signalling(cookie)
+        return ret
 
     def signal_timestamp_locked(self, timestamp: int) -> int:
         """``dma_fence_signal_timestamp_locked``: the caller holds ``fence.lock``."""
@@ -558,7 +571,8 @@ class DmaFence:
         elif cb.queued is not None:
             raise UsageError("this dma_fence_cb is already queued on a fence (one fence at a time)")
         k.point("dma_fence_add_callback", self.oid, True)
-        self._depend()
+        if not (self.flags & _DEPENDED):
+            self._depend()
         if self.flags & SIGNALED:
             raise ENOENT("dma_fence_add_callback: fence already signalled")
         lock = self.lock

@@ -72,10 +72,22 @@ class SpinLock:
 
     def lock_irqsave(self) -> int:
         """``spin_lock_irqsave``: disable interrupts, then lock. Returns the flags to restore."""
-        t = self.k.current
+        k = self.k
+        t = k.current
         site = call_site()
-        t.atomic.append(AtomicReason("irqs_disabled", self.dep_map.name, site))  # Kernel.atomic_enter
-        self._lock(t, site, 0, None)
+        dep_map = self.dep_map
+        name = dep_map.name
+        atomic = t.atomic
+        # Kernel.atomic_enter twice, then _lock() inlined (fences take their lock this way).
+        atomic.append(AtomicReason("irqs_disabled", name, site))
+        atomic.append(AtomicReason("spinlock", name, site))
+        k.lockdep.lock_acquire(t, dep_map, 0, False, 0, None, site)
+        k.point("spin_lock", self.oid, True, name, self._w_lock)
+        while self.owner is not None:
+            self.waiters.append(t)
+            k.block("spin_lock", self.oid, name=name)
+            self.waiters.remove(t)
+        self.owner = t
         return 1
 
     def lock_irq(self) -> None:
@@ -117,10 +129,21 @@ class SpinLock:
     def unlock_irqrestore(self, flags: int = 1) -> None:
         """``spin_unlock_irqrestore``."""
         k = self.k
-        k.point("spin_unlock", self.oid, True, self.dep_map.name, self._w_unlock)
+        dep_map = self.dep_map
+        name = dep_map.name
+        k.point("spin_unlock", self.oid, True, name, self._w_unlock)
         t = k.current
-        self._unlock(k, t)
-        _atomic_exit(k, t, "irqs_disabled", self.dep_map.name)
+        # _unlock() inlined, then the irqs_disabled section ends.
+        if self.owner is not t:
+            k.lockdep.lock_release(t, dep_map)
+        else:
+            k.lockdep.lock_release(t, dep_map)
+            self.owner = None
+            _atomic_exit(k, t, "spinlock", name)
+            if self.waiters:
+                for w in list(self.waiters):
+                    k.wake(w)
+        _atomic_exit(k, t, "irqs_disabled", name)
 
     def unlock_irq(self) -> None:
         """``spin_unlock_irq``."""
