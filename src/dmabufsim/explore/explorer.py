@@ -171,8 +171,14 @@ def run_job(
     state: _Run | None = None,
     deadline: float | None = None,
     lockdep_graph: bool = False,
+    should_stop: Callable[[], bool] | None = None,
 ) -> _Run:
-    """Run this job's share of the phases (the explorer's loop; see :func:`explore`)."""
+    """Run this job's share of the phases (the explorer's loop; see :func:`explore`).
+
+    ``should_stop``: polled before every execution; True ends the job as
+    ``interrupted`` (how ``--jobs`` children hear of a Ctrl-C: they ignore
+    SIGINT, so the interruption never lands inside a kthread or a queue).
+    """
     opts = with_lockdep_graph(kernel_options or {}) if lockdep_graph else dict(kernel_options or {})
     run = state if state is not None else _Run()
     start = time.monotonic()
@@ -212,6 +218,8 @@ def run_job(
                 if deadline is not None and time.monotonic() >= deadline:
                     run.reason = "time budget"
                     break
+                if should_stop is not None and should_stop():
+                    raise KeyboardInterrupt
                 strat.index = i
                 if strat.complete or not strat.new_execution():
                     strat.complete = True

@@ -11,8 +11,12 @@ Rules:
   lowest execution index, so the set of findings (and their tokens) does not
   depend on which process was faster; executions and coverage add up; a
   systematic phase is exhausted only when every job exhausted its share.
-* R3 (Ctrl-C): every job catches the interruption and returns what it has;
-  the parent keeps collecting for a few seconds and reports ``interrupted``.
+* R3 (Ctrl-C): the jobs ignore SIGINT; the parent, interrupted, sets a
+  stop event that every job polls before each execution, so each job ends
+  cleanly and returns what it has; the parent keeps collecting for a few
+  seconds, terminates a job that did not answer, and reports
+  ``interrupted``. (A SIGINT delivered to a job itself could land inside
+  a kthread or a queue operation and be lost or leave a lock held.)
 * R4 (progress): each job sends its count every quarter second; the parent
   shows the sum (distinct findings: the largest job count until the merge).
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue
+import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +45,7 @@ PROGRESS_EVERY = 0.25
 
 def _child(
     q: Any,
+    stop: Any,
     scenario: Callable[..., Any],
     strategy: str | None,
     job: int,
@@ -47,6 +53,7 @@ def _child(
     kw: dict[str, Any],
     pkw: dict[str, Any],
 ) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # R3: the parent tells us through ``stop``
     phases = plan(strategy, **pkw)
     last = [0.0]
 
@@ -56,7 +63,7 @@ def _child(
             q.put((job, ("progress", n, found, name), ""))
 
     try:
-        run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, **kw)
+        run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=stop.is_set, **kw)
     except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
         q.put((job, None, f"{type(exc).__name__}: {exc}"))
         return
@@ -123,12 +130,13 @@ def run_parallel(
     """Run ``jobs`` processes and merge their results (R1-R3)."""
     ctx = mp.get_context("fork")
     q = ctx.Queue()
+    stop = ctx.Event()
     pkw = {"budget": budget, "seed": seed, "depth": depth, "preemption_bound": preemption_bound}
     kw = {
         "time_budget": time_budget, "stop_on_first": stop_on_first, "expected": expected,
         "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
     }
-    procs = [ctx.Process(target=_child, args=(q, scenario, strategy, j, jobs, kw, pkw), daemon=True)
+    procs = [ctx.Process(target=_child, args=(q, stop, scenario, strategy, j, jobs, kw, pkw), daemon=True)
              for j in range(jobs)]
     for p in procs:
         p.start()
@@ -138,36 +146,42 @@ def run_parallel(
     errors: list[str] = []
     interrupted = False
     timeout: float | None = None
-    while len(results) + len(errors) < jobs:
+    while True:  # a Ctrl-C anywhere in the collecting loop (R3) stops the jobs, then collects on
         try:
-            job, run, err = q.get(timeout=timeout if timeout is not None else 0.5)
-        except queue.Empty:
-            if interrupted:
-                break
-            if all(not p.is_alive() for p in procs) and q.empty():
-                break
-            continue
+            while len(results) + len(errors) < jobs:
+                try:
+                    job, run, err = q.get(timeout=timeout if timeout is not None else 0.5)
+                except queue.Empty:
+                    if interrupted:
+                        break
+                    if all(not p.is_alive() for p in procs) and q.empty():
+                        break
+                    continue
+                if isinstance(run, tuple):  # ("progress", executions, findings, strategy) of one job
+                    live[job] = (run[1], run[2])
+                    if progress is not None:
+                        n = sum(v[0] for v in live.values())
+                        progress(n, max(v[1] for v in live.values()), time.monotonic() - start, run[3])
+                    continue
+                if err:
+                    errors.append(f"job {job}: {err}")
+                else:
+                    results[job] = run
+                    live[job] = (run.executions, len(run.findings))
+                    if progress is not None:
+                        m = merge(list(results.values()))
+                        progress(sum(v[0] for v in live.values()), len(m.findings), time.monotonic() - start,
+                                 strategy or "portfolio")
+            break
         except KeyboardInterrupt:
             interrupted = True
+            stop.set()
             timeout = INTERRUPT_GRACE
-            continue
-        if isinstance(run, tuple):  # ("progress", executions, findings, strategy) of one job
-            live[job] = (run[1], run[2])
-            if progress is not None:
-                n = sum(v[0] for v in live.values())
-                progress(n, max(v[1] for v in live.values()), time.monotonic() - start, run[3])
-            continue
-        if err:
-            errors.append(f"job {job}: {err}")
-        else:
-            results[job] = run
-            live[job] = (run.executions, len(run.findings))
-            if progress is not None:
-                m = merge(list(results.values()))
-                progress(sum(v[0] for v in live.values()), len(m.findings), time.monotonic() - start,
-                         strategy or "portfolio")
     for p in procs:
         p.join(timeout=1.0)
+        if p.is_alive():  # R3: a job that did not answer the stop event in time
+            p.terminate()
+            p.join(timeout=1.0)
     if errors:
         raise RuntimeError("explorer job(s) failed: " + "; ".join(errors))
     merged = merge([results[j] for j in sorted(results)])

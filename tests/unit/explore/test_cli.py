@@ -115,13 +115,18 @@ def test_ctrl_c_with_two_jobs_prints_what_was_found(tmp_path: Any) -> None:
          "100000000", "--jobs", "2", "--all", "--json", "--no-shrink"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )
-    for _ in range(600):  # wait (up to a minute) until the jobs are exploring; no timing is asserted
-        if marker.exists():
-            break
-        time.sleep(0.1)
-    time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, _err = proc.communicate(timeout=60)
+    try:
+        for _ in range(600):  # wait (up to a minute) until the jobs are exploring; no timing is asserted
+            if marker.exists():
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _err = proc.communicate(timeout=60)
+    finally:  # never leave an explorer with a huge budget running behind a failed test
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     data = json.loads(out)
     assert data["reason"] == "interrupted"
     assert data["verdict"] == "finding"
