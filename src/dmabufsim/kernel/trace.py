@@ -94,9 +94,9 @@ def event_word(op: str, obj: int, write: bool, detail: str = "") -> int:
     A lock computes the words of its own operations once and passes them to
     ``Kernel.point(..., word=)``; the digest is the same either way.
     """
-    x = op_word(op) ^ (obj << 1) ^ write
+    x = (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
     if detail:
-        x ^= zlib.crc32(detail.encode()) << 32
+        x ^= _DETX.get(detail) or detail_word(detail)
     return x
 
 

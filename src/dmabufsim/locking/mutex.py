@@ -23,7 +23,7 @@ from ..kernel.errors import EINTR
 from ..kernel.runtime import current_kernel
 from ..kernel.stack import call_site
 from ..kernel.thread import KThread
-from ..kernel.trace import event_word
+from ..kernel.trace import event_word, op_word
 from .lockdep_map import LockdepMap
 
 
@@ -39,9 +39,10 @@ class Mutex:
         self.owner: KThread | None = None
         self.waiters: list[KThread] = []
         # The trace words of this mutex's scheduling points (Kernel.point's word=).
-        self._w_lock = event_word("mutex_lock", self.oid, True, name)
-        self._w_trylock = event_word("mutex_trylock", self.oid, True, name)
-        self._w_unlock = event_word("mutex_unlock", self.oid, True, name)
+        base = event_word("", self.oid, True, name)  # the empty operation contributes nothing
+        self._w_lock = base ^ op_word("mutex_lock")
+        self._w_trylock = base ^ op_word("mutex_trylock")
+        self._w_unlock = base ^ op_word("mutex_unlock")
 
     @property
     def name(self) -> str:
@@ -68,7 +69,24 @@ class Mutex:
 
     def lock(self, subclass: int = 0, *, nest_lock: Any = None) -> None:
         """``mutex_lock`` (``mutex_lock_nested`` with a subclass, ``mutex_lock_nest_lock``)."""
-        self._lock(False, subclass, nest_lock)
+        # _lock(False, subclass, nest_lock) inlined: the uncontended lock is the hot path.
+        k = self.k
+        t = k._current
+        if t is None:
+            t = k.current  # raises: no kthread is running
+        if t.atomic or t.in_irq:  # might_sleep()'s own test, inlined
+            k.might_sleep("mutex_lock")
+        dep_map = self.dep_map
+        k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, call_site())
+        k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
+        while self.owner is not None:
+            self.waiters.append(t)
+            reason = k.block("mutex_lock", self.oid, interruptible=False, name=dep_map.name)
+            self.waiters.remove(t)
+            if reason == "signal":
+                k.lockdep.release(dep_map)
+                raise EINTR(f"mutex_lock_interruptible({self.name}) interrupted by a signal")
+        self.owner = t
 
     def lock_interruptible(self) -> None:
         """``mutex_lock_interruptible``: raises EINTR on a pending signal (R4)."""
@@ -92,7 +110,9 @@ class Mutex:
         """``mutex_unlock``: release and wake the first waiter (R3, R5)."""
         k = self.k
         k.point("mutex_unlock", self.oid, True, self.dep_map.name, self._w_unlock)
-        t = k.current
+        t = k._current
+        if t is None:
+            t = k.current  # raises: no kthread is running
         if self.owner is not t:
             k.lockdep.lock_release(t, self.dep_map)
             return

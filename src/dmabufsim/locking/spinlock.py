@@ -16,9 +16,9 @@ Rules:
 from __future__ import annotations
 
 from ..kernel.runtime import Kernel, current_kernel
-from ..kernel.stack import Frame, call_site
+from ..kernel.stack import call_site
 from ..kernel.thread import AtomicReason, KThread
-from ..kernel.trace import event_word
+from ..kernel.trace import event_word, op_word
 from .lockdep_map import LockdepMap
 
 
@@ -45,17 +45,22 @@ class SpinLock:
         self.owner: KThread | None = None
         self.waiters: list[KThread] = []
         # The trace words of this lock's scheduling points (Kernel.point's word=).
-        self._w_lock = event_word("spin_lock", self.oid, True, name)
-        self._w_trylock = event_word("spin_trylock", self.oid, True, name)
-        self._w_unlock = event_word("spin_unlock", self.oid, True, name)
+        base = event_word("", self.oid, True, name)  # the empty operation contributes nothing
+        self._w_lock = base ^ op_word("spin_lock")
+        self._w_trylock = base ^ op_word("spin_trylock")
+        self._w_unlock = base ^ op_word("spin_unlock")
 
     @property
     def name(self) -> str:
         return self.dep_map.name
 
-    def _lock(self, t: KThread, site: Frame | None, subclass: int, nest_lock: object) -> None:
-        """``spin_lock`` by the running thread ``t`` called at ``site`` (one stack walk per lock)."""
+    def lock(self, subclass: int = 0, *, nest_lock: object = None) -> None:
+        """``spin_lock`` (``spin_lock_nested``, ``spin_lock_nest_lock``)."""
         k = self.k
+        t = k._current
+        if t is None:
+            t = k.current  # raises: no kthread is running
+        site = call_site()  # one stack walk for the atomic section and lockdep
         dep_map = self.dep_map
         t.atomic.append(AtomicReason("spinlock", dep_map.name, site))  # Kernel.atomic_enter
         k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, site)
@@ -66,10 +71,6 @@ class SpinLock:
             self.waiters.remove(t)
         self.owner = t
 
-    def lock(self, subclass: int = 0, *, nest_lock: object = None) -> None:
-        """``spin_lock`` (``spin_lock_nested``, ``spin_lock_nest_lock``)."""
-        self._lock(self.k.current, call_site(), subclass, nest_lock)
-
     def lock_irqsave(self) -> int:
         """``spin_lock_irqsave``: disable interrupts, then lock. Returns the flags to restore."""
         k = self.k
@@ -78,7 +79,7 @@ class SpinLock:
         dep_map = self.dep_map
         name = dep_map.name
         atomic = t.atomic
-        # Kernel.atomic_enter twice, then _lock() inlined (fences take their lock this way).
+        # Kernel.atomic_enter twice, then the body of lock() (fences take their lock this way).
         atomic.append(AtomicReason("irqs_disabled", name, site))
         atomic.append(AtomicReason("spinlock", name, site))
         k.lockdep.lock_acquire(t, dep_map, 0, False, 0, None, site)
@@ -107,9 +108,14 @@ class SpinLock:
         k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, site)
         return True
 
-    def _unlock(self, k: Kernel, t: KThread) -> None:
-        """``spin_unlock`` by the running thread ``t``, after its scheduling point."""
+    def unlock(self) -> None:
+        """``spin_unlock``."""
+        k = self.k
         dep_map = self.dep_map
+        k.point("spin_unlock", self.oid, True, dep_map.name, self._w_unlock)
+        t = k._current
+        if t is None:
+            t = k.current  # raises: no kthread is running
         if self.owner is not t:
             k.lockdep.lock_release(t, dep_map)
             return
@@ -120,12 +126,6 @@ class SpinLock:
             for w in list(self.waiters):
                 k.wake(w)
 
-    def unlock(self) -> None:
-        """``spin_unlock``."""
-        k = self.k
-        k.point("spin_unlock", self.oid, True, self.dep_map.name, self._w_unlock)
-        self._unlock(k, k.current)
-
     def unlock_irqrestore(self, flags: int = 1) -> None:
         """``spin_unlock_irqrestore``."""
         k = self.k
@@ -133,7 +133,7 @@ class SpinLock:
         name = dep_map.name
         k.point("spin_unlock", self.oid, True, name, self._w_unlock)
         t = k.current
-        # _unlock() inlined, then the irqs_disabled section ends.
+        # unlock() inlined, then the irqs_disabled section ends.
         if self.owner is not t:
             k.lockdep.lock_release(t, dep_map)
         else:
