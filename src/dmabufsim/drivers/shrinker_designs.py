@@ -25,11 +25,16 @@ Rules:
   GPU PTE, IOMMU entry or page reference left, and its pages were dirtied
   only after the mappings were gone (claims C7, C14).
 * R4 (count): ``count_objects`` is lock-free: pages of bound objects.
+* R5 (importers, claim C7): :class:`I915ExportedUserptrShrinker`, for
+  objects exported as dma-bufs, also invalidates the importers with the
+  lock held before the teardown of R3: wait idle (every fence, the
+  importers' included), ``move_notify``, tear their tables down.
 """
 
 from __future__ import annotations
 
 from ..mm.shrinker import SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker
+from .userptr_export import ExportedI915Userptr
 from .userptr_i915_2018 import I915Userptr
 
 
@@ -47,6 +52,10 @@ class I915UserptrShrinker(Shrinker):
         n = sum(o.bo.npages for o in self.objects if o.bo.bound)
         return n or SHRINK_EMPTY
 
+    def cleanup_locked(self, obj: I915Userptr) -> None:
+        """R3, reservation lock held: ``cancel_userptr`` (wait, unbind, then dirty/accessed/put)."""
+        obj.cancel(deactivate=True)
+
     def scan_objects(self, sc: ShrinkControl) -> int:
         freed = 0
         skipped = 0
@@ -60,7 +69,7 @@ class I915UserptrShrinker(Shrinker):
                 skipped += 1
                 continue
             try:
-                obj.cancel(deactivate=True)  # R3: wait, unbind, then dirty/accessed/put
+                self.cleanup_locked(obj)  # R3
                 freed += bo.npages
             finally:
                 bo.resv.unlock()
@@ -69,3 +78,21 @@ class I915UserptrShrinker(Shrinker):
         if freed == 0 and skipped:
             return SHRINK_STOP
         return freed
+
+
+class I915ExportedUserptrShrinker(I915UserptrShrinker):
+    """The same shrinker over userptr objects that may be exported as dma-bufs (claim C7, R5).
+
+    Once the trylock succeeded it also invalidates the importers, in
+    Daniel's order: wait for every fence of the reservation object (the
+    importers' jobs included), ``dma_buf_move_notify`` (importers drop
+    their tables and re-map before their next access), tear every importer
+    table down (``dma_buf_teardown_mappings``: no importer IOMMU entry
+    left), then unbind its own GPU PTEs and IOMMU entries and only then
+    dirty and put the pages (``userptr_export.ExportedI915Userptr``).
+    """
+
+    def cleanup_locked(self, obj: I915Userptr) -> None:
+        if isinstance(obj, ExportedI915Userptr):
+            obj.invalidate_importers_locked()
+        obj.cancel(deactivate=True)
