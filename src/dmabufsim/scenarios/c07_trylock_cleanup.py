@@ -13,18 +13,175 @@ dirty and put) and the shrinker of ``drivers/shrinker_designs.py``
 (trylock the reservation object, skip a busy one, otherwise the same
 teardown). A job naming the object, kswapd's reclaim running the shrinker,
 and the process unmapping the range (``munmap``) or forking and breaking
-copy-on-write (``fork``) all race. (Dynamic dma-buf importers, the
-remaining step of "invalidate importers", are the dma-buf room's
-``move_notify``; the userptr objects here are not exported.)
+copy-on-write (``fork``) all race.
 
-Verdict: clean -- lockdep is silent, no DMA reaches a page it must not, no
-page is dirtied or released while mapped, and no mapping survives an
-invalidation or the end.
+The exported rows add the remaining step, "invalidate importers": the
+object is exported as a dynamic dma-buf (``drivers/userptr_export.py``)
+and a dynamic importer on a second device (``gpu1``, its own IOMMU) reads
+it through its own mapping of the sg table, while the process unmaps the
+range and another process reuses the freed frames, a job naming the object
+runs, and kswapd runs the shrinker (:func:`run_exported`). The shrinker
+(``I915ExportedUserptrShrinker``) trylocks the reservation object, skips it
+when busy, and otherwise waits for every fence (the importer's jobs
+included), calls ``move_notify`` for the importer and tears its tables down, then
+unbinds its own mappings, and only then dirties and puts the pages. The
+notifier cannot take the reservation lock, so it cannot ``move_notify``;
+under the object lock (under which every importer table was made) it
+unmaps the importer's IOMMU entries itself and marks the tables torn down.
+Either way the importer's next access re-maps, which for an object without
+pages is ``EAGAIN`` (``map_dma_buf`` cannot call ``get_user_pages`` under
+the reservation lock): the access fails cleanly, and the next job naming
+the object looks the pages up again -- or gets ``EFAULT`` after the
+munmap.
+
+Verdicts:
+
+* ``i915-munmap``, ``i915-fork``, ``i915-shrink-exported``: clean --
+  lockdep is silent, no DMA reaches a page it must not, no page is dirtied
+  or released while mapped, and no mapping survives an invalidation or the
+  end. (``i915-shrink-exported`` may show ``iommu-fault``, info: an
+  importer job queued between the notifier's wait and its revocation of the
+  importer's IOMMU entries faults -- isolation held.)
+* ``i915-shrink-exported-forget-importers``: the exporter that frees
+  without invalidating the importers (neither ``move_notify`` + teardown
+  in the shrinker nor the revocation in the notifier). The isolation
+  checker reports ``dirty-while-mapped`` (the pages are dirtied and put
+  while the importer's IOMMU still reaches them), ``stale-mapping`` (at the
+  end of the munmap's invalidation an importer IOMMU entry for the range
+  still reaches a page of it, mmu_notifier R8), and the importer's next
+  read through its never-invalidated table reaches the frame munmap freed
+  and the other process allocated right after: ``dma-foreign-page``
+  (cause ``reused``; the frame is never seen free by a read, since the
+  reuse follows the munmap in the same thread). Lockdep stays silent: the
+  bug is not a locking one.
 """
 
 from __future__ import annotations
 
-from .userptr_lab import lab
+from typing import Any
+
+from ..device.device import Device
+from ..drivers.dma_buf_importers import DynamicImporter
+from ..drivers.shrinker_designs import I915ExportedUserptrShrinker
+from ..drivers.userptr_common import UserptrBo
+from ..drivers.userptr_export import ExportedI915Userptr
+from ..drivers.userptr_i915_2018 import I915MmuNotifier
+from ..kernel.errors import EAGAIN, EFAULT
+from ..kernel.gfp import GFP_KERNEL
+from ..kernel.runtime import Kernel
+from ..mm.memory import Process
+from ..mm.page import PAGE_SIZE, init_memory, page_allocator
+from .userptr_lab import NPAGES, NR_PAGES, lab
+
+#: Reads the importer tries after the race started.
+IMPORTER_READS = 3
+#: kswapd's reclaim passes, and the virtual time between them.
+KSWAPD_PASSES = 2
+KSWAPD_PERIOD_NS = 5_000
+#: How long the importer's user waits before it tries again after ``EAGAIN``.
+EAGAIN_BACKOFF_NS = 20_000
+
+
+def _importer_reads(k: Kernel, imp: DynamicImporter, att: Any, out: dict[str, Any]) -> None:
+    """The importer's user: read jobs through its own mapping; a refused re-map fails cleanly
+    (``EAGAIN``) and the user tries again a little later, as userspace retries the ioctl."""
+    for _ in range(IMPORTER_READS):
+        try:
+            fence = imp.access(att, write=False)
+            if fence is not None:
+                fence.wait()
+            out["importer"].append("read")
+        except EAGAIN:
+            out["importer"].append("EAGAIN")
+            k.nsleep(EAGAIN_BACKOFF_NS)
+        except EFAULT:
+            out["importer"].append("EFAULT")
+
+
+def _own_job(obj: ExportedI915Userptr, out: dict[str, Any]) -> None:
+    try:
+        obj.submit(obj.bo.job_ops("gpu2")).wait()
+        out["user"] = "done"
+    except EFAULT:
+        out["user"] = "EFAULT"
+
+
+def _munmap_reuse(proc: Process, addr: int, out: dict[str, Any]) -> None:
+    """The racer: munmap the range, then another process allocates (LIFO free lists: the freed frames)."""
+    proc.munmap(addr, NPAGES * PAGE_SIZE)
+    other = out["other"] = Process("other")
+    a = other.mmap(NPAGES * PAGE_SIZE)
+    other.populate(a, NPAGES * PAGE_SIZE, "other")
+
+
+def _kswapd(k: Kernel) -> None:
+    """kswapd: a reclaim pass (the shrinkers, under fs_reclaim), and another one a little later."""
+    for i in range(KSWAPD_PASSES):
+        if i:
+            k.nsleep(KSWAPD_PERIOD_NS)
+        page_allocator().direct_reclaim(GFP_KERNEL, NPAGES)
+
+
+def run_exported(k: Kernel, *, invalidate: bool = True, munmap: bool = True) -> dict[str, Any]:
+    """The exported story (module docstring); ``invalidate=False`` is the exporter that forgets importers.
+
+    ``munmap=False`` leaves out the racer: only the shrinker takes the
+    pages, and the job naming the object looks them up again, so the
+    importer's re-map can succeed.
+
+    Returns what happened (for tests): the object, the shrinker, the
+    importer, and the outcomes of the importer's reads and of the job.
+    """
+    init_memory(NR_PAGES)
+    dev = Device("gpu0")
+    proc = Process("app")
+    addr = proc.mmap(NPAGES * PAGE_SIZE)
+    proc.populate(addr, NPAGES * PAGE_SIZE, "init")
+    mn = I915MmuNotifier(dev, proc.mm)
+    obj = ExportedI915Userptr(mn, UserptrBo(dev, proc.mm, addr, NPAGES, name="userptr"),
+                              forget_importers=not invalidate)
+    shrinker = I915ExportedUserptrShrinker([obj])
+    shrinker.register()
+    buf = obj.export()
+    imp = DynamicImporter("gpu1")
+    att = imp.attach(buf)
+    out: dict[str, Any] = {"obj": obj, "shrinker": shrinker, "importer": [], "imp": imp}
+    obj.submit(obj.bo.job_ops("gpu")).wait()  # binds the pages
+    first = imp.access(att, write=False)  # the importer maps them through its IOMMU
+    assert first is not None
+    first.wait()
+    threads = [
+        k.spawn(_importer_reads, k, imp, att, out, name="importer"),
+        k.spawn(_own_job, obj, out, name="submit"),
+        k.spawn(_kswapd, k, name="kswapd"),
+    ]
+    if munmap:
+        threads.insert(0, k.spawn(_munmap_reuse, proc, addr, out, name="munmap"))
+    for t in threads:
+        k.join(t)
+    imp.release(att)
+    buf.put()
+    shrinker.unregister()
+    obj.destroy()
+    if munmap:
+        out["other"].exit()
+    proc.exit()
+    return out
+
+
+def shrink_exported(k: Kernel) -> None:
+    """i915-style shrinker and notifier over an exported userptr: importers invalidated before the pages go."""
+    run_exported(k, invalidate=True)
+
+
+def shrink_exported_remap(k: Kernel) -> None:
+    """The same without munmap: the shrinker alone takes the pages; the importer re-maps after the next job."""
+    run_exported(k, invalidate=True, munmap=False)
+
+
+def shrink_exported_forget_importers(k: Kernel) -> None:
+    """The exporter that frees the pages without invalidating its dma-buf importers (deliberately broken)."""
+    run_exported(k, invalidate=False)
 
 munmap = lab("munmap", __name__, "i915-2018", "i915-style notifier and shrinker; munmap, job and kswapd race.",
              race="munmap", user="submit", reclaim=True)
@@ -34,4 +191,9 @@ fork = lab("fork", __name__, "i915-2018", "i915-style notifier and shrinker; for
 CLAIMS = [
     {"id": "C7", "design": "i915-munmap", "scenario": munmap, "expected": "clean", "budget": 150},
     {"id": "C7", "design": "i915-fork", "scenario": fork, "expected": "clean", "budget": 150},
+    {"id": "C7", "design": "i915-shrink-exported", "scenario": shrink_exported, "expected": "clean", "budget": 150},
+    {"id": "C7", "design": "i915-shrink-exported-remap", "scenario": shrink_exported_remap, "expected": "clean",
+     "budget": 150},
+    {"id": "C7", "design": "i915-shrink-exported-forget-importers", "scenario": shrink_exported_forget_importers,
+     "expected": {"kinds": ["dirty-while-mapped", "dma-foreign-page", "stale-mapping"]}, "budget": 150},
 ]
