@@ -50,6 +50,7 @@ def test_exported_rows_match_their_verdicts() -> None:
     assert got["C7/i915-shrink-exported"] == ("match", [])
     assert got["C7/i915-shrink-exported-remap"] == ("match", [])
     assert got["C7/i915-shrink-exported-forget-importers"] == ("match", FORGET_KINDS)
+    assert got["C7/i915-notifier-trylock-skip-exported"] == ("match", FORGET_KINDS)
 
 
 def test_shrinker_and_notifier_invalidate_the_importer_before_the_pages_go() -> None:
@@ -118,6 +119,24 @@ def test_forgetting_the_importers_is_reported_by_the_isolation_checker() -> None
         assert (d["device"], d["access"], d["cause"], d["stray"]) == ("gpu1", "read", "reused", False)
         assert d["owner"].startswith("other#") and d["owner_at_map"].startswith("app#")
         assert d["job"].startswith("gpu1#")
+
+
+def test_a_notifier_that_trylocks_and_skips_leaves_the_importer_mapped() -> None:
+    skipped = cleaned = 0
+    for ex, out in _runs(notifier_trylock=True):
+        obj: ExportedI915Userptr = out["obj"]
+        assert obj.nr_importer_revokes == 0  # this notifier never revokes under the object lock
+        assert not ex.by_kind("circular-locking")
+        if obj.nr_notifier_skips:
+            skipped += 1
+            assert {"dirty-while-mapped", "stale-mapping"} <= set(ex.kinds) <= set(FORGET_KINDS)
+            stale = ex.by_kind("stale-mapping")
+            assert [(f.details["device"], f.details["event"]) for f in stale] == [("gpu1", "unmap")]
+            assert stale[0].rule.startswith("mmu_notifier R8")
+        else:
+            cleaned += 1  # the trylock succeeded: move_notify + teardown, then the full cleanup
+            assert ex.findings == [] and out["imp"].notifications >= 1
+    assert skipped > 0
 
 
 @pytest.mark.parametrize("how", ["static-attach", "pin"])

@@ -34,6 +34,7 @@ EXPECTED = {
     "C3/wait-free-keep-sg": ["dirty-while-mapped", "dma-foreign-page", "stale-mapping"],
     "C7/i915-fork": [],
     "C7/i915-munmap": [],
+    "C7/i915-notifier-trylock-skip-exported": ["dirty-while-mapped", "dma-foreign-page", "stale-mapping"],
     "C7/i915-shrink-exported": [],
     "C7/i915-shrink-exported-forget-importers": ["dirty-while-mapped", "dma-foreign-page", "stale-mapping"],
     "C7/i915-shrink-exported-remap": [],

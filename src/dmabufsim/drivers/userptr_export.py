@@ -59,6 +59,11 @@ Rules:
 * ``forget_importers=True`` is the deliberately broken exporter: both paths
   skip R2 (no ``move_notify``, no teardown of importer tables) and free the
   pages under the importers' feet.
+* ``notifier_trylock=True`` is Daniel's "trylock and skip" applied to the
+  notifier (:class:`ExportingI915MmuNotifier`): it trylocks the reservation
+  lock to ``move_notify`` and tear the importer tables down, and when the
+  lock is busy it skips the importers -- which an mmu notifier may not do:
+  it must not return while a device can still reach the range.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ from ..dma.dma_buf import (
 )
 from ..kernel.errors import EAGAIN, EBUSY, EFAULT, UsageError
 from ..kernel.thread import KThread
+from ..mm.mmu_notifier import MMUNotifier, MMUNotifierRange
 from ..mm.page import PAGE_SIZE
 from .userptr_common import UserptrBo
 from .userptr_helper import userptr_teardown
@@ -92,9 +98,12 @@ class ExportedI915Userptr(I915Userptr):
     tore down after them), ``nr_eagain`` (maps refused for lack of pages).
     """
 
-    def __init__(self, mn: I915MmuNotifier, bo: UserptrBo, *, forget_importers: bool = False) -> None:
+    def __init__(self, mn: I915MmuNotifier, bo: UserptrBo, *, forget_importers: bool = False,
+                 notifier_trylock: bool = False) -> None:
         super().__init__(mn, bo)
         self.forget_importers = forget_importers
+        self.notifier_trylock = notifier_trylock
+        self.nr_notifier_skips = 0
         self.dmabuf: DmaBuf | None = None
         self.importer_tables: list[SgTable] = []
         self.nr_importer_revokes = 0
@@ -187,17 +196,50 @@ class ExportedI915Userptr(I915Userptr):
             self.importer_tables.remove(sgt)
             self.nr_importer_revokes += 1
 
+    def notifier_cancel(self) -> None:
+        """What the notifier runs for this object: :meth:`cancel`, or with ``notifier_trylock`` the
+        trylock of the reservation lock first (``move_notify`` + teardown), skipping importers when busy."""
+        if self.notifier_trylock and not self.forget_importers:
+            resv = self.bo.resv
+            if resv.trylock():
+                try:
+                    self.invalidate_importers_locked()
+                finally:
+                    resv.unlock()
+            else:
+                self.nr_notifier_skips += 1  # "skip to the next object": the importer keeps its table
+        self.cancel()
+
     def cancel(self, *, deactivate: bool = False) -> None:
         """``cancel_userptr`` of an exported object (R2): wait, revoke importer tables, unbind, dirty/put."""
         with self.lock:
             self.work = None
             self.nr_cancelled += 1
-            if not self.forget_importers:
+            if not self.forget_importers and not self.notifier_trylock:
                 self.bo.wait_idle()
                 self._revoke_importer_tables()
             userptr_teardown(self.bo)
             if deactivate:
                 self.mn.set_active(self, False)
+
+
+class ExportingI915MmuNotifier(I915MmuNotifier):
+    """``struct i915_mmu_notifier`` whose objects may be exported (runs their ``notifier_cancel``)."""
+
+    def invalidate_range_start(self, sub: MMUNotifier, range: MMUNotifierRange) -> None:
+        """``i915_gem_userptr_mn_invalidate_range_start`` (userptr_i915_2018 R4), exported objects included."""
+        with self.lock:
+            hit = [o for o in self.objects if range.overlaps(o.bo.start, o.bo.end)]
+            if hit and not range.blockable:
+                raise EAGAIN("i915 userptr: active objects overlap a non-blockable range")
+            for o in hit:
+                self.objects.remove(o)
+                o.active = False
+        for o in hit:
+            if isinstance(o, ExportedI915Userptr):
+                o.notifier_cancel()
+            else:
+                o.cancel()
 
 
 class I915UserptrDmaBufOps(DmaBufOps):
@@ -262,4 +304,4 @@ class I915UserptrDmaBufOps(DmaBufOps):
         self.obj.flush_get_pages()
 
 
-__all__ = ["ExportedI915Userptr", "I915UserptrDmaBufOps"]
+__all__ = ["ExportedI915Userptr", "ExportingI915MmuNotifier", "I915UserptrDmaBufOps"]
