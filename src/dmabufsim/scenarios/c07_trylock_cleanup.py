@@ -30,13 +30,15 @@ under the object lock (under which every importer table was made) it
 unmaps the importer's IOMMU entries itself and marks the tables torn down.
 Either way the importer's next access re-maps, which for an object without
 pages is ``EAGAIN`` (``map_dma_buf`` cannot call ``get_user_pages`` under
-the reservation lock): the access fails cleanly, and the next job naming
-the object looks the pages up again -- or gets ``EFAULT`` after the
-munmap.
+the reservation lock; it queues the get-pages worker, which looks them up
+holding no lock): the access fails cleanly, and a later one re-maps -- or
+gets ``EFAULT`` once the range is gone.
 
 Verdicts:
 
-* ``i915-munmap``, ``i915-fork``, ``i915-shrink-exported``: clean --
+* ``i915-munmap``, ``i915-fork``, ``i915-shrink-exported``,
+  ``i915-shrink-exported-remap`` (no munmap: the shrinker alone takes the
+  pages, the worker looks them up again, the importer re-maps): clean --
   lockdep is silent, no DMA reaches a page it must not, no page is dirtied
   or released while mapped, and no mapping survives an invalidation or the
   end. (``i915-shrink-exported`` may show ``iommu-fault``, info: an
