@@ -232,6 +232,11 @@ def _pooled_main(k: Kernel | None, t: KThread | None) -> None:
         k, t = hub.switch()
 
 
+def _exited_fn(*args: Any) -> None:
+    """What an exited kthread's ``fn`` becomes (it must never run again)."""
+    raise SimulatorError("an exited kthread was run again")
+
+
 def _blocked_oid(t: KThread) -> int:
     return t.blocked_on[1] if t.blocked_on is not None else -1
 
@@ -830,6 +835,11 @@ class Kernel:
         for j in t.joiners:
             self.wake(j)
         t.joiners.clear()
+        # An exited thread keeps its name, result and error for joiners and
+        # summaries, not what it ran on: long runs spawn an interrupt thread
+        # per completion, whose arguments would otherwise pin every job.
+        t.fn = _exited_fn
+        t.args = ()
         if self._current is t:
             self._current = None
 
