@@ -29,10 +29,17 @@ Rules:
 * R3 (sleep sets): a thread whose subtree was explored at a decision sleeps
   in the siblings explored after it until a dependent step wakes it; an
   execution where every runnable thread sleeps is redundant (counted).
+  Unbounded only: under a preemption bound the sibling explored first may
+  have reached its equivalent execution only beyond the bound (a cut), so a
+  sleeping thread would hide schedules bounded DFS runs; with a bound no
+  thread sleeps (found by the bounded audit property; even sleeping only
+  threads whose subtree saw no cut was not enough).
 * R4 (bound): with a preemption bound, a race also adds its thread at the
   decision where the earlier thread's run began (the Coons et al. fix, so
   the reversal is reachable without a preemption); alternatives beyond the
-  bound mark the search as cut.
+  bound mark the search as cut. With R3 off, bounded DPOR reached every
+  terminal state bounded DFS reaches, in no more executions, on every
+  program the audit property tried (a conservative fix, tested, not proved).
 * R5 (split): parallel job ``j`` of ``N`` owns the root alternatives ``j``,
   ``j + N``, ... and explores the root fully (every enabled thread): the
   root's backtrack set is then trivially sound.
@@ -140,8 +147,8 @@ class DPOR(StackSearch):
         return b is None or node.pre + self._cost(node, tid) <= b
 
     def _sleep_for_new(self, enabled: set[int]) -> dict[int, tuple[int, bool]]:
-        if self._last_t < 0:
-            return {}
+        if self._last_t < 0 or self.preemption_bound is not None:
+            return {}  # R3: no sleep sets under a preemption bound
         prev = self._stack[self._last_t]
         cand = dict(prev.sleep)
         for d in prev.done:
