@@ -83,6 +83,6 @@ CLAIMS = [
     {"id": "C6", "design": "noio-notifier", "scenario": noio_notifier,
      "expected": Verdict(kinds=frozenset({"circular-locking"}), chain=NOIO_CHAIN, only_chain=True), "budget": 100,
      "kernel_options": {"prime_lockdep": False}},
-    {"id": "C6", "design": "nowait-notifier", "scenario": nowait_notifier, "expected": "clean", "budget": 100,
+    {"id": "C6", "design": "nowait-notifier", "scenario": nowait_notifier, "expected": "clean", "budget": 200,
      "kernel_options": {"prime_lockdep": False}},
 ]

@@ -82,6 +82,6 @@ CLAIMS = [
         ),
         "budget": 50,
     },
-    {"id": "M4", "design": "prealloc", "scenario": prealloc, "expected": "clean", "budget": 100},
-    {"id": "M4", "design": "gfp-nowait", "scenario": gfp_nowait, "expected": "clean", "budget": 100},
+    {"id": "M4", "design": "prealloc", "scenario": prealloc, "expected": "clean", "budget": 200},
+    {"id": "M4", "design": "gfp-nowait", "scenario": gfp_nowait, "expected": "clean", "budget": 200},
 ]

@@ -56,7 +56,7 @@ def test_seeds_strategy_execution_i_is_seed_i() -> None:
     assert r.status == "match" and not r.exhaustive
     assert r.found_text == f"deadlock (first: #{r.first_execution}) (100 executions, seeds; not exhaustive)"
     assert ds.Kernel(seed=r.first_execution, lockdep=False).run(basics_locking.abba_mutexes).token == r.token
-    clean = dataclasses.replace(discover().get("B1/ordered-mutexes"), strategy="seeds")
+    clean = dataclasses.replace(discover().get("B1/ordered-mutexes"), strategy="seeds", budget=100)
     assert check([clean], jobs=1).rows[0].found_text == "clean (100 executions, seeds; not exhaustive)"
 
 
