@@ -79,13 +79,10 @@ class Mutex:
         dep_map = self.dep_map
         k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, call_site())
         k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
-        while self.owner is not None:
+        while self.owner is not None:  # an uninterruptible sleep never ends with a signal
             self.waiters.append(t)
-            reason = k.block("mutex_lock", self.oid, interruptible=False, name=dep_map.name)
+            k.block("mutex_lock", self.oid, name=dep_map.name)
             self.waiters.remove(t)
-            if reason == "signal":
-                k.lockdep.release(dep_map)
-                raise EINTR(f"mutex_lock_interruptible({self.name}) interrupted by a signal")
         self.owner = t
 
     def lock_interruptible(self) -> None:
