@@ -22,6 +22,7 @@ from .kernel.errors import ReplayError, UsageError
 from .kernel.runtime import Execution, Kernel
 from .report import commands as catalog_commands
 from .report.text import render_finding
+from .scenarios.catalog import load_file_module
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -42,21 +43,7 @@ def load_scenario(spec: str) -> Callable[..., Any]:
     if path.endswith(".py") or os.sep in path:
         if not os.path.isfile(path):
             raise CliError(f"no such file: {path}")
-        name = "_dmabufsim_scenario_" + os.path.splitext(os.path.basename(path))[0]
-        spec_ = importlib.util.spec_from_file_location(name, path)
-        if spec_ is None or spec_.loader is None:
-            raise CliError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec_)
-        sys.modules[name] = module
-        try:
-            spec_.loader.exec_module(module)
-        except OSError as exc:
-            raise CliError(f"cannot read {path}: {exc.strerror}") from None
-        except SyntaxError as exc:
-            raise CliError(f"syntax error in {path} line {exc.lineno}: {exc.msg}") from None
-        except ImportError as exc:
-            hint = " (a module of the package: name it as package.module:function)" if exc.name is None else ""
-            raise CliError(f"cannot import {path}: {exc}{hint}") from None
+        module = load_file_module(path, prefix="_dmabufsim_scenario_")
     else:
         try:
             module = importlib.import_module(path)

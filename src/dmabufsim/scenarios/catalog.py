@@ -411,9 +411,13 @@ def _catalog_module_names() -> list[str]:
     return sorted(names)
 
 
-def load_file_module(path: str) -> ModuleType:
-    """Import a scenario file by path (for ``--scenarios DIR`` and user designs)."""
-    name = "_dmabufsim_catalog_" + os.path.splitext(os.path.basename(path))[0]
+def load_file_module(path: str, prefix: str = "_dmabufsim_catalog_") -> ModuleType:
+    """Import a scenario file by path (``--scenarios DIR``, ``FILE.py:function`` on the CLI).
+
+    Every failure is one clear ``UsageError`` line: unreadable file, syntax
+    error, or an import the file cannot make.
+    """
+    name = prefix + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise UsageError(f"cannot load {path}")
@@ -425,6 +429,9 @@ def load_file_module(path: str) -> ModuleType:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     except SyntaxError as exc:
         raise UsageError(f"syntax error in {path} line {exc.lineno}: {exc.msg}") from None
+    except ImportError as exc:
+        hint = " (a module of the package: name it as package.module:function)" if exc.name is None else ""
+        raise UsageError(f"cannot import {path}: {exc}{hint}") from None
     return module
 
 
