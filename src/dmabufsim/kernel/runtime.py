@@ -805,8 +805,10 @@ class Kernel:
             t.result = t.fn(*t.args)
         except (ThreadKilled, GreenletExit):
             pass
-        except BaseException as exc:  # noqa: BLE001 - any escape is a finding (R6)
+        except BaseException as exc:  # any escape is a finding (R6), Ctrl-C in teardown excepted
             t.error = exc
+            if self._dead and isinstance(exc, KeyboardInterrupt):
+                raise  # the user's Ctrl-C while tearing down: _teardown passes it on
             if not self._dead:
                 tb = traceback.extract_tb(exc.__traceback__)
                 stack = tuple(
@@ -874,8 +876,10 @@ class Kernel:
                 self.outcome = self._stopping
             self._summaries = self._summarise()
         finally:
-            self._teardown()
-            _running = None
+            try:
+                self._teardown()  # may pass on the user's Ctrl-C
+            finally:
+                _running = None
         return self._result()
 
     def _hub_loop(self) -> None:
@@ -892,12 +896,15 @@ class Kernel:
     def _teardown(self) -> None:
         """Kill every thread still alive, with the model in its dead state."""
         self._dead = True
+        interrupt: KeyboardInterrupt | None = None
         for t in self._threads:
             glet = t.glet
             if t.state is not ThreadState.EXITED and glet is not None and not glet.dead:
                 self._current = t
                 try:
                     glet.throw(ThreadKilled())
+                except KeyboardInterrupt as exc:  # the user's Ctrl-C: finish tearing down, then pass it on
+                    interrupt = exc
                 except BaseException:  # noqa: BLE001 - teardown of a dead execution
                     pass
             t.state = ThreadState.EXITED
@@ -905,6 +912,8 @@ class Kernel:
         self._current = None
         self._runnable.clear()
         self._timers.clear()
+        if interrupt is not None:
+            raise interrupt
 
     def _summarise(self) -> tuple[ThreadSummary, ...]:
         out = []

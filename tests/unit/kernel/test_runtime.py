@@ -229,3 +229,20 @@ def test_join_returns_result() -> None:
     for seed in range(5):
         ex = run(scenario, seed=seed)
         assert ex.findings == [] and got["r"] == 42
+
+
+def test_a_ctrl_c_during_teardown_is_not_swallowed() -> None:
+    """A KeyboardInterrupt raised while the runtime tears a blocked thread down reaches the caller."""
+
+    def stuck() -> None:
+        try:
+            ds.Completion("never").wait_for_completion()
+        finally:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C right then
+
+    def scenario(k: ds.Kernel) -> None:
+        k.spawn(stuck, name="stuck", daemon=True)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(scenario)
+    assert run(lambda k: None).outcome == "completed"  # and the next execution can run
