@@ -429,20 +429,7 @@ class DmaFence:
 
     def signal(self) -> int:
         """``dma_fence_signal``: signal now. Returns 0, or ``-EINVAL`` if already signalled (R2)."""
-        # signal_timestamp(k.now) inlined; the timestamp is read before the scheduling
-        # point, as the argument was.
-        k = self.k
-        now = k.now
-        k.point("dma_fence_signal", self.oid, True)
-        cookie = dma_fence_begin_signalling()
-        lock = self.lock
-        lock.lock_irqsave()
-        try:
-            ret = self._signal_locked(now, True)
-        finally:
-            lock.unlock_irqrestore()
-            dma_fence_end_signalling(cookie)
-        return ret
+        return self.signal_timestamp(self.k.now)
 
     def signal_timestamp_locked(self, timestamp: int) -> int:
         """``dma_fence_signal_timestamp_locked``: the caller holds ``fence.lock``."""

@@ -150,18 +150,6 @@ class Lockdep(LockTracker):
 
     # ------------------------------------------------------------------ acquire
 
-    def acquire(
-        self,
-        map: Any,
-        *,
-        read: int = 0,
-        trylock: bool = False,
-        subclass: int = 0,
-        nest_lock: Any = None,
-    ) -> HeldLock:
-        """``lock_acquire``: mark usage, validate a new chain (R2-R7), push."""
-        return self._acquire(self.k.current, map, read, trylock, subclass, nest_lock, call_site())
-
     def _acquire(
         self, t: Any, map: Any, read: int, trylock: bool, subclass: int, nest_lock: Any, site: Frame | None
     ) -> LockdepHeld:
@@ -207,7 +195,8 @@ class Lockdep(LockTracker):
         held.append(hl)
         return hl
 
-    #: The locks' fast path (``LockTracker.lock_acquire``): the thread and the site are known.
+    #: ``lock_acquire``: mark usage, validate a new chain (R2-R7), push. The
+    #: inherited ``acquire`` (keyword form, current thread) calls it too.
     lock_acquire = _acquire
 
     def _class_of(self, map: Any, subclass: int) -> LockClass:
