@@ -26,6 +26,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -70,11 +71,11 @@ def list_table(cat: Catalog) -> Table:
         t.add_column(col, overflow="fold")
     for r in cat:
         t.add_row(
-            r.claim,
-            r.design,
-            r.who,
-            r.title,
-            r.expected.describe() if r.expected else "",
+            escape(r.claim),
+            escape(r.design),
+            escape(r.who),
+            escape(r.title),
+            escape(r.expected.describe()) if r.expected else "",
             r.status if r.modelled else f"[yellow]{r.status}[/]",
         )
     return t
@@ -158,11 +159,12 @@ def check_table(result: CheckResult) -> Table:
         t.add_column(col, overflow="fold")
     for r in result.rows:
         found = r.found_text if r.status in ("match", "mismatch") else r.why
+        # Model text may hold brackets ("assertion [c1:stale-read]", lock chains): not rich markup.
         t.add_row(
-            r.row.claim,
-            r.row.design,
-            r.row.expected.describe() if r.row.expected else "—",
-            found,
+            escape(r.row.claim),
+            escape(r.row.design),
+            escape(r.row.expected.describe()) if r.row.expected else "—",
+            escape(found),
             _STATUS_STYLE[r.status],
             r.token,
         )

@@ -56,13 +56,14 @@ READ_NS = 20_000
 MOVES: tuple[tuple[MemType, ...], ...] = ((MemType.VRAM,), (MemType.TT,), (MemType.VRAM,))
 
 
-def _fail(k: Kernel, what: str, **details: Any) -> None:
+def _fail(k: Kernel, tag: str, what: str, **details: Any) -> None:
+    """Report a broken C1 promise as an ``assertion`` with signature ``c1:<tag>`` (rows name the tag)."""
     k.report(
         "assertion",
         f"claim C1 violated: {what}",
         details=details,
         rule="C1: pipelined moves never block the exporter and never expose stale or freed memory",
-        signature=f"c1:{what}",
+        signature=f"c1:{tag}",
     )
 
 
@@ -93,17 +94,17 @@ def run_c1(k: Kernel, *, pipelined: bool = True, honour_fences: bool = True, gho
     for t in threads:
         k.join(t)
     if any(blocked) or drv.ttm.stats.cpu_waits:
-        _fail(k, "the exporting CPU thread blocked on a fence",
+        _fail(k, "exporter-blocked", "the exporting CPU thread blocked on a fence",
               blocked_ns=blocked, cpu_waits=drv.ttm.stats.cpu_waits)
     stale = [(imp.name, job.name, job.results) for imp in imps for job in imp.jobs
              if any(v != CONTENTS for v in job.results)]
     if stale:
-        _fail(k, "an importer read memory the move had not filled (stale read)", reads=stale[:4])
+        _fail(k, "stale-read", "an importer read memory the move had not filled (stale read)", reads=stale[:4])
     for imp, att in zip(imps, atts, strict=True):
         imp.release(att)
     drv.wait_idle()
     if drv.ttm.ghosts:
-        _fail(k, "old backing store not released", ghosts=len(drv.ttm.ghosts))
+        _fail(k, "ghosts-kept", "old backing store not released", ghosts=len(drv.ttm.ghosts))
     buf.put()
     drv.destroy(bo)
     drv.wait_idle()
@@ -142,7 +143,7 @@ CLAIMS = [
         "id": "C1",
         "design": "importer-ignores-fences",
         "scenario": importer_ignores_fences,
-        "expected": Verdict(kinds=frozenset({"assertion"})),
+        "expected": Verdict(kinds=frozenset({"assertion"}), asserts=frozenset({"c1:stale-read"})),
         "budget": 100,
     },
     # "Old backing pages are freed only after the move fence signalled": freeing
@@ -151,14 +152,14 @@ CLAIMS = [
         "id": "C1",
         "design": "ghost-frees-early",
         "scenario": ghost_frees_early,
-        "expected": Verdict(kinds=frozenset({"iommu-fault", "assertion"})),
+        "expected": Verdict(kinds=frozenset({"iommu-fault", "assertion"}), asserts=frozenset({"c1:stale-read"})),
         "budget": 100,
     },
     {
         "id": "C1",
         "design": "non-pipelined",
         "scenario": non_pipelined,
-        "expected": Verdict(kinds=frozenset({"assertion"})),
+        "expected": Verdict(kinds=frozenset({"assertion"}), asserts=frozenset({"c1:exporter-blocked"})),
         "budget": 50,
     },
 ]

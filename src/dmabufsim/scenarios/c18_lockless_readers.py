@@ -188,5 +188,5 @@ def results(k: Kernel) -> Any:
 CLAIMS = [
     {"id": "C18", "design": "seqcount", "scenario": scenario, "expected": "clean", "budget": 200},
     {"id": "C18", "design": "no-retry", "scenario": scenario_no_retry,
-     "expected": {"kinds": ["assertion"]}, "budget": 200},
+     "expected": {"kinds": ["assertion"], "asserts": ["c18-torn"]}, "budget": 200},
 ]

@@ -26,7 +26,9 @@ Rules:
   expected kind was found in some execution, no error or warning kind was
   found that was not expected, no kind in ``absent`` was found, and, when a
   lock ``chain`` is expected, some ``circular-locking`` finding has that
-  cycle (up to rotation). Info kinds (``iommu-fault``,
+  cycle (up to rotation); when ``asserts`` names the scenario's own failed
+  checks, every ``assertion`` finding is one of them and each was seen (R7).
+  Info kinds (``iommu-fault``,
   ``user-incoherence``) are allowed unless asserted (in ``kinds``: must be
   found; in ``absent``: must not be).
 * R2 (clean): ``Verdict(clean=True)`` expects no error or warning finding
@@ -46,6 +48,13 @@ Rules:
   ``same_as`` (a modern design that one claim's experiment already runs):
   it gets that row's scenario, verdict and budget, and ``check`` reports the
   one exploration under both rows (it runs once when both are selected).
+* R7 (which assertion): an ``assertion`` finding is a scenario's own check
+  (a lost write, a stale read, a torn list), so its kind alone says little.
+  A verdict expecting ``assertion`` names the checks in ``asserts``: each
+  entry matches a finding whose signature is the entry or starts with the
+  entry and ``:`` (``"c18-torn"`` matches ``"c18-torn:reader0"``). Every
+  named check must fail somewhere, and an ``assertion`` that matches no
+  entry is unexpected.
 """
 
 from __future__ import annotations
@@ -94,6 +103,8 @@ class Verdict:
     whose cycle is that chain. ``absent`` asserts info kinds that must not
     appear. ``only_chain``: the expected chain is the *only* cycle lockdep
     reports (claims that say exactly which cycles remain, C6).
+    ``asserts``: the signatures of the scenario's own checks expected to
+    fail (R7); required whenever ``assertion`` is an expected kind.
     """
 
     clean: bool = False
@@ -101,9 +112,11 @@ class Verdict:
     chain: tuple[str, ...] = ()
     absent: frozenset[str] = frozenset()
     only_chain: bool = False
+    asserts: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kinds", frozenset(self.kinds))
+        object.__setattr__(self, "asserts", frozenset(self.asserts))
         object.__setattr__(self, "absent", frozenset(self.absent))
         object.__setattr__(self, "chain", tuple(self.chain))
         for k in sorted(self.kinds | self.absent):
@@ -118,6 +131,8 @@ class Verdict:
             raise UsageError("a lock chain is only expected together with kind 'circular-locking'")
         if self.only_chain and not self.chain:
             raise UsageError("only_chain needs the chain it keeps")
+        if ("assertion" in self.kinds) != bool(self.asserts):
+            raise UsageError("an expected 'assertion' names the failing checks in asserts (catalog R7), and only then")
 
     @classmethod
     def of(cls, value: Verdict | str | Mapping[str, Any]) -> Verdict:
@@ -129,7 +144,7 @@ class Verdict:
         if isinstance(value, str):
             return cls(kinds=frozenset({value}))
         if isinstance(value, Mapping):
-            unknown = sorted(set(value) - {"clean", "kinds", "chain", "absent", "only_chain"})
+            unknown = sorted(set(value) - {"clean", "kinds", "chain", "absent", "only_chain", "asserts"})
             if unknown:
                 raise UsageError(f"unknown verdict field(s) {unknown}")
             return cls(
@@ -138,6 +153,7 @@ class Verdict:
                 chain=tuple(value.get("chain", ())),
                 absent=frozenset(value.get("absent", ())),
                 only_chain=bool(value.get("only_chain", False)),
+                asserts=frozenset(value.get("asserts", ())),
             )
         raise UsageError(f"cannot read a verdict from {value!r}")
 
@@ -152,6 +168,8 @@ class Verdict:
             if k == "circular-locking" and self.chain:
                 cyc = " -> ".join((*self.chain, self.chain[0]))
                 parts.append(f"{k} [{'only ' if self.only_chain else ''}{cyc}]")
+            elif k == "assertion" and self.asserts:
+                parts.append(f"{k} [{', '.join(sorted(self.asserts))}]")
             else:
                 parts.append(k)
         text = ", ".join(parts)
@@ -168,6 +186,7 @@ class Verdict:
             "chain": list(self.chain),
             "absent": sorted(self.absent),
             "only_chain": self.only_chain,
+            "asserts": sorted(self.asserts),
         }
 
     def match(self, found: Found) -> tuple[bool, str]:
@@ -191,7 +210,19 @@ class Verdict:
             others = [c for c in found.chains if not same_cycle(self.chain, c)]
             if others:
                 why.append("other cycles reported: " + "; ".join(" -> ".join(c) for c in others))
+        if self.asserts and "assertion" in seen:
+            unmet = sorted(a for a in self.asserts if not any(assert_matches(a, s) for s in found.asserts))
+            stray = sorted(s for s in found.asserts if not any(assert_matches(a, s) for a in self.asserts))
+            if unmet:
+                why.append("assertion not failed: " + ", ".join(unmet))
+            if stray:
+                why.append("unexpected assertion: " + ", ".join(stray))
         return (not why, "; ".join(why))
+
+
+def assert_matches(entry: str, signature: str) -> bool:
+    """Does an ``asserts`` entry name this assertion finding's signature (R7)?"""
+    return signature == entry or signature.startswith(entry + ":")
 
 
 def same_cycle(a: Sequence[str], b: Sequence[str]) -> bool:
@@ -223,6 +254,8 @@ class Found:
     error_kinds: frozenset[str]
     #: The lock cycles of every circular-locking finding (class names).
     chains: tuple[tuple[str, ...], ...] = ()
+    #: The signatures of every ``assertion`` finding (the scenario's own checks, R7).
+    asserts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -107,5 +107,5 @@ CLAIMS = [
     {"id": "M1", "design": "evict-waits-bookkeep", "scenario": evict_waits_bookkeep, "expected": "clean",
      "budget": 200},
     {"id": "M1", "design": "evict-waits-read", "scenario": evict_waits_read,
-     "expected": Verdict(kinds=frozenset({"assertion"})), "budget": 100},
+     "expected": Verdict(kinds=frozenset({"assertion"}), asserts=frozenset({"m1:lost-write"})), "budget": 100},
 ]

@@ -100,6 +100,8 @@ class ChunkResult:
     stopped: str = ""
     #: Wall-clock seconds spent (reported to spot slow rows; never part of a verdict).
     elapsed: float = 0.0
+    #: Signatures of the ``assertion`` findings seen (the scenario's own checks, catalog R7).
+    asserts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ class RowResult:
             "found": sorted(self.found.kinds) if self.found else None,
             "found_text": self.found_text,
             "chains": [list(c) for c in self.found.chains] if self.found else [],
+            "asserts": sorted(self.found.asserts) if self.found else [],
             "executions": self.executions,
             # Scheduling points are counted by the seed loop; the explorer does
             # not total them, so its rows say null rather than a false 0.
@@ -184,6 +187,7 @@ def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
     firsts: dict[str, tuple[int, dict[str, Any]]] = {}
     errors: set[str] = set()
     chains: list[tuple[str, ...]] = []
+    asserts: set[str] = set()
     steps = 0
     opts = dict(row.kernel_options)
     for i in range(start, stop):
@@ -194,11 +198,14 @@ def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
                 firsts[f.kind] = (i, f.to_json())
             if f.is_error:
                 errors.add(f.kind)
+            if f.kind == "assertion":
+                asserts.add(f.signature)
             if f.kind == "circular-locking":
                 c = chain_of(f)
                 if c and c not in chains and len(chains) < MAX_CHAINS:
                     chains.append(c)
-    return ChunkResult(row.key, start, stop, firsts, tuple(sorted(errors)), tuple(chains), steps)
+    return ChunkResult(row.key, start, stop, firsts, tuple(sorted(errors)), tuple(chains), steps,
+                       asserts=tuple(sorted(asserts)))
 
 
 def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkResult:
@@ -228,6 +235,7 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
     firsts: dict[str, tuple[int, dict[str, Any]]] = {}
     errors: set[str] = set()
     chains: list[tuple[str, ...]] = []
+    asserts: set[str] = set()
     order = {p.strategy: i for i, p in enumerate(rep.phases)}
     explored = sorted(
         [*rep.findings, *rep.info], key=lambda f: (order.get(f.strategy, len(order)), f.execution, f.signature)
@@ -239,6 +247,8 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
             firsts[f.kind] = (i, fj)
         if f.is_error:
             errors.add(f.kind)
+        if f.kind == "assertion":
+            asserts.add(f.signature)
         if f.kind == "circular-locking":
             c = chain_of(f)
             if c and c not in chains and len(chains) < MAX_CHAINS:
@@ -252,6 +262,7 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
     return ChunkResult(
         row.key, 0, budget, firsts, tuple(sorted(errors)), tuple(chains), 0,
         executions=rep.executions, strategy=row.strategy, exhausted=exhausted, stopped=stopped,
+        asserts=tuple(sorted(asserts)),
     )
 
 
@@ -319,9 +330,11 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
     firsts: dict[str, tuple[int, dict[str, Any]]] = {}
     errors: set[str] = set()
     chains: list[tuple[str, ...]] = []
+    asserts: set[str] = set()
     steps = 0
     for c in chunks:
         steps += c.steps
+        asserts.update(c.asserts)
         for kind, (i, fj) in c.firsts.items():
             if kind not in firsts or i < firsts[kind][0]:
                 firsts[kind] = (i, fj)
@@ -329,7 +342,8 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
         for ch in c.chains:
             if ch not in chains and len(chains) < MAX_CHAINS:
                 chains.append(ch)
-    found = Found(kinds=frozenset(firsts), error_kinds=frozenset(errors), chains=tuple(chains))
+    found = Found(kinds=frozenset(firsts), error_kinds=frozenset(errors), chains=tuple(chains),
+                  asserts=frozenset(asserts))
     assert row.expected is not None
     ok, why = row.expected.match(found)
     # The counterexample: the first unexpected error if any, else the first
