@@ -45,7 +45,8 @@ Rules:
   rest of the catalog still runs. A file given with ``--scenarios`` that
   fails to load is bad input instead (exit 2).
 * R6 (shared experiments): a row may name another row's key in
-  ``same_as`` (a modern design that one claim's experiment already runs):
+  ``same_as`` (a design that another row's experiment already runs: a
+  modern design, or one claim's design restated by another claim):
   it gets that row's scenario, verdict and budget, and ``check`` reports the
   one exploration under both rows (it runs once when both are selected).
 * R7 (which assertion): an ``assertion`` finding is a scenario's own check
