@@ -63,7 +63,7 @@ def test_replay_rebuilds_a_torn_execution() -> None:
 def test_catalog_rows() -> None:
     rows = {r["design"]: r for r in c18.CLAIMS}
     assert rows["seqcount"]["expected"] == "clean" and rows["seqcount"]["scenario"] is c18.scenario
-    assert rows["no-retry"]["expected"] == {"kinds": ["assertion"]}
+    assert rows["no-retry"]["expected"] == {"kinds": ["assertion"], "asserts": ["c18-torn"]}
     assert all(r["id"] == "C18" for r in c18.CLAIMS)
 
 
