@@ -5,6 +5,8 @@ and prints its findings and replay token; ``dmabufsim replay TOKEN
 FILE.py:function`` rebuilds it. Bad input (a missing file, an unknown
 function, a malformed token) is one clear line on stderr and exit code 2.
 Exit code 1 means the execution had findings of severity error or warning.
+``dmabufsim bench [NAME ...]`` runs the benchmarks of a source checkout's
+``bench/`` directory (they are not installed with the package).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import importlib.util
 import json
 import os
+import pathlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -104,6 +107,27 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return _print_execution(ex, args.json, args.scenario)
 
 
+def bench_dir() -> pathlib.Path:
+    """The ``bench/`` directory: ``$DMABUFSIM_BENCH_DIR``, else the source checkout's (src layout)."""
+    env = os.environ.get("DMABUFSIM_BENCH_DIR")
+    d = pathlib.Path(env) if env else pathlib.Path(__file__).resolve().parents[2] / "bench"
+    if not (d / "run.py").is_file():
+        raise CliError(
+            f"no benchmarks at {d}: they live in the source checkout's bench/ directory and are not "
+            "installed with the package; run from a clone (pip install -e .) or set DMABUFSIM_BENCH_DIR"
+        )
+    return d
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    runner = load_file_module(str(bench_dir() / "run.py"), prefix="_dmabufsim_bench_")
+    if args.list:
+        for name in runner.available():
+            print(name)
+        return EXIT_OK
+    return int(runner.main(list(args.names)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dmabufsim",
@@ -132,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_replay)
     catalog_commands.add_parsers(sub)
     explore_command.add_parser(sub, load_scenario)
+
+    b = sub.add_parser(
+        "bench",
+        help="run the benchmarks (ratios against a baseline measured in the same run)",
+        description="Run bench/bench_NAME.py of the source checkout (all of them by default); each prints its "
+        "numbers as ratios against a baseline measured in the same run.",
+    )
+    b.add_argument("names", nargs="*", metavar="NAME", help="scheduler, lockdep, fence, ... (default: all)")
+    b.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    b.set_defaults(func=cmd_bench)
     return p
 
 
