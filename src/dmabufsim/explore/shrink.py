@@ -45,7 +45,7 @@ class Replayed:
 
     @property
     def choices(self) -> tuple[int, ...]:
-        return self.execution.choices
+        return tuple(self.execution.choices)
 
     def size(self) -> tuple[int, int, int]:
         """The order of R1."""
@@ -85,7 +85,7 @@ def _bounded_search(
         strat.end_execution(ex)
         used += 1
         if any(f.signature == signature for f in ex.findings):
-            return ex.choices, used
+            return tuple(ex.choices), used
     return None, used
 
 
@@ -173,7 +173,7 @@ def shrink(
     ok = final.diverged_at is None and any(f.signature == signature for f in final.execution.findings)
     if not ok or final.size() >= orig.size():
         ex = orig.execution
-        return ShrinkResult(ex.token, ex.choices, ex.preemptions, ex.steps, ex.preemptions, ex.steps,
+        return ShrinkResult(ex.token, tuple(ex.choices), ex.preemptions, ex.steps, ex.preemptions, ex.steps,
                             len(ex.choices), replays, False)
     tok = encode(best_ch)
     oex = orig.execution

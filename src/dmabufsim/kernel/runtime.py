@@ -42,13 +42,14 @@ from __future__ import annotations
 import heapq
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from greenlet import GreenletExit, greenlet
 
 from . import token as _token
+from .choices import COMPACT_AT, ChoiceLog
 from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
@@ -152,7 +153,9 @@ class Execution:
     outcome: str
     strategy: str
     threads: tuple[ThreadSummary, ...]
-    choices: tuple[int, ...]
+    #: Every choice made (what the token encodes): a tuple, or for a long
+    #: execution a lazily decoded sequence (kernel.choices R3).
+    choices: Sequence[int]
     preemptions: int
     diverged_at: int | None = None
     events: list[Event] | None = None
@@ -288,15 +291,23 @@ class Kernel:
         self.at_exit: list[Callable[[], None]] = []
         self._signatures: set[str] = set()
         self._threads: list[KThread] = []
+        #: Threads ever created (the next tid); the table may have dropped exited irq threads.
+        self._spawned = 0
+        #: Interrupt handler threads that exited normally and left the table (see _exit_thread).
+        self.irq_threads_retired = 0
         self._runnable: list[KThread] = []
         self._current: KThread | None = None
         self._timers: list[Timer] = []
         self._timer_seq = 0
         self._oid = 0
-        self._choices: list[int] = []
+        #: The replay log; the hot paths append to its plain list ``_choices`` (choices R1).
+        self._log = ChoiceLog()
+        self._choices = self._log.recent
         self._preemptions = 0
         self._hub: greenlet | None = None
         self._max_steps = cfg.max_steps
+        #: The step count after which point() runs _periodic() (livelock budget, log compaction).
+        self._check_at = min(cfg.max_steps, COMPACT_AT)
         #: R8: the strategy may fire the next timer at a scheduling point.
         self._early_timers = bool(cfg.options.get("early_timers"))
         self._stopping = ""
@@ -323,7 +334,12 @@ class Kernel:
 
     @property
     def threads(self) -> list[KThread]:
-        """Every kthread of this execution, in creation order."""
+        """Every kthread of this execution, in creation order.
+
+        Interrupt handler threads that returned normally are dropped from
+        the table when no trace is recorded or listened to (counted in
+        ``irq_threads_retired``), so a long run's table stays small.
+        """
         return list(self._threads)
 
     @property
@@ -343,7 +359,8 @@ class Kernel:
 
     def _spawn(self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | None, daemon: bool,
                irq: str | None) -> KThread:
-        tid = len(self._threads)
+        tid = self._spawned
+        self._spawned = tid + 1
         t = KThread(tid, name or str(getattr(fn, "__name__", f"kthread{tid}")), fn, args)
         if daemon:
             t.data["daemon"] = True
@@ -439,8 +456,8 @@ class Kernel:
                 tr._h = ((((tr._h ^ t.tid_word ^ word) * _PRIME) ^ now) * _PRIME) & _MASK
             else:  # folding in a zero time is one more multiplication by the prime
                 tr._h = ((tr._h ^ t.tid_word ^ word) * _PRIME2) & _MASK
-        if steps > self._max_steps:
-            self._livelock()
+        if steps > self._check_at:
+            self._periodic()
 
     def event(self, op: str, obj: int, write: bool = True, detail: str = "") -> None:
         """Record an event that is not a scheduling point (a DMA landing, a signal)."""
@@ -756,6 +773,15 @@ class Kernel:
             self._to_hub()
             raise ThreadKilled()
 
+    def _periodic(self) -> None:
+        """Every ``COMPACT_AT`` steps: compact the replay log; past ``max_steps``: livelock (R6)."""
+        if self.steps > self._max_steps:
+            self._livelock()
+            return
+        if len(self._choices) >= COMPACT_AT:
+            self._log.compact()
+        self._check_at = min(self._max_steps, self.steps + COMPACT_AT)
+
     def _livelock(self) -> None:
         run = self._runnable
         lines = [f"livelock: more than {self._max_steps} scheduling points; runnable threads:"]
@@ -842,6 +868,12 @@ class Kernel:
         # per completion, whose arguments would otherwise pin every job.
         t.fn = _exited_fn
         t.args = ()
+        if t.in_irq and t.error is None and not self.trace._active:
+            # An interrupt handler that returned, while nobody records or listens
+            # to events (which name threads by tid): it leaves the thread table
+            # (a soak raises one per job completion) and is only counted.
+            self._threads.remove(t)
+            self.irq_threads_retired += 1
         if self._current is t:
             self._current = None
 
@@ -929,7 +961,7 @@ class Kernel:
         return tuple(out)
 
     def _result(self) -> Execution:
-        tok = _token.encode(self._choices)
+        tok, choices = self._log.finish()
         findings = [f.with_token(tok) for f in self.findings]
         diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
         summaries = self._summaries
@@ -942,7 +974,7 @@ class Kernel:
             outcome=self.outcome,
             strategy=self.strategy.describe(),
             threads=summaries,
-            choices=tuple(self._choices),
+            choices=choices,
             preemptions=self._preemptions,
             diverged_at=diverged,
             events=self.trace.events,
