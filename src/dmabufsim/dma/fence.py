@@ -38,7 +38,8 @@ Rules:
 * R8 (never signalled): a fence that something depended on (a waiter, a
   callback, a reservation object) and that is still unsignalled when the
   execution ends is a ``fence-never-signalled`` finding (cross-driver
-  contract rule 1: fences complete in reasonable time).
+  contract rule 1: fences complete in reasonable time). The bookkeeping is
+  bounded: signalled fences are pruned from it as it grows.
 * R9 (release): dropping the last reference of an unsignalled fence with
   callbacks still queued is a WARN ("released with pending signals"); the
   fence is then signalled with ``-EDEADLK`` so that nobody hangs.
@@ -68,6 +69,8 @@ ENABLE_SIGNAL = 1 << DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT
 #: Model-private bits (above any bit a driver model would use).
 _EXPLICIT = 1 << 30  #: signalled by an explicit signal() (R2 owner)
 _DEPENDED = 1 << 31  #: something waited on / hooked a callback on / published it (R8)
+#: The depended-on list is first pruned of signalled fences at this length (R8).
+_PRUNE_MIN = 4096
 
 #: ``LONG_MAX``: what ``schedule_timeout(MAX_SCHEDULE_TIMEOUT)`` returns, so
 #: an unbounded wait that succeeds returns it as its "remaining time".
@@ -187,15 +190,26 @@ class DmaFenceCb:
 class _FenceState:
     """Per-execution bookkeeping of the fence room (installed at every run)."""
 
-    __slots__ = ("depended", "k", "next_context", "stub")
+    __slots__ = ("depended", "k", "next_context", "prune_at", "stub")
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
         #: Context 0 belongs to the stub fence (6.12 starts handing out at 1).
         self.next_context = 1
         self.stub: DmaFence | None = None
-        #: Fences something depended on, in the order that first happened (R8).
+        #: Fences something depended on, in the order that first happened (R8);
+        #: signalled ones are pruned as the list grows (they can no longer be
+        #: never-signalled), so a long run that waits on its fences stays bounded.
         self.depended: list[DmaFence] = []
+        self.prune_at = _PRUNE_MIN
+
+    def depend(self, f: DmaFence) -> None:
+        """Remember ``f`` for the end check; amortised O(1) pruning of signalled fences."""
+        dep = self.depended
+        dep.append(f)
+        if len(dep) >= self.prune_at:
+            dep[:] = [g for g in dep if not g.flags & SIGNALED]
+            self.prune_at = max(_PRUNE_MIN, 2 * len(dep))
 
     def check_never_signalled(self) -> None:
         """R8, run at the end of the execution."""
@@ -520,7 +534,7 @@ class DmaFence:
     def _depend(self) -> None:
         if not (self.flags & _DEPENDED):
             self.flags |= _DEPENDED
-            _state(self.k).depended.append(self)
+            _state(self.k).depend(self)
 
     def _enable_signaling_locked(self) -> bool:
         """``__dma_fence_enable_signaling``: False when (now) signalled."""
@@ -844,5 +858,9 @@ wait_any = wait_any_timeout
 
 
 def depended_fences(k: Kernel | None = None) -> list[DmaFence]:
-    """The fences something depended on in this execution (R8), in order."""
+    """The fences something depended on in this execution and that were unsignalled when last pruned (R8), in order.
+
+    Signalled fences are dropped as the list grows (they cannot be
+    never-signalled); an unsignalled one stays until the end.
+    """
     return list(_state(k or current_kernel()).depended)

@@ -199,3 +199,24 @@ def test_resv_wait_from_several_threads_while_a_chain_completes() -> None:
 
     for seed in range(5):
         assert run(scenario, seed).findings == []
+
+
+def test_r8_bookkeeping_stays_bounded_and_still_reports_the_unsignalled_fence() -> None:
+    from dmabufsim.dma import fence as fence_mod
+
+    sizes: list[int] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        tl = dma.FenceContext("soak")
+        forgotten = tl.create()
+        forgotten.add_callback(dma.DmaFenceCb(lambda f, cb: None))  # depended on, never signalled
+        for _ in range(3 * fence_mod._PRUNE_MIN):
+            f = tl.create()
+            f.signal()
+            f.wait()  # depended on (waited), already signalled
+            sizes.append(len(fence_mod.depended_fences(k)))
+
+    ex = ds.Kernel(seed=0).run(scenario)
+    assert 100 < max(sizes) <= fence_mod._PRUNE_MIN  # entries accumulate, then signalled ones are pruned
+    assert [f.kind for f in ex.findings] == ["fence-never-signalled"]
+    assert ex.findings[0].details["seqno"] == 1
