@@ -18,9 +18,10 @@ Rules:
 
 from __future__ import annotations
 
+from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .stack import Frame, call_site
+from .stack import Frame, call_site, site_at
 
 if TYPE_CHECKING:
     from .runtime import Kernel
@@ -35,9 +36,16 @@ class LockMap(Protocol):
 
 
 class HeldLock:
-    """One entry of a thread's held-lock stack (the kernel's ``struct held_lock``)."""
+    """One entry of a thread's held-lock stack (the kernel's ``struct held_lock``).
 
-    __slots__ = ("map", "nest_lock", "read", "refcount", "site", "subclass", "trylock")
+    ``site`` (where the lock was taken) may be stored lazily: the scenario
+    frame's code object in ``_site`` and its instruction offset in
+    ``_lasti`` (>= 0), turned into a :class:`Frame` the first time a report
+    reads it (:func:`~dmabufsim.kernel.stack.site_at`). ``_lasti`` is -1
+    once ``_site`` is a Frame (or None).
+    """
+
+    __slots__ = ("_lasti", "_site", "map", "nest_lock", "read", "refcount", "subclass", "trylock")
 
     def __init__(
         self,
@@ -46,7 +54,8 @@ class HeldLock:
         trylock: bool,
         subclass: int,
         nest_lock: Any,
-        site: Frame | None,
+        site: Frame | CodeType | None,
+        lasti: int = -1,
     ) -> None:
         self.map = map
         #: 0 = exclusive, 1 = shared (non-recursive read), 2 = recursive read.
@@ -54,9 +63,24 @@ class HeldLock:
         self.trylock = trylock
         self.subclass = subclass
         self.nest_lock = nest_lock
-        self.site = site
+        self._site: Any = site
+        self._lasti = lasti
         #: Nested acquisitions merged into this entry (ww_mutex under nest_lock).
         self.refcount = 1
+
+    @property
+    def site(self) -> Frame | None:
+        """Where the lock was taken (the innermost scenario-level frame), or None."""
+        s = self._site
+        if self._lasti >= 0:
+            s = self._site = site_at(s, self._lasti)
+            self._lasti = -1
+        return s  # type: ignore[no-any-return]
+
+    @site.setter
+    def site(self, site: Frame | None) -> None:
+        self._site = site
+        self._lasti = -1
 
     def __repr__(self) -> str:
         mode = ("W", "R", "r")[self.read]
@@ -94,10 +118,24 @@ class LockTracker:
         return self.lock_acquire(self.k.current, map, read, trylock, subclass, nest_lock, call_site())
 
     def lock_acquire(
-        self, t: Any, map: Any, read: int, trylock: bool, subclass: int, nest_lock: Any, site: Frame | None
+        self,
+        t: Any,
+        map: Any,
+        read: int,
+        trylock: bool,
+        subclass: int,
+        nest_lock: Any,
+        site: Frame | CodeType | None,
+        lasti: int = -1,
     ) -> HeldLock:
-        """:meth:`acquire` by thread ``t`` (the running one) at ``site``: the locks' fast path."""
-        hl = HeldLock(map, read, trylock, subclass, nest_lock, site)
+        """:meth:`acquire` by thread ``t`` (the running one) at ``site``: the locks' fast path.
+
+        ``site`` is a :class:`Frame` (or None), or, with ``lasti`` >= 0, the
+        code object of the scenario frame and its instruction offset, as
+        :func:`~dmabufsim.kernel.stack.caller_site` returns them (resolved
+        only when a report reads :attr:`HeldLock.site`).
+        """
+        hl = HeldLock(map, read, trylock, subclass, nest_lock, site, lasti)
         self.validate(t, hl)
         t.held.append(hl)
         return hl

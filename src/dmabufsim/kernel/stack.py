@@ -44,12 +44,13 @@ def _internal(filename: str) -> bool:
     return filename.startswith(_INTERNAL_PREFIXES) or filename in _INTERNAL_FILES or filename.endswith(_PLUMBING)
 
 
-#: Hot-path caches (call_site runs on every lock acquisition): whether a file
-#: is model-internal (keyed by file name: a string caches its hash, a code
-#: object recomputes it on every lookup), and the immutable Frame of a site,
-#: per code object (by ``id``; the entry holds the code object, so the id
-#: cannot be reused while it is cached) and instruction offset. Both are
-#: bounded by the amount of source code loaded.
+#: Hot-path caches (a site is found on every lock acquisition): whether a
+#: file is model-internal (keyed by file name: a string caches its hash, a
+#: code object recomputes it on every lookup), and the immutable Frame of a
+#: site, per code object (by ``id``; the entry holds the code object, so the
+#: id cannot be reused while it is cached) and instruction offset. Both are
+#: bounded by the amount of source code loaded. Lock fast paths read
+#: ``_INTERNAL_FILE`` directly (see :func:`caller_site`).
 _INTERNAL_FILE: dict[str, bool] = {}
 _SITES: dict[int, tuple[CodeType, dict[int, Frame]]] = {}
 
@@ -66,8 +67,71 @@ def scenario_stack(limit: int = 8, frame: FrameType | None = None) -> tuple[Fram
     return tuple(out)
 
 
+def is_internal_file(filename: str) -> bool:
+    """Whether frames of ``filename`` are model-internal (cached in ``_INTERNAL_FILE``)."""
+    inside = _INTERNAL_FILE.get(filename)
+    if inside is None:
+        inside = _INTERNAL_FILE[filename] = _internal(filename)
+    return inside
+
+
+def _lineno(code: CodeType, lasti: int) -> int:
+    """The line of the instruction at byte offset ``lasti`` (what ``frame.f_lineno`` reads there).
+
+    ``f_lineno`` of a frame that is not being traced is the line table's
+    entry for the frame's current instruction, which ``co_lines`` lists.
+    """
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            return line  # type: ignore[return-value]  # None only for compiler-made instructions
+    return code.co_firstlineno
+
+
+def site_at(code: CodeType, lasti: int) -> Frame:
+    """The Frame of instruction offset ``lasti`` in ``code`` (cached per code object and offset).
+
+    Together with :func:`caller_site` this is the lazy form of
+    :func:`call_site`: capture ``(code, f_lasti)`` when a lock is taken
+    (a frame's ``f_lineno`` moves on as it runs, its instruction offset at
+    the capture does not), build the Frame only when a report reads it.
+    """
+    entry = _SITES.get(id(code))
+    if entry is None or entry[0] is not code:
+        entry = _SITES[id(code)] = (code, {})
+    sites = entry[1]
+    site = sites.get(lasti)
+    if site is None:
+        site = sites[lasti] = Frame(code.co_filename, _lineno(code, lasti), code.co_name)
+    return site
+
+
+def caller_site(f: FrameType | None) -> tuple[CodeType | None, int]:
+    """``(code, f_lasti)`` of the innermost scenario-level frame from ``f`` outwards, or ``(None, -1)``.
+
+    The walk of :func:`call_site` without building the Frame (see
+    :func:`site_at`). Lock fast paths inline its first step: when their
+    caller's file is known to be scenario code (``_INTERNAL_FILE`` says
+    False) they take the caller's code and ``f_lasti`` directly.
+    """
+    internal = _INTERNAL_FILE
+    while f is not None:
+        code = f.f_code
+        fn = code.co_filename
+        inside = internal.get(fn)
+        if inside is None:
+            inside = internal[fn] = _internal(fn)
+        if not inside:
+            return code, f.f_lasti
+        f = f.f_back
+    return None, -1
+
+
 def call_site() -> Frame | None:
-    """The innermost scenario-level frame of the caller (cheap: no tuple built)."""
+    """The innermost scenario-level frame of the caller (cheap: no tuple built).
+
+    Its line is the one the frame's current instruction belongs to
+    (:func:`site_at`), so a cached site never depends on a tracer.
+    """
     f: FrameType | None = sys._getframe(1)
     internal = _INTERNAL_FILE
     while f is not None:
@@ -77,6 +141,7 @@ def call_site() -> Frame | None:
         if inside is None:
             inside = internal[fn] = _internal(fn)
         if not inside:
+            # site_at(code, f.f_lasti) inlined
             entry = _SITES.get(id(code))
             if entry is None or entry[0] is not code:
                 entry = _SITES[id(code)] = (code, {})
@@ -84,7 +149,7 @@ def call_site() -> Frame | None:
             lasti = f.f_lasti
             site = sites.get(lasti)
             if site is None:
-                site = sites[lasti] = Frame(code.co_filename, f.f_lineno, code.co_name)
+                site = sites[lasti] = Frame(code.co_filename, _lineno(code, lasti), code.co_name)
             return site
         f = f.f_back
     return None

@@ -55,6 +55,7 @@ Rules:
 
 from __future__ import annotations
 
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from ..kernel.errors import UsageError
@@ -151,7 +152,15 @@ class Lockdep(LockTracker):
     # ------------------------------------------------------------------ acquire
 
     def _acquire(
-        self, t: Any, map: Any, read: int, trylock: bool, subclass: int, nest_lock: Any, site: Frame | None
+        self,
+        t: Any,
+        map: Any,
+        read: int,
+        trylock: bool,
+        subclass: int,
+        nest_lock: Any,
+        site: Frame | CodeType | None,
+        lasti: int = -1,
     ) -> LockdepHeld:
         held = t.held
         if nest_lock is not None:
@@ -160,15 +169,16 @@ class Lockdep(LockTracker):
         if cls is None:
             cls = self._class_of(map, subclass)
         hid = ((cls.idx + 1) << 4) | (read << 2) | (2 if trylock else 0) | (0 if nest_lock is None else 1)
-        # LockdepHeld(map, read, trylock, subclass, nest_lock, site) without the __init__ call
-        # (a third of an acquisition): keep in step with HeldLock.__init__.
+        # LockdepHeld(map, read, trylock, subclass, nest_lock, site, lasti) without the __init__
+        # call (a third of an acquisition): keep in step with HeldLock.__init__.
         hl = _new(LockdepHeld)
         hl.map = map
         hl.read = read
         hl.trylock = trylock
         hl.subclass = subclass
         hl.nest_lock = nest_lock
-        hl.site = site
+        hl._site = site
+        hl._lasti = lasti
         hl.refcount = 1
         hl.cls = cls
         hl.hid = hid

@@ -17,14 +17,17 @@ Rules:
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ..kernel.errors import EINTR
 from ..kernel.runtime import current_kernel
-from ..kernel.stack import call_site
+from ..kernel.stack import _INTERNAL_FILE, caller_site
 from ..kernel.thread import KThread
 from ..kernel.trace import event_word, op_word
 from .lockdep_map import LockdepMap
+
+_getframe = sys._getframe
 
 
 class Mutex:
@@ -56,7 +59,8 @@ class Mutex:
         if t.atomic or t.in_irq:  # might_sleep()'s own test, inlined
             k.might_sleep("mutex_lock")
         dep_map = self.dep_map
-        k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, call_site())
+        code, lasti = caller_site(_getframe(2))  # the caller of lock_interruptible()/lock_killable()
+        k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, lasti)
         k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
         while self.owner is not None:
             self.waiters.append(t)
@@ -77,7 +81,15 @@ class Mutex:
         if t.atomic or t.in_irq:  # might_sleep()'s own test, inlined
             k.might_sleep("mutex_lock")
         dep_map = self.dep_map
-        k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, call_site())
+        # The site, lazily (stack.caller_site, its first step inlined): scenario code calls
+        # lock() directly, so the caller's frame is usually the site itself.
+        f = _getframe(1)
+        code = f.f_code
+        if _INTERNAL_FILE.get(code.co_filename) is False:
+            k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, f.f_lasti)
+        else:
+            code2, lasti = caller_site(f)
+            k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code2, lasti)
         k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
         while self.owner is not None:  # an uninterruptible sleep never ends with a signal
             self.waiters.append(t)
@@ -100,7 +112,8 @@ class Mutex:
         if self.owner is not None:
             return False
         t = self.owner = k.current
-        k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, call_site())
+        code, lasti = caller_site(_getframe(1))
+        k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, code, lasti)
         return True
 
     def unlock(self) -> None:
