@@ -428,6 +428,8 @@ class Kernel:
                         raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
                     self._preemptions += 1
                 self._choices.append(nxt.tid)
+                if nxt is not t and nxt.park is not None:
+                    nxt = self._park(nxt)  # it would only block on a mutex: do that here
             else:
                 nxt = self._decide(t)
             if nxt is not t:
@@ -440,6 +442,8 @@ class Kernel:
                     glet.switch()
                 if self._dead:
                     return
+                if t.park is True:
+                    return  # _park() finished this point and blocked us; we were woken since
         steps = self.steps = self.steps + 1
         tr = self.trace
         if tr._active:
@@ -554,6 +558,60 @@ class Kernel:
         if tm is not None:
             tm.cancel()
         return t.wake_reason
+
+    def _park(self, nxt: KThread) -> KThread:
+        """Finish the point of ``nxt`` and block it on its mutex, without switching to it.
+
+        ``nxt`` was just chosen at the running thread's scheduling point; it
+        waits at its own point inside ``mutex_lock`` (``nxt.park`` is that
+        mutex, see :class:`~dmabufsim.kernel.thread.ParkLock`). If the mutex
+        is owned, all ``nxt`` would do when switched to is: count its step and
+        emit its event (the end of :meth:`point`), find the owner, join the
+        waiters and sleep (:meth:`block`, uninterruptible, no timeout), and
+        pick who runs next. This does the same here, in the same order, with
+        the same strategy calls and recorded choices, so the trace, the
+        token and every report are unchanged; it saves two context switches
+        per contended lock (the kernel's wake-to-sleep ping-pong).
+        ``nxt.park = True`` tells its point, once woken and run, that it is
+        done. Returns the thread to run (perhaps the current one: no switch).
+        The thread chosen next may be parked in turn, the current one
+        included (it is at its own point: its ``point`` then switches away
+        and returns when woken). Not done when ``nxt`` is the only runnable
+        thread (its sleep would end the execution or wait for time), while
+        someone listens to events, or when the step would reach the periodic
+        check: then ``nxt`` runs as usual.
+        """
+        run = self._runnable
+        tr = self.trace
+        while True:
+            lk = nxt.park
+            if (lk is None or lk is True or lk.owner is None or len(run) == 1 or tr._active
+                    or self.steps >= self._check_at):
+                return nxt
+            # The rest of nxt's point(): its step and event (Trace.emit's digest inlined).
+            self.steps += 1
+            tr.count += 1
+            word = nxt.tid_word ^ lk.park_word
+            now = self.now
+            if now:
+                tr._h = ((((tr._h ^ word) * _PRIME) ^ now) * _PRIME) & _MASK
+            else:
+                tr._h = ((tr._h ^ word) * _PRIME2) & _MASK
+            # mutex_lock finds the owner: block() inlined (nxt.pending already is (op, obj, True)).
+            lk.waiters.append(nxt)
+            nxt.state = _BLOCKED
+            nxt.blocked_on = lk.park_on
+            nxt.interruptible = False
+            nxt.wake_reason = ""
+            nxt.park = True
+            run.remove(nxt)
+            if len(run) == 1:
+                nxt = run[0]
+            else:
+                nxt = self.strategy.next_thread(run, None)
+                if nxt.state is not _RUNNABLE:
+                    raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+                self._choices.append(nxt.tid)
 
     def _timeout_wake(self, t: KThread) -> None:
         self.wake(t, "timeout")

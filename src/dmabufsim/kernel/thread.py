@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .stack import Frame
 
@@ -49,6 +49,27 @@ class AtomicReason:
         return f"{self.what} {self.name} at {self.site}"
 
 
+class ParkLock(Protocol):
+    """What ``Kernel._park`` needs of a sleeping lock a thread waits for at its point.
+
+    The lock's ``lock()`` sets ``t.park = lock`` around its scheduling point
+    (op ``park_on[0]`` on ``park_on[1]``, event word ``park_word``) and then,
+    after the point, does exactly: while ``owner`` is set, append ``t`` to
+    ``waiters``, ``block(*park_on)`` uninterruptibly without a timeout, and
+    remove ``t`` from ``waiters``. When the point returns with ``t.park is
+    True``, the runtime did the first append and block for it: ``t`` was
+    woken since, and the lock only removes it from ``waiters`` and goes on
+    with its loop.
+    """
+
+    owner: Any
+    waiters: list[KThread]
+    #: The lock point's precomputed event word (``Kernel.point(..., word=)``).
+    park_word: int
+    #: ``blocked_on`` while waiting: (operation, object id, lock name).
+    park_on: tuple[str, int, str]
+
+
 class KThread:
     """One simulated kernel thread.
 
@@ -72,6 +93,7 @@ class KThread:
         "interruptible",
         "joiners",
         "name",
+        "park",
         "pending",
         "result",
         "signal_pending",
@@ -114,6 +136,11 @@ class KThread:
         #: The operation the thread will perform when it next runs:
         #: (op, object id, write). Strategies (DPOR) read it.
         self.pending: tuple[str, int, bool] = ("start", -1, True)
+        #: At its scheduling point inside ``mutex_lock``: the mutex (a
+        #: :class:`ParkLock`), so the runtime may run the rest of that point
+        #: and the sleep on the owned mutex without switching to the thread
+        #: (``Kernel._park``); True once it did; None otherwise.
+        self.park: Any = None
         self.joiners: list[KThread] = []
         #: Scratch space for higher rooms (per-thread model state), by key.
         self.data: dict[str, Any] = {}

@@ -13,6 +13,11 @@ Rules:
 * R4: ``lock_interruptible`` raises ``EINTR`` when a signal is pending.
 * R5: an unlock wakes the first waiter; a thread arriving before it runs may
   take the lock first (the kernel's optimistic spinning / lock stealing).
+
+A thread preempted at its ``mutex_lock`` point and chosen again while the
+mutex is owned is blocked by the runtime without being switched to
+(``Kernel._park``, the :class:`~dmabufsim.kernel.thread.ParkLock`
+protocol): the same execution, two context switches fewer.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ _getframe = sys._getframe
 class Mutex:
     """``struct mutex``. ``with m:`` locks and unlocks."""
 
-    __slots__ = ("_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "waiters")
+    __slots__ = (
+        "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "park_on", "park_word", "waiters",
+    )
 
     def __init__(self, name: str = "mutex", *, key: object | None = None) -> None:
         self.k = current_kernel()
@@ -46,6 +53,9 @@ class Mutex:
         self._w_lock = base ^ op_word("mutex_lock")
         self._w_trylock = base ^ op_word("mutex_trylock")
         self._w_unlock = base ^ op_word("mutex_unlock")
+        # The kernel.thread.ParkLock protocol: lock() lets the runtime block a thread at its point.
+        self.park_word = self._w_lock
+        self.park_on = ("mutex_lock", self.oid, name)
 
     @property
     def name(self) -> str:
@@ -90,7 +100,11 @@ class Mutex:
         else:
             code2, lasti = caller_site(f)
             k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code2, lasti)
+        t.park = self  # if chosen while the mutex is owned, the runtime may block us at the point
         k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
+        if t.park is True:  # it did (Kernel._park: our first pass of the loop below), and we were woken
+            self.waiters.remove(t)
+        t.park = None
         while self.owner is not None:  # an uninterruptible sleep never ends with a signal
             self.waiters.append(t)
             k.block("mutex_lock", self.oid, name=dep_map.name)
