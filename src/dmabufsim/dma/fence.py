@@ -434,11 +434,19 @@ class DmaFence:
         cookie = dma_fence_begin_signalling()
         lock = self.lock
         lock.lock_irqsave()
+        steps = k.steps
+        quiet = not self.cb_list  # no callback will run inside the section
         try:
             ret = self._signal_locked(timestamp, True)
-        finally:
+        except BaseException:
             lock.unlock_irqrestore()
             dma_fence_end_signalling(cookie)
+            raise
+        if quiet and k.steps == steps:
+            _unlock_irqrestore_in_step(k, lock)  # R10: nothing ran inside, the release joins the step
+        else:
+            lock.unlock_irqrestore()
+        dma_fence_end_signalling(cookie)
         return ret
 
     def signal(self) -> int:
@@ -565,28 +573,58 @@ class DmaFence:
         Takes a :class:`DmaFenceCb` or a bare ``func(fence, cb)`` (wrapped);
         returns the callback slot for :meth:`remove_callback`. Raises
         ``ENOENT`` (without calling it) when the fence is already signalled.
+
+        One scheduling point (R10, a Lipton reduction): the kernel tests the
+        SIGNALED bit without the lock, then takes ``fence.lock``, enables
+        signalling, links the callback and unlocks. Here the lock's
+        ``spin_lock`` point (the lock, written) carries the whole operation:
+        the fence is declared written by a ``dma_fence_add_callback`` event
+        in the same step, and the release is a ``spin_unlock`` event, not a
+        second point. Lockdep still sees the acquire and the release (edges
+        from the held locks, irq usage), and the trace still pairs them. The
+        release only joins the step when no scheduling point happened inside
+        the section (a driver's ``enable_signaling`` may take some); then it
+        is a normal ``unlock_irqrestore``. A fence already signalled before
+        the step (the bit never clears) takes a point on the fence instead
+        and raises without touching the lock, as the kernel's lockless test.
         """
         k = self.k
         if not isinstance(cb, DmaFenceCb):
             cb = DmaFenceCb(cb)
         elif cb.queued is not None:
             raise UsageError("this dma_fence_cb is already queued on a fence (one fence at a time)")
-        k.point("dma_fence_add_callback", self.oid, True)
-        if not (self.flags & _DEPENDED):
+        flags = self.flags
+        if not (flags & _DEPENDED):
             self._depend()
-        if self.flags & SIGNALED:
+        if flags & SIGNALED:  # the lockless test_bit; still true at the point
+            k.point("dma_fence_add_callback", self.oid, True)
             raise ENOENT("dma_fence_add_callback: fence already signalled")
         lock = self.lock
-        lock.lock_irqsave()
-        try:
-            if not self._enable_signaling_locked():
-                raise ENOENT("dma_fence_add_callback: fence already signalled")
+        lock.lock_irqsave()  # the operation's scheduling point (the lock, written)
+        k.event("dma_fence_add_callback", self.oid, True)
+        steps = k.steps
+        flags = self.flags
+        if flags & ENABLE_SIGNAL:
+            ok = not (flags & SIGNALED)
+            in_step = True
+        else:
+            try:
+                ok = self._enable_signaling_locked()  # the driver's enable_signaling (once)
+            except BaseException:
+                lock.unlock_irqrestore()
+                raise
+            in_step = ok  # not ok: it signalled the fence, and callbacks ran inside
+        if ok:
             cbs = self.cb_list
             assert cbs is not None
             cbs.append(cb)
             cb.queued = self
-        finally:
+        if in_step and k.steps == steps:
+            _unlock_irqrestore_in_step(k, lock)
+        else:
             lock.unlock_irqrestore()
+        if not ok:
+            raise ENOENT("dma_fence_add_callback: fence already signalled")
         return cb
 
     def remove_callback(self, cb: DmaFenceCb) -> bool:
@@ -732,6 +770,41 @@ def _left_when_done(timeout: int | None) -> int:
     if timeout is None:
         return LONG_MAX
     return timeout if timeout > 0 else 1
+
+
+def _unlock_irqrestore_in_step(k: Kernel, lock: SpinLock) -> None:
+    """``spin_unlock_irqrestore`` as part of the current step (R10): no scheduling point.
+
+    Valid only when no scheduling point happened since the lock's own
+    ``spin_lock`` point: a release is a left-mover (Lipton), so letting
+    other threads run just before it adds no behaviour. Everything else is
+    :meth:`SpinLock.unlock_irqrestore`'s: the ``spin_unlock`` event (so the
+    step writes the lock and the trace pairs the acquisition), lockdep's
+    release, the end of the atomic sections, and waking spinners.
+    """
+    dep_map = lock.dep_map
+    name = dep_map.name
+    k.event("spin_unlock", lock.oid, True, name)
+    t = k.current
+    k.lockdep.lock_release(t, dep_map)
+    if lock.owner is t:
+        lock.owner = None
+        _exit_atomic(k, t, "spinlock", name)
+        if lock.waiters:
+            for w in list(lock.waiters):
+                k.wake(w)
+    _exit_atomic(k, t, "irqs_disabled", name)
+
+
+def _exit_atomic(k: Kernel, t: KThread, what: str, name: str) -> None:
+    """``Kernel.atomic_exit`` for the running thread; the innermost section is the fast path."""
+    atomic = t.atomic
+    if atomic:
+        r = atomic[-1]
+        if r.what == what and r.name == name:
+            del atomic[-1]
+            return
+    k.atomic_exit(what, name)
 
 
 class _WakeWaiter:

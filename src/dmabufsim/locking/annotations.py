@@ -50,13 +50,14 @@ Rules (the kernel's semantics, ``mm/page_alloc.c``, ``mm/mmu_notifier.c``,
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from ..kernel.gfp import GFP, current_gfp_context, gfpflags_allow_blocking
 from ..kernel.runtime import Kernel, current_kernel
-from ..kernel.stack import call_site
+from ..kernel.stack import caller_site
 from .lockdep_map import LockdepMap
 
 FS_RECLAIM = "fs_reclaim"
@@ -181,20 +182,25 @@ def dma_fence_begin_signalling() -> bool:
 
     Returns the cookie for :func:`dma_fence_end_signalling`: True when
     nothing was taken (nested in another section, or in atomic context,
-    where ``might_sleep`` already guards); otherwise the map is taken as a
-    non-recursive *successful read trylock* (``lock_acquire(map, 0, 1, 1,
-    ...)``): no edge from the locks already held to ``dma_fence_map``, but
-    every lock taken inside the section gets ``dma_fence_map -> lock``.
+    where ``might_sleep`` already guards, or with the lockdep validator off,
+    where the kernel's annotation compiles to nothing); otherwise the map is
+    taken as a non-recursive *successful read trylock* (``lock_acquire(map,
+    0, 1, 1, ...)``): no edge from the locks already held to
+    ``dma_fence_map``, but every lock taken inside the section gets
+    ``dma_fence_map -> lock``.
     """
     k = current_kernel()
-    m = pseudo_lock(DMA_FENCE_MAP, k)
+    if not k.config.lockdep:  # CONFIG_LOCKDEP=n: lockdep_map and lock_acquire are no-ops
+        return True
+    m = _fence_map_of(k)
     t = k.current
     for h in t.held:  # _held_for_read(k, m), inlined
         if h.map is m and h.read:
             return True
     if t.atomic or t.in_irq:  # t.is_atomic
         return True
-    k.lockdep.lock_acquire(t, m, 1, True, 0, None, call_site())
+    code, lasti = caller_site(sys._getframe(1))  # resolved into a Frame only if a report reads it
+    k.lockdep.lock_acquire(t, m, 1, True, 0, None, code, lasti)
     return False
 
 
@@ -202,7 +208,18 @@ def dma_fence_end_signalling(cookie: bool) -> None:
     """``dma_fence_end_signalling``."""
     if not cookie:
         k = current_kernel()
-        k.lockdep.release(pseudo_lock(DMA_FENCE_MAP, k))
+        k.lockdep.lock_release(k.current, _fence_map_of(k))
+
+
+def _fence_map_of(k: Kernel) -> LockdepMap:
+    """``dma_fence_map`` of ``k`` (one dict lookup on the signalling hot path)."""
+    m: LockdepMap | None = k.ext.get(_FENCE_MAP_KEY)
+    if m is None:
+        m = k.ext[_FENCE_MAP_KEY] = pseudo_lock(DMA_FENCE_MAP, k)
+    return m
+
+
+_FENCE_MAP_KEY = "pseudo_lock:" + DMA_FENCE_MAP
 
 
 def dma_fence_might_wait() -> None:

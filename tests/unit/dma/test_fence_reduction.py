@@ -1,0 +1,171 @@
+"""dma_fence R10: add_callback is one scheduling point (a Lipton reduction of its locked section).
+
+What must not change: lockdep still sees the fence lock taken and released
+(edges from held locks, recursive locking), the trace still pairs
+``spin_lock`` / ``spin_unlock`` and shows the fence written, and the
+systematic explorers still reach every outcome of a race on the fence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import dmabufsim as ds
+from dmabufsim import dma
+from dmabufsim.dma.fence import DmaFence, DmaFenceCb, FenceOps
+from dmabufsim.explore import explore
+from tests.helpers import run_first
+
+
+def _steps_of(op: Callable[[DmaFence], object]) -> int:
+    got: list[int] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring").create()
+        before = k.steps
+        op(f)
+        got.append(k.steps - before)
+        if not f.signaled_flag:
+            f.signal()
+
+    ex = run_first(scenario)
+    assert ex.findings == []
+    return got[0]
+
+
+def test_add_callback_is_one_scheduling_point_and_the_trace_keeps_its_events() -> None:
+    assert _steps_of(lambda f: f.add_callback(lambda fence, cb: None)) == 1
+    ids: dict[str, int] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring").create()
+        ids["fence"], ids["lock"] = f.oid, f.lock.oid
+        f.add_callback(lambda fence, cb: None)
+        f.signal()
+
+    ex = run_first(scenario, record_trace=True)
+    assert ex.events is not None
+    seen = [(e.op, e.obj) for e in ex.events if e.obj in (ids["fence"], ids["lock"])]
+    fence, lock = ids["fence"], ids["lock"]
+    assert seen == [
+        ("spin_lock", lock), ("dma_fence_add_callback", fence), ("spin_unlock", lock),  # one step
+        ("dma_fence_signal", fence), ("spin_lock", lock), ("spin_unlock", lock),  # three: a callback runs
+    ]
+
+
+def test_signal_without_callbacks_releases_in_its_step_and_with_callbacks_does_not() -> None:
+    assert _steps_of(lambda f: f.signal()) == 2  # dma_fence_signal, spin_lock (+ spin_unlock event)
+
+    def with_cb(f: DmaFence) -> None:
+        f.add_callback(lambda fence, cb: None)
+        f.signal()
+
+    assert _steps_of(with_cb) == 1 + 3
+
+
+def test_already_signalled_add_callback_takes_a_point_on_the_fence_and_not_the_lock() -> None:
+    def op(f: DmaFence) -> None:
+        f.signal()
+        try:
+            f.add_callback(lambda fence, cb: None)
+        except ds.ENOENT:
+            return
+        raise AssertionError("ENOENT expected")
+
+    assert _steps_of(op) == 2 + 1
+
+
+def test_lockdep_still_sees_the_fence_lock_in_add_callback() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        tl = dma.FenceContext("ring")
+        f, g = tl.create(), tl.create()
+        outer = ds.SpinLock("driver_lock")
+        with outer:
+            f.add_callback(lambda fence, cb: None)  # driver_lock -> ring.fence_lock
+        g.add_callback(lambda fence, cb: outer.lock() or outer.unlock())  # taken under the fence lock
+        g.signal()  # ring.fence_lock -> driver_lock: a cycle
+        f.signal()
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["circular-locking"]
+
+
+def test_add_callback_from_a_callback_on_the_same_lock_is_still_recursive_locking() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        tl = dma.FenceContext("ring")
+        f, g = tl.create(), tl.create()
+        f.add_callback(lambda fence, cb: g.add_callback(lambda fence2, cb2: None))
+        f.signal()  # the callback runs under the shared timeline lock and takes it again
+
+    ex = run_first(scenario, max_steps=500)
+    assert "recursive-locking" in ex.kinds
+
+
+class _ArmingOps(FenceOps):
+    """enable_signaling takes a scheduling point (a driver arming an interrupt under a lock)."""
+
+    def __init__(self, other: ds.SpinLock) -> None:
+        self.other = other
+
+    def get_driver_name(self, fence: DmaFence) -> str:
+        return "arming"
+
+    def get_timeline_name(self, fence: DmaFence) -> str:
+        return "arming"
+
+    def enable_signaling(self, fence: DmaFence) -> bool:
+        with self.other:
+            pass
+        return True
+
+
+def test_a_driver_enable_signaling_that_takes_points_keeps_the_unlock_point() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        f = DmaFence(_ArmingOps(ds.SpinLock("irq_lock")), None, dma.context_alloc(), 1)
+        before = k.steps
+        f.add_callback(DmaFenceCb(lambda fence, cb: None))
+        # spin_lock(fence), spin_lock(irq_lock), spin_unlock(irq_lock), spin_unlock(fence)
+        assert k.steps - before == 4
+        f.signal()
+
+    assert run_first(scenario).findings == []
+
+
+def _race_outcomes(strategy: str) -> tuple[set[tuple[str, bool, bool]], int]:
+    """add_callback(f) racing signal(f), and a third thread reading f (all on the timeline's lock)."""
+    seen: set[tuple[str, bool, bool]] = set()
+
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring").create()
+        out: dict[str, object] = {"ran": False}
+
+        def adder() -> None:
+            try:
+                f.add_callback(lambda fence, cb: out.__setitem__("ran", True))
+                out["add"] = "queued"
+            except ds.ENOENT:
+                out["add"] = "enoent"
+
+        def reader() -> None:
+            out["saw"] = f.is_signaled()
+
+        k.spawn(adder, name="adder")
+        k.spawn(f.signal, name="signaller")
+        k.spawn(reader, name="reader")
+        k.at_exit.append(lambda: seen.add((str(out["add"]), bool(out["ran"]), bool(out["saw"]))))
+
+    rep = explore(scenario, strategy, budget=20000, stop_on_first=False, check_replay=False, coverage=False,
+                  confirm_cycles=False)
+    assert rep.verdict == "exhausted", rep.reason
+    return seen, rep.executions
+
+
+def test_dfs_and_dpor_reach_every_outcome_of_an_add_callback_signal_race() -> None:
+    expected = {
+        ("queued", True, False), ("queued", True, True),  # added first: the signal runs it
+        ("enoent", False, False), ("enoent", False, True),  # signalled first
+    }
+    dfs, n_dfs = _race_outcomes("dfs")
+    dpor, n_dpor = _race_outcomes("dpor")
+    assert dfs == dpor == expected
+    assert n_dpor <= n_dfs
