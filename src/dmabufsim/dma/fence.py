@@ -43,6 +43,14 @@ Rules:
 * R9 (release): dropping the last reference of an unsignalled fence with
   callbacks still queued is a WARN ("released with pending signals"); the
   fence is then signalled with ``-EDEADLK`` so that nobody hangs.
+* R10 (reduced steps): a fence-lock critical section that takes no
+  scheduling point inside is one step (a Lipton reduction: the acquire is a
+  right-mover, the release a left-mover, and what lies between touches only
+  data the lock protects). ``add_callback`` is the lock's ``spin_lock``
+  point plus ``dma_fence_add_callback`` (the fence, written) and
+  ``spin_unlock`` events; ``signal`` keeps its point on the fence and the
+  lock's point, and releases without a point only when no callback ran.
+  Lockdep sees every acquire and release; the trace still pairs them.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from collections.abc import Callable, Sequence
 from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
 from ..kernel.runtime import Kernel, current_kernel, register_extension
 from ..kernel.thread import KThread
+from ..kernel.trace import op_word
 from ..locking.annotations import dma_fence_begin_signalling, dma_fence_end_signalling, dma_fence_might_wait
 from ..locking.lockdep_map import lockdep_assert_held
 from ..locking.spinlock import SpinLock
@@ -79,6 +88,10 @@ LONG_MAX = (1 << 63) - 1
 MAX_ERRNO = 4095
 _EINVAL = -EINVAL.errno_value
 _EDEADLK = -35
+
+#: Trace words of the hot scheduling points (``Kernel.point``'s ``word=``), less the fence's ``oid << 1``.
+_W_IS_SIGNALED = op_word("dma_fence_is_signaled")
+_W_SIGNAL = op_word("dma_fence_signal") ^ 1
 
 #: Lock class of the per-fence spinlock created when no lock is passed.
 FENCE_LOCK_CLASS = "dma_fence.lock"
@@ -430,7 +443,8 @@ class DmaFence:
         fence lock with interrupts off (R3).
         """
         k = self.k
-        k.point("dma_fence_signal", self.oid, True)
+        oid = self.oid
+        k.point("dma_fence_signal", oid, True, "", _W_SIGNAL ^ (oid << 1))
         cookie = dma_fence_begin_signalling()
         lock = self.lock
         lock.lock_irqsave()
@@ -505,7 +519,8 @@ class DmaFence:
     def is_signaled(self) -> bool:
         """``dma_fence_is_signaled``: True if signalled; polls ``ops.signaled`` and
         signals on its say-so. Does not enable signalling."""
-        self.k.point("dma_fence_is_signaled", self.oid, False)
+        oid = self.oid
+        self.k.point("dma_fence_is_signaled", oid, False, "", _W_IS_SIGNALED ^ (oid << 1))
         if self.flags & SIGNALED:
             return True
         if self.ops.signaled(self):

@@ -169,3 +169,22 @@ def test_dfs_and_dpor_reach_every_outcome_of_an_add_callback_signal_race() -> No
     dpor, n_dpor = _race_outcomes("dpor")
     assert dfs == dpor == expected
     assert n_dpor <= n_dfs
+
+
+def test_precomputed_words_and_in_step_events_give_the_recorded_digest() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        tl = dma.FenceContext("ring")
+        fs = [tl.create() for _ in range(3)]
+        for f in fs:
+            k.spawn(f.wait, False, name="w")
+        fs[0].add_callback(lambda fence, cb: None)
+        for f in fs:
+            f.is_signaled()
+            k.raise_irq(f.signal, name="irq")
+
+    for seed in range(4):
+        plain = run_first(scenario) if seed == 0 else ds.Kernel(seed=seed).run(scenario)
+        rec = (run_first(scenario, record_trace=True) if seed == 0
+               else ds.Kernel(seed=seed, record_trace=True).run(scenario))
+        assert plain.findings == rec.findings == []
+        assert plain.trace_digest == rec.trace_digest
