@@ -202,12 +202,59 @@ class Lockdep(LockTracker):
                 g.chain_hits += 1
             elif self._validate(t, held, hl):
                 g.chains.add(hl.chain_key)
+            else:
+                held.append(hl)
+                return hl
+            if hid == cls.hid:  # memo for lock_acquire's fast path
+                cls.chained[held[-1].chain_key if held else _BASIS] = hl.chain_key
         held.append(hl)
         return hl
 
-    #: ``lock_acquire``: mark usage, validate a new chain (R2-R7), push. The
-    #: inherited ``acquire`` (keyword form, current thread) calls it too.
-    lock_acquire = _acquire
+    def lock_acquire(
+        self,
+        t: Any,
+        map: Any,
+        read: int,
+        trylock: bool,
+        subclass: int,
+        nest_lock: Any,
+        site: Frame | CodeType | None,
+        lasti: int = -1,
+    ) -> LockdepHeld:
+        """``lock_acquire``: mark usage, validate a new chain (R2-R7), push.
+
+        The inherited ``acquire`` (keyword form, current thread) calls it too.
+        Fast path (``lookup_chain_cache`` hit): a plain exclusive acquisition
+        with interrupts on, of a class already marked irq-unsafe, that
+        completes a chain already validated has nothing to check: push the
+        entry. Anything else goes through :meth:`_acquire`.
+        """
+        if not (read or trylock or subclass or t.atomic or t.in_irq) and nest_lock is None:
+            cls = self._cls.get(map)
+            if cls is not None and cls.usage & ENABLED_HARDIRQ:
+                held = t.held
+                n = len(held)
+                # The chain key and its cache lookup in one step (LockClass.chained).
+                key = cls.chained.get(held[-1].chain_key if n else _BASIS)
+                if key is not None:
+                    self.graph.chain_hits += 1
+                    # LockdepHeld(map, 0, False, 0, None, site, lasti) as in _acquire.
+                    hl = _new(LockdepHeld)
+                    hl.map = map
+                    hl.read = 0
+                    hl.trylock = False
+                    hl.subclass = 0
+                    hl.nest_lock = None
+                    hl._site = site
+                    hl._lasti = lasti
+                    hl.refcount = 1
+                    hl.cls = cls
+                    hl.hid = cls.hid
+                    hl.chain_key = key
+                    hl.depth = n
+                    held.append(hl)
+                    return hl
+        return self._acquire(t, map, read, trylock, subclass, nest_lock, site, lasti)
 
     def _class_of(self, map: Any, subclass: int) -> LockClass:
         name = map.name

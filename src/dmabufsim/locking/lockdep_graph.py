@@ -105,10 +105,16 @@ class LockClass:
     is the same :class:`Edge`; ``idx`` is the creation order in the graph.
     """
 
-    __slots__ = ("after", "before", "idx", "key", "name", "subclass", "usage", "usage_sites")
+    __slots__ = ("after", "before", "chained", "hid", "idx", "key", "name", "subclass", "usage", "usage_sites")
 
     def __init__(self, idx: int, key: object, subclass: int, name: str) -> None:
         self.idx = idx
+        #: ``hlock_id`` of an exclusive, blocking, un-nested acquisition (lockdep's fast path).
+        self.hid = (idx + 1) << 4
+        #: Chain-cache memo for such acquisitions: the chain key of the held
+        #: stack below -> the chain key with this class on top, for chains
+        #: in ``LockGraph.chains`` (validated; that set only grows).
+        self.chained: dict[int, int] = {}
         self.key = key
         self.subclass = subclass
         #: Display name (``name`` or ``name/subclass``).
