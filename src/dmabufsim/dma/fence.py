@@ -61,7 +61,7 @@ from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
 from ..kernel.runtime import Kernel, current_kernel, register_extension
 from ..kernel.thread import KThread
 from ..kernel.trace import op_word
-from ..locking.annotations import dma_fence_begin_signalling, dma_fence_end_signalling, dma_fence_might_wait
+from ..locking.annotations import dma_fence_might_wait, signalling_enter, signalling_exit
 from ..locking.lockdep_map import lockdep_assert_held
 from ..locking.spinlock import SpinLock
 
@@ -445,7 +445,8 @@ class DmaFence:
         k = self.k
         oid = self.oid
         k.point("dma_fence_signal", oid, True, "", _W_SIGNAL ^ (oid << 1))
-        cookie = dma_fence_begin_signalling()
+        t = k.current
+        section = signalling_enter(k, t)  # dma_fence_begin_signalling (R7)
         lock = self.lock
         lock.lock_irqsave()
         steps = k.steps
@@ -454,13 +455,13 @@ class DmaFence:
             ret = self._signal_locked(timestamp, True)
         except BaseException:
             lock.unlock_irqrestore()
-            dma_fence_end_signalling(cookie)
+            signalling_exit(k, t, section)
             raise
         if quiet and k.steps == steps:
             _unlock_irqrestore_in_step(k, lock)  # R10: nothing ran inside, the release joins the step
         else:
             lock.unlock_irqrestore()
-        dma_fence_end_signalling(cookie)
+        signalling_exit(k, t, section)  # dma_fence_end_signalling
         return ret
 
     def signal(self) -> int:
@@ -609,8 +610,9 @@ class DmaFence:
         elif cb.queued is not None:
             raise UsageError("this dma_fence_cb is already queued on a fence (one fence at a time)")
         flags = self.flags
-        if not (flags & _DEPENDED):
-            self._depend()
+        if not (flags & _DEPENDED):  # _depend(), inlined
+            self.flags = flags | _DEPENDED
+            _state(k).depend(self)
         if flags & SIGNALED:  # the lockless test_bit; still true at the point
             k.point("dma_fence_add_callback", self.oid, True)
             raise ENOENT("dma_fence_add_callback: fence already signalled")

@@ -58,6 +58,7 @@ from typing import Any
 from ..kernel.gfp import GFP, current_gfp_context, gfpflags_allow_blocking
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.stack import caller_site
+from ..kernel.thread import KThread
 from .lockdep_map import LockdepMap
 
 FS_RECLAIM = "fs_reclaim"
@@ -192,16 +193,7 @@ def dma_fence_begin_signalling() -> bool:
     k = current_kernel()
     if not k.config.lockdep:  # CONFIG_LOCKDEP=n: lockdep_map and lock_acquire are no-ops
         return True
-    m = _fence_map_of(k)
-    t = k.current
-    for h in t.held:  # _held_for_read(k, m), inlined
-        if h.map is m and h.read:
-            return True
-    if t.atomic or t.in_irq:  # t.is_atomic
-        return True
-    code, lasti = caller_site(sys._getframe(1))  # resolved into a Frame only if a report reads it
-    k.lockdep.lock_acquire(t, m, 1, True, 0, None, code, lasti)
-    return False
+    return signalling_enter(k, k.current) is None
 
 
 def dma_fence_end_signalling(cookie: bool) -> None:
@@ -209,6 +201,31 @@ def dma_fence_end_signalling(cookie: bool) -> None:
     if not cookie:
         k = current_kernel()
         k.lockdep.lock_release(k.current, _fence_map_of(k))
+
+
+def signalling_enter(k: Kernel, t: KThread) -> LockdepMap | None:
+    """:func:`dma_fence_begin_signalling` for a caller that has the kernel and the running thread.
+
+    The fence room's hot path (``DmaFence.signal``): returns the map taken
+    (pass it to :func:`signalling_exit`), or None when nothing was taken.
+    """
+    if not k.config.lockdep:
+        return None
+    m = _fence_map_of(k)
+    for h in t.held:
+        if h.map is m and h.read:
+            return None
+    if t.atomic or t.in_irq:
+        return None
+    code, lasti = caller_site(sys._getframe(1))
+    k.lockdep.lock_acquire(t, m, 1, True, 0, None, code, lasti)
+    return m
+
+
+def signalling_exit(k: Kernel, t: KThread, m: LockdepMap | None) -> None:
+    """:func:`dma_fence_end_signalling` for what :func:`signalling_enter` returned."""
+    if m is not None:
+        k.lockdep.lock_release(t, m)
 
 
 def _fence_map_of(k: Kernel) -> LockdepMap:
