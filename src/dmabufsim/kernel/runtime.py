@@ -428,7 +428,7 @@ class Kernel:
                         raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
                     self._preemptions += 1
                 self._choices.append(nxt.tid)
-                if nxt is not t and nxt.park is not None:
+                if nxt.park is not None:
                     nxt = self._park(nxt)  # it would only block on a mutex: do that here
             else:
                 nxt = self._decide(t)
@@ -442,7 +442,7 @@ class Kernel:
                     glet.switch()
                 if self._dead:
                     return
-                if t.park is True:
+                if t.parked:
                     return  # _park() finished this point and blocked us; we were woken since
         steps = self.steps = self.steps + 1
         tr = self.trace
@@ -564,7 +564,8 @@ class Kernel:
 
         ``nxt`` was just chosen at the running thread's scheduling point; it
         waits at its own point inside ``mutex_lock`` (``nxt.park`` is that
-        mutex, see :class:`~dmabufsim.kernel.thread.ParkLock`). If the mutex
+        mutex, see :class:`~dmabufsim.kernel.thread.ParkLock`); it may be the
+        running thread itself, choosing to go on at its own point. If the mutex
         is owned, all ``nxt`` would do when switched to is: count its step and
         emit its event (the end of :meth:`point`), find the owner, join the
         waiters and sleep (:meth:`block`, uninterruptible, no timeout), and
@@ -572,8 +573,12 @@ class Kernel:
         the same strategy calls and recorded choices, so the trace, the
         token and every report are unchanged; it saves two context switches
         per contended lock (the kernel's wake-to-sleep ping-pong).
-        ``nxt.park = True`` tells its point, once woken and run, that it is
-        done. Returns the thread to run (perhaps the current one: no switch).
+        ``nxt.parked`` tells its point, once woken and run, that it is
+        done. A parked thread chosen after its wake-up while the mutex is
+        owned again (another thread took it first) would only leave the
+        waiters, join them again at the end and sleep: that is done here too
+        (no step, no event, as in :meth:`Mutex.lock`'s loop).
+        Returns the thread to run (perhaps the current one: no switch).
         The thread chosen next may be parked in turn, the current one
         included (it is at its own point: its ``point`` then switches away
         and returns when woken). Not done when ``nxt`` is the only runnable
@@ -585,25 +590,28 @@ class Kernel:
         tr = self.trace
         while True:
             lk = nxt.park
-            if (lk is None or lk is True or lk.owner is None or len(run) == 1 or tr._active
+            if (lk is None or lk.owner is None or len(run) == 1 or tr._active
                     or self.steps >= self._check_at):
                 return nxt
-            # The rest of nxt's point(): its step and event (Trace.emit's digest inlined).
-            self.steps += 1
-            tr.count += 1
-            word = nxt.tid_word ^ lk.park_word
-            now = self.now
-            if now:
-                tr._h = ((((tr._h ^ word) * _PRIME) ^ now) * _PRIME) & _MASK
+            if nxt.parked:
+                lk.waiters.remove(nxt)  # woken, and the mutex was taken again: requeue
             else:
-                tr._h = ((tr._h ^ word) * _PRIME2) & _MASK
+                # The rest of nxt's point(): its step and event (Trace.emit's digest inlined).
+                self.steps += 1
+                tr.count += 1
+                word = nxt.tid_word ^ lk.park_word
+                now = self.now
+                if now:
+                    tr._h = ((((tr._h ^ word) * _PRIME) ^ now) * _PRIME) & _MASK
+                else:
+                    tr._h = ((tr._h ^ word) * _PRIME2) & _MASK
+                nxt.parked = True
             # mutex_lock finds the owner: block() inlined (nxt.pending already is (op, obj, True)).
             lk.waiters.append(nxt)
             nxt.state = _BLOCKED
             nxt.blocked_on = lk.park_on
             nxt.interruptible = False
             nxt.wake_reason = ""
-            nxt.park = True
             run.remove(nxt)
             if len(run) == 1:
                 nxt = run[0]

@@ -56,10 +56,11 @@ class ParkLock(Protocol):
     (op ``park_on[0]`` on ``park_on[1]``, event word ``park_word``) and then,
     after the point, does exactly: while ``owner`` is set, append ``t`` to
     ``waiters``, ``block(*park_on)`` uninterruptibly without a timeout, and
-    remove ``t`` from ``waiters``. When the point returns with ``t.park is
-    True``, the runtime did the first append and block for it: ``t`` was
-    woken since, and the lock only removes it from ``waiters`` and goes on
-    with its loop.
+    remove ``t`` from ``waiters``. When the point returns with ``t.parked``
+    set, the runtime did the first append and block for it (perhaps more
+    rounds of the loop too: woken, the mutex owned again, requeued and
+    blocked): ``t`` was woken since, and the lock clears ``t.park`` and
+    ``t.parked``, removes ``t`` from ``waiters`` and goes on with its loop.
     """
 
     owner: Any
@@ -94,6 +95,7 @@ class KThread:
         "joiners",
         "name",
         "park",
+        "parked",
         "pending",
         "result",
         "signal_pending",
@@ -139,8 +141,11 @@ class KThread:
         #: At its scheduling point inside ``mutex_lock``: the mutex (a
         #: :class:`ParkLock`), so the runtime may run the rest of that point
         #: and the sleep on the owned mutex without switching to the thread
-        #: (``Kernel._park``); True once it did; None otherwise.
+        #: (``Kernel._park``); None otherwise.
         self.park: Any = None
+        #: True from when ``Kernel._park`` blocked the thread at its point
+        #: until the lock, woken and run again, takes note.
+        self.parked = False
         self.joiners: list[KThread] = []
         #: Scratch space for higher rooms (per-thread model state), by key.
         self.data: dict[str, Any] = {}

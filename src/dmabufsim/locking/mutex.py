@@ -102,9 +102,10 @@ class Mutex:
             k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code2, lasti)
         t.park = self  # if chosen while the mutex is owned, the runtime may block us at the point
         k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
-        if t.park is True:  # it did (Kernel._park: our first pass of the loop below), and we were woken
-            self.waiters.remove(t)
         t.park = None
+        if t.parked:  # it did (Kernel._park: our first pass of the loop below), and we were woken
+            t.parked = False
+            self.waiters.remove(t)
         while self.owner is not None:  # an uninterruptible sleep never ends with a signal
             self.waiters.append(t)
             k.block("mutex_lock", self.oid, name=dep_map.name)

@@ -17,6 +17,7 @@ import pytest
 import dmabufsim as ds
 from dmabufsim.explore.pct import PCT
 from dmabufsim.kernel.runtime import Kernel
+from dmabufsim.kernel.thread import ThreadState
 
 
 def _ping_pong(k: ds.Kernel) -> None:
@@ -131,15 +132,17 @@ def _run(make: Callable[[], ds.Kernel], scenario: Callable[[ds.Kernel], None]) -
 
 
 @pytest.fixture
-def parks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the threads the runtime parked (the steps _park took)."""
+def parks(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count what _park did: points it finished ("points") and woken threads it requeued ("requeued")."""
     real = Kernel._park
-    count = [0]
+    count = {"points": 0, "requeued": 0}
 
     def counting(self: Kernel, nxt: ds.KThread) -> ds.KThread:
         before = self.steps
+        woken = [t for t in self._runnable if t.parked]
         out = real(self, nxt)
-        count[0] += self.steps - before
+        count["points"] += self.steps - before
+        count["requeued"] += sum(1 for t in woken if t.state is ThreadState.BLOCKED)
         return out
 
     monkeypatch.setattr(Kernel, "_park", counting)
@@ -152,11 +155,13 @@ def _unparked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_parking_changes_nothing_under_random_schedules(
-    name: str, parks: list[int], monkeypatch: pytest.MonkeyPatch
+    name: str, parks: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scenario = SCENARIOS[name]
     fast = [_run(lambda s=seed: ds.Kernel(seed=s), scenario) for seed in range(40)]
-    assert parks[0] > 0, "the scenario never exercised parking"
+    assert parks["points"] > 0, "the scenario never exercised parking"
+    if name == "ping_pong":
+        assert parks["requeued"] > 0, "no woken thread found its mutex taken again"
     _unparked(monkeypatch)
     slow = [_run(lambda s=seed: ds.Kernel(seed=s), scenario) for seed in range(40)]
     for seed, (f, s) in enumerate(zip(fast, slow, strict=True)):
