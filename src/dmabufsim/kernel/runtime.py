@@ -428,7 +428,8 @@ class Kernel:
                         raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
                     self._preemptions += 1
                 self._choices.append(nxt.tid)
-                if nxt.park is not None:
+                lk = nxt.park
+                if lk is not None and lk.owner is not None:
                     nxt = self._park(nxt)  # it would only block on a mutex: do that here
             else:
                 nxt = self._decide(t)
