@@ -39,7 +39,8 @@ class Mutex:
     """``struct mutex``. ``with m:`` locks and unlocks."""
 
     __slots__ = (
-        "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "park_on", "park_word", "waiters",
+        "_scn_code", "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "park_on", "park_word",
+        "waiters",
     )
 
     def __init__(self, name: str = "mutex", *, key: object | None = None) -> None:
@@ -56,6 +57,8 @@ class Mutex:
         # The kernel.thread.ParkLock protocol: lock() lets the runtime block a thread at its point.
         self.park_word = self._w_lock
         self.park_on = ("mutex_lock", self.oid, name)
+        #: The last scenario-level code object seen calling lock() (skips the file check).
+        self._scn_code: Any = None
 
     @property
     def name(self) -> str:
@@ -95,7 +98,10 @@ class Mutex:
         # lock() directly, so the caller's frame is usually the site itself.
         f = _getframe(1)
         code = f.f_code
-        if _INTERNAL_FILE.get(code.co_filename) is False:
+        if code is self._scn_code:
+            k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, f.f_lasti)
+        elif _INTERNAL_FILE.get(code.co_filename) is False:
+            self._scn_code = code
             k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, f.f_lasti)
         else:
             code2, lasti = caller_site(f)
