@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
+from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .stack import Frame
+from .stack import Frame, site_at
 
 if TYPE_CHECKING:
     from greenlet import greenlet
@@ -34,16 +35,31 @@ class ThreadState(Enum):
 
 
 class AtomicReason:
-    """Why a thread is in atomic context, and where that started (for reports)."""
+    """Why a thread is in atomic context, and where that started (for reports).
 
-    __slots__ = ("name", "site", "what")
+    ``site`` may be given lazily, as :class:`~dmabufsim.kernel.held.HeldLock`
+    takes it: the scenario frame's code object and, in ``lasti`` (>= 0),
+    its instruction offset; the Frame is built when a report reads ``site``.
+    """
 
-    def __init__(self, what: str, name: str, site: Frame | None) -> None:
+    __slots__ = ("_lasti", "_site", "name", "what")
+
+    def __init__(self, what: str, name: str, site: Frame | CodeType | None, lasti: int = -1) -> None:
         #: "spinlock", "preempt_disable", "irqs_disabled", "rcu_read_lock", "hardirq".
         self.what = what
         #: The lock or section name.
         self.name = name
-        self.site = site
+        self._site: Any = site
+        self._lasti = lasti
+
+    @property
+    def site(self) -> Frame | None:
+        """Where the section started (the innermost scenario-level frame), or None."""
+        s = self._site
+        if self._lasti >= 0:
+            s = self._site = site_at(s, self._lasti)
+            self._lasti = -1
+        return s  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"{self.what} {self.name} at {self.site}"

@@ -15,11 +15,17 @@ Rules:
 
 from __future__ import annotations
 
+import sys
+from types import CodeType
+from typing import Any
+
 from ..kernel.runtime import Kernel, current_kernel
-from ..kernel.stack import call_site
+from ..kernel.stack import _INTERNAL_FILE, caller_site
 from ..kernel.thread import AtomicReason, KThread
 from ..kernel.trace import event_word, op_word
 from .lockdep_map import LockdepMap
+
+_getframe = sys._getframe
 
 
 def _atomic_exit(k: Kernel, t: KThread, what: str, name: str) -> None:
@@ -36,7 +42,7 @@ def _atomic_exit(k: Kernel, t: KThread, what: str, name: str) -> None:
 class SpinLock:
     """``spinlock_t``. ``with s:`` is ``spin_lock`` / ``spin_unlock``."""
 
-    __slots__ = ("_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "waiters")
+    __slots__ = ("_scn_code", "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "waiters")
 
     def __init__(self, name: str = "spinlock", *, key: object | None = None) -> None:
         self.k = current_kernel()
@@ -49,6 +55,23 @@ class SpinLock:
         self._w_lock = base ^ op_word("spin_lock")
         self._w_trylock = base ^ op_word("spin_trylock")
         self._w_unlock = base ^ op_word("spin_unlock")
+        #: The last scenario-level code object seen taking the lock (skips the file check).
+        self._scn_code: Any = None
+
+    def _site(self) -> tuple[CodeType | None, int]:
+        """Where the caller of the lock method is, lazily: ``stack.caller_site`` from its caller.
+
+        Scenario code usually calls the lock directly, and again from the
+        same function: that case is one comparison.
+        """
+        f = _getframe(2)
+        code = f.f_code
+        if code is self._scn_code:
+            return code, f.f_lasti
+        if _INTERNAL_FILE.get(code.co_filename) is False:
+            self._scn_code = code
+            return code, f.f_lasti
+        return caller_site(f)
 
     @property
     def name(self) -> str:
@@ -60,10 +83,10 @@ class SpinLock:
         t = k._current
         if t is None:
             t = k.current  # raises: no kthread is running
-        site = call_site()  # one stack walk for the atomic section and lockdep
+        code, lasti = self._site()  # one lazy site for the atomic section and lockdep
         dep_map = self.dep_map
-        t.atomic.append(AtomicReason("spinlock", dep_map.name, site))  # Kernel.atomic_enter
-        k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, site)
+        t.atomic.append(AtomicReason("spinlock", dep_map.name, code, lasti))  # Kernel.atomic_enter
+        k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, lasti)
         k.point("spin_lock", self.oid, True, dep_map.name, self._w_lock)
         while self.owner is not None:
             self.waiters.append(t)
@@ -75,14 +98,14 @@ class SpinLock:
         """``spin_lock_irqsave``: disable interrupts, then lock. Returns the flags to restore."""
         k = self.k
         t = k.current
-        site = call_site()
+        code, lasti = self._site()
         dep_map = self.dep_map
         name = dep_map.name
         atomic = t.atomic
         # Kernel.atomic_enter twice, then the body of lock() (fences take their lock this way).
-        atomic.append(AtomicReason("irqs_disabled", name, site))
-        atomic.append(AtomicReason("spinlock", name, site))
-        k.lockdep.lock_acquire(t, dep_map, 0, False, 0, None, site)
+        atomic.append(AtomicReason("irqs_disabled", name, code, lasti))
+        atomic.append(AtomicReason("spinlock", name, code, lasti))
+        k.lockdep.lock_acquire(t, dep_map, 0, False, 0, None, code, lasti)
         k.point("spin_lock", self.oid, True, name, self._w_lock)
         while self.owner is not None:
             self.waiters.append(t)
@@ -102,10 +125,10 @@ class SpinLock:
         if self.owner is not None:
             return False
         t = k.current
-        site = call_site()
-        t.atomic.append(AtomicReason("spinlock", self.dep_map.name, site))  # Kernel.atomic_enter
+        code, lasti = self._site()
+        t.atomic.append(AtomicReason("spinlock", self.dep_map.name, code, lasti))  # Kernel.atomic_enter
         self.owner = t
-        k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, site)
+        k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, code, lasti)
         return True
 
     def unlock(self) -> None:

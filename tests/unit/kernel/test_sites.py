@@ -103,3 +103,31 @@ def test_lockdep_splat_names_lazy_sites() -> None:
     b_line = next(i for i, s in enumerate(src, 1) if s == "        a.lock()  # closes B -> A -> B") - 1
     assert f"scenario+{b_line} (test_sites.py:{b_line})" in f.report
     assert f"scenario+{b_line + 1} (test_sites.py:{b_line + 1})" in f.report
+
+
+def test_spinlock_sections_name_their_lines_lazily() -> None:
+    """might_sleep's report names where each atomic section began (spin_lock, irqsave, with)."""
+
+    def scenario(k: ds.Kernel) -> None:
+        s = ds.SpinLock("s")
+        r = ds.SpinLock("r")
+        m = ds.Mutex("m")
+        s.lock_irqsave()
+        with r:
+            assert r.trylock() is False
+            m.lock()  # sleeping in atomic context
+            m.unlock()
+        s.unlock_irqrestore()
+
+    ex = ds.Kernel(seed=1).run(scenario)
+    [f] = ex.by_kind("sleep-in-atomic")
+    src = pathlib.Path(__file__).read_text().splitlines()
+    irqsave = next(i for i, s in enumerate(src, 1) if s == "        s.lock_irqsave()")
+    sections = (("irqs_disabled", "s", irqsave), ("spinlock", "s", irqsave), ("spinlock", "r", irqsave + 1))
+    for what, name, line in sections:
+        assert f"atomic because of {what} ({name}) taken at: scenario+{line} (test_sites.py:{line})" in f.report
+    assert [a["site"] for a in f.details["atomic"]] == [
+        f"scenario+{irqsave} (test_sites.py:{irqsave})",
+        f"scenario+{irqsave} (test_sites.py:{irqsave})",
+        f"scenario+{irqsave + 1} (test_sites.py:{irqsave + 1})",
+    ]
