@@ -29,7 +29,10 @@ Rules:
   (claim C12).
 * R4 (``dirty-while-mapped``, error, claim C14): a frame is dirtied,
   unpinned, released (``put_page``) or freed while an IOMMU entry
-  (including a stale IOTLB entry) can still reach it.
+  (including a stale IOTLB entry) can still reach it. Unpinning and
+  releasing count when they drop the frame's last pin / last
+  get_user_pages reference: a spare reference (a second lookup of the same
+  pages, discarded) can go while another still holds the frame.
 * R5 (``stale-mapping``, warning): at the end, an IOMMU entry (or stale
   IOTLB entry) still points at a frame that was freed or reused since it
   was mapped (claims C3, C15).

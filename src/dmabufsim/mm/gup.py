@@ -130,7 +130,7 @@ def unpin_user_page(page: Page) -> None:
     k.point("unpin_user_page", page.oid, True)
     if page.pincount <= 0:
         raise UsageError(f"unpin_user_page of a page that is not pinned: {page!r}")
-    if page.dev_maps:
+    if page.dev_maps and page.pincount == 1:  # the last pin: a spare one leaves the frame pinned
         page._notify("unpinned")
     page.pincount -= 1
     page.alloc.put_ref(page)

@@ -183,7 +183,9 @@ class Page:
     def put(self) -> None:
         """``put_page``: a driver drops its reference (R1, R5)."""
         self.alloc.k.point("put_page", self.oid, True)
-        if self.dev_maps and self.owner is not None:
+        if self.dev_maps and self.owner is not None and self.gup_refs <= 1:
+            # Only the last get_user_pages reference matters: dropping a spare
+            # one (a lookup overtaken by an invalidation) leaves the frame held.
             self._notify("released")
         if self.gup_refs > 0:
             self.gup_refs -= 1

@@ -343,3 +343,42 @@ def test_munmap_racing_a_job_on_a_pinned_userptr_is_never_an_integrity_error() -
         assert ex.errors == [], (seed, ex.kinds)
         outcomes.add(tuple(ex.kinds))
     assert outcomes == {(), ("user-incoherence",)}
+
+
+def test_dropping_a_spare_reference_while_mapped_is_fine_the_last_one_is_not() -> None:
+    """R4 counts the put/unpin that drops the frame's last driver hold, not a spare lookup's."""
+
+    def scenario(pin: bool, drop_last: bool) -> Any:
+        def sc(k: ds.Kernel) -> None:
+            proc = mm.Process("app")
+            a = proc.mmap(P)
+            proc.populate(a, P, value="u")
+            gpu = Device("gpu")
+            if pin:
+                held = mm.pin_user_pages_fast(proc.mm, a, 1, mm.FOLL_WRITE)
+                spare = mm.pin_user_pages_fast(proc.mm, a, 1, mm.FOLL_WRITE)  # a second lookup
+                gpu.map_pages(GVA, held)
+                mm.unpin_user_pages(spare)  # discarded: the first pin still holds the frame
+                if drop_last:
+                    mm.unpin_user_pages(held)  # the bug: the frame's last pin, while mapped
+            else:
+                held = mm.get_user_pages_fast(proc.mm, a, 1, mm.FOLL_WRITE)
+                spare = mm.get_user_pages_fast(proc.mm, a, 1, mm.FOLL_WRITE)
+                gpu.map_pages(GVA, held)
+                mm.put_page(spare[0])
+                if drop_last:
+                    mm.put_page(held[0])
+            gpu.unmap_pages(GVA, 1)
+            if not drop_last:
+                if pin:
+                    mm.unpin_user_pages(held)
+                else:
+                    mm.put_page(held[0])
+            proc.exit()
+        return sc
+
+    for pin in (False, True):
+        assert run_first(scenario(pin, drop_last=False)).findings == [], pin
+        bad = run_first(scenario(pin, drop_last=True))
+        assert bad.kinds == ["dirty-while-mapped"], pin
+        assert bad.findings[0].details["event"] == ("unpinned" if pin else "released")
