@@ -18,10 +18,11 @@ Rules:
 
 from __future__ import annotations
 
+import sys
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .stack import Frame, call_site, site_at
+from .stack import Frame, call_site, caller_site, site_at
 
 if TYPE_CHECKING:
     from .runtime import Kernel
@@ -115,7 +116,8 @@ class LockTracker:
         nest_lock: Any = None,
     ) -> HeldLock:
         """``lock_acquire``: validate, then push onto the current thread's stack."""
-        return self.lock_acquire(self.k.current, map, read, trylock, subclass, nest_lock, call_site())
+        code, lasti = caller_site(sys._getframe(1))  # the site, lazily (HeldLock.site)
+        return self.lock_acquire(self.k.current, map, read, trylock, subclass, nest_lock, code, lasti)
 
     def lock_acquire(
         self,
