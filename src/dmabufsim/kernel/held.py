@@ -142,6 +142,15 @@ class LockTracker:
         t.held.append(hl)
         return hl
 
+    def lock_acquire_plain(self, t: Any, map: Any, site: CodeType | None, lasti: int) -> HeldLock:
+        """:meth:`lock_acquire` of an exclusive, blocking, un-nested lock in process context.
+
+        The caller guarantees all that (``read=0``, ``trylock=False``,
+        ``subclass=0``, no ``nest_lock``, ``t`` not atomic): the mutex fast
+        path. The site is lazy (``site`` a code object, ``lasti`` >= 0) or None.
+        """
+        return self.lock_acquire(t, map, 0, False, 0, None, site, lasti)
+
     def release(self, map: Any) -> bool:
         """``lock_release``: pop the entry of ``map``; report when it is not held."""
         return self.lock_release(self.k.current, map)

@@ -256,6 +256,38 @@ class Lockdep(LockTracker):
                     return hl
         return self._acquire(t, map, read, trylock, subclass, nest_lock, site, lasti)
 
+    def lock_acquire_plain(self, t: Any, map: Any, site: CodeType | None, lasti: int) -> LockdepHeld:
+        """:meth:`lock_acquire`'s fast path for a caller that guarantees a plain acquisition.
+
+        Exclusive, blocking, subclass 0, no nest lock, ``t`` not atomic and
+        not in an interrupt (``LockTracker.lock_acquire_plain``): only the
+        class usage and the chain memo are left to check.
+        """
+        cls = self._cls.get(map)
+        if cls is not None and cls.usage & ENABLED_HARDIRQ:
+            held = t.held
+            n = len(held)
+            key = cls.chained.get(held[-1].chain_key if n else _BASIS)
+            if key is not None:
+                self.graph.chain_hits += 1
+                # LockdepHeld(map, 0, False, 0, None, site, lasti) as in _acquire.
+                hl = _new(LockdepHeld)
+                hl.map = map
+                hl.read = 0
+                hl.trylock = False
+                hl.subclass = 0
+                hl.nest_lock = None
+                hl._site = site
+                hl._lasti = lasti
+                hl.refcount = 1
+                hl.cls = cls
+                hl.hid = cls.hid
+                hl.chain_key = key
+                hl.depth = n
+                held.append(hl)
+                return hl
+        return self._acquire(t, map, 0, False, 0, None, site, lasti)
+
     def _class_of(self, map: Any, subclass: int) -> LockClass:
         name = map.name
         cls = self.graph.lock_class(getattr(map, "key", name), subclass, name)

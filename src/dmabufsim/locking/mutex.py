@@ -91,14 +91,18 @@ class Mutex:
         t = k._current
         if t is None:
             t = k.current  # raises: no kthread is running
-        if t.atomic or t.in_irq:  # might_sleep()'s own test, inlined
-            k.might_sleep("mutex_lock")
         dep_map = self.dep_map
         # The site, lazily (stack.caller_site, its first step inlined): scenario code calls
         # lock() directly, so the caller's frame is usually the site itself.
         f = _getframe(1)
         code = f.f_code
-        if code is self._scn_code:
+        if code is self._scn_code and not (t.atomic or t.in_irq or subclass) and nest_lock is None:
+            k.lockdep.lock_acquire_plain(t, dep_map, code, f.f_lasti)  # the common case
+        elif t.atomic or t.in_irq:  # might_sleep()'s own test, inlined
+            k.might_sleep("mutex_lock")
+            code2, lasti = caller_site(f)
+            k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code2, lasti)
+        elif code is self._scn_code:
             k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, f.f_lasti)
         elif _INTERNAL_FILE.get(code.co_filename) is False:
             self._scn_code = code

@@ -1,4 +1,4 @@
-"""Lockdep's chain-cache fast path (``Lockdep.lock_acquire``) changes no outcome.
+"""Lockdep's chain-cache fast paths (``lock_acquire``, ``lock_acquire_plain``) change no outcome.
 
 With the fast path bypassed (every acquisition through ``Lockdep._acquire``)
 every execution must be identical: findings and their reports, trace digest,
@@ -91,4 +91,9 @@ def test_fast_path_changes_nothing(shared: bool, monkeypatch: pytest.MonkeyPatch
     assert any(s[-1].chain_hits for s in fast)
     slow_acquire: Callable[..., Any] = Lockdep._acquire
     monkeypatch.setattr(Lockdep, "lock_acquire", slow_acquire)
+
+    def slow_plain(self: Lockdep, t: Any, map: Any, site: Any, lasti: int) -> Any:
+        return Lockdep._acquire(self, t, map, 0, False, 0, None, site, lasti)
+
+    monkeypatch.setattr(Lockdep, "lock_acquire_plain", slow_plain)
     assert _runs(shared) == fast
