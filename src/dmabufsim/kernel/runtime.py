@@ -313,6 +313,8 @@ class Kernel:
         self._stopping = ""
         self._dead = False
         self._in_timer = False
+        #: _dead or _in_timer or _early_timers: point()'s one test for its rare cases.
+        self._unusual = self._early_timers
         self._ran = False
         self._summaries: tuple[ThreadSummary, ...] = ()
         self.outcome = "completed"
@@ -409,14 +411,16 @@ class Kernel:
         (``op``, ``obj``, ``write``, ``detail``), an optimisation for hot
         callers (a lock's own operations); it never changes the event.
         """
-        if self._dead:
-            return
-        if self._in_timer:
-            raise SimulatorError(f"scheduling point {op!r} inside a timer callback (runtime R7)")
         t = self._current
+        if self._unusual:  # dead, in a timer callback, or early timers on
+            if self._dead:
+                return
+            if self._in_timer:
+                raise SimulatorError(f"scheduling point {op!r} inside a timer callback (runtime R7)")
+            assert t is not None
+            if self._timers and not t.in_irq:
+                self._maybe_early_timer(t)
         assert t is not None
-        if self._early_timers and self._timers and not t.in_irq:
-            self._maybe_early_timer(t)
         run = self._runnable
         if len(run) > 1:
             t.pending = (op, obj, write)
@@ -681,11 +685,12 @@ class Kernel:
                 continue
             tm.cancelled = True
             self.trace.emit(self.steps, -1, "timer", tm.seq, True, tm.name, self.now)
-            self._in_timer = True
+            self._in_timer = self._unusual = True
             try:
                 tm.fn(*tm.args)
             finally:
                 self._in_timer = False
+                self._unusual = self._dead or self._early_timers
         return True
 
     # ------------------------------------------------------------------ time
@@ -994,7 +999,7 @@ class Kernel:
 
     def _teardown(self) -> None:
         """Kill every thread still alive, with the model in its dead state."""
-        self._dead = True
+        self._dead = self._unusual = True
         interrupt: KeyboardInterrupt | None = None
         for t in self._threads:
             glet = t.glet
