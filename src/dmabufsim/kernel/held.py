@@ -149,7 +149,11 @@ class LockTracker:
         ``subclass=0``, no ``nest_lock``, ``t`` not atomic): the mutex fast
         path. The site is lazy (``site`` a code object, ``lasti`` >= 0) or None.
         """
-        return self.lock_acquire(t, map, 0, False, 0, None, site, lasti)
+        # lock_acquire(t, map, 0, False, 0, None, site, lasti) inlined.
+        hl = HeldLock(map, 0, False, 0, None, site, lasti)
+        self.validate(t, hl)
+        t.held.append(hl)
+        return hl
 
     def release(self, map: Any) -> bool:
         """``lock_release``: pop the entry of ``map``; report when it is not held."""
