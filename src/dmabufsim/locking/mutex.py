@@ -96,6 +96,9 @@ class Mutex:
         # lock() directly, so the caller's frame is usually the site itself.
         f = _getframe(1)
         code = f.f_code
+        if code is _ENTER_CODE:  # `with m:`: the site is the with statement's frame
+            f = f.f_back  # type: ignore[assignment]  # __enter__ always has a caller
+            code = f.f_code
         if code is self._scn_code and not (t.atomic or t.in_irq or subclass) and nest_lock is None:
             k.lockdep.lock_acquire_plain(t, dep_map, code, f.f_lasti)  # the common case
         elif t.atomic or t.in_irq:  # might_sleep()'s own test, inlined
@@ -171,3 +174,7 @@ class Mutex:
     def __repr__(self) -> str:
         owner = self.owner.name if self.owner else None
         return f"<Mutex {self.name} owner={owner}>"
+
+
+#: ``Mutex.__enter__``'s code: ``lock()`` called from it looks one frame further out.
+_ENTER_CODE = Mutex.__enter__.__code__
