@@ -66,6 +66,9 @@ class SpinLock:
         """
         f = _getframe(2)
         code = f.f_code
+        if code is _ENTER_CODE:  # `with s:`: the site is the with statement's frame
+            f = f.f_back  # type: ignore[assignment]  # __enter__ always has a caller
+            code = f.f_code
         if code is self._scn_code:
             return code, f.f_lasti
         if _INTERNAL_FILE.get(code.co_filename) is False:
@@ -186,3 +189,7 @@ class SpinLock:
     def __repr__(self) -> str:
         owner = self.owner.name if self.owner else None
         return f"<SpinLock {self.name} owner={owner}>"
+
+
+#: ``SpinLock.__enter__``'s code: ``lock()`` called from it looks one frame further out.
+_ENTER_CODE = SpinLock.__enter__.__code__
