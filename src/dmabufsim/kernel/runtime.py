@@ -268,6 +268,10 @@ class Kernel:
             strategy = ReplayStrategy(_token.decode(replay))
         self.seed = seed
         self.strategy: Strategy = strategy if strategy is not None else RandomStrategy(seed)
+        #: The seeded random walk's bit source when the strategy is exactly RandomStrategy:
+        #: point() then draws its choice inline (the same stream as RandomStrategy.next_thread).
+        strat = self.strategy
+        self._randbits = strat._rng.getrandbits if type(strat) is RandomStrategy else None
         if overrides:
             if not _CONFIG_FIELDS.issuperset(overrides):
                 bad = sorted(set(overrides) - _CONFIG_FIELDS)
@@ -426,11 +430,24 @@ class Kernel:
             t.pending = (op, obj, write)
             if t.state is _RUNNABLE:
                 # _decide() inlined for the running thread (the hot path).
-                nxt = self.strategy.next_thread(run, t)
-                if nxt is not t:
-                    if nxt.state is not _RUNNABLE:
-                        raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
-                    self._preemptions += 1
+                randbits = self._randbits
+                if randbits is not None:
+                    # RandomStrategy.next_thread inlined: randrange's rejection sampling over
+                    # getrandbits(n.bit_length()), so every seed keeps its schedule.
+                    n = len(run)
+                    nb = n.bit_length()
+                    r = randbits(nb)
+                    while r >= n:
+                        r = randbits(nb)
+                    nxt = run[r]
+                    if nxt is not t:
+                        self._preemptions += 1
+                else:
+                    nxt = self.strategy.next_thread(run, t)
+                    if nxt is not t:
+                        if nxt.state is not _RUNNABLE:
+                            raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+                        self._preemptions += 1
                 self._choices.append(nxt.tid)
                 lk = nxt.park
                 if lk is not None and lk.owner is not None:

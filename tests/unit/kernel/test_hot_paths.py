@@ -142,3 +142,27 @@ def test_pooled_greenlets_keep_threads_apart() -> None:
             assert {t.name for t in f.threads} == {"t1", "t2"}
             assert all(t.stack for t in f.threads)
     assert "deadlock" in kinds
+
+
+class _PlainRandom(RandomStrategy):
+    """RandomStrategy by method call: a subclass is not inlined by Kernel.point."""
+
+
+def test_point_inlines_random_strategy_without_changing_any_schedule() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        locks = [ds.Mutex(f"m{i}") for i in range(3)]
+
+        def worker(i: int) -> None:
+            for j in range(30):
+                with locks[(i + j) % 3]:
+                    k.point("work", 100 + i, True)
+
+        for i in range(4):
+            k.spawn(worker, i, name=f"w{i}")
+
+    for seed in range(12):
+        inlined = ds.Kernel(seed=seed).run(scenario)
+        assert inlined.strategy == f"random(seed={seed})"
+        plain = ds.Kernel(strategy=_PlainRandom(seed)).run(scenario)
+        assert (inlined.token, inlined.trace_digest, inlined.steps, inlined.preemptions) == (
+            plain.token, plain.trace_digest, plain.steps, plain.preemptions), seed
