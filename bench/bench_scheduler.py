@@ -22,7 +22,7 @@ Run: ``.venv/bin/python bench/run.py scheduler``.
 
 Measured 2026-11-25 on the shared 2-core machine (bare round trip ~275-280
 ns; runs vary by 5-10 %): alternate ~3.1-3.2x (was 4.35x at the start of
-the day), random ~3.5-3.6x (4.56x), first ~2.0-2.1x (2.49x), points-only
+the day), random ~3.4x (4.56x), first ~2.0-2.1x (2.49x), points-only
 alternate ~3.0-3.1x (2.89x, within noise). The target is still missed for
 the mutex rows; docs/locking.md ("Costs") says what is left.
 """
