@@ -1,11 +1,10 @@
 """A pytest plugin: explore a scenario inside a test, assert in one line.
 
-Enable it in a project's top-level ``conftest.py``::
-
-    pytest_plugins = ["dmabufsim.explore.pytest_plugin"]
-
-(or import the fixture into any conftest: ``from
-dmabufsim.explore.pytest_plugin import explore_scenario``). Then::
+Installing dmabufsim registers it with pytest (the ``pytest11`` entry
+point ``dmabufsim``): every test run in that environment has the fixture
+and the options, with no configuration (``-p no:dmabufsim`` turns it off;
+do not also list it in ``pytest_plugins``, which would register the module
+a second time). Then::
 
     def test_abba_deadlocks(explore_scenario):
         explore_scenario(abba, strategy="dpor", budget=500).assert_finds("deadlock")

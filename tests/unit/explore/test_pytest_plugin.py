@@ -35,7 +35,7 @@ def test_assert_finds_fails_with_the_report(explore_scenario: Callable[..., Expl
 
 
 def test_plugin_in_a_project(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["dmabufsim.explore.pytest_plugin"]\n')
+    # No conftest: installing dmabufsim registered the plugin (pytest11 entry point).
     pytester.makepyfile(
         """
         import dmabufsim as ds
@@ -55,3 +55,18 @@ def test_plugin_in_a_project(pytester: pytest.Pytester) -> None:
     res = pytester.runpytest("--dmabufsim-budget=7", "-p", "no:cacheprovider")
     res.assert_outcomes(failed=1)
     res.stdout.fnmatch_lines(["*not a pass: inconclusive*random, 7 executions*"])
+
+
+def test_plugin_is_loaded_from_its_entry_point_in_a_fresh_process(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_uses_the_fixture(explore_scenario):
+            assert callable(explore_scenario)
+        """
+    )
+    res = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    res.assert_outcomes(passed=1)
+    # The plugin is named by its entry point: it can be switched off like any installed plugin.
+    off = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:dmabufsim")
+    off.assert_outcomes(errors=1)
+    off.stdout.fnmatch_lines(["*fixture 'explore_scenario' not found*"])
