@@ -267,7 +267,7 @@ def run_job(
         if run.phases:
             strat = phases[run.phase_index][0]
             run.phases[-1].bound = strat.bound()
-    if checkpoint and run.reason != "space exhausted":
+    if checkpoint:  # an exhausted share too: a resumed job then knows it has nothing left
         save_checkpoint(checkpoint, run, phases)
     return run
 
@@ -382,6 +382,33 @@ def load_checkpoint(path: str, phases: list[tuple[ExploreStrategy, int]]) -> _Ru
     return run
 
 
+def job_checkpoint(path: str, job: int, jobs: int) -> str:
+    """The checkpoint file of job ``job`` of ``jobs`` (``jobs == 1``: ``path`` itself)."""
+    return path if jobs == 1 else f"{path}.job{job}-of-{jobs}"
+
+
+def check_checkpoint_jobs(path: str, jobs: int, resume: bool) -> None:
+    """Refuse to resume a checkpoint made with another ``--jobs`` (each job saved its own subtree)."""
+    if not resume:
+        return
+    folder, base = os.path.split(os.path.abspath(path))
+    made: set[int] = set()
+    if os.path.exists(path):
+        made.add(1)
+    prefix = base + ".job"
+    for name in os.listdir(folder or "."):
+        if name.startswith(prefix) and "-of-" in name and not name.endswith(".tmp"):
+            n = name.rsplit("-of-", 1)[1]
+            if n.isdigit():
+                made.add(int(n))
+    other = sorted(made - {jobs})
+    if other:
+        raise UsageError(
+            f"checkpoint {path} was made with --jobs {other[0]}; resume it with the same --jobs "
+            f"(each job saved its own share of the search)"
+        )
+
+
 def _scenario_name(scenario: Callable[..., Any]) -> str:
     mod = getattr(scenario, "__module__", "") or ""
     return f"{mod}:{getattr(scenario, '__qualname__', repr(scenario))}"
@@ -421,7 +448,8 @@ def explore(
     (or once every expected finding was seen), else collect all. ``expected``: finding kinds or signatures the scenario
     expects (R3). ``kernel_options``: passed to every ``Kernel`` (e.g.
     ``{"lockdep": False}``). ``checkpoint``/``resume``: save / continue a
-    long systematic run (one job). ``lockdep_graph``: one lockdep graph
+    long systematic run (with ``jobs > 1`` each job keeps its own file,
+    ``CHECKPOINT.jobJ-of-N``, and resumes with the same ``jobs``). ``lockdep_graph``: one lockdep graph
     per job across its executions (R7). ``confirm_cycles``: try to turn
     each lockdep cycle into a concrete deadlock (``guided.py``, R8).
     Returns a :class:`Report`.
@@ -434,9 +462,9 @@ def explore(
         opts["max_steps"] = max_steps
     name = strategy.describe() if isinstance(strategy, ExploreStrategy) else (strategy or "portfolio")
     start = time.monotonic()
+    if checkpoint:
+        check_checkpoint_jobs(checkpoint, jobs, resume)
     if jobs > 1:
-        if checkpoint:
-            raise UsageError("checkpoint/resume runs one job; drop --jobs or --checkpoint")
         if isinstance(strategy, ExploreStrategy):
             raise UsageError("jobs > 1 needs a strategy by name (each process builds its own)")
         from .parallel import run_parallel
@@ -445,6 +473,7 @@ def explore(
             scenario, strategy, budget=budget, jobs=jobs, seed=seed, depth=depth,
             preemption_bound=preemption_bound, time_budget=time_budget, stop_on_first=stop_on_first,
             expected=exp, kernel_options=opts, coverage=coverage, progress=progress, lockdep_graph=lockdep_graph,
+            checkpoint=checkpoint, resume=resume,
         )
         phases = phase_descr
     else:

@@ -19,6 +19,10 @@ Rules:
   a kthread or a queue operation and be lost or leave a lock held.)
 * R4 (progress): each job sends its count every quarter second; the parent
   shows the sum (distinct findings: the largest job count until the merge).
+* R5 (checkpoints): each job saves its own run and strategy state to
+  ``CHECKPOINT.jobJ-of-N`` and, resuming, continues from it; the merge is
+  then the merge of the jobs' whole histories. A checkpoint is resumed with
+  the ``--jobs`` it was made with (the subtrees are the jobs').
 
 Processes are forked (the scenario function need not be importable by
 name); greenlets are never alive in the parent at fork time.
@@ -27,6 +31,7 @@ name); greenlets are never alive in the parent at fork time.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import signal
 import time
@@ -35,7 +40,7 @@ from typing import Any
 
 from .base import ExploreStrategy
 from .coverage import Coverage
-from .explorer import PhaseResult, Progress, _Run, plan, run_job
+from .explorer import PhaseResult, Progress, _Run, job_checkpoint, load_checkpoint, plan, run_job
 
 #: Seconds the parent keeps collecting results after a Ctrl-C.
 INTERRUPT_GRACE = 5.0
@@ -55,6 +60,13 @@ def _child(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # R3: the parent tells us through ``stop``
     phases = plan(strategy, **pkw)
+    ck = kw.pop("checkpoint", None)
+    resume = kw.pop("resume", False)
+    if ck:  # R5: this job's own file
+        ck = job_checkpoint(ck, job, jobs)
+        if resume and os.path.exists(ck):
+            kw["state"] = load_checkpoint(ck, phases)
+        kw["checkpoint"] = ck
     last = [0.0]
 
     def report_progress(n: int, found: int, elapsed: float, name: str) -> None:
@@ -126,6 +138,8 @@ def run_parallel(
     coverage: bool,
     progress: Progress | None,
     lockdep_graph: bool = True,
+    checkpoint: str | None = None,
+    resume: bool = False,
 ) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
     """Run ``jobs`` processes and merge their results (R1-R3)."""
     ctx = mp.get_context("fork")
@@ -135,6 +149,7 @@ def run_parallel(
     kw = {
         "time_budget": time_budget, "stop_on_first": stop_on_first, "expected": expected,
         "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
+        "checkpoint": checkpoint, "resume": resume,
     }
     procs = [ctx.Process(target=_child, args=(q, stop, scenario, strategy, j, jobs, kw, pkw), daemon=True)
              for j in range(jobs)]

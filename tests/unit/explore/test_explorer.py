@@ -239,3 +239,26 @@ def test_coverage_sees_pseudo_locks_and_irq_context() -> None:
     assert ("dev_lock", "irq") in rep.coverage.contexts
     assert ("dev_lock", "process") in rep.coverage.contexts
     assert ("fs_reclaim", "process") in rep.coverage.contexts
+
+
+def test_checkpoint_with_two_jobs_resumes_each_jobs_share(tmp_path: Any) -> None:
+    path = str(tmp_path / "ck.pickle")
+    scen = make_counter(2, 2)
+    full = explore(scen, "dpor", budget=10_000, stop_on_first=False, shrink_findings=False, jobs=2,
+                   kernel_options=NO_LOCKDEP)
+    assert full.phases[0].exhausted
+    part = explore(scen, "dpor", budget=3, stop_on_first=False, shrink_findings=False, jobs=2,
+                   kernel_options=NO_LOCKDEP, checkpoint=path)
+    assert part.executions == 6 and not part.phases[0].exhausted  # 3 per job, then the budget
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pickle.job0-of-2", "ck.pickle.job1-of-2"]
+    with pytest.raises(ds.UsageError, match="made with --jobs 2"):
+        explore(scen, "dpor", budget=10_000, kernel_options=NO_LOCKDEP, checkpoint=path, resume=True)
+    rest = explore(scen, "dpor", budget=10_000, stop_on_first=False, shrink_findings=False, jobs=2,
+                   kernel_options=NO_LOCKDEP, checkpoint=path, resume=True)
+    assert rest.phases[0].exhausted
+    assert rest.executions == full.executions  # nothing run twice, nothing skipped
+    assert {f.signature for f in rest.findings} == {f.signature for f in full.findings} == {"lost-update"}
+    # Resuming a finished run finds every job's share exhausted at once.
+    again = explore(scen, "dpor", budget=10_000, stop_on_first=False, shrink_findings=False, jobs=2,
+                    kernel_options=NO_LOCKDEP, checkpoint=path, resume=True)
+    assert again.executions == full.executions and again.phases[0].exhausted
