@@ -17,10 +17,12 @@ class, ``A..D`` distinct classes.
 Not ported: ``init_held`` re-initialises a held lock; the model has no
 re-init API, so the test calls ``Lockdep.debug_check_no_locks_freed`` (what
 ``spin_lock_init``/``mutex_init`` run under ``CONFIG_DEBUG_LOCK_ALLOC``).
-The rtmutex column (no rtmutex in the model), softirq variants (no
-softirqs), ``irqsafe2A/2B`` (need irq-enable tracking), ``irqsafe3/4`` (the
-same dependency checks as ``irq_inversion``) and the ``queued_read_lock``
-and wait-context tests are not ported.
+The hardirq variants of ``irqsafe1``, ``irqsafe2B`` (interrupts enabled
+again while an irq-safe lock is held: ``trace_hardirqs_on`` marks the held
+locks), ``irqsafe3``, ``irqsafe4``, ``irq_inversion`` and
+``irq_read_recursion{,2,3}`` are ported. Not ported: the rtmutex column
+(no rtmutex in the model), the softirq variants and ``irqsafe2A`` (no
+softirqs), and the ``queued_read_lock`` and wait-context tests.
 """
 
 from __future__ import annotations
@@ -596,6 +598,93 @@ def test_irq_read_recursion3_hard(kind: str, reported: bool, perm: str) -> None:
         assert_one(ex, "circular-locking", title, ["B", "A"])
     else:
         assert_clean(ex)
+
+
+#: The hardirq columns of the irq families: LOCK() is spin_lock / write_lock / read_lock
+#: (recursive); the kernel's verdict row is spin F, wlock F, rlock S.
+IRQ_KINDS = [("spin", True), ("wlock", True), ("rlock", False)]
+
+
+@pytest.mark.parametrize("order", ["12", "21"])
+@pytest.mark.parametrize(("kind", "reported"), IRQ_KINDS)
+def test_irqsafe2B_hard(kind: str, reported: bool, order: str) -> None:
+    """Enabling interrupts while an irq-safe lock is held (``trace_hardirqs_on`` marks held locks)."""
+
+    def body(k: ds.Kernel) -> None:
+        a = Lk(kind, "A")
+
+        def e1() -> None:
+            _in_irq(k, lambda: (a.lock(), a.unlock()))
+
+        def e2() -> None:  # IRQ_DISABLE(); LOCK(A); IRQ_ENABLE(); UNLOCK(A);
+            k.atomic_enter("irqs_disabled", "local_irq_disable")
+            a.lock()
+            k.atomic_exit("irqs_disabled", "local_irq_disable")
+            a.unlock()
+
+        for step in order:
+            (e1 if step == "1" else e2)()
+
+    ex = run_seq(body)
+    if not reported:
+        assert_clean(ex)
+        return
+    f = assert_one(ex, "recursive-locking", INCONSISTENT, ["A"])
+    expected = ["IN-HARDIRQ-W", "HARDIRQ-ON-W"] if order == "12" else ["HARDIRQ-ON-W", "IN-HARDIRQ-W"]
+    assert f.details["usage"] == expected
+
+
+def _irqsafe34(kind: str, perm: str, irqs_off_in_e1: bool) -> ds.Execution:
+    """E1: [IRQ_DISABLE] A -> B [IRQ_ENABLE]; E2: B with irqs on; E3: A in an interrupt."""
+
+    def body(k: ds.Kernel) -> None:
+        a, b = Lk(kind, "A"), Lk(kind, "B")
+
+        def e1() -> None:
+            (lambda f: _irqs_off(k, f) if irqs_off_in_e1 else f())(lambda: lu2(a, b))
+
+        def e2() -> None:
+            b.lock()
+            b.unlock()
+
+        def e3() -> None:
+            _in_irq(k, lambda: (a.lock(), a.unlock()))
+
+        for step in perm:
+            {"1": e1, "2": e2, "3": e3}[step]()
+
+    return run_seq(body)
+
+
+@pytest.mark.parametrize("perm", PERMS3)
+@pytest.mark.parametrize(("kind", "reported"), IRQ_KINDS)
+def test_irqsafe3_hard(kind: str, reported: bool, perm: str) -> None:
+    """An irq-unsafe B taken under A, where A is also irq-safe and taken with irqs on."""
+    ex = _irqsafe34(kind, perm, irqs_off_in_e1=False)
+    if not reported:
+        assert_clean(ex)
+        return
+    fs = lockdep_findings(ex)
+    # The kernel stops at its first report: A taken both in the irq and with irqs on.
+    assert (fs[0].kind, fs[0].title, fs[0].details["chain"]) == ("recursive-locking", INCONSISTENT, ["A"])
+    # Where A -> B comes after A became irq-safe, the model goes on to the safe -> unsafe order too.
+    later = [(f.title, f.details["chain"]) for f in fs[1:]]
+    assert later == ([(BAD_IRQ, ["A", "B"])] if perm in ("231", "312", "321") else [])
+
+
+@pytest.mark.parametrize("perm", PERMS3)
+@pytest.mark.parametrize(("kind", "reported"), IRQ_KINDS)
+def test_irqsafe4_hard(kind: str, reported: bool, perm: str) -> None:
+    """A turns irq-safe, having taken the irq-unsafe B (A -> B with irqs off)."""
+    ex = _irqsafe34(kind, perm, irqs_off_in_e1=True)
+    if not reported:
+        assert_clean(ex)
+        return
+    # The last event closes the conflict: a new A -> B edge is the safe -> unsafe order,
+    # a lock turning safe or unsafe is the inversion.
+    title = BAD_IRQ if perm in ("231", "321") else INVERSION
+    f = assert_one(ex, "circular-locking", title, ["A", "B"])
+    assert (f.details["safe"], f.details["unsafe"]) == ("A", "B")
 
 
 def test_irq_disabled_only_is_clean() -> None:

@@ -820,6 +820,8 @@ def _exit_atomic(k: Kernel, t: KThread, what: str, name: str) -> None:
         r = atomic[-1]
         if r.what == what and r.name == name:
             del atomic[-1]
+            if what == "irqs_disabled" and t.held:
+                k.irqs_restored(t)  # trace_hardirqs_on: lockdep marks the locks still held
             return
     k.atomic_exit(what, name)
 

@@ -189,6 +189,14 @@ class LockTracker:
         t = t or self.k.current
         return any(hl.map is map for hl in t.held)
 
+    def hardirqs_on(self, t: KThread) -> None:
+        """``trace_hardirqs_on``: interrupts are enabled again while ``t`` holds locks.
+
+        The held-lock tracker keeps no usage state, so there is nothing to
+        mark; the lockdep validator overrides this (lockdep R7).
+        """
+        return None
+
     def thread_exit(self, t: KThread) -> None:
         """``debug_check_no_locks_held``: report locks still held at exit."""
         if not t.held:

@@ -762,13 +762,26 @@ class Kernel:
 
     def atomic_exit(self, what: str, name: str) -> None:
         """Leave the innermost atomic section of kind ``what`` named ``name``."""
-        atomic = self.current.atomic
+        t = self.current
+        atomic = t.atomic
         for i in range(len(atomic) - 1, -1, -1):
             r = atomic[i]
             if r.what == what and r.name == name:
                 del atomic[i]
+                if what == "irqs_disabled" and t.held:
+                    self.irqs_restored(t)
                 return
         raise UsageError(f"{what} {name!r} ended but was never entered by {self.current.name}")
+
+    def irqs_restored(self, t: KThread) -> None:
+        """An ``irqs_disabled`` section of ``t`` ended: if interrupts are on again, tell
+        lockdep (``trace_hardirqs_on``), which marks the locks ``t`` still holds."""
+        if t.in_irq or not t.held:
+            return
+        for r in t.atomic:
+            if r.what == "irqs_disabled" or r.what == "hardirq":
+                return
+        self.lockdep.hardirqs_on(t)
 
     def might_sleep(self, what: str = "might_sleep") -> None:
         """``might_sleep``: report a sleeping call in atomic context (R5)."""

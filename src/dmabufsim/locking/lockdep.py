@@ -38,7 +38,8 @@ Rules:
   validated again (``lookup_chain_cache_add``), so the cost is paid only
   while the graph grows.
 * R7 (irq safety): a lock taken in hardirq context is irq-safe, one taken
-  with interrupts enabled irq-unsafe. A class that is both is
+  with interrupts enabled irq-unsafe, and so is every lock still held when
+  interrupts are enabled again (``hardirqs_on``). A class that is both is
   ``recursive-locking`` ("inconsistent lock state": the interrupt can
   arrive while the lock is held); an irq-safe class ordered before an
   irq-unsafe one is ``circular-locking`` ("HARDIRQ-safe -> HARDIRQ-unsafe
@@ -419,6 +420,16 @@ class Lockdep(LockTracker):
         raise UsageError(f"priming released {map.name}, which it does not hold")
 
     # ------------------------------------------------------------------ irq usage (R7)
+
+    def hardirqs_on(self, t: Any) -> None:
+        """``trace_hardirqs_on`` -> ``mark_held_locks``: every lock held when interrupts come
+        back on is now used with interrupts enabled (R7): an irq-safe one is an
+        inconsistent lock state (locking-selftest ``irqsafe2B``)."""
+        held = t.held
+        for hl in list(held):
+            bit = ENABLED_HARDIRQ_READ if hl.read else ENABLED_HARDIRQ
+            if not hl.cls.usage & bit:
+                self._mark(t, held, hl, bit)
 
     def _mark(self, t: Any, held: list[Any], hl: LockdepHeld, bit: int) -> None:
         """``mark_lock``: set a usage bit and check it against the class and its dependencies."""
