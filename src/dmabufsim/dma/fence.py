@@ -63,7 +63,7 @@ from ..kernel.thread import KThread
 from ..kernel.trace import op_word
 from ..locking.annotations import dma_fence_might_wait, signalling_enter, signalling_exit
 from ..locking.lockdep_map import lockdep_assert_held
-from ..locking.spinlock import SpinLock
+from ..locking.spinlock import SpinLock, atomic_exit_fast
 
 #: Flag bits of ``fence.flags`` (``enum dma_fence_flag_bits``).
 DMA_FENCE_FLAG_SIGNALED_BIT = 0
@@ -806,24 +806,11 @@ def _unlock_irqrestore_in_step(k: Kernel, lock: SpinLock) -> None:
     k.lockdep.lock_release(t, dep_map)
     if lock.owner is t:
         lock.owner = None
-        _exit_atomic(k, t, "spinlock", name)
+        atomic_exit_fast(k, t, "spinlock", name)
         if lock.waiters:
             for w in list(lock.waiters):
                 k.wake(w)
-    _exit_atomic(k, t, "irqs_disabled", name)
-
-
-def _exit_atomic(k: Kernel, t: KThread, what: str, name: str) -> None:
-    """``Kernel.atomic_exit`` for the running thread; the innermost section is the fast path."""
-    atomic = t.atomic
-    if atomic:
-        r = atomic[-1]
-        if r.what == what and r.name == name:
-            del atomic[-1]
-            if what == "irqs_disabled" and t.held:
-                k.irqs_restored(t)  # trace_hardirqs_on: lockdep marks the locks still held
-            return
-    k.atomic_exit(what, name)
+    atomic_exit_fast(k, t, "irqs_disabled", name)
 
 
 class _WakeWaiter:

@@ -563,14 +563,8 @@ class Kernel:
         if timeout is not None:
             tm = self.add_timer(self.now + max(0, timeout), self._timeout_wake, t, name=f"timeout:{t.name}")
         if run:
-            # _schedule_away() and _decide(None) inlined for the common case: someone can run.
-            if len(run) == 1:
-                nxt = run[0]
-            else:
-                nxt = self.strategy.next_thread(run, None)
-                if nxt.state is not _RUNNABLE:
-                    raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
-                self._choices.append(nxt.tid)
+            # _schedule_away() inlined for the common case: someone can run.
+            nxt = self._next_of(run)
             if nxt is not t:
                 self._switch(nxt)
         else:
@@ -635,13 +629,18 @@ class Kernel:
             nxt.interruptible = False
             nxt.wake_reason = ""
             run.remove(nxt)
-            if len(run) == 1:
-                nxt = run[0]
-            else:
-                nxt = self.strategy.next_thread(run, None)
-                if nxt.state is not _RUNNABLE:
-                    raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
-                self._choices.append(nxt.tid)
+            nxt = self._next_of(run)
+
+    def _next_of(self, run: list[KThread]) -> KThread:
+        """Who runs after a thread stopped being runnable (``run`` not empty): the only
+        candidate, or the strategy's choice (recorded) -- no preemption is counted."""
+        if len(run) == 1:
+            return run[0]
+        nxt = self.strategy.next_thread(run, None)
+        if nxt.state is not _RUNNABLE:
+            raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+        self._choices.append(nxt.tid)
+        return nxt
 
     def _timeout_wake(self, t: KThread) -> None:
         self.wake(t, "timeout")

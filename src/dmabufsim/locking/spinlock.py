@@ -28,7 +28,7 @@ from .lockdep_map import LockdepMap
 _getframe = sys._getframe
 
 
-def _atomic_exit(k: Kernel, t: KThread, what: str, name: str) -> None:
+def atomic_exit_fast(k: Kernel, t: KThread, what: str, name: str) -> None:
     """``Kernel.atomic_exit`` for the running thread ``t``; the innermost section is the fast path."""
     atomic = t.atomic
     if atomic:
@@ -149,7 +149,7 @@ class SpinLock:
             return
         k.lockdep.lock_release(t, dep_map)
         self.owner = None
-        _atomic_exit(k, t, "spinlock", dep_map.name)
+        atomic_exit_fast(k, t, "spinlock", dep_map.name)
         if self.waiters:
             for w in list(self.waiters):
                 k.wake(w)
@@ -167,11 +167,11 @@ class SpinLock:
         else:
             k.lockdep.lock_release(t, dep_map)
             self.owner = None
-            _atomic_exit(k, t, "spinlock", name)
+            atomic_exit_fast(k, t, "spinlock", name)
             if self.waiters:
                 for w in list(self.waiters):
                     k.wake(w)
-        _atomic_exit(k, t, "irqs_disabled", name)
+        atomic_exit_fast(k, t, "irqs_disabled", name)
 
     def unlock_irq(self) -> None:
         """``spin_unlock_irq``."""
