@@ -22,7 +22,7 @@ import sys
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .stack import Frame, call_site, caller_site, site_at
+from .stack import Frame, LazySite, call_site, caller_site
 
 if TYPE_CHECKING:
     from .runtime import Kernel
@@ -36,7 +36,7 @@ class LockMap(Protocol):
     oid: int
 
 
-class HeldLock:
+class HeldLock(LazySite):
     """One entry of a thread's held-lock stack (the kernel's ``struct held_lock``).
 
     ``site`` (where the lock was taken) may be stored lazily: the scenario
@@ -46,7 +46,7 @@ class HeldLock:
     once ``_site`` is a Frame (or None).
     """
 
-    __slots__ = ("_lasti", "_site", "map", "nest_lock", "read", "refcount", "subclass", "trylock")
+    __slots__ = ("map", "nest_lock", "read", "refcount", "subclass", "trylock")
 
     def __init__(
         self,
@@ -68,20 +68,6 @@ class HeldLock:
         self._lasti = lasti
         #: Nested acquisitions merged into this entry (ww_mutex under nest_lock).
         self.refcount = 1
-
-    @property
-    def site(self) -> Frame | None:
-        """Where the lock was taken (the innermost scenario-level frame), or None."""
-        s = self._site
-        if self._lasti >= 0:
-            s = self._site = site_at(s, self._lasti)
-            self._lasti = -1
-        return s  # type: ignore[no-any-return]
-
-    @site.setter
-    def site(self, site: Frame | None) -> None:
-        self._site = site
-        self._lasti = -1
 
     def __repr__(self) -> str:
         mode = ("W", "R", "r")[self.read]

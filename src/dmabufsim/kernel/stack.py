@@ -105,6 +105,30 @@ def site_at(code: CodeType, lasti: int) -> Frame:
     return site
 
 
+class LazySite:
+    """A place captured cheaply: a Frame, or a code object with ``_lasti`` >= 0 that
+    :func:`site_at` turns into the Frame the first time :attr:`site` is read."""
+
+    __slots__ = ("_lasti", "_site")
+
+    _site: Any
+    _lasti: int
+
+    @property
+    def site(self) -> Frame | None:
+        """The place (the innermost scenario-level frame), or None."""
+        s = self._site
+        if self._lasti >= 0:
+            s = self._site = site_at(s, self._lasti)
+            self._lasti = -1
+        return s  # type: ignore[no-any-return]
+
+    @site.setter
+    def site(self, site: Frame | None) -> None:
+        self._site = site
+        self._lasti = -1
+
+
 def caller_site(f: FrameType | None) -> tuple[CodeType | None, int]:
     """``(code, f_lasti)`` of the innermost scenario-level frame from ``f`` outwards, or ``(None, -1)``.
 
@@ -127,29 +151,11 @@ def caller_site(f: FrameType | None) -> tuple[CodeType | None, int]:
 
 
 def call_site() -> Frame | None:
-    """The innermost scenario-level frame of the caller (cheap: no tuple built).
+    """The innermost scenario-level frame of the caller, as a Frame (:func:`caller_site`
+    then :func:`site_at`).
 
     Its line is the one the frame's current instruction belongs to
     (:func:`site_at`), so a cached site never depends on a tracer.
     """
-    f: FrameType | None = sys._getframe(1)
-    internal = _INTERNAL_FILE
-    while f is not None:
-        code = f.f_code
-        fn = code.co_filename
-        inside = internal.get(fn)
-        if inside is None:
-            inside = internal[fn] = _internal(fn)
-        if not inside:
-            # site_at(code, f.f_lasti) inlined
-            entry = _SITES.get(id(code))
-            if entry is None or entry[0] is not code:
-                entry = _SITES[id(code)] = (code, {})
-            sites = entry[1]
-            lasti = f.f_lasti
-            site = sites.get(lasti)
-            if site is None:
-                site = sites[lasti] = Frame(code.co_filename, _lineno(code, lasti), code.co_name)
-            return site
-        f = f.f_back
-    return None
+    code, lasti = caller_site(sys._getframe(1))
+    return site_at(code, lasti) if code is not None else None

@@ -22,7 +22,7 @@ from enum import Enum
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .stack import Frame, site_at
+from .stack import Frame, LazySite
 
 if TYPE_CHECKING:
     from greenlet import greenlet
@@ -34,7 +34,7 @@ class ThreadState(Enum):
     EXITED = "X"
 
 
-class AtomicReason:
+class AtomicReason(LazySite):
     """Why a thread is in atomic context, and where that started (for reports).
 
     ``site`` may be given lazily, as :class:`~dmabufsim.kernel.held.HeldLock`
@@ -42,7 +42,7 @@ class AtomicReason:
     its instruction offset; the Frame is built when a report reads ``site``.
     """
 
-    __slots__ = ("_lasti", "_site", "name", "what")
+    __slots__ = ("name", "what")
 
     def __init__(self, what: str, name: str, site: Frame | CodeType | None, lasti: int = -1) -> None:
         #: "spinlock", "preempt_disable", "irqs_disabled", "rcu_read_lock", "hardirq".
@@ -51,15 +51,6 @@ class AtomicReason:
         self.name = name
         self._site: Any = site
         self._lasti = lasti
-
-    @property
-    def site(self) -> Frame | None:
-        """Where the section started (the innermost scenario-level frame), or None."""
-        s = self._site
-        if self._lasti >= 0:
-            s = self._site = site_at(s, self._lasti)
-            self._lasti = -1
-        return s  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
         return f"{self.what} {self.name} at {self.site}"
