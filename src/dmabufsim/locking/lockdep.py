@@ -231,33 +231,10 @@ class Lockdep(LockTracker):
         entry. Anything else goes through :meth:`_acquire`.
         """
         if not (read or trylock or subclass or t.atomic or t.in_irq) and nest_lock is None:
-            cls = self._cls.get(map)
-            if cls is not None and cls.usage & ENABLED_HARDIRQ:
-                held = t.held
-                n = len(held)
-                # The chain key and its cache lookup in one step (LockClass.chained).
-                key = cls.chained.get(held[-1].chain_key if n else _BASIS)
-                if key is not None:
-                    self.graph.chain_hits += 1
-                    # LockdepHeld(map, 0, False, 0, None, site, lasti) as in _acquire.
-                    hl = _new(LockdepHeld)
-                    hl.map = map
-                    hl.read = 0
-                    hl.trylock = False
-                    hl.subclass = 0
-                    hl.nest_lock = None
-                    hl._site = site
-                    hl._lasti = lasti
-                    hl.refcount = 1
-                    hl.cls = cls
-                    hl.hid = cls.hid
-                    hl.chain_key = key
-                    hl.depth = n
-                    held.append(hl)
-                    return hl
+            return self.lock_acquire_plain(t, map, site, lasti)
         return self._acquire(t, map, read, trylock, subclass, nest_lock, site, lasti)
 
-    def lock_acquire_plain(self, t: Any, map: Any, site: CodeType | None, lasti: int) -> LockdepHeld:
+    def lock_acquire_plain(self, t: Any, map: Any, site: Frame | CodeType | None, lasti: int) -> LockdepHeld:
         """:meth:`lock_acquire`'s fast path for a caller that guarantees a plain acquisition.
 
         Exclusive, blocking, subclass 0, no nest lock, ``t`` not atomic and
