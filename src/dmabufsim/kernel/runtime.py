@@ -470,9 +470,10 @@ class Kernel:
         tr = self.trace
         if tr._active:
             tr.emit(steps, t.tid, op, obj, write, detail, self.now)
+            tr.point_emits += 1
         else:
-            # Trace.emit's digest inlined (nobody listens: no Event is built).
-            tr.count += 1
+            # Trace.emit's digest inlined (nobody listens: no Event is built); the event is
+            # counted by the step (Trace.digest_with in _result).
             if word is None:
                 word = (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
                 if detail:
@@ -613,8 +614,7 @@ class Kernel:
                 lk.waiters.remove(nxt)  # woken, and the mutex was taken again: requeue
             else:
                 # The rest of nxt's point(): its step and event (Trace.emit's digest inlined).
-                self.steps += 1
-                tr.count += 1
+                self.steps += 1  # counts the event too (Trace.digest_with)
                 word = nxt.tid_word ^ lk.park_word
                 now = self.now
                 if now:
@@ -1069,7 +1069,7 @@ class Kernel:
         return Execution(
             findings=findings,
             token=tok,
-            trace_digest=self.trace.digest,
+            trace_digest=self.trace.digest_with(self.steps - self.trace.point_emits),
             steps=self.steps,
             now=self.now,
             outcome=self.outcome,

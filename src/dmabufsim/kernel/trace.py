@@ -103,7 +103,7 @@ def event_word(op: str, obj: int, write: bool, detail: str = "") -> int:
 class Trace:
     """The event stream of one execution: digest, optional recording, listeners."""
 
-    __slots__ = ("_active", "_h", "count", "events", "listeners")
+    __slots__ = ("_active", "_h", "count", "events", "listeners", "point_emits")
 
     def __init__(self, record: bool = False) -> None:
         self._h = _OFFSET
@@ -111,7 +111,11 @@ class Trace:
         self.listeners: list[Listener] = []
         #: The events themselves, kept only when recording was asked for.
         self.events: list[Event] | None = [] if record else None
+        #: Events that went through :meth:`emit`.
         self.count = 0
+        #: Of those, the ones ``Kernel.point`` emitted (the kernel counts the points
+        #: whose digest it folded itself: :meth:`digest_with`).
+        self.point_emits = 0
         self._active = record
 
     def subscribe(self, fn: Listener) -> None:
@@ -145,4 +149,9 @@ class Trace:
     @property
     def digest(self) -> str:
         """Hex digest of every event so far (and of their number)."""
-        return f"{((self._h ^ self.count) * _PRIME) & _MASK:016x}"
+        return self.digest_with(0)
+
+    def digest_with(self, folded: int) -> str:
+        """:attr:`digest` when ``folded`` more events were folded into it without :meth:`emit`
+        (``Kernel.point``'s inlined digest, which leaves the counting to the kernel's steps)."""
+        return f"{((self._h ^ (self.count + folded)) * _PRIME) & _MASK:016x}"

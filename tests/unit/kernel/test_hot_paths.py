@@ -166,3 +166,25 @@ def test_point_inlines_random_strategy_without_changing_any_schedule() -> None:
         plain = ds.Kernel(strategy=_PlainRandom(seed)).run(scenario)
         assert (inlined.token, inlined.trace_digest, inlined.steps, inlined.preemptions) == (
             plain.token, plain.trace_digest, plain.steps, plain.preemptions), seed
+
+
+def test_digest_counts_inlined_and_emitted_events_alike_even_when_a_listener_joins_midway() -> None:
+    def scenario(k: ds.Kernel, subscribe_at: int) -> None:
+        m = ds.Mutex("m")
+
+        def worker(i: int) -> None:
+            for j in range(20):
+                if i == 0 and j == subscribe_at:
+                    k.trace.subscribe(lambda ev: None)
+                with m:
+                    k.point("work", 7, True)
+                k.event("dma", 9, True, "x")
+
+        for i in range(3):
+            k.spawn(worker, i, name=f"w{i}")
+
+    plain = ds.Kernel(seed=4).run(scenario, -1)
+    recorded = ds.Kernel(seed=4, record_trace=True).run(scenario, -1)
+    midway = ds.Kernel(seed=4).run(scenario, 10)
+    assert plain.trace_digest == recorded.trace_digest == midway.trace_digest
+    assert plain.token == recorded.token == midway.token
