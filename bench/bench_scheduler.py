@@ -21,8 +21,8 @@ Printed: ns per scheduling point, ns per bare round trip, and the ratio
 Run: ``.venv/bin/python bench/run.py scheduler``.
 
 Measured 2026-11-25 on the shared 2-core machine (bare round trip ~275-280
-ns; runs vary by 5-10 %): alternate ~3.1-3.2x (was 4.35x at the start of
-the day), random ~3.4x (4.56x), first ~2.0-2.1x (2.49x), points-only
+ns; runs vary by 5-10 %): alternate ~3.05-3.15x (was 4.35x at the start of
+the day), random ~3.2-3.3x (4.56x), first ~2.0-2.1x (2.49x), points-only
 alternate ~3.0-3.1x (2.89x, within noise). The target is still missed for
 the mutex rows; docs/locking.md ("Costs") says what is left.
 """
