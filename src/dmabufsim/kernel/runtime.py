@@ -56,13 +56,16 @@ from .held import LockTracker
 from .stack import Frame, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
-from .trace import _DETX, _MASK, _OPX, _PRIME, _PRIME2, Event, Trace, detail_word, op_word
+from .trace import _DETX, _OPX, Event, Trace, detail_word, op_word
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
 MAX_SCHEDULE_TIMEOUT = None
 NSEC_PER_USEC = 1_000
 NSEC_PER_MSEC = 1_000_000
 NSEC_PER_SEC = 1_000_000_000
+#: Steps between the periodic checks (livelock budget, replay log, trace words: trace T2
+#: keeps at most about this many event words unfolded).
+PERIOD = 1 << 14
 
 _running: Kernel | None = None
 _RUNNABLE = ThreadState.RUNNABLE
@@ -311,7 +314,7 @@ class Kernel:
         self._hub: greenlet | None = None
         self._max_steps = cfg.max_steps
         #: The step count after which point() runs _periodic() (livelock budget, log compaction).
-        self._check_at = min(cfg.max_steps, COMPACT_AT)
+        self._check_at = min(cfg.max_steps, COMPACT_AT, PERIOD)
         #: R8: the strategy may fire the next timer at a scheduling point.
         self._early_timers = bool(cfg.options.get("early_timers"))
         self._stopping = ""
@@ -427,7 +430,6 @@ class Kernel:
         assert t is not None
         run = self._runnable
         if len(run) > 1:
-            t.pending = (op, obj, write)
             if t.state is _RUNNABLE:
                 # _decide() inlined for the running thread (the hot path).
                 randbits = self._randbits
@@ -442,7 +444,11 @@ class Kernel:
                     nxt = run[r]
                     if nxt is not t:
                         self._preemptions += 1
+                        # RandomStrategy reads no pending operation; a thread needs its own
+                        # only while suspended at its point (reports, _park).
+                        t.pending = (op, obj, write)
                 else:
+                    t.pending = (op, obj, write)  # the strategy may read it (DPOR)
                     nxt = self.strategy.next_thread(run, t)
                     if nxt is not t:
                         if nxt.state is not _RUNNABLE:
@@ -451,8 +457,10 @@ class Kernel:
                 self._choices.append(nxt.tid)
                 lk = nxt.park
                 if lk is not None and lk.owner is not None:
+                    t.pending = (op, obj, write)  # _park may block t itself at this point
                     nxt = self._park(nxt)  # it would only block on a mutex: do that here
             else:
+                t.pending = (op, obj, write)
                 nxt = self._decide(t)
             if nxt is not t:
                 # _switch() inlined.
@@ -472,7 +480,7 @@ class Kernel:
             tr.emit(steps, t.tid, op, obj, write, detail, self.now)
             tr.point_emits += 1
         else:
-            # Trace.emit's digest inlined (nobody listens: no Event is built); the event is
+            # Trace.emit's word inlined (nobody listens: no Event is built); the event is
             # counted by the step (Trace.digest_with in _result).
             if word is None:
                 word = (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
@@ -480,10 +488,11 @@ class Kernel:
                     word ^= _DETX.get(detail) or detail_word(detail)
             now = self.now
             if now:
-                tr._h = ((((tr._h ^ t.tid_word ^ word) * _PRIME) ^ now) * _PRIME) & _MASK
-            else:  # folding in a zero time is one more multiplication by the prime
-                tr._h = ((tr._h ^ t.tid_word ^ word) * _PRIME2) & _MASK
+                tr.words += (t.tid_word ^ word, -now)
+            else:
+                tr.words.append(t.tid_word ^ word)
         if steps > self._check_at:
+            t.pending = (op, obj, write)  # a livelock report says where each thread is
             self._periodic()
 
     def event(self, op: str, obj: int, write: bool = True, detail: str = "") -> None:
@@ -613,14 +622,13 @@ class Kernel:
             if nxt.parked:
                 lk.waiters.remove(nxt)  # woken, and the mutex was taken again: requeue
             else:
-                # The rest of nxt's point(): its step and event (Trace.emit's digest inlined).
+                # The rest of nxt's point(): its step and event (Trace.emit's word inlined).
                 self.steps += 1  # counts the event too (Trace.digest_with)
-                word = nxt.tid_word ^ lk.park_word
                 now = self.now
                 if now:
-                    tr._h = ((((tr._h ^ word) * _PRIME) ^ now) * _PRIME) & _MASK
+                    tr.words += (nxt.tid_word ^ lk.park_word, -now)
                 else:
-                    tr._h = ((tr._h ^ word) * _PRIME2) & _MASK
+                    tr.words.append(nxt.tid_word ^ lk.park_word)
                 nxt.parked = True
             # mutex_lock finds the owner: block() inlined (nxt.pending already is (op, obj, True)).
             lk.waiters.append(nxt)
@@ -875,13 +883,15 @@ class Kernel:
             raise ThreadKilled()
 
     def _periodic(self) -> None:
-        """Every ``COMPACT_AT`` steps: compact the replay log; past ``max_steps``: livelock (R6)."""
+        """Every ``PERIOD`` steps (or ``COMPACT_AT`` if smaller): fold the trace's event words,
+        compact the replay log when it holds ``COMPACT_AT`` choices; past ``max_steps``: livelock (R6)."""
         if self.steps > self._max_steps:
             self._livelock()
             return
         if len(self._choices) >= COMPACT_AT:
             self._log.compact()
-        self._check_at = min(self._max_steps, self.steps + COMPACT_AT)
+        self.trace.fold()  # trace T2: bounds the pending event words
+        self._check_at = min(self._max_steps, self.steps + min(COMPACT_AT, PERIOD))
 
     def _livelock(self) -> None:
         run = self._runnable

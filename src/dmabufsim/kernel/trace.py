@@ -1,10 +1,11 @@
 """The trace: one ordered stream of events per execution.
 
 Every scheduling point and every notable model event (a fence signalled, a
-DMA write) is an :class:`Event`. The trace folds every event into a running
-64-bit digest (the determinism contract is checked on it) and hands events
-to the listeners that subscribed. With no listener an event costs a few
-integer operations and builds no object.
+DMA write) is an :class:`Event`. The trace folds every event into a digest
+(the determinism contract is checked on it) and hands events to the
+listeners that subscribed. With no listener an event costs one integer
+operation and one list append, and builds no object: the event words are
+folded in C, in batches (:meth:`Trace.fold`).
 
 Object ids are stable across executions (creation order), never ``id()``;
 operation names are folded in by their CRC-32, which is the same in every
@@ -25,7 +26,8 @@ WRITE = True
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a 64-bit prime
 _OFFSET = 0xCBF29CE484222325  # FNV-1a 64-bit offset basis
-_PRIME2 = (_PRIME * _PRIME) & _MASK  # h * P * P mod 2**64 in one multiplication
+#: Event words per folded batch (trace T2).
+CHUNK = 1 << 16
 _OPCODES: dict[str, int] = {}
 #: What an operation name contributes to an event's word: ``opcode(op) << 20``.
 _OPX: dict[str, int] = {}
@@ -101,12 +103,31 @@ def event_word(op: str, obj: int, write: bool, detail: str = "") -> int:
 
 
 class Trace:
-    """The event stream of one execution: digest, optional recording, listeners."""
+    """The event stream of one execution: digest, optional recording, listeners.
 
-    __slots__ = ("_active", "_h", "count", "events", "listeners", "point_emits")
+    The digest (rules):
+
+    * T1: an event is one integer, its *word*: ``((tid + 1) << 52) ^
+      event_word(op, obj, write, detail)``; an event at a virtual time
+      ``now > 0`` is its word followed by ``-now`` (words are never negative).
+    * T2: words are appended to :attr:`words` (a list append, the hot path's
+      only cost) and folded in C, a batch of ``CHUNK`` words at a time:
+      ``h = hash((h, tuple(batch)))``; the last, partial batch is folded the
+      same way when the digest is read. ``hash`` of ints and tuples of ints
+      does not depend on the process (``PYTHONHASHSEED`` salts only str and
+      bytes), so digests compare across processes and runs. The batches are
+      cut at fixed word counts, so when :meth:`fold` runs (the kernel's
+      periodic check, reading the digest) changes nothing, and listeners
+      (which route points through :meth:`emit`) leave the digest unchanged.
+    * T3: the hex digest folds the event count last (:meth:`digest_with`).
+    """
+
+    __slots__ = ("_active", "_h", "count", "events", "listeners", "point_emits", "words")
 
     def __init__(self, record: bool = False) -> None:
         self._h = _OFFSET
+        #: Event words not yet folded into the digest (T1, T2).
+        self.words: list[int] = []
         #: Callables invoked with each :class:`Event` (checkers, reporters).
         self.listeners: list[Listener] = []
         #: The events themselves, kept only when recording was asked for.
@@ -114,7 +135,7 @@ class Trace:
         #: Events that went through :meth:`emit`.
         self.count = 0
         #: Of those, the ones ``Kernel.point`` emitted (the kernel counts the points
-        #: whose digest it folded itself: :meth:`digest_with`).
+        #: whose words it appended itself: :meth:`digest_with`).
         self.point_emits = 0
         self._active = record
 
@@ -126,19 +147,17 @@ class Trace:
     def emit(self, step: int, tid: int, op: str, obj: int, write: bool, detail: str, now: int) -> None:
         """Append one event (hot path: no Event object unless someone wants one).
 
-        The digest folds the event word and then ``now`` FNV-1a style; the
-        two multiplications share one final mask (multiplication and xor
-        commute with reduction mod 2**64), and ``Kernel.point`` inlines the
-        same arithmetic when the trace is not active. Keep the two in step.
+        ``Kernel.point`` inlines the word (T1) when the trace is not active.
+        Keep the two in step.
         """
         self.count += 1
         x = ((tid + 1) << 52) ^ (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
         if detail:
             x ^= _DETX.get(detail) or detail_word(detail)
+        words = self.words
+        words.append(x)
         if now:
-            self._h = ((((self._h ^ x) * _PRIME) ^ now) * _PRIME) & _MASK
-        else:  # folding in a zero time is one more multiplication by the prime
-            self._h = ((self._h ^ x) * _PRIME2) & _MASK
+            words.append(-now)
         if self._active:
             ev = Event(step, tid, op, obj, write, detail, now)
             if self.events is not None:
@@ -146,12 +165,28 @@ class Trace:
             for fn in self.listeners:
                 fn(ev)
 
+    def fold(self) -> None:
+        """Fold the complete batches of pending event words into the digest (T2)."""
+        words = self.words
+        n = len(words)
+        if n >= CHUNK:
+            cut = n - n % CHUNK
+            h = self._h
+            for i in range(0, cut, CHUNK):
+                h = hash((h, tuple(words[i : i + CHUNK])))
+            del words[:cut]
+            self._h = h
+
     @property
     def digest(self) -> str:
         """Hex digest of every event so far (and of their number)."""
         return self.digest_with(0)
 
     def digest_with(self, folded: int) -> str:
-        """:attr:`digest` when ``folded`` more events were folded into it without :meth:`emit`
-        (``Kernel.point``'s inlined digest, which leaves the counting to the kernel's steps)."""
-        return f"{((self._h ^ (self.count + folded)) * _PRIME) & _MASK:016x}"
+        """:attr:`digest` when ``folded`` more events were appended without :meth:`emit`
+        (``Kernel.point``'s inlined words, which leave the counting to the kernel's steps).
+        Reading it changes nothing (T2)."""
+        h, words = self._h, self.words
+        for i in range(0, len(words), CHUNK):
+            h = hash((h, tuple(words[i : i + CHUNK])))
+        return f"{((h & _MASK) ^ (self.count + folded)) * _PRIME & _MASK:016x}"

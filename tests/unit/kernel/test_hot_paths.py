@@ -12,8 +12,11 @@ import dataclasses
 import random
 import zlib
 
+import pytest
+
 import dmabufsim as ds
 from dmabufsim.kernel import token as tok
+from dmabufsim.kernel import trace
 from dmabufsim.kernel.findings import Finding
 from dmabufsim.kernel.strategy import RandomStrategy
 from dmabufsim.kernel.trace import Trace, event_word
@@ -22,16 +25,21 @@ _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3
 
 
-def _reference_digest(events: list[tuple[int, str, int, bool, str, int]]) -> str:
-    """The trace digest as first specified: FNV-1a over each event word, then ``now``."""
-    h = 0xCBF29CE484222325
+def _reference_digest(events: list[tuple[int, str, int, bool, str, int]], chunk: int = trace.CHUNK) -> str:
+    """The trace digest as specified (trace T1-T3): each event's word, then ``-now`` when
+    ``now > 0``; the words hashed a batch of ``chunk`` at a time; the event count last."""
+    words: list[int] = []
     for tid, op, obj, write, detail, now in events:
         x = ((tid + 1) << 52) ^ (zlib.crc32(op.encode()) << 20) ^ (obj << 1) ^ write
         if detail:
             x ^= zlib.crc32(detail.encode()) << 32
-        h = ((h ^ x) * _PRIME) & _MASK
-        h = ((h ^ now) * _PRIME) & _MASK
-    return f"{((h ^ len(events)) * _PRIME) & _MASK:016x}"
+        words.append(x)
+        if now:
+            words.append(-now)
+    h = 0xCBF29CE484222325
+    for i in range(0, len(words), chunk):
+        h = hash((h, tuple(words[i : i + chunk])))
+    return f"{(((h & _MASK) ^ len(events)) * _PRIME) & _MASK:016x}"
 
 
 def test_emit_digest_matches_the_reference() -> None:
@@ -46,6 +54,27 @@ def test_emit_digest_matches_the_reference() -> None:
         for i, (tid, op, obj, write, detail, now) in enumerate(events):
             tr.emit(i, tid, op, obj, write, detail, now)
         assert tr.digest == _reference_digest(events)
+
+
+def test_digest_does_not_depend_on_when_words_are_folded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trace T2: batches are cut at fixed word counts, so folding early, late, often or
+    never (and reading the digest midway) gives one digest; another batch size another."""
+    monkeypatch.setattr(trace, "CHUNK", 8)
+    rng = random.Random(9)
+    events = [(rng.randrange(4), "op", rng.randrange(50), True, "", rng.choice([0, 0, 3])) for _ in range(101)]
+    digests = set()
+    for fold_every in (1, 3, 8, 17, 1000):
+        tr = Trace()
+        for i, (tid, op, obj, write, detail, now) in enumerate(events):
+            tr.emit(i, tid, op, obj, write, detail, now)
+            if i % fold_every == 0:
+                tr.fold()
+                assert len(tr.words) < 8
+            if i == 50:
+                assert tr.digest == _reference_digest(events[:51], chunk=8)
+        digests.add(tr.digest)
+    assert digests == {_reference_digest(events, chunk=8)}
+    assert _reference_digest(events, chunk=8) != _reference_digest(events, chunk=16)
 
 
 def test_point_digest_with_and_without_words_matches_the_reference() -> None:
