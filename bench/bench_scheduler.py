@@ -20,11 +20,11 @@ Printed: ns per scheduling point, ns per bare round trip, and the ratio
 (target: ``random`` and ``alternate`` <= 3x a bare round trip).
 Run: ``.venv/bin/python bench/run.py scheduler``.
 
-Measured 2026-11-25 on the shared 2-core machine (bare round trip ~275-280
-ns; runs vary by 5-10 %): alternate ~3.05-3.15x (was 4.35x at the start of
-the day), random ~3.2-3.3x (4.56x), first ~2.0-2.1x (2.49x), points-only
-alternate ~3.0-3.1x (2.89x, within noise). The target is still missed for
-the mutex rows; docs/locking.md ("Costs") says what is left.
+Measured 2026-11-25 on the shared 2-core machine (bare round trip ~270-285
+ns; runs vary by 5-10 %): alternate ~2.8-2.9x, random ~2.6-2.95x, first
+~1.65-1.75x, points-only alternate ~2.6-2.75x (the session before: 3.05-3.15x,
+3.2-3.3x, 2.0-2.1x, 3.0-3.1x; the first day: 4.35x / 4.56x for the mutex
+rows). The target is met; docs/locking.md ("Costs") says what is left.
 """
 
 from __future__ import annotations

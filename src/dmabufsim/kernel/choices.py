@@ -15,10 +15,12 @@ Rules:
   list, and calls :meth:`ChoiceLog.compact` from its periodic check (no
   extra branch per scheduling point). ``compact`` empties that same list in
   place, so a reference to it stays valid.
-* R2 (same token): :meth:`ChoiceLog.token` is the token of the whole
-  sequence. A log that was never compacted encodes exactly as
+* R2 (same token): :func:`token_of` the finished sequence is the token of
+  the whole sequence. A log that was never compacted encodes exactly as
   :func:`dmabufsim.kernel.token.encode` does; a compacted one is the same
-  zlib stream written in pieces, which decodes to the same choices.
+  zlib stream written in pieces, which decodes to the same choices. The
+  token is made only when asked for (an explorer runs thousands of
+  executions whose tokens nobody reads).
 * R3 (same choices): :meth:`ChoiceLog.choices` is the whole sequence: a
   tuple when the log was never compacted, else a :class:`Choices` that
   decodes the stream on first use (a soak's choices are rarely read).
@@ -117,11 +119,21 @@ class ChoiceLog:
         self._z = None
         return data
 
+    def choices(self) -> Sequence[int]:
+        """The execution ended: its choices (R3). Call once."""
+        if self._z is None and not self._parts:
+            return tuple(self.recent)
+        n = len(self)
+        return Choices(self._stream(), n)
+
     def finish(self) -> tuple[str, Sequence[int]]:
         """The execution ended: its token (R2) and its choices (R3). Call once."""
-        if self._z is None and not self._parts:
-            seq = tuple(self.recent)
-            return _token.encode(seq), seq
-        n = len(self)
-        data = self._stream()
-        return _token.from_stream(data), Choices(data, n)
+        seq = self.choices()
+        return token_of(seq), seq
+
+
+def token_of(choices: Sequence[int]) -> str:
+    """The replay token of a finished log's :meth:`ChoiceLog.choices` (R2)."""
+    if isinstance(choices, Choices):
+        return _token.from_stream(choices._data)
+    return _token.encode(choices)

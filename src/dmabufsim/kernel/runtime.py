@@ -49,7 +49,7 @@ from typing import Any
 from greenlet import GreenletExit, greenlet
 
 from . import token as _token
-from .choices import COMPACT_AT, ChoiceLog
+from .choices import COMPACT_AT, ChoiceLog, token_of
 from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
@@ -149,7 +149,6 @@ class Execution:
     """
 
     findings: list[Finding]
-    token: str
     trace_digest: str
     steps: int
     now: int
@@ -162,6 +161,17 @@ class Execution:
     preemptions: int
     diverged_at: int | None = None
     events: list[Event] | None = None
+    #: The token once made (``token`` makes it from ``choices`` on first use, choices R2).
+    _token: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def token(self) -> str:
+        """The printable replay token of this execution (``Kernel(replay=token)``)."""
+        tok = self._token
+        if tok is None:
+            tok = token_of(self.choices)
+            object.__setattr__(self, "_token", tok)  # a cache: the execution itself is frozen
+        return tok
 
     @property
     def errors(self) -> list[Finding]:
@@ -1072,13 +1082,14 @@ class Kernel:
         return tuple(out)
 
     def _result(self) -> Execution:
-        tok, choices = self._log.finish()
-        findings = [f.with_token(tok) for f in self.findings]
+        choices = self._log.choices()
+        tok = token_of(choices) if self.findings else None  # else made when asked for (choices R2)
+        findings = [f.with_token(tok) for f in self.findings] if tok is not None else []
         diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
         summaries = self._summaries
         return Execution(
             findings=findings,
-            token=tok,
+            _token=tok,
             trace_digest=self.trace.digest_with(self.steps - self.trace.point_emits),
             steps=self.steps,
             now=self.now,

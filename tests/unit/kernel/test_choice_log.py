@@ -109,3 +109,25 @@ def test_returned_irq_threads_leave_the_table_unless_events_are_recorded() -> No
     rec = ds.Kernel(seed=3, record_trace=True).run(scenario)
     assert seen["retired"] == 0 and len(seen["table"]) == 51  # type: ignore[arg-type]
     assert rec.trace_digest == ex.trace_digest  # the table is bookkeeping, not behaviour
+
+
+def test_token_is_made_on_first_use_and_is_the_encoded_choices() -> None:
+    """choices R2: a clean execution encodes no token until asked; a finding's does at once."""
+    clean = ds.Kernel(seed=3).run(_pingpong)
+    assert not clean.findings and clean._token is None
+    assert clean.token == tok.encode(clean.choices) and clean._token == clean.token
+    assert ds.Kernel(replay=clean.token).run(_pingpong).trace_digest == clean.trace_digest
+
+    def abba(k: ds.Kernel) -> None:
+        a, b = ds.Mutex("A"), ds.Mutex("B")
+
+        def one(x: ds.Mutex, y: ds.Mutex) -> None:
+            with x, y:
+                pass
+
+        k.spawn(one, a, b, name="t1")
+        k.spawn(one, b, a, name="t2")
+
+    bad = next(ex for ex in (ds.Kernel(seed=s).run(abba) for s in range(50)) if ex.findings)
+    assert bad._token is not None and all(f.token == bad.token for f in bad.findings)
+    assert bad.token == tok.encode(bad.choices)
