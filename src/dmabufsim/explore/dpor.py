@@ -22,6 +22,8 @@ Rules:
   acquire and release are writes of the lock object, so always dependent.
   Waits with a timeout touch the virtual clock (object -1): they are
   dependent on each other (timer order). A thread's start touches nothing.
+  The chosen thread's point event repeats its declared operation and is
+  not recorded twice (a spawn's is: it carries the child's happens-before).
 * R2 (race): for each step and each other thread, the last earlier dependent
   step of that thread not happening-before it is a race; the later thread
   goes into the backtrack set of the earlier step's decision, or every
@@ -116,6 +118,9 @@ class DPOR(StackSearch):
         #: Steps of the running execution: (tid, obj, write, decision index, spawned tid or -1).
         self._acc: list[tuple[int, int, bool, int, int]] = []
         self._blocked_now = False
+        #: The step recorded at the last decision, until the first event after it: that
+        #: event is the chosen thread's point itself when it matches (not recorded twice).
+        self._last_access: tuple[int, int, bool, int, int] | None = None
         #: Executions in which every runnable thread slept (redundant, R3).
         self.sleep_blocked = 0
 
@@ -127,6 +132,11 @@ class DPOR(StackSearch):
 
     def _on_event(self, ev: Event) -> None:
         if ev.tid >= 0:
+            last = self._last_access
+            if last is not None:
+                self._last_access = None
+                if last[0] == ev.tid and last[1] == ev.obj and last[2] == ev.write and ev.op != "spawn":
+                    return  # R1: the chosen thread's own point, already recorded as its step
             self._acc.append((ev.tid, ev.obj, ev.write, self._pos - 1, ev.obj if ev.op == "spawn" else -1))
 
     def new_execution(self) -> bool:
@@ -134,6 +144,7 @@ class DPOR(StackSearch):
             return False
         self._last_t = -1
         self._acc = []
+        self._last_access = None
         self._blocked_now = False
         return True
 
@@ -230,7 +241,11 @@ class DPOR(StackSearch):
         self._pre += self._cost(node, node.chosen)
         a = node.pending.get(node.chosen)
         if a is not None:
-            self._acc.append((node.chosen, a[0], a[1], pos, -1))
+            rec = (node.chosen, a[0], a[1], pos, -1)
+            self._acc.append(rec)
+            self._last_access = rec
+        else:
+            self._last_access = None
         for t in runnable:
             if t.tid == node.chosen:
                 return t
