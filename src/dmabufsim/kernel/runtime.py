@@ -44,7 +44,7 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from greenlet import GreenletExit, greenlet
 
@@ -128,9 +128,12 @@ class Config:
 _CONFIG_FIELDS = frozenset(Config.__dataclass_fields__)
 
 
-@dataclass(frozen=True)
-class ThreadSummary:
-    """How a thread ended: its name, state and what it waits on if blocked."""
+class ThreadSummary(NamedTuple):
+    """How a thread ended: its name, state and what it waits on if blocked.
+
+    Immutable; a named tuple because every execution makes one per thread
+    (a frozen dataclass cost ~3x more to build).
+    """
 
     tid: int
     name: str
