@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .stack import Frame, LazySite, call_site, caller_site
 
+_new = object.__new__
+
 if TYPE_CHECKING:
     from .runtime import Kernel
     from .thread import KThread
@@ -85,6 +87,10 @@ class LockTracker:
 
     def __init__(self, kernel: Kernel) -> None:
         self.k = kernel
+        #: False when :meth:`validate` is this class's own no-op (the fast paths skip the call).
+        self._validates = type(self).validate is not LockTracker.validate
+        #: Likewise for :meth:`on_release`.
+        self._observes = type(self).on_release is not LockTracker.on_release
 
     def validate(self, t: KThread, hl: HeldLock) -> None:
         """Check a new acquisition against ``t.held`` (the validator's hook)."""
@@ -135,9 +141,18 @@ class LockTracker:
         ``subclass=0``, no ``nest_lock``, ``t`` not atomic): the mutex fast
         path. The site is lazy (``site`` a code object, ``lasti`` >= 0) or None.
         """
-        # lock_acquire(t, map, 0, False, 0, None, site, lasti) inlined.
-        hl = HeldLock(map, 0, False, 0, None, site, lasti)
-        self.validate(t, hl)
+        # lock_acquire(t, map, 0, False, 0, None, site, lasti) inlined; HeldLock's __init__ too.
+        hl = _new(HeldLock)
+        hl.map = map
+        hl.read = 0
+        hl.trylock = False
+        hl.subclass = 0
+        hl.nest_lock = None
+        hl._site = site
+        hl._lasti = lasti
+        hl.refcount = 1
+        if self._validates:
+            self.validate(t, hl)
         t.held.append(hl)
         return hl
 
@@ -148,6 +163,11 @@ class LockTracker:
     def lock_release(self, t: Any, map: Any) -> bool:
         """:meth:`release` by thread ``t`` (the running one): the locks' fast path."""
         held = t.held
+        if held and not self._observes:
+            hl = held[-1]
+            if hl.map is map and hl.refcount == 1:  # the innermost lock: nothing to observe
+                del held[-1]
+                return True
         for i in range(len(held) - 1, -1, -1):
             hl = held[i]
             if hl.map is map:
