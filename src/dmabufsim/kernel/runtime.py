@@ -231,9 +231,14 @@ _POOL_MAX = 64
 
 
 def _pooled_main(k: Kernel | None, t: KThread | None) -> None:
-    """Run function of a pooled greenlet: run a kthread, go idle, run the next one.
+    """Run function of a pooled greenlet: run a kthread, then the next one, then go idle.
 
-    A finished kthread returns to the hub exactly as if its greenlet had died
+    When a kthread exits and another is runnable, the choice the hub would
+    make is made here (:meth:`Kernel._after_exit`, the same strategy call)
+    and the next thread runs without a trip through the hub: on this very
+    greenlet if it has not started yet, else by switching to it. Otherwise
+    (nothing runnable, the execution stopping or being torn down) the
+    greenlet goes idle and returns to the hub exactly as if it had died
     (the hub is its parent); an exception escaping ``_thread_main`` ends the
     greenlet and reaches the hub as before.
     """
@@ -241,14 +246,25 @@ def _pooled_main(k: Kernel | None, t: KThread | None) -> None:
     while k is not None and t is not None:
         k._thread_main(t)
         t.glet = None  # an exited thread has no greenlet (as a dead one has no frame)
+        nxt = k._after_exit()
+        if nxt is not None and nxt.glet is None:
+            nxt.glet = me  # not started: it runs right here
+            me.gr_context = None
+            t = nxt
+            continue
         hub = k._hub
         k = t = None  # hold nothing of the execution while idle
         idle = _POOL.idle
-        if hub is None or len(idle) >= _POOL_MAX:
+        if nxt is None and (hub is None or len(idle) >= _POOL_MAX):
             return
         idle.append(me)
         me.gr_context = None
-        k, t = hub.switch()
+        if nxt is not None:
+            assert nxt.glet is not None
+            k, t = nxt.glet.switch()  # resumed only by Kernel._start, with the next kthread
+        else:
+            assert hub is not None
+            k, t = hub.switch()
 
 
 def _exited_fn(*args: Any) -> None:
@@ -1037,6 +1053,18 @@ class Kernel:
             finally:
                 _running = None
         return self._result()
+
+    def _after_exit(self) -> KThread | None:
+        """The thread to run after the running one exited, chosen as :meth:`_hub_loop` would
+        (the same strategy call, recorded), or None to leave it to the hub (nothing
+        runnable: time may advance or the execution ends; or it is stopping)."""
+        run = self._runnable
+        if not run or self._stopping or self._dead:
+            self._current = None
+            return None
+        nxt = run[0] if len(run) == 1 else self._decide(None)
+        self._current = nxt
+        return nxt
 
     def _hub_loop(self) -> None:
         while not self._stopping:
