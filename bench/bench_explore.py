@@ -13,28 +13,38 @@ philosophers' deadlocks.
 
 Run: ``.venv/bin/python bench/run.py explore`` (about 20 s).
 
-Measured 2026-11-25 (shared 2-core machine, frontrun 0.7.0 in the same
-run): executions per second, dmabufsim / frontrun -- abba 14.3k / 66
-random (217x) and 9.0k / 137 DPOR (66x); counter-3 17.3k / 1,291 (13x)
-and 9.9k / 1,012 (10x); philosophers-5 9.5k / 405 (23x) and 4.3k / 384
-(11x); philosophers-8 6.8k / 121 (56x) and 3.0k / 248 (12x). The 100x
-target is met only for abba's random walk. A dmabufsim execution costs
-~55 us on counter-3 (a Kernel, four kthreads on greenlets, nine
-scheduling points, lockdep and the checkers set up and torn down, a
-token); frontrun's counter-3 is cheap for it (three bytecode-traced
-threads, no locks), so 100x would need ~8 us per execution. On the lock
-scenarios frontrun is slow and the ratio grows with the work per
-execution.
+Measured 2026-11-25, session 3 (shared 2-core machine, frontrun 0.7.0 in
+the same run; frontrun's own rate varies by up to 1.5x between runs, so the
+ratios do too): executions per second, dmabufsim / frontrun -- abba 15.4k /
+61 random (253x) and 10.1k / 121 DPOR (83x); counter-3 17.9k / 977 (18x)
+and 11.2k / 766 (15x); philosophers-5 11.1k / 294 (38x) and 5.3k / 292
+(18x); philosophers-8 8.1k / 80 (100x) and 3.8k / 204 (19x). The 100x
+target is met for abba's and philosophers-8's random walks (the latter
+within noise: 56-100x over the day's runs).
+
+The ``floor`` columns run the cheapest explorer any greenlet-based design
+could have (``_FloorWalk``: pooled greenlets, a seeded random choice at each
+of the scenario's scheduling points, no model, no locks, no trace, no replay
+log, no checkers, no result) on the same thread and point counts. On
+counter-3 it manages ~136k executions/s, 139x frontrun: to reach 100x a
+dmabufsim execution could cost at most ~1.4x that floor (~10 us), leaving
+~3 us above it for its Kernel, four kthreads, lockdep's held-lock tracking,
+the trace digest, the replay log, the checkers and the result. A dmabufsim
+execution costs ~55 us there; the lock scenarios are where frontrun's bytecode tracing is slow and
+the ratio grows with the work per execution.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from greenlet import greenlet
 
 import dmabufsim as ds
 from dmabufsim.explore import explore
@@ -162,6 +172,77 @@ def _threading_rate(name: str) -> float:
     return n / (time.perf_counter() - t0)
 
 
+#: Per scenario: (threads, scheduling points per thread) of its dmabufsim version
+#: (a mutex lock or unlock, a load or a store: one point each; the scenario thread's spawns).
+SHAPE: dict[str, tuple[int, int]] = {"abba": (2, 4), "counter-3": (3, 2), "philosophers-5": (5, 4),
+                                     "philosophers-8": (8, 4)}
+
+
+class _FloorWalk:
+    """The floor of any greenlet-based explorer: pooled greenlets, a random walk, nothing else.
+
+    One execution: a scenario greenlet spawns the threads (a point each), every
+    thread takes its points; at each point with two or more runnable threads a
+    seeded random choice, and a switch when it picks another. No model, no
+    locks (so no blocking), no trace, no replay log, no checkers, no result.
+    """
+
+    def __init__(self) -> None:
+        self.rng = random.Random(1)
+        self.idle: list[greenlet] = []
+        self.run: list[greenlet] = []
+        self.hub: greenlet = greenlet.getcurrent()
+
+    def point(self) -> None:
+        run = self.run
+        if len(run) > 1:
+            nxt = run[int(self.rng.random() * len(run))]
+            if nxt is not greenlet.getcurrent():
+                nxt.switch()
+
+    def _worker(self) -> None:
+        me = greenlet.getcurrent()
+        while True:
+            me.body()
+            self.run.remove(me)
+            self.idle.append(me)
+            self.hub.switch()
+
+    def _start(self, body: Callable[[], None]) -> None:
+        g = self.idle.pop() if self.idle else greenlet(self._worker)
+        g.parent = self.hub
+        g.body = body
+        self.run.append(g)
+
+    def execution(self, threads: int, points: int) -> None:
+        def thread() -> None:
+            for _ in range(points):
+                self.point()
+
+        def scenario() -> None:
+            for _ in range(threads):
+                self._start(thread)
+                self.point()
+
+        self.hub = greenlet.getcurrent()
+        self._start(scenario)
+        run, rng = self.run, self.rng
+        while run:
+            run[int(rng.random() * len(run))].switch()
+
+
+def _floor_rate(name: str) -> float:
+    walk = _FloorWalk()
+    threads, points = SHAPE[name]
+    for _ in range(100):
+        walk.execution(threads, points)
+    n = 5 * N_SIM
+    t0 = time.perf_counter()
+    for _ in range(n):
+        walk.execution(threads, points)
+    return n / (time.perf_counter() - t0)
+
+
 def _sim_rate(name: str, strategy: str) -> float:
     t0 = time.perf_counter()
     rep = explore(SIM[name], strategy, budget=N_SIM, kernel_options={"lockdep": False}, **QUIET)
@@ -183,7 +264,7 @@ def main() -> None:
     base = "frontrun 0.7.0" if fr is not None else "plain threading (frontrun not importable)"
     print(f"baseline: {base}")
     print(f"{'scenario':16} {'sim random/s':>13} {'sim dpor/s':>11} {'base random/s':>14} {'base dpor/s':>12} "
-          f"{'ratio random':>13} {'ratio dpor':>11}")
+          f"{'ratio random':>13} {'ratio dpor':>11} {'floor/s':>10} {'floor ratio':>12}")
     met: list[str] = []
     missed: list[str] = []
     for name in SIM:
@@ -192,7 +273,9 @@ def main() -> None:
             br, bd = _fr_rate(fr, name, "random"), _fr_rate(fr, name, "dpor")
         else:
             br = bd = _threading_rate(name)
-        print(f"{name:16} {sr:13,.0f} {sd:11,.0f} {br:14,.1f} {bd:12,.1f} {sr / br:12,.0f}x {sd / bd:10,.0f}x")
+        fl = _floor_rate(name)
+        print(f"{name:16} {sr:13,.0f} {sd:11,.0f} {br:14,.1f} {bd:12,.1f} {sr / br:12,.0f}x {sd / bd:10,.0f}x "
+              f"{fl:10,.0f} {fl / br:11,.0f}x")
         if fr is not None:
             for col, r in (("random", sr / br), ("dpor", sd / bd)):
                 (met if r >= TARGET else missed).append(f"{name} {col} {r:,.0f}x")
