@@ -16,7 +16,9 @@ Rules:
   executions, wall time, an interruption -- ended the search first). A
   budget running out is never a pass: exit code 3, ``ok`` is False.
 * R2 (dedup): findings are kept once per signature, with the first
-  execution (lowest index) that found them, and counted.
+  execution (lowest index) that found them, and counted. A later
+  execution's report of a signature the job already holds is made without
+  its text and stacks (``Kernel.known_findings``): only the count is kept.
 * R3 (expected): findings whose kind or signature the caller expects do not
   make the run fail; an expected finding never found does (when the space
   was exhausted) or leaves it inconclusive.
@@ -44,6 +46,7 @@ from __future__ import annotations
 import os
 import pickle
 import time
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -185,6 +188,7 @@ def run_job(
     if deadline is None and time_budget is not None:
         deadline = start + time_budget
     cov = run.coverage if coverage else None
+    known = ChainMap(run.findings, run.info)  # the signatures this job holds (live)
     try:
         for pi in range(run.phase_index, len(phases)):
             strat, share = phases[pi]
@@ -226,6 +230,7 @@ def run_job(
                     break
                 # the Recorder only counts preemptions for coverage: skip the wrapper without it
                 k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, **opts)
+                k.known_findings = known  # R2: a finding already held needs no text (Kernel.wants_text)
                 strat.attach(k)
                 if cov is not None:
                     cov.attach(k)

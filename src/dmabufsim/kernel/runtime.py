@@ -42,7 +42,7 @@ from __future__ import annotations
 import heapq
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -326,6 +326,9 @@ class Kernel:
         #: Checks run when the execution ends (leak checks), in order.
         self.at_exit: list[Callable[[], None]] = []
         self._signatures: set[str] = set()
+        #: Signatures of findings whose text and stacks nobody will read (the explorer
+        #: passes the table of findings it already holds): see :meth:`wants_text`.
+        self.known_findings: Container[str] = ()
         self._threads: list[KThread] = []
         #: Threads ever created (the next tid); the table may have dropped exited irq threads.
         self._spawned = 0
@@ -864,6 +867,16 @@ class Kernel:
         frame = getattr(glet, "gr_frame", None) if glet is not None else None
         return scenario_stack(frame=frame) if frame is not None else ()
 
+    def wants_text(self, signature: str) -> bool:
+        """Whether a finding with ``signature`` needs its report text and stacks.
+
+        False when this execution already reported it (:meth:`report` keeps one
+        per signature) or the explorer already holds it (:attr:`known_findings`):
+        a checker may then report it with its title and no stacks (R6: the
+        finding, its kind, details and signature, is still recorded).
+        """
+        return signature not in self._signatures and signature not in self.known_findings
+
     def report(
         self,
         kind: str,
@@ -939,16 +952,18 @@ class Kernel:
         self._stop("livelock")
 
     def _deadlock(self, blocked: list[KThread]) -> None:
+        sig = "deadlock:" + ",".join(sorted(f"{t.name}@{(t.blocked_on or ('?', -1, ''))[0]}" for t in blocked))
+        full = self.wants_text(sig)
         lines = ["INFO: deadlock: no thread can run and no timer is pending", "Blocked threads:"]
         for t in blocked:
             what, obj, name = t.blocked_on or ("?", -1, "")
             on = f"{name} (#{obj})" if name else f"#{obj}"
             holds = ", ".join(hl.map.name for hl in t.held if hl.map.oid != obj)
             lines.append(f"  {t.name}/{t.tid} blocked in {what} on {on}, holding [{holds}]")
-            for fr in self._suspended_stack(t):
-                lines.append(f"      {fr}")
+            if full:
+                for fr in self._suspended_stack(t):
+                    lines.append(f"      {fr}")
         waits = {t.name: (t.blocked_on or ("?", -1, ""))[0] for t in blocked}
-        sig = "deadlock:" + ",".join(sorted(f"{t.name}@{(t.blocked_on or ('?', -1, ''))[0]}" for t in blocked))
         self.report(
             "deadlock",
             "INFO: task blocked forever: deadlock",
@@ -960,7 +975,7 @@ class Kernel:
             },
             rule="kernel R4: no runnable thread and no pending timer",
             signature=sig,
-            threads=tuple(self.thread_info(t) for t in blocked),
+            threads=tuple(self.thread_info(t, None if full else ()) for t in blocked),
             text="\n".join(lines),
         )
 

@@ -128,6 +128,9 @@ def _irqs_on(t: Any) -> bool:
     return True
 
 
+RULE_CIRCULAR = "lockdep R5: a new lock dependency closes a cycle"
+
+
 def _cycle_signature(chain: tuple[str, ...]) -> str:
     n = len(chain)
     best = min(tuple(chain[i:] + chain[:i]) for i in range(n)) if n else ()
@@ -518,21 +521,35 @@ class Lockdep(LockTracker):
         chain = (nxt.cls.name, *(e.dst.name for e in path)) if path else (nxt.cls.name,)
         new_edge = (prev.cls.name, nxt.cls.name)
         self.graph.note_cycle(chain, new_edge)
+        sig = _cycle_signature(chain)
+        k = self.k
+        cur = k._current if k._current is t else None  # a boot-time (priming) report has no kthread
+        if not k.wants_text(sig):  # already held by the explorer (or this execution): no text, no stack
+            k.report("circular-locking", TITLE_CIRCULAR,
+                     details=self._circular_details(t, held, chain, new_edge, path),
+                     rule=RULE_CIRCULAR, signature=sig, threads=(k.thread_info(cur, ()),) if cur else None)
+            return
         stack = self._stack(t)
-        self.k.report(
+        k.report(
             "circular-locking",
             TITLE_CIRCULAR,
-            details={
-                "chain": list(chain),
-                "new_edge": list(new_edge),
-                "edges": [e.to_json() for e in path],
-                "held": [h.cls.name for h in held],
-                "thread": t.name,
-            },
-            rule="lockdep R5: a new lock dependency closes a cycle",
-            signature=_cycle_signature(chain),
+            details=self._circular_details(t, held, chain, new_edge, path),
+            rule=RULE_CIRCULAR,
+            signature=sig,
+            threads=(k.thread_info(cur, stack),) if cur else None,
             text=rep.circular(self._who(t), nxt, prev, path, stack, held, self.execution),
         )
+
+    @staticmethod
+    def _circular_details(t: Any, held: list[Any], chain: tuple[str, ...], new_edge: tuple[str, str],
+                          path: list[Edge]) -> dict[str, Any]:
+        return {
+            "chain": list(chain),
+            "new_edge": list(new_edge),
+            "edges": [e.to_json() for e in path],
+            "held": [h.cls.name for h in held],
+            "thread": t.name,
+        }
 
     def _report_recursive(self, t: Any, held: list[Any], prev: LockdepHeld, nxt: LockdepHeld) -> None:
         name = nxt.cls.name

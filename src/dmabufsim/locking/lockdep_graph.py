@@ -151,7 +151,7 @@ class LockClass:
 class Edge:
     """One dependency ``src -> dst`` (``struct lock_list``) with where it was first seen."""
 
-    __slots__ = ("dep", "dst", "execution", "src", "stack", "thread")
+    __slots__ = ("_strs", "dep", "dst", "execution", "src", "stack", "thread")
 
     def __init__(
         self, src: LockClass, dst: LockClass, dep: int, stack: tuple[Frame, ...], thread: str, execution: int
@@ -165,20 +165,31 @@ class Edge:
         self.thread = thread
         #: Number of the execution (in this graph's life) that first saw the edge.
         self.execution = execution
+        #: The stack's frames as text, made once (a shared graph's edges reach many reports).
+        self._strs: tuple[str, ...] | None = None
+
+    def stack_strs(self) -> tuple[str, ...]:
+        """``str()`` of each frame of :attr:`stack` (cached: the stack never changes)."""
+        strs = self._strs
+        if strs is None:
+            strs = self._strs = tuple(str(f) for f in self.stack)
+        return strs
 
     @property
     def site(self) -> str:
-        return str(self.stack[0]) if self.stack else "?"
+        strs = self.stack_strs()
+        return strs[0] if strs else "?"
 
     def to_json(self) -> dict[str, Any]:
+        strs = self.stack_strs()
         return {
             "from": self.src.name,
             "to": self.dst.name,
             "type": dep_names(self.dep),
             "thread": self.thread,
             "execution": self.execution,
-            "site": self.site,
-            "stack": [str(f) for f in self.stack],
+            "site": strs[0] if strs else "?",
+            "stack": list(strs),
         }
 
     def __repr__(self) -> str:

@@ -262,3 +262,32 @@ def test_checkpoint_with_two_jobs_resumes_each_jobs_share(tmp_path: Any) -> None
     again = explore(scen, "dpor", budget=10_000, stop_on_first=False, shrink_findings=False, jobs=2,
                     kernel_options=NO_LOCKDEP, checkpoint=path, resume=True)
     assert again.executions == full.executions and again.phases[0].exhausted
+
+
+def test_findings_already_held_are_reported_without_text_and_the_kept_one_has_it() -> None:
+    """Explorer R2 + Kernel.wants_text: later occurrences of a held signature skip the
+    report text and stacks; the finding the explorer keeps is the first, with both."""
+    rep = explore(philosophers(3), "random", budget=30, stop_on_first=False, shrink_findings=False,
+                  check_replay=False, confirm_cycles=False)
+    cyc = [f for f in rep.findings if f.finding.kind == "circular-locking"]
+    assert len(cyc) == 1 and cyc[0].occurrences > 1
+    f = cyc[0].finding
+    assert "Possible unsafe locking scenario" in f.report and f.threads[0].stack
+    # The same execution under a kernel that already holds the signature: title only, no stacks.
+    k = ds.Kernel(replay=cyc[0].token)
+    k.known_findings = {f.signature}
+    quiet = [g for g in k.run(philosophers(3)).findings if g.signature == f.signature]
+    assert len(quiet) == 1 and quiet[0].report == quiet[0].title and quiet[0].threads[0].stack == ()
+    assert quiet[0].details["chain"] == f.details["chain"] and quiet[0].details["edges"] == f.details["edges"]
+    assert ds.Kernel(replay=cyc[0].token).run(philosophers(3)).findings[0].report == f.report
+
+
+def test_deadlock_already_held_is_reported_without_stacks() -> None:
+    ex = next(e for e in (ds.Kernel(seed=s, lockdep=False).run(abba) for s in range(50)) if e.outcome == "deadlock")
+    full = ex.findings[0]
+    assert any(t.stack for t in full.threads) and "      " in full.report
+    k = ds.Kernel(replay=ex.token, lockdep=False)
+    k.known_findings = {full.signature}
+    quiet = k.run(abba).findings[0]
+    assert quiet.signature == full.signature and quiet.details == full.details
+    assert all(t.stack == () for t in quiet.threads) and quiet.report.count("\n") < full.report.count("\n")
