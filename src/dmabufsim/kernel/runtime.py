@@ -872,8 +872,8 @@ class Kernel:
 
         False when this execution already reported it (:meth:`report` keeps one
         per signature) or the explorer already holds it (:attr:`known_findings`):
-        a checker may then report it with its title and no stacks (R6: the
-        finding, its kind, details and signature, is still recorded).
+        a checker may then report it with its title and no stacks (the finding
+        itself, its kind, details and signature, is still recorded).
         """
         return signature not in self._signatures and signature not in self.known_findings
 
