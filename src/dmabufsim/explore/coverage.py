@@ -5,7 +5,8 @@ explorer folds every execution into one :class:`Coverage`:
 
 * lock-order edges exercised: ``A -> B`` when a thread acquired (or started
   to acquire: lockdep pushes before a lock sleeps) class ``B`` while holding
-  ``A`` (the held-lock stack the runtime keeps, which lockdep extends);
+  ``A`` (seen at each push onto the held-lock stack the runtime keeps, which
+  lockdep extends: ``Kernel.lock_observer``);
 * lock class x context: each class with the context it was taken in
   (``process``, ``irq`` for interrupt handlers, ``reclaim`` inside direct
   reclaim / shrinkers);
@@ -24,7 +25,6 @@ from ..kernel.strategy import ReplayStrategy, Strategy
 if TYPE_CHECKING:
     from ..kernel.runtime import Kernel
     from ..kernel.thread import KThread
-    from ..kernel.trace import Event
 
 
 def _context(t: KThread) -> str:
@@ -51,41 +51,26 @@ class Coverage:
         self.preemptions += other.preemptions
 
     def attach(self, k: Kernel) -> None:
-        """Watch ``k``'s threads' held-lock stacks at every event of theirs.
+        """Watch ``k``'s lock acquisitions (``Kernel.lock_observer``).
 
-        Acquisitions are seen through the held stack (not operation names),
-        so pseudo-locks (``fs_reclaim``, ``dma_fence_map``), rwsems and
-        ww_mutexes count as well; an acquisition is noticed at the thread's
-        next event, with the context the thread is in then.
+        Acquisitions are seen as pushes onto the thread's held-lock stack (not
+        operation names), so pseudo-locks (``fs_reclaim``, ``dma_fence_map``),
+        rwsems and ww_mutexes count as well (lockdep pushes before a lock
+        sleeps: an acquisition that waits counts too), each with the context
+        the thread is in at that moment. No trace listener: the execution runs
+        as it would unobserved.
         """
-        threads = k._threads  # read-only view of the execution's threads (creation order)
         edges, contexts = self.edges, self.contexts
-        last: dict[int, tuple[int, int]] = {}
 
-        def on_event(ev: Event) -> None:
-            tid = ev.tid
-            if tid < 0:
-                return
-            held = threads[tid].held
-            n = len(held)
-            top = held[-1].map.oid if n else -1
-            before = last.get(tid, (0, -1))
-            if (n, top) == before:
-                return
-            last[tid] = (n, top)
-            if n == 0 or (n <= before[0] and top == before[1]):
-                return
-            # the entries above the common prefix are new acquisitions
-            start = min(before[0], n - 1) if top != before[1] else before[0]
-            ctx = _context(threads[tid])
-            for i in range(max(start, 0), n):
-                name = held[i].map.name
-                contexts.add((name, ctx))
-                for hl in held[:i]:
-                    if hl.map.name != name:
-                        edges.add((hl.map.name, name))
+        def on_acquire(t: KThread, held: list[Any]) -> None:
+            name = held[-1].map.name
+            contexts.add((name, _context(t)))
+            for hl in held[:-1]:
+                below = hl.map.name
+                if below != name:
+                    edges.add((below, name))
 
-        k.trace.subscribe(on_event)
+        k.lock_observer = k.lockdep.observer = on_acquire
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -87,6 +88,10 @@ class LockTracker:
 
     def __init__(self, kernel: Kernel) -> None:
         self.k = kernel
+        #: Called with the thread and its held stack after every push onto it (every
+        #: acquisition): the explorer's coverage. Taken from ``Kernel.lock_observer``
+        #: so that a tracker installed later (the lockdep validator) keeps it.
+        self.observer: Callable[[Any, list[Any]], None] | None = kernel.lock_observer
         #: False when :meth:`validate` is this class's own no-op (the fast paths skip the call).
         self._validates = type(self).validate is not LockTracker.validate
         #: Likewise for :meth:`on_release`.
@@ -132,6 +137,8 @@ class LockTracker:
         hl = HeldLock(map, read, trylock, subclass, nest_lock, site, lasti)
         self.validate(t, hl)
         t.held.append(hl)
+        if self.observer is not None:
+            self.observer(t, t.held)
         return hl
 
     def lock_acquire_plain(self, t: Any, map: Any, site: CodeType | None, lasti: int) -> HeldLock:
@@ -154,6 +161,8 @@ class LockTracker:
         if self._validates:
             self.validate(t, hl)
         t.held.append(hl)
+        if self.observer is not None:
+            self.observer(t, t.held)
         return hl
 
     def release(self, map: Any) -> bool:

@@ -321,6 +321,9 @@ class Kernel:
         self.findings: list[Finding] = []
         #: Per-execution state of the rooms above the kernel, by name.
         self.ext: dict[str, Any] = {}
+        #: Called after every lock acquisition with the thread and its held stack (set
+        #: before run(); the held-lock trackers read it when they are made).
+        self.lock_observer: Callable[[KThread, list[Any]], None] | None = None
         #: The held-lock tracker; the lockdep room replaces it with the validator.
         self.lockdep: LockTracker = LockTracker(self)
         #: Checks run when the execution ends (leak checks), in order.

@@ -208,10 +208,14 @@ class Lockdep(LockTracker):
                 g.chains.add(hl.chain_key)
             else:
                 held.append(hl)
+                if self.observer is not None:
+                    self.observer(t, held)
                 return hl
             if hid == cls.hid:  # memo for lock_acquire's fast path
                 cls.chained[held[-1].chain_key if held else _BASIS] = hl.chain_key
         held.append(hl)
+        if self.observer is not None:
+            self.observer(t, held)
         return hl
 
     def lock_acquire(
@@ -266,6 +270,8 @@ class Lockdep(LockTracker):
                 hl.chain_key = key
                 hl.depth = n
                 held.append(hl)
+                if self.observer is not None:
+                    self.observer(t, held)
                 return hl
         return self._acquire(t, map, 0, False, 0, None, site, lasti)
 
@@ -668,7 +674,9 @@ def setup(k: Kernel) -> None:
     ld = Lockdep(k, graph)
     k.lockdep = ld
     if k.config.prime_lockdep and not ld.graph.primed:
+        ld.observer = None  # boot-time priming is no acquisition of the execution's threads
         dma_resv_lockdep(ld)
+        ld.observer = k.lock_observer
     k.at_exit.append(ld.check_held_at_end)
 
 

@@ -291,3 +291,19 @@ def test_deadlock_already_held_is_reported_without_stacks() -> None:
     quiet = k.run(abba).findings[0]
     assert quiet.signature == full.signature and quiet.details == full.details
     assert all(t.stack == () for t in quiet.threads) and quiet.report.count("\n") < full.report.count("\n")
+
+
+@pytest.mark.parametrize("lockdep", [True, False])
+def test_coverage_watches_acquisitions_not_the_trace(lockdep: bool) -> None:
+    """Coverage is a lock observer: the trace stays unobserved (the execution runs, digest
+    and all, as it would without coverage), and boot-time lockdep priming is not counted."""
+    from dmabufsim.explore.coverage import Coverage
+
+    cov = Coverage()
+    k = ds.Kernel(seed=3, lockdep=lockdep)
+    cov.attach(k)
+    ex = k.run(abba)
+    assert not k.trace._active
+    assert ex.trace_digest == ds.Kernel(seed=3, lockdep=lockdep).run(abba).trace_digest
+    assert cov.contexts == {("A", "process"), ("B", "process")}
+    assert cov.edges <= {("A", "B"), ("B", "A")} and cov.edges
