@@ -249,7 +249,9 @@ class Lockdep(LockTracker):
         class usage and the chain memo are left to check.
         """
         cls = self._cls.get(map)
-        if cls is not None and cls.usage & ENABLED_HARDIRQ:
+        if cls is None:  # a map new to this execution (its class usually is not)
+            cls = self._class_of(map, 0)
+        if cls.usage & ENABLED_HARDIRQ:
             held = t.held
             n = len(held)
             key = cls.chained.get(held[-1].chain_key if n else _BASIS)

@@ -109,7 +109,10 @@ class Mutex:
             k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, f.f_lasti)
         elif _INTERNAL_FILE.get(code.co_filename) is False:
             self._scn_code = code
-            k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, f.f_lasti)
+            if subclass or nest_lock is not None:
+                k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, f.f_lasti)
+            else:
+                k.lockdep.lock_acquire_plain(t, dep_map, code, f.f_lasti)
         else:
             code2, lasti = caller_site(f)
             k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code2, lasti)
