@@ -22,7 +22,8 @@ from typing import Any
 
 from .explore import command as explore_command
 from .kernel.errors import ReplayError, UsageError
-from .kernel.runtime import Execution, Kernel
+from .kernel.execution import Execution
+from .kernel.runtime import Kernel
 from .report import commands as catalog_commands
 from .report.text import render_finding
 from .scenarios.catalog import load_file_module

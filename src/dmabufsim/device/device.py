@@ -43,7 +43,8 @@ from typing import Any
 
 from ..dma.fence import DmaFence, FenceContext
 from ..kernel.errors import UsageError
-from ..kernel.runtime import Kernel, Timer, current_kernel
+from ..kernel.runtime import Kernel, current_kernel
+from ..kernel.timer import Timer
 from ..kernel.wait import WaitQueue
 from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page, page_allocator
 from .gpuvm import GpuVm

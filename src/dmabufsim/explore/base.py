@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from ..kernel.strategy import Strategy
 
 if TYPE_CHECKING:
-    from ..kernel.runtime import Execution, Kernel
+    from ..kernel.execution import Execution
+    from ..kernel.runtime import Kernel
     from ..kernel.thread import KThread
 
 _MASK = (1 << 64) - 1

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from .base import ExploreStrategy
 
 if TYPE_CHECKING:
-    from ..kernel.runtime import Execution
+    from ..kernel.execution import Execution
     from ..kernel.thread import KThread
 
 #: Values tried per ``Kernel.random`` choice (fault injection points are small).

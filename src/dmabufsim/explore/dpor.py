@@ -57,7 +57,8 @@ from typing import TYPE_CHECKING
 from .dfs import VALUE_CAP, StackSearch
 
 if TYPE_CHECKING:
-    from ..kernel.runtime import Execution, Kernel
+    from ..kernel.execution import Execution
+    from ..kernel.runtime import Kernel
     from ..kernel.thread import KThread
     from ..kernel.trace import Event
 

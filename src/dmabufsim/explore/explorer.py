@@ -52,8 +52,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..kernel.errors import UsageError
+from ..kernel.execution import Execution
 from ..kernel.findings import Finding
-from ..kernel.runtime import Execution, Kernel
+from ..kernel.runtime import Kernel
 from ..kernel.strategy import FirstStrategy
 from .base import ExploreStrategy
 from .coverage import Coverage, Recorder

@@ -29,7 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..kernel.runtime import Execution, Kernel
+from ..kernel.execution import Execution
+from ..kernel.runtime import Kernel
 from ..kernel.strategy import ReplayStrategy
 from ..kernel.token import encode
 from .coverage import Recorder

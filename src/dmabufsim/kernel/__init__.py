@@ -24,6 +24,7 @@ from .errors import (
     ThreadKilled,
     UsageError,
 )
+from .execution import Config, Execution, ThreadSummary
 from .findings import KINDS, Finding, ThreadInfo
 from .held import HeldLock, LockTracker
 from .runtime import (
@@ -31,11 +32,7 @@ from .runtime import (
     NSEC_PER_MSEC,
     NSEC_PER_SEC,
     NSEC_PER_USEC,
-    Config,
-    Execution,
     Kernel,
-    ThreadSummary,
-    Timer,
     current,
     current_kernel,
     register_extension,

@@ -44,7 +44,7 @@ import json
 from typing import Any
 
 from ..kernel.errors import UsageError
-from ..kernel.runtime import Execution
+from ..kernel.execution import Execution
 from ..kernel.trace import Event
 from .events import SIGNAL_OPS, WAIT_OPS, is_acquire, is_dma, lock_name, pair_locks
 

@@ -32,8 +32,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from ..kernel.execution import Execution
 from ..kernel.findings import Finding, ThreadInfo
-from ..kernel.runtime import Execution
 from ..kernel.stack import Frame
 
 
