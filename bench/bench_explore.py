@@ -30,8 +30,8 @@ counter-3 it manages ~136k executions/s, 139x frontrun: to reach 100x a
 dmabufsim execution could cost at most ~1.4x that floor (~10 us), leaving
 ~3 us above it for its Kernel, four kthreads, lockdep's held-lock tracking,
 the trace digest, the replay log, the checkers and the result. A dmabufsim
-execution costs ~55 us there; the lock scenarios are where frontrun's bytecode tracing is slow and
-the ratio grows with the work per execution.
+execution costs ~55 us there; the lock scenarios are where frontrun's
+bytecode tracing is slow and the ratio grows with the work per execution.
 """
 
 from __future__ import annotations
