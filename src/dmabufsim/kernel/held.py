@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from types import CodeType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from .stack import Frame, LazySite, call_site, caller_site
 
@@ -71,6 +71,21 @@ class HeldLock(LazySite):
         self._lasti = lasti
         #: Nested acquisitions merged into this entry (ww_mutex under nest_lock).
         self.refcount = 1
+
+    @classmethod
+    def plain(cls, map: Any, site: Frame | CodeType | None, lasti: int) -> Self:
+        """An entry of an exclusive, blocking, un-nested acquisition (subclass 0): the
+        lock fast paths' ``cls(map, 0, False, 0, None, site, lasti)`` without ``__init__``."""
+        hl = _new(cls)
+        hl.map = map
+        hl.read = 0
+        hl.trylock = False
+        hl.subclass = 0
+        hl.nest_lock = None
+        hl._site = site
+        hl._lasti = lasti
+        hl.refcount = 1
+        return hl
 
     def __repr__(self) -> str:
         mode = ("W", "R", "r")[self.read]
@@ -148,16 +163,8 @@ class LockTracker:
         ``subclass=0``, no ``nest_lock``, ``t`` not atomic): the mutex fast
         path. The site is lazy (``site`` a code object, ``lasti`` >= 0) or None.
         """
-        # lock_acquire(t, map, 0, False, 0, None, site, lasti) inlined; HeldLock's __init__ too.
-        hl = _new(HeldLock)
-        hl.map = map
-        hl.read = 0
-        hl.trylock = False
-        hl.subclass = 0
-        hl.nest_lock = None
-        hl._site = site
-        hl._lasti = lasti
-        hl.refcount = 1
+        # lock_acquire(t, map, 0, False, 0, None, site, lasti) inlined.
+        hl = HeldLock.plain(map, site, lasti)
         if self._validates:
             self.validate(t, hl)
         t.held.append(hl)

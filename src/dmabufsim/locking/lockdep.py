@@ -257,7 +257,8 @@ class Lockdep(LockTracker):
             key = cls.chained.get(held[-1].chain_key if n else _BASIS)
             if key is not None:
                 self.graph.chain_hits += 1
-                # LockdepHeld(map, 0, False, 0, None, site, lasti) as in _acquire.
+                # LockdepHeld.plain(map, site, lasti) inlined (the call was ~20 ns of the
+                # scheduler bench's ~780 ns point), then the validator's fields.
                 hl = _new(LockdepHeld)
                 hl.map = map
                 hl.read = 0
