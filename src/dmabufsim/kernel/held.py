@@ -219,6 +219,11 @@ class LockTracker:
         """
         return None
 
+    def softirqs_on(self, t: KThread) -> None:
+        """``trace_softirqs_on``: softirqs are enabled again while ``t`` holds locks (nothing
+        to mark here; the lockdep validator overrides this, lockdep R7)."""
+        return None
+
     def thread_exit(self, t: KThread) -> None:
         """``debug_check_no_locks_held``: report locks still held at exit."""
         if not t.held:

@@ -292,7 +292,7 @@ class Kernel:
         return self._spawn(fn, args, name, daemon, None)
 
     def _spawn(self, fn: Callable[..., Any], args: tuple[Any, ...], name: str | None, daemon: bool,
-               irq: str | None) -> KThread:
+               irq: str | None, softirq: str | None = None) -> KThread:
         tid = self._spawned
         self._spawned = tid + 1
         t = KThread(tid, name or str(getattr(fn, "__name__", f"kthread{tid}")), fn, args)
@@ -302,6 +302,9 @@ class Kernel:
             # Marked before the spawn point: the handler may run right there.
             t.in_irq = True
             t.atomic.append(AtomicReason("hardirq", irq, None))
+        elif softirq is not None:
+            t.in_softirq = True
+            t.atomic.append(AtomicReason("softirq", softirq, None))
         self._threads.append(t)
         self._runnable.append(t)  # tids grow, so the list stays sorted
         if self._current is not None and not self._dead and not self._in_timer:
@@ -315,6 +318,24 @@ class Kernel:
         contends on can be waited for; it may not sleep (R5).
         """
         return self._spawn(fn, args, name, False, name)
+
+    def raise_softirq(self, fn: Callable[..., Any], *args: Any, name: str = "softirq") -> KThread:
+        """Run ``fn(*args)`` as a softirq handler (a tasklet, a timer softirq, NAPI).
+
+        Softirq context is atomic (it may not sleep, R5) with hardirqs
+        enabled; lockdep marks the locks it takes softirq-safe. Like an
+        interrupt handler, it runs as its own short-lived thread.
+        """
+        return self._spawn(fn, args, name, False, None, name)
+
+    def local_bh_disable(self, name: str = "local_bh_disable") -> None:
+        """``local_bh_disable``: no softirq runs on this CPU until :meth:`local_bh_enable` (atomic)."""
+        self.atomic_enter("bh_disabled", name)
+
+    def local_bh_enable(self, name: str = "local_bh_disable") -> None:
+        """``local_bh_enable``: softirqs may run again; lockdep marks the locks still held
+        as taken with softirqs enabled (``trace_softirqs_on``)."""
+        self.atomic_exit("bh_disabled", name)
 
     def join(self, t: KThread, timeout: int | None = None) -> Any:
         """``kthread_stop``-style join: block until ``t`` exits; return its result."""
@@ -700,8 +721,11 @@ class Kernel:
             r = atomic[i]
             if r.what == what and r.name == name:
                 del atomic[i]
-                if what == "irqs_disabled" and t.held:
-                    self.irqs_restored(t)
+                if t.held:
+                    if what == "irqs_disabled":
+                        self.irqs_restored(t)
+                    elif what == "bh_disabled":
+                        self.bh_restored(t)
                 return
         raise UsageError(f"{what} {name!r} ended but was never entered by {self.current.name}")
 
@@ -714,6 +738,16 @@ class Kernel:
             if r.what == "irqs_disabled" or r.what == "hardirq":
                 return
         self.lockdep.hardirqs_on(t)
+
+    def bh_restored(self, t: KThread) -> None:
+        """A ``bh_disabled`` section of ``t`` ended: if softirqs are on again, tell lockdep
+        (``trace_softirqs_on``), which marks the locks ``t`` still holds."""
+        if t.in_irq or t.in_softirq or not t.held:
+            return
+        for r in t.atomic:
+            if r.what == "bh_disabled" or r.what == "softirq" or r.what == "hardirq":
+                return
+        self.lockdep.softirqs_on(t)
 
     def might_sleep(self, what: str = "might_sleep") -> None:
         """``might_sleep``: report a sleeping call in atomic context (R5)."""

@@ -45,7 +45,8 @@ class AtomicReason(LazySite):
     __slots__ = ("name", "what")
 
     def __init__(self, what: str, name: str, site: Frame | CodeType | None, lasti: int = -1) -> None:
-        #: "spinlock", "preempt_disable", "irqs_disabled", "rcu_read_lock", "hardirq".
+        #: "spinlock", "preempt_disable", "irqs_disabled", "bh_disabled", "rcu_read_lock",
+        #: "hardirq", "softirq".
         self.what = what
         #: The lock or section name.
         self.name = name
@@ -98,6 +99,7 @@ class KThread:
         "held",
         "in_irq",
         "in_reclaim",
+        "in_softirq",
         "interruptible",
         "joiners",
         "name",
@@ -131,6 +133,8 @@ class KThread:
         self.atomic: list[AtomicReason] = []
         #: True while running an interrupt handler (hardirq context).
         self.in_irq = False
+        #: True while running a softirq handler (softirq context: atomic, hardirqs on).
+        self.in_softirq = False
         #: Depth of direct-reclaim sections (shrinkers run with it > 0).
         self.in_reclaim = 0
         #: memalloc_noio/nofs scope flags stack (strings "noio", "nofs").

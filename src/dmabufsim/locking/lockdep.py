@@ -45,7 +45,11 @@ Rules:
   irq-unsafe one is ``circular-locking`` ("HARDIRQ-safe -> HARDIRQ-unsafe
   lock order detected" when the edge is new, "possible irq lock inversion
   dependency detected" when a usage is). A read-safe, read-unsafe pair is
-  fine. Softirqs are not modelled.
+  fine. The same rules hold, separately, for the softirq state: a lock taken
+  in a softirq handler is softirq-safe, one taken with softirqs enabled
+  (bottom halves on, hardirqs on) softirq-unsafe, and so is every lock held
+  when softirqs come back on (``softirqs_on``, or ``hardirqs_on`` with bottom
+  halves on); those reports name SOFTIRQ.
 * R8 (balance): releasing a lock not held is reported by the tracker
   ("bad unlock balance"); a thread exiting with locks held is a ``leak``;
   a thread still holding locks when the execution ends is a ``leak``
@@ -71,13 +75,20 @@ from .lockdep_graph import (
     DEP_SN,
     ENABLED_HARDIRQ,
     ENABLED_HARDIRQ_READ,
+    ENABLED_SOFTIRQ,
+    ENABLED_SOFTIRQ_READ,
     EXCLUSIVE_USAGE,
+    STATE_NAMES,
+    STATE_SHIFT,
     USED_IN_HARDIRQ,
     USED_IN_HARDIRQ_READ,
+    USED_IN_SOFTIRQ,
+    USED_IN_SOFTIRQ_READ,
     Edge,
     LockClass,
     LockGraph,
     calc_dep,
+    state_of,
 )
 from .lockdep_priming import PRIMING_STACK, BootThread, dma_resv_lockdep
 
@@ -94,14 +105,16 @@ TITLE_CIRCULAR = "WARNING: possible circular locking dependency detected"
 TITLE_RECURSIVE = "WARNING: possible recursive locking detected"
 TITLE_INCONSISTENT = "WARNING: inconsistent lock state"
 TITLE_BAD_IRQ = "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"
+TITLE_BAD_SOFTIRQ = "WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"
 TITLE_IRQ_INVERSION = "WARNING: possible irq lock inversion dependency detected"
 TITLE_NEST_NOT_HELD = "WARNING: Nested lock was not taken"
 TITLE_HELD_FREED = "WARNING: held lock freed!"
 TITLE_HELD_AT_END = "WARNING: lock held when returning to user space!"
 
-_USED_IN = USED_IN_HARDIRQ | USED_IN_HARDIRQ_READ
+_USED_IN = USED_IN_HARDIRQ | USED_IN_HARDIRQ_READ | USED_IN_SOFTIRQ | USED_IN_SOFTIRQ_READ
 _new = object.__new__
-_ENABLED = ENABLED_HARDIRQ | ENABLED_HARDIRQ_READ
+#: What a plain acquisition in process context marks: taken with hardirqs and softirqs on.
+_ENABLED_BOTH = ENABLED_HARDIRQ | ENABLED_SOFTIRQ
 
 
 class LockdepHeld(HeldLock):
@@ -128,7 +141,28 @@ def _irqs_on(t: Any) -> bool:
     return True
 
 
+def _softirqs_on(t: Any) -> bool:
+    """``curr->softirqs_enabled``: not in an interrupt or softirq, bottom halves not disabled."""
+    if t.in_irq or getattr(t, "in_softirq", False):
+        return False
+    for r in t.atomic:
+        what = r.what
+        if what == "bh_disabled" or what == "softirq" or what == "hardirq":
+            return False
+    return True
+
+
+def _state_line(t: Any) -> str:
+    """The ``[HC0[0]:SC1[1]:HE1:SE0]`` context of a report's thread."""
+    return rep.irq_state(t.in_irq, bool(getattr(t, "in_softirq", False)), _irqs_on(t), _softirqs_on(t))
+
+
 RULE_CIRCULAR = "lockdep R5: a new lock dependency closes a cycle"
+
+
+#: The usage bits in the order ``mark_usage`` sets them (and conflicts are named).
+_MARK_ORDER = (USED_IN_HARDIRQ, USED_IN_HARDIRQ_READ, USED_IN_SOFTIRQ, USED_IN_SOFTIRQ_READ,
+               ENABLED_HARDIRQ, ENABLED_HARDIRQ_READ, ENABLED_SOFTIRQ, ENABLED_SOFTIRQ_READ)
 
 
 def _cycle_signature(chain: tuple[str, ...]) -> str:
@@ -189,15 +223,23 @@ class Lockdep(LockTracker):
         hl.chain_key = (((held[-1].chain_key if held else _BASIS) ^ hid) * _PRIME) & _MASK
         hl.depth = len(held)
         # R7: usage bits (mark_usage); sticky, so the check is one AND once set.
-        if t.in_irq:
+        if not t.atomic:  # process context: hardirqs and softirqs on
+            bits = (ENABLED_HARDIRQ_READ | ENABLED_SOFTIRQ_READ) if read else _ENABLED_BOTH
+            if cls.usage & bits != bits:
+                self._mark_usage(t, held, hl, bits)
+        else:
+            bits = 0
             if not trylock:
-                bit = USED_IN_HARDIRQ_READ if read else USED_IN_HARDIRQ
-                if not cls.usage & bit:
-                    self._mark(t, held, hl, bit)
-        elif not t.atomic or _irqs_on(t):
-            bit = ENABLED_HARDIRQ_READ if read else ENABLED_HARDIRQ
-            if not cls.usage & bit:
-                self._mark(t, held, hl, bit)
+                if t.in_irq:
+                    bits = USED_IN_HARDIRQ_READ if read else USED_IN_HARDIRQ
+                elif getattr(t, "in_softirq", False):
+                    bits = USED_IN_SOFTIRQ_READ if read else USED_IN_SOFTIRQ
+            if _irqs_on(t):
+                bits |= ENABLED_HARDIRQ_READ if read else ENABLED_HARDIRQ
+                if _softirqs_on(t):
+                    bits |= ENABLED_SOFTIRQ_READ if read else ENABLED_SOFTIRQ
+            if cls.usage & bits != bits:
+                self._mark_usage(t, held, hl, bits)
         if nest_lock is not None:
             self._check_nest_held(t, held, hl)
         if not trylock:
@@ -251,7 +293,7 @@ class Lockdep(LockTracker):
         cls = self._cls.get(map)
         if cls is None:  # a map new to this execution (its class usually is not)
             cls = self._class_of(map, 0)
-        if cls.usage & ENABLED_HARDIRQ:
+        if cls.usage & _ENABLED_BOTH == _ENABLED_BOTH:
             held = t.held
             n = len(held)
             key = cls.chained.get(held[-1].chain_key if n else _BASIS)
@@ -412,12 +454,33 @@ class Lockdep(LockTracker):
 
     def hardirqs_on(self, t: Any) -> None:
         """``trace_hardirqs_on`` -> ``mark_held_locks``: every lock held when interrupts come
-        back on is now used with interrupts enabled (R7): an irq-safe one is an
-        inconsistent lock state (locking-selftest ``irqsafe2B``)."""
+        back on is now used with interrupts enabled, and with softirqs enabled when they
+        are (R7): an irq-safe one is an inconsistent lock state (locking-selftest
+        ``irqsafe2B``; a softirq-safe one: ``irqsafe2A``)."""
+        soft = _softirqs_on(t)
+        self._mark_held(t, ENABLED_HARDIRQ)
+        if soft:
+            self._mark_held(t, ENABLED_SOFTIRQ)
+
+    def softirqs_on(self, t: Any) -> None:
+        """``trace_softirqs_on`` (``local_bh_enable``) -> ``mark_held_locks``: with hardirqs on,
+        every lock held is now used with softirqs enabled (R7; ``irqsafe2B``'s softirq variant)."""
+        if _irqs_on(t):
+            self._mark_held(t, ENABLED_SOFTIRQ)
+
+    def _mark_held(self, t: Any, write_bit: int) -> None:
         held = t.held
         for hl in list(held):
-            bit = ENABLED_HARDIRQ_READ if hl.read else ENABLED_HARDIRQ
+            bit = write_bit << 1 if hl.read else write_bit  # the _READ bit follows its write bit
             if not hl.cls.usage & bit:
+                self._mark(t, held, hl, bit)
+
+    def _mark_usage(self, t: Any, held: list[Any], hl: LockdepHeld, bits: int) -> None:
+        """``mark_usage``: set each of ``bits`` the class lacks, in the kernel's order
+        (in-hardirq, in-softirq, hardirq-on, softirq-on)."""
+        usage = hl.cls.usage
+        for bit in _MARK_ORDER:
+            if bits & bit and not usage & bit:
                 self._mark(t, held, hl, bit)
 
     def _mark(self, t: Any, held: list[Any], hl: LockdepHeld, bit: int) -> None:
@@ -427,13 +490,11 @@ class Lockdep(LockTracker):
         cls.usage_sites.setdefault(bit, (self._stack(t), t.name))
         conflict = cls.usage & EXCLUSIVE_USAGE[bit]
         who = self._who(t)
+        state = state_of(bit)
+        sh = STATE_SHIFT * state
         if conflict:
-            prev_bit = next(
-                b
-                for b in (USED_IN_HARDIRQ, USED_IN_HARDIRQ_READ, ENABLED_HARDIRQ, ENABLED_HARDIRQ_READ)
-                if conflict & b
-            )
-            state = rep.irq_state(t.in_irq, _irqs_on(t))
+            prev_bit = next(b for b in _MARK_ORDER if conflict & b)
+            sname = STATE_NAMES[state]
             self.k.report(
                 "recursive-locking",
                 TITLE_INCONSISTENT,
@@ -442,24 +503,25 @@ class Lockdep(LockTracker):
                     "lock": cls.name,
                     "usage": [rep.USAGE_NAMES[prev_bit], rep.USAGE_NAMES[bit]],
                 },
-                rule="lockdep R7: a lock taken in hardirq context must never be taken with interrupts enabled",
+                rule=f"lockdep R7: a lock taken in {sname.lower()} context must never be taken with "
+                     f"{'interrupts' if state == 0 else 'softirqs'} enabled",
                 signature=f"inconsistent-lock-state:{cls.name}",
-                text=rep.usage_bug(who, state, hl, prev_bit, bit, self._stack(t), held),
+                text=rep.usage_bug(who, _state_line(t), hl, prev_bit, bit, self._stack(t), held),
             )
             return
         g = self.graph
         if bit & _USED_IN:
             # Safe now: a reader-only safe class blocks an interrupt only when held exclusively.
-            first = DEP_ALL if cls.usage & USED_IN_HARDIRQ else DEP_EN | DEP_ER
-            path = g.irq_conflict_path(cls, True, None, first)
+            first = DEP_ALL if cls.usage & (USED_IN_HARDIRQ << sh) else DEP_EN | DEP_ER
+            path = g.irq_conflict_path(cls, True, None, first, state)
             if path is not None:
-                self._report_inversion(t, held, hl, path, True, [c.name for c in path])
+                self._report_inversion(t, held, hl, path, True, [c.name for c in path], state)
         else:
             # Unsafe now: a reader-only unsafe class is blocked only by a non-recursive acquisition.
-            first = DEP_ALL if cls.usage & ENABLED_HARDIRQ else DEP_EN | DEP_SN
-            path = g.irq_conflict_path(cls, False, None, first)
+            first = DEP_ALL if cls.usage & (ENABLED_HARDIRQ << sh) else DEP_EN | DEP_SN
+            path = g.irq_conflict_path(cls, False, None, first, state)
             if path is not None:
-                self._report_inversion(t, held, hl, path, False, [c.name for c in reversed(path)])
+                self._report_inversion(t, held, hl, path, False, [c.name for c in reversed(path)], state)
 
     def _report_inversion(
         self,
@@ -469,49 +531,62 @@ class Lockdep(LockTracker):
         path: list[LockClass],
         forwards: bool,
         chain: list[str],
+        state: int,
     ) -> None:
         other = path[-1]
+        sh = STATE_SHIFT * state
         if forwards:
-            bit = ENABLED_HARDIRQ if other.usage & ENABLED_HARDIRQ else ENABLED_HARDIRQ_READ
+            bit = (ENABLED_HARDIRQ if other.usage & (ENABLED_HARDIRQ << sh) else ENABLED_HARDIRQ_READ) << sh
         else:
-            bit = USED_IN_HARDIRQ if other.usage & USED_IN_HARDIRQ else USED_IN_HARDIRQ_READ
+            bit = (USED_IN_HARDIRQ if other.usage & (USED_IN_HARDIRQ << sh) else USED_IN_HARDIRQ_READ) << sh
         self.k.report(
             "circular-locking",
             TITLE_IRQ_INVERSION,
-            details={"chain": chain, "lock": hl.cls.name, "safe": chain[0], "unsafe": chain[-1]},
+            details={"chain": chain, "lock": hl.cls.name, "safe": chain[0], "unsafe": chain[-1],
+                     "state": STATE_NAMES[state]},
             rule="lockdep R7: an irq-safe lock must not depend on an irq-unsafe one",
-            signature="irq-inversion:" + "->".join(chain),
-            text=rep.irq_inversion(self._who(t), hl, path, forwards, bit, self._stack(t), held),
+            signature="irq-inversion:" + ("" if state == 0 else "softirq:") + "->".join(chain),
+            text=rep.irq_inversion(self._who(t), hl, path, forwards, bit, self._stack(t), held, STATE_NAMES[state]),
         )
 
     def _check_irq_dependency(self, t: Any, held: list[Any], prev: LockdepHeld, nxt: LockdepHeld) -> bool:
-        """``check_irq_usage``: no irq-safe class before ``prev`` and irq-unsafe one after ``nxt``."""
+        """``check_irq_usage``: no irq-safe class before ``prev`` and irq-unsafe one after
+        ``nxt``, in either irq state (hardirq first, as the kernel's usage masks)."""
         g = self.graph
         dep = calc_dep(prev.read, nxt.read)
-        back = g.irq_conflict_path(prev.cls, False, dep)
-        if back is None:
-            return True
-        fwd = g.irq_conflict_path(nxt.cls, True, dep)
-        if fwd is None:
-            return True
+        for state in (0, 1):
+            back = g.irq_conflict_path(prev.cls, False, dep, DEP_ALL, state)
+            if back is None:
+                continue
+            fwd = g.irq_conflict_path(nxt.cls, True, dep, DEP_ALL, state)
+            if fwd is None:
+                continue
+            self._report_bad_irq(t, held, prev, nxt, back, fwd, state)
+            return False
+        return True
+
+    def _report_bad_irq(self, t: Any, held: list[Any], prev: LockdepHeld, nxt: LockdepHeld,
+                        back: list[LockClass], fwd: list[LockClass], state: int) -> None:
+        sh = STATE_SHIFT * state
         safe, unsafe = back[-1], fwd[-1]
-        safe_bit = USED_IN_HARDIRQ if safe.usage & USED_IN_HARDIRQ else USED_IN_HARDIRQ_READ
-        unsafe_bit = ENABLED_HARDIRQ if unsafe.usage & ENABLED_HARDIRQ else ENABLED_HARDIRQ_READ
+        safe_bit = (USED_IN_HARDIRQ if safe.usage & (USED_IN_HARDIRQ << sh) else USED_IN_HARDIRQ_READ) << sh
+        unsafe_bit = (ENABLED_HARDIRQ if unsafe.usage & (ENABLED_HARDIRQ << sh) else ENABLED_HARDIRQ_READ) << sh
         chain = [c.name for c in reversed(back)] + [c.name for c in fwd]
         self.k.report(
             "circular-locking",
-            TITLE_BAD_IRQ,
+            TITLE_BAD_IRQ if state == 0 else TITLE_BAD_SOFTIRQ,
             details={
                 "chain": chain,
                 "new_edge": [prev.cls.name, nxt.cls.name],
                 "safe": safe.name,
                 "unsafe": unsafe.name,
+                "state": STATE_NAMES[state],
             },
             rule="lockdep R7: an irq-safe lock must not depend on an irq-unsafe one",
-            signature="bad-irq-dependency:" + "->".join(chain),
+            signature=("bad-irq-dependency:" if state == 0 else "bad-softirq-dependency:") + "->".join(chain),
             text=rep.bad_irq_dependency(
                 self._who(t),
-                rep.irq_state(t.in_irq, _irqs_on(t)),
+                _state_line(t),
                 nxt,
                 prev,
                 safe,
@@ -520,9 +595,9 @@ class Lockdep(LockTracker):
                 unsafe_bit,
                 self._stack(t),
                 held,
+                STATE_NAMES[state],
             ),
         )
-        return False
 
     # ------------------------------------------------------------------ reports
 

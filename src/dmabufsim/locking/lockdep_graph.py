@@ -57,30 +57,53 @@ _DEP_E = DEP_EN | DEP_ER
 DEP_ALL = DEP_EN | DEP_SN | DEP_ER | DEP_SR
 _DEP_NAMES = ((DEP_EN, "EN"), (DEP_SN, "SN"), (DEP_ER, "ER"), (DEP_SR, "SR"))
 
-#: Usage bits (``LOCK_USED_IN_HARDIRQ`` ... ``LOCK_ENABLED_HARDIRQ_READ``).
+#: Usage bits (``LOCK_USED_IN_HARDIRQ`` ... ``LOCK_ENABLED_SOFTIRQ_READ``): four per
+#: irq state, the softirq ones the hardirq ones shifted by ``STATE_SHIFT``.
 USED_IN_HARDIRQ = 1
 USED_IN_HARDIRQ_READ = 2
 ENABLED_HARDIRQ = 4
 ENABLED_HARDIRQ_READ = 8
+STATE_SHIFT = 4
+USED_IN_SOFTIRQ = USED_IN_HARDIRQ << STATE_SHIFT
+USED_IN_SOFTIRQ_READ = USED_IN_HARDIRQ_READ << STATE_SHIFT
+ENABLED_SOFTIRQ = ENABLED_HARDIRQ << STATE_SHIFT
+ENABLED_SOFTIRQ_READ = ENABLED_HARDIRQ_READ << STATE_SHIFT
+#: The irq states (``enum lock_usage_bit``'s LOCK_USAGE_STATES): index 0 hardirq, 1 softirq.
+HARDIRQ, SOFTIRQ = 0, 1
+STATE_NAMES = ("HARDIRQ", "SOFTIRQ")
 USAGE_NAMES = {
     USED_IN_HARDIRQ: "IN-HARDIRQ-W",
     USED_IN_HARDIRQ_READ: "IN-HARDIRQ-R",
     ENABLED_HARDIRQ: "HARDIRQ-ON-W",
     ENABLED_HARDIRQ_READ: "HARDIRQ-ON-R",
+    USED_IN_SOFTIRQ: "IN-SOFTIRQ-W",
+    USED_IN_SOFTIRQ_READ: "IN-SOFTIRQ-R",
+    ENABLED_SOFTIRQ: "SOFTIRQ-ON-W",
+    ENABLED_SOFTIRQ_READ: "SOFTIRQ-ON-R",
 }
 #: The usages a new usage bit conflicts with on the same class (``exclusive_bit``
-#: plus the read-in-write check of ``mark_lock_irq``): only read+read is compatible.
+#: plus the read-in-write check of ``mark_lock_irq``): only read+read is compatible,
+#: and only within one irq state.
 EXCLUSIVE_USAGE = {
-    USED_IN_HARDIRQ: ENABLED_HARDIRQ | ENABLED_HARDIRQ_READ,
-    USED_IN_HARDIRQ_READ: ENABLED_HARDIRQ,
-    ENABLED_HARDIRQ: USED_IN_HARDIRQ | USED_IN_HARDIRQ_READ,
-    ENABLED_HARDIRQ_READ: USED_IN_HARDIRQ,
+    (USED_IN_HARDIRQ << sh): (ENABLED_HARDIRQ | ENABLED_HARDIRQ_READ) << sh for sh in (0, STATE_SHIFT)
+} | {
+    (USED_IN_HARDIRQ_READ << sh): ENABLED_HARDIRQ << sh for sh in (0, STATE_SHIFT)
+} | {
+    (ENABLED_HARDIRQ << sh): (USED_IN_HARDIRQ | USED_IN_HARDIRQ_READ) << sh for sh in (0, STATE_SHIFT)
+} | {
+    (ENABLED_HARDIRQ_READ << sh): USED_IN_HARDIRQ << sh for sh in (0, STATE_SHIFT)
 }
 
 
-def _irq_match(c: LockClass, forwards: bool, dep: int) -> bool:
-    """Does ``c``, joined to the path by an edge of type ``dep``, end an irq-conflict search?"""
-    u = c.usage
+def state_of(bit: int) -> int:
+    """The irq state (HARDIRQ or SOFTIRQ) of a usage bit."""
+    return SOFTIRQ if bit >> STATE_SHIFT else HARDIRQ
+
+
+def _irq_match(c: LockClass, forwards: bool, dep: int, state: int = HARDIRQ) -> bool:
+    """Does ``c``, joined to the path by an edge of type ``dep``, end an irq-conflict search
+    in irq state ``state``?"""
+    u = c.usage >> (STATE_SHIFT * state)
     if forwards:
         return bool(u & ENABLED_HARDIRQ or (u & ENABLED_HARDIRQ_READ and dep & _DEP_N))
     return bool(u & USED_IN_HARDIRQ or (u & USED_IN_HARDIRQ_READ and dep & _DEP_E))
@@ -128,11 +151,8 @@ class LockClass:
         self.usage_sites: dict[int, tuple[tuple[Frame, ...], str]] = {}
 
     def usage_str(self) -> str:
-        """The ``{+.+.}`` usage string of lockdep reports (hardirq W, R; softirq W, R).
-
-        The model has no softirqs: a lock taken with interrupts enabled is
-        shown as taken with softirqs enabled too, as the kernel would.
-        """
+        """The ``{+.+.}`` usage string of lockdep reports (hardirq W, R; softirq W, R):
+        ``+`` taken with the irq enabled, ``-`` taken in the irq, ``?`` both, ``.`` neither."""
         u = self.usage
 
         def ch(used: int, enabled: int) -> str:
@@ -140,9 +160,8 @@ class LockClass:
                 return "?" if u & used else "+"
             return "-" if u & used else "."
 
-        soft_w = "+" if u & ENABLED_HARDIRQ else "."
-        soft_r = "+" if u & ENABLED_HARDIRQ_READ else "."
-        return ch(USED_IN_HARDIRQ, ENABLED_HARDIRQ) + ch(USED_IN_HARDIRQ_READ, ENABLED_HARDIRQ_READ) + soft_w + soft_r
+        return (ch(USED_IN_HARDIRQ, ENABLED_HARDIRQ) + ch(USED_IN_HARDIRQ_READ, ENABLED_HARDIRQ_READ)
+                + ch(USED_IN_SOFTIRQ, ENABLED_SOFTIRQ) + ch(USED_IN_SOFTIRQ_READ, ENABLED_SOFTIRQ_READ))
 
     def __repr__(self) -> str:
         return f"<LockClass {self.name} #{self.idx}>"
@@ -326,7 +345,8 @@ class LockGraph:
         return None
 
     def irq_conflict_path(
-        self, start: LockClass, forwards: bool, entry_dep: int | None, first_mask: int = DEP_ALL
+        self, start: LockClass, forwards: bool, entry_dep: int | None, first_mask: int = DEP_ALL,
+        state: int = HARDIRQ,
     ) -> list[LockClass] | None:
         """A path from ``start`` to a class whose irq usage conflicts (R6), breadth first, or None.
 
@@ -342,11 +362,12 @@ class LockGraph:
         ``entry_dep`` is the type of the edge joining ``start`` to the other
         side of the check (a new edge), which lets ``start`` itself match;
         None means ``start`` is not a candidate (a usage just set on it).
-        ``first_mask`` restricts the types of the first step. Returns the
+        ``first_mask`` restricts the types of the first step; ``state`` is the
+        irq state whose usage bits count (HARDIRQ or SOFTIRQ). Returns the
         classes from ``start`` to the match.
         """
         self.searches += 1
-        if entry_dep is not None and _irq_match(start, forwards, entry_dep):
+        if entry_dep is not None and _irq_match(start, forwards, entry_dep, state):
             return [start]
         seen = {start.idx}
         parent: dict[int, int] = {}
@@ -362,7 +383,7 @@ class LockGraph:
                 seen.add(j)
                 parent[j] = c.idx
                 d = classes[j]
-                if _irq_match(d, forwards, dep):
+                if _irq_match(d, forwards, dep, state):
                     path = [d]
                     i = j
                     while i != start.idx:

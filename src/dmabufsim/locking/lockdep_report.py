@@ -190,10 +190,10 @@ def _usage_site(cls: LockClass, bit: int) -> list[str]:
     return [f"  [{thread}]"] + [f"  {f}" for f in stack]
 
 
-def irq_state(in_irq: bool, irqs_on: bool) -> str:
-    """``[HC1[1]:SC0[0]:HE0:SE1]``."""
-    hc = int(in_irq)
-    return f"[HC{hc}[{hc}]:SC0[0]:HE{int(irqs_on)}:SE{int(not in_irq)}]"
+def irq_state(in_irq: bool, in_softirq: bool, irqs_on: bool, softirqs_on: bool) -> str:
+    """``[HC1[1]:SC0[0]:HE0:SE1]``: in hardirq, in softirq, hardirqs enabled, softirqs enabled."""
+    hc, sc = int(in_irq), int(in_softirq)
+    return f"[HC{hc}[{hc}]:SC{sc}[{sc}]:HE{int(irqs_on)}:SE{int(softirqs_on)}]"
 
 
 def usage_bug(
@@ -247,10 +247,12 @@ def bad_irq_dependency(
     unsafe_bit: int,
     current_stack: Sequence[Frame],
     held: Sequence[_Held],
+    irq: str = "HARDIRQ",
 ) -> str:
-    """``print_bad_irq_dependency``: a new edge joins an irq-safe lock to an irq-unsafe one."""
+    """``print_bad_irq_dependency``: a new edge joins an irq-safe lock to an irq-unsafe one
+    (``irq`` names the state: HARDIRQ or SOFTIRQ)."""
     lines = [
-        *_banner("WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected", width=53),
+        *_banner(f"WARNING: {irq}-safe -> {irq}-unsafe lock order detected", width=53),
         f"{who} {state} is trying to acquire:",
         lock_line(nxt.cls, nxt.site),
         "",
@@ -259,14 +261,14 @@ def bad_irq_dependency(
         "which would create a new lock dependency:",
         f" ({prev.cls.name}){{{prev.cls.usage_str()}}} -> ({nxt.cls.name}){{{nxt.cls.usage_str()}}}",
         "",
-        "but this new dependency connects a HARDIRQ-irq-safe lock:",
+        f"but this new dependency connects a {irq}-irq-safe lock:",
         f" ({safe.name}){{{safe.usage_str()}}}",
         "",
-        "... which became HARDIRQ-irq-safe at:",
+        f"... which became {irq}-irq-safe at:",
     ]
     lines += _usage_site(safe, safe_bit)
-    lines += ["", "to a HARDIRQ-irq-unsafe lock:", f" ({unsafe.name}){{{unsafe.usage_str()}}}", ""]
-    lines += ["... which became HARDIRQ-irq-unsafe at:"]
+    lines += ["", f"to a {irq}-irq-unsafe lock:", f" ({unsafe.name}){{{unsafe.usage_str()}}}", ""]
+    lines += [f"... which became {irq}-irq-unsafe at:"]
     lines += _usage_site(unsafe, unsafe_bit)
     lines += ["", "other info that might help us debug this:", ""]
     lines += _irq_scenario(safe.name, unsafe.name, prev.cls.name if prev.cls is not safe else None)
@@ -281,6 +283,7 @@ def irq_inversion(
     other_bit: int,
     current_stack: Sequence[Frame],
     held: Sequence[_Held],
+    irq: str = "HARDIRQ",
 ) -> str:
     """``print_irq_inversion_bug``: a class changed state against one it is ordered with."""
     other = path[-1]
@@ -290,9 +293,9 @@ def irq_inversion(
         lock_line(h.cls, h.site),
     ]
     if forwards:
-        lines.append("but this lock took another, HARDIRQ-unsafe lock in the past:")
+        lines.append(f"but this lock took another, {irq}-unsafe lock in the past:")
     else:
-        lines.append("but this lock was taken by another, HARDIRQ-safe lock in the past:")
+        lines.append(f"but this lock was taken by another, {irq}-safe lock in the past:")
     lines += [
         f" ({other.name}){{{other.usage_str()}}}",
         "",

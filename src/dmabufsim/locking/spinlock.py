@@ -35,8 +35,11 @@ def atomic_exit_fast(k: Kernel, t: KThread, what: str, name: str) -> None:
         r = atomic[-1]
         if r.what == what and r.name == name:
             del atomic[-1]
-            if what == "irqs_disabled" and t.held:
-                k.irqs_restored(t)  # trace_hardirqs_on: lockdep marks the locks still held
+            if t.held:
+                if what == "irqs_disabled":
+                    k.irqs_restored(t)  # trace_hardirqs_on: lockdep marks the locks still held
+                elif what == "bh_disabled":
+                    k.bh_restored(t)  # trace_softirqs_on
             return
     k.atomic_exit(what, name)
 
@@ -101,14 +104,20 @@ class SpinLock:
 
     def lock_irqsave(self) -> int:
         """``spin_lock_irqsave``: disable interrupts, then lock. Returns the flags to restore."""
+        code, lasti = self._site()
+        self._lock_in("irqs_disabled", code, lasti)
+        return 1
+
+    def _lock_in(self, section: str, code: CodeType | None, lasti: int) -> None:
+        """Enter the atomic ``section`` (irqs or bottom halves disabled), then lock: the body
+        of ``lock()`` (fences take their lock this way), with the caller's lazy site."""
         k = self.k
         t = k.current
-        code, lasti = self._site()
         dep_map = self.dep_map
         name = dep_map.name
         atomic = t.atomic
-        # Kernel.atomic_enter twice, then the body of lock() (fences take their lock this way).
-        atomic.append(AtomicReason("irqs_disabled", name, code, lasti))
+        # Kernel.atomic_enter twice, then the body of lock().
+        atomic.append(AtomicReason(section, name, code, lasti))
         atomic.append(AtomicReason("spinlock", name, code, lasti))
         k.lockdep.lock_acquire(t, dep_map, 0, False, 0, None, code, lasti)
         k.point("spin_lock", self.oid, True, name, self._w_lock)
@@ -117,11 +126,20 @@ class SpinLock:
             k.block("spin_lock", self.oid, name=name)
             self.waiters.remove(t)
         self.owner = t
-        return 1
 
     def lock_irq(self) -> None:
         """``spin_lock_irq``."""
         self.lock_irqsave()
+
+    def lock_bh(self) -> None:
+        """``spin_lock_bh``: disable softirqs, then lock."""
+        code, lasti = self._site()
+        self._lock_in("bh_disabled", code, lasti)
+
+    def unlock_bh(self) -> None:
+        """``spin_unlock_bh``: unlock, then enable softirqs."""
+        self.unlock()
+        atomic_exit_fast(self.k, self.k.current, "bh_disabled", self.dep_map.name)
 
     def trylock(self) -> bool:
         """``spin_trylock``: take the lock if free; never spins."""
