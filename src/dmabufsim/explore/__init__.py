@@ -3,7 +3,7 @@
 ``explore(scenario, strategy=..., budget=...) -> Report`` is the entry point
 (see ``explorer.py`` and ``docs/explorer.md``). Strategies, one per file,
 each citing its paper: ``random_walk.py``, ``pct.py``, ``dfs.py`` (DFS and
-iterative context bounding), ``dpor.py``.
+iterative context bounding), ``dpor.py``, ``odpor.py`` (optimal DPOR).
 """
 
 from .audit import AuditResult, audit
@@ -24,12 +24,14 @@ from .explorer import (
     make_strategy,
     terminal_state,
 )
+from .odpor import OptimalDPOR
 from .pct import PCT
 from .random_walk import RandomWalk
 from .shrink import ShrinkResult, replay, shrink
 
 __all__ = [
     "DFS", "DPOR", "EXIT_FINDING", "EXIT_INCONCLUSIVE", "EXIT_OK", "ICB", "PCT", "STRATEGIES", "VERDICTS",
-    "AuditResult", "Coverage", "ExploreStrategy", "ExploredFinding", "PhaseResult", "RandomWalk", "Report",
+    "AuditResult", "Coverage", "ExploreStrategy", "ExploredFinding", "OptimalDPOR", "PhaseResult", "RandomWalk",
+    "Report",
     "ShrinkResult", "audit", "explore", "make_strategy", "mix_seed", "replay", "shrink", "terminal_state",
 ]

@@ -1,4 +1,4 @@
-"""Audit mode: DPOR must reach every terminal state plain DFS reaches.
+"""Audit mode: DPOR (or optimal DPOR) must reach every terminal state plain DFS reaches.
 
 Partial-order reduction is only a reduction if it is sound: on a small model
 both searches run to exhaustion and their sets of terminal states (outcome,
@@ -16,6 +16,7 @@ from typing import Any
 from .dfs import DFS
 from .dpor import DPOR
 from .explorer import run_job
+from .odpor import OptimalDPOR
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,14 @@ def audit(
     budget: int = 20_000,
     preemption_bound: int | None = None,
     kernel_options: dict[str, Any] | None = None,
+    por: str = "dpor",
 ) -> AuditResult:
-    """Run DFS and DPOR (same bound) to exhaustion and compare their terminal states."""
-    dfs, dpor = DFS(preemption_bound), DPOR(preemption_bound)
+    """Run DFS and DPOR (same bound) to exhaustion and compare their terminal states.
+
+    ``por="odpor"`` audits optimal DPOR instead (unbounded only); its
+    ``sleep_blocked`` is then the number of redundant executions."""
+    dfs = DFS(preemption_bound)
+    dpor: DPOR | OptimalDPOR = OptimalDPOR(preemption_bound) if por == "odpor" else DPOR(preemption_bound)
     common: dict[str, Any] = {
         "stop_on_first": False, "collect_states": True, "coverage": False, "kernel_options": kernel_options,
     }
@@ -68,5 +74,5 @@ def audit(
     b = run_job(scenario, [(dpor, budget)], **common)
     return AuditResult(
         frozenset(a.states), frozenset(b.states), a.executions, b.executions,
-        dfs.complete and dpor.complete, dpor.sleep_blocked,
+        dfs.complete and dpor.complete, dpor.redundant if isinstance(dpor, OptimalDPOR) else dpor.sleep_blocked,
     )

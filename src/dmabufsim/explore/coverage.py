@@ -95,13 +95,15 @@ class Recorder(Strategy):
     shrinker replaces choices by these and trims a token's default tail.
     """
 
-    __slots__ = ("coverage", "defaults", "inner")
+    __slots__ = ("coverage", "defaults", "inner", "observe_forced")
 
     def __init__(self, inner: Strategy, coverage: Coverage | None) -> None:
         self.inner = inner
         self.coverage = coverage
         self.defaults: list[int] = []
         self.name = inner.name
+        #: The inner strategy's forced-step observer, if any (see ``Kernel._only``).
+        self.observe_forced = getattr(inner, "observe_forced", None)
 
     def new_execution(self) -> bool:
         self.defaults = []

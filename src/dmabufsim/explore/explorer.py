@@ -60,6 +60,7 @@ from .base import ExploreStrategy
 from .coverage import Coverage, Recorder
 from .dfs import DFS, ICB
 from .dpor import DPOR
+from .odpor import OptimalDPOR
 from .pct import PCT
 from .random_walk import RandomWalk
 from .report import EXIT_FINDING, EXIT_INCONCLUSIVE, EXIT_OK, VERDICTS, ExploredFinding, PhaseResult, Report
@@ -70,7 +71,7 @@ __all__ = [
     "Report", "explore", "make_strategy", "plan", "run_job", "terminal_state",
 ]
 
-STRATEGIES = ("random", "pct", "dfs", "icb", "dpor", "portfolio")
+STRATEGIES = ("random", "pct", "dfs", "icb", "dpor", "odpor", "portfolio")
 
 #: Share of the execution budget of each portfolio phase (the rest goes to DPOR).
 PORTFOLIO_RANDOM = 0.1
@@ -83,7 +84,7 @@ CHECKPOINT_VERSION = 1
 def make_strategy(
     name: str, *, seed: int = 0, depth: int = 3, preemption_bound: int | None = None
 ) -> ExploreStrategy:
-    """A strategy by name: random, pct, dfs, icb, dpor."""
+    """A strategy by name: random, pct, dfs, icb, dpor, odpor."""
     if name == "random":
         return RandomWalk(seed)
     if name == "pct":
@@ -94,6 +95,8 @@ def make_strategy(
         return ICB(3 if preemption_bound is None else preemption_bound)
     if name == "dpor":
         return DPOR(preemption_bound)
+    if name == "odpor":
+        return OptimalDPOR(preemption_bound)
     raise UsageError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
 
 

@@ -194,6 +194,9 @@ class Kernel:
         #: point() then draws its choice inline (the same stream as RandomStrategy.next_thread).
         strat = self.strategy
         self._randbits = strat._rng.getrandbits if type(strat) is RandomStrategy else None
+        #: The strategy's ``observe_forced(t)``, if it has one: called when the only runnable
+        #: thread is resumed or started outside a scheduling point (no choice is recorded).
+        self._forced_hook: Callable[[KThread], None] | None = getattr(strat, "observe_forced", None)
         if overrides:
             if not _CONFIG_FIELDS.issuperset(overrides):
                 bad = sorted(set(overrides) - _CONFIG_FIELDS)
@@ -589,12 +592,20 @@ class Kernel:
         """Who runs after a thread stopped being runnable (``run`` not empty): the only
         candidate, or the strategy's choice (recorded) -- no preemption is counted."""
         if len(run) == 1:
-            return run[0]
+            return self._only(run)
         nxt = self.strategy.next_thread(run, None)
         if nxt.state is not _RUNNABLE:
             raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
         return nxt
+
+    def _only(self, run: list[KThread]) -> KThread:
+        """The only runnable thread, about to run with no choice made: a strategy that
+        wants to see such forced steps too (``observe_forced``, optimal DPOR) is told."""
+        t = run[0]
+        if self._forced_hook is not None:
+            self._forced_hook(t)
+        return t
 
     def _timeout_wake(self, t: KThread) -> None:
         self.wake(t, "timeout")
@@ -618,7 +629,7 @@ class Kernel:
         while True:
             run = self._runnable
             if run:
-                nxt = run[0] if len(run) == 1 else self._decide(None)
+                nxt = self._only(run) if len(run) == 1 else self._decide(None)
                 if nxt is not t:
                     self._switch(nxt)
                 return
@@ -1004,7 +1015,7 @@ class Kernel:
         if not run or self._stopping or self._dead:
             self._current = None
             return None
-        nxt = run[0] if len(run) == 1 else self._decide(None)
+        nxt = self._only(run) if len(run) == 1 else self._decide(None)
         self._current = nxt
         return nxt
 
@@ -1015,7 +1026,7 @@ class Kernel:
                 if self._timers and self._advance_time():
                     continue
                 return
-            nxt = run[0] if len(run) == 1 else self._decide(None)
+            nxt = self._only(run) if len(run) == 1 else self._decide(None)
             self._switch(nxt)
             self._current = None
 

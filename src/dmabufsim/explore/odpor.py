@@ -1,0 +1,486 @@
+"""Optimal dynamic partial-order reduction: source sets, sleep sets and wakeup trees.
+
+Abdulla, Aronis, Jonsson and Sagonas, "Optimal Dynamic Partial Order
+Reduction", POPL 2014, and "Source Sets: A Foundation for Optimal Dynamic
+Partial Order Reduction", JACM 64(4), 2017 (Algorithm 2, the insertion of
+section 6.2 and Lemma 4.6). Classic DPOR (``dpor.py``) reverses a race by
+scheduling the later thread earlier, and may run several equivalent
+executions (the ones it counts as sleep-set blocked). Optimal DPOR reverses
+a race by scheduling a whole *sequence*: the steps after the first racing
+step that do not depend on it, then the second one, and keeps those
+sequences in a *wakeup tree* per state, so that every Mazurkiewicz trace
+(equivalence class of executions) is explored exactly once.
+
+Rules:
+
+* R1 (events): an event is one step of one thread, from the moment it is
+  scheduled to the next scheduling: a choice among several runnable threads
+  (``next_thread``), the only runnable thread resumed or started outside a
+  scheduling point (``observe_forced``, ``Kernel._only``), or a thread
+  going on at its own scheduling point with no choice made (its point
+  event). Each event has a state node (its position in the execution) with
+  the threads runnable there. An event's accesses are the operation the
+  thread declared (``t.pending``: the point it waits at, or the wait it
+  resumes from) and every trace event of that thread until the next
+  scheduling; two events are dependent when they touch one object and one
+  writes (``dpor`` R1). Thread creation and ``join``: the parent's event
+  that created a thread writes a pseudo-object every event of the child
+  reads; a joiner's resumption and the joined thread's last event write
+  another.
+* R2 (happens-before): program order plus dependent events in execution
+  order, by vector clocks (``clock[j][t]`` = the last event of thread ``t``
+  that happens before event ``j``).
+* R3 (races): ``e`` (event ``i``) and ``e'`` (event ``j``) race when they are
+  dependent, of different threads, and ``e`` happens before ``e'`` through
+  no other event. A race is reversible unless ``e'``'s thread was not
+  runnable before ``e`` and was after it (``e`` woke or created it).
+* R4 (wakeup trees): at the end of every execution, for each reversible race
+  with ``E' = pre(E, e)`` (the node of ``e``): ``v = notdep(e, E).e'`` (the
+  events between them that do not happen after ``e``, then ``e'``); unless a
+  thread sleeping at ``E'`` is a weak initial of ``v``, ``v`` is inserted into
+  the wakeup tree of ``E'``: at the first node ``u`` in post-order with
+  ``u ~[E'] v`` (Lemma 4.6: each thread of ``u`` is an initial of what is left
+  of ``v`` -- its first event there has no dependent event before it -- and is
+  removed from it, or does not occur in it and its event is independent of
+  all of it), nothing if ``u`` is a leaf, else ``u`` extended by what is left.
+* R5 (exploration): a node explores its wakeup tree's children in order,
+  each with the child's subtree as the next node's tree; a node with an
+  empty tree chooses freely (the current thread, else the lowest tid) among
+  the runnable threads not asleep. Explored children join the node's sleep
+  set with their events; a thread sleeps at the next node while its event is
+  independent of the event just taken. An execution reaching a node where
+  every runnable thread sleeps is counted in ``redundant`` (never expected).
+* R6 (determinism): a replayed prefix must meet the same runnable threads,
+  choices and forced steps (``dpor`` R6); a wakeup sequence whose next thread
+  is not the only runnable one at a forced step is counted in ``deviations``
+  and dropped (never expected: it would mean an access the model did not
+  declare).
+* R7 (split): parallel job ``j`` of ``N`` owns the root alternatives ``j``,
+  ``j + N``, ...; the root keeps no sleep set and takes no wakeup sequences,
+  and each owned subtree is explored in full (sound, not optimal at the root).
+* R8 (limits): unbounded only (a preemption bound needs ``dpor``'s bounded
+  search); scenarios that ask for schedule-controlled values
+  (``Kernel.random``, early timers) are refused: an event's value would be
+  part of its identity, which this implementation does not model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..kernel.errors import UsageError
+from ..kernel.runtime import Kernel
+from .base import ExploreStrategy
+
+if TYPE_CHECKING:
+    from ..kernel.execution import Execution
+    from ..kernel.thread import KThread
+    from ..kernel.trace import Event
+
+#: Accesses of an event: (object id, write) pairs.
+Accs = tuple[tuple[int, bool], ...]
+
+#: Pseudo-objects of thread creation and exit (R1), below every real object id.
+_SPAWN = -(1 << 40)
+_EXIT = -(1 << 41)
+
+_POINT_CODE = Kernel.point.__code__
+_START_CODE = Kernel._start.__code__
+
+
+def _at_point(t: KThread) -> bool:
+    """Is ``t`` suspended at one of its scheduling points (``Kernel.point`` switched away, perhaps
+    by starting a new thread's greenlet), rather than in a wait or not started?"""
+    g = t.glet
+    f = g.gr_frame if g is not None else None
+    if f is not None and f.f_code is _START_CODE:
+        f = f.f_back
+    return f is not None and f.f_code is _POINT_CODE
+
+
+def _conflict(a: Accs | list[tuple[int, bool]], b: Accs | list[tuple[int, bool]]) -> bool:
+    """Do two access sets touch one object with at least one write?"""
+    for o, w in a:
+        for o2, w2 in b:
+            if o == o2 and (w or w2):
+                return True
+    return False
+
+
+class _WNode:
+    """A wakeup tree node: a thread, the accesses of its event there, the ordered children."""
+
+    __slots__ = ("accs", "children", "tid")
+
+    def __init__(self, tid: int, accs: Accs, children: list[_WNode] | None = None) -> None:
+        self.tid = tid
+        self.accs = accs
+        self.children: list[_WNode] = children if children is not None else []
+
+    def copy(self) -> _WNode:
+        return _WNode(self.tid, self.accs, [c.copy() for c in self.children])
+
+
+class _Node:
+    """A state of the search (``E``): runnable threads, sleep set, wakeup tree, current child."""
+
+    __slots__ = ("accs", "enabled", "forced", "full", "sleep", "wut")
+
+    def __init__(self, enabled: tuple[int, ...], forced: bool) -> None:
+        self.enabled = enabled
+        self.forced = forced
+        #: Threads asleep here with their events' accesses (inherited, then explored children).
+        self.sleep: dict[int, Accs] = {}
+        #: The wakeup tree's children; the first is the child being explored.
+        self.wut: list[_WNode] = []
+        #: The accesses of the event taken from here in the current execution.
+        self.accs: Accs = ()
+        #: The split root (R7): no sleep set, no wakeup sequences.
+        self.full = False
+
+    @property
+    def chosen(self) -> int:
+        return self.wut[0].tid
+
+
+def _initial(w: list[tuple[int, Accs]], tid: int) -> int:
+    """Index of ``tid``'s first event in ``w`` if ``tid`` is an initial of ``w`` (no earlier
+    event of ``w`` it depends on), -1 if it is not, -2 if ``tid`` does not occur in ``w``."""
+    for x, (t, accs) in enumerate(w):
+        if t == tid:
+            for y in range(x):
+                if _conflict(w[y][1], accs):
+                    return -1
+            return x
+    return -2
+
+
+def _compatible(u: list[tuple[int, Accs]], v: list[tuple[int, Accs]]) -> list[tuple[int, Accs]] | None:
+    """``u ~ v`` (Lemma 4.6): what is left of ``v`` after ``u``'s events, or None."""
+    w = list(v)
+    for tid, accs in u:
+        x = _initial(w, tid)
+        if x >= 0:
+            del w[x]
+        elif x == -2 and not any(_conflict(accs, a) for _, a in w):
+            continue
+        else:
+            return None
+    return w
+
+
+class OptimalDPOR(ExploreStrategy):
+    """Optimal DPOR with wakeup trees (Abdulla et al. 2014/2017; see the module rules)."""
+
+    name = "odpor"
+    systematic = True
+
+    def __init__(self, preemption_bound: int | None = None) -> None:
+        super().__init__()
+        if preemption_bound is not None:
+            raise UsageError("odpor explores without a preemption bound (R8): use dpor for a bounded search")
+        self._stack: list[_Node] = []
+        self._job = 0
+        self._jobs = 1
+        #: Executions that met a node where every runnable thread slept (R5; expected 0).
+        self.redundant = 0
+        #: Wakeup sequences dropped at a forced step (R6; expected 0).
+        self.deviations = 0
+        self.discard = False
+        self._reset_execution()
+
+    def _reset_execution(self) -> None:
+        self._pos = 0
+        #: This execution's events: (thread, accesses so far).
+        self._events: list[tuple[int, list[tuple[int, bool]]]] = []
+        #: (tid, op, obj, write) of the point event that belongs to the event just opened.
+        self._expect: tuple[int, str, int, bool] | None = None
+        self._last_step = -1
+        self._blocked_now = False
+        self._follow: list[_WNode] = []  # the wakeup subtree the next new node starts with
+        #: A choice among several threads was made in this execution (R7 splits the first).
+        self._decided = False
+
+    def state(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_events",)}
+
+    def split(self, job: int, jobs: int) -> None:
+        self._job, self._jobs = job, jobs
+
+    def bound(self) -> str:
+        return "unbounded"
+
+    def describe(self) -> str:
+        return "odpor()"
+
+    def attach(self, kernel: Kernel) -> None:
+        if kernel._early_timers:
+            raise UsageError("odpor does not model schedule-controlled values (early timers): use dpor (R8)")
+        kernel.trace.subscribe(self._on_event)
+
+    def new_execution(self) -> bool:
+        if self.complete:
+            return False
+        self._reset_execution()
+        return True
+
+    # ------------------------------------------------------------------ events (R1)
+
+    def _open(self, t: KThread, at_point: bool) -> None:
+        tid = t.tid
+        accs: list[tuple[int, bool]] = [(_SPAWN - tid, False)]
+        self._expect = None
+        if t.glet is not None or at_point:
+            op, obj, write = t.pending
+            if op == "join":
+                accs.append((_EXIT - obj, True))
+            elif op != "spawn" and op != "start":
+                accs.append((obj, write))
+            if at_point:
+                self._expect = (tid, op, obj, write)
+        self._events.append((tid, accs))
+
+    def _close(self) -> None:
+        """The event of the previous node is complete: record its accesses there."""
+        i = len(self._events) - 1
+        if i < 0:
+            return
+        node = self._stack[i]
+        accs = tuple(self._events[i][1])
+        node.accs = accs
+        if node.wut and node.wut[0].tid == self._events[i][0]:
+            node.wut[0].accs = accs
+
+    def _on_event(self, ev: Event) -> None:
+        tid = ev.tid
+        if tid < 0:
+            return  # a timer firing: no thread's step
+        point = ev.step > self._last_step
+        if point:
+            self._last_step = ev.step
+            exp = self._expect
+            if exp is not None:
+                self._expect = None
+                if exp == (tid, ev.op, ev.obj, ev.write):
+                    return  # the opened event's own point: already its first access
+            # a thread going on at its own point with no choice made: a forced step
+            self._schedule((tid,), tid, True)
+            accs = [(_SPAWN - tid, False)]
+            if ev.op != "spawn":
+                accs.append((ev.obj, ev.write))
+            self._events.append((tid, accs))
+            return
+        if self._events and self._events[-1][0] == tid:
+            self._events[-1][1].append((ev.obj, ev.write))
+        elif self._events:  # defensive: a step nobody announced is a forced step of its own
+            self._schedule((tid,), tid, True)
+            self._events.append((tid, [(_SPAWN - tid, False), (ev.obj, ev.write)]))
+
+    # ------------------------------------------------------------------ choosing (R5, R6)
+
+    def _schedule(self, enabled: tuple[int, ...], default: int, forced: bool) -> int:
+        """The node of the next position (replayed or new): returns the thread to run; the
+        caller opens its event. The next new node will start with this choice's subtree."""
+        self._close()
+        pos = self._pos
+        stack = self._stack
+        if pos < len(stack):
+            node = stack[pos]
+            if (node.enabled != enabled or node.forced != forced) and not self.error:
+                self.error = (
+                    f"odpor: the scenario is not deterministic: step {pos} offered threads {list(enabled)}"
+                    f"{' (forced)' if forced else ''}, an earlier execution {list(node.enabled)} (rule R6)"
+                )
+            tid = node.chosen if node.chosen in enabled else enabled[0]
+        else:
+            node = _Node(enabled, forced)
+            node.sleep = self._inherit_sleep()
+            follow = self._follow
+            self._follow = []
+            if follow and follow[0].tid not in enabled:
+                self.deviations += 1  # R6: the wakeup sequence cannot go on here
+                follow = []
+            if self._jobs > 1 and not forced and not self._decided:
+                owned = list(enabled)[self._job :: self._jobs]  # R7: the first choice is split
+                node.full = True
+                node.sleep = {}
+                if not owned:
+                    self.discard = True
+                    owned = [enabled[0]]
+                node.wut = [_WNode(t, ()) for t in owned]
+            elif follow:
+                node.wut = follow
+            else:
+                awake = [t for t in enabled if t not in node.sleep]
+                if not awake:
+                    self._blocked_now = True
+                    awake = list(enabled)
+                choice = default if default in awake else awake[0]
+                node.wut = [_WNode(choice, ())]
+            stack.append(node)
+            tid = node.chosen
+        if not forced:
+            self._decided = True
+        self._follow = [c.copy() for c in node.wut[0].children] if pos == len(stack) - 1 else []
+        self._pos = pos + 1
+        return tid
+
+    def _inherit_sleep(self) -> dict[int, Accs]:
+        """R5: the threads asleep at the previous node whose events are independent of the
+        event just taken there."""
+        i = self._pos - 1
+        if i < 0:
+            return {}
+        prev = self._stack[i]
+        if prev.full:
+            return {}
+        taken_tid, taken = self._events[i][0], self._events[i][1]
+        return {q: a for q, a in prev.sleep.items() if q != taken_tid and not _conflict(a, taken)}
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        if current is not None and current.pending[0] == "spawn" and self._events:
+            # The event ending now created the thread (R1): the child's events read this.
+            child = current.pending[1]
+            self._events[-1][1].append((_SPAWN - child, True))
+        enabled = tuple(t.tid for t in runnable)
+        default = current.tid if current is not None else enabled[0]
+        tid = self._schedule(enabled, default, False)
+        for t in runnable:
+            if t.tid == tid:
+                break
+        else:
+            t = runnable[0]
+        self._open(t, t is current or _at_point(t))
+        return t
+
+    def observe_forced(self, t: KThread) -> None:
+        """``Kernel._only``: ``t`` runs next, the only runnable thread (R1)."""
+        self._schedule((t.tid,), t.tid, True)
+        self._open(t, _at_point(t))
+
+    def next_u64(self, bound: int) -> int:
+        if not self.error:
+            self.error = ("odpor does not model schedule-controlled values (Kernel.random): "
+                          "use dpor or dfs for this scenario (R8)")
+        return 0
+
+    # ------------------------------------------------------------------ analysis (R2-R4)
+
+    def _clocks(self, events: list[tuple[int, Accs]]) -> tuple[list[dict[int, int]], list[tuple[int, int]]]:
+        """Vector clocks of the events and the immediate races (R2, R3), in execution order."""
+        clocks: list[dict[int, int]] = []
+        last: dict[int, int] = {}
+        by_obj: dict[int, list[tuple[int, bool]]] = {}
+        races: list[tuple[int, int]] = []
+        for j, (t, accs) in enumerate(events):
+            deps: set[int] = set()
+            for o, w in accs:
+                for k, wk in by_obj.get(o, ()):
+                    if w or wk:
+                        deps.add(k)
+            c = dict(clocks[last[t]]) if t in last else {}
+            for k in sorted(deps, reverse=True):
+                tk = events[k][0]
+                if tk != t and c.get(tk, -1) < k:
+                    races.append((k, j))  # no later dependency carries k to j: an immediate race
+                for tt, v in clocks[k].items():
+                    if c.get(tt, -1) < v:
+                        c[tt] = v
+            c[t] = j
+            clocks.append(c)
+            last[t] = j
+            for o, w in accs:
+                by_obj.setdefault(o, []).append((j, w))
+        return clocks, races
+
+    def _analyse(self) -> None:
+        events = [(t, tuple(a)) for t, a in self._events]
+        n = min(len(events), len(self._stack))
+        events = events[:n]
+        # A joiner's resumption depends on the joined thread's last event (R1).
+        joined = {_EXIT - o for _, accs in events for o, _w in accs if _EXIT - (1 << 40) < o <= _EXIT}
+        if joined:
+            lastev: dict[int, int] = {}
+            for x, (t, _a) in enumerate(events):
+                lastev[t] = x
+            for c in joined:
+                x = lastev.get(c, -1)
+                if x >= 0:
+                    events[x] = (events[x][0], (*events[x][1], (_EXIT - c, True)))
+        clocks, races = self._clocks(events)
+        stack = self._stack
+        for i, j in races:
+            node = stack[i]
+            if node.full:
+                continue
+            p = events[j][0]
+            if p not in node.enabled and i + 1 < n and p in stack[i + 1].enabled:
+                continue  # R3: e woke or created e''s thread: not reversible
+            ti = events[i][0]
+            v = [events[k] for k in range(i + 1, j) if clocks[k].get(ti, -1) < i]
+            v.append(events[j])
+            if any(self._weak_initial(q, a, v) for q, a in node.sleep.items()):
+                continue
+            self._insert(node, v)
+
+    @staticmethod
+    def _weak_initial(q: int, accs: Accs, v: list[tuple[int, Accs]]) -> bool:
+        x = _initial(v, q)
+        if x >= 0:
+            return True
+        return x == -2 and not any(_conflict(accs, a) for _, a in v)
+
+    @staticmethod
+    def _insert(node: _Node, v: list[tuple[int, Accs]]) -> None:
+        """R4: insert ``v`` at the first node ``u`` in post-order with ``u ~ v``."""
+
+        def walk(children: list[_WNode], path: list[tuple[int, Accs]]) -> bool:
+            for wn in children:
+                sub = [*path, (wn.tid, wn.accs)]
+                if walk(wn.children, sub):
+                    return True
+                rest = _compatible(sub, v)
+                if rest is not None:
+                    if wn.children:
+                        _attach(wn.children, rest)
+                    return True  # a leaf: v is already covered
+            return False
+
+        if not walk(node.wut, []):
+            rest = _compatible([], v)
+            assert rest is not None
+            _attach(node.wut, rest)
+
+    def end_execution(self, ex: Execution) -> None:
+        self._close()
+        stack = self._stack
+        del stack[self._pos :]
+        if not self._decided and self._job > 0:
+            self.discard = True  # no choice at all: the single execution is job 0's (R7)
+        if self._blocked_now:
+            self.redundant += 1
+        if not self.discard and not self.error:
+            self._analyse()
+        while stack:
+            node = stack[-1]
+            done = node.wut.pop(0)
+            if not node.full:
+                node.sleep[done.tid] = node.accs
+            if node.wut and not self.discard:
+                return
+            stack.pop()
+        self.complete = True
+
+
+def _attach(children: list[_WNode], rest: list[tuple[int, Accs]]) -> None:
+    """Append ``rest`` as a new chain after the existing children."""
+    if not rest:
+        return
+    head = _WNode(rest[0][0], rest[0][1])
+    cur = head
+    for tid, accs in rest[1:]:
+        nxt = _WNode(tid, accs)
+        cur.children.append(nxt)
+        cur = nxt
+    children.append(head)

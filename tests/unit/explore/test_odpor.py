@@ -1,0 +1,225 @@
+"""Optimal DPOR: one execution per Mazurkiewicz trace, the same terminal states as DFS.
+
+Optimality is checked against a brute-force count: for lock-free read/write
+programs the traces are the interleavings of the threads' accesses up to
+the order of conflicting pairs, enumerated here independently of the model.
+Soundness is checked by the audit (DFS's terminal states) on random lock
+programs, as for classic DPOR.
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dmabufsim as ds
+from dmabufsim.explore import DPOR, OptimalDPOR, audit, explore
+from dmabufsim.explore.explorer import run_job
+
+from .scenarios import (
+    NO_LOCKDEP,
+    VAR,
+    abba,
+    brute_force_counter,
+    make_counter,
+    nondeterministic,
+    philosophers,
+    two_blocks,
+)
+from .test_audit_property import build
+
+Prog = list[tuple[str, int]]  # ("r" | "w", variable)
+
+
+def rw_scenario(progs: list[Prog]) -> Any:
+    """Threads doing only reads and writes of shared variables (a scheduling point each)."""
+
+    def scenario(k: ds.Kernel) -> None:
+        mem = [0, 0]
+        seen: list[tuple[int, int]] = []
+
+        def run(tid: int, prog: Prog) -> None:
+            acc = 0
+            for op, var in prog:
+                if op == "r":
+                    k.point("read", VAR + var, False)
+                    acc = acc * 3 + mem[var]
+                else:
+                    k.point("write", VAR + var, True)
+                    mem[var] = tid * 10 + acc % 7 + 1
+            seen.append((tid, acc))
+
+        for i, p in enumerate(progs):
+            k.spawn(run, i, p, name=f"t{i}")
+        k.ext["explore.state"] = lambda: (tuple(mem), tuple(sorted(seen)))
+
+    return scenario
+
+
+def mazurkiewicz_traces(progs: list[Prog]) -> int:
+    """Interleavings of the programs' accesses, counted up to swapping independent neighbours:
+    two interleavings are one trace when every conflicting pair is in the same order."""
+    events = [(t, i, op, var) for t, p in enumerate(progs) for i, (op, var) in enumerate(p)]
+    conflicting = [(a, b) for a in events for b in events
+                   if a[0] < b[0] and a[3] == b[3] and "w" in (a[2], b[2])]
+    keys: set[frozenset[tuple[Any, Any]]] = set()
+
+    def go(pos: tuple[int, ...], order: dict[tuple[int, int], int]) -> None:
+        if all(pos[t] == len(p) for t, p in enumerate(progs)):
+            keys.add(frozenset((a, b) if order[a[:2]] < order[b[:2]] else (b, a) for a, b in conflicting))
+            return
+        for t, p in enumerate(progs):
+            if pos[t] < len(p):
+                go((*pos[:t], pos[t] + 1, *pos[t + 1:]), {**order, (t, pos[t]): len(order)})
+
+    go(tuple(0 for _ in progs), {})
+    return len(keys)
+
+
+def _run(scenario: Any, strategy: OptimalDPOR | DPOR, budget: int = 20_000) -> Any:
+    return run_job(scenario, [(strategy, budget)], stop_on_first=False, collect_states=True, coverage=False,
+                   kernel_options=NO_LOCKDEP)
+
+
+def test_brute_force_counter_of_traces() -> None:
+    # the writer-readers family: each reader before or after the one write
+    assert mazurkiewicz_traces([[("w", 0)], [("r", 0)], [("r", 0)], [("r", 0)]]) == 8
+    assert mazurkiewicz_traces([[("r", 0), ("w", 0)]] * 3) == 36  # counter-3
+    assert mazurkiewicz_traces([[("w", 0)], [("w", 1)]]) == 1
+
+
+@pytest.mark.parametrize(("progs", "traces"), [
+    ([[("w", 0)], [("w", 1)], [("w", 0), ("w", 1)]], None),
+    ([[("w", 0)], [("r", 0)], [("r", 0)], [("r", 0)]], 8),  # writer-readers
+    ([[("r", 0), ("w", 0)]] * 3, 36),  # the counter race of bench_explore
+    ([[("w", 0)], [("w", 1)]], 1),  # independent writers: one execution
+])
+def test_one_execution_per_trace(progs: list[Prog], traces: int | None) -> None:
+    expected = mazurkiewicz_traces(progs)
+    assert traces is None or expected == traces
+    odpor, dpor = OptimalDPOR(), DPOR()
+    o, d = _run(rw_scenario(progs), odpor), _run(rw_scenario(progs), dpor)
+    assert odpor.complete and dpor.complete
+    assert o.executions == expected and odpor.redundant == 0 and odpor.deviations == 0
+    assert o.states == d.states
+    assert o.executions <= d.executions
+
+
+def test_counter_matches_brute_force_values_with_fewer_executions_than_dpor() -> None:
+    odpor, dpor = OptimalDPOR(), DPOR()
+    o, d = _run(make_counter(3, 1), odpor), _run(make_counter(3, 1), dpor)
+    assert {s[2] for s in o.states} == brute_force_counter(3, 1)
+    assert (o.executions, d.executions) == (36, 68)
+
+
+def test_philosophers_deadlock_found_and_space_exhausted_far_below_dpor() -> None:
+    for n, dpor_execs in ((3, 595), (4, 6877)):
+        odpor, dpor = OptimalDPOR(), DPOR()
+        o, d = _run(philosophers(n), odpor), _run(philosophers(n), dpor)
+        assert odpor.complete and dpor.complete and d.executions == dpor_execs
+        assert o.states == d.states and o.executions * 10 < d.executions
+        assert odpor.redundant == 0 and odpor.deviations == 0
+        assert {f.split(":")[0] for f in o.findings} == {"deadlock"}
+
+
+def test_two_threads_one_locked_block_reach_both_orders() -> None:
+    """Both orders; in each, the second thread either tries the mutex while the first holds
+    it (a blocked attempt is an event of the model, then its wake-up) or after: 4 traces."""
+    odpor, dpor = OptimalDPOR(), DPOR()
+    o, d = _run(two_blocks, odpor), _run(two_blocks, dpor)
+    assert odpor.complete and {s[2] for s in o.states} == {("a", "b"), ("b", "a")}
+    assert o.executions == 4 and o.executions <= d.executions and odpor.redundant == 0
+
+
+prog = st.lists(st.tuples(st.sampled_from(["r", "w"]), st.integers(0, 1)), min_size=1, max_size=3)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(prog, min_size=2, max_size=3))
+def test_optimal_on_random_read_write_programs(progs: list[Prog]) -> None:
+    odpor = OptimalDPOR()
+    o = _run(rw_scenario(progs), odpor)
+    assert odpor.complete
+    assert o.executions == mazurkiewicz_traces(progs)
+    assert odpor.redundant == 0 and odpor.deviations == 0
+
+
+op = st.one_of(
+    st.tuples(st.just("lock"), st.integers(0, 1)),
+    st.tuples(st.just("unlock")),
+    st.tuples(st.just("read"), st.integers(0, 1)),
+    st.tuples(st.just("write"), st.integers(0, 1)),
+)
+
+
+def _audit_lock_program(programs: list[list[tuple[Any, ...]]]) -> None:
+    res = audit(build(programs), budget=3000, kernel_options=NO_LOCKDEP, por="odpor")
+    if res.exhausted:
+        assert res.ok, res.summary()
+        assert res.sleep_blocked == 0
+        dpor = DPOR()
+        d = _run(build(programs), dpor, 3000)
+        if dpor.complete:
+            assert res.dpor_executions <= d.executions
+
+
+lock_programs = st.lists(st.lists(op, min_size=1, max_size=4), min_size=2, max_size=3)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lock_programs)
+def test_sound_on_random_lock_programs(programs: list[list[tuple[Any, ...]]]) -> None:
+    """The audit: optimal DPOR reaches exactly DFS's terminal states, never more executions
+    than classic DPOR, with no redundant execution."""
+    _audit_lock_program(programs)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lock_programs)
+def test_sound_on_many_random_lock_programs(programs: list[list[tuple[Any, ...]]]) -> None:
+    _audit_lock_program(programs)
+
+
+# ---------------------------------------------------------------- the explorer around it
+
+
+def test_explore_verdicts_jobs_and_checkpoints(tmp_path: Any) -> None:
+    rep = explore(abba, "odpor", budget=1000, stop_on_first=False, kernel_options=NO_LOCKDEP, shrink_findings=False)
+    assert [f.finding.kind for f in rep.findings] == ["deadlock"] and rep.phases[0].exhausted
+    assert rep.phases[0].strategy == "odpor()"
+    clean = explore(make_counter(1, 2), "odpor", budget=1000, kernel_options=NO_LOCKDEP)
+    assert clean.verdict == "exhausted" and "odpor(), unbounded" in clean.verdict_line()
+    two = explore(abba, "odpor", budget=1000, jobs=2, stop_on_first=False, kernel_options=NO_LOCKDEP,
+                  shrink_findings=False)
+    assert {f.signature for f in two.findings} == {f.signature for f in rep.findings}
+    assert two.phases[0].exhausted
+    # a checkpointed run interrupted by its budget resumes to the same exhausted run
+    path = str(tmp_path / "ck.pickle")
+    part = explore(philosophers(3), "odpor", budget=10, stop_on_first=False, kernel_options=NO_LOCKDEP,
+                   shrink_findings=False, checkpoint=path)
+    assert part.executions == 10 and not part.phases[0].exhausted
+    rest = explore(philosophers(3), "odpor", budget=1000, stop_on_first=False, kernel_options=NO_LOCKDEP,
+                   shrink_findings=False, checkpoint=path, resume=True)
+    full = explore(philosophers(3), "odpor", budget=1000, stop_on_first=False, kernel_options=NO_LOCKDEP,
+                   shrink_findings=False)
+    assert rest.phases[0].exhausted and rest.executions == full.executions == 49
+    assert pickle.loads(pickle.dumps(OptimalDPOR().state())) is not None
+
+
+def test_refuses_what_it_does_not_model() -> None:
+    with pytest.raises(ds.UsageError, match="preemption bound"):
+        OptimalDPOR(preemption_bound=2)
+
+    def chooses(k: ds.Kernel) -> None:
+        k.spawn(lambda: k.point("x", VAR, True), name="a")
+        k.random(3)
+
+    rep = explore(chooses, "odpor", budget=100, kernel_options=NO_LOCKDEP)
+    assert rep.verdict != "exhausted" and "Kernel.random" in " ".join(rep.nondeterminism)
+    bad = explore(nondeterministic, "odpor", budget=100, kernel_options=NO_LOCKDEP)
+    assert any("not deterministic" in m for m in bad.nondeterminism)
