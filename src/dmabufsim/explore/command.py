@@ -1,6 +1,6 @@
 """The ``dmabufsim explore`` subcommand: progress bar, summary table, JSON, exit codes.
 
-``dmabufsim explore FILE.py:function [--strategy random|pct|dfs|icb|dpor]
+``dmabufsim explore FILE.py:function [--strategy random|pct|dfs|icb|dpor|odpor]
 --budget 10000 --jobs 2`` explores a scenario and prints every distinct
 finding with its (shrunk) replay token, a summary table per strategy, the
 coverage and the verdict. Exit codes: 0 exhausted (or only expected
@@ -39,7 +39,8 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
     e.add_argument("--seed", type=int, default=0, help="seed of the randomised strategies")
     e.add_argument("--depth", type=int, default=3, help="PCT bug depth (default 3)")
-    e.add_argument("--preemption-bound", type=int, default=None, help="bound of dfs / icb / dpor")
+    e.add_argument("--preemption-bound", type=int, default=None,
+                   help="bound of dfs / icb / dpor (odpor is unbounded)")
     e.add_argument("--all", action="store_true", help="collect every finding instead of stopping at the first")
     e.add_argument("--expect", action="append", default=[], metavar="KIND",
                    help="a finding kind or signature the scenario expects (repeatable)")
@@ -51,7 +52,8 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--no-lockdep-graph", action="store_true",
                    help="a fresh lockdep graph per execution instead of one per run")
     e.add_argument("--audit", action="store_true",
-                   help="run DFS and DPOR to exhaustion and compare their terminal states (small models)")
+                   help="run DFS and DPOR (--strategy odpor: optimal DPOR) to exhaustion and compare their "
+                   "terminal states (small models)")
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=lambda args: cmd_explore(args, load_scenario))
@@ -78,7 +80,8 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
     if args.audit:
         from .audit import audit
 
-        res = audit(scenario, budget=args.budget, preemption_bound=args.preemption_bound, kernel_options=kopts)
+        res = audit(scenario, budget=args.budget, preemption_bound=args.preemption_bound, kernel_options=kopts,
+                    por="odpor" if args.strategy == "odpor" else "dpor")
         print(res.summary())
         if not res.exhausted:
             return 3

@@ -3,9 +3,10 @@
 Flanagan and Godefroid, "Dynamic Partial-Order Reduction for Model Checking
 Software", POPL 2005; sleep sets from Godefroid's thesis (LNCS 1032, 1996);
 optimal DPOR (source sets, wakeup trees) is Abdulla, Aronis, Jonsson and
-Sagonas, POPL 2014 -- this module implements the source-set-free classic
+Sagonas, POPL 2014 (``odpor.py``) -- this module implements the classic
 algorithm with sleep sets, which is sound but may run some redundant
-executions (counted as ``sleep_blocked``). Bounded POR: Coons, Musuvathi and
+executions (counted as ``sleep_blocked``), and which, unlike optimal DPOR,
+combines with a preemption bound. Bounded POR: Coons, Musuvathi and
 McKinley, "Bounded Partial-Order Reduction", OOPSLA 2013.
 
 Two schedules that differ only in the order of *independent* steps reach the
