@@ -156,18 +156,16 @@ def _initial(w: list[tuple[int, Accs]], tid: int) -> int:
     return -2
 
 
-def _compatible(u: list[tuple[int, Accs]], v: list[tuple[int, Accs]]) -> list[tuple[int, Accs]] | None:
-    """``u ~ v`` (Lemma 4.6): what is left of ``v`` after ``u``'s events, or None."""
-    w = list(v)
-    for tid, accs in u:
-        x = _initial(w, tid)
-        if x >= 0:
-            del w[x]
-        elif x == -2 and not any(_conflict(accs, a) for _, a in w):
-            continue
-        else:
-            return None
-    return w
+def _after(w: list[tuple[int, Accs]], tid: int, accs: Accs) -> list[tuple[int, Accs]] | None:
+    """One step of ``u ~ w`` (Lemma 4.6) for ``u``'s next event (``tid``, ``accs``): what is left
+    of ``w`` -- without ``tid``'s first event if ``tid`` is an initial of it, unchanged if
+    ``tid`` does not occur in it and its event is independent of all of it -- or None."""
+    x = _initial(w, tid)
+    if x >= 0:
+        return w[:x] + w[x + 1 :]
+    if x == -2 and not any(_conflict(accs, a) for _, a in w):
+        return w
+    return None
 
 
 class OptimalDPOR(ExploreStrategy):
@@ -435,22 +433,21 @@ class OptimalDPOR(ExploreStrategy):
     def _insert(node: _Node, v: list[tuple[int, Accs]]) -> None:
         """R4: insert ``v`` at the first node ``u`` in post-order with ``u ~ v``."""
 
-        def walk(children: list[_WNode], path: list[tuple[int, Accs]]) -> bool:
+        def walk(children: list[_WNode], rest: list[tuple[int, Accs]]) -> bool:
+            # ``rest``: what is left of v after the path to these children (the path ~ v).
             for wn in children:
-                sub = [*path, (wn.tid, wn.accs)]
-                if walk(wn.children, sub):
+                after = _after(rest, wn.tid, wn.accs)
+                if after is None:
+                    continue  # no node of this subtree is ~ v either (Lemma 4.6 is a prefix walk)
+                if walk(wn.children, after):  # post-order: the subtree before the node
                     return True
-                rest = _compatible(sub, v)
-                if rest is not None:
-                    if wn.children:
-                        _attach(wn.children, rest)
-                    return True  # a leaf: v is already covered
+                if wn.children:
+                    _attach(wn.children, after)
+                return True  # a leaf ~ v: v is already covered
             return False
 
-        if not walk(node.wut, []):
-            rest = _compatible([], v)
-            assert rest is not None
-            _attach(node.wut, rest)
+        if not walk(node.wut, v):
+            _attach(node.wut, v)
 
     def end_execution(self, ex: Execution) -> None:
         self._close()
