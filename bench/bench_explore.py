@@ -47,7 +47,7 @@ from typing import Any
 from greenlet import greenlet
 
 import dmabufsim as ds
-from dmabufsim.explore import explore
+from dmabufsim.explore import DPOR, OptimalDPOR, explore
 
 N_SIM = 1000  #: executions per dmabufsim throughput measurement
 N_FR = 40  #: executions per frontrun measurement (it is slow)
@@ -263,32 +263,49 @@ def main() -> None:
     fr = _frontrun()
     base = "frontrun 0.7.0" if fr is not None else "plain threading (frontrun not importable)"
     print(f"baseline: {base}")
-    print(f"{'scenario':16} {'sim random/s':>13} {'sim dpor/s':>11} {'base random/s':>14} {'base dpor/s':>12} "
-          f"{'ratio random':>13} {'ratio dpor':>11} {'floor/s':>10} {'floor ratio':>12}")
+    print(f"{'scenario':16} {'sim random/s':>13} {'sim dpor/s':>11} {'sim odpor/s':>12} {'base random/s':>14} "
+          f"{'base dpor/s':>12} {'ratio random':>13} {'ratio dpor':>11} {'ratio odpor':>12} {'floor/s':>10} "
+          f"{'floor ratio':>12}")
     met: list[str] = []
     missed: list[str] = []
     for name in SIM:
-        sr, sd = _sim_rate(name, "random"), _sim_rate(name, "dpor")
+        sr, sd, so = _sim_rate(name, "random"), _sim_rate(name, "dpor"), _sim_rate(name, "odpor")
         if fr is not None:
             br, bd = _fr_rate(fr, name, "random"), _fr_rate(fr, name, "dpor")
         else:
             br = bd = _threading_rate(name)
         fl = _floor_rate(name)
-        print(f"{name:16} {sr:13,.0f} {sd:11,.0f} {br:14,.1f} {bd:12,.1f} {sr / br:12,.0f}x {sd / bd:10,.0f}x "
-              f"{fl:10,.0f} {fl / br:11,.0f}x")
+        print(f"{name:16} {sr:13,.0f} {sd:11,.0f} {so:12,.0f} {br:14,.1f} {bd:12,.1f} {sr / br:12,.0f}x "
+              f"{sd / bd:10,.0f}x {so / bd:11,.0f}x {fl:10,.0f} {fl / br:11,.0f}x")
         if fr is not None:
-            for col, r in (("random", sr / br), ("dpor", sd / bd)):
+            for col, r in (("random", sr / br), ("dpor", sd / bd), ("odpor", so / bd)):
                 (met if r >= TARGET else missed).append(f"{name} {col} {r:,.0f}x")
     if fr is not None:
         print(f"target >= {TARGET:.0f}x frontrun: met for {', '.join(met) or 'none'}; "
               f"missed for {', '.join(missed) or 'none'}")
     print()
     print("executions / wall time to the first finding (lockdep off: the deadlock or lost update itself)")
-    print(f"{'scenario':16} " + " ".join(f"{s:>24}" for s in ("random", "pct(d=3)", "dfs", "dpor", "dpor(pb=2)")))
+    print(f"{'scenario':16} " + " ".join(f"{s:>24}" for s in ("random", "pct(d=3)", "dfs", "dpor", "dpor(pb=2)",
+                                                                  "odpor")))
     for name in SIM:
         cells = [_first(name, "random"), _first(name, "pct"), _first(name, "dfs"), _first(name, "dpor"),
-                 _first(name, "dpor", preemption_bound=2)]
+                 _first(name, "dpor", preemption_bound=2), _first(name, "odpor")]
         print(f"{name:16} " + " ".join(f"{a + ' / ' + b:>24}" for a, b in cells))
+    print()
+    print("executions to exhaust the whole space (no bound; lockdep off)")
+    for n in (3, 4, 5):
+        cells = []
+        for strat in (DPOR(), OptimalDPOR()):
+            t0 = time.perf_counter()
+            rep = explore(sim_philosophers(n), strat, budget=50_000, time_budget=5, stop_on_first=False,
+                          kernel_options={"lockdep": False}, shrink_findings=False, check_replay=False,
+                          confirm_cycles=False, coverage=False)
+            dt = time.perf_counter() - t0
+            extra = (f", {strat.sleep_blocked:,} sleep-set blocked" if isinstance(strat, DPOR)
+                     else f", {strat.redundant} redundant")
+            done = "exhausted" if rep.phases[0].exhausted else "NOT exhausted"
+            cells.append(f"{strat.name} {rep.executions:,} ({done}{extra}, {dt:.2f} s)")
+        print(f"philosophers-{n}: " + "; ".join(cells))
     print()
     print("lockdep-guided confirmation (lockdep on: cycle report, then the concrete deadlock)")
     for n in (5, 8):

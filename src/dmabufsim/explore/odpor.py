@@ -23,10 +23,11 @@ Rules:
   thread declared (``t.pending``: the point it waits at, or the wait it
   resumes from) and every trace event of that thread until the next
   scheduling; two events are dependent when they touch one object and one
-  writes (``dpor`` R1). Thread creation and ``join``: the parent's event
-  that created a thread writes a pseudo-object every event of the child
-  reads; a joiner's resumption and the joined thread's last event write
-  another.
+  writes (``dpor`` R1). An event that ends in a wait also wrote what it
+  waits on (it looked, queued itself and slept). Thread creation and exit:
+  the parent's event that created a thread writes a pseudo-object every
+  event of the child reads; a thread's last event writes its exit, which a
+  ``join`` waits on.
 * R2 (happens-before): program order plus dependent events in execution
   order, by vector clocks (``clock[j][t]`` = the last event of thread ``t``
   that happens before event ``j``).
@@ -71,6 +72,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..kernel.errors import UsageError
 from ..kernel.runtime import Kernel
+from ..kernel.thread import ThreadState
 from .base import ExploreStrategy
 
 if TYPE_CHECKING:
@@ -86,6 +88,8 @@ _SPAWN = -(1 << 40)
 _EXIT = -(1 << 41)
 
 _POINT_CODE = Kernel.point.__code__
+_BLOCKED = ThreadState.BLOCKED
+_EXITED = ThreadState.EXITED
 _START_CODE = Kernel._start.__code__
 
 
@@ -186,6 +190,7 @@ class OptimalDPOR(ExploreStrategy):
         #: Wakeup sequences dropped at a forced step (R6; expected 0).
         self.deviations = 0
         self.discard = False
+        self._threads: list[KThread] = []
         self._reset_execution()
 
     def _reset_execution(self) -> None:
@@ -201,7 +206,7 @@ class OptimalDPOR(ExploreStrategy):
         self._decided = False
 
     def state(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_events",)}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_events", "_threads")}
 
     def split(self, job: int, jobs: int) -> None:
         self._job, self._jobs = job, jobs
@@ -216,6 +221,7 @@ class OptimalDPOR(ExploreStrategy):
         if kernel._early_timers:
             raise UsageError("odpor does not model schedule-controlled values (early timers): use dpor (R8)")
         kernel.trace.subscribe(self._on_event)
+        self._threads = kernel._threads  # by tid: an observed trace keeps every thread (runtime)
 
     def new_execution(self) -> bool:
         if self.complete:
@@ -240,12 +246,22 @@ class OptimalDPOR(ExploreStrategy):
         self._events.append((tid, accs))
 
     def _close(self) -> None:
-        """The event of the previous node is complete: record its accesses there."""
+        """The event of the previous node is complete: record its accesses there. An event
+        that ended in a wait also accessed what it waits on (it looked and went to sleep:
+        a ``join`` has no scheduling point of its own); a thread's last event writes its exit."""
         i = len(self._events) - 1
         if i < 0:
             return
+        tid, acc = self._events[i]
+        t = self._threads[tid] if tid < len(self._threads) else None
+        if t is not None:
+            if t.state is _BLOCKED and t.blocked_on is not None:
+                what, obj, _name = t.blocked_on
+                acc.append((_EXIT - obj, True) if what == "join" else (obj, True))
+            elif t.state is _EXITED:
+                acc.append((_EXIT - tid, True))
         node = self._stack[i]
-        accs = tuple(self._events[i][1])
+        accs = tuple(acc)
         node.accs = accs
         if node.wut and node.wut[0].tid == self._events[i][0]:
             node.wut[0].accs = accs
@@ -396,16 +412,6 @@ class OptimalDPOR(ExploreStrategy):
         events = [(t, tuple(a)) for t, a in self._events]
         n = min(len(events), len(self._stack))
         events = events[:n]
-        # A joiner's resumption depends on the joined thread's last event (R1).
-        joined = {_EXIT - o for _, accs in events for o, _w in accs if _EXIT - (1 << 40) < o <= _EXIT}
-        if joined:
-            lastev: dict[int, int] = {}
-            for x, (t, _a) in enumerate(events):
-                lastev[t] = x
-            for c in joined:
-                x = lastev.get(c, -1)
-                if x >= 0:
-                    events[x] = (events[x][0], (*events[x][1], (_EXIT - c, True)))
         clocks, races = self._clocks(events)
         stack = self._stack
         for i, j in races:
