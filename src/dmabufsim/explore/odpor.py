@@ -123,7 +123,16 @@ class _WNode:
         self.children: list[_WNode] = children if children is not None else []
 
     def copy(self) -> _WNode:
-        return _WNode(self.tid, self.accs, [c.copy() for c in self.children])
+        """A deep copy (iterative: a wakeup sequence can be hundreds of events long)."""
+        root = _WNode(self.tid, self.accs)
+        todo = [(self, root)]
+        while todo:
+            src, dst = todo.pop()
+            for c in src.children:
+                d = _WNode(c.tid, c.accs)
+                dst.children.append(d)
+                todo.append((c, d))
+        return root
 
 
 class _Node:
@@ -437,23 +446,24 @@ class OptimalDPOR(ExploreStrategy):
 
     @staticmethod
     def _insert(node: _Node, v: list[tuple[int, Accs]]) -> None:
-        """R4: insert ``v`` at the first node ``u`` in post-order with ``u ~ v``."""
+        """R4: insert ``v`` at the first node ``u`` in post-order with ``u ~ v``.
 
-        def walk(children: list[_WNode], rest: list[tuple[int, Accs]]) -> bool:
-            # ``rest``: what is left of v after the path to these children (the path ~ v).
+        ``~`` is a prefix walk (Lemma 4.6), so the first such node is found by
+        following, from the root, the first child still compatible, down to a
+        node none of whose children is: a leaf covers ``v`` already; any other
+        node gets what is left of ``v`` as a new last child chain.
+        """
+        children, rest, parent = node.wut, v, None
+        while True:
             for wn in children:
                 after = _after(rest, wn.tid, wn.accs)
-                if after is None:
-                    continue  # no node of this subtree is ~ v either (Lemma 4.6 is a prefix walk)
-                if walk(wn.children, after):  # post-order: the subtree before the node
-                    return True
-                if wn.children:
-                    _attach(wn.children, after)
-                return True  # a leaf ~ v: v is already covered
-            return False
-
-        if not walk(node.wut, v):
-            _attach(node.wut, v)
+                if after is not None:
+                    children, rest, parent = wn.children, after, wn
+                    break
+            else:
+                if parent is None or parent.children:
+                    _attach(children, rest)
+                return
 
     def end_execution(self, ex: Execution) -> None:
         self._close()

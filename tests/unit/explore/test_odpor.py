@@ -223,3 +223,26 @@ def test_refuses_what_it_does_not_model() -> None:
     assert rep.verdict != "exhausted" and "Kernel.random" in " ".join(rep.nondeterminism)
     bad = explore(nondeterministic, "odpor", budget=100, kernel_options=NO_LOCKDEP)
     assert any("not deterministic" in m for m in bad.nondeterminism)
+
+
+def test_long_wakeup_sequences_do_not_recurse() -> None:
+    """A race reversed past 1,200 independent steps: a wakeup sequence that long is walked,
+    copied and inserted without recursion (Python's limit is 1,000 frames)."""
+
+    def scenario(k: ds.Kernel) -> None:
+        def a() -> None:
+            k.point("write", VAR, True)
+            for i in range(1200):
+                k.point("write", VAR + 1 + i, True)
+
+        def b() -> None:
+            for i in range(1200):
+                k.point("write", VAR + 5000 + i, True)
+            k.point("write", VAR, True)
+
+        k.spawn(a, name="a")
+        k.spawn(b, name="b")
+
+    odpor = OptimalDPOR()
+    run = run_job(scenario, [(odpor, 50)], stop_on_first=False, coverage=False, kernel_options=NO_LOCKDEP)
+    assert odpor.complete and run.executions == 2 and odpor.deviations == 0
