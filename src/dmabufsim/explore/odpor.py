@@ -391,17 +391,25 @@ class OptimalDPOR(ExploreStrategy):
     # ------------------------------------------------------------------ analysis (R2-R4)
 
     def _clocks(self, events: list[tuple[int, Accs]]) -> tuple[list[dict[int, int]], list[tuple[int, int]]]:
-        """Vector clocks of the events and the immediate races (R2, R3), in execution order."""
+        """Vector clocks of the events and the immediate races (R2, R3), in execution order.
+
+        Per object only its last write and the reads since can race with a new
+        access: anything older happens before that write.
+        """
         clocks: list[dict[int, int]] = []
         last: dict[int, int] = {}
-        by_obj: dict[int, list[tuple[int, bool]]] = {}
+        #: per object: (last write or -1, reads since it)
+        frontier: dict[int, tuple[int, list[int]]] = {}
         races: list[tuple[int, int]] = []
         for j, (t, accs) in enumerate(events):
             deps: set[int] = set()
             for o, w in accs:
-                for k, wk in by_obj.get(o, ()):
-                    if w or wk:
-                        deps.add(k)
+                f = frontier.get(o)
+                if f is not None:
+                    if f[0] >= 0:
+                        deps.add(f[0])
+                    if w:
+                        deps.update(f[1])
             c = dict(clocks[last[t]]) if t in last else {}
             for k in sorted(deps, reverse=True):
                 tk = events[k][0]
@@ -414,7 +422,14 @@ class OptimalDPOR(ExploreStrategy):
             clocks.append(c)
             last[t] = j
             for o, w in accs:
-                by_obj.setdefault(o, []).append((j, w))
+                if w:
+                    frontier[o] = (j, [])
+                else:
+                    f = frontier.get(o)
+                    if f is None:
+                        frontier[o] = (-1, [j])
+                    elif f[0] != j and (not f[1] or f[1][-1] != j):
+                        f[1].append(j)
         return clocks, races
 
     def _analyse(self) -> None:
