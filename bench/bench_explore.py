@@ -20,7 +20,11 @@ ratios do too): executions per second, dmabufsim / frontrun -- abba 15.4k /
 and 11.2k / 766 (15x); philosophers-5 11.1k / 294 (38x) and 5.3k / 292
 (18x); philosophers-8 8.1k / 80 (100x) and 3.8k / 204 (19x). The 100x
 target is met for abba's and philosophers-8's random walks (the latter
-within noise: 56-100x over the day's runs).
+within noise: 56-109x over the day's runs). A later run with optimal DPOR
+(``odpor`` columns, against frontrun's DPOR): abba 7.0k/s (149x), counter-3
+7.7k (15x), philosophers-5 3.5k (20x), philosophers-8 2.5k (11x); its
+executions cost more, but philosophers 3/4/5 exhaust in 49 / 225 / 961 of
+them (classic DPOR 595 / 6,877 / not within 5 s).
 
 The ``floor`` columns run the cheapest explorer any greenlet-based design
 could have (``_FloorWalk``: pooled greenlets, a seeded random choice at each
