@@ -17,19 +17,21 @@ class, ``A..D`` distinct classes.
 Not ported: ``init_held`` re-initialises a held lock; the model has no
 re-init API, so the test calls ``Lockdep.debug_check_no_locks_freed`` (what
 ``spin_lock_init``/``mutex_init`` run under ``CONFIG_DEBUG_LOCK_ALLOC``).
-The hardirq variants of ``irqsafe1``, ``irqsafe2B`` (interrupts enabled
-again while an irq-safe lock is held: ``trace_hardirqs_on`` marks the held
-locks), ``irqsafe3``, ``irqsafe4``, ``irq_inversion`` and
-``irq_read_recursion{,2,3}`` are ported. Not ported: the rtmutex column
-(no rtmutex in the model), the softirq variants and ``irqsafe2A`` (no
-softirqs), and the ``queued_read_lock`` and wait-context tests.
+The irq families ``irqsafe1``, ``irqsafe2B`` (the irq enabled again while
+an irq-safe lock is held: ``trace_hardirqs_on`` / ``trace_softirqs_on`` mark
+the held locks), ``irqsafe3``, ``irqsafe4``, ``irq_inversion`` and
+``irq_read_recursion{,2,3}`` run in both irq states (:data:`IRQS`: the
+kernel's ``-hardirq.h`` and ``-softirq.h`` headers), with ``irqsafe2A``;
+``hardirq_deadlock_softirq_not_deadlock`` and the softirq context itself
+are in ``test_locking_selftest_softirq.py``. Not ported: the rtmutex column (no
+rtmutex in the model), and the ``queued_read_lock`` and wait-context tests.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -390,60 +392,6 @@ def _in_irq(k: ds.Kernel, fn: Callable[[], None]) -> None:
     k.join(k.raise_irq(fn, name="irq"))
 
 
-@pytest.mark.parametrize("order", ["12", "21"])
-def test_irqsafe1_hard_spin(order: str) -> None:
-    """An irq-safe spinlock taken with interrupts enabled."""
-
-    def body(k: ds.Kernel) -> None:
-        a = ds.SpinLock("A")
-
-        def e1() -> None:
-            _in_irq(k, lambda: (a.lock(), a.unlock()))
-
-        def e2() -> None:
-            a.lock()
-            a.unlock()
-
-        for step in order:
-            (e1 if step == "1" else e2)()
-
-    f = assert_one(run_seq(body), "recursive-locking", INCONSISTENT, ["A"])
-    expected = ["IN-HARDIRQ-W", "HARDIRQ-ON-W"] if order == "12" else ["HARDIRQ-ON-W", "IN-HARDIRQ-W"]
-    assert f.details["usage"] == expected
-
-
-@pytest.mark.parametrize("perm", ["123", "132", "213", "231", "312", "321"])
-def test_irq_inversion_hard_spin(perm: str) -> None:
-    """irq-safe A -> irq-unsafe B, in every order of the three events."""
-
-    def body(k: ds.Kernel) -> None:
-        a, b = ds.SpinLock("A"), ds.SpinLock("B")
-
-        def e1() -> None:  # irqs off: A -> B
-            a.lock_irqsave()
-            b.lock()
-            b.unlock()
-            a.unlock_irqrestore()
-
-        def e2() -> None:  # B with irqs on: irq-unsafe
-            b.lock()
-            b.unlock()
-
-        def e3() -> None:  # A in an interrupt: irq-safe
-            _in_irq(k, lambda: (a.lock(), a.unlock()))
-
-        for step in perm:
-            {"1": e1, "2": e2, "3": e3}[step]()
-
-    title = {
-        "1": "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected",
-        "2": "WARNING: possible irq lock inversion dependency detected",
-        "3": "WARNING: possible irq lock inversion dependency detected",
-    }[perm[-1]]
-    f = assert_one(run_seq(body), "circular-locking", title, ["A", "B"])
-    assert (f.details["safe"], f.details["unsafe"]) == ("A", "B")
-
-
 PERMS3 = ["123", "132", "213", "231", "312", "321"]
 BAD_IRQ = "WARNING: HARDIRQ-safe -> HARDIRQ-unsafe lock order detected"
 INVERSION = "WARNING: possible irq lock inversion dependency detected"
@@ -470,6 +418,93 @@ def _irqs_off(k: ds.Kernel, fn: Callable[[], None]) -> None:
     k.atomic_enter("irqs_disabled", "local_irq_disable")
     fn()
     k.atomic_exit("irqs_disabled", "local_irq_disable")
+
+
+BAD_SOFTIRQ = "WARNING: SOFTIRQ-safe -> SOFTIRQ-unsafe lock order detected"
+
+
+class Irq(NamedTuple):
+    """One irq state of the irq families: the kernel's ``-hardirq.h`` / ``-softirq.h`` headers."""
+
+    #: ``IRQ_ENTER(); fn(); IRQ_EXIT();``: a handler of this state, waited for.
+    enter: Callable[[ds.Kernel, Callable[[], object]], None]
+    #: ``IRQ_DISABLE()`` / ``IRQ_ENABLE()``: ``local_irq_disable`` or ``local_bh_disable``.
+    disable: Callable[[ds.Kernel], None]
+    enable: Callable[[ds.Kernel], None]
+    #: The title of the safe -> unsafe order report and the two write usages.
+    bad: str
+    used_in: str
+    enabled: str
+
+
+def _off(irq: Irq, k: ds.Kernel, fn: Callable[[], object]) -> None:
+    """``IRQ_DISABLE(); fn(); IRQ_ENABLE();``"""
+    irq.disable(k)
+    fn()
+    irq.enable(k)
+
+
+HARD = Irq(lambda k, fn: k.join(k.raise_irq(fn, name="irq")),
+           lambda k: k.atomic_enter("irqs_disabled", "local_irq_disable"),
+           lambda k: k.atomic_exit("irqs_disabled", "local_irq_disable"),
+           BAD_IRQ, "IN-HARDIRQ-W", "HARDIRQ-ON-W")
+SOFT = Irq(lambda k, fn: k.join(k.raise_softirq(fn, name="softirq")),
+           lambda k: k.local_bh_disable(), lambda k: k.local_bh_enable(),
+           BAD_SOFTIRQ, "IN-SOFTIRQ-W", "SOFTIRQ-ON-W")
+#: The two irq states, as test parameters.
+IRQS = [pytest.param(HARD, id="hard"), pytest.param(SOFT, id="soft")]
+
+
+@pytest.mark.parametrize("irq", IRQS)
+@pytest.mark.parametrize("order", ["12", "21"])
+@pytest.mark.parametrize(("kind", "reported"), [("spin", True), ("wlock", True), ("rlock", False)])
+def test_irqsafe1(irq: Irq, kind: str, reported: bool, order: str) -> None:
+    """An irq-safe lock taken with the irq enabled (a recursive reader in both places is fine)."""
+
+    def body(k: ds.Kernel) -> None:
+        a = Lk(kind, "A")
+
+        def e1() -> None:
+            irq.enter(k, lambda: (a.lock(), a.unlock()))
+
+        def e2() -> None:
+            a.lock()
+            a.unlock()
+
+        for step in order:
+            (e1 if step == "1" else e2)()
+
+    ex = run_seq(body)
+    if not reported:
+        assert_clean(ex)
+        return
+    f = assert_one(ex, "recursive-locking", INCONSISTENT, ["A"])
+    assert f.details["usage"] == ([irq.used_in, irq.enabled] if order == "12" else [irq.enabled, irq.used_in])
+
+
+@pytest.mark.parametrize("irq", IRQS)
+@pytest.mark.parametrize("perm", PERMS3)
+def test_irq_inversion_spin(irq: Irq, perm: str) -> None:
+    """irq-safe A -> irq-unsafe B, in every order of the three events."""
+
+    def body(k: ds.Kernel) -> None:
+        a, b = Lk("spin", "A"), Lk("spin", "B")
+
+        def e1() -> None:  # the irq off: A -> B
+            _off(irq, k, lambda: lu2(a, b))
+
+        def e2() -> None:  # B with the irq on: irq-unsafe
+            b.lock()
+            b.unlock()
+
+        def e3() -> None:  # A in the irq: irq-safe
+            irq.enter(k, lambda: (a.lock(), a.unlock()))
+
+        for step in perm:
+            {"1": e1, "2": e2, "3": e3}[step]()
+
+    f = assert_one(run_seq(body), "circular-locking", irq.bad if perm[-1] == "1" else INVERSION, ["A", "B"])
+    assert (f.details["safe"], f.details["unsafe"]) == ("A", "B")
 
 
 def _run_events(events: dict[str, Callable[[ds.Kernel, dict[str, Any]], None]], perm: str) -> ds.Execution:
@@ -513,13 +548,14 @@ def test_irq_inversion_hard_rwlock(kind: str, reported: bool, perm: str) -> None
         assert_clean(ex)
 
 
+@pytest.mark.parametrize("irq", IRQS)
 @pytest.mark.parametrize("perm", PERMS3)
 @pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("wlock", True)])
-def test_irq_read_recursion_hard(kind: str, reported: bool, perm: str) -> None:
+def test_irq_read_recursion(irq: Irq, kind: str, reported: bool, perm: str) -> None:
     """A read with irqs on; A taken in the interrupt: as a recursive reader that is safe."""
 
     def e1(k: ds.Kernel, lk: dict[str, Any]) -> None:
-        _irqs_off(k, lambda: (lk["A"].wl(), lk["A"].u()))
+        _off(irq, k, lambda: (lk["A"].wl(), lk["A"].u()))
 
     def e2(k: ds.Kernel, lk: dict[str, Any]) -> None:
         lk["A"].rl()
@@ -532,7 +568,7 @@ def test_irq_read_recursion_hard(kind: str, reported: bool, perm: str) -> None:
             lk["B"].u()
             lk["A"].u()
 
-        _in_irq(k, handler)
+        irq.enter(k, handler)
 
     ex = _run_events({"1": e1, "2": e2, "3": e3}, perm)
     if reported:
@@ -541,9 +577,10 @@ def test_irq_read_recursion_hard(kind: str, reported: bool, perm: str) -> None:
         assert_clean(ex)
 
 
+@pytest.mark.parametrize("irq", IRQS)
 @pytest.mark.parametrize("perm", PERMS3)
 @pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("wlock", True)])
-def test_irq_read_recursion2_hard(kind: str, reported: bool, perm: str) -> None:
+def test_irq_read_recursion2(irq: Irq, kind: str, reported: bool, perm: str) -> None:
     """irq-safe B -> A, A read with irqs on: unsafe only if B's holder takes A non-recursively."""
 
     def e1(k: ds.Kernel, lk: dict[str, Any]) -> None:
@@ -553,27 +590,28 @@ def test_irq_read_recursion2_hard(kind: str, reported: bool, perm: str) -> None:
             lk["A"].u()
             lk["B"].u()
 
-        _irqs_off(k, f)
+        _off(irq, k, f)
 
     def e2(k: ds.Kernel, lk: dict[str, Any]) -> None:
         lk["A"].rl()
         lk["A"].u()
 
     def e3(k: ds.Kernel, lk: dict[str, Any]) -> None:
-        _in_irq(k, lambda: (lk["B"].wl(), lk["B"].u()))
+        irq.enter(k, lambda: (lk["B"].wl(), lk["B"].u()))
 
     ex = _run_events({"1": e1, "2": e2, "3": e3}, perm)
     if reported:
-        title = BAD_IRQ if perm[-1] == "1" else INVERSION
+        title = irq.bad if perm[-1] == "1" else INVERSION
         f = assert_one(ex, "circular-locking", title, ["B", "A"])
         assert (f.details["safe"], f.details["unsafe"]) == ("B", "A")
     else:
         assert_clean(ex)
 
 
+@pytest.mark.parametrize("irq", IRQS)
 @pytest.mark.parametrize("perm", PERMS3)
 @pytest.mark.parametrize(("kind", "reported"), [("rlock", False), ("wlock", True)])
-def test_irq_read_recursion3_hard(kind: str, reported: bool, perm: str) -> None:
+def test_irq_read_recursion3(irq: Irq, kind: str, reported: bool, perm: str) -> None:
     """B read in the interrupt (IN-R), A read with irqs on (ON-R): B write-held -> A blocks only if A is written."""
 
     def e1(k: ds.Kernel, lk: dict[str, Any]) -> None:
@@ -583,18 +621,18 @@ def test_irq_read_recursion3_hard(kind: str, reported: bool, perm: str) -> None:
             lk["A"].u()
             lk["B"].u()
 
-        _irqs_off(k, f)
+        _off(irq, k, f)
 
     def e2(k: ds.Kernel, lk: dict[str, Any]) -> None:
         lk["A"].rl()
         lk["A"].u()
 
     def e3(k: ds.Kernel, lk: dict[str, Any]) -> None:
-        _in_irq(k, lambda: (lk["B"].rl(), lk["B"].u()))
+        irq.enter(k, lambda: (lk["B"].rl(), lk["B"].u()))
 
     ex = _run_events({"1": e1, "2": e2, "3": e3}, perm)
     if reported:
-        title = BAD_IRQ if perm[-1] == "1" else INVERSION
+        title = irq.bad if perm[-1] == "1" else INVERSION
         assert_one(ex, "circular-locking", title, ["B", "A"])
     else:
         assert_clean(ex)
@@ -605,21 +643,28 @@ def test_irq_read_recursion3_hard(kind: str, reported: bool, perm: str) -> None:
 IRQ_KINDS = [("spin", True), ("wlock", True), ("rlock", False)]
 
 
+@pytest.mark.parametrize(("irq", "off"), [
+    pytest.param(HARD, HARD, id="2B-hard"),
+    pytest.param(SOFT, SOFT, id="2B-soft"),
+    pytest.param(SOFT, HARD, id="2A"),  # enabling hardirqs (and so softirqs) with a softirq-safe lock held
+])
 @pytest.mark.parametrize("order", ["12", "21"])
 @pytest.mark.parametrize(("kind", "reported"), IRQ_KINDS)
-def test_irqsafe2B_hard(kind: str, reported: bool, order: str) -> None:
-    """Enabling interrupts while an irq-safe lock is held (``trace_hardirqs_on`` marks held locks)."""
+def test_irqsafe2(irq: Irq, off: Irq, kind: str, reported: bool, order: str) -> None:
+    """``irqsafe2B``: the irq enabled again while an irq-safe lock is held (``trace_hardirqs_on``
+    / ``trace_softirqs_on`` mark the held locks); ``irqsafe2A``: hardirqs enabled while a
+    softirq-safe lock is held (turning hardirqs on turns softirqs on too)."""
 
     def body(k: ds.Kernel) -> None:
         a = Lk(kind, "A")
 
         def e1() -> None:
-            _in_irq(k, lambda: (a.lock(), a.unlock()))
+            irq.enter(k, lambda: (a.lock(), a.unlock()))
 
         def e2() -> None:  # IRQ_DISABLE(); LOCK(A); IRQ_ENABLE(); UNLOCK(A);
-            k.atomic_enter("irqs_disabled", "local_irq_disable")
+            off.disable(k)
             a.lock()
-            k.atomic_exit("irqs_disabled", "local_irq_disable")
+            off.enable(k)
             a.unlock()
 
         for step in order:
@@ -630,25 +675,25 @@ def test_irqsafe2B_hard(kind: str, reported: bool, order: str) -> None:
         assert_clean(ex)
         return
     f = assert_one(ex, "recursive-locking", INCONSISTENT, ["A"])
-    expected = ["IN-HARDIRQ-W", "HARDIRQ-ON-W"] if order == "12" else ["HARDIRQ-ON-W", "IN-HARDIRQ-W"]
+    expected = [irq.used_in, irq.enabled] if order == "12" else [irq.enabled, irq.used_in]
     assert f.details["usage"] == expected
 
 
-def _irqsafe34(kind: str, perm: str, irqs_off_in_e1: bool) -> ds.Execution:
+def _irqsafe34(irq: Irq, kind: str, perm: str, irqs_off_in_e1: bool) -> ds.Execution:
     """E1: [IRQ_DISABLE] A -> B [IRQ_ENABLE]; E2: B with irqs on; E3: A in an interrupt."""
 
     def body(k: ds.Kernel) -> None:
         a, b = Lk(kind, "A"), Lk(kind, "B")
 
         def e1() -> None:
-            (lambda f: _irqs_off(k, f) if irqs_off_in_e1 else f())(lambda: lu2(a, b))
+            (lambda f: _off(irq, k, f) if irqs_off_in_e1 else f())(lambda: lu2(a, b))
 
         def e2() -> None:
             b.lock()
             b.unlock()
 
         def e3() -> None:
-            _in_irq(k, lambda: (a.lock(), a.unlock()))
+            irq.enter(k, lambda: (a.lock(), a.unlock()))
 
         for step in perm:
             {"1": e1, "2": e2, "3": e3}[step]()
@@ -656,11 +701,12 @@ def _irqsafe34(kind: str, perm: str, irqs_off_in_e1: bool) -> ds.Execution:
     return run_seq(body)
 
 
+@pytest.mark.parametrize("irq", IRQS)
 @pytest.mark.parametrize("perm", PERMS3)
 @pytest.mark.parametrize(("kind", "reported"), IRQ_KINDS)
-def test_irqsafe3_hard(kind: str, reported: bool, perm: str) -> None:
+def test_irqsafe3(irq: Irq, kind: str, reported: bool, perm: str) -> None:
     """An irq-unsafe B taken under A, where A is also irq-safe and taken with irqs on."""
-    ex = _irqsafe34(kind, perm, irqs_off_in_e1=False)
+    ex = _irqsafe34(irq, kind, perm, irqs_off_in_e1=False)
     if not reported:
         assert_clean(ex)
         return
@@ -669,22 +715,23 @@ def test_irqsafe3_hard(kind: str, reported: bool, perm: str) -> None:
     assert (fs[0].kind, fs[0].title, fs[0].details["chain"]) == ("recursive-locking", INCONSISTENT, ["A"])
     # Where A -> B comes after A became irq-safe, the model goes on to the safe -> unsafe order too.
     later = [(f.title, f.details["chain"]) for f in fs[1:]]
-    assert later == ([(BAD_IRQ, ["A", "B"])] if perm in ("231", "312", "321") else [])
+    assert later == ([(irq.bad, ["A", "B"])] if perm in ("231", "312", "321") else [])
 
 
+@pytest.mark.parametrize("irq", IRQS)
 @pytest.mark.parametrize("perm", PERMS3)
 @pytest.mark.parametrize(("kind", "reported"), IRQ_KINDS)
-def test_irqsafe4_hard(kind: str, reported: bool, perm: str) -> None:
+def test_irqsafe4(irq: Irq, kind: str, reported: bool, perm: str) -> None:
     """A turns irq-safe, having taken the irq-unsafe B (A -> B with irqs off)."""
-    ex = _irqsafe34(kind, perm, irqs_off_in_e1=True)
+    ex = _irqsafe34(irq, kind, perm, irqs_off_in_e1=True)
     if not reported:
         assert_clean(ex)
         return
     # The last event closes the conflict: a new A -> B edge is the safe -> unsafe order,
     # a lock turning safe or unsafe is the inversion.
-    title = BAD_IRQ if perm in ("231", "321") else INVERSION
+    title = irq.bad if perm in ("231", "321") else INVERSION
     f = assert_one(ex, "circular-locking", title, ["A", "B"])
-    assert (f.details["safe"], f.details["unsafe"]) == ("A", "B")
+    assert (f.details["safe"], f.details["unsafe"], f.details["state"]) == ("A", "B", irq.used_in.split("-")[1])
 
 
 def test_irq_disabled_only_is_clean() -> None:
