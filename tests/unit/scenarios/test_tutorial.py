@@ -58,6 +58,11 @@ def test_tutorial_commands(tutorial_dir: pathlib.Path, capsys: pytest.CaptureFix
     assert main(["explore", "my_driver_fixed.py:scenario", "--budget", "2000", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "verdict: no finding, space exhausted: dpor(preemption_bound=2), preemption bound 2, " in out
+    # ... and without a bound, by optimal DPOR.
+    assert main(["explore", "my_driver_fixed.py:scenario", "--strategy", "odpor", "--budget", "20000",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: no finding, space exhausted: odpor(), unbounded, 5,684 executions, exhausted" in out
     # 6. both designs as catalog rows.
     assert main(["check", "--scenarios", "designs", "B90", "--no-progress", "--jobs", "1"]) == 0
     out = capsys.readouterr().out
