@@ -221,6 +221,10 @@ class OptimalDPOR(ExploreStrategy):
         self._job, self._jobs = job, jobs
 
     def bound(self) -> str:
+        """``unbounded``, saying so when a wakeup sequence had to be dropped (R6): the
+        exhaustion then rests on the model declaring every access, which it did not."""
+        if self.deviations:
+            return f"unbounded, {self.deviations} wakeup sequence(s) dropped (odpor R6)"
         return "unbounded"
 
     def describe(self) -> str:

@@ -246,3 +246,25 @@ def test_long_wakeup_sequences_do_not_recurse() -> None:
     odpor = OptimalDPOR()
     run = run_job(scenario, [(odpor, 50)], stop_on_first=False, coverage=False, kernel_options=NO_LOCKDEP)
     assert odpor.complete and run.executions == 2 and odpor.deviations == 0
+
+
+def test_a_dropped_wakeup_sequence_is_said_in_the_verdict() -> None:
+    """odpor R6: joining a thread that already exited reads it without a scheduling point; the
+    wakeup sequence that would reorder that read cannot be followed, and the verdict says so."""
+
+    def scenario(k: ds.Kernel) -> None:
+        def rec() -> None:
+            k.point("log", VAR, True)
+
+        t1 = k.spawn(rec, name="c1")
+
+        def joiner() -> None:
+            k.join(t1)
+            rec()
+
+        k.spawn(joiner, name="j")
+        k.spawn(rec, name="c2")
+
+    rep = explore(scenario, "odpor", budget=100, kernel_options=NO_LOCKDEP)
+    assert rep.verdict == "exhausted"
+    assert "unbounded, 1 wakeup sequence(s) dropped (odpor R6)" in rep.verdict_line()
