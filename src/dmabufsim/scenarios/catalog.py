@@ -87,7 +87,7 @@ DEFAULT_BUDGET = 200
 DEFAULT_STRATEGY = "portfolio"
 #: Strategies a row may name: the explorer's, and ``seeds`` (the runner's own
 #: loop: execution i under random seed i, split over processes).
-STRATEGIES = ("portfolio", "random", "pct", "dfs", "icb", "dpor", "seeds")
+STRATEGIES = ("portfolio", "random", "pct", "dfs", "icb", "dpor", "odpor", "seeds")
 
 
 def _is_info(kind: str) -> bool:

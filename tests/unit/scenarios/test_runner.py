@@ -60,6 +60,15 @@ def test_seeds_strategy_execution_i_is_seed_i() -> None:
     assert check([clean], jobs=1).rows[0].found_text == "clean (100 executions, seeds; not exhaustive)"
 
 
+def test_a_row_may_name_optimal_dpor_for_an_unbounded_verdict() -> None:
+    clean = dataclasses.replace(discover().get("B1/ordered-mutexes"), strategy="odpor", budget=100)
+    (r,) = check([clean], jobs=1).rows
+    assert r.status == "match" and r.exhaustive
+    assert r.found_text == f"clean ({r.executions} executions, odpor; odpor exhausted (unbounded))"
+    bug = dataclasses.replace(discover().get("B1/abba-mutexes"), strategy="odpor", budget=100)
+    assert check([bug], jobs=1).rows[0].status == "match"
+
+
 def test_result_does_not_depend_on_jobs() -> None:
     rows = discover().select(["B1", "B2"])
     seeds = [dataclasses.replace(r, strategy="seeds") for r in rows]
