@@ -82,6 +82,8 @@ CLAIMS = [
         ),
         "budget": 50,
     },
-    {"id": "M4", "design": "prealloc", "scenario": prealloc, "expected": "clean", "budget": 200},
-    {"id": "M4", "design": "gfp-nowait", "scenario": gfp_nowait, "expected": "clean", "budget": 200},
+    {"id": "M4", "design": "prealloc", "scenario": prealloc, "expected": "clean", "budget": 200,
+     "strategy": "odpor"},  # every schedule, no bound: 17 executions
+    {"id": "M4", "design": "gfp-nowait", "scenario": gfp_nowait, "expected": "clean", "budget": 200,
+     "strategy": "odpor"},
 ]
