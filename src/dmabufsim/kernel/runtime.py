@@ -591,8 +591,11 @@ class Kernel:
     def _next_of(self, run: list[KThread]) -> KThread:
         """Who runs after a thread stopped being runnable (``run`` not empty): the only
         candidate, or the strategy's choice (recorded) -- no preemption is counted."""
-        if len(run) == 1:
-            return self._only(run)
+        if len(run) == 1:  # _only(run) inlined: parking comes this way on every contended lock
+            nxt = run[0]
+            if self._forced_hook is not None:
+                self._forced_hook(nxt)
+            return nxt
         nxt = self.strategy.next_thread(run, None)
         if nxt.state is not _RUNNABLE:
             raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")

@@ -115,6 +115,7 @@ _USED_IN = USED_IN_HARDIRQ | USED_IN_HARDIRQ_READ | USED_IN_SOFTIRQ | USED_IN_SO
 _new = object.__new__
 #: What a plain acquisition in process context marks: taken with hardirqs and softirqs on.
 _ENABLED_BOTH = ENABLED_HARDIRQ | ENABLED_SOFTIRQ
+assert _ENABLED_BOTH == 68  # lock_acquire_plain's fast path tests this constant
 
 
 class LockdepHeld(HeldLock):
@@ -293,7 +294,7 @@ class Lockdep(LockTracker):
         cls = self._cls.get(map)
         if cls is None:  # a map new to this execution (its class usually is not)
             cls = self._class_of(map, 0)
-        if cls.usage & _ENABLED_BOTH == _ENABLED_BOTH:
+        if cls.usage & 68 == 68:  # _ENABLED_BOTH as a constant (a global load per acquisition)
             held = t.held
             n = len(held)
             key = cls.chained.get(held[-1].chain_key if n else _BASIS)
