@@ -8,8 +8,8 @@ explorer folds every execution into one :class:`Coverage`:
   ``A`` (seen at each push onto the held-lock stack the runtime keeps, which
   lockdep extends: ``Kernel.lock_observer``);
 * lock class x context: each class with the context it was taken in
-  (``process``, ``irq`` for interrupt handlers, ``reclaim`` inside direct
-  reclaim / shrinkers);
+  (``process``, ``irq`` for interrupt handlers, ``softirq`` for softirq
+  handlers, ``reclaim`` inside direct reclaim / shrinkers);
 * preemptions taken inside critical sections: a scheduling choice that took
   the CPU from a thread holding a lock.
 """
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 def _context(t: KThread) -> str:
     if t.in_irq:
         return "irq"
+    if t.in_softirq:
+        return "softirq"
     if t.in_reclaim:
         return "reclaim"
     return "process"

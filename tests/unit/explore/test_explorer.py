@@ -233,10 +233,12 @@ def test_coverage_sees_pseudo_locks_and_irq_context() -> None:
 
         k.spawn(proc, name="proc")
         k.raise_irq(irq, name="dev_irq")
+        k.raise_softirq(lambda: (lock.lock(), lock.unlock()), name="tasklet")
 
     rep = explore(scenario, "dpor", budget=200, stop_on_first=False)
     assert ("fs_reclaim", "dev_lock") in rep.coverage.edges
     assert ("dev_lock", "irq") in rep.coverage.contexts
+    assert ("dev_lock", "softirq") in rep.coverage.contexts
     assert ("dev_lock", "process") in rep.coverage.contexts
     assert ("fs_reclaim", "process") in rep.coverage.contexts
 
