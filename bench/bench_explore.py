@@ -14,15 +14,18 @@ philosophers' deadlocks.
 Run: ``.venv/bin/python bench/run.py explore`` (about 20 s).
 
 Measured 2026-11-25, session 3 (shared 2-core machine, frontrun 0.7.0 in
-the same run; frontrun's own rate varies by up to 1.5x between runs, so the
-ratios do too): executions per second, dmabufsim / frontrun -- abba 15.4k /
-61 random (253x) and 10.1k / 121 DPOR (83x); counter-3 17.9k / 977 (18x)
-and 11.2k / 766 (15x); philosophers-5 11.1k / 294 (38x) and 5.3k / 292
-(18x); philosophers-8 8.1k / 80 (100x) and 3.8k / 204 (19x). The 100x
-target is met for abba's and philosophers-8's random walks (the latter
-within noise: 56-109x over the day's runs). A later run with optimal DPOR
-(``odpor`` columns, against frontrun's DPOR): abba 7.0k/s (149x), counter-3
-7.7k (15x), philosophers-5 3.5k (20x), philosophers-8 2.5k (11x); its
+the same run, warmed up, 120 executions per measurement). Earlier runs
+measured frontrun cold on the first scenario (abba), where its first
+exploration in a process runs 10-20x slower than later ones: the "abba
+280x" of those runs was that artifact. Warm, frontrun's rates still vary
+~4x between runs (counter-3 random 349-1,349 executions/s, abba random
+230-952), and the ratios with them: random / DPOR / optimal DPOR -- abba
+16-66x / 47-131x / 31-85x; counter-3 15-55x / 23-30x / 16-22x;
+philosophers-5 25-58x / 26-28x / 18-20x; philosophers-8 116-125x / 18x /
+12x (frontrun's random walk deadlocks there and waits out its timeouts).
+dmabufsim's own rates are stable within ~5%: abba 15.2-15.7k / 9.7-10.0k /
+6.4k executions/s, counter-3 19.2-19.6k / 11.0k / 8.0k, philosophers-5
+11.0k / 5.2k / 3.6k, philosophers-8 7.8-8.0k / 3.8k / 2.5k. Optimal DPOR's
 executions cost more, but philosophers 3/4/5 exhaust in 49 / 225 / 961 of
 them (classic DPOR 595 / 6,877 / not within 5 s).
 
@@ -30,12 +33,11 @@ The ``floor`` columns run the cheapest explorer any greenlet-based design
 could have (``_FloorWalk``: pooled greenlets, a seeded random choice at each
 of the scenario's scheduling points, no model, no locks, no trace, no replay
 log, no checkers, no result) on the same thread and point counts. On
-counter-3 it manages ~136k executions/s, 139x frontrun: to reach 100x a
-dmabufsim execution could cost at most ~1.4x that floor (~10 us), leaving
-~3 us above it for its Kernel, four kthreads, lockdep's held-lock tracking,
-the trace digest, the replay log, the checkers and the result. A dmabufsim
-execution costs ~55 us there; the lock scenarios are where frontrun's
-bytecode tracing is slow and the ratio grows with the work per execution.
+counter-3 it manages ~135k executions/s: 101x frontrun in a run where
+frontrun was fast, 387x where it was slow. At the fast end 100x *is* the
+floor, leaving nothing above bare greenlets for a Kernel, four kthreads,
+lockdep's held-lock tracking, the trace digest, the replay log, the
+checkers and the result. A dmabufsim execution costs ~52 us there.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ import dmabufsim as ds
 from dmabufsim.explore import DPOR, OptimalDPOR, explore
 
 N_SIM = 1000  #: executions per dmabufsim throughput measurement
-N_FR = 40  #: executions per frontrun measurement (it is slow)
+N_FR = 120  #: executions per frontrun measurement
 TARGET = 100.0  #: issue 8: at least 100x frontrun's executions per second
 QUIET: dict[str, Any] = {"shrink_findings": False, "check_replay": False, "confirm_cycles": False,
                          "coverage": False, "stop_on_first": False}
@@ -144,7 +146,13 @@ def _frontrun() -> Any:
     except ImportError:
         return None
     patch_locks()  # what `frontrun pytest` does: cooperative threading primitives
-    return frontrun
+    # Warm up: frontrun's first exploration in a process runs at a fraction of its later
+    # speed (its tracing machinery starts up), which made the first scenario measured
+    # (abba) look 10-20x slower than it is.
+    fr = frontrun
+    for strategy in ("random", "dpor"):
+        _fr_rate(fr, "counter-3", strategy)
+    return fr
 
 
 def _fr_rate(fr: Any, name: str, strategy: str) -> float:
