@@ -10,6 +10,11 @@ A strategy answers three questions (shuttle's ``Scheduler``):
 * :meth:`Strategy.next_u64` -- a random value the model asked for (fault
   injection, ``Kernel.random``).
 
+A strategy may also define ``observe_forced(t)``: the runtime then calls it
+whenever it resumes or starts the only runnable thread outside a scheduling
+point (no choice is made or recorded), so that a strategy reasoning about
+every step (optimal DPOR) sees those too.
+
 Contract for implementers: a strategy must be deterministic given its own
 state (seeded randomness only); it must return one of the ``runnable``
 threads; it must not call into the Kernel or the model (it only reads the
