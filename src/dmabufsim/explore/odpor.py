@@ -34,7 +34,9 @@ Rules:
 * R3 (races): ``e`` (event ``i``) and ``e'`` (event ``j``) race when they are
   dependent, of different threads, and ``e`` happens before ``e'`` through
   no other event. A race is reversible unless ``e'``'s thread was not
-  runnable before ``e`` and was after it (``e`` woke or created it).
+  runnable before ``e`` and was after it (``e`` woke or created it), or was
+  waiting before ``e`` on something no event of the reversal touches -- or
+  on the virtual clock, which advances only when no thread can run.
 * R4 (wakeup trees): at the end of every execution, for each reversible race
   with ``E' = pre(E, e)`` (the node of ``e``): ``v = notdep(e, E).e'`` (the
   events between them that do not happen after ``e``, then ``e'``); unless a
@@ -52,10 +54,11 @@ Rules:
   independent of the event just taken. An execution reaching a node where
   every runnable thread sleeps is counted in ``redundant`` (never expected).
 * R6 (determinism): a replayed prefix must meet the same runnable threads,
-  choices and forced steps (``dpor`` R6); a wakeup sequence whose next thread
-  is not the only runnable one at a forced step is counted in ``deviations``
-  and dropped (never expected: it would mean an access the model did not
-  declare).
+  choices and forced steps (``dpor`` R6). A wakeup sequence whose next
+  thread is not the one a forced step runs waits for the next node, if that
+  step turns out independent of all of it; otherwise, or at a choice that
+  does not offer its thread, it is dropped and counted in ``deviations``
+  (said in the verdict: an access the model does not declare).
 * R7 (split): parallel job ``j`` of ``N`` owns the root alternatives ``j``,
   ``j + N``, ...; the root keeps no sleep set and takes no wakeup sequences,
   and each owned subtree is explored in full (sound, not optimal at the root).
@@ -89,6 +92,9 @@ _EXIT = -(1 << 41)
 
 _POINT_CODE = Kernel.point.__code__
 _BLOCKED = ThreadState.BLOCKED
+#: The virtual clock as a waited-on object (``msleep``, ``schedule_timeout``): only a time
+#: advance, which happens when no thread can run, wakes its sleepers (R3).
+_CLOCK = -1
 _EXITED = ThreadState.EXITED
 _START_CODE = Kernel._start.__code__
 
@@ -138,11 +144,13 @@ class _WNode:
 class _Node:
     """A state of the search (``E``): runnable threads, sleep set, wakeup tree, current child."""
 
-    __slots__ = ("accs", "enabled", "forced", "full", "sleep", "wut")
+    __slots__ = ("accs", "blocked", "enabled", "forced", "full", "sleep", "wut")
 
     def __init__(self, enabled: tuple[int, ...], forced: bool) -> None:
         self.enabled = enabled
         self.forced = forced
+        #: The threads blocked here and the object each waits on (R3).
+        self.blocked: dict[int, int] = {}
         #: Threads asleep here with their events' accesses (inherited, then explored children).
         self.sleep: dict[int, Accs] = {}
         #: The wakeup tree's children; the first is the child being explored.
@@ -155,6 +163,17 @@ class _Node:
     @property
     def chosen(self) -> int:
         return self.wut[0].tid
+
+
+def _touches(tree: list[_WNode], accs: Accs) -> bool:
+    """Does any event of a wakeup (sub)tree depend on ``accs``?"""
+    todo = list(tree)
+    while todo:
+        wn = todo.pop()
+        if _conflict(wn.accs, accs):
+            return True
+        todo.extend(wn.children)
+    return False
 
 
 def _initial(w: list[tuple[int, Accs]], tid: int) -> int:
@@ -211,6 +230,8 @@ class OptimalDPOR(ExploreStrategy):
         self._last_step = -1
         self._blocked_now = False
         self._follow: list[_WNode] = []  # the wakeup subtree the next new node starts with
+        #: (event index, sequence) of a wakeup sequence deferred past a forced step (R6)
+        self._deferred: tuple[int, list[_WNode]] | None = None
         #: A choice among several threads was made in this execution (R7 splits the first).
         self._decided = False
 
@@ -275,6 +296,12 @@ class OptimalDPOR(ExploreStrategy):
                 acc.append((_EXIT - tid, True))
         node = self._stack[i]
         accs = tuple(acc)
+        d = self._deferred
+        if d is not None and d[0] == i:
+            self._deferred = None
+            if _touches(d[1], accs):
+                self.deviations += 1  # R6: the forced step depends on the deferred sequence
+                self._follow = []
         node.accs = accs
         if node.wut and node.wut[0].tid == self._events[i][0]:
             node.wut[0].accs = accs
@@ -312,6 +339,7 @@ class OptimalDPOR(ExploreStrategy):
         self._close()
         pos = self._pos
         stack = self._stack
+        deferred: list[_WNode] | None = None
         if pos < len(stack):
             node = stack[pos]
             if (node.enabled != enabled or node.forced != forced) and not self.error:
@@ -323,10 +351,16 @@ class OptimalDPOR(ExploreStrategy):
         else:
             node = _Node(enabled, forced)
             node.sleep = self._inherit_sleep()
+            for th in self._threads:
+                if th.state is _BLOCKED and th.blocked_on is not None:
+                    node.blocked[th.tid] = th.blocked_on[1]
             follow = self._follow
             self._follow = []
             if follow and follow[0].tid not in enabled:
-                self.deviations += 1  # R6: the wakeup sequence cannot go on here
+                if forced:
+                    deferred = follow  # R6: the forced step first; the sequence waits for the next node
+                else:
+                    self.deviations += 1  # R6: the wakeup sequence cannot go on here
                 follow = []
             if self._jobs > 1 and not forced and not self._decided:
                 owned = list(enabled)[self._job :: self._jobs]  # R7: the first choice is split
@@ -349,7 +383,11 @@ class OptimalDPOR(ExploreStrategy):
             tid = node.chosen
         if not forced:
             self._decided = True
-        self._follow = [c.copy() for c in node.wut[0].children] if pos == len(stack) - 1 else []
+        if pos == len(stack) - 1 and deferred is not None:
+            self._follow = deferred
+            self._deferred = (pos, deferred)
+        else:
+            self._follow = [c.copy() for c in node.wut[0].children] if pos == len(stack) - 1 else []
         self._pos = pos + 1
         return tid
 
@@ -451,6 +489,9 @@ class OptimalDPOR(ExploreStrategy):
                 continue  # R3: e woke or created e''s thread: not reversible
             ti = events[i][0]
             v = [events[k] for k in range(i + 1, j) if clocks[k].get(ti, -1) < i]
+            waits = node.blocked.get(p)
+            if waits is not None and (waits == _CLOCK or not any(o == waits for _t, a in v for o, _w in a)):
+                continue  # R3: e''s thread sleeps before e, and nothing that can run first wakes it
             v.append(events[j])
             if any(self._weak_initial(q, a, v) for q, a in node.sleep.items()):
                 continue

@@ -268,3 +268,48 @@ def test_a_dropped_wakeup_sequence_is_said_in_the_verdict() -> None:
     rep = explore(scenario, "odpor", budget=100, kernel_options=NO_LOCKDEP)
     assert rep.verdict == "exhausted"
     assert "unbounded, 1 wakeup sequence(s) dropped (odpor R6)" in rep.verdict_line()
+
+
+def test_a_sleeper_is_not_reordered_before_a_runnable_thread() -> None:
+    """odpor R3: a thread asleep on the virtual clock wakes only when no thread can run, so
+    its step never goes before a runnable thread's: that race is not reversible (no dropped
+    wakeup sequence, and the one order the machine allows)."""
+
+    def scenario(k: ds.Kernel) -> None:
+        order: list[str] = []
+
+        def a() -> None:
+            k.msleep(1)
+            k.point("write", VAR, True)
+            order.append("a")
+
+        def b() -> None:
+            k.point("write", VAR, True)
+            order.append("b")
+            k.point("write", VAR + 1, True)
+
+        k.spawn(a, name="a")
+        k.spawn(b, name="b")
+        k.ext["explore.state"] = lambda: tuple(order)
+
+    odpor = OptimalDPOR()
+    o = _run(scenario, odpor)
+    res = audit(scenario, budget=3000, kernel_options=NO_LOCKDEP, por="odpor")
+    assert res.ok and {s[2] for s in o.states} == {("b", "a")}
+    assert odpor.complete and odpor.deviations == 0 and odpor.redundant == 0
+    assert o.executions == 1  # without R3's clock rule: 2 (the reversal is followed, to the same trace)
+
+
+def test_timer_driven_catalog_rows_follow_every_wakeup_sequence() -> None:
+    """R3's clock rule and R6's deferral past forced steps: designs with sleeps and device
+    jobs drop no wakeup sequence and reach classic DPOR's terminal states."""
+    from dmabufsim.scenarios import discover
+
+    rows = {r.key: r for r in discover().rows}
+    for key in ("M1/evict-waits-bookkeep", "C6/nowait-notifier"):
+        row = rows[key]
+        odpor, dpor = OptimalDPOR(), DPOR()
+        runs = [run_job(row.scenario, [(s, 5000)], stop_on_first=False, collect_states=True, coverage=False,
+                        kernel_options=dict(row.kernel_options)) for s in (odpor, dpor)]
+        assert odpor.complete and dpor.complete and odpor.deviations == 0 and odpor.redundant == 0
+        assert runs[0].states == runs[1].states and runs[0].executions < runs[1].executions
