@@ -52,16 +52,19 @@ Rules:
   the runnable threads not asleep. Explored children join the node's sleep
   set with their events; a thread sleeps at the next node while its event is
   independent of the event just taken. An execution reaching a node where
-  every runnable thread sleeps is counted in ``redundant`` (never expected).
+  every runnable thread sleeps is counted in ``redundant`` (none where every
+  access is declared; the audits check it).
 * R6 (determinism): a replayed prefix must meet the same runnable threads,
   choices and forced steps (``dpor`` R6). A wakeup sequence whose next
   thread is not the one a forced step runs waits for the next node, if that
   step turns out independent of all of it; otherwise, or at a choice that
   does not offer its thread, it is dropped and counted in ``deviations``
-  (said in the verdict: an access the model does not declare).
-* R7 (split): parallel job ``j`` of ``N`` owns the root alternatives ``j``,
-  ``j + N``, ...; the root keeps no sleep set and takes no wakeup sequences,
-  and each owned subtree is explored in full (sound, not optimal at the root).
+  and the verdict says so (a read the model does not declare, or an order
+  virtual time forbids).
+* R7 (split): parallel job ``j`` of ``N`` owns the alternatives ``j``,
+  ``j + N``, ... of the first choice among several threads; that node keeps
+  no sleep set and takes no wakeup sequences, and each owned subtree is
+  explored in full (sound, not optimal there).
 * R8 (limits): unbounded only (a preemption bound needs ``dpor``'s bounded
   search); scenarios that ask for schedule-controlled values
   (``Kernel.random``, early timers) are refused: an event's value would be
