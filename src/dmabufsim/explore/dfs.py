@@ -66,6 +66,8 @@ class StackSearch(ExploreStrategy):
 
     def __init__(self, preemption_bound: int | None = None) -> None:
         super().__init__()
+        if preemption_bound is not None and preemption_bound < 0:
+            raise ValueError(f"preemption bound must be >= 0, got {preemption_bound}")
         self.preemption_bound = preemption_bound
         self._pos = 0
         self._pre = 0
@@ -186,6 +188,8 @@ class ICB(ExploreStrategy):
 
     def __init__(self, max_bound: int = 3) -> None:
         super().__init__()
+        if max_bound < 0:
+            raise ValueError(f"ICB's largest preemption bound must be >= 0, got {max_bound}")
         self.max_bound = max_bound
         self.current_bound = 0
         self._dfs = DFS(0)

@@ -449,7 +449,8 @@ def load_file_module(path: str, prefix: str = "_dmabufsim_catalog_") -> ModuleTy
     """Import a scenario file by path (``--scenarios DIR``, ``FILE.py:function`` on the CLI).
 
     Every failure is one clear ``UsageError`` line: unreadable file, syntax
-    error, or an import the file cannot make.
+    error, an import the file cannot make, or anything else the file raises
+    (or a ``sys.exit()``) while it is imported, with the file's line.
     """
     name = prefix + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
@@ -466,7 +467,23 @@ def load_file_module(path: str, prefix: str = "_dmabufsim_catalog_") -> ModuleTy
     except ImportError as exc:
         hint = " (a module of the package: name it as package.module:function)" if exc.name is None else ""
         raise UsageError(f"cannot import {path}: {exc}{hint}") from None
+    except SystemExit as exc:
+        raise UsageError(f"cannot import {path}: it called sys.exit({exc.code!r}){_where(path, exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever the file raises while imported is bad input
+        raise UsageError(f"cannot import {path}: {type(exc).__name__}: {exc}{_where(path, exc)}") from None
     return module
+
+
+def _where(path: str, exc: BaseException) -> str:
+    """`` (line N)``: the last line of ``path`` on ``exc``'s traceback, or "" when it is not on it."""
+    target = os.path.abspath(path)
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) == target:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return "" if line is None else f" (line {line})"
 
 
 class Catalog:
