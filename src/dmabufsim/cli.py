@@ -1,10 +1,15 @@
-"""The ``dmabufsim`` command line.
+"""The ``dmabufsim`` command line (also ``python -m dmabufsim``).
 
-``dmabufsim run FILE.py:function --seed N`` runs one execution of a scenario
-and prints its findings and replay token; ``dmabufsim replay TOKEN
-FILE.py:function`` rebuilds it. Bad input (a missing file, an unknown
-function, a malformed token) is one clear line on stderr and exit code 2.
-Exit code 1 means the execution had findings of severity error or warning.
+``dmabufsim run SCENARIO --seed N`` runs one execution of a scenario and
+prints its findings and replay token; ``dmabufsim replay TOKEN SCENARIO``
+rebuilds it; ``explore``, ``check`` and ``list`` live in their rooms
+(``explore/command.py``, ``report/commands.py``). A SCENARIO is
+``FILE.py:function``, ``package.module:function`` or a catalog row
+(``cli_args`` R1). Bad input (a missing file, a scenario that is not a
+function of the Kernel, an out-of-range value, a malformed token) is one
+clear line on stderr and exit code 2, checked before anything runs
+(``cli_args``). Exit code 1 means the execution had findings of severity
+error or warning; 141 that the reader of stdout went away (``| head``).
 ``dmabufsim bench [NAME ...]`` runs the benchmarks of a source checkout's
 ``bench/`` directory (they are not installed with the package).
 """
@@ -12,14 +17,23 @@ Exit code 1 means the execution had findings of severity error or warning.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from . import __version__
+from .cli_args import (
+    SCENARIO_HELP,
+    SCENARIOS_HELP,
+    CliError,
+    Parser,
+    check_values,
+    finish_parser,
+    load_scenario,
+    resolve_scenario,
+)
 from .explore import command as explore_command
 from .kernel.errors import ReplayError, UsageError
 from .kernel.execution import Execution
@@ -31,32 +45,10 @@ from .scenarios.catalog import load_file_module
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
+#: ``run ... | head``: the reader closed the pipe (128 + SIGPIPE, as a process killed by it).
+EXIT_BROKEN_PIPE = 141
 
-
-class CliError(Exception):
-    """A user error: printed as one line, exit code 2."""
-
-
-def load_scenario(spec: str) -> Callable[..., Any]:
-    """Load ``FILE.py:function`` (or ``package.module:function``)."""
-    if ":" not in spec:
-        raise CliError(f"scenario must be FILE.py:function, got {spec!r}")
-    path, _, func = spec.rpartition(":")
-    if not func.isidentifier():
-        raise CliError(f"{func!r} is not a function name")
-    if path.endswith(".py") or os.sep in path:
-        if not os.path.isfile(path):
-            raise CliError(f"no such file: {path}")
-        module = load_file_module(path, prefix="_dmabufsim_scenario_")
-    else:
-        try:
-            module = importlib.import_module(path)
-        except ImportError as exc:
-            raise CliError(f"cannot import {path}: {exc}") from None
-    fn = getattr(module, func, None)
-    if fn is None or not callable(fn):
-        raise CliError(f"{path} has no function {func!r}")
-    return fn  # type: ignore[no-any-return]
+__all__ = ["CliError", "build_parser", "load_scenario", "main"]
 
 
 def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:function>") -> int:
@@ -91,19 +83,18 @@ def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:functi
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    scenario = load_scenario(args.scenario)
-    ex = Kernel(seed=args.seed, max_steps=args.max_steps).run(scenario)
+    # A catalog row (C11/noretry-fork) runs with the row's kernel options.
+    spec = resolve_scenario(args.scenario, tuple(args.scenarios))
+    ex = Kernel(seed=args.seed, max_steps=args.max_steps, **spec.kernel_options).run(spec.scenario)
     return _print_execution(ex, args.json)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     # A catalog row (B1/abba-mutexes, C18) replays with the row's kernel options.
-    row = catalog_commands.resolve_catalog_scenario(args.scenario, tuple(args.scenarios))
-    scenario = row.scenario if row is not None and row.scenario is not None else load_scenario(args.scenario)
-    options = dict(row.kernel_options) if row is not None else {}
+    spec = resolve_scenario(args.scenario, tuple(args.scenarios))
     record = bool(args.trace or args.dot)
-    k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **options)
-    ex = k.run(scenario)
+    k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **spec.kernel_options)
+    ex = k.run(spec.scenario)
     catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k)
     return _print_execution(ex, args.json, args.scenario)
 
@@ -130,33 +121,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="dmabufsim",
         description="An executable model of Linux's cross-device buffer-sharing stack.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     r = sub.add_parser("run", help="run one execution of a scenario", description="Run one execution of a scenario.")
-    r.add_argument("scenario", help="FILE.py:function (the function takes the Kernel)")
-    r.add_argument("--seed", type=int, default=0, help="seed of the random schedule (default 0)")
-    r.add_argument("--max-steps", type=int, default=200_000, help="scheduling points before livelock")
+    r.add_argument("scenario", help=SCENARIO_HELP)
+    r.add_argument("--seed", type=int, default=0, help="seed of the random schedule")
+    r.add_argument("--max-steps", type=int, default=200_000,
+                   help="scheduling points before the execution is reported as a livelock")
     r.add_argument("--json", action="store_true", help="print JSON instead of text")
+    r.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser(
         "replay", help="rebuild an execution from its token", description="Rebuild an execution from its token."
     )
     rp.add_argument("token", help="replay token printed by run / explore / check")
-    rp.add_argument("scenario", help="FILE.py:function, or a catalog row (B1/abba-mutexes, C18)")
-    rp.add_argument("--max-steps", type=int, default=200_000, help="scheduling points before livelock")
+    rp.add_argument("scenario", help=SCENARIO_HELP)
+    rp.add_argument("--max-steps", type=int, default=200_000,
+                    help="scheduling points before the execution is reported as a livelock")
     rp.add_argument("--json", action="store_true", help="print JSON instead of text")
     rp.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of the execution")
     rp.add_argument("--dot", metavar="OUT.dot", help="write the lock-dependency graph (Graphviz DOT)")
-    rp.add_argument("--scenarios", action="append", default=[], metavar="DIR", help="extra catalog modules")
+    rp.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
     rp.set_defaults(func=cmd_replay)
     catalog_commands.add_parsers(sub)
-    explore_command.add_parser(sub, load_scenario)
+    explore_command.add_parser(sub, resolve_scenario)
 
     b = sub.add_parser(
         "bench",
@@ -167,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("names", nargs="*", metavar="NAME", help="scheduler, lockdep, fence, ... (default: all)")
     b.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     b.set_defaults(func=cmd_bench)
+    finish_parser(p)
     return p
 
 
@@ -174,16 +170,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one line
+    except SystemExit as exc:  # argparse already printed its one line (or the help, or the version)
         return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
     try:
-        return int(args.func(args))
+        check_values(args)
+        rc = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return rc
     except (CliError, ReplayError, UsageError) as exc:
         print(f"dmabufsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("dmabufsim: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """After ``| head`` closed the pipe: point stdout at /dev/null so the exit's flush cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (captured output)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,44 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
+from ..kernel.findings import KINDS
 from .explorer import STRATEGIES, Report, explore
 
-#: Loads FILE.py:function (the CLI passes its own loader: this room does not import the CLI).
-Loader = Callable[[str], Callable[..., Any]]
+
+class Resolved(Protocol):
+    """A scenario argument resolved by the CLI: the function and the kernel options it runs with."""
+
+    @property
+    def scenario(self) -> Callable[..., Any]: ...
+
+    @property
+    def kernel_options(self) -> Mapping[str, Any]: ...
+
+
+#: Resolves a scenario argument (FILE.py:function, module:function, a catalog row) with the ``--scenarios``
+#: directories; the CLI passes its own resolver: this room does not import the CLI.
+Loader = Callable[[str, tuple[str, ...]], Resolved]
+
+#: The forms a scenario argument takes (the CLI's resolver accepts each).
+SPEC_FORMS = "FILE.py:function, package.module:function, or a catalog row (C11/noretry-fork, C18)"
+
+#: Help of the scenario argument of run / explore / replay.
+SCENARIO_HELP = (
+    f"the scenario: {SPEC_FORMS}; the function takes one argument, the Kernel. "
+    "A catalog row runs with its own kernel options."
+)
+
+#: Processes per usable CPU that ``--jobs`` may ask for: each job explores flat out.
+JOBS_PER_CPU = 4
+
+#: Help of ``--expect``: the finding kinds by name.
+EXPECT_HELP = (
+    "a finding kind the scenario expects (repeatable): " + ", ".join(KINDS)
+    + "; or a finding's signature (an assertion's name)"
+)
 
 
 def add_parser(sub: Any, load_scenario: Loader) -> None:
@@ -30,25 +61,29 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
         description="Search the schedules of a scenario; every finding comes with a replay token. "
         "Exit 0: exhausted or only expected findings; 1: unexpected finding; 3: inconclusive (budget ran out).",
     )
-    e.add_argument("scenario", help="FILE.py:function (the function takes the Kernel)")
+    e.add_argument("scenario", help=SCENARIO_HELP)
     e.add_argument("--strategy", choices=STRATEGIES, default="portfolio",
                    help="search strategy (default: portfolio = random burst, PCT, bounded DPOR)")
     e.add_argument("--budget", type=int, default=10_000, help="executions (default 10000)")
-    e.add_argument("--time", type=float, default=None, metavar="SECONDS", help="wall-time budget")
-    e.add_argument("--max-steps", type=int, default=200_000, help="scheduling points per execution")
-    e.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
+    e.add_argument("--time", type=float, default=None, metavar="SECONDS",
+                   help="wall-time budget in seconds (default: none)")
+    e.add_argument("--max-steps", type=int, default=200_000,
+                   help="scheduling points per execution before it is reported as a livelock")
+    e.add_argument("--jobs", type=int, default=1, help=f"processes, at most {JOBS_PER_CPU} per CPU (default 1)")
     e.add_argument("--seed", type=int, default=0, help="seed of the randomised strategies")
-    e.add_argument("--depth", type=int, default=3, help="PCT bug depth (default 3)")
+    e.add_argument("--depth", type=int, default=3, help="PCT bug depth, at least 1 (default 3)")
     e.add_argument("--preemption-bound", type=int, default=None,
-                   help="bound of dfs / icb / dpor (odpor is unbounded)")
+                   help="preemptions allowed per execution, at least 0 (default: dfs and dpor unbounded, "
+                   "icb up to 3, the portfolio's dpor phase 2; odpor is always unbounded)")
     e.add_argument("--all", action="store_true", help="collect every finding instead of stopping at the first")
     e.add_argument("--expect", action="append", default=[], metavar="KIND",
-                   help="a finding kind or signature the scenario expects (repeatable)")
+                   help=EXPECT_HELP)
     e.add_argument("--no-shrink", action="store_true", help="keep the schedules as found")
     e.add_argument("--checkpoint", metavar="FILE", help="save a systematic run here (resume with --resume)")
     e.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
     e.add_argument("--early-timers", action="store_true",
-                   help="make timers and device interrupts part of the schedule (runtime R8)")
+                   help="let timers and device interrupts fire at any scheduling point, not only when "
+                   "every thread waits (the explorer then searches their timing too)")
     e.add_argument("--no-lockdep-graph", action="store_true",
                    help="a fresh lockdep graph per execution instead of one per run")
     e.add_argument("--audit", action="store_true",
@@ -56,6 +91,8 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
                    "terminal states (small models)")
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.add_argument("--scenarios", action="append", default=[], metavar="DIR",
+                   help="also load catalog modules from DIR, to name their rows (repeatable)")
     e.set_defaults(func=lambda args: cmd_explore(args, load_scenario))
 
 
@@ -75,8 +112,12 @@ def _table(report: Report) -> Any:
 
 def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
     """Run ``dmabufsim explore``; returns the report's exit code."""
-    scenario = load_scenario(args.scenario)
-    kopts: dict[str, Any] = {"options": {"early_timers": True}} if args.early_timers else {}
+    resolved = load_scenario(args.scenario, tuple(args.scenarios))
+    scenario = resolved.scenario
+    # A catalog row's own kernel options (prime_lockdep=False...), plus the flags' extension options.
+    kopts: dict[str, Any] = dict(resolved.kernel_options)
+    if args.early_timers:
+        kopts["options"] = {**dict(kopts.get("options") or {}), "early_timers": True}
     if args.audit:
         from .audit import audit
 
