@@ -26,8 +26,8 @@ Rules:
   process exploring at full speed.
 * R5 (checkpoints): ``--resume`` needs ``--checkpoint``, and a checkpoint
   (or, with ``--jobs N``, one job's file) to resume; ``--checkpoint`` must
-  name a file in an existing directory. The checkpoint's contents are the
-  explorer's to judge.
+  name a file the explorer can write (tried up front). The checkpoint's
+  contents are the explorer's to judge.
 * R6 (one-line errors): an argparse error is one line naming the command
   and pointing at its ``--help``, not the usage block.
 * R7 (help): every option's help shows its default, computed from the
@@ -104,7 +104,7 @@ def load_scenario(spec: str) -> Callable[..., Any]:
         raise CliError(f"{func!r} is not a function name (a scenario is {SPEC_FORMS})")
     if path.endswith(".py") or os.sep in path:
         if not os.path.isfile(path):
-            raise CliError(f"no such file: {path}")
+            raise CliError(f"{path} is not a file" if os.path.exists(path) else f"no such file: {path}")
         module = load_file_module(path, prefix="_dmabufsim_scenario_")
     else:
         try:
@@ -210,12 +210,19 @@ def _check_checkpoint(args: argparse.Namespace) -> None:
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
         raise CliError(f"--checkpoint {path}: no such directory: {folder}")
-    if resume:
-        # A checkpoint of another --jobs is the explorer's to refuse, with its own message.
-        if not any(os.path.exists(p) for p in _checkpoint_files(path, folder)):
-            raise CliError(f"--resume: no checkpoint {path} to resume (it is written by a run with --checkpoint)")
-    elif not os.access(folder, os.W_OK):
-        raise CliError(f"--checkpoint {path}: directory {folder} is not writable")
+    # A checkpoint of another --jobs is the explorer's to refuse, with its own message.
+    if resume and not any(os.path.exists(p) for p in _checkpoint_files(path, folder)):
+        raise CliError(f"--resume: no checkpoint {path} to resume (it is written by a run with --checkpoint)")
+    # The explorer saves through PATH.tmp (then renames it): find out now whether it can.
+    probe = f"{path}.tmp"
+    existed = os.path.exists(probe)
+    try:
+        with open(probe, "ab"):
+            pass
+    except OSError as exc:
+        raise CliError(f"--checkpoint {path}: cannot write there: {exc.strerror}") from None
+    if not existed:
+        os.unlink(probe)
 
 
 def _checkpoint_files(path: str, folder: str) -> list[str]:

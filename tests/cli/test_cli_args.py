@@ -93,6 +93,26 @@ def test_checkpoint_into_a_missing_directory_is_one_line(
     assert err == f"dmabufsim: error: --checkpoint {tmp_path} is a directory; name a file"
 
 
+@pytest.mark.skipif(not pathlib.Path("/proc/self").is_dir(), reason="needs Linux /proc (unwritable even by root)")
+def test_an_unwritable_checkpoint_is_refused_before_running(sc: str, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _error(["explore", f"{sc}:abba", "--strategy", "dpor", "--checkpoint", "/proc/ck.bin"], capsys)
+    assert err == "dmabufsim: error: --checkpoint /proc/ck.bin: cannot write there: No such file or directory"
+
+
+def test_the_checkpoint_probe_leaves_nothing_behind(
+    sc: str, tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ck = tmp_path / "ck.bin"
+    assert main(["explore", f"{sc}:abba", "--strategy", "dpor", "--json", "--checkpoint", str(ck)]) == 1
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.bin", "sc.py"]
+
+
+def test_a_directory_is_not_a_scenario_file(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _error(["run", f"{tmp_path}:abba"], capsys) == f"dmabufsim: error: {tmp_path} is not a file"
+    assert _error(["run", f"{tmp_path}/no.py:abba"], capsys) == f"dmabufsim: error: no such file: {tmp_path}/no.py"
+
+
 def test_a_scenario_file_that_raises_at_import_is_one_line(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
