@@ -44,12 +44,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from .explore.command import JOBS_PER_CPU, SCENARIO_HELP, SPEC_FORMS
+from .explore.command import JOBS_PER_CPU, SCENARIO_HELP, SCENARIOS_HELP, SPEC_FORMS
 from .kernel.errors import UsageError
 from .scenarios.catalog import ClaimScenario, discover, load_file_module
-
-#: Help of ``--scenarios`` on run / explore / replay.
-SCENARIOS_HELP = "also load catalog modules from DIR, to name their rows (repeatable)"
 
 __all__ = ["SCENARIO_HELP", "SCENARIOS_HELP", "SPEC_FORMS", "CliError", "ScenarioSpec", "check_values",
            "finish_parser", "load_scenario", "resolve_scenario"]

@@ -43,6 +43,9 @@ SCENARIO_HELP = (
     "A catalog row runs with its own kernel options."
 )
 
+#: Help of ``--scenarios`` on run / explore / replay.
+SCENARIOS_HELP = "also load catalog modules from DIR, to name their rows (repeatable)"
+
 #: Processes per usable CPU that ``--jobs`` may ask for: each job explores flat out.
 JOBS_PER_CPU = 4
 
@@ -91,8 +94,7 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
                    "terminal states (small models)")
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
-    e.add_argument("--scenarios", action="append", default=[], metavar="DIR",
-                   help="also load catalog modules from DIR, to name their rows (repeatable)")
+    e.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
     e.set_defaults(func=lambda args: cmd_explore(args, load_scenario))
 
 
