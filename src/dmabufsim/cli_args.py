@@ -101,7 +101,7 @@ def load_scenario(spec: str) -> Callable[..., Any]:
         raise CliError(f"{func!r} is not a function name (a scenario is {SPEC_FORMS})")
     if path.endswith(".py") or os.sep in path:
         if not os.path.isfile(path):
-            raise CliError(f"{path} is not a file" if os.path.exists(path) else f"no such file: {path}")
+            raise CliError(f"no such file: {path}" + (" (that is a directory)" if os.path.isdir(path) else ""))
         module = load_file_module(path, prefix="_dmabufsim_scenario_")
     else:
         try:

@@ -15,6 +15,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dmabufsim import __version__, cli_args
 from dmabufsim.cli import main
@@ -109,7 +111,8 @@ def test_the_checkpoint_probe_leaves_nothing_behind(
 
 
 def test_a_directory_is_not_a_scenario_file(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _error(["run", f"{tmp_path}:abba"], capsys) == f"dmabufsim: error: {tmp_path} is not a file"
+    err = _error(["run", f"{tmp_path}:abba"], capsys)
+    assert err == f"dmabufsim: error: no such file: {tmp_path} (that is a directory)"
     assert _error(["run", f"{tmp_path}/no.py:abba"], capsys) == f"dmabufsim: error: no such file: {tmp_path}/no.py"
 
 
@@ -184,6 +187,22 @@ def test_bad_values_are_refused_before_anything_runs(
     argv: list[str], message: str, sc: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _error([a.format(sc=sc) for a in argv], capsys) == f"dmabufsim: error: {message}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(dest=st.sampled_from(sorted(cli_args.MINIMUM)), value=st.integers(-10**6, 10**6))
+def test_a_value_is_refused_exactly_below_its_minimum(dest: str, value: int) -> None:
+    args = argparse.Namespace(**{dest: value})
+    least = cli_args.MINIMUM[dest]
+    too_many = dest == "jobs" and value > cli_args.max_jobs()
+    try:
+        cli_args.check_values(args)
+        refused = False
+    except cli_args.CliError as exc:
+        refused = True
+        if value < least:
+            assert str(exc) == f"--{dest.replace('_', '-')} must be at least {least}, got {value}"
+    assert refused == (value < least or too_many)
 
 
 def test_jobs_are_capped_per_cpu(
@@ -265,6 +284,44 @@ def test_a_wrong_scenario_says_what_is_wrong(
     for cmd in (["run"], ["explore"], ["replay", TOKEN]):
         err = _error([*cmd, f"{sc}:{func}"], capsys)
         assert err == "dmabufsim: error: " + message.format(sc=sc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    positional=st.integers(0, 3),
+    defaults=st.integers(0, 2),
+    varargs=st.booleans(),
+    kwonly=st.sampled_from(["", "required", "default"]),
+    varkw=st.booleans(),
+)
+def test_the_signature_check_agrees_with_calling_the_scenario(
+    positional: int, defaults: int, varargs: bool, kwonly: str, varkw: bool
+) -> None:
+    # Accepted exactly when scenario(kernel) would bind: the rule holds for any Python signature.
+    params = [f"p{i}" for i in range(positional)] + [f"d{i}=0" for i in range(defaults)]
+    if varargs:
+        params.append("*args")
+    if kwonly:
+        params += [] if varargs else ["*"]
+        params.append("kw" if kwonly == "required" else "kw=0")
+    if varkw:
+        params.append("**kwargs")
+    ns: dict[str, object] = {}
+    exec(f"def scenario({', '.join(params)}):\n    return 'ran'\n", ns)  # a generated signature
+    fn = ns["scenario"]
+    assert callable(fn)
+    try:
+        binds = fn(object()) == "ran"
+    except TypeError:
+        binds = False
+    try:
+        cli_args.check_signature(fn, "sc.py:scenario")
+        accepted = True
+    except cli_args.CliError as exc:
+        accepted = False
+        assert str(exc).startswith("scenario sc.py:scenario takes ")
+        assert str(exc).endswith(": a scenario takes exactly one argument, the Kernel (def scenario(k): ...)")
+    assert accepted == binds, params
 
 
 def test_signatures_that_take_the_kernel_are_accepted(sc: str, capsys: pytest.CaptureFixture[str]) -> None:
