@@ -25,10 +25,14 @@ Rules:
 * D5 (source blocks): a ```` ```python ```` block whose first line is
   ``# examples/NAME.py`` shows that file whole; ``# examples/NAME.py
   (excerpt)`` shows a part of it, verbatim.
-* D6 (update): ``python -m tests.docs.update`` rewrites every expected
+* D6 (catalog rows): in ``docs/claims.md``, the lines between
+  ``<!-- rows CLAIM -->`` and ``<!-- /rows -->`` are the catalog's rows of
+  that claim (design, expected verdict, scenario), and every claim of the
+  catalog has such a block.
+* D7 (update): ``python -m tests.docs.update`` rewrites every expected
   output (keeping an elision's numbers of head and tail lines), every
-  ``exit=`` and every whole-file source block from what the commands print
-  and the files hold today.
+  ``exit=``, every whole-file source block and every rows block from what
+  the commands print, the files hold and the catalog declares today.
 """
 
 from __future__ import annotations
@@ -207,7 +211,7 @@ def matches(expected: list[str], actual: list[str]) -> bool:
 
 
 def updated_output(expected: list[str], actual: list[str]) -> list[str]:
-    """The expected output rewritten from the actual one, keeping an elision's shape (D6)."""
+    """The expected output rewritten from the actual one, keeping an elision's shape (D7)."""
     if ELLIPSIS not in expected:
         return actual
     k = expected.index(ELLIPSIS)
@@ -244,7 +248,36 @@ def sources(doc: pathlib.Path) -> Iterator[Source]:
             yield Source(doc, m.start("body"), m.end("body"), s.group("path"), bool(s.group("excerpt")), rest)
 
 
-# ---------------------------------------------------------------- update (D6)
+# ---------------------------------------------------------------- catalog rows (D6)
+
+CLAIMS_DOC = ROOT / "docs" / "claims.md"
+_ROWS = re.compile(r"^<!-- rows (?P<claim>\w+) -->\n(?P<body>.*?)^<!-- /rows -->$", re.M | re.S)
+
+
+def rows_table(claim: str) -> str:
+    """The Markdown table of one claim's catalog rows (D6)."""
+    from dmabufsim.scenarios.catalog import discover
+
+    out = ["| row | expected verdict | scenario |", "|-----|------------------|----------|"]
+    for r in discover():
+        if r.claim != claim:
+            continue
+        if not r.modelled:
+            out.append(f"| `{r.key}` | not yet modelled (needs: {', '.join(r.needs)}) | |")
+            continue
+        exp = r.expected.describe() if r.expected else ""
+        where = f"the experiment of `{r.same_as}`" if r.same_as else f"`{r.origin}`"
+        out.append(f"| `{r.key}` | {exp.replace('|', '/')} | {where} |")
+    return "\n".join(out) + "\n"
+
+
+def rows_blocks(doc: pathlib.Path = CLAIMS_DOC) -> list[tuple[str, int, int, str]]:
+    """(claim, start, end, body) of each rows block of ``doc``."""
+    text = doc.read_text()
+    return [(m.group("claim"), m.start("body"), m.end("body"), m.group("body")) for m in _ROWS.finditer(text)]
+
+
+# ---------------------------------------------------------------- update (D7)
 
 
 def update(docs: list[pathlib.Path] | None = None, include_slow: bool = True) -> list[str]:
@@ -260,6 +293,12 @@ def update(docs: list[pathlib.Path] | None = None, include_slow: bool = True) ->
             if text[src.start:src.end] != body:
                 pieces.append((src.start, src.end, body))
                 changed.append(f"{src.id}: {src.path}")
+        if doc == CLAIMS_DOC:
+            for claim, start, end, body in rows_blocks(doc):
+                table = rows_table(claim)
+                if body != table:
+                    pieces.append((start, end, table))
+                    changed.append(f"{_shown(doc)}: rows of {claim}")
         for block in blocks(doc):
             lines: list[str] = []
             codes = set()

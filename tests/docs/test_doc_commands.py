@@ -11,7 +11,21 @@ import pathlib
 
 import pytest
 
-from .doccmd import ROOT, Command, commands, doc_files, matches, normalise, run, sources, update, updated_output
+from .doccmd import (
+    CLAIMS_DOC,
+    ROOT,
+    Command,
+    commands,
+    doc_files,
+    matches,
+    normalise,
+    rows_blocks,
+    rows_table,
+    run,
+    sources,
+    update,
+    updated_output,
+)
 
 COMMANDS = commands()
 
@@ -43,6 +57,20 @@ def test_source_blocks_show_the_example_files(doc: pathlib.Path) -> None:
             assert src.shown in text, f"{src.id}: the excerpt is not in {src.path}"
         else:
             assert src.shown == text, f"{src.id}: the block is not {src.path} (python -m tests.docs.update)"
+
+
+def test_claims_doc_lists_every_claim_with_the_catalogs_rows() -> None:
+    from dmabufsim.scenarios.catalog import discover
+
+    blocks = rows_blocks(CLAIMS_DOC)
+    assert [claim for claim, *_ in blocks] == discover().claims
+    for claim, _, _, body in blocks:
+        assert body == rows_table(claim), f"docs/claims.md: the rows of {claim} (python -m tests.docs.update)"
+
+
+def test_no_doc_points_at_a_claims_file_outside_the_repository() -> None:
+    for doc in [*doc_files(), ROOT / "docs" / "catalog.md", ROOT / "CHANGELOG.md"]:
+        assert "CLAIMS.md" not in doc.read_text(), doc.name
 
 
 # ---------------------------------------------------------------- the checker itself
