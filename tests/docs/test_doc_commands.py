@@ -7,9 +7,12 @@ When a change of the CLI's output is intended, regenerate the docs with
 from __future__ import annotations
 
 import difflib
+import io
 import pathlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .doccmd import (
     CLAIMS_DOC,
@@ -117,3 +120,23 @@ def test_update_rewrites_a_stale_output_and_exit_code_keeping_the_elision(tmp_pa
     assert text.endswith("\n```\n\nEnd.\n")
     assert update([doc]) == []  # now it matches: nothing to rewrite
     assert doc.read_text() == text
+
+
+@given(st.lists(st.tuples(st.floats(0, 1e4), st.integers(0, 10**7)), min_size=2, max_size=2),
+       st.integers(0, 10**6))
+def test_normalise_is_blind_to_timings_and_sees_every_count(timings: list[tuple[float, int]], count: int) -> None:
+    def render(seconds: float, rate: int, n: int) -> list[str]:
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title="explore x")
+        for col in ("strategy", "executions", "time (s)", "exec/s"):
+            t.add_column(col)
+        t.add_row("dpor(preemption_bound=2)", f"{n:,}", f"{seconds:.2f}", f"{rate:,}")
+        con = Console(width=100, record=True, file=io.StringIO())
+        con.print(t)
+        return [f"verdict: {n:,} executions, exhausted ({seconds:.2f} s)", *con.export_text().splitlines()]
+
+    (s1, r1), (s2, r2) = timings
+    assert normalise(render(s1, r1, count)) == normalise(render(s2, r2, count))
+    assert normalise(render(s1, r1, count)) != normalise(render(s1, r1, count + 1))
