@@ -1,8 +1,8 @@
 """C16: the shared helper is used by every reference design that gets userptr right.
 
-CLAIMS.md: "One userptr helper in the model (interval notifier, sequence,
-notifier lock, teardown) used by every reference driver that passes C11,
-C13, C14, C15." The model decides which designs pass: each design of the
+docs/claims.md (C16): one helper (interval notifier, sequence, notifier
+lock, teardown) that every reference driver passing C11, C13, C14 and C15
+uses. The model decides which designs pass: each design of the
 userptr bench runs the races of those claims (fork with a submission and
 with a rogue job, munmap, mprotect) under PCT; every design that
 comes out without an error or warning must have torn its pages down

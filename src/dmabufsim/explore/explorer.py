@@ -539,7 +539,10 @@ def finish(
     elif last is not None and last.exhausted and run.reason != "interrupted":
         rep.verdict = "exhausted"
         rep.bound = last.bound
-        rep.strategy = last.strategy if name != last.strategy else name
+        if name == "portfolio":
+            rep.exhausted_by = last.strategy  # report R1a: a portfolio stays the portfolio
+        else:
+            rep.strategy = last.strategy  # the one strategy, with its parameters ("odpor()")
     else:
         rep.verdict = "inconclusive"
         if not rep.reason or rep.reason == "space exhausted":

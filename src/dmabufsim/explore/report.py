@@ -7,6 +7,10 @@ Rules:
   its whole space -- the bound is stated); ``inconclusive`` (no bug, and a
   budget ended the search first). ``ok`` is never True and the exit code
   never 0 for an inconclusive run.
+* R1a (who exhausted it): ``strategy`` is the run's strategy as asked for
+  (``portfolio`` stays ``portfolio``); an exhausted portfolio names the
+  phase that exhausted its space in ``exhausted_by`` and in the verdict
+  line, never in place of the run's strategy.
 * R2 (exit codes): 0 exhausted (or only expected findings); 1 an unexpected
   finding, nondeterminism, or an expected finding missing after an
   exhausted search; 3 inconclusive.
@@ -114,6 +118,8 @@ class Report:
     executions: int = 0
     elapsed: float = 0.0
     bound: str = ""
+    #: The phase whose space was exhausted, when it is not the run's strategy itself (R1a).
+    exhausted_by: str = ""
     reason: str = ""
     phases: list[PhaseResult] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
@@ -170,7 +176,8 @@ class Report:
             kinds = ", ".join(sorted({f.kind for f in self.findings}))
             return f"finding: {len(self.findings)} distinct ({kinds}) in {n}, {t}"
         if self.verdict == "exhausted":
-            return f"no finding, space exhausted: {self.strategy}, {self.bound}, {n}, exhausted ({t})"
+            who = f"{self.exhausted_by} phase of {self.strategy}" if self.exhausted_by else self.strategy
+            return f"no finding, space exhausted: {who}, {self.bound}, {n}, exhausted ({t})"
         return f"inconclusive: no finding within budget ({self.reason}): {self.strategy}, {n}, {t}"
 
     def summary(self) -> str:
@@ -212,6 +219,7 @@ class Report:
             "executions": self.executions,
             "elapsed": self.elapsed,
             "bound": self.bound,
+            "exhausted_by": self.exhausted_by,
             "reason": self.reason,
             "jobs": self.jobs,
             "expected": list(self.expected),

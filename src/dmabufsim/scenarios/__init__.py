@@ -1,4 +1,4 @@
-"""The claim catalog: one scenario per claim of CLAIMS.md, each with its expected verdict.
+"""The claim catalog: one scenario per claim of docs/claims.md, each with its expected verdict.
 
 ``discover()`` builds the :class:`Catalog` from every module of this
 package named ``c*.py``, ``basics_*.py`` or ``modern_*.py`` that declares

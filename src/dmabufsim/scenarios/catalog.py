@@ -1,4 +1,4 @@
-"""The claim catalog: every claim of CLAIMS.md as scenarios with expected verdicts.
+"""The claim catalog: every claim of docs/claims.md as scenarios with expected verdicts.
 
 The catalog is a registry of :class:`ClaimScenario` rows. A row is one
 *design* of one *claim*: the scenario that runs it, the verdict the model
@@ -16,7 +16,7 @@ A dict holds the :class:`ClaimScenario` fields by name (``id`` or
 ``expected`` is a :class:`Verdict`, ``"clean"``, or a mapping with
 ``kinds`` / ``chain`` / ``absent``).
 
-Claims of CLAIMS.md (and the modern designs) that no module models yet are
+Claims of docs/claims.md (and the modern designs) that no module models yet are
 still listed, as *pending* rows naming the rooms they need: a pending claim
 is never shown as a pass and never given a verdict.
 
@@ -334,7 +334,7 @@ class ClaimScenario:
         }
 
 
-#: The claims of CLAIMS.md and the modern designs: (id, who, short title, rooms needed).
+#: The claims of docs/claims.md and the modern designs: (id, who, short title, rooms needed).
 #: Used to list claims no module models yet; a module's rows replace the pending one.
 CLAIM_INDEX: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("C1", "Christian", "full pipelining: moves queue behind every fence, move fence installed", ("dma-buf", "ttm")),

@@ -1,8 +1,8 @@
 """The modern answers the kernel later adopted, as catalog rows (M2, M3).
 
-CLAIMS.md: "Beyond the thread, the same catalog holds the modern answers
-the kernel later adopted ... as designs that run clean." Two of them are
-exactly the designs some claims' experiments already run, so these rows
+docs/claims.md: beyond the thread, the kernel's later answers run clean in
+the same catalog. Two of them are exactly the designs some claims'
+experiments already run, so these rows
 name those experiments (catalog R6: ``same_as``) instead of copying them;
 ``dmabufsim check`` reports the one exploration under both rows.
 

@@ -309,3 +309,20 @@ def test_coverage_watches_acquisitions_not_the_trace(lockdep: bool) -> None:
     assert ex.trace_digest == ds.Kernel(seed=3, lockdep=lockdep).run(abba).trace_digest
     assert cov.contexts == {("A", "process"), ("B", "process")}
     assert cov.edges <= {("A", "B"), ("B", "A")} and cov.edges
+
+
+def test_an_exhausted_portfolio_is_named_as_such_with_the_phase_that_exhausted_it() -> None:
+    rep = explore(clean, budget=2000, kernel_options=NO_LOCKDEP)
+    assert rep.verdict == "exhausted"
+    assert rep.strategy == "portfolio"
+    assert rep.exhausted_by == "dpor(preemption_bound=2)"
+    assert rep.summary().splitlines()[0] == "explore tests.unit.explore.scenarios:clean with portfolio (jobs=1)"
+    assert rep.verdict_line().startswith(
+        f"no finding, space exhausted: dpor(preemption_bound=2) phase of portfolio, preemption bound 2, "
+        f"{rep.executions:,} executions, exhausted (")
+    assert rep.to_json()["exhausted_by"] == "dpor(preemption_bound=2)"
+
+
+def test_an_exhausted_single_strategy_names_itself_with_its_parameters() -> None:
+    rep = explore(clean, "dpor", budget=2000, kernel_options=NO_LOCKDEP)
+    assert (rep.verdict, rep.strategy, rep.exhausted_by) == ("exhausted", "dpor()", "")
