@@ -19,8 +19,11 @@ Rules:
   timer only when no thread is runnable; a sleep is a timer.
 * R4 (deadlock): no runnable thread, no pending timer, and a non-daemon
   thread blocked => a ``deadlock`` finding naming every blocked thread and
-  what it waits on. Daemon threads (device engines, workers) blocked at the
-  end are idle, not deadlocked.
+  what it waits on and every lock it holds -- the lock it waits on too when
+  it already holds it (a self-deadlock), marked so. The entry its own
+  attempt pushed on ``held_locks`` (``lock_acquire`` runs before the lock
+  is taken) is the attempt, not a hold. Daemon threads (device engines,
+  workers) blocked at the end are idle, not deadlocked.
 * R5 (atomic context): a thread in atomic context (spinlock held,
   preemption or irqs disabled, RCU read side, hardirq) that calls a
   sleeping function is a ``sleep-in-atomic`` finding; the execution goes on.
@@ -162,8 +165,22 @@ def _exited_fn(*args: Any) -> None:
     raise SimulatorError("an exited kthread was run again")
 
 
-def _blocked_oid(t: KThread) -> int:
-    return t.blocked_on[1] if t.blocked_on is not None else -1
+def _holding(t: KThread) -> list[str]:
+    """The locks a blocked thread holds, for the deadlock report (R4).
+
+    ``lock_acquire`` pushes a ``held_locks`` entry before the lock is taken,
+    so the last entry of the lock the thread sleeps on is its own attempt:
+    it is left out. Any earlier entry of that same lock is a real hold (the
+    thread waits for itself) and says so.
+    """
+    obj = t.blocked_on[1] if t.blocked_on is not None else -1
+    held = list(t.held)
+    attempt = next((i for i in range(len(held) - 1, -1, -1) if held[i].map.oid == obj), -1)
+    return [
+        f"{hl.map.name} (#{obj}: the lock it waits on, already held by this thread)" if hl.map.oid == obj
+        else hl.map.name
+        for i, hl in enumerate(held) if i != attempt
+    ]
 
 
 class Kernel:
@@ -899,7 +916,7 @@ class Kernel:
         for t in blocked:
             what, obj, name = t.blocked_on or ("?", -1, "")
             on = f"{name} (#{obj})" if name else f"#{obj}"
-            holds = ", ".join(hl.map.name for hl in t.held if hl.map.oid != obj)
+            holds = ", ".join(_holding(t))
             lines.append(f"  {t.name}/{t.tid} blocked in {what} on {on}, holding [{holds}]")
             if full:
                 for fr in self._suspended_stack(t):
@@ -911,7 +928,7 @@ class Kernel:
             details={
                 "blocked": waits,
                 "waiting_for": {t.name: (t.blocked_on or ("?", -1, ""))[2] for t in blocked},
-                "holding": {t.name: [h.map.name for h in t.held if h.map.oid != _blocked_oid(t)] for t in blocked},
+                "holding": {t.name: _holding(t) for t in blocked},
                 "objects": {t.name: (t.blocked_on or ("?", -1, ""))[1] for t in blocked},
             },
             rule="kernel R4: no runnable thread and no pending timer",
