@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .explore import command as explore_command
+from .explore.commandline import replay_command
 from .kernel.errors import ReplayError, UsageError
 from .kernel.execution import Execution
 from .kernel.runtime import Kernel
@@ -59,7 +60,7 @@ def load_scenario(spec: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
-def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:function>") -> int:
+def _print_execution(ex: Execution, as_json: bool, label: str, replay: str) -> int:
     if as_json:
         print(
             json.dumps(
@@ -77,11 +78,11 @@ def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:functi
             )
         )
     else:
-        for f in ex.findings:
-            print(render_finding(f, label))
+        for f in ex.findings:  # the token is printed once, below (text R3)
+            print(render_finding(f, label, replay="" if f.token == ex.token else None))
         print(f"outcome: {ex.outcome}  steps: {ex.steps}  virtual time: {ex.now} ns  findings: {len(ex.findings)}")
         print(f"trace digest: {ex.trace_digest}")
-        print(f"replay: dmabufsim replay {ex.token} {label}")
+        print(f"replay: {replay}")
         if ex.diverged_at is not None:
             print(
                 f"warning: the replay diverged from its token at choice {ex.diverged_at}: "
@@ -93,7 +94,8 @@ def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:functi
 def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     ex = Kernel(seed=args.seed, max_steps=args.max_steps).run(scenario)
-    return _print_execution(ex, args.json)
+    return _print_execution(ex, args.json, args.scenario, replay_command(ex.token, args.scenario,
+                                                                         max_steps=args.max_steps))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -105,7 +107,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **options)
     ex = k.run(scenario)
     catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k)
-    return _print_execution(ex, args.json, args.scenario)
+    return _print_execution(ex, args.json, args.scenario, replay_command(
+        ex.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps))
 
 
 def bench_dir() -> pathlib.Path:

@@ -896,15 +896,17 @@ class Kernel:
     def _livelock(self) -> None:
         run = self._runnable
         lines = [f"livelock: more than {self._max_steps} scheduling points; runnable threads:"]
-        for t in run:
+        infos = tuple(self.thread_info(t) for t in run)
+        for t, info in zip(run, infos, strict=True):
             lines.append(f"  {t.name}/{t.tid} next: {t.pending[0]} #{t.pending[1]}")
+            lines.extend(f"      {fr}" for fr in info.stack)  # where it loops, as in the deadlock report
         self.report(
             "livelock",
             f"livelock: no progress within {self._max_steps} scheduling points",
             details={"max_steps": self._max_steps, "runnable": [t.name for t in run]},
             rule="kernel R6: step budget exceeded",
             signature="livelock",
-            threads=tuple(self.thread_info(t) for t in run),
+            threads=infos,
             text="\n".join(lines),
         )
         self._stop("livelock")

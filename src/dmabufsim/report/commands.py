@@ -1,9 +1,10 @@
 """The catalog commands of the CLI: ``dmabufsim check`` and ``dmabufsim list``.
 
 ``check [CLAIM...]`` explores the catalog's rows (all of them by default)
-in parallel and prints one table: claim, design, expected verdict, what was
-found, whether they match, and the replay token of the first
-counterexample. ``list`` prints the catalog without running it.
+in parallel and prints one table: the row, whether it matched, what was
+found (and what was expected, where it was not met), and a short reference
+to its first counterexample, whose replay command is printed below the
+table. ``list`` prints the catalog without running it.
 
 Exit codes of ``check``: 0 when every *modelled* row matched its expected
 verdict (pending rows, the claims not modelled yet, are counted and shown
@@ -16,6 +17,12 @@ Rules:
 * R1: ``--json`` prints only JSON on stdout (the progress bar goes to
   stderr, and only on a terminal).
 * R2: the table and the JSON are the same for any ``--jobs`` (runner R1).
+* R3: the table fits an ordinary terminal (80 columns and up; 100 when
+  written to a pipe or a file) without splitting a word, and never holds a
+  token: a token is printed whole, on its own line, below the table, so it
+  can be pasted.
+* R4: every replay command runs as printed (``explore.commandline``),
+  with the ``--scenarios DIR`` options the check was given.
 """
 
 from __future__ import annotations
@@ -25,11 +32,14 @@ import json
 import sys
 from typing import Any
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..explore.commandline import replay_command
 from ..kernel.errors import UsageError
 from ..scenarios.catalog import Catalog, ClaimScenario, discover
 from ..scenarios.runner import CheckResult, RowResult, check
@@ -47,8 +57,12 @@ _STATUS_STYLE = {
 }
 
 
+#: The width of a table written to a file or a pipe: an ordinary terminal's (R3).
+PIPE_WIDTH = 100
+
+
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, width=None if sys.stdout.isatty() else 160, soft_wrap=False)
+    return Console(stderr=stderr, width=None if sys.stdout.isatty() else PIPE_WIDTH, soft_wrap=False)
 
 
 def resolve_catalog_scenario(spec: str, extra_dirs: tuple[str, ...] = ()) -> ClaimScenario | None:
@@ -81,7 +95,7 @@ def list_table(cat: Catalog) -> Table:
     return t
 
 
-def catalog_markdown(cat: Catalog, result: CheckResult | None = None) -> str:
+def catalog_markdown(cat: Catalog, result: CheckResult | None = None, scenarios_dirs: tuple[str, ...] = ()) -> str:
     """The catalog as Markdown (``docs/catalog.md``), with verdicts and reports when ``result`` is given."""
     res = {r.row.key: r for r in result.rows} if result else {}
     out = [
@@ -128,10 +142,11 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None) -> str:
             if rr is not None:
                 out.append(f"- found: {rr.found_text or rr.why} — **{rr.status}**")
                 if rr.first is not None:
-                    out.append(f"- replay: `{rr.replay}`")
+                    cmd = replay_command_of(rr, scenarios_dirs)
+                    out.append(f"- replay: `{cmd}`")
                     out.append("")
                     out.append("```")
-                    out.append(render_finding(finding_from_json(rr.first), r.key).strip("\n"))
+                    out.append(render_finding(finding_from_json(rr.first), r.key, replay=cmd).strip("\n"))
                     out.append("```")
             out.append("")
     return "\n".join(out) + "\n"
@@ -153,22 +168,66 @@ def cmd_list(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- check
 
 
-def check_table(result: CheckResult) -> Table:
-    t = Table(title="dmabufsim check", show_lines=False)
-    for col in ("claim", "design", "expected", "found", "verdict", "first counterexample"):
-        t.add_column(col, overflow="fold")
-    for r in result.rows:
-        found = r.found_text if r.status in ("match", "mismatch") else r.why
-        # Model text may hold brackets ("assertion [c1:stale-read]", lock chains): not rich markup.
-        t.add_row(
-            escape(r.row.claim),
-            escape(r.row.design),
-            escape(r.row.expected.describe()) if r.row.expected else "—",
-            escape(found),
-            _STATUS_STYLE[r.status],
-            r.token,
-        )
+def check_table(result: CheckResult, width: int = PIPE_WIDTH) -> Table:
+    """The verdict table (R3): words never split, no token in it, at most ``width`` columns.
+
+    A row with a counterexample gets a short reference (``#3``) whose replay
+    command :func:`replay_lines` prints below the table. The expected
+    verdict is spelled out only where it was not met (a match found what
+    was expected; ``dmabufsim list`` shows every expected verdict). When the
+    found text would not fit beside the row names without splitting a word,
+    it goes on its own line under each row, the width of the row column.
+    """
+    refs = _refs(result)
+    cells = [(refs.get(r.row.key, ""), r.row.key, _STATUS_STYLE[r.status], _found_cell(r)) for r in result.rows]
+    ref_w = max((cell_len(c[0]) for c in cells), default=1)
+    key_w = max((cell_len(c[1]) for c in cells), default=3)
+    word_w = max((cell_len(w) for c in cells for w in c[3].split()), default=5)
+    # Three columns before "found", each followed by two spaces of padding, plus the edges.
+    wide = ref_w + key_w + len("✗ MISMATCH") + word_w + 3 * 2 + 2 <= width
+    t = Table(title="dmabufsim check", box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False)
+    t.add_column("#", no_wrap=True, justify="right")
+    # Model text may hold brackets ("assertion [c1:stale-read]", lock chains): not rich markup.
+    if wide:
+        t.add_column("row", no_wrap=True)
+        t.add_column("verdict", no_wrap=True)
+        t.add_column("found", overflow="fold")  # words wrap whole; fold only a word wider than the terminal
+        for ref, key, status, found in cells:
+            t.add_row(ref, escape(key), status, escape(found))
+    else:
+        t.add_column("row / found", overflow="fold")
+        t.add_column("verdict", no_wrap=True)
+        for ref, key, status, found in cells:
+            t.add_row(ref, escape(key), status)
+            t.add_row("", "[dim]" + escape(found) + "[/]", "")
     return t
+
+
+def _found_cell(r: RowResult) -> str:
+    if r.status == "match":
+        return r.found_text
+    if r.status == "mismatch":
+        exp = r.row.expected.describe() if r.row.expected else "—"
+        return f"expected {exp}; found {r.found_text}"
+    return r.why
+
+
+def _refs(result: CheckResult) -> dict[str, str]:
+    """``#1``, ``#2``... for the rows with a counterexample, in table order."""
+    keyed = [r.row.key for r in result.rows if r.token]
+    return {k: f"#{i}" for i, k in enumerate(keyed, 1)}
+
+
+def replay_command_of(r: RowResult, scenarios_dirs: tuple[str, ...] = ()) -> str:
+    """The command that rebuilds row ``r``'s counterexample, runnable as printed (R4); "" if none."""
+    return replay_command(r.token, r.row.key, scenarios_dirs=scenarios_dirs) if r.token else ""
+
+
+def replay_lines(result: CheckResult, scenarios_dirs: tuple[str, ...] = ()) -> list[str]:
+    """The replay commands of the table's references, one per line, never wrapped (R3, R4)."""
+    refs = _refs(result)
+    lines = [f"{refs[r.row.key]:>4}  {replay_command_of(r, scenarios_dirs)}" for r in result.rows if r.token]
+    return ["counterexamples (replay one with its command):", *lines] if lines else []
 
 
 def _summary(result: CheckResult) -> str:
@@ -228,24 +287,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     cat = discover(tuple(args.scenarios))
     rows = cat.select(args.claims)
     result = _run_with_progress(rows, args)
+    dirs = tuple(args.scenarios)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        js = result.to_json()
+        for r, rj in zip(result.rows, js["rows"], strict=True):
+            rj["replay"] = replay_command_of(r, dirs)
+        print(json.dumps(js, indent=2))
     elif args.markdown:
-        sys.stdout.write(catalog_markdown(Catalog(rows), result))
+        sys.stdout.write(catalog_markdown(Catalog(rows), result, dirs))
     else:
         out = _console()
-        out.print(check_table(result))
+        out.print(check_table(result, out.width))
+        lines = replay_lines(result, dirs)
+        if lines:
+            print("\n".join([*lines, ""]))
         for r in result.mismatches:
-            _print_mismatch(out, r)
+            _print_mismatch(r, dirs)
         print(_summary(result))
     return EXIT_OK if result.ok else EXIT_MISMATCH
 
 
-def _print_mismatch(out: Console, r: RowResult) -> None:
+def _print_mismatch(r: RowResult, dirs: tuple[str, ...]) -> None:
     print()
     print(f"{r.row.key}: verdict does not match: {r.why}")
     if r.first is not None:
-        sys.stdout.write(render_finding(finding_from_json(r.first), r.row.key))
+        sys.stdout.write(render_finding(finding_from_json(r.first), r.row.key, replay=replay_command_of(r, dirs)))
 
 
 def add_parsers(sub: Any) -> None:
