@@ -61,7 +61,7 @@ from .stack import Frame, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
 from .timer import Timer
-from .trace import _DETX, _OPX, Trace, detail_word, op_word
+from .trace import _DETX, _OPX, LockMark, Trace, detail_word, op_word
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
 MAX_SCHEDULE_TIMEOUT = None
@@ -228,6 +228,8 @@ class Kernel:
         #: Scheduling points taken.
         self.steps = 0
         self.trace = Trace(record=cfg.record_trace)
+        #: The lock_stat hooks of a recorded execution (:meth:`lock_stat`); None when not recording.
+        self.lock_marks: list[LockMark] | None = [] if cfg.record_trace else None
         self.findings: list[Finding] = []
         #: Per-execution state of the rooms above the kernel, by name.
         self.ext: dict[str, Any] = {}
@@ -510,6 +512,22 @@ class Kernel:
         hub = self._hub
         assert hub is not None
         hub.switch()
+
+    def lock_stat(self, what: str, obj: int) -> None:
+        """``lock_contended`` / ``lock_acquired`` / ``lock_failed`` of the current thread on lock ``obj``.
+
+        The kernel's lock_stat hooks, as :class:`~dmabufsim.kernel.trace.LockMark`
+        records of a recorded execution (reports draw a wait as a wait and a
+        hold from the acquisition). Locks call it on their slow paths only;
+        not recording, it does nothing; recording, it changes no event, step
+        or choice.
+        """
+        marks = self.lock_marks
+        if marks is not None:
+            t = self._current
+            events = self.trace.events
+            marks.append(LockMark(len(events) if events is not None else 0, t.tid if t is not None else -1,
+                                  what, obj, self.now))
 
     def block(
         self, what: str, obj: int, *, interruptible: bool = False, timeout: int | None = None, name: str = ""
@@ -1106,4 +1124,5 @@ class Kernel:
             preemptions=self._preemptions,
             diverged_at=diverged,
             events=self.trace.events,
+            lock_marks=self.lock_marks,
         )
