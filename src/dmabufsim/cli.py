@@ -105,8 +105,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     options = dict(row.kernel_options) if row is not None else {}
     record = bool(args.trace or args.dot)
     k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **options)
+    classes = catalog_commands.watch_lock_classes(k) if args.dot else None
     ex = k.run(scenario)
-    catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k)
+    catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k,
+                                     classes=classes, all_classes=args.dot_all_classes)
     return _print_execution(ex, args.json, args.scenario, replay_command(
         ex.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps))
 
@@ -155,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--max-steps", type=int, default=200_000, help="scheduling points before livelock")
     rp.add_argument("--json", action="store_true", help="print JSON instead of text")
     rp.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of the execution")
-    rp.add_argument("--dot", metavar="OUT.dot", help="write the lock-dependency graph (Graphviz DOT)")
+    rp.add_argument("--dot", metavar="OUT.dot", help="write the lock-dependency graph (Graphviz DOT) of the "
+                    "lock classes the execution took")
+    rp.add_argument("--dot-all-classes", action="store_true",
+                    help="with --dot: also draw the classes lockdep was taught at boot (mmap_lock, dma_fence_map, "
+                    "...) that the execution never took")
     rp.add_argument("--scenarios", action="append", default=[], metavar="DIR", help="extra catalog modules")
     rp.set_defaults(func=cmd_replay)
     catalog_commands.add_parsers(sub)

@@ -346,18 +346,41 @@ def add_parsers(sub: Any) -> None:
 # ---------------------------------------------------------------- replay artifacts
 
 
-def lockdep_edges(kernel: Any) -> list[tuple[str, str]] | None:
-    """The ``(from, to)`` class names of the lockdep validator's graph after a run, or None.
+def lockdep_edges(kernel: Any) -> list[tuple[str, str, str, str]] | None:
+    """The lockdep validator's graph after a run, or None: ``(from, to, who, site)`` per edge.
 
-    Read through the validator's public shape (``k.lockdep.graph.edges()``
-    with ``src.name`` / ``dst.name``) so the report room needs no import of
-    it; None when the execution ran without the validator.
+    ``who`` is the thread that first created the dependency, ``boot`` for
+    one taught at boot (the edge's execution 0); ``site`` the scenario line
+    it was first seen at. Read through the validator's public shape
+    (``k.lockdep.graph.edges()``) so the report room needs no import of it;
+    None when the execution ran without the validator.
     """
     graph = getattr(getattr(kernel, "lockdep", None), "graph", None)
     edges = getattr(graph, "edges", None)
     if not callable(edges):
         return None
-    return [(e.src.name, e.dst.name) for e in edges()]
+    return [(e.src.name, e.dst.name, "boot" if e.execution == 0 else e.thread, e.site) for e in edges()]
+
+
+def watch_lock_classes(kernel: Any) -> set[str]:
+    """Before ``kernel.run()``: the set of lock classes the execution takes, filled as it runs.
+
+    Every acquisition the held-lock tracker records (pseudo-locks such as
+    ``fs_reclaim`` included, lockdep's boot-time priming excluded) goes
+    through ``Kernel.lock_observer``; the class name is lockdep's
+    (``name``, ``name/N`` for subclass N).
+    """
+    seen: set[str] = set()
+    prev = kernel.lock_observer
+
+    def observe(t: Any, held: list[Any]) -> None:
+        hl = held[-1]
+        seen.add(hl.map.name if not hl.subclass else f"{hl.map.name}/{hl.subclass}")
+        if prev is not None:
+            prev(t, held)
+
+    kernel.lock_observer = observe
+    return seen
 
 
 def write_artifacts(
@@ -367,14 +390,19 @@ def write_artifacts(
     dot: str | None = None,
     label: str = "dmabufsim",
     kernel: Any = None,
+    classes: set[str] | None = None,
+    all_classes: bool = False,
 ) -> None:
     """Write the Perfetto trace and/or the lock-graph DOT of a recorded execution.
 
-    The DOT graph is lockdep's own graph (pseudo-locks and boot-time priming
-    included) when ``kernel`` ran with the validator, else the one rebuilt
-    from the trace; it highlights the chain of the first circular-locking
-    finding when there is one, else the first cycle of the graph. An
-    unwritable path is a UsageError (one line, exit 2).
+    The DOT graph is lockdep's own graph (pseudo-locks included) when
+    ``kernel`` ran with the validator, else the one rebuilt from the trace;
+    it highlights the chain of the first circular-locking finding when
+    there is one, else the first cycle of the graph. ``classes`` (from
+    :func:`watch_lock_classes`): draw only the classes the execution took
+    (dot R5), unless ``all_classes``: then the classes only primed at boot
+    are drawn too, dashed. An unwritable path is a UsageError (one line,
+    exit 2).
     """
     from ..scenarios.runner import chain_of
     from . import dot as dot_mod
@@ -386,9 +414,13 @@ def write_artifacts(
         if dot:
             names = {t.tid: t.name for t in ex.threads}
             edges = lockdep_edges(kernel) if kernel is not None else None
-            graph = dot_mod.graph_from_edges(edges) if edges else dot_mod.graph_from_events(ex.events or [], names)
+            graph = (dot_mod.graph_from_edges(edges) if edges
+                     else dot_mod.graph_from_events(ex.events or [], names, ex.lock_marks))
             chains = [chain_of(f) for f in ex.findings if f.kind == "circular-locking"]
             cycle = next((c for c in chains if c), None)
+            if edges and classes is not None:
+                graph = (dot_mod.mark_untouched(graph, classes) if all_classes
+                         else dot_mod.restrict(graph, classes, cycle or ()))
             with open(dot, "w", encoding="utf-8") as fh:
                 fh.write(dot_mod.to_dot(graph, cycle, title=label))
     except OSError as exc:
