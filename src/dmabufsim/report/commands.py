@@ -168,32 +168,47 @@ def cmd_list(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- check
 
 
+#: The width from which the table has room for an "expected" column of its own.
+FULL_WIDTH = 150
+
+
 def check_table(result: CheckResult, width: int = PIPE_WIDTH) -> Table:
     """The verdict table (R3): words never split, no token in it, at most ``width`` columns.
 
     A row with a counterexample gets a short reference (``#3``) whose replay
-    command :func:`replay_lines` prints below the table. The expected
-    verdict is spelled out only where it was not met (a match found what
-    was expected; ``dmabufsim list`` shows every expected verdict). When the
-    found text would not fit beside the row names without splitting a word,
-    it goes on its own line under each row, the width of the row column.
+    command :func:`replay_lines` prints below the table. From ``FULL_WIDTH``
+    columns the expected verdict has a column of its own; narrower, it is
+    spelled out only where it was not met (a match found what was expected;
+    ``dmabufsim list`` shows every expected verdict). When the found text
+    would not fit beside the row names without splitting a word, it goes on
+    its own line under each row, the width of the row column.
     """
     refs = _refs(result)
     cells = [(refs.get(r.row.key, ""), r.row.key, _STATUS_STYLE[r.status], _found_cell(r)) for r in result.rows]
+    expected = [r.row.expected.describe() if r.row.expected else "—" for r in result.rows]
     ref_w = max((cell_len(c[0]) for c in cells), default=1)
     key_w = max((cell_len(c[1]) for c in cells), default=3)
     word_w = max((cell_len(w) for c in cells for w in c[3].split()), default=5)
-    # Three columns before "found", each followed by two spaces of padding, plus the edges.
-    wide = ref_w + key_w + len("✗ MISMATCH") + word_w + 3 * 2 + 2 <= width
+    exp_w = max((cell_len(w) for e in expected for w in e.split()), default=5)
+    # The columns before "found", each followed by two spaces of padding, plus the edges.
+    fixed = ref_w + key_w + len("✗ MISMATCH") + 3 * 2 + 2
+    full = width >= FULL_WIDTH and fixed + exp_w + 2 + word_w <= width
+    wide = full or fixed + word_w <= width
     t = Table(title="dmabufsim check", box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False)
     t.add_column("#", no_wrap=True, justify="right")
     # Model text may hold brackets ("assertion [c1:stale-read]", lock chains): not rich markup.
     if wide:
         t.add_column("row", no_wrap=True)
+        if full:
+            t.add_column("expected", overflow="fold")
         t.add_column("verdict", no_wrap=True)
         t.add_column("found", overflow="fold")  # words wrap whole; fold only a word wider than the terminal
-        for ref, key, status, found in cells:
-            t.add_row(ref, escape(key), status, escape(found))
+        for (ref, key, status, found), r, exp in zip(cells, result.rows, expected, strict=True):
+            if full:
+                found = r.found_text if r.status in ("match", "mismatch") else r.why
+                t.add_row(ref, escape(key), escape(exp), status, escape(found))
+            else:
+                t.add_row(ref, escape(key), status, escape(found))
     else:
         t.add_column("row / found", overflow="fold")
         t.add_column("verdict", no_wrap=True)

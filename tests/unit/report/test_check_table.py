@@ -76,5 +76,15 @@ def test_a_mismatch_shows_what_was_expected() -> None:
     result = _result()
     bad = next(r for r in result.rows if r.status == "mismatch")
     assert bad.row.expected is not None
-    out = " ".join(_render(CheckResult([bad]), 200).split())
+    out = " ".join(_render(CheckResult([bad]), 120).split())
     assert f"{bad.row.key} ✗ MISMATCH expected {bad.row.expected.describe()}; found clean" in out
+
+
+def test_a_wide_terminal_gets_the_expected_column() -> None:
+    result = _result()
+    out = _render(result, 200)
+    header = next(ln for ln in out.splitlines() if "verdict" in ln)
+    assert header.split() == ["#", "row", "expected", "verdict", "found"]
+    assert max(cell_len(ln) for ln in out.splitlines()) <= 200
+    words = {w for ln in out.splitlines() for w in ln.split()}
+    assert "[reservation_ww_class_mutex" in words and "dbs1." not in out
