@@ -124,3 +124,19 @@ def test_malformed_long_token_says_it_was_cut(capsys: pytest.CaptureFixture[str]
     assert err.startswith(f"dmabufsim: error: malformed replay token '{token[:40]}'… (100 chars): ")
     assert main(["replay", "x" * 40, "B1/abba-mutexes"]) == 2
     assert f"malformed replay token '{'x' * 40}': expected" in capsys.readouterr().err
+
+
+def test_livelock_names_where_threads_not_started_yet_will_start(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "dbs1.eJwDAAAAAAE", "C18/no-retry", "--max-steps", "40"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    i = lines.index("livelock: more than 40 scheduling points; runnable threads:")
+    assert lines[i + 1:i + 7] == [
+        "  writer0/1 next: write_seqcount_end #2",
+        "      _writer+81 (c18_lockless_readers.py:81)",
+        "  writer1/2 not started yet, will start in:",
+        "      _writer+68 (c18_lockless_readers.py:68)",
+        "  reader0/3 not started yet, will start in:",
+        "      _reader+116 (c18_lockless_readers.py:116)",
+    ]
+    j = lines.index("writer1/2:")
+    assert lines[j + 1:j + 3] == [" Call Trace:", "  _writer+68 (c18_lockless_readers.py:68)"]

@@ -57,7 +57,7 @@ from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
-from .stack import Frame, call_site, scenario_stack
+from .stack import Frame, _internal, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
 from .timer import Timer
@@ -163,6 +163,15 @@ def _pooled_main(k: Kernel | None, t: KThread | None) -> None:
 def _exited_fn(*args: Any) -> None:
     """What an exited kthread's ``fn`` becomes (it must never run again)."""
     raise SimulatorError("an exited kthread was run again")
+
+
+def _entry_frame(fn: Any) -> tuple[Frame, ...]:
+    """The frame a kthread not yet started will begin in: its function, at its ``def`` line."""
+    fn = getattr(fn, "func", fn)  # functools.partial
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None or fn is _exited_fn or _internal(code.co_filename):
+        return ()
+    return (Frame(code.co_filename, code.co_firstlineno, code.co_name),)
 
 
 def _holding(t: KThread) -> list[str]:
@@ -840,7 +849,9 @@ class Kernel:
 
     def _suspended_stack(self, t: KThread) -> tuple[Frame, ...]:
         glet = t.glet
-        frame = getattr(glet, "gr_frame", None) if glet is not None else None
+        if glet is None:  # never switched to: where it will start (its function's first line)
+            return _entry_frame(t.fn)
+        frame = getattr(glet, "gr_frame", None)
         return scenario_stack(frame=frame) if frame is not None else ()
 
     def wants_text(self, signature: str) -> bool:
@@ -916,7 +927,11 @@ class Kernel:
         lines = [f"livelock: more than {self._max_steps} scheduling points; runnable threads:"]
         infos = tuple(self.thread_info(t) for t in run)
         for t, info in zip(run, infos, strict=True):
-            lines.append(f"  {t.name}/{t.tid} next: {t.pending[0]} #{t.pending[1]}")
+            if t.glet is not None:
+                state = f"next: {t.pending[0]} #{t.pending[1]}"
+            else:
+                state = "not started yet, will start in:" if info.stack else "not started yet"
+            lines.append(f"  {t.name}/{t.tid} {state}")
             lines.extend(f"      {fr}" for fr in info.stack)  # where it loops, as in the deadlock report
         self.report(
             "livelock",
