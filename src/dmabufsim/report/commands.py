@@ -61,8 +61,12 @@ _STATUS_STYLE = {
 PIPE_WIDTH = 100
 
 
-def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, width=None if sys.stdout.isatty() else PIPE_WIDTH, soft_wrap=False)
+#: The width of the ``list`` table written to a pipe (its six columns need it).
+LIST_PIPE_WIDTH = 160
+
+
+def _console(stderr: bool = False, pipe_width: int = PIPE_WIDTH) -> Console:
+    return Console(stderr=stderr, width=None if sys.stdout.isatty() else pipe_width, soft_wrap=False)
 
 
 def resolve_catalog_scenario(spec: str, extra_dirs: tuple[str, ...] = ()) -> ClaimScenario | None:
@@ -159,7 +163,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.markdown:
         sys.stdout.write(catalog_markdown(cat))
     else:
-        _console().print(list_table(cat))
+        _console(pipe_width=LIST_PIPE_WIDTH).print(list_table(cat))
         modelled = sum(1 for r in cat if r.modelled)
         print(f"{len(cat)} rows: {modelled} modelled, {len(cat) - modelled} not yet modelled")
     return EXIT_OK
