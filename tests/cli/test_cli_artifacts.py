@@ -75,3 +75,23 @@ def test_abba_trace_draws_each_blocked_attempt_as_a_wait(
         ("t1/1", "lock", "lock A"), ("t1/1", "lock-wait", "wait: B"),
         ("t2/2", "lock", "lock B"), ("t2/2", "lock-wait", "wait: A"),
     ]
+
+
+def test_c5_trace_holds_the_resv_once_and_both_attempts_wait(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "c5.json"
+    assert main(["replay", C5_TOKEN, "C5/shrinker-blocking-lock", "--trace", str(out)]) == 1
+    capsys.readouterr()
+    evs = json.loads(out.read_text())["traceEvents"]
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in evs if e["name"] == "thread_name"}
+    resv = sorted(
+        (threads[(e["pid"], e["tid"])], e["cat"], e["args"].get("released", e["args"].get("outcome")))
+        for e in evs if e["ph"] == "X" and e["name"] in ("lock reservation_ww_class_mutex",
+                                                          "wait: reservation_ww_class_mutex")
+    )
+    assert resv == [
+        ("cs/1", "lock", "never (held when the execution ended)"),
+        ("cs/1", "lock-wait", "never acquired (still waiting when the execution ended)"),
+        ("other-process/2", "lock-wait", "never acquired (still waiting when the execution ended)"),
+    ]
