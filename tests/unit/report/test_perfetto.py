@@ -300,3 +300,53 @@ def test_ww_mutex_rows_hold_each_resv_once_at_a_time(seed: int) -> None:
         doc = perfetto.trace_events(ex)
         assert traceformat.validate(doc) == []
         assert _overlapping_holds(doc) == [], key
+
+
+WD = ds.WWClass("ww_trace", wait_die=True)
+
+
+def _backoff(k: ds.Kernel) -> None:
+    """The younger context dies on o2 (wait-die), backs off, then takes o2 with lock_slow."""
+    o, o2 = ds.WWMutex(WD, "o"), ds.WWMutex(WD, "o2")
+    held, release = ds.Completion("held"), ds.Completion("release")
+
+    def older() -> None:
+        t2 = ds.WWAcquireCtx(WD)
+        o2.lock(t2)
+        held.complete()
+        release.wait_for_completion()
+        k.msleep(1)
+        o2.unlock()
+        t2.fini()
+
+    k.spawn(older, name="older")
+    held.wait_for_completion()
+    t = ds.WWAcquireCtx(WD)
+    o.lock(t)
+    try:
+        o2.lock(t)
+    except ds.EDEADLK:
+        o.unlock()
+    release.complete()
+    o2.lock_slow(t)  # o2 is still held: this one waits
+    o.lock(t)
+    o.unlock()
+    o2.unlock()
+    t.fini()
+
+
+def test_a_failed_ww_attempt_is_no_hold_and_lock_slow_waits() -> None:
+    ex = ds.Kernel(strategy=ds.FirstStrategy(), record_trace=True).run(_backoff)
+    assert ex.findings == []
+    assert [m.what for m in ex.lock_marks or []] == ["lock_failed", "lock_contended", "lock_acquired"]
+    doc = perfetto.trace_events(ex)
+    assert traceformat.validate(doc) == []
+    assert _overlapping_holds(doc) == []
+    slices = [(c, n) for c, n, _, _, _ in _lock_slices(doc)]
+    assert sorted(slices) == sorted([
+        ("lock", "lock ww_trace_mutex"), ("lock", "lock ww_trace_mutex"),  # o, twice
+        ("lock", "lock ww_trace_mutex"), ("lock", "lock ww_trace_mutex"),  # o2: older, then lock_slow
+        ("lock-wait", "wait: ww_trace_mutex"),  # lock_slow's wait; the attempt that died is neither
+    ])
+    (wait,) = [e for e in doc["traceEvents"] if e.get("cat") == "lock-wait"]
+    assert wait["args"]["waited_in"] == "ww_mutex_lock" and wait["args"]["outcome"] == "acquired"
