@@ -35,6 +35,7 @@ from .cli_args import (
     resolve_scenario,
 )
 from .explore import command as explore_command
+from .explore.commandline import replay_command
 from .kernel.errors import ReplayError, UsageError
 from .kernel.execution import Execution
 from .kernel.runtime import Kernel
@@ -51,7 +52,7 @@ EXIT_BROKEN_PIPE = 141
 __all__ = ["CliError", "build_parser", "load_scenario", "main"]
 
 
-def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:function>") -> int:
+def _print_execution(ex: Execution, as_json: bool, label: str, replay: str) -> int:
     if as_json:
         print(
             json.dumps(
@@ -69,11 +70,11 @@ def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:functi
             )
         )
     else:
-        for f in ex.findings:
-            print(render_finding(f, label))
+        for f in ex.findings:  # the token is printed once, below (text R3)
+            print(render_finding(f, label, replay="" if f.token == ex.token else None))
         print(f"outcome: {ex.outcome}  steps: {ex.steps}  virtual time: {ex.now} ns  findings: {len(ex.findings)}")
         print(f"trace digest: {ex.trace_digest}")
-        print(f"replay: dmabufsim replay {ex.token} {label}")
+        print(f"replay: {replay}")
         if ex.diverged_at is not None:
             print(
                 f"warning: the replay diverged from its token at choice {ex.diverged_at}: "
@@ -86,7 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # A catalog row (C11/noretry-fork) runs with the row's kernel options.
     spec = resolve_scenario(args.scenario, tuple(args.scenarios))
     ex = Kernel(seed=args.seed, max_steps=args.max_steps, **spec.kernel_options).run(spec.scenario)
-    return _print_execution(ex, args.json)
+    return _print_execution(ex, args.json, args.scenario, replay_command(
+        ex.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -94,9 +96,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     spec = resolve_scenario(args.scenario, tuple(args.scenarios))
     record = bool(args.trace or args.dot)
     k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **spec.kernel_options)
+    classes = catalog_commands.watch_lock_classes(k) if args.dot else None
     ex = k.run(spec.scenario)
-    catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k)
-    return _print_execution(ex, args.json, args.scenario)
+    catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k,
+                                     classes=classes, all_classes=args.dot_all_classes)
+    return _print_execution(ex, args.json, args.scenario, replay_command(
+        ex.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps))
 
 
 def bench_dir() -> pathlib.Path:
@@ -147,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="scheduling points before the execution is reported as a livelock")
     rp.add_argument("--json", action="store_true", help="print JSON instead of text")
     rp.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of the execution")
-    rp.add_argument("--dot", metavar="OUT.dot", help="write the lock-dependency graph (Graphviz DOT)")
+    rp.add_argument("--dot", metavar="OUT.dot", help="write the lock-dependency graph (Graphviz DOT) of the "
+                    "lock classes the execution took")
+    rp.add_argument("--dot-all-classes", action="store_true",
+                    help="with --dot: also draw the classes lockdep was taught at boot (mmap_lock, dma_fence_map, "
+                    "...) that the execution never took")
     rp.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
     rp.set_defaults(func=cmd_replay)
     catalog_commands.add_parsers(sub)

@@ -156,6 +156,7 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
     else:
         report = explore(scenario, strategy, **kw)
     report.scenario = args.scenario
+    report.max_steps = args.max_steps
     if args.json:
         print(report.to_json_text())
     else:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ..kernel.findings import Finding
 from ..kernel.runtime import Kernel
 from .base import ExploreStrategy, mix_seed
+from .commandline import replay_command
 
 if TYPE_CHECKING:
     from ..kernel.thread import KThread
@@ -108,11 +109,12 @@ class Confirmation:
     token: str = ""
     preemptions: int = 0
 
-    def summary(self) -> str:
+    def summary(self, scenario: str = "", *, max_steps: int | None = None) -> str:
+        """One line; the replay command names ``scenario`` (commandline R1-R3)."""
         cyc = " -> ".join((*self.chain, self.chain[0]))
         if self.confirmed:
             return (f"lockdep cycle {cyc}: confirmed as a concrete deadlock in {self.executions} guided "
-                    f"execution(s); replay: dmabufsim replay {self.token} <FILE.py:function>")
+                    f"execution(s); replay: {replay_command(self.token, scenario, max_steps=max_steps)}")
         return f"lockdep cycle {cyc}: could not be turned into a deadlock within {self.budget} guided executions"
 
     def to_json(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kernel.findings import Finding
+from .commandline import replay_command
 from .coverage import Coverage
 from .guided import Confirmation
 
@@ -126,6 +127,8 @@ class Report:
     expected: tuple[str, ...] = ()
     jobs: int = 1
     nondeterminism: list[str] = field(default_factory=list)
+    #: The ``--max-steps`` of the search, for the replay commands (commandline R2).
+    max_steps: int | None = None
 
     @property
     def unexpected(self) -> list[ExploredFinding]:
@@ -195,9 +198,9 @@ class Report:
             lines.append(f.finding.report)
             shr = f", shrunk from {f.original_preemptions}" if f.shrunk else ""
             lines.append(f"preemptions: {f.preemptions}{shr}")
-            lines.append(f"replay: dmabufsim replay {f.token} <FILE.py:function>")
+            lines.append(f"replay: {replay_command(f.token, self.scenario, max_steps=self.max_steps)}")
             if f.confirmation is not None:
-                lines.append(f.confirmation.summary())
+                lines.append(f.confirmation.summary(self.scenario, max_steps=self.max_steps))
         for msg in self.nondeterminism:
             lines.append(f"NONDETERMINISM: {msg}")
         if self.info:

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from .choices import token_of
 from .findings import Finding
-from .trace import Event
+from .trace import Event, LockMark
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,8 @@ class Execution:
     preemptions: int
     diverged_at: int | None = None
     events: list[Event] | None = None
+    #: The lock_stat hooks of a recorded execution (``Kernel.lock_stat``), with ``events``.
+    lock_marks: list[LockMark] | None = None
     #: The token once made (``token`` makes it from ``choices`` on first use, choices R2).
     _token: str | None = field(default=None, repr=False, compare=False)
 

@@ -19,8 +19,11 @@ Rules:
   timer only when no thread is runnable; a sleep is a timer.
 * R4 (deadlock): no runnable thread, no pending timer, and a non-daemon
   thread blocked => a ``deadlock`` finding naming every blocked thread and
-  what it waits on. Daemon threads (device engines, workers) blocked at the
-  end are idle, not deadlocked.
+  what it waits on and every lock it holds -- the lock it waits on too when
+  it already holds it (a self-deadlock), marked so. The entry its own
+  attempt pushed on ``held_locks`` (``lock_acquire`` runs before the lock
+  is taken) is the attempt, not a hold. Daemon threads (device engines,
+  workers) blocked at the end are idle, not deadlocked.
 * R5 (atomic context): a thread in atomic context (spinlock held,
   preemption or irqs disabled, RCU read side, hardirq) that calls a
   sleeping function is a ``sleep-in-atomic`` finding; the execution goes on.
@@ -54,11 +57,11 @@ from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
-from .stack import Frame, call_site, scenario_stack
+from .stack import Frame, _internal, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
 from .timer import Timer
-from .trace import _DETX, _OPX, Trace, detail_word, op_word
+from .trace import _DETX, _OPX, LockMark, Trace, detail_word, op_word
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
 MAX_SCHEDULE_TIMEOUT = None
@@ -162,8 +165,31 @@ def _exited_fn(*args: Any) -> None:
     raise SimulatorError("an exited kthread was run again")
 
 
-def _blocked_oid(t: KThread) -> int:
-    return t.blocked_on[1] if t.blocked_on is not None else -1
+def _entry_frame(fn: Any) -> tuple[Frame, ...]:
+    """The frame a kthread not yet started will begin in: its function, at its ``def`` line."""
+    fn = getattr(fn, "func", fn)  # functools.partial
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None or fn is _exited_fn or _internal(code.co_filename):
+        return ()
+    return (Frame(code.co_filename, code.co_firstlineno, code.co_name),)
+
+
+def _holding(t: KThread) -> list[str]:
+    """The locks a blocked thread holds, for the deadlock report (R4).
+
+    ``lock_acquire`` pushes a ``held_locks`` entry before the lock is taken,
+    so the last entry of the lock the thread sleeps on is its own attempt:
+    it is left out. Any earlier entry of that same lock is a real hold (the
+    thread waits for itself) and says so.
+    """
+    obj = t.blocked_on[1] if t.blocked_on is not None else -1
+    held = list(t.held)
+    attempt = next((i for i in range(len(held) - 1, -1, -1) if held[i].map.oid == obj), -1)
+    return [
+        f"{hl.map.name} (#{obj}: the lock it waits on, already held by this thread)" if hl.map.oid == obj
+        else hl.map.name
+        for i, hl in enumerate(held) if i != attempt
+    ]
 
 
 class Kernel:
@@ -211,6 +237,8 @@ class Kernel:
         #: Scheduling points taken.
         self.steps = 0
         self.trace = Trace(record=cfg.record_trace)
+        #: The lock_stat hooks of a recorded execution (:meth:`lock_stat`); None when not recording.
+        self.lock_marks: list[LockMark] | None = [] if cfg.record_trace else None
         self.findings: list[Finding] = []
         #: Per-execution state of the rooms above the kernel, by name.
         self.ext: dict[str, Any] = {}
@@ -493,6 +521,22 @@ class Kernel:
         hub = self._hub
         assert hub is not None
         hub.switch()
+
+    def lock_stat(self, what: str, obj: int) -> None:
+        """``lock_contended`` / ``lock_acquired`` / ``lock_failed`` of the current thread on lock ``obj``.
+
+        The kernel's lock_stat hooks, as :class:`~dmabufsim.kernel.trace.LockMark`
+        records of a recorded execution (reports draw a wait as a wait and a
+        hold from the acquisition). Locks call it on their slow paths only;
+        not recording, it does nothing; recording, it changes no event, step
+        or choice.
+        """
+        marks = self.lock_marks
+        if marks is not None:
+            t = self._current
+            events = self.trace.events
+            marks.append(LockMark(len(events) if events is not None else 0, t.tid if t is not None else -1,
+                                  what, obj, self.now))
 
     def block(
         self, what: str, obj: int, *, interruptible: bool = False, timeout: int | None = None, name: str = ""
@@ -805,7 +849,9 @@ class Kernel:
 
     def _suspended_stack(self, t: KThread) -> tuple[Frame, ...]:
         glet = t.glet
-        frame = getattr(glet, "gr_frame", None) if glet is not None else None
+        if glet is None:  # never switched to: where it will start (its function's first line)
+            return _entry_frame(t.fn)
+        frame = getattr(glet, "gr_frame", None)
         return scenario_stack(frame=frame) if frame is not None else ()
 
     def wants_text(self, signature: str) -> bool:
@@ -879,15 +925,21 @@ class Kernel:
     def _livelock(self) -> None:
         run = self._runnable
         lines = [f"livelock: more than {self._max_steps} scheduling points; runnable threads:"]
-        for t in run:
-            lines.append(f"  {t.name}/{t.tid} next: {t.pending[0]} #{t.pending[1]}")
+        infos = tuple(self.thread_info(t) for t in run)
+        for t, info in zip(run, infos, strict=True):
+            if t.glet is not None:
+                state = f"next: {t.pending[0]} #{t.pending[1]}"
+            else:
+                state = "not started yet, will start in:" if info.stack else "not started yet"
+            lines.append(f"  {t.name}/{t.tid} {state}")
+            lines.extend(f"      {fr}" for fr in info.stack)  # where it loops, as in the deadlock report
         self.report(
             "livelock",
             f"livelock: no progress within {self._max_steps} scheduling points",
             details={"max_steps": self._max_steps, "runnable": [t.name for t in run]},
             rule="kernel R6: step budget exceeded",
             signature="livelock",
-            threads=tuple(self.thread_info(t) for t in run),
+            threads=infos,
             text="\n".join(lines),
         )
         self._stop("livelock")
@@ -899,7 +951,7 @@ class Kernel:
         for t in blocked:
             what, obj, name = t.blocked_on or ("?", -1, "")
             on = f"{name} (#{obj})" if name else f"#{obj}"
-            holds = ", ".join(hl.map.name for hl in t.held if hl.map.oid != obj)
+            holds = ", ".join(_holding(t))
             lines.append(f"  {t.name}/{t.tid} blocked in {what} on {on}, holding [{holds}]")
             if full:
                 for fr in self._suspended_stack(t):
@@ -911,7 +963,7 @@ class Kernel:
             details={
                 "blocked": waits,
                 "waiting_for": {t.name: (t.blocked_on or ("?", -1, ""))[2] for t in blocked},
-                "holding": {t.name: [h.map.name for h in t.held if h.map.oid != _blocked_oid(t)] for t in blocked},
+                "holding": {t.name: _holding(t) for t in blocked},
                 "objects": {t.name: (t.blocked_on or ("?", -1, ""))[1] for t in blocked},
             },
             rule="kernel R4: no runnable thread and no pending timer",
@@ -1087,4 +1139,5 @@ class Kernel:
             preemptions=self._preemptions,
             diverged_at=diverged,
             events=self.trace.events,
+            lock_marks=self.lock_marks,
         )

@@ -73,11 +73,22 @@ def from_stream(raw: bytes) -> str:
     return f"{VERSION}.{base64.urlsafe_b64encode(raw).decode().rstrip('=')}"
 
 
+#: How much of a malformed token an error message quotes.
+SHOWN = 40
+
+
+def shown(token: str) -> str:
+    """A token for an error message: quoted whole, or its first ``SHOWN`` characters and its length."""
+    if len(token) <= SHOWN:
+        return repr(token)
+    return f"{token[:SHOWN]!r}… ({len(token)} chars)"
+
+
 def decode(token: str) -> list[int]:
     """Decode a token made by :func:`encode`; refuse other versions clearly."""
     token = token.strip()
     if "." not in token:
-        raise ReplayError(f"malformed replay token {token[:40]!r}: expected '{VERSION}.<data>'")
+        raise ReplayError(f"malformed replay token {shown(token)}: expected '{VERSION}.<data>'")
     version, _, body = token.partition(".")
     if version != VERSION:
         raise ReplayError(
@@ -87,5 +98,5 @@ def decode(token: str) -> list[int]:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         data = zlib.decompress(raw)
     except (binascii.Error, zlib.error, ValueError) as exc:
-        raise ReplayError(f"malformed replay token {token[:40]!r}: {exc}") from None
+        raise ReplayError(f"malformed replay token {shown(token)}: {exc}") from None
     return unvarints(data)

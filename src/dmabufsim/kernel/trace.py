@@ -189,3 +189,24 @@ class Trace:
         for i in range(0, len(words), CHUNK):
             h = hash((h, tuple(words[i : i + CHUNK])))
         return f"{((h & _MASK) ^ (self.count + folded)) * _PRIME & _MASK:016x}"
+
+
+class LockMark(NamedTuple):
+    """A ``lock_stat`` hook of a recorded execution: ``lock_contended``, ``lock_acquired``, ``lock_failed``.
+
+    Models the kernel's lock statistics hooks (``kernel/locking/lockdep.c``:
+    ``lock_contended`` when an acquisition must wait, ``lock_acquired`` when
+    the lock is finally taken), plus ``lock_failed`` when the attempt is
+    given up (``-EDEADLK``, ``-EALREADY``, ``-EINTR``). They are kept only
+    while recording and are not events: no step, no digest word, no
+    scheduling point, so a recorded execution stays the execution replayed.
+    ``pos`` is the number of events recorded before the hook ran (the index
+    of the next event); ``obj`` the lock's object id.
+    """
+
+    pos: int
+    tid: int
+    what: str
+    obj: int
+    now: int = 0
+

@@ -13,6 +13,9 @@ Rules:
 * R4: ``lock_interruptible`` raises ``EINTR`` when a signal is pending.
 * R5: an unlock wakes the first waiter; a thread arriving before it runs may
   take the lock first (the kernel's optimistic spinning / lock stealing).
+* R6: a lock that must wait calls lock_stat's ``lock_contended`` before it
+  sleeps and ``lock_acquired`` once it owns the mutex (``lock_failed`` when
+  a signal ends the wait): ``Kernel.lock_stat``, kept only while recording.
 
 A thread preempted at its ``mutex_lock`` point and chosen again while the
 mutex is owned is blocked by the runtime without being switched to
@@ -75,13 +78,17 @@ class Mutex:
         code, lasti = caller_site(_getframe(2))  # the caller of lock_interruptible()/lock_killable()
         k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, lasti)
         k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
-        while self.owner is not None:
-            self.waiters.append(t)
-            reason = k.block("mutex_lock", self.oid, interruptible=interruptible, name=dep_map.name)
-            self.waiters.remove(t)
-            if reason == "signal":
-                k.lockdep.release(dep_map)
-                raise EINTR(f"mutex_lock_interruptible({self.name}) interrupted by a signal")
+        if self.owner is not None:  # contended: lock_stat's lock_contended ... lock_acquired (R6)
+            k.lock_stat("lock_contended", self.oid)
+            while self.owner is not None:
+                self.waiters.append(t)
+                reason = k.block("mutex_lock", self.oid, interruptible=interruptible, name=dep_map.name)
+                self.waiters.remove(t)
+                if reason == "signal":
+                    k.lockdep.release(dep_map)
+                    k.lock_stat("lock_failed", self.oid)
+                    raise EINTR(f"mutex_lock_interruptible({self.name}) interrupted by a signal")
+            k.lock_stat("lock_acquired", self.oid)
         self.owner = t
 
     def lock(self, subclass: int = 0, *, nest_lock: Any = None) -> None:
@@ -122,10 +129,13 @@ class Mutex:
         if t.parked:  # it did (Kernel._park: our first pass of the loop below), and we were woken
             t.parked = False
             self.waiters.remove(t)
-        while self.owner is not None:  # an uninterruptible sleep never ends with a signal
-            self.waiters.append(t)
-            k.block("mutex_lock", self.oid, name=dep_map.name)
-            self.waiters.remove(t)
+        if self.owner is not None:  # contended (R6; a parked thread, above, is never recorded)
+            k.lock_stat("lock_contended", self.oid)
+            while self.owner is not None:  # an uninterruptible sleep never ends with a signal
+                self.waiters.append(t)
+                k.block("mutex_lock", self.oid, name=dep_map.name)
+                self.waiters.remove(t)
+            k.lock_stat("lock_acquired", self.oid)
         self.owner = t
 
     def lock_interruptible(self) -> None:

@@ -27,6 +27,9 @@ Rules:
 * R6: the killable / interruptible variants raise ``EINTR`` when a signal
   is pending while waiting, leaving the semaphore and the queue as if they
   never came (a queued writer that leaves may let readers in).
+* R7 (lock_stat): a queued acquisition calls ``lock_contended``, then
+  ``lock_acquired`` when granted or ``lock_failed`` when a signal ends it
+  (``Kernel.lock_stat``, kept only while recording).
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ class RwSem:
             return
         w = _RwWaiter(me, write)
         self.waiters.append(w)
+        k.lock_stat("lock_contended", self.oid)
         while not w.granted:
             reason = k.block(_WAIT, self.oid, interruptible=killable, name=self.dep_map.name)
             if reason == "signal" and not w.granted:
@@ -144,7 +148,9 @@ class RwSem:
                 k.lockdep.release(self.dep_map)
                 # A writer leaving the head of the queue may let the readers behind it in.
                 self._grant()
+                k.lock_stat("lock_failed", self.oid)
                 raise EINTR(f"{fn}({self.name}) interrupted by a signal")
+        k.lock_stat("lock_acquired", self.oid)
 
     # ------------------------------------------------------------ API
 

@@ -11,6 +11,9 @@ Rules:
 * R3: a contended spinlock spins (it does not sleep); a thread spinning on
   a lock it holds itself never gets it (AA deadlock).
 * R4: only the holder unlocks; anything else is reported and changes nothing.
+* R5 (lock_stat): a contended lock calls ``lock_contended`` before it spins
+  and ``lock_acquired`` once it owns the lock (``Kernel.lock_stat``, kept
+  only while recording).
 """
 
 from __future__ import annotations
@@ -96,10 +99,13 @@ class SpinLock:
         t.atomic.append(AtomicReason("spinlock", dep_map.name, code, lasti))  # Kernel.atomic_enter
         k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, lasti)
         k.point("spin_lock", self.oid, True, dep_map.name, self._w_lock)
-        while self.owner is not None:
-            self.waiters.append(t)
-            k.block("spin_lock", self.oid, name=dep_map.name)
-            self.waiters.remove(t)
+        if self.owner is not None:  # spinning: lock_stat's lock_contended ... lock_acquired (R5)
+            k.lock_stat("lock_contended", self.oid)
+            while self.owner is not None:
+                self.waiters.append(t)
+                k.block("spin_lock", self.oid, name=dep_map.name)
+                self.waiters.remove(t)
+            k.lock_stat("lock_acquired", self.oid)
         self.owner = t
 
     def lock_irqsave(self) -> int:
@@ -121,10 +127,13 @@ class SpinLock:
         atomic.append(AtomicReason("spinlock", name, code, lasti))
         k.lockdep.lock_acquire(t, dep_map, 0, False, 0, None, code, lasti)
         k.point("spin_lock", self.oid, True, name, self._w_lock)
-        while self.owner is not None:
-            self.waiters.append(t)
-            k.block("spin_lock", self.oid, name=name)
-            self.waiters.remove(t)
+        if self.owner is not None:  # spinning: lock_stat's lock_contended ... lock_acquired
+            k.lock_stat("lock_contended", self.oid)
+            while self.owner is not None:
+                self.waiters.append(t)
+                k.block("spin_lock", self.oid, name=name)
+                self.waiters.remove(t)
+            k.lock_stat("lock_acquired", self.oid)
         self.owner = t
 
     def lock_irq(self) -> None:

@@ -54,6 +54,10 @@ Rules:
   context and context-less blocking locks.
 * R9 (sleeping): ``lock*`` may sleep (``might_sleep``); ``trylock`` never
   sleeps and never returns ``EDEADLK``.
+* R10 (lock_stat): an attempt that sleeps calls ``lock_contended`` before
+  its first sleep and ``lock_acquired`` once it owns the lock; one that
+  gives up (``EDEADLK``, ``EALREADY``, ``EINTR``) calls ``lock_failed``
+  (``Kernel.lock_stat``, kept only while recording).
 """
 
 from __future__ import annotations
@@ -420,6 +424,7 @@ class WWMutex:
         k.point("ww_mutex_lock", self.oid, True, self.dep_map.name)
         if ctx is not None:
             if self.ctx is ctx:
+                k.lock_stat("lock_failed", self.oid)
                 raise EALREADY(f"{fn}({self.name}): already held by this acquire context")
             if ctx.acquired == 0:
                 ctx.wounded = False
@@ -435,8 +440,10 @@ class WWMutex:
         w = _Waiter(me, ctx)
         if self._add_waiter(w):
             k.lockdep.release(self.dep_map)
+            k.lock_stat("lock_failed", self.oid)
             raise EDEADLK(f"{fn}({self.name}): stamp {ctx.stamp if ctx else 0} must back off (wait-die)")
         waiters = self.waiters
+        contended = False  # lock_stat's lock_contended ... lock_acquired / lock_failed
         while True:
             if self.owner is None:
                 stole = waiters[0] is not w
@@ -444,16 +451,23 @@ class WWMutex:
                 self._take(me, ctx)
                 if ctx is not None and stole and not ctx.ww_class.wait_die:
                     self._check_waiters(ctx)
+                if contended:
+                    k.lock_stat("lock_acquired", self.oid)
                 return
             if interruptible and me.signal_pending:
                 waiters.remove(w)
                 k.lockdep.release(self.dep_map)
+                k.lock_stat("lock_failed", self.oid)
                 raise EINTR(f"{fn}({self.name}) interrupted by a signal")
             if ctx is not None and self._check_kill(w, ctx):
                 waiters.remove(w)
                 k.lockdep.release(self.dep_map)
+                k.lock_stat("lock_failed", self.oid)
                 algo = "wait-die" if ctx.ww_class.wait_die else "wounded"
                 raise EDEADLK(f"{fn}({self.name}): stamp {ctx.stamp} must back off ({algo})")
+            if not contended:
+                contended = True
+                k.lock_stat("lock_contended", self.oid)
             k.block(_WW_WAIT, self.oid, interruptible=interruptible, name=self.name)
 
     def lock(self, ctx: WWAcquireCtx | None = None) -> None:

@@ -1,9 +1,10 @@
 """The catalog commands of the CLI: ``dmabufsim check`` and ``dmabufsim list``.
 
 ``check [CLAIM...]`` explores the catalog's rows (all of them by default)
-in parallel and prints one table: claim, design, expected verdict, what was
-found, whether they match, and the replay token of the first
-counterexample. ``list`` prints the catalog without running it.
+in parallel and prints one table: the row, whether it matched, what was
+found (and what was expected, where it was not met), and a short reference
+to its first counterexample, whose replay command is printed below the
+table. ``list`` prints the catalog without running it.
 
 Exit codes of ``check``: 0 when every *modelled* row matched its expected
 verdict (pending rows, the claims not modelled yet, are counted and shown
@@ -16,6 +17,12 @@ Rules:
 * R1: ``--json`` prints only JSON on stdout (the progress bar goes to
   stderr, and only on a terminal).
 * R2: the table and the JSON are the same for any ``--jobs`` (runner R1).
+* R3: the table fits an ordinary terminal (80 columns and up; 100 when
+  written to a pipe or a file) without splitting a word, and never holds a
+  token: a token is printed whole, on its own line, below the table, so it
+  can be pasted.
+* R4: every replay command runs as printed (``explore.commandline``),
+  with the ``--scenarios DIR`` options the check was given.
 """
 
 from __future__ import annotations
@@ -25,11 +32,14 @@ import json
 import sys
 from typing import Any
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..explore.commandline import replay_command
 from ..kernel.errors import UsageError
 from ..scenarios.catalog import Catalog, ClaimScenario, discover
 from ..scenarios.runner import CheckResult, RowResult, check
@@ -47,8 +57,16 @@ _STATUS_STYLE = {
 }
 
 
-def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, width=None if sys.stdout.isatty() else 160, soft_wrap=False)
+#: The width of a table written to a file or a pipe: an ordinary terminal's (R3).
+PIPE_WIDTH = 100
+
+
+#: The width of the ``list`` table written to a pipe (its six columns need it).
+LIST_PIPE_WIDTH = 160
+
+
+def _console(stderr: bool = False, pipe_width: int = PIPE_WIDTH) -> Console:
+    return Console(stderr=stderr, width=None if sys.stdout.isatty() else pipe_width, soft_wrap=False)
 
 
 def resolve_catalog_scenario(spec: str, extra_dirs: tuple[str, ...] = ()) -> ClaimScenario | None:
@@ -81,7 +99,7 @@ def list_table(cat: Catalog) -> Table:
     return t
 
 
-def catalog_markdown(cat: Catalog, result: CheckResult | None = None) -> str:
+def catalog_markdown(cat: Catalog, result: CheckResult | None = None, scenarios_dirs: tuple[str, ...] = ()) -> str:
     """The catalog as Markdown (``docs/catalog.md``), with verdicts and reports when ``result`` is given."""
     res = {r.row.key: r for r in result.rows} if result else {}
     out = [
@@ -128,10 +146,11 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None) -> str:
             if rr is not None:
                 out.append(f"- found: {rr.found_text or rr.why} — **{rr.status}**")
                 if rr.first is not None:
-                    out.append(f"- replay: `{rr.replay}`")
+                    cmd = replay_command_of(rr, scenarios_dirs)
+                    out.append(f"- replay: `{cmd}`")
                     out.append("")
                     out.append("```")
-                    out.append(render_finding(finding_from_json(rr.first), r.key).strip("\n"))
+                    out.append(render_finding(finding_from_json(rr.first), r.key, replay=cmd).strip("\n"))
                     out.append("```")
             out.append("")
     return "\n".join(out) + "\n"
@@ -144,7 +163,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.markdown:
         sys.stdout.write(catalog_markdown(cat))
     else:
-        _console().print(list_table(cat))
+        _console(pipe_width=LIST_PIPE_WIDTH).print(list_table(cat))
         modelled = sum(1 for r in cat if r.modelled)
         print(f"{len(cat)} rows: {modelled} modelled, {len(cat) - modelled} not yet modelled")
     return EXIT_OK
@@ -153,22 +172,81 @@ def cmd_list(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- check
 
 
-def check_table(result: CheckResult) -> Table:
-    t = Table(title="dmabufsim check", show_lines=False)
-    for col in ("claim", "design", "expected", "found", "verdict", "first counterexample"):
-        t.add_column(col, overflow="fold")
-    for r in result.rows:
-        found = r.found_text if r.status in ("match", "mismatch") else r.why
-        # Model text may hold brackets ("assertion [c1:stale-read]", lock chains): not rich markup.
-        t.add_row(
-            escape(r.row.claim),
-            escape(r.row.design),
-            escape(r.row.expected.describe()) if r.row.expected else "—",
-            escape(found),
-            _STATUS_STYLE[r.status],
-            r.token,
-        )
+#: The width from which the table has room for an "expected" column of its own.
+FULL_WIDTH = 150
+
+
+def check_table(result: CheckResult, width: int = PIPE_WIDTH) -> Table:
+    """The verdict table (R3): words never split, no token in it, at most ``width`` columns.
+
+    A row with a counterexample gets a short reference (``#3``) whose replay
+    command :func:`replay_lines` prints below the table. From ``FULL_WIDTH``
+    columns the expected verdict has a column of its own; narrower, it is
+    spelled out only where it was not met (a match found what was expected;
+    ``dmabufsim list`` shows every expected verdict). When the found text
+    would not fit beside the row names without splitting a word, it goes on
+    its own line under each row, the width of the row column.
+    """
+    refs = _refs(result)
+    cells = [(refs.get(r.row.key, ""), r.row.key, _STATUS_STYLE[r.status], _found_cell(r)) for r in result.rows]
+    expected = [r.row.expected.describe() if r.row.expected else "—" for r in result.rows]
+    ref_w = max((cell_len(c[0]) for c in cells), default=1)
+    key_w = max((cell_len(c[1]) for c in cells), default=3)
+    word_w = max((cell_len(w) for c in cells for w in c[3].split()), default=5)
+    exp_w = max((cell_len(w) for e in expected for w in e.split()), default=5)
+    # The columns before "found", each followed by two spaces of padding, plus the edges.
+    fixed = ref_w + key_w + len("✗ MISMATCH") + 3 * 2 + 2
+    full = width >= FULL_WIDTH and fixed + exp_w + 2 + word_w <= width
+    wide = full or fixed + word_w <= width
+    t = Table(title="dmabufsim check", box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False)
+    t.add_column("#", no_wrap=True, justify="right")
+    # Model text may hold brackets ("assertion [c1:stale-read]", lock chains): not rich markup.
+    if wide:
+        t.add_column("row", no_wrap=True)
+        if full:
+            t.add_column("expected", overflow="fold")
+        t.add_column("verdict", no_wrap=True)
+        t.add_column("found", overflow="fold")  # words wrap whole; fold only a word wider than the terminal
+        for (ref, key, status, found), r, exp in zip(cells, result.rows, expected, strict=True):
+            if full:
+                found = r.found_text if r.status in ("match", "mismatch") else r.why
+                t.add_row(ref, escape(key), escape(exp), status, escape(found))
+            else:
+                t.add_row(ref, escape(key), status, escape(found))
+    else:
+        t.add_column("row / found", overflow="fold")
+        t.add_column("verdict", no_wrap=True)
+        for ref, key, status, found in cells:
+            t.add_row(ref, escape(key), status)
+            t.add_row("", "[dim]" + escape(found) + "[/]", "")
     return t
+
+
+def _found_cell(r: RowResult) -> str:
+    if r.status == "match":
+        return r.found_text
+    if r.status == "mismatch":
+        exp = r.row.expected.describe() if r.row.expected else "—"
+        return f"expected {exp}; found {r.found_text}"
+    return r.why
+
+
+def _refs(result: CheckResult) -> dict[str, str]:
+    """``#1``, ``#2``... for the rows with a counterexample, in table order."""
+    keyed = [r.row.key for r in result.rows if r.token]
+    return {k: f"#{i}" for i, k in enumerate(keyed, 1)}
+
+
+def replay_command_of(r: RowResult, scenarios_dirs: tuple[str, ...] = ()) -> str:
+    """The command that rebuilds row ``r``'s counterexample, runnable as printed (R4); "" if none."""
+    return replay_command(r.token, r.row.key, scenarios_dirs=scenarios_dirs) if r.token else ""
+
+
+def replay_lines(result: CheckResult, scenarios_dirs: tuple[str, ...] = ()) -> list[str]:
+    """The replay commands of the table's references, one per line, never wrapped (R3, R4)."""
+    refs = _refs(result)
+    lines = [f"{refs[r.row.key]:>4}  {replay_command_of(r, scenarios_dirs)}" for r in result.rows if r.token]
+    return ["counterexamples (replay one with its command):", *lines] if lines else []
 
 
 def _summary(result: CheckResult) -> str:
@@ -228,24 +306,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     cat = discover(tuple(args.scenarios))
     rows = cat.select(args.claims)
     result = _run_with_progress(rows, args)
+    dirs = tuple(args.scenarios)
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        js = result.to_json()
+        for r, rj in zip(result.rows, js["rows"], strict=True):
+            rj["replay"] = replay_command_of(r, dirs)
+        print(json.dumps(js, indent=2))
     elif args.markdown:
-        sys.stdout.write(catalog_markdown(Catalog(rows), result))
+        sys.stdout.write(catalog_markdown(Catalog(rows), result, dirs))
     else:
         out = _console()
-        out.print(check_table(result))
+        out.print(check_table(result, out.width))
+        lines = replay_lines(result, dirs)
+        if lines:
+            print("\n".join([*lines, ""]))
         for r in result.mismatches:
-            _print_mismatch(out, r)
+            _print_mismatch(r, dirs)
         print(_summary(result))
     return EXIT_OK if result.ok else EXIT_MISMATCH
 
 
-def _print_mismatch(out: Console, r: RowResult) -> None:
+def _print_mismatch(r: RowResult, dirs: tuple[str, ...]) -> None:
     print()
     print(f"{r.row.key}: verdict does not match: {r.why}")
     if r.first is not None:
-        sys.stdout.write(render_finding(finding_from_json(r.first), r.row.key))
+        sys.stdout.write(render_finding(finding_from_json(r.first), r.row.key, replay=replay_command_of(r, dirs)))
 
 
 def add_parsers(sub: Any) -> None:
@@ -280,18 +365,41 @@ def add_parsers(sub: Any) -> None:
 # ---------------------------------------------------------------- replay artifacts
 
 
-def lockdep_edges(kernel: Any) -> list[tuple[str, str]] | None:
-    """The ``(from, to)`` class names of the lockdep validator's graph after a run, or None.
+def lockdep_edges(kernel: Any) -> list[tuple[str, str, str, str]] | None:
+    """The lockdep validator's graph after a run, or None: ``(from, to, who, site)`` per edge.
 
-    Read through the validator's public shape (``k.lockdep.graph.edges()``
-    with ``src.name`` / ``dst.name``) so the report room needs no import of
-    it; None when the execution ran without the validator.
+    ``who`` is the thread that first created the dependency, ``boot`` for
+    one taught at boot (the edge's execution 0); ``site`` the scenario line
+    it was first seen at. Read through the validator's public shape
+    (``k.lockdep.graph.edges()``) so the report room needs no import of it;
+    None when the execution ran without the validator.
     """
     graph = getattr(getattr(kernel, "lockdep", None), "graph", None)
     edges = getattr(graph, "edges", None)
     if not callable(edges):
         return None
-    return [(e.src.name, e.dst.name) for e in edges()]
+    return [(e.src.name, e.dst.name, "boot" if e.execution == 0 else e.thread, e.site) for e in edges()]
+
+
+def watch_lock_classes(kernel: Any) -> set[str]:
+    """Before ``kernel.run()``: the set of lock classes the execution takes, filled as it runs.
+
+    Every acquisition the held-lock tracker records (pseudo-locks such as
+    ``fs_reclaim`` included, lockdep's boot-time priming excluded) goes
+    through ``Kernel.lock_observer``; the class name is lockdep's
+    (``name``, ``name/N`` for subclass N).
+    """
+    seen: set[str] = set()
+    prev = kernel.lock_observer
+
+    def observe(t: Any, held: list[Any]) -> None:
+        hl = held[-1]
+        seen.add(hl.map.name if not hl.subclass else f"{hl.map.name}/{hl.subclass}")
+        if prev is not None:
+            prev(t, held)
+
+    kernel.lock_observer = observe
+    return seen
 
 
 def write_artifacts(
@@ -301,14 +409,19 @@ def write_artifacts(
     dot: str | None = None,
     label: str = "dmabufsim",
     kernel: Any = None,
+    classes: set[str] | None = None,
+    all_classes: bool = False,
 ) -> None:
     """Write the Perfetto trace and/or the lock-graph DOT of a recorded execution.
 
-    The DOT graph is lockdep's own graph (pseudo-locks and boot-time priming
-    included) when ``kernel`` ran with the validator, else the one rebuilt
-    from the trace; it highlights the chain of the first circular-locking
-    finding when there is one, else the first cycle of the graph. An
-    unwritable path is a UsageError (one line, exit 2).
+    The DOT graph is lockdep's own graph (pseudo-locks included) when
+    ``kernel`` ran with the validator, else the one rebuilt from the trace;
+    it highlights the chain of the first circular-locking finding when
+    there is one, else the first cycle of the graph. ``classes`` (from
+    :func:`watch_lock_classes`): draw only the classes the execution took
+    (dot R5), unless ``all_classes``: then the classes only primed at boot
+    are drawn too, dashed. An unwritable path is a UsageError (one line,
+    exit 2).
     """
     from ..scenarios.runner import chain_of
     from . import dot as dot_mod
@@ -320,9 +433,13 @@ def write_artifacts(
         if dot:
             names = {t.tid: t.name for t in ex.threads}
             edges = lockdep_edges(kernel) if kernel is not None else None
-            graph = dot_mod.graph_from_edges(edges) if edges else dot_mod.graph_from_events(ex.events or [], names)
+            graph = (dot_mod.graph_from_edges(edges) if edges
+                     else dot_mod.graph_from_events(ex.events or [], names, ex.lock_marks))
             chains = [chain_of(f) for f in ex.findings if f.kind == "circular-locking"]
             cycle = next((c for c in chains if c), None)
+            if edges and classes is not None:
+                graph = (dot_mod.mark_untouched(graph, classes) if all_classes
+                         else dot_mod.restrict(graph, classes, cycle or ()))
             with open(dot, "w", encoding="utf-8") as fh:
                 fh.write(dot_mod.to_dot(graph, cycle, title=label))
     except OSError as exc:

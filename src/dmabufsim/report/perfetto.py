@@ -10,11 +10,15 @@ file that loads in ui.perfetto.dev and chrome://tracing:
 * every scheduling point is a short slice named after its operation
   (``mutex_lock``, ``dma_fence_signal``...), with the object, access and
   detail as arguments;
-* every lock hold is a slice ``lock <class>`` from the lock operation to
-  the matching unlock (for a sleeping lock it includes the time spent
-  waiting for it: the trace has no separate event for the acquisition); a
-  hold released out of nesting order (hand-over-hand) is an async slice,
-  since a thread's slices must nest;
+* every lock hold is a slice ``lock <class>`` (category ``lock``) from the
+  acquisition to the matching unlock; an attempt that had to wait is first
+  a slice ``wait: <class>`` (category ``lock-wait``) from the lock
+  operation to the acquisition (lock_stat's ``lock_contended`` and
+  ``lock_acquired``, events R3), so a blocked attempt is never drawn as a
+  hold: a thread deadlocked on a lock waits for it to the end of the
+  trace, and an attempt given up (``-EDEADLK``, ``-EINTR``) is a wait and
+  no hold; a hold released out of nesting order (hand-over-hand) is an
+  async slice, since a thread's slices must nest;
 * every signal (``dma_fence_signal``, ``complete``, ``wake_up``) is
   joined by a flow arrow to each thread that was waiting on that object,
   at the thread's next event. The trace has no event for falling asleep,
@@ -36,6 +40,8 @@ Rules:
   (tested), is plain JSON (no NaN) and lists every thread of the
   execution, even one that never reached a scheduling point.
 * R2: the same execution gives the same JSON, byte for byte.
+* R3: no two ``lock`` slices of one lock object overlap in time: a lock
+  is held by one thread at a time (shared rwsem holds excepted).
 """
 
 from __future__ import annotations
@@ -45,8 +51,8 @@ from typing import Any
 
 from ..kernel.errors import UsageError
 from ..kernel.execution import Execution
-from ..kernel.trace import Event
-from .events import SIGNAL_OPS, WAIT_OPS, is_acquire, is_dma, lock_name, pair_locks
+from ..kernel.trace import Event, LockMark
+from .events import SIGNAL_OPS, WAIT_OPS, attempts, is_acquire, is_dma, lock_name, pair_locks
 
 #: Duration of an operation's slice (µs); below 1 so it ends before the next event.
 OP_DUR = 0.5
@@ -57,6 +63,11 @@ PID_DAEMONS = 2
 
 def _ts(i: int, ev: Event) -> float:
     return i + ev.now / 1000.0
+
+
+def _mark_ts(m: LockMark) -> float:
+    """A lock_stat hook's time: after the event before it (and its OP_DUR slice), before the next."""
+    return m.pos - 0.25 + m.now / 1000.0
 
 
 def trace_events(ex: Execution, title: str = "dmabufsim") -> dict[str, Any]:
@@ -85,40 +96,67 @@ def trace_events(ex: Execution, title: str = "dmabufsim") -> dict[str, Any]:
         out.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": f"{t.name}/{t.tid}"}})
         out.append({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid, "args": {"sort_index": t.tid}})
 
-    # Lock holds: slices from the lock operation to the matching unlock. A
-    # hold that overlaps an earlier one without nesting in it (hand-over-hand
-    # locking: lock A, lock B, unlock A) cannot be a slice of the thread's
-    # track; it becomes an async slice of the same name instead.
+    # Lock holds and waits. A hold is a slice from the acquisition (the lock
+    # operation, or its lock_acquired hook when it waited) to the matching
+    # unlock; a wait, from the lock operation to lock_acquired / lock_failed
+    # or the end of the trace. A hold that overlaps an earlier one without
+    # nesting in it (hand-over-hand locking: lock A, lock B, unlock A) cannot
+    # be a slice of the thread's track; it becomes an async slice instead.
     end_ts = (len(events) + ex.now / 1000.0) if events else 0.0
-    holds: list[tuple[float, float, int, int | None]] = []
-    for acq, rel in pair_locks(events):
-        ev = events[acq]
-        start = _ts(acq, ev)
+    marks = ex.lock_marks
+    outcome = attempts(events, marks)
+    spans: list[tuple[float, float, int, int | None, str]] = []  # (start, stop, attempt, release, kind)
+    for acq, rel in pair_locks(events, marks):
+        start = _ts(acq, events[acq])
         stop = _ts(rel, events[rel]) + OP_DUR if rel is not None else end_ts
-        holds.append((start, max(start, stop), acq, rel))
-    holds.sort(key=lambda h: (events[h[2]].tid, h[0], -h[1]))
+        a = outcome.get(acq)
+        if a is not None and a.contended is not None:
+            if a.acquired is None:  # still waiting when the execution ended (a deadlock)
+                spans.append((start, end_ts, acq, None, "wait"))
+                continue
+            got = _mark_ts(a.acquired)
+            spans.append((start, got, acq, None, "wait"))
+            start = got
+        spans.append((start, max(start, stop), acq, rel, "hold"))
+    for acq, a in outcome.items():
+        if a.failed is not None and a.contended is not None:  # waited, then gave up: no hold
+            spans.append((_ts(acq, events[acq]), _mark_ts(a.failed), acq, None, "wait"))
+    spans.sort(key=lambda h: (events[h[2]].tid, h[0], -h[1], h[4]))
     open_ends: dict[int, list[float]] = {}
     async_id = 0
-    for start, stop, acq, rel in holds:
+    for start, stop, acq, rel, kind in spans:
         ev = events[acq]
         pid, tid = where(ev.tid)
-        args: dict[str, Any] = {"obj": ev.obj, "acquired_by": ev.op, "step": ev.step}
-        if rel is None:
-            args["released"] = "never (held when the execution ended)"
-        name = f"lock {lock_name(ev)}"
+        a = outcome.get(acq)
+        args: dict[str, Any] = {"obj": ev.obj, "step": ev.step}
+        if kind == "wait":
+            name, cat = f"wait: {lock_name(ev)}", "lock-wait"
+            args["waited_in"] = ev.op
+            if a is not None and a.failed is not None:
+                args["outcome"] = "gave up (lock_failed)"
+            elif a is not None and a.acquired is not None:
+                args["outcome"] = "acquired"
+            else:
+                args["outcome"] = "never acquired (still waiting when the execution ended)"
+        else:
+            name, cat = f"lock {lock_name(ev)}", "lock"
+            args["acquired_by"] = ev.op
+            args["acquired"] = "after waiting" if a is not None and a.acquired is not None else "at once"
+            if rel is None:
+                args["released"] = "never (held when the execution ended)"
         stack = open_ends.setdefault(ev.tid, [])
         while stack and stack[-1] <= start:
             stack.pop()
         if stack and stack[-1] < stop:
             async_id += 1
             args["nesting"] = "overlaps an outer hold without nesting (hand-over-hand)"
-            common = {"name": name, "cat": "lock", "id": async_id, "pid": pid, "tid": tid}
+            common = {"name": name, "cat": cat, "id": async_id, "pid": pid, "tid": tid}
             out.append({**common, "ph": "b", "ts": start, "args": args})
             out.append({**common, "ph": "e", "ts": stop})
             continue
         stack.append(stop)
         out.append(
-            {"name": name, "cat": "lock", "ph": "X", "ts": start, "dur": stop - start, "pid": pid, "tid": tid,
+            {"name": name, "cat": cat, "ph": "X", "ts": start, "dur": stop - start, "pid": pid, "tid": tid,
              "args": args}
         )
 

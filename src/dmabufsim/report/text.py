@@ -23,7 +23,10 @@ Rules:
   banner).
 * R2: a finding whose body is only its title gets its ``details`` printed
   as ``key: value`` lines, so no report is ever empty.
-* R3: every report ends with a replay line when the token is known.
+* R3: every report ends with a replay line when the token is known: a
+  command that runs as printed (``explore.commandline`` R1-R3), unless the
+  caller prints the execution's own replay line once below every finding
+  (a long token, a livelock's, is printed once).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from ..explore.commandline import replay_command
 from ..kernel.execution import Execution
 from ..kernel.findings import Finding, ThreadInfo
 from ..kernel.stack import Frame
@@ -63,8 +67,12 @@ def render_thread(t: ThreadInfo) -> list[str]:
     return lines
 
 
-def render_finding(f: Finding, scenario: str = "") -> str:
-    """The kernel-style report of one finding (see the module Rules)."""
+def render_finding(f: Finding, scenario: str = "", *, replay: str | None = None) -> str:
+    """The kernel-style report of one finding (see the module Rules).
+
+    ``replay``: the replay command to end with (default: the one of
+    ``f.token`` and ``scenario``); ``""`` prints none (R3).
+    """
     body = (f.report or "").strip("\n")
     body_lines = body.splitlines()
     title = f.title
@@ -89,9 +97,11 @@ def render_finding(f: Finding, scenario: str = "") -> str:
         lines.append("threads involved:")
         for t in f.threads:
             lines.extend(render_thread(t))
-    if f.token:
+    if replay is None and f.token:
+        replay = replay_command(f.token, scenario)
+    if replay:
         lines.append("")
-        lines.append(f"replay: dmabufsim replay {f.token} {scenario or '<FILE.py:function>'}")
+        lines.append(f"replay: {replay}")
     return "\n".join(lines) + "\n"
 
 
@@ -99,15 +109,25 @@ def render_findings(findings: Iterable[Finding], scenario: str = "") -> str:
     return "".join(render_finding(f, scenario) for f in findings)
 
 
-def render_execution(ex: Execution, scenario: str = "") -> str:
-    """Every finding of an execution, then a summary of how it ended."""
-    out = [render_findings(ex.findings, scenario)]
+def render_execution(ex: Execution, scenario: str = "", *, replay: str | None = None) -> str:
+    """Every finding of an execution, then a summary of how it ended and one replay line.
+
+    A finding of this execution (its token is the execution's) gets no
+    replay line of its own: the token, maybe tens of kilobytes for a
+    livelock, is printed once, last (R3). ``replay``: that last command
+    (default: the one of ``ex.token`` and ``scenario``).
+    """
+    if replay is None:
+        replay = replay_command(ex.token, scenario)
+    out = [
+        render_finding(f, scenario, replay="" if f.token == ex.token else None) for f in ex.findings
+    ]
     lines = [
         f"outcome: {ex.outcome}  steps: {ex.steps}  virtual time: {ex.now} ns  findings: {len(ex.findings)}",
         "threads: " + ", ".join(f"{t.name}/{t.tid} {t.state}" + (f" on {t.blocked_on}" if t.blocked_on else "")
                                 for t in ex.threads),
         f"trace digest: {ex.trace_digest}",
-        f"replay: dmabufsim replay {ex.token} {scenario or '<FILE.py:function>'}",
+        f"replay: {replay}",
     ]
     out.append("\n".join(lines) + "\n")
     return "".join(out)

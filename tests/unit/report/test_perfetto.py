@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import pathlib
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,7 +73,9 @@ def test_deadlocked_lock_is_held_to_the_end() -> None:
     doc = perfetto.trace_events(ex)
     assert traceformat.validate(doc) == []
     never = [e for e in doc["traceEvents"] if e.get("args", {}).get("released", "").startswith("never")]
-    assert sorted(e["name"] for e in never) == ["lock lock_A", "lock lock_A", "lock lock_B", "lock lock_B"]
+    assert sorted(e["name"] for e in never) == ["lock lock_A", "lock lock_B"]  # each held by one thread
+    waiting = [e for e in doc["traceEvents"] if e.get("args", {}).get("outcome", "").startswith("never")]
+    assert sorted(e["name"] for e in waiting) == ["wait: lock_A", "wait: lock_B"]  # and waited for by the other
 
 
 def test_same_execution_same_bytes() -> None:
@@ -204,3 +209,144 @@ def test_every_catalog_design_gives_a_valid_trace_with_every_thread() -> None:
         assert traceformat.validate(doc) == [], row.key
         tracks = {n.rsplit("/", 1)[0] for n in _names(doc).values()}
         assert {t.name for t in ex.threads} <= tracks, row.key
+
+
+# ---------------------------------------------------------------- waits are waits (perfetto R3)
+
+ABBA_TOKEN = "dbs1.eJxjYGBkZGJiBAAAGwAI"
+
+
+def _lock_slices(doc: dict[str, Any]) -> list[tuple[str, str, int, float, float]]:
+    """(category, name, lock object, start, end) of every hold and wait slice, async ones included."""
+    out = []
+    begins: dict[tuple[str, int], dict[str, Any]] = {}
+    for e in doc["traceEvents"]:
+        if e.get("cat") not in ("lock", "lock-wait") or not e["name"].startswith(("lock ", "wait: ")):
+            continue
+        if e["ph"] == "X":
+            out.append((e["cat"], e["name"], e["args"]["obj"], e["ts"], e["ts"] + e["dur"]))
+        elif e["ph"] == "b":
+            begins[(e["cat"], e["id"])] = e
+        elif e["ph"] == "e":
+            b = begins.pop((e["cat"], e["id"]))
+            out.append((b["cat"], b["name"], b["args"]["obj"], b["ts"], e["ts"]))
+    return sorted(out, key=lambda s: (s[2], s[3]))
+
+
+def _overlapping_holds(doc: dict[str, Any], shared: frozenset[str] = frozenset()) -> list[str]:
+    holds = [s for s in _lock_slices(doc) if s[0] == "lock" and s[1] not in shared]
+    bad = []
+    for a, b in itertools.pairwise(holds):
+        if a[2] == b[2] and b[3] < a[4]:
+            bad.append(f"{a[1]} #{a[2]}: [{a[3]}, {a[4]}) and [{b[3]}, {b[4]})")
+    return bad
+
+
+def test_abba_attempts_are_waits_not_holds() -> None:
+    from dmabufsim.scenarios.catalog import load_file_module
+
+    abba = load_file_module(str(pathlib.Path(__file__).resolve().parents[3] / "examples" / "abba.py"))
+    ex = ds.Kernel(replay=ABBA_TOKEN, record_trace=True).run(abba.scenario)
+    assert ex.outcome == "deadlock"
+    doc = perfetto.trace_events(ex)
+    assert traceformat.validate(doc) == []
+    assert [(c, n, o) for c, n, o, _, _ in _lock_slices(doc)] == [
+        ("lock", "lock A", 1), ("lock-wait", "wait: A", 1), ("lock", "lock B", 2), ("lock-wait", "wait: B", 2),
+    ]
+    waits = [e for e in doc["traceEvents"] if e.get("cat") == "lock-wait"]
+    assert {e["args"]["outcome"] for e in waits} == {"never acquired (still waiting when the execution ended)"}
+    assert _overlapping_holds(doc) == []
+
+
+def _contended_mutexes(k: ds.Kernel) -> None:
+    m = ds.Mutex("m")
+
+    def worker() -> None:
+        for _ in range(2):
+            with m:
+                k.msleep(1)
+
+    for i in range(3):
+        k.spawn(worker, name=f"w{i}")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10**6))
+def test_a_waiter_holds_only_from_lock_acquired(seed: int) -> None:
+    ex = ds.Kernel(seed=seed, record_trace=True).run(_contended_mutexes)
+    doc = perfetto.trace_events(ex)
+    assert traceformat.validate(doc) == []
+    assert _overlapping_holds(doc) == []
+    slices = _lock_slices(doc)
+    assert sum(1 for s in slices if s[0] == "lock") == 6  # three threads, twice each
+    # Every wait ends where a hold of the same thread begins (lock_acquired).
+    holds = {(e["tid"], e["ts"]) for e in doc["traceEvents"] if e.get("cat") == "lock" and e["ph"] == "X"
+             and e["name"] == "lock m"}
+    for e in doc["traceEvents"]:
+        if e.get("cat") == "lock-wait":
+            assert e["args"]["outcome"] == "acquired"
+            assert (e["tid"], e["ts"] + e["dur"]) in holds
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10**6))
+def test_ww_mutex_rows_hold_each_resv_once_at_a_time(seed: int) -> None:
+    from dmabufsim.scenarios.catalog import discover
+
+    for key in ("C5/shrinker-blocking-lock", "C8/drop-lru-lock"):
+        row = discover().resolve(key)
+        assert row.scenario is not None
+        ex = ds.Kernel(seed=seed, record_trace=True, **dict(row.kernel_options)).run(row.scenario)
+        doc = perfetto.trace_events(ex)
+        assert traceformat.validate(doc) == []
+        assert _overlapping_holds(doc) == [], key
+
+
+WD = ds.WWClass("ww_trace", wait_die=True)
+
+
+def _backoff(k: ds.Kernel) -> None:
+    """The younger context dies on o2 (wait-die), backs off, then takes o2 with lock_slow."""
+    o, o2 = ds.WWMutex(WD, "o"), ds.WWMutex(WD, "o2")
+    held, release = ds.Completion("held"), ds.Completion("release")
+
+    def older() -> None:
+        t2 = ds.WWAcquireCtx(WD)
+        o2.lock(t2)
+        held.complete()
+        release.wait_for_completion()
+        k.msleep(1)
+        o2.unlock()
+        t2.fini()
+
+    k.spawn(older, name="older")
+    held.wait_for_completion()
+    t = ds.WWAcquireCtx(WD)
+    o.lock(t)
+    try:
+        o2.lock(t)
+    except ds.EDEADLK:
+        o.unlock()
+    release.complete()
+    o2.lock_slow(t)  # o2 is still held: this one waits
+    o.lock(t)
+    o.unlock()
+    o2.unlock()
+    t.fini()
+
+
+def test_a_failed_ww_attempt_is_no_hold_and_lock_slow_waits() -> None:
+    ex = ds.Kernel(strategy=ds.FirstStrategy(), record_trace=True).run(_backoff)
+    assert ex.findings == []
+    assert [m.what for m in ex.lock_marks or []] == ["lock_failed", "lock_contended", "lock_acquired"]
+    doc = perfetto.trace_events(ex)
+    assert traceformat.validate(doc) == []
+    assert _overlapping_holds(doc) == []
+    slices = [(c, n) for c, n, _, _, _ in _lock_slices(doc)]
+    assert sorted(slices) == sorted([
+        ("lock", "lock ww_trace_mutex"), ("lock", "lock ww_trace_mutex"),  # o, twice
+        ("lock", "lock ww_trace_mutex"), ("lock", "lock ww_trace_mutex"),  # o2: older, then lock_slow
+        ("lock-wait", "wait: ww_trace_mutex"),  # lock_slow's wait; the attempt that died is neither
+    ])
+    (wait,) = [e for e in doc["traceEvents"] if e.get("cat") == "lock-wait"]
+    assert wait["args"]["waited_in"] == "ww_mutex_lock" and wait["args"]["outcome"] == "acquired"

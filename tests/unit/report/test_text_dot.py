@@ -92,3 +92,36 @@ def test_a_whole_splat_gets_no_second_banner() -> None:
     lines = text.render_finding(f).splitlines()
     assert lines.count(title) == 1 and lines.count("=" * 54) == 1
     assert lines[1:5] == ["=" * 54, title, "-" * 54, "t1/1 is trying to acquire lock:"]
+
+
+def _self_deadlock(k: ds.Kernel) -> None:
+    outer, other = ds.Mutex("outer"), ds.Mutex("other")
+
+    def worker() -> None:
+        outer.lock()
+        other.lock()
+        outer.lock()  # mutex R2: waits for itself forever
+
+    k.spawn(worker, name="w")
+
+
+def test_deadlock_report_shows_the_lock_the_thread_holds_itself() -> None:
+    ex = ds.Kernel(seed=0, lockdep=False).run(_self_deadlock)
+    (f,) = [f for f in ex.findings if f.kind == "deadlock"]
+    lines = text.render_finding(f).splitlines()
+    assert "  w/1 blocked in mutex_lock on outer (#1), holding " \
+        "[outer (#1: the lock it waits on, already held by this thread), other]" in lines
+    assert f.details["holding"] == {"w": ["outer (#1: the lock it waits on, already held by this thread)", "other"]}
+
+
+def test_c5_shrinker_deadlock_lists_the_resv_cs_holds() -> None:
+    from dmabufsim.scenarios.catalog import discover
+
+    row = discover().resolve("C5/shrinker-blocking-lock")
+    assert row.scenario is not None
+    ex = ds.Kernel(replay="dbs1.eJxjYGRkYgBiIACTAACtABc", **dict(row.kernel_options)).run(row.scenario)
+    (f,) = [f for f in ex.findings if f.kind == "deadlock"]
+    lines = text.render_finding(f).splitlines()
+    assert "  cs/1 blocked in ww_mutex_lock on bo.resv (#3), holding [reservation_ww_class_mutex " \
+        "(#3: the lock it waits on, already held by this thread), fs_reclaim]" in lines
+    assert "  other-process/2 blocked in ww_mutex_lock on bo.resv (#3), holding [fs_reclaim]" in lines

@@ -68,7 +68,7 @@ def test_check_reports_the_failed_check_and_the_table_shows_brackets_literally()
     assert row.status == "match"
     assert row.found is not None and row.found.asserts == frozenset({"c1:exporter-blocked"})
     out = io.StringIO()
-    Console(file=out, width=400).print(check_table(res))
+    Console(file=out, width=400).print(check_table(res, 400))  # wide enough for the expected column
     text = out.getvalue()
     # Rich markup would swallow "[...]": the verdicts must print as written.
     assert "assertion [c1:exporter-blocked]" in text
