@@ -71,6 +71,7 @@ def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:functi
                     "trace_digest": ex.trace_digest,
                     "strategy": ex.strategy,
                     "diverged_at": ex.diverged_at,
+                    "notes": list(ex.notes),
                     "findings": [f.to_json() for f in ex.findings],
                 },
                 indent=2,
@@ -82,11 +83,13 @@ def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:functi
         print(f"outcome: {ex.outcome}  steps: {ex.steps}  virtual time: {ex.now} ns  findings: {len(ex.findings)}")
         print(f"trace digest: {ex.trace_digest}")
         print(f"replay: dmabufsim replay {ex.token} {label}")
+        for note in ex.notes:
+            print(f"note: {note}")
         if ex.diverged_at is not None:
-            print(
-                f"warning: the replay diverged from its token at choice {ex.diverged_at}: "
-                "the scenario has uncontrolled nondeterminism (wall clock, unseeded randomness, id() ordering)"
-            )
+            # a token of another version of the scenario's code (a note says so) is no proof of nondeterminism
+            why = "see the note above" if ex.notes else (
+                "the scenario has uncontrolled nondeterminism (wall clock, unseeded randomness, id() ordering)")
+            print(f"warning: the replay diverged from its token at choice {ex.diverged_at}: {why}")
     return EXIT_FINDINGS if ex.errors else EXIT_OK
 
 

@@ -50,10 +50,11 @@ from greenlet import GreenletExit, greenlet
 
 from . import token as _token
 from .choices import COMPACT_AT, ChoiceLog, token_of
-from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
+from .errors import NotRunningError, ReplayError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
+from .identity import scenario_id
 from .stack import Frame, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
@@ -162,6 +163,10 @@ def _exited_fn(*args: Any) -> None:
     raise SimulatorError("an exited kthread was run again")
 
 
+def _choices(n: int) -> str:
+    return f"{n} choice" if n == 1 else f"{n} choices"
+
+
 def _blocked_oid(t: KThread) -> int:
     return t.blocked_on[1] if t.blocked_on is not None else -1
 
@@ -186,8 +191,16 @@ class Kernel:
     ) -> None:
         if replay is not None and strategy is not None:
             raise UsageError("give either replay= or strategy=, not both")
+        #: The token replayed, parsed (``Kernel(replay=token)``): checked against the scenario in run().
+        self._replay: _token.Token | None = None
+        self._replay_text = ""
         if replay is not None:
-            strategy = ReplayStrategy(_token.decode(replay))
+            self._replay = _token.parse(replay)
+            self._replay_text = replay.strip()
+            strategy = ReplayStrategy(self._replay.choices)
+        #: The short id of the scenario run (kernel.identity R3): the token carries it.
+        self.scenario_id = ""
+        self._notes: list[str] = []
         self.seed = seed
         self.strategy: Strategy = strategy if strategy is not None else RandomStrategy(seed)
         #: The seeded random walk's bit source when the strategy is exactly RandomStrategy:
@@ -980,6 +993,10 @@ class Kernel:
             raise UsageError("a Kernel runs one execution; create a new Kernel to run again")
         if _running is not None:
             raise UsageError("Kernel.run() cannot be nested inside another running Kernel")
+        ident = scenario_id(scenario)
+        self.scenario_id = ident.short
+        if self._replay is not None:
+            self._check_token(self._replay, ident.name, ident.short)
         self._ran = True
         if not self.strategy.new_execution():
             raise UsageError(f"strategy {self.strategy.describe()} has no execution left to run")
@@ -1009,6 +1026,42 @@ class Kernel:
             finally:
                 _running = None
         return self._result()
+
+    def _check_token(self, tok: _token.Token, name: str, sid: str) -> None:
+        """Refuse a token made for another scenario; note one made for another version of its code (token R2)."""
+        if not tok.scenario or tok.scenario == sid:
+            return
+        if tok.scenario[:4] != sid[:4]:
+            raise ReplayError(
+                f"replay token belongs to another scenario: the token's scenario id is {tok.scenario}, "
+                f"{name}() has {sid}"
+            )
+        self._notes.append(
+            f"the replay token was made for another version of {name}() (scenario id {tok.scenario}; its "
+            f"module's code now has {sid}): the replay may not rebuild the execution it recorded"
+        )
+
+    def _replay_notes(self, n: int, diverged: int | None) -> str | None:
+        """Compare a replay with its token (token R3): the token to print back, and notes."""
+        tok = self._replay
+        if tok is None:
+            return None
+        held = len(tok.choices)
+        if tok.length is None:  # a dbs1 token: no length to check
+            if n > held:
+                self._notes.append(
+                    f"the replay token holds {_choices(held)} and the execution made {n}: the rest were the "
+                    "default (non-preemptive) ones; the token printed is the whole execution's"
+                )
+            return None
+        if n != tok.length:
+            self._notes.append(
+                f"the replay token recorded an execution of {_choices(tok.length)}; this replay made {n}"
+            )
+            return None
+        if diverged is None and tok.scenario == self.scenario_id:
+            return self._replay_text  # the same execution: print back the token it was rebuilt from
+        return None
 
     def _after_exit(self) -> KThread | None:
         """The thread to run after the running one exited, chosen as :meth:`_hub_loop` would
@@ -1070,9 +1123,11 @@ class Kernel:
 
     def _result(self) -> Execution:
         choices = self._log.choices()
-        tok = token_of(choices) if self.findings else None  # else made when asked for (choices R2)
-        findings = [f.with_token(tok) for f in self.findings] if tok is not None else []
         diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
+        tok = self._replay_notes(len(choices), diverged)
+        if tok is None and self.findings:  # else made when asked for (choices R2)
+            tok = token_of(choices, self.scenario_id)
+        findings = [f.with_token(tok) for f in self.findings] if tok is not None else []
         summaries = self._summaries
         return Execution(
             findings=findings,
@@ -1087,4 +1142,6 @@ class Kernel:
             preemptions=self._preemptions,
             diverged_at=diverged,
             events=self.trace.events,
+            scenario_id=self.scenario_id,
+            notes=tuple(self._notes),
         )

@@ -25,7 +25,7 @@ def test_assert_clean_passes_only_when_exhausted(explore_scenario: Callable[...,
 
 
 def test_assert_clean_fails_on_a_finding_with_the_token(explore_scenario: Callable[..., Explored]) -> None:
-    with pytest.raises(AssertionError, match="dmabufsim replay dbs1"):
+    with pytest.raises(AssertionError, match="dmabufsim replay dbs2"):
         explore_scenario(abba, strategy="dpor", budget=500, kernel_options=NO_LOCKDEP).assert_clean()
 
 
