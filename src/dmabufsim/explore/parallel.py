@@ -64,8 +64,8 @@ def _child(
     resume = kw.pop("resume", False)
     if ck:  # R5: this job's own file
         ck = job_checkpoint(ck, job, jobs)
-        if resume and os.path.exists(ck):
-            kw["state"] = load_checkpoint(ck, phases)
+        if resume and os.path.exists(ck):  # the parent checked it belongs to this run (explorer R9)
+            kw["state"] = load_checkpoint(ck, phases, kw["identity"])
         kw["checkpoint"] = ck
     last = [0.0]
 
@@ -140,6 +140,7 @@ def run_parallel(
     lockdep_graph: bool = True,
     checkpoint: str | None = None,
     resume: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
     """Run ``jobs`` processes and merge their results (R1-R3)."""
     ctx = mp.get_context("fork")
@@ -149,7 +150,7 @@ def run_parallel(
     kw = {
         "time_budget": time_budget, "stop_on_first": stop_on_first, "expected": expected,
         "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
-        "checkpoint": checkpoint, "resume": resume,
+        "checkpoint": checkpoint, "resume": resume, "identity": identity or {},
     }
     procs = [ctx.Process(target=_child, args=(q, stop, scenario, strategy, j, jobs, kw, pkw), daemon=True)
              for j in range(jobs)]
