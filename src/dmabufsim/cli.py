@@ -4,7 +4,9 @@
 and prints its findings and replay token; ``dmabufsim replay TOKEN
 FILE.py:function`` rebuilds it. Bad input (a missing file, an unknown
 function, a malformed token) is one clear line on stderr and exit code 2.
-Exit code 1 means the execution had findings of severity error or warning.
+Exit code 1 means the execution had findings of severity error or warning;
+exit code 4 an internal error of dmabufsim itself (a strategy that failed),
+printed as one line and never reported as a finding of the scenario.
 ``dmabufsim bench [NAME ...]`` runs the benchmarks of a source checkout's
 ``bench/`` directory (they are not installed with the package).
 """
@@ -21,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .explore import command as explore_command
-from .kernel.errors import ReplayError, UsageError
+from .kernel.errors import ReplayError, SimulatorError, UsageError
 from .kernel.execution import Execution
 from .kernel.runtime import Kernel
 from .report import commands as catalog_commands
@@ -31,6 +33,8 @@ from .scenarios.catalog import load_file_module
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
+#: An internal error of dmabufsim (explorer, strategy): never reported as a finding of the scenario.
+EXIT_INTERNAL = 4
 
 
 class CliError(Exception):
@@ -184,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ReplayError, UsageError) as exc:
         print(f"dmabufsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SimulatorError as exc:
+        print(f"dmabufsim: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("dmabufsim: interrupted", file=sys.stderr)
         return 130

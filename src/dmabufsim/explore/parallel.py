@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..kernel.errors import SimulatorError
 from .base import ExploreStrategy
 from .coverage import Coverage
 from .explorer import PhaseResult, Progress, _Run, job_checkpoint, load_checkpoint, plan, run_job
@@ -77,7 +78,7 @@ def _child(
     try:
         run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=stop.is_set, **kw)
     except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
-        q.put((job, None, f"{type(exc).__name__}: {exc}"))
+        q.put((job, None, str(exc) if isinstance(exc, SimulatorError) else f"{type(exc).__name__}: {exc}"))
         return
     q.put((job, run, ""))
 
@@ -159,7 +160,7 @@ def run_parallel(
     results: dict[int, _Run] = {}
     live: dict[int, tuple[int, int]] = {}
     start = time.monotonic()
-    errors: list[str] = []
+    errors: list[tuple[int, str]] = []
     interrupted = False
     timeout: float | None = None
     while True:  # a Ctrl-C anywhere in the collecting loop (R3) stops the jobs, then collects on
@@ -180,7 +181,7 @@ def run_parallel(
                         progress(n, max(v[1] for v in live.values()), time.monotonic() - start, run[3])
                     continue
                 if err:
-                    errors.append(f"job {job}: {err}")
+                    errors.append((job, err))
                 else:
                     results[job] = run
                     live[job] = (run.executions, len(run.findings))
@@ -198,8 +199,8 @@ def run_parallel(
         if p.is_alive():  # R3: a job that did not answer the stop event in time
             p.terminate()
             p.join(timeout=1.0)
-    if errors:
-        raise RuntimeError("explorer job(s) failed: " + "; ".join(errors))
+    if errors:  # an internal error (kernel R6) or a crash of a job: never a finding of the scenario
+        raise SimulatorError("; ".join(dict.fromkeys(m for _, m in sorted(errors))))  # each distinct one, by job
     merged = merge([results[j] for j in sorted(results)])
     if interrupted or len(results) < jobs:
         merged.reason = "interrupted"

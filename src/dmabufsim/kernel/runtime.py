@@ -27,6 +27,11 @@ Rules:
 * R6 (robustness): an exception escaping a kthread is an ``exception``
   finding; more than ``max_steps`` scheduling points is a ``livelock``
   finding and ends the execution; a scenario bug is never a simulator crash.
+  The converse holds too: an exception raised while the *strategy* ran (a
+  frame of a ``Strategy`` method in its traceback; scenario code never runs
+  there) is no bug of the scenario: the execution stops and ``run()``
+  raises it as a ``SimulatorError`` ("internal error in strategy ..."),
+  never an ``exception`` finding.
 * R7 (timer callbacks) run in the timer interrupt: they may wake threads and
   raise interrupts (:meth:`Kernel.raise_irq`), never block or take locks.
 * R8 (early timers, opt-in with ``Config.options["early_timers"]``): at a
@@ -50,7 +55,7 @@ from greenlet import GreenletExit, greenlet
 
 from . import token as _token
 from .choices import COMPACT_AT, ChoiceLog, token_of
-from .errors import NotRunningError, ReplayError, SimulatorError, ThreadKilled, UsageError
+from .errors import DmabufsimError, NotRunningError, ReplayError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
@@ -163,6 +168,23 @@ def _exited_fn(*args: Any) -> None:
     raise SimulatorError("an exited kthread was run again")
 
 
+def _raised_by_strategy(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a :class:`Strategy` method ran (R6): scenario code never runs there."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if isinstance(tb.tb_frame.f_locals.get("self"), Strategy):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _internal_error(strategy: Strategy, exc: BaseException) -> SimulatorError:
+    return SimulatorError(
+        f"internal error in strategy {strategy.describe()}: {type(exc).__name__}: {exc} "
+        "(a bug of the explorer, not of the scenario)"
+    )
+
+
 def _choices(n: int) -> str:
     return f"{n} choice" if n == 1 else f"{n} choices"
 
@@ -201,6 +223,8 @@ class Kernel:
         #: The short id of the scenario run (kernel.identity R3): the token carries it.
         self.scenario_id = ""
         self._notes: list[str] = []
+        #: An exception raised by the strategy inside a kthread (R6): an internal error, raised by run().
+        self._internal: Exception | None = None
         self.seed = seed
         self.strategy: Strategy = strategy if strategy is not None else RandomStrategy(seed)
         #: The seeded random walk's bit source when the strategy is exactly RandomStrategy:
@@ -944,7 +968,11 @@ class Kernel:
             t.error = exc
             if self._dead and isinstance(exc, KeyboardInterrupt):
                 raise  # the user's Ctrl-C while tearing down: _teardown passes it on
-            if not self._dead:
+            if not self._dead and isinstance(exc, Exception) and _raised_by_strategy(exc):
+                # R6: the strategy's own failure is no bug of the scenario: stop, and run() raises it
+                self._internal = exc
+                self._stopping = self._stopping or "internal error"
+            elif not self._dead:
                 tb = traceback.extract_tb(exc.__traceback__)
                 stack = tuple(
                     Frame(fs.filename, fs.lineno or 0, fs.name)
@@ -1008,7 +1036,12 @@ class Kernel:
             for _, setup in _EXTENSIONS:
                 setup(self)
             self._current = None
-            self._hub_loop()
+            try:
+                self._hub_loop()
+            except Exception as exc:  # a strategy called from the hub (R6)
+                if isinstance(exc, DmabufsimError) or not _raised_by_strategy(exc):
+                    raise
+                raise _internal_error(self.strategy, exc) from exc
             if not self._stopping:
                 blocked = [t for t in self._threads if t.state is ThreadState.BLOCKED and not self._is_daemon(t)]
                 if blocked:
@@ -1025,6 +1058,8 @@ class Kernel:
                 self._teardown()  # may pass on the user's Ctrl-C
             finally:
                 _running = None
+        if self._internal is not None:
+            raise _internal_error(self.strategy, self._internal) from self._internal
         return self._result()
 
     def _check_token(self, tok: _token.Token, name: str, sid: str) -> None:
