@@ -33,7 +33,8 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("scenario", help="FILE.py:function (the function takes the Kernel)")
     e.add_argument("--strategy", choices=STRATEGIES, default="portfolio",
                    help="search strategy (default: portfolio = random burst, PCT, bounded DPOR)")
-    e.add_argument("--budget", type=int, default=10_000, help="executions (default 10000)")
+    e.add_argument("--budget", type=int, default=10_000,
+                   help="executions in all, shared by the --jobs (default 10000)")
     e.add_argument("--time", type=float, default=None, metavar="SECONDS", help="wall-time budget")
     e.add_argument("--max-steps", type=int, default=200_000, help="scheduling points per execution")
     e.add_argument("--jobs", type=int, default=1, help="processes (default 1)")

@@ -7,6 +7,17 @@ Rules:
   are the same ones as with one job); systematic strategies split the tree
   at its root (DFS R4, DPOR R5). The union of the jobs is the one-job run.
   A root with fewer alternatives than jobs leaves the extra jobs idle.
+* R6 (one budget): the execution budget is the total of all jobs, as with
+  one job. A randomised phase's executions are dealt out by index (R1); a
+  systematic phase's budget is split evenly among the jobs, and what a job
+  leaves unused because its part of the tree was exhausted early is dealt
+  out again, evenly, to the jobs that stopped at their budget -- in rounds,
+  each job continuing where it stopped, until the budget is spent or no job
+  can use more. A job's search depends only on its own cumulative budget,
+  so the result does not depend on which process was faster. No round is
+  dealt once a job stopped for another reason (a finding with
+  stop-on-first, the time budget, an interruption). Only the last phase is
+  dealt again (the plans made by name have their systematic phase last).
 * R2 (merge): findings are merged by signature keeping the one found at the
   lowest execution index, so the set of findings (and their tokens) does not
   depend on which process was faster; executions and coverage add up; a
@@ -41,7 +52,7 @@ from typing import Any
 from ..kernel.errors import SimulatorError
 from .base import ExploreStrategy
 from .coverage import Coverage
-from .explorer import PhaseResult, Progress, _Run, job_checkpoint, load_checkpoint, plan, run_job
+from .explorer import PhaseResult, Progress, _Run, _share, job_checkpoint, load_checkpoint, plan, run_job
 
 #: Seconds the parent keeps collecting results after a Ctrl-C.
 INTERRUPT_GRACE = 5.0
@@ -49,8 +60,28 @@ INTERRUPT_GRACE = 5.0
 PROGRESS_EVERY = 0.25
 
 
+def job_plan(
+    strategy: str | None, job: int, jobs: int, **pkw: Any
+) -> list[tuple[ExploreStrategy, int]]:
+    """Job ``job``'s phases: a systematic phase's budget is its even share of the total (R6)."""
+    return [(s, _share(n, job, jobs) if s.systematic else n) for s, n in plan(strategy, **pkw)]
+
+
+def _command(cmd: Any, parent: int) -> tuple[Any, ...]:
+    """The parent's next word to a job: ("more", n) or ("done",); ("done",) if the parent died."""
+    while True:
+        try:
+            msg: tuple[Any, ...] = cmd.get(timeout=1.0)
+            return msg
+        except queue.Empty:
+            if os.getppid() != parent:
+                return ("done",)
+
+
 def _child(
     q: Any,
+    cmd: Any,
+    parent: int,
     stop: Any,
     scenario: Callable[..., Any],
     strategy: str | None,
@@ -60,7 +91,9 @@ def _child(
     pkw: dict[str, Any],
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # R3: the parent tells us through ``stop``
-    phases = plan(strategy, **pkw)
+    phases = job_plan(strategy, job, jobs, **pkw)
+    budget = kw.pop("time_budget", None)
+    kw["deadline"] = None if budget is None else time.monotonic() + budget  # one deadline for every round
     ck = kw.pop("checkpoint", None)
     resume = kw.pop("resume", False)
     if ck:  # R5: this job's own file
@@ -75,12 +108,52 @@ def _child(
             last[0] = elapsed
             q.put((job, ("progress", n, found, name), ""))
 
-    try:
-        run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=stop.is_set, **kw)
-    except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
-        q.put((job, None, str(exc) if isinstance(exc, SimulatorError) else f"{type(exc).__name__}: {exc}"))
-        return
-    q.put((job, run, ""))
+    while True:
+        try:
+            run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=stop.is_set,
+                          **kw)
+        except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
+            q.put((job, None, str(exc) if isinstance(exc, SimulatorError) else f"{type(exc).__name__}: {exc}"))
+            return
+        q.put((job, run, ""))
+        msg = _command(cmd, parent)
+        if msg[0] != "more":
+            return
+        strat, share = phases[-1]  # R6: more of the last phase's budget, continuing where the job stopped
+        phases[-1] = (strat, share + int(msg[1]))
+        kw["state"] = run
+
+
+def deal(
+    runs: dict[int, _Run], given: dict[int, int], total: int, last: int, stop_on_first: bool
+) -> dict[int, int]:
+    """The next round of R6: extra executions of the last phase for each job that stopped at its budget.
+
+    ``given``: each job's budget of the last phase so far; ``total``: the
+    last phase's whole budget. Empty when nothing is left to deal, no job
+    can use more, or a job stopped for another reason.
+    """
+    takers: list[int] = []
+    spent = 0
+    for j in sorted(runs):
+        r = runs[j]
+        at_last = r.phase_index == last and len(r.phases) > last
+        if not at_last or r.reason in ("interrupted", "time budget", "nondeterministic scenario") or (
+            stop_on_first and r.reason == "first finding"
+        ):
+            return {}
+        if r.phases[last].exhausted:
+            spent += r.phase_done
+        elif r.reason == "execution budget":
+            takers.append(j)
+            spent += given[j]
+        else:
+            return {}
+    left = total - spent
+    if left <= 0 or not takers:
+        return {}
+    extra = {j: _share(left, i, len(takers)) for i, j in enumerate(takers)}
+    return {j: n for j, n in extra.items() if n > 0}
 
 
 def merge(runs: Sequence[_Run]) -> _Run:
@@ -153,8 +226,15 @@ def run_parallel(
         "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
         "checkpoint": checkpoint, "resume": resume, "identity": identity or {},
     }
-    procs = [ctx.Process(target=_child, args=(q, stop, scenario, strategy, j, jobs, kw, pkw), daemon=True)
-             for j in range(jobs)]
+    cmds = [ctx.Queue() for _ in range(jobs)]
+    me = os.getpid()
+    procs = [ctx.Process(target=_child, args=(q, cmds[j], me, stop, scenario, strategy, j, jobs, kw, pkw),
+                         daemon=True) for j in range(jobs)]
+    base = plan(strategy, budget, seed=seed, depth=depth, preemption_bound=preemption_bound)
+    last = len(base) - 1
+    dealt_again = base[last][0].systematic  # R6: a randomised phase's split is exact already
+    given = {j: _share(base[last][1], j, jobs) for j in range(jobs)}
+    pending = set(range(jobs))
     for p in procs:
         p.start()
     results: dict[int, _Run] = {}
@@ -165,13 +245,13 @@ def run_parallel(
     timeout: float | None = None
     while True:  # a Ctrl-C anywhere in the collecting loop (R3) stops the jobs, then collects on
         try:
-            while len(results) + len(errors) < jobs:
+            while pending:
                 try:
                     job, run, err = q.get(timeout=timeout if timeout is not None else 0.5)
                 except queue.Empty:
                     if interrupted:
                         break
-                    if all(not p.is_alive() for p in procs) and q.empty():
+                    if all(not procs[j].is_alive() for j in pending) and q.empty():
                         break
                     continue
                 if isinstance(run, tuple):  # ("progress", executions, findings, strategy) of one job
@@ -180,6 +260,7 @@ def run_parallel(
                         n = sum(v[0] for v in live.values())
                         progress(n, max(v[1] for v in live.values()), time.monotonic() - start, run[3])
                     continue
+                pending.discard(job)
                 if err:
                     errors.append((job, err))
                 else:
@@ -189,11 +270,21 @@ def run_parallel(
                         m = merge(list(results.values()))
                         progress(sum(v[0] for v in live.values()), len(m.findings), time.monotonic() - start,
                                  strategy or "portfolio")
-            break
+            if interrupted or errors or pending or not dealt_again or len(results) < jobs:
+                break
+            extra = deal(results, given, base[last][1], last, stop_on_first)
+            if not extra:
+                break
+            for j, n in sorted(extra.items()):  # R6: another round for the jobs that can use more
+                given[j] += n
+                cmds[j].put(("more", n))
+                pending.add(j)
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
             timeout = INTERRUPT_GRACE
+    for c in cmds:
+        c.put(("done",))
     for p in procs:
         p.join(timeout=1.0)
         if p.is_alive():  # R3: a job that did not answer the stop event in time
@@ -204,4 +295,4 @@ def run_parallel(
     merged = merge([results[j] for j in sorted(results)])
     if interrupted or len(results) < jobs:
         merged.reason = "interrupted"
-    return merged, plan(strategy, budget, seed=seed, depth=depth, preemption_bound=preemption_bound)
+    return merged, base
