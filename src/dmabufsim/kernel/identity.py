@@ -82,12 +82,25 @@ def _arg_text(v: Any) -> str:
     return f"<{type(v).__qualname__}>"  # never repr(): it may hold an id()
 
 
-def _module_source(fn: Any) -> str | None:
+_module_digests: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
+
+
+def _digest(src: str | None) -> str | None:
+    return None if src is None else hashlib.sha256(src.encode()).hexdigest()
+
+
+def _code_digest(fn: Any) -> str | None:
+    """SHA-256 of the source of ``fn``'s module (once per module object: a re-loaded file is a new one)."""
     mod = sys.modules.get(getattr(fn, "__module__", "") or "")
     try:
-        if mod is not None:
-            return inspect.getsource(mod)
-        return inspect.getsource(fn)
+        if mod is None:
+            return _digest(inspect.getsource(fn))
+        if mod not in _module_digests:
+            try:
+                _module_digests[mod] = _digest(inspect.getsource(mod))
+            except (OSError, TypeError):
+                _module_digests[mod] = None
+        return _module_digests[mod]
     except (OSError, TypeError):
         return None
 
@@ -111,10 +124,10 @@ def _compute(fn: Any) -> ScenarioId:
         cells.append(_arg_text(v))
     name = qual + (f"[{', '.join(cells)}]" if cells else "") + "".join(reversed(parts))
     module = getattr(f, "__module__", "") or ""
-    src = _module_source(f)
-    if src is None:
+    code = _code_digest(f)
+    if code is None:
         return ScenarioId(name, module, hashlib.sha256(b"no source:" + name.encode()).hexdigest(), source=False)
-    return ScenarioId(name, module, hashlib.sha256(src.encode()).hexdigest())
+    return ScenarioId(name, module, code)
 
 
 def scenario_id(fn: Callable[..., Any]) -> ScenarioId:
