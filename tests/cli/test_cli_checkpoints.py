@@ -175,6 +175,13 @@ def test_jobs_refuse_a_foreign_checkpoint_before_any_job_starts(
                               "it was made for clean, not abba")
 
 
+def test_resume_without_a_checkpoint_file_is_one_line(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _explore(f"{_file(tmp_path)}:clean", "--strategy", "dpor", "--resume") == 2
+    assert _error(capsys) == "dmabufsim: error: resume needs the checkpoint file to resume (--checkpoint FILE)"
+
+
 def test_resume_without_a_checkpoint_is_refused() -> None:
     def scenario(k: dmabufsim.Kernel) -> None:
         pass
