@@ -18,7 +18,7 @@ from dmabufsim.explore import explore
 from dmabufsim.explore import explorer as explorer_mod
 from dmabufsim.explore.dfs import DFS
 from dmabufsim.kernel.strategy import RandomStrategy
-from dmabufsim.kernel.thread import KThread
+from dmabufsim.kernel.thread import KThread, ThreadState
 
 SCENARIO = '''
 import dmabufsim as ds
@@ -75,6 +75,34 @@ def test_a_failing_strategy_is_an_internal_error_not_a_finding(where: str, n: in
     with pytest.raises(ds.SimulatorError, match=rf"^internal error in strategy broken\({where}\): IndexError: list "
                        r"index out of range \(a bug of the explorer, not of the scenario\)$"):
         ds.Kernel(strategy=_Broken(where, n)).run(_clean)
+
+
+class _Chooser(RandomStrategy):
+    """A strategy that breaks its contract: it picks a thread that is not runnable."""
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        t = super().next_thread(runnable, current)
+        t.state = ThreadState.BLOCKED
+        return t
+
+    def describe(self) -> str:
+        return "chooser"
+
+
+def test_a_strategy_breaking_its_contract_is_an_internal_error() -> None:
+    with pytest.raises(ds.SimulatorError, match=r"^internal error in strategy chooser: strategy random chose "
+                       r"<KThread .*>, which is not runnable \(a bug of the explorer, not of the scenario\)$"):
+        ds.Kernel(strategy=_Chooser(0)).run(_clean)
+
+
+class _Refuser(RandomStrategy):
+    def next_u64(self, bound: int) -> int:
+        raise ds.UsageError("this strategy models no schedule-controlled values")
+
+
+def test_a_strategy_refusing_the_scenario_is_the_users_error_as_raised() -> None:
+    with pytest.raises(ds.UsageError, match=r"^this strategy models no schedule-controlled values$"):
+        ds.Kernel(strategy=_Refuser(0)).run(_clean)
 
 
 def test_the_scenarios_own_exception_is_still_a_finding() -> None:

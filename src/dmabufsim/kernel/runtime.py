@@ -30,8 +30,9 @@ Rules:
   The converse holds too: an exception raised while the *strategy* ran (a
   frame of a ``Strategy`` method in its traceback; scenario code never runs
   there) is no bug of the scenario: the execution stops and ``run()``
-  raises it as a ``SimulatorError`` ("internal error in strategy ..."),
-  never an ``exception`` finding.
+  raises it as a ``SimulatorError`` ("internal error in strategy ..."), or
+  as raised when it is the strategy's ``UsageError`` refusing the
+  scenario -- never an ``exception`` finding.
 * R7 (timer callbacks) run in the timer interrupt: they may wake threads and
   raise interrupts (:meth:`Kernel.raise_irq`), never block or take locks.
 * R8 (early timers, opt-in with ``Config.options["early_timers"]``): at a
@@ -168,8 +169,15 @@ def _exited_fn(*args: Any) -> None:
     raise SimulatorError("an exited kthread was run again")
 
 
+class _StrategyFault(SimulatorError):
+    """The strategy broke its contract (it chose a thread that cannot run): an internal error (R6)."""
+
+
 def _raised_by_strategy(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised while a :class:`Strategy` method ran (R6): scenario code never runs there."""
+    """Whether ``exc`` was raised while a :class:`Strategy` method ran, or is a broken strategy
+    contract (R6): scenario code never runs there."""
+    if isinstance(exc, _StrategyFault):
+        return True
     tb = exc.__traceback__
     while tb is not None:
         if isinstance(tb.tb_frame.f_locals.get("self"), Strategy):
@@ -179,9 +187,9 @@ def _raised_by_strategy(exc: BaseException) -> bool:
 
 
 def _internal_error(strategy: Strategy, exc: BaseException) -> SimulatorError:
+    what = str(exc) if isinstance(exc, _StrategyFault) else f"{type(exc).__name__}: {exc}"
     return SimulatorError(
-        f"internal error in strategy {strategy.describe()}: {type(exc).__name__}: {exc} "
-        "(a bug of the explorer, not of the scenario)"
+        f"internal error in strategy {strategy.describe()}: {what} (a bug of the explorer, not of the scenario)"
     )
 
 
@@ -438,7 +446,7 @@ class Kernel:
                     nxt = self.strategy.next_thread(run, t)
                     if nxt is not t:
                         if nxt.state is not _RUNNABLE:
-                            raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+                            raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
                         self._preemptions += 1
                 self._choices.append(nxt.tid)
                 lk = nxt.park
@@ -500,7 +508,7 @@ class Kernel:
             cur = None
         nxt = self.strategy.next_thread(runnable, cur)
         if nxt.state is not ThreadState.RUNNABLE:
-            raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+            raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
         if cur is not None and nxt is not cur:
             self._preemptions += 1
@@ -635,7 +643,7 @@ class Kernel:
             return nxt
         nxt = self.strategy.next_thread(run, None)
         if nxt.state is not _RUNNABLE:
-            raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+            raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
         return nxt
 
@@ -1039,7 +1047,8 @@ class Kernel:
             try:
                 self._hub_loop()
             except Exception as exc:  # a strategy called from the hub (R6)
-                if isinstance(exc, DmabufsimError) or not _raised_by_strategy(exc):
+                if not _raised_by_strategy(exc) or (isinstance(exc, DmabufsimError) and
+                                                    not isinstance(exc, _StrategyFault)):
                     raise
                 raise _internal_error(self.strategy, exc) from exc
             if not self._stopping:
@@ -1058,8 +1067,11 @@ class Kernel:
                 self._teardown()  # may pass on the user's Ctrl-C
             finally:
                 _running = None
-        if self._internal is not None:
-            raise _internal_error(self.strategy, self._internal) from self._internal
+        failed = self._internal
+        if failed is not None:
+            if isinstance(failed, DmabufsimError) and not isinstance(failed, _StrategyFault):
+                raise failed  # the strategy refused the scenario (a UsageError): the user's to fix, as raised
+            raise _internal_error(self.strategy, failed) from failed
         return self._result()
 
     def _check_token(self, tok: _token.Token, name: str, sid: str) -> None:
