@@ -7,17 +7,6 @@ Rules:
   are the same ones as with one job); systematic strategies split the tree
   at its root (DFS R4, DPOR R5). The union of the jobs is the one-job run.
   A root with fewer alternatives than jobs leaves the extra jobs idle.
-* R6 (one budget): the execution budget is the total of all jobs, as with
-  one job. A randomised phase's executions are dealt out by index (R1); a
-  systematic phase's budget is split evenly among the jobs, and what a job
-  leaves unused because its part of the tree was exhausted early is dealt
-  out again, evenly, to the jobs that stopped at their budget -- in rounds,
-  each job continuing where it stopped, until the budget is spent or no job
-  can use more. A job's search depends only on its own cumulative budget,
-  so the result does not depend on which process was faster. No round is
-  dealt once a job stopped for another reason (a finding with
-  stop-on-first, the time budget, an interruption). Only the last phase is
-  dealt again (the plans made by name have their systematic phase last).
 * R2 (merge): findings are merged by signature keeping the one found at the
   lowest execution index, so the set of findings (and their tokens) does not
   depend on which process was faster; executions and coverage add up; a
@@ -34,6 +23,19 @@ Rules:
   ``CHECKPOINT.jobJ-of-N`` and, resuming, continues from it; the merge is
   then the merge of the jobs' whole histories. A checkpoint is resumed with
   the ``--jobs`` it was made with (the subtrees are the jobs').
+* R6 (one budget): the execution budget is the total of all jobs, as with
+  one job. A randomised phase's executions are dealt out by index (R1); a
+  systematic phase's budget is split evenly among the jobs, and what a job
+  leaves unused because its part of the tree was exhausted early is dealt
+  out again, evenly, to the jobs that stopped at their budget -- in rounds,
+  each job continuing where it stopped, until the budget is spent or no job
+  can use more. A job's search depends only on its own cumulative budget,
+  so the result does not depend on which process was faster. No round is
+  dealt once a job stopped for another reason (a finding with
+  stop-on-first, the time budget, an interruption). Only the last phase is
+  dealt again (the plans made by name have their systematic phase last).
+  A job waiting to hear whether it gets another round exits when its
+  parent is gone.
 
 Processes are forked (the scenario function need not be importable by
 name); greenlets are never alive in the parent at fork time.
