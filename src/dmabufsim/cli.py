@@ -9,7 +9,9 @@ rebuilds it; ``explore``, ``check`` and ``list`` live in their rooms
 function of the Kernel, an out-of-range value, a malformed token) is one
 clear line on stderr and exit code 2, checked before anything runs
 (``cli_args``). Exit code 1 means the execution had findings of severity
-error or warning; 141 that the reader of stdout went away (``| head``).
+error or warning; 141 that the reader of stdout went away (``| head``); 4 an internal error of
+dmabufsim itself (a strategy that failed), printed as one line and never
+reported as a finding of the scenario.
 ``dmabufsim bench [NAME ...]`` runs the benchmarks of a source checkout's
 ``bench/`` directory (they are not installed with the package).
 """
@@ -36,7 +38,7 @@ from .cli_args import (
 )
 from .explore import command as explore_command
 from .explore.commandline import replay_command
-from .kernel.errors import ReplayError, UsageError
+from .kernel.errors import ReplayError, SimulatorError, UsageError
 from .kernel.execution import Execution
 from .kernel.runtime import Kernel
 from .report import commands as catalog_commands
@@ -48,6 +50,8 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 #: ``run ... | head``: the reader closed the pipe (128 + SIGPIPE, as a process killed by it).
 EXIT_BROKEN_PIPE = 141
+#: An internal error of dmabufsim (explorer, strategy): never reported as a finding of the scenario.
+EXIT_INTERNAL = 4
 
 __all__ = ["CliError", "build_parser", "load_scenario", "main"]
 
@@ -64,6 +68,7 @@ def _print_execution(ex: Execution, as_json: bool, label: str, replay: str) -> i
                     "trace_digest": ex.trace_digest,
                     "strategy": ex.strategy,
                     "diverged_at": ex.diverged_at,
+                    "notes": list(ex.notes),
                     "findings": [f.to_json() for f in ex.findings],
                 },
                 indent=2,
@@ -75,11 +80,13 @@ def _print_execution(ex: Execution, as_json: bool, label: str, replay: str) -> i
         print(f"outcome: {ex.outcome}  steps: {ex.steps}  virtual time: {ex.now} ns  findings: {len(ex.findings)}")
         print(f"trace digest: {ex.trace_digest}")
         print(f"replay: {replay}")
+        for note in ex.notes:
+            print(f"note: {note}")
         if ex.diverged_at is not None:
-            print(
-                f"warning: the replay diverged from its token at choice {ex.diverged_at}: "
-                "the scenario has uncontrolled nondeterminism (wall clock, unseeded randomness, id() ordering)"
-            )
+            # a token of another version of the scenario's code (a note says so) is no proof of nondeterminism
+            why = "see the note above" if ex.notes else (
+                "the scenario has uncontrolled nondeterminism (wall clock, unseeded randomness, id() ordering)")
+            print(f"warning: the replay diverged from its token at choice {ex.diverged_at}: {why}")
     return EXIT_FINDINGS if ex.errors else EXIT_OK
 
 
@@ -192,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except SimulatorError as exc:
+        print(f"dmabufsim: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("dmabufsim: interrupted", file=sys.stderr)
         return 130

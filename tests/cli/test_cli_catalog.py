@@ -52,7 +52,7 @@ def test_check_json(capsys: pytest.CaptureFixture[str]) -> None:
     keys = [r["key"] for r in doc["rows"]]
     assert keys[-3:] == ["B1/abba-mutexes", "B1/abba-mutexes-lockdep", "B1/ordered-mutexes"]
     abba = doc["rows"][-3]
-    assert abba["status"] == "match" and abba["found"] == ["deadlock"] and abba["token"].startswith("dbs1.")
+    assert abba["status"] == "match" and abba["found"] == ["deadlock"] and abba["token"].startswith("dbs2.")
     assert abba["replay"] == f"dmabufsim replay {abba['token']} B1/abba-mutexes"
 
 

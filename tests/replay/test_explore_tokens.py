@@ -10,7 +10,8 @@ import pytest
 
 import dmabufsim as ds
 from dmabufsim.explore import explore, replay
-from dmabufsim.kernel.token import decode, encode
+from dmabufsim.kernel.identity import scenario_id
+from dmabufsim.kernel.token import decode, encode, parse
 from tests.unit.explore.scenarios import NO_LOCKDEP, abba, make_counter, noisy_abba, philosophers
 
 
@@ -55,5 +56,6 @@ def test_guided_token_round_trip_in_another_process() -> None:
 def test_token_encoding_round_trip() -> None:
     rep = explore(abba, "dpor", budget=100, kernel_options=NO_LOCKDEP)
     f = rep.findings[0]
-    assert encode(decode(f.original_token)) == f.original_token
-    assert f.token.startswith("dbs1.")
+    tok = parse(f.original_token)
+    assert encode(tok.choices, tok.scenario, tok.length) == f.original_token
+    assert f.token.startswith(f"dbs2.{scenario_id(abba).short}.")

@@ -6,7 +6,7 @@ finding with its (shrunk) replay token, a summary table per strategy, the
 coverage and the verdict. Exit codes: 0 exhausted (or only expected
 findings), 1 an unexpected finding (or an expected one missing after an
 exhausted search, or nondeterminism), 3 inconclusive: the budget ran out
-with nothing found -- never a pass.
+with nothing found -- never a pass; 4 an internal error (the CLI's, one line).
 """
 
 from __future__ import annotations
@@ -62,12 +62,13 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
         "explore",
         help="search the schedules of a scenario for bugs",
         description="Search the schedules of a scenario; every finding comes with a replay token. "
-        "Exit 0: exhausted or only expected findings; 1: unexpected finding; 3: inconclusive (budget ran out).",
+        "Exit 0: exhausted or only expected findings; 1: unexpected finding; 3: inconclusive (budget ran out); "
+        "4: internal error of dmabufsim (never a finding of the scenario).",
     )
     e.add_argument("scenario", help=SCENARIO_HELP)
     e.add_argument("--strategy", choices=STRATEGIES, default="portfolio",
                    help="search strategy (default: portfolio = random burst, PCT, bounded DPOR)")
-    e.add_argument("--budget", type=int, default=10_000, help="executions (default 10000)")
+    e.add_argument("--budget", type=int, default=10_000, help="executions in all, shared by the --jobs (default 10000)")
     e.add_argument("--time", type=float, default=None, metavar="SECONDS",
                    help="wall-time budget in seconds (default: none)")
     e.add_argument("--max-steps", type=int, default=200_000,

@@ -39,6 +39,14 @@ Rules:
   concrete ``deadlock`` (``guided.py``): confirmed with its own token, or
   "could not within N executions". It is attached to the cycle's finding
   and never changes the verdict.
+* R9 (checkpoints belong to one exploration): a checkpoint records its
+  format version, the package version, the scenario's identity (name and
+  code digest, ``kernel.identity``), every phase's strategy with all its
+  parameters, and the kernel options; ``resume`` refuses a checkpoint
+  that differs in any of them, or that is missing, truncated or corrupt,
+  with one line (a ``UsageError``) -- never a silent fresh start, and never
+  the checkpoint's strategy in place of the requested one. The budget is
+  not part of it: a resumed run may go further.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from typing import Any
 from ..kernel.errors import UsageError
 from ..kernel.execution import Execution
 from ..kernel.findings import Finding
+from ..kernel.identity import scenario_id
 from ..kernel.runtime import Kernel
 from ..kernel.strategy import FirstStrategy
 from .base import ExploreStrategy
@@ -77,8 +86,8 @@ STRATEGIES = ("random", "pct", "dfs", "icb", "dpor", "odpor", "portfolio")
 PORTFOLIO_RANDOM = 0.1
 PORTFOLIO_PCT = 0.4
 
-#: A checkpoint file's format version.
-CHECKPOINT_VERSION = 1
+#: A checkpoint file's format version (2: it records what it belongs to, R9).
+CHECKPOINT_VERSION = 2
 
 
 def make_strategy(
@@ -179,12 +188,14 @@ def run_job(
     deadline: float | None = None,
     lockdep_graph: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> _Run:
     """Run this job's share of the phases (the explorer's loop; see :func:`explore`).
 
     ``should_stop``: polled before every execution; True ends the job as
     ``interrupted`` (how ``--jobs`` children hear of a Ctrl-C: they ignore
     SIGINT, so the interruption never lands inside a kthread or a queue).
+    ``identity``: what the checkpoint belongs to (R9, :func:`checkpoint_identity`).
     """
     opts = with_lockdep_graph(kernel_options or {}) if lockdep_graph else dict(kernel_options or {})
     run = state if state is not None else _Run()
@@ -258,7 +269,7 @@ def run_job(
                 if progress is not None:
                     progress(run.executions, len(run.findings), time.monotonic() - start, strat.name)
                 if checkpoint and strat.systematic and run.phase_done % checkpoint_every == 0:
-                    save_checkpoint(checkpoint, run, phases)
+                    save_checkpoint(checkpoint, run, phases, identity)
                 if stop_on_first and _should_stop(run, expected):
                     run.reason = "first finding"
                     break
@@ -277,7 +288,7 @@ def run_job(
             strat = phases[run.phase_index][0]
             run.phases[-1].bound = strat.bound()
     if checkpoint:  # an exhausted share too: a resumed job then knows it has nothing left
-        save_checkpoint(checkpoint, run, phases)
+        save_checkpoint(checkpoint, run, phases, identity)
     return run
 
 
@@ -363,10 +374,66 @@ def _record(
     return new
 
 
-def save_checkpoint(path: str, run: _Run, phases: list[tuple[ExploreStrategy, int]]) -> None:
-    """Write the run and its strategies' state (atomically: temp file, then rename)."""
+def _option_text(v: Any) -> str:
+    """Kernel options as deterministic text: plain values by repr, objects by type (never by id())."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k!r}: {_option_text(v[k])}" for k in sorted(v, key=str)) + "}"
+    if isinstance(v, (list, tuple)):
+        return "(" + ", ".join(_option_text(x) for x in v) + ")"
+    if isinstance(v, (str, int, float, bool, type(None))):
+        return repr(v)
+    return f"<{type(v).__qualname__}>"
+
+
+def checkpoint_identity(
+    scenario: Callable[..., Any],
+    phases: Sequence[tuple[ExploreStrategy, int]],
+    kernel_options: dict[str, Any],
+    lockdep_graph: bool,
+) -> dict[str, Any]:
+    """What a checkpoint belongs to (R9); ``phases`` must be fresh (their descriptions are their parameters)."""
+    from .. import __version__
+
+    sid = scenario_id(scenario)
+    return {
+        "format": CHECKPOINT_VERSION,
+        "package": __version__,
+        "scenario": sid.name,
+        "code": sid.code,
+        "strategies": [s.describe() for s, _ in phases],
+        "kernel_options": _option_text(kernel_options),
+        "lockdep_graph": lockdep_graph,
+    }
+
+
+def _refusal(path: str, saved: dict[str, Any], want: dict[str, Any]) -> str | None:
+    """The one line refusing to resume ``saved`` as ``want`` (R9), or None when they match."""
+    if saved.get("scenario") != want["scenario"]:
+        return (f"checkpoint {path} belongs to another scenario: it was made for {saved.get('scenario')}, "
+                f"not {want['scenario']}")
+    if saved.get("code") != want["code"]:
+        return (f"checkpoint {path} was made for another version of {want['scenario']}: the code of its "
+                "module changed since; start a new checkpoint")
+    if saved.get("strategies") != want["strategies"]:
+        return (f"checkpoint {path} was made with strategy {' + '.join(saved.get('strategies') or [])}, "
+                f"not {' + '.join(want['strategies'])}; resume it with the same strategy and parameters")
+    if saved.get("kernel_options") != want["kernel_options"] or saved.get("lockdep_graph") != want["lockdep_graph"]:
+        return (f"checkpoint {path} was made with kernel options {saved.get('kernel_options')}"
+                f"{'' if saved.get('lockdep_graph') else ' (no shared lockdep graph)'}, not "
+                f"{want['kernel_options']}{'' if want['lockdep_graph'] else ' (no shared lockdep graph)'}")
+    if saved.get("package") != want["package"]:
+        return (f"checkpoint {path} was made by dmabufsim {saved.get('package')}, this is {want['package']}; "
+                "start a new checkpoint")
+    return None
+
+
+def save_checkpoint(
+    path: str, run: _Run, phases: list[tuple[ExploreStrategy, int]], identity: dict[str, Any] | None = None
+) -> None:
+    """Write the run and its strategies' state (atomically: temp file, then rename), with ``identity`` (R9)."""
     data = {
         "version": CHECKPOINT_VERSION,
+        "identity": identity or {},
         "run": run,
         "strategies": [(type(s).__name__, s.state(), n) for s, n in phases],
     }
@@ -376,12 +443,35 @@ def save_checkpoint(path: str, run: _Run, phases: list[tuple[ExploreStrategy, in
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: str, phases: list[tuple[ExploreStrategy, int]]) -> _Run:
-    """Restore a run saved by :func:`save_checkpoint` into freshly made strategies of the same plan."""
-    with open(path, "rb") as fh:
-        data = pickle.load(fh)  # the user's own checkpoint file
+def read_checkpoint(path: str, identity: dict[str, Any]) -> dict[str, Any]:
+    """Read a checkpoint and check it belongs to ``identity`` (R9); every failure is one UsageError line."""
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)  # the user's own checkpoint file
+    except FileNotFoundError:
+        raise UsageError(f"nothing to resume: checkpoint {path} does not exist") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
+        raise UsageError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}); "
+                         "start a new checkpoint") from None
+    if not isinstance(data, dict) or not isinstance(data.get("run"), _Run) or "strategies" not in data:
+        raise UsageError(f"checkpoint {path} is not a dmabufsim checkpoint (or is corrupt); start a new checkpoint")
     if data.get("version") != CHECKPOINT_VERSION:
-        raise UsageError(f"checkpoint {path} has version {data.get('version')}, expected {CHECKPOINT_VERSION}")
+        raise UsageError(f"checkpoint {path} has format version {data.get('version')}, this dmabufsim reads "
+                         f"{CHECKPOINT_VERSION} (older ones record no scenario); start a new checkpoint")
+    why = _refusal(path, data.get("identity") or {}, identity)
+    if why is not None:
+        raise UsageError(why)
+    return data
+
+
+def load_checkpoint(path: str, phases: list[tuple[ExploreStrategy, int]], identity: dict[str, Any]) -> _Run:
+    """Restore a run saved by :func:`save_checkpoint` into freshly made strategies of the same plan.
+
+    ``identity`` (:func:`checkpoint_identity` of the fresh plan) must match the saved one (R9).
+    """
+    data = read_checkpoint(path, identity)
     saved = data["strategies"]
     if [n for n, _, _ in saved] != [type(s).__name__ for s, _ in phases]:
         raise UsageError(f"checkpoint {path} was made with strategies {[n for n, _, _ in saved]}")
@@ -471,8 +561,23 @@ def explore(
         opts["max_steps"] = max_steps
     name = strategy.describe() if isinstance(strategy, ExploreStrategy) else (strategy or "portfolio")
     start = time.monotonic()
+    if resume and not checkpoint:
+        raise UsageError("resume needs the checkpoint file to resume (--checkpoint FILE)")
+    identity: dict[str, Any] = {}
     if checkpoint:
+        folder = os.path.dirname(os.path.abspath(checkpoint))
+        if not os.path.isdir(folder):
+            raise UsageError(f"cannot write checkpoint {checkpoint}: no such directory {folder}")
         check_checkpoint_jobs(checkpoint, jobs, resume)
+        fresh = plan(strategy, budget, seed=seed, depth=depth, preemption_bound=preemption_bound)
+        identity = checkpoint_identity(scenario, fresh, opts, lockdep_graph)
+        if resume and jobs > 1:  # R9: refuse a foreign checkpoint here, before any job starts
+            files = [job_checkpoint(checkpoint, j, jobs) for j in range(jobs)]
+            if not any(os.path.exists(f) for f in files):
+                raise UsageError(f"nothing to resume: checkpoint {checkpoint} does not exist")
+            for f in files:
+                if os.path.exists(f):
+                    read_checkpoint(f, identity)
     if jobs > 1:
         if isinstance(strategy, ExploreStrategy):
             raise UsageError("jobs > 1 needs a strategy by name (each process builds its own)")
@@ -482,18 +587,18 @@ def explore(
             scenario, strategy, budget=budget, jobs=jobs, seed=seed, depth=depth,
             preemption_bound=preemption_bound, time_budget=time_budget, stop_on_first=stop_on_first,
             expected=exp, kernel_options=opts, coverage=coverage, progress=progress, lockdep_graph=lockdep_graph,
-            checkpoint=checkpoint, resume=resume,
+            checkpoint=checkpoint, resume=resume, identity=identity,
         )
         phases = phase_descr
     else:
         phases = plan(strategy, budget, seed=seed, depth=depth, preemption_bound=preemption_bound)
         state = None
-        if checkpoint and resume and os.path.exists(checkpoint):
-            state = load_checkpoint(checkpoint, phases)
+        if checkpoint and resume:
+            state = load_checkpoint(checkpoint, phases, identity)
         run = run_job(
             scenario, phases, time_budget=time_budget, stop_on_first=stop_on_first, expected=exp,
             kernel_options=opts, coverage=coverage, progress=progress, checkpoint=checkpoint, state=state,
-            lockdep_graph=lockdep_graph,
+            lockdep_graph=lockdep_graph, identity=identity,
         )
     report = finish(run, phases, _scenario_name(scenario), name, exp, jobs, time.monotonic() - start)
     post_process(report, scenario, opts, shrink_findings=shrink_findings, check_replay=check_replay)

@@ -23,6 +23,19 @@ Rules:
   ``CHECKPOINT.jobJ-of-N`` and, resuming, continues from it; the merge is
   then the merge of the jobs' whole histories. A checkpoint is resumed with
   the ``--jobs`` it was made with (the subtrees are the jobs').
+* R6 (one budget): the execution budget is the total of all jobs, as with
+  one job. A randomised phase's executions are dealt out by index (R1); a
+  systematic phase's budget is split evenly among the jobs, and what a job
+  leaves unused because its part of the tree was exhausted early is dealt
+  out again, evenly, to the jobs that stopped at their budget -- in rounds,
+  each job continuing where it stopped, until the budget is spent or no job
+  can use more. A job's search depends only on its own cumulative budget,
+  so the result does not depend on which process was faster. No round is
+  dealt once a job stopped for another reason (a finding with
+  stop-on-first, the time budget, an interruption). Only the last phase is
+  dealt again (the plans made by name have their systematic phase last).
+  A job waiting to hear whether it gets another round exits when its
+  parent is gone.
 
 Processes are forked (the scenario function need not be importable by
 name); greenlets are never alive in the parent at fork time.
@@ -38,9 +51,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..kernel.errors import SimulatorError
 from .base import ExploreStrategy
 from .coverage import Coverage
-from .explorer import PhaseResult, Progress, _Run, job_checkpoint, load_checkpoint, plan, run_job
+from .explorer import PhaseResult, Progress, _Run, _share, job_checkpoint, load_checkpoint, plan, run_job
 
 #: Seconds the parent keeps collecting results after a Ctrl-C.
 INTERRUPT_GRACE = 5.0
@@ -48,8 +62,28 @@ INTERRUPT_GRACE = 5.0
 PROGRESS_EVERY = 0.25
 
 
+def job_plan(
+    strategy: str | None, job: int, jobs: int, **pkw: Any
+) -> list[tuple[ExploreStrategy, int]]:
+    """Job ``job``'s phases: a systematic phase's budget is its even share of the total (R6)."""
+    return [(s, _share(n, job, jobs) if s.systematic else n) for s, n in plan(strategy, **pkw)]
+
+
+def _command(cmd: Any, parent: int) -> tuple[Any, ...]:
+    """The parent's next word to a job: ("more", n) or ("done",); ("done",) if the parent died."""
+    while True:
+        try:
+            msg: tuple[Any, ...] = cmd.get(timeout=1.0)
+            return msg
+        except queue.Empty:
+            if os.getppid() != parent:
+                return ("done",)
+
+
 def _child(
     q: Any,
+    cmd: Any,
+    parent: int,
     stop: Any,
     scenario: Callable[..., Any],
     strategy: str | None,
@@ -59,13 +93,15 @@ def _child(
     pkw: dict[str, Any],
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # R3: the parent tells us through ``stop``
-    phases = plan(strategy, **pkw)
+    phases = job_plan(strategy, job, jobs, **pkw)
+    budget = kw.pop("time_budget", None)
+    kw["deadline"] = None if budget is None else time.monotonic() + budget  # one deadline for every round
     ck = kw.pop("checkpoint", None)
     resume = kw.pop("resume", False)
     if ck:  # R5: this job's own file
         ck = job_checkpoint(ck, job, jobs)
-        if resume and os.path.exists(ck):
-            kw["state"] = load_checkpoint(ck, phases)
+        if resume and os.path.exists(ck):  # the parent checked it belongs to this run (explorer R9)
+            kw["state"] = load_checkpoint(ck, phases, kw["identity"])
         kw["checkpoint"] = ck
     last = [0.0]
 
@@ -74,12 +110,52 @@ def _child(
             last[0] = elapsed
             q.put((job, ("progress", n, found, name), ""))
 
-    try:
-        run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=stop.is_set, **kw)
-    except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
-        q.put((job, None, f"{type(exc).__name__}: {exc}"))
-        return
-    q.put((job, run, ""))
+    while True:
+        try:
+            run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=stop.is_set,
+                          **kw)
+        except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
+            q.put((job, None, str(exc) if isinstance(exc, SimulatorError) else f"{type(exc).__name__}: {exc}"))
+            return
+        q.put((job, run, ""))
+        msg = _command(cmd, parent)
+        if msg[0] != "more":
+            return
+        strat, share = phases[-1]  # R6: more of the last phase's budget, continuing where the job stopped
+        phases[-1] = (strat, share + int(msg[1]))
+        kw["state"] = run
+
+
+def deal(
+    runs: dict[int, _Run], given: dict[int, int], total: int, last: int, stop_on_first: bool
+) -> dict[int, int]:
+    """The next round of R6: extra executions of the last phase for each job that stopped at its budget.
+
+    ``given``: each job's budget of the last phase so far; ``total``: the
+    last phase's whole budget. Empty when nothing is left to deal, no job
+    can use more, or a job stopped for another reason.
+    """
+    takers: list[int] = []
+    spent = 0
+    for j in sorted(runs):
+        r = runs[j]
+        at_last = r.phase_index == last and len(r.phases) > last
+        if not at_last or r.reason in ("interrupted", "time budget", "nondeterministic scenario") or (
+            stop_on_first and r.reason == "first finding"
+        ):
+            return {}
+        if r.phases[last].exhausted:
+            spent += r.phase_done
+        elif r.reason == "execution budget":
+            takers.append(j)
+            spent += given[j]
+        else:
+            return {}
+    left = total - spent
+    if left <= 0 or not takers:
+        return {}
+    extra = {j: _share(left, i, len(takers)) for i, j in enumerate(takers)}
+    return {j: n for j, n in extra.items() if n > 0}
 
 
 def merge(runs: Sequence[_Run]) -> _Run:
@@ -140,6 +216,7 @@ def run_parallel(
     lockdep_graph: bool = True,
     checkpoint: str | None = None,
     resume: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
     """Run ``jobs`` processes and merge their results (R1-R3)."""
     ctx = mp.get_context("fork")
@@ -149,27 +226,34 @@ def run_parallel(
     kw = {
         "time_budget": time_budget, "stop_on_first": stop_on_first, "expected": expected,
         "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
-        "checkpoint": checkpoint, "resume": resume,
+        "checkpoint": checkpoint, "resume": resume, "identity": identity or {},
     }
-    procs = [ctx.Process(target=_child, args=(q, stop, scenario, strategy, j, jobs, kw, pkw), daemon=True)
-             for j in range(jobs)]
+    cmds = [ctx.Queue() for _ in range(jobs)]
+    me = os.getpid()
+    procs = [ctx.Process(target=_child, args=(q, cmds[j], me, stop, scenario, strategy, j, jobs, kw, pkw),
+                         daemon=True) for j in range(jobs)]
+    base = plan(strategy, budget, seed=seed, depth=depth, preemption_bound=preemption_bound)
+    last = len(base) - 1
+    dealt_again = base[last][0].systematic  # R6: a randomised phase's split is exact already
+    given = {j: _share(base[last][1], j, jobs) for j in range(jobs)}
+    pending = set(range(jobs))
     for p in procs:
         p.start()
     results: dict[int, _Run] = {}
     live: dict[int, tuple[int, int]] = {}
     start = time.monotonic()
-    errors: list[str] = []
+    errors: list[tuple[int, str]] = []
     interrupted = False
     timeout: float | None = None
     while True:  # a Ctrl-C anywhere in the collecting loop (R3) stops the jobs, then collects on
         try:
-            while len(results) + len(errors) < jobs:
+            while pending:
                 try:
                     job, run, err = q.get(timeout=timeout if timeout is not None else 0.5)
                 except queue.Empty:
                     if interrupted:
                         break
-                    if all(not p.is_alive() for p in procs) and q.empty():
+                    if all(not procs[j].is_alive() for j in pending) and q.empty():
                         break
                     continue
                 if isinstance(run, tuple):  # ("progress", executions, findings, strategy) of one job
@@ -178,8 +262,9 @@ def run_parallel(
                         n = sum(v[0] for v in live.values())
                         progress(n, max(v[1] for v in live.values()), time.monotonic() - start, run[3])
                     continue
+                pending.discard(job)
                 if err:
-                    errors.append(f"job {job}: {err}")
+                    errors.append((job, err))
                 else:
                     results[job] = run
                     live[job] = (run.executions, len(run.findings))
@@ -187,19 +272,29 @@ def run_parallel(
                         m = merge(list(results.values()))
                         progress(sum(v[0] for v in live.values()), len(m.findings), time.monotonic() - start,
                                  strategy or "portfolio")
-            break
+            if interrupted or errors or pending or not dealt_again or len(results) < jobs:
+                break
+            extra = deal(results, given, base[last][1], last, stop_on_first)
+            if not extra:
+                break
+            for j, n in sorted(extra.items()):  # R6: another round for the jobs that can use more
+                given[j] += n
+                cmds[j].put(("more", n))
+                pending.add(j)
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
             timeout = INTERRUPT_GRACE
+    for c in cmds:
+        c.put(("done",))
     for p in procs:
         p.join(timeout=1.0)
         if p.is_alive():  # R3: a job that did not answer the stop event in time
             p.terminate()
             p.join(timeout=1.0)
-    if errors:
-        raise RuntimeError("explorer job(s) failed: " + "; ".join(errors))
+    if errors:  # an internal error (kernel R6) or a crash of a job: never a finding of the scenario
+        raise SimulatorError("; ".join(dict.fromkeys(m for _, m in sorted(errors))))  # each distinct one, by job
     merged = merge([results[j] for j in sorted(results)])
     if interrupted or len(results) < jobs:
         merged.reason = "interrupted"
-    return merged, plan(strategy, budget, seed=seed, depth=depth, preemption_bound=preemption_bound)
+    return merged, base

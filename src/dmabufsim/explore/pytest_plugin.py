@@ -18,8 +18,11 @@ Rules:
   inconclusive run (budget spent, nothing found) fails with the amount
   searched -- a budget running out is never a pass.
 * R2: ``assert_finds(kind, **details)`` passes when a finding of ``kind``
-  (whose details contain ``details``) was found; a failure message carries
-  the whole report, replay tokens included.
+  (whose details contain ``details``) was found -- or a lockdep cycle was
+  confirmed as one (``assert_finds("deadlock")`` on ABBA: the search stops
+  at the circular-locking report, and its confirmation is the deadlock;
+  report R3); a failure message carries the whole report, replay tokens
+  included.
 * R3: the command-line options ``--dmabufsim-budget``, ``--dmabufsim-jobs``
   and ``--dmabufsim-seed`` (when the plugin is loaded as a plugin) override
   the defaults of every exploration in the run, never an explicit argument.
@@ -46,8 +49,8 @@ class Explored:
 
     def assert_finds(self, kind: str, **details: Any) -> ExploredFinding:
         """Assert a finding of ``kind`` whose details include ``details``; return it (R2)."""
-        for f in self.report.findings:
-            if f.kind == kind and all(f.finding.details.get(k) == v for k, v in details.items()):
+        for f in self.report.showed(kind):
+            if all(f.finding.details.get(k) == v for k, v in details.items()):
                 return f
         raise AssertionError(f"no {kind} finding{' with ' + repr(details) if details else ''}:\n"
                              f"{self.report.summary()}")

@@ -14,6 +14,11 @@ Rules:
 * R2 (exit codes): 0 exhausted (or only expected findings); 1 an unexpected
   finding, nondeterminism, or an expected finding missing after an
   exhausted search; 3 inconclusive.
+* R3 (confirmed): a lockdep cycle's confirmation (explorer R8) that turned
+  it into a concrete deadlock is a finding the run *showed*: it counts for
+  :meth:`Report.showed` (what ``assert_finds`` asks) as a ``deadlock``
+  with the confirmation's own token, found by the guided strategy. It
+  stays attached to its cycle's finding and never changes the verdict.
 """
 
 from __future__ import annotations
@@ -170,6 +175,19 @@ class Report:
 
     def by_kind(self, kind: str) -> list[ExploredFinding]:
         return [f for f in self.findings if f.kind == kind]
+
+    def showed(self, kind: str) -> list[ExploredFinding]:
+        """The findings of ``kind``, then the concrete findings of ``kind`` that confirmed a lockdep cycle (R3)."""
+        out = self.by_kind(kind)
+        for f in self.findings:
+            c = f.confirmation
+            if c is not None and c.confirmed and c.deadlock is not None and c.deadlock.kind == kind:
+                out.append(ExploredFinding(
+                    finding=c.deadlock, token=c.token, original_token=c.token,
+                    strategy=f"lockdep-guided({' -> '.join(c.chain)})", execution=c.executions - 1,
+                    expected=f.expected, preemptions=c.preemptions, original_preemptions=c.preemptions,
+                ))
+        return out
 
     def verdict_line(self) -> str:
         """One sentence that says exactly what was found or how much was searched."""

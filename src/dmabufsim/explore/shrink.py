@@ -127,8 +127,8 @@ def shrink(
     first = attempt(list(choices))
     if first is None:
         ex0 = replay(scenario, list(choices), **kernel_options).execution
-        return ShrinkResult(encode(choices), tuple(choices), ex0.preemptions, ex0.steps, ex0.preemptions,
-                            ex0.steps, len(choices), replays, False)
+        return ShrinkResult(encode(choices, ex0.scenario_id, len(ex0.choices)), tuple(choices), ex0.preemptions,
+                            ex0.steps, ex0.preemptions, ex0.steps, len(choices), replays, False)
     orig = first
     best = first
     best_ch = best.trimmed()
@@ -176,7 +176,7 @@ def shrink(
         ex = orig.execution
         return ShrinkResult(ex.token, tuple(ex.choices), ex.preemptions, ex.steps, ex.preemptions, ex.steps,
                             len(ex.choices), replays, False)
-    tok = encode(best_ch)
+    tok = encode(best_ch, final.execution.scenario_id, len(final.execution.choices))  # token R3
     oex = orig.execution
     return ShrinkResult(tok, tuple(best_ch), final.execution.preemptions, final.execution.steps,
                         oex.preemptions, oex.steps, len(oex.choices), replays, True)

@@ -126,14 +126,14 @@ class ChoiceLog:
         n = len(self)
         return Choices(self._stream(), n)
 
-    def finish(self) -> tuple[str, Sequence[int]]:
+    def finish(self, scenario: str = "") -> tuple[str, Sequence[int]]:
         """The execution ended: its token (R2) and its choices (R3). Call once."""
         seq = self.choices()
-        return token_of(seq), seq
+        return token_of(seq, scenario), seq
 
 
-def token_of(choices: Sequence[int]) -> str:
-    """The replay token of a finished log's :meth:`ChoiceLog.choices` (R2)."""
+def token_of(choices: Sequence[int], scenario: str = "") -> str:
+    """The replay token of a finished log's :meth:`ChoiceLog.choices` (R2), for scenario id ``scenario``."""
     if isinstance(choices, Choices):
-        return _token.from_stream(choices._data)
-    return _token.encode(choices)
+        return _token.from_stream(choices._data, scenario, len(choices))
+    return _token.encode(choices, scenario)

@@ -65,6 +65,10 @@ class Execution:
     ``outcome`` is ``completed``, ``deadlock``, ``livelock`` or ``stopped``
     (ended at the first finding on request). ``diverged_at`` is set when a
     replay did not follow its token (uncontrolled nondeterminism).
+    ``scenario_id`` is the short id of the scenario run (kernel.identity
+    R3), which the token carries; ``notes`` what a replay has to say about
+    its token (it ran out early, it was made for another version of the
+    scenario's code).
     """
 
     findings: list[Finding]
@@ -82,6 +86,8 @@ class Execution:
     events: list[Event] | None = None
     #: The lock_stat hooks of a recorded execution (``Kernel.lock_stat``), with ``events``.
     lock_marks: list[LockMark] | None = None
+    scenario_id: str = ""
+    notes: tuple[str, ...] = ()
     #: The token once made (``token`` makes it from ``choices`` on first use, choices R2).
     _token: str | None = field(default=None, repr=False, compare=False)
 
@@ -90,7 +96,7 @@ class Execution:
         """The printable replay token of this execution (``Kernel(replay=token)``)."""
         tok = self._token
         if tok is None:
-            tok = token_of(self.choices)
+            tok = token_of(self.choices, self.scenario_id)
             object.__setattr__(self, "_token", tok)  # a cache: the execution itself is frozen
         return tok
 

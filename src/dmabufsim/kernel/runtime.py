@@ -30,6 +30,12 @@ Rules:
 * R6 (robustness): an exception escaping a kthread is an ``exception``
   finding; more than ``max_steps`` scheduling points is a ``livelock``
   finding and ends the execution; a scenario bug is never a simulator crash.
+  The converse holds too: an exception raised while the *strategy* ran (a
+  frame of a ``Strategy`` method in its traceback; scenario code never runs
+  there) is no bug of the scenario: the execution stops and ``run()``
+  raises it as a ``SimulatorError`` ("internal error in strategy ..."), or
+  as raised when it is the strategy's ``UsageError`` refusing the
+  scenario -- never an ``exception`` finding.
 * R7 (timer callbacks) run in the timer interrupt: they may wake threads and
   raise interrupts (:meth:`Kernel.raise_irq`), never block or take locks.
 * R8 (early timers, opt-in with ``Config.options["early_timers"]``): at a
@@ -53,10 +59,11 @@ from greenlet import GreenletExit, greenlet
 
 from . import token as _token
 from .choices import COMPACT_AT, ChoiceLog, token_of
-from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
+from .errors import DmabufsimError, NotRunningError, ReplayError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
+from .identity import scenario_id
 from .stack import Frame, _internal, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
@@ -192,6 +199,38 @@ def _holding(t: KThread) -> list[str]:
     ]
 
 
+class _StrategyFault(SimulatorError):
+    """The strategy broke its contract (it chose a thread that cannot run): an internal error (R6)."""
+
+
+def _raised_by_strategy(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a :class:`Strategy` method ran, or is a broken strategy
+    contract (R6): scenario code never runs there."""
+    if isinstance(exc, _StrategyFault):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        if isinstance(tb.tb_frame.f_locals.get("self"), Strategy):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _internal_error(strategy: Strategy, exc: BaseException) -> SimulatorError:
+    what = str(exc) if isinstance(exc, _StrategyFault) else f"{type(exc).__name__}: {exc}"
+    return SimulatorError(
+        f"internal error in strategy {strategy.describe()}: {what} (a bug of the explorer, not of the scenario)"
+    )
+
+
+def _choices(n: int) -> str:
+    return f"{n} choice" if n == 1 else f"{n} choices"
+
+
+def _blocked_oid(t: KThread) -> int:
+    return t.blocked_on[1] if t.blocked_on is not None else -1
+
+
 class Kernel:
     """One simulated machine, good for one execution.
 
@@ -212,8 +251,18 @@ class Kernel:
     ) -> None:
         if replay is not None and strategy is not None:
             raise UsageError("give either replay= or strategy=, not both")
+        #: The token replayed, parsed (``Kernel(replay=token)``): checked against the scenario in run().
+        self._replay: _token.Token | None = None
+        self._replay_text = ""
         if replay is not None:
-            strategy = ReplayStrategy(_token.decode(replay))
+            self._replay = _token.parse(replay)
+            self._replay_text = replay.strip()
+            strategy = ReplayStrategy(self._replay.choices)
+        #: The short id of the scenario run (kernel.identity R3): the token carries it.
+        self.scenario_id = ""
+        self._notes: list[str] = []
+        #: An exception raised by the strategy inside a kthread (R6): an internal error, raised by run().
+        self._internal: Exception | None = None
         self.seed = seed
         self.strategy: Strategy = strategy if strategy is not None else RandomStrategy(seed)
         #: The seeded random walk's bit source when the strategy is exactly RandomStrategy:
@@ -429,7 +478,7 @@ class Kernel:
                     nxt = self.strategy.next_thread(run, t)
                     if nxt is not t:
                         if nxt.state is not _RUNNABLE:
-                            raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+                            raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
                         self._preemptions += 1
                 self._choices.append(nxt.tid)
                 lk = nxt.park
@@ -491,7 +540,7 @@ class Kernel:
             cur = None
         nxt = self.strategy.next_thread(runnable, cur)
         if nxt.state is not ThreadState.RUNNABLE:
-            raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+            raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
         if cur is not None and nxt is not cur:
             self._preemptions += 1
@@ -642,7 +691,7 @@ class Kernel:
             return nxt
         nxt = self.strategy.next_thread(run, None)
         if nxt.state is not _RUNNABLE:
-            raise SimulatorError(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
+            raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
         return nxt
 
@@ -983,7 +1032,11 @@ class Kernel:
             t.error = exc
             if self._dead and isinstance(exc, KeyboardInterrupt):
                 raise  # the user's Ctrl-C while tearing down: _teardown passes it on
-            if not self._dead:
+            if not self._dead and isinstance(exc, Exception) and _raised_by_strategy(exc):
+                # R6: the strategy's own failure is no bug of the scenario: stop, and run() raises it
+                self._internal = exc
+                self._stopping = self._stopping or "internal error"
+            elif not self._dead:
                 tb = traceback.extract_tb(exc.__traceback__)
                 stack = tuple(
                     Frame(fs.filename, fs.lineno or 0, fs.name)
@@ -1032,6 +1085,10 @@ class Kernel:
             raise UsageError("a Kernel runs one execution; create a new Kernel to run again")
         if _running is not None:
             raise UsageError("Kernel.run() cannot be nested inside another running Kernel")
+        ident = scenario_id(scenario)
+        self.scenario_id = ident.short
+        if self._replay is not None:
+            self._check_token(self._replay, ident.name, ident.short)
         self._ran = True
         if not self.strategy.new_execution():
             raise UsageError(f"strategy {self.strategy.describe()} has no execution left to run")
@@ -1043,7 +1100,13 @@ class Kernel:
             for _, setup in _EXTENSIONS:
                 setup(self)
             self._current = None
-            self._hub_loop()
+            try:
+                self._hub_loop()
+            except Exception as exc:  # a strategy called from the hub (R6)
+                if not _raised_by_strategy(exc) or (isinstance(exc, DmabufsimError) and
+                                                    not isinstance(exc, _StrategyFault)):
+                    raise
+                raise _internal_error(self.strategy, exc) from exc
             if not self._stopping:
                 blocked = [t for t in self._threads if t.state is ThreadState.BLOCKED and not self._is_daemon(t)]
                 if blocked:
@@ -1060,7 +1123,48 @@ class Kernel:
                 self._teardown()  # may pass on the user's Ctrl-C
             finally:
                 _running = None
+        failed = self._internal
+        if failed is not None:
+            if isinstance(failed, DmabufsimError) and not isinstance(failed, _StrategyFault):
+                raise failed  # the strategy refused the scenario (a UsageError): the user's to fix, as raised
+            raise _internal_error(self.strategy, failed) from failed
         return self._result()
+
+    def _check_token(self, tok: _token.Token, name: str, sid: str) -> None:
+        """Refuse a token made for another scenario; note one made for another version of its code (token R2)."""
+        if not tok.scenario or tok.scenario == sid:
+            return
+        if tok.scenario[:4] != sid[:4]:
+            raise ReplayError(
+                f"replay token belongs to another scenario: the token's scenario id is {tok.scenario}, "
+                f"{name}() has {sid}"
+            )
+        self._notes.append(
+            f"the replay token was made for another version of {name}() (scenario id {tok.scenario}; its "
+            f"module's code now has {sid}): the replay may not rebuild the execution it recorded"
+        )
+
+    def _replay_notes(self, n: int, diverged: int | None) -> str | None:
+        """Compare a replay with its token (token R3): the token to print back, and notes."""
+        tok = self._replay
+        if tok is None:
+            return None
+        held = len(tok.choices)
+        if tok.length is None:  # a dbs1 token: no length to check
+            if n > held:
+                self._notes.append(
+                    f"the replay token holds {_choices(held)} and the execution made {n}: the rest were the "
+                    "default (non-preemptive) ones; the token printed is the whole execution's"
+                )
+            return None
+        if n != tok.length:
+            self._notes.append(
+                f"the replay token recorded an execution of {_choices(tok.length)}; this replay made {n}"
+            )
+            return None
+        if diverged is None and tok.scenario == self.scenario_id:
+            return self._replay_text  # the same execution: print back the token it was rebuilt from
+        return None
 
     def _after_exit(self) -> KThread | None:
         """The thread to run after the running one exited, chosen as :meth:`_hub_loop` would
@@ -1122,9 +1226,11 @@ class Kernel:
 
     def _result(self) -> Execution:
         choices = self._log.choices()
-        tok = token_of(choices) if self.findings else None  # else made when asked for (choices R2)
-        findings = [f.with_token(tok) for f in self.findings] if tok is not None else []
         diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
+        tok = self._replay_notes(len(choices), diverged)
+        if tok is None and self.findings:  # else made when asked for (choices R2)
+            tok = token_of(choices, self.scenario_id)
+        findings = [f.with_token(tok) for f in self.findings] if tok is not None else []
         summaries = self._summaries
         return Execution(
             findings=findings,
@@ -1140,4 +1246,6 @@ class Kernel:
             diverged_at=diverged,
             events=self.trace.events,
             lock_marks=self.lock_marks,
+            scenario_id=self.scenario_id,
+            notes=tuple(self._notes),
         )

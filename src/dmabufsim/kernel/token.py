@@ -3,13 +3,28 @@
 An execution is fully determined by its scenario and the choices made at
 each scheduling point where more than one thread could run (the thread id
 chosen) plus every random value the model asked for. A token is that
-sequence, compact and printable::
+sequence, compact and printable, with what it belongs to::
 
-    dbs1.<urlsafe base64 of zlib(varint stream)>
+    dbs2.<scenario id>.<choices of the execution>.<urlsafe base64 of zlib(varint stream)>
 
-The ``dbs1`` prefix is the token version; a token of another version is
-refused with a clear message. Choices are thread ids (stable: creation
-order), not indices, so that a shrunk schedule keeps its meaning.
+Rules:
+
+* R1 (version): the prefix is the token version. ``dbs2`` tokens are
+  made; ``dbs1`` tokens (``dbs1.<data>``, no scenario id, no length) are
+  still read. A token of another version is refused with a clear message.
+* R2 (scenario): the scenario id (:attr:`~dmabufsim.kernel.identity.ScenarioId.short`)
+  lets a replay refuse a token made for another scenario, and tell a token
+  made for another version of the same scenario's code.
+* R3 (length): the number of choices the whole execution made. A shrunk
+  token holds fewer (its default tail is dropped, and a replay runs the
+  defaults past the end); the length lets the replay check it rebuilt an
+  execution of exactly that length, and say so when a token ran out early.
+* R4 (damage): a token whose data ends early (cut when copied) is refused
+  as truncated; the message shows where the token was cut, never silently
+  a prefix of it.
+
+Choices are thread ids (stable: creation order), not indices, so that a
+shrunk schedule keeps its meaning.
 """
 
 from __future__ import annotations
@@ -18,10 +33,14 @@ import base64
 import binascii
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .errors import ReplayError
 
-VERSION = "dbs1"
+#: The version of the tokens made (R1).
+VERSION = "dbs2"
+#: Older versions still read (R1).
+READS = ("dbs1", "dbs2")
 #: zlib level of the token: within ~2% of level 9's size at an eighth of its time on long
 #: schedules (level 9 cost more than the whole execution's scheduling).
 LEVEL = 6
@@ -63,14 +82,75 @@ def unvarints(data: bytes) -> list[int]:
     return out
 
 
-def encode(choices: Iterable[int]) -> str:
-    """Encode a choice sequence as a printable, versioned token."""
-    return from_stream(zlib.compress(varints(choices), LEVEL))
+@dataclass(frozen=True)
+class Token:
+    """A parsed replay token: its choices and, from ``dbs2`` on, what it belongs to (R1-R3)."""
+
+    version: str
+    choices: list[int]
+    #: The scenario's short id (R2); "" in a ``dbs1`` token.
+    scenario: str = ""
+    #: Choices of the whole execution (R3); None in a ``dbs1`` token.
+    length: int | None = None
 
 
-def from_stream(raw: bytes) -> str:
+def encode(choices: Iterable[int], scenario: str = "", length: int | None = None) -> str:
+    """Encode a choice sequence as a printable, versioned token.
+
+    ``scenario``: the scenario's short id (R2); ``length``: the number of
+    choices of the whole execution when ``choices`` is a shrunk prefix of
+    the schedule (R3; default: ``len(choices)``).
+    """
+    vals = choices if isinstance(choices, (list, tuple)) else list(choices)
+    n = len(vals) if length is None else length
+    return from_stream(zlib.compress(varints(vals), LEVEL), scenario, n)
+
+
+def from_stream(raw: bytes, scenario: str, length: int) -> str:
     """The token of an already compressed choice stream (a zlib stream of :func:`varints`)."""
-    return f"{VERSION}.{base64.urlsafe_b64encode(raw).decode().rstrip('=')}"
+    return f"{VERSION}.{scenario or '-'}.{length}.{base64.urlsafe_b64encode(raw).decode().rstrip('=')}"
+
+
+def _body(token: str, body: str) -> list[int]:
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+        if not raw:
+            raise ValueError("no data")
+        z = zlib.decompressobj()
+        data = z.decompress(raw)
+    except (binascii.Error, zlib.error, ValueError) as exc:
+        raise ReplayError(f"malformed replay token {shown(token)}: {exc}") from None
+    if not z.eof:  # R4: a zlib stream cut short decompresses to a prefix without complaint
+        raise ReplayError(
+            f"replay token {shown(token)} is truncated (its data ends early): copy the whole token"
+        )
+    return unvarints(data)
+
+
+def parse(token: str) -> Token:
+    """Parse a token of any version this dmabufsim reads (R1); refuse other versions clearly."""
+    token = token.strip()
+    if "." not in token:
+        raise ReplayError(f"malformed replay token {shown(token)}: expected '{VERSION}.<data>'")
+    version, _, rest = token.partition(".")
+    if version not in READS:
+        raise ReplayError(
+            f"replay token version {version!r} is not supported by this dmabufsim (it reads "
+            f"{', '.join(repr(v) for v in READS)})"
+        )
+    if version == "dbs1":
+        return Token(version, _body(token, rest))
+    fields = rest.split(".")
+    if len(fields) != 3 or not fields[1].isdigit() or not fields[0]:
+        raise ReplayError(
+            f"malformed replay token {shown(token)}: expected '{VERSION}.<scenario>.<length>.<data>'"
+        )
+    sid, length, body = fields
+    choices = _body(token, body)
+    n = int(length)
+    if len(choices) > n:
+        raise ReplayError(f"malformed replay token {shown(token)}: {len(choices)} choices, but it says {n}")
+    return Token(version, choices, "" if sid == "-" else sid, n)
 
 
 #: How much of a malformed token an error message quotes.
@@ -85,18 +165,5 @@ def shown(token: str) -> str:
 
 
 def decode(token: str) -> list[int]:
-    """Decode a token made by :func:`encode`; refuse other versions clearly."""
-    token = token.strip()
-    if "." not in token:
-        raise ReplayError(f"malformed replay token {shown(token)}: expected '{VERSION}.<data>'")
-    version, _, body = token.partition(".")
-    if version != VERSION:
-        raise ReplayError(
-            f"replay token version {version!r} is not supported by this dmabufsim (it reads {VERSION!r})"
-        )
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        data = zlib.decompress(raw)
-    except (binascii.Error, zlib.error, ValueError) as exc:
-        raise ReplayError(f"malformed replay token {shown(token)}: {exc}") from None
-    return unvarints(data)
+    """The choices of a token of any version read (see :func:`parse`)."""
+    return parse(token).choices

@@ -39,7 +39,7 @@ def test_explore_finding_exits_1_with_token_and_table(tmp_path: Any, capsys: Any
     rc = main(["explore", f"{_file(tmp_path)}:abba", "--strategy", "dpor", "--budget", "500"])
     out = capsys.readouterr().out
     assert rc == 1
-    assert "dmabufsim replay dbs1." in out
+    assert "dmabufsim replay dbs2." in out
     assert "verdict: finding: 1 distinct (" in out
     assert "exec/s" in out
 

@@ -251,7 +251,7 @@ def test_checkpoint_with_two_jobs_resumes_each_jobs_share(tmp_path: Any) -> None
     assert full.phases[0].exhausted
     part = explore(scen, "dpor", budget=3, stop_on_first=False, shrink_findings=False, jobs=2,
                    kernel_options=NO_LOCKDEP, checkpoint=path)
-    assert part.executions == 6 and not part.phases[0].exhausted  # 3 per job, then the budget
+    assert part.executions == 3 and not part.phases[0].exhausted  # 2 + 1: the budget is the total (parallel R6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pickle.job0-of-2", "ck.pickle.job1-of-2"]
     with pytest.raises(ds.UsageError, match="made with --jobs 2"):
         explore(scen, "dpor", budget=10_000, kernel_options=NO_LOCKDEP, checkpoint=path, resume=True)

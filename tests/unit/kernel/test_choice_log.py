@@ -115,7 +115,7 @@ def test_token_is_made_on_first_use_and_is_the_encoded_choices() -> None:
     """choices R2: a clean execution encodes no token until asked; a finding's does at once."""
     clean = ds.Kernel(seed=3).run(_pingpong)
     assert not clean.findings and clean._token is None
-    assert clean.token == tok.encode(clean.choices) and clean._token == clean.token
+    assert clean.token == tok.encode(clean.choices, clean.scenario_id) and clean._token == clean.token
     assert ds.Kernel(replay=clean.token).run(_pingpong).trace_digest == clean.trace_digest
 
     def abba(k: ds.Kernel) -> None:
@@ -130,4 +130,4 @@ def test_token_is_made_on_first_use_and_is_the_encoded_choices() -> None:
 
     bad = next(ex for ex in (ds.Kernel(seed=s).run(abba) for s in range(50)) if ex.findings)
     assert bad._token is not None and all(f.token == bad.token for f in bad.findings)
-    assert bad.token == tok.encode(bad.choices)
+    assert bad.token == tok.encode(bad.choices, bad.scenario_id)

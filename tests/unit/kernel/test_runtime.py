@@ -81,9 +81,18 @@ def test_determinism_across_processes(tmp_path: object) -> None:
     assert outs == {here}
 
 
-def test_replay_of_a_foreign_token_reports_divergence() -> None:
+def test_replay_of_a_foreign_token_is_refused() -> None:
     ex = run(racy_counter, seed=5)
-    other = ds.Kernel(replay=ex.token).run(abba)
+    with pytest.raises(ds.ReplayError, match=r"^replay token belongs to another scenario: the token's scenario "
+                       rf"id is {ex.scenario_id}, abba\(\) has \w{{10}}$"):
+        ds.Kernel(replay=ex.token).run(abba)
+
+
+def test_replay_of_a_foreign_old_token_reports_divergence() -> None:
+    """An old ``dbs1`` token names no scenario: a foreign one still replays, and diverges."""
+    ex = run(racy_counter, seed=5)
+    old = "dbs1." + ex.token.rsplit(".", 1)[1]
+    other = ds.Kernel(replay=old).run(abba)
     assert other.diverged_at is not None
 
 

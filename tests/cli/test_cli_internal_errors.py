@@ -1,0 +1,141 @@
+"""An internal error is never reported as a finding in the user's code (kernel R6).
+
+Before, ``explore --strategy dfs --preemption-bound -1`` reported the
+strategy's own ``IndexError`` as an ``exception`` finding "in scenario", and
+then blamed the scenario for nondeterminism when its replay differed.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+
+import pytest
+
+import dmabufsim as ds
+from dmabufsim.cli import main
+from dmabufsim.explore import explore
+from dmabufsim.explore import explorer as explorer_mod
+from dmabufsim.explore.dfs import DFS
+from dmabufsim.kernel.strategy import RandomStrategy
+from dmabufsim.kernel.thread import KThread, ThreadState
+
+SCENARIO = '''
+import dmabufsim as ds
+
+def clean(k):
+    m = ds.Mutex("m")
+    def w():
+        with m:
+            k.point("x", 999, True)
+    for i in range(2):
+        k.spawn(w, name=f"w{i}")
+'''
+
+
+def _clean(k: ds.Kernel) -> None:
+    m = ds.Mutex("m")
+
+    def w() -> None:
+        with m:
+            k.point("x", 999, True)
+            k.random(3)
+
+    for i in range(2):
+        k.spawn(w, name=f"w{i}")
+
+
+class _Broken(RandomStrategy):
+    """A strategy that fails at its ``n``-th call of ``where``."""
+
+    def __init__(self, where: str, n: int = 1) -> None:
+        super().__init__(0)
+        self.where, self.left = where, n
+
+    def _tick(self, here: str) -> None:
+        if here == self.where:
+            self.left -= 1
+            if self.left == 0:
+                raise IndexError("list index out of range")
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        self._tick("next_thread")
+        return super().next_thread(runnable, current)
+
+    def next_u64(self, bound: int) -> int:
+        self._tick("next_u64")
+        return super().next_u64(bound)
+
+    def describe(self) -> str:
+        return f"broken({self.where})"
+
+
+@pytest.mark.parametrize(("where", "n"), [("next_thread", 1), ("next_thread", 3), ("next_u64", 1)])
+def test_a_failing_strategy_is_an_internal_error_not_a_finding(where: str, n: int) -> None:
+    with pytest.raises(ds.SimulatorError, match=rf"^internal error in strategy broken\({where}\): IndexError: list "
+                       r"index out of range \(a bug of the explorer, not of the scenario\)$"):
+        ds.Kernel(strategy=_Broken(where, n)).run(_clean)
+
+
+class _Chooser(RandomStrategy):
+    """A strategy that breaks its contract: it picks a thread that is not runnable."""
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        t = super().next_thread(runnable, current)
+        t.state = ThreadState.BLOCKED
+        return t
+
+    def describe(self) -> str:
+        return "chooser"
+
+
+def test_a_strategy_breaking_its_contract_is_an_internal_error() -> None:
+    with pytest.raises(ds.SimulatorError, match=r"^internal error in strategy chooser: strategy random chose "
+                       r"<KThread .*>, which is not runnable \(a bug of the explorer, not of the scenario\)$"):
+        ds.Kernel(strategy=_Chooser(0)).run(_clean)
+
+
+class _Refuser(RandomStrategy):
+    def next_u64(self, bound: int) -> int:
+        raise ds.UsageError("this strategy models no schedule-controlled values")
+
+
+def test_a_strategy_refusing_the_scenario_is_the_users_error_as_raised() -> None:
+    with pytest.raises(ds.UsageError, match=r"^this strategy models no schedule-controlled values$"):
+        ds.Kernel(strategy=_Refuser(0)).run(_clean)
+
+
+def test_the_scenarios_own_exception_is_still_a_finding() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        def bad() -> None:
+            k.random(2)
+            [][0]
+
+        k.spawn(bad, name="bad")
+
+    ex = ds.Kernel(seed=1).run(scenario)
+    assert [(f.kind, f.title) for f in ex.findings] == [("exception", "IndexError in bad: list index out of range")]
+
+
+def test_explore_surfaces_a_strategy_failure() -> None:
+    with pytest.raises(ds.SimulatorError, match=r"^internal error in strategy dfs\(preemption_bound=-1\): IndexError"):
+        explore(_clean, DFS(-1), budget=5)
+
+
+def _file(tmp_path: pathlib.Path) -> str:
+    p = tmp_path / "sc.py"
+    p.write_text(SCENARIO)
+    return str(p)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_cli_prints_an_internal_error_in_one_line_exit_4(
+    jobs: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A DFS whose bound breaks its own bookkeeping (what --preemption-bound -1 did before it was rejected).
+    monkeypatch.setattr(explorer_mod, "make_strategy", lambda name, **kw: DFS(-1))
+    assert main(["explore", f"{_file(tmp_path)}:clean", "--strategy", "dfs", "--no-progress", "--jobs", jobs]) == 4
+    c = capsys.readouterr()
+    assert "exception" not in c.out and "NONDETERMINISM" not in c.out
+    assert c.err == ("dmabufsim: internal error in strategy dfs(preemption_bound=-1): IndexError: list index out of "
+                     "range (a bug of the explorer, not of the scenario)\n")
