@@ -129,11 +129,11 @@ def test_truncated_corrupt_and_missing_checkpoints_are_one_line(
                               "start a new checkpoint")
     missing = tmp_path / "missing.bin"
     assert _explore(f"{sc}:clean", "--strategy", "dpor", "--checkpoint", str(missing), "--resume") == 2
-    assert _error(capsys) == f"dmabufsim: error: nothing to resume: checkpoint {missing} does not exist"
+    assert _error(capsys) == (f"dmabufsim: error: --resume: no checkpoint {missing} to resume "
+                              "(it is written by a run with --checkpoint)")
     nodir = tmp_path / "no" / "ck.bin"
     assert _explore(f"{sc}:clean", "--strategy", "dpor", "--checkpoint", str(nodir)) == 2
-    assert _error(capsys) == (f"dmabufsim: error: cannot write checkpoint {nodir}: no such directory "
-                              f"{tmp_path / 'no'}")
+    assert _error(capsys) == f"dmabufsim: error: --checkpoint {nodir}: no such directory: {tmp_path / 'no'}"
 
 
 def test_an_old_format_checkpoint_is_refused(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -179,7 +179,7 @@ def test_resume_without_a_checkpoint_file_is_one_line(
     tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _explore(f"{_file(tmp_path)}:clean", "--strategy", "dpor", "--resume") == 2
-    assert _error(capsys) == "dmabufsim: error: resume needs the checkpoint file to resume (--checkpoint FILE)"
+    assert _error(capsys) == "dmabufsim: error: --resume needs --checkpoint FILE (the file the earlier run saved)"
 
 
 def test_resume_without_a_checkpoint_is_refused() -> None:

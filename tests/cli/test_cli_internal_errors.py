@@ -117,9 +117,24 @@ def test_the_scenarios_own_exception_is_still_a_finding() -> None:
     assert [(f.kind, f.title) for f in ex.findings] == [("exception", "IndexError in bad: list index out of range")]
 
 
+class _BrokenDFS(DFS):
+    """A DFS whose bookkeeping breaks on its second choice (as a negative bound did before it was refused)."""
+
+    calls = 0
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        self.calls += 1
+        if self.calls == 2:
+            raise IndexError("list index out of range")
+        return super().next_thread(runnable, current)
+
+    def describe(self) -> str:
+        return "dfs(broken)"
+
+
 def test_explore_surfaces_a_strategy_failure() -> None:
-    with pytest.raises(ds.SimulatorError, match=r"^internal error in strategy dfs\(preemption_bound=-1\): IndexError"):
-        explore(_clean, DFS(-1), budget=5)
+    with pytest.raises(ds.SimulatorError, match=r"^internal error in strategy dfs\(broken\): IndexError"):
+        explore(_clean, _BrokenDFS(), budget=5)
 
 
 def _file(tmp_path: pathlib.Path) -> str:
@@ -132,10 +147,10 @@ def _file(tmp_path: pathlib.Path) -> str:
 def test_cli_prints_an_internal_error_in_one_line_exit_4(
     jobs: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # A DFS whose bound breaks its own bookkeeping (what --preemption-bound -1 did before it was rejected).
-    monkeypatch.setattr(explorer_mod, "make_strategy", lambda name, **kw: DFS(-1))
+    # A DFS whose bookkeeping breaks (what --preemption-bound -1 did before it was rejected).
+    monkeypatch.setattr(explorer_mod, "make_strategy", lambda name, **kw: _BrokenDFS())
     assert main(["explore", f"{_file(tmp_path)}:clean", "--strategy", "dfs", "--no-progress", "--jobs", jobs]) == 4
     c = capsys.readouterr()
     assert "exception" not in c.out and "NONDETERMINISM" not in c.out
-    assert c.err == ("dmabufsim: internal error in strategy dfs(preemption_bound=-1): IndexError: list index out of "
+    assert c.err == ("dmabufsim: internal error in strategy dfs(broken): IndexError: list index out of "
                      "range (a bug of the explorer, not of the scenario)\n")

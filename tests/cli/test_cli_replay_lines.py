@@ -14,7 +14,7 @@ from dmabufsim.cli import main
 from dmabufsim.scenarios import basics_locking
 
 ABBA = str(pathlib.Path(__file__).resolve().parents[2] / "examples" / "abba.py") + ":scenario"
-TOKEN = re.compile(r"dbs1\.[A-Za-z0-9_-]+")
+TOKEN = re.compile(r"dbs2\.[-0-9a-f]+\.[0-9]+\.[A-Za-z0-9_-]+")
 
 SPIN = '''
 import dmabufsim as ds
@@ -108,7 +108,7 @@ def test_check_scenarios_replay_lines_carry_the_directory(
     out = capsys.readouterr().out
     table = out.split("counterexamples (replay one with its command):")[0]
     assert max(cell_len(ln) for ln in table.splitlines()) <= 100  # the replay lines below never wrap
-    assert "dbs1." not in table
+    assert "dbs2." not in table
     (line,) = [ln for ln in out.splitlines() if "dmabufsim replay" in ln]
     ref, *words = shlex.split(line)
     assert ref == "#1" and words[3:] == ["B1/abba-mutexes-mine", "--scenarios", str(d)]
