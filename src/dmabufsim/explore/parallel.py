@@ -23,6 +23,11 @@ Rules:
   ``CHECKPOINT.jobJ-of-N`` and, resuming, continues from it; the merge is
   then the merge of the jobs' whole histories. A checkpoint is resumed with
   the ``--jobs`` it was made with (the subtrees are the jobs').
+* R6 (orphans): a job dies with its parent. On Linux it asks for
+  ``SIGKILL`` at its parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere,
+  it checks before each execution that its parent is still the process that
+  forked it, and exits at once if not (a checkpoint is only ever written
+  whole, by rename, so a job killed between two saves leaves the last one).
 
 Processes are forked (the scenario function need not be importable by
 name); greenlets are never alive in the parent at fork time.
@@ -30,10 +35,12 @@ name); greenlets are never alive in the parent at fork time.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import queue
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,6 +53,32 @@ from .explorer import PhaseResult, Progress, _Run, job_checkpoint, load_checkpoi
 INTERRUPT_GRACE = 5.0
 #: Seconds between two progress messages of a job.
 PROGRESS_EVERY = 0.25
+#: ``PR_SET_PDEATHSIG`` of ``<linux/prctl.h>``.
+PR_SET_PDEATHSIG = 1
+#: Exit status of a job that found itself orphaned (R6).
+EXIT_ORPHANED = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process die when ``parent`` (the process that started it) does (R6).
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, then a check that the parent
+    did not die before the request (the signal would never come). Elsewhere
+    only the liveness check of :func:`orphaned` applies.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the liveness check remains
+            pass
+    if orphaned(parent):
+        os._exit(EXIT_ORPHANED)
+
+
+def orphaned(parent: int) -> bool:
+    """True when ``parent`` is no longer this process's parent (it died: we were re-parented)."""
+    return os.getppid() != parent
 
 
 def _child(
@@ -57,8 +90,10 @@ def _child(
     jobs: int,
     kw: dict[str, Any],
     pkw: dict[str, Any],
+    parent: int,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # R3: the parent tells us through ``stop``
+    die_with_parent(parent)  # R6
     phases = plan(strategy, **pkw)
     ck = kw.pop("checkpoint", None)
     resume = kw.pop("resume", False)
@@ -74,8 +109,13 @@ def _child(
             last[0] = elapsed
             q.put((job, ("progress", n, found, name), ""))
 
+    def should_stop() -> bool:
+        if orphaned(parent):  # R6: nobody will read our result; leave the last checkpoint as it is
+            os._exit(EXIT_ORPHANED)
+        return bool(stop.is_set())
+
     try:
-        run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=stop.is_set, **kw)
+        run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=should_stop, **kw)
     except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
         q.put((job, None, f"{type(exc).__name__}: {exc}"))
         return
@@ -151,7 +191,8 @@ def run_parallel(
         "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
         "checkpoint": checkpoint, "resume": resume,
     }
-    procs = [ctx.Process(target=_child, args=(q, stop, scenario, strategy, j, jobs, kw, pkw), daemon=True)
+    procs = [ctx.Process(target=_child, args=(q, stop, scenario, strategy, j, jobs, kw, pkw, os.getpid()),
+                         daemon=True)
              for j in range(jobs)]
     for p in procs:
         p.start()
