@@ -92,7 +92,7 @@ def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:functi
 
 def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
-    ex = Kernel(seed=args.seed, max_steps=args.max_steps).run(scenario)
+    ex = Kernel(seed=args.seed, max_steps=args.max_steps, **watchdog_option(args)).run(scenario)
     return _print_execution(ex, args.json)
 
 
@@ -102,10 +102,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     scenario = row.scenario if row is not None and row.scenario is not None else load_scenario(args.scenario)
     options = dict(row.kernel_options) if row is not None else {}
     record = bool(args.trace or args.dot)
-    k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **options)
+    k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **{**options, **watchdog_option(args)})
     ex = k.run(scenario)
     catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k)
     return _print_execution(ex, args.json, args.scenario)
+
+
+def add_watchdog_option(p: argparse.ArgumentParser) -> None:
+    """``--watchdog SECONDS``: the soft-lockup threshold (``Config.softlockup_thresh``)."""
+    p.add_argument("--watchdog", type=float, default=None, metavar="SECONDS",
+                   help="report a soft lockup when a thread runs this long (wall clock) without a scheduling "
+                   "point (default 10; 0: off)")
+
+
+def watchdog_option(args: argparse.Namespace) -> dict[str, Any]:
+    """The Kernel option ``--watchdog`` asks for (none when not given: the default applies)."""
+    if args.watchdog is None:
+        return {}
+    if args.watchdog < 0:
+        raise CliError(f"--watchdog must be 0 (off) or a number of seconds, got {args.watchdog:g}")
+    return {"softlockup_thresh": args.watchdog}
 
 
 def bench_dir() -> pathlib.Path:
@@ -142,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the random schedule (default 0)")
     r.add_argument("--max-steps", type=int, default=200_000, help="scheduling points before livelock")
     r.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_watchdog_option(r)
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser(
@@ -154,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of the execution")
     rp.add_argument("--dot", metavar="OUT.dot", help="write the lock-dependency graph (Graphviz DOT)")
     rp.add_argument("--scenarios", action="append", default=[], metavar="DIR", help="extra catalog modules")
+    add_watchdog_option(rp)
     rp.set_defaults(func=cmd_replay)
     catalog_commands.add_parsers(sub)
     explore_command.add_parser(sub, load_scenario)

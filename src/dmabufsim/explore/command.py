@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..kernel.errors import UsageError
 from .explorer import STRATEGIES, Report, explore
 
 #: Loads FILE.py:function (the CLI passes its own loader: this room does not import the CLI).
@@ -34,7 +35,8 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--strategy", choices=STRATEGIES, default="portfolio",
                    help="search strategy (default: portfolio = random burst, PCT, bounded DPOR)")
     e.add_argument("--budget", type=int, default=10_000, help="executions (default 10000)")
-    e.add_argument("--time", type=float, default=None, metavar="SECONDS", help="wall-time budget")
+    e.add_argument("--time", type=float, default=None, metavar="SECONDS",
+                   help="wall-time budget, a hard limit: an execution still running then is stopped")
     e.add_argument("--max-steps", type=int, default=200_000, help="scheduling points per execution")
     e.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
     e.add_argument("--seed", type=int, default=0, help="seed of the randomised strategies")
@@ -56,6 +58,9 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
                    "terminal states (small models)")
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.add_argument("--watchdog", type=float, default=None, metavar="SECONDS",
+                   help="report a soft lockup when a thread runs this long (wall clock) without a scheduling "
+                   "point (default 10; 0: off)")
     e.set_defaults(func=lambda args: cmd_explore(args, load_scenario))
 
 
@@ -77,6 +82,10 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
     """Run ``dmabufsim explore``; returns the report's exit code."""
     scenario = load_scenario(args.scenario)
     kopts: dict[str, Any] = {"options": {"early_timers": True}} if args.early_timers else {}
+    if args.watchdog is not None:
+        if args.watchdog < 0:
+            raise UsageError(f"--watchdog must be 0 (off) or a number of seconds, got {args.watchdog:g}")
+        kopts["softlockup_thresh"] = args.watchdog
     if args.audit:
         from .audit import audit
 

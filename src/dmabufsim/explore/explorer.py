@@ -24,7 +24,11 @@ Rules:
   was exhausted) or leaves it inconclusive.
 * R4 (budgets): ``budget`` executions, ``time_budget`` seconds of wall time,
   ``max_steps`` scheduling points per execution (more is a ``livelock``
-  finding). Wall time is the explorer's, never the model's.
+  finding). Wall time is the explorer's, never the model's. ``time_budget``
+  is a hard limit: an execution still running at the deadline is stopped
+  (runtime R9, watchdog W4) and dropped, and the replay checks, shrinking
+  and confirmations that would start after it are skipped (the findings
+  keep their unshrunk tokens).
 * R5 (replay check): every finding's token is replayed once; a replay that
   does not reproduce the trace digest is reported as uncontrolled
   nondeterminism in the scenario, with the first choice where it diverged.
@@ -39,6 +43,11 @@ Rules:
   concrete ``deadlock`` (``guided.py``): confirmed with its own token, or
   "could not within N executions". It is attached to the cycle's finding
   and never changes the verdict.
+* R9 (soft lockup): a ``soft-lockup`` finding (watchdog W1) depends on the
+  wall clock: it is neither replay-checked (R5) nor shrunk; its token
+  replays the schedule up to the stuck thread.
+* R10 (interruption): an interrupted run (Ctrl-C, SIGTERM) skips the replay
+  checks, shrinking and confirmations: it reports at once what it holds.
 """
 
 from __future__ import annotations
@@ -233,7 +242,7 @@ def run_job(
                     strat.complete = True
                     break
                 # the Recorder only counts preemptions for coverage: skip the wrapper without it
-                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, **opts)
+                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, deadline=deadline, **opts)
                 k.known_findings = known  # R2: a finding already held needs no text (Kernel.wants_text)
                 strat.attach(k)
                 if cov is not None:
@@ -241,6 +250,9 @@ def run_job(
                 ex = k.run(scenario)
                 if _interrupted(ex):
                     raise KeyboardInterrupt
+                if ex.outcome == "time-limit":  # R4: stopped at the deadline; it counts for nothing
+                    run.reason = "time budget"
+                    break
                 if strat.error:
                     run.nondeterminism.append(strat.error)
                     run.reason = "nondeterministic scenario"
@@ -471,6 +483,7 @@ def explore(
         opts["max_steps"] = max_steps
     name = strategy.describe() if isinstance(strategy, ExploreStrategy) else (strategy or "portfolio")
     start = time.monotonic()
+    deadline = None if time_budget is None else start + time_budget  # R4: a hard limit
     if checkpoint:
         check_checkpoint_jobs(checkpoint, jobs, resume)
     if jobs > 1:
@@ -482,7 +495,7 @@ def explore(
             scenario, strategy, budget=budget, jobs=jobs, seed=seed, depth=depth,
             preemption_bound=preemption_bound, time_budget=time_budget, stop_on_first=stop_on_first,
             expected=exp, kernel_options=opts, coverage=coverage, progress=progress, lockdep_graph=lockdep_graph,
-            checkpoint=checkpoint, resume=resume,
+            checkpoint=checkpoint, resume=resume, deadline=deadline,
         )
         phases = phase_descr
     else:
@@ -493,19 +506,28 @@ def explore(
         run = run_job(
             scenario, phases, time_budget=time_budget, stop_on_first=stop_on_first, expected=exp,
             kernel_options=opts, coverage=coverage, progress=progress, checkpoint=checkpoint, state=state,
-            lockdep_graph=lockdep_graph,
+            lockdep_graph=lockdep_graph, deadline=deadline,
         )
     report = finish(run, phases, _scenario_name(scenario), name, exp, jobs, time.monotonic() - start)
-    post_process(report, scenario, opts, shrink_findings=shrink_findings, check_replay=check_replay)
+    if run.reason == "interrupted":
+        return report  # R10: report at once
+    post_process(report, scenario, opts, shrink_findings=shrink_findings, check_replay=check_replay,
+                 deadline=deadline)
     if confirm_cycles:
-        confirm_findings(report, scenario, opts, budget=confirm_budget, seed=seed)
+        confirm_findings(report, scenario, opts, budget=confirm_budget, seed=seed, deadline=deadline)
     return report
 
 
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def confirm_findings(
-    report: Report, scenario: Callable[..., Any], opts: dict[str, Any], *, budget: int, seed: int
+    report: Report, scenario: Callable[..., Any], opts: dict[str, Any], *, budget: int, seed: int,
+    deadline: float | None = None,
 ) -> None:
-    """R8: a lockdep-guided confirmation for each circular-locking finding with a chain."""
+    """R8: a lockdep-guided confirmation for each circular-locking finding with a chain
+    (none started past ``deadline``; one the deadline cut short is dropped, R4)."""
     from .guided import confirm
 
     for ef in report.findings:
@@ -513,7 +535,11 @@ def confirm_findings(
             continue
         if ef.finding.title.startswith(("WARNING: HARDIRQ", "WARNING: possible irq")):
             continue  # irq inversions need an interrupt at the right time, not a lock order
-        ef.confirmation = confirm(scenario, ef.finding, budget=budget, seed=seed, kernel_options=opts)
+        if _past(deadline):
+            return
+        c = confirm(scenario, ef.finding, budget=budget, seed=seed, kernel_options={**opts, "deadline": deadline})
+        if c.confirmed or not _past(deadline):
+            ef.confirmation = c
 
 
 def finish(
@@ -568,13 +594,20 @@ def post_process(
     *,
     shrink_findings: bool = True,
     check_replay: bool = True,
+    deadline: float | None = None,
 ) -> None:
-    """Replay-check (R5) and shrink each finding's schedule."""
+    """Replay-check (R5) and shrink each finding's schedule (not a soft lockup's, R9; nothing
+    past ``deadline``, R4: a replay the deadline stopped proves nothing either way)."""
+    timed = {**opts, "deadline": deadline} if deadline is not None else opts
     for ef in report.findings:
+        if ef.kind == "soft-lockup" or _past(deadline):
+            continue
         if check_replay:
             from ..kernel.token import decode
 
-            r = replay(scenario, decode(ef.original_token), **opts)
+            r = replay(scenario, decode(ef.original_token), **timed)
+            if r.execution.outcome == "time-limit":
+                continue
             if r.execution.trace_digest != ef.trace_digest or r.diverged_at is not None:
                 ef.replay_ok = False
                 ef.diverged_at = r.diverged_at
@@ -590,7 +623,7 @@ def post_process(
         if shrink_findings:
             from ..kernel.token import decode
 
-            res = shrink(scenario, decode(ef.original_token), ef.signature, **opts)
+            res = shrink(scenario, decode(ef.original_token), ef.signature, **timed)
             if res.shrunk:
                 ef.token = res.token
                 ef.shrunk = True

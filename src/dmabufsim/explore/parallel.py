@@ -180,6 +180,7 @@ def run_parallel(
     lockdep_graph: bool = True,
     checkpoint: str | None = None,
     resume: bool = False,
+    deadline: float | None = None,
 ) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
     """Run ``jobs`` processes and merge their results (R1-R3)."""
     ctx = mp.get_context("fork")
@@ -189,7 +190,7 @@ def run_parallel(
     kw = {
         "time_budget": time_budget, "stop_on_first": stop_on_first, "expected": expected,
         "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
-        "checkpoint": checkpoint, "resume": resume,
+        "checkpoint": checkpoint, "resume": resume, "deadline": deadline,
     }
     procs = [ctx.Process(target=_child, args=(q, stop, scenario, strategy, j, jobs, kw, pkw, os.getpid()),
                          daemon=True)
