@@ -5,6 +5,9 @@ and prints its findings and replay token; ``dmabufsim replay TOKEN
 FILE.py:function`` rebuilds it. Bad input (a missing file, an unknown
 function, a malformed token) is one clear line on stderr and exit code 2.
 Exit code 1 means the execution had findings of severity error or warning.
+SIGINT (Ctrl-C) and SIGTERM are treated alike: a command stops promptly,
+prints what it settled (marked partial / interrupted) and exits with
+128 + the signal's number: 130 for SIGINT, 143 for SIGTERM.
 ``dmabufsim bench [NAME ...]`` runs the benchmarks of a source checkout's
 ``bench/`` directory (they are not installed with the package).
 """
@@ -16,7 +19,9 @@ import importlib.util
 import json
 import os
 import pathlib
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -194,14 +199,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its one line
         return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    received = [int(signal.SIGINT)]
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        # SIGTERM is handled like Ctrl-C: each command's KeyboardInterrupt path prints what it settled.
+        received[0] = signum
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
     try:
         return int(args.func(args))
     except (CliError, ReplayError, UsageError) as exc:
         print(f"dmabufsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("dmabufsim: interrupted", file=sys.stderr)
-        return 130
+        name = signal.Signals(received[0]).name
+        print(f"dmabufsim: interrupted ({name})", file=sys.stderr)
+        return 128 + received[0]
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

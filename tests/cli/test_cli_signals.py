@@ -122,3 +122,151 @@ def test_explore_jobs_die_with_their_parent(tmp_path: pathlib.Path) -> None:
         for w in workers:  # the jobs this test started, if the fix failed
             if _alive(w):
                 os.kill(w, signal.SIGKILL)
+
+
+CATALOG = '''
+import os
+import pathlib
+import time
+
+import dmabufsim as ds
+from dmabufsim.scenarios.catalog import Verdict
+
+
+def _in_order(a: ds.Mutex, b: ds.Mutex) -> None:
+    with a:
+        with b:
+            pass
+
+
+def fast(k: ds.Kernel) -> None:
+    a, b = ds.Mutex("A"), ds.Mutex("B")
+    k.spawn(_in_order, a, b, name="t1")
+    k.spawn(_in_order, a, b, name="t2")
+
+
+def _slow_abba(a: ds.Mutex, b: ds.Mutex) -> None:
+    with a:
+        time.sleep(0.02)  # wall-clock work, no scheduling point
+        with b:
+            pass
+
+
+def slow(k: ds.Kernel) -> None:
+    with open(os.environ["DMABUFSIM_TEST_MARKER"], "a") as fh:  # the test waits for the slow row to run
+        fh.write("execution\\n")
+    a, b = ds.Mutex("A"), ds.Mutex("B")
+    k.spawn(_slow_abba, a, b, name="t1")
+    k.spawn(_slow_abba, b, a, name="t2")
+
+
+CLAIMS = [
+    {"id": "X1", "design": "fast", "scenario": fast, "expected": "clean", "strategy": "seeds", "budget": 4,
+     "kernel_options": {"lockdep": False}},
+    {"id": "X2", "design": "slow", "scenario": slow, "expected": Verdict(kinds=frozenset({"deadlock"})),
+     "strategy": "seeds", "budget": 1000000, "kernel_options": {"lockdep": False}},
+]
+'''
+
+
+def _catalog(tmp_path: pathlib.Path) -> tuple[str, pathlib.Path, dict[str, str]]:
+    d = tmp_path / "designs"
+    d.mkdir()
+    (d / "c_signals.py").write_text(CATALOG)  # catalog modules are named c*, basics_*, modern_*
+    marker = tmp_path / "slow-row-started"
+    return str(d), marker, {**os.environ, "DMABUFSIM_TEST_MARKER": str(marker)}
+
+
+def _interrupt_when(proc: subprocess.Popen[str], ready: Callable[[], bool], sig: int) -> tuple[str, str]:
+    def going() -> bool:
+        assert proc.poll() is None, proc.communicate()
+        return ready()
+
+    try:
+        _poll(going, "the command to get going")
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return out, err
+
+
+def _row_line(out: str, key: str) -> str:
+    claim, design = key.split("/")
+    lines = [ln for ln in out.splitlines() if f" {claim} " in ln and f" {design} " in ln]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def test_check_on_ctrl_c_prints_the_settled_rows_and_the_partial_ones(tmp_path: pathlib.Path) -> None:
+    d, marker, env = _catalog(tmp_path)
+    proc = subprocess.Popen(_cmd("check", "--no-progress", "--jobs", "1", "--scenarios", d, "X1", "X2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = _interrupt_when(proc, lambda: marker.exists() and len(marker.read_text().split()) >= 3, signal.SIGINT)
+    assert proc.returncode == 130, (out, err)
+    assert err.splitlines()[-1] == "dmabufsim: interrupted (SIGINT)"
+    # The fast row ran first (catalog order) and settled; the slow one is partial, with what it found so far.
+    fast = _row_line(out, "X1/fast")
+    assert "✓ match" in fast and "clean (4 executions, seeds; not exhaustive)" in fast
+    slow = _row_line(out, "X2/slow")
+    assert "⚠ interrupted" in slow and "so far: " in slow and "seeds; interrupted)" in slow
+    summary = out.splitlines()[-1]
+    assert summary.startswith("INTERRUPTED: 1 of 2 rows settled, 1 interrupted (partial: what was found so far); "
+                              "1 match")
+
+
+def test_check_on_sigterm_with_workers_prints_the_partial_rows(tmp_path: pathlib.Path) -> None:
+    d, marker, env = _catalog(tmp_path)
+    proc = subprocess.Popen(_cmd("check", "--no-progress", "--jobs", "2", "--scenarios", d, "X1", "X2"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    workers: list[int] = []
+
+    def slow_row_running() -> bool:
+        workers[:] = _children(proc.pid)
+        return marker.exists()
+
+    out, err = _interrupt_when(proc, slow_row_running, signal.SIGTERM)
+    assert proc.returncode == 143, (out, err)
+    assert err.splitlines()[-1] == "dmabufsim: interrupted (SIGTERM)"
+    assert "⚠ interrupted" in _row_line(out, "X2/slow")
+    fast = _row_line(out, "X1/fast")  # settled, unless the signal came before its four executions ran
+    assert ("✓ match" in fast and "clean (4 executions, seeds; not exhaustive)" in fast) or "⚠ interrupted" in fast
+    assert out.splitlines()[-1].startswith("INTERRUPTED: ")
+    _poll(lambda: not any(_alive(w) for w in workers), "the check's workers to exit")
+
+
+def test_explore_jobs_on_sigterm_prints_the_partial_report(tmp_path: pathlib.Path) -> None:
+    proc = subprocess.Popen(
+        _cmd("explore", _scenario_file(tmp_path), "--strategy", "random", "--budget", "100000000", "--jobs", "2",
+             "--no-progress"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    workers: list[int] = []
+
+    def running() -> bool:
+        workers[:] = _children(proc.pid)
+        return len(workers) >= 2
+
+    out, err = _interrupt_when(proc, running, signal.SIGTERM)
+    assert proc.returncode == 143, (out, err)
+    assert err.splitlines()[-1] == "dmabufsim: interrupted (SIGTERM)"
+    assert "verdict: inconclusive: no finding within budget (interrupted): random" in out
+    assert "explore " in out and "(jobs=2)" in out
+    _poll(lambda: not any(_alive(w) for w in workers), "the explorer's jobs to exit")
+
+
+def test_explore_on_ctrl_c_prints_the_partial_report(tmp_path: pathlib.Path) -> None:
+    started = tmp_path / "started"
+    scen = CLEAN.replace("def scenario(k: ds.Kernel) -> None:\n",
+                         f"def scenario(k: ds.Kernel) -> None:\n    open({str(started)!r}, 'w').close()\n")
+    proc = subprocess.Popen(
+        _cmd("explore", _scenario_file(tmp_path, scen), "--strategy", "random", "--budget", "100000000",
+             "--no-progress"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    out, err = _interrupt_when(proc, started.exists, signal.SIGINT)
+    assert proc.returncode == 130, (out, err)
+    assert err.splitlines()[-1] == "dmabufsim: interrupted (SIGINT)"
+    assert "verdict: inconclusive: no finding within budget (interrupted): random" in out

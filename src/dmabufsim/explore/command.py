@@ -6,7 +6,8 @@ finding with its (shrunk) replay token, a summary table per strategy, the
 coverage and the verdict. Exit codes: 0 exhausted (or only expected
 findings), 1 an unexpected finding (or an expected one missing after an
 exhausted search, or nondeterminism), 3 inconclusive: the budget ran out
-with nothing found -- never a pass.
+with nothing found -- never a pass. Interrupted (Ctrl-C, SIGTERM), it prints
+the partial report at once and exits 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -129,4 +130,7 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
         from rich.console import Console
 
         Console(file=sys.stdout, width=120).print(_table(report))
+    if report.reason == "interrupted":
+        sys.stdout.flush()
+        raise KeyboardInterrupt  # the partial report is out: the CLI exits 128 + the signal
     return report.exit_code

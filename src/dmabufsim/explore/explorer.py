@@ -458,6 +458,7 @@ def explore(
     lockdep_graph: bool = True,
     confirm_cycles: bool = True,
     confirm_budget: int = 50,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Report:
     """Explore the schedules of ``scenario`` and report (the catalog's entry point).
 
@@ -473,7 +474,8 @@ def explore(
     ``CHECKPOINT.jobJ-of-N``, and resumes with the same ``jobs``). ``lockdep_graph``: one lockdep graph
     per job across its executions (R7). ``confirm_cycles``: try to turn
     each lockdep cycle into a concrete deadlock (``guided.py``, R8).
-    Returns a :class:`Report`.
+    ``should_stop``: polled before every execution (one job only); True
+    interrupts the run as a Ctrl-C would (R10). Returns a :class:`Report`.
     """
     if budget < 1:
         raise UsageError(f"budget must be at least 1 execution, got {budget}")
@@ -506,15 +508,18 @@ def explore(
         run = run_job(
             scenario, phases, time_budget=time_budget, stop_on_first=stop_on_first, expected=exp,
             kernel_options=opts, coverage=coverage, progress=progress, checkpoint=checkpoint, state=state,
-            lockdep_graph=lockdep_graph, deadline=deadline,
+            lockdep_graph=lockdep_graph, deadline=deadline, should_stop=should_stop,
         )
     report = finish(run, phases, _scenario_name(scenario), name, exp, jobs, time.monotonic() - start)
     if run.reason == "interrupted":
         return report  # R10: report at once
-    post_process(report, scenario, opts, shrink_findings=shrink_findings, check_replay=check_replay,
-                 deadline=deadline)
-    if confirm_cycles:
-        confirm_findings(report, scenario, opts, budget=confirm_budget, seed=seed, deadline=deadline)
+    try:
+        post_process(report, scenario, opts, shrink_findings=shrink_findings, check_replay=check_replay,
+                     deadline=deadline)
+        if confirm_cycles:
+            confirm_findings(report, scenario, opts, budget=confirm_budget, seed=seed, deadline=deadline)
+    except KeyboardInterrupt:  # R10: what was checked so far stands; the rest is left as found
+        report.reason = "interrupted"
     return report
 
 

@@ -11,12 +11,14 @@ Rules:
   lowest execution index, so the set of findings (and their tokens) does not
   depend on which process was faster; executions and coverage add up; a
   systematic phase is exhausted only when every job exhausted its share.
-* R3 (Ctrl-C): the jobs ignore SIGINT; the parent, interrupted, sets a
-  stop event that every job polls before each execution, so each job ends
-  cleanly and returns what it has; the parent keeps collecting for a few
-  seconds, terminates a job that did not answer, and reports
-  ``interrupted``. (A SIGINT delivered to a job itself could land inside
-  a kthread or a queue operation and be lost or leave a lock held.)
+* R3 (Ctrl-C, SIGTERM): the jobs ignore SIGINT and SIGTERM (a terminal
+  or a service manager sends them to the whole process group); the
+  parent, interrupted, sets a stop event that every job polls before each
+  execution, so each job ends cleanly and returns what it has; the parent
+  keeps collecting for a few seconds, kills a job that did not answer,
+  and reports ``interrupted``. (A signal delivered to a job itself could
+  land inside a kthread or a queue operation and be lost or leave a lock
+  held.)
 * R4 (progress): each job sends its count every quarter second; the parent
   shows the sum (distinct findings: the largest job count until the merge).
 * R5 (checkpoints): each job saves its own run and strategy state to
@@ -93,6 +95,7 @@ def _child(
     parent: int,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # R3: the parent tells us through ``stop``
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     die_with_parent(parent)  # R6
     phases = plan(strategy, **pkw)
     ck = kw.pop("checkpoint", None)
@@ -234,11 +237,16 @@ def run_parallel(
             interrupted = True
             stop.set()
             timeout = INTERRUPT_GRACE
-    for p in procs:
-        p.join(timeout=1.0)
-        if p.is_alive():  # R3: a job that did not answer the stop event in time
-            p.terminate()
+    try:
+        for p in procs:
             p.join(timeout=1.0)
+    except KeyboardInterrupt:  # a second signal: no more waiting
+        interrupted = True
+    finally:
+        for p in procs:
+            if p.is_alive():  # R3: a job that did not answer the stop event in time (it ignores SIGTERM)
+                p.kill()
+                p.join(timeout=1.0)
     if errors:
         raise RuntimeError("explorer job(s) failed: " + "; ".join(errors))
     merged = merge([results[j] for j in sorted(results)])

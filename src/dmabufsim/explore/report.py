@@ -168,7 +168,8 @@ class Report:
         t = f"{self.elapsed:.2f} s"
         if self.verdict == "finding":
             kinds = ", ".join(sorted({f.kind for f in self.findings}))
-            return f"finding: {len(self.findings)} distinct ({kinds}) in {n}, {t}"
+            part = " (interrupted: partial, not replay-checked or shrunk)" if self.reason == "interrupted" else ""
+            return f"finding: {len(self.findings)} distinct ({kinds}) in {n}, {t}{part}"
         if self.verdict == "exhausted":
             return f"no finding, space exhausted: {self.strategy}, {self.bound}, {n}, exhausted ({t})"
         return f"inconclusive: no finding within budget ({self.reason}): {self.strategy}, {n}, {t}"

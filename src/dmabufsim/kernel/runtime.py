@@ -27,6 +27,9 @@ Rules:
 * R6 (robustness): an exception escaping a kthread is an ``exception``
   finding; more than ``max_steps`` scheduling points is a ``livelock``
   finding and ends the execution; a scenario bug is never a simulator crash.
+  A ``KeyboardInterrupt`` (the user's Ctrl-C, or SIGTERM in the CLI) is not
+  the scenario's: it ends the execution, which is torn down, and
+  :meth:`Kernel.run` raises it to its caller.
 * R7 (timer callbacks) run in the timer interrupt: they may wake threads and
   raise interrupts (:meth:`Kernel.raise_irq`), never block or take locks.
 * R8 (early timers, opt-in with ``Config.options["early_timers"]``): at a
@@ -261,6 +264,8 @@ class Kernel:
         #: watchdog asked for at the next scheduling point ("" while none).
         self.deadline = deadline
         self._halt = ""
+        #: R6: the user's interruption that escaped a kthread, raised by run() after teardown.
+        self._interrupt: KeyboardInterrupt | None = None
         self._dead = False
         self._in_timer = False
         #: _dead or _in_timer or _early_timers or _halt: point()'s one test for its rare cases.
@@ -950,10 +955,14 @@ class Kernel:
             t.result = t.fn(*t.args)
         except (ThreadKilled, GreenletExit):
             pass
-        except BaseException as exc:  # any escape is a finding (R6), Ctrl-C in teardown excepted
+        except KeyboardInterrupt as exc:  # R6: the user's, not the scenario's: end the execution
+            if self._dead:
+                raise  # in teardown: _teardown passes it on
+            self._interrupt = exc
+            if not self._stopping:
+                self._stopping = "interrupted"
+        except BaseException as exc:  # noqa: BLE001 - any other escape is a finding (R6)
             t.error = exc
-            if self._dead and isinstance(exc, KeyboardInterrupt):
-                raise  # the user's Ctrl-C while tearing down: _teardown passes it on
             if not self._dead:
                 tb = traceback.extract_tb(exc.__traceback__)
                 stack = tuple(
@@ -1021,6 +1030,8 @@ class Kernel:
                 pass  # R9: the watchdog stopped a timer callback running in the hub
             finally:
                 _watchdog.unwatch(self)
+            if self._interrupt is not None:
+                raise self._interrupt  # R6: after teardown (the finally below)
             if not self._stopping:
                 blocked = [t for t in self._threads if t.state is ThreadState.BLOCKED and not self._is_daemon(t)]
                 if blocked:

@@ -9,7 +9,10 @@ Exit codes of ``check``: 0 when every *modelled* row matched its expected
 verdict (pending rows, the claims not modelled yet, are counted and shown
 but do not fail the check unless ``--strict``); 1 when a verdict did not
 match (or, with ``--strict``, a claim is pending); 2 on bad input (an
-unknown claim id, an unreadable scenario directory), as one line on stderr.
+unknown claim id, an unreadable scenario directory), as one line on stderr;
+130 / 143 when SIGINT (Ctrl-C) / SIGTERM stopped it: the rows settled by
+then are printed with their verdicts, the others as ``interrupted`` with
+what was found so far (runner R4), and the summary says INTERRUPTED.
 
 Rules:
 
@@ -44,6 +47,7 @@ _STATUS_STYLE = {
     "error": "[bold red]✗ ERROR[/]",
     "pending": "[yellow]… pending[/]",
     "skipped": "[dim]skipped[/]",
+    "interrupted": "[bold yellow]⚠ interrupted[/]",
 }
 
 
@@ -158,7 +162,8 @@ def check_table(result: CheckResult) -> Table:
     for col in ("claim", "design", "expected", "found", "verdict", "first counterexample"):
         t.add_column(col, overflow="fold")
     for r in result.rows:
-        found = r.found_text if r.status in ("match", "mismatch") else r.why
+        found = r.found_text if r.status in ("match", "mismatch") or (r.status == "interrupted" and r.found_text) \
+            else r.why
         # Model text may hold brackets ("assertion [c1:stale-read]", lock chains): not rich markup.
         t.add_row(
             escape(r.row.claim),
@@ -187,6 +192,10 @@ def _summary(result: CheckResult) -> str:
         names = ", ".join(r.row.claim for r in result.pending)
         line += f"; {n['pending']} PENDING (not yet modelled: {names})"
         line += " -- pending claims fail only with --strict" if not result.strict else " -- fails with --strict"
+    if result.interrupted:
+        settled = sum(1 for r in result.rows if r.status != "interrupted")
+        line = (f"INTERRUPTED: {settled} of {len(result.rows)} rows settled, {n['interrupted']} interrupted "
+                f"(partial: what was found so far); " + line)
     return line
 
 
@@ -238,6 +247,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         for r in result.mismatches:
             _print_mismatch(out, r)
         print(_summary(result))
+    if result.interrupted:
+        sys.stdout.flush()
+        raise KeyboardInterrupt  # what was settled is out: the CLI exits 128 + the signal
     return EXIT_OK if result.ok else EXIT_MISMATCH
 
 
