@@ -95,11 +95,21 @@ def _forked_workers(parent: int, cmdline: bytes) -> list[int]:
     return out
 
 
-def test_explore_jobs_die_with_their_parent(tmp_path: pathlib.Path) -> None:
+#: The CLI with the parent-death signal unavailable (prctl fails with EINVAL): only the jobs' own check of
+#: their parent's pid before each execution remains, as on a system without PR_SET_PDEATHSIG.
+NO_PDEATHSIG = (
+    "import sys, dmabufsim.explore.parallel as p; p.PR_SET_PDEATHSIG = -1; "
+    "from dmabufsim.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("pdeathsig", [True, False], ids=["prctl", "parent-pid-check"])
+def test_explore_jobs_die_with_their_parent(tmp_path: pathlib.Path, pdeathsig: bool) -> None:
     ck = tmp_path / "ck.bin"
+    args = ("explore", _scenario_file(tmp_path), "--strategy", "random", "--budget", "100000000",
+            "--jobs", "2", "--no-progress", "--checkpoint", str(ck))
     proc = subprocess.Popen(
-        _cmd("explore", _scenario_file(tmp_path), "--strategy", "random", "--budget", "100000000",
-             "--jobs", "2", "--no-progress", "--checkpoint", str(ck)),
+        _cmd(*args) if pdeathsig else [sys.executable, "-c", NO_PDEATHSIG, *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     workers: list[int] = []
