@@ -25,7 +25,8 @@ Rules:
   count is its evidence). The first watched execution arms it; it stays
   armed across the executions of an exploration (one attribute store per
   execution), and a tick that finds no execution running twice disarms it
-  and puts the previous ``SIGALRM`` disposition back.
+  and puts the previous ``SIGALRM`` disposition back, as does the exit of
+  the interpreter (which would otherwise die of a late tick).
 * W3 (determinism): the handler only reads the machine until it fires, so
   an execution that does not lock up is identical with or without it. A
   soft lockup depends on the wall clock: the step it is reported at and
@@ -49,6 +50,7 @@ Rules:
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import threading
@@ -116,6 +118,16 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _at_exit() -> None:
+    # The interpreter restores SIGALRM's default action (terminate) while finalizing: a tick of an
+    # armed timer after that would kill the exiting process ("Alarm clock", status 142).
+    if _wd.armed:
+        _disarm()
+
+
+atexit.register(_at_exit)
 
 
 def tick_of(thresh: float) -> float:

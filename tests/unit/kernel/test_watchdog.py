@@ -223,3 +223,31 @@ def test_explore_time_is_a_hard_limit() -> None:
     # Before the limit was hard, this never returned: every execution spins and the watchdog is off.
     rep = explore(spinner, "random", budget=100, time_budget=0.2, kernel_options={"softlockup_thresh": 0})
     assert (rep.verdict, rep.reason, rep.executions, rep.exit_code) == ("inconclusive", "time budget", 0, 3)
+
+
+EXIT_WITH_A_TICK_DUE = """
+import signal, sys, time
+import dmabufsim as ds
+ds.Kernel(seed=0).run(lambda k: None)  # arms the watchdog; its next tick is up to a second away
+margin = float(sys.argv[1])
+while 0 < signal.getitimer(signal.ITIMER_REAL)[0] > margin:
+    pass  # exit just before the tick: it falls while the interpreter finalizes
+"""
+
+
+def test_a_tick_due_at_exit_does_not_kill_the_process() -> None:
+    # Finalizing restores SIGALRM's default action (terminate): the timer must be off by then.
+    import subprocess
+    import sys
+
+    codes = [subprocess.run([sys.executable, "-c", EXIT_WITH_A_TICK_DUE, str(m)], check=False).returncode
+             for m in (0.0005, 0.001, 0.002, 0.004, 0.008)]
+    assert codes == [0] * 5
+
+
+def test_at_exit_disarms() -> None:
+    ds.Kernel(seed=0).run(pingpong)
+    assert watchdog._wd.armed and signal.getsignal(signal.SIGALRM) is watchdog._on_alarm
+    watchdog._at_exit()
+    assert not watchdog._wd.armed and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
