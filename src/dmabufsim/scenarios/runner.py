@@ -226,28 +226,27 @@ def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
     asserts: set[str] = set()
     steps = 0
     opts = dict(row.kernel_options)
-    done = stop
-    for i in range(start, stop):
-        if _stop_requested():
-            done = i
-            break
-        try:
+    done = start  # executions whose findings are all counted
+    try:
+        for i in range(start, stop):
+            if _stop_requested():
+                break
             ex = Kernel(seed=i, **opts).run(row.scenario)
-        except KeyboardInterrupt:
-            done = i
-            break
-        steps += ex.steps
-        for f in ex.findings:
-            if f.kind not in firsts:
-                firsts[f.kind] = (i, f.to_json())
-            if f.is_error:
-                errors.add(f.kind)
-            if f.kind == "assertion":
-                asserts.add(f.signature)
-            if f.kind == "circular-locking":
-                c = chain_of(f)
-                if c and c not in chains and len(chains) < MAX_CHAINS:
-                    chains.append(c)
+            steps += ex.steps
+            for f in ex.findings:
+                if f.kind not in firsts:
+                    firsts[f.kind] = (i, f.to_json())
+                if f.is_error:
+                    errors.add(f.kind)
+                if f.kind == "assertion":
+                    asserts.add(f.signature)
+                if f.kind == "circular-locking":
+                    c = chain_of(f)
+                    if c and c not in chains and len(chains) < MAX_CHAINS:
+                        chains.append(c)
+            done = i + 1
+    except KeyboardInterrupt:  # R4: in an execution (Kernel.run passes it on) or between two
+        pass
     return ChunkResult(row.key, start, done, firsts, tuple(sorted(errors)), tuple(chains), steps,
                        asserts=tuple(sorted(asserts)), interrupted=done < stop)
 
