@@ -30,7 +30,8 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
         "explore",
         help="search the schedules of a scenario for bugs",
         description="Search the schedules of a scenario; every finding comes with a replay token. "
-        "Exit 0: exhausted or only expected findings; 1: unexpected finding; 3: inconclusive (budget ran out).",
+        "Exit 0: exhausted or only expected findings; 1: unexpected finding; 3: inconclusive (budget ran out); "
+        "130 / 143: interrupted by SIGINT / SIGTERM (the partial report is printed).",
     )
     e.add_argument("scenario", help="FILE.py:function (the function takes the Kernel)")
     e.add_argument("--strategy", choices=STRATEGIES, default="portfolio",

@@ -265,7 +265,9 @@ def add_parsers(sub: Any) -> None:
     c = sub.add_parser(
         "check",
         help="settle the claim catalog (exit 0 when every modelled verdict matches)",
-        description="Explore every catalog row (or the named claims) and compare with the expected verdicts.",
+        description="Explore every catalog row (or the named claims) and compare with the expected verdicts. "
+        "Exit 0: every modelled verdict matches; 1: a mismatch; 2: bad input; 130 / 143: interrupted by SIGINT / "
+        "SIGTERM (the settled rows are printed, the others marked interrupted).",
     )
     c.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (C11) or rows (C11/design); default all")
     c.add_argument("--jobs", "-j", type=int, default=2, help="worker processes (default 2)")
