@@ -216,10 +216,13 @@ def run_job(
             t0 = time.monotonic() - phase.elapsed
             # PCT R2: a calibration execution (job 0 counts it) fixes k for every job.
             if getattr(strat, "wants_calibration", False):
-                k = Kernel(strategy=Recorder(FirstStrategy(), cov), **opts)
+                k = Kernel(strategy=Recorder(FirstStrategy(), cov), deadline=deadline, **opts)
                 if cov is not None:
                     cov.attach(k)
                 ex = k.run(scenario)
+                if ex.outcome == "time-limit":  # R4: the time ran out in the calibration itself
+                    run.reason = "time budget"
+                    break
                 strat.calibrate(len(ex.choices))  # type: ignore[attr-defined]
                 phase.strategy = strat.describe()
                 if job == 0:

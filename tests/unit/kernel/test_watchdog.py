@@ -219,9 +219,11 @@ def test_explore_reports_a_soft_lockup_without_shrinking_or_replaying_it() -> No
     assert ef.token == ef.original_token and not rep.nondeterminism
 
 
-def test_explore_time_is_a_hard_limit() -> None:
-    # Before the limit was hard, this never returned: every execution spins and the watchdog is off.
-    rep = explore(spinner, "random", budget=100, time_budget=0.2, kernel_options={"softlockup_thresh": 0})
+@pytest.mark.parametrize("strategy", ["random", "pct", "dpor"])
+def test_explore_time_is_a_hard_limit(strategy: str) -> None:
+    # Before the limit was hard, this never returned: every execution spins and the watchdog is off
+    # (PCT's calibration execution included).
+    rep = explore(spinner, strategy, budget=100, time_budget=0.2, kernel_options={"softlockup_thresh": 0})
     assert (rep.verdict, rep.reason, rep.executions, rep.exit_code) == ("inconclusive", "time budget", 0, 3)
 
 
