@@ -12,6 +12,9 @@ clear line on stderr and exit code 2, checked before anything runs
 error or warning; 141 that the reader of stdout went away (``| head``); 4 an internal error of
 dmabufsim itself (a strategy that failed), printed as one line and never
 reported as a finding of the scenario.
+SIGINT (Ctrl-C) and SIGTERM are treated alike: a command stops promptly,
+prints what it settled (marked partial / interrupted) and exits with
+128 + the signal's number: 130 for SIGINT, 143 for SIGTERM.
 ``dmabufsim bench [NAME ...]`` runs the benchmarks of a source checkout's
 ``bench/`` directory (they are not installed with the package).
 """
@@ -22,8 +25,11 @@ import argparse
 import json
 import os
 import pathlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .cli_args import (
@@ -93,7 +99,8 @@ def _print_execution(ex: Execution, as_json: bool, label: str, replay: str) -> i
 def cmd_run(args: argparse.Namespace) -> int:
     # A catalog row (C11/noretry-fork) runs with the row's kernel options.
     spec = resolve_scenario(args.scenario, tuple(args.scenarios))
-    ex = Kernel(seed=args.seed, max_steps=args.max_steps, **spec.kernel_options).run(spec.scenario)
+    ex = Kernel(seed=args.seed, max_steps=args.max_steps, **{**spec.kernel_options, **watchdog_option(args)}).run(
+        spec.scenario)
     return _print_execution(ex, args.json, args.scenario, replay_command(
         ex.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps))
 
@@ -102,13 +109,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # A catalog row (B1/abba-mutexes, C18) replays with the row's kernel options.
     spec = resolve_scenario(args.scenario, tuple(args.scenarios))
     record = bool(args.trace or args.dot)
-    k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record, **spec.kernel_options)
+    k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record,
+               **{**spec.kernel_options, **watchdog_option(args)})
     classes = catalog_commands.watch_lock_classes(k) if args.dot else None
     ex = k.run(spec.scenario)
     catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k,
                                      classes=classes, all_classes=args.dot_all_classes)
     return _print_execution(ex, args.json, args.scenario, replay_command(
         ex.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps))
+
+
+def add_watchdog_option(p: argparse.ArgumentParser) -> None:
+    """``--watchdog SECONDS``: the soft-lockup threshold (``Config.softlockup_thresh``)."""
+    p.add_argument("--watchdog", type=float, default=None, metavar="SECONDS",
+                   help="report a soft lockup when a thread runs this long (wall clock) without a scheduling "
+                   "point (default 10; 0: off)")
+
+
+def watchdog_option(args: argparse.Namespace) -> dict[str, Any]:
+    """The Kernel option ``--watchdog`` asks for (none when not given: the default applies)."""
+    if args.watchdog is None:
+        return {}
+    if args.watchdog < 0:
+        raise CliError(f"--watchdog must be 0 (off) or a number of seconds, got {args.watchdog:g}")
+    return {"softlockup_thresh": args.watchdog}
 
 
 def bench_dir() -> pathlib.Path:
@@ -148,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scheduling points before the execution is reported as a livelock")
     r.add_argument("--json", action="store_true", help="print JSON instead of text")
     r.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
+    add_watchdog_option(r)
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser(
@@ -165,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --dot: also draw the classes lockdep was taught at boot (mmap_lock, dma_fence_map, "
                     "...) that the execution never took")
     rp.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
+    add_watchdog_option(rp)
     rp.set_defaults(func=cmd_replay)
     catalog_commands.add_parsers(sub)
     explore_command.add_parser(sub, resolve_scenario)
@@ -188,6 +214,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its one line (or the help, or the version)
         return int(exc.code or 0) if exc.code in (0, None) else EXIT_USAGE
+    received = [int(signal.SIGINT)]
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        # SIGTERM is handled like Ctrl-C: each command's KeyboardInterrupt path prints what it settled.
+        received[0] = signum
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    old_term = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
     try:
         check_values(args)
         rc = int(args.func(args))
@@ -203,8 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dmabufsim: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
     except KeyboardInterrupt:
-        print("dmabufsim: interrupted", file=sys.stderr)
-        return 130
+        name = signal.Signals(received[0]).name
+        print(f"dmabufsim: interrupted ({name})", file=sys.stderr)
+        return 128 + received[0]
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def _silence_stdout() -> None:

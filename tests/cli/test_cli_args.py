@@ -442,7 +442,8 @@ def test_explore_help_lists_the_finding_kinds(
     assert ("preemptions allowed per execution, at least 0 (default: dfs and dpor unbounded, icb up to 3, "
             "the portfolio's dpor phase 2; odpor is always unbounded)") in text
     assert "--jobs JOBS processes, at most 4 per CPU (default 1)" in text
-    assert "--time SECONDS wall-time budget in seconds (default: none)" in text
+    assert ("--time SECONDS wall-time budget in seconds, a hard limit: an execution still running then is "
+            "stopped (default: none)") in text
 
 
 def test_no_help_text_cites_rules(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,8 @@ finding with its (shrunk) replay token, a summary table per strategy, the
 coverage and the verdict. Exit codes: 0 exhausted (or only expected
 findings), 1 an unexpected finding (or an expected one missing after an
 exhausted search, or nondeterminism), 3 inconclusive: the budget ran out
-with nothing found -- never a pass; 4 an internal error (the CLI's, one line).
+with nothing found -- never a pass; 4 an internal error (the CLI's, one line); interrupted (Ctrl-C, SIGTERM),
+it prints the partial report at once and exits 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from ..kernel.errors import UsageError
 from ..kernel.findings import KINDS
 from .explorer import STRATEGIES, Report, explore
 
@@ -63,14 +65,16 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
         help="search the schedules of a scenario for bugs",
         description="Search the schedules of a scenario; every finding comes with a replay token. "
         "Exit 0: exhausted or only expected findings; 1: unexpected finding; 3: inconclusive (budget ran out); "
-        "4: internal error of dmabufsim (never a finding of the scenario).",
+        "4: internal error of dmabufsim (never a finding of the scenario); "
+        "130 / 143: interrupted by SIGINT / SIGTERM (the partial report is printed).",
     )
     e.add_argument("scenario", help=SCENARIO_HELP)
     e.add_argument("--strategy", choices=STRATEGIES, default="portfolio",
                    help="search strategy (default: portfolio = random burst, PCT, bounded DPOR)")
     e.add_argument("--budget", type=int, default=10_000, help="executions in all, shared by the --jobs (default 10000)")
     e.add_argument("--time", type=float, default=None, metavar="SECONDS",
-                   help="wall-time budget in seconds (default: none)")
+                   help="wall-time budget in seconds, a hard limit: an execution still running then is stopped "
+                   "(default: none)")
     e.add_argument("--max-steps", type=int, default=200_000,
                    help="scheduling points per execution before it is reported as a livelock")
     e.add_argument("--jobs", type=int, default=1, help=f"processes, at most {JOBS_PER_CPU} per CPU (default 1)")
@@ -96,6 +100,9 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
+    e.add_argument("--watchdog", type=float, default=None, metavar="SECONDS",
+                   help="report a soft lockup when a thread runs this long (wall clock) without a scheduling "
+                   "point (default 10; 0: off)")
     e.set_defaults(func=lambda args: cmd_explore(args, load_scenario))
 
 
@@ -121,6 +128,10 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
     kopts: dict[str, Any] = dict(resolved.kernel_options)
     if args.early_timers:
         kopts["options"] = {**dict(kopts.get("options") or {}), "early_timers": True}
+    if args.watchdog is not None:
+        if args.watchdog < 0:
+            raise UsageError(f"--watchdog must be 0 (off) or a number of seconds, got {args.watchdog:g}")
+        kopts["softlockup_thresh"] = args.watchdog
     if args.audit:
         from .audit import audit
 
@@ -165,4 +176,7 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
         from rich.console import Console
 
         Console(file=sys.stdout, width=120).print(_table(report))
+    if report.reason == "interrupted":
+        sys.stdout.flush()
+        raise KeyboardInterrupt  # the partial report is out: the CLI exits 128 + the signal
     return report.exit_code

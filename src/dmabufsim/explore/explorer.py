@@ -24,7 +24,11 @@ Rules:
   was exhausted) or leaves it inconclusive.
 * R4 (budgets): ``budget`` executions, ``time_budget`` seconds of wall time,
   ``max_steps`` scheduling points per execution (more is a ``livelock``
-  finding). Wall time is the explorer's, never the model's.
+  finding). Wall time is the explorer's, never the model's. ``time_budget``
+  is a hard limit: an execution still running at the deadline is stopped
+  (runtime R9, watchdog W4) and dropped, and the replay checks, shrinking
+  and confirmations that would start after it are skipped (the findings
+  keep their unshrunk tokens).
 * R5 (replay check): every finding's token is replayed once; a replay that
   does not reproduce the trace digest is reported as uncontrolled
   nondeterminism in the scenario, with the first choice where it diverged.
@@ -47,6 +51,11 @@ Rules:
   with one line (a ``UsageError``) -- never a silent fresh start, and never
   the checkpoint's strategy in place of the requested one. The budget is
   not part of it: a resumed run may go further.
+* R10 (soft lockup): a ``soft-lockup`` finding (watchdog W1) depends on the
+  wall clock: it is neither replay-checked (R5) nor shrunk; its token
+  replays the schedule up to the stuck thread.
+* R11 (interruption): an interrupted run (Ctrl-C, SIGTERM) skips the replay
+  checks, shrinking and confirmations: it reports at once what it holds.
 """
 
 from __future__ import annotations
@@ -218,10 +227,13 @@ def run_job(
             t0 = time.monotonic() - phase.elapsed
             # PCT R2: a calibration execution (job 0 counts it) fixes k for every job.
             if getattr(strat, "wants_calibration", False):
-                k = Kernel(strategy=Recorder(FirstStrategy(), cov), **opts)
+                k = Kernel(strategy=Recorder(FirstStrategy(), cov), deadline=deadline, **opts)
                 if cov is not None:
                     cov.attach(k)
                 ex = k.run(scenario)
+                if ex.outcome == "time-limit":  # R4: the time ran out in the calibration itself
+                    run.reason = "time budget"
+                    break
                 strat.calibrate(len(ex.choices))  # type: ignore[attr-defined]
                 phase.strategy = strat.describe()
                 if job == 0:
@@ -244,7 +256,7 @@ def run_job(
                     strat.complete = True
                     break
                 # the Recorder only counts preemptions for coverage: skip the wrapper without it
-                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, **opts)
+                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, deadline=deadline, **opts)
                 k.known_findings = known  # R2: a finding already held needs no text (Kernel.wants_text)
                 strat.attach(k)
                 if cov is not None:
@@ -252,6 +264,9 @@ def run_job(
                 ex = k.run(scenario)
                 if _interrupted(ex):
                     raise KeyboardInterrupt
+                if ex.outcome == "time-limit":  # R4: stopped at the deadline; it counts for nothing
+                    run.reason = "time budget"
+                    break
                 if strat.error:
                     run.nondeterminism.append(strat.error)
                     run.reason = "nondeterministic scenario"
@@ -536,6 +551,7 @@ def explore(
     lockdep_graph: bool = True,
     confirm_cycles: bool = True,
     confirm_budget: int = 50,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Report:
     """Explore the schedules of ``scenario`` and report (the catalog's entry point).
 
@@ -551,7 +567,8 @@ def explore(
     ``CHECKPOINT.jobJ-of-N``, and resumes with the same ``jobs``). ``lockdep_graph``: one lockdep graph
     per job across its executions (R7). ``confirm_cycles``: try to turn
     each lockdep cycle into a concrete deadlock (``guided.py``, R8).
-    Returns a :class:`Report`.
+    ``should_stop``: polled before every execution (one job only); True
+    interrupts the run as a Ctrl-C would (R11). Returns a :class:`Report`.
     """
     if budget < 1:
         raise UsageError(f"budget must be at least 1 execution, got {budget}")
@@ -564,6 +581,7 @@ def explore(
     if resume and not checkpoint:
         raise UsageError("resume needs the checkpoint file to resume (--checkpoint FILE)")
     identity: dict[str, Any] = {}
+    deadline = None if time_budget is None else start + time_budget  # R4: a hard limit
     if checkpoint:
         folder = os.path.dirname(os.path.abspath(checkpoint))
         if not os.path.isdir(folder):
@@ -587,7 +605,7 @@ def explore(
             scenario, strategy, budget=budget, jobs=jobs, seed=seed, depth=depth,
             preemption_bound=preemption_bound, time_budget=time_budget, stop_on_first=stop_on_first,
             expected=exp, kernel_options=opts, coverage=coverage, progress=progress, lockdep_graph=lockdep_graph,
-            checkpoint=checkpoint, resume=resume, identity=identity,
+            checkpoint=checkpoint, resume=resume, identity=identity, deadline=deadline,
         )
         phases = phase_descr
     else:
@@ -598,19 +616,31 @@ def explore(
         run = run_job(
             scenario, phases, time_budget=time_budget, stop_on_first=stop_on_first, expected=exp,
             kernel_options=opts, coverage=coverage, progress=progress, checkpoint=checkpoint, state=state,
-            lockdep_graph=lockdep_graph, identity=identity,
+            lockdep_graph=lockdep_graph, identity=identity, deadline=deadline, should_stop=should_stop,
         )
     report = finish(run, phases, _scenario_name(scenario), name, exp, jobs, time.monotonic() - start)
-    post_process(report, scenario, opts, shrink_findings=shrink_findings, check_replay=check_replay)
-    if confirm_cycles:
-        confirm_findings(report, scenario, opts, budget=confirm_budget, seed=seed)
+    if run.reason == "interrupted":
+        return report  # R11: report at once
+    try:
+        post_process(report, scenario, opts, shrink_findings=shrink_findings, check_replay=check_replay,
+                     deadline=deadline)
+        if confirm_cycles:
+            confirm_findings(report, scenario, opts, budget=confirm_budget, seed=seed, deadline=deadline)
+    except KeyboardInterrupt:  # R11: what was checked so far stands; the rest is left as found
+        report.reason = "interrupted"
     return report
 
 
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def confirm_findings(
-    report: Report, scenario: Callable[..., Any], opts: dict[str, Any], *, budget: int, seed: int
+    report: Report, scenario: Callable[..., Any], opts: dict[str, Any], *, budget: int, seed: int,
+    deadline: float | None = None,
 ) -> None:
-    """R8: a lockdep-guided confirmation for each circular-locking finding with a chain."""
+    """R8: a lockdep-guided confirmation for each circular-locking finding with a chain
+    (none started past ``deadline``; one the deadline cut short is dropped, R4)."""
     from .guided import confirm
 
     for ef in report.findings:
@@ -618,7 +648,11 @@ def confirm_findings(
             continue
         if ef.finding.title.startswith(("WARNING: HARDIRQ", "WARNING: possible irq")):
             continue  # irq inversions need an interrupt at the right time, not a lock order
-        ef.confirmation = confirm(scenario, ef.finding, budget=budget, seed=seed, kernel_options=opts)
+        if _past(deadline):
+            return
+        c = confirm(scenario, ef.finding, budget=budget, seed=seed, kernel_options={**opts, "deadline": deadline})
+        if c.confirmed or not _past(deadline):
+            ef.confirmation = c
 
 
 def finish(
@@ -676,13 +710,20 @@ def post_process(
     *,
     shrink_findings: bool = True,
     check_replay: bool = True,
+    deadline: float | None = None,
 ) -> None:
-    """Replay-check (R5) and shrink each finding's schedule."""
+    """Replay-check (R5) and shrink each finding's schedule (not a soft lockup's, R10; nothing
+    past ``deadline``, R4: a replay the deadline stopped proves nothing either way)."""
+    timed = {**opts, "deadline": deadline} if deadline is not None else opts
     for ef in report.findings:
+        if ef.kind == "soft-lockup" or _past(deadline):
+            continue
         if check_replay:
             from ..kernel.token import decode
 
-            r = replay(scenario, decode(ef.original_token), **opts)
+            r = replay(scenario, decode(ef.original_token), **timed)
+            if r.execution.outcome == "time-limit":
+                continue
             if r.execution.trace_digest != ef.trace_digest or r.diverged_at is not None:
                 ef.replay_ok = False
                 ef.diverged_at = r.diverged_at
@@ -698,7 +739,7 @@ def post_process(
         if shrink_findings:
             from ..kernel.token import decode
 
-            res = shrink(scenario, decode(ef.original_token), ef.signature, **opts)
+            res = shrink(scenario, decode(ef.original_token), ef.signature, **timed)
             if res.shrunk:
                 ef.token = res.token
                 ef.shrunk = True

@@ -11,12 +11,14 @@ Rules:
   lowest execution index, so the set of findings (and their tokens) does not
   depend on which process was faster; executions and coverage add up; a
   systematic phase is exhausted only when every job exhausted its share.
-* R3 (Ctrl-C): the jobs ignore SIGINT; the parent, interrupted, sets a
-  stop event that every job polls before each execution, so each job ends
-  cleanly and returns what it has; the parent keeps collecting for a few
-  seconds, terminates a job that did not answer, and reports
-  ``interrupted``. (A SIGINT delivered to a job itself could land inside
-  a kthread or a queue operation and be lost or leave a lock held.)
+* R3 (Ctrl-C, SIGTERM): the jobs ignore SIGINT and SIGTERM (a terminal
+  or a service manager sends them to the whole process group); the
+  parent, interrupted, sets a stop event that every job polls before each
+  execution, so each job ends cleanly and returns what it has; the parent
+  keeps collecting for a few seconds, kills a job that did not answer,
+  and reports ``interrupted``. (A signal delivered to a job itself could
+  land inside a kthread or a queue operation and be lost or leave a lock
+  held.)
 * R4 (progress): each job sends its count every quarter second; the parent
   shows the sum (distinct findings: the largest job count until the merge).
 * R5 (checkpoints): each job saves its own run and strategy state to
@@ -36,6 +38,11 @@ Rules:
   dealt again (the plans made by name have their systematic phase last).
   A job waiting to hear whether it gets another round exits when its
   parent is gone.
+* R7 (orphans): a job dies with its parent. On Linux it asks for
+  ``SIGKILL`` at its parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere,
+  it checks before each execution that its parent is still the process that
+  forked it, and exits at once if not (a checkpoint is only ever written
+  whole, by rename, so a job killed between two saves leaves the last one).
 
 Processes are forked (the scenario function need not be importable by
 name); greenlets are never alive in the parent at fork time.
@@ -43,10 +50,12 @@ name); greenlets are never alive in the parent at fork time.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import queue
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -60,6 +69,32 @@ from .explorer import PhaseResult, Progress, _Run, _share, job_checkpoint, load_
 INTERRUPT_GRACE = 5.0
 #: Seconds between two progress messages of a job.
 PROGRESS_EVERY = 0.25
+#: ``PR_SET_PDEATHSIG`` of ``<linux/prctl.h>``.
+PR_SET_PDEATHSIG = 1
+#: Exit status of a job that found itself orphaned (R6).
+EXIT_ORPHANED = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this process die when ``parent`` (the process that started it) does (R6).
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, then a check that the parent
+    did not die before the request (the signal would never come). Elsewhere
+    only the liveness check of :func:`orphaned` applies.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the liveness check remains
+            pass
+    if orphaned(parent):
+        os._exit(EXIT_ORPHANED)
+
+
+def orphaned(parent: int) -> bool:
+    """True when ``parent`` is no longer this process's parent (it died: we were re-parented)."""
+    return os.getppid() != parent
 
 
 def job_plan(
@@ -93,9 +128,12 @@ def _child(
     pkw: dict[str, Any],
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # R3: the parent tells us through ``stop``
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die_with_parent(parent)  # R7
     phases = job_plan(strategy, job, jobs, **pkw)
     budget = kw.pop("time_budget", None)
-    kw["deadline"] = None if budget is None else time.monotonic() + budget  # one deadline for every round
+    if kw.get("deadline") is None:
+        kw["deadline"] = None if budget is None else time.monotonic() + budget  # one deadline for every round
     ck = kw.pop("checkpoint", None)
     resume = kw.pop("resume", False)
     if ck:  # R5: this job's own file
@@ -110,9 +148,14 @@ def _child(
             last[0] = elapsed
             q.put((job, ("progress", n, found, name), ""))
 
+    def should_stop() -> bool:
+        if orphaned(parent):  # R7: nobody will read our result; leave the last checkpoint as it is
+            os._exit(EXIT_ORPHANED)
+        return bool(stop.is_set())
+
     while True:
         try:
-            run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=stop.is_set,
+            run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=should_stop,
                           **kw)
         except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
             q.put((job, None, str(exc) if isinstance(exc, SimulatorError) else f"{type(exc).__name__}: {exc}"))
@@ -217,6 +260,7 @@ def run_parallel(
     checkpoint: str | None = None,
     resume: bool = False,
     identity: dict[str, Any] | None = None,
+    deadline: float | None = None,
 ) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
     """Run ``jobs`` processes and merge their results (R1-R3)."""
     ctx = mp.get_context("fork")
@@ -227,6 +271,7 @@ def run_parallel(
         "time_budget": time_budget, "stop_on_first": stop_on_first, "expected": expected,
         "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
         "checkpoint": checkpoint, "resume": resume, "identity": identity or {},
+        "deadline": deadline,
     }
     cmds = [ctx.Queue() for _ in range(jobs)]
     me = os.getpid()
@@ -287,11 +332,16 @@ def run_parallel(
             timeout = INTERRUPT_GRACE
     for c in cmds:
         c.put(("done",))
-    for p in procs:
-        p.join(timeout=1.0)
-        if p.is_alive():  # R3: a job that did not answer the stop event in time
-            p.terminate()
+    try:
+        for p in procs:
             p.join(timeout=1.0)
+    except KeyboardInterrupt:  # a second signal: no more waiting
+        interrupted = True
+    finally:
+        for p in procs:
+            if p.is_alive():  # R3: a job that did not answer the stop event in time (it ignores SIGTERM)
+                p.kill()
+                p.join(timeout=1.0)
     if errors:  # an internal error (kernel R6) or a crash of a job: never a finding of the scenario
         raise SimulatorError("; ".join(dict.fromkeys(m for _, m in sorted(errors))))  # each distinct one, by job
     merged = merge([results[j] for j in sorted(results)])

@@ -195,7 +195,8 @@ class Report:
         t = f"{self.elapsed:.2f} s"
         if self.verdict == "finding":
             kinds = ", ".join(sorted({f.kind for f in self.findings}))
-            return f"finding: {len(self.findings)} distinct ({kinds}) in {n}, {t}"
+            part = " (interrupted: partial, not replay-checked or shrunk)" if self.reason == "interrupted" else ""
+            return f"finding: {len(self.findings)} distinct ({kinds}) in {n}, {t}{part}"
         if self.verdict == "exhausted":
             who = f"{self.exhausted_by} phase of {self.strategy}" if self.exhausted_by else self.strategy
             return f"no finding, space exhausted: {who}, {self.bound}, {n}, exhausted ({t})"

@@ -37,6 +37,11 @@ class Config:
     prime_lockdep: bool = True
     #: End the execution at the first finding of severity error.
     stop_on_first: bool = False
+    #: Seconds of wall time a kthread may run without reaching a scheduling point
+    #: before the watchdog reports a ``soft-lockup`` and stops it (runtime R9,
+    #: ``watchdog.py``); 0 turns the watchdog off. Only an execution that hits it
+    #: depends on it (the kernel's detector fires after 2 * watchdog_thresh = 20 s).
+    softlockup_thresh: float = 10.0
     #: Extension options by name (rooms above the kernel read their own).
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -62,8 +67,10 @@ class ThreadSummary(NamedTuple):
 class Execution:
     """The result of one run: findings, replay token, digest, steps, time.
 
-    ``outcome`` is ``completed``, ``deadlock``, ``livelock`` or ``stopped``
-    (ended at the first finding on request). ``diverged_at`` is set when a
+    ``outcome`` is ``completed``, ``deadlock``, ``livelock``, ``stopped``
+    (ended at the first finding on request), ``soft-lockup`` (a thread
+    reached no scheduling point in time) or ``time-limit`` (stopped at the
+    caller's wall-clock deadline, runtime R9). ``diverged_at`` is set when a
     replay did not follow its token (uncontrolled nondeterminism).
     ``scenario_id`` is the short id of the scenario run (kernel.identity
     R3), which the token carries; ``notes`` what a replay has to say about

@@ -34,6 +34,8 @@ KINDS: dict[str, str] = {
     "leak": "warning",
     "exception": "error",
     "livelock": "error",
+    # A kthread that reached no scheduling point within the watchdog's threshold (wall clock).
+    "soft-lockup": "error",
     "assertion": "error",
     # Userspace-visible incoherence (claim C12): allowed, reported as info.
     "user-incoherence": "info",

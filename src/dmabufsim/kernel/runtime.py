@@ -36,6 +36,9 @@ Rules:
   raises it as a ``SimulatorError`` ("internal error in strategy ..."), or
   as raised when it is the strategy's ``UsageError`` refusing the
   scenario -- never an ``exception`` finding.
+  A ``KeyboardInterrupt`` (the user's Ctrl-C, or SIGTERM in the CLI) is not
+  the scenario's: it ends the execution, which is torn down, and
+  :meth:`Kernel.run` raises it to its caller.
 * R7 (timer callbacks) run in the timer interrupt: they may wake threads and
   raise interrupts (:meth:`Kernel.raise_irq`), never block or take locks.
 * R8 (early timers, opt-in with ``Config.options["early_timers"]``): at a
@@ -44,6 +47,11 @@ Rules:
   work then took that long, and device completions, their interrupts and
   timeouts become part of the schedule the explorer searches. Off, nothing
   changes (R3).
+* R9 (watchdog, ``watchdog.py``): a thread that reaches no scheduling
+  point for ``softlockup_thresh`` seconds of wall time is a ``soft-lockup``
+  finding and ends the execution; past ``deadline`` the execution ends at
+  its next scheduling point (outcome ``time-limit``). Neither changes an
+  execution that does not hit it (R1).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from typing import Any
 from greenlet import GreenletExit, greenlet
 
 from . import token as _token
+from . import watchdog as _watchdog
 from .choices import COMPACT_AT, ChoiceLog, token_of
 from .errors import DmabufsimError, NotRunningError, ReplayError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
@@ -69,6 +78,7 @@ from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
 from .timer import Timer
 from .trace import _DETX, _OPX, LockMark, Trace, detail_word, op_word
+from .watchdog import WatchdogStop
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
 MAX_SCHEDULE_TIMEOUT = None
@@ -238,6 +248,9 @@ class Kernel:
     kthread under a seeded random schedule and returns an
     :class:`Execution`. ``Kernel(replay=token)`` rebuilds the identical
     execution; ``Kernel(strategy=...)`` takes any :class:`Strategy`.
+    ``deadline``: a ``time.monotonic()`` value past which the execution
+    stops at its next scheduling point, outcome ``time-limit`` (R9; the
+    explorer's wall-time budget; never part of the model).
     """
 
     def __init__(
@@ -247,6 +260,7 @@ class Kernel:
         strategy: Strategy | None = None,
         replay: str | None = None,
         config: Config | None = None,
+        deadline: float | None = None,
         **overrides: Any,
     ) -> None:
         if replay is not None and strategy is not None:
@@ -323,9 +337,15 @@ class Kernel:
         #: R8: the strategy may fire the next timer at a scheduling point.
         self._early_timers = bool(cfg.options.get("early_timers"))
         self._stopping = ""
+        #: R9: wall-clock end of the execution (the watchdog reads it), and the outcome the
+        #: watchdog asked for at the next scheduling point ("" while none).
+        self.deadline = deadline
+        self._halt = ""
+        #: R6: the user's interruption that escaped a kthread, raised by run() after teardown.
+        self._interrupt: KeyboardInterrupt | None = None
         self._dead = False
         self._in_timer = False
-        #: _dead or _in_timer or _early_timers: point()'s one test for its rare cases.
+        #: _dead or _in_timer or _early_timers or _halt: point()'s one test for its rare cases.
         self._unusual = self._early_timers
         self._ran = False
         self._summaries: tuple[ThreadSummary, ...] = ()
@@ -445,13 +465,15 @@ class Kernel:
         callers (a lock's own operations); it never changes the event.
         """
         t = self._current
-        if self._unusual:  # dead, in a timer callback, or early timers on
+        if self._unusual:  # dead, in a timer callback, early timers on, or halted (R9)
             if self._dead:
                 return
             if self._in_timer:
                 raise SimulatorError(f"scheduling point {op!r} inside a timer callback (runtime R7)")
+            if self._halt:
+                self._stop(self._halt)
             assert t is not None
-            if self._timers and not t.in_irq:
+            if self._early_timers and self._timers and not t.in_irq:
                 self._maybe_early_timer(t)
         assert t is not None
         run = self._runnable
@@ -767,7 +789,7 @@ class Kernel:
                 tm.fn(*tm.args)
             finally:
                 self._in_timer = False
-                self._unusual = self._dead or self._early_timers
+                self._unusual = self._dead or self._early_timers or bool(self._halt)
         return True
 
     # ------------------------------------------------------------------ time
@@ -953,6 +975,12 @@ class Kernel:
             self._stop("stopped")
         return f
 
+    def halt(self, outcome: str) -> None:
+        """End the execution at its next scheduling point with ``outcome`` (R9: the watchdog's
+        wall-time limit; safe from a signal handler: it only sets flags)."""
+        self._halt = outcome
+        self._unusual = True
+
     def _stop(self, outcome: str) -> None:
         """End the execution now (from a thread or the hub)."""
         self._stopping = outcome
@@ -1028,10 +1056,14 @@ class Kernel:
             t.result = t.fn(*t.args)
         except (ThreadKilled, GreenletExit):
             pass
-        except BaseException as exc:  # any escape is a finding (R6), Ctrl-C in teardown excepted
+        except KeyboardInterrupt as exc:  # R6: the user's, not the scenario's: end the execution
+            if self._dead:
+                raise  # in teardown: _teardown passes it on
+            self._interrupt = exc
+            if not self._stopping:
+                self._stopping = "interrupted"
+        except BaseException as exc:  # noqa: BLE001 - any other escape is a finding (R6)
             t.error = exc
-            if self._dead and isinstance(exc, KeyboardInterrupt):
-                raise  # the user's Ctrl-C while tearing down: _teardown passes it on
             if not self._dead and isinstance(exc, Exception) and _raised_by_strategy(exc):
                 # R6: the strategy's own failure is no bug of the scenario: stop, and run() raises it
                 self._internal = exc
@@ -1100,13 +1132,20 @@ class Kernel:
             for _, setup in _EXTENSIONS:
                 setup(self)
             self._current = None
+            _watchdog.watch(self)
             try:
                 self._hub_loop()
+            except WatchdogStop:
+                pass  # R9: the watchdog stopped a timer callback running in the hub
             except Exception as exc:  # a strategy called from the hub (R6)
                 if not _raised_by_strategy(exc) or (isinstance(exc, DmabufsimError) and
                                                     not isinstance(exc, _StrategyFault)):
                     raise
                 raise _internal_error(self.strategy, exc) from exc
+            finally:
+                _watchdog.unwatch(self)
+            if self._interrupt is not None:
+                raise self._interrupt  # R6: after teardown (the finally below)
             if not self._stopping:
                 blocked = [t for t in self._threads if t.state is ThreadState.BLOCKED and not self._is_daemon(t)]
                 if blocked:

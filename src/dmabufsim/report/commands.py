@@ -10,7 +10,10 @@ Exit codes of ``check``: 0 when every *modelled* row matched its expected
 verdict (pending rows, the claims not modelled yet, are counted and shown
 but do not fail the check unless ``--strict``); 1 when a verdict did not
 match (or, with ``--strict``, a claim is pending); 2 on bad input (an
-unknown claim id, an unreadable scenario directory), as one line on stderr.
+unknown claim id, an unreadable scenario directory), as one line on stderr;
+130 / 143 when SIGINT (Ctrl-C) / SIGTERM stopped it: the rows settled by
+then are printed with their verdicts, the others as ``interrupted`` with
+what was found so far (runner R4), and the summary says INTERRUPTED.
 
 Rules:
 
@@ -54,6 +57,7 @@ _STATUS_STYLE = {
     "error": "[bold red]✗ ERROR[/]",
     "pending": "[yellow]… pending[/]",
     "skipped": "[dim]skipped[/]",
+    "interrupted": "[bold yellow]⚠ interrupted[/]",
 }
 
 
@@ -209,7 +213,8 @@ def check_table(result: CheckResult, width: int = PIPE_WIDTH) -> Table:
         t.add_column("found", overflow="fold")  # words wrap whole; fold only a word wider than the terminal
         for (ref, key, status, found), r, exp in zip(cells, result.rows, expected, strict=True):
             if full:
-                found = r.found_text if r.status in ("match", "mismatch") else r.why
+                found = r.found_text if r.status in ("match", "mismatch") or (
+                    r.status == "interrupted" and r.found_text) else r.why
                 t.add_row(ref, escape(key), escape(exp), status, escape(found))
             else:
                 t.add_row(ref, escape(key), status, escape(found))
@@ -228,6 +233,8 @@ def _found_cell(r: RowResult) -> str:
     if r.status == "mismatch":
         exp = r.row.expected.describe() if r.row.expected else "—"
         return f"expected {exp}; found {r.found_text}"
+    if r.status == "interrupted" and r.found_text:
+        return r.found_text
     return r.why
 
 
@@ -265,6 +272,10 @@ def _summary(result: CheckResult) -> str:
         names = ", ".join(r.row.claim for r in result.pending)
         line += f"; {n['pending']} PENDING (not yet modelled: {names})"
         line += " -- pending claims fail only with --strict" if not result.strict else " -- fails with --strict"
+    if result.interrupted:
+        settled = sum(1 for r in result.rows if r.status != "interrupted")
+        line = (f"INTERRUPTED: {settled} of {len(result.rows)} rows settled, {n['interrupted']} interrupted "
+                f"(partial: what was found so far); " + line)
     return line
 
 
@@ -323,6 +334,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         for r in result.mismatches:
             _print_mismatch(r, dirs)
         print(_summary(result))
+    if result.interrupted:
+        sys.stdout.flush()
+        raise KeyboardInterrupt  # what was settled is out: the CLI exits 128 + the signal
     return EXIT_OK if result.ok else EXIT_MISMATCH
 
 
@@ -338,7 +352,9 @@ def add_parsers(sub: Any) -> None:
     c = sub.add_parser(
         "check",
         help="settle the claim catalog (exit 0 when every modelled verdict matches)",
-        description="Explore every catalog row (or the named claims) and compare with the expected verdicts.",
+        description="Explore every catalog row (or the named claims) and compare with the expected verdicts. "
+        "Exit 0: every modelled verdict matches; 1: a mismatch; 2: bad input; 130 / 143: interrupted by SIGINT / "
+        "SIGTERM (the settled rows are printed, the others marked interrupted).",
     )
     c.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (C11) or rows (C11/design); default all")
     c.add_argument("--jobs", "-j", type=int, default=2, help="worker processes (default 2)")

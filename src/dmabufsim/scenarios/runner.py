@@ -31,6 +31,14 @@ Rules:
   never a pass; ``strict`` makes pending rows fail the check.
 * R3: a scenario that crashes the simulator itself (not a finding) is a
   ``error`` row with the message, not a crash of the command.
+* R4 (interruption): on Ctrl-C or SIGTERM (a ``KeyboardInterrupt`` in the
+  caller) the workers, which ignore both signals, are told through a stop
+  event they poll before every execution; the caller collects what they
+  return for a few seconds, kills the rest (and every worker dies with its
+  parent: ``PR_SET_PDEATHSIG``). Rows whose work all finished keep their
+  verdicts; the others are ``interrupted`` rows with what was found so far
+  (a partial verdict, never a match); :attr:`CheckResult.interrupted` is
+  set and the result is not ``ok``.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -55,6 +64,8 @@ CHUNKS_PER_JOB = 2
 MAX_CHAINS = 8
 #: The strategy name of the runner's own seed loop (execution i = random seed i).
 SEEDS = "seeds"
+#: Seconds the caller keeps collecting work items after an interruption (R4).
+INTERRUPT_GRACE = 5.0
 
 
 def chain_of(f: Finding | Mapping[str, Any]) -> tuple[str, ...]:
@@ -102,6 +113,8 @@ class ChunkResult:
     elapsed: float = 0.0
     #: Signatures of the ``assertion`` findings seen (the scenario's own checks, catalog R7).
     asserts: tuple[str, ...] = ()
+    #: Stopped early by an interruption (R4): ``stop`` is where it got to.
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,7 +122,7 @@ class RowResult:
     """The verdict of one catalog row."""
 
     row: ClaimScenario
-    #: "match", "mismatch", "pending", "skipped" or "error".
+    #: "match", "mismatch", "pending", "skipped", "error" or "interrupted" (a partial verdict, R4).
     status: str
     found: Found | None = None
     found_text: str = ""
@@ -181,8 +194,31 @@ def _catalog(extra_dirs: tuple[str, ...]) -> Catalog:
     return cat
 
 
+#: The stop event of this worker process (R4), set by :func:`_init_worker`.
+_STOP: Any = None
+
+
+def _stop_requested() -> bool:
+    return _STOP is not None and bool(_STOP.is_set())
+
+
+def _init_worker(stop: Any, parent: int) -> None:
+    """Worker start-up (R4): ignore SIGINT / SIGTERM (the caller tells us through ``stop``), die with the parent."""
+    from ..explore.parallel import die_with_parent
+
+    global _STOP
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die_with_parent(parent)
+    _STOP = stop
+
+
 def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
-    """Run executions ``start .. stop-1`` of ``row`` (execution i: random seed i)."""
+    """Run executions ``start .. stop-1`` of ``row`` (execution i: random seed i).
+
+    Interrupted (R4: the stop event, or a ``KeyboardInterrupt`` in this
+    process), it returns the executions done so far, marked ``interrupted``.
+    """
     assert row.scenario is not None
     firsts: dict[str, tuple[int, dict[str, Any]]] = {}
     errors: set[str] = set()
@@ -190,22 +226,29 @@ def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
     asserts: set[str] = set()
     steps = 0
     opts = dict(row.kernel_options)
-    for i in range(start, stop):
-        ex = Kernel(seed=i, **opts).run(row.scenario)
-        steps += ex.steps
-        for f in ex.findings:
-            if f.kind not in firsts:
-                firsts[f.kind] = (i, f.to_json())
-            if f.is_error:
-                errors.add(f.kind)
-            if f.kind == "assertion":
-                asserts.add(f.signature)
-            if f.kind == "circular-locking":
-                c = chain_of(f)
-                if c and c not in chains and len(chains) < MAX_CHAINS:
-                    chains.append(c)
-    return ChunkResult(row.key, start, stop, firsts, tuple(sorted(errors)), tuple(chains), steps,
-                       asserts=tuple(sorted(asserts)))
+    done = start  # executions whose findings are all counted
+    try:
+        for i in range(start, stop):
+            if _stop_requested():
+                break
+            ex = Kernel(seed=i, **opts).run(row.scenario)
+            steps += ex.steps
+            for f in ex.findings:
+                if f.kind not in firsts:
+                    firsts[f.kind] = (i, f.to_json())
+                if f.is_error:
+                    errors.add(f.kind)
+                if f.kind == "assertion":
+                    asserts.add(f.signature)
+                if f.kind == "circular-locking":
+                    c = chain_of(f)
+                    if c and c not in chains and len(chains) < MAX_CHAINS:
+                        chains.append(c)
+            done = i + 1
+    except KeyboardInterrupt:  # R4: in an execution (Kernel.run passes it on) or between two
+        pass
+    return ChunkResult(row.key, start, done, firsts, tuple(sorted(errors)), tuple(chains), steps,
+                       asserts=tuple(sorted(asserts)), interrupted=done < stop)
 
 
 def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkResult:
@@ -231,6 +274,7 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
         kernel_options=dict(row.kernel_options),
         coverage=False,
         shrink_findings=shrink,
+        should_stop=_stop_requested,
     )
     firsts: dict[str, tuple[int, dict[str, Any]]] = {}
     errors: set[str] = set()
@@ -255,14 +299,17 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
                 chains.append(c)
     exhausted = "; ".join(f"{p.strategy.split('(')[0]} exhausted ({p.bound})" for p in rep.phases if p.exhausted)
     stopped = ""
-    if not exhausted and rep.findings and rep.executions < budget:
+    interrupted = rep.reason == "interrupted"
+    if interrupted:
+        exhausted = ""
+    elif not exhausted and rep.findings and rep.executions < budget:
         stopped = "stopped at the first unexpected bug" if rep.unexpected else "stopped: every expected bug found"
     if rep.nondeterminism:
         return ChunkResult(row.key, 0, budget, {}, (), (), 0, error="nondeterminism: " + rep.nondeterminism[0])
     return ChunkResult(
         row.key, 0, budget, firsts, tuple(sorted(errors)), tuple(chains), 0,
         executions=rep.executions, strategy=row.strategy, exhausted=exhausted, stopped=stopped,
-        asserts=tuple(sorted(asserts)),
+        asserts=tuple(sorted(asserts)), interrupted=interrupted,
     )
 
 
@@ -316,8 +363,9 @@ def _found_text(
     return ", ".join(parts) + f" ({scope})"
 
 
-def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> RowResult:
-    """Reduce a row's chunk results (any order) to its verdict."""
+def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int, interrupted: bool = False) -> RowResult:
+    """Reduce a row's chunk results (any order) to its verdict; ``interrupted``: to a partial
+    verdict (R4), status ``interrupted``, whatever was found."""
     chunks = sorted(chunks, key=lambda c: c.start)
     failed = [c for c in chunks if c.error]
     if failed:
@@ -325,8 +373,8 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
                          elapsed=sum(c.elapsed for c in chunks))
     executions = sum(c.executions if c.executions >= 0 else c.stop - c.start for c in chunks)
     strategy = chunks[0].strategy if chunks else row.strategy
-    exhausted = chunks[0].exhausted if len(chunks) == 1 else ""
-    stopped = chunks[0].stopped if len(chunks) == 1 else ""
+    exhausted = chunks[0].exhausted if len(chunks) == 1 and not interrupted else ""
+    stopped = "interrupted" if interrupted else chunks[0].stopped if len(chunks) == 1 else ""
     firsts: dict[str, tuple[int, dict[str, Any]]] = {}
     errors: set[str] = set()
     chains: list[tuple[str, ...]] = []
@@ -356,11 +404,15 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
     # The explorer's findings carry their execution index within the strategy
     # that found them; the seed loop's index is the seed.
     first_by_kind = {k: int(v[1].get("execution", v[0])) for k, v in firsts.items()}
+    text = _found_text(found, executions, strategy, exhausted, first_by_kind, stopped)
+    if interrupted:
+        why = f"interrupted after {executions} of {budget} execution{'s' if budget != 1 else ''}"
+        text = "so far: " + text
     return RowResult(
         row,
-        "match" if ok else "mismatch",
+        "interrupted" if interrupted else "match" if ok else "mismatch",
         found=found,
-        found_text=_found_text(found, executions, strategy, exhausted, first_by_kind, stopped),
+        found_text=text,
         executions=executions,
         steps=steps,
         strategy=strategy,
@@ -389,6 +441,8 @@ class CheckResult:
 
     rows: list[RowResult]
     strict: bool = False
+    #: An interruption stopped the check (R4): some rows are partial (``interrupted``).
+    interrupted: bool = False
 
     @property
     def mismatches(self) -> list[RowResult]:
@@ -400,8 +454,8 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
-        """True when every modelled verdict matched (and, if strict, nothing is pending)."""
-        return not self.mismatches and not (self.strict and self.pending)
+        """True when every modelled verdict matched (and, if strict, nothing is pending), uninterrupted."""
+        return not self.mismatches and not (self.strict and self.pending) and not self.interrupted
 
     def to_json(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -410,14 +464,42 @@ class CheckResult:
         return {
             "ok": self.ok,
             "strict": self.strict,
+            "interrupted": self.interrupted,
             "counts": dict(sorted(counts.items())),
             "rows": [r.to_json() for r in self.rows],
         }
 
 
-def _pool(jobs: int) -> ProcessPoolExecutor:
+def _pool(jobs: int, stop: Any) -> ProcessPoolExecutor:
     # spawn: workers start clean (no greenlets, no progress-bar thread inherited).
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(stop, os.getpid()))
+
+
+def _collect_after_interrupt(
+    futures: Sequence[Future[ChunkResult]], collected: set[Future[ChunkResult]], chunks: dict[str, list[ChunkResult]]
+) -> None:
+    """R4: the work items running when the stop event was set return what they have: wait for
+    them a few seconds (a second interruption stops waiting). ``collected``: those already merged."""
+    # cancel() cancels the items not started yet; the others run on (or are done: not twice)
+    running = [f for f in futures if f not in collected and not f.cancel()]
+    try:
+        for fut in as_completed(running, timeout=INTERRUPT_GRACE):
+            try:
+                c = fut.result()
+            except Exception:  # noqa: BLE001 - a worker that died: its item stays unsettled
+                continue
+            chunks[c.key].append(c)
+    except (TimeoutError, KeyboardInterrupt):
+        pass
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """R4: the workers still busy after the grace period are killed (they ignore SIGTERM)."""
+    procs = getattr(pool, "_processes", None) or {}
+    for p in list(procs.values()):
+        if p.is_alive():
+            p.kill()
 
 
 def check(
@@ -472,26 +554,53 @@ def check(
         else:
             work.append((row, 0, b))
     chunks: dict[str, list[ChunkResult]] = {k: [] for k in budgets}
+    items = dict.fromkeys(budgets, 0)  # work items per row: a row is settled when all came back whole
+    for row, _, _ in work:
+        items[row.key] += 1
+    interrupted = False
     if jobs == 1 or len(work) <= 1:
-        for row, start, stop in work:
-            c = _work(row, start, stop, shrink)
-            chunks[row.key].append(c)
-            if progress:
-                progress(row.key, stop - start)
+        try:
+            for row, start, stop in work:
+                c = _work(row, start, stop, shrink)
+                chunks[row.key].append(c)
+                if c.interrupted:  # R4: a Ctrl-C inside an execution
+                    interrupted = True
+                    break
+                if progress:
+                    progress(row.key, stop - start)
+        except KeyboardInterrupt:  # R4: between two executions
+            interrupted = True
     else:
-        with _pool(jobs) as pool:
-            futures: list[Future[ChunkResult]] = [
-                pool.submit(_run_chunk, extra, row.key, _fields(row), start, stop, shrink)
-                for row, start, stop in work
-            ]
+        stop_event = multiprocessing.get_context("spawn").Event()
+        pool = _pool(jobs, stop_event)
+        futures: list[Future[ChunkResult]] = []
+        collected: set[Future[ChunkResult]] = set()
+        try:
+            for row, start, stop in work:
+                futures.append(pool.submit(_run_chunk, extra, row.key, _fields(row), start, stop, shrink))
             for fut in as_completed(futures):
                 c = fut.result()
+                collected.add(fut)
                 chunks[c.key].append(c)
                 if progress:
                     progress(c.key, c.stop - c.start)
+        except KeyboardInterrupt:  # R4
+            interrupted = True
+            stop_event.set()
+            _collect_after_interrupt(futures, collected, chunks)
+            _kill_workers(pool)
+        finally:
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
     by_key = {r.key: r for r in rows}
     for key, cs in chunks.items():
-        results[key] = merge(by_key[key], cs, budgets[key])
+        whole = len(cs) == items[key] and not any(c.interrupted for c in cs)
+        if whole:
+            results[key] = merge(by_key[key], cs, budgets[key])
+        elif any(c.executions > 0 or (c.executions < 0 and c.stop > c.start) for c in cs):
+            results[key] = merge(by_key[key], cs, budgets[key], interrupted=True)
+        else:
+            results[key] = RowResult(by_key[key], "interrupted", why="interrupted before an execution ended",
+                                     strategy=by_key[key].strategy)
     for key, target in aliases.items():
         results[key] = dataclasses.replace(results[target], row=by_key[key])
-    return CheckResult([results[r.key] for r in rows], strict=strict)
+    return CheckResult([results[r.key] for r in rows], strict=strict, interrupted=interrupted)

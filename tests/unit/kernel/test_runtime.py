@@ -255,3 +255,27 @@ def test_a_ctrl_c_during_teardown_is_not_swallowed() -> None:
     with pytest.raises(KeyboardInterrupt):
         run(scenario)
     assert run(lambda k: None).outcome == "completed"  # and the next execution can run
+
+
+def test_a_ctrl_c_in_a_kthread_is_the_caller_s_not_a_finding() -> None:
+    """R6: a KeyboardInterrupt (Ctrl-C, or SIGTERM in the CLI) escaping a kthread ends the execution,
+    which is torn down (the other threads too), and reaches the caller instead of becoming a finding."""
+    torn_down: list[str] = []
+
+    def waiter() -> None:
+        try:
+            ds.Completion("never").wait_for_completion()
+        finally:
+            torn_down.append("waiter")
+
+    def interrupted(k: ds.Kernel) -> None:
+        k.spawn(waiter, name="waiter")
+        k.point("work", -1, False)
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C right here
+
+    for seed in range(4):
+        torn_down.clear()
+        with pytest.raises(KeyboardInterrupt):
+            run(interrupted, seed=seed)
+        assert torn_down in (["waiter"], [])  # [] when the waiter had not started yet
+    assert run(lambda k: None).outcome == "completed"  # and the next execution can run
