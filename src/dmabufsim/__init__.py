@@ -19,6 +19,8 @@ re-exported here.
 """
 
 # -- check: the isolation checker (importing it installs it in every execution)
+# -- explore: the interleaving explorer; the room is callable: ds.explore(scenario, strategy=..., budget=...)
+from . import explore
 from .check import IsolationChecker
 
 # -- device: IOMMU domains, GPU VMs, engines doing DMA
@@ -52,6 +54,7 @@ from .drivers.dma_buf_importers import DynamicImporter, StaticImporter
 from .drivers.userptr_common import UserptrBo
 from .drivers.userptr_helper import Userptr
 from .drivers.userptr_modern import ModernUserptrDriver
+from .explore import DPOR, PCT, OptimalDPOR, RandomWalk, Report
 
 # -- kernel: the simulated machine
 from .kernel import (
