@@ -966,13 +966,104 @@ def test_ww_spin_nest_unlocked() -> None:
     def scenario(k: ds.Kernel) -> None:
         o = ds.WWMutex(WW, "o")
         a = ds.SpinLock("A")
-        a.lock(nest_lock=o)
+        a.lock(nest_lock=o.base)  # raw_spin_lock_nest_lock(&lock_A, &o.base)
         a.unlock()
 
     fs = lockdep_findings(run_seq(scenario))
     assert [(f.kind, f.title, f.details["lock"], f.details["nest_lock"]) for f in fs] == [
         ("assertion", "WARNING: Nested lock was not taken", "A", WWM)
     ]
+
+
+def test_ww_normal() -> None:
+    """``ww_test_normal``: the plain mutex calls on ``o.base`` take none of the ww paths:
+    ``o.ctx`` and the context's count are left exactly as they were, and lockdep is silent."""
+    seen: list[tuple[str, bool, int]] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        t = ds.WWAcquireCtx(WW)
+
+        def check(what: str) -> None:
+            seen.append((what, o.ctx is t, t.acquired))
+
+        o.ctx = t  # the kernel's o.ctx = (void *)~0UL: a value no ww path would write
+        o.base.lock()
+        o.base.unlock()
+        check("mutex_lock")
+        o.base.lock_interruptible()
+        o.base.unlock()
+        check("mutex_lock_interruptible")
+        o.base.lock_killable()
+        o.base.unlock()
+        check("mutex_lock_killable")
+        assert o.base.trylock()
+        o.base.unlock()
+        check("mutex_trylock succeeding")
+        o.base.lock()
+        assert not o.base.trylock()
+        o.base.unlock()
+        check("mutex_trylock failing")
+        o.base.lock_nest_lock(t)
+        o.base.unlock()
+        check("mutex_lock_nest_lock")
+        o.ctx = None
+        t.fini()
+
+    assert_clean(run_seq(scenario))
+    assert seen == [
+        (what, True, 0)
+        for what in ("mutex_lock", "mutex_lock_interruptible", "mutex_lock_killable",
+                     "mutex_trylock succeeding", "mutex_trylock failing", "mutex_lock_nest_lock")
+    ]
+
+
+def test_ww_base_nest_lock_needs_the_context_held() -> None:
+    """``mutex_lock_nest_lock(&o.base, &t)`` after ``ww_acquire_fini(&t)``: the nest lock is not held."""
+
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        t = ds.WWAcquireCtx(WW)
+        t.fini()
+        o.base.lock_nest_lock(t)
+        o.base.unlock()
+
+    fs = lockdep_findings(run_seq(scenario))
+    assert [(f.kind, f.title, f.details["lock"], f.details["nest_lock"]) for f in fs] == [
+        ("assertion", "WARNING: Nested lock was not taken", WWM, "ww_lockdep_acquire")
+    ]
+
+
+def test_ww_base_nest_lock_allows_many_mutexes_of_the_class() -> None:
+    """Two ww_mutexes of one class through ``base`` under their context's nest lock: no recursion report."""
+
+    def scenario(k: ds.Kernel) -> None:
+        o, o2 = ds.WWMutex(WW, "o"), ds.WWMutex(WW, "o2")
+        t = ds.WWAcquireCtx(WW)
+        o.base.lock_nest_lock(t)
+        o2.base.lock_nest_lock(t)
+        o2.base.unlock()
+        o.base.unlock()
+        t.fini()
+
+    assert_clean(run_seq(scenario))
+
+
+def test_ww_unlock_is_not_the_base_unlock() -> None:
+    """``ww_mutex_unlock`` (unlike ``mutex_unlock(&o.base)``) clears ``o.ctx`` and drops the
+    context's count, warning when there is nothing to drop (``__ww_mutex_unlock``)."""
+
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        t = ds.WWAcquireCtx(WW)
+        o.ctx = t
+        o.lock()
+        o.unlock()
+        assert o.ctx is None
+        t.fini()
+
+    fs = run_seq(scenario).findings
+    assert [(f.kind, f.details["check"]) for f in fs] == [("ww-usage", "acquired-underflow")]
 
 
 def test_ww_two_contexts() -> None:
