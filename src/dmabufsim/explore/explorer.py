@@ -23,8 +23,9 @@ Rules:
   make the run fail; an expected finding never found does (when the space
   was exhausted) or leaves it inconclusive.
 * R4 (budgets): ``budget`` executions, ``time_budget`` seconds of wall time,
-  ``max_steps`` scheduling points per execution (more is a ``livelock``
-  finding). Wall time is the explorer's, never the model's.
+  ``max_steps`` scheduling points without progress per execution (more is
+  a ``livelock`` finding; ``kernel/progress.py``). Wall time is the
+  explorer's, never the model's.
 * R5 (replay check): every finding's token is replayed once; a replay that
   does not reproduce the trace digest is reported as uncontrolled
   nondeterminism in the scenario, with the first choice where it diverged.

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from .choices import token_of
 from .findings import Finding
+from .progress import RUNAWAY_STEPS
 from .trace import Event
 
 
@@ -25,10 +26,15 @@ class Config:
     ``Kernel(max_steps=...)``.
     """
 
-    #: Scheduling points before an execution is declared a livelock. A limit
-    #: that is hit usually means a retry loop that never backs off or a
-    #: thread polling a condition nobody will set.
+    #: Scheduling points without progress (a fence signalled, a completion
+    #: completed, a thread exited, virtual time advanced: progress P1) before
+    #: an execution is declared a livelock. A window that is exceeded usually
+    #: means a retry loop that never backs off or a reader starved by a writer.
     max_steps: int = 200_000
+    #: Scheduling points in one execution, progress or not, before it is
+    #: declared a runaway (progress P3): the safety cap, much larger than
+    #: ``max_steps``.
+    runaway_steps: int = RUNAWAY_STEPS
     #: Keep every Event in ``Execution.events`` (for reports and traces).
     record_trace: bool = False
     #: Run the lock-dependency validator (when the lockdep room is loaded).
@@ -62,7 +68,7 @@ class ThreadSummary(NamedTuple):
 class Execution:
     """The result of one run: findings, replay token, digest, steps, time.
 
-    ``outcome`` is ``completed``, ``deadlock``, ``livelock`` or ``stopped``
+    ``outcome`` is ``completed``, ``deadlock``, ``livelock``, ``runaway`` or ``stopped``
     (ended at the first finding on request). ``diverged_at`` is set when a
     replay did not follow its token (uncontrolled nondeterminism).
     """

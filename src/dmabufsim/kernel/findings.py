@@ -34,6 +34,7 @@ KINDS: dict[str, str] = {
     "leak": "warning",
     "exception": "error",
     "livelock": "error",
+    "runaway": "error",
     "assertion": "error",
     # Userspace-visible incoherence (claim C12): allowed, reported as info.
     "user-incoherence": "info",

@@ -25,8 +25,10 @@ Rules:
   preemption or irqs disabled, RCU read side, hardirq) that calls a
   sleeping function is a ``sleep-in-atomic`` finding; the execution goes on.
 * R6 (robustness): an exception escaping a kthread is an ``exception``
-  finding; more than ``max_steps`` scheduling points is a ``livelock``
-  finding and ends the execution; a scenario bug is never a simulator crash.
+  finding; more than ``max_steps`` scheduling points without progress is a
+  ``livelock`` finding, more than ``runaway_steps`` in all a ``runaway``
+  one, and either ends the execution (``kernel/progress.py`` P1-P3); a
+  scenario bug is never a simulator crash.
 * R7 (timer callbacks) run in the timer interrupt: they may wake threads and
   raise interrupts (:meth:`Kernel.raise_irq`), never block or take locks.
 * R8 (early timers, opt-in with ``Config.options["early_timers"]``): at a
@@ -54,6 +56,7 @@ from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
+from .progress import report_livelock, report_runaway
 from .stack import Frame, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
@@ -241,8 +244,13 @@ class Kernel:
         self._preemptions = 0
         self._hub: greenlet | None = None
         self._max_steps = cfg.max_steps
-        #: The step count after which point() runs _periodic() (livelock budget, log compaction).
-        self._check_at = min(cfg.max_steps, COMPACT_AT, PERIOD)
+        self._runaway_steps = cfg.runaway_steps
+        #: The step of the last progress (progress P1) and what it was.
+        self._progress_step = 0
+        self._progress_what = "start"
+        #: The step count after which point() runs _periodic() (livelock window, runaway cap,
+        #: log compaction).
+        self._check_at = min(cfg.max_steps, cfg.runaway_steps, COMPACT_AT, PERIOD)
         #: R8: the strategy may fire the next timer at a scheduling point.
         self._early_timers = bool(cfg.options.get("early_timers"))
         self._stopping = ""
@@ -663,6 +671,7 @@ class Kernel:
         when = timers[0].when
         if when > self.now:
             self.now = when
+            self.progress("virtual time")  # progress P1
         while timers and timers[0].when <= self.now:
             tm = heapq.heappop(timers)
             if tm.cancelled:
@@ -865,32 +874,29 @@ class Kernel:
             self._to_hub()
             raise ThreadKilled()
 
+    def progress(self, what: str) -> None:
+        """Something that cannot be undone happened (progress P1): the livelock window restarts."""
+        self._progress_step = self.steps
+        self._progress_what = what
+
     def _periodic(self) -> None:
         """Every ``PERIOD`` steps (or ``COMPACT_AT`` if smaller): fold the trace's event words,
-        compact the replay log when it holds ``COMPACT_AT`` choices; past ``max_steps``: livelock (R6)."""
-        if self.steps > self._max_steps:
-            self._livelock()
+        compact the replay log when it holds ``COMPACT_AT`` choices; more than ``max_steps``
+        since the last progress: livelock; past ``runaway_steps``: runaway (R6, progress P2-P3)."""
+        steps = self.steps
+        if steps - self._progress_step > self._max_steps:
+            report_livelock(self)
+            self._stop("livelock")
+            return
+        if steps > self._runaway_steps:
+            report_runaway(self)
+            self._stop("runaway")
             return
         if len(self._choices) >= COMPACT_AT:
             self._log.compact()
         self.trace.fold()  # trace T2: bounds the pending event words
-        self._check_at = min(self._max_steps, self.steps + min(COMPACT_AT, PERIOD))
-
-    def _livelock(self) -> None:
-        run = self._runnable
-        lines = [f"livelock: more than {self._max_steps} scheduling points; runnable threads:"]
-        for t in run:
-            lines.append(f"  {t.name}/{t.tid} next: {t.pending[0]} #{t.pending[1]}")
-        self.report(
-            "livelock",
-            f"livelock: no progress within {self._max_steps} scheduling points",
-            details={"max_steps": self._max_steps, "runnable": [t.name for t in run]},
-            rule="kernel R6: step budget exceeded",
-            signature="livelock",
-            threads=tuple(self.thread_info(t) for t in run),
-            text="\n".join(lines),
-        )
-        self._stop("livelock")
+        self._check_at = min(self._progress_step + self._max_steps, self._runaway_steps,
+                             steps + min(COMPACT_AT, PERIOD))
 
     def _deadlock(self, blocked: list[KThread]) -> None:
         sig = "deadlock:" + ",".join(sorted(f"{t.name}@{(t.blocked_on or ('?', -1, ''))[0]}" for t in blocked))
@@ -953,6 +959,7 @@ class Kernel:
     def _exit_thread(self, t: KThread) -> None:
         if not self._dead:
             self.lockdep.thread_exit(t)
+            self.progress("thread exit")  # progress P1
         t.state = ThreadState.EXITED
         if t in self._runnable:
             self._runnable.remove(t)
