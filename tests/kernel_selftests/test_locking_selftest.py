@@ -21,13 +21,15 @@ AA, the six ABBA-style deadlock families, double unlock and init held in the
 wlock and rlock columns (2 x 9 = 18); the rlock rows of recursive
 read-lock (#1, #2), mixed read-write, mixed write-read, the three mixed
 ABBA and the chain-cached ABBA (8); the four rlock W/R permutation
-families (4 x 6 = 24); irqsafe1, irqsafe2B (hard, soft) and irqsafe2A in
-both orders (4 x 2 x 2 = 16); irqsafe3 and irqsafe4 in both irq states
-and six orders (2 x 2 x 6 x 2 = 48); irq_inversion with A read in the
-hardirq (2 x 6 = 12); irq_read_recursion, #2 and #3 in both irq states
-(3 x 2 x 6 x 2 = 72); the three ``queued_read_lock`` cases (3); and
-``might_sleep`` under each flavour of ``read_lock`` / ``write_lock``:
-201 rwlock verdicts in all.
+families (4 x 6 = 24); irqsafe1 in both irq states and orders (2 x 2 x 2
+= 8); irqsafe2B (hard, soft) and irqsafe2A in both orders (3 x 2 x 2 =
+12); irqsafe3 and irqsafe4 in both irq states and six orders (2 x 2 x 6 x
+2 = 48); irq_inversion with A read in the hardirq (2 x 6 = 12);
+irq_read_recursion, #2 and #3 in both irq states (3 x 2 x 6 x 2 = 72);
+the three ``queued_read_lock`` cases and the inversion case again with
+``force_read_lock_recursive`` set (4); and ``might_sleep`` under each of
+the eight ``read_lock`` / ``write_lock`` flavours (8): 214 rwlock verdicts
+in all.
 
 Not ported: ``init_held`` re-initialises a held lock; the model has no
 re-init API, so the test calls ``Lockdep.debug_check_no_locks_freed`` (what

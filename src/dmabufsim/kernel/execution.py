@@ -35,6 +35,11 @@ class Config:
     #: declared a runaway (progress P3): the safety cap, much larger than
     #: ``max_steps``.
     runaway_steps: int = RUNAWAY_STEPS
+    #: Virtual nanoseconds a thread may sleep uninterruptibly (a mutex, a
+    #: completion, an uninterruptible fence wait, a timed wait it keeps
+    #: re-entering) before it is a ``hung-task`` finding (``hung_task.py``);
+    #: the kernel's ``hung_task_timeout_secs`` (120 s). 0 turns the detector off.
+    hung_task_timeout: int = 120_000_000_000
     #: Keep every Event in ``Execution.events`` (for reports and traces).
     record_trace: bool = False
     #: Run the lock-dependency validator (when the lockdep room is loaded).
@@ -68,7 +73,7 @@ class ThreadSummary(NamedTuple):
 class Execution:
     """The result of one run: findings, replay token, digest, steps, time.
 
-    ``outcome`` is ``completed``, ``deadlock``, ``livelock``, ``runaway`` or ``stopped``
+    ``outcome`` is ``completed``, ``deadlock``, ``livelock``, ``runaway``, ``hung-task`` or ``stopped``
     (ended at the first finding on request). ``diverged_at`` is set when a
     replay did not follow its token (uncontrolled nondeterminism).
     """

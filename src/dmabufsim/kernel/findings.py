@@ -35,6 +35,7 @@ KINDS: dict[str, str] = {
     "exception": "error",
     "livelock": "error",
     "runaway": "error",
+    "hung-task": "error",
     "assertion": "error",
     # Userspace-visible incoherence (claim C12): allowed, reported as info.
     "user-incoherence": "info",

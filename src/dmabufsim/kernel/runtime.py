@@ -37,6 +37,9 @@ Rules:
   work then took that long, and device completions, their interrupts and
   timeouts become part of the schedule the explorer searches. Off, nothing
   changes (R3).
+* R9 (hung tasks): a thread asleep uninterruptibly for longer than
+  ``hung_task_timeout`` of virtual time is a ``hung-task`` finding and ends
+  the execution (``kernel/hung_task.py`` H1-H3).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
+from .hung_task import NEVER, SPINNING, check_hung_tasks, stall_begin
 from .progress import report_livelock, report_runaway
 from .stack import Frame, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
@@ -248,6 +252,10 @@ class Kernel:
         #: The step of the last progress (progress P1) and what it was.
         self._progress_step = 0
         self._progress_what = "start"
+        #: The hung-task detector (hung_task H1-H3): the timeout (0: off) and the virtual
+        #: time after which a stall may have passed it.
+        self._hung_timeout = cfg.hung_task_timeout
+        self._hung_check_at = NEVER
         #: The step count after which point() runs _periodic() (livelock window, runaway cap,
         #: log compaction).
         self._check_at = min(cfg.max_steps, cfg.runaway_steps, COMPACT_AT, PERIOD)
@@ -519,8 +527,17 @@ class Kernel:
             raise ThreadKilled()
         if interruptible and t.signal_pending:
             return "signal"
+        on = (what, obj, name)
+        if self._hung_timeout:  # hung_task H1-H2 (stall_begin, its common case inlined)
+            if interruptible or what in SPINNING or t.wake_reason == "timeout":
+                stall_begin(self, t, on, interruptible)
+            else:
+                t.stall = on
+                t.stall_since = now = self.now
+                if now + self._hung_timeout < self._hung_check_at:
+                    self._hung_check_at = now + self._hung_timeout
         t.state = _BLOCKED
-        t.blocked_on = (what, obj, name)
+        t.blocked_on = on
         t.interruptible = interruptible
         t.wake_reason = ""
         t.pending = (what, obj, True)
@@ -589,6 +606,11 @@ class Kernel:
                 nxt.parked = True
             # mutex_lock finds the owner: block() inlined (nxt.pending already is (op, obj, True)).
             lk.waiters.append(nxt)
+            if self._hung_timeout:  # hung_task H1: a mutex waiter's stall begins (stall_begin inlined)
+                nxt.stall = lk.park_on
+                nxt.stall_since = now = self.now
+                if now + self._hung_timeout < self._hung_check_at:
+                    self._hung_check_at = now + self._hung_timeout
             nxt.state = _BLOCKED
             nxt.blocked_on = lk.park_on
             nxt.interruptible = False
@@ -672,6 +694,10 @@ class Kernel:
         if when > self.now:
             self.now = when
             self.progress("virtual time")  # progress P1
+            if when > self._hung_check_at:
+                check_hung_tasks(self)  # hung_task H3 (may end the execution)
+                if self._stopping:
+                    return True
         while timers and timers[0].when <= self.now:
             tm = heapq.heappop(timers)
             if tm.cancelled:
