@@ -108,6 +108,7 @@ from .locking.lockdep import Lockdep
 from .locking.lockdep_graph import LockGraph
 from .locking.lockdep_priming import dma_resv_lockdep
 from .locking.rcu import rcu_read_lock, rcu_read_lock_held, rcu_read_section, rcu_read_unlock, synchronize_rcu
+from .locking.rwlock import RwLock
 from .locking.rwsem import RwSem
 from .locking.seqcount import SeqCount
 from .locking.ww_mutex import WWAcquireCtx, WWClass, WWMutex

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", help=SCENARIO_HELP)
     r.add_argument("--seed", type=int, default=0, help="seed of the random schedule")
     r.add_argument("--max-steps", type=int, default=200_000,
-                   help="scheduling points before the execution is reported as a livelock")
+                   help="scheduling points without progress before the execution is reported as a livelock")
     r.add_argument("--json", action="store_true", help="print JSON instead of text")
     r.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
     add_watchdog_option(r)
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("token", help="replay token printed by run / explore / check")
     rp.add_argument("scenario", help=SCENARIO_HELP)
     rp.add_argument("--max-steps", type=int, default=200_000,
-                    help="scheduling points before the execution is reported as a livelock")
+                    help="scheduling points without progress before the execution is reported as a livelock")
     rp.add_argument("--json", action="store_true", help="print JSON instead of text")
     rp.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of the execution")
     rp.add_argument("--dot", metavar="OUT.dot", help="write the lock-dependency graph (Graphviz DOT) of the "

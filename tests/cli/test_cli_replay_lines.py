@@ -73,15 +73,16 @@ def test_livelock_token_printed_once_with_max_steps_and_stacks(
     assert words[3:] == ["spin.py:scenario", "--max-steps", "300"]
     assert TOKEN.findall(out) == [words[2]]
     lines = out.splitlines()
-    i = lines.index("livelock: more than 300 scheduling points; runnable threads:")
-    assert lines[i + 1:i + 5] == [
-        "  a/1 next: mutex_unlock #1",
+    i = lines.index("livelock: no progress within 300 scheduling points (last progress: thread exit at step 10, "
+                    "301 points ago); runnable threads:")
+    assert lines[i + 2:i + 6] == [
+        "  a/1 next: mutex_lock #1",
         "      spinner+7 (spin.py:7)",
         "  b/2 next: mutex_lock #1",
         "      spinner+7 (spin.py:7)",
     ]
     assert main(words[1:]) == 1  # the livelock again, at the same step
-    assert "livelock (error) at step 301" in capsys.readouterr().out
+    assert "livelock (error) at step 311" in capsys.readouterr().out
 
 
 def test_explore_prints_runnable_replay_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -129,8 +130,9 @@ def test_malformed_long_token_says_it_was_cut(capsys: pytest.CaptureFixture[str]
 def test_livelock_names_where_threads_not_started_yet_will_start(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", "dbs1.eJwDAAAAAAE", "C18/no-retry", "--max-steps", "40"]) == 1
     lines = capsys.readouterr().out.splitlines()
-    i = lines.index("livelock: more than 40 scheduling points; runnable threads:")
-    assert lines[i + 1:i + 7] == [
+    i = lines.index("livelock: no progress within 40 scheduling points (last progress: start at step 0, 41 points "
+                    "ago); runnable threads:")
+    assert lines[i + 2:i + 8] == [
         "  writer0/1 next: write_seqcount_end #2",
         "      _writer+81 (c18_lockless_readers.py:81)",
         "  writer1/2 not started yet, will start in:",

@@ -7,12 +7,29 @@ boot-time priming off (the kernel's selftests run on a reset graph), and
 each test asserts the exact finding: kind, title and ``details["chain"]``.
 
 Lock kinds (columns of the kernel's table): ``spin`` = :class:`SpinLock`,
-``mutex`` = :class:`Mutex`, ``wsem``/``rsem`` = :class:`RwSem`
-``down_write``/``down_read`` (non-recursive read), and -- the model has no
-``rwlock_t`` -- ``wlock``/``rlock`` = a :class:`LockdepMap` acquired
-exclusively / as a recursive read (``lock_map_acquire_read``), which is how
-the kernel suite treats ``read_lock``. ``X1, X2`` are two locks of one
-class, ``A..D`` distinct classes.
+``wlock``/``rlock`` = :class:`RwLock` ``write_lock``/``read_lock``, ``mutex`` =
+:class:`Mutex`, ``wsem``/``rsem`` = :class:`RwSem` ``down_write``/``down_read``
+(non-recursive read). ``X1, X2`` are two locks of one class, ``A..D``
+distinct classes. As ``locking_selftest()`` does, every family runs with
+lockdep's ``force_read_lock_recursive`` set (``read_lock`` is a recursive
+read even in process context), except the ``queued_read_lock_*`` cases,
+which run with it clear: there the queued rwlock's reader is recursive only
+in interrupt context.
+
+The rwlock cases, with the kernel's verdicts, on the real ``rwlock_t``:
+AA, the six ABBA-style deadlock families, double unlock and init held in the
+wlock and rlock columns (2 x 9 = 18); the rlock rows of recursive
+read-lock (#1, #2), mixed read-write, mixed write-read, the three mixed
+ABBA and the chain-cached ABBA (8); the four rlock W/R permutation
+families (4 x 6 = 24); irqsafe1 in both irq states and orders (2 x 2 x 2
+= 8); irqsafe2B (hard, soft) and irqsafe2A in both orders (3 x 2 x 2 =
+12); irqsafe3 and irqsafe4 in both irq states and six orders (2 x 2 x 6 x
+2 = 48); irq_inversion with A read in the hardirq (2 x 6 = 12);
+irq_read_recursion, #2 and #3 in both irq states (3 x 2 x 6 x 2 = 72);
+the three ``queued_read_lock`` cases and the inversion case again with
+``force_read_lock_recursive`` set (4); and ``might_sleep`` under each of
+the eight ``read_lock`` / ``write_lock`` flavours (8): 214 rwlock verdicts
+in all.
 
 Not ported: ``init_held`` re-initialises a held lock; the model has no
 re-init API, so the test calls ``Lockdep.debug_check_no_locks_freed`` (what
@@ -24,7 +41,7 @@ the held locks), ``irqsafe3``, ``irqsafe4``, ``irq_inversion`` and
 kernel's ``-hardirq.h`` and ``-softirq.h`` headers), with ``irqsafe2A``;
 ``hardirq_deadlock_softirq_not_deadlock`` and the softirq context itself
 are in ``test_locking_selftest_softirq.py``. Not ported: the rtmutex column (no
-rtmutex in the model), and the ``queued_read_lock`` and wait-context tests.
+rtmutex in the model), and the wait-context tests.
 """
 
 from __future__ import annotations
@@ -44,9 +61,15 @@ CIRCULAR = "WARNING: possible circular locking dependency detected"
 RECURSIVE = "WARNING: possible recursive locking detected"
 
 
-def run_seq(body: Callable[[ds.Kernel], Any]) -> ds.Execution:
-    """Run ``body`` as one sequential thread on a fresh, unprimed graph."""
-    return ds.Kernel(strategy=ds.FirstStrategy(), prime_lockdep=False).run(body)
+def run_seq(body: Callable[[ds.Kernel], Any], *, force_read_lock_recursive: bool = True) -> ds.Execution:
+    """Run ``body`` as one sequential thread on a fresh, unprimed graph, with lockdep's
+    ``force_read_lock_recursive`` as ``locking_selftest()`` sets it."""
+
+    def scenario(k: ds.Kernel) -> Any:
+        k.lockdep.force_read_lock_recursive = force_read_lock_recursive
+        return body(k)
+
+    return ds.Kernel(strategy=ds.FirstStrategy(), prime_lockdep=False).run(scenario)
 
 
 def lockdep_findings(ex: ds.Execution) -> list[ds.Finding]:
@@ -78,7 +101,7 @@ class Lk:
         elif kind in ("wsem", "rsem"):
             self.obj = ds.RwSem(name)
         else:
-            self.obj = ds.LockdepMap(name)
+            self.obj = ds.RwLock(name)
 
     def lock(self) -> None:
         o = self.obj
@@ -89,9 +112,9 @@ class Lk:
         elif self.kind == "rsem":
             o.down_read()
         elif self.kind == "wlock":
-            o.acquire()
+            o.write_lock()
         else:
-            o.acquire_read()
+            o.read_lock()
 
     def unlock(self) -> None:
         o = self.obj
@@ -101,8 +124,10 @@ class Lk:
             o.up_write()
         elif self.kind == "rsem":
             o.up_read()
+        elif self.kind == "wlock":
+            o.write_unlock()
         else:
-            o.release()
+            o.read_unlock()
 
 
 KINDS = ["spin", "wlock", "rlock", "mutex", "wsem", "rsem"]
@@ -179,7 +204,7 @@ def test_double_unlock(kind: str) -> None:
     ]
 
 
-@pytest.mark.parametrize("kind", ["spin", "mutex", "wsem", "rsem"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_init_held(kind: str) -> None:
     def body(k: ds.Kernel) -> None:
         a = Lk(kind, "A")
@@ -197,8 +222,8 @@ def test_init_held(kind: str) -> None:
 def rw(kind: str, name: str) -> tuple[Callable[[], None], Callable[[], None], Callable[[], None], Callable[[], None]]:
     """(read_lock, read_unlock, write_lock, write_unlock) of one lock of the rlock or rsem column."""
     if kind == "rlock":
-        m = ds.LockdepMap(name)
-        return m.acquire_read, m.release, m.acquire, m.release
+        m = ds.RwLock(name)
+        return m.read_lock, m.read_unlock, m.write_lock, m.write_unlock
     s = ds.RwSem(name)
     return s.down_read, s.up_read, s.down_write, s.up_write
 
@@ -265,7 +290,7 @@ def test_AA3_write_then_read(kind: str) -> None:
 def _abba_rw(kind: str, first_read: bool, second_read: bool, third: str | None = None) -> ds.Execution:
     def body(k: ds.Kernel) -> None:
         rl, ru, wl, wu = rw(kind, "X")
-        y = ds.Mutex("Y")
+        y: Any = ds.SpinLock("Y") if kind == "rlock" else ds.Mutex("Y")  # the kernel's L(Y1) per column
         (rl if first_read else wl)()
         y.lock()
         y.unlock()
@@ -325,20 +350,20 @@ def test_rlock_permutation_families(family: str, perm: tuple[int, int, int]) -> 
     names = ["X", "Y", "Z"]
 
     def body(k: ds.Kernel) -> None:
-        maps = {n: ds.LockdepMap(n) for n in names}
+        locks = {n: RwLock(n) for n in names}
 
         def take(n: str, mode: str) -> None:
             if mode == "R":
-                maps[n].acquire_read()
+                locks[n].rl()
             else:
-                maps[n].acquire()
+                locks[n].wl()
 
         for i in perm:
             a, b = names[i], names[(i + 1) % 3]
             take(a, modes[i][0])
             take(b, modes[i][1])
-            maps[b].release()
-            maps[a].release()
+            locks[b].u()
+            locks[a].u()
 
     ex = run_seq(body)
     if reported:
@@ -398,19 +423,26 @@ INVERSION = "WARNING: possible irq lock inversion dependency detected"
 
 
 class RwLock:
-    """An ``rwlock_t`` stand-in: ``WL``/``RL`` = exclusive / recursive-read acquisition of a map."""
+    """The selftests' ``WL(x)`` / ``RL(x)`` / ``WU(x)`` / ``RU(x)`` on one ``rwlock_t``;
+    ``u()`` is the unlock matching the innermost ``wl``/``rl`` of this lock."""
 
     def __init__(self, name: str) -> None:
-        self.m = ds.LockdepMap(name)
+        self.lock = ds.RwLock(name)
+        self.modes: list[bool] = []
 
     def wl(self) -> None:
-        self.m.acquire()
+        self.lock.write_lock()
+        self.modes.append(True)
 
     def rl(self) -> None:
-        self.m.acquire_read()
+        self.lock.read_lock()
+        self.modes.append(False)
 
     def u(self) -> None:
-        self.m.release()
+        if self.modes.pop():
+            self.lock.write_unlock()
+        else:
+            self.lock.read_unlock()
 
 
 def _irqs_off(k: ds.Kernel, fn: Callable[[], None]) -> None:
@@ -936,13 +968,104 @@ def test_ww_spin_nest_unlocked() -> None:
     def scenario(k: ds.Kernel) -> None:
         o = ds.WWMutex(WW, "o")
         a = ds.SpinLock("A")
-        a.lock(nest_lock=o)
+        a.lock(nest_lock=o.base)  # raw_spin_lock_nest_lock(&lock_A, &o.base)
         a.unlock()
 
     fs = lockdep_findings(run_seq(scenario))
     assert [(f.kind, f.title, f.details["lock"], f.details["nest_lock"]) for f in fs] == [
         ("assertion", "WARNING: Nested lock was not taken", "A", WWM)
     ]
+
+
+def test_ww_normal() -> None:
+    """``ww_test_normal``: the plain mutex calls on ``o.base`` take none of the ww paths:
+    ``o.ctx`` and the context's count are left exactly as they were, and lockdep is silent."""
+    seen: list[tuple[str, bool, int]] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        t = ds.WWAcquireCtx(WW)
+
+        def check(what: str) -> None:
+            seen.append((what, o.ctx is t, t.acquired))
+
+        o.ctx = t  # the kernel's o.ctx = (void *)~0UL: a value no ww path would write
+        o.base.lock()
+        o.base.unlock()
+        check("mutex_lock")
+        o.base.lock_interruptible()
+        o.base.unlock()
+        check("mutex_lock_interruptible")
+        o.base.lock_killable()
+        o.base.unlock()
+        check("mutex_lock_killable")
+        assert o.base.trylock()
+        o.base.unlock()
+        check("mutex_trylock succeeding")
+        o.base.lock()
+        assert not o.base.trylock()
+        o.base.unlock()
+        check("mutex_trylock failing")
+        o.base.lock_nest_lock(t)
+        o.base.unlock()
+        check("mutex_lock_nest_lock")
+        o.ctx = None
+        t.fini()
+
+    assert_clean(run_seq(scenario))
+    assert seen == [
+        (what, True, 0)
+        for what in ("mutex_lock", "mutex_lock_interruptible", "mutex_lock_killable",
+                     "mutex_trylock succeeding", "mutex_trylock failing", "mutex_lock_nest_lock")
+    ]
+
+
+def test_ww_base_nest_lock_needs_the_context_held() -> None:
+    """``mutex_lock_nest_lock(&o.base, &t)`` after ``ww_acquire_fini(&t)``: the nest lock is not held."""
+
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        t = ds.WWAcquireCtx(WW)
+        t.fini()
+        o.base.lock_nest_lock(t)
+        o.base.unlock()
+
+    fs = lockdep_findings(run_seq(scenario))
+    assert [(f.kind, f.title, f.details["lock"], f.details["nest_lock"]) for f in fs] == [
+        ("assertion", "WARNING: Nested lock was not taken", WWM, "ww_lockdep_acquire")
+    ]
+
+
+def test_ww_base_nest_lock_allows_many_mutexes_of_the_class() -> None:
+    """Two ww_mutexes of one class through ``base`` under their context's nest lock: no recursion report."""
+
+    def scenario(k: ds.Kernel) -> None:
+        o, o2 = ds.WWMutex(WW, "o"), ds.WWMutex(WW, "o2")
+        t = ds.WWAcquireCtx(WW)
+        o.base.lock_nest_lock(t)
+        o2.base.lock_nest_lock(t)
+        o2.base.unlock()
+        o.base.unlock()
+        t.fini()
+
+    assert_clean(run_seq(scenario))
+
+
+def test_ww_unlock_is_not_the_base_unlock() -> None:
+    """``ww_mutex_unlock`` (unlike ``mutex_unlock(&o.base)``) clears ``o.ctx`` and drops the
+    context's count, warning when there is nothing to drop (``__ww_mutex_unlock``)."""
+
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        t = ds.WWAcquireCtx(WW)
+        o.ctx = t
+        o.lock()
+        o.unlock()
+        assert o.ctx is None
+        t.fini()
+
+    fs = run_seq(scenario).findings
+    assert [(f.kind, f.details["check"]) for f in fs] == [("ww-usage", "acquired-underflow")]
 
 
 def test_ww_two_contexts() -> None:
@@ -956,3 +1079,139 @@ def test_ww_two_contexts() -> None:
 
     acq = "ww_lockdep_acquire"
     assert_one(run_seq(scenario), "recursive-locking", RECURSIVE, [acq, acq])
+
+
+# ---------------------------------------------------------------- queued_read_lock
+
+
+def _hardirq(k: ds.Kernel, fn: Callable[[], None]) -> None:
+    """``HARDIRQ_ENTER(); fn(); HARDIRQ_EXIT();``"""
+    _in_irq(k, fn)
+
+
+def test_queued_read_lock_hardirq_RE_Er() -> None:
+    """A read in the hardirq is recursive, but the process-context reader under B is not:
+    a writer queued on A would block it while the hardirq spins on B."""
+
+    def body(k: ds.Kernel) -> None:
+        a, b = ds.RwLock("A"), ds.SpinLock("B")
+
+        def handler() -> None:
+            a.read_lock()
+            b.lock()
+            b.unlock()
+            a.read_unlock()
+
+        _hardirq(k, handler)
+
+        def off() -> None:
+            b.lock()
+            a.read_lock()
+            a.read_unlock()
+            b.unlock()
+
+        _irqs_off(k, off)
+
+    f = assert_one(run_seq(body, force_read_lock_recursive=False), "circular-locking", CIRCULAR, ["A", "B"])
+    assert f.details["new_edge"] == ["B", "A"]
+
+
+def test_queued_read_lock_hardirq_ER_rE() -> None:
+    """B -> recursive read of A in the hardirq, non-recursive read of A -> B with irqs off: no deadlock."""
+
+    def body(k: ds.Kernel) -> None:
+        a, b = ds.RwLock("A"), ds.SpinLock("B")
+
+        def handler() -> None:
+            b.lock()
+            a.read_lock()
+            a.read_unlock()
+            b.unlock()
+
+        _hardirq(k, handler)
+
+        def off() -> None:
+            a.read_lock()
+            b.lock()
+            b.unlock()
+            a.read_unlock()
+
+        _irqs_off(k, off)
+
+    assert_clean(run_seq(body, force_read_lock_recursive=False))
+
+
+def test_queued_read_lock_hardirq_inversion() -> None:
+    """hardirq-safe B -> A read non-recursively; A then read with irqs on: both readers are
+    non-recursive in process context, so the hardirq taking B can deadlock."""
+
+    def body(k: ds.Kernel) -> None:
+        a, b = ds.RwLock("A"), ds.SpinLock("B")
+        _hardirq(k, lambda: (b.lock(), b.unlock()))
+
+        def off() -> None:
+            b.lock()
+            a.read_lock()
+            a.read_unlock()
+            b.unlock()
+
+        _irqs_off(k, off)
+        a.read_lock()
+        a.read_unlock()
+
+    f = assert_one(run_seq(body, force_read_lock_recursive=False), "circular-locking", INVERSION, ["B", "A"])
+    assert (f.details["safe"], f.details["unsafe"]) == ("B", "A")
+
+
+def test_queued_read_lock_forced_recursive_hides_inversion() -> None:
+    """The same inversion with ``force_read_lock_recursive`` (the selftests' main run): a
+    recursive reader with irqs on cannot be blocked by B's holder, so lockdep is silent."""
+
+    def body(k: ds.Kernel) -> None:
+        a, b = ds.RwLock("A"), ds.SpinLock("B")
+        _hardirq(k, lambda: (b.lock(), b.unlock()))
+
+        def off() -> None:
+            b.lock()
+            a.read_lock()
+            a.read_unlock()
+            b.unlock()
+
+        _irqs_off(k, off)
+        a.read_lock()
+        a.read_unlock()
+
+    assert_clean(run_seq(body))
+
+
+# ---------------------------------------------------------------- might_sleep under an rwlock
+
+RWLOCK_SECTIONS = {
+    "read_lock": ("read_lock", "read_unlock", "rwlock"),
+    "read_lock_irq": ("read_lock_irq", "read_unlock_irq", "rwlock"),
+    "read_lock_irqsave": ("read_lock_irqsave", "read_unlock_irqrestore", "rwlock"),
+    "read_lock_bh": ("read_lock_bh", "read_unlock_bh", "rwlock"),
+    "write_lock": ("write_lock", "write_unlock", "rwlock"),
+    "write_lock_irq": ("write_lock_irq", "write_unlock_irq", "rwlock"),
+    "write_lock_irqsave": ("write_lock_irqsave", "write_unlock_irqrestore", "rwlock"),
+    "write_lock_bh": ("write_lock_bh", "write_unlock_bh", "rwlock"),
+}
+
+
+@pytest.mark.parametrize("flavour", sorted(RWLOCK_SECTIONS))
+def test_might_sleep_under_rwlock(flavour: str) -> None:
+    """An rwlock spins: holding it in either mode is atomic, so a sleeping call inside is reported."""
+    lock_fn, unlock_fn, what = RWLOCK_SECTIONS[flavour]
+
+    def body(k: ds.Kernel) -> None:
+        a = ds.RwLock("A")
+        getattr(a, lock_fn)()
+        k.might_sleep("msleep")
+        getattr(a, unlock_fn)()
+        k.might_sleep("msleep")  # after the unlock: process context again
+
+    ex = run_seq(body)
+    assert [(f.kind, f.details["call"], f.details["atomic"][-1]["what"], f.details["atomic"][-1]["name"])
+            for f in ex.findings] == [("sleep-in-atomic", "msleep", what, "A")]
+    irqs = "irq" in flavour
+    assert ex.findings[0].details["irqs_disabled"] is irqs

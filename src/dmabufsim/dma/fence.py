@@ -412,6 +412,7 @@ class DmaFence:
         self.cb_list = None
         self.timestamp = ts
         self.flags = flags | SIGNALED | TIMESTAMP | (_EXPLICIT if explicit else 0)
+        self.k.progress("dma_fence_signal")  # runtime progress P1: a fence signalled
         if cbs:
             for cb in cbs:
                 cb.queued = None

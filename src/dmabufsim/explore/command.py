@@ -76,7 +76,7 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
                    help="wall-time budget in seconds, a hard limit: an execution still running then is stopped "
                    "(default: none)")
     e.add_argument("--max-steps", type=int, default=200_000,
-                   help="scheduling points per execution before it is reported as a livelock")
+                   help="scheduling points without progress before an execution is reported as a livelock")
     e.add_argument("--jobs", type=int, default=1, help=f"processes, at most {JOBS_PER_CPU} per CPU (default 1)")
     e.add_argument("--seed", type=int, default=0, help="seed of the randomised strategies")
     e.add_argument("--depth", type=int, default=3, help="PCT bug depth, at least 1 (default 3)")

@@ -23,9 +23,9 @@ Rules:
   make the run fail; an expected finding never found does (when the space
   was exhausted) or leaves it inconclusive.
 * R4 (budgets): ``budget`` executions, ``time_budget`` seconds of wall time,
-  ``max_steps`` scheduling points per execution (more is a ``livelock``
-  finding). Wall time is the explorer's, never the model's. ``time_budget``
-  is a hard limit: an execution still running at the deadline is stopped
+  ``max_steps`` scheduling points without progress per execution (more is
+  a ``livelock`` finding; ``kernel/progress.py``). Wall time is the
+  explorer's, never the model's. ``time_budget`` is a hard limit: an execution still running at the deadline is stopped
   (runtime R9, watchdog W4) and dropped, and the replay checks, shrinking
   and confirmations that would start after it are skipped (the findings
   keep their unshrunk tokens).

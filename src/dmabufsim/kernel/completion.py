@@ -40,6 +40,7 @@ class Completion:
         """``complete``: release one waiter (R1)."""
         k = self.k
         k.point("complete", self.oid, True, self.name)
+        k.progress("complete")  # progress P1
         if self.done != UINT_MAX:
             self.done += 1
         for t in self.waiters:
@@ -50,6 +51,7 @@ class Completion:
         """``complete_all``: release every waiter, present and future (R2)."""
         k = self.k
         k.point("complete_all", self.oid, True, self.name)
+        k.progress("complete_all")  # progress P1
         self.done = UINT_MAX
         for t in list(self.waiters):
             k.wake(t)

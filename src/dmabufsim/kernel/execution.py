@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from .choices import token_of
 from .findings import Finding
+from .progress import RUNAWAY_STEPS
 from .trace import Event, LockMark
 
 
@@ -25,10 +26,20 @@ class Config:
     ``Kernel(max_steps=...)``.
     """
 
-    #: Scheduling points before an execution is declared a livelock. A limit
-    #: that is hit usually means a retry loop that never backs off or a
-    #: thread polling a condition nobody will set.
+    #: Scheduling points without progress (a fence signalled, a completion
+    #: completed, a thread exited, virtual time advanced: progress P1) before
+    #: an execution is declared a livelock. A window that is exceeded usually
+    #: means a retry loop that never backs off or a reader starved by a writer.
     max_steps: int = 200_000
+    #: Scheduling points in one execution, progress or not, before it is
+    #: declared a runaway (progress P3): the safety cap, much larger than
+    #: ``max_steps``.
+    runaway_steps: int = RUNAWAY_STEPS
+    #: Virtual nanoseconds a thread may sleep uninterruptibly (a mutex, a
+    #: completion, an uninterruptible fence wait, a timed wait it keeps
+    #: re-entering) before it is a ``hung-task`` finding (``hung_task.py``);
+    #: the kernel's ``hung_task_timeout_secs`` (120 s). 0 turns the detector off.
+    hung_task_timeout: int = 120_000_000_000
     #: Keep every Event in ``Execution.events`` (for reports and traces).
     record_trace: bool = False
     #: Run the lock-dependency validator (when the lockdep room is loaded).
@@ -67,7 +78,8 @@ class ThreadSummary(NamedTuple):
 class Execution:
     """The result of one run: findings, replay token, digest, steps, time.
 
-    ``outcome`` is ``completed``, ``deadlock``, ``livelock``, ``stopped``
+    ``outcome`` is ``completed``, ``deadlock``, ``livelock``, ``runaway``,
+    ``hung-task``, ``stopped``
     (ended at the first finding on request), ``soft-lockup`` (a thread
     reached no scheduling point in time) or ``time-limit`` (stopped at the
     caller's wall-clock deadline, runtime R9). ``diverged_at`` is set when a

@@ -36,6 +36,8 @@ KINDS: dict[str, str] = {
     "livelock": "error",
     # A kthread that reached no scheduling point within the watchdog's threshold (wall clock).
     "soft-lockup": "error",
+    "runaway": "error",
+    "hung-task": "error",
     "assertion": "error",
     # Userspace-visible incoherence (claim C12): allowed, reported as info.
     "user-incoherence": "info",

@@ -1,7 +1,8 @@
 """GFP flags and the memalloc scopes that restrict them.
 
 Models ``include/linux/gfp_types.h`` and ``include/linux/sched/mm.h``
-(``memalloc_noio_save`` / ``memalloc_nofs_save``, ``current_gfp_context``).
+(``memalloc_noio_save`` / ``memalloc_nofs_save`` / ``memalloc_noreclaim_save``,
+``current_gfp_context``).
 
 Rules:
 
@@ -13,6 +14,13 @@ Rules:
   ``GFP_NOFS``, ``GFP_NOIO`` and the atomic ones do not.
 * R3: a ``memalloc_noio`` scope clears ``__GFP_IO | __GFP_FS`` from every
   allocation of the thread inside it; ``memalloc_nofs`` clears ``__GFP_FS``.
+* R4 (PF_MEMALLOC): ``memalloc_noreclaim_save`` sets the thread's
+  ``PF_MEMALLOC`` (``KThread.in_reclaim`` > 0, the flag direct reclaim itself
+  runs with) and returns the previous state; ``memalloc_noreclaim_restore``
+  puts it back. Inside, no allocation enters direct reclaim (the allocator
+  may dip into the reserves instead), and lockdep sees no ``fs_reclaim``
+  acquisition (``__need_reclaim`` is false for a ``PF_MEMALLOC`` task). The
+  flags are unchanged: a sleeping allocation still sleeps (``might_sleep``).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntFlag
 
+from .errors import UsageError
 from .runtime import current_kernel
 
 
@@ -91,6 +100,44 @@ def enters_fs_reclaim(gfp: GFP) -> bool:
     """R2: does an allocation with these flags (after scopes) take ``fs_reclaim``?"""
     g = current_gfp_context(gfp)
     return bool(g & GFP.DIRECT_RECLAIM) and bool(g & GFP.FS)
+
+
+#: ``PF_MEMALLOC`` as ``memalloc_noreclaim_save`` returns it.
+PF_MEMALLOC = 0x00000800
+
+
+def memalloc_noreclaim_save() -> int:
+    """``memalloc_noreclaim_save``: set ``PF_MEMALLOC`` on the current thread (R4).
+
+    Returns the flag as it was (``PF_MEMALLOC`` or 0) for :func:`memalloc_noreclaim_restore`.
+    """
+    t = current_kernel().current
+    old = PF_MEMALLOC if t.in_reclaim else 0
+    t.in_reclaim += 1
+    return old
+
+
+def memalloc_noreclaim_restore(flags: int) -> None:
+    """``memalloc_noreclaim_restore``: end the scope :func:`memalloc_noreclaim_save` opened (R4).
+
+    ``flags`` is what the matching save returned. The model keeps ``PF_MEMALLOC`` as a
+    depth (direct reclaim raises it too), so scopes must nest: restoring ``0`` while an
+    outer scope is still open is a misuse of the model's API.
+    """
+    t = current_kernel().current
+    if t.in_reclaim <= 0 or (not flags & PF_MEMALLOC and t.in_reclaim != 1):
+        raise UsageError("memalloc_noreclaim_restore does not match the innermost memalloc_noreclaim_save")
+    t.in_reclaim -= 1
+
+
+@contextmanager
+def memalloc_noreclaim() -> Iterator[None]:
+    """``memalloc_noreclaim_save`` ... ``memalloc_noreclaim_restore`` as a ``with`` scope (R4)."""
+    flags = memalloc_noreclaim_save()
+    try:
+        yield
+    finally:
+        memalloc_noreclaim_restore(flags)
 
 
 @contextmanager

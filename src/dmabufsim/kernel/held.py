@@ -111,6 +111,10 @@ class LockTracker:
         self._validates = type(self).validate is not LockTracker.validate
         #: Likewise for :meth:`on_release`.
         self._observes = type(self).on_release is not LockTracker.on_release
+        #: lockdep's ``force_read_lock_recursive``: ``read_lock`` of an rwlock_t counts as a
+        #: recursive read in process context too (``read_lock_is_recursive``); the locking
+        #: selftests set it for their rlock columns.
+        self.force_read_lock_recursive = False
 
     def validate(self, t: KThread, hl: HeldLock) -> None:
         """Check a new acquisition against ``t.held`` (the validator's hook)."""

@@ -28,8 +28,10 @@ Rules:
   preemption or irqs disabled, RCU read side, hardirq) that calls a
   sleeping function is a ``sleep-in-atomic`` finding; the execution goes on.
 * R6 (robustness): an exception escaping a kthread is an ``exception``
-  finding; more than ``max_steps`` scheduling points is a ``livelock``
-  finding and ends the execution; a scenario bug is never a simulator crash.
+  finding; more than ``max_steps`` scheduling points without progress is a
+  ``livelock`` finding, more than ``runaway_steps`` in all a ``runaway``
+  one, and either ends the execution (``kernel/progress.py`` P1-P3); a
+  scenario bug is never a simulator crash.
   The converse holds too: an exception raised while the *strategy* ran (a
   frame of a ``Strategy`` method in its traceback; scenario code never runs
   there) is no bug of the scenario: the execution stops and ``run()``
@@ -52,6 +54,9 @@ Rules:
   finding and ends the execution; past ``deadline`` the execution ends at
   its next scheduling point (outcome ``time-limit``). Neither changes an
   execution that does not hit it (R1).
+* R10 (hung tasks): a thread asleep uninterruptibly for longer than
+  ``hung_task_timeout`` of virtual time is a ``hung-task`` finding and ends
+  the execution (``kernel/hung_task.py`` H1-H3).
 """
 
 from __future__ import annotations
@@ -72,7 +77,9 @@ from .errors import DmabufsimError, NotRunningError, ReplayError, SimulatorError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
+from .hung_task import NEVER, SPINNING, check_hung_tasks, stall_begin
 from .identity import scenario_id
+from .progress import report_livelock, report_runaway
 from .stack import Frame, _internal, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
@@ -332,8 +339,17 @@ class Kernel:
         self._preemptions = 0
         self._hub: greenlet | None = None
         self._max_steps = cfg.max_steps
-        #: The step count after which point() runs _periodic() (livelock budget, log compaction).
-        self._check_at = min(cfg.max_steps, COMPACT_AT, PERIOD)
+        self._runaway_steps = cfg.runaway_steps
+        #: The step of the last progress (progress P1) and what it was.
+        self._progress_step = 0
+        self._progress_what = "start"
+        #: The hung-task detector (hung_task H1-H3): the timeout (0: off) and the virtual
+        #: time after which a stall may have passed it.
+        self._hung_timeout = cfg.hung_task_timeout
+        self._hung_check_at = NEVER
+        #: The step count after which point() runs _periodic() (livelock window, runaway cap,
+        #: log compaction).
+        self._check_at = min(cfg.max_steps, cfg.runaway_steps, COMPACT_AT, PERIOD)
         #: R8: the strategy may fire the next timer at a scheduling point.
         self._early_timers = bool(cfg.options.get("early_timers"))
         self._stopping = ""
@@ -626,8 +642,17 @@ class Kernel:
             raise ThreadKilled()
         if interruptible and t.signal_pending:
             return "signal"
+        on = (what, obj, name)
+        if self._hung_timeout:  # hung_task H1-H2 (stall_begin, its common case inlined)
+            if interruptible or what in SPINNING or t.wake_reason == "timeout":
+                stall_begin(self, t, on, interruptible)
+            else:
+                t.stall = on
+                t.stall_since = now = self.now
+                if now + self._hung_timeout < self._hung_check_at:
+                    self._hung_check_at = now + self._hung_timeout
         t.state = _BLOCKED
-        t.blocked_on = (what, obj, name)
+        t.blocked_on = on
         t.interruptible = interruptible
         t.wake_reason = ""
         t.pending = (what, obj, True)
@@ -696,6 +721,11 @@ class Kernel:
                 nxt.parked = True
             # mutex_lock finds the owner: block() inlined (nxt.pending already is (op, obj, True)).
             lk.waiters.append(nxt)
+            if self._hung_timeout:  # hung_task H1: a mutex waiter's stall begins (stall_begin inlined)
+                nxt.stall = lk.park_on
+                nxt.stall_since = now = self.now
+                if now + self._hung_timeout < self._hung_check_at:
+                    self._hung_check_at = now + self._hung_timeout
             nxt.state = _BLOCKED
             nxt.blocked_on = lk.park_on
             nxt.interruptible = False
@@ -778,6 +808,11 @@ class Kernel:
         when = timers[0].when
         if when > self.now:
             self.now = when
+            self.progress("virtual time")  # progress P1
+            if when > self._hung_check_at:
+                check_hung_tasks(self)  # hung_task H3 (may end the execution)
+                if self._stopping:
+                    return True
         while timers and timers[0].when <= self.now:
             tm = heapq.heappop(timers)
             if tm.cancelled:
@@ -988,38 +1023,29 @@ class Kernel:
             self._to_hub()
             raise ThreadKilled()
 
+    def progress(self, what: str) -> None:
+        """Something that cannot be undone happened (progress P1): the livelock window restarts."""
+        self._progress_step = self.steps
+        self._progress_what = what
+
     def _periodic(self) -> None:
         """Every ``PERIOD`` steps (or ``COMPACT_AT`` if smaller): fold the trace's event words,
-        compact the replay log when it holds ``COMPACT_AT`` choices; past ``max_steps``: livelock (R6)."""
-        if self.steps > self._max_steps:
-            self._livelock()
+        compact the replay log when it holds ``COMPACT_AT`` choices; more than ``max_steps``
+        since the last progress: livelock; past ``runaway_steps``: runaway (R6, progress P2-P3)."""
+        steps = self.steps
+        if steps - self._progress_step > self._max_steps:
+            report_livelock(self)
+            self._stop("livelock")
+            return
+        if steps > self._runaway_steps:
+            report_runaway(self)
+            self._stop("runaway")
             return
         if len(self._choices) >= COMPACT_AT:
             self._log.compact()
         self.trace.fold()  # trace T2: bounds the pending event words
-        self._check_at = min(self._max_steps, self.steps + min(COMPACT_AT, PERIOD))
-
-    def _livelock(self) -> None:
-        run = self._runnable
-        lines = [f"livelock: more than {self._max_steps} scheduling points; runnable threads:"]
-        infos = tuple(self.thread_info(t) for t in run)
-        for t, info in zip(run, infos, strict=True):
-            if t.glet is not None:
-                state = f"next: {t.pending[0]} #{t.pending[1]}"
-            else:
-                state = "not started yet, will start in:" if info.stack else "not started yet"
-            lines.append(f"  {t.name}/{t.tid} {state}")
-            lines.extend(f"      {fr}" for fr in info.stack)  # where it loops, as in the deadlock report
-        self.report(
-            "livelock",
-            f"livelock: no progress within {self._max_steps} scheduling points",
-            details={"max_steps": self._max_steps, "runnable": [t.name for t in run]},
-            rule="kernel R6: step budget exceeded",
-            signature="livelock",
-            threads=infos,
-            text="\n".join(lines),
-        )
-        self._stop("livelock")
+        self._check_at = min(self._progress_step + self._max_steps, self._runaway_steps,
+                             steps + min(COMPACT_AT, PERIOD))
 
     def _deadlock(self, blocked: list[KThread]) -> None:
         sig = "deadlock:" + ",".join(sorted(f"{t.name}@{(t.blocked_on or ('?', -1, ''))[0]}" for t in blocked))
@@ -1090,6 +1116,7 @@ class Kernel:
     def _exit_thread(self, t: KThread) -> None:
         if not self._dead:
             self.lockdep.thread_exit(t)
+            self.progress("thread exit")  # progress P1
         t.state = ThreadState.EXITED
         if t in self._runnable:
             self._runnable.remove(t)

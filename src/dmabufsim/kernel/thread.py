@@ -108,6 +108,8 @@ class KThread:
         "pending",
         "result",
         "signal_pending",
+        "stall",
+        "stall_since",
         "state",
         "tid",
         "tid_word",
@@ -137,6 +139,10 @@ class KThread:
         self.in_softirq = False
         #: Depth of direct-reclaim sections (shrinkers run with it > 0).
         self.in_reclaim = 0
+        #: The uninterruptible sleep the thread is stalled in (its ``blocked_on`` when the
+        #: stall began), or None, and the virtual time it began (``hung_task`` H1-H2).
+        self.stall: tuple[str, int, str] | None = None
+        self.stall_since = 0
         #: memalloc_noio/nofs scope flags stack (strings "noio", "nofs").
         self.gfp_scope: list[str] = []
         self.signal_pending = False

@@ -58,6 +58,13 @@ Rules:
   its first sleep and ``lock_acquired`` once it owns the lock; one that
   gives up (``EDEADLK``, ``EALREADY``, ``EINTR``) calls ``lock_failed``
   (``Kernel.lock_stat``, kept only while recording).
+* R11 (the base mutex): ``ww.base`` is the plain ``struct mutex`` inside the
+  ww_mutex (same owner, wait list and lockdep map). ``mutex_lock`` /
+  ``mutex_trylock`` / ``mutex_unlock`` on it never read or write ``ww.ctx``
+  nor any acquire context's counters; a base waiter queues at the tail like
+  a context-less waiter (R4). ``mutex_lock_nest_lock(&ww->base, ctx)``
+  acquires the mutex under the context's ``<name>_acquire`` map (R8) and
+  still leaves the context's bookkeeping alone.
 """
 
 from __future__ import annotations
@@ -237,6 +244,95 @@ def _younger(a: WWAcquireCtx, b: WWAcquireCtx) -> bool:
     return a.stamp > b.stamp
 
 
+class WWMutexBase:
+    """``struct ww_mutex::base``: the plain ``struct mutex`` a ww_mutex wraps (R11).
+
+    ``ww.base.lock()`` is ``mutex_lock(&ww->base)``; ``lock(nest_lock=ctx)`` /
+    :meth:`lock_nest_lock` is ``mutex_lock_nest_lock(&ww->base, &ctx->dep_map)``.
+    """
+
+    __slots__ = ("ww",)
+
+    def __init__(self, ww: WWMutex) -> None:
+        self.ww = ww
+
+    @property
+    def dep_map(self) -> LockdepMap:
+        """``ww->base.dep_map``: the ww_mutex's own lockdep map."""
+        return self.ww.dep_map
+
+    def _lock(self, interruptible: bool, subclass: int, nest_lock: Any, fn: str) -> None:
+        ww = self.ww
+        k = ww.k
+        k.might_sleep(fn)
+        k.lockdep.acquire(ww.dep_map, subclass=subclass, nest_lock=nest_lock)
+        k.point(fn, ww.oid, True, ww.dep_map.name)
+        me = k.current
+        if ww.owner is None:
+            ww.owner = me  # __mutex_lock_common without a ww_ctx: ww->ctx is not touched
+            return
+        w = _Waiter(me, None)
+        waiters = ww.waiters
+        waiters.append(w)  # __mutex_add_waiter at the tail (R4)
+        while True:
+            if ww.owner is None:
+                waiters.remove(w)
+                ww.owner = me
+                return
+            if interruptible and me.signal_pending:
+                waiters.remove(w)
+                k.lockdep.release(ww.dep_map)
+                raise EINTR(f"{fn}({ww.name}) interrupted by a signal")
+            k.block(_WW_WAIT, ww.oid, interruptible=interruptible, name=ww.name)
+
+    def lock(self, subclass: int = 0, *, nest_lock: Any = None) -> None:
+        """``mutex_lock(&ww->base)`` (``mutex_lock_nested``, ``mutex_lock_nest_lock``)."""
+        self._lock(False, subclass, nest_lock, "mutex_lock")
+
+    def lock_nest_lock(self, nest_lock: Any) -> None:
+        """``mutex_lock_nest_lock(&ww->base, nest_lock)``: e.g. under an acquire context."""
+        self._lock(False, 0, nest_lock, "mutex_lock")
+
+    def lock_interruptible(self) -> None:
+        """``mutex_lock_interruptible(&ww->base)``: raises ``EINTR`` on a pending signal."""
+        self._lock(True, 0, None, "mutex_lock_interruptible")
+
+    def lock_killable(self) -> None:
+        """``mutex_lock_killable(&ww->base)`` (every signal is fatal in the model)."""
+        self._lock(True, 0, None, "mutex_lock_killable")
+
+    def trylock(self) -> bool:
+        """``mutex_trylock(&ww->base)``: take it if free; never sleeps."""
+        ww = self.ww
+        k = ww.k
+        k.point("mutex_trylock", ww.oid, True, ww.dep_map.name)
+        if ww.owner is not None:
+            return False
+        ww.owner = k.current
+        k.lockdep.acquire(ww.dep_map, trylock=True)
+        return True
+
+    def unlock(self) -> None:
+        """``mutex_unlock(&ww->base)``: release and wake the first waiter; ``ww->ctx`` stays."""
+        ww = self.ww
+        k = ww.k
+        k.point("mutex_unlock", ww.oid, True, ww.dep_map.name)
+        if ww.owner is not k.current:
+            k.lockdep.release(ww.dep_map)  # "bad unlock balance"
+            return
+        k.lockdep.release(ww.dep_map)
+        ww.owner = None
+        if ww.waiters:
+            k.wake(ww.waiters[0].task)
+
+    def is_locked(self) -> bool:
+        """``mutex_is_locked(&ww->base)``."""
+        return self.ww.owner is not None
+
+    def __repr__(self) -> str:
+        return f"<WWMutexBase of {self.ww!r}>"
+
+
 class WWMutex:
     """``struct ww_mutex``: a sleeping mutex that knows its holder's acquire context.
 
@@ -245,7 +341,7 @@ class WWMutex:
     holder's context (None when free or held without one).
     """
 
-    __slots__ = ("ctx", "dep_map", "k", "name", "oid", "owner", "waiters", "ww_class")
+    __slots__ = ("base", "ctx", "dep_map", "k", "name", "oid", "owner", "waiters", "ww_class")
 
     def __init__(self, ww_class: WWClass, name: str | None = None) -> None:
         if not isinstance(ww_class, WWClass):
@@ -260,6 +356,8 @@ class WWMutex:
         self.ctx: WWAcquireCtx | None = None
         #: Sorted by R4: context waiters by stamp, context-less ones in FIFO position.
         self.waiters: list[_Waiter] = []
+        #: ``ww->base``: the plain mutex inside (R11).
+        self.base = WWMutexBase(self)
 
     # ------------------------------------------------------------ checks (R7)
 

@@ -29,8 +29,9 @@ Rules:
   ``fs_reclaim_acquire(gfp)`` ... ``fs_reclaim_release(gfp)`` with
   ``current.in_reclaim`` raised, retrying while reclaim makes progress (once
   only with ``__GFP_NORETRY``). Ordinary allocations may not take the last
-  ``min`` frames; ``GFP_ATOMIC`` (``__GFP_HIGH``) may. When nothing can be
-  had: ``ENOMEM``.
+  ``min`` frames; ``GFP_ATOMIC`` (``__GFP_HIGH``) may, and so may a
+  ``PF_MEMALLOC`` thread (reclaim itself, or a ``memalloc_noreclaim_save``
+  scope) outside interrupt context. When nothing can be had: ``ENOMEM``.
 * R4 (fault injection): ``fail_nth=n`` makes the n-th allocation of the
   execution fail with ``ENOMEM``; ``fail_probability=p`` fails each
   allocation with probability ``p`` drawn through ``Kernel.random`` (so the
@@ -329,7 +330,9 @@ class PageAllocator:
                 freed = self.direct_reclaim(gfp, 2 * self.low + 1 - self.nr_free)
                 if self.nr_free > self.low or freed == 0:
                     break
-        reserve = 0 if g & GFP.HIGH else self.min
+        # __GFP_HIGH, or PF_MEMALLOC outside interrupts (gfp_pfmemalloc_allowed: the task is
+        # reclaiming, or in a memalloc_noreclaim scope), may use the reserves.
+        reserve = 0 if g & GFP.HIGH or (t.in_reclaim and not t.in_irq) else self.min
         if self.nr_free > reserve:
             return self._take(owner)
         self.stats.failed += 1

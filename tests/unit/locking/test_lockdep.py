@@ -8,7 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dmabufsim as ds
-from dmabufsim.kernel.gfp import GFP, GFP_ATOMIC, GFP_KERNEL, GFP_NOFS, GFP_NOIO, memalloc_noio
+from dmabufsim.kernel.gfp import (
+    GFP,
+    GFP_ATOMIC,
+    GFP_KERNEL,
+    GFP_NOFS,
+    GFP_NOIO,
+    memalloc_noio,
+    memalloc_noreclaim,
+    memalloc_noreclaim_restore,
+    memalloc_noreclaim_save,
+)
 from dmabufsim.kernel.held import LockTracker
 from dmabufsim.locking.annotations import (
     DMA_FENCE_MAP,
@@ -223,12 +233,42 @@ def test_reclaiming_thread_does_not_recurse_into_fs_reclaim() -> None:
 
     def body(k: ds.Kernel) -> None:
         fs_reclaim_acquire(GFP_KERNEL)
-        k.current.in_reclaim += 1
+        flags = memalloc_noreclaim_save()
         might_alloc(GFP_KERNEL)
-        k.current.in_reclaim -= 1
+        memalloc_noreclaim_restore(flags)
         fs_reclaim_release(GFP_KERNEL)
 
     assert seq(body, prime_lockdep=False).findings == []
+
+
+def _lock_across_alloc_then_in_reclaim(scoped: bool) -> ds.Execution:
+    """M held across a GFP_KERNEL allocation (in a noreclaim scope or not), then M taken in reclaim."""
+
+    def body(k: ds.Kernel) -> None:
+        m = ds.Mutex("M")
+        with m:
+            if scoped:
+                with memalloc_noreclaim():
+                    might_alloc(GFP_KERNEL)
+            else:
+                might_alloc(GFP_KERNEL)
+        fs_reclaim_acquire(GFP_KERNEL)  # a shrinker taking M
+        with m:
+            pass
+        fs_reclaim_release(GFP_KERNEL)
+
+    return seq(body, prime_lockdep=False)
+
+
+def test_allocation_under_a_lock_taken_in_reclaim_is_circular() -> None:
+    ex = _lock_across_alloc_then_in_reclaim(scoped=False)
+    assert [(f.kind, f.details["chain"]) for f in ex.findings] == [("circular-locking", ["M", "fs_reclaim"])]
+
+
+def test_noreclaim_scope_takes_no_fs_reclaim_so_no_cycle() -> None:
+    """memalloc_noreclaim_save: __need_reclaim is false for a PF_MEMALLOC task, so M -> fs_reclaim
+    is never recorded and the shrinker's M is fine."""
+    assert _lock_across_alloc_then_in_reclaim(scoped=True).findings == []
 
 
 def test_noio_allocation_still_touches_the_mmu_notifier_map() -> None:

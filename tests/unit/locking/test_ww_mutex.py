@@ -572,3 +572,30 @@ def test_lock_without_running_kernel_is_usage_error() -> None:
     ex = run_first(scenario)
     assert ex.kinds == ["exception"]
     assert ex.findings[0].details["type"] == "UsageError"
+
+
+def test_base_waiter_queues_behind_context_holder_and_leaves_ctx_alone() -> None:
+    """R11: a ``mutex_lock(&o.base)`` waiter gets the mutex when the context holder unlocks;
+    it never carries a context, and a waiting older context does not wound a base holder."""
+    log: list[tuple[str, object, int]] = []
+
+    def base_user(o: ds.WWMutex) -> None:
+        o.base.lock()
+        log.append(("base in", o.ctx, 0))
+        o.base.unlock()
+
+    def scenario(k: ds.Kernel) -> None:
+        o = ds.WWMutex(WW, "o")
+        t = ds.WWAcquireCtx(WW)
+        o.lock(t)
+        b = k.spawn(base_user, o, name="b")
+        k.msleep(1)  # b queues on the wait list, context-less
+        assert [(w.task.name, w.ctx) for w in o.waiters] == [("b", None)]
+        o.unlock()
+        log.append(("ww unlocked", o.ctx, t.acquired))
+        k.join(b)
+        t.fini()
+
+    ex = run_first(scenario)
+    assert ex.findings == []
+    assert log == [("ww unlocked", None, 0), ("base in", None, 0)]

@@ -265,3 +265,50 @@ def test_memory_size_from_config_options_and_init_once() -> None:
     assert ex.findings == []
     assert out["size"] == (128, 8, 4, 128)
     assert out["twice"].startswith("init_memory() called twice")
+
+
+def test_noreclaim_scope_never_enters_direct_reclaim() -> None:
+    """memalloc_noreclaim_save (PF_MEMALLOC): under pressure the allocation takes a reserve
+    frame instead of running the shrinkers; after the restore, reclaim runs again."""
+    from dmabufsim.kernel.gfp import PF_MEMALLOC, memalloc_noreclaim_restore, memalloc_noreclaim_save
+
+    log: list[Any] = []
+    out: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        alloc = mm.init_memory(32, low=4, min=2)
+        cache = Cache()
+        CacheShrinker(cache, k, log).register()
+        for _ in range(28):  # 4 free == low
+            cache.pages.append(mm.alloc_page(GFP_KERNEL, cache))
+        flags = memalloc_noreclaim_save()
+        inner = memalloc_noreclaim_save()
+        out["flags"] = (flags, inner)
+        for _ in range(4):  # down to 0 free: the min reserve too, no reclaim
+            mm.alloc_page(GFP_KERNEL, "user")
+        memalloc_noreclaim_restore(inner)
+        memalloc_noreclaim_restore(flags)
+        out["scoped"] = (alloc.nr_free, alloc.stats.direct_reclaims, list(log), k.current.in_reclaim)
+        mm.alloc_page(GFP_KERNEL, "user")  # outside: direct reclaim
+        out["after"] = alloc.stats.direct_reclaims
+
+    ex = run_first(scenario)
+    assert ex.findings == []
+    assert out["flags"] == (0, PF_MEMALLOC)
+    assert out["scoped"] == (0, 0, [], 0)
+    assert out["after"] == 1
+    assert log == [("scan", 9, 1, True, True)]
+
+
+def test_noreclaim_scope_still_sleeps_in_atomic_context() -> None:
+    """PF_MEMALLOC changes reclaim, not the flags: GFP_KERNEL under a spinlock is still reported."""
+    from dmabufsim.kernel.gfp import memalloc_noreclaim
+
+    def scenario(k: ds.Kernel) -> None:
+        mm.init_memory(16, low=2, min=1)
+        s = ds.SpinLock("s")
+        with memalloc_noreclaim(), s:
+            mm.alloc_page(GFP_KERNEL, "user")
+
+    ex = run_first(scenario)
+    assert [(f.kind, f.details["atomic"][-1]["name"]) for f in ex.findings] == [("sleep-in-atomic", "s")]
