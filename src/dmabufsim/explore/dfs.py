@@ -86,6 +86,9 @@ class StackSearch(ExploreStrategy):
         b = "" if self.preemption_bound is None else f"preemption_bound={self.preemption_bound}"
         return f"{self.name}({b})"
 
+    def bound_reached(self) -> int:
+        return self.preemption_bound if self.complete and self.preemption_bound is not None else -1
+
     def new_execution(self) -> bool:
         """Back to the root for the next execution; False once the search is complete."""
         if self.complete:
@@ -234,3 +237,6 @@ class ICB(ExploreStrategy):
 
     def describe(self) -> str:
         return f"icb(bound={self.current_bound}/{self.max_bound})"
+
+    def bound_reached(self) -> int:
+        return self.current_bound if self._dfs.complete else self.current_bound - 1

@@ -59,16 +59,27 @@ from ..kernel.strategy import FirstStrategy
 from .base import ExploreStrategy
 from .coverage import Coverage, Recorder
 from .dfs import DFS, ICB
-from .dpor import DPOR
+from .dpor import DeepeningDPOR
 from .odpor import OptimalDPOR
 from .pct import PCT
 from .random_walk import RandomWalk
-from .report import EXIT_FINDING, EXIT_INCONCLUSIVE, EXIT_OK, VERDICTS, ExploredFinding, PhaseResult, Report
+from .report import (
+    EXIT_FINDING,
+    EXIT_INCONCLUSIVE,
+    EXIT_OK,
+    VERDICTS,
+    Assurance,
+    ExploredFinding,
+    Guarantee,
+    PhaseResult,
+    Report,
+    assurance_of,
+)
 from .shrink import replay, shrink
 
 __all__ = [
-    "EXIT_FINDING", "EXIT_INCONCLUSIVE", "EXIT_OK", "STRATEGIES", "VERDICTS", "ExploredFinding", "PhaseResult",
-    "Report", "explore", "make_strategy", "plan", "run_job", "terminal_state",
+    "EXIT_FINDING", "EXIT_INCONCLUSIVE", "EXIT_OK", "STRATEGIES", "VERDICTS", "Assurance", "ExploredFinding",
+    "Guarantee", "PhaseResult", "Report", "explore", "make_strategy", "plan", "run_job", "terminal_state",
 ]
 
 STRATEGIES = ("random", "pct", "dfs", "icb", "dpor", "odpor", "portfolio")
@@ -84,7 +95,12 @@ CHECKPOINT_VERSION = 1
 def make_strategy(
     name: str, *, seed: int = 0, depth: int = 3, preemption_bound: int | None = None
 ) -> ExploreStrategy:
-    """A strategy by name: random, pct, dfs, icb, dpor, odpor."""
+    """A strategy by name: random, pct, dfs, icb, dpor, odpor.
+
+    ``dpor`` deepens its preemption bound (0, 1, 2, ... up to
+    ``preemption_bound``, or until a bound cuts nothing: ``dpor`` R7); a
+    single bounded search is ``DPOR(bound)``.
+    """
     if name == "random":
         return RandomWalk(seed)
     if name == "pct":
@@ -94,7 +110,7 @@ def make_strategy(
     if name == "icb":
         return ICB(3 if preemption_bound is None else preemption_bound)
     if name == "dpor":
-        return DPOR(preemption_bound)
+        return DeepeningDPOR(preemption_bound)
     if name == "odpor":
         return OptimalDPOR(preemption_bound)
     raise UsageError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
@@ -111,14 +127,15 @@ def plan(
     """The phases of a run: (strategy, execution budget) pairs.
 
     The default portfolio (no strategy named): a short random burst, then
-    PCT, then DPOR with preemption bound 2 (or the given bound).
+    PCT, then DPOR deepening its preemption bound up to 2 (or the given
+    bound).
     """
     if strategy is None or strategy == "portfolio":
         r = max(1, min(200, int(budget * PORTFOLIO_RANDOM)))
         p = max(1, int(budget * PORTFOLIO_PCT))
         d = max(1, budget - r - p)
         pb = 2 if preemption_bound is None else preemption_bound
-        return [(RandomWalk(seed), r), (PCT(seed, depth), p), (DPOR(pb), d)]
+        return [(RandomWalk(seed), r), (PCT(seed, depth), p), (DeepeningDPOR(pb), d)]
     if isinstance(strategy, ExploreStrategy):
         return [(strategy, budget)]
     if isinstance(strategy, str):
@@ -263,9 +280,7 @@ def run_job(
                     run.reason = "first finding"
                     break
             phase.elapsed = time.monotonic() - t0
-            phase.exhausted = strat.complete
-            phase.bound = strat.bound()
-            phase.sleep_blocked = getattr(strat, "sleep_blocked", 0)
+            _close_phase(phase, strat)
             if strat.complete:
                 run.reason = "space exhausted"
             halted = run.reason in ("time budget", "nondeterministic scenario")
@@ -275,10 +290,24 @@ def run_job(
         run.reason = "interrupted"
         if run.phases:
             strat = phases[run.phase_index][0]
-            run.phases[-1].bound = strat.bound()
+            _close_phase(run.phases[-1], strat)
+            run.phases[-1].exhausted = False
     if checkpoint:  # an exhausted share too: a resumed job then knows it has nothing left
         save_checkpoint(checkpoint, run, phases)
     return run
+
+
+def _close_phase(phase: PhaseResult, strat: ExploreStrategy) -> None:
+    """What a phase covered: exhaustion, its bound, and what it proved (report R3)."""
+    phase.exhausted = strat.complete
+    phase.bound = strat.bound()
+    phase.sleep_blocked = getattr(strat, "sleep_blocked", 0)
+    phase.bound_reached = strat.bound_reached()
+    phase.proved = strat.proved()
+    phase.dropped = strat.dropped()
+    phase.one_per_trace = strat.one_per_trace and not getattr(strat, "redundant", 0)
+    if strat.systematic:
+        phase.strategy = strat.describe()  # a deepening search names the bound it reached
 
 
 def with_lockdep_graph(kernel_options: dict[str, Any]) -> dict[str, Any]:
@@ -544,6 +573,8 @@ def finish(
         rep.verdict = "inconclusive"
         if not rep.reason or rep.reason == "space exhausted":
             rep.reason = "execution budget"
+    if not findings:  # report R3: what the clean run is worth
+        rep.assurance = assurance_of(run.phases, run.executions, name, bool(run.nondeterminism))
     return rep
 
 
