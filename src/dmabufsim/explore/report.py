@@ -92,6 +92,16 @@ class Assurance:
             text = f"{n} sample{'s' if self.executions != 1 else ''}, nothing found ({self.strategy})"
         return text + (f"; {self.note}" if self.note else "")
 
+    def short(self) -> str:
+        """A table cell: ``proved (16 Mazurkiewicz traces)``, ``up to 2 preemptions``, ``200 samples``."""
+        n = f"{self.executions:,}"
+        if self.guarantee is Guarantee.PROVED:
+            unit = "Mazurkiewicz trace" if self.traces else "execution"
+            return f"proved ({n} {unit}{'s' if self.executions != 1 else ''})"
+        if self.guarantee is Guarantee.BOUNDED:
+            return f"up to {self.bound} preemption{'s' if self.bound != 1 else ''}"
+        return f"{n} sample{'s' if self.executions != 1 else ''}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "guarantee": self.guarantee.value,

@@ -8,8 +8,11 @@ counterexample. ``list`` prints the catalog without running it.
 Exit codes of ``check``: 0 when every *modelled* row matched its expected
 verdict (pending rows, the claims not modelled yet, are counted and shown
 but do not fail the check unless ``--strict``); 1 when a verdict did not
-match (or, with ``--strict``, a claim is pending); 2 on bad input (an
-unknown claim id, an unreadable scenario directory), as one line on stderr.
+match (or, with ``--strict``, a claim is pending, or a clean row is not
+*proved* and does not document why: one line per such row); 2 on bad input
+(an unknown claim id, an unreadable scenario directory), as one line on
+stderr. Every clean row shows the guarantee its search reached (proved,
+exhausted up to ``k`` preemptions, ``N`` samples).
 
 Rules:
 
@@ -92,15 +95,15 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None) -> str:
         "must reach. A claim no scenario models yet is listed as *not yet modelled* with",
         "the rooms it waits for; `dmabufsim check` shows it as `pending`, never as a pass.",
         "",
-        "| claim | design | expected | found | status |",
-        "|-------|--------|----------|-------|--------|",
+        "| claim | design | expected | found | guarantee | status |",
+        "|-------|--------|----------|-------|-----------|--------|",
     ]
     for r in cat:
         rr = res.get(r.key)
         found = rr.found_text if rr and rr.found_text else ""
         status = rr.status if rr else ("modelled" if r.modelled else r.status)
         exp = r.expected.describe() if r.expected else ""
-        out.append(f"| {r.claim} | {r.design} | {exp} | {found} | {status} |")
+        out.append(f"| {r.claim} | {r.design} | {exp} | {found} | {_guarantee_cell(rr, r)} | {status} |")
     out.append("")
     for claim in cat.claims:
         rows = [r for r in cat if r.claim == claim]
@@ -124,9 +127,13 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None) -> str:
             out.append(f"- exploration: {r.strategy}, {r.budget} executions"
                        + (f", kernel options {dict(r.kernel_options)}" if r.kernel_options else ""))
             out.append(f"- scenario: `{r.origin}`")
+            if r.unproved:
+                out.append(f"- not proved: {r.unproved}")
             rr = res.get(r.key)
             if rr is not None:
                 out.append(f"- found: {rr.found_text or rr.why} — **{rr.status}**")
+                if rr.clean and rr.assurance is not None:
+                    out.append(f"- guarantee: {rr.assurance.describe()}")
                 if rr.first is not None:
                     out.append(f"- replay: `{rr.replay}`")
                     out.append("")
@@ -153,18 +160,28 @@ def cmd_list(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- check
 
 
+def _guarantee_cell(rr: RowResult | None, row: ClaimScenario) -> str:
+    """The guarantee of a clean row, marked when the row documents why it is not proved (runner R4)."""
+    if rr is None or not rr.guarantee:
+        return ""
+    assert rr.assurance is not None
+    return rr.guarantee + (" (documented: not provable)" if row.unproved and not rr.assurance.proved else "")
+
+
 def check_table(result: CheckResult) -> Table:
     t = Table(title="dmabufsim check", show_lines=False)
-    for col in ("claim", "design", "expected", "found", "verdict", "first counterexample"):
+    for col in ("claim", "design", "expected", "found", "guarantee", "verdict", "first counterexample"):
         t.add_column(col, overflow="fold")
     for r in result.rows:
         found = r.found_text if r.status in ("match", "mismatch") else r.why
         # Model text may hold brackets ("assertion [c1:stale-read]", lock chains): not rich markup.
+        g = _guarantee_cell(r, r.row)
         t.add_row(
             escape(r.row.claim),
             escape(r.row.design),
             escape(r.row.expected.describe()) if r.row.expected else "—",
             escape(found),
+            f"[green]{escape(g)}[/]" if r.assurance is not None and r.assurance.proved and g else escape(g),
             _STATUS_STYLE[r.status],
             r.token,
         )
@@ -187,6 +204,13 @@ def _summary(result: CheckResult) -> str:
         names = ", ".join(r.row.claim for r in result.pending)
         line += f"; {n['pending']} PENDING (not yet modelled: {names})"
         line += " -- pending claims fail only with --strict" if not result.strict else " -- fails with --strict"
+    clean = [r for r in result.rows if r.clean]
+    if clean:
+        proved = sum(1 for r in clean if r.assurance is not None and r.assurance.proved)
+        line += f"; clean rows proved: {proved} of {len(clean)}"
+        if result.unproved:
+            line += f" ({len(result.unproved)} neither proved nor documented"
+            line += ": fails with --strict)" if result.strict else ")"
     return line
 
 
@@ -237,6 +261,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         out.print(check_table(result))
         for r in result.mismatches:
             _print_mismatch(out, r)
+        if result.strict:
+            for r in result.unproved:
+                print(r.unproved)
         print(_summary(result))
     return EXIT_OK if result.ok else EXIT_MISMATCH
 
@@ -260,7 +287,9 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--budget", type=int, default=None, help="executions per row (default: each row's own)")
     c.add_argument("--json", action="store_true", help="print JSON instead of the table")
     c.add_argument("--markdown", action="store_true", help="print the catalog with verdicts as Markdown")
-    c.add_argument("--strict", action="store_true", help="fail when a claim is not modelled yet")
+    c.add_argument("--strict", action="store_true",
+                   help="fail when a claim is not modelled yet, or a clean row is not proved (and does not "
+                   "document why)")
     c.add_argument("--skip-slow", action="store_true", help="skip rows marked slow")
     c.add_argument("--shrink", action="store_true", help="shrink counterexample schedules (shorter tokens, slower)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -31,6 +31,11 @@ Rules:
   never a pass; ``strict`` makes pending rows fail the check.
 * R3: a scenario that crashes the simulator itself (not a finding) is a
   ``error`` row with the message, not a crash of the command.
+* R4 (guarantee): a clean row carries the strongest guarantee its search
+  reached (explorer report R3: ``proved``, exhausted up to ``k``
+  preemptions, ``N`` samples; the seed loop only samples). ``strict``
+  fails every clean row that is not *proved*, unless the row documents why
+  it cannot be (its ``unproved`` reason, catalog R8).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..explore.report import Assurance, Guarantee
 from ..kernel.findings import Finding
 from ..kernel.runtime import Kernel
 from .catalog import Catalog, ClaimScenario, Found, discover
@@ -102,6 +108,8 @@ class ChunkResult:
     elapsed: float = 0.0
     #: Signatures of the ``assertion`` findings seen (the scenario's own checks, catalog R7).
     asserts: tuple[str, ...] = ()
+    #: The explorer's guarantee when it found no bug (R4); None for the seed loop.
+    assurance: Assurance | None = None
 
 
 @dataclass(frozen=True)
@@ -129,10 +137,33 @@ class RowResult:
     first_by_kind: dict[str, int] = field(default_factory=dict)
     #: Wall-clock seconds of the row's search, summed over its work items.
     elapsed: float = 0.0
+    #: The guarantee of a search that found no error (R4); None when it found one.
+    assurance: Assurance | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "match"
+
+    @property
+    def clean(self) -> bool:
+        """A row expected clean whose search matched (found no error)."""
+        return self.status == "match" and self.row.expected is not None and self.row.expected.clean
+
+    @property
+    def guarantee(self) -> str:
+        """The short guarantee of a clean row ("" for the others)."""
+        return self.assurance.short() if self.clean and self.assurance is not None else ""
+
+    @property
+    def unproved(self) -> str:
+        """Why a clean row fails ``strict`` (R4): "" when it was proved or documents why it cannot be."""
+        if not self.clean or self.row.unproved:
+            return ""
+        if self.assurance is not None and self.assurance.proved:
+            return ""
+        got = self.assurance.describe() if self.assurance is not None else "no guarantee"
+        return (f"{self.row.key}: clean but not proved ({got}); --strict demands proved, or the row's "
+                "documented reason why it cannot be (its 'unproved' field)")
 
     @property
     def replay(self) -> str:
@@ -166,6 +197,9 @@ class RowResult:
             "replay": self.replay,
             "first": self.first,
             "elapsed": round(self.elapsed, 3),
+            "guarantee": self.assurance.guarantee.value if self.clean and self.assurance is not None else None,
+            "assurance": self.assurance.to_json() if self.clean and self.assurance is not None else None,
+            "unproved_reason": self.row.unproved,
         }
 
 
@@ -262,7 +296,7 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
     return ChunkResult(
         row.key, 0, budget, firsts, tuple(sorted(errors)), tuple(chains), 0,
         executions=rep.executions, strategy=row.strategy, exhausted=exhausted, stopped=stopped,
-        asserts=tuple(sorted(asserts)),
+        asserts=tuple(sorted(asserts)), assurance=rep.assurance,
     )
 
 
@@ -356,6 +390,10 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
     # The explorer's findings carry their execution index within the strategy
     # that found them; the seed loop's index is the seed.
     first_by_kind = {k: int(v[1].get("execution", v[0])) for k, v in firsts.items()}
+    assurance = None
+    if not errors:  # R4: the explorer's own guarantee; the seed loop only samples
+        single = chunks[0].assurance if len(chunks) == 1 else None
+        assurance = single or Assurance(Guarantee.SAMPLED, strategy, executions)
     return RowResult(
         row,
         "match" if ok else "mismatch",
@@ -371,6 +409,7 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int) -> Row
         first=first[1] if first else None,
         first_by_kind=first_by_kind,
         elapsed=sum(c.elapsed for c in chunks),
+        assurance=assurance,
     )
 
 
@@ -399,18 +438,31 @@ class CheckResult:
         return [r for r in self.rows if r.status == "pending"]
 
     @property
+    def unproved(self) -> list[RowResult]:
+        """Clean rows neither proved nor documented as unprovable (R4)."""
+        return [r for r in self.rows if r.unproved]
+
+    @property
     def ok(self) -> bool:
-        """True when every modelled verdict matched (and, if strict, nothing is pending)."""
-        return not self.mismatches and not (self.strict and self.pending)
+        """True when every modelled verdict matched (and, if strict, nothing is pending and
+        every clean row is proved or documents why not)."""
+        return not self.mismatches and not (self.strict and (self.pending or self.unproved))
 
     def to_json(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for r in self.rows:
             counts[r.status] = counts.get(r.status, 0) + 1
+        guarantees: dict[str, int] = {}
+        for r in self.rows:
+            if r.clean and r.assurance is not None:
+                g = r.assurance.guarantee.value
+                guarantees[g] = guarantees.get(g, 0) + 1
         return {
             "ok": self.ok,
             "strict": self.strict,
             "counts": dict(sorted(counts.items())),
+            "guarantees": dict(sorted(guarantees.items())),
+            "unproved": [r.unproved for r in self.unproved],
             "rows": [r.to_json() for r in self.rows],
         }
 
