@@ -105,6 +105,25 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None) -> str:
         exp = r.expected.describe() if r.expected else ""
         out.append(f"| {r.claim} | {r.design} | {exp} | {found} | {_guarantee_cell(rr, r)} | {status} |")
     out.append("")
+    clean = [res[r.key] for r in cat if r.key in res and res[r.key].clean and not r.same_as]
+    if clean:
+        proved = [rr for rr in clean if rr.assurance is not None and rr.assurance.proved]
+        out += [
+            "## Which clean rows are proved",
+            "",
+            f"{len(proved)} of {len(clean)} clean rows (not counting rows that share another row's",
+            "experiment) are *proved*: every schedule of their configuration explored, nothing cut or",
+            "dropped. The others say why they are not, with what was measured (`dmabufsim check --strict`",
+            "accepts a clean row that is not proved only with that reason).",
+            "",
+            "| row | exploration | guarantee | why not proved |",
+            "|-----|-------------|-----------|----------------|",
+        ]
+        for rr in clean:
+            assert rr.assurance is not None
+            why = rr.row.unproved if not rr.assurance.proved else ""
+            out.append(f"| {rr.row.key} | {rr.row.strategy}, {rr.row.budget} | {rr.assurance.describe()} | {why} |")
+        out.append("")
     for claim in cat.claims:
         rows = [r for r in cat if r.claim == claim]
         out.append(f"## {claim}: {rows[0].title}")
