@@ -3,10 +3,11 @@
 ``dmabufsim explore FILE.py:function [--strategy random|pct|dfs|icb|dpor|odpor]
 --budget 10000 --jobs 2`` explores a scenario and prints every distinct
 finding with its (shrunk) replay token, a summary table per strategy, the
-coverage and the verdict. Exit codes: 0 exhausted (or only expected
-findings), 1 an unexpected finding (or an expected one missing after an
-exhausted search, or nondeterminism), 3 inconclusive: the budget ran out
-with nothing found -- never a pass.
+coverage, the verdict and, when nothing was found, the guarantee reached
+(proved / exhausted up to k preemptions / N samples). Exit codes: 0
+exhausted (or only expected findings), 1 an unexpected finding (or an
+expected one missing after an exhausted search, or nondeterminism), 3
+inconclusive: the budget ran out with nothing found -- never a pass.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--seed", type=int, default=0, help="seed of the randomised strategies")
     e.add_argument("--depth", type=int, default=3, help="PCT bug depth (default 3)")
     e.add_argument("--preemption-bound", type=int, default=None,
-                   help="bound of dfs / icb / dpor (odpor is unbounded)")
+                   help="bound of dfs / icb; dpor deepens 0, 1, ... up to it (without it: 0, 1, 2, then "
+                   "unbounded); odpor is unbounded")
     e.add_argument("--all", action="store_true", help="collect every finding instead of stopping at the first")
     e.add_argument("--expect", action="append", default=[], metavar="KIND",
                    help="a finding kind or signature the scenario expects (repeatable)")
