@@ -70,8 +70,9 @@ def _table(report: Report) -> Any:
     for p in report.phases:
         rate = f"{p.executions / p.elapsed:,.0f}" if p.elapsed > 0 else "-"
         first = "-" if p.first_finding_at is None else f"#{p.first_finding_at} ({p.first_finding_time or 0:.3f} s)"
+        partial = f"no (bound {p.bound_reached} finished)" if p.bound_reached >= 0 else "no"
         t.add_row(p.strategy, f"{p.executions:,}", f"{p.elapsed:.2f}", rate, first,
-                  f"yes ({p.bound})" if p.exhausted else "no")
+                  f"yes ({p.bound})" if p.exhausted else partial)
     return t
 
 

@@ -299,7 +299,8 @@ class Report:
         lines = [f"explore {self.scenario} with {self.strategy} (jobs={self.jobs})"]
         for p in self.phases:
             ff = "-" if p.first_finding_at is None else f"first finding at execution {p.first_finding_at}"
-            ex = f"exhausted ({p.bound})" if p.exhausted else "not exhausted"
+            ex = f"exhausted ({p.bound})" if p.exhausted else "not exhausted" + (
+                f" (bound {p.bound_reached} finished)" if p.bound_reached >= 0 else "")
             lines.append(f"  {p.strategy}: {p.executions:,} executions, {p.elapsed:.2f} s, {ff}, {ex}")
         for f in self.findings:
             mark = " (expected)" if f.expected else ""

@@ -255,3 +255,9 @@ def test_explore_json_and_text_carry_the_guarantee(
     main(["explore", f"{f}:clean", *args, "--no-shrink"])
     out = capsys.readouterr().out
     assert f"guarantee: {Assurance.from_json(data['assurance']).describe()}" in out
+
+
+def test_the_phase_line_says_which_bound_finished() -> None:
+    rep = explore(clean, "dpor", budget=100, **_QUIET)
+    assert "  dpor(preemption_bound=2): 100 executions, " in rep.summary()
+    assert "-, not exhausted (bound 1 finished)" in rep.summary()
