@@ -291,7 +291,7 @@ def run_job(
         if run.phases:
             strat = phases[run.phase_index][0]
             _close_phase(run.phases[-1], strat)
-            run.phases[-1].exhausted = False
+            run.phases[-1].exhausted = run.phases[-1].proved = False
     if checkpoint:  # an exhausted share too: a resumed job then knows it has nothing left
         save_checkpoint(checkpoint, run, phases)
     return run
