@@ -59,7 +59,9 @@ Rules:
 * R8 (proofs): a clean row is expected to be *proved* (every schedule of
   its configuration explored, ``check --strict``). A row that cannot be,
   within its budget, says why in ``unproved`` (the state count reached, the
-  growth): the documented exception ``--strict`` accepts.
+  growth): the documented exception ``--strict`` accepts. The package's
+  measured reasons live in ``proofs.py`` (``NOT_PROVED``, by row key) and
+  are given to the rows at discovery; a row's own ``unproved`` wins.
 """
 
 from __future__ import annotations
@@ -567,7 +569,7 @@ def discover(extra_dirs: Sequence[str] = ()) -> Catalog:
         for r in found:
             if r.key not in seen:
                 seen[r.key] = name
-                rows.append(r)
+                rows.append(_with_proof_note(r))
     for d in extra_dirs:
         if not os.path.isdir(d):
             raise UsageError(f"no such scenario directory: {d}")
@@ -575,6 +577,16 @@ def discover(extra_dirs: Sequence[str] = ()) -> Catalog:
             if fname.endswith(".py") and fname.startswith(MODULE_PREFIXES):
                 rows.extend(rows_of_module(load_file_module(os.path.join(d, fname))))
     return Catalog(_resolve_same_as(rows))
+
+
+def _with_proof_note(row: ClaimScenario) -> ClaimScenario:
+    """A package row that cannot be proved gets the measured reason of ``proofs.NOT_PROVED`` (R8)."""
+    from .proofs import NOT_PROVED
+
+    why = NOT_PROVED.get(row.key, "")
+    if not why or row.unproved or row.same_as or row.expected is None or not row.expected.clean:
+        return row
+    return dataclasses.replace(row, unproved=why)
 
 
 def _resolve_same_as(rows: list[ClaimScenario]) -> list[ClaimScenario]:

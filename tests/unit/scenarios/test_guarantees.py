@@ -97,3 +97,40 @@ def test_check_cli_prints_the_guarantee_and_strict_fails_per_row(
     assert main(["check", "--json", "--no-progress", "--jobs", "1", "B1"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["guarantee"] for r in data["rows"]] == ["proved", "bounded"]
+
+
+def _clean_package_rows() -> list[ClaimScenario]:
+    return [r for r in discover() if r.modelled and r.expected is not None and r.expected.clean and not r.same_as]
+
+
+def test_every_documented_exception_names_a_clean_row_and_is_given_to_it() -> None:
+    from dmabufsim.scenarios.proofs import NOT_PROVED
+
+    rows = {r.key: r for r in _clean_package_rows()}
+    assert sorted(set(NOT_PROVED) - set(rows)) == []  # no stale entry
+    for key, why in NOT_PROVED.items():
+        assert rows[key].unproved == why
+    # a row sharing another's experiment shares its reason (catalog R6)
+    cat = discover()
+    assert cat.get("M2/dynamic-importers").unproved == NOT_PROVED["C1/pipelined"]
+
+
+PROVED_ROWS = [
+    "C5/shrinker-trylock", "C6/gfp-noio-unprimed", "C6/nowait-notifier", "M1/evict-waits-bookkeep",
+    "M4/gfp-nowait", "M4/prealloc", "B1/ordered-mutexes", "B2/trylock-under-spinlock",
+]
+
+
+def test_the_rows_without_an_exception_are_proved_by_their_own_exploration() -> None:
+    from dmabufsim.scenarios.proofs import NOT_PROVED
+
+    assert [r.key for r in _clean_package_rows() if r.key not in NOT_PROVED] == PROVED_ROWS
+    res = check([discover().get(k) for k in PROVED_ROWS], jobs=1, strict=True)
+    assert res.ok, [r.unproved or r.why for r in res.rows]
+    assert all(r.assurance is not None and r.assurance.proved and r.assurance.traces for r in res.rows)
+
+
+@pytest.mark.slow
+def test_the_whole_catalog_passes_strict() -> None:
+    res = check(list(discover()), jobs=2, strict=True)
+    assert res.ok, [r.unproved or r.why for r in res.rows if not r.ok or r.unproved]
