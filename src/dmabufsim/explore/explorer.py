@@ -15,6 +15,9 @@ Rules:
   executions, exhausted"); ``inconclusive`` (no bug, and a budget --
   executions, wall time, an interruption -- ended the search first). A
   budget running out is never a pass: exit code 3, ``ok`` is False.
+  Without a bug, the report also names the strongest guarantee reached
+  (``Report.assurance``, report R3: proved, exhausted up to ``k``
+  preemptions, ``N`` samples), whatever the verdict.
 * R2 (dedup): findings are kept once per signature, with the first
   execution (lowest index) that found them, and counted. A later
   execution's report of a signature the job already holds is made without
@@ -97,9 +100,10 @@ def make_strategy(
 ) -> ExploreStrategy:
     """A strategy by name: random, pct, dfs, icb, dpor, odpor.
 
-    ``dpor`` deepens its preemption bound (0, 1, 2, ... up to
-    ``preemption_bound``, or until a bound cuts nothing: ``dpor`` R7); a
-    single bounded search is ``DPOR(bound)``.
+    ``dpor`` deepens its preemption bound (``dpor`` R7): 0, 1, ... up to
+    ``preemption_bound``; without one, 0, 1, 2, then one unbounded search;
+    a bound that cuts nothing ends it early. A single bounded search is
+    ``DPOR(bound)``.
     """
     if name == "random":
         return RandomWalk(seed)
