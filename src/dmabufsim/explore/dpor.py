@@ -282,7 +282,7 @@ class DPOR(StackSearch):
         stack = self._stack
         n = max(1, min(bound, VALUE_CAP))
         if bound > VALUE_CAP:
-            self.cut = True
+            self.cut = self.value_cut = True
         if pos < len(stack):
             node = stack[pos]
             if node.thread or len(node.enabled) != n:
@@ -432,6 +432,7 @@ class DeepeningDPOR(ExploreStrategy):
         #: Executions run at each level so far (index: the bound; the unbounded search last).
         self.levels: list[int] = [0]
         self._finished = -1
+        self._value_cut = False
         self._job, self._jobs = 0, 1
         self._inner = DPOR(0)
 
@@ -504,7 +505,8 @@ class DeepeningDPOR(ExploreStrategy):
         b = self.current_bound
         if b is None or not inner.pre_cut or b == self.max_bound:
             self.complete = True
-        if b is not None:
+        self._value_cut = self._value_cut or inner.value_cut
+        if b is not None and not self._value_cut:  # a capped value leaves every bound unfinished
             self._finished = b
 
     def state(self) -> dict[str, object]:

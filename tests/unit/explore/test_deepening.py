@@ -261,3 +261,23 @@ def test_the_phase_line_says_which_bound_finished() -> None:
     rep = explore(clean, "dpor", budget=100, **_QUIET)
     assert "  dpor(preemption_bound=2): 100 executions, " in rep.summary()
     assert "-, not exhausted (bound 1 finished)" in rep.summary()
+
+
+@pytest.mark.parametrize("strategy", ["dpor", "icb", "dfs"])
+def test_a_capped_value_choice_leaves_no_bound_finished(strategy: str) -> None:
+    """dfs R2: a ``Kernel.random`` choice of more than VALUE_CAP values is cut; the values beyond the
+    cap never ran, so no preemption bound is exhausted and nothing is proved."""
+
+    def scenario(k: ds.Kernel) -> None:
+        def w() -> None:
+            k.random(20)
+            k.point("work", VAR, True)
+
+        k.spawn(w, name="a")
+        k.spawn(w, name="b")
+
+    kw = {"preemption_bound": 1} if strategy == "dfs" else {}
+    rep = explore(scenario, strategy, budget=20_000, **kw, **_QUIET)
+    assert rep.verdict == "exhausted"
+    assert rep.assurance is not None and rep.assurance.guarantee is Guarantee.SAMPLED
+    assert rep.phases[0].bound_reached == -1 and not rep.phases[0].proved
