@@ -439,8 +439,9 @@ def test_explore_help_lists_the_finding_kinds(
 ) -> None:
     text = _help(["explore"], capsys, monkeypatch).replace("- ", "-")  # argparse may break at a hyphen
     assert "--expect KIND a finding kind the scenario expects (repeatable): " + ", ".join(KINDS) in text
-    assert ("preemptions allowed per execution, at least 0 (default: dfs and dpor unbounded, icb up to 3, "
-            "the portfolio's dpor phase 2; odpor is always unbounded)") in text
+    assert ("preemptions allowed per execution, at least 0: dfs and icb bound at it; dpor deepens 0, 1, ... up "
+            "to it (default: dfs unbounded, icb up to 3, dpor 0, 1, 2, then unbounded; the portfolio's dpor phase "
+            "up to 2; odpor is always unbounded)") in text
     assert "--jobs JOBS processes, at most 4 per CPU (default 1)" in text
     assert ("--time SECONDS wall-time budget in seconds, a hard limit: an execution still running then is "
             "stopped (default: none)") in text

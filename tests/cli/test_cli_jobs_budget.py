@@ -69,11 +69,13 @@ def test_jobs_that_exhaust_their_parts_end_exhausted_within_the_total() -> None:
     full = explore(make_counter(2, 2), "dpor", budget=10_000, jobs=3, stop_on_first=False, shrink_findings=False,
                    kernel_options=NO_LOCKDEP, confirm_cycles=False)
     assert full.phases[0].exhausted
-    n = full.executions  # 34 + 34: every job's part (the third is empty)
-    # Shares 27/27/26 are not enough for a part of 34; the idle job's 26 are dealt 13/13, and both finish.
-    rep = explore(make_counter(2, 2), "dpor", budget=80, jobs=3, stop_on_first=False, shrink_findings=False,
+    n = full.executions  # every job's part of the deepening search (bounds 0, 1, 2, then unbounded)
+    assert n == 132
+    # A total of exactly n is enough: what a job leaves unused when its part is exhausted early is dealt
+    # to the jobs that stopped at their budget, until every part is exhausted.
+    rep = explore(make_counter(2, 2), "dpor", budget=n, jobs=3, stop_on_first=False, shrink_findings=False,
                   kernel_options=NO_LOCKDEP, confirm_cycles=False)
-    assert rep.phases[0].exhausted and rep.executions == n == 68
+    assert rep.phases[0].exhausted and rep.executions == n
     short = explore(make_counter(2, 2), "dpor", budget=n - 4, jobs=3, stop_on_first=False, shrink_findings=False,
                     kernel_options=NO_LOCKDEP, confirm_cycles=False)
     assert short.executions == n - 4 and not short.phases[0].exhausted

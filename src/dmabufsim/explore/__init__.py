@@ -17,14 +17,16 @@ from .audit import AuditResult, audit
 from .base import ExploreStrategy, mix_seed
 from .coverage import Coverage
 from .dfs import DFS, ICB
-from .dpor import DPOR
+from .dpor import DPOR, DeepeningDPOR
 from .explorer import (
     EXIT_FINDING,
     EXIT_INCONCLUSIVE,
     EXIT_OK,
     STRATEGIES,
     VERDICTS,
+    Assurance,
     ExploredFinding,
+    Guarantee,
     PhaseResult,
     Report,
     explore,
@@ -37,7 +39,8 @@ from .random_walk import RandomWalk
 from .shrink import ShrinkResult, replay, shrink
 
 __all__ = [
-    "DFS", "DPOR", "EXIT_FINDING", "EXIT_INCONCLUSIVE", "EXIT_OK", "ICB", "PCT", "STRATEGIES", "VERDICTS",
+    "DFS", "DPOR", "EXIT_FINDING", "Assurance", "DeepeningDPOR", "Guarantee",
+    "EXIT_INCONCLUSIVE", "EXIT_OK", "ICB", "PCT", "STRATEGIES", "VERDICTS",
     "AuditResult", "Coverage", "ExploreStrategy", "ExploredFinding", "OptimalDPOR", "PhaseResult", "RandomWalk",
     "Report",
     "ShrinkResult", "audit", "explore", "make_strategy", "mix_seed", "replay", "shrink", "terminal_state",

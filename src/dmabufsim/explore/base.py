@@ -53,6 +53,9 @@ class ExploreStrategy(Strategy):
 
     #: True for strategies that can exhaust a space (DFS, DPOR).
     systematic = False
+    #: True when each execution is a distinct Mazurkiewicz trace (optimal DPOR): the
+    #: count of an exhausted search is then the number of traces.
+    one_per_trace = False
 
     def __init__(self) -> None:
         #: The index of the execution about to run (set by the explorer).
@@ -70,9 +73,36 @@ class ExploreStrategy(Strategy):
     def end_execution(self, ex: Execution) -> None:
         """Called with each execution's result."""
 
+    def identity(self) -> str:
+        """The strategy and all its parameters, as a checkpoint records them (explorer R9).
+
+        :meth:`describe` says what the strategy does now; for most strategies
+        that is their parameters, but a strategy whose description changes
+        as it runs (a deepening search names its current bound) overrides this.
+        """
+        return self.describe()
+
     def bound(self) -> str:
         """The bound within which an exhaustive search is exhaustive ("" = none)."""
         return ""
+
+    def bound_reached(self) -> int:
+        """The highest preemption bound within which the search is exhausted (-1: none).
+
+        Set by a bounded search that completed, and by a deepening one
+        (ICB, ``dpor``) for every bound it finished, even when a budget
+        stops it during the next.
+        """
+        return -1
+
+    def proved(self) -> bool:
+        """Exhausted with nothing cut and nothing dropped: every schedule of the configuration ran
+        (up to the equivalence the strategy reduces by)."""
+        return self.systematic and self.complete and not self.cut and not self.dropped()
+
+    def dropped(self) -> int:
+        """Alternatives the search had to give up (optimal DPOR's dropped wakeup sequences)."""
+        return 0
 
     def split(self, job: int, jobs: int) -> None:
         """Restrict this strategy to its share ``job`` of ``jobs`` (deterministic split)."""

@@ -3,11 +3,13 @@
 ``dmabufsim explore FILE.py:function [--strategy random|pct|dfs|icb|dpor|odpor]
 --budget 10000 --jobs 2`` explores a scenario and prints every distinct
 finding with its (shrunk) replay token, a summary table per strategy, the
-coverage and the verdict. Exit codes: 0 exhausted (or only expected
-findings), 1 an unexpected finding (or an expected one missing after an
-exhausted search, or nondeterminism), 3 inconclusive: the budget ran out
-with nothing found -- never a pass; 4 an internal error (the CLI's, one line); interrupted (Ctrl-C, SIGTERM),
-it prints the partial report at once and exits 130 (SIGINT) or 143 (SIGTERM).
+coverage, the verdict and, when nothing was found, the guarantee reached
+(proved / exhausted up to k preemptions / N samples). Exit codes: 0
+exhausted (or only expected findings), 1 an unexpected finding (or an
+expected one missing after an exhausted search, or nondeterminism), 3
+inconclusive: the budget ran out with nothing found -- never a pass; 4 an
+internal error (the CLI's, one line); interrupted (Ctrl-C, SIGTERM), it
+prints the partial report at once and exits 130 (SIGINT) or 143 (SIGTERM).
 """
 
 from __future__ import annotations
@@ -81,8 +83,9 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--seed", type=int, default=0, help="seed of the randomised strategies")
     e.add_argument("--depth", type=int, default=3, help="PCT bug depth, at least 1 (default 3)")
     e.add_argument("--preemption-bound", type=int, default=None,
-                   help="preemptions allowed per execution, at least 0 (default: dfs and dpor unbounded, "
-                   "icb up to 3, the portfolio's dpor phase 2; odpor is always unbounded)")
+                   help="preemptions allowed per execution, at least 0: dfs and icb bound at it; dpor deepens "
+                   "0, 1, ... up to it (default: dfs unbounded, icb up to 3, dpor 0, 1, 2, then unbounded; the "
+                   "portfolio's dpor phase up to 2; odpor is always unbounded)")
     e.add_argument("--all", action="store_true", help="collect every finding instead of stopping at the first")
     e.add_argument("--expect", action="append", default=[], metavar="KIND",
                    help=EXPECT_HELP)
@@ -115,8 +118,9 @@ def _table(report: Report) -> Any:
     for p in report.phases:
         rate = f"{p.executions / p.elapsed:,.0f}" if p.elapsed > 0 else "-"
         first = "-" if p.first_finding_at is None else f"#{p.first_finding_at} ({p.first_finding_time or 0:.3f} s)"
+        partial = f"no (bound {p.bound_reached} finished)" if p.bound_reached >= 0 else "no"
         t.add_row(p.strategy, f"{p.executions:,}", f"{p.elapsed:.2f}", rate, first,
-                  f"yes ({p.bound})" if p.exhausted else "no")
+                  f"yes ({p.bound})" if p.exhausted else partial)
     return t
 
 

@@ -75,6 +75,8 @@ class StackSearch(ExploreStrategy):
         self._jobs = 1
         #: True when this execution is outside this job's share of the root.
         self.discard = False
+        #: True when a value choice was capped at :data:`VALUE_CAP` (R2): no bound is then exhausted.
+        self.value_cut = False
 
     def split(self, job: int, jobs: int) -> None:
         self._job, self._jobs = job, jobs
@@ -87,6 +89,10 @@ class StackSearch(ExploreStrategy):
     def describe(self) -> str:
         b = "" if self.preemption_bound is None else f"preemption_bound={self.preemption_bound}"
         return f"{self.name}({b})"
+
+    def bound_reached(self) -> int:
+        done = self.complete and not self.value_cut
+        return self.preemption_bound if done and self.preemption_bound is not None else -1
 
     def new_execution(self) -> bool:
         """Back to the root for the next execution; False once the search is complete."""
@@ -152,7 +158,7 @@ class DFS(StackSearch):
     def next_u64(self, bound: int) -> int:
         n = bound if bound <= VALUE_CAP else VALUE_CAP
         if bound > VALUE_CAP:
-            self.cut = True
+            self.cut = self.value_cut = True
         node = self._node(False, list(range(max(n, 1))), [0] * max(n, 1))
         return node.options[node.idx]
 
@@ -193,6 +199,7 @@ class ICB(ExploreStrategy):
         self.max_bound = max_bound
         self.current_bound = 0
         self._dfs = DFS(0)
+        self._value_cut = False
         self._job, self._jobs = 0, 1
 
     @property
@@ -233,8 +240,14 @@ class ICB(ExploreStrategy):
     def end_execution(self, ex: Execution) -> None:
         self._dfs.end_execution(ex)
         self.cut = self._dfs.cut
+        self._value_cut = self._value_cut or self._dfs.value_cut
         if self._dfs.complete and (not self._dfs.cut or self.current_bound >= self.max_bound):
             self.complete = True
 
     def describe(self) -> str:
         return f"icb(bound={self.current_bound}/{self.max_bound})"
+
+    def bound_reached(self) -> int:
+        if self._value_cut or self._dfs.value_cut:
+            return -1  # R2: values beyond the cap were never tried, whatever the bound
+        return self.current_bound if self._dfs.complete else self.current_bound - 1

@@ -15,6 +15,9 @@ Rules:
   executions, exhausted"); ``inconclusive`` (no bug, and a budget --
   executions, wall time, an interruption -- ended the search first). A
   budget running out is never a pass: exit code 3, ``ok`` is False.
+  Without a bug, the report also names the strongest guarantee reached
+  (``Report.assurance``, report R4: proved, exhausted up to ``k``
+  preemptions, ``N`` samples), whatever the verdict.
 * R2 (dedup): findings are kept once per signature, with the first
   execution (lowest index) that found them, and counted. A later
   execution's report of a signature the job already holds is made without
@@ -77,16 +80,27 @@ from ..kernel.strategy import FirstStrategy
 from .base import ExploreStrategy
 from .coverage import Coverage, Recorder
 from .dfs import DFS, ICB
-from .dpor import DPOR
+from .dpor import DeepeningDPOR
 from .odpor import OptimalDPOR
 from .pct import PCT
 from .random_walk import RandomWalk
-from .report import EXIT_FINDING, EXIT_INCONCLUSIVE, EXIT_OK, VERDICTS, ExploredFinding, PhaseResult, Report
+from .report import (
+    EXIT_FINDING,
+    EXIT_INCONCLUSIVE,
+    EXIT_OK,
+    VERDICTS,
+    Assurance,
+    ExploredFinding,
+    Guarantee,
+    PhaseResult,
+    Report,
+    assurance_of,
+)
 from .shrink import replay, shrink
 
 __all__ = [
-    "EXIT_FINDING", "EXIT_INCONCLUSIVE", "EXIT_OK", "STRATEGIES", "VERDICTS", "ExploredFinding", "PhaseResult",
-    "Report", "explore", "make_strategy", "plan", "run_job", "terminal_state",
+    "EXIT_FINDING", "EXIT_INCONCLUSIVE", "EXIT_OK", "STRATEGIES", "VERDICTS", "Assurance", "ExploredFinding",
+    "Guarantee", "PhaseResult", "Report", "explore", "make_strategy", "plan", "run_job", "terminal_state",
 ]
 
 STRATEGIES = ("random", "pct", "dfs", "icb", "dpor", "odpor", "portfolio")
@@ -102,7 +116,13 @@ CHECKPOINT_VERSION = 2
 def make_strategy(
     name: str, *, seed: int = 0, depth: int = 3, preemption_bound: int | None = None
 ) -> ExploreStrategy:
-    """A strategy by name: random, pct, dfs, icb, dpor, odpor."""
+    """A strategy by name: random, pct, dfs, icb, dpor, odpor.
+
+    ``dpor`` deepens its preemption bound (``dpor`` R7): 0, 1, ... up to
+    ``preemption_bound``; without one, 0, 1, 2, then one unbounded search;
+    a bound that cuts nothing ends it early. A single bounded search is
+    ``DPOR(bound)``.
+    """
     if name == "random":
         return RandomWalk(seed)
     if name == "pct":
@@ -112,7 +132,7 @@ def make_strategy(
     if name == "icb":
         return ICB(3 if preemption_bound is None else preemption_bound)
     if name == "dpor":
-        return DPOR(preemption_bound)
+        return DeepeningDPOR(preemption_bound)
     if name == "odpor":
         return OptimalDPOR(preemption_bound)
     raise UsageError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
@@ -129,14 +149,15 @@ def plan(
     """The phases of a run: (strategy, execution budget) pairs.
 
     The default portfolio (no strategy named): a short random burst, then
-    PCT, then DPOR with preemption bound 2 (or the given bound).
+    PCT, then DPOR deepening its preemption bound up to 2 (or the given
+    bound).
     """
     if strategy is None or strategy == "portfolio":
         r = max(1, min(200, int(budget * PORTFOLIO_RANDOM)))
         p = max(1, int(budget * PORTFOLIO_PCT))
         d = max(1, budget - r - p)
         pb = 2 if preemption_bound is None else preemption_bound
-        return [(RandomWalk(seed), r), (PCT(seed, depth), p), (DPOR(pb), d)]
+        return [(RandomWalk(seed), r), (PCT(seed, depth), p), (DeepeningDPOR(pb), d)]
     if isinstance(strategy, ExploreStrategy):
         return [(strategy, budget)]
     if isinstance(strategy, str):
@@ -289,9 +310,7 @@ def run_job(
                     run.reason = "first finding"
                     break
             phase.elapsed = time.monotonic() - t0
-            phase.exhausted = strat.complete
-            phase.bound = strat.bound()
-            phase.sleep_blocked = getattr(strat, "sleep_blocked", 0)
+            _close_phase(phase, strat)
             if strat.complete:
                 run.reason = "space exhausted"
             halted = run.reason in ("time budget", "nondeterministic scenario")
@@ -301,10 +320,24 @@ def run_job(
         run.reason = "interrupted"
         if run.phases:
             strat = phases[run.phase_index][0]
-            run.phases[-1].bound = strat.bound()
+            _close_phase(run.phases[-1], strat)
+            run.phases[-1].exhausted = run.phases[-1].proved = False
     if checkpoint:  # an exhausted share too: a resumed job then knows it has nothing left
         save_checkpoint(checkpoint, run, phases, identity)
     return run
+
+
+def _close_phase(phase: PhaseResult, strat: ExploreStrategy) -> None:
+    """What a phase covered: exhaustion, its bound, and what it proved (report R4)."""
+    phase.exhausted = strat.complete
+    phase.bound = strat.bound()
+    phase.sleep_blocked = getattr(strat, "sleep_blocked", 0)
+    phase.bound_reached = strat.bound_reached()
+    phase.proved = strat.proved()
+    phase.dropped = strat.dropped()
+    phase.one_per_trace = strat.one_per_trace and not getattr(strat, "redundant", 0)
+    if strat.systematic:
+        phase.strategy = strat.describe()  # a deepening search names the bound it reached
 
 
 def with_lockdep_graph(kernel_options: dict[str, Any]) -> dict[str, Any]:
@@ -415,7 +448,7 @@ def checkpoint_identity(
         "package": __version__,
         "scenario": sid.name,
         "code": sid.code,
-        "strategies": [s.describe() for s, _ in phases],
+        "strategies": [s.identity() for s, _ in phases],
         "kernel_options": _option_text(kernel_options),
         "lockdep_graph": lockdep_graph,
     }
@@ -686,6 +719,8 @@ def finish(
         rep.verdict = "inconclusive"
         if not rep.reason or rep.reason == "space exhausted":
             rep.reason = "execution budget"
+    if not findings:  # report R4: what the clean run is worth
+        rep.assurance = assurance_of(run.phases, run.executions, name, bool(run.nondeterminism))
     return rep
 
 

@@ -208,6 +208,7 @@ class OptimalDPOR(ExploreStrategy):
 
     name = "odpor"
     systematic = True
+    one_per_trace = True
 
     def __init__(self, preemption_bound: int | None = None) -> None:
         super().__init__()
@@ -253,6 +254,10 @@ class OptimalDPOR(ExploreStrategy):
 
     def describe(self) -> str:
         return "odpor()"
+
+    def dropped(self) -> int:
+        """Wakeup sequences dropped (R6): an exhausted search that dropped one proves nothing."""
+        return self.deviations
 
     def attach(self, kernel: Kernel) -> None:
         if kernel._early_timers:

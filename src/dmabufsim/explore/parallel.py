@@ -232,6 +232,15 @@ def merge(runs: Sequence[_Run]) -> _Run:
         p.exhausted = len(parts) == len(runs) and all(x.exhausted for x in parts)
         p.bound = parts[0].bound
         p.sleep_blocked = sum(x.sleep_blocked for x in parts)
+        whole = len(parts) == len(runs)
+        p.proved = whole and all(x.proved for x in parts)
+        # a bound is finished when every job finished it in its share (a proved share: any bound)
+        reached = [1 << 30 if x.proved else x.bound_reached for x in parts]
+        p.bound_reached = min(reached) if whole and not p.proved else -1
+        p.dropped = sum(x.dropped for x in parts)
+        p.one_per_trace = all(x.one_per_trace for x in parts)
+        if not p.proved:  # the weakest share's bound (a deepening job may stop earlier than another)
+            p.bound = min(parts, key=lambda x: 1 << 30 if x.proved else x.bound_reached).bound
         out.phases.append(p)
     reasons = [r.reason for r in runs]
     for why in ("interrupted", "first finding", "time budget", "execution budget", "space exhausted"):

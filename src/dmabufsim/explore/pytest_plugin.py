@@ -17,6 +17,10 @@ Rules:
 * R1: ``assert_clean`` passes only on an *exhausted* search with no bug; an
   inconclusive run (budget spent, nothing found) fails with the amount
   searched -- a budget running out is never a pass.
+* R1a: ``assert_proved`` passes only when no bug was found and the search
+  reached the *proved* guarantee (every schedule of the configuration,
+  report R4); a bounded exhaustion or a sample fails with the guarantee
+  reached.
 * R2: ``assert_finds(kind, **details)`` passes when a finding of ``kind``
   (whose details contain ``details``) was found -- or a lockdep cycle was
   confirmed as one (``assert_finds("deadlock")`` on ABBA: the search stops
@@ -63,6 +67,15 @@ class Explored:
         if rep.verdict == "inconclusive":
             raise AssertionError(f"not a pass: {rep.verdict_line()}\n{rep.summary()}")
         raise AssertionError(f"expected a clean exhausted search, got {rep.verdict_line()}\n{rep.summary()}")
+
+    def assert_proved(self) -> Report:
+        """Assert no bug and every schedule of the configuration explored (R1a)."""
+        rep = self.report
+        a = rep.assurance
+        if rep.ok and a is not None and a.proved:
+            return rep
+        got = a.describe() if a is not None else rep.verdict_line()
+        raise AssertionError(f"not proved: {got}\n{rep.summary()}")
 
     def assert_verdict(self, verdict: str) -> Report:
         """Assert the verdict (``finding``, ``exhausted``, ``inconclusive``)."""

@@ -19,10 +19,22 @@ Rules:
   :meth:`Report.showed` (what ``assert_finds`` asks) as a ``deadlock``
   with the confirmation's own token, found by the guided strategy. It
   stays attached to its cycle's finding and never changes the verdict.
+* R4 (guarantee): a run without a bug says the strongest guarantee it
+  reached (:class:`Guarantee`), strongest first: ``proved`` -- a systematic
+  phase explored every schedule of this configuration (exhausted, no
+  preemption bound or value cap cut anything, no wakeup sequence dropped;
+  for optimal DPOR the executions are the Mazurkiewicz traces);
+  ``bounded`` -- every schedule with at most ``k`` preemptions ran (the
+  highest bound a phase finished, even if the budget then ended a deeper
+  one); ``sampled`` -- ``N`` executions, nothing found. A run with
+  uncontrolled nondeterminism proves nothing (``sampled``). The guarantee
+  is independent of the verdict: an inconclusive ``dpor`` run may still
+  have exhausted bound 2.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +49,104 @@ VERDICTS = ("finding", "exhausted", "inconclusive")
 EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_INCONCLUSIVE = 3
+
+class Guarantee(enum.Enum):
+    """How much of the schedule space a clean run covered (R4), strongest first."""
+
+    PROVED = "proved"
+    BOUNDED = "bounded"
+    SAMPLED = "sampled"
+
+    @property
+    def rank(self) -> int:
+        """0 for the strongest (``proved``)."""
+        return list(Guarantee).index(self)
+
+
+@dataclass(frozen=True)
+class Assurance:
+    """The guarantee a run without a bug reached, with what earned it (R4).
+
+    ``strategy``: the phase that earned it (every phase for ``sampled``);
+    ``executions``: that phase's executions (all of the run's for
+    ``sampled``); ``bound``: ``k`` of ``bounded``; ``traces``: the
+    executions are the Mazurkiewicz traces (optimal DPOR, nothing
+    redundant); ``dropped``: wakeup sequences an exhausted optimal DPOR
+    search dropped (then not ``proved``); ``note``: why a stronger
+    guarantee was not reached, when a phase came close.
+    """
+
+    guarantee: Guarantee
+    strategy: str
+    executions: int
+    bound: int | None = None
+    traces: bool = False
+    dropped: int = 0
+    note: str = ""
+
+    @property
+    def proved(self) -> bool:
+        return self.guarantee is Guarantee.PROVED
+
+    def describe(self) -> str:
+        """``proved: all schedules of this configuration (odpor, 16 Mazurkiewicz traces, unbounded)``."""
+        n = f"{self.executions:,}"
+        if self.guarantee is Guarantee.PROVED:
+            unit = "Mazurkiewicz trace" if self.traces else "execution"
+            unit += "s" if self.executions != 1 else ""
+            return f"proved: all schedules of this configuration ({self.strategy}, {n} {unit}, unbounded)"
+        if self.guarantee is Guarantee.BOUNDED:
+            k = self.bound
+            text = f"exhausted up to {k} preemption{'s' if k != 1 else ''} ({self.strategy}, {n} executions)"
+        else:
+            text = f"{n} sample{'s' if self.executions != 1 else ''}, nothing found ({self.strategy})"
+        return text + (f"; {self.note}" if self.note else "")
+
+    def short(self) -> str:
+        """A table cell: ``proved (16 Mazurkiewicz traces)``, ``up to 2 preemptions``, ``200 samples``."""
+        n = f"{self.executions:,}"
+        if self.guarantee is Guarantee.PROVED:
+            unit = "Mazurkiewicz trace" if self.traces else "execution"
+            return f"proved ({n} {unit}{'s' if self.executions != 1 else ''})"
+        if self.guarantee is Guarantee.BOUNDED:
+            return f"up to {self.bound} preemption{'s' if self.bound != 1 else ''}"
+        return f"{n} sample{'s' if self.executions != 1 else ''}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "guarantee": self.guarantee.value,
+            "strategy": self.strategy,
+            "executions": self.executions,
+            "bound": self.bound,
+            "traces": self.traces,
+            "dropped": self.dropped,
+            "note": self.note,
+            "text": self.describe(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Assurance:
+        return cls(Guarantee(d["guarantee"]), str(d["strategy"]), int(d["executions"]), d.get("bound"),
+                   bool(d.get("traces", False)), int(d.get("dropped", 0)), str(d.get("note", "")))
+
+
+def assurance_of(phases: list[PhaseResult], executions: int, strategy: str, nondeterminism: bool) -> Assurance:
+    """The strongest guarantee the phases of a run reached (R4)."""
+    if not nondeterminism:
+        for p in phases:
+            if p.proved:
+                return Assurance(Guarantee.PROVED, p.strategy.split("(")[0], p.executions,
+                                 traces=p.one_per_trace, dropped=p.dropped)
+    notes = [f"{p.strategy.split('(')[0]} exhausted but dropped {p.dropped} wakeup sequence(s), so proves nothing"
+             for p in phases if p.exhausted and p.dropped]
+    note = "; ".join(notes)
+    bounded = [p for p in phases if p.bound_reached >= 0]
+    if bounded and not nondeterminism:
+        best = max(bounded, key=lambda p: p.bound_reached)
+        return Assurance(Guarantee.BOUNDED, best.strategy.split("(")[0], best.executions,
+                         bound=best.bound_reached, note=note)
+    return Assurance(Guarantee.SAMPLED, strategy, executions, note=note)
+
 
 @dataclass
 class ExploredFinding:
@@ -107,6 +217,14 @@ class PhaseResult:
     exhausted: bool = False
     bound: str = ""
     sleep_blocked: int = 0
+    #: The highest preemption bound this phase finished (-1: none; R4).
+    bound_reached: int = -1
+    #: Exhausted with nothing cut or dropped: every schedule ran (R4).
+    proved: bool = False
+    #: Wakeup sequences an optimal DPOR phase dropped.
+    dropped: int = 0
+    #: Each execution is one Mazurkiewicz trace (optimal DPOR).
+    one_per_trace: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -134,6 +252,8 @@ class Report:
     nondeterminism: list[str] = field(default_factory=list)
     #: The ``--max-steps`` of the search, for the replay commands (commandline R2).
     max_steps: int | None = None
+    #: The strongest guarantee reached when no bug was found (R4); None with a bug.
+    assurance: Assurance | None = None
 
     @property
     def unexpected(self) -> list[ExploredFinding]:
@@ -197,17 +317,19 @@ class Report:
             kinds = ", ".join(sorted({f.kind for f in self.findings}))
             part = " (interrupted: partial, not replay-checked or shrunk)" if self.reason == "interrupted" else ""
             return f"finding: {len(self.findings)} distinct ({kinds}) in {n}, {t}{part}"
+        g = f"; {self.assurance.describe()}" if self.assurance is not None else ""
         if self.verdict == "exhausted":
             who = f"{self.exhausted_by} phase of {self.strategy}" if self.exhausted_by else self.strategy
-            return f"no finding, space exhausted: {who}, {self.bound}, {n}, exhausted ({t})"
-        return f"inconclusive: no finding within budget ({self.reason}): {self.strategy}, {n}, {t}"
+            return f"no finding, space exhausted: {who}, {self.bound}, {n}, exhausted ({t}){g}"
+        return f"inconclusive: no finding within budget ({self.reason}): {self.strategy}, {n}, {t}{g}"
 
     def summary(self) -> str:
         """The plain-text report."""
         lines = [f"explore {self.scenario} with {self.strategy} (jobs={self.jobs})"]
         for p in self.phases:
             ff = "-" if p.first_finding_at is None else f"first finding at execution {p.first_finding_at}"
-            ex = f"exhausted ({p.bound})" if p.exhausted else "not exhausted"
+            ex = f"exhausted ({p.bound})" if p.exhausted else "not exhausted" + (
+                f" (bound {p.bound_reached} finished)" if p.bound_reached >= 0 else "")
             lines.append(f"  {p.strategy}: {p.executions:,} executions, {p.elapsed:.2f} s, {ff}, {ex}")
         for f in self.findings:
             mark = " (expected)" if f.expected else ""
@@ -228,6 +350,8 @@ class Report:
         if self.missing_expected:
             lines.append(f"expected but not found: {', '.join(self.missing_expected)}")
         lines.append(f"verdict: {self.verdict_line()}")
+        if self.assurance is not None:
+            lines.append(f"guarantee: {self.assurance.describe()}")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -251,6 +375,8 @@ class Report:
             "phases": [p.to_json() for p in self.phases],
             "coverage": self.coverage.to_json(),
             "nondeterminism": self.nondeterminism,
+            "guarantee": self.assurance.guarantee.value if self.assurance is not None else None,
+            "assurance": self.assurance.to_json() if self.assurance is not None else None,
         }
 
     def to_json_text(self) -> str:

@@ -9,11 +9,14 @@ table. ``list`` prints the catalog without running it.
 Exit codes of ``check``: 0 when every *modelled* row matched its expected
 verdict (pending rows, the claims not modelled yet, are counted and shown
 but do not fail the check unless ``--strict``); 1 when a verdict did not
-match (or, with ``--strict``, a claim is pending); 2 on bad input (an
-unknown claim id, an unreadable scenario directory), as one line on stderr;
-130 / 143 when SIGINT (Ctrl-C) / SIGTERM stopped it: the rows settled by
-then are printed with their verdicts, the others as ``interrupted`` with
-what was found so far (runner R4), and the summary says INTERRUPTED.
+match (or, with ``--strict``, a claim is pending, or a clean row is not
+*proved* and does not document why: one line per such row); 2 on bad input
+(an unknown claim id, an unreadable scenario directory), as one line on
+stderr; 130 / 143 when SIGINT (Ctrl-C) / SIGTERM stopped it: the rows
+settled by then are printed with their verdicts, the others as
+``interrupted`` with what was found so far (runner R4), and the summary says
+INTERRUPTED. Every clean row shows the guarantee its search reached
+(proved, exhausted up to ``k`` preemptions, ``N`` samples).
 
 Rules:
 
@@ -114,16 +117,35 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None, scenarios_
         "must reach. A claim no scenario models yet is listed as *not yet modelled* with",
         "the rooms it waits for; `dmabufsim check` shows it as `pending`, never as a pass.",
         "",
-        "| claim | design | expected | found | status |",
-        "|-------|--------|----------|-------|--------|",
+        "| claim | design | expected | found | guarantee | status |",
+        "|-------|--------|----------|-------|-----------|--------|",
     ]
     for r in cat:
         rr = res.get(r.key)
         found = rr.found_text if rr and rr.found_text else ""
         status = rr.status if rr else ("modelled" if r.modelled else r.status)
         exp = r.expected.describe() if r.expected else ""
-        out.append(f"| {r.claim} | {r.design} | {exp} | {found} | {status} |")
+        out.append(f"| {r.claim} | {r.design} | {exp} | {found} | {_guarantee_cell(rr, r)} | {status} |")
     out.append("")
+    clean = [res[r.key] for r in cat if r.key in res and res[r.key].clean and not r.same_as]
+    if clean:
+        proved = [rr for rr in clean if rr.assurance is not None and rr.assurance.proved]
+        out += [
+            "## Which clean rows are proved",
+            "",
+            f"{len(proved)} of {len(clean)} clean rows (not counting rows that share another row's",
+            "experiment) are *proved*: every schedule of their configuration explored, nothing cut or",
+            "dropped. The others say why they are not, with what was measured (`dmabufsim check --strict`",
+            "accepts a clean row that is not proved only with that reason).",
+            "",
+            "| row | exploration | guarantee | why not proved |",
+            "|-----|-------------|-----------|----------------|",
+        ]
+        for rr in clean:
+            assert rr.assurance is not None
+            why = rr.row.unproved if not rr.assurance.proved else ""
+            out.append(f"| {rr.row.key} | {rr.row.strategy}, {rr.row.budget} | {rr.assurance.describe()} | {why} |")
+        out.append("")
     for claim in cat.claims:
         rows = [r for r in cat if r.claim == claim]
         out.append(f"## {claim}: {rows[0].title}")
@@ -146,9 +168,13 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None, scenarios_
             out.append(f"- exploration: {r.strategy}, {r.budget} executions"
                        + (f", kernel options {dict(r.kernel_options)}" if r.kernel_options else ""))
             out.append(f"- scenario: `{r.origin}`")
+            if r.unproved:
+                out.append(f"- not proved: {r.unproved}")
             rr = res.get(r.key)
             if rr is not None:
                 out.append(f"- found: {rr.found_text or rr.why} — **{rr.status}**")
+                if rr.clean and rr.assurance is not None:
+                    out.append(f"- guarantee: {rr.assurance.describe()}")
                 if rr.first is not None:
                     cmd = replay_command_of(rr, scenarios_dirs)
                     out.append(f"- replay: `{cmd}`")
@@ -174,6 +200,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- check
+
+
+def _guarantee_cell(rr: RowResult | None, row: ClaimScenario) -> str:
+    """The guarantee of a clean row, marked when the row documents why it is not proved (runner R5)."""
+    if rr is None or not rr.guarantee:
+        return ""
+    assert rr.assurance is not None
+    return rr.guarantee + (" (documented: not provable)" if row.unproved and not rr.assurance.proved else "")
 
 
 #: The width from which the table has room for an "expected" column of its own.
@@ -213,7 +247,7 @@ def check_table(result: CheckResult, width: int = PIPE_WIDTH) -> Table:
         t.add_column("found", overflow="fold")  # words wrap whole; fold only a word wider than the terminal
         for (ref, key, status, found), r, exp in zip(cells, result.rows, expected, strict=True):
             if full:
-                found = r.found_text if r.status in ("match", "mismatch") or (
+                found = _found_cell(r) if r.status == "match" else r.found_text if r.status == "mismatch" or (
                     r.status == "interrupted" and r.found_text) else r.why
                 t.add_row(ref, escape(key), escape(exp), status, escape(found))
             else:
@@ -229,7 +263,8 @@ def check_table(result: CheckResult, width: int = PIPE_WIDTH) -> Table:
 
 def _found_cell(r: RowResult) -> str:
     if r.status == "match":
-        return r.found_text
+        g = _guarantee_cell(r, r.row)  # a clean row's guarantee (runner R5)
+        return f"{r.found_text}; guarantee: {g}" if g else r.found_text
     if r.status == "mismatch":
         exp = r.row.expected.describe() if r.row.expected else "—"
         return f"expected {exp}; found {r.found_text}"
@@ -276,6 +311,13 @@ def _summary(result: CheckResult) -> str:
         settled = sum(1 for r in result.rows if r.status != "interrupted")
         line = (f"INTERRUPTED: {settled} of {len(result.rows)} rows settled, {n['interrupted']} interrupted "
                 f"(partial: what was found so far); " + line)
+    clean = [r for r in result.rows if r.clean]
+    if clean:
+        proved = sum(1 for r in clean if r.assurance is not None and r.assurance.proved)
+        line += f"; clean rows proved: {proved} of {len(clean)}"
+        if result.unproved:
+            line += f" ({len(result.unproved)} neither proved nor documented"
+            line += ": fails with --strict)" if result.strict else ")"
     return line
 
 
@@ -333,6 +375,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             print("\n".join([*lines, ""]))
         for r in result.mismatches:
             _print_mismatch(r, dirs)
+        if result.strict:
+            for r in result.unproved:
+                print(r.unproved)
         print(_summary(result))
     if result.interrupted:
         sys.stdout.flush()
@@ -361,7 +406,9 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--budget", type=int, default=None, help="executions per row (default: each row's own)")
     c.add_argument("--json", action="store_true", help="print JSON instead of the table")
     c.add_argument("--markdown", action="store_true", help="print the catalog with verdicts as Markdown")
-    c.add_argument("--strict", action="store_true", help="fail when a claim is not modelled yet")
+    c.add_argument("--strict", action="store_true",
+                   help="fail when a claim is not modelled yet, or a clean row is not proved (and does not "
+                   "document why)")
     c.add_argument("--skip-slow", action="store_true", help="skip rows marked slow")
     c.add_argument("--shrink", action="store_true", help="shrink counterexample schedules (shorter tokens, slower)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")

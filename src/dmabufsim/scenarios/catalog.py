@@ -56,6 +56,12 @@ Rules:
   entry and ``:`` (``"c18-torn"`` matches ``"c18-torn:reader0"``). Every
   named check must fail somewhere, and an ``assertion`` that matches no
   entry is unexpected.
+* R8 (proofs): a clean row is expected to be *proved* (every schedule of
+  its configuration explored, ``check --strict``). A row that cannot be,
+  within its budget, says why in ``unproved`` (the state count reached, the
+  growth): the documented exception ``--strict`` accepts. The package's
+  measured reasons live in ``proofs.py`` (``NOT_PROVED``, by row key) and
+  are given to the rows at discovery; a row's own ``unproved`` wins.
 """
 
 from __future__ import annotations
@@ -288,6 +294,8 @@ class ClaimScenario:
     broken: str = ""
     #: ``CLAIM/design`` of the row whose experiment this row is (R6), or "".
     same_as: str = ""
+    #: Why this clean row cannot be proved within its budget (R8), or "".
+    unproved: str = ""
 
     def __post_init__(self) -> None:
         if self.scenario is not None and self.expected is None:
@@ -296,6 +304,8 @@ class ClaimScenario:
             raise UsageError(f"catalog row {self.key}: budget must be at least 1, got {self.budget}")
         if self.strategy not in STRATEGIES:
             raise UsageError(f"catalog row {self.key}: unknown strategy {self.strategy!r}; known: {list(STRATEGIES)}")
+        if self.unproved and (self.expected is None or not self.expected.clean):
+            raise UsageError(f"catalog row {self.key}: only a clean row can say why it is not proved (R8)")
 
     @property
     def key(self) -> str:
@@ -331,6 +341,7 @@ class ClaimScenario:
             "kernel_options": dict(self.kernel_options),
             "needs": list(self.needs),
             "origin": self.origin,
+            "unproved": self.unproved,
         }
 
 
@@ -372,7 +383,7 @@ def _claim_sort_key(claim: str) -> tuple[int, int, str]:
 def _row_from_dict(d: Mapping[str, Any], module: ModuleType) -> ClaimScenario:
     known = {
         "id", "claim", "title", "who", "design", "scenario", "expected", "strategy", "budget", "slow",
-        "kernel_options", "needs", "doc", "claim_text", "same_as",
+        "kernel_options", "needs", "doc", "claim_text", "same_as", "unproved",
     }
     unknown = sorted(set(d) - known)
     if unknown:
@@ -414,6 +425,7 @@ def _row_from_dict(d: Mapping[str, Any], module: ModuleType) -> ClaimScenario:
         kernel_options=dict(d.get("kernel_options", {})),
         origin=origin,
         doc=str(d.get("doc") or (scenario.__doc__ or "")).strip(),
+        unproved=" ".join(str(d.get("unproved", "")).split()),
     )
 
 
@@ -574,7 +586,7 @@ def discover(extra_dirs: Sequence[str] = ()) -> Catalog:
         for r in found:
             if r.key not in seen:
                 seen[r.key] = name
-                rows.append(r)
+                rows.append(_with_proof_note(r))
     for d in extra_dirs:
         if not os.path.isdir(d):
             raise UsageError(f"no such scenario directory: {d}")
@@ -582,6 +594,16 @@ def discover(extra_dirs: Sequence[str] = ()) -> Catalog:
             if fname.endswith(".py") and fname.startswith(MODULE_PREFIXES):
                 rows.extend(rows_of_module(load_file_module(os.path.join(d, fname))))
     return Catalog(_resolve_same_as(rows))
+
+
+def _with_proof_note(row: ClaimScenario) -> ClaimScenario:
+    """A package row that cannot be proved gets the measured reason of ``proofs.NOT_PROVED`` (R8)."""
+    from .proofs import NOT_PROVED
+
+    why = NOT_PROVED.get(row.key, "")
+    if not why or row.unproved or row.same_as or row.expected is None or not row.expected.clean:
+        return row
+    return dataclasses.replace(row, unproved=why)
 
 
 def _resolve_same_as(rows: list[ClaimScenario]) -> list[ClaimScenario]:
@@ -599,6 +621,6 @@ def _resolve_same_as(rows: list[ClaimScenario]) -> list[ClaimScenario]:
             continue
         out.append(dataclasses.replace(
             r, scenario=t.scenario, expected=t.expected, strategy=t.strategy, budget=t.budget, slow=t.slow,
-            kernel_options=dict(t.kernel_options), origin=t.origin, doc=r.doc or t.doc,
+            kernel_options=dict(t.kernel_options), origin=t.origin, doc=r.doc or t.doc, unproved=t.unproved,
         ))
     return out

@@ -39,6 +39,11 @@ Rules:
   verdicts; the others are ``interrupted`` rows with what was found so far
   (a partial verdict, never a match); :attr:`CheckResult.interrupted` is
   set and the result is not ``ok``.
+* R5 (guarantee): a clean row carries the strongest guarantee its search
+  reached (explorer report R4: ``proved``, exhausted up to ``k``
+  preemptions, ``N`` samples; the seed loop only samples). ``strict``
+  fails every clean row that is not *proved*, unless the row documents why
+  it cannot be (its ``unproved`` reason, catalog R8).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..explore.report import Assurance, Guarantee
 from ..kernel.findings import Finding
 from ..kernel.runtime import Kernel
 from .catalog import Catalog, ClaimScenario, Found, discover
@@ -115,6 +121,8 @@ class ChunkResult:
     asserts: tuple[str, ...] = ()
     #: Stopped early by an interruption (R4): ``stop`` is where it got to.
     interrupted: bool = False
+    #: The explorer's guarantee when it found no bug (R5); None for the seed loop.
+    assurance: Assurance | None = None
 
 
 @dataclass(frozen=True)
@@ -142,10 +150,33 @@ class RowResult:
     first_by_kind: dict[str, int] = field(default_factory=dict)
     #: Wall-clock seconds of the row's search, summed over its work items.
     elapsed: float = 0.0
+    #: The guarantee of a search that found no error (R5); None when it found one.
+    assurance: Assurance | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "match"
+
+    @property
+    def clean(self) -> bool:
+        """A row expected clean whose search matched (found no error)."""
+        return self.status == "match" and self.row.expected is not None and self.row.expected.clean
+
+    @property
+    def guarantee(self) -> str:
+        """The short guarantee of a clean row ("" for the others)."""
+        return self.assurance.short() if self.clean and self.assurance is not None else ""
+
+    @property
+    def unproved(self) -> str:
+        """Why a clean row fails ``strict`` (R5): "" when it was proved or documents why it cannot be."""
+        if not self.clean or self.row.unproved:
+            return ""
+        if self.assurance is not None and self.assurance.proved:
+            return ""
+        got = self.assurance.describe() if self.assurance is not None else "no guarantee"
+        return (f"{self.row.key}: clean but not proved ({got}); --strict demands proved, or the row's "
+                "documented reason why it cannot be (its 'unproved' field)")
 
     @property
     def replay(self) -> str:
@@ -179,6 +210,9 @@ class RowResult:
             "replay": self.replay,
             "first": self.first,
             "elapsed": round(self.elapsed, 3),
+            "guarantee": self.assurance.guarantee.value if self.clean and self.assurance is not None else None,
+            "assurance": self.assurance.to_json() if self.clean and self.assurance is not None else None,
+            "unproved_reason": self.row.unproved,
         }
 
 
@@ -309,7 +343,7 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
     return ChunkResult(
         row.key, 0, budget, firsts, tuple(sorted(errors)), tuple(chains), 0,
         executions=rep.executions, strategy=row.strategy, exhausted=exhausted, stopped=stopped,
-        asserts=tuple(sorted(asserts)), interrupted=interrupted,
+        asserts=tuple(sorted(asserts)), interrupted=interrupted, assurance=rep.assurance,
     )
 
 
@@ -408,6 +442,10 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int, interr
     if interrupted:
         why = f"interrupted after {executions} of {budget} execution{'s' if budget != 1 else ''}"
         text = "so far: " + text
+    assurance = None
+    if not errors:  # R5: the explorer's own guarantee; the seed loop only samples
+        single = chunks[0].assurance if len(chunks) == 1 else None
+        assurance = single or Assurance(Guarantee.SAMPLED, strategy, executions)
     return RowResult(
         row,
         "interrupted" if interrupted else "match" if ok else "mismatch",
@@ -423,6 +461,7 @@ def merge(row: ClaimScenario, chunks: Sequence[ChunkResult], budget: int, interr
         first=first[1] if first else None,
         first_by_kind=first_by_kind,
         elapsed=sum(c.elapsed for c in chunks),
+        assurance=assurance,
     )
 
 
@@ -453,19 +492,32 @@ class CheckResult:
         return [r for r in self.rows if r.status == "pending"]
 
     @property
+    def unproved(self) -> list[RowResult]:
+        """Clean rows neither proved nor documented as unprovable (R5)."""
+        return [r for r in self.rows if r.unproved]
+
+    @property
     def ok(self) -> bool:
-        """True when every modelled verdict matched (and, if strict, nothing is pending), uninterrupted."""
-        return not self.mismatches and not (self.strict and self.pending) and not self.interrupted
+        """True when every modelled verdict matched (and, if strict, nothing is pending and
+        every clean row is proved or documents why not), uninterrupted."""
+        return not self.mismatches and not (self.strict and (self.pending or self.unproved)) and not self.interrupted
 
     def to_json(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for r in self.rows:
             counts[r.status] = counts.get(r.status, 0) + 1
+        guarantees: dict[str, int] = {}
+        for r in self.rows:
+            if r.clean and r.assurance is not None:
+                g = r.assurance.guarantee.value
+                guarantees[g] = guarantees.get(g, 0) + 1
         return {
             "ok": self.ok,
             "strict": self.strict,
             "interrupted": self.interrupted,
             "counts": dict(sorted(counts.items())),
+            "guarantees": dict(sorted(guarantees.items())),
+            "unproved": [r.unproved for r in self.unproved],
             "rows": [r.to_json() for r in self.rows],
         }
 

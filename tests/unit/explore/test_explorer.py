@@ -24,9 +24,11 @@ def test_budget_limited_run_without_finding_is_inconclusive_everywhere() -> None
     assert rep.exit_code == 3
     assert rep.verdict_line() == (
         f"inconclusive: no finding within budget (execution budget): random, 30 executions, {rep.elapsed:.2f} s"
+        "; 30 samples, nothing found (random)"
     )
     data = json.loads(rep.to_json_text())
     assert data["verdict"] == "inconclusive" and data["ok"] is False and data["exit_code"] == 3
+    assert data["guarantee"] == "sampled" and data["assurance"]["executions"] == 30
     assert "verdict: inconclusive" in rep.summary()
 
 

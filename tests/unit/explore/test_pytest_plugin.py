@@ -27,6 +27,16 @@ def test_assert_clean_passes_only_when_exhausted(explore_scenario: Callable[...,
         explore_scenario(clean, strategy="random", budget=10, kernel_options=NO_LOCKDEP).assert_clean()
 
 
+def test_assert_proved_demands_every_schedule(explore_scenario: Callable[..., Explored]) -> None:
+    explore_scenario(clean, strategy="odpor", budget=1000, kernel_options=NO_LOCKDEP).assert_proved()
+    bounded = explore_scenario(clean, strategy="dpor", preemption_bound=1, kernel_options=NO_LOCKDEP)
+    bounded.assert_clean()  # exhausted within its bound ...
+    with pytest.raises(AssertionError, match=r"not proved: exhausted up to 1 preemption \(dpor, 78 executions\)"):
+        bounded.assert_proved()  # ... but not every schedule
+    with pytest.raises(AssertionError, match="not proved: "):
+        explore_scenario(abba, strategy="dpor", budget=500, kernel_options=NO_LOCKDEP).assert_proved()
+
+
 def test_assert_clean_fails_on_a_finding_with_the_token(explore_scenario: Callable[..., Explored]) -> None:
     with pytest.raises(AssertionError, match="dmabufsim replay dbs2"):
         explore_scenario(abba, strategy="dpor", budget=500, kernel_options=NO_LOCKDEP).assert_clean()
