@@ -3,8 +3,8 @@
 ``fence_chains_init(n, seqno_fn)`` builds n mock fences and n chain nodes,
 sw signalling enabled on every node as it is created. ``wait_forward`` uses
 the kernel's ``CHAIN_SZ`` (4096) in the default run. ``wait_backward`` and
-``wait_random`` run at 128 nodes there and at ``CHAIN_SZ`` in the slow run
-(``-m slow``): with signalling enabled on every node, each signal re-arms
+``wait_random`` run at 128 nodes there and at ``CHAIN_SZ`` in the huge run
+(``-m huge``, too long for CI): with signalling enabled on every node, each signal re-arms
 every later node through its own irq_work, O(n^2) interrupt threads in all
 (8 million at 4096; 4.7 million scheduling points were measured at 1024,
 so about 75 million at 4096, tens of minutes of CPU), all with the default
@@ -219,7 +219,7 @@ def test_wait(order: str, n: int) -> None:
     assert results == [0]
 
 
-@pytest.mark.slow
+@pytest.mark.huge  # tens of minutes of CPU each: not in CI's bounded slow run (pytest -m huge)
 @pytest.mark.parametrize("order", ["backward", "random"])
 def test_wait_at_chain_sz(order: str) -> None:
     """``wait_backward`` / ``wait_random`` at the kernel's own size, with the default limits:
