@@ -185,25 +185,26 @@ def page_names(kernel: Any) -> dict[int, int]:
 
 
 _CSS = """
-:root{--lh:%(lh)dpx;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111;background:#fff}
+:root{--lh:@LH@px;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111;background:#fff}
 body{margin:0 12px 24px}
 h1{font-size:1.25rem;margin:12px 0 4px}
 h2{font-size:1.05rem;margin:14px 0 6px}
 code,pre,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .meta{font-size:13px;color:#333}
 .toolbar{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0;font-size:13px}
-.replay{display:flex;gap:6px;align-items:center;margin:6px 0;max-width:100%%}
+.replay{display:flex;gap:6px;align-items:center;margin:6px 0;max-width:100%}
 .replay code{background:#f3f3f3;border:1px solid #ccc;padding:3px 6px;overflow-x:auto;white-space:nowrap;
- max-width:calc(100%% - 80px)}
+ max-width:calc(100% - 80px)}
 button{font:inherit;padding:2px 8px}
 button:focus,input:focus,.ev:focus{outline:3px solid #0072B2;outline-offset:1px}
-.main{display:grid;grid-template-columns:minmax(0,1fr) minmax(280px,34%%);gap:12px}
+.main{display:grid;grid-template-columns:minmax(0,1fr) minmax(280px,34%);gap:12px}
 .view{position:relative;overflow-x:auto;border:1px solid #bbb}
 .inner{display:flex;width:max-content}
 .names{position:sticky;left:0;flex:none;width:170px;z-index:5;background:#fff}
 .canvas{position:relative;flex:none}
 .lane,.lname{height:var(--lh);border-bottom:1px solid #e4e4e4;box-sizing:border-box}
-.lname{font-size:12px;padding:4px 6px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;border-right:1px solid #bbb}
+.lname{font-size:12px;padding:4px 6px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;
+ border-right:1px solid #bbb}
 .lname.hitlane{font-weight:bold}
 .lname.hitlane::after{content:" \\25C0"}
 .lane{position:relative}
@@ -214,7 +215,7 @@ button:focus,input:focus,.ev:focus{outline:3px solid #0072B2;outline-offset:1px}
  border-bottom:14px solid #0072B2}
 .ev.dma.w{border-bottom-color:#D55E00}
 .ev.free{top:3px;height:16px;width:6px;background:#000;border-radius:0}
-.ev.sig{background:#009E73;border-radius:50%%;width:9px;height:9px}
+.ev.sig{background:#009E73;border-radius:50%;width:9px;height:9px}
 .ev.tmr{background:#CC79A7;transform:rotate(45deg);width:8px;height:8px}
 .ev.sw{box-shadow:-3px 0 0 #999}
 .ev.hit{outline:3px solid #000;outline-offset:1px;z-index:2}
@@ -234,12 +235,13 @@ svg.arrows line.waitfor{stroke:#000;stroke-dasharray:4 2}
 #info{min-height:5em}
 .note{border:2px solid #E69F00;background:#fff7e6;padding:6px 8px;margin:8px 0;font-size:13px}
 .legend{display:flex;flex-wrap:wrap;gap:10px;font-size:12px;margin:6px 0}
-.legend span.sw{display:inline-block;width:18px;height:10px;border:1px solid #333;vertical-align:middle;margin-right:3px}
+.legend span.sw{display:inline-block;width:18px;height:10px;border:1px solid #333;vertical-align:middle;
+ margin-right:3px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}
 tr.bad td{font-weight:bold}
 @media print{.toolbar,.replay button,#scrub{display:none}.view{overflow:visible}.main{display:block}
  .side pre{max-height:none}}
-""" % {"lh": LANE_H}
+""".replace("@LH@", str(LANE_H))
 
 _JS = r"""
 (function(){
@@ -248,7 +250,8 @@ var D=JSON.parse(document.getElementById("data").textContent);
 var PX=D.px,N=D.n,LO=D.lo;
 var canvas=document.getElementById("canvas");
 var cursor=document.getElementById("cursor"),future=document.getElementById("future");
-var scrub=document.getElementById("scrub"),info=document.getElementById("info"),stepout=document.getElementById("stepout");
+var scrub=document.getElementById("scrub"),info=document.getElementById("info");
+var stepout=document.getElementById("stepout");
 var mode="step";
 var tmax=0;for(var k=0;k<D.now.length;k++){if(D.now[k]>tmax)tmax=D.now[k];}
 var W=Math.max(N*PX,1);
@@ -273,7 +276,8 @@ function place(){
   for(var b=0;b<bars.length;b++){var x0=xof(+bars[b].dataset.a),x1=xof(+bars[b].dataset.b);
     bars[b].style.left=x0+"px";bars[b].style.width=Math.max(x1-x0,2)+"px";}
   var ls=document.querySelectorAll("svg.arrows line");
-  for(var c=0;c<ls.length;c++){ls[c].setAttribute("x1",xof(+ls[c].dataset.a));ls[c].setAttribute("x2",xof(+ls[c].dataset.b));}
+  for(var c=0;c<ls.length;c++){ls[c].setAttribute("x1",xof(+ls[c].dataset.a));
+    ls[c].setAttribute("x2",xof(+ls[c].dataset.b));}
   move(+scrub.value);
 }
 function move(i){
@@ -296,8 +300,9 @@ document.addEventListener("keydown",function(ev){
 canvas.addEventListener("mouseover",function(ev){var t=ev.target;
   if(t&&t.dataset&&t.dataset.i!==undefined){info.textContent=evtext(+t.dataset.i);}
   else if(t&&t.dataset&&t.dataset.a!==undefined){info.textContent=t.getAttribute("aria-label")||"";}});
-canvas.addEventListener("focusin",function(ev){var t=ev.target;if(t&&t.dataset&&t.dataset.i!==undefined){move(+t.dataset.i);}});
-canvas.addEventListener("click",function(ev){var t=ev.target;if(t&&t.dataset&&t.dataset.i!==undefined){move(+t.dataset.i);}});
+function pick(ev){var t=ev.target;if(t&&t.dataset&&t.dataset.i!==undefined){move(+t.dataset.i);}}
+canvas.addEventListener("focusin",pick);
+canvas.addEventListener("click",pick);
 document.getElementById("clock").addEventListener("change",function(ev){mode=ev.target.value;place();});
 var hitbtn=document.getElementById("tohit");
 if(hitbtn){hitbtn.addEventListener("click",function(){move(D.hit);});}
@@ -481,13 +486,14 @@ def render(
             attrs += ' tabindex="0" aria-label="finding event"'
         lane = lane_of.get(ev.tid, timer_lane)
         lanes_html[lane].append(f"<i {attrs}></i>")
+        # The copy on a memory row is class "ev mem": the same event, drawn where it touches memory (R4).
+        mem = f'<i {attrs.replace(chr(34) + "ev ", chr(34) + "ev mem ", 1)}></i>'
         if ev.op in PAGE_OPS:
-            lanes_html[mem_row(*page_key(ev.obj))].append(f'<i {attrs.replace(chr(34) + "ev ", chr(34) + "ev mem ", 1)}></i>')
+            lanes_html[mem_row(*page_key(ev.obj))].append(mem)
         if is_dma(ev.op):
-            lanes_html[mem_rows[f"dom{ev.obj}"]].append(f'<i {attrs.replace(chr(34) + "ev ", chr(34) + "ev mem ", 1)}></i>')
+            lanes_html[mem_rows[f"dom{ev.obj}"]].append(mem)
             if i in finding_pfn:
-                lanes_html[mem_rows[f"pfn{finding_pfn[i]}"]].append(
-                    f'<i {attrs.replace(chr(34) + "ev ", chr(34) + "ev mem ", 1)}></i>')
+                lanes_html[mem_rows[f"pfn{finding_pfn[i]}"]].append(mem)
 
     # Lock bars (R3), clipped to the window.
     bars = lock_bars(events, ex.lock_marks)
@@ -517,9 +523,9 @@ def render(
     for s, w, nxt in signal_arrows(events):
         if not lo <= s < hi:
             continue
-        b = float(nxt) if lo <= nxt < hi else float(hi - 1)
+        to = float(nxt) if lo <= nxt < hi else float(hi - 1)
         la, lb = lane_of.get(events[s].tid, timer_lane), lane_of.get(w, timer_lane)
-        arrows.append(f'<line class="sig" data-a="{s}" data-b="{b:g}" x1="{x(s):g}" y1="{y(la)}" x2="{x(b):g}" '
+        arrows.append(f'<line class="sig" data-a="{s}" data-b="{to:g}" x1="{x(s):g}" y1="{y(la)}" x2="{x(to):g}" '
                       f'y2="{y(lb)}" marker-end="url(#ah)"/>')
     for wb, hb in wait_arrows(bars):
         if not lo <= wb.start < hi:
@@ -580,14 +586,14 @@ def render(
                 f'finding. The {lo + total - hi} events left out are counted per thread in the table at the '
                 f'bottom.</p>')
         rows = []
-        for t in [*threads, None]:
-            tid = t.tid if t is not None else -1
-            sel = [ev for part in (events[:lo], events[hi:]) for ev in part if ev.tid == tid]
+        for th in [*threads, None]:
+            ttid = th.tid if th is not None else -1
+            sel = [ev for part in (events[:lo], events[hi:]) for ev in part if ev.tid == ttid]
             if not sel:
                 continue
             nl = sum(1 for ev in sel if is_acquire(ev.op) or is_release(ev.op))
             nd = sum(1 for ev in sel if is_dma(ev.op))
-            label = f"{t.name}/{t.tid}" if t is not None else "timers / interrupts"
+            label = f"{th.name}/{th.tid}" if th is not None else "timers / interrupts"
             rows.append(f"<tr><td>{_esc(label)}</td><td>{len(sel)}</td><td>{nl}</td><td>{nd}</td></tr>")
         elided = ('<h2>events not drawn</h2><table id="elided"><tr><th>thread</th><th>events</th>'
                   f'<th>lock operations</th><th>DMA accesses</th></tr>{"".join(rows)}</table>')
@@ -625,3 +631,111 @@ def ensure_dir(path: str) -> str:
     except OSError as exc:
         raise UsageError(f"cannot create {exc.filename}: {exc.strerror}") from None
     return path
+
+
+# ---------------------------------------------------------------------------- the commands' pages
+
+
+def add_html_argument(p: Any, *, directory: bool) -> None:
+    """``--html OUT.html`` (one page) or ``--html DIR/`` (a page per finding / counterexample, and an index)."""
+    if directory:
+        p.add_argument("--html", metavar="DIR", help="write a self-contained HTML page per finding, and an "
+                       "index.html, into DIR (created if missing)")
+    else:
+        p.add_argument("--html", metavar="OUT.html", help="write a self-contained HTML page of the execution "
+                       "(lanes per thread, locks, fences, DMA and frees, the finding)")
+
+
+def replay_recorded(token: str, scenario: Any, kernel_options: Mapping[str, Any],
+                    max_steps: int | None = None) -> tuple[Execution, Any]:
+    """Rebuild the execution of ``token`` with its trace recorded: ``(execution, kernel)``."""
+    from ..kernel.runtime import Kernel
+
+    opts: dict[str, Any] = {**dict(kernel_options), "record_trace": True}
+    if max_steps is not None:
+        opts["max_steps"] = max_steps
+    k = Kernel(replay=token, **opts)
+    return k.run(scenario), k
+
+
+def _slug(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in s).strip("_") or "page"
+
+
+_INDEX = Template("""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="generator" content="dmabufsim"><title>$title</title><style>$css</style></head>
+<body><h1>$title</h1><p class="meta">$summary</p>
+<table id="index"><thead><tr>$head</tr></thead><tbody>
+$rows
+</tbody></table></body></html>
+""")
+
+
+def _index(title: str, summary: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """An index page: ``rows`` are cells already escaped (links allowed)."""
+    return _INDEX.substitute(
+        title=_esc(title), css=_CSS, summary=summary, head="".join(f"<th>{_esc(h)}</th>" for h in head),
+        rows="\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows),
+    )
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+
+
+def explore_pages(report: Any, args: Any, scenario: Any, kernel_options: Mapping[str, Any]) -> None:
+    """``explore --html DIR``: one page per finding (its token replayed, recorded), and ``DIR/index.html``."""
+    out = getattr(args, "html", None)
+    if not out:
+        return
+    from ..explore.commandline import replay_command
+
+    ensure_dir(out)
+    rows: list[list[str]] = []
+    for n, ef in enumerate([*report.findings, *report.info], 1):
+        ex, k = replay_recorded(ef.token, scenario, kernel_options, args.max_steps)
+        cmd = replay_command(ef.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps)
+        name = f"{n:02d}-{_slug(ef.kind)}.html"
+        _write_text(os.path.join(out, name), render(ex, title=f"{args.scenario}: {ef.finding.title}", replay=cmd,
+                                                    pages=page_names(k)))
+        rows.append([str(n), f'<a href="{_esc(name)}">{_esc(ef.kind)}</a>', _esc(ef.finding.title),
+                     _esc(ef.strategy), str(ef.steps), f"<code>{_esc(cmd)}</code>"])
+    summary = (f"verdict <b>{_esc(report.verdict)}</b> &middot; {report.executions} executions &middot; "
+               f"{report.elapsed:.2f} s")
+    _write_text(os.path.join(out, "index.html"), _index(
+        f"dmabufsim explore {args.scenario}", summary, ("#", "finding", "title", "strategy", "steps", "replay"), rows))
+
+
+def check_pages(result: Any, out: str, scenarios_dirs: tuple[str, ...] = ()) -> None:
+    """``check --html DIR``: ``DIR/index.html``, the catalog table with each row's verdict, guarantee and
+    timing, linking to one page per counterexample (the row's token replayed, recorded)."""
+    from ..explore.commandline import replay_command
+
+    ensure_dir(out)
+    rows: list[list[str]] = []
+    for r in result.rows:
+        row = r.row
+        exp = row.expected.describe() if row.expected else "—"
+        guarantee = ("exhaustive" if r.exhaustive else f"{r.executions} executions ({r.strategy})") if (
+            r.executions) else "—"
+        link = "—"
+        if r.token and row.scenario is not None:
+            ex, k = replay_recorded(r.token, row.scenario, row.kernel_options)
+            cmd = replay_command(r.token, row.key, scenarios_dirs=scenarios_dirs)
+            name = f"{_slug(row.key)}.html"
+            _write_text(os.path.join(out, name), render(ex, title=f"{row.key}: {row.title}", replay=cmd,
+                                                        pages=page_names(k)))
+            link = f'<a href="{_esc(name)}">counterexample</a>'
+        found = r.found_text if r.status in ("match", "mismatch") else r.why
+        rows.append([_esc(row.key), _esc(exp), f'<span class="status-{_esc(r.status)}">{_esc(r.status)}</span>',
+                     _esc(found), _esc(guarantee), f"{r.elapsed:.2f} s", link])
+    n = {s: sum(1 for r in result.rows if r.status == s) for s in ("match", "mismatch", "error", "pending")}
+    summary = (f"{n['match']} match, {n['mismatch'] + n['error']} mismatch, {n['pending']} pending"
+               + (" &middot; INTERRUPTED (partial)" if result.interrupted else ""))
+    _write_text(os.path.join(out, "index.html"), _index(
+        "dmabufsim check", summary, ("row", "expected", "verdict", "found", "guarantee", "time", "page"), rows))
