@@ -287,7 +287,8 @@ function move(i){
   stepout.textContent="event "+i+" of "+(D.total-1);
   info.textContent=evtext(i);
   var v=document.getElementById("view");
-  if(x<v.scrollLeft||x>v.scrollLeft+v.clientWidth-260){v.scrollLeft=Math.max(0,x-200);}
+  var vis=v.clientWidth-170;  /* the lane names stick on the left */
+  if(x<v.scrollLeft+20||x>v.scrollLeft+vis-20){v.scrollLeft=Math.max(0,x-Math.floor(vis*0.6));}
 }
 scrub.addEventListener("input",function(){move(+scrub.value);});
 document.addEventListener("keydown",function(ev){
