@@ -64,7 +64,7 @@ PX = 10
 #: Height of a lane (px).
 LANE_H = 24
 #: Events drawn at most (R6); the documented size bound (2 MB) holds up to it.
-MAX_DRAWN = 12_000
+MAX_DRAWN = 10_000
 #: Okabe-Ito: distinguishable with protanopia, deuteranopia and tritanopia.
 PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
 #: Operations on a page object (mm/page.py).

@@ -158,3 +158,29 @@ def test_cli_explore_html_one_page_per_finding(tmp_path: pathlib.Path, capsys: p
     assert pages == sorted([f"{n:02d}-{k}.html" for n, k in enumerate(kinds, 1)] + ["index.html"])
     for name in pages:
         assert "</html>" in (out / name).read_text()
+
+
+def _worker(k: ds.Kernel, locks: list[ds.Mutex], done: ds.Completion, n: int, first: int) -> None:
+    for i in range(n):
+        with locks[(first + i) % len(locks)]:
+            k.msleep(0)
+    done.complete()
+
+
+def _lock_heavy(k: ds.Kernel) -> None:
+    locks = [ds.Mutex(f"lock_{c}") for c in "ABC"]
+    done = ds.Completion("done")
+    for t in range(4):
+        k.spawn(_worker, k, locks, done, 830, t, name=f"worker{t}")
+    for _ in range(4):
+        done.wait_for_completion()
+
+
+def test_a_10000_event_page_stays_within_the_documented_2mb() -> None:
+    ex = ds.Kernel(seed=1, record_trace=True).run(_lock_heavy)
+    n = len(ex.events or [])
+    assert 9_000 <= n <= html_report.MAX_DRAWN
+    text = html_report.render(ex, title="lock-heavy")
+    assert len(text.encode()) <= 2_000_000
+    assert 'id="summary-note"' not in text  # drawn whole
+    assert len(Dom(text).find("ev")) == n
