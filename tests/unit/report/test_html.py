@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dmabufsim as ds
 from dmabufsim.cli import main
@@ -184,3 +187,57 @@ def test_a_10000_event_page_stays_within_the_documented_2mb() -> None:
     assert len(text.encode()) <= 2_000_000
     assert 'id="summary-note"' not in text  # drawn whole
     assert len(Dom(text).find("ev")) == n
+
+
+def _waiter(c: ds.Completion, m: ds.Mutex) -> None:
+    c.wait_for_completion()
+    with m:
+        pass
+
+
+def _signaller(k: ds.Kernel, c: ds.Completion, m: ds.Mutex) -> None:
+    with m:
+        k.msleep(1)
+    c.complete()
+
+
+def _completion(k: ds.Kernel) -> None:
+    c, m = ds.Completion("done"), ds.Mutex("state_lock")
+    k.spawn(_waiter, c, m, name="waiter")
+    k.spawn(_signaller, k, c, m, name="signaller")
+
+
+def test_complete_draws_an_arrow_to_the_waiter() -> None:
+    ex = ds.Kernel(strategy=ds.FirstStrategy(), record_trace=True).run(_completion)
+    events = ex.events
+    assert events is not None
+    dom = Dom(html_report.render(ex))
+    names = {t.tid: t.name for t in ex.threads}
+    arrows = [(int(dom.attr(i, "data-a")), float(dom.attr(i, "data-b"))) for i in dom.find("sig")
+              if dom.elems[i][0] == "line"]
+    assert [(events[a].op, names[events[a].tid], names[events[int(b)].tid]) for a, b in arrows] == [
+        ("complete", "signaller", "waiter")]
+    assert arrows[0][0] < arrows[0][1]
+
+
+@given(seed=st.integers(0, 10_000))
+@settings(max_examples=25)
+def test_every_event_once_on_its_threads_lane_and_no_two_holds_of_a_lock_overlap(seed: int) -> None:
+    ex = ds.Kernel(seed=seed, record_trace=True).run(_completion)
+    events = ex.events
+    assert events is not None
+    dom = Dom(html_report.render(ex))
+    drawn: list[int] = []
+    for lane in dom.find("lane"):
+        tid = dom.attr(lane, "data-tid")
+        if not tid:
+            continue
+        for i in dom.children(lane, "ev"):
+            n = int(dom.attr(i, "data-i"))
+            assert events[n].tid == int(tid)
+            drawn.append(n)
+    assert sorted(drawn) == list(range(len(events)))
+    holds = sorted((float(dom.attr(i, "data-a")), float(dom.attr(i, "data-b")), dom.text.get(i, ""))
+                   for i in dom.find("hold"))
+    for (a0, b0, c0), (a1, _, c1) in itertools.pairwise(holds):
+        assert c0 != c1 or b0 <= a1, (c0, a0, b0, a1)
