@@ -34,8 +34,11 @@ Rules:
   finding names it (``details["pfn"]``): that access is drawn on the
   page's row too, so "freed here, written there" is one row, in trace
   order.
-* R5: the finding's events (the events of its step on a thread) carry
-  ``class="ev hit"`` and a visible marker, not only a colour.
+* R5: the finding's events carry ``class="ev hit"`` and a visible marker,
+  not only a colour: the events of its step on its threads, or, for a
+  finding raised before the point of the operation that triggers it
+  (lockdep, ``might_sleep``), each of its threads' next event; for a
+  deadlock, the last lock attempt of each blocked thread.
 * R6: an execution of more than :data:`MAX_DRAWN` events is summarised,
   never silently truncated: the page draws the :data:`MAX_DRAWN` events
   ending just after the last finding (or the end), says so in a visible
@@ -159,9 +162,23 @@ def wait_arrows(bars: Sequence[Bar]) -> list[tuple[Bar, Bar]]:
     return out
 
 
+#: Findings raised before the scheduling point of the operation that triggers them: lockdep's
+#: ``lock_acquire`` and ``might_sleep`` run before the lock's point, so the operation is the
+#: thread's next event after the finding's step.
+PRE_POINT_KINDS = frozenset({"circular-locking", "recursive-locking", "sleep-in-atomic", "ww-usage"})
+
+
 def finding_events(events: Sequence[Event], f: Finding) -> list[int]:
-    """The events of a finding's step on a thread (R5): its threads' when it names them."""
+    """The events of a finding (R5): the events of its step on its threads, or, for a finding raised
+    before its operation's point (:data:`PRE_POINT_KINDS`), each thread's next event."""
     tids = {t.tid for t in f.threads}
+    if f.kind in PRE_POINT_KINDS and tids:
+        nxt: dict[int, int] = {}
+        for i, ev in enumerate(events):
+            if ev.tid in tids and ev.step > f.step and ev.tid not in nxt:
+                nxt[ev.tid] = i
+        if nxt:
+            return sorted(nxt.values())
     hits = [i for i, ev in enumerate(events) if ev.step == f.step and ev.tid >= 0]
     named = [i for i in hits if events[i].tid in tids]
     if f.kind == "deadlock" and not named:

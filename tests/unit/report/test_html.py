@@ -241,3 +241,13 @@ def test_every_event_once_on_its_threads_lane_and_no_two_holds_of_a_lock_overlap
                    for i in dom.find("hold"))
     for (a0, b0, c0), (a1, _, c1) in itertools.pairwise(holds):
         assert c0 != c1 or b0 <= a1, (c0, a0, b0, a1)
+
+
+def test_lockdep_finding_marks_the_acquisition_that_closes_the_cycle() -> None:
+    ex, _, _ = counterexample("B1/abba-mutexes-lockdep")
+    events = ex.events
+    assert events is not None
+    dom = Dom(page("B1/abba-mutexes-lockdep"))
+    hits = [int(dom.attr(i, "data-i")) for i in dom.find("hit")]
+    # t2 holds lock_B and tries lock_A: lockdep's lock_acquire runs before mutex_lock's point.
+    assert [(events[i].tid, events[i].op, events[i].detail) for i in hits] == [(2, "mutex_lock", "lock_A")]
