@@ -459,8 +459,9 @@ def render(
             page_rows.append((pages.get(ev.obj, 1 << 40) if ev.obj in pages else ev.obj + (1 << 41), key, label))
     for pfn in sorted(set(finding_pfn.values())):
         page_rows.append((pfn, f"pfn{pfn}", f"page pfn {pfn}"))
+    named = {f"pfn{pfn}" for pfn in finding_pfn.values()}
     for _, key, label in sorted(set(page_rows)):
-        mem_row(key, label)
+        mem_row(key, label + (" (the finding's page)" if key in named else ""))
     for i in range(lo, hi):
         ev = events[i]
         if is_dma(ev.op):
@@ -621,7 +622,8 @@ def render(
         "ev": data_ev, "now": data_now, "ops": list(ops), "dets": list(dets),
         "names": {str(k): v for k, v in sorted(names.items())}, "stacks": stacks,
     }
-    text = json.dumps(data, separators=(",", ":"), sort_keys=True).replace("</", "<\\/")
+    # "<" only occurs inside JSON strings: \u003c keeps "</script>" and "<!--" out of the script element.
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True).replace("<", "\\u003c")
     return _PAGE.substitute(
         title=_esc(title), css=_CSS, js=_JS, outcome=_esc(ex.outcome), nthreads=len(ex.threads), total=total,
         steps=ex.steps, now=ex.now, digest=_esc(ex.trace_digest), replay=_esc(replay or f"token {ex.token}"),

@@ -251,3 +251,18 @@ def test_lockdep_finding_marks_the_acquisition_that_closes_the_cycle() -> None:
     hits = [int(dom.attr(i, "data-i")) for i in dom.find("hit")]
     # t2 holds lock_B and tries lock_A: lockdep's lock_acquire runs before mutex_lock's point.
     assert [(events[i].tid, events[i].op, events[i].detail) for i in hits] == [(2, "mutex_lock", "lock_A")]
+
+
+def _odd_names(k: ds.Kernel) -> None:
+    m = ds.Mutex('</script><!--"&')
+    k.spawn(lambda: m.lock(), name="<b>t1</b>")
+    k.spawn(lambda: m.lock(), name="t2")
+
+
+def test_names_cannot_break_out_of_the_page() -> None:
+    ex = ds.Kernel(seed=0, record_trace=True).run(_odd_names)
+    text = html_report.render(ex, title="<odd>")
+    assert text.count("</script>") == 2 and "<b>t1</b>" not in text and "<!--" not in text
+    (data,) = [i for i, (tag, a, _) in enumerate(Dom(text).elems) if a.get("id") == "data"]
+    doc = json.loads(Dom(text).text[data])
+    assert '</script><!--"&' in doc["dets"] and "<b>t1</b>" in doc["names"].values()
