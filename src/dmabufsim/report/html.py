@@ -255,7 +255,7 @@ svg.arrows line.waitfor{stroke:#000;stroke-dasharray:4 2}
 .legend span.sw{display:inline-block;width:18px;height:10px;border:1px solid #333;vertical-align:middle;
  margin-right:3px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}
-tr.bad td{font-weight:bold}
+.status-mismatch,.status-error{font-weight:bold;text-decoration:underline}.num{white-space:nowrap}
 @media print{.toolbar,.replay button,#scrub{display:none}.view{overflow:visible}.main{display:block}
  .side pre{max-height:none}}
 """.replace("@LH@", str(LANE_H))
@@ -731,6 +731,11 @@ def explore_pages(report: Any, args: Any, scenario: Any, kernel_options: Mapping
         f"dmabufsim explore {args.scenario}", summary, ("#", "finding", "title", "strategy", "steps", "replay"), rows))
 
 
+#: A verdict in words and a sign, never a colour alone.
+_STATUS_MARK = {"match": "✓ match", "mismatch": "✗ MISMATCH", "error": "✗ ERROR", "pending": "… pending",
+                "skipped": "– skipped", "interrupted": "interrupted"}
+
+
 def check_pages(result: Any, out: str, scenarios_dirs: tuple[str, ...] = ()) -> None:
     """``check --html DIR``: ``DIR/index.html``, the catalog table with each row's verdict, guarantee and
     timing, linking to one page per counterexample (the row's token replayed, recorded)."""
@@ -741,8 +746,14 @@ def check_pages(result: Any, out: str, scenarios_dirs: tuple[str, ...] = ()) -> 
     for r in result.rows:
         row = r.row
         exp = row.expected.describe() if row.expected else "—"
-        guarantee = ("exhaustive" if r.exhaustive else f"{r.executions} executions ({r.strategy})") if (
-            r.executions) else "—"
+        if not r.executions:
+            guarantee = "—"
+        elif r.exhaustive:
+            guarantee = f"exhaustive ({r.executions} executions, {r.strategy})"
+        elif r.token:
+            guarantee = f"found in {r.executions} executions ({r.strategy})"
+        else:
+            guarantee = f"not exhaustive: {r.executions} executions ({r.strategy})"
         link = "—"
         if r.token and row.scenario is not None:
             ex, k = replay_recorded(r.token, row.scenario, row.kernel_options)
@@ -752,8 +763,9 @@ def check_pages(result: Any, out: str, scenarios_dirs: tuple[str, ...] = ()) -> 
                                                         pages=page_names(k)))
             link = f'<a href="{_esc(name)}">counterexample</a>'
         found = r.found_text if r.status in ("match", "mismatch") else r.why
-        rows.append([_esc(row.key), _esc(exp), f'<span class="status-{_esc(r.status)}">{_esc(r.status)}</span>',
-                     _esc(found), _esc(guarantee), f"{r.elapsed:.2f} s", link])
+        mark = _STATUS_MARK.get(r.status, r.status)
+        rows.append([_esc(row.key), _esc(exp), f'<span class="status-{_esc(r.status)}">{_esc(mark)}</span>',
+                     _esc(found), _esc(guarantee), f'<span class="num">{r.elapsed:.2f}&nbsp;s</span>', link])
     n = {s: sum(1 for r in result.rows if r.status == s) for s in ("match", "mismatch", "error", "pending")}
     summary = (f"{n['match']} match, {n['mismatch'] + n['error']} mismatch, {n['pending']} pending"
                + (" &middot; INTERRUPTED (partial)" if result.interrupted else ""))

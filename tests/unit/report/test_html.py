@@ -147,7 +147,7 @@ def test_cli_check_html_index_links_every_counterexample(tmp_path: pathlib.Path,
     for href in links:
         assert (out / href).is_file() and 'class="lane"' in (out / href).read_text()
     statuses = [dom.text[i] for i in dom.find("status-match")]
-    assert statuses == ["match"] * 3
+    assert statuses == ["✓ match"] * 3
 
 
 def test_cli_explore_html_one_page_per_finding(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
