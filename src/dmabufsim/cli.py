@@ -48,6 +48,7 @@ from .kernel.errors import ReplayError, SimulatorError, UsageError
 from .kernel.execution import Execution
 from .kernel.runtime import Kernel
 from .report import commands as catalog_commands
+from .report import html as html_report
 from .report.text import render_finding
 from .scenarios.catalog import load_file_module
 
@@ -108,15 +109,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     # A catalog row (B1/abba-mutexes, C18) replays with the row's kernel options.
     spec = resolve_scenario(args.scenario, tuple(args.scenarios))
-    record = bool(args.trace or args.dot)
+    record = bool(args.trace or args.dot or args.html)
     k = Kernel(replay=args.token, max_steps=args.max_steps, record_trace=record,
                **{**spec.kernel_options, **watchdog_option(args)})
     classes = catalog_commands.watch_lock_classes(k) if args.dot else None
     ex = k.run(spec.scenario)
     catalog_commands.write_artifacts(ex, trace=args.trace, dot=args.dot, label=args.scenario, kernel=k,
                                      classes=classes, all_classes=args.dot_all_classes)
-    return _print_execution(ex, args.json, args.scenario, replay_command(
-        ex.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps))
+    cmd = replay_command(ex.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps)
+    if args.html:
+        html_report.write(ex, args.html, title=args.scenario, replay=cmd, pages=html_report.page_names(k))
+    return _print_execution(ex, args.json, args.scenario, cmd)
 
 
 def add_watchdog_option(p: argparse.ArgumentParser) -> None:
@@ -190,10 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --dot: also draw the classes lockdep was taught at boot (mmap_lock, dma_fence_map, "
                     "...) that the execution never took")
     rp.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
+    html_report.add_html_argument(rp, directory=False)
     add_watchdog_option(rp)
     rp.set_defaults(func=cmd_replay)
     catalog_commands.add_parsers(sub)
     explore_command.add_parser(sub, resolve_scenario)
+    html_report.add_html_argument(sub.choices["explore"], directory=True)
+    sub.choices["explore"].set_defaults(after_report=html_report.explore_pages)
 
     b = sub.add_parser(
         "bench",

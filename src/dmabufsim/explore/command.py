@@ -173,6 +173,10 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
         report = explore(scenario, strategy, **kw)
     report.scenario = args.scenario
     report.max_steps = args.max_steps
+    # What the caller adds to a finished report (the CLI's HTML pages: --html); this room imports nothing above it.
+    after = getattr(args, "after_report", None)
+    if after is not None and report.reason != "interrupted":
+        after(report, args, scenario, kopts)
     if args.json:
         print(report.to_json_text())
     else:

@@ -49,6 +49,8 @@ from ..explore.commandline import replay_command
 from ..kernel.errors import UsageError
 from ..scenarios.catalog import Catalog, ClaimScenario, discover
 from ..scenarios.runner import CheckResult, RowResult, check
+from .html import add_html_argument as html_add_argument
+from .html import check_pages
 from .text import finding_from_json, render_finding
 
 EXIT_OK = 0
@@ -360,6 +362,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     rows = cat.select(args.claims)
     result = _run_with_progress(rows, args)
     dirs = tuple(args.scenarios)
+    if getattr(args, "html", None) and not result.interrupted:
+        check_pages(result, args.html, dirs)
     if args.json:
         js = result.to_json()
         for r, rj in zip(result.rows, js["rows"], strict=True):
@@ -412,6 +416,7 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--skip-slow", action="store_true", help="skip rows marked slow")
     c.add_argument("--shrink", action="store_true", help="shrink counterexample schedules (shorter tokens, slower)")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
+    html_add_argument(c, directory=True)
     c.add_argument("--scenarios", action="append", default=[], metavar="DIR",
                    help="also load catalog modules from DIR (its rows replace built-in rows of the same key)")
     c.set_defaults(func=cmd_check)
