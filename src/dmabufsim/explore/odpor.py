@@ -84,7 +84,6 @@ from .base import ExploreStrategy
 if TYPE_CHECKING:
     from ..kernel.execution import Execution
     from ..kernel.thread import KThread
-    from ..kernel.trace import Event
 
 #: Accesses of an event: (object id, write) pairs.
 Accs = tuple[tuple[int, bool], ...]
@@ -99,6 +98,9 @@ _BLOCKED = ThreadState.BLOCKED
 #: advance, which happens when no thread can run, wakes its sleepers (R3).
 _CLOCK = -1
 _EXITED = ThreadState.EXITED
+#: A frontier undo entry: the position was appended to the object's reads (a singleton
+#: that survives a checkpoint's pickling; the other entries are lists or None).
+_APPENDED: Any = True
 _START_CODE = Kernel._start.__code__
 
 
@@ -122,7 +124,12 @@ def _conflict(a: Accs | list[tuple[int, bool]], b: Accs | list[tuple[int, bool]]
 
 
 class _WNode:
-    """A wakeup tree node: a thread, the accesses of its event there, the ordered children."""
+    """A wakeup tree node: a thread, the accesses of its event there, the ordered children.
+
+    One tree serves the whole search: the node of position ``i + 1`` explores
+    the very list of children of the child chosen at position ``i`` (R5), so
+    a wakeup sequence is never copied as the execution walks down it.
+    """
 
     __slots__ = ("accs", "children", "tid")
 
@@ -130,18 +137,6 @@ class _WNode:
         self.tid = tid
         self.accs = accs
         self.children: list[_WNode] = children if children is not None else []
-
-    def copy(self) -> _WNode:
-        """A deep copy (iterative: a wakeup sequence can be hundreds of events long)."""
-        root = _WNode(self.tid, self.accs)
-        todo = [(self, root)]
-        while todo:
-            src, dst = todo.pop()
-            for c in src.children:
-                d = _WNode(c.tid, c.accs)
-                dst.children.append(d)
-                todo.append((c, d))
-        return root
 
 
 class _Node:
@@ -222,12 +217,24 @@ class OptimalDPOR(ExploreStrategy):
         self.deviations = 0
         self.discard = False
         self._threads: list[KThread] = []
+        # The analysed prefix (R2, R3), kept across executions: the positions below
+        # ``_done`` replay identically, so their clocks and races are not computed again.
+        #: Vector clock of each analysed position, indexed by tid (-1: no event of that thread).
+        self._clk: list[list[int]] = []
+        #: Per analysed position: (its thread, that thread's previous position or -1, the
+        #: frontier entries it replaced), to rewind to a backtrack point.
+        self._undo: list[tuple[int, int, list[tuple[int, Any]]]] = []
+        #: Per object: [last write or -1, the reads since it] (the accesses a new one can race with).
+        self._front: dict[int, list[Any]] = {}
+        #: Per thread: its last analysed position.
+        self._last: dict[int, int] = {}
+        self._done = 0
         self._reset_execution()
 
     def _reset_execution(self) -> None:
         self._pos = 0
-        #: This execution's events: (thread, accesses so far).
-        self._events: list[tuple[int, list[tuple[int, bool]]]] = []
+        #: This execution's events: (thread, accesses so far; a tuple once the event is closed).
+        self._events: list[tuple[int, list[tuple[int, bool]] | Accs]] = []
         #: (tid, op, obj, write) of the point event that belongs to the event just opened.
         self._expect: tuple[int, str, int, bool] | None = None
         self._last_step = -1
@@ -257,7 +264,7 @@ class OptimalDPOR(ExploreStrategy):
     def attach(self, kernel: Kernel) -> None:
         if kernel._early_timers:
             raise UsageError("odpor does not model schedule-controlled values (early timers): use dpor (R8)")
-        kernel.trace.subscribe(self._on_event)
+        kernel.trace.set_tap(self._tap)
         self._threads = kernel._threads  # by tid: an observed trace keeps every thread (runtime)
 
     def new_execution(self) -> bool:
@@ -285,11 +292,15 @@ class OptimalDPOR(ExploreStrategy):
     def _close(self) -> None:
         """The event of the previous node is complete: record its accesses there. An event
         that ended in a wait also accessed what it waits on (it looked and went to sleep:
-        a ``join`` has no scheduling point of its own); a thread's last event writes its exit."""
+        a ``join`` has no scheduling point of its own); a thread's last event writes its exit.
+        A position not analysed yet gets its vector clock and races now (R2-R4)."""
         i = len(self._events) - 1
         if i < 0:
             return
         tid, acc = self._events[i]
+        if type(acc) is tuple:
+            return  # closed already (the end of an execution closes its last event again)
+        assert isinstance(acc, list)
         t = self._threads[tid] if tid < len(self._threads) else None
         if t is not None:
             if t.state is _BLOCKED and t.blocked_on is not None:
@@ -297,8 +308,11 @@ class OptimalDPOR(ExploreStrategy):
                 acc.append((_EXIT - obj, True) if what == "join" else (obj, True))
             elif t.state is _EXITED:
                 acc.append((_EXIT - tid, True))
-        node = self._stack[i]
         accs = tuple(acc)
+        self._events[i] = (tid, accs)
+        if i >= len(self._stack):
+            return
+        node = self._stack[i]
         d = self._deferred
         if d is not None and d[0] == i:
             self._deferred = None
@@ -306,33 +320,41 @@ class OptimalDPOR(ExploreStrategy):
                 self.deviations += 1  # R6: the forced step depends on the deferred sequence
                 self._follow = []
         node.accs = accs
-        if node.wut and node.wut[0].tid == self._events[i][0]:
-            node.wut[0].accs = accs
+        wut = node.wut
+        if wut and wut[0].tid == tid:
+            wut[0].accs = accs
+        if i == self._done:
+            self._analyse(i, tid, accs)
 
-    def _on_event(self, ev: Event) -> None:
-        tid = ev.tid
+    def _tap(self, step: int, tid: int, op: str, obj: int, write: bool) -> None:
+        """Every trace event (``Trace.tap``): a scheduling point, or an access of the running
+        thread's current event (R1)."""
         if tid < 0:
             return  # a timer firing: no thread's step
-        point = ev.step > self._last_step
-        if point:
-            self._last_step = ev.step
+        if step > self._last_step:
+            self._last_step = step
             exp = self._expect
             if exp is not None:
                 self._expect = None
-                if exp == (tid, ev.op, ev.obj, ev.write):
+                if exp[0] == tid and exp[2] == obj and exp[1] == op and exp[3] == write:
                     return  # the opened event's own point: already its first access
             # a thread going on at its own point with no choice made: a forced step
             self._schedule((tid,), tid, True)
             accs = [(_SPAWN - tid, False)]
-            if ev.op != "spawn":
-                accs.append((ev.obj, ev.write))
+            if op != "spawn":
+                accs.append((obj, write))
             self._events.append((tid, accs))
             return
-        if self._events and self._events[-1][0] == tid:
-            self._events[-1][1].append((ev.obj, ev.write))
-        elif self._events:  # defensive: a step nobody announced is a forced step of its own
-            self._schedule((tid,), tid, True)
-            self._events.append((tid, [(_SPAWN - tid, False), (ev.obj, ev.write)]))
+        events = self._events
+        if events:
+            last = events[-1]
+            if last[0] == tid:
+                acc = last[1]
+                assert isinstance(acc, list)
+                acc.append((obj, write))
+            else:  # defensive: a step nobody announced is a forced step of its own
+                self._schedule((tid,), tid, True)
+                events.append((tid, [(_SPAWN - tid, False), (obj, write)]))
 
     # ------------------------------------------------------------------ choosing (R5, R6)
 
@@ -390,7 +412,8 @@ class OptimalDPOR(ExploreStrategy):
             self._follow = deferred
             self._deferred = (pos, deferred)
         else:
-            self._follow = [c.copy() for c in node.wut[0].children] if pos == len(stack) - 1 else []
+            # R5: the chosen child's subtree, shared (not copied) with the next node
+            self._follow = node.wut[0].children if pos == len(stack) - 1 else []
         self._pos = pos + 1
         return tid
 
@@ -403,14 +426,18 @@ class OptimalDPOR(ExploreStrategy):
         prev = self._stack[i]
         if prev.full:
             return {}
-        taken_tid, taken = self._events[i][0], self._events[i][1]
+        if not prev.sleep:
+            return {}
+        taken_tid, taken = self._events[i]
         return {q: a for q, a in prev.sleep.items() if q != taken_tid and not _conflict(a, taken)}
 
     def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
         if current is not None and current.pending[0] == "spawn" and self._events:
             # The event ending now created the thread (R1): the child's events read this.
             child = current.pending[1]
-            self._events[-1][1].append((_SPAWN - child, True))
+            acc = self._events[-1][1]
+            assert isinstance(acc, list)
+            acc.append((_SPAWN - child, True))
         enabled = tuple(t.tid for t in runnable)
         default = current.tid if current is not None else enabled[0]
         tid = self._schedule(enabled, default, False)
@@ -435,70 +462,105 @@ class OptimalDPOR(ExploreStrategy):
 
     # ------------------------------------------------------------------ analysis (R2-R4)
 
-    def _clocks(self, events: list[tuple[int, Accs]]) -> tuple[list[dict[int, int]], list[tuple[int, int]]]:
-        """Vector clocks of the events and the immediate races (R2, R3), in execution order.
+    def _analyse(self, j: int, tid: int, accs: Accs) -> None:
+        """Position ``j``'s vector clock and its races with earlier events (R2, R3), and the
+        wakeup sequences they call for (R4), as soon as its event is complete.
 
-        Per object only its last write and the reads since can race with a new
-        access: anything older happens before that write.
+        Incremental: per object only its last write and the reads since can race with
+        a new access (anything older happens before that write), and the clocks and
+        races of the replayed prefix were computed by the execution that first ran it
+        (re-inserting their sequences would change nothing: a covered sequence stays
+        covered, by the tree or, once explored, by the sleep set).
         """
-        clocks: list[dict[int, int]] = []
-        last: dict[int, int] = {}
-        #: per object: (last write or -1, reads since it)
-        frontier: dict[int, tuple[int, list[int]]] = {}
-        races: list[tuple[int, int]] = []
-        for j, (t, accs) in enumerate(events):
-            deps: set[int] = set()
-            for o, w in accs:
-                f = frontier.get(o)
-                if f is not None:
-                    if f[0] >= 0:
-                        deps.add(f[0])
-                    if w:
-                        deps.update(f[1])
-            c = dict(clocks[last[t]]) if t in last else {}
-            for k in sorted(deps, reverse=True):
-                tk = events[k][0]
-                if tk != t and c.get(tk, -1) < k:
-                    races.append((k, j))  # no later dependency carries k to j: an immediate race
-                for tt, v in clocks[k].items():
-                    if c.get(tt, -1) < v:
-                        c[tt] = v
-            c[t] = j
-            clocks.append(c)
-            last[t] = j
-            for o, w in accs:
+        front = self._front
+        deps: set[int] = set()
+        for o, w in accs:
+            f = front.get(o)
+            if f is not None:
+                if f[0] >= 0:
+                    deps.add(f[0])
                 if w:
-                    frontier[o] = (j, [])
-                else:
-                    f = frontier.get(o)
-                    if f is None:
-                        frontier[o] = (-1, [j])
-                    elif f[0] != j and (not f[1] or f[1][-1] != j):
-                        f[1].append(j)
-        return clocks, races
+                    deps.update(f[1])
+        clk = self._clk
+        events = self._events
+        prev = self._last.get(tid, -1)
+        c = list(clk[prev]) if prev >= 0 else []
+        width = len(self._threads)
+        if len(c) < width:
+            c.extend([-1] * (width - len(c)))
+        races: list[int] = []
+        for k in sorted(deps, reverse=True):
+            tk = events[k][0]
+            if tk != tid and c[tk] < k:
+                races.append(k)  # no later dependency carries k to j: an immediate race
+            ck = clk[k]
+            c[: len(ck)] = map(max, c, ck)
+        c[tid] = j
+        clk.append(c)
+        undo: list[tuple[int, Any]] = []
+        for o, w in accs:
+            f = front.get(o)
+            if w:
+                undo.append((o, f))
+                front[o] = [j, []]
+            elif f is None:
+                undo.append((o, None))
+                front[o] = [-1, [j]]
+            elif f[0] != j and (not f[1] or f[1][-1] != j):
+                undo.append((o, _APPENDED))
+                f[1].append(j)
+        self._undo.append((tid, prev, undo))
+        self._last[tid] = j
+        self._done = j + 1
+        if races and not self.discard and not self.error:
+            for i in races:
+                self._race(i, j)
 
-    def _analyse(self) -> None:
-        events = [(t, tuple(a)) for t, a in self._events]
-        n = min(len(events), len(self._stack))
-        events = events[:n]
-        clocks, races = self._clocks(events)
+    def _rewind(self, keep: int) -> None:
+        """Forget the analysis of the positions from ``keep`` on (they will run differently)."""
+        front, last, undo_log = self._front, self._last, self._undo
+        for _ in range(self._done - keep):
+            tid, prev, undo = undo_log.pop()
+            for o, old in reversed(undo):
+                if old is _APPENDED:
+                    front[o][1].pop()
+                elif old is None:
+                    del front[o]
+                else:
+                    front[o] = old
+            if prev >= 0:
+                last[tid] = prev
+            else:
+                del last[tid]
+        del self._clk[keep:]
+        self._done = min(self._done, keep)
+
+    def _race(self, i: int, j: int) -> None:
+        """R3, R4: the race of events ``i`` and ``j``: if reversible, insert ``notdep(e, E).e'``
+        into the wakeup tree of ``i``'s node, unless a sleeping thread is a weak initial of it."""
         stack = self._stack
-        for i, j in races:
-            node = stack[i]
-            if node.full:
-                continue
-            p = events[j][0]
-            if p not in node.enabled and i + 1 < n and p in stack[i + 1].enabled:
-                continue  # R3: e woke or created e''s thread: not reversible
-            ti = events[i][0]
-            v = [events[k] for k in range(i + 1, j) if clocks[k].get(ti, -1) < i]
-            waits = node.blocked.get(p)
-            if waits is not None and (waits == _CLOCK or not any(o == waits for _t, a in v for o, _w in a)):
-                continue  # R3: e''s thread sleeps before e, and nothing that can run first wakes it
-            v.append(events[j])
-            if any(self._weak_initial(q, a, v) for q, a in node.sleep.items()):
-                continue
-            self._insert(node, v)
+        node = stack[i]
+        if node.full:
+            return
+        events = self._events
+        p = events[j][0]
+        if p not in node.enabled and p in stack[i + 1].enabled:
+            return  # R3: e woke or created e''s thread: not reversible
+        ti = events[i][0]
+        clk = self._clk
+        v: list[tuple[int, Accs]] = []
+        for k in range(i + 1, j):
+            ck = clk[k]
+            if ti >= len(ck) or ck[ti] < i:
+                v.append(events[k])  # type: ignore[arg-type]  # closed: a tuple
+        waits = node.blocked.get(p)
+        if waits is not None and (waits == _CLOCK or not any(o == waits for _t, a in v for o, _w in a)):
+            return  # R3: e''s thread sleeps before e, and nothing that can run first wakes it
+        v.append(events[j])  # type: ignore[arg-type]
+        for q, a in node.sleep.items():
+            if self._weak_initial(q, a, v):
+                return
+        self._insert(node, v)
 
     @staticmethod
     def _weak_initial(q: int, accs: Accs, v: list[tuple[int, Accs]]) -> bool:
@@ -536,16 +598,16 @@ class OptimalDPOR(ExploreStrategy):
             self.discard = True  # no choice at all: the single execution is job 0's (R7)
         if self._blocked_now:
             self.redundant += 1
-        if not self.discard and not self.error:
-            self._analyse()
         while stack:
             node = stack[-1]
             done = node.wut.pop(0)
             if not node.full:
                 node.sleep[done.tid] = node.accs
             if node.wut and not self.discard:
+                self._rewind(len(stack) - 1)  # that position takes its next child
                 return
             stack.pop()
+        self._rewind(0)
         self.complete = True
 
 
