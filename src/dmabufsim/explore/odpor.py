@@ -76,6 +76,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from greenlet import getcurrent
+
 from ..kernel.errors import UsageError
 from ..kernel.runtime import Kernel
 from ..kernel.thread import ThreadState
@@ -106,8 +108,13 @@ _START_CODE = Kernel._start.__code__
 
 def _at_point(t: KThread) -> bool:
     """Is ``t`` suspended at one of its scheduling points (``Kernel.point`` switched away, perhaps
-    by starting a new thread's greenlet), rather than in a wait or not started?"""
+    by starting a new thread's greenlet), rather than in a wait or not started? A thread the
+    runtime parked at its point (``Kernel._park``: it blocked on the mutex there) is waiting."""
+    if t.parked:
+        return False
     g = t.glet
+    if g is not None and g is getcurrent():
+        return True  # running: the strategy is asked from inside its point (``Kernel._park``)
     f = g.gr_frame if g is not None else None
     if f is not None and f.f_code is _START_CODE:
         f = f.f_back
@@ -235,8 +242,9 @@ class OptimalDPOR(ExploreStrategy):
         self._pos = 0
         #: This execution's events: (thread, accesses so far; a tuple once the event is closed).
         self._events: list[tuple[int, list[tuple[int, bool]] | Accs]] = []
-        #: (tid, op, obj, write) of the point event that belongs to the event just opened.
-        self._expect: tuple[int, str, int, bool] | None = None
+        #: The thread whose event was just opened at its own point: that point's trace event
+        #: (the next of that thread: it resumes right there) belongs to the event (-1: none).
+        self._expect = -1
         self._last_step = -1
         self._blocked_now = False
         self._follow: list[_WNode] = []  # the wakeup subtree the next new node starts with
@@ -278,15 +286,13 @@ class OptimalDPOR(ExploreStrategy):
     def _open(self, t: KThread, at_point: bool) -> None:
         tid = t.tid
         accs: list[tuple[int, bool]] = [(_SPAWN - tid, False)]
-        self._expect = None
+        self._expect = tid if at_point else -1
         if t.glet is not None or at_point:
             op, obj, write = t.pending
             if op == "join":
                 accs.append((_EXIT - obj, True))
             elif op != "spawn" and op != "start":
                 accs.append((obj, write))
-            if at_point:
-                self._expect = (tid, op, obj, write)
         self._events.append((tid, accs))
 
     def _close(self) -> None:
@@ -300,6 +306,10 @@ class OptimalDPOR(ExploreStrategy):
         tid, acc = self._events[i]
         if type(acc) is tuple:
             return  # closed already (the end of an execution closes its last event again)
+        if i < self._done:
+            # replayed (R6): the same event as when this position was first run and analysed
+            self._events[i] = (tid, self._stack[i].accs)
+            return
         assert isinstance(acc, list)
         t = self._threads[tid] if tid < len(self._threads) else None
         if t is not None:
@@ -333,11 +343,10 @@ class OptimalDPOR(ExploreStrategy):
             return  # a timer firing: no thread's step
         if step > self._last_step:
             self._last_step = step
-            exp = self._expect
-            if exp is not None:
-                self._expect = None
-                if exp[0] == tid and exp[2] == obj and exp[1] == op and exp[3] == write:
-                    return  # the opened event's own point: already its first access
+            if self._expect == tid:
+                self._expect = -1
+                return  # the opened event's own point: already its first access
+            self._expect = -1
             # a thread going on at its own point with no choice made: a forced step
             self._schedule((tid,), tid, True)
             accs = [(_SPAWN - tid, False)]
@@ -372,7 +381,9 @@ class OptimalDPOR(ExploreStrategy):
                     f"odpor: the scenario is not deterministic: step {pos} offered threads {list(enabled)}"
                     f"{' (forced)' if forced else ''}, an earlier execution {list(node.enabled)} (rule R6)"
                 )
-            tid = node.chosen if node.chosen in enabled else enabled[0]
+            tid = node.wut[0].tid
+            if tid not in enabled:
+                tid = enabled[0]
         else:
             node = _Node(enabled, forced)
             node.sleep = self._inherit_sleep()
@@ -405,7 +416,7 @@ class OptimalDPOR(ExploreStrategy):
                 choice = default if default in awake else awake[0]
                 node.wut = [_WNode(choice, ())]
             stack.append(node)
-            tid = node.chosen
+            tid = node.wut[0].tid
         if not forced:
             self._decided = True
         if pos == len(stack) - 1 and deferred is not None:
@@ -438,7 +449,7 @@ class OptimalDPOR(ExploreStrategy):
             acc = self._events[-1][1]
             assert isinstance(acc, list)
             acc.append((_SPAWN - child, True))
-        enabled = tuple(t.tid for t in runnable)
+        enabled = tuple([t.tid for t in runnable])
         default = current.tid if current is not None else enabled[0]
         tid = self._schedule(enabled, default, False)
         for t in runnable:
