@@ -74,6 +74,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from greenlet import getcurrent
@@ -104,6 +105,7 @@ _EXITED = ThreadState.EXITED
 #: that survives a checkpoint's pickling; the other entries are lists or None).
 _APPENDED: Any = True
 _START_CODE = Kernel._start.__code__
+_TID = attrgetter("tid")
 
 
 def _at_point(t: KThread) -> bool:
@@ -373,14 +375,22 @@ class OptimalDPOR(ExploreStrategy):
         self._close()
         pos = self._pos
         stack = self._stack
+        if pos < len(stack) - 1:  # replayed, not the backtrack node: the hot path
+            node = stack[pos]
+            if (node.enabled != enabled or node.forced != forced) and not self.error:
+                self._nondeterministic(pos, enabled, forced, node)
+            tid = node.wut[0].tid
+            if tid not in enabled:
+                tid = enabled[0]
+            if not forced:
+                self._decided = True
+            self._pos = pos + 1
+            return tid
         deferred: list[_WNode] | None = None
         if pos < len(stack):
             node = stack[pos]
             if (node.enabled != enabled or node.forced != forced) and not self.error:
-                self.error = (
-                    f"odpor: the scenario is not deterministic: step {pos} offered threads {list(enabled)}"
-                    f"{' (forced)' if forced else ''}, an earlier execution {list(node.enabled)} (rule R6)"
-                )
+                self._nondeterministic(pos, enabled, forced, node)
             tid = node.wut[0].tid
             if tid not in enabled:
                 tid = enabled[0]
@@ -428,6 +438,12 @@ class OptimalDPOR(ExploreStrategy):
         self._pos = pos + 1
         return tid
 
+    def _nondeterministic(self, pos: int, enabled: tuple[int, ...], forced: bool, node: _Node) -> None:
+        self.error = (
+            f"odpor: the scenario is not deterministic: step {pos} offered threads {list(enabled)}"
+            f"{' (forced)' if forced else ''}, an earlier execution {list(node.enabled)} (rule R6)"
+        )
+
     def _inherit_sleep(self) -> dict[int, Accs]:
         """R5: the threads asleep at the previous node whose events are independent of the
         event just taken there."""
@@ -449,7 +465,7 @@ class OptimalDPOR(ExploreStrategy):
             acc = self._events[-1][1]
             assert isinstance(acc, list)
             acc.append((_SPAWN - child, True))
-        enabled = tuple([t.tid for t in runnable])
+        enabled = tuple(map(_TID, runnable))
         default = current.tid if current is not None else enabled[0]
         tid = self._schedule(enabled, default, False)
         for t in runnable:
@@ -500,12 +516,14 @@ class OptimalDPOR(ExploreStrategy):
         if len(c) < width:
             c.extend([-1] * (width - len(c)))
         races: list[int] = []
-        for k in sorted(deps, reverse=True):
+        for k in sorted(deps, reverse=True) if len(deps) > 1 else deps:
             tk = events[k][0]
-            if tk != tid and c[tk] < k:
+            if c[tk] >= k:
+                continue  # a later dependency (or program order) carries k to j: its clock is in c
+            if tk != tid:
                 races.append(k)  # no later dependency carries k to j: an immediate race
             ck = clk[k]
-            c[: len(ck)] = map(max, c, ck)
+            c[: len(ck)] = [a if a > b else b for a, b in zip(c, ck)]
         c[tid] = j
         clk.append(c)
         undo: list[tuple[int, Any]] = []
