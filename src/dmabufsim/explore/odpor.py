@@ -151,7 +151,7 @@ class _WNode:
 class _Node:
     """A state of the search (``E``): runnable threads, sleep set, wakeup tree, current child."""
 
-    __slots__ = ("accs", "blocked", "enabled", "forced", "full", "sleep", "wut")
+    __slots__ = ("accs", "at_point", "blocked", "enabled", "forced", "full", "sleep", "wut")
 
     def __init__(self, enabled: tuple[int, ...], forced: bool) -> None:
         self.enabled = enabled
@@ -166,6 +166,8 @@ class _Node:
         self.accs: Accs = ()
         #: The split root (R7): no sleep set, no wakeup sequences.
         self.full = False
+        #: The event taken from here began at its thread's own scheduling point.
+        self.at_point = False
 
     @property
     def chosen(self) -> int:
@@ -285,8 +287,18 @@ class OptimalDPOR(ExploreStrategy):
 
     # ------------------------------------------------------------------ events (R1)
 
-    def _open(self, t: KThread, at_point: bool) -> None:
+    def _open(self, t: KThread, running: bool) -> None:
+        """Open the event of the position just scheduled: ``t`` runs (``running``: it is the
+        thread at whose point the choice was made)."""
         tid = t.tid
+        i = self._pos - 1
+        node = self._stack[i]
+        if i < self._done:
+            # replayed (R6): its accesses are the node's, and where it began is known
+            self._expect = tid if node.at_point else -1
+            self._events.append((tid, []))
+            return
+        at_point = node.at_point = running or _at_point(t)
         accs: list[tuple[int, bool]] = [(_SPAWN - tid, False)]
         self._expect = tid if at_point else -1
         if t.glet is not None or at_point:
@@ -473,13 +485,13 @@ class OptimalDPOR(ExploreStrategy):
                 break
         else:
             t = runnable[0]
-        self._open(t, t is current or _at_point(t))
+        self._open(t, t is current)
         return t
 
     def observe_forced(self, t: KThread) -> None:
         """``Kernel._only``: ``t`` runs next, the only runnable thread (R1)."""
         self._schedule((t.tid,), t.tid, True)
-        self._open(t, _at_point(t))
+        self._open(t, False)
 
     def next_u64(self, bound: int) -> int:
         if not self.error:
