@@ -535,7 +535,7 @@ class OptimalDPOR(ExploreStrategy):
             if tk != tid:
                 races.append(k)  # no later dependency carries k to j: an immediate race
             ck = clk[k]
-            c[: len(ck)] = [a if a > b else b for a, b in zip(c, ck)]
+            c[: len(ck)] = [a if a > b else b for a, b in zip(c, ck, strict=False)]
         c[tid] = j
         clk.append(c)
         undo: list[tuple[int, Any]] = []

@@ -313,3 +313,38 @@ def test_timer_driven_catalog_rows_follow_every_wakeup_sequence() -> None:
                         kernel_options=dict(row.kernel_options)) for s in (odpor, dpor)]
         assert odpor.complete and dpor.complete and odpor.deviations == 0 and odpor.redundant == 0
         assert runs[0].states == runs[1].states and runs[0].executions < runs[1].executions
+
+
+class _FromScratch(OptimalDPOR):
+    """The analysis redone over the whole execution every time (no prefix kept): the reference
+    for the incremental clocks and races."""
+
+    def _rewind(self, keep: int) -> None:
+        super()._rewind(0)
+
+
+def _digests(scenario: Any, strat: OptimalDPOR) -> list[str]:
+    out = []
+    while strat.new_execution():
+        k = ds.Kernel(strategy=strat, lockdep=False)
+        strat.attach(k)
+        ex = k.run(scenario)
+        strat.end_execution(ex)
+        out.append(ex.trace_digest)
+        assert len(out) <= 3000
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lock_programs)
+def test_incremental_analysis_explores_what_a_full_one_does(programs: list[list[tuple[Any, ...]]]) -> None:
+    """R2-R4 are computed once per position, when its event completes, and kept for the
+    replayed prefix: the same executions, in the same order, as recomputing everything."""
+    inc, full = OptimalDPOR(), _FromScratch()
+    assert _digests(build(programs), inc) == _digests(build(programs), full)
+    assert (inc.redundant, inc.deviations) == (full.redundant, full.deviations) == (0, 0)
+    assert inc._done == 0 and not inc._front and not inc._last and not inc._clk  # rewound at the end
+
+
+def test_incremental_analysis_on_philosophers() -> None:
+    assert _digests(philosophers(4), OptimalDPOR()) == _digests(philosophers(4), _FromScratch())
