@@ -30,7 +30,11 @@ Rules:
   ``join`` waits on.
 * R2 (happens-before): program order plus dependent events in execution
   order, by vector clocks (``clock[j][t]`` = the last event of thread ``t``
-  that happens before event ``j``).
+  that happens before event ``j``). Incremental: a position's clock and
+  races are computed once, when its event completes (from the last write of
+  each object it touches and the reads since); the replayed prefix of the
+  next execution keeps them, and an undo log rewinds to the backtrack point.
+  The events arrive through the trace's tap (``Trace.tap``: no Event built).
 * R3 (races): ``e`` (event ``i``) and ``e'`` (event ``j``) race when they are
   dependent, of different threads, and ``e`` happens before ``e'`` through
   no other event. A race is reversible unless ``e'``'s thread was not
@@ -47,7 +51,8 @@ Rules:
   removed from it, or does not occur in it and its event is independent of
   all of it), nothing if ``u`` is a leaf, else ``u`` extended by what is left.
 * R5 (exploration): a node explores its wakeup tree's children in order,
-  each with the child's subtree as the next node's tree; a node with an
+  each with the child's subtree as the next node's tree (the same list,
+  never a copy); a node with an
   empty tree chooses freely (the current thread, else the lowest tid) among
   the runnable threads not asleep. Explored children join the node's sleep
   set with their events; a thread sleeps at the next node while its event is
