@@ -27,7 +27,11 @@ Rules:
   waits on (it looked, queued itself and slept). Thread creation and exit:
   the parent's event that created a thread writes a pseudo-object every
   event of the child reads; a thread's last event writes its exit, which a
-  ``join`` waits on.
+  ``join`` waits on. A runnable thread at its ``mutex_lock`` point while
+  the mutex is owned is not *enabled* (all it could do is queue and sleep:
+  the textbook blocking operation), unless every runnable thread is such a
+  thread: then they are all enabled, and an attempt is an event that ends
+  in a wait (a deadlock, or a wait for virtual time).
 * R2 (happens-before): program order plus dependent events in execution
   order, by vector clocks (``clock[j][t]`` = the last event of thread ``t``
   that happens before event ``j``). Incremental: a position's clock and
@@ -40,7 +44,12 @@ Rules:
   no other event. A race is reversible unless ``e'``'s thread was not
   runnable before ``e`` and was after it (``e`` woke or created it), or was
   waiting before ``e`` on something no event of the reversal touches -- or
-  on the virtual clock, which advances only when no thread can run.
+  on the virtual clock, which advances only when no thread can run. The
+  release of a mutex and its next acquisition at a ``mutex_lock`` point by
+  another thread are never enabled together: that race is reversed as the
+  two acquisitions -- the releasing thread's last earlier write of the
+  mutex and ``e'`` -- unless the first happens before ``e'`` through
+  something other than the release.
 * R4 (wakeup trees): at the end of every execution, for each reversible race
   with ``E' = pre(E, e)`` (the node of ``e``): ``v = notdep(e, E).e'`` (the
   events between them that do not happen after ``e``, then ``e'``); unless a
@@ -156,7 +165,8 @@ class _WNode:
 class _Node:
     """A state of the search (``E``): runnable threads, sleep set, wakeup tree, current child."""
 
-    __slots__ = ("accs", "at_point", "blocked", "enabled", "forced", "full", "sleep", "wut")
+    __slots__ = ("accs", "acq", "at_point", "blocked", "disabled", "enabled", "forced", "full", "rel", "sleep",
+                 "wut")
 
     def __init__(self, enabled: tuple[int, ...], forced: bool) -> None:
         self.enabled = enabled
@@ -173,6 +183,13 @@ class _Node:
         self.full = False
         #: The event taken from here began at its thread's own scheduling point.
         self.at_point = False
+        #: Runnable threads not enabled here: each waits at its ``mutex_lock`` point for the
+        #: mutex (its object id) another thread owns (R3).
+        self.disabled: dict[int, int] | None = None
+        #: The mutex the event taken from here acquires at its ``mutex_lock`` point, or releases
+        #: (``mutex_unlock``), if any (R3).
+        self.acq: int | None = None
+        self.rel: int | None = None
 
     @property
     def chosen(self) -> int:
@@ -304,6 +321,9 @@ class OptimalDPOR(ExploreStrategy):
             self._events.append((tid, []))
             return
         at_point = node.at_point = running or _at_point(t)
+        node.acq = node.rel = None
+        if at_point:
+            _mark(node, t, t.pending[0], t.pending[1])
         accs: list[tuple[int, bool]] = [(_SPAWN - tid, False)]
         self._expect = tid if at_point else -1
         if t.glet is not None or at_point:
@@ -368,6 +388,9 @@ class OptimalDPOR(ExploreStrategy):
             self._expect = -1
             # a thread going on at its own point with no choice made: a forced step
             self._schedule((tid,), tid, True)
+            node = self._stack[self._pos - 1]
+            node.acq = node.rel = None
+            _mark(node, self._threads[tid], op, obj)
             accs = [(_SPAWN - tid, False)]
             if op != "spawn":
                 accs.append((obj, write))
@@ -386,7 +409,8 @@ class OptimalDPOR(ExploreStrategy):
 
     # ------------------------------------------------------------------ choosing (R5, R6)
 
-    def _schedule(self, enabled: tuple[int, ...], default: int, forced: bool) -> int:
+    def _schedule(self, enabled: tuple[int, ...], default: int, forced: bool,
+                  disabled: dict[int, int] | None = None) -> int:
         """The node of the next position (replayed or new): returns the thread to run; the
         caller opens its event. The next new node will start with this choice's subtree."""
         self._close()
@@ -413,6 +437,7 @@ class OptimalDPOR(ExploreStrategy):
                 tid = enabled[0]
         else:
             node = _Node(enabled, forced)
+            node.disabled = disabled
             node.sleep = self._inherit_sleep()
             for th in self._threads:
                 if th.state is _BLOCKED and th.blocked_on is not None:
@@ -482,9 +507,23 @@ class OptimalDPOR(ExploreStrategy):
             acc = self._events[-1][1]
             assert isinstance(acc, list)
             acc.append((_SPAWN - child, True))
-        enabled = tuple(map(_TID, runnable))
+        disabled: dict[int, int] | None = None
+        for t in runnable:
+            lk = t.park
+            if lk is not None and lk.owner is not None:
+                # R1: at its mutex_lock point with the mutex owned: not enabled (taking it would
+                # only queue and sleep), unless every runnable thread is (they block: a deadlock
+                # or a wait for time)
+                if disabled is None:
+                    disabled = {}
+                disabled[t.tid] = lk.park_on[1]
+        if disabled is not None and len(disabled) < len(runnable):
+            enabled = tuple([t.tid for t in runnable if t.tid not in disabled])
+        else:
+            enabled = tuple(map(_TID, runnable))
+            disabled = None
         default = current.tid if current is not None else enabled[0]
-        tid = self._schedule(enabled, default, False)
+        tid = self._schedule(enabled, default, False, disabled)
         for t in runnable:
             if t.tid == tid:
                 break
@@ -581,7 +620,7 @@ class OptimalDPOR(ExploreStrategy):
         del self._clk[keep:]
         self._done = min(self._done, keep)
 
-    def _race(self, i: int, j: int) -> None:
+    def _race(self, i: int, j: int, past: bool = False) -> None:
         """R3, R4: the race of events ``i`` and ``j``: if reversible, insert ``notdep(e, E).e'``
         into the wakeup tree of ``i``'s node, unless a sleeping thread is a weak initial of it."""
         stack = self._stack
@@ -590,6 +629,13 @@ class OptimalDPOR(ExploreStrategy):
             return
         events = self._events
         p = events[j][0]
+        if not past:
+            m = stack[j].acq
+            if m is not None and node.rel == m:
+                # R3: e' acquires the mutex e released: never enabled together (a thread at its
+                # mutex_lock point waits while the mutex is owned); reverse the acquisitions
+                self._race_past_release(i, j, m)
+                return
         if p not in node.enabled and p in stack[i + 1].enabled:
             return  # R3: e woke or created e''s thread: not reversible
         ti = events[i][0]
@@ -607,6 +653,42 @@ class OptimalDPOR(ExploreStrategy):
             if self._weak_initial(q, a, v):
                 return
         self._insert(node, v)
+
+    def _race_past_release(self, i: int, j: int, m: int) -> None:
+        """R3: event ``j`` took mutex ``m``, which event ``i`` released while ``j``'s thread waited
+        at its ``mutex_lock`` point. The acquisition to reverse is the one ``i`` ended: the last
+        event of ``i``'s thread before it that wrote ``m``. It races with ``j`` unless it happens
+        before ``j`` through something other than ``i``."""
+        events = self._events
+        ti = events[i][0]
+        x = i - 1
+        while x >= 0:
+            t, a = events[x]
+            if t == ti and (m, True) in a:
+                break
+            x -= 1
+        if x < 0:
+            return
+        p = events[j][0]
+        clk = self._clk
+        # j's happens-before without i: its thread's previous event and its other dependencies
+        # (the accesses of j other than m; m's last write before j is i itself)
+        prev = -1
+        for k in range(j - 1, -1, -1):
+            if events[k][0] == p:
+                prev = k
+                break
+        if prev >= 0:
+            cp = clk[prev]
+            if ti < len(cp) and cp[ti] >= x:
+                return
+        others = tuple(a for a in events[j][1] if a[0] != m)
+        for k in range(j - 1, x - 1, -1):
+            if k != i and _conflict(others, events[k][1]):
+                ck = clk[k]
+                if k == x or (ti < len(ck) and ck[ti] >= x):
+                    return
+        self._race(x, j, True)
 
     @staticmethod
     def _weak_initial(q: int, accs: Accs, v: list[tuple[int, Accs]]) -> bool:
@@ -655,6 +737,17 @@ class OptimalDPOR(ExploreStrategy):
             stack.pop()
         self._rewind(0)
         self.complete = True
+
+
+def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:
+    """R3: does the event taken from ``node``, ``t`` going on from its point before ``op`` on
+    ``obj``, acquire a mutex at its ``mutex_lock`` point (free: it takes it) or release one?"""
+    lk = t.park
+    if lk is not None:
+        if lk.owner is None:
+            node.acq = lk.park_on[1]
+    elif op == "mutex_unlock":
+        node.rel = obj
 
 
 def _attach(children: list[_WNode], rest: list[tuple[int, Accs]]) -> None:

@@ -214,15 +214,30 @@ def _odpor_runs(scenario: Callable[[ds.Kernel], None]) -> list[tuple[Any, ...]]:
         ex = k.run(scenario)
         strat.end_execution(ex)
         out.append(_summary(ex))
+        assert len(out) <= 2000
     assert strat.complete and strat.deviations == 0 and strat.redundant == 0
     return out
 
 
-@pytest.mark.parametrize("scenario", [_contended, _abba], ids=["contended", "abba"])
+def _sleep_under_mutex(k: ds.Kernel) -> None:
+    m = ds.Mutex("m")
+
+    def worker(i: int) -> None:
+        with m:
+            k.point("work", 100 + i, True)
+            k.msleep(1)
+
+    for i in range(3):
+        k.spawn(worker, i, name=f"w{i}")
+
+
+@pytest.mark.parametrize("scenario", [_abba, _sleep_under_mutex], ids=["abba", "sleep_under_mutex"])
 def test_parking_under_an_explorers_tap_changes_nothing(
     scenario: Callable[[ds.Kernel], None], parks: dict[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A tap takes no Event, so parking stays on under optimal DPOR; it calls the tap itself.
+    # Optimal DPOR chooses a thread waiting at its mutex_lock point only when every runnable
+    # thread is one (odpor R1): the deadlocks of _abba, a holder sleeping on the clock.
     fast = _odpor_runs(scenario)
     assert parks["points"] > 0, "optimal DPOR's executions never parked a thread"
     _unparked(monkeypatch)
