@@ -655,29 +655,23 @@ class OptimalDPOR(ExploreStrategy):
         self._insert(node, v)
 
     def _race_past_release(self, i: int, j: int, m: int) -> None:
-        """R3: event ``j`` took mutex ``m``, which event ``i`` released while ``j``'s thread waited
-        at its ``mutex_lock`` point. The acquisition to reverse is the one ``i`` ended: the last
-        event of ``i``'s thread before it that wrote ``m``. It races with ``j`` unless it happens
-        before ``j`` through something other than ``i``."""
+        """R3: event ``j`` took mutex ``m`` at its ``mutex_lock`` point, and event ``i`` of another
+        thread released it last (the two are never enabled together). The acquisition to
+        reverse is the one ``i`` ended: the last event of ``i``'s thread before it that wrote
+        ``m``. It races with ``j`` unless it happens before ``j`` through something other than
+        ``i``."""
         events = self._events
         ti = events[i][0]
-        x = i - 1
-        while x >= 0:
-            t, a = events[x]
-            if t == ti and (m, True) in a:
-                break
-            x -= 1
+        undo = self._undo
+        x = undo[i][1]  # i's thread's earlier events, newest first (their undo records link them)
+        while x >= 0 and (m, True) not in events[x][1]:
+            x = undo[x][1]
         if x < 0:
             return
-        p = events[j][0]
         clk = self._clk
         # j's happens-before without i: its thread's previous event and its other dependencies
         # (the accesses of j other than m; m's last write before j is i itself)
-        prev = -1
-        for k in range(j - 1, -1, -1):
-            if events[k][0] == p:
-                prev = k
-                break
+        prev = undo[j][1]
         if prev >= 0:
             cp = clk[prev]
             if ti < len(cp) and cp[ti] >= x:
