@@ -11,7 +11,14 @@ execution) and the table says so. Then, per strategy, executions and wall
 time to the first finding, and the lockdep-guided confirmation of the
 philosophers' deadlocks.
 
-Run: ``.venv/bin/python bench/run.py explore`` (about 20 s).
+Then optimal DPOR's cost per execution against the random walk's on
+ordered philosophers (issue 14: at most 2x), and the proofs that ordered
+philosophers never deadlock (n = 5..10, every Mazurkiewicz trace; issue 14:
+n = 7 within 3 s, n = 8 within 15 s) next to SPIN's exhaustive run of the
+same model in Promela, compile included, when ``spin`` and ``gcc`` are
+installed (``apt-get install spin gcc``; the anchor is skipped otherwise).
+
+Run: ``.venv/bin/python bench/run.py explore`` (about 30 s).
 
 Measured 2026-11-25, session 3 (shared 2-core machine, frontrun 0.7.0 in
 the same run, warmed up, 120 executions per measurement). Earlier runs
