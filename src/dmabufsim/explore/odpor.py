@@ -262,6 +262,8 @@ class OptimalDPOR(ExploreStrategy):
         #: Per thread: its last analysed position.
         self._last: dict[int, int] = {}
         self._done = 0
+        #: The dependencies of the position being analysed (R3's reversal past a release).
+        self._jdeps: set[int] = set()
         self._reset_execution()
 
     def _reset_execution(self) -> None:
@@ -598,6 +600,7 @@ class OptimalDPOR(ExploreStrategy):
         self._last[tid] = j
         self._done = j + 1
         if races and not self.discard and not self.error:
+            self._jdeps = deps
             for i in races:
                 self._race(i, j)
 
@@ -676,9 +679,8 @@ class OptimalDPOR(ExploreStrategy):
             cp = clk[prev]
             if ti < len(cp) and cp[ti] >= x:
                 return
-        others = tuple(a for a in events[j][1] if a[0] != m)
-        for k in range(j - 1, x - 1, -1):
-            if k != i and _conflict(others, events[k][1]):
+        for k in self._jdeps:  # j's other immediate predecessors (the frontier of its objects)
+            if k != i:
                 ck = clk[k]
                 if k == x or (ti < len(ck) and ck[ti] >= x):
                     return
