@@ -510,6 +510,7 @@ class OptimalDPOR(ExploreStrategy):
             assert isinstance(acc, list)
             acc.append((_SPAWN - child, True))
         disabled: dict[int, int] | None = None
+        en: list[int] = []
         for t in runnable:
             lk = t.park
             if lk is not None and lk.owner is not None:
@@ -519,8 +520,10 @@ class OptimalDPOR(ExploreStrategy):
                 if disabled is None:
                     disabled = {}
                 disabled[t.tid] = lk.park_on[1]
-        if disabled is not None and len(disabled) < len(runnable):
-            enabled = tuple([t.tid for t in runnable if t.tid not in disabled])
+            else:
+                en.append(t.tid)
+        if en:
+            enabled = tuple(en)
         else:
             enabled = tuple(map(_TID, runnable))
             disabled = None
