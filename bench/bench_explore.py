@@ -11,7 +11,14 @@ execution) and the table says so. Then, per strategy, executions and wall
 time to the first finding, and the lockdep-guided confirmation of the
 philosophers' deadlocks.
 
-Run: ``.venv/bin/python bench/run.py explore`` (about 20 s).
+Then optimal DPOR's cost per execution against the random walk's on
+ordered philosophers (issue 14: at most 2x), and the proofs that ordered
+philosophers never deadlock (n = 5..10, every Mazurkiewicz trace; issue 14:
+n = 7 within 3 s, n = 8 within 15 s) next to SPIN's exhaustive run of the
+same model in Promela, compile included, when ``spin`` and ``gcc`` are
+installed (``apt-get install spin gcc``; the anchor is skipped otherwise).
+
+Run: ``.venv/bin/python bench/run.py explore`` (about 30 s).
 
 Measured 2026-11-25, session 3 (shared 2-core machine, frontrun 0.7.0 in
 the same run, warmed up, 120 executions per measurement). Earlier runs
@@ -44,7 +51,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -99,6 +109,18 @@ def sim_philosophers(n: int) -> Callable[[ds.Kernel], None]:
         forks = [ds.Mutex(f"fork{i}") for i in range(n)]
         for i in range(n):
             k.spawn(_two, forks[i], forks[(i + 1) % n], name=f"phil{i}")
+
+    return dine
+
+
+def sim_ordered_philosophers(n: int) -> Callable[[ds.Kernel], None]:
+    """``n`` philosophers taking the lower-numbered fork first: no deadlock in any schedule."""
+
+    def dine(k: ds.Kernel) -> None:
+        forks = [ds.Mutex(f"fork{i}") for i in range(n)]
+        for i in range(n):
+            a, b = i, (i + 1) % n
+            k.spawn(_two, forks[min(a, b)], forks[max(a, b)], name=f"phil{i}")
 
     return dine
 
@@ -329,7 +351,94 @@ def main() -> None:
         print(f"philosophers-{n}: cycle of {len(rep.findings[0].finding.details['chain'])} classes, "
               f"{'confirmed' if ok else 'NOT confirmed'} in {c.executions if c else 0} guided execution(s); "
               f"whole explore() {dt * 1000:.1f} ms")
+    odpor_cost_table()
+    proofs_table()
     claims_table()
+
+
+#: Issue 14's targets: optimal DPOR's cost per execution against a random walk's on the same
+#: scenario, and the wall time of the proof that ordered philosophers never deadlock.
+ODPOR_COST_TARGET = 2.0
+PROOF_TARGETS = {7: 3.0, 8: 15.0}
+#: Wall-clock cap of one proof (the machine is shared: a slow run says "not within").
+PROOF_CAP = 120.0
+
+
+def _per_execution(scenario: Callable[[ds.Kernel], None], strategy: Any, budget: int) -> float:
+    t0 = time.perf_counter()
+    rep = explore(scenario, strategy, budget=budget, kernel_options={"lockdep": False}, **QUIET)
+    return (time.perf_counter() - t0) / rep.executions
+
+
+def odpor_cost_table() -> None:
+    """Seconds per execution of optimal DPOR and of the random walk, interleaved, best of 3."""
+    print()
+    print(f"optimal DPOR cost per execution against the random walk (lockdep off; best of 3 interleaved "
+          f"runs of up to 1,000 executions; target <= {ODPOR_COST_TARGET:.0f}x)")
+    print(f"{'scenario':26} {'random us/exec':>15} {'odpor us/exec':>14} {'ratio':>7}")
+    for n in (8, 10):  # 254 and 1,022 executions exhaust them
+        scen = sim_ordered_philosophers(n)
+        rnd, opt = [], []
+        for _ in range(3):
+            rnd.append(_per_execution(scen, "random", 1000))
+            opt.append(_per_execution(scen, OptimalDPOR(), 1000))
+        r, o = min(rnd), min(opt)
+        verdict = "met" if o / r <= ODPOR_COST_TARGET else "MISSED"
+        print(f"{f'ordered-philosophers-{n}':26} {r * 1e6:15,.0f} {o * 1e6:14,.0f} {o / r:6.2f}x  {verdict}")
+
+
+def promela_philosophers(n: int) -> str:
+    """The ordered philosophers in Promela: a fork is a bit, taking it an atomic test-and-set."""
+    lines = [f"bit fork[{n}];", "", "proctype phil(byte lo; byte hi) {",
+             "    atomic { fork[lo] == 0 -> fork[lo] = 1 };",
+             "    atomic { fork[hi] == 0 -> fork[hi] = 1 };",
+             "    fork[hi] = 0;", "    fork[lo] = 0", "}", "", "init {", "    atomic {"]
+    for i in range(n):
+        a, b = i, (i + 1) % n
+        lines.append(f"        run phil({min(a, b)}, {max(a, b)});")
+    lines += ["    }", "}", ""]
+    return "\n".join(lines)
+
+
+def spin_proof(n: int) -> str:
+    """SPIN's exhaustive safety run (invalid end states: deadlock) of :func:`promela_philosophers`,
+    timed including ``spin -a`` and the C compile of ``pan``; "" when spin or gcc is missing."""
+    spin, cc = shutil.which("spin"), shutil.which("gcc") or shutil.which("cc")
+    if spin is None or cc is None:
+        return ""
+    version = subprocess.run([spin, "-V"], capture_output=True, text=True).stdout.strip().split("--")[0].strip()
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "phil.pml"), "w") as fh:
+            fh.write(promela_philosophers(n))
+        t0 = time.perf_counter()
+        subprocess.run([spin, "-a", "phil.pml"], cwd=d, check=True, capture_output=True)
+        subprocess.run([cc, "-O2", "-DSAFETY", "-o", "pan", "pan.c"], cwd=d, check=True, capture_output=True)
+        out = subprocess.run(["./pan", "-m100000"], cwd=d, check=True, capture_output=True, text=True).stdout
+        dt = time.perf_counter() - t0
+    errors = next((ln.split("errors:")[1].strip() for ln in out.splitlines() if "errors:" in ln), "?")
+    stored = next((ln.split()[0] for ln in out.splitlines() if "states, stored" in ln), "?")
+    return f"{version}: {dt:.2f} s ({stored} states, errors: {errors})"
+
+
+def proofs_table() -> None:
+    """Ordered philosophers proved deadlock-free by optimal DPOR (every Mazurkiewicz trace),
+    with SPIN's exhaustive run of the same model as the anchor where spin is installed."""
+    print()
+    print("proofs: ordered philosophers, every schedule (odpor, no bound, lockdep off)")
+    for n in (5, 6, 7, 8, 10):
+        strat = OptimalDPOR()
+        t0 = time.perf_counter()
+        rep = explore(sim_ordered_philosophers(n), strat, budget=1_000_000, time_budget=PROOF_CAP,
+                      kernel_options={"lockdep": False}, **QUIET)
+        dt = time.perf_counter() - t0
+        done = "proved clean" if strat.complete and not rep.findings else "NOT exhausted"
+        target = PROOF_TARGETS.get(n)
+        aim = (f"; target <= {target:.0f} s: {'met' if strat.complete and dt <= target else 'MISSED'}"
+               if target is not None else "")
+        anchor = spin_proof(n)
+        print(f"ordered-philosophers-{n}: {done} in {rep.executions:,} executions, {dt:.2f} s "
+              f"({dt / rep.executions * 1e6:,.0f} us/exec){aim}"
+              f"{'; ' + anchor if anchor else '; spin not installed (no anchor)'}")
 
 
 def _claim_first(row: Any, strategy: str, **kw: Any) -> str:

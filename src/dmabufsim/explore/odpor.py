@@ -27,16 +27,29 @@ Rules:
   waits on (it looked, queued itself and slept). Thread creation and exit:
   the parent's event that created a thread writes a pseudo-object every
   event of the child reads; a thread's last event writes its exit, which a
-  ``join`` waits on.
+  ``join`` waits on. A runnable thread at its ``mutex_lock`` point while
+  the mutex is owned is not *enabled* (all it could do is queue and sleep:
+  the textbook blocking operation), unless every runnable thread is such a
+  thread: then they are all enabled, and an attempt is an event that ends
+  in a wait (a deadlock, or a wait for virtual time).
 * R2 (happens-before): program order plus dependent events in execution
   order, by vector clocks (``clock[j][t]`` = the last event of thread ``t``
-  that happens before event ``j``).
+  that happens before event ``j``). Incremental: a position's clock and
+  races are computed once, when its event completes (from the last write of
+  each object it touches and the reads since); the replayed prefix of the
+  next execution keeps them, and an undo log rewinds to the backtrack point.
+  The events arrive through the trace's tap (``Trace.tap``: no Event built).
 * R3 (races): ``e`` (event ``i``) and ``e'`` (event ``j``) race when they are
   dependent, of different threads, and ``e`` happens before ``e'`` through
   no other event. A race is reversible unless ``e'``'s thread was not
   runnable before ``e`` and was after it (``e`` woke or created it), or was
   waiting before ``e`` on something no event of the reversal touches -- or
-  on the virtual clock, which advances only when no thread can run.
+  on the virtual clock, which advances only when no thread can run. The
+  release of a mutex and its next acquisition at a ``mutex_lock`` point by
+  another thread are never enabled together: that race is reversed as the
+  two acquisitions -- the releasing thread's last earlier write of the
+  mutex and ``e'`` -- unless the first happens before ``e'`` through
+  something other than the release.
 * R4 (wakeup trees): at the end of every execution, for each reversible race
   with ``E' = pre(E, e)`` (the node of ``e``): ``v = notdep(e, E).e'`` (the
   events between them that do not happen after ``e``, then ``e'``); unless a
@@ -47,7 +60,8 @@ Rules:
   removed from it, or does not occur in it and its event is independent of
   all of it), nothing if ``u`` is a leaf, else ``u`` extended by what is left.
 * R5 (exploration): a node explores its wakeup tree's children in order,
-  each with the child's subtree as the next node's tree; a node with an
+  each with the child's subtree as the next node's tree (the same list,
+  never a copy); a node with an
   empty tree chooses freely (the current thread, else the lowest tid) among
   the runnable threads not asleep. Explored children join the node's sleep
   set with their events; a thread sleeps at the next node while its event is
@@ -74,7 +88,10 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
+
+from greenlet import getcurrent
 
 from ..kernel.errors import UsageError
 from ..kernel.runtime import Kernel
@@ -84,7 +101,6 @@ from .base import ExploreStrategy
 if TYPE_CHECKING:
     from ..kernel.execution import Execution
     from ..kernel.thread import KThread
-    from ..kernel.trace import Event
 
 #: Accesses of an event: (object id, write) pairs.
 Accs = tuple[tuple[int, bool], ...]
@@ -99,13 +115,22 @@ _BLOCKED = ThreadState.BLOCKED
 #: advance, which happens when no thread can run, wakes its sleepers (R3).
 _CLOCK = -1
 _EXITED = ThreadState.EXITED
+#: A frontier undo entry: the position was appended to the object's reads (a singleton
+#: that survives a checkpoint's pickling; the other entries are lists or None).
+_APPENDED: Any = True
 _START_CODE = Kernel._start.__code__
+_TID = attrgetter("tid")
 
 
 def _at_point(t: KThread) -> bool:
     """Is ``t`` suspended at one of its scheduling points (``Kernel.point`` switched away, perhaps
-    by starting a new thread's greenlet), rather than in a wait or not started?"""
+    by starting a new thread's greenlet), rather than in a wait or not started? A thread the
+    runtime parked at its point (``Kernel._park``: it blocked on the mutex there) is waiting."""
+    if t.parked:
+        return False
     g = t.glet
+    if g is not None and g is getcurrent():
+        return True  # running: the strategy is asked from inside its point (``Kernel._park``)
     f = g.gr_frame if g is not None else None
     if f is not None and f.f_code is _START_CODE:
         f = f.f_back
@@ -122,7 +147,12 @@ def _conflict(a: Accs | list[tuple[int, bool]], b: Accs | list[tuple[int, bool]]
 
 
 class _WNode:
-    """A wakeup tree node: a thread, the accesses of its event there, the ordered children."""
+    """A wakeup tree node: a thread, the accesses of its event there, the ordered children.
+
+    One tree serves the whole search: the node of position ``i + 1`` explores
+    the very list of children of the child chosen at position ``i`` (R5), so
+    a wakeup sequence is never copied as the execution walks down it.
+    """
 
     __slots__ = ("accs", "children", "tid")
 
@@ -131,23 +161,12 @@ class _WNode:
         self.accs = accs
         self.children: list[_WNode] = children if children is not None else []
 
-    def copy(self) -> _WNode:
-        """A deep copy (iterative: a wakeup sequence can be hundreds of events long)."""
-        root = _WNode(self.tid, self.accs)
-        todo = [(self, root)]
-        while todo:
-            src, dst = todo.pop()
-            for c in src.children:
-                d = _WNode(c.tid, c.accs)
-                dst.children.append(d)
-                todo.append((c, d))
-        return root
-
 
 class _Node:
     """A state of the search (``E``): runnable threads, sleep set, wakeup tree, current child."""
 
-    __slots__ = ("accs", "blocked", "enabled", "forced", "full", "sleep", "wut")
+    __slots__ = ("accs", "acq", "at_point", "blocked", "disabled", "enabled", "forced", "full", "rel", "sleep",
+                 "wut")
 
     def __init__(self, enabled: tuple[int, ...], forced: bool) -> None:
         self.enabled = enabled
@@ -162,6 +181,15 @@ class _Node:
         self.accs: Accs = ()
         #: The split root (R7): no sleep set, no wakeup sequences.
         self.full = False
+        #: The event taken from here began at its thread's own scheduling point.
+        self.at_point = False
+        #: Runnable threads not enabled here: each waits at its ``mutex_lock`` point for the
+        #: mutex (its object id) another thread owns (R3).
+        self.disabled: dict[int, int] | None = None
+        #: The mutex the event taken from here acquires at its ``mutex_lock`` point, or releases
+        #: (``mutex_unlock``), if any (R3).
+        self.acq: int | None = None
+        self.rel: int | None = None
 
     @property
     def chosen(self) -> int:
@@ -223,14 +251,29 @@ class OptimalDPOR(ExploreStrategy):
         self.deviations = 0
         self.discard = False
         self._threads: list[KThread] = []
+        # The analysed prefix (R2, R3), kept across executions: the positions below
+        # ``_done`` replay identically, so their clocks and races are not computed again.
+        #: Vector clock of each analysed position, indexed by tid (-1: no event of that thread).
+        self._clk: list[list[int]] = []
+        #: Per analysed position: (its thread, that thread's previous position or -1, the
+        #: frontier entries it replaced), to rewind to a backtrack point.
+        self._undo: list[tuple[int, int, list[tuple[int, Any]]]] = []
+        #: Per object: [last write or -1, the reads since it] (the accesses a new one can race with).
+        self._front: dict[int, list[Any]] = {}
+        #: Per thread: its last analysed position.
+        self._last: dict[int, int] = {}
+        self._done = 0
+        #: The dependencies of the position being analysed (R3's reversal past a release).
+        self._jdeps: set[int] = set()
         self._reset_execution()
 
     def _reset_execution(self) -> None:
         self._pos = 0
-        #: This execution's events: (thread, accesses so far).
-        self._events: list[tuple[int, list[tuple[int, bool]]]] = []
-        #: (tid, op, obj, write) of the point event that belongs to the event just opened.
-        self._expect: tuple[int, str, int, bool] | None = None
+        #: This execution's events: (thread, accesses so far; a tuple once the event is closed).
+        self._events: list[tuple[int, list[tuple[int, bool]] | Accs]] = []
+        #: The thread whose event was just opened at its own point: that point's trace event
+        #: (the next of that thread: it resumes right there) belongs to the event (-1: none).
+        self._expect = -1
         self._last_step = -1
         self._blocked_now = False
         self._follow: list[_WNode] = []  # the wakeup subtree the next new node starts with
@@ -262,7 +305,7 @@ class OptimalDPOR(ExploreStrategy):
     def attach(self, kernel: Kernel) -> None:
         if kernel._early_timers:
             raise UsageError("odpor does not model schedule-controlled values (early timers): use dpor (R8)")
-        kernel.trace.subscribe(self._on_event)
+        kernel.trace.set_tap(self._tap)
         self._threads = kernel._threads  # by tid: an observed trace keeps every thread (runtime)
 
     def new_execution(self) -> bool:
@@ -273,28 +316,47 @@ class OptimalDPOR(ExploreStrategy):
 
     # ------------------------------------------------------------------ events (R1)
 
-    def _open(self, t: KThread, at_point: bool) -> None:
+    def _open(self, t: KThread, running: bool) -> None:
+        """Open the event of the position just scheduled: ``t`` runs (``running``: it is the
+        thread at whose point the choice was made)."""
         tid = t.tid
+        i = self._pos - 1
+        node = self._stack[i]
+        if i < self._done:
+            # replayed (R6): its accesses are the node's, and where it began is known
+            self._expect = tid if node.at_point else -1
+            self._events.append((tid, []))
+            return
+        at_point = node.at_point = running or _at_point(t)
+        node.acq = node.rel = None
+        if at_point:
+            _mark(node, t, t.pending[0], t.pending[1])
         accs: list[tuple[int, bool]] = [(_SPAWN - tid, False)]
-        self._expect = None
+        self._expect = tid if at_point else -1
         if t.glet is not None or at_point:
             op, obj, write = t.pending
             if op == "join":
                 accs.append((_EXIT - obj, True))
             elif op != "spawn" and op != "start":
                 accs.append((obj, write))
-            if at_point:
-                self._expect = (tid, op, obj, write)
         self._events.append((tid, accs))
 
     def _close(self) -> None:
         """The event of the previous node is complete: record its accesses there. An event
         that ended in a wait also accessed what it waits on (it looked and went to sleep:
-        a ``join`` has no scheduling point of its own); a thread's last event writes its exit."""
+        a ``join`` has no scheduling point of its own); a thread's last event writes its exit.
+        A position not analysed yet gets its vector clock and races now (R2-R4)."""
         i = len(self._events) - 1
         if i < 0:
             return
         tid, acc = self._events[i]
+        if type(acc) is tuple:
+            return  # closed already (the end of an execution closes its last event again)
+        if i < self._done:
+            # replayed (R6): the same event as when this position was first run and analysed
+            self._events[i] = (tid, self._stack[i].accs)
+            return
+        assert isinstance(acc, list)
         t = self._threads[tid] if tid < len(self._threads) else None
         if t is not None:
             if t.state is _BLOCKED and t.blocked_on is not None:
@@ -302,8 +364,11 @@ class OptimalDPOR(ExploreStrategy):
                 acc.append((_EXIT - obj, True) if what == "join" else (obj, True))
             elif t.state is _EXITED:
                 acc.append((_EXIT - tid, True))
-        node = self._stack[i]
         accs = tuple(acc)
+        self._events[i] = (tid, accs)
+        if i >= len(self._stack):
+            return
+        node = self._stack[i]
         d = self._deferred
         if d is not None and d[0] == i:
             self._deferred = None
@@ -311,53 +376,75 @@ class OptimalDPOR(ExploreStrategy):
                 self.deviations += 1  # R6: the forced step depends on the deferred sequence
                 self._follow = []
         node.accs = accs
-        if node.wut and node.wut[0].tid == self._events[i][0]:
-            node.wut[0].accs = accs
+        wut = node.wut
+        if wut and wut[0].tid == tid:
+            wut[0].accs = accs
+        if i == self._done:
+            self._analyse(i, tid, accs)
 
-    def _on_event(self, ev: Event) -> None:
-        tid = ev.tid
+    def _tap(self, step: int, tid: int, op: str, obj: int, write: bool) -> None:
+        """Every trace event (``Trace.tap``): a scheduling point, or an access of the running
+        thread's current event (R1)."""
         if tid < 0:
             return  # a timer firing: no thread's step
-        point = ev.step > self._last_step
-        if point:
-            self._last_step = ev.step
-            exp = self._expect
-            if exp is not None:
-                self._expect = None
-                if exp == (tid, ev.op, ev.obj, ev.write):
-                    return  # the opened event's own point: already its first access
+        if step > self._last_step:
+            self._last_step = step
+            if self._expect == tid:
+                self._expect = -1
+                return  # the opened event's own point: already its first access
+            self._expect = -1
             # a thread going on at its own point with no choice made: a forced step
             self._schedule((tid,), tid, True)
+            node = self._stack[self._pos - 1]
+            node.acq = node.rel = None
+            _mark(node, self._threads[tid], op, obj)
             accs = [(_SPAWN - tid, False)]
-            if ev.op != "spawn":
-                accs.append((ev.obj, ev.write))
+            if op != "spawn":
+                accs.append((obj, write))
             self._events.append((tid, accs))
             return
-        if self._events and self._events[-1][0] == tid:
-            self._events[-1][1].append((ev.obj, ev.write))
-        elif self._events:  # defensive: a step nobody announced is a forced step of its own
-            self._schedule((tid,), tid, True)
-            self._events.append((tid, [(_SPAWN - tid, False), (ev.obj, ev.write)]))
+        events = self._events
+        if events:
+            last = events[-1]
+            if last[0] == tid:
+                acc = last[1]
+                assert isinstance(acc, list)
+                acc.append((obj, write))
+            else:  # defensive: a step nobody announced is a forced step of its own
+                self._schedule((tid,), tid, True)
+                events.append((tid, [(_SPAWN - tid, False), (obj, write)]))
 
     # ------------------------------------------------------------------ choosing (R5, R6)
 
-    def _schedule(self, enabled: tuple[int, ...], default: int, forced: bool) -> int:
+    def _schedule(self, enabled: tuple[int, ...], default: int, forced: bool,
+                  disabled: dict[int, int] | None = None) -> int:
         """The node of the next position (replayed or new): returns the thread to run; the
         caller opens its event. The next new node will start with this choice's subtree."""
         self._close()
         pos = self._pos
         stack = self._stack
+        if pos < len(stack) - 1:  # replayed, not the backtrack node: the hot path
+            node = stack[pos]
+            if (node.enabled != enabled or node.forced != forced) and not self.error:
+                self._nondeterministic(pos, enabled, forced, node)
+            tid = node.wut[0].tid
+            if tid not in enabled:
+                tid = enabled[0]
+            if not forced:
+                self._decided = True
+            self._pos = pos + 1
+            return tid
         deferred: list[_WNode] | None = None
         if pos < len(stack):
             node = stack[pos]
             if (node.enabled != enabled or node.forced != forced) and not self.error:
-                self.error = (
-                    f"odpor: the scenario is not deterministic: step {pos} offered threads {list(enabled)}"
-                    f"{' (forced)' if forced else ''}, an earlier execution {list(node.enabled)} (rule R6)"
-                )
-            tid = node.chosen if node.chosen in enabled else enabled[0]
+                self._nondeterministic(pos, enabled, forced, node)
+            tid = node.wut[0].tid
+            if tid not in enabled:
+                tid = enabled[0]
         else:
             node = _Node(enabled, forced)
+            node.disabled = disabled
             node.sleep = self._inherit_sleep()
             for th in self._threads:
                 if th.state is _BLOCKED and th.blocked_on is not None:
@@ -388,16 +475,23 @@ class OptimalDPOR(ExploreStrategy):
                 choice = default if default in awake else awake[0]
                 node.wut = [_WNode(choice, ())]
             stack.append(node)
-            tid = node.chosen
+            tid = node.wut[0].tid
         if not forced:
             self._decided = True
         if pos == len(stack) - 1 and deferred is not None:
             self._follow = deferred
             self._deferred = (pos, deferred)
         else:
-            self._follow = [c.copy() for c in node.wut[0].children] if pos == len(stack) - 1 else []
+            # R5: the chosen child's subtree, shared (not copied) with the next node
+            self._follow = node.wut[0].children if pos == len(stack) - 1 else []
         self._pos = pos + 1
         return tid
+
+    def _nondeterministic(self, pos: int, enabled: tuple[int, ...], forced: bool, node: _Node) -> None:
+        self.error = (
+            f"odpor: the scenario is not deterministic: step {pos} offered threads {list(enabled)}"
+            f"{' (forced)' if forced else ''}, an earlier execution {list(node.enabled)} (rule R6)"
+        )
 
     def _inherit_sleep(self) -> dict[int, Accs]:
         """R5: the threads asleep at the previous node whose events are independent of the
@@ -408,29 +502,50 @@ class OptimalDPOR(ExploreStrategy):
         prev = self._stack[i]
         if prev.full:
             return {}
-        taken_tid, taken = self._events[i][0], self._events[i][1]
+        if not prev.sleep:
+            return {}
+        taken_tid, taken = self._events[i]
         return {q: a for q, a in prev.sleep.items() if q != taken_tid and not _conflict(a, taken)}
 
     def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
         if current is not None and current.pending[0] == "spawn" and self._events:
             # The event ending now created the thread (R1): the child's events read this.
             child = current.pending[1]
-            self._events[-1][1].append((_SPAWN - child, True))
-        enabled = tuple(t.tid for t in runnable)
+            acc = self._events[-1][1]
+            assert isinstance(acc, list)
+            acc.append((_SPAWN - child, True))
+        disabled: dict[int, int] | None = None
+        en: list[int] = []
+        for t in runnable:
+            lk = t.park
+            if lk is not None and lk.owner is not None:
+                # R1: at its mutex_lock point with the mutex owned: not enabled (taking it would
+                # only queue and sleep), unless every runnable thread is (they block: a deadlock
+                # or a wait for time)
+                if disabled is None:
+                    disabled = {}
+                disabled[t.tid] = lk.park_on[1]
+            else:
+                en.append(t.tid)
+        if en:
+            enabled = tuple(en)
+        else:
+            enabled = tuple(map(_TID, runnable))
+            disabled = None
         default = current.tid if current is not None else enabled[0]
-        tid = self._schedule(enabled, default, False)
+        tid = self._schedule(enabled, default, False, disabled)
         for t in runnable:
             if t.tid == tid:
                 break
         else:
             t = runnable[0]
-        self._open(t, t is current or _at_point(t))
+        self._open(t, t is current)
         return t
 
     def observe_forced(self, t: KThread) -> None:
         """``Kernel._only``: ``t`` runs next, the only runnable thread (R1)."""
         self._schedule((t.tid,), t.tid, True)
-        self._open(t, _at_point(t))
+        self._open(t, False)
 
     def next_u64(self, bound: int) -> int:
         if not self.error:
@@ -440,70 +555,144 @@ class OptimalDPOR(ExploreStrategy):
 
     # ------------------------------------------------------------------ analysis (R2-R4)
 
-    def _clocks(self, events: list[tuple[int, Accs]]) -> tuple[list[dict[int, int]], list[tuple[int, int]]]:
-        """Vector clocks of the events and the immediate races (R2, R3), in execution order.
+    def _analyse(self, j: int, tid: int, accs: Accs) -> None:
+        """Position ``j``'s vector clock and its races with earlier events (R2, R3), and the
+        wakeup sequences they call for (R4), as soon as its event is complete.
 
-        Per object only its last write and the reads since can race with a new
-        access: anything older happens before that write.
+        Incremental: per object only its last write and the reads since can race with
+        a new access (anything older happens before that write), and the clocks and
+        races of the replayed prefix were computed by the execution that first ran it
+        (re-inserting their sequences would change nothing: a covered sequence stays
+        covered, by the tree or, once explored, by the sleep set).
         """
-        clocks: list[dict[int, int]] = []
-        last: dict[int, int] = {}
-        #: per object: (last write or -1, reads since it)
-        frontier: dict[int, tuple[int, list[int]]] = {}
-        races: list[tuple[int, int]] = []
-        for j, (t, accs) in enumerate(events):
-            deps: set[int] = set()
-            for o, w in accs:
-                f = frontier.get(o)
-                if f is not None:
-                    if f[0] >= 0:
-                        deps.add(f[0])
-                    if w:
-                        deps.update(f[1])
-            c = dict(clocks[last[t]]) if t in last else {}
-            for k in sorted(deps, reverse=True):
-                tk = events[k][0]
-                if tk != t and c.get(tk, -1) < k:
-                    races.append((k, j))  # no later dependency carries k to j: an immediate race
-                for tt, v in clocks[k].items():
-                    if c.get(tt, -1) < v:
-                        c[tt] = v
-            c[t] = j
-            clocks.append(c)
-            last[t] = j
-            for o, w in accs:
+        front = self._front
+        deps: set[int] = set()
+        for o, w in accs:
+            f = front.get(o)
+            if f is not None:
+                if f[0] >= 0:
+                    deps.add(f[0])
                 if w:
-                    frontier[o] = (j, [])
-                else:
-                    f = frontier.get(o)
-                    if f is None:
-                        frontier[o] = (-1, [j])
-                    elif f[0] != j and (not f[1] or f[1][-1] != j):
-                        f[1].append(j)
-        return clocks, races
+                    deps.update(f[1])
+        clk = self._clk
+        events = self._events
+        prev = self._last.get(tid, -1)
+        c = list(clk[prev]) if prev >= 0 else []
+        width = len(self._threads)
+        if len(c) < width:
+            c.extend([-1] * (width - len(c)))
+        races: list[int] = []
+        for k in sorted(deps, reverse=True) if len(deps) > 1 else deps:
+            tk = events[k][0]
+            if c[tk] >= k:
+                continue  # a later dependency (or program order) carries k to j: its clock is in c
+            if tk != tid:
+                races.append(k)  # no later dependency carries k to j: an immediate race
+            ck = clk[k]
+            c[: len(ck)] = [a if a > b else b for a, b in zip(c, ck, strict=False)]
+        c[tid] = j
+        clk.append(c)
+        undo: list[tuple[int, Any]] = []
+        for o, w in accs:
+            f = front.get(o)
+            if w:
+                undo.append((o, f))
+                front[o] = [j, []]
+            elif f is None:
+                undo.append((o, None))
+                front[o] = [-1, [j]]
+            elif f[0] != j and (not f[1] or f[1][-1] != j):
+                undo.append((o, _APPENDED))
+                f[1].append(j)
+        self._undo.append((tid, prev, undo))
+        self._last[tid] = j
+        self._done = j + 1
+        if races and not self.discard and not self.error:
+            self._jdeps = deps
+            for i in races:
+                self._race(i, j)
 
-    def _analyse(self) -> None:
-        events = [(t, tuple(a)) for t, a in self._events]
-        n = min(len(events), len(self._stack))
-        events = events[:n]
-        clocks, races = self._clocks(events)
+    def _rewind(self, keep: int) -> None:
+        """Forget the analysis of the positions from ``keep`` on (they will run differently)."""
+        front, last, undo_log = self._front, self._last, self._undo
+        for _ in range(self._done - keep):
+            tid, prev, undo = undo_log.pop()
+            for o, old in reversed(undo):
+                if old is _APPENDED:
+                    front[o][1].pop()
+                elif old is None:
+                    del front[o]
+                else:
+                    front[o] = old
+            if prev >= 0:
+                last[tid] = prev
+            else:
+                del last[tid]
+        del self._clk[keep:]
+        self._done = min(self._done, keep)
+
+    def _race(self, i: int, j: int, past: bool = False) -> None:
+        """R3, R4: the race of events ``i`` and ``j``: if reversible, insert ``notdep(e, E).e'``
+        into the wakeup tree of ``i``'s node, unless a sleeping thread is a weak initial of it."""
         stack = self._stack
-        for i, j in races:
-            node = stack[i]
-            if node.full:
-                continue
-            p = events[j][0]
-            if p not in node.enabled and i + 1 < n and p in stack[i + 1].enabled:
-                continue  # R3: e woke or created e''s thread: not reversible
-            ti = events[i][0]
-            v = [events[k] for k in range(i + 1, j) if clocks[k].get(ti, -1) < i]
-            waits = node.blocked.get(p)
-            if waits is not None and (waits == _CLOCK or not any(o == waits for _t, a in v for o, _w in a)):
-                continue  # R3: e''s thread sleeps before e, and nothing that can run first wakes it
-            v.append(events[j])
-            if any(self._weak_initial(q, a, v) for q, a in node.sleep.items()):
-                continue
-            self._insert(node, v)
+        node = stack[i]
+        if node.full:
+            return
+        events = self._events
+        p = events[j][0]
+        if not past:
+            m = stack[j].acq
+            if m is not None and node.rel == m:
+                # R3: e' acquires the mutex e released: never enabled together (a thread at its
+                # mutex_lock point waits while the mutex is owned); reverse the acquisitions
+                self._race_past_release(i, j, m)
+                return
+        if p not in node.enabled and p in stack[i + 1].enabled:
+            return  # R3: e woke or created e''s thread: not reversible
+        ti = events[i][0]
+        clk = self._clk
+        v: list[tuple[int, Accs]] = []
+        for k in range(i + 1, j):
+            ck = clk[k]
+            if ti >= len(ck) or ck[ti] < i:
+                v.append(events[k])  # type: ignore[arg-type]  # closed: a tuple
+        waits = node.blocked.get(p)
+        if waits is not None and (waits == _CLOCK or not any(o == waits for _t, a in v for o, _w in a)):
+            return  # R3: e''s thread sleeps before e, and nothing that can run first wakes it
+        v.append(events[j])  # type: ignore[arg-type]
+        for q, a in node.sleep.items():
+            if self._weak_initial(q, a, v):
+                return
+        self._insert(node, v)
+
+    def _race_past_release(self, i: int, j: int, m: int) -> None:
+        """R3: event ``j`` took mutex ``m`` at its ``mutex_lock`` point, and event ``i`` of another
+        thread released it last (the two are never enabled together). The acquisition to
+        reverse is the one ``i`` ended: the last event of ``i``'s thread before it that wrote
+        ``m``. It races with ``j`` unless it happens before ``j`` through something other than
+        ``i``."""
+        events = self._events
+        ti = events[i][0]
+        undo = self._undo
+        x = undo[i][1]  # i's thread's earlier events, newest first (their undo records link them)
+        while x >= 0 and (m, True) not in events[x][1]:
+            x = undo[x][1]
+        if x < 0:
+            return
+        clk = self._clk
+        # j's happens-before without i: its thread's previous event and its other dependencies
+        # (the accesses of j other than m; m's last write before j is i itself)
+        prev = undo[j][1]
+        if prev >= 0:
+            cp = clk[prev]
+            if ti < len(cp) and cp[ti] >= x:
+                return
+        for k in self._jdeps:  # j's other immediate predecessors (the frontier of its objects)
+            if k != i:
+                ck = clk[k]
+                if k == x or (ti < len(ck) and ck[ti] >= x):
+                    return
+        self._race(x, j, True)
 
     @staticmethod
     def _weak_initial(q: int, accs: Accs, v: list[tuple[int, Accs]]) -> bool:
@@ -541,17 +730,28 @@ class OptimalDPOR(ExploreStrategy):
             self.discard = True  # no choice at all: the single execution is job 0's (R7)
         if self._blocked_now:
             self.redundant += 1
-        if not self.discard and not self.error:
-            self._analyse()
         while stack:
             node = stack[-1]
             done = node.wut.pop(0)
             if not node.full:
                 node.sleep[done.tid] = node.accs
             if node.wut and not self.discard:
+                self._rewind(len(stack) - 1)  # that position takes its next child
                 return
             stack.pop()
+        self._rewind(0)
         self.complete = True
+
+
+def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:
+    """R3: does the event taken from ``node``, ``t`` going on from its point before ``op`` on
+    ``obj``, acquire a mutex at its ``mutex_lock`` point (free: it takes it) or release one?"""
+    lk = t.park
+    if lk is not None:
+        if lk.owner is None:
+            node.acq = lk.park_on[1]
+    elif op == "mutex_unlock":
+        node.rel = obj
 
 
 def _attach(children: list[_WNode], rest: list[tuple[int, Accs]]) -> None:

@@ -540,12 +540,12 @@ class Kernel:
                     return  # _park() finished this point and blocked us; we were woken since
         steps = self.steps = self.steps + 1
         tr = self.trace
-        if tr._active:
+        if tr._full:
             tr.emit(steps, t.tid, op, obj, write, detail, self.now)
             tr.point_emits += 1
         else:
-            # Trace.emit's word inlined (nobody listens: no Event is built); the event is
-            # counted by the step (Trace.digest_with in _result).
+            # Trace.emit's word inlined (no Event is built: nobody records or listens, perhaps
+            # but a tap); the event is counted by the step (Trace.digest_with in _result).
             if word is None:
                 word = (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
                 if detail:
@@ -555,6 +555,8 @@ class Kernel:
                 tr.words += (t.tid_word ^ word, -now)
             else:
                 tr.words.append(t.tid_word ^ word)
+            if tr._active:
+                tr.tap(steps, t.tid, op, obj, write)  # type: ignore[misc]  # active, not full: a tap
         if steps > self._check_at:
             t.pending = (op, obj, write)  # a livelock report says where each thread is
             self._periodic()
@@ -698,27 +700,32 @@ class Kernel:
         included (it is at its own point: its ``point`` then switches away
         and returns when woken). Not done when ``nxt`` is the only runnable
         thread (its sleep would end the execution or wait for time), while
-        someone listens to events, or when the step would reach the periodic
-        check: then ``nxt`` runs as usual.
+        someone wants the events themselves (the trace's tap, which takes no
+        Event, is called here as ``Trace.emit`` would), or when the step would
+        reach the periodic check: then ``nxt`` runs as usual.
         """
         run = self._runnable
         tr = self.trace
         while True:
             lk = nxt.park
-            if (lk is None or lk.owner is None or len(run) == 1 or tr._active
+            if (lk is None or lk.owner is None or len(run) == 1 or tr._full
                     or self.steps >= self._check_at):
                 return nxt
             if nxt.parked:
                 lk.waiters.remove(nxt)  # woken, and the mutex was taken again: requeue
             else:
                 # The rest of nxt's point(): its step and event (Trace.emit's word inlined).
-                self.steps += 1  # counts the event too (Trace.digest_with)
+                steps = self.steps = self.steps + 1  # counts the event too (Trace.digest_with)
                 now = self.now
                 if now:
                     tr.words += (nxt.tid_word ^ lk.park_word, -now)
                 else:
                     tr.words.append(nxt.tid_word ^ lk.park_word)
                 nxt.parked = True
+                tap = tr.tap
+                if tap is not None:  # an explorer records the event (Trace.emit would call it)
+                    on = lk.park_on
+                    tap(steps, nxt.tid, on[0], on[1], True)
             # mutex_lock finds the owner: block() inlined (nxt.pending already is (op, obj, True)).
             lk.waiters.append(nxt)
             if self._hung_timeout:  # hung_task H1: a mutex waiter's stall begins (stall_begin inlined)

@@ -121,7 +121,7 @@ class Trace:
     * T3: the hex digest folds the event count last (:meth:`digest_with`).
     """
 
-    __slots__ = ("_active", "_h", "count", "events", "listeners", "point_emits", "words")
+    __slots__ = ("_active", "_full", "_h", "count", "events", "listeners", "point_emits", "tap", "words")
 
     def __init__(self, record: bool = False) -> None:
         self._h = _OFFSET
@@ -136,11 +136,23 @@ class Trace:
         #: Of those, the ones ``Kernel.point`` emitted (the kernel counts the points
         #: whose words it appended itself: :meth:`digest_with`).
         self.point_emits = 0
+        #: One raw listener called as ``tap(step, tid, op, obj, write)`` before the listeners,
+        #: with no :class:`Event` built (an explorer's access recorder, on every step).
+        self.tap: Callable[[int, int, str, int, bool], Any] | None = None
+        #: Someone wants :class:`Event` objects (listeners or recording).
+        self._full = record
         self._active = record
 
     def subscribe(self, fn: Listener) -> None:
         """Call ``fn(event)`` for every later event."""
         self.listeners.append(fn)
+        self._active = self._full = True
+
+    def set_tap(self, fn: Callable[[int, int, str, int, bool], Any]) -> None:
+        """Call ``fn(step, tid, op, obj, write)`` for every later event (one tap per trace)."""
+        if self.tap is not None:
+            raise ValueError("this trace already has a tap")
+        self.tap = fn
         self._active = True
 
     def emit(self, step: int, tid: int, op: str, obj: int, write: bool, detail: str, now: int) -> None:
@@ -158,6 +170,11 @@ class Trace:
         if now:
             words.append(-now)
         if self._active:
+            tap = self.tap
+            if tap is not None:
+                tap(step, tid, op, obj, write)
+                if not self._full:
+                    return
             ev = Event(step, tid, op, obj, write, detail, now)
             if self.events is not None:
                 self.events.append(ev)

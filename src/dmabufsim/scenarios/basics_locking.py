@@ -108,7 +108,7 @@ CLAIMS = [
         "design": "ordered-mutexes",
         "scenario": ordered_mutexes,
         "expected": "clean",
-        "strategy": "odpor",  # every schedule, no bound: 4 executions
+        "strategy": "odpor",  # every schedule, no bound: 2 executions
         "budget": 200,
     },
     {
@@ -127,7 +127,7 @@ CLAIMS = [
         "design": "trylock-under-spinlock",
         "scenario": trylock_under_spinlock,
         "expected": "clean",
-        "strategy": "odpor",  # every schedule, no bound: 4 executions
+        "strategy": "odpor",  # every schedule, no bound: 3 executions
         "budget": 100,
     },
     {

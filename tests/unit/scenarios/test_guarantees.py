@@ -16,7 +16,7 @@ from dmabufsim.scenarios.catalog import Verdict
 
 def _rows() -> tuple[ClaimScenario, ClaimScenario, ClaimScenario]:
     cat = discover()
-    proved = cat.get("B1/ordered-mutexes")  # odpor: 4 Mazurkiewicz traces
+    proved = cat.get("B1/ordered-mutexes")  # odpor: 2 Mazurkiewicz traces
     bounded = dataclasses.replace(proved, design="ordered-bounded", strategy="dpor", budget=20)
     sampled = dataclasses.replace(proved, design="ordered-sampled", strategy="seeds", budget=10)
     return proved, bounded, sampled
@@ -26,15 +26,15 @@ def test_each_clean_row_carries_its_guarantee() -> None:
     res = check(list(_rows()), jobs=1)
     assert [r.status for r in res.rows] == ["match"] * 3
     assert [r.assurance for r in res.rows] == [
-        Assurance(Guarantee.PROVED, "odpor", 4, traces=True),
+        Assurance(Guarantee.PROVED, "odpor", 2, traces=True),
         Assurance(Guarantee.BOUNDED, "dpor", 20, bound=1),
         Assurance(Guarantee.SAMPLED, "seeds", 10),
     ]
-    assert [r.guarantee for r in res.rows] == ["proved (4 Mazurkiewicz traces)", "up to 1 preemption", "10 samples"]
+    assert [r.guarantee for r in res.rows] == ["proved (2 Mazurkiewicz traces)", "up to 1 preemption", "10 samples"]
     doc = res.to_json()
     assert [r["guarantee"] for r in doc["rows"]] == ["proved", "bounded", "sampled"]
     assert doc["rows"][0]["assurance"]["text"] == (
-        "proved: all schedules of this configuration (odpor, 4 Mazurkiewicz traces, unbounded)"
+        "proved: all schedules of this configuration (odpor, 2 Mazurkiewicz traces, unbounded)"
     )
     assert doc["guarantees"] == {"bounded": 1, "proved": 1, "sampled": 1}
     assert res.ok  # not strict: a weaker guarantee is shown, never a failure
@@ -88,7 +88,7 @@ def test_check_cli_prints_the_guarantee_and_strict_fails_per_row(
     monkeypatch.setattr("dmabufsim.report.commands.check", only)
     assert main(["check", "--no-progress", "--jobs", "1", "B1"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # the found column wraps whole words
-    assert "proved (4 Mazurkiewicz traces)" in out and "up to 1 preemption" in out
+    assert "proved (2 Mazurkiewicz traces)" in out and "up to 1 preemption" in out
     assert "clean rows proved: 1 of 2 (1 neither proved nor documented)" in out
     assert main(["check", "--strict", "--no-progress", "--jobs", "1", "B1"]) == 1
     out = capsys.readouterr().out

@@ -45,7 +45,7 @@ def test_basics_rows_match_and_tokens_replay_the_counterexample() -> None:
     clean = by["B1/ordered-mutexes"]
     assert clean.token == "" and clean.first is None
     assert clean.exhaustive
-    assert clean.found_text == "clean (4 executions, odpor; odpor exhausted (unbounded))"
+    assert clean.found_text == "clean (2 executions, odpor; odpor exhausted (unbounded))"
 
 
 def test_seeds_strategy_execution_i_is_seed_i() -> None:
