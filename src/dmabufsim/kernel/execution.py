@@ -37,6 +37,10 @@ class Config:
     prime_lockdep: bool = True
     #: End the execution at the first finding of severity error.
     stop_on_first: bool = False
+    #: Debug mode: record the reads and writes model objects really perform and
+    #: report any that the scheduling points do not declare (``kernel.accesses``;
+    #: several times slower; off costs nothing).
+    check_accesses: bool = False
     #: Extension options by name (rooms above the kernel read their own).
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -49,6 +49,7 @@ from typing import Any
 from greenlet import GreenletExit, greenlet
 
 from . import token as _token
+from .accesses import AccessChecker
 from .choices import COMPACT_AT, ChoiceLog, token_of
 from .errors import NotRunningError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
@@ -248,8 +249,11 @@ class Kernel:
         self._stopping = ""
         self._dead = False
         self._in_timer = False
-        #: _dead or _in_timer or _early_timers: point()'s one test for its rare cases.
-        self._unusual = self._early_timers
+        #: The undeclared-access checker (debug mode, ``Config.check_accesses``), or None.
+        self._acc_check: AccessChecker | None = AccessChecker(self) if cfg.check_accesses else None
+        #: _dead or _in_timer or _early_timers or checking accesses: point()'s one test for
+        #: its rare cases.
+        self._unusual = self._early_timers or self._acc_check is not None
         self._ran = False
         self._summaries: tuple[ThreadSummary, ...] = ()
         self.outcome = "completed"
@@ -310,6 +314,8 @@ class Kernel:
             t.atomic.append(AtomicReason("softirq", softirq, None))
         self._threads.append(t)
         self._runnable.append(t)  # tids grow, so the list stays sorted
+        if self._acc_check is not None:
+            self._acc_check.spawned(self._current if not self._in_timer else None, t)
         if self._current is not None and not self._dead and not self._in_timer:
             self.point("spawn", t.tid, True, t.name)
         return t
@@ -342,6 +348,8 @@ class Kernel:
 
     def join(self, t: KThread, timeout: int | None = None) -> Any:
         """``kthread_stop``-style join: block until ``t`` exits; return its result."""
+        if t.exited and self._acc_check is not None:
+            self._acc_check.joined(self.current, t)
         while not t.exited:
             me = self.current
             if t is me:
@@ -374,7 +382,9 @@ class Kernel:
             if self._in_timer:
                 raise SimulatorError(f"scheduling point {op!r} inside a timer callback (runtime R7)")
             assert t is not None
-            if self._timers and not t.in_irq:
+            if self._acc_check is not None:
+                self._acc_check.at_point(t)
+            if self._early_timers and self._timers and not t.in_irq:
                 self._maybe_early_timer(t)
         assert t is not None
         run = self._runnable
@@ -516,6 +526,9 @@ class Kernel:
         t.interruptible = interruptible
         t.wake_reason = ""
         t.pending = (what, obj, True)
+        chk = self._acc_check
+        if chk is not None:
+            chk.waits(t, what, obj)
         run = self._runnable
         run.remove(t)
         tm = None
@@ -530,6 +543,8 @@ class Kernel:
             self._schedule_away(t)
         if self._dead:
             raise ThreadKilled()
+        if chk is not None:
+            chk.woken(t, what, obj)
         if tm is not None:
             tm.cancel()
         return t.wake_reason
@@ -674,7 +689,7 @@ class Kernel:
                 tm.fn(*tm.args)
             finally:
                 self._in_timer = False
-                self._unusual = self._dead or self._early_timers
+                self._unusual = self._dead or self._early_timers or self._acc_check is not None
         return True
 
     # ------------------------------------------------------------------ time
@@ -923,6 +938,8 @@ class Kernel:
     # ------------------------------------------------------------------ running
 
     def _thread_main(self, t: KThread) -> None:
+        if self._acc_check is not None:
+            self._acc_check.started(t)
         try:
             t.result = t.fn(*t.args)
         except (ThreadKilled, GreenletExit):
@@ -951,6 +968,8 @@ class Kernel:
             self._exit_thread(t)
 
     def _exit_thread(self, t: KThread) -> None:
+        if self._acc_check is not None and not self._dead:
+            self._acc_check.exits(t)
         if not self._dead:
             self.lockdep.thread_exit(t)
         t.state = ThreadState.EXITED
@@ -985,6 +1004,8 @@ class Kernel:
             raise UsageError(f"strategy {self.strategy.describe()} has no execution left to run")
         self._hub = greenlet.getcurrent()
         _running = self
+        if self._acc_check is not None:
+            self._acc_check.install()
         try:
             self.spawn(scenario, self, *args, name="scenario")
             self._current = self._threads[0]
@@ -1008,6 +1029,8 @@ class Kernel:
                 self._teardown()  # may pass on the user's Ctrl-C
             finally:
                 _running = None
+                if self._acc_check is not None:
+                    self._acc_check.uninstall()
         return self._result()
 
     def _after_exit(self) -> KThread | None:
