@@ -157,7 +157,8 @@ class Engine:
     def _main(self) -> None:
         k = self.k
         while True:
-            self.wq.wait_event(self._has_work)
+            self.wq.wait_event(self._has_work, reads=self.oid)
+            k.event("job_run", self.oid, True, self.name)  # drm_sched_entity_pop_job: the queue, written
             job = self.queue.popleft()
             self.running = job
             job.state = "running"

@@ -77,7 +77,6 @@ TIMESTAMP = 1 << DMA_FENCE_FLAG_TIMESTAMP_BIT
 ENABLE_SIGNAL = 1 << DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT
 #: Model-private bits (above any bit a driver model would use).
 _EXPLICIT = 1 << 30  #: signalled by an explicit signal() (R2 owner)
-_DEPENDED = 1 << 31  #: something waited on / hooked a callback on / published it (R8)
 #: The depended-on list is first pruned of signalled fences at this length (R8).
 _PRUNE_MIN = 4096
 
@@ -204,6 +203,8 @@ class _FenceState:
     """Per-execution bookkeeping of the fence room (installed at every run)."""
 
     __slots__ = ("depended", "k", "next_context", "prune_at", "stub")
+    #: The end check's list of fences (R8), not model state (accesses A3).
+    __untracked__ = ("depended", "prune_at")
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
@@ -294,6 +295,7 @@ class DmaFence:
         "cb_list",
         "context",
         "error",
+        "depended",
         "flags",
         "k",
         "lock",
@@ -324,6 +326,9 @@ class DmaFence:
         self.context = context
         self.seqno = seqno
         self.flags = 0
+        #: Something waited on / hooked a callback on / published it (R8): the end
+        #: check's bookkeeping, set once and never cleared (untracked, accesses A3).
+        self.depended = False
         #: 0 or a negative errno (R5).
         self.error = 0
         self.refcount = 1
@@ -399,7 +404,11 @@ class DmaFence:
     # ------------------------------------------------------------------ signalling
 
     def _signal_locked(self, ts: int, explicit: bool) -> int:
-        """``dma_fence_signal_timestamp_locked`` (lock held). Returns 0 or -EINVAL."""
+        """``dma_fence_signal_timestamp_locked`` (lock held). Returns 0 or -EINVAL.
+
+        The step writes the fence (an event: the caller's point was the lock's,
+        and lockless readers of the SIGNALED bit must be ordered with this)."""
+        self.k.event("dma_fence_signal", self.oid, True)
         flags = self.flags
         if flags & SIGNALED:
             if explicit:
@@ -556,8 +565,8 @@ class DmaFence:
     # ------------------------------------------------------------------ callbacks
 
     def _depend(self) -> None:
-        if not (self.flags & _DEPENDED):
-            self.flags |= _DEPENDED
+        if not self.depended:
+            self.depended = True
             _state(self.k).depend(self)
 
     def _enable_signaling_locked(self) -> bool:
@@ -573,9 +582,11 @@ class DmaFence:
 
     def enable_sw_signaling(self) -> None:
         """``dma_fence_enable_sw_signaling``: ask the driver for a software notification."""
-        self.k.point("dma_fence_enable_signaling", self.oid, True)
+        k = self.k
+        k.point("dma_fence_enable_signaling", self.oid, True)
         lock = self.lock
         lock.lock_irqsave()
+        k.event("dma_fence_enable_signaling", self.oid, True)  # the lock's step writes the fence
         try:
             self._enable_signaling_locked()
         finally:
@@ -609,10 +620,10 @@ class DmaFence:
             cb = DmaFenceCb(cb)
         elif cb.queued is not None:
             raise UsageError("this dma_fence_cb is already queued on a fence (one fence at a time)")
-        flags = self.flags
-        if not (flags & _DEPENDED):  # _depend(), inlined
-            self.flags = flags | _DEPENDED
+        if not self.depended:  # _depend(), inlined
+            self.depended = True
             _state(k).depend(self)
+        flags = self.flags
         if flags & SIGNALED:  # the lockless test_bit; still true at the point
             k.point("dma_fence_add_callback", self.oid, True)
             raise ENOENT("dma_fence_add_callback: fence already signalled")
@@ -646,9 +657,11 @@ class DmaFence:
 
     def remove_callback(self, cb: DmaFenceCb) -> bool:
         """``dma_fence_remove_callback``: True if ``cb`` was still queued (now it never runs)."""
-        self.k.point("dma_fence_remove_callback", self.oid, True)
+        k = self.k
+        k.point("dma_fence_remove_callback", self.oid, True)
         lock = self.lock
         lock.lock_irqsave()
+        k.event("dma_fence_remove_callback", self.oid, True)  # the lock's step writes the fence
         try:
             if cb.queued is not self:
                 return False
@@ -681,6 +694,7 @@ class DmaFence:
         cb = DmaFenceCb(_WakeWaiter(k, me))
         lock = self.lock
         lock.lock_irqsave()
+        k.event("dma_fence_add_callback", self.oid, True)  # the lock's step queues the waiter
         try:
             ok = self._enable_signaling_locked()
             if ok:
@@ -712,6 +726,7 @@ class DmaFence:
     def _drop_waiter(self, cb: DmaFenceCb) -> None:
         lock = self.lock
         lock.lock_irqsave()
+        self.k.event("dma_fence_remove_callback", self.oid, True)  # the lock's step unlinks it
         try:
             if cb.queued is self:
                 cbs = self.cb_list

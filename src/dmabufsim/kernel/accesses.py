@@ -29,6 +29,9 @@ Rules:
   a write of that attribute. Accesses made by the runtime, the checkers,
   the explorer and the reports are observation, not model behaviour, and are
   not recorded; neither are accesses from timer callbacks (no thread).
+  A class names in ``__untracked__`` the attributes that are not model
+  state (a checker's bookkeeping, a cache that never changes what happens),
+  or ``"*"`` for all of them; each such name says why in a comment.
 * A4 (the check): two actual accesses of one attribute of one object, by
   two threads, at least one a write, must be ordered by A2. When they are
   not, the later one's segment, or the earlier one's, touched state it did
@@ -193,7 +196,19 @@ def _attrs(cls: type) -> tuple[frozenset[str], bool]:
             names.update((slots,) if isinstance(slots, str) else slots)
     names.discard("__dict__")
     names.discard("__weakref__")
+    for c in cls.__mro__:
+        skip = c.__dict__.get("__untracked__", ())
+        if skip == "*":
+            return frozenset(), False
+        names.difference_update(skip)
     return frozenset(names), has_dict
+
+
+def _skip(cls: type) -> frozenset[str]:
+    out: set[str] = set()
+    for c in cls.__mro__:
+        out.update(c.__dict__.get("__untracked__", ()))
+    return frozenset(out)
 
 
 class _Seg:
@@ -277,7 +292,9 @@ class AccessChecker:
         if info is None:
             info = self._attrs[cls] = _attrs(cls)
         names, has_dict = info
-        if name not in names and not (has_dict and not name.startswith("__") and name in _oga(obj, "__dict__")):
+        if name not in names and not (
+            has_dict and not name.startswith("__") and name in _oga(obj, "__dict__") and name not in _skip(cls)
+        ):
             return  # a method, property or class attribute: what it reads is recorded itself
         f = sys._getframe(2)
         code = f.f_code

@@ -117,6 +117,9 @@ class MMUNotifierSubscriptions:
     > 0); ``deferred`` is empty while the sequence is even.
     """
 
+    #: ``in_callback``: which threads are inside a callback, for the API-misuse errors;
+    #: each thread only ever looks for itself (thread-local, accesses A3).
+    __untracked__ = ("in_callback",)
     __slots__ = (
         "active_invalidate_ranges",
         "deferred",
