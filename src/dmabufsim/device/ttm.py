@@ -162,6 +162,9 @@ class OperationCtx:
 class TTMStats:
     """Counters of one :class:`TTMDevice` (:meth:`TTMDevice.statistics` returns them as a dict)."""
 
+    #: Statistics: increments commute and nothing in the model reads them (accesses A3).
+    __untracked__ = "*"
+
     __slots__ = ("cpu_blocked_ns", "cpu_waits", "evictions", "ghosts_released", "moves")
 
     def __init__(self) -> None:

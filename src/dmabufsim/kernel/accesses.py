@@ -28,7 +28,10 @@ Rules:
   an attribute (list, dict, set, deque) that changed during the segment is
   a write of that attribute. Accesses made by the runtime, the checkers,
   the explorer and the reports are observation, not model behaviour, and are
-  not recorded; neither are accesses from timer callbacks (no thread).
+  not recorded; neither are accesses from timer callbacks (no thread),
+  nor an object's writes to itself in its ``__init__``: before it is
+  published, no other thread can reach it, and whatever publishes it is an
+  access of the object that holds the reference (checked itself).
   A class names in ``__untracked__`` the attributes that are not model
   state (a checker's bookkeeping, a cache that never changes what happens),
   or ``"*"`` for all of them; each such name says why in a comment.
@@ -300,6 +303,8 @@ class AccessChecker:
         code = f.f_code
         if _observer(code):
             return
+        if write and code.co_name == "__init__" and f.f_locals.get("self") is obj:
+            return  # initialisation, before the object is published (A3)
         seg = self._segs.get(t.tid)
         if seg is None:
             seg = self._start(t, [])

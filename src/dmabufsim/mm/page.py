@@ -144,12 +144,14 @@ class Page:
         return self.pfn << PAGE_SHIFT
 
     def read(self, offset: int = 0) -> object:
-        """The value stored at ``offset`` (0 if never written)."""
+        """The value stored at ``offset`` (0 if never written); the step reads the frame."""
+        self.alloc.k.event("page_read", self.oid, False)
         d = self.data
         return 0 if d is None else d.get(offset, 0)
 
     def write(self, offset: int, value: object) -> None:
-        """Store ``value`` at ``offset`` (the frame's contents; no bookkeeping)."""
+        """Store ``value`` at ``offset`` (the frame's contents; no bookkeeping); the step writes the frame."""
+        self.alloc.k.event("page_write", self.oid, True)
         d = self.data
         if d is None:
             d = self.data = {}
@@ -200,6 +202,9 @@ class Page:
 
 class AllocStats:
     """Counters of one allocator (``/proc/vmstat``-like)."""
+
+    #: Statistics: increments commute and nothing in the model reads them (accesses A3).
+    __untracked__ = "*"
 
     __slots__ = ("allocs", "direct_reclaims", "failed", "frees", "injected", "reclaimed")
 
@@ -350,6 +355,7 @@ class PageAllocator:
             t.in_reclaim -= 1
             if took:
                 fs_reclaim_release(gfp)
+        k.event("direct_reclaim", self.oid, True)  # the free count, read again after the shrinkers ran
         freed = max(0, self.nr_free - before)
         self.stats.reclaimed += freed
         return freed
@@ -378,6 +384,7 @@ class PageAllocator:
         page.data = None
         page.gup_refs = 0
         self.stats.frees += 1
+        self.k.event("free_page", self.oid, True)  # the free list, written in the putter's step
         self._free.append(page)
 
     def free_page(self, page: Page) -> None:
