@@ -236,6 +236,7 @@ class TTMDevice:
     @property
     def idle(self) -> bool:
         """No ghost waits to be released."""
+        self.k.event("ttm_idle", self.oid, False)  # the ghost list, read
         return not self.ghosts
 
     # ------------------------------------------------------------ waits (R5)
@@ -267,6 +268,7 @@ class TTMDevice:
         finally:
             resv.unlock()
         self.stats.ghosts_released += 1
+        self.k.event("ttm_ghost_released", self.oid, True)  # the ghost list, written
         self.ghosts.remove(ghost)
         if parent is not None:
             parent.put()
@@ -413,6 +415,7 @@ class BufferObject:
                 ghost.resv.add_fence(f, DmaResvUsage.KERNEL)
         finally:
             ghost.resv.unlock()
+        self.k.event("ttm_ghost", tdev.oid, True)  # the ghost list, written
         tdev.ghosts.append(ghost)
         return ghost
 

@@ -60,7 +60,7 @@ from collections.abc import Callable, Sequence
 from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
 from ..kernel.runtime import Kernel, current_kernel, register_extension
 from ..kernel.thread import KThread
-from ..kernel.trace import op_word
+from ..kernel.trace import op_word, refcount_oid
 from ..locking.annotations import dma_fence_might_wait, signalling_enter, signalling_exit
 from ..locking.lockdep_map import lockdep_assert_held
 from ..locking.spinlock import SpinLock, atomic_exit_fast
@@ -291,6 +291,10 @@ class DmaFence:
     signalled (the kernel reuses its storage for the timestamp).
     """
 
+    #: ``refcount``: a kref, declared as its own pseudo-object (``refcount_oid``); the
+    #: attribute is not checked itself (accesses A3: increments commute).
+    #: ``depended``: the end check's bookkeeping (R8), set once, never cleared.
+    __untracked__ = ("refcount", "depended")
     __slots__ = (
         "cb_list",
         "context",
@@ -358,22 +362,32 @@ class DmaFence:
     # ------------------------------------------------------------------ refcount
 
     def get(self) -> DmaFence:
-        """``dma_fence_get``: one more reference; returns the fence."""
+        """``dma_fence_get``: one more reference; returns the fence.
+
+        Declares a read of the count (``refcount_oid``): gets commute with
+        every get and every put that does not release."""
+        self.k.event("dma_fence_get", refcount_oid(self.oid), False)
         self.refcount += 1
         return self
 
     def get_rcu(self) -> DmaFence | None:
         """``dma_fence_get_rcu``: get unless the count already reached zero."""
+        self.k.event("dma_fence_get", refcount_oid(self.oid), False)
         if self.refcount <= 0:
             return None
         self.refcount += 1
         return self
 
     def put(self) -> None:
-        """``dma_fence_put``: drop a reference; the last one releases the fence (R9)."""
+        """``dma_fence_put``: drop a reference; the last one releases the fence (R9).
+
+        A put that does not release declares a read of the count, the one
+        that does a write (``refcount_oid``)."""
         self.refcount -= 1
         if self.refcount > 0:
+            self.k.event("dma_fence_put", refcount_oid(self.oid), False)
             return
+        self.k.event("dma_fence_release", refcount_oid(self.oid), True)
         if self.refcount < 0:
             self.k.report(
                 "assertion",
@@ -386,6 +400,7 @@ class DmaFence:
         self._release()
 
     def _release(self) -> None:
+        self.k.event("dma_fence_release", self.oid, False)  # dma_fence_release looks at the fence
         if not (self.flags & SIGNALED) and self.cb_list:
             drv, tl = self.driver_name, self.timeline_name
             self.k.report(

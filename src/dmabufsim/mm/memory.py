@@ -366,6 +366,7 @@ class MmStruct:
         """``wp_page_copy``: give this mm its own copy of a COW-shared page (R3)."""
         old = pte.page
         new = self.alloc.alloc_page(GFP_KERNEL, self)
+        self.k.event("page_read", old.oid, False)  # copy_user_highpage: the old frame, read
         if old.data is not None:
             new.data = dict(old.data)
         rng = MmuNotifierRange(self, va, va + PAGE_SIZE, MmuNotifyEvent.CLEAR)

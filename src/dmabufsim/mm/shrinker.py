@@ -63,6 +63,8 @@ class Shrinker:
     """
 
     name = "shrinker"
+    #: Statistics of the calls: increments commute and nothing in the model reads them (accesses A3).
+    __untracked__ = ("nr_count_calls", "nr_scan_calls", "nr_freed")
     #: Objects per scan_objects call.
     batch = SHRINK_BATCH
 
@@ -137,6 +139,7 @@ class ShrinkerRegistry:
             if not s.registered:
                 continue
             sc = ShrinkControl(gfp)
+            k.event("shrinker_run", self.oid, True, s.name)  # the running list, written
             self._running.append(s)
             try:
                 s.nr_count_calls += 1
@@ -155,6 +158,7 @@ class ShrinkerRegistry:
                     total += freed
                     todo -= max(sc.nr_scanned, 1)
             finally:
+                k.event("shrinker_done", self.oid, True, s.name)  # the running list, written
                 self._running.remove(s)
             if total >= nr_to_reclaim:
                 break
