@@ -352,7 +352,9 @@ class DmaFence:
 
     @property
     def signaled_flag(self) -> bool:
-        """The SIGNALED bit, read without a scheduling point (for invariants and tests)."""
+        """The SIGNALED bit, read without a scheduling point (for invariants and tests);
+        a thread's step that reads it declares it (an event)."""
+        self.k.event("dma_fence_test_signaled", self.oid, False)
         return bool(self.flags & SIGNALED)
 
     def __repr__(self) -> str:

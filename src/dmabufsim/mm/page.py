@@ -367,6 +367,7 @@ class PageAllocator:
         if page.owner is None or page.refcount <= 0:
             self.bad_page(page, "put_page on a free page")
             return
+        self.k.event("put_page", page.oid, True)  # the frame's count, written in the caller's step
         page.refcount -= 1
         if page.refcount == 0:
             self._free_page(page)
