@@ -174,7 +174,8 @@ class DmaResv:
         return self.ww.is_locked()
 
     def locking_ctx(self) -> WWAcquireCtx | None:
-        """``dma_resv_locking_ctx``: the acquire context of the holder, or None."""
+        """``dma_resv_locking_ctx``: the acquire context of the holder, or None (the step reads the lock)."""
+        self.k.event("dma_resv_locking_ctx", self.ww.oid, False)
         return self.ww.ctx
 
     def __enter__(self) -> DmaResv:

@@ -243,6 +243,7 @@ class StaticImporter(_DeviceImporter):
     def _scanout(self, sgt: SgTable, frames: int, period_ns: int) -> None:
         k = self.k
         for _ in range(frames):
+            k.event("scanout_frame", self.dev.oid, False)  # the stop flag, read
             if self._stop:
                 return
             for e in sgt.entries:
@@ -250,6 +251,8 @@ class StaticImporter(_DeviceImporter):
             k.nsleep(period_ns)
 
     def stop_scanout(self) -> None:
+        """Ask the scanout thread to stop after the current frame (the step writes the flag)."""
+        self.k.event("stop_scanout", self.dev.oid, True)
         self._stop = True
 
     def release(self, att: DmaBufAttachment, sgt: SgTable) -> None:

@@ -92,6 +92,7 @@ class AmnLock:
             self.read_lock.lock()
         elif not self.read_lock.trylock():
             return False
+        self.k.event("amdgpu_mn_read_lock", self.oid, True)  # atomic_inc_return(&amn->recursion)
         self.recursion += 1
         if self.recursion == 1:
             self.k.might_sleep("down_read_non_owner")

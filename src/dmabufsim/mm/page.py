@@ -263,7 +263,8 @@ class PageAllocator:
 
     @property
     def nr_free(self) -> int:
-        """Free frames (``NR_FREE_PAGES``)."""
+        """Free frames (``NR_FREE_PAGES``); the step reads the allocator."""
+        self.k.event("nr_free_pages", self.oid, False)
         return len(self._free) + (self.nr_pages - self._never_used)
 
     @property
