@@ -92,7 +92,7 @@ def _print_execution(ex: Execution, as_json: bool, label: str = "<FILE.py:functi
 
 def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
-    ex = Kernel(seed=args.seed, max_steps=args.max_steps).run(scenario)
+    ex = Kernel(seed=args.seed, max_steps=args.max_steps, check_accesses=args.check_accesses).run(scenario)
     return _print_execution(ex, args.json)
 
 
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed of the random schedule (default 0)")
     r.add_argument("--max-steps", type=int, default=200_000, help="scheduling points before livelock")
     r.add_argument("--json", action="store_true", help="print JSON instead of text")
+    r.add_argument("--check-accesses", action="store_true",
+                   help="debug mode: report model accesses no scheduling point declares (slower)")
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser(

@@ -49,6 +49,8 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
     e.add_argument("--early-timers", action="store_true",
                    help="make timers and device interrupts part of the schedule (runtime R8)")
+    e.add_argument("--check-accesses", action="store_true",
+                   help="debug mode: report model accesses no scheduling point declares (slower)")
     e.add_argument("--no-lockdep-graph", action="store_true",
                    help="a fresh lockdep graph per execution instead of one per run")
     e.add_argument("--audit", action="store_true",
@@ -77,6 +79,8 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
     """Run ``dmabufsim explore``; returns the report's exit code."""
     scenario = load_scenario(args.scenario)
     kopts: dict[str, Any] = {"options": {"early_timers": True}} if args.early_timers else {}
+    if args.check_accesses:
+        kopts["check_accesses"] = True
     if args.audit:
         from .audit import audit
 
