@@ -136,6 +136,10 @@ class MmStruct:
     every PTE's page lists ``(self, address)`` in its ``rmap``.
     """
 
+    #: Bookkeeping the model writes and never reads back (the ranges between
+    #: invalidate start and end, a counter): not model state (accesses A3).
+    __untracked__ = ("active_ranges", "stats_invalidations")
+
     def __init__(self, name: str = "mm", alloc: PageAllocator | None = None) -> None:
         self.k: Kernel = current_kernel()
         self.oid = self.k.new_oid()

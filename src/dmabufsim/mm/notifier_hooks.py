@@ -133,7 +133,6 @@ def invalidate_range_start(range: MmuNotifierRange) -> None:
             done.append(sub)
     finally:
         m.release()
-    k.event("invalidate_range_start", mm.oid, True, range.event.value)  # the mm's active ranges, written
     mm.active_ranges.append(range)
 
 
@@ -150,6 +149,5 @@ def invalidate_range_end(range: MmuNotifierRange) -> None:
         _call_end(list(mm.subscribers), range)
     finally:
         m.release()
-    k.event("invalidate_range_end", mm.oid, True, range.event.value)  # the mm's active ranges, written
     if range in mm.active_ranges:
         mm.active_ranges.remove(range)

@@ -192,7 +192,7 @@ CLAIMS = [
         "design": "shrinker-trylock",
         "scenario": shrinker_trylock,
         "expected": "clean",
-        "budget": 400,  # enough for the DPOR phase to exhaust its bound
+        "budget": 500,  # enough for the DPOR phase to exhaust its bound (~235 of its half)
     },
     {
         "id": "C5",
@@ -209,7 +209,7 @@ CLAIMS = [
         "design": "gfp-noio-unprimed",
         "scenario": gfp_noio_unprimed,
         "expected": "clean",
-        "budget": 300,  # bounded DPOR (no sleep sets) exhausts in ~120 of its half
+        "budget": 400,  # bounded DPOR (no sleep sets) exhausts in ~165 of its half
         "kernel_options": {"prime_lockdep": False},
     },
     {
