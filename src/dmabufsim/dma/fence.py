@@ -711,7 +711,7 @@ class DmaFence:
         cb = DmaFenceCb(_WakeWaiter(k, me))
         lock = self.lock
         lock.lock_irqsave()
-        k.event("dma_fence_add_callback", self.oid, True)  # the lock's step queues the waiter
+        k.event("dma_fence_wait", self.oid, True)  # the lock's step queues the waiter
         try:
             ok = self._enable_signaling_locked()
             if ok:
