@@ -375,6 +375,7 @@ class MmStruct:
             new.data = dict(old.data)
         rng = MmuNotifierRange(self, va, va + PAGE_SIZE, MmuNotifyEvent.CLEAR)
         invalidate_range_start(rng)
+        self.k.event("wp_page_copy", self.oid, True)  # under the page-table lock: the step writes the tables
         if self.ptes.get(va >> PAGE_SHIFT) is not pte or pte.page is not old or pte.writable:
             # pte_same() failed under the page-table lock: another thread (a
             # concurrent fault, get_user_pages) already broke COW; drop the copy.

@@ -316,10 +316,13 @@ def _check_completion(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotif
     ptes: dict[int, Any] | None = getattr(mm, "ptes", None)
     if not ptes:
         return
+    # The check reads the page tables and each page's device mappings: the step declares them.
+    k.event("mmu_notifier_check", getattr(mm, "oid", subs.oid), False)
     lo, hi = range.start >> PAGE_SHIFT, (range.end + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
     vpns = sorted(v for v in ptes if lo <= v < hi)
     for vpn in vpns:
         page = ptes[vpn].page
+        k.event("mmu_notifier_check", page.oid, False)
         for rec in page.dev_maps:
             if getattr(rec, "user_mm", None) is not mm or not range.start <= rec.user_va < range.end:
                 continue
