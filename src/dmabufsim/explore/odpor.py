@@ -36,7 +36,11 @@ Rules:
   no other event. A race is reversible unless ``e'``'s thread was not
   runnable before ``e`` and was after it (``e`` woke or created it), or was
   waiting before ``e`` on something no event of the reversal touches -- or
-  on the virtual clock, which advances only when no thread can run.
+  on the virtual clock, which advances only when no thread can run. For
+  the same reason a reversal any of whose events (``e'`` included) began at
+  a later virtual time than ``e`` is not one: ``e``'s thread stays runnable
+  until ``e``, so the clock cannot advance before it (early timers are
+  refused, R8).
 * R4 (wakeup trees): at the end of every execution, for each reversible race
   with ``E' = pre(E, e)`` (the node of ``e``): ``v = notdep(e, E).e'`` (the
   events between them that do not happen after ``e``, then ``e'``); unless a
@@ -228,6 +232,8 @@ class OptimalDPOR(ExploreStrategy):
         self._pos = 0
         #: This execution's events: (thread, accesses so far).
         self._events: list[tuple[int, list[tuple[int, bool]]]] = []
+        #: The virtual time at which each event began (R3: what a reversal cannot move before).
+        self._times: list[int] = []
         #: (tid, op, obj, write) of the point event that belongs to the event just opened.
         self._expect: tuple[int, str, int, bool] | None = None
         self._last_step = -1
@@ -239,7 +245,7 @@ class OptimalDPOR(ExploreStrategy):
         self._decided = False
 
     def state(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_events", "_threads")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_events", "_threads", "_times", "_k")}
 
     def split(self, job: int, jobs: int) -> None:
         self._job, self._jobs = job, jobs
@@ -258,6 +264,7 @@ class OptimalDPOR(ExploreStrategy):
         if kernel._early_timers:
             raise UsageError("odpor does not model schedule-controlled values (early timers): use dpor (R8)")
         kernel.trace.subscribe(self._on_event)
+        self._k = kernel
         self._threads = kernel._threads  # by tid: an observed trace keeps every thread (runtime)
 
     def new_execution(self) -> bool:
@@ -281,6 +288,7 @@ class OptimalDPOR(ExploreStrategy):
             if at_point:
                 self._expect = (tid, op, obj, write)
         self._events.append((tid, accs))
+        self._times.append(self._k.now)
 
     def _close(self) -> None:
         """The event of the previous node is complete: record its accesses there. An event
@@ -327,12 +335,14 @@ class OptimalDPOR(ExploreStrategy):
             if ev.op != "spawn":
                 accs.append((ev.obj, ev.write))
             self._events.append((tid, accs))
+            self._times.append(ev.now)
             return
         if self._events and self._events[-1][0] == tid:
             self._events[-1][1].append((ev.obj, ev.write))
         elif self._events:  # defensive: a step nobody announced is a forced step of its own
             self._schedule((tid,), tid, True)
             self._events.append((tid, [(_SPAWN - tid, False), (ev.obj, ev.write)]))
+            self._times.append(ev.now)
 
     # ------------------------------------------------------------------ choosing (R5, R6)
 
@@ -482,6 +492,7 @@ class OptimalDPOR(ExploreStrategy):
         n = min(len(events), len(self._stack))
         events = events[:n]
         clocks, races = self._clocks(events)
+        times = self._times
         stack = self._stack
         for i, j in races:
             node = stack[i]
@@ -491,7 +502,10 @@ class OptimalDPOR(ExploreStrategy):
             if p not in node.enabled and i + 1 < n and p in stack[i + 1].enabled:
                 continue  # R3: e woke or created e''s thread: not reversible
             ti = events[i][0]
-            v = [events[k] for k in range(i + 1, j) if clocks[k].get(ti, -1) < i]
+            later = [k for k in range(i + 1, j) if clocks[k].get(ti, -1) < i]
+            if times[j] > times[i] or any(times[k] > times[i] for k in later):
+                continue  # R3: the reversal needs the clock to advance while e's thread can run
+            v = [events[k] for k in later]
             waits = node.blocked.get(p)
             if waits is not None and (waits == _CLOCK or not any(o == waits for _t, a in v for o, _w in a)):
                 continue  # R3: e''s thread sleeps before e, and nothing that can run first wakes it
