@@ -298,8 +298,8 @@ class DmaFence:
     __slots__ = (
         "cb_list",
         "context",
-        "error",
         "depended",
+        "error",
         "flags",
         "k",
         "lock",

@@ -215,7 +215,8 @@ class DmaResv:
 
     def _publish(self, new: DmaResvList) -> None:
         self.seq.write_begin()
-        self.k.event("dma_resv_publish", self.oid, True)  # rcu_assign_pointer(obj->fences): the step after the seqcount's writes the resv
+        # rcu_assign_pointer(obj->fences): the seqcount's step writes the resv too.
+        self.k.event("dma_resv_publish", self.oid, True)
         self.fences = new
         self._write_end()
 

@@ -217,7 +217,7 @@ def _skip(cls: type) -> frozenset[str]:
 class _Seg:
     """A segment (A1): its declared accesses and the actual ones, in order."""
 
-    __slots__ = ("declared", "actual", "snaps")
+    __slots__ = ("actual", "declared", "snaps")
 
     def __init__(self, declared: list[tuple[Any, bool]]) -> None:
         self.declared = declared
@@ -417,7 +417,7 @@ class AccessChecker:
             if w:
                 _join(clk, rclock.get(o))
         actual = seg.actual
-        for (oid_, name), (obj, snap, where) in seg.snaps.items():
+        for (_, name), (obj, snap, where) in seg.snaps.items():
             try:
                 now = _freeze(_oga(obj, name))
             except AttributeError:
@@ -452,11 +452,11 @@ class AccessChecker:
                 wclock[o] = dict(clk)
                 rclock.pop(o, None)
             else:
-                r = rclock.get(o)
-                if r is None:
+                rc = rclock.get(o)
+                if rc is None:
                     rclock[o] = dict(clk)
                 else:
-                    _join(r, clk)
+                    _join(rc, clk)
 
     def _report(self, t: KThread, obj: Any, name: str, write: bool, where: str, decl: str,
                 other: _Acc, other_wrote: bool) -> None:
