@@ -43,7 +43,9 @@ Rules:
   sets of both segments. Accesses ordered by a lock are ordered by A2 (the
   lock's acquire and release are declared writes), so state protected by a
   declared lock needs no declaration of its own -- the check is exactly
-  the soundness condition of the reduction, not a style rule.
+  the soundness condition of the reduction, not a style rule. Likewise a
+  step that wakes a thread (makes it runnable) must declare a write of what
+  that thread waits on, or the reduction would not know the step enabled it.
 * A5 (cost): off, nothing is installed (zero cost). On, the model classes
   get attribute hooks for the duration of the execution (removed after it,
   even on error); an execution is several times slower.
@@ -217,7 +219,7 @@ def _skip(cls: type) -> frozenset[str]:
 class _Seg:
     """A segment (A1): its declared accesses and the actual ones, in order."""
 
-    __slots__ = ("actual", "declared", "snaps")
+    __slots__ = ("actual", "declared", "snaps", "wakes")
 
     def __init__(self, declared: list[tuple[Any, bool]]) -> None:
         self.declared = declared
@@ -225,6 +227,8 @@ class _Seg:
         self.actual: list[tuple[Any, str, bool, str]] = []
         #: (id(object), attribute) -> (object, frozen value, where) of containers read (A3).
         self.snaps: dict[tuple[int, str], tuple[Any, Any, str]] = {}
+        #: (thread woken, the object it waited on, where) (A4).
+        self.wakes: list[tuple[KThread, Any, str]] = []
 
 
 class _Acc:
@@ -389,6 +393,21 @@ class AccessChecker:
                 _join(clk, c)
             self._wclock[("spawn", child.tid)] = clk
 
+    def wakes(self, t: KThread) -> None:
+        """The running thread wakes ``t``: its step must write what ``t`` waits on (A4)."""
+        k = self.k
+        u = k._current
+        if u is None or k._in_timer or k._dead or t.blocked_on is None:
+            return
+        what, obj, _ = t.blocked_on
+        seg = self._segs.get(u.tid)
+        if seg is None:
+            return
+        f = sys._getframe(2)
+        while f.f_back is not None and _observer(f.f_code):
+            f = f.f_back
+        seg.wakes.append((t, ("exit", obj) if what == "join" else obj, _where(f.f_code, f.f_lineno)))
+
     def joined(self, t: KThread, other: KThread) -> None:
         """``t`` joined ``other``, which had already exited: it read the exit (A1)."""
         seg = self._segs.get(t.tid)
@@ -424,6 +443,9 @@ class AccessChecker:
                 continue
             if now != snap:
                 actual.append((obj, name, True, where + " (the container changed in this step)"))
+        for woken, obj, where in seg.wakes:
+            if (obj, True) not in seg.declared:
+                self._report_wake(t, woken, obj, where, _decl_text(seg.declared))
         decl = None
         me = t.tid
         epoch = clk[me]
@@ -458,6 +480,23 @@ class AccessChecker:
                 else:
                     _join(rc, clk)
 
+    def _report_wake(self, t: KThread, woken: KThread, obj: Any, where: str, decl: str) -> None:
+        self.undeclared += 1
+        title = (
+            f"undeclared wake-up: {t.name} wakes {woken.name}, which waits on {_wake_text(obj)}, at {where} "
+            f"(step declared {decl}): the step must write what the thread waits on"
+        )
+        self.k.report(
+            "undeclared-access",
+            title,
+            details={"object": _wake_text(obj), "attribute": "<wait>", "access": "wake", "where": where,
+                     "declared": decl, "other_thread": woken.name, "other_access": "wait", "other_where": "",
+                     "other_declared": ""},
+            rule="accesses A4: a wake-up writes what the woken thread waits on",
+            signature=f"undeclared-wake:{woken.name}:{where}",
+            thread=t,
+        )
+
     def _report(self, t: KThread, obj: Any, name: str, write: bool, where: str, decl: str,
                 other: _Acc, other_wrote: bool) -> None:
         self.undeclared += 1
@@ -487,6 +526,10 @@ class AccessChecker:
             signature=f"undeclared-access:{type(obj).__name__}.{name}:{where}:{other.where}",
             thread=t,
         )
+
+
+def _wake_text(obj: Any) -> str:
+    return f"{obj[0]} of thread {obj[1]}" if isinstance(obj, tuple) else f"#{obj}"
 
 
 def _join(into: dict[int, int], other: dict[int, int] | None) -> None:

@@ -632,6 +632,8 @@ class Kernel:
         """``wake_up_process``: make a blocked thread runnable. False if it was not blocked."""
         if t.state is not _BLOCKED:
             return False
+        if self._acc_check is not None:
+            self._acc_check.wakes(t)
         t.state = _RUNNABLE
         t.blocked_on = None
         t.wake_reason = reason

@@ -7,6 +7,7 @@ import pytest
 import dmabufsim as ds
 from dmabufsim.kernel import accesses
 from dmabufsim.kernel.completion import Completion
+from dmabufsim.kernel.thread import ThreadState
 
 
 def _undeclared(ex: ds.Execution) -> list[ds.Finding]:
@@ -58,8 +59,8 @@ def test_a_planted_undeclared_read_is_reported_with_object_access_declarations_a
     assert f.details["other_thread"] == "writer"
     assert f.details["other_access"] == "write"
     assert f.details["other_declared"] == "[write #1, write exit of thread 1]"
-    assert f.details["where"].endswith("test_accesses.py:29")
-    assert f.details["other_where"].endswith("test_accesses.py:25")
+    assert f.details["where"].endswith("test_accesses.py:30")
+    assert f.details["other_where"].endswith("test_accesses.py:26")
     assert f.title == (
         f"undeclared access: reader reads Completion#1.done at {f.details['where']} "
         "(step declared [read #1001, write exit of thread 2]), not ordered after writer, which wrote it at "
@@ -214,3 +215,31 @@ def test_every_catalog_row_declares_what_it_touches() -> None:
     for row in _catalog_rows():
         bad += _check_row(row, range(1, 8))
     assert bad == []
+
+
+def test_a_wake_up_that_does_not_write_what_the_thread_waits_on_is_reported() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        c = Completion("c")
+
+        def sleeper() -> None:
+            k.point("sleep", c.oid, True)
+            k.block("my_wait", c.oid)
+
+        t = k.spawn(sleeper, name="sleeper")
+
+        def waker() -> None:
+            while t.state is not ThreadState.BLOCKED:
+                k.point("poll", c.oid + 1000, False)
+            k.point("other", c.oid + 2000, True)
+            k.wake(t)  # the step declared another object
+
+        k.spawn(waker, name="waker")
+
+    found = set()
+    for seed in range(4):
+        for f in _undeclared(_run(scenario, seed=seed)):
+            found.add(f.title.split(" at ")[0])
+            assert f.details["access"] == "wake" and f.details["object"] == "#1"
+            assert f.details["declared"] == "[write #2001, write exit of thread 2]"
+            assert f.rule == "accesses A4: a wake-up writes what the woken thread waits on"
+    assert found == {"undeclared wake-up: waker wakes sleeper, which waits on #1,"}
