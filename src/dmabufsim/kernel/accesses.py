@@ -61,6 +61,8 @@ from collections.abc import Iterator
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .errors import SimulatorError
+
 if TYPE_CHECKING:
     from .runtime import Kernel
     from .thread import KThread
@@ -266,7 +268,7 @@ class AccessChecker:
     def install(self) -> None:
         global _ACTIVE
         if _ACTIVE is not None:
-            raise RuntimeError("another execution is checking accesses in this process")
+            raise SimulatorError("another execution is checking accesses in this process")
         for cls in model_classes():
             had_get = "__getattribute__" in cls.__dict__
             had_set = "__setattr__" in cls.__dict__

@@ -35,6 +35,11 @@ Rules:
   work then took that long, and device completions, their interrupts and
   timeouts become part of the schedule the explorer searches. Off, nothing
   changes (R3).
+* R9 (checking declarations, opt-in with ``Config.check_accesses``): the
+  runtime tells :mod:`~dmabufsim.kernel.accesses` where each thread's steps
+  begin and end (points, waits, wake-ups, creation, exit, joins); two
+  conflicting accesses of model state that the declared accesses do not
+  order are an ``undeclared-access`` finding. Off, nothing is installed.
 """
 
 from __future__ import annotations
@@ -1006,9 +1011,9 @@ class Kernel:
             raise UsageError(f"strategy {self.strategy.describe()} has no execution left to run")
         self._hub = greenlet.getcurrent()
         _running = self
-        if self._acc_check is not None:
-            self._acc_check.install()
         try:
+            if self._acc_check is not None:
+                self._acc_check.install()
             self.spawn(scenario, self, *args, name="scenario")
             self._current = self._threads[0]
             for _, setup in _EXTENSIONS:
