@@ -157,6 +157,7 @@ class DynamicImporter(DmaBufAttachOps, _DeviceImporter):
             last.wait()
         for sgt in list(att.tables):
             rev.teardown(att, sgt)
+        self.k.event("importer_forget_sgt", att.oid, True)  # without the resv lock: declared on the attachment
         self.state(att).sgt = None
         rev.put()
 
@@ -172,9 +173,11 @@ class DynamicImporter(DmaBufAttachOps, _DeviceImporter):
         try:
             if imp.revoked:
                 return None
+            self.k.event("importer_sgt", att.oid, False)  # the revoke worker writes it without the lock
             sgt = imp.sgt
             if sgt is None or (self.remap_on_move and (imp.invalidated or sgt.torn_down or sgt.stale)):
                 sgt = att.map(DMA_BIDIRECTIONAL)
+                self.k.event("importer_sgt", att.oid, True)
                 imp.sgt = sgt
                 imp.invalidated = False
                 self.nr_remaps += 1
@@ -195,6 +198,7 @@ class DynamicImporter(DmaBufAttachOps, _DeviceImporter):
         try:
             for sgt in list(att.tables):
                 att.unmap(sgt, sgt.direction)
+            self.k.event("importer_sgt", att.oid, True)
             imp.sgt = None
         finally:
             buf.resv.unlock()

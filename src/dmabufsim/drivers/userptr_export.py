@@ -166,6 +166,7 @@ class ExportedI915Userptr(I915Userptr):
                 self.work = None
                 bo.bind(pages)
                 self.nr_worker_binds += 1
+            self._work_state(True)  # bind took scheduling points: this step writes it again
             self.worker = None
         if not install:
             bo.release_pages(pages, dirty=False)  # overtaken by an invalidation
