@@ -39,6 +39,32 @@ def test_device_rows_drop_no_wakeup_sequence_and_find_what_classic_dpor_finds(ke
     assert _seen(runs[0]) == _seen(runs[1]) and runs[0].executions < runs[1].executions
 
 
+@pytest.mark.parametrize("key", ["C10/unmap-under-resv", "C14/wait-free-keep-sg"])
+def test_userptr_rows_run_no_redundant_execution(key: str) -> None:
+    """A submission's lockless look at the object's binding used to be undeclared: optimal DPOR
+    then reached a state where every runnable thread slept (a redundant execution)."""
+    row = _rows()[key]
+    odpor = OptimalDPOR()
+    run_job(row.scenario, [(odpor, 100)], stop_on_first=False, coverage=False,
+            kernel_options=dict(row.kernel_options))
+    assert odpor.redundant == 0 and odpor.deviations == 0
+
+
+@pytest.mark.slow
+def test_the_checker_finds_nothing_under_systematic_search() -> None:
+    """The undeclared-access mode over the schedules optimal and bounded DPOR pick (not only
+    random walks), every row: nothing undeclared."""
+    bad = []
+    for key, row in _rows().items():
+        opts = dict(row.kernel_options)
+        opts["check_accesses"] = True
+        for s in (OptimalDPOR(), DPOR(preemption_bound=2)):
+            run = run_job(row.scenario, [(s, 40)], stop_on_first=False, coverage=False, kernel_options=opts)
+            bad += [f"{key} {s.name}: {ef.finding.title}" for ef in run.findings.values()
+                    if ef.finding.kind == "undeclared-access"]
+    assert bad == []
+
+
 @pytest.mark.slow
 def test_no_catalog_row_drops_a_wakeup_sequence() -> None:
     """Every row, buggy and correct designs, a bounded odpor search each: nothing dropped."""
