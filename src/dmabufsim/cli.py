@@ -100,8 +100,8 @@ def _print_execution(ex: Execution, as_json: bool, label: str, replay: str) -> i
 def cmd_run(args: argparse.Namespace) -> int:
     # A catalog row (C11/noretry-fork) runs with the row's kernel options.
     spec = resolve_scenario(args.scenario, tuple(args.scenarios))
-    ex = Kernel(seed=args.seed, max_steps=args.max_steps, **{**spec.kernel_options, **watchdog_option(args)}).run(
-        spec.scenario)
+    ex = Kernel(seed=args.seed, max_steps=args.max_steps, check_accesses=args.check_accesses,
+               **{**spec.kernel_options, **watchdog_option(args)}).run(spec.scenario)
     return _print_execution(ex, args.json, args.scenario, replay_command(
         ex.token, args.scenario, scenarios_dirs=args.scenarios, max_steps=args.max_steps))
 
@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print JSON instead of text")
     r.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
     add_watchdog_option(r)
+    r.add_argument("--check-accesses", action="store_true",
+                   help="debug mode: report model accesses no scheduling point declares (slower)")
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser(

@@ -157,13 +157,15 @@ class Engine:
     def _main(self) -> None:
         k = self.k
         while True:
-            self.wq.wait_event(self._has_work)
+            self.wq.wait_event(self._has_work, reads=self.oid)
+            k.event("job_run", self.oid, True, self.name)  # drm_sched_entity_pop_job: the queue, written
             job = self.queue.popleft()
             self.running = job
             job.state = "running"
             for f in job.deps:
                 f.wait()
             self._execute(job, stray=False)
+            k.event("job_done", self.oid, True, self.name)  # the engine's done list, written
             self.running = None
             job.state = "done"
             self._done.append(job)
@@ -239,6 +241,9 @@ class Engine:
                 if src is not None:
                     dst = dev._access_page(vm, op[2], True, job, stray)
                     if dst is not None:
+                        k = self.k
+                        k.event("page_read", src.oid, False)
+                        k.event("page_write", dst.oid, True)
                         dst.data = dict(src.data) if src.data else None
 
 
@@ -250,6 +255,9 @@ class Device:
     addresses directly (a copy engine, a NIC). ``broken=True`` is the fault
     injection of R5.
     """
+
+    #: ``pending_jobs``: a statistic (nothing in the model reads it; accesses A3).
+    __untracked__ = ("pending_jobs",)
 
     def __init__(self, name: str, *, iommu: bool = True, gpuvm: bool = True, broken: bool = False,
                  stray_delay_ns: int = 1_000, irq_coalesce_ns: int = 0) -> None:

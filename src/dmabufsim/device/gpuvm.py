@@ -90,13 +90,18 @@ class GpuVm:
         return n
 
     def lookup(self, va: int) -> GpuPte | None:
-        """The PTE a GPU access to ``va`` uses (TLB, then page table), or None (R1)."""
+        """The PTE a GPU access to ``va`` uses (TLB, then page table), or None (R1).
+
+        The step reads the VM, and writes it when it fills the TLB."""
         v = va >> PAGE_SHIFT
         pte = self.tlb.get(v)
         if pte is None:
             pte = self.ptes.get(v)
             if pte is not None:
+                self.k.event("gpuvm_tlb_fill", self.oid, True)
                 self.tlb[v] = pte
+                return pte
+        self.k.event("gpuvm_lookup", self.oid, False)
         return pte
 
     def translate(self, va: int) -> int | None:
@@ -106,8 +111,12 @@ class GpuVm:
         if pte is None:
             pte = self.ptes.get(v)
             if pte is None:
+                self.k.event("gpuvm_lookup", self.oid, False)
                 return None
+            self.k.event("gpuvm_tlb_fill", self.oid, True)
             self.tlb[v] = pte
+        else:
+            self.k.event("gpuvm_lookup", self.oid, False)
         return pte.iova | (va & (PAGE_SIZE - 1))
 
     def stale_tlb_entries(self) -> int:

@@ -145,11 +145,13 @@ class IommuDomain:
             raise EBUSY(f"iommu_map: iova {iova:#x} already mapped in {self.name}")
         rec = DmaMapping(self, iova, page, writable)
         self.pt[key] = rec
+        self.k.event("iommu_map", page.oid, True)  # the frame's list of device mappings, written
         page.dev_maps.append(rec)
         return rec
 
     def _drop(self, rec: DmaMapping) -> None:
         rec.state = GONE
+        self.k.event("iommu_unmap", rec.page.oid, True)  # the frame's list of device mappings, written
         dm = rec.page.dev_maps
         for i, r in enumerate(dm):
             if r is rec:

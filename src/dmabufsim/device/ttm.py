@@ -162,6 +162,9 @@ class OperationCtx:
 class TTMStats:
     """Counters of one :class:`TTMDevice` (:meth:`TTMDevice.statistics` returns them as a dict)."""
 
+    #: Statistics: increments commute and nothing in the model reads them (accesses A3).
+    __untracked__ = "*"
+
     __slots__ = ("cpu_blocked_ns", "cpu_waits", "evictions", "ghosts_released", "moves")
 
     def __init__(self) -> None:
@@ -233,6 +236,7 @@ class TTMDevice:
     @property
     def idle(self) -> bool:
         """No ghost waits to be released."""
+        self.k.event("ttm_idle", self.oid, False)  # the ghost list, read
         return not self.ghosts
 
     # ------------------------------------------------------------ waits (R5)
@@ -264,6 +268,7 @@ class TTMDevice:
         finally:
             resv.unlock()
         self.stats.ghosts_released += 1
+        self.k.event("ttm_ghost_released", self.oid, True)  # the ghost list, written
         self.ghosts.remove(ghost)
         if parent is not None:
             parent.put()
@@ -410,6 +415,7 @@ class BufferObject:
                 ghost.resv.add_fence(f, DmaResvUsage.KERNEL)
         finally:
             ghost.resv.unlock()
+        self.k.event("ttm_ghost", tdev.oid, True)  # the ghost list, written
         tdev.ghosts.append(ghost)
         return ghost
 

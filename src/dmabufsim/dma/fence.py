@@ -60,7 +60,7 @@ from collections.abc import Callable, Sequence
 from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
 from ..kernel.runtime import Kernel, current_kernel, register_extension
 from ..kernel.thread import KThread
-from ..kernel.trace import op_word
+from ..kernel.trace import op_word, refcount_oid
 from ..locking.annotations import dma_fence_might_wait, signalling_enter, signalling_exit
 from ..locking.lockdep_map import lockdep_assert_held
 from ..locking.spinlock import SpinLock, atomic_exit_fast
@@ -77,7 +77,6 @@ TIMESTAMP = 1 << DMA_FENCE_FLAG_TIMESTAMP_BIT
 ENABLE_SIGNAL = 1 << DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT
 #: Model-private bits (above any bit a driver model would use).
 _EXPLICIT = 1 << 30  #: signalled by an explicit signal() (R2 owner)
-_DEPENDED = 1 << 31  #: something waited on / hooked a callback on / published it (R8)
 #: The depended-on list is first pruned of signalled fences at this length (R8).
 _PRUNE_MIN = 4096
 
@@ -204,6 +203,8 @@ class _FenceState:
     """Per-execution bookkeeping of the fence room (installed at every run)."""
 
     __slots__ = ("depended", "k", "next_context", "prune_at", "stub")
+    #: The end check's list of fences (R8), not model state (accesses A3).
+    __untracked__ = ("depended", "prune_at")
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
@@ -290,9 +291,14 @@ class DmaFence:
     signalled (the kernel reuses its storage for the timestamp).
     """
 
+    #: ``refcount``: a kref, declared as its own pseudo-object (``refcount_oid``); the
+    #: attribute is not checked itself (accesses A3: increments commute).
+    #: ``depended``: the end check's bookkeeping (R8), set once, never cleared.
+    __untracked__ = ("refcount", "depended")
     __slots__ = (
         "cb_list",
         "context",
+        "depended",
         "error",
         "flags",
         "k",
@@ -324,6 +330,9 @@ class DmaFence:
         self.context = context
         self.seqno = seqno
         self.flags = 0
+        #: Something waited on / hooked a callback on / published it (R8): the end
+        #: check's bookkeeping, set once and never cleared (untracked, accesses A3).
+        self.depended = False
         #: 0 or a negative errno (R5).
         self.error = 0
         self.refcount = 1
@@ -343,7 +352,9 @@ class DmaFence:
 
     @property
     def signaled_flag(self) -> bool:
-        """The SIGNALED bit, read without a scheduling point (for invariants and tests)."""
+        """The SIGNALED bit, read without a scheduling point (for invariants and tests);
+        a thread's step that reads it declares it (an event)."""
+        self.k.event("dma_fence_test_signaled", self.oid, False)
         return bool(self.flags & SIGNALED)
 
     def __repr__(self) -> str:
@@ -353,22 +364,32 @@ class DmaFence:
     # ------------------------------------------------------------------ refcount
 
     def get(self) -> DmaFence:
-        """``dma_fence_get``: one more reference; returns the fence."""
+        """``dma_fence_get``: one more reference; returns the fence.
+
+        Declares a read of the count (``refcount_oid``): gets commute with
+        every get and every put that does not release."""
+        self.k.event("dma_fence_get", refcount_oid(self.oid), False)
         self.refcount += 1
         return self
 
     def get_rcu(self) -> DmaFence | None:
         """``dma_fence_get_rcu``: get unless the count already reached zero."""
+        self.k.event("dma_fence_get", refcount_oid(self.oid), False)
         if self.refcount <= 0:
             return None
         self.refcount += 1
         return self
 
     def put(self) -> None:
-        """``dma_fence_put``: drop a reference; the last one releases the fence (R9)."""
+        """``dma_fence_put``: drop a reference; the last one releases the fence (R9).
+
+        A put that does not release declares a read of the count, the one
+        that does a write (``refcount_oid``)."""
         self.refcount -= 1
         if self.refcount > 0:
+            self.k.event("dma_fence_put", refcount_oid(self.oid), False)
             return
+        self.k.event("dma_fence_release", refcount_oid(self.oid), True)
         if self.refcount < 0:
             self.k.report(
                 "assertion",
@@ -381,6 +402,7 @@ class DmaFence:
         self._release()
 
     def _release(self) -> None:
+        self.k.event("dma_fence_release", self.oid, False)  # dma_fence_release looks at the fence
         if not (self.flags & SIGNALED) and self.cb_list:
             drv, tl = self.driver_name, self.timeline_name
             self.k.report(
@@ -399,7 +421,11 @@ class DmaFence:
     # ------------------------------------------------------------------ signalling
 
     def _signal_locked(self, ts: int, explicit: bool) -> int:
-        """``dma_fence_signal_timestamp_locked`` (lock held). Returns 0 or -EINVAL."""
+        """``dma_fence_signal_timestamp_locked`` (lock held). Returns 0 or -EINVAL.
+
+        The step writes the fence (an event: the caller's point was the lock's,
+        and lockless readers of the SIGNALED bit must be ordered with this)."""
+        self.k.event("dma_fence_signal", self.oid, True)
         flags = self.flags
         if flags & SIGNALED:
             if explicit:
@@ -557,8 +583,8 @@ class DmaFence:
     # ------------------------------------------------------------------ callbacks
 
     def _depend(self) -> None:
-        if not (self.flags & _DEPENDED):
-            self.flags |= _DEPENDED
+        if not self.depended:
+            self.depended = True
             _state(self.k).depend(self)
 
     def _enable_signaling_locked(self) -> bool:
@@ -574,9 +600,11 @@ class DmaFence:
 
     def enable_sw_signaling(self) -> None:
         """``dma_fence_enable_sw_signaling``: ask the driver for a software notification."""
-        self.k.point("dma_fence_enable_signaling", self.oid, True)
+        k = self.k
+        k.point("dma_fence_enable_signaling", self.oid, True)
         lock = self.lock
         lock.lock_irqsave()
+        k.event("dma_fence_enable_signaling", self.oid, True)  # the lock's step writes the fence
         try:
             self._enable_signaling_locked()
         finally:
@@ -610,10 +638,10 @@ class DmaFence:
             cb = DmaFenceCb(cb)
         elif cb.queued is not None:
             raise UsageError("this dma_fence_cb is already queued on a fence (one fence at a time)")
-        flags = self.flags
-        if not (flags & _DEPENDED):  # _depend(), inlined
-            self.flags = flags | _DEPENDED
+        if not self.depended:  # _depend(), inlined
+            self.depended = True
             _state(k).depend(self)
+        flags = self.flags
         if flags & SIGNALED:  # the lockless test_bit; still true at the point
             k.point("dma_fence_add_callback", self.oid, True)
             raise ENOENT("dma_fence_add_callback: fence already signalled")
@@ -647,9 +675,11 @@ class DmaFence:
 
     def remove_callback(self, cb: DmaFenceCb) -> bool:
         """``dma_fence_remove_callback``: True if ``cb`` was still queued (now it never runs)."""
-        self.k.point("dma_fence_remove_callback", self.oid, True)
+        k = self.k
+        k.point("dma_fence_remove_callback", self.oid, True)
         lock = self.lock
         lock.lock_irqsave()
+        k.event("dma_fence_remove_callback", self.oid, True)  # the lock's step writes the fence
         try:
             if cb.queued is not self:
                 return False
@@ -682,6 +712,7 @@ class DmaFence:
         cb = DmaFenceCb(_WakeWaiter(k, me))
         lock = self.lock
         lock.lock_irqsave()
+        k.event("dma_fence_wait", self.oid, True)  # the lock's step queues the waiter
         try:
             ok = self._enable_signaling_locked()
             if ok:
@@ -713,6 +744,7 @@ class DmaFence:
     def _drop_waiter(self, cb: DmaFenceCb) -> None:
         lock = self.lock
         lock.lock_irqsave()
+        self.k.event("dma_fence_remove_callback", self.oid, True)  # the lock's step unlinks it
         try:
             if cb.queued is self:
                 cbs = self.cb_list

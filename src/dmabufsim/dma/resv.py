@@ -174,7 +174,8 @@ class DmaResv:
         return self.ww.is_locked()
 
     def locking_ctx(self) -> WWAcquireCtx | None:
-        """``dma_resv_locking_ctx``: the acquire context of the holder, or None."""
+        """``dma_resv_locking_ctx``: the acquire context of the holder, or None (the step reads the lock)."""
+        self.k.event("dma_resv_locking_ctx", self.ww.oid, False)
         return self.ww.ctx
 
     def __enter__(self) -> DmaResv:
@@ -214,6 +215,8 @@ class DmaResv:
 
     def _publish(self, new: DmaResvList) -> None:
         self.seq.write_begin()
+        # rcu_assign_pointer(obj->fences): the seqcount's step writes the resv too.
+        self.k.event("dma_resv_publish", self.oid, True)
         self.fences = new
         self._write_end()
 

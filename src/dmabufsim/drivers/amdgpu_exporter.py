@@ -212,6 +212,7 @@ class AmdgpuExporter:
         pass ``engine="gfx1"`` etc. so that one context's dependencies do not
         hold back another's jobs.
         """
+        self.dev.k.event("amdgpu_cs_ioctl", self.dev.oid, True)  # the CS counter that names the job, written
         self.nr_cs += 1
         jobname = name or f"{self.name}.cs#{self.nr_cs}"
         bos = [bo for bo, _ in items]

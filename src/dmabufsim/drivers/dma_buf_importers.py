@@ -157,6 +157,7 @@ class DynamicImporter(DmaBufAttachOps, _DeviceImporter):
             last.wait()
         for sgt in list(att.tables):
             rev.teardown(att, sgt)
+        self.k.event("importer_forget_sgt", att.oid, True)  # without the resv lock: declared on the attachment
         self.state(att).sgt = None
         rev.put()
 
@@ -172,9 +173,11 @@ class DynamicImporter(DmaBufAttachOps, _DeviceImporter):
         try:
             if imp.revoked:
                 return None
+            self.k.event("importer_sgt", att.oid, False)  # the revoke worker writes it without the lock
             sgt = imp.sgt
             if sgt is None or (self.remap_on_move and (imp.invalidated or sgt.torn_down or sgt.stale)):
                 sgt = att.map(DMA_BIDIRECTIONAL)
+                self.k.event("importer_sgt", att.oid, True)
                 imp.sgt = sgt
                 imp.invalidated = False
                 self.nr_remaps += 1
@@ -195,6 +198,7 @@ class DynamicImporter(DmaBufAttachOps, _DeviceImporter):
         try:
             for sgt in list(att.tables):
                 att.unmap(sgt, sgt.direction)
+            self.k.event("importer_sgt", att.oid, True)
             imp.sgt = None
         finally:
             buf.resv.unlock()
@@ -243,6 +247,7 @@ class StaticImporter(_DeviceImporter):
     def _scanout(self, sgt: SgTable, frames: int, period_ns: int) -> None:
         k = self.k
         for _ in range(frames):
+            k.event("scanout_frame", self.dev.oid, False)  # the stop flag, read
             if self._stop:
                 return
             for e in sgt.entries:
@@ -250,6 +255,8 @@ class StaticImporter(_DeviceImporter):
             k.nsleep(period_ns)
 
     def stop_scanout(self) -> None:
+        """Ask the scanout thread to stop after the current frame (the step writes the flag)."""
+        self.k.event("stop_scanout", self.dev.oid, True)
         self._stop = True
 
     def release(self, att: DmaBufAttachment, sgt: SgTable) -> None:

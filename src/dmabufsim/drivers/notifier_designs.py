@@ -71,6 +71,7 @@ class ClassicUserptrDriver(MMUNotifierOps):
 
     def submit(self, bo: UserptrBo, ops: Sequence[DmaOp], **job: Any) -> DmaFence:
         """Command submission naming ``bo`` (R1)."""
+        bo.k.event("userptr_peek_bound", bo.oid, False)  # a lockless look before get_user_pages
         valid = bo.bound and bool(bo.pages)
         fresh = bo.gup() if not valid else None
         bo.resv.lock(None)
@@ -115,6 +116,7 @@ class WaitFreeKeepSg(ClassicUserptrDriver):
     def invalidate_bo(self, bo: UserptrBo) -> None:
         bo.wait_idle()
         if bo.pages is not None:
+            bo.k.event("userptr_release_pages", bo.oid, True)
             pages, bo.pages = bo.pages, []  # the sg table still lists them
             bo.release_pages(pages)
 

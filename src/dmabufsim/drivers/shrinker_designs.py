@@ -49,7 +49,12 @@ class I915UserptrShrinker(Shrinker):
         self.nr_skipped = 0
 
     def count_objects(self, sc: ShrinkControl) -> int:
-        n = sum(o.bo.npages for o in self.objects if o.bo.bound)
+        n = 0
+        for o in self.objects:
+            bo = o.bo
+            bo.k.event("userptr_peek_bound", bo.oid, False)  # a lockless look (count_objects takes no lock)
+            if bo.bound:
+                n += bo.npages
         return n or SHRINK_EMPTY
 
     def cleanup_locked(self, obj: I915Userptr) -> None:
@@ -63,6 +68,7 @@ class I915UserptrShrinker(Shrinker):
             if freed >= sc.nr_to_scan:
                 break
             bo = obj.bo
+            bo.k.event("userptr_peek_bound", bo.oid, False)  # a lockless look before the trylock
             if not bo.bound:
                 continue
             if not bo.resv.trylock():  # R1, R2

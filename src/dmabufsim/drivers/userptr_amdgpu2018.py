@@ -92,10 +92,12 @@ class AmnLock:
             self.read_lock.lock()
         elif not self.read_lock.trylock():
             return False
+        self.k.event("amdgpu_mn_read_lock", self.oid, True)  # atomic_inc_return(&amn->recursion)
         self.recursion += 1
         if self.recursion == 1:
             self.k.might_sleep("down_read_non_owner")
-            self.wq.wait_event(self._no_writer)
+            self.wq.wait_event(self._no_writer, reads=self.oid)
+            self.k.event("amdgpu_mn_read_lock", self.oid, True)  # the step that saw no writer takes it
             self.readers += 1
         self.read_lock.unlock()
         return True
@@ -113,7 +115,8 @@ class AmnLock:
         k = self.k
         k.might_sleep("down_write")
         k.lockdep.acquire(self.dep_map)
-        self.wq.wait_event(self._free)
+        self.wq.wait_event(self._free, reads=self.oid)
+        k.event("amdgpu_mn_lock", self.oid, True)  # the step that saw it free takes it
         self.writer = k.current
 
     def write_unlock(self) -> None:
@@ -136,16 +139,21 @@ class AmdgpuUserptr:
         self.last_set_pages = -1
         self.nr_restarts = 0
 
+    def _invalidations(self) -> int:
+        """``atomic_read(&gtt->mmu_invalidations)``: the step reads the object."""
+        self.bo.k.event("amdgpu_userptr_invalidations", self.bo.oid, False)
+        return self.mmu_invalidations
+
     def needs_pages(self) -> bool:
         """``amdgpu_ttm_tt_userptr_needs_pages``."""
-        return self.mmu_invalidations != self.last_set_pages
+        return self._invalidations() != self.last_set_pages
 
     def submit(self, ops: Sequence[DmaOp], **job: Any) -> DmaFence:
         """``amdgpu_cs_ioctl`` for one job naming the object, with its restart loop (R1)."""
         bo, amn = self.bo, self.amn
         while True:
             fresh = None
-            seen = self.mmu_invalidations
+            seen = self._invalidations()
             if self.needs_pages():
                 fresh = bo.gup()  # amdgpu_ttm_tt_get_user_pages, before reserving
             bo.resv.lock(None)
@@ -215,6 +223,7 @@ class AmdgpuMn(MMUNotifierOps):
             self.lock.read_unlock()
             raise EAGAIN("amdgpu_mn: userptr objects overlap a non-blockable range")
         for obj in hit:
+            obj.bo.k.event("amdgpu_ttm_tt_affect_userptr", obj.bo.oid, True)
             obj.mmu_invalidations += 1  # amdgpu_ttm_tt_affect_userptr
             obj.bo.wait_idle()  # reservation_object_wait_timeout_rcu(resv, true, false, MAX)
             for p in obj.bo.pages or ():  # amdgpu_ttm_tt_mark_user_pages

@@ -125,6 +125,7 @@ class UserptrBo:
             rec.owner = self.mm
             rec.user_mm = self.mm
             rec.user_va = self.start + i * PAGE_SIZE
+        self.k.event("userptr_bind", self.oid, True)  # after the mapping's points: this step binds it
         self.bound = True
 
     def unbind(self) -> None:
@@ -133,6 +134,7 @@ class UserptrBo:
             return
         self.k.point("userptr_unbind", self.oid, True, self.name)
         self.dev.unmap_pages(self.gpu_va, self.npages, flush=True)
+        self.k.event("userptr_unbind", self.oid, True)  # after the unmapping's points: this step unbinds it
         self.bound = False
 
     def release_pages(self, pages: Sequence[Page] | None = None, *, dirty: bool | None = None) -> None:
@@ -141,6 +143,7 @@ class UserptrBo:
         Without ``pages``, releases the object's own pages (and forgets them).
         """
         if pages is None:
+            self.k.event("userptr_release_pages", self.oid, True)
             pages = self.pages or []
             self.pages = None
         make_dirty = self.writable if dirty is None else dirty

@@ -116,6 +116,11 @@ class ExportedI915Userptr(I915Userptr):
         self.get_pages_error = False
         self.nr_worker_binds = 0
 
+    def _work_state(self, write: bool) -> None:
+        """The step reads (writes) the worker and export state: ``obj->userptr.work`` and
+        ``obj->base.dma_buf`` (an event on the object: the work item's own synchronisation)."""
+        self.bo.k.event("i915_userptr_work", self.bo.oid, write)
+
     def export(self) -> DmaBuf:
         """``i915_gem_prime_export``: a dynamic dma-buf sharing the object's reservation object."""
         if self.dmabuf is not None:
@@ -129,6 +134,7 @@ class ExportedI915Userptr(I915Userptr):
 
     def queue_get_pages(self) -> None:
         """Object lock held: queue the get-pages worker unless one is pending (``schedule_work``)."""
+        self._work_state(True)
         if self.worker is None:
             self.worker = self.bo.k.spawn(self.get_pages_worker, name=f"{self.bo.name}-get-pages")
 
@@ -137,6 +143,7 @@ class ExportedI915Userptr(I915Userptr):
         bo = self.bo
         cookie = object()
         with self.lock:
+            self._work_state(True)
             if bo.bound or self.dmabuf is None:
                 self.worker = None
                 return
@@ -146,23 +153,27 @@ class ExportedI915Userptr(I915Userptr):
             pages = bo.gup()
         except EFAULT:
             with self.lock:
+                self._work_state(True)
                 if self.work is cookie:
                     self.work = None
                     self.get_pages_error = True
                 self.worker = None
             return
         with self.lock:
+            self._work_state(True)
             install = self.work is cookie and not bo.bound
             if install:
                 self.work = None
                 bo.bind(pages)
                 self.nr_worker_binds += 1
+            self._work_state(True)  # bind took scheduling points: this step writes it again
             self.worker = None
         if not install:
             bo.release_pages(pages, dirty=False)  # overtaken by an invalidation
 
     def flush_get_pages(self) -> None:
         """``flush_work``: wait for a queued get-pages worker."""
+        self._work_state(False)
         w = self.worker
         if w is not None:
             self.bo.k.join(w)
@@ -300,6 +311,7 @@ class I915UserptrDmaBufOps(DmaBufOps):
 
     def release(self, dmabuf: DmaBuf) -> None:
         """``i915_gem_dmabuf_release``: the object is no longer exported; flush the get-pages worker."""
+        self.obj._work_state(True)
         self.obj.dmabuf = None
         self.obj.flush_get_pages()
 

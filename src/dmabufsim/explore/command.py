@@ -95,6 +95,8 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--early-timers", action="store_true",
                    help="let timers and device interrupts fire at any scheduling point, not only when "
                    "every thread waits (the explorer then searches their timing too)")
+    e.add_argument("--check-accesses", action="store_true",
+                   help="debug mode: report model accesses no scheduling point declares (slower)")
     e.add_argument("--no-lockdep-graph", action="store_true",
                    help="a fresh lockdep graph per execution instead of one per run")
     e.add_argument("--audit", action="store_true",
@@ -136,6 +138,8 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
         if args.watchdog < 0:
             raise UsageError(f"--watchdog must be 0 (off) or a number of seconds, got {args.watchdog:g}")
         kopts["softlockup_thresh"] = args.watchdog
+    if args.check_accesses:
+        kopts["check_accesses"] = True
     if args.audit:
         from .audit import audit
 

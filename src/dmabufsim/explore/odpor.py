@@ -49,7 +49,10 @@ Rules:
   another thread are never enabled together: that race is reversed as the
   two acquisitions -- the releasing thread's last earlier write of the
   mutex and ``e'`` -- unless the first happens before ``e'`` through
-  something other than the release.
+  something other than the release. A reversal any
+  of whose events (``e'`` included) began at a later virtual time than
+  ``e`` is not one either: ``e``'s thread stays runnable until ``e``, so
+  the clock cannot advance before it (early timers are refused, R8).
 * R4 (wakeup trees): at the end of every execution, for each reversible race
   with ``E' = pre(E, e)`` (the node of ``e``): ``v = notdep(e, E).e'`` (the
   events between them that do not happen after ``e``, then ``e'``); unless a
@@ -274,6 +277,8 @@ class OptimalDPOR(ExploreStrategy):
         #: The thread whose event was just opened at its own point: that point's trace event
         #: (the next of that thread: it resumes right there) belongs to the event (-1: none).
         self._expect = -1
+        #: The virtual time at which each event began (R3: what a reversal cannot move before).
+        self._times: list[int] = []
         self._last_step = -1
         self._blocked_now = False
         self._follow: list[_WNode] = []  # the wakeup subtree the next new node starts with
@@ -283,7 +288,7 @@ class OptimalDPOR(ExploreStrategy):
         self._decided = False
 
     def state(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_events", "_threads")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_events", "_threads", "_times", "_k")}
 
     def split(self, job: int, jobs: int) -> None:
         self._job, self._jobs = job, jobs
@@ -306,6 +311,7 @@ class OptimalDPOR(ExploreStrategy):
         if kernel._early_timers:
             raise UsageError("odpor does not model schedule-controlled values (early timers): use dpor (R8)")
         kernel.trace.set_tap(self._tap)
+        self._k = kernel
         self._threads = kernel._threads  # by tid: an observed trace keeps every thread (runtime)
 
     def new_execution(self) -> bool:
@@ -326,6 +332,7 @@ class OptimalDPOR(ExploreStrategy):
             # replayed (R6): its accesses are the node's, and where it began is known
             self._expect = tid if node.at_point else -1
             self._events.append((tid, []))
+            self._times.append(self._k.now)
             return
         at_point = node.at_point = running or _at_point(t)
         node.acq = node.rel = None
@@ -340,6 +347,7 @@ class OptimalDPOR(ExploreStrategy):
             elif op != "spawn" and op != "start":
                 accs.append((obj, write))
         self._events.append((tid, accs))
+        self._times.append(self._k.now)
 
     def _close(self) -> None:
         """The event of the previous node is complete: record its accesses there. An event
@@ -402,6 +410,7 @@ class OptimalDPOR(ExploreStrategy):
             if op != "spawn":
                 accs.append((obj, write))
             self._events.append((tid, accs))
+            self._times.append(self._k.now)
             return
         events = self._events
         if events:
@@ -413,6 +422,7 @@ class OptimalDPOR(ExploreStrategy):
             else:  # defensive: a step nobody announced is a forced step of its own
                 self._schedule((tid,), tid, True)
                 events.append((tid, [(_SPAWN - tid, False), (obj, write)]))
+                self._times.append(self._k.now)
 
     # ------------------------------------------------------------------ choosing (R5, R6)
 
@@ -651,10 +661,16 @@ class OptimalDPOR(ExploreStrategy):
             return  # R3: e woke or created e''s thread: not reversible
         ti = events[i][0]
         clk = self._clk
+        times = self._times
+        ti_time = times[i]
+        if times[j] > ti_time:
+            return  # R3: the reversal needs the clock to advance while e's thread can run
         v: list[tuple[int, Accs]] = []
         for k in range(i + 1, j):
             ck = clk[k]
             if ti >= len(ck) or ck[ti] < i:
+                if times[k] > ti_time:
+                    return  # R3: as above, for an event of notdep(e, E)
                 v.append(events[k])  # type: ignore[arg-type]  # closed: a tuple
         waits = node.blocked.get(p)
         if waits is not None and (waits == _CLOCK or not any(o == waits for _t, a in v for o, _w in a)):

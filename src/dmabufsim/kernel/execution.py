@@ -53,6 +53,10 @@ class Config:
     #: ``watchdog.py``); 0 turns the watchdog off. Only an execution that hits it
     #: depends on it (the kernel's detector fires after 2 * watchdog_thresh = 20 s).
     softlockup_thresh: float = 10.0
+    #: Debug mode: record the reads and writes model objects really perform and
+    #: report any that the scheduling points do not declare (``kernel.accesses``;
+    #: several times slower; off costs nothing).
+    check_accesses: bool = False
     #: Extension options by name (rooms above the kernel read their own).
     options: dict[str, Any] = field(default_factory=dict)
 

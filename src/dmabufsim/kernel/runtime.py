@@ -57,6 +57,11 @@ Rules:
 * R10 (hung tasks): a thread asleep uninterruptibly for longer than
   ``hung_task_timeout`` of virtual time is a ``hung-task`` finding and ends
   the execution (``kernel/hung_task.py`` H1-H3).
+* R11 (checking declarations, opt-in with ``Config.check_accesses``): the
+  runtime tells :mod:`~dmabufsim.kernel.accesses` where each thread's steps
+  begin and end (points, waits, wake-ups, creation, exit, joins); two
+  conflicting accesses of model state that the declared accesses do not
+  order are an ``undeclared-access`` finding. Off, nothing is installed.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ from greenlet import GreenletExit, greenlet
 
 from . import token as _token
 from . import watchdog as _watchdog
+from .accesses import AccessChecker
 from .choices import COMPACT_AT, ChoiceLog, token_of
 from .errors import DmabufsimError, NotRunningError, ReplayError, SimulatorError, ThreadKilled, UsageError
 from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
@@ -361,8 +367,11 @@ class Kernel:
         self._interrupt: KeyboardInterrupt | None = None
         self._dead = False
         self._in_timer = False
-        #: _dead or _in_timer or _early_timers or _halt: point()'s one test for its rare cases.
-        self._unusual = self._early_timers
+        #: The undeclared-access checker (debug mode, ``Config.check_accesses``), or None.
+        self._acc_check: AccessChecker | None = AccessChecker(self) if cfg.check_accesses else None
+        #: _dead or _in_timer or _early_timers or _halt or checking accesses: point()'s one test for
+        #: its rare cases.
+        self._unusual = self._early_timers or self._acc_check is not None
         self._ran = False
         self._summaries: tuple[ThreadSummary, ...] = ()
         self.outcome = "completed"
@@ -423,6 +432,8 @@ class Kernel:
             t.atomic.append(AtomicReason("softirq", softirq, None))
         self._threads.append(t)
         self._runnable.append(t)  # tids grow, so the list stays sorted
+        if self._acc_check is not None:
+            self._acc_check.spawned(self._current if not self._in_timer else None, t)
         if self._current is not None and not self._dead and not self._in_timer:
             self.point("spawn", t.tid, True, t.name)
         return t
@@ -455,6 +466,8 @@ class Kernel:
 
     def join(self, t: KThread, timeout: int | None = None) -> Any:
         """``kthread_stop``-style join: block until ``t`` exits; return its result."""
+        if t.exited and self._acc_check is not None:
+            self._acc_check.joined(self.current, t)
         while not t.exited:
             me = self.current
             if t is me:
@@ -489,6 +502,8 @@ class Kernel:
             if self._halt:
                 self._stop(self._halt)
             assert t is not None
+            if self._acc_check is not None:
+                self._acc_check.at_point(t)
             if self._early_timers and self._timers and not t.in_irq:
                 self._maybe_early_timer(t)
         assert t is not None
@@ -658,6 +673,9 @@ class Kernel:
         t.interruptible = interruptible
         t.wake_reason = ""
         t.pending = (what, obj, True)
+        chk = self._acc_check
+        if chk is not None:
+            chk.waits(t, what, obj)
         run = self._runnable
         run.remove(t)
         tm = None
@@ -672,6 +690,8 @@ class Kernel:
             self._schedule_away(t)
         if self._dead:
             raise ThreadKilled()
+        if chk is not None:
+            chk.woken(t, what, obj)
         if tm is not None:
             tm.cancel()
         return t.wake_reason
@@ -769,6 +789,8 @@ class Kernel:
         """``wake_up_process``: make a blocked thread runnable. False if it was not blocked."""
         if t.state is not _BLOCKED:
             return False
+        if self._acc_check is not None:
+            self._acc_check.wakes(t)
         t.state = _RUNNABLE
         t.blocked_on = None
         t.wake_reason = reason
@@ -831,7 +853,7 @@ class Kernel:
                 tm.fn(*tm.args)
             finally:
                 self._in_timer = False
-                self._unusual = self._dead or self._early_timers or bool(self._halt)
+                self._unusual = self._dead or self._early_timers or bool(self._halt) or self._acc_check is not None
         return True
 
     # ------------------------------------------------------------------ time
@@ -1085,6 +1107,8 @@ class Kernel:
     # ------------------------------------------------------------------ running
 
     def _thread_main(self, t: KThread) -> None:
+        if self._acc_check is not None:
+            self._acc_check.started(t)
         try:
             t.result = t.fn(*t.args)
         except (ThreadKilled, GreenletExit):
@@ -1121,6 +1145,8 @@ class Kernel:
             self._exit_thread(t)
 
     def _exit_thread(self, t: KThread) -> None:
+        if self._acc_check is not None and not self._dead:
+            self._acc_check.exits(t)
         if not self._dead:
             self.lockdep.thread_exit(t)
             self.progress("thread exit")  # progress P1
@@ -1161,6 +1187,8 @@ class Kernel:
         self._hub = greenlet.getcurrent()
         _running = self
         try:
+            if self._acc_check is not None:
+                self._acc_check.install()
             self.spawn(scenario, self, *args, name="scenario")
             self._current = self._threads[0]
             for _, setup in _EXTENSIONS:
@@ -1196,6 +1224,8 @@ class Kernel:
                 self._teardown()  # may pass on the user's Ctrl-C
             finally:
                 _running = None
+                if self._acc_check is not None:
+                    self._acc_check.uninstall()
         failed = self._internal
         if failed is not None:
             if isinstance(failed, DmabufsimError) and not isinstance(failed, _StrategyFault):

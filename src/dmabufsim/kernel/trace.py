@@ -21,6 +21,19 @@ from typing import Any, NamedTuple
 #: Access kinds a scheduling point declares (DPOR needs them).
 READ = False
 WRITE = True
+#: Object ids at and above this are pseudo-objects: the reference count of object ``oid``
+#: is :func:`refcount_oid` (``oid``), declared apart from the object itself.
+_REFCOUNT_BASE = 1 << 48
+
+
+def refcount_oid(oid: int) -> int:
+    """The pseudo-object of the reference count (``kref``) of object ``oid``.
+
+    A get, or a put that does not reach zero, commutes with every other get
+    and put: they declare a read of it; the put that reaches zero (the
+    release) declares a write, so it is ordered with all of them.
+    """
+    return _REFCOUNT_BASE + oid
 
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a 64-bit prime

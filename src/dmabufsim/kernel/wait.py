@@ -14,6 +14,10 @@ Rules:
 * R3: the interruptible variants raise ``ERESTARTSYS`` when a signal is
   pending; uninterruptible ones ignore signals.
 * R4: a wake-up with no sleeper is lost (the condition is what counts).
+* R5 (declarations): the condition reads model state the wait queue's own
+  point does not name; ``reads=oid`` declares the object it reads (an event
+  with every check), so partial-order reduction orders the check with the
+  writes of that object (``kernel.accesses``).
 """
 
 from __future__ import annotations
@@ -36,12 +40,15 @@ class WaitQueue:
         self.name = name
         self.waiters: list[KThread] = []
 
-    def _wait(self, cond: Callable[[], object], interruptible: bool, timeout: int | None) -> int:
+    def _wait(self, cond: Callable[[], object], interruptible: bool, timeout: int | None,
+              reads: int | None = None) -> int:
         k = self.k
         me = k.current
         deadline = None if timeout is None else k.now + timeout
         while True:
             k.point("wait_event", self.oid, False, self.name)
+            if reads is not None:
+                k.event("wait_event_cond", reads, False, self.name)  # R5
             if cond():
                 return 1 if deadline is None else max(1, deadline - k.now)
             if deadline is not None and k.now >= deadline:
@@ -56,23 +63,26 @@ class WaitQueue:
                 raise ERESTARTSYS(f"wait_event_interruptible on {self.name} interrupted by a signal")
             if reason == "timeout":
                 k.point("wait_event", self.oid, False, self.name)
+                if reads is not None:
+                    k.event("wait_event_cond", reads, False, self.name)  # R5
                 return 1 if cond() else 0
 
-    def wait_event(self, cond: Callable[[], object]) -> None:
-        """``wait_event``: sleep uninterruptibly until ``cond()`` is true."""
-        self._wait(cond, False, None)
+    def wait_event(self, cond: Callable[[], object], *, reads: int | None = None) -> None:
+        """``wait_event``: sleep uninterruptibly until ``cond()`` is true (``reads``: R5)."""
+        self._wait(cond, False, None, reads)
 
-    def wait_event_timeout(self, cond: Callable[[], object], timeout: int) -> int:
+    def wait_event_timeout(self, cond: Callable[[], object], timeout: int, *, reads: int | None = None) -> int:
         """``wait_event_timeout``: time left (>= 1) if ``cond()`` became true, else 0 (R2)."""
-        return self._wait(cond, False, timeout)
+        return self._wait(cond, False, timeout, reads)
 
-    def wait_event_interruptible(self, cond: Callable[[], object]) -> None:
+    def wait_event_interruptible(self, cond: Callable[[], object], *, reads: int | None = None) -> None:
         """``wait_event_interruptible``: raises ERESTARTSYS on a signal (R3)."""
-        self._wait(cond, True, None)
+        self._wait(cond, True, None, reads)
 
-    def wait_event_interruptible_timeout(self, cond: Callable[[], object], timeout: int) -> int:
+    def wait_event_interruptible_timeout(self, cond: Callable[[], object], timeout: int, *,
+                                         reads: int | None = None) -> int:
         """``wait_event_interruptible_timeout``: time left, 0 on timeout, ERESTARTSYS on a signal."""
-        return self._wait(cond, True, timeout)
+        return self._wait(cond, True, timeout, reads)
 
     def wake_up(self) -> int:
         """``wake_up``/``wake_up_all``: wake every sleeper; returns how many woke."""

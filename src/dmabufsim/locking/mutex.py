@@ -41,6 +41,8 @@ _getframe = sys._getframe
 class Mutex:
     """``struct mutex``. ``with m:`` locks and unlocks."""
 
+    #: The caller-site cache of lockdep's fast path (never changes what happens; accesses A3).
+    __untracked__ = ("_scn_code",)
     __slots__ = (
         "_scn_code", "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "park_on", "park_word",
         "waiters",

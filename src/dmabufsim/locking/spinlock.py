@@ -50,6 +50,8 @@ def atomic_exit_fast(k: Kernel, t: KThread, what: str, name: str) -> None:
 class SpinLock:
     """``spinlock_t``. ``with s:`` is ``spin_lock`` / ``spin_unlock``."""
 
+    #: The caller-site cache of lockdep's fast path (never changes what happens; accesses A3).
+    __untracked__ = ("_scn_code",)
     __slots__ = ("_scn_code", "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "waiters")
 
     def __init__(self, name: str = "spinlock", *, key: object | None = None) -> None:

@@ -129,13 +129,14 @@ class MMUIntervalNotifier:
         subs = self.subs
         k.might_sleep("mmu_interval_read_begin")
         k.point("mmu_interval_read_begin", self.oid, False)
+        k.event("mmu_interval_read_begin", subs.oid, False)  # subscriptions->invalidate_seq, under its lock
         seq = self.invalidate_seq
         invalidating = seq == subs.invalidate_seq
         m = mmu_notifier_map()
         m.acquire()
         m.release()
         if invalidating:
-            subs.wq.wait_event(lambda: subs.invalidate_seq != seq)
+            subs.wq.wait_event(lambda: subs.invalidate_seq != seq, reads=subs.oid)
         return seq
 
     def read_retry(self, seq: int, lock: Any = None) -> bool:
@@ -196,7 +197,7 @@ class MMUIntervalNotifier:
         m.acquire()
         m.release()
         if seq:
-            subs.wq.wait_event(lambda: subs.invalidate_seq != seq)
+            subs.wq.wait_event(lambda: subs.invalidate_seq != seq, reads=subs.oid)
 
     def __repr__(self) -> str:
         return f"<MMUIntervalNotifier #{self.oid} [{self.start:#x}, {self.end:#x}) seq={self.invalidate_seq}>"

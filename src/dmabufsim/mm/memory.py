@@ -136,6 +136,10 @@ class MmStruct:
     every PTE's page lists ``(self, address)`` in its ``rmap``.
     """
 
+    #: Bookkeeping the model writes and never reads back (the ranges between
+    #: invalidate start and end, a counter): not model state (accesses A3).
+    __untracked__ = ("active_ranges", "stats_invalidations")
+
     def __init__(self, name: str = "mm", alloc: PageAllocator | None = None) -> None:
         self.k: Kernel = current_kernel()
         self.oid = self.k.new_oid()
@@ -366,10 +370,12 @@ class MmStruct:
         """``wp_page_copy``: give this mm its own copy of a COW-shared page (R3)."""
         old = pte.page
         new = self.alloc.alloc_page(GFP_KERNEL, self)
+        self.k.event("page_read", old.oid, False)  # copy_user_highpage: the old frame, read
         if old.data is not None:
             new.data = dict(old.data)
         rng = MmuNotifierRange(self, va, va + PAGE_SIZE, MmuNotifyEvent.CLEAR)
         invalidate_range_start(rng)
+        self.k.event("wp_page_copy", self.oid, True)  # under the page-table lock: the step writes the tables
         if self.ptes.get(va >> PAGE_SHIFT) is not pte or pte.page is not old or pte.writable:
             # pte_same() failed under the page-table lock: another thread (a
             # concurrent fault, get_user_pages) already broke COW; drop the copy.

@@ -117,6 +117,9 @@ class MMUNotifierSubscriptions:
     > 0); ``deferred`` is empty while the sequence is even.
     """
 
+    #: ``in_callback``: which threads are inside a callback, for the API-misuse errors;
+    #: each thread only ever looks for itself (thread-local, accesses A3).
+    __untracked__ = ("in_callback",)
     __slots__ = (
         "active_invalidate_ranges",
         "deferred",
@@ -313,10 +316,13 @@ def _check_completion(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotif
     ptes: dict[int, Any] | None = getattr(mm, "ptes", None)
     if not ptes:
         return
+    # The check reads the page tables and each page's device mappings: the step declares them.
+    k.event("mmu_notifier_check", getattr(mm, "oid", subs.oid), False)
     lo, hi = range.start >> PAGE_SHIFT, (range.end + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
     vpns = sorted(v for v in ptes if lo <= v < hi)
     for vpn in vpns:
         page = ptes[vpn].page
+        k.event("mmu_notifier_check", page.oid, False)
         for rec in page.dev_maps:
             if getattr(rec, "user_mm", None) is not mm or not range.start <= rec.user_va < range.end:
                 continue

@@ -145,12 +145,14 @@ class Page:
         return self.pfn << PAGE_SHIFT
 
     def read(self, offset: int = 0) -> object:
-        """The value stored at ``offset`` (0 if never written)."""
+        """The value stored at ``offset`` (0 if never written); the step reads the frame."""
+        self.alloc.k.event("page_read", self.oid, False)
         d = self.data
         return 0 if d is None else d.get(offset, 0)
 
     def write(self, offset: int, value: object) -> None:
-        """Store ``value`` at ``offset`` (the frame's contents; no bookkeeping)."""
+        """Store ``value`` at ``offset`` (the frame's contents; no bookkeeping); the step writes the frame."""
+        self.alloc.k.event("page_write", self.oid, True)
         d = self.data
         if d is None:
             d = self.data = {}
@@ -201,6 +203,9 @@ class Page:
 
 class AllocStats:
     """Counters of one allocator (``/proc/vmstat``-like)."""
+
+    #: Statistics: increments commute and nothing in the model reads them (accesses A3).
+    __untracked__ = "*"
 
     __slots__ = ("allocs", "direct_reclaims", "failed", "frees", "injected", "reclaimed")
 
@@ -259,7 +264,8 @@ class PageAllocator:
 
     @property
     def nr_free(self) -> int:
-        """Free frames (``NR_FREE_PAGES``)."""
+        """Free frames (``NR_FREE_PAGES``); the step reads the allocator."""
+        self.k.event("nr_free_pages", self.oid, False)
         return len(self._free) + (self.nr_pages - self._never_used)
 
     @property
@@ -353,6 +359,7 @@ class PageAllocator:
             t.in_reclaim -= 1
             if took:
                 fs_reclaim_release(gfp)
+        k.event("direct_reclaim", self.oid, True)  # the free count, read again after the shrinkers ran
         freed = max(0, self.nr_free - before)
         self.stats.reclaimed += freed
         return freed
@@ -364,6 +371,7 @@ class PageAllocator:
         if page.owner is None or page.refcount <= 0:
             self.bad_page(page, "put_page on a free page")
             return
+        self.k.event("put_page", page.oid, True)  # the frame's count, written in the caller's step
         page.refcount -= 1
         if page.refcount == 0:
             self._free_page(page)
@@ -381,6 +389,7 @@ class PageAllocator:
         page.data = None
         page.gup_refs = 0
         self.stats.frees += 1
+        self.k.event("free_page", self.oid, True)  # the free list, written in the putter's step
         self._free.append(page)
 
     def free_page(self, page: Page) -> None:

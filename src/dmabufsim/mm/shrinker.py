@@ -63,6 +63,8 @@ class Shrinker:
     """
 
     name = "shrinker"
+    #: Statistics of the calls: increments commute and nothing in the model reads them (accesses A3).
+    __untracked__ = ("nr_count_calls", "nr_scan_calls", "nr_freed")
     #: Objects per scan_objects call.
     batch = SHRINK_BATCH
 
@@ -99,12 +101,16 @@ class Shrinker:
 class ShrinkerRegistry:
     """The machine's shrinker list (``shrinker_list`` under ``shrinker_rwsem``)."""
 
+    #: ``_running``: (thread, shrinker) pairs, so that unregister can report a shrinker
+    #: unregistering itself from its own callback; each thread only looks for its own
+    #: entries (thread-local, accesses A3).
+    __untracked__ = ("_running",)
+
     def __init__(self, k: Kernel) -> None:
         self.k = k
         self.oid = k.new_oid()
         self._list: list[Shrinker] = []
-        #: Shrinkers currently running, so unregister can report the misuse.
-        self._running: list[Shrinker] = []
+        self._running: list[tuple[int, Shrinker]] = []
 
     def add(self, s: Shrinker) -> None:
         self.k.point("register_shrinker", self.oid, True, s.name)
@@ -117,7 +123,7 @@ class ShrinkerRegistry:
         self.k.point("unregister_shrinker", self.oid, True, s.name)
         if not s.registered:
             raise UsageError(f"shrinker {s.name} is not registered")
-        if s in self._running:
+        if (self.k.current.tid, s) in self._running:
             raise UsageError(f"shrinker {s.name} unregistered from inside its own callback")
         s.registered = False
         self._list.remove(s)
@@ -137,7 +143,8 @@ class ShrinkerRegistry:
             if not s.registered:
                 continue
             sc = ShrinkControl(gfp)
-            self._running.append(s)
+            me = (k.current.tid, s)
+            self._running.append(me)
             try:
                 s.nr_count_calls += 1
                 count = s.count_objects(sc)
@@ -155,7 +162,7 @@ class ShrinkerRegistry:
                     total += freed
                     todo -= max(sc.nr_scanned, 1)
             finally:
-                self._running.remove(s)
+                self._running.remove(me)
             if total >= nr_to_reclaim:
                 break
         return total

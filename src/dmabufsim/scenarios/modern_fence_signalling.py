@@ -83,7 +83,7 @@ CLAIMS = [
         "budget": 50,
     },
     {"id": "M4", "design": "prealloc", "scenario": prealloc, "expected": "clean", "budget": 200,
-     "strategy": "odpor"},  # every schedule, no bound: 17 executions
+     "strategy": "odpor"},  # every schedule, no bound: 33 executions
     {"id": "M4", "design": "gfp-nowait", "scenario": gfp_nowait, "expected": "clean", "budget": 200,
      "strategy": "odpor"},
 ]

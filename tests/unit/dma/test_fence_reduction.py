@@ -49,7 +49,8 @@ def test_add_callback_is_one_scheduling_point_and_the_trace_keeps_its_events() -
     fence, lock = ids["fence"], ids["lock"]
     assert seen == [
         ("spin_lock", lock), ("dma_fence_add_callback", fence), ("spin_unlock", lock),  # one step
-        ("dma_fence_signal", fence), ("spin_lock", lock), ("spin_unlock", lock),  # three: a callback runs
+        # three steps (a callback runs); the lock's step declares the fence it signals
+        ("dma_fence_signal", fence), ("spin_lock", lock), ("dma_fence_signal", fence), ("spin_unlock", lock),
     ]
 
 

@@ -1,0 +1,556 @@
+"""The undeclared-access checker: a debug mode that proves the declarations cover the model.
+
+``Config(check_accesses=True)`` (``--check-accesses``) records every read
+and write the model's objects really perform and checks them against what
+the scheduling points declared. Partial-order reduction (``explore/dpor.py``,
+``explore/odpor.py``) only reorders steps it believes independent; a step
+that touches state its point does not declare makes that belief wrong, and
+a clean verdict could then be false. This checker finds such steps.
+
+Rules:
+
+* A1 (segments): a thread's *segment* runs from one of its scheduling
+  points (or its start, or its wake-up) to the next one (or its wait, or
+  its exit). A segment *declares* the access of the point that began it
+  (``Kernel.point(op, obj, write)``), every event it emits
+  (``Kernel.event``), the wait that ended it and the wait it resumed from
+  (a write of the waited object), its thread's creation (a read of a
+  pseudo-object the parent's ``spawn`` point writes) and its thread's exit
+  (a write of a pseudo-object a ``join`` reads).
+* A2 (declared happens-before): program order plus every pair of segments
+  whose declarations touch one object with at least one write, in
+  execution order, by vector clocks -- the order partial-order reduction
+  sees (``dpor`` R1, ``odpor`` R1, R2).
+* A3 (actual accesses): every attribute read and write of an instance of a
+  model class (the classes defined in ``kernel``, ``locking``, ``dma``,
+  ``mm``, ``device`` and ``drivers``, except the runtime's own, lockdep's
+  and immutable ones) made by model code in a segment. A container held in
+  an attribute (list, dict, set, deque) that changed during the segment is
+  a write of that attribute. Accesses made by the runtime, the checkers,
+  the explorer and the reports are observation, not model behaviour, and are
+  not recorded; neither are accesses from timer callbacks (no thread),
+  nor an object's writes to itself in its ``__init__``: before it is
+  published, no other thread can reach it, and whatever publishes it is an
+  access of the object that holds the reference (checked itself).
+  A class names in ``__untracked__`` the attributes that are not model
+  state (a checker's bookkeeping, a cache that never changes what happens),
+  or ``"*"`` for all of them; each such name says why in a comment.
+* A4 (the check): two actual accesses of one attribute of one object, by
+  two threads, at least one a write, must be ordered by A2. When they are
+  not, the later one's segment, or the earlier one's, touched state it did
+  not declare: an ``undeclared-access`` finding (error) names the object
+  and attribute, both accesses with their Python lines and the declared
+  sets of both segments. Accesses ordered by a lock are ordered by A2 (the
+  lock's acquire and release are declared writes), so state protected by a
+  declared lock needs no declaration of its own -- the check is exactly
+  the soundness condition of the reduction, not a style rule. Likewise a
+  step that wakes a thread (makes it runnable) must declare a write of what
+  that thread waits on, or the reduction would not know the step enabled it.
+* A5 (cost): off, nothing is installed (zero cost). On, the model classes
+  get attribute hooks for the duration of the execution (removed after it,
+  even on error); an execution is several times slower.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import sys
+from collections.abc import Iterator
+from types import CodeType, ModuleType
+from typing import TYPE_CHECKING, Any
+
+from .errors import SimulatorError
+
+if TYPE_CHECKING:
+    from .runtime import Kernel
+    from .thread import KThread
+    from .trace import Event
+
+#: Rooms whose classes are the model (A3).
+MODEL_ROOMS = ("kernel", "locking", "dma", "mm", "device", "drivers")
+#: Modules of those rooms that are machinery or checkers, not model state (A3).
+_NOT_MODEL = (
+    "dmabufsim.kernel.runtime",
+    "dmabufsim.kernel.accesses",
+    "dmabufsim.kernel.trace",
+    "dmabufsim.kernel.choices",
+    "dmabufsim.kernel.strategy",
+    "dmabufsim.kernel.findings",
+    "dmabufsim.kernel.execution",
+    "dmabufsim.kernel.stack",
+    "dmabufsim.kernel.token",
+    "dmabufsim.kernel.errors",
+    "dmabufsim.kernel.thread",
+    "dmabufsim.kernel.held",
+    "dmabufsim.locking.lockdep",
+    "dmabufsim.locking.lockdep_graph",
+    "dmabufsim.locking.lockdep_map",
+    "dmabufsim.locking.lockdep_priming",
+    "dmabufsim.locking.lockdep_report",
+)
+#: Source paths whose accesses are observation (A3): the runtime, checkers, explorer, reports.
+_OBSERVERS = (
+    "/dmabufsim/kernel/runtime.py",
+    "/dmabufsim/kernel/accesses.py",
+    "/dmabufsim/kernel/findings.py",
+    "/dmabufsim/kernel/stack.py",
+    "/dmabufsim/kernel/held.py",
+    "/dmabufsim/locking/lockdep",
+    "/dmabufsim/check/",
+    "/dmabufsim/explore/",
+    "/dmabufsim/report/",
+)
+_CONTAINERS = (list, dict, set, collections.deque, bytearray)
+
+_oga = object.__getattribute__
+_osa = object.__setattr__
+
+#: The checker of the running execution while one runs with ``check_accesses`` (A5).
+_ACTIVE: AccessChecker | None = None
+
+
+def _freeze(v: Any) -> Any:
+    """A comparable snapshot of a container: builtin containers copied all the way down,
+    every other value kept as itself (compared by its own equality, identity by default)."""
+    if isinstance(v, dict):
+        return ("d", tuple((k, _freeze(x)) for k, x in v.items()))
+    if isinstance(v, (list, collections.deque, tuple)):
+        return ("l", tuple(_freeze(x) for x in v))
+    if isinstance(v, (set, frozenset)):
+        return ("s", frozenset(v))
+    if isinstance(v, bytearray):
+        return ("b", bytes(v))
+    return v
+
+
+def _observer(code: CodeType, cache: dict[CodeType, bool] = {}) -> bool:  # noqa: B006 - a cache
+    o = cache.get(code)
+    if o is None:
+        fn = code.co_filename.replace("\\", "/")
+        o = cache[code] = any(p in fn for p in _OBSERVERS)
+    return o
+
+
+def _where(code: CodeType, line: int) -> str:
+    fn = code.co_filename.replace("\\", "/")
+    i = fn.rfind("/dmabufsim/")
+    return f"{fn[i + 1:] if i >= 0 else fn}:{line}"
+
+
+def describe(obj: Any) -> str:
+    """``DmaFence#12`` (an object with an ``oid``) or ``Vma`` (one without)."""
+    try:
+        oid = _oga(obj, "oid")
+    except AttributeError:
+        return type(obj).__name__
+    return f"{type(obj).__name__}#{oid}"
+
+
+def _hook_get(self: Any, name: str) -> Any:
+    v = _oga(self, name)
+    chk = _ACTIVE
+    if chk is not None and not chk.busy:
+        chk.touch(self, name, v, False)
+    return v
+
+
+def _hook_set(self: Any, name: str, value: Any) -> None:
+    _osa(self, name, value)
+    chk = _ACTIVE
+    if chk is not None and not chk.busy:
+        chk.touch(self, name, value, True)
+
+
+def _immutable(cls: type) -> bool:
+    if issubclass(cls, (BaseException, enum.Enum, tuple)):
+        return True
+    if dataclasses.is_dataclass(cls):
+        params = getattr(cls, "__dataclass_params__", None)
+        if params is not None and params.frozen:
+            return True
+    return cls.__dict__.get("__setattr__", _hook_set) is not _hook_set or cls.__dict__.get(
+        "__getattribute__", _hook_get) is not _hook_get
+
+
+def model_classes() -> list[type]:
+    """The classes whose instances are model state (A3), in a stable order."""
+    out: list[type] = []
+    for name in sorted(sys.modules):
+        mod = sys.modules[name]
+        if not isinstance(mod, ModuleType) or name in _NOT_MODEL:
+            continue
+        parts = name.split(".")
+        if len(parts) < 3 or parts[0] != "dmabufsim" or parts[1] not in MODEL_ROOMS:
+            continue
+        for v in list(vars(mod).values()):
+            if isinstance(v, type) and v.__module__ == name and not _immutable(v) and v not in out:
+                out.append(v)
+    return out
+
+
+def _attrs(cls: type) -> tuple[frozenset[str], bool]:
+    names: set[str] = set()
+    has_dict = False
+    for c in cls.__mro__:
+        if c is object:
+            continue
+        slots = c.__dict__.get("__slots__")
+        if slots is None:
+            has_dict = True
+        else:
+            names.update((slots,) if isinstance(slots, str) else slots)
+    names.discard("__dict__")
+    names.discard("__weakref__")
+    for c in cls.__mro__:
+        skip = c.__dict__.get("__untracked__", ())
+        if skip == "*":
+            return frozenset(), False
+        names.difference_update(skip)
+    return frozenset(names), has_dict
+
+
+def _skip(cls: type) -> frozenset[str]:
+    out: set[str] = set()
+    for c in cls.__mro__:
+        out.update(c.__dict__.get("__untracked__", ()))
+    return frozenset(out)
+
+
+class _Seg:
+    """A segment (A1): its declared accesses and the actual ones, in order."""
+
+    __slots__ = ("actual", "declared", "snaps", "wakes")
+
+    def __init__(self, declared: list[tuple[Any, bool]]) -> None:
+        self.declared = declared
+        #: (object, attribute, write, where)
+        self.actual: list[tuple[Any, str, bool, str]] = []
+        #: (id(object), attribute) -> (object, frozen value, where) of containers read (A3).
+        self.snaps: dict[tuple[int, str], tuple[Any, Any, str]] = {}
+        #: (thread woken, the object it waited on, where) (A4).
+        self.wakes: list[tuple[KThread, Any, str]] = []
+
+
+class _Acc:
+    """The last access of one attribute by a thread: its epoch, line and declared set."""
+
+    __slots__ = ("decl", "epoch", "thread", "where")
+
+    def __init__(self, thread: KThread, epoch: int, where: str, decl: str) -> None:
+        self.thread = thread
+        self.epoch = epoch
+        self.where = where
+        self.decl = decl
+
+
+class AccessChecker:
+    """The checker of one execution (see the module Rules)."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.busy = False
+        self._classes: list[tuple[type, bool, bool]] = []
+        self._attrs: dict[type, tuple[frozenset[str], bool]] = {}
+        self._segs: dict[int, _Seg] = {}
+        self._clock: dict[int, dict[int, int]] = {}
+        self._wclock: dict[Any, dict[int, int]] = {}
+        self._rclock: dict[Any, dict[int, int]] = {}
+        #: Threads whose next event is their point's (they are inside Kernel.point).
+        self._at_point: set[int] = set()
+        #: (id(object), attribute) -> (object, last write, reads since by tid)
+        self._shadow: dict[tuple[int, str], tuple[Any, list[_Acc | None], dict[int, _Acc]]] = {}
+        self.undeclared = 0
+
+    # ------------------------------------------------------------------ install (A5)
+
+    def install(self) -> None:
+        global _ACTIVE
+        if _ACTIVE is not None:
+            raise SimulatorError("another execution is checking accesses in this process")
+        for cls in model_classes():
+            had_get = "__getattribute__" in cls.__dict__
+            had_set = "__setattr__" in cls.__dict__
+            self._attrs[cls] = _attrs(cls)
+            cls.__getattribute__ = _hook_get  # type: ignore[method-assign,assignment]
+            cls.__setattr__ = _hook_set  # type: ignore[method-assign,assignment]
+            self._classes.append((cls, had_get, had_set))
+        _ACTIVE = self
+        self.k.trace.subscribe(self._on_event)
+
+    def uninstall(self) -> None:
+        global _ACTIVE
+        if _ACTIVE is self:
+            _ACTIVE = None
+        for cls, _, _ in self._classes:
+            for n in ("__getattribute__", "__setattr__"):
+                if cls.__dict__.get(n) in (_hook_get, _hook_set):
+                    delattr(cls, n)
+        self._classes.clear()
+
+    # ------------------------------------------------------------------ recording (A3)
+
+    def touch(self, obj: Any, name: str, value: Any, write: bool) -> None:
+        k = self.k
+        t = k._current
+        if t is None or k._dead or k._in_timer:
+            return
+        cls = type(obj)
+        info = self._attrs.get(cls)
+        if info is None:
+            info = self._attrs[cls] = _attrs(cls)
+        names, has_dict = info
+        if name not in names and not (
+            has_dict and not name.startswith("__") and name in _oga(obj, "__dict__") and name not in _skip(cls)
+        ):
+            return  # a method, property or class attribute: what it reads is recorded itself
+        f = sys._getframe(2)
+        code = f.f_code
+        if _observer(code):
+            return
+        if write and code.co_name == "__init__" and f.f_locals.get("self") is obj:
+            return  # initialisation, before the object is published (A3)
+        seg = self._segs.get(t.tid)
+        if seg is None:
+            seg = self._start(t, [])
+        where = _where(code, f.f_lineno)
+        if not write and isinstance(value, _CONTAINERS):
+            key = (id(obj), name)
+            if key not in seg.snaps:
+                self.busy = True
+                try:
+                    seg.snaps[key] = (obj, _freeze(value), where)
+                finally:
+                    self.busy = False
+        seg.actual.append((obj, name, write, where))
+
+    # ------------------------------------------------------------------ segments (A1)
+
+    def _start(self, t: KThread, declared: list[tuple[Any, bool]]) -> _Seg:
+        clk = self._clock.get(t.tid)
+        if clk is None:
+            clk = self._clock[t.tid] = {}
+        clk[t.tid] = clk.get(t.tid, 0) + 1
+        seg = self._segs[t.tid] = _Seg(declared)
+        return seg
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.tid < 0:
+            return
+        seg = self._segs.get(ev.tid)
+        # A spawn point names the child's tid, not an object (a pseudo-object here, A1).
+        acc: tuple[Any, bool] = (("spawn", ev.obj), True) if ev.op == "spawn" else (ev.obj, ev.write)
+        if ev.tid in self._at_point:
+            self._at_point.discard(ev.tid)
+            t = self._thread(ev.tid)
+            self._start(t, [acc])
+        elif seg is not None:
+            seg.declared.append(acc)
+
+    def _thread(self, tid: int) -> KThread:
+        for t in self.k._threads:
+            if t.tid == tid:
+                return t
+        raise AssertionError(f"no thread {tid}")
+
+    def at_point(self, t: KThread) -> None:
+        """``t`` entered a scheduling point: its segment ends; the point's event begins the next."""
+        self.end(t)
+        self._at_point.add(t.tid)
+
+    def started(self, t: KThread) -> None:
+        """``t`` runs for the first time: it read its creation (A1)."""
+        seg = self._segs.get(t.tid)
+        if seg is None:
+            self._start(t, [(("spawn", t.tid), False)])
+        else:
+            seg.declared.append((("spawn", t.tid), False))
+
+    def waits(self, t: KThread, what: str, obj: int) -> None:
+        """``t`` goes to sleep on ``obj``: its segment ends having written it (A1)."""
+        self.end(t, (("exit", obj), True) if what == "join" else (obj, True))
+
+    def woken(self, t: KThread, what: str, obj: int) -> None:
+        """``t`` resumes from its wait on ``obj``: a new segment that wrote it (A1)."""
+        self._start(t, [(("exit", obj), True) if what == "join" else (obj, True)])
+
+    def exits(self, t: KThread) -> None:
+        """``t``'s last segment ends with its exit (A1)."""
+        self.end(t, (("exit", t.tid), True))
+        self._at_point.discard(t.tid)
+
+    def spawned(self, parent: KThread | None, child: KThread) -> None:
+        """``parent`` creates ``child``: its segment writes the creation (A1). A thread made
+        by a timer callback (a device completion's interrupt) comes after everything run
+        so far: the clock advanced only when no thread could run."""
+        if parent is not None:
+            seg = self._segs.get(parent.tid)
+            if seg is None:
+                seg = self._start(parent, [])
+            seg.declared.append((("spawn", child.tid), True))
+        else:
+            clk: dict[int, int] = {}
+            for c in self._clock.values():
+                _join(clk, c)
+            self._wclock[("spawn", child.tid)] = clk
+
+    def wakes(self, t: KThread) -> None:
+        """The running thread wakes ``t``: its step must write what ``t`` waits on (A4)."""
+        k = self.k
+        u = k._current
+        if u is None or k._in_timer or k._dead or t.blocked_on is None:
+            return
+        what, obj, _ = t.blocked_on
+        seg = self._segs.get(u.tid)
+        if seg is None:
+            return
+        f = sys._getframe(2)
+        while f.f_back is not None and _observer(f.f_code):
+            f = f.f_back
+        seg.wakes.append((t, ("exit", obj) if what == "join" else obj, _where(f.f_code, f.f_lineno)))
+
+    def joined(self, t: KThread, other: KThread) -> None:
+        """``t`` joined ``other``, which had already exited: it read the exit (A1)."""
+        seg = self._segs.get(t.tid)
+        if seg is not None:
+            seg.declared.append((("exit", other.tid), False))
+
+    # ------------------------------------------------------------------ the check (A2, A4)
+
+    def end(self, t: KThread, extra: tuple[Any, bool] | None = None) -> None:
+        seg = self._segs.pop(t.tid, None)
+        if seg is None:
+            return
+        if extra is not None:
+            seg.declared.append(extra)
+        self.busy = True
+        try:
+            self._check(t, seg)
+        finally:
+            self.busy = False
+
+    def _check(self, t: KThread, seg: _Seg) -> None:
+        clk = self._clock[t.tid]
+        wclock, rclock = self._wclock, self._rclock
+        for o, w in seg.declared:
+            _join(clk, wclock.get(o))
+            if w:
+                _join(clk, rclock.get(o))
+        actual = seg.actual
+        for (_, name), (obj, snap, where) in seg.snaps.items():
+            try:
+                now = _freeze(_oga(obj, name))
+            except AttributeError:
+                continue
+            if now != snap:
+                actual.append((obj, name, True, where + " (the container changed in this step)"))
+        for woken, obj, where in seg.wakes:
+            if (obj, True) not in seg.declared:
+                self._report_wake(t, woken, obj, where, _decl_text(seg.declared))
+        decl = None
+        me = t.tid
+        epoch = clk[me]
+        for obj, name, write, where in actual:
+            key = (id(obj), name)
+            sh = self._shadow.get(key)
+            if sh is None:
+                sh = self._shadow[key] = (obj, [None], {})
+            _, lw, reads = sh
+            last = lw[0]
+            if decl is None:
+                decl = _decl_text(seg.declared)
+            if last is not None and last.thread.tid != me and last.epoch > clk.get(last.thread.tid, 0):
+                self._report(t, obj, name, write, where, decl, last, True)
+            if write:
+                for u, r in reads.items():
+                    if u != me and r.epoch > clk.get(u, 0):
+                        self._report(t, obj, name, write, where, decl, r, False)
+                        break
+                lw[0] = _Acc(t, epoch, where, decl)
+                reads.clear()
+            else:
+                reads[me] = _Acc(t, epoch, where, decl)
+        for o, w in seg.declared:
+            if w:
+                wclock[o] = dict(clk)
+                rclock.pop(o, None)
+            else:
+                rc = rclock.get(o)
+                if rc is None:
+                    rclock[o] = dict(clk)
+                else:
+                    _join(rc, clk)
+
+    def _report_wake(self, t: KThread, woken: KThread, obj: Any, where: str, decl: str) -> None:
+        self.undeclared += 1
+        title = (
+            f"undeclared wake-up: {t.name} wakes {woken.name}, which waits on {_wake_text(obj)}, at {where} "
+            f"(step declared {decl}): the step must write what the thread waits on"
+        )
+        self.k.report(
+            "undeclared-access",
+            title,
+            details={"object": _wake_text(obj), "attribute": "<wait>", "access": "wake", "where": where,
+                     "declared": decl, "other_thread": woken.name, "other_access": "wait", "other_where": "",
+                     "other_declared": ""},
+            rule="accesses A4: a wake-up writes what the woken thread waits on",
+            signature=f"undeclared-wake:{woken.name}:{where}",
+            thread=t,
+        )
+
+    def _report(self, t: KThread, obj: Any, name: str, write: bool, where: str, decl: str,
+                other: _Acc, other_wrote: bool) -> None:
+        self.undeclared += 1
+        what = describe(obj)
+        mine = "writes" if write else "reads"
+        theirs = "wrote" if other_wrote else "read"
+        title = (
+            f"undeclared access: {t.name} {mine} {what}.{name} at {where} (step declared {decl}), "
+            f"not ordered after {other.thread.name}, which {theirs} it at {other.where} "
+            f"(step declared {other.decl})"
+        )
+        self.k.report(
+            "undeclared-access",
+            title,
+            details={
+                "object": what,
+                "attribute": name,
+                "access": "write" if write else "read",
+                "where": where,
+                "declared": decl,
+                "other_thread": other.thread.name,
+                "other_access": "write" if other_wrote else "read",
+                "other_where": other.where,
+                "other_declared": other.decl,
+            },
+            rule="accesses A4: conflicting accesses are ordered by the declared accesses",
+            signature=f"undeclared-access:{type(obj).__name__}.{name}:{where}:{other.where}",
+            thread=t,
+        )
+
+
+def _wake_text(obj: Any) -> str:
+    return f"{obj[0]} of thread {obj[1]}" if isinstance(obj, tuple) else f"#{obj}"
+
+
+def _join(into: dict[int, int], other: dict[int, int] | None) -> None:
+    if other:
+        for u, e in other.items():
+            if into.get(u, 0) < e:
+                into[u] = e
+
+
+def _decl_text(declared: list[tuple[Any, bool]]) -> str:
+    parts = []
+    for o, w in declared:
+        name = f"{o[0]} of thread {o[1]}" if isinstance(o, tuple) else f"#{o}"
+        parts.append(f"{'write' if w else 'read'} {name}")
+    return "[" + ", ".join(dict.fromkeys(parts)) + "]"
+
+
+def iter_hooked() -> Iterator[type]:
+    """The classes hooked right now (for tests: none once an execution ended)."""
+    for cls in model_classes():
+        if cls.__dict__.get("__getattribute__") is _hook_get:
+            yield cls
