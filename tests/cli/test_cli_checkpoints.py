@@ -16,33 +16,13 @@ import pytest
 import dmabufsim
 from dmabufsim.cli import main
 from dmabufsim.explore import explore
+from tests.helpers import ABBA_AND_CLEAN, scenario_file
 
-SCENARIO = '''
-import dmabufsim as ds
-
-def _w(a, b):
-    with a, b:
-        pass
-
-def abba(k):
-    a, b = ds.Mutex("A"), ds.Mutex("B")
-    k.spawn(_w, a, b, name="t1")
-    k.spawn(_w, b, a, name="t2")
-
-def clean(k):
-    m = ds.Mutex("m")
-    def w():
-        with m:
-            k.point("x", 999, True)
-    for i in range(2):
-        k.spawn(w, name=f"w{i}")
-'''
+SCENARIO = ABBA_AND_CLEAN
 
 
 def _file(tmp_path: pathlib.Path) -> str:
-    p = tmp_path / "sc.py"
-    p.write_text(SCENARIO)
-    return str(p)
+    return scenario_file(tmp_path)
 
 
 def _error(capsys: pytest.CaptureFixture[str]) -> str:

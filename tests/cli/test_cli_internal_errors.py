@@ -19,18 +19,9 @@ from dmabufsim.explore import explorer as explorer_mod
 from dmabufsim.explore.dfs import DFS
 from dmabufsim.kernel.strategy import RandomStrategy
 from dmabufsim.kernel.thread import KThread, ThreadState
+from tests.helpers import ABBA_AND_CLEAN, scenario_file
 
-SCENARIO = '''
-import dmabufsim as ds
-
-def clean(k):
-    m = ds.Mutex("m")
-    def w():
-        with m:
-            k.point("x", 999, True)
-    for i in range(2):
-        k.spawn(w, name=f"w{i}")
-'''
+SCENARIO = ABBA_AND_CLEAN
 
 
 def _clean(k: ds.Kernel) -> None:
@@ -138,9 +129,7 @@ def test_explore_surfaces_a_strategy_failure() -> None:
 
 
 def _file(tmp_path: pathlib.Path) -> str:
-    p = tmp_path / "sc.py"
-    p.write_text(SCENARIO)
-    return str(p)
+    return scenario_file(tmp_path)
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

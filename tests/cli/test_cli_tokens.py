@@ -18,22 +18,12 @@ from dmabufsim.cli import main
 from dmabufsim.kernel.identity import scenario_id
 from dmabufsim.kernel.token import encode, parse
 from dmabufsim.scenarios import c11_userptr_fork
+from tests.helpers import ABBA_AND_CLEAN
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ABBA = str(ROOT / "examples" / "abba.py")
 
-SCENARIO = '''
-import dmabufsim as ds
-
-def _w(a, b):
-    with a, b:
-        pass
-
-def abba(k):
-    a, b = ds.Mutex("A"), ds.Mutex("B")
-    k.spawn(_w, a, b, name="t1")
-    k.spawn(_w, b, a, name="t2")
-'''
+SCENARIO = ABBA_AND_CLEAN
 
 
 def _token(out: str) -> str:

@@ -6,33 +6,13 @@ import json
 from typing import Any
 
 from dmabufsim.cli import main
+from tests.helpers import ABBA_AND_CLEAN, scenario_file
 
-SCENARIO = '''
-import dmabufsim as ds
-
-def _w(a, b):
-    with a, b:
-        pass
-
-def abba(k):
-    a, b = ds.Mutex("A"), ds.Mutex("B")
-    k.spawn(_w, a, b, name="t1")
-    k.spawn(_w, b, a, name="t2")
-
-def clean(k):
-    m = ds.Mutex("m")
-    def w():
-        with m:
-            k.point("x", 999, True)
-    for i in range(2):
-        k.spawn(w, name=f"w{i}")
-'''
+SCENARIO = ABBA_AND_CLEAN
 
 
 def _file(tmp_path: Any) -> str:
-    p = tmp_path / "sc.py"
-    p.write_text(SCENARIO)
-    return str(p)
+    return scenario_file(tmp_path)
 
 
 def test_explore_finding_exits_1_with_token_and_table(tmp_path: Any, capsys: Any) -> None:
