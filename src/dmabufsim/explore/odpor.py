@@ -27,9 +27,9 @@ Rules:
   waits on (it looked, queued itself and slept). Thread creation and exit:
   the parent's event that created a thread writes a pseudo-object every
   event of the child reads; a thread's last event writes its exit, which a
-  ``join`` waits on. A runnable thread at its ``mutex_lock`` point while
-  the mutex is owned is not *enabled* (all it could do is queue and sleep:
-  the textbook blocking operation), unless every runnable thread is such a
+  ``join`` waits on. A runnable thread at its ``mutex_lock`` (or
+  ``spin_lock``) point while the lock is owned is not *enabled* (all it
+  could do is queue and sleep, or spin: the textbook blocking operation), unless every runnable thread is such a
   thread: then they are all enabled, and an attempt is an event that ends
   in a wait (a deadlock, or a wait for virtual time).
 * R2 (happens-before): program order plus dependent events in execution
@@ -766,7 +766,7 @@ def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:
     if lk is not None:
         if lk.owner is None:
             node.acq = lk.park_on[1]
-    elif op == "mutex_unlock":
+    elif op == "mutex_unlock" or op == "spin_unlock":
         node.rel = obj
 
 

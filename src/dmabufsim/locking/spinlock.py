@@ -9,7 +9,11 @@ Rules:
 * R2: ``lock_irqsave`` / ``lock_irq`` also disable interrupts; lockdep
   learns from this which locks are irq-safe.
 * R3: a contended spinlock spins (it does not sleep); a thread spinning on
-  a lock it holds itself never gets it (AA deadlock).
+  a lock it holds itself never gets it (AA deadlock). The spin is modelled
+  as a wait at the ``spin_lock`` point until the owner unlocks (the
+  ``kernel.thread.ParkLock`` protocol, as ``mutex_lock``): the runtime may
+  block a thread chosen at its point while the lock is owned, so an attempt
+  that only finds the lock busy is no step of its own.
 * R4: only the holder unlocks; anything else is reported and changes nothing.
 * R5 (lock_stat): a contended lock calls ``lock_contended`` before it spins
   and ``lock_acquired`` once it owns the lock (``Kernel.lock_stat``, kept
@@ -52,7 +56,8 @@ class SpinLock:
 
     #: The caller-site cache of lockdep's fast path (never changes what happens; accesses A3).
     __untracked__ = ("_scn_code",)
-    __slots__ = ("_scn_code", "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "waiters")
+    __slots__ = ("_scn_code", "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "park_on",
+                 "park_word", "waiters")
 
     def __init__(self, name: str = "spinlock", *, key: object | None = None) -> None:
         self.k = current_kernel()
@@ -65,6 +70,9 @@ class SpinLock:
         self._w_lock = base ^ op_word("spin_lock")
         self._w_trylock = base ^ op_word("spin_trylock")
         self._w_unlock = base ^ op_word("spin_unlock")
+        # The kernel.thread.ParkLock protocol (R3): lock() lets the runtime block a spinner at its point.
+        self.park_word = self._w_lock
+        self.park_on = ("spin_lock", self.oid, name)
         #: The last scenario-level code object seen taking the lock (skips the file check).
         self._scn_code: Any = None
 
@@ -100,7 +108,12 @@ class SpinLock:
         dep_map = self.dep_map
         t.atomic.append(AtomicReason("spinlock", dep_map.name, code, lasti))  # Kernel.atomic_enter
         k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, lasti)
+        t.park = self  # R3: if chosen while the lock is owned, the runtime may block us at the point
         k.point("spin_lock", self.oid, True, dep_map.name, self._w_lock)
+        t.park = None
+        if t.parked:  # it did (Kernel._park: our first pass of the loop below), and we were woken
+            t.parked = False
+            self.waiters.remove(t)
         if self.owner is not None:  # spinning: lock_stat's lock_contended ... lock_acquired (R5)
             k.lock_stat("lock_contended", self.oid)
             while self.owner is not None:
@@ -128,7 +141,12 @@ class SpinLock:
         atomic.append(AtomicReason(section, name, code, lasti))
         atomic.append(AtomicReason("spinlock", name, code, lasti))
         k.lockdep.lock_acquire(t, dep_map, 0, False, 0, None, code, lasti)
+        t.park = self  # R3, as in lock()
         k.point("spin_lock", self.oid, True, name, self._w_lock)
+        t.park = None
+        if t.parked:
+            t.parked = False
+            self.waiters.remove(t)
         if self.owner is not None:  # spinning: lock_stat's lock_contended ... lock_acquired
             k.lock_stat("lock_contended", self.oid)
             while self.owner is not None:

@@ -22,9 +22,9 @@ op = st.one_of(
 program = st.lists(op, min_size=1, max_size=4)
 
 
-def build(programs: list[list[tuple[Any, ...]]]) -> Any:
+def build(programs: list[list[tuple[Any, ...]]], lock_cls: Any = ds.Mutex) -> Any:
     def scenario(k: ds.Kernel) -> None:
-        locks = [ds.Mutex(f"m{i}") for i in range(2)]
+        locks = [lock_cls(f"m{i}") for i in range(2)]
         mem = [0, 0]
         seen: list[tuple[int, ...]] = []
 
