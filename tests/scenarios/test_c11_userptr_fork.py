@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 import dmabufsim as ds
+from dmabufsim.dma.fence import SIGNALED
 from dmabufsim.explore.explorer import explore
 from dmabufsim.scenarios import c11_userptr_fork as c11
 from dmabufsim.scenarios import check, discover
@@ -67,6 +68,8 @@ def test_helper_mprotect_cs_gets_efault_or_runs_first() -> None:
         ex = ds.Kernel(seed=seed).run(scenario)
         assert ex.findings == []
         seen.add(out["cs"])
+        # The ioctl returned once the job was queued; the teardown waited for it.
+        assert out["cs"] == "EFAULT" or out["cs_fence"].flags & SIGNALED
     assert seen == {"done", "EFAULT"}
 
 

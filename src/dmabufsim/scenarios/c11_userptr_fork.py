@@ -54,7 +54,7 @@ def _cs(up: Any, out: dict[str, Any]) -> None:
     so the GPU's writes still happen, and are checked, in every schedule.
     """
     try:
-        up.submit(up.bo.job_ops("gpu"))
+        out["cs_fence"] = up.submit(up.bo.job_ops("gpu"))
     except EFAULT:
         out["cs"] = "EFAULT"
         return
