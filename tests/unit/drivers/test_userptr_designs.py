@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import dmabufsim as ds
 from dmabufsim.device.device import Device
+from dmabufsim.dma.fence import SIGNALED
 from dmabufsim.drivers.notifier_designs import ResvUnmap, WaitFreeKeepSg
 from dmabufsim.drivers.userptr_amdgpu2018 import AmdgpuMn
 from dmabufsim.drivers.userptr_common import UserptrBo
@@ -149,17 +150,22 @@ def test_resv_unmap_isolates_but_lockdep_reports_it() -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(design=st.sampled_from(["helper", "i915-2018"]), race=st.sampled_from(["fork", "munmap", "mprotect"]),
-       user=st.sampled_from(["submit", "rogue"]), seed=st.integers(0, 10_000))
-def test_coherent_designs_never_break_isolation(design: str, race: str, user: str, seed: int) -> None:
-    """Property (C14/C15/C16): the helper and the i915-2018 design never produce an error, any race, any schedule."""
+       user=st.sampled_from(["submit", "rogue"]), wait=st.booleans(), seed=st.integers(0, 10_000))
+def test_coherent_designs_never_break_isolation(design: str, race: str, user: str, wait: bool, seed: int) -> None:
+    """Property (C14/C15/C16): the helper and the i915-2018 design never produce an error, any race, any schedule,
+    whether the user's thread waits for its job or returns once it is queued (the teardown waits for it)."""
     out: dict[str, Any] = {}
 
     def scenario(k: ds.Kernel) -> None:
-        out.update(run_lab(k, design, race=race, user=user))
+        out.update(run_lab(k, design, race=race, user=user, wait=wait))
 
     ex = ds.Kernel(seed=seed).run(scenario)
     assert ex.errors == [], [f.title for f in ex.errors]
     assert "user-incoherence" not in ex.kinds or user == "rogue"
+    if out["user"] == "done":  # the job ran to completion before the object was closed
+        assert out["user_fence"].flags & SIGNALED
+    else:
+        assert out["user"] == "EFAULT" and "user_fence" not in out
 
 
 def test_every_design_of_the_bench_is_a_driver_class_with_a_docstring() -> None:
