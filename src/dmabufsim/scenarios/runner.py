@@ -247,6 +247,29 @@ def _init_worker(stop: Any, parent: int) -> None:
     _STOP = stop
 
 
+@dataclass
+class _Tally:
+    """What a chunk saw: the first finding of each kind (with the index it came at), the error
+    kinds, the lockdep chains (at most ``MAX_CHAINS``) and the assertions' signatures."""
+
+    firsts: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    errors: set[str] = field(default_factory=set)
+    chains: list[tuple[str, ...]] = field(default_factory=list)
+    asserts: set[str] = field(default_factory=set)
+
+    def add(self, f: Finding, index: int, as_json: Callable[[], dict[str, Any]]) -> None:
+        if f.kind not in self.firsts:
+            self.firsts[f.kind] = (index, as_json())
+        if f.is_error:
+            self.errors.add(f.kind)
+        if f.kind == "assertion":
+            self.asserts.add(f.signature)
+        if f.kind == "circular-locking":
+            c = chain_of(f)
+            if c and c not in self.chains and len(self.chains) < MAX_CHAINS:
+                self.chains.append(c)
+
+
 def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
     """Run executions ``start .. stop-1`` of ``row`` (execution i: random seed i).
 
@@ -254,10 +277,7 @@ def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
     process), it returns the executions done so far, marked ``interrupted``.
     """
     assert row.scenario is not None
-    firsts: dict[str, tuple[int, dict[str, Any]]] = {}
-    errors: set[str] = set()
-    chains: list[tuple[str, ...]] = []
-    asserts: set[str] = set()
+    seen = _Tally()
     steps = 0
     opts = dict(row.kernel_options)
     done = start  # executions whose findings are all counted
@@ -268,21 +288,12 @@ def run_executions(row: ClaimScenario, start: int, stop: int) -> ChunkResult:
             ex = Kernel(seed=i, **opts).run(row.scenario)
             steps += ex.steps
             for f in ex.findings:
-                if f.kind not in firsts:
-                    firsts[f.kind] = (i, f.to_json())
-                if f.is_error:
-                    errors.add(f.kind)
-                if f.kind == "assertion":
-                    asserts.add(f.signature)
-                if f.kind == "circular-locking":
-                    c = chain_of(f)
-                    if c and c not in chains and len(chains) < MAX_CHAINS:
-                        chains.append(c)
+                seen.add(f, i, f.to_json)
             done = i + 1
     except KeyboardInterrupt:  # R4: in an execution (Kernel.run passes it on) or between two
         pass
-    return ChunkResult(row.key, start, done, firsts, tuple(sorted(errors)), tuple(chains), steps,
-                       asserts=tuple(sorted(asserts)), interrupted=done < stop)
+    return ChunkResult(row.key, start, done, seen.firsts, tuple(sorted(seen.errors)), tuple(seen.chains), steps,
+                       asserts=tuple(sorted(seen.asserts)), interrupted=done < stop)
 
 
 def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkResult:
@@ -310,27 +321,13 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
         shrink_findings=shrink,
         should_stop=_stop_requested,
     )
-    firsts: dict[str, tuple[int, dict[str, Any]]] = {}
-    errors: set[str] = set()
-    chains: list[tuple[str, ...]] = []
-    asserts: set[str] = set()
+    seen = _Tally()
     order = {p.strategy: i for i, p in enumerate(rep.phases)}
     explored = sorted(
         [*rep.findings, *rep.info], key=lambda f: (order.get(f.strategy, len(order)), f.execution, f.signature)
     )
     for i, ef in enumerate(explored):
-        f = ef.finding
-        if f.kind not in firsts:
-            fj = ef.to_json()
-            firsts[f.kind] = (i, fj)
-        if f.is_error:
-            errors.add(f.kind)
-        if f.kind == "assertion":
-            asserts.add(f.signature)
-        if f.kind == "circular-locking":
-            c = chain_of(f)
-            if c and c not in chains and len(chains) < MAX_CHAINS:
-                chains.append(c)
+        seen.add(ef.finding, i, ef.to_json)
     exhausted = "; ".join(f"{p.strategy.split('(')[0]} exhausted ({p.bound})" for p in rep.phases if p.exhausted)
     stopped = ""
     interrupted = rep.reason == "interrupted"
@@ -341,9 +338,9 @@ def explore_row(row: ClaimScenario, budget: int, shrink: bool = False) -> ChunkR
     if rep.nondeterminism:
         return ChunkResult(row.key, 0, budget, {}, (), (), 0, error="nondeterminism: " + rep.nondeterminism[0])
     return ChunkResult(
-        row.key, 0, budget, firsts, tuple(sorted(errors)), tuple(chains), 0,
+        row.key, 0, budget, seen.firsts, tuple(sorted(seen.errors)), tuple(seen.chains), 0,
         executions=rep.executions, strategy=row.strategy, exhausted=exhausted, stopped=stopped,
-        asserts=tuple(sorted(asserts)), interrupted=interrupted, assurance=rep.assurance,
+        asserts=tuple(sorted(seen.asserts)), interrupted=interrupted, assurance=rep.assurance,
     )
 
 
