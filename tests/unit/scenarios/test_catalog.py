@@ -197,3 +197,35 @@ def test_only_chain_refuses_a_second_cycle() -> None:
     ok, why = v.match(two)
     assert not ok and why == "other cycles reported: a -> c"
     assert Verdict.of({"kinds": ["circular-locking"], "chain": ["a", "b"], "only_chain": True}) == v
+
+
+def test_rows_name_their_year_and_source() -> None:
+    """R9: a design's own year/source wins over its claim's; history claims sort after B."""
+    mod = types.ModuleType("fake_h02")
+    mod.scenario = _scenario  # type: ignore[attr-defined]
+    mod.CLAIMS = [  # type: ignore[attr-defined]
+        {"id": "H2", "design": "default", "expected": "clean"},
+        {"id": "H2", "design": "own", "expected": "clean", "year": 2023, "source": "Message-ID x@y"},
+    ]
+    default, own = rows_of_module(mod)
+    assert (default.year, default.source) == (2019, "d3c6dd1fb30d and its 2023 fix")
+    assert (own.year, own.source, own.provenance) == (2023, "Message-ID x@y", "2023, Message-ID x@y")
+    assert own.to_json()["year"] == 2023 and own.to_json()["source"] == "Message-ID x@y"
+    mod.CLAIMS = [{"id": "H2", "design": "bad", "expected": "clean", "year": "2019"}]  # type: ignore[attr-defined]
+    with pytest.raises(ds.UsageError, match="year must be an int, got '2019'"):
+        rows_of_module(mod)
+    cat = cat_mod.Catalog([default, own])
+    claims = cat.claims
+    assert claims.index("M4") < claims.index("H1") < claims.index("H2") < claims.index("H10")
+    pending = cat.get("H17/-")
+    assert not pending.modelled and pending.provenance == "2010, 51311d0a5c69"
+    assert cat.get("C4/-").provenance.startswith("2018, ")
+
+
+def test_catalog_markdown_has_a_kernel_history_section() -> None:
+    from dmabufsim.report.commands import catalog_markdown
+
+    md = catalog_markdown(cat_mod.Catalog([]))
+    head = md.index("# From kernel history")
+    assert md.index("## C18:") < head < md.index("## H1:") < md.index("## H17:")
+    assert "Source: 2010, 51311d0a5c69." in md
