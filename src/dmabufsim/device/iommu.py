@@ -61,8 +61,8 @@ class DmaMapping:
     owner's address space (a userptr), found through the frame's rmap.
     """
 
-    __slots__ = ("domain", "gen", "iova", "owner", "page", "state", "user_mm", "user_ptes", "user_va", "user_vpn",
-                 "writable")
+    __slots__ = ("ats", "domain", "gen", "iova", "owner", "page", "state", "user_mm", "user_ptes", "user_va",
+                 "user_vpn", "writable")
 
     def __init__(self, domain: IommuDomain, iova: int, page: Page, writable: bool) -> None:
         self.domain = domain
@@ -83,6 +83,8 @@ class DmaMapping:
                     self.user_ptes, self.user_vpn = mm.ptes, va >> PAGE_SHIFT
                     break
         self.state = MAPPED
+        #: An ATS translation of an SVA device (``sva.py``): it mirrors a CPU PTE.
+        self.ats = False
 
     def describe(self) -> dict[str, object]:
         """JSON-able details for findings."""

@@ -38,9 +38,14 @@ Rules (the per-mm sequence is R5 of ``mmu_notifier.py``):
   :meth:`MMUIntervalNotifier.read_retry`; a call without it is an
   ``assertion`` finding). ``check_retry`` is the lockless advisory check.
 * R4 (set_seq): only from ``invalidate``, with the ``cur_seq`` it was given.
-* R5 (remove): not from a callback; waits for an in-progress invalidation
-  that still sees the interval; after it returns no callback runs. Same
-  lockdep rule as ``read_begin``.
+* R5 (remove): waits for an in-progress invalidation that still sees the
+  interval; after it returns no callback runs. Same lockdep rule as
+  ``read_begin``. Called from the interval's own ``invalidate`` callback
+  it does what the kernel does: lockdep reports the recursive acquisition
+  of ``mmu_notifier_invalidate_range_start`` and the thread then waits for
+  the end of the invalidation it is itself running -- forever (the
+  "tear a range down from the notifier" mistake; drivers defer it to a
+  worker, ``drm_gpusvm``'s garbage collector).
 """
 
 from __future__ import annotations
@@ -178,8 +183,6 @@ class MMUIntervalNotifier:
         subs = self.subs
         if self.removed:
             raise UsageError("mmu_interval_notifier_remove of an interval that was already removed")
-        if k.current.tid in subs.in_callback:
-            raise UsageError("mmu_interval_notifier_remove called from inside a notifier callback")
         k.might_sleep("mmu_interval_notifier_remove")
         k.point("mmu_interval_notifier_remove", subs.oid, True)
         self.removed = True

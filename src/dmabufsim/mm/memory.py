@@ -33,6 +33,22 @@ Rules:
 * R6 (notifiers): every removal or downgrade of PTEs is bracketed by
   ``invalidate_range_start`` / ``invalidate_range_end``
   (:mod:`dmabufsim.mm.notifier_hooks`), under ``mmap_lock``.
+* R7 (secondary TLBs): zapping (munmap, DONTNEED, exit, the OOM reaper)
+  first clears every PTE of the range, then calls
+  ``mmu_notifier_arch_invalidate_secondary_tlbs`` for the range, then drops
+  the pages' references (``tlb_finish_mmu``: pages are freed only after the
+  flush); a copy-on-write break points the PTE at the new page, calls the
+  hook for the page, then drops the old page (``ptep_clear_flush_notify``).
+  Migration (``migrate_device.py``) follows the same order.
+* R8 (non-present entries): a PTE may hold a *device-private* entry (the
+  page lives in device memory, ``memremap.py``) or a *migration* entry (the
+  page is being migrated; its page lock is held). A CPU access never goes
+  through either: the fault of a device-private entry calls the owner's
+  ``migrate_to_ram`` (``do_swap_page``), the fault of a migration entry
+  waits for the page lock and retries (``migration_entry_wait``). Zapping a
+  device-private entry drops the device page's reference; a migration entry
+  holds none. ``fork`` of a non-present entry is not modelled
+  (``NotImplementedError``).
 """
 
 from __future__ import annotations
@@ -45,7 +61,13 @@ from ..kernel.runtime import Kernel, current_kernel
 from ..locking.annotations import MMAP_LOCK
 from ..locking.lockdep_map import lockdep_assert_held
 from ..locking.rwsem import RwSem
-from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent, invalidate_range_end, invalidate_range_start
+from .notifier_hooks import (
+    MmuNotifierRange,
+    MmuNotifyEvent,
+    arch_invalidate_secondary_tlbs,
+    invalidate_range_end,
+    invalidate_range_start,
+)
 from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator
 
 PROT_NONE = 0
@@ -119,14 +141,24 @@ class Vma:
         return f"<Vma {self.start:#x}-{self.end:#x} {p}{'s' if self.shared else 'p'}>"
 
 
+#: ``Pte.swp``: a present entry (the CPU translates through it).
+PTE_PRESENT = 0
+#: ``Pte.swp``: a device-private swap entry (``make_writable_device_private_entry``, R8).
+PTE_DEVICE_PRIVATE = 1
+#: ``Pte.swp``: a migration entry (``make_writable_migration_entry``, R8).
+PTE_MIGRATION = 2
+
+
 class Pte:
-    """A user page-table entry: the frame and the hardware write bit."""
+    """A user page-table entry: the frame, the write bit, and what kind of entry it is (R8)."""
 
-    __slots__ = ("page", "writable")
+    __slots__ = ("page", "swp", "writable")
 
-    def __init__(self, page: Page, writable: bool) -> None:
+    def __init__(self, page: Page, writable: bool, swp: int = PTE_PRESENT) -> None:
         self.page = page
         self.writable = writable
+        #: PTE_PRESENT, PTE_DEVICE_PRIVATE or PTE_MIGRATION.
+        self.swp = swp
 
 
 class MmStruct:
@@ -157,6 +189,10 @@ class MmStruct:
         self.stats_invalidations = 0
         self.dead = False
         self._next_addr = MMAP_BASE
+        #: Secondary MMUs that walk these page tables in hardware (SVA bonds, R7): while
+        #: there are any, clearing PTEs is a scheduling point of its own (the walker can
+        #: refill its TLB between ``invalidate_range_start`` and the clear).
+        self.pt_walkers = 0
 
     def __repr__(self) -> str:
         return f"<MmStruct {self.name}#{self.oid}{' dead' if self.dead else ''}>"
@@ -244,22 +280,33 @@ class MmStruct:
             self.mmap_lock.up_write()
 
     def _zap(self, start: int, end: int) -> int:
-        """``zap_page_range``: drop the PTEs of ``[start, end)`` (R5). Returns the number zapped."""
-        n = 0
+        """``zap_page_range``: drop the PTEs of ``[start, end)`` (R5, R7, R8). Returns the number zapped.
+
+        Clears every PTE first, flushes the secondary TLBs
+        (``mmu_notifier_arch_invalidate_secondary_tlbs``), then drops the
+        pages' references (``tlb_finish_mmu``).
+        """
         ptes = self.ptes
-        alloc = self.alloc
         lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
         if hi - lo > len(ptes):
             vpns = sorted(v for v in ptes if lo <= v < hi)
         else:
             vpns = [v for v in range(lo, hi) if v in ptes]
+        gather: list[Page] = []
+        if vpns and self.pt_walkers:
+            self.k.point("zap_pte_range", self.oid, True, f"{start:#x}")
         for vpn in vpns:
             pte = ptes.pop(vpn)
+            if pte.swp == PTE_MIGRATION:
+                continue  # the migrating thread holds the page (R8)
             page = pte.page
             self._rmap_remove(page, vpn << PAGE_SHIFT)
-            alloc.put_ref(page)
-            n += 1
-        return n
+            gather.append(page)
+        if vpns and self.subscribers:
+            arch_invalidate_secondary_tlbs(self, start, end)
+        for page in gather:
+            page.alloc.put_ref(page)
+        return len(vpns)
 
     def _rmap_remove(self, page: Page, addr: int) -> None:
         rmap = page.rmap
@@ -311,6 +358,8 @@ class MmStruct:
                         pte = self.ptes.get(vpn)
                         if pte is not None:
                             pte.writable = False
+            if self.subscribers and not prot & PROT_WRITE:
+                arch_invalidate_secondary_tlbs(self, addr, end)  # change_protection's TLB flush (R7)
             invalidate_range_end(rng)
         finally:
             self.mmap_lock.up_write()
@@ -350,6 +399,10 @@ class MmStruct:
         vpn = addr >> PAGE_SHIFT
         va = vpn << PAGE_SHIFT
         pte = self.ptes.get(vpn)
+        while pte is not None and pte.swp != PTE_PRESENT:
+            self._do_swap_page(va, pte)
+            self.k.event("handle_mm_fault", self.oid, True)  # the page tables again, after do_swap_page's waits
+            pte = self.ptes.get(vpn)
         if pte is None:
             if vma.shmem is not None:
                 page = vma.shmem.find_or_alloc(vma.pgoff + ((va - vma.start) >> PAGE_SHIFT), self.alloc)
@@ -365,6 +418,43 @@ class MmStruct:
             else:
                 self._wp_page_copy(va, pte)
         return pte
+
+    def _do_swap_page(self, va: int, pte: Pte) -> None:
+        """``do_swap_page`` for the non-present entries of R8 (the caller holds ``mmap_lock``).
+
+        The entry is first checked to be still in place (``pte_same``: a
+        migration may have replaced it, and freed its page, meanwhile). A
+        device-private entry: the page's ``dev_pagemap`` owner migrates it
+        back to system memory (``pgmap->ops->migrate_to_ram``), with the
+        page locked by this fault and a reference taken while the entry
+        still pins it (a page someone else has locked: wait for it and
+        retry; the kernel returns and faults again). A migration entry: wait until the migration unlocks
+        the page (``migration_entry_wait``). Either way the caller looks
+        the PTE up again.
+        """
+        from .page_lock import trylock_page_atomic, unlock_page, wait_on_page_locked
+
+        page = pte.page
+        self.k.point("do_swap_page", page.oid, True, f"{va:#x}")
+        self.k.event("do_swap_page", self.oid, False)  # pte_same(), under the page-table lock
+        if self.ptes.get(va >> PAGE_SHIFT) is not pte:
+            return  # the entry changed meanwhile (the migration it waited for is done): fault again
+        if pte.swp == PTE_MIGRATION:
+            wait_on_page_locked(page)
+            return
+        pgmap = getattr(page.alloc, "pgmap", None)
+        if pgmap is None:
+            raise UsageError(f"{self.name}: a device-private entry at {va:#x} whose page has no dev_pagemap")
+        # Still under the page-table lock of the pte_same() check: trylock and reference atomically.
+        if not trylock_page_atomic(page):
+            wait_on_page_locked(page)
+            return
+        page.refcount += 1  # get_page: the fault's reference while the owner migrates it
+        try:
+            pgmap.migrate_to_ram(self, va, page)
+        finally:
+            unlock_page(page)
+            page.alloc.put_ref(page)
 
     def _wp_page_copy(self, va: int, pte: Pte) -> None:
         """``wp_page_copy``: give this mm its own copy of a COW-shared page (R3)."""
@@ -386,6 +476,9 @@ class MmStruct:
         pte.writable = True
         new.rmap.append((self, va))
         self._rmap_remove(old, va)
+        if self.subscribers:
+            # ptep_clear_flush_notify: the secondary TLBs drop the old page before it can go (R7).
+            arch_invalidate_secondary_tlbs(self, va, va + PAGE_SIZE)
         self.alloc.put_ref(old)
         invalidate_range_end(rng)
 
@@ -417,6 +510,9 @@ class MmStruct:
                     pte = self.ptes[vpn]
                     page = pte.page
                     va = vpn << PAGE_SHIFT
+                    if pte.swp != PTE_PRESENT:
+                        # copy_nonpresent_pte: a model limit, not the kernel's answer.
+                        raise NotImplementedError("fork of a device-private or migration entry is not modelled")
                     if v.shmem is not None:
                         page.refcount += 1
                         page.rmap.append((child, va))
@@ -434,6 +530,8 @@ class MmStruct:
                         pte.writable = False
                         child.ptes[vpn] = Pte(page, False)
                 if rng is not None:
+                    if self.subscribers:
+                        arch_invalidate_secondary_tlbs(self, v.start, v.end)  # the write-protect flush (R7)
                     invalidate_range_end(rng)
             return child
         finally:
@@ -502,7 +600,7 @@ class MmStruct:
     def _access(self, addr: int, write: bool) -> Pte:
         """The PTE for a user access, faulting (under ``mmap_lock`` for read) as needed."""
         pte = self.ptes.get(addr >> PAGE_SHIFT)
-        if pte is not None and (pte.writable or not write):
+        if pte is not None and pte.swp == PTE_PRESENT and (pte.writable or not write):
             vma = self.find_vma(addr)
             if vma is not None and vma.prot & (PROT_WRITE if write else PROT_READ):
                 return pte

@@ -42,7 +42,11 @@ Rules:
   removals, and wakes the threads waiting in ``read_begin``/``remove``.
   When a classic subscriber refuses a non-blockable range after the
   interval side started, the model also ends the interval side (the count
-  of active ranges must not leak: no ``end`` will follow).
+  of active ranges must not leak: no ``end`` will follow). A range that
+  started before the mm's first interval subscription was inserted is not
+  counted, and its end does not uncount it (the kernel gets the same by
+  registering the interval tree under ``mmap_lock`` for write, which no
+  range in flight lets it take).
 * R6 (registration): a subscription is registered on a live mm once;
   registering twice, unregistering an unregistered subscription, or
   unregistering from inside a callback raise ``UsageError``.
@@ -53,6 +57,14 @@ Rules:
   page the range maps: each one left is a ``stale-mapping`` finding
   ("IOMMU mapping survives a completed invalidation"). Checked only when
   the mm has a subscriber covering the range (someone claims completion).
+  An ATS IOTLB entry of an SVA device (``device/sva.py``) is not such a
+  mapping: it caches the CPU PTE itself and is flushed by R9's hook, after
+  the PTE is cleared.
+* R9 (secondary TLBs): ``arch_invalidate_secondary_tlbs(mm, start, end)``
+  calls the hook of every classic subscriber whose ops define one, in
+  registration order, after the core mm cleared the PTEs of the range and
+  before it frees their pages (``notifier_hooks`` R5). Interval
+  subscriptions have no such hook (as in the kernel).
 * R7 (release): ``release`` (``exit_mmap``) calls every classic
   subscriber's ``release`` once and drops it from the list; after it, the
   secondary MMU must not touch the mm. Interval subscriptions stay and are
@@ -108,6 +120,11 @@ class MMUNotifierOps:
     def release(self, sub: MMUNotifier, mm: Any) -> None:
         """``release``: the mm is torn down."""
 
+    #: ``arch_invalidate_secondary_tlbs(sub, mm, start, end)``: a subclass that
+    #: defines it is called between the PTE clear and the page free (R9,
+    #: ``notifier_hooks`` R5); it must not sleep. None: not called.
+    arch_invalidate_secondary_tlbs: Any = None
+
 
 class MMUNotifierSubscriptions:
     """``struct mmu_notifier_subscriptions``: the notifier state of one mm.
@@ -127,6 +144,7 @@ class MMUNotifierSubscriptions:
         "in_callback",
         "intervals",
         "invalidate_seq",
+        "itree_ranges",
         "k",
         "mm",
         "oid",
@@ -155,6 +173,8 @@ class MMUNotifierSubscriptions:
         self.released = False
         #: ``has_itree``: an interval subscription was inserted once (ranges are counted from then on).
         self.has_itree = False
+        #: Ranges in flight that entered the interval side (R5): only their ends leave it.
+        self.itree_ranges: list[MmuNotifierRange] = []
 
     @property
     def is_invalidating(self) -> bool:
@@ -177,14 +197,18 @@ class MMUNotifierSubscriptions:
         me = k.current.tid
         self.in_callback.append(me)
         try:
-            if self.has_itree and not _itree_start(k, self, range):
+            k.event("mmu_notifier_range_start", self.oid, False)  # has_itree, under subscriptions->lock
+            counted = self.has_itree
+            if counted and not _itree_start(k, self, range):
                 raise EAGAIN("mmu_notifier_invalidate_range_start_nonblock: an interval notifier would block")
             if not _hlist_start(k, self, range):
-                if self.has_itree:
+                if counted:
                     _itree_end(k, self)
                 raise EAGAIN("mmu_notifier_invalidate_range_start_nonblock: a subscriber would block")
         finally:
             self.in_callback.remove(me)
+        if counted:
+            self.itree_ranges.append(range)
         # Returning without EAGAIN claims completion, blockable or not (R8, C15).
         if self.subscribers or self.overlapping(range.start, range.end):
             _check_completion(k, self, range)
@@ -195,7 +219,8 @@ class MMUNotifierSubscriptions:
         me = k.current.tid
         self.in_callback.append(me)
         try:
-            if self.has_itree:
+            if range in self.itree_ranges:
+                self.itree_ranges.remove(range)
                 _itree_end(k, self)
             for sub in list(self.subscribers):
                 _enter_nb(k, range)
@@ -205,6 +230,13 @@ class MMUNotifierSubscriptions:
                     _exit_nb(k, range)
         finally:
             self.in_callback.remove(me)
+
+    def arch_invalidate_secondary_tlbs(self, mm: Any, start: int, end: int) -> None:
+        """``__mmu_notifier_arch_invalidate_secondary_tlbs``: each classic subscriber's hook (R9)."""
+        for sub in self.subscribers:
+            hook = sub.ops.arch_invalidate_secondary_tlbs
+            if hook is not None:
+                hook(sub, mm, start, end)
 
     def release(self, mm: Any) -> None:
         """``__mmu_notifier_release`` (``exit_mmap``): every classic subscriber's ``release`` once (R7).
@@ -324,6 +356,8 @@ def _check_completion(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotif
         page = ptes[vpn].page
         k.event("mmu_notifier_check", page.oid, False)
         for rec in page.dev_maps:
+            if getattr(rec, "ats", False):
+                continue  # an ATS IOTLB entry mirrors the CPU PTE: the secondary-TLB hook flushes it (R9)
             if getattr(rec, "user_mm", None) is not mm or not range.start <= rec.user_va < range.end:
                 continue
             dev = rec.domain.name

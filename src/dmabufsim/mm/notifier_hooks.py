@@ -39,6 +39,16 @@ Rules:
   direct reclaim (reclaim can invalidate too: it re-acquires the map), must
   not take ``mmap_lock`` and must, by the time ``invalidate_range_start``
   returns, have stopped every secondary access to the range (claim C15).
+* R5 (secondary TLBs): a page-table change that clears or replaces PTEs
+  calls :func:`arch_invalidate_secondary_tlbs` (``mmu_notifier_arch_invalidate_secondary_tlbs``,
+  before 6.6 ``mmu_notifier_invalidate_range``) *after* the PTEs are cleared
+  and the CPU TLB flushed and *before* the old pages are freed or reused:
+  the order is clear PTE -> flush CPU TLB and secondary TLBs -> free page.
+  A secondary MMU that walks the CPU page table itself (an IOMMU with ATS
+  and PASID, ``device/sva.py``) can refill its TLB any time between
+  ``invalidate_range_start`` and ``_end``; only this hook flushes it late
+  enough. Subscribers without an ``arch_invalidate_secondary_tlbs`` method
+  are not called, and with none the hook costs no scheduling point.
 """
 
 from __future__ import annotations
@@ -134,6 +144,19 @@ def invalidate_range_start(range: MmuNotifierRange) -> None:
     finally:
         m.release()
     mm.active_ranges.append(range)
+
+
+def arch_invalidate_secondary_tlbs(mm: MmStruct, start: int, end: int) -> None:
+    """``mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end)`` (R5).
+
+    Called by the core mm between clearing PTEs of ``[start, end)`` (and
+    flushing the CPU TLB) and freeing the pages they mapped. Must not sleep
+    (the kernel calls it under the page-table lock).
+    """
+    for sub in mm.subscribers:
+        hook = getattr(sub, "arch_invalidate_secondary_tlbs", None)
+        if hook is not None:
+            hook(mm, start, end)
 
 
 def invalidate_range_end(range: MmuNotifierRange) -> None:

@@ -102,6 +102,7 @@ class Page:
         "dirty",
         "gen",
         "gup_refs",
+        "lock_holder",
         "oid",
         "owner",
         "pfn",
@@ -129,6 +130,8 @@ class Page:
         self.rmap: list[tuple[Any, int]] = []
         #: Device mappings that can reach the frame (maintained by the device room).
         self.dev_maps: list[Any] = []
+        #: ``PG_locked``: the tid holding the page lock, or -1 (``page_lock.py``).
+        self.lock_holder = -1
 
     @property
     def is_free(self) -> bool:
