@@ -33,6 +33,14 @@ Rules:
   it repeats the job's writes through whatever translations exist then.
 * R6 (teardown): jobs still queued or running at the end are reported by
   the leak check (their fences never signal).
+* R7 (recoverable faults, local memory): a device with page-fault support
+  (an SVM GPU, ``drivers/svm.py``) accesses through
+  :meth:`Device.access_recoverable`: a GPU VM miss (or a write through a
+  read-only PTE) is not an error but a *page fault* the driver services,
+  after which the access is retried; nothing is reported. Device addresses
+  at or above :data:`LOCAL_MEM_BASE` are the device's own memory (VRAM):
+  they translate through ``Device.local`` (no IOMMU on that path), whose
+  entries the isolation checker judges like IOMMU entries.
 """
 
 from __future__ import annotations
@@ -61,6 +69,9 @@ DEFAULT_SLICES = 16
 DEFAULT_DURATION_NS = 10_000
 
 DmaOp = tuple[Any, ...]
+
+#: Device addresses of the device's own memory (R7): the local-memory aperture.
+LOCAL_MEM_BASE = 1 << 48
 
 
 class Job:
@@ -277,6 +288,8 @@ class Device:
         self.nr_accesses = 0
         self.nr_faults = 0
         self._chk: Any = self.k.ext.get("isolation")
+        #: The local-memory aperture (R7): device address -> VRAM frame; set by a driver that has VRAM.
+        self.local: IommuDomain | None = None
         self.k.ext.setdefault("device.devices", []).append(self)
 
     def __repr__(self) -> str:
@@ -360,6 +373,36 @@ class Device:
 
     def _access_page(self, vm: GpuVm | None, va: int, write: bool, job: Job | None, stray: bool) -> Page | None:
         return self._resolve(vm, va, write, job, stray)
+
+    def access_recoverable(self, va: int, write: bool, value: object = None) -> tuple[bool, object]:
+        """One access of a device with recoverable page faults (R7): ``(False, None)`` on a GPU page fault.
+
+        Otherwise ``(True, value read or None)``; an IOMMU miss is still an
+        ``iommu-fault`` (the access does nothing).
+        """
+        k = self.k
+        vm = self.vm
+        if vm is None:
+            raise UsageError(f"{self.name}: recoverable faults need a GPU VM")
+        k.point("dma", self.domain.oid, True, self.name)
+        pte = vm.lookup(va)
+        if pte is None or (write and not pte.writable):
+            return False, None
+        self.nr_accesses += 1
+        iova = pte.iova | (va & (PAGE_SIZE - 1))
+        dom = self.local if self.local is not None and iova >= LOCAL_MEM_BASE else self.domain
+        rec = dom.translate(iova)
+        if rec is None or (write and not rec.writable):
+            self._fault("IOMMU", va, iova, write, None, False, "unmapped IOVA" if rec is None else "read-only mapping")
+            return True, None
+        chk = self._chk
+        if chk is not None and not chk.check(rec, write):
+            chk.judge(self, rec, write, va, iova, None, False)
+        page = rec.page
+        if write:
+            page.write(va & (PAGE_SIZE - 1), value)
+            return True, None
+        return True, page.read(va & (PAGE_SIZE - 1))
 
     def dma_write(self, va: int, value: object, *, vm: GpuVm | None = None, stray: bool = False) -> None:
         """One device write at ``va`` now (a rogue access from scenario code, or a callable job)."""
