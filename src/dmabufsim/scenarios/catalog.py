@@ -405,6 +405,13 @@ CLAIM_INDEX: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("H15", "history", "TTM fault handler vs reservation", ("fault path", "ttm")),
     ("H16", "history", "nouveau pushbuf copy_from_user under reservation", ("fault path",)),
     ("H17", "history", "i915 fault under struct_mutex", ("fault path",)),
+    # Shared virtual memory: SVA, HMM, device-private migration, an SVM driver.
+    ("S1", "modern", "SVA: the IOTLB is flushed between the PTE clear and the page free", ("device", "mm")),
+    ("S2", "modern", "HMM: GPU PTEs programmed only after read_retry under the notifier lock", ("mm", "drivers")),
+    ("S3", "modern", "migration to device memory preserves data; the copy runs with the pages locked",
+     ("mm", "drivers")),
+    ("S4", "modern", "unmapped SVM ranges are torn down by a garbage collector, not the notifier", ("drivers",)),
+    ("S5", "modern", "VRAM eviction under pressure migrates ranges back without losing data", ("drivers",)),
 )
 
 #: Year and source of each claim (R9): a design's own ``year`` / ``source`` wins.
@@ -427,6 +434,11 @@ CLAIM_SOURCES: dict[str, tuple[int, str]] = {
     "H15": (2013, "c58f009e01c9"),
     "H16": (2019, "03e0d26fcf79"),
     "H17": (2010, "51311d0a5c69"),
+    "S1": (2023, "mmu_notifier_arch_invalidate_secondary_tlbs (v6.6; invalidate_range since v3.19)"),
+    "S2": (2019, "mmu_interval_notifier and Documentation/mm/hmm.rst (v5.5)"),
+    "S3": (2020, "migrate_vma_setup / _pages / _finalize (v5.7), HMM device-private memory (v4.14)"),
+    "S4": (2025, "drm_gpusvm and the xe SVM garbage collector (v6.15)"),
+    "S5": (2025, "drm_gpusvm / drm_pagemap eviction to system memory (v6.15)"),
 }
 
 
