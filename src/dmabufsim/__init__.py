@@ -26,6 +26,9 @@ from .check import IsolationChecker
 # -- device: IOMMU domains, GPU VMs, engines doing DMA
 from .device import Device, GpuVm, IommuDomain
 
+# -- device: SVA bonds; drivers, mm: the SVM driver, HMM, device-private migration (issue 20)
+from .device.sva import IommuSva, iommu_sva_bind_device
+
 # -- device: the TTM-like memory manager (issue 6)
 from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice
 
@@ -49,6 +52,7 @@ from .dma.dma_buf import DmaBuf, DmaBufAttachment, DmaBufAttachOps, DmaBufOps, D
 # -- drivers: the dma-buf reference drivers (issue 6)
 from .drivers.amdgpu_exporter import AmdgpuExporter
 from .drivers.dma_buf_importers import DynamicImporter, StaticImporter
+from .drivers.svm import SvmDriver
 
 # -- drivers: the userptr helper and the userptr designs of the thread (issue 7)
 from .drivers.userptr_common import UserptrBo
@@ -129,9 +133,12 @@ from .mm import (
     alloc_page,
     init_memory,
 )
+from .mm.hmm import HmmRange, hmm_range_fault
 
 # -- mm: MMU notifiers and interval notifiers (issue 7)
 from .mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
+from .mm.memremap import DevicePagemap, DevPagemapOps
+from .mm.migrate_device import MigrateVma, migrate_vma_finalize, migrate_vma_pages, migrate_vma_setup
 from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps
 
 __version__ = "0.1.0"
