@@ -69,6 +69,7 @@ from .notifier_hooks import (
     invalidate_range_start,
 )
 from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator
+from .page_lock import trylock_page_atomic, unlock_page, wait_on_page_locked
 
 PROT_NONE = 0
 PROT_READ = 1
@@ -432,8 +433,6 @@ class MmStruct:
         the page (``migration_entry_wait``). Either way the caller looks
         the PTE up again.
         """
-        from .page_lock import trylock_page_atomic, unlock_page, wait_on_page_locked
-
         page = pte.page
         self.k.point("do_swap_page", page.oid, True, f"{va:#x}")
         self.k.event("do_swap_page", self.oid, False)  # pte_same(), under the page-table lock
