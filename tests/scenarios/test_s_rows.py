@@ -74,6 +74,6 @@ def test_s_rows_declare_every_access(key: str) -> None:
     """The reduction behind the proofs is sound: no step touches state it does not declare (accesses A4)."""
     scenario = discover().get(key).scenario
     assert scenario is not None
-    for seed in range(12):
+    for seed in range(8):
         ex = ds.Kernel(seed=seed, check_accesses=True).run(scenario)
         assert "undeclared-access" not in ex.kinds, (seed, [f.report for f in ex.findings][:1])

@@ -148,4 +148,16 @@ NOT_PROVED: dict[str, str] = {
         "race with every write of them by the writer (the ww_mutex lock and unlock are writes of the same "
         "object), so shrinking the configuration did not bring it within reach"
     ),
+    "S3/locked-copy": (
+        "two concurrent paths of some forty steps each (the GPU fault with its migration, the CPU store waiting "
+        "on the migration and faulting the page back): optimal DPOR, nothing dropped, meets more than 3,000 "
+        "Mazurkiewicz traces (about 30 s) without exhausting them; the copy-unlocked row finds the bug this one "
+        "excludes within 300 executions"
+    ),
+    "S5/evict-lru": (
+        "the eviction (a migration back to system memory) and the CPU's fault on the same device page are two "
+        "concurrent paths of some thirty steps each: optimal DPOR, nothing dropped, meets more than 30,000 "
+        "Mazurkiewicz traces (325 s) without exhausting them; eviction alone racing the CPU read: more than "
+        "10,000 (66 s)"
+    ),
 }

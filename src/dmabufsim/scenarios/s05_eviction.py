@@ -10,7 +10,7 @@ the least recently faulted VRAM range back to system memory
   VRAM), then, on its job thread, range B (A is evicted to make room)
   while the CPU reads A (faulting it back itself if it is still in
   VRAM). The CPU sees A's GPU value; at the end both pages read back as
-  the GPU wrote them. Not proved (see the row's ``unproved``); the
+  the GPU wrote them. Not proved (``proofs.NOT_PROVED`` says why); the
   explorer found two real races of the model's first version here -- a
   page-lock ``trylock`` and a ``pte_same`` check that were separate steps
   from the page-table walk they belong to -- both fixed
@@ -60,9 +60,5 @@ def evict_lru(k: Kernel) -> None:
 
 
 CLAIMS = [
-    {"id": "S5", "design": "evict-lru", "scenario": evict_lru, "expected": Verdict(clean=True), "budget": 400,
-     "unproved": "the eviction (a migration back to system memory) and the CPU's fault on the same device page "
-                 "are two concurrent paths of some thirty steps each: optimal DPOR meets more than 30,000 "
-                 "Mazurkiewicz traces without exhausting them (eviction alone racing the CPU read: more than "
-                 "10,000)"},
+    {"id": "S5", "design": "evict-lru", "scenario": evict_lru, "expected": Verdict(clean=True), "budget": 400},
 ]

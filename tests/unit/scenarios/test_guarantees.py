@@ -121,6 +121,7 @@ PROVED_ROWS = [
     "C14/i915-2018", "C14/unsync", "C16/modern-fork-rogue", "C17/root-only-unsync-munmap",
     "M1/evict-waits-bookkeep",
     "M4/gfp-nowait", "M4/prealloc", "B1/ordered-mutexes", "B2/trylock-under-spinlock",
+    "S1/secondary-tlbs", "S2/read-retry", "S3/round-trip", "S4/garbage-collector",
 ]
 
 
