@@ -260,6 +260,8 @@ def run_job(
                 if job == 0:
                     _record(run, phase, ex, k, f"{strat.name} calibration", -1, expected, collect_states)
                     run.phase_done += 1
+            # the systematic strategies explore the reduced schedules (kernel/reduction.py)
+            popts = {**opts, "reduction": True} if strat.reduction and opts.get("reduction", True) else opts
             # randomised strategies: execution i belongs to job i % jobs
             indices_step = 1 if strat.systematic else jobs
             i = run.phase_done * indices_step + (0 if strat.systematic else job)
@@ -277,7 +279,7 @@ def run_job(
                     strat.complete = True
                     break
                 # the Recorder only counts preemptions for coverage: skip the wrapper without it
-                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, deadline=deadline, **opts)
+                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, deadline=deadline, **popts)
                 k.known_findings = known  # R2: a finding already held needs no text (Kernel.wants_text)
                 strat.attach(k)
                 if cov is not None:
@@ -585,6 +587,7 @@ def explore(
     confirm_cycles: bool = True,
     confirm_budget: int = 50,
     should_stop: Callable[[], bool] | None = None,
+    reduction: bool = True,
 ) -> Report:
     """Explore the schedules of ``scenario`` and report (the catalog's entry point).
 
@@ -601,12 +604,16 @@ def explore(
     per job across its executions (R7). ``confirm_cycles``: try to turn
     each lockdep cycle into a concrete deadlock (``guided.py``, R8).
     ``should_stop``: polled before every execution (one job only); True
-    interrupts the run as a Ctrl-C would (R11). Returns a :class:`Report`.
+    interrupts the run as a Ctrl-C would (R11). ``reduction``: the systematic strategies
+    run with Lipton reduction (``kernel/reduction.py``); False turns it off
+    (``explore --no-reduction``). Returns a :class:`Report`.
     """
     if budget < 1:
         raise UsageError(f"budget must be at least 1 execution, got {budget}")
     exp = tuple(expected)
     opts = dict(kernel_options or {})
+    if not reduction:
+        opts["reduction"] = False
     if max_steps is not None:
         opts["max_steps"] = max_steps
     name = strategy.describe() if isinstance(strategy, ExploreStrategy) else (strategy or "portfolio")
