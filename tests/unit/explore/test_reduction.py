@@ -96,10 +96,13 @@ def _agree(programs: list[list[tuple[Any, ...]]], lock_cls: Any = ds.Mutex, lock
         return  # too large to enumerate without reduction
     reduced = _search(sc, rdfs, True, lockdep=lockdep)
     optimal = _search(sc, rodpor, True, lockdep=lockdep)
-    assert rdfs.complete and rodpor.complete
+    rdpor = DPOR()
+    classic = _search(sc, rdpor, True, lockdep=lockdep)
+    assert rdfs.complete and rodpor.complete and rdpor.complete
     assert reduced.states == full.states
     assert optimal.states == full.states
-    assert set(reduced.findings) == set(full.findings) == set(optimal.findings)
+    assert classic.states == full.states
+    assert set(reduced.findings) == set(full.findings) == set(optimal.findings) == set(classic.findings)
     assert not any(s[1] and any("unguarded" in f for f in s[1]) for s in full.states)
     assert reduced.executions <= full.executions
     assert rodpor.redundant == 0 and rodpor.deviations == 0
@@ -108,7 +111,7 @@ def _agree(programs: list[list[tuple[Any, ...]]], lock_cls: Any = ds.Mutex, lock
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(guarded_programs)
 def test_reduction_keeps_terminal_states_and_findings(programs: list[list[tuple[Any, ...]]]) -> None:
-    """DFS without reduction = DFS with it = optimal DPOR with it: terminal states (outcome,
+    """DFS without reduction = DFS, DPOR and optimal DPOR with it: terminal states (outcome,
     findings, memory, what each thread read) and the findings' signatures."""
     _agree(programs)
 
@@ -119,6 +122,14 @@ def test_reduction_keeps_terminal_states_and_findings(programs: list[list[tuple[
 def test_reduction_keeps_findings_with_spinlocks_and_lockdep(programs: list[list[tuple[Any, ...]]]) -> None:
     """The same with spinlocks and lockdep on: the lockdep reports do not depend on the folding."""
     _agree(programs, ds.SpinLock, lockdep=True)
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(guarded_op, min_size=1, max_size=2), min_size=3, max_size=3))
+def test_reduction_keeps_terminal_states_of_three_threads(programs: list[list[tuple[Any, ...]]]) -> None:
+    """The same agreement with three threads (DFS without reduction exhausts fewer of them)."""
+    _agree(programs)
 
 
 def test_abba_deadlock_and_lockdep_report_survive_the_reduction() -> None:
