@@ -453,6 +453,9 @@ def checkpoint_identity(
         "strategies": [s.identity() for s, _ in phases],
         "kernel_options": _option_text(kernel_options),
         "lockdep_graph": lockdep_graph,
+        # the systematic strategies' schedules depend on it (kernel/reduction.py): a DFS stack
+        # recorded with it cannot be replayed without it, nor the reverse
+        "reduction": kernel_options.get("reduction", True) is not False and any(s.systematic for s, _ in phases),
     }
 
 
@@ -471,6 +474,11 @@ def _refusal(path: str, saved: dict[str, Any], want: dict[str, Any]) -> str | No
         return (f"checkpoint {path} was made with kernel options {saved.get('kernel_options')}"
                 f"{'' if saved.get('lockdep_graph') else ' (no shared lockdep graph)'}, not "
                 f"{want['kernel_options']}{'' if want['lockdep_graph'] else ' (no shared lockdep graph)'}")
+    if bool(saved.get("reduction")) != want["reduction"]:
+        made = "with" if saved.get("reduction") else "without"
+        return (f"checkpoint {path} was made {made} reduction of its systematic search, this run is "
+                f"{'with' if want['reduction'] else 'without'} (explore --no-reduction); start a new checkpoint "
+                "or resume it as it was made")
     if saved.get("package") != want["package"]:
         return (f"checkpoint {path} was made by dmabufsim {saved.get('package')}, this is {want['package']}; "
                 "start a new checkpoint")

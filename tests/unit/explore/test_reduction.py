@@ -315,3 +315,34 @@ def test_explore_no_reduction_explores_every_point(tmp_path: Any, capsys: pytest
         data = json.loads(capsys.readouterr().out)
         runs.append((data["verdict"], data["executions"]))
     assert runs == [("exhausted", 982), ("exhausted", 1565)]
+
+
+def test_a_checkpoint_resumes_only_as_it_was_made(tmp_path: Any) -> None:
+    """A systematic search's stack depends on the reduction: a checkpoint made with it is refused
+    by a run without it (explorer R9), and resumed by a run with it."""
+    sc = guarded_scenario([[("cs", 0, ["r", "w"])], [("cs", 0, ["w"])]])
+    ck = str(tmp_path / "ck")
+    explore(sc, "dfs", budget=3, checkpoint=ck, kernel_options={"lockdep": False}, shrink_findings=False)
+    with pytest.raises(ds.UsageError, match=r"was made with kernel options \{'lockdep': False\}, not "
+                                             r"\{'lockdep': False, 'reduction': False\}"):
+        explore(sc, "dfs", budget=3, checkpoint=ck, resume=True, kernel_options={"lockdep": False},
+                reduction=False)
+    rep = explore(sc, "dfs", budget=1000, checkpoint=ck, resume=True, kernel_options={"lockdep": False},
+                  shrink_findings=False)
+    assert rep.phases[0].exhausted
+
+
+def test_a_checkpoint_of_a_search_without_reduction_is_refused_by_one_with_it() -> None:
+    """A checkpoint from before the reduction (its identity names none) holds a stack of
+    unreduced schedules: refused by a systematic search with reduction (explorer R9)."""
+    from dmabufsim.explore.explorer import _refusal, checkpoint_identity, plan
+
+    sc = guarded_scenario([[("cs", 0, ["w"])], [("w",)]])
+    want = checkpoint_identity(sc, plan("dfs", 10), {}, True)
+    assert want["reduction"] is True
+    old = {k: v for k, v in want.items() if k != "reduction"}
+    assert _refusal("ck", old, want) == (
+        "checkpoint ck was made without reduction of its systematic search, this run is with "
+        "(explore --no-reduction); start a new checkpoint or resume it as it was made")
+    assert _refusal("ck", want, want) is None
+    assert checkpoint_identity(sc, plan("random", 10), {}, True)["reduction"] is False
