@@ -49,7 +49,8 @@ Rules:
 * R9 (checkpoints belong to one exploration): a checkpoint records its
   format version, the package version, the scenario's identity (name and
   code digest, ``kernel.identity``), every phase's strategy with all its
-  parameters, and the kernel options; ``resume`` refuses a checkpoint
+  parameters, the kernel options, and whether its systematic search ran
+  with reduction (``kernel/reduction.py``); ``resume`` refuses a checkpoint
   that differs in any of them, or that is missing, truncated or corrupt,
   with one line (a ``UsageError``) -- never a silent fresh start, and never
   the checkpoint's strategy in place of the requested one. The budget is
