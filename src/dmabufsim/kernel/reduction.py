@@ -50,7 +50,9 @@ Rules:
   declared lock is an ``unguarded-access`` finding (error) and never folds
   anything.
 * L4 (replay): a folded point where other threads were runnable records the
-  running thread as its choice, as a strategy choosing to go on would: a
+  running thread as its choice, as a strategy choosing to go on would (after
+  the early-timer choice of runtime R8, which a folded point still offers: a
+  timer fired early only adds schedules): a
   token made with reduction replays, with the same trace, without it
   (``Kernel(replay=token)``, shrinking); a replay never runs with reduction
   (it must follow the choices where they were recorded).

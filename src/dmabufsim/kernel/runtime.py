@@ -519,13 +519,14 @@ class Kernel:
             red = self._reducer
             if red is not None and red.fold(t, op, obj, write):
                 folded = self.folded = True
-                if len(self._runnable) > 1:
-                    self._choices.append(t.tid)  # reduction L4: as if the strategy chose to go on
-            else:
-                if self._acc_check is not None:
-                    self._acc_check.at_point(t)
-                if self._early_timers and self._timers and not t.in_irq:
-                    self._maybe_early_timer(t)
+            elif self._acc_check is not None:
+                self._acc_check.at_point(t)
+            if self._early_timers and self._timers and not t.in_irq:
+                # R8 even at a folded point: its recorded choice keeps the token replayable
+                # without reduction (reduction L4), and firing a timer early only adds schedules
+                self._maybe_early_timer(t)
+            if folded and len(self._runnable) > 1:
+                self._choices.append(t.tid)  # reduction L4: as if the strategy chose to go on
         assert t is not None
         run = self._runnable
         if len(run) > 1 and not folded:

@@ -346,3 +346,31 @@ def test_a_checkpoint_of_a_search_without_reduction_is_refused_by_one_with_it() 
         "(explore --no-reduction); start a new checkpoint or resume it as it was made")
     assert _refusal("ck", want, want) is None
     assert checkpoint_identity(sc, plan("random", 10), {}, True)["reduction"] is False
+
+
+def _timed(k: ds.Kernel) -> None:
+    m = ds.Mutex("m")
+    k.guard(VAR, m)
+    k.blocking_only(m)
+
+    def w(i: int) -> None:
+        for _ in range(2):
+            with m:
+                k.point("write", VAR, True)
+            k.msleep(1 + i)  # a folded point, then a timer
+            k.point("think", -1, False)
+
+    for i in range(3):
+        k.spawn(w, i, name=f"w{i}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tokens_replay_without_reduction_with_early_timers(seed: int) -> None:
+    """reduction L4 with runtime R8: a folded point still offers the early timer (recorded), then
+    records the running thread; the token replays the same trace without reduction."""
+    opts: dict[str, Any] = {"options": {"early_timers": True}, "lockdep": False}
+    ex = ds.Kernel(seed=seed, reduction=True, **opts).run(_timed)
+    assert ex.outcome == "completed" and not ex.findings
+    again = ds.Kernel(replay=ex.token, **opts).run(_timed)
+    assert again.trace_digest == ex.trace_digest
+    assert again.choices == ex.choices
