@@ -74,6 +74,9 @@ RELEASES = frozenset({"mutex_unlock", "spin_unlock"})
 TESTS = frozenset({"mutex_trylock", "spin_trylock", "mutex_is_locked", "spin_is_locked",
                    "mutex_lock_interruptible", "mutex_lock_killable"})
 
+#: Points whose object is a thread id (a child's creation, a signal's target): never folded.
+_THREAD_OPS = frozenset({"spawn", "signal"})
+
 
 class Reducer:
     """The folding rules of one execution (see the module Rules)."""
@@ -93,6 +96,8 @@ class Reducer:
         """May ``t`` go on at its point before ``op`` on ``obj`` without a choice (L1)?"""
         if obj < 0:
             return self.enabled and not write
+        if op in _THREAD_OPS:
+            return False  # obj is a thread id there, not an object
         g = self.guards.get(obj)
         if g is not None:
             if self.k.lockdep.is_held(g, t):

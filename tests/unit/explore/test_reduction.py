@@ -374,3 +374,23 @@ def test_tokens_replay_without_reduction_with_early_timers(seed: int) -> None:
     again = ds.Kernel(replay=ex.token, **opts).run(_timed)
     assert again.trace_digest == ex.trace_digest
     assert again.choices == ex.choices
+
+
+def test_a_thread_id_is_not_a_guarded_object() -> None:
+    """``spawn`` and ``signal`` points name a thread id, which may equal a guarded object's id."""
+
+    def scenario(k: ds.Kernel) -> None:
+        m = ds.Mutex("m")
+        for oid in range(1, 8):
+            if oid != m.oid:
+                k.guard(oid, m)  # ids that are also the threads' ids below
+
+        def w() -> None:
+            k.point("think", -1, False)
+
+        t = k.spawn(w, name="w")
+        k.spawn(w, name="w2")
+        k.send_signal(t)
+
+    ex = ds.Kernel(seed=0, reduction=True, lockdep=False).run(scenario)
+    assert list(ex.findings) == []
