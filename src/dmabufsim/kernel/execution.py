@@ -57,6 +57,11 @@ class Config:
     #: report any that the scheduling points do not declare (``kernel.accesses``;
     #: several times slower; off costs nothing).
     check_accesses: bool = False
+    #: Lipton reduction (``kernel.reduction``): scheduling points no other thread can
+    #: observe (thread-local steps, accesses of guarded objects under their lock,
+    #: releases of blocking-only locks) make no scheduling choice. The explorer turns
+    #: it on for its systematic strategies; a replay never uses it (reduction L4).
+    reduction: bool = False
     #: Extension options by name (rooms above the kernel read their own).
     options: dict[str, Any] = field(default_factory=dict)
 

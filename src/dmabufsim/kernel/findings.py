@@ -41,6 +41,8 @@ KINDS: dict[str, str] = {
     "assertion": "error",
     # A model step touched state its scheduling point did not declare (kernel.accesses A4).
     "undeclared-access": "error",
+    # A guarded object accessed without its lock, or a blocking-only lock tested (kernel.reduction L2, L3).
+    "unguarded-access": "error",
     # Userspace-visible incoherence (claim C12): allowed, reported as info.
     "user-incoherence": "info",
 }

@@ -62,6 +62,11 @@ Rules:
   begin and end (points, waits, wake-ups, creation, exit, joins); two
   conflicting accesses of model state that the declared accesses do not
   order are an ``undeclared-access`` finding. Off, nothing is installed.
+* R12 (reduction, ``Config.reduction``, ``kernel/reduction.py`` L1-L5): a
+  scheduling point no other thread can observe is folded: its step and
+  event happen, no choice is offered. Declared guards (:meth:`Kernel.guard`)
+  and blocking-only locks (:meth:`Kernel.blocking_only`) are checked with
+  reduction on or off.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ from .held import LockTracker
 from .hung_task import NEVER, SPINNING, check_hung_tasks, stall_begin
 from .identity import scenario_id
 from .progress import report_livelock, report_runaway
+from .reduction import Reducer
 from .stack import Frame, _internal, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
@@ -371,7 +377,14 @@ class Kernel:
         self._acc_check: AccessChecker | None = AccessChecker(self) if cfg.check_accesses else None
         #: _dead or _in_timer or _early_timers or _halt or checking accesses: point()'s one test for
         #: its rare cases.
-        self._unusual = self._early_timers or self._acc_check is not None
+        #: The Lipton reduction's rules (R12), when on or when something is declared guarded.
+        self._reducer: Reducer | None = (
+            Reducer(self, True)
+            if cfg.reduction and not isinstance(getattr(self.strategy, "inner", self.strategy), ReplayStrategy)
+            else None)
+        #: True while a folded point emits its event (an explorer's tap merges it into the step).
+        self.folded = False
+        self._unusual = self._early_timers or self._acc_check is not None or self._reducer is not None
         self._ran = False
         self._summaries: tuple[ThreadSummary, ...] = ()
         self.outcome = "completed"
@@ -494,7 +507,8 @@ class Kernel:
         callers (a lock's own operations); it never changes the event.
         """
         t = self._current
-        if self._unusual:  # dead, in a timer callback, early timers on, or halted (R9)
+        folded = False
+        if self._unusual:  # dead, in a timer callback, early timers on, halted (R9), reduction (R12)
             if self._dead:
                 return
             if self._in_timer:
@@ -502,13 +516,20 @@ class Kernel:
             if self._halt:
                 self._stop(self._halt)
             assert t is not None
-            if self._acc_check is not None:
+            red = self._reducer
+            if red is not None and red.fold(t, op, obj, write):
+                folded = self.folded = True
+            elif self._acc_check is not None:
                 self._acc_check.at_point(t)
             if self._early_timers and self._timers and not t.in_irq:
+                # R8 even at a folded point: its recorded choice keeps the token replayable
+                # without reduction (reduction L4), and firing a timer early only adds schedules
                 self._maybe_early_timer(t)
+            if folded and len(self._runnable) > 1:
+                self._choices.append(t.tid)  # reduction L4: as if the strategy chose to go on
         assert t is not None
         run = self._runnable
-        if len(run) > 1:
+        if len(run) > 1 and not folded:
             if t.state is _RUNNABLE:
                 # _decide() inlined for the running thread (the hot path).
                 randbits = self._randbits
@@ -572,9 +593,37 @@ class Kernel:
                 tr.words.append(t.tid_word ^ word)
             if tr._active:
                 tr.tap(steps, t.tid, op, obj, write)  # type: ignore[misc]  # active, not full: a tap
+        if folded:
+            self.folded = False
         if steps > self._check_at:
             t.pending = (op, obj, write)  # a livelock report says where each thread is
             self._periodic()
+
+    def guard(self, obj: int, lock: Any) -> None:
+        """``__guarded_by(lock)``: every scheduling point on object ``obj`` holds ``lock``.
+
+        Checked at each such point (an ``unguarded-access`` finding when the
+        thread does not hold it); with reduction on, those points fold
+        (``kernel/reduction.py`` L2). ``lock``: a lock or its lockdep map.
+        """
+        self._reduction().guards[obj] = getattr(lock, "dep_map", lock)
+
+    def blocking_only(self, lock: Any) -> None:
+        """Declare that ``lock`` is only taken by uninterruptible blocking acquisitions.
+
+        No trylock, ``is_locked`` or interruptible wait on it (each is an
+        ``unguarded-access`` finding); with reduction on, its release folds
+        (``kernel/reduction.py`` L3).
+        """
+        m = getattr(lock, "dep_map", lock)
+        self._reduction().blocking[m.oid] = m
+
+    def _reduction(self) -> Reducer:
+        red = self._reducer
+        if red is None:
+            red = self._reducer = Reducer(self, False)
+            self._unusual = True
+        return red
 
     def event(self, op: str, obj: int, write: bool = True, detail: str = "") -> None:
         """Record an event that is not a scheduling point (a DMA landing, a signal)."""
@@ -853,7 +902,8 @@ class Kernel:
                 tm.fn(*tm.args)
             finally:
                 self._in_timer = False
-                self._unusual = self._dead or self._early_timers or bool(self._halt) or self._acc_check is not None
+                self._unusual = (self._dead or self._early_timers or bool(self._halt)
+                                 or self._acc_check is not None or self._reducer is not None)
         return True
 
     # ------------------------------------------------------------------ time

@@ -78,6 +78,8 @@ class Mutex:
             k.might_sleep("mutex_lock")
         dep_map = self.dep_map
         code, lasti = caller_site(_getframe(2))  # the caller of lock_interruptible()/lock_killable()
+        if interruptible and k._reducer is not None:  # a signalled waiter sees the mutex held (reduction L3)
+            k._reducer.tested(t, "mutex_lock_interruptible", self.oid)
         k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, lasti)
         k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
         if self.owner is not None:  # contended: lock_stat's lock_contended ... lock_acquired (R6)
@@ -176,7 +178,10 @@ class Mutex:
                 break
 
     def is_locked(self) -> bool:
-        """``mutex_is_locked``."""
+        """``mutex_is_locked`` (it observes the owner without waiting: reduction L3)."""
+        k = self.k
+        if k._reducer is not None and k._current is not None:
+            k._reducer.tested(k._current, "mutex_is_locked", self.oid)
         return self.owner is not None
 
     def __enter__(self) -> Mutex:
