@@ -22,7 +22,7 @@ Rules (findings cite them as ``dma-buf Rn``):
   ``ops.release`` and is an ``assertion`` finding if attachments or
   vmaps remain. Any use of a released buffer is a :class:`UsageError`.
 * R3 (locking convention, table of dma-buf.c "locking convention"):
-  attach, detach, begin/end_cpu_access, put and the ``*_unlocked``
+  attach, detach, begin/end_cpu_access, put, mmap and the ``*_unlocked``
   variants must be called **without** the reservation lock (``might_lock``);
   pin, unpin, map, unmap, vmap, vunmap and ``move_notify`` **with** it.
   A violation is an ``assertion`` finding naming the function and the
@@ -53,6 +53,21 @@ Rules (findings cite them as ``dma-buf Rn``):
   (``DMA_BIDIRECTIONAL``/``DMA_TO_DEVICE``), up to WRITE for a CPU read.
 * R10 (vmap): refcounted; only the first vmap reaches the exporter, the
   last vunmap unmaps; a vunmap without a vmap is an ``assertion`` finding.
+* R12 (mmap, the policy since v6.5, commit ef1a8c92b4c0 "dma-buf: Change
+  locking policy for mmap()"): ``dma_buf_mmap`` is called without the
+  reservation lock (R3); an exporter without ``mmap`` is ``EINVAL``, a
+  range beyond the buffer (``pgoff`` + the VMA's pages > size) is
+  ``EINVAL``; the core sets the VMA's ``pgoff`` and calls ``ops.mmap``
+  *without* the lock: the exporter takes it itself if it needs it.
+  ``export(..., core_locks_mmap=True)`` models the v6.2-v6.4 policy (commit
+  "dma-buf: Move dma_buf_mmap() to dynamic locking specification"), where
+  the core held the lock around ``ops.mmap``: an exporter that locks too
+  (``drm_gem_shmem_mmap`` once it used the reservation lock) then takes a
+  lock it already holds, and lockdep reports the recursion.
+* R13 (vmap_unlocked): ``dma_buf_vmap_unlocked`` / ``dma_buf_vunmap_unlocked``
+  are called without the reservation lock, take it, and do R10's
+  ``dma_buf_vmap`` / ``dma_buf_vunmap`` under it; ``ops.vmap`` / ``ops.vunmap``
+  always run with the lock held and must not take it.
 * R11 (revocation, claim C2): :meth:`DmaBuf.revoke` invalidates every
   dynamic importer and returns only when each of them has called
   :meth:`DmaBufRevocation.put` for the accesses it could not stop
@@ -85,6 +100,9 @@ __all__ = [
     "DMA_BIDIRECTIONAL", "DMA_FROM_DEVICE", "DMA_TO_DEVICE", "DmaBuf", "DmaBufAttachOps", "DmaBufAttachment",
     "DmaBufOps", "DmaBufRevocation", "DmaDataDirection", "SgEntry", "SgTable", "export",
 ]
+
+#: ``PAGE_SHIFT`` (the ``dma`` room does not import ``mm``; a test holds it equal to ``mm.page.PAGE_SHIFT``).
+PAGE_SHIFT = 12
 
 
 class SgTable:
@@ -146,8 +164,9 @@ class DmaBufOps:
       ``pin`` the memory is usable by every device and MUST NOT move until
       the matching ``unpin``.
     * :meth:`attach`, :meth:`detach`, :meth:`release`,
-      :meth:`begin_cpu_access`, :meth:`end_cpu_access` run without the
-      reservation lock (they may take it); :meth:`vmap`/:meth:`vunmap` with it.
+      :meth:`begin_cpu_access`, :meth:`end_cpu_access` and :meth:`mmap` run
+      without the reservation lock (they may take it, R12);
+      :meth:`vmap`/:meth:`vunmap` with it (they must not, R13).
     * ``cache_sgt_mapping``: the core caches the first mapping per attachment.
 
     The optional callbacks' defaults do what the core does when the
@@ -188,6 +207,13 @@ class DmaBufOps:
 
     def end_cpu_access(self, dmabuf: DmaBuf, direction: DmaDataDirection) -> None:
         """``end_cpu_access`` (optional)."""
+
+    def mmap(self, dmabuf: DmaBuf, vma: Any) -> None:
+        """``mmap`` (optional): back the user mapping ``vma`` with the buffer; ``EINVAL`` when absent.
+
+        Runs without the reservation lock and may take it (R12).
+        """
+        raise EINVAL(f"{type(self).__name__} has no mmap")
 
     def vmap(self, dmabuf: DmaBuf) -> Any:
         """``vmap`` (optional): a kernel mapping of the whole buffer; ``EINVAL`` when absent."""
@@ -429,6 +455,7 @@ class DmaBuf:
 
     __slots__ = (
         "attachments",
+        "core_locks_mmap",
         "exp_name",
         "k",
         "move_generation",
@@ -445,7 +472,10 @@ class DmaBuf:
         "vmap_ptr",
     )
 
-    def __init__(self, ops: DmaBufOps, size: int, priv: Any, resv: DmaResv | None, name: str, exp_name: str) -> None:
+    def __init__(
+        self, ops: DmaBufOps, size: int, priv: Any, resv: DmaResv | None, name: str, exp_name: str,
+        core_locks_mmap: bool = False,
+    ) -> None:
         k = self.k = current_kernel()
         self.oid = k.new_oid()
         self.ops = ops
@@ -461,6 +491,8 @@ class DmaBuf:
         self.move_generation = 0
         self.vmap_count = 0
         self.vmap_ptr: Any = None
+        #: R12: the v6.2-v6.4 policy, the core holds the reservation lock around ``ops.mmap``.
+        self.core_locks_mmap = core_locks_mmap
 
     # ------------------------------------------------------------ helpers
 
@@ -819,6 +851,59 @@ class DmaBuf:
         self.vmap_count = 1
         return ptr
 
+    def vmap_unlocked(self) -> Any:
+        """``dma_buf_vmap_unlocked`` (R13): lock the reservation object, ``dma_buf_vmap``, unlock."""
+        fn = "dma_buf_vmap_unlocked"
+        self._alive(fn)
+        self._requires_not_held(fn)
+        self.resv.lock(None)
+        try:
+            return self.vmap()
+        finally:
+            self.resv.unlock()
+
+    def vunmap_unlocked(self, vaddr: Any) -> None:
+        """``dma_buf_vunmap_unlocked`` (R13)."""
+        fn = "dma_buf_vunmap_unlocked"
+        self._alive(fn)
+        self._requires_not_held(fn)
+        self.resv.lock(None)
+        try:
+            self.vunmap(vaddr)
+        finally:
+            self.resv.unlock()
+
+    def mmap(self, vma: Any, pgoff: int = 0) -> None:
+        """``dma_buf_mmap`` (R3, R12): set up the user mapping ``vma`` through the exporter's ``mmap``.
+
+        ``vma`` is the ``struct vm_area_struct`` being created (its
+        ``start``, ``end`` and ``pgoff``); the caller holds its mm's
+        ``mmap_lock`` for writing, as ``mmap_region`` does around
+        ``call_mmap`` (``dma_buf_mmap_internal`` is this with ``pgoff`` =
+        the VMA's own). The exporter's callback runs without the reservation
+        lock unless the buffer was exported with ``core_locks_mmap``.
+        """
+        fn = "dma_buf_mmap"
+        self._alive(fn)
+        self._requires_not_held(fn)
+        self.k.point(fn, self.oid, True, self.name)
+        if not type(self.ops)._overrides("mmap"):
+            raise EINVAL(f"{fn}: exporter {type(self.ops).__name__} has no mmap (dma-buf R12)")
+        npages = (vma.end - vma.start) >> PAGE_SHIFT
+        if pgoff < 0 or pgoff + npages > self.size >> PAGE_SHIFT:
+            raise EINVAL(f"{fn}: pages [{pgoff}, {pgoff + npages}) beyond {self.name}'s size {self.size} (dma-buf R12)")
+        # vma_set_file(vma, dmabuf->file); vma->vm_pgoff = pgoff;
+        vma.pgoff = pgoff
+        if not self.core_locks_mmap:
+            self.ops.mmap(self, vma)
+            return
+        # The v6.2-v6.4 policy: dma_resv_lock(dmabuf->resv, NULL) around ops->mmap.
+        self.resv.lock(None)
+        try:
+            self.ops.mmap(self, vma)
+        finally:
+            self.resv.unlock()
+
     def vunmap(self, vaddr: Any) -> None:
         """``dma_buf_vunmap`` (R3, R10)."""
         fn = "dma_buf_vunmap"
@@ -852,8 +937,9 @@ def export(
     resv: DmaResv | None = None,
     name: str = "dmabuf",
     exp_name: str = "",
+    core_locks_mmap: bool = False,
 ) -> DmaBuf:
-    """``dma_buf_export``: share ``priv`` through ``ops`` (R1)."""
+    """``dma_buf_export``: share ``priv`` through ``ops`` (R1); ``core_locks_mmap``: R12's v6.2-v6.4 policy."""
     cls = type(ops)
     for fn in ("map_dma_buf", "unmap_dma_buf", "release"):
         if not cls._overrides(fn):
@@ -865,7 +951,7 @@ def export(
     if size <= 0:
         raise EINVAL(f"dma_buf_export: size {size}")
     k: Kernel = current_kernel()
-    buf = DmaBuf(ops, size, priv, resv, name, exp_name or cls.__name__)
+    buf = DmaBuf(ops, size, priv, resv, name, exp_name or cls.__name__, core_locks_mmap)
     k.point("dma_buf_export", buf.oid, True, name)
     return buf
 
