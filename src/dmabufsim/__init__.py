@@ -50,6 +50,9 @@ from .dma.dma_buf import DmaBuf, DmaBufAttachment, DmaBufAttachOps, DmaBufOps, D
 from .drivers.amdgpu_exporter import AmdgpuExporter
 from .drivers.dma_buf_importers import DynamicImporter, StaticImporter
 
+# -- drivers: a GEM shmem driver with PRIME, dma-buf mmap (issue 20)
+from .drivers.gem_shmem import DrmDevice, GemShmemObject, mmap_dma_buf
+
 # -- drivers: the userptr helper and the userptr designs of the thread (issue 7)
 from .drivers.userptr_common import UserptrBo
 from .drivers.userptr_helper import Userptr

@@ -96,7 +96,7 @@ from .stack import Frame, _internal, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
 from .timer import Timer
-from .trace import _DETX, _OPX, LockMark, Trace, detail_word, op_word
+from .trace import _DETX, _OPX, STACK_ROOTS, LockMark, SchedMark, Trace, detail_word, op_word
 from .watchdog import WatchdogStop
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
@@ -321,6 +321,8 @@ class Kernel:
         self.trace = Trace(record=cfg.record_trace)
         #: The lock_stat hooks of a recorded execution (:meth:`lock_stat`); None when not recording.
         self.lock_marks: list[LockMark] | None = [] if cfg.record_trace else None
+        #: Where a thread was preempted or went to sleep, in a recorded execution; None when not recording.
+        self.sched_marks: list[SchedMark] | None = [] if cfg.record_trace else None
         self.findings: list[Finding] = []
         #: Per-execution state of the rooms above the kernel, by name.
         self.ext: dict[str, Any] = {}
@@ -563,6 +565,8 @@ class Kernel:
                 t.pending = (op, obj, write)
                 nxt = self._decide(t)
             if nxt is not t:
+                if self.sched_marks is not None and t.state is _RUNNABLE:
+                    self._sched_mark(t, "preempt", "")
                 # _switch() inlined.
                 self._current = nxt
                 glet = nxt.glet
@@ -691,6 +695,13 @@ class Kernel:
             marks.append(LockMark(len(events) if events is not None else 0, t.tid if t is not None else -1,
                                   what, obj, self.now))
 
+    def _sched_mark(self, t: KThread, what: str, on: str) -> None:
+        """Record that ``t`` loses the CPU here (recording only, like :meth:`lock_stat`)."""
+        marks = self.sched_marks
+        events = self.trace.events
+        if marks is not None:
+            marks.append(SchedMark(len(events) if events is not None else 0, t.tid, what, on, self.now))
+
     def block(
         self, what: str, obj: int, *, interruptible: bool = False, timeout: int | None = None, name: str = ""
     ) -> str:
@@ -727,6 +738,8 @@ class Kernel:
             chk.waits(t, what, obj)
         run = self._runnable
         run.remove(t)
+        if self.sched_marks is not None:
+            self._sched_mark(t, "block", f"{what} #{obj}" + (f" ({name})" if name else ""))
         tm = None
         if timeout is not None:
             tm = self.add_timer(self.now + max(0, timeout), self._timeout_wake, t, name=f"timeout:{t.name}")
@@ -1367,14 +1380,15 @@ class Kernel:
     def _summarise(self) -> tuple[ThreadSummary, ...]:
         out = []
         for t in self._threads:
+            ctx = "hardirq" if t.in_irq else "softirq" if t.in_softirq else ""
             if t.state is ThreadState.BLOCKED:
                 what, obj, _ = t.blocked_on or ("?", -1, "")
-                out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", self._is_daemon(t)))
+                out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", self._is_daemon(t), ctx))
             elif t.state is ThreadState.RUNNABLE:
-                out.append(ThreadSummary(t.tid, t.name, "runnable", "", self._is_daemon(t)))
+                out.append(ThreadSummary(t.tid, t.name, "runnable", "", self._is_daemon(t), ctx))
             else:
                 state = "exited" if t.error is None else "crashed"
-                out.append(ThreadSummary(t.tid, t.name, state, "", self._is_daemon(t)))
+                out.append(ThreadSummary(t.tid, t.name, state, "", self._is_daemon(t), ctx))
         return tuple(out)
 
     def _result(self) -> Execution:
@@ -1399,6 +1413,13 @@ class Kernel:
             diverged_at=diverged,
             events=self.trace.events,
             lock_marks=self.lock_marks,
+            sched_marks=self.sched_marks,
+            event_stacks=self.trace.event_stacks,
+            stack_table=self.trace.stack_table if self.trace.event_stacks is not None else None,
             scenario_id=self.scenario_id,
             notes=tuple(self._notes),
         )
+
+
+# Trace T4: a timer callback's events carry the callback's own stack, not the stack of whoever advanced time.
+STACK_ROOTS.add(id(Kernel._advance_time.__code__))

@@ -387,6 +387,7 @@ CLAIM_INDEX: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("M2", "modern", "dynamic importers with move_notify", ("dma-buf", "ttm")),
     ("M3", "modern", "userptr on mmu_interval_notifier with read_retry", ("userptr", "mm")),
     ("M4", "modern", "dma_fence_begin_signalling annotations", ("dma", "lockdep")),
+    ("M5", "modern", "dma-buf mmap/vmap locking policy", ("dma-buf", "lockdep", "mm")),
     # From kernel history: real, fixed bugs of this stack.
     ("H1", "history", "drm_sched entity kill: where leftover jobs are signalled", ("sched", "workqueue", "irq_work")),
     ("H2", "history", "sw_sync timeline points: free vs signal", ("kref", "fence lifetimes")),
