@@ -102,6 +102,8 @@ class Page:
         "dirty",
         "gen",
         "gup_refs",
+        "lock_waiters",
+        "locked_by",
         "oid",
         "owner",
         "pfn",
@@ -129,6 +131,10 @@ class Page:
         self.rmap: list[tuple[Any, int]] = []
         #: Device mappings that can reach the frame (maintained by the device room).
         self.dev_maps: list[Any] = []
+        #: ``PG_locked``: the thread holding the page lock (``mm/page_lock.py``), or None.
+        self.locked_by: Any = None
+        #: Threads sleeping in ``lock_page`` (``folio_wait_table``), in arrival order.
+        self.lock_waiters: list[Any] = []
 
     @property
     def is_free(self) -> bool:
