@@ -40,7 +40,14 @@ from ..kernel.runtime import current_kernel
 from ..locking.mutex import Mutex
 from ..mm.memory import PROT_READ, PROT_WRITE, Process
 from ..mm.page import PAGE_SIZE, Page, alloc_page
-from ..mm.vm_fault import FAULT_FLAG_ALLOW_RETRY, VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VmFault, VmOperations
+from ..mm.vm_fault import (
+    FAULT_FLAG_ALLOW_RETRY,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_RETRY,
+    VM_FAULT_SIGBUS,
+    VmFault,
+    VmOperations,
+)
 
 
 class GemObject:
