@@ -92,6 +92,9 @@ class ShmemObject:
     same pages.
     """
 
+    #: A page-cache object: its pages have a mapping (``page_lock`` R6).
+    is_page_cache = True
+
     def __init__(self, nr_pages: int, name: str = "shmem") -> None:
         self.k = current_kernel()
         self.oid = self.k.new_oid()
