@@ -104,7 +104,10 @@ CLAIMS = [
         "id": "H16",
         "design": "copy-under-reservation",
         "scenario": copy_under_reservation,
-        "expected": {"kinds": ["circular-locking"], "chain": ["mmap_lock", "reservation_ww_class_acquire", "reservation_ww_class_mutex"]},
+        "expected": {
+            "kinds": ["circular-locking"],
+            "chain": ["mmap_lock", "reservation_ww_class_acquire", "reservation_ww_class_mutex"],
+        },
         "budget": 50,
     },
     {
