@@ -38,6 +38,12 @@ from .lockdep_map import LockdepMap
 _getframe = sys._getframe
 
 
+#: ``enum mutex_trylock_recursive_enum``.
+MUTEX_TRYLOCK_FAILED = 0
+MUTEX_TRYLOCK_SUCCESS = 1
+MUTEX_TRYLOCK_RECURSIVE = 2
+
+
 class Mutex:
     """``struct mutex``. ``with m:`` locks and unlocks."""
 
@@ -158,6 +164,19 @@ class Mutex:
         code, lasti = caller_site(_getframe(1))
         k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, code, lasti)
         return True
+
+    def trylock_recursive(self) -> int:
+        """``mutex_trylock_recursive`` (2017-2021): :data:`MUTEX_TRYLOCK_RECURSIVE` if the caller owns it,
+        else :data:`MUTEX_TRYLOCK_SUCCESS` or :data:`MUTEX_TRYLOCK_FAILED` as ``trylock``.
+
+        The kernel marked it a wart from the start ("this function should not be used, *ever*"):
+        drivers used it to survive being re-entered under their own big lock.
+        """
+        k = self.k
+        k.point("mutex_trylock", self.oid, True, self.dep_map.name, self._w_trylock)
+        if self.owner is k.current:
+            return MUTEX_TRYLOCK_RECURSIVE
+        return MUTEX_TRYLOCK_SUCCESS if self.trylock() else MUTEX_TRYLOCK_FAILED
 
     def unlock(self) -> None:
         """``mutex_unlock``: release and wake the first waiter (R3, R5)."""
