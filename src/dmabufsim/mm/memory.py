@@ -279,6 +279,9 @@ class MmStruct:
     def _zap(self, start: int, end: int) -> int:
         """``zap_page_range``: drop the PTEs of ``[start, end)`` (R5). Returns the number zapped."""
         n = 0
+        # zap_pte_range under the page-table lock: the notifier callbacks before it may have
+        # been scheduling points, so this step declares the tables it writes.
+        self.k.event("zap_pte_range", self.oid, True)
         ptes = self.ptes
         alloc = self.alloc
         lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
@@ -404,6 +407,9 @@ class MmStruct:
                 page.refcount += 1
             else:
                 page = self.alloc.alloc_page(GFP_KERNEL, self)
+            # set_pte_at under the page-table lock: the allocation above was a scheduling point, so
+            # this step declares the tables it writes (another reader of mmap_lock may fault too).
+            self.k.event("set_pte_at", self.oid, True)
             page.rmap.append((self, va))
             pte = self.ptes[vpn] = Pte(page, bool(vma.prot & PROT_WRITE) and (vma.shared or write))
             return pte
@@ -423,7 +429,7 @@ class MmStruct:
         if ret & VM_FAULT_RETRY:
             if not flags & FAULT_FLAG_ALLOW_RETRY:
                 raise UsageError(f"{type(vma.vm_ops).__name__}.fault returned VM_FAULT_RETRY without ALLOW_RETRY")
-            if self.k.current in self.mmap_lock.readers:
+            if self.k.lockdep.is_held(self.mmap_lock.dep_map):
                 raise UsageError(f"{type(vma.vm_ops).__name__}.fault returned VM_FAULT_RETRY holding mmap_lock")
             raise VmFaultRetry(f"{self.name}: fault at {va:#x} to retry")
         if not ret & VM_FAULT_NOPAGE or vmf.page is None:

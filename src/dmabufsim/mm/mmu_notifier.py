@@ -337,11 +337,12 @@ class MMUNotifier:
 def _check_completion(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRange) -> None:
     """R8 (claim C15): nothing made for this mm's range may reach its pages once the callbacks returned."""
     mm = subs.mm
+    # The check reads the page tables and each page's device mappings: the step declares them
+    # (before the first read: an rmap walk, try_to_unmap, calls this without mmap_lock).
+    k.event("mmu_notifier_check", getattr(mm, "oid", subs.oid), False)
     ptes: dict[int, Any] | None = getattr(mm, "ptes", None)
     if not ptes:
         return
-    # The check reads the page tables and each page's device mappings: the step declares them.
-    k.event("mmu_notifier_check", getattr(mm, "oid", subs.oid), False)
     lo, hi = range.start >> PAGE_SHIFT, (range.end + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
     vpns = sorted(v for v in ptes if lo <= v < hi)
     for vpn in vpns:

@@ -107,6 +107,7 @@ def set_page_dirty_lock(page: Page) -> None:
 def set_page_dirty(page: Page) -> None:
     """``set_page_dirty``: without the page lock, racing its holder for a page-cache page (R6)."""
     k = page.alloc.k
+    k.event("set_page_dirty_check", page.oid, False)  # reads PG_locked
     holder = page.locked_by
     if holder is not None and holder is not k.current and getattr(page.owner, "is_page_cache", False):
         k.point("set_page_dirty", page.oid, True)

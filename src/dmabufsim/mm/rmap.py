@@ -42,6 +42,7 @@ def try_to_unmap(page: Page) -> int:
     n = 0
     for mm, addr in list(page.rmap):
         assert isinstance(mm, MmStruct)
+        k.point("page_vma_mapped_walk", mm.oid, True)  # under the page-table lock
         if not mm.maps_page_at(page, addr):
             continue
         rng = MmuNotifierRange(mm, addr, addr + PAGE_SIZE, MmuNotifyEvent.CLEAR)
