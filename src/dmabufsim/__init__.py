@@ -27,7 +27,7 @@ from .check import IsolationChecker
 from .device import Device, GpuVm, IommuDomain
 
 # -- device: the TTM-like memory manager (issue 6)
-from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice
+from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice, TTMShrinker
 
 # -- dma: fences and reservation objects
 from .dma import (

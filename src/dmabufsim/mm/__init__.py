@@ -58,7 +58,7 @@ from .page import (
 )
 from .page_lock import PageLocked, lock_page, trylock_page, unlock_page
 from .rmap import shrink_page, try_to_unmap
-from .shrinker import SHRINK_BATCH, SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker, ShrinkerRegistry
+from .shrinker import SHRINK_BATCH, SHRINK_EMPTY, SHRINK_STOP, LegacyShrinker, ShrinkControl, Shrinker, ShrinkerRegistry
 from .uaccess import (
     copy_from_user,
     copy_from_user_inatomic,
@@ -90,7 +90,7 @@ __all__ = [
     "set_page_dirty", "set_page_dirty_lock", "unpin_user_page", "unpin_user_pages",
     "unpin_user_pages_dirty_lock",
     "FAULT_FLAG_ALLOW_RETRY", "FAULT_FLAG_TRIED", "FAULT_FLAG_WRITE", "VM_FAULT_NOPAGE", "VM_FAULT_RETRY",
-    "VM_FAULT_SIGBUS", "PageLocked", "VmFault", "VmOperations", "copy_from_user", "copy_from_user_inatomic",
-    "copy_to_user", "fault_in_readable", "get_user", "lock_page", "might_fault", "put_user", "shrink_page",
-    "trylock_page", "try_to_unmap", "unlock_page",
+    "VM_FAULT_SIGBUS", "LegacyShrinker", "PageLocked", "VmFault", "VmOperations", "copy_from_user",
+    "copy_from_user_inatomic", "copy_to_user", "fault_in_readable", "get_user", "lock_page", "might_fault",
+    "put_user", "shrink_page", "trylock_page", "try_to_unmap", "unlock_page",
 ]
