@@ -666,9 +666,9 @@ class Process:
         return f"<Process {self.name} {self.mm!r}>"
 
     def mmap(self, length: int, prot: int = PROT_READ | PROT_WRITE, *, shared: bool = False,
-             addr: int | None = None) -> int:
-        """``mmap``: see :meth:`MmStruct.mmap`."""
-        return self.mm.mmap(length, prot, shared=shared, addr=addr)
+             addr: int | None = None, vm_ops: VmOperations | None = None) -> int:
+        """``mmap``: see :meth:`MmStruct.mmap` (``vm_ops``: a driver's mapping, R7)."""
+        return self.mm.mmap(length, prot, shared=shared, addr=addr, vm_ops=vm_ops)
 
     def munmap(self, addr: int, length: int) -> None:
         self.mm.munmap(addr, length)
