@@ -14,14 +14,13 @@ from dmabufsim.mm import notifier_hooks as hooks
 from dmabufsim.mm.gup import get_user_pages_fast
 from dmabufsim.mm.memory import Process
 from dmabufsim.mm.mmu_notifier import MMUNotifier, MMUNotifierOps, mmu_notifier_variant
-from dmabufsim.mm.page import PAGE_SIZE, GFP_KERNEL, alloc_page, init_memory
+from dmabufsim.mm.page import GFP_KERNEL, PAGE_SIZE, alloc_page, init_memory
 from dmabufsim.mm.page_lock import PageLocked, lock_page, set_page_dirty, trylock_page, unlock_page
 from dmabufsim.mm.rmap import shrink_page, try_to_unmap
 from dmabufsim.mm.uaccess import copy_from_user, copy_from_user_inatomic, copy_to_user, get_user, put_user
 from dmabufsim.mm.vm_fault import (
     FAULT_FLAG_ALLOW_RETRY,
     FAULT_FLAG_TRIED,
-    VM_FAULT_NOPAGE,
     VM_FAULT_RETRY,
     VmFault,
     VmOperations,
