@@ -53,6 +53,7 @@ from .page import (
     alloc_page,
     free_page,
     init_memory,
+    kswapd_reclaim,
     owner_name,
     page_allocator,
 )
@@ -92,5 +93,5 @@ __all__ = [
     "FAULT_FLAG_ALLOW_RETRY", "FAULT_FLAG_TRIED", "FAULT_FLAG_WRITE", "VM_FAULT_NOPAGE", "VM_FAULT_RETRY",
     "VM_FAULT_SIGBUS", "LegacyShrinker", "PageLocked", "VmFault", "VmOperations", "copy_from_user",
     "copy_from_user_inatomic", "copy_to_user", "fault_in_readable", "get_user", "lock_page", "might_fault",
-    "put_user", "shrink_page", "trylock_page", "try_to_unmap", "unlock_page",
+    "kswapd_reclaim", "put_user", "shrink_page", "trylock_page", "try_to_unmap", "unlock_page",
 ]
