@@ -13,6 +13,9 @@ Rules:
 * R4: ``lock_interruptible`` raises ``EINTR`` when a signal is pending.
 * R5: an unlock wakes the first waiter; a thread arriving before it runs may
   take the lock first (the kernel's optimistic spinning / lock stealing).
+* R7: ``trylock_recursive`` (``mutex_trylock_recursive``, 2017-2021) answers
+  RECURSIVE when the caller already owns the mutex, and otherwise acts as
+  ``trylock``; it exists to write the old drivers that used it.
 * R6: a lock that must wait calls lock_stat's ``lock_contended`` before it
   sleeps and ``lock_acquired`` once it owns the mutex (``lock_failed`` when
   a signal ends the wait): ``Kernel.lock_stat``, kept only while recording.
