@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dmabufsim as ds
 from dmabufsim.kernel.errors import EAGAIN, EFAULT, UsageError
@@ -474,3 +476,36 @@ def test_faults_are_deterministic() -> None:
     for seed in range(5):
         a, b = run(scenario, seed), run(scenario, seed)
         assert a.trace_digest == b.trace_digest and a.findings == b.findings == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["read", "write", "zap"]), st.integers(0, 2)), max_size=12))
+def test_a_driver_mapping_always_shows_the_objects_pages(ops: list[tuple[str, int]]) -> None:
+    """vm_fault R2/R3: whatever the order of accesses and revocations, the mapping reaches the
+    object's own page, and each page holds one reference per PTE besides its owner's."""
+    bad: list[str] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        vm = PagesVmOps(3)
+        proc = Process("app")
+        addr = proc.mmap(3 * PAGE_SIZE, vm_ops=vm)
+        shadow: dict[int, object] = {}
+        for n, (op, i) in enumerate(ops):
+            va = addr + i * PAGE_SIZE
+            if op == "write":
+                proc.write(va, n)
+                shadow[i] = n
+            elif op == "read":
+                if proc.read(va) != shadow.get(i, 0):
+                    bad.append(f"read {i}")
+            else:
+                vm.unmap_mapping_range()
+            for j, page in enumerate(vm.pages):
+                mapped = proc.mm.lookup(addr + j * PAGE_SIZE)
+                if mapped is not None and mapped is not page:
+                    bad.append(f"page {j} maps a foreign frame")
+                if page.refcount != 1 + (mapped is not None):
+                    bad.append(f"page {j} refcount {page.refcount}")
+
+    assert run_first(scenario).findings == []
+    assert bad == []
