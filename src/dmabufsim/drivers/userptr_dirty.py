@@ -7,14 +7,12 @@ GPU's writes reach the file behind a shared mapping. ``set_page_dirty`` on a
 page-cache page wants the page lock (``page_lock`` R6), but ``put_pages``
 can be reached from ``try_to_unmap``, which already holds it (``rmap`` R1):
 
-* ``DIRTY_LOCK``: ``set_page_dirty_lock`` (cb6d7c7dc7, "drm/i915/userptr:
-  Acquire the page lock around set_page_dirty()"): from reclaim's
+* ``DIRTY_LOCK``: ``set_page_dirty_lock`` (cb6d7c7dc7): from reclaim's
   ``try_to_unmap`` the callback waits for the page lock its own thread holds.
 * ``DIRTY_NOLOCK``: plain ``set_page_dirty`` (its revert 505a8ec7e1): the
   dirty state races with truncation / writeback holding the lock.
 * ``DIRTY_TRYLOCK``: ``trylock_page``; when the lock is contended, skip the
-  dirtying (0d4bbe3d40, "drm/i915/userptr: Try to acquire the page lock
-  around set_page_dirty()"; Fixes: 5cc9ed4b9a).
+  dirtying (0d4bbe3d40; Fixes: 5cc9ed4b9a).
 
 Rules:
 

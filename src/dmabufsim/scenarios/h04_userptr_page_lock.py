@@ -1,9 +1,8 @@
 """H4: i915 userptr dirtying its pages and the page lock (2019).
 
-Source: upstream 0d4bbe3d40, "drm/i915/userptr: Try to acquire the page lock
-around set_page_dirty()" (Chris Wilson, 2019; Fixes: 5cc9ed4b9a), which
-settles the back-and-forth of cb6d7c7dc7 ("Acquire the page lock around
-set_page_dirty()") and its revert 505a8ec7e1.
+Source: upstream 0d4bbe3d40 (a cherry-pick line of the i915 userptr fix,
+2019; Fixes: 5cc9ed4b9a), which settles the back-and-forth of cb6d7c7dc7
+(take the page lock around the dirtying) and its revert 505a8ec7e1.
 
 The bug, in our words: when a userptr object gives its pages back it marks
 them dirty, because the GPU may have written them. For pages of a file (a

@@ -1,7 +1,7 @@
 """H14: i915 allocated under ``i915->mm_lock``, which the free path (and so reclaim) takes (2020).
 
-Source: Chris Wilson, "drm/i915/gem: Avoid kmalloc under i915->mm_lock",
-Message-ID 20200619194038.5088-1-chris@chris-wilson.co.uk.
+Source: Chris Wilson's patch of June 2020, Message-ID
+20200619194038.5088-1-chris@chris-wilson.co.uk.
 
 The bug, in our words: each userptr object points to a shared, reference
 counted record of its process's mm (``struct i915_mm_struct``), found in a

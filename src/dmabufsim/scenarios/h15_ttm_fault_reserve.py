@@ -1,7 +1,7 @@
 """H15: TTM's fault handler reserved the buffer under ``mmap_lock`` (2013).
 
 Source: commit c58f009e01c9, "drm/ttm: Remove set_need_resched from the ttm
-fault handler" (Maarten Lankhorst, 2013).
+fault handler" (2013).
 
 The bug, in our words: a CPU fault on a TTM buffer's mmap runs
 ``ttm_bo_vm_fault`` with ``mmap_lock`` held and reserves the buffer there:
