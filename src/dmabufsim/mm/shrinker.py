@@ -25,8 +25,7 @@ Rules:
 * R5 (variants, extension): a shrinker is written by subclassing
   :class:`Shrinker` and implementing its two public callbacks; the
   single-callback API of before Linux 3.12 (``shrinker->shrink``, replaced
-  by Dave Chinner's count/scan split, "mm: new shrinker API", 24f7c6b981fb,
-  2013) is :class:`LegacyShrinker`: one ``shrink(sc)`` called with
+  by Dave Chinner's count/scan split in 2013) is :class:`LegacyShrinker`: one ``shrink(sc)`` called with
   ``nr_to_scan == 0`` to count and with a batch to scan, returning the
   objects left, or -1 when it cannot make progress (the old code that took
   a driver lock there, e.g. i915's ``struct_mutex`` shrinker, is written
