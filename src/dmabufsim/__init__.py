@@ -27,7 +27,7 @@ from .check import IsolationChecker
 from .device import Device, GpuVm, IommuDomain
 
 # -- device: the TTM-like memory manager (issue 6)
-from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice
+from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice, TTMShrinker
 
 # -- dma: fences and reservation objects
 from .dma import (
@@ -135,6 +135,12 @@ from .mm import (
 
 # -- mm: MMU notifiers and interval notifiers (issue 7)
 from .mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
-from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps
+from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps, mmu_notifier_variant
+
+# -- mm: the fault path (driver fault handlers, user copies that fault) and the page lock (issue 16)
+from .mm.page_lock import lock_page, set_page_dirty_lock, trylock_page, unlock_page
+from .mm.rmap import shrink_page, try_to_unmap
+from .mm.uaccess import copy_from_user, copy_from_user_inatomic, copy_to_user, fault_in_readable, get_user, put_user
+from .mm.vm_fault import VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VmFault, VmOperations
 
 __version__ = "0.1.0"

@@ -13,6 +13,9 @@ Rules:
 * R4: ``lock_interruptible`` raises ``EINTR`` when a signal is pending.
 * R5: an unlock wakes the first waiter; a thread arriving before it runs may
   take the lock first (the kernel's optimistic spinning / lock stealing).
+* R7: ``trylock_recursive`` (``mutex_trylock_recursive``, 2017-2021) answers
+  RECURSIVE when the caller already owns the mutex, and otherwise acts as
+  ``trylock``; it exists to write the old drivers that used it.
 * R6: a lock that must wait calls lock_stat's ``lock_contended`` before it
   sleeps and ``lock_acquired`` once it owns the mutex (``lock_failed`` when
   a signal ends the wait): ``Kernel.lock_stat``, kept only while recording.
@@ -36,6 +39,12 @@ from ..kernel.trace import event_word, op_word
 from .lockdep_map import LockdepMap
 
 _getframe = sys._getframe
+
+
+#: ``enum mutex_trylock_recursive_enum``.
+MUTEX_TRYLOCK_FAILED = 0
+MUTEX_TRYLOCK_SUCCESS = 1
+MUTEX_TRYLOCK_RECURSIVE = 2
 
 
 class Mutex:
@@ -160,6 +169,19 @@ class Mutex:
         code, lasti = caller_site(_getframe(1))
         k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, code, lasti)
         return True
+
+    def trylock_recursive(self) -> int:
+        """``mutex_trylock_recursive`` (2017-2021): :data:`MUTEX_TRYLOCK_RECURSIVE` if the caller owns it,
+        else :data:`MUTEX_TRYLOCK_SUCCESS` or :data:`MUTEX_TRYLOCK_FAILED` as ``trylock``.
+
+        The kernel marked it a wart from the start ("this function should not be used, *ever*"):
+        drivers used it to survive being re-entered under their own big lock.
+        """
+        k = self.k
+        k.point("mutex_trylock", self.oid, True, self.dep_map.name, self._w_trylock)
+        if self.owner is k.current:
+            return MUTEX_TRYLOCK_RECURSIVE
+        return MUTEX_TRYLOCK_SUCCESS if self.trylock() else MUTEX_TRYLOCK_FAILED
 
     def unlock(self) -> None:
         """``mutex_unlock``: release and wake the first waiter (R3, R5)."""

@@ -31,7 +31,10 @@ Rules:
   checks, every ``assertion`` finding is one of them and each was seen (R7).
   Info kinds (``iommu-fault``,
   ``user-incoherence``) are allowed unless asserted (in ``kinds``: must be
-  found; in ``absent``: must not be).
+  found; in ``absent``: must not be). An error kind in ``absent`` says that
+  no schedule may show it even though another expected kind predicts it
+  (lockdep's cycle that cannot close, H11): such a row is explored to its
+  whole budget, never stopped at the first expected finding.
 * R2 (clean): ``Verdict(clean=True)`` expects no error or warning finding
   in any execution; it may still require info kinds ("the IOMMU faulted:
   isolation held").
