@@ -27,6 +27,9 @@ KNOWN_BACK_EDGES = {
     ("mm.notifier_hooks", "mm.memory"),
     ("mm.page", "mm.shrinker"),
     ("locking.lockdep_priming", "locking.lockdep"),
+    # type-only imports (under TYPE_CHECKING) of the object a helper serves
+    ("kernel.reduction", "kernel.runtime"),
+    ("mm.vm_fault", "mm.memory"),
 }
 
 
