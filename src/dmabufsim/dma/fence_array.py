@@ -81,6 +81,7 @@ class DmaFenceArrayOps(FenceOps):
         assert isinstance(fence, DmaFenceArray)
         for f in fence.fences:
             f.put()
+        fence.free()  # dma_fence_free
 
     def set_deadline(self, fence: DmaFence, deadline: int) -> None:
         assert isinstance(fence, DmaFenceArray)

@@ -79,6 +79,7 @@ class DmaFenceChainOps(FenceOps):
             else:
                 prev.put()
                 break
+        fence.free()  # dma_fence_free
 
     def set_deadline(self, fence: DmaFence, deadline: int) -> None:
         for node in for_each(fence):

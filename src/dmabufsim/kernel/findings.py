@@ -39,6 +39,8 @@ KINDS: dict[str, str] = {
     "runaway": "error",
     "hung-task": "error",
     "assertion": "error",
+    # A freed kernel object touched (KASAN's slab-use-after-free; kernel.lifetime L4).
+    "use-after-free": "error",
     # A model step touched state its scheduling point did not declare (kernel.accesses A4).
     "undeclared-access": "error",
     # Userspace-visible incoherence (claim C12): allowed, reported as info.

@@ -371,6 +371,10 @@ class Kernel:
         self._acc_check: AccessChecker | None = AccessChecker(self) if cfg.check_accesses else None
         #: _dead or _in_timer or _early_timers or _halt or checking accesses: point()'s one test for
         #: its rare cases.
+        #: Freed object ids (kernel.lifetime L4) once something tracked was freed, else None;
+        #: every declared access of one calls ``uaf_hook(op, obj)``.
+        self.freed_oids: dict[int, Any] | None = None
+        self.uaf_hook: Callable[[str, int], None] | None = None
         self._unusual = self._early_timers or self._acc_check is not None
         self._ran = False
         self._summaries: tuple[ThreadSummary, ...] = ()
@@ -504,6 +508,9 @@ class Kernel:
             assert t is not None
             if self._acc_check is not None:
                 self._acc_check.at_point(t)
+            freed = self.freed_oids
+            if freed is not None and obj in freed:
+                self.uaf_hook(op, obj)  # type: ignore[misc]  # set with freed_oids (lifetime L4)
             if self._early_timers and self._timers and not t.in_irq:
                 self._maybe_early_timer(t)
         assert t is not None
@@ -580,6 +587,9 @@ class Kernel:
         """Record an event that is not a scheduling point (a DMA landing, a signal)."""
         if self._dead:
             return
+        freed = self.freed_oids
+        if freed is not None and obj in freed:
+            self.uaf_hook(op, obj)  # type: ignore[misc]  # set with freed_oids (lifetime L4)
         t = self._current
         self.trace.emit(self.steps, t.tid if t is not None else -1, op, obj, write, detail, self.now)
 
@@ -853,7 +863,8 @@ class Kernel:
                 tm.fn(*tm.args)
             finally:
                 self._in_timer = False
-                self._unusual = self._dead or self._early_timers or bool(self._halt) or self._acc_check is not None
+                self._unusual = (self._dead or self._early_timers or bool(self._halt) or self._acc_check is not None
+                                 or self.freed_oids is not None)
         return True
 
     # ------------------------------------------------------------------ time
