@@ -70,7 +70,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
-from ..kernel.lifetime import FreeRecord, KmemCache, drop_ref, lifetimes, note_ref
+from ..kernel.lifetime import REFCOUNT_SATURATED, FreeRecord, KmemCache, drop_ref, lifetimes, note_ref
 from ..kernel.runtime import Kernel, current_kernel, register_extension
 from ..kernel.stack import Frame
 from ..kernel.thread import KThread
@@ -430,12 +430,28 @@ class DmaFence:
         every get and every put that does not release."""
         k = self.k
         k.event("dma_fence_get", refcount_oid(self.oid), False)
-        if self.freed is not None and self.touched_after_free("dma_fence_get"):
+        if self.refcount <= 0 or self.freed is not None:
+            self._get_dead("dma_fence_get")
             return self
         self.refcount += 1
         if self.ref_sites is not None:
             note_ref(self, k)
         return self
+
+    def _get_dead(self, op: str) -> None:
+        """``kref_get`` of a freed fence (a use-after-free), or of one whose count already
+        reached zero: ``refcount_t: addition on 0; use-after-free.``, the count saturates (R11)."""
+        if self.freed is not None and self.touched_after_free(op):
+            return
+        self.refcount = REFCOUNT_SATURATED
+        name = self.lifetime_name()
+        self.k.report(
+            "use-after-free",
+            "refcount_t: addition on 0; use-after-free.",
+            details={"object": name, "op": op},
+            rule="dma_fence R11: a reference is taken only while another one is held",
+            signature=f"refcount-addition-on-0:{name}",
+        )
 
     def get_rcu(self) -> DmaFence | None:
         """``dma_fence_get_rcu``: get unless the count already reached zero

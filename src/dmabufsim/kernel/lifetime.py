@@ -107,7 +107,6 @@ class Lifetimes:
             if k.freed_oids is None:
                 k.freed_oids = self.freed
                 k.uaf_hook = self.access
-                k._unusual = True
         return rec
 
     def reuse(self, obj: Tracked) -> None:

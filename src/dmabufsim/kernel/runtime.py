@@ -508,9 +508,6 @@ class Kernel:
             assert t is not None
             if self._acc_check is not None:
                 self._acc_check.at_point(t)
-            freed = self.freed_oids
-            if freed is not None and obj in freed:
-                self.uaf_hook(op, obj)  # type: ignore[misc]  # set with freed_oids (lifetime L4)
             if self._early_timers and self._timers and not t.in_irq:
                 self._maybe_early_timer(t)
         assert t is not None
@@ -560,6 +557,9 @@ class Kernel:
                     return
                 if t.parked:
                     return  # _park() finished this point and blocked us; we were woken since
+        freed = self.freed_oids
+        if freed is not None and obj in freed:  # the access happens now, after the choice (lifetime L4)
+            self.uaf_hook(op, obj)  # type: ignore[misc]  # set with freed_oids
         steps = self.steps = self.steps + 1
         tr = self.trace
         if tr._full:
@@ -863,8 +863,7 @@ class Kernel:
                 tm.fn(*tm.args)
             finally:
                 self._in_timer = False
-                self._unusual = (self._dead or self._early_timers or bool(self._halt) or self._acc_check is not None
-                                 or self.freed_oids is not None)
+                self._unusual = self._dead or self._early_timers or bool(self._halt) or self._acc_check is not None
         return True
 
     # ------------------------------------------------------------------ time
