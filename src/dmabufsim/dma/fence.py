@@ -455,9 +455,12 @@ class DmaFence:
 
     def get_rcu(self) -> DmaFence | None:
         """``dma_fence_get_rcu``: get unless the count already reached zero
-        (``kref_get_unless_zero``; legal on a freed fence of a type-safe-by-RCU cache, R11)."""
+        (``kref_get_unless_zero``; legal on a freed fence of a type-safe-by-RCU cache, R11).
+
+        A scheduling point of its own (the atomic increment of a count a lockless
+        reader does not own: the fence may be freed or recycled just before it)."""
         k = self.k
-        k.event("dma_fence_get", refcount_oid(self.oid), False)
+        k.point("dma_fence_get_rcu", refcount_oid(self.oid), False)
         if self.refcount <= 0:
             return None
         self.refcount += 1

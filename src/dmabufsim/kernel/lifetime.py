@@ -35,8 +35,9 @@ Rules:
   object) still apply.
 * L6 (leak): when an execution completes (every thread exited), every
   tracked object still alive is a ``leak`` naming the object, its count and
-  where each reference still counted was taken (allocation and gets, in
-  order; puts drop the most recent). Only objects whose lifetime is tracked
+  where every reference of it was taken (allocation and gets, in order, the
+  last 16): which reference a put dropped is unknowable, so the leaked one is
+  among them. Only objects whose lifetime is tracked
   (``track=True``, or allocated from a :class:`KmemCache` with leak checking)
   are checked: the model's other objects are not reference counted.
 * L7 (cost): nothing is watched until the first tracked free of an execution;
@@ -166,7 +167,8 @@ class Lifetimes:
                 continue
             name = obj.lifetime_name()
             sites = obj.ref_sites or []
-            lines = [f"unreferenced object {name} (refcount {obj.lifetime_count()}):", "  references taken at:"]
+            lines = [f"unreferenced object {name} (refcount {obj.lifetime_count()}):",
+                     "  references taken at (every get; the leaked one is among them):"]
             for who, stack in sites:
                 lines.append(f"    by {who}: " + (str(stack[0]) if stack else "?"))
             k.report(
@@ -235,18 +237,8 @@ def note_ref(obj: Tracked, k: Kernel) -> None:
 
 
 def drop_ref(obj: Tracked, k: Kernel) -> None:
-    """A reference put: the putting thread's most recent site no longer counts, or the most
-    recent site when it took none (L6: a reference handed over to another thread)."""
-    sites = obj.ref_sites
-    if not sites:
-        return
-    t = k._current
-    name = t.name if t is not None else "<timer>"
-    for i in range(len(sites) - 1, -1, -1):
-        if sites[i][0] == name:
-            del sites[i]
-            return
-    sites.pop()
+    """A reference put (L6). Which reference a put drops is unknowable (references are handed
+    from thread to thread), so every site stays listed: the leaked one is among them."""
 
 
 class Kref:
