@@ -121,6 +121,7 @@ PROVED_ROWS = [
     "C14/i915-2018", "C14/unsync", "C16/modern-fork-rogue", "C17/root-only-unsync-munmap",
     "M1/evict-waits-bookkeep",
     "M4/gfp-nowait", "M4/prealloc", "B1/ordered-mutexes", "B2/trylock-under-spinlock",
+    "H2/list-reference", "H3/fixed", "H9/locked",
 ]
 
 
