@@ -51,7 +51,7 @@ from typing import Any, Protocol
 
 from .findings import ThreadInfo
 from .runtime import Kernel, current_kernel, register_extension
-from .stack import Frame, scenario_stack
+from .stack import Frame, call_site, scenario_stack
 from .trace import refcount_oid
 
 #: ``REFCOUNT_SATURATED`` (``INT_MIN / 2``, as an unsigned count): a saturated count never moves.
@@ -231,7 +231,8 @@ def note_ref(obj: Tracked, k: Kernel) -> None:
     if sites is None:
         return
     t = k._current
-    sites.append((t.name if t is not None else "<timer>", scenario_stack(limit=4)))
+    site = call_site()  # the innermost scenario frame only: cached per call site, cheap on the get path
+    sites.append((t.name if t is not None else "<timer>", (site,) if site is not None else ()))
     if len(sites) > _MAX_SITES:
         del sites[0]
 
