@@ -382,15 +382,16 @@ class DmaFence:
 
     def touched_after_free(self, op: str) -> bool:
         """The explicit check of the get/put/signal/callback paths (R11): True (and a
-        ``use-after-free`` finding) when the fence is freed and not reused."""
+        ``use-after-free`` finding) when the fence is freed and not reused, and the caller is not
+        an RCU reader its ``kfree_rcu`` still waits for (kernel.lifetime L3a)."""
         rec = self.freed
         if rec is None:
             return False
-        lifetimes(self.k).report(rec, op)
-        return True
+        return lifetimes(self.k).report(rec, op)  # False: an RCU reader the kfree_rcu waits for
 
     def free(self) -> None:
-        """``dma_fence_free``: hand the memory back (to its cache, or ``kfree_rcu``) (R11)."""
+        """``dma_fence_free``: hand the memory back (to its cache, or ``kfree_rcu``: valid for the
+        RCU readers in progress, kernel.lifetime L3a) (R11)."""
         if self.freed is not None:
             self.touched_after_free("dma_fence_free")
             return
@@ -398,7 +399,7 @@ class DmaFence:
         if cache is not None:
             cache.free(self)
         else:
-            lifetimes(self.k).free(self, "dma_fence_free")
+            lifetimes(self.k).free(self, "dma_fence_free", rcu=True)  # kfree_rcu
 
     # ------------------------------------------------------------------ names
 
@@ -427,7 +428,7 @@ class DmaFence:
         """``dma_fence_get``: one more reference; returns the fence.
 
         Declares a read of the count (``refcount_oid``): gets commute with
-        every get and every put that does not release."""
+        each other; a put (a write) is ordered with them."""
         k = self.k
         k.event("dma_fence_get", refcount_oid(self.oid), False)
         if self.refcount <= 0 or self.freed is not None:
@@ -471,8 +472,9 @@ class DmaFence:
     def put(self) -> None:
         """``dma_fence_put``: drop a reference; the last one releases the fence (R9).
 
-        A put that does not release declares a read of the count, the one
-        that does a write (``refcount_oid``). A put of a freed fence is a
+        Every put declares a write of the count (``refcount_oid``): a
+        decrement-and-test, and which of two puts is the last depends on their
+        order (declaring a non-releasing put a read made the reduction miss it). A put of a freed fence is a
         ``use-after-free`` (R11) and changes nothing."""
         if self.freed is not None and self.touched_after_free("dma_fence_put"):
             return
@@ -480,7 +482,7 @@ class DmaFence:
         if self.ref_sites is not None:
             drop_ref(self, self.k)
         if self.refcount > 0:
-            self.k.event("dma_fence_put", refcount_oid(self.oid), False)
+            self.k.event("dma_fence_put", refcount_oid(self.oid), True)
             return
         self.k.event("dma_fence_release", refcount_oid(self.oid), True)
         if self.refcount < 0:
@@ -1038,7 +1040,11 @@ class FenceCache(KmemCache):
         else:
             assert isinstance(obj, DmaFence)
             f = obj
+            mem = f.oid
             DmaFence.__init__(f, ops, lock, context, seqno)
+            # The id names the memory (what a stale pointer reaches, what the declared
+            # accesses order): a recycled fence keeps it; context and seqno tell the fences apart.
+            f.oid = mem
         f.cache = self
         self.allocated(f)
         return f

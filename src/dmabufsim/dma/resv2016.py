@@ -80,11 +80,14 @@ class ReservationObject2016:
         """``reservation_object_unlock``."""
         self.ww.unlock()
 
-    def state(self) -> tuple[int | None, tuple[int, ...]]:
-        """The fences the object holds, as oids (for checks; no scheduling point)."""
+    def state(self) -> tuple[tuple[int, int] | None, tuple[tuple[int, int], ...]]:
+        """The fences the object holds as ``(context, seqno)`` (for checks; no scheduling point).
+
+        Not ids: a fence of a type-safe-by-RCU cache keeps its memory's id when it is reused."""
         fobj = self.fence
         excl = self.fence_excl
-        return (excl.oid if excl is not None else None, tuple(f.oid for f in fobj.shared) if fobj else ())
+        return (fence_key(excl) if excl is not None else None,
+                tuple(fence_key(f) for f in fobj.shared) if fobj else ())
 
     def add_excl_fence(self, fence: DmaFence | None) -> None:
         """``reservation_object_add_excl_fence``: the new exclusive fence; the shared ones go (R1, R2)."""
@@ -140,6 +143,11 @@ class ReservationObject2016:
 
     def __repr__(self) -> str:
         return f"<ReservationObject2016 {self.name} excl={self.fence_excl!r} shared={self.fence and self.fence.shared}>"
+
+
+def fence_key(f: DmaFence) -> tuple[int, int]:
+    """A fence as the kernel tells fences apart: ``(context, seqno)``."""
+    return (f.context, f.seqno)
 
 
 #: What a reader returns: the exclusive fence and the shared ones, each with a reference.

@@ -20,6 +20,11 @@ Rules:
 * L3 (free): freeing a tracked object records the thread that freed it and
   its scenario-level stack. The object's id and the ids of the state embedded
   in it (its reference count, a lock it owns) are *freed ids* from then on.
+* L3a (kfree_rcu): an object freed with ``kfree_rcu`` (a fence's default
+  ``dma_fence_free``) stays valid memory for every RCU read section in
+  progress at the free: a thread still inside the same section touches it
+  legally (it reads a count of zero and backs off); anyone else, or that
+  thread in a later section, touches freed memory.
 * L4 (use-after-free): every declared access of a freed id (a scheduling
   point or an event: ``kernel/accesses.py`` A1, the declarations DPOR relies
   on) and the explicit checks of the get, put, lock and signal paths report a
@@ -62,10 +67,15 @@ _THREAD_OPS = frozenset({"spawn", "join", "signal"})
 _MAX_SITES = 16
 
 
-class FreeRecord:
-    """Who freed an object, and where (L3)."""
+#: The per-thread keys of locking/rcu.py (``KThread.data``): nesting depth and outer-section count.
+_RCU_NEST = "rcu_nesting"
+_RCU_SECTION = "rcu_section"
 
-    __slots__ = ("name", "op", "stack", "step", "thread", "tid")
+
+class FreeRecord:
+    """Who freed an object, and where (L3); for a ``kfree_rcu``, the read sections it waits for (L3a)."""
+
+    __slots__ = ("name", "op", "rcu_readers", "stack", "step", "thread", "tid")
 
     def __init__(self, name: str, op: str, tid: int, thread: str, stack: tuple[Frame, ...], step: int) -> None:
         self.name = name
@@ -74,6 +84,8 @@ class FreeRecord:
         self.thread = thread
         self.stack = stack
         self.step = step
+        #: tid -> the RCU read section each thread was inside at a ``kfree_rcu`` (None: freed at once).
+        self.rcu_readers: dict[int, int] | None = None
 
 
 class Lifetimes:
@@ -81,7 +93,7 @@ class Lifetimes:
 
     __slots__ = ("freed", "k", "live")
     #: Checker bookkeeping, not model state (accesses A3).
-    __untracked__ = ("*",)
+    __untracked__ = "*"
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
@@ -92,14 +104,17 @@ class Lifetimes:
 
     # ------------------------------------------------------------------ L3/L4
 
-    def free(self, obj: Tracked, op: str, watch: bool = True) -> FreeRecord:
-        """Record ``obj`` freed by the current thread (L3); watch its ids unless ``watch`` is False (L5)."""
+    def free(self, obj: Tracked, op: str, watch: bool = True, rcu: bool = False) -> FreeRecord:
+        """Record ``obj`` freed by the current thread (L3); watch its ids unless ``watch`` is False (L5).
+        ``rcu``: ``kfree_rcu``, the memory stays valid for the read sections in progress (L3a)."""
         k = self.k
         t = k._current
         rec = FreeRecord(
             obj.lifetime_name(), op, t.tid if t is not None else -1, t.name if t is not None else "<timer>",
             scenario_stack(), k.steps,
         )
+        if rcu:
+            rec.rcu_readers = {r.tid: r.data.get(_RCU_SECTION, 0) for r in k._threads if r.data.get(_RCU_NEST)}
         obj.freed = rec
         self.live.pop(obj.oid, None)
         if watch:
@@ -122,14 +137,20 @@ class Lifetimes:
         if rec is not None and op not in _THREAD_OPS:
             self.report(rec, op)
 
-    def report(self, rec: FreeRecord, op: str) -> None:
-        """A ``use-after-free`` finding: ``rec``'s object touched by ``op`` (L4)."""
+    def report(self, rec: FreeRecord, op: str) -> bool:
+        """A ``use-after-free`` finding: ``rec``'s object touched by ``op`` (L4). False (nothing
+        reported) for a reader still inside the RCU section a ``kfree_rcu`` waits for (L3a)."""
         k = self.k
+        readers = rec.rcu_readers
+        if readers:
+            t = k._current
+            if t is not None and t.data.get(_RCU_NEST) and readers.get(t.tid) == t.data.get(_RCU_SECTION, 0):
+                return False
         sig = f"use-after-free:{rec.name}"
         if not k.wants_text(sig):
             k.report("use-after-free", f"BUG: KASAN: slab-use-after-free in {op}", signature=sig,
                      details={"object": rec.name, "op": op}, threads=())
-            return
+            return True
         t = k._current
         toucher = k.thread_info(t) if t is not None else ThreadInfo(-1, "<timer>", ())
         freer = ThreadInfo(rec.tid, rec.thread, rec.stack)
@@ -153,6 +174,7 @@ class Lifetimes:
             text="\n".join(lines),
             threads=(toucher, freer),
         )
+        return True
 
     # ------------------------------------------------------------------ L6
 
@@ -307,9 +329,7 @@ class Kref:
     def put(self) -> bool:
         """``kref_put``: drop a reference; True when it was the last (the release ran, L2)."""
         k = self.k
-        rc = refcount_oid(self.oid)
-        last = self.count == 1
-        k.point("kref_put", rc, last)
+        k.point("kref_put", refcount_oid(self.oid), True)  # a decrement-and-test: puts do not commute
         if not refcount_dec(self, "kref_put"):
             return False
         drop_ref(self, k)
@@ -341,8 +361,7 @@ def refcount_inc(obj: Kref, op: str) -> bool:
 def refcount_dec(obj: Kref, op: str) -> bool:
     """``refcount_dec_and_test``'s decrement (L1). False when refused (saturated, or freed/underflow)."""
     rec = obj.freed
-    if rec is not None:
-        lifetimes(obj.k).report(rec, op)
+    if rec is not None and lifetimes(obj.k).report(rec, op):
         return False
     c = obj.count
     if c == REFCOUNT_SATURATED:
@@ -413,7 +432,8 @@ class KmemCache:
             lifetimes(self.k).track(obj)
 
     def free(self, obj: Tracked) -> None:
-        """``kmem_cache_free`` (L3, L5)."""
+        """``kmem_cache_free`` (L3, L5): writes the cache (its free list)."""
+        self.k.event("kmem_cache_free", self.oid, True, self.name)
         lifetimes(self.k).free(obj, f"kmem_cache_free({self.name})", watch=not self.typesafe_by_rcu)
         if self.typesafe_by_rcu:
             self.free_list.append(obj)

@@ -195,7 +195,7 @@ class MmStruct:
         k = self.k
         k.might_sleep("mmput")
         last = self.mm_users == 1
-        k.event("mmput", refcount_oid(self.oid), last)
+        k.event("mmput", refcount_oid(self.oid), True)  # a decrement-and-test: puts do not commute
         if self.mm_users <= 0:
             self._users_warn("mmput", "refcount_t: underflow; use-after-free.")
             return

@@ -37,9 +37,10 @@ fourth design and runs clean. (Whether that patch was merged in this form
 is unverified.)
 
 The experiment: one timeline, two points; a *closer* holds the only
-reference of the first and drops it (closing its sync_file), a *waiter*
-holds the only reference of the second and hands it to a callback that
-drops it when the point signals; a *signaller* advances the timeline by two.
+reference of the first and drops it (closing its sync_file); the only
+reference of the second was handed, before the race, to a callback that
+drops it when the point signals (a waiter's); a *signaller* advances the
+timeline by two.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ from ..dma.sw_sync import (
     SyncTimelineLockedRelease2019,
     SyncTimelineUnlockedRelease,
 )
-from ..kernel.errors import ENOENT
 from ..kernel.runtime import Kernel
 
 
@@ -64,13 +64,6 @@ def _closer(pt: SyncPt) -> None:
     pt.put()
 
 
-def _waiter(pt: SyncPt) -> None:
-    try:
-        pt.add_callback(_put_on_signal)
-    except ENOENT:
-        pt.put()
-
-
 def _signaller(tl: SyncTimeline) -> None:
     tl.signal(2)
 
@@ -79,9 +72,9 @@ def _run(k: Kernel, cls: type[SyncTimeline]) -> None:
     tl = cls("sw_sync")
     pt1 = tl.create_pt(1)
     pt2 = tl.create_pt(2)
+    pt2.add_callback(_put_on_signal)  # the waiter hands its only reference to its callback
     threads = [
         k.spawn(_closer, pt1, name="closer"),
-        k.spawn(_waiter, pt2, name="waiter"),
         k.spawn(_signaller, tl, name="signaller"),
     ]
     for t in threads:

@@ -45,6 +45,7 @@ from ..dma.fence import DmaFence, FenceCache, FenceContext
 from ..dma.resv2016 import (
     Fences,
     ReservationObject2016,
+    fence_key,
     get_fences_rcu,
     get_fences_rcu_2016,
     get_fences_rcu_no_recheck,
@@ -63,7 +64,7 @@ class _Shared:
         self.shared = FenceContext("shared", driver="i915")
         self.obj = ReservationObject2016("bo")
         self.other = FenceContext("other", driver="i915")
-        self.states: list[tuple[int | None, tuple[int, ...]]] = []
+        self.states: list[tuple[tuple[int, int] | None, tuple[tuple[int, int], ...]]] = []
 
     def create(self, ctx: FenceContext, seqno: int) -> DmaFence:
         f = self.cache.create(ctx.ops, ctx.lock, ctx.context, seqno)
@@ -76,13 +77,14 @@ def _reader(sh: _Shared, read: Reader) -> None:
     first = len(sh.states) - 1
     excl, shared = read(sh.obj, True)
     last = len(sh.states) - 1
-    got = (excl.oid if excl is not None else None, tuple(f.oid for f in shared))
+    got = (fence_key(excl) if excl is not None else None, tuple(fence_key(f) for f in shared))
     if got not in sh.states[first : last + 1]:
         k.report(
             "assertion",
             "lockless reader returned fences the object never held",
-            details={"result": [got[0], list(got[1])],
-                     "states": [[s[0], list(s[1])] for s in sh.states[first : last + 1]]},
+            details={"result": [list(got[0]) if got[0] else None, [list(x) for x in got[1]]],
+                     "states": [[list(s[0]) if s[0] else None, [list(x) for x in s[1]]]
+                                for s in sh.states[first : last + 1]]},
             rule="dma_resv (2016) R3: a reader returns a state the object held during the read",
             signature="h3-snapshot",
         )
@@ -148,7 +150,9 @@ CLAIMS = [
      "expected": {"kinds": ["leak"]}, "budget": 100,
      "year": 2016,
      "source": "fedf54132d24; the leak: f5b07b04e5f0 (Message-ID 20190604125323.21396-1-chris@chris-wilson.co.uk)"},
+    # dpor, not odpor: optimal DPOR drops 5 wakeup sequences here (odpor R6; the seqcount readers'
+    # spinning against the write section), so it proves nothing; source DPOR exhausts it unbounded.
     {"id": "H3", "design": "fixed", "scenario": scenario_fixed, "expected": "clean",
-     "strategy": "odpor", "budget": 5000,
+     "strategy": "dpor", "budget": 5000,
      "year": 2019, "source": "f5b07b04e5f0 (Message-ID 20190604125323.21396-1-chris@chris-wilson.co.uk)"},
 ]

@@ -16,7 +16,7 @@ the syncobj's own reference still pins the fence. (The kernel later moved the
 lookup to ``dma_fence_get_rcu_safe`` under RCU.)
 
 The experiment: one syncobj starting with a signalled fence; a *waiter*
-looks the fence up and drops its reference, a *signaller* replaces it with a
+looks the fence up and drops its reference (a wait on it would follow), a *signaller* replaces it with a
 new signalled fence; the file is closed at the end (``drm_syncobj_free``).
 Fences come from a leak-checked cache, so the fixed design is also shown to
 drop every reference (no ``leak``).
@@ -30,9 +30,8 @@ from ..kernel.runtime import Kernel
 
 
 def _waiter(sync: DrmSyncobj) -> None:
-    f = sync.fence_get()
+    f = sync.fence_get()  # a lookup (the wait that would follow adds nothing to the race)
     if f is not None:
-        f.wait()
         f.put()
 
 

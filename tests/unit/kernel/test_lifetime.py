@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import dmabufsim as ds
 from dmabufsim import dma
 from dmabufsim.dma.fence import DmaFence, NamedFenceOps
-from tests.helpers import run_first
+from tests.helpers import run, run_first
 
 
 def _stack_functions(info: ds.ThreadInfo) -> list[str]:
@@ -317,3 +317,33 @@ def test_lifetime_tracking_is_deterministic() -> None:
     b = ds.Kernel(seed=3).run(scenario)
     assert a.trace_digest == b.trace_digest
     assert a.findings == b.findings == []
+
+
+def test_kfree_rcu_keeps_the_fence_valid_for_the_read_sections_in_progress() -> None:
+    """L3a: a reader inside the RCU section the free waits for reads a count of zero (legal);
+    after leaving it, the same access is a use-after-free."""
+    got: list[Any] = []
+
+    def reader(k: ds.Kernel, f: DmaFence) -> None:
+        ds.rcu_read_lock()
+        k.ext["inside"] = True
+        while not k.ext.get("freed"):
+            k.point("poll", -1, False)
+        got.append(f.get_rcu())  # the memory is still a fence: count 0, no reference
+        ds.rcu_read_unlock()
+        f.get_rcu()  # a new section, or none: the memory is gone
+
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring0").create()
+        t = k.spawn(reader, k, f, name="reader")
+        while not k.ext.get("inside"):
+            k.point("poll", -1, False)
+        f.signal()
+        f.put()
+        k.ext["freed"] = True
+        k.join(t)
+
+    ex = run(scenario)  # a random schedule: the polls hand over
+    assert got == [None]
+    assert [(f.kind, f.details["op"]) for f in ex.findings] == [("use-after-free", "dma_fence_get_rcu")]
+    assert [t.name for t in ex.findings[0].threads] == ["reader", "scenario"]
