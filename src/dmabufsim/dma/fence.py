@@ -428,7 +428,7 @@ class DmaFence:
         """``dma_fence_get``: one more reference; returns the fence.
 
         Declares a read of the count (``refcount_oid``): gets commute with
-        each other; a put (a write) is ordered with them."""
+        every get and every put that does not release."""
         k = self.k
         k.event("dma_fence_get", refcount_oid(self.oid), False)
         if self.refcount <= 0 or self.freed is not None:
@@ -472,9 +472,10 @@ class DmaFence:
     def put(self) -> None:
         """``dma_fence_put``: drop a reference; the last one releases the fence (R9).
 
-        Every put declares a write of the count (``refcount_oid``): a
-        decrement-and-test, and which of two puts is the last depends on their
-        order (declaring a non-releasing put a read made the reduction miss it). A put of a freed fence is a
+        A put that does not release declares a read of the count, the one
+        that does a write (``refcount_oid``): puts commute until one releases
+        (optimal DPOR may then run a redundant execution: which put is the
+        last depends on their order). A put of a freed fence is a
         ``use-after-free`` (R11) and changes nothing."""
         if self.freed is not None and self.touched_after_free("dma_fence_put"):
             return
@@ -482,7 +483,7 @@ class DmaFence:
         if self.ref_sites is not None:
             drop_ref(self, self.k)
         if self.refcount > 0:
-            self.k.event("dma_fence_put", refcount_oid(self.oid), True)
+            self.k.event("dma_fence_put", refcount_oid(self.oid), False)
             return
         self.k.event("dma_fence_release", refcount_oid(self.oid), True)
         if self.refcount < 0:

@@ -329,7 +329,9 @@ class Kref:
     def put(self) -> bool:
         """``kref_put``: drop a reference; True when it was the last (the release ran, L2)."""
         k = self.k
-        k.point("kref_put", refcount_oid(self.oid), True)  # a decrement-and-test: puts do not commute
+        # Every put writes the count (unlike dma_fence's non-releasing puts, declared reads): which of
+        # two puts releases depends on their order, and optimal DPOR then runs no redundant execution.
+        k.point("kref_put", refcount_oid(self.oid), True)
         if not refcount_dec(self, "kref_put"):
             return False
         drop_ref(self, k)

@@ -29,10 +29,9 @@ _REFCOUNT_BASE = 1 << 48
 def refcount_oid(oid: int) -> int:
     """The pseudo-object of the reference count (``kref``) of object ``oid``.
 
-    A get commutes with every other get: gets declare a read of it. Every
-    put declares a write: a put is a decrement-and-test, and which of two
-    puts is the last (the release) depends on their order, so puts are
-    ordered with each other and with the gets.
+    A get, or a put that does not reach zero, commutes with every other get
+    and put: they declare a read of it; the put that reaches zero (the
+    release) declares a write, so it is ordered with all of them.
     """
     return _REFCOUNT_BASE + oid
 

@@ -132,8 +132,10 @@ def test_the_rows_without_an_exception_are_proved_by_their_own_exploration() -> 
     res = check([discover().get(k) for k in PROVED_ROWS], jobs=1, strict=True)
     assert res.ok, [r.unproved or r.why for r in res.rows]
     assert all(r.assurance is not None and r.assurance.proved for r in res.rows)
-    # optimal DPOR's executions are Mazurkiewicz traces; a row proved by source DPOR (H3/fixed) is not
-    assert all(r.assurance is not None and r.assurance.traces == (r.row.strategy == "odpor") for r in res.rows)
+    # one execution per Mazurkiewicz trace, except where concurrent fence puts (reads of the count until
+    # one of them releases) make optimal DPOR run redundant executions
+    redundant = {"H2/list-reference", "H3/fixed"}
+    assert all(r.assurance is not None and r.assurance.traces == (r.row.key not in redundant) for r in res.rows)
 
 
 @pytest.mark.slow
