@@ -37,9 +37,11 @@ from .dma import (
     DmaFenceChain,
     DmaResv,
     DmaResvUsage,
+    FenceCache,
     FenceContext,
     FenceOps,
     ReservationObject,
+    get_rcu_safe,
     reservation_ww_class,
 )
 
@@ -101,6 +103,9 @@ from .kernel import (
     current,
     current_kernel,
 )
+
+# -- kernel: object lifetimes (kref, refcount_t, kmem caches; use-after-free and leak)
+from .kernel.lifetime import REFCOUNT_SATURATED, KmemCache, Kref
 
 # -- locking
 from .locking import LockdepMap, Mutex, SpinLock, lockdep_assert_held, lockdep_assert_not_held

@@ -39,6 +39,8 @@ KINDS: dict[str, str] = {
     "runaway": "error",
     "hung-task": "error",
     "assertion": "error",
+    # A freed kernel object touched (KASAN's slab-use-after-free; kernel.lifetime L4).
+    "use-after-free": "error",
     # A model step touched state its scheduling point did not declare (kernel.accesses A4).
     "undeclared-access": "error",
     # A guarded object accessed without its lock, or a blocking-only lock tested (kernel.reduction L2, L3).

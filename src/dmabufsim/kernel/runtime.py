@@ -386,6 +386,10 @@ class Kernel:
             else None)
         #: True while a folded point emits its event (an explorer's tap merges it into the step).
         self.folded = False
+        #: Freed object ids (kernel.lifetime L4) once something tracked was freed, else None;
+        #: every declared access of one calls ``uaf_hook(op, obj)``.
+        self.freed_oids: dict[int, Any] | None = None
+        self.uaf_hook: Callable[[str, int], None] | None = None
         self._unusual = self._early_timers or self._acc_check is not None or self._reducer is not None
         self._ran = False
         self._summaries: tuple[ThreadSummary, ...] = ()
@@ -578,6 +582,9 @@ class Kernel:
                     return
                 if t.parked:
                     return  # _park() finished this point and blocked us; we were woken since
+        freed = self.freed_oids
+        if freed is not None and obj in freed:  # the access happens now, after the choice (lifetime L4)
+            self.uaf_hook(op, obj)  # type: ignore[misc]  # set with freed_oids
         steps = self.steps = self.steps + 1
         tr = self.trace
         if tr._full:
@@ -633,6 +640,9 @@ class Kernel:
         """Record an event that is not a scheduling point (a DMA landing, a signal)."""
         if self._dead:
             return
+        freed = self.freed_oids
+        if freed is not None and obj in freed:
+            self.uaf_hook(op, obj)  # type: ignore[misc]  # set with freed_oids (lifetime L4)
         t = self._current
         self.trace.emit(self.steps, t.tid if t is not None else -1, op, obj, write, detail, self.now)
 

@@ -45,6 +45,14 @@ Rules:
   ``handle_mm_fault`` with ``FAULT_FLAG_ALLOW_RETRY``; after a handler's
   ``VM_FAULT_RETRY`` (it dropped the lock) the lock is taken again and the
   fault retried with ``FAULT_FLAG_TRIED``.
+* R9 (users): ``mm_users`` counts the users of the address space (the
+  process, and whoever pinned it with ``mmget`` / ``mmget_not_zero``);
+  ``mmput`` may sleep and the last one runs ``exit_mmap`` (the notifiers'
+  ``release``, then the teardown) in the caller's context. ``mmget`` of a
+  count at zero is "refcount_t: addition on 0; use-after-free." and a put
+  below zero "refcount_t: underflow; use-after-free." (``use-after-free``
+  findings); ``mmget_not_zero`` fails on zero. ``Process.exit`` is the
+  process's own ``mmput``.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from typing import Any
 from ..kernel.errors import EAGAIN, EFAULT, EINVAL, UsageError
 from ..kernel.gfp import GFP_KERNEL
 from ..kernel.runtime import Kernel, current_kernel
+from ..kernel.trace import refcount_oid
 from ..locking.annotations import MMAP_LOCK
 from ..locking.lockdep_map import lockdep_assert_held
 from ..locking.rwsem import RwSem
@@ -184,10 +193,52 @@ class MmStruct:
         self.active_ranges: list[MmuNotifierRange] = []
         self.stats_invalidations = 0
         self.dead = False
+        #: ``mm_users`` (R7): the process's own reference.
+        self.mm_users = 1
         self._next_addr = MMAP_BASE
 
     def __repr__(self) -> str:
         return f"<MmStruct {self.name}#{self.oid}{' dead' if self.dead else ''}>"
+
+    # ------------------------------------------------------------------ users (R7)
+
+    def mmget(self) -> None:
+        """``mmget``: one more user; the caller already holds one (R7)."""
+        self.k.event("mmget", refcount_oid(self.oid), False)
+        if self.mm_users <= 0:
+            self._users_warn("mmget", "refcount_t: addition on 0; use-after-free.")
+            return
+        self.mm_users += 1
+
+    def mmget_not_zero(self) -> bool:
+        """``mmget_not_zero``: a user reference unless the address space is already going away (R7)."""
+        self.k.point("mmget_not_zero", refcount_oid(self.oid), False)
+        if self.mm_users <= 0:
+            return False
+        self.mm_users += 1
+        return True
+
+    def mmput(self) -> None:
+        """``mmput``: drop a user; the last one runs ``exit_mmap`` here (R7). May sleep."""
+        k = self.k
+        k.might_sleep("mmput")
+        last = self.mm_users == 1
+        k.event("mmput", refcount_oid(self.oid), True)  # a decrement-and-test: puts do not commute
+        if self.mm_users <= 0:
+            self._users_warn("mmput", "refcount_t: underflow; use-after-free.")
+            return
+        self.mm_users -= 1
+        if last:
+            self.exit_mmap()
+
+    def _users_warn(self, op: str, title: str) -> None:
+        self.k.report(
+            "use-after-free",
+            title,
+            details={"object": f"mm {self.name}", "op": op},
+            rule="mm R7: mm_users never goes through zero",
+            signature=f"mm-users:{self.name}:{op}",
+        )
 
     # ------------------------------------------------------------------ notifier subscriptions
 
@@ -689,7 +740,7 @@ class Process:
         if self.exited:
             raise UsageError(f"process {self.name} exited twice")
         self.exited = True
-        self.mm.exit_mmap()
+        self.mm.mmput()  # the process's own user reference (R7)
 
     def read(self, addr: int) -> object:
         return self.mm.read(addr)
