@@ -99,6 +99,24 @@ from .kernel import (
     current_kernel,
 )
 
+# -- kernel: deferred contexts (work items, irq_work, timer_list, kthread parking)
+from .kernel import (
+    TIMER_IRQSAFE,
+    DelayedWork,
+    IrqWork,
+    TimerList,
+    WorkStruct,
+    Workqueue,
+    cancel_work_sync,
+    flush_work,
+    kthread_park,
+    kthread_parkme,
+    kthread_should_park,
+    kthread_unpark,
+    schedule_work,
+    system_wq,
+)
+
 # -- locking
 from .locking import LockdepMap, Mutex, SpinLock, lockdep_assert_held, lockdep_assert_not_held
 
