@@ -57,6 +57,7 @@ from .drivers.userptr_modern import ModernUserptrDriver
 from .explore import DPOR, PCT, OptimalDPOR, RandomWalk, Report
 
 # -- kernel: the simulated machine
+# -- kernel: deferred contexts (work items, irq_work, timer_list, kthread parking)
 from .kernel import (
     EAGAIN,
     EALREADY,
@@ -74,14 +75,17 @@ from .kernel import (
     NSEC_PER_MSEC,
     NSEC_PER_SEC,
     NSEC_PER_USEC,
+    TIMER_IRQSAFE,
     Completion,
     Config,
+    DelayedWork,
     DmabufsimError,
     Event,
     Execution,
     Finding,
     FirstStrategy,
     Frame,
+    IrqWork,
     Kernel,
     KernelError,
     KThread,
@@ -93,21 +97,14 @@ from .kernel import (
     Strategy,
     ThreadInfo,
     ThreadKilled,
+    TimerList,
     UsageError,
     WaitQueue,
+    Workqueue,
+    WorkStruct,
+    cancel_work_sync,
     current,
     current_kernel,
-)
-
-# -- kernel: deferred contexts (work items, irq_work, timer_list, kthread parking)
-from .kernel import (
-    TIMER_IRQSAFE,
-    DelayedWork,
-    IrqWork,
-    TimerList,
-    WorkStruct,
-    Workqueue,
-    cancel_work_sync,
     flush_work,
     kthread_park,
     kthread_parkme,

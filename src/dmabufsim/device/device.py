@@ -197,6 +197,7 @@ class Engine:
 
     def _irq(self) -> None:
         """The completion interrupt: signal every finished job's fence in order (R3)."""
+        self.k.event("engine_irq", self.oid, True, self.name)  # the handler's first step writes the engine
         self._irq_pending = False
         self._last_irq = self.k.now
         done = self._done

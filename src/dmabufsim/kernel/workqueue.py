@@ -65,8 +65,20 @@ class WorkStruct:
     carry what the kernel reaches by ``container_of``.
     """
 
-    __slots__ = ("dep_map", "done_seq", "exec_seq", "func", "k", "name", "oid", "pending", "queued_seq",
-                 "running", "wq", "flushers")
+    __slots__ = (
+        "dep_map",
+        "done_seq",
+        "exec_seq",
+        "flushers",
+        "func",
+        "k",
+        "name",
+        "oid",
+        "pending",
+        "queued_seq",
+        "running",
+        "wq",
+    )
 
     def __init__(self, func: Callable[[WorkStruct], Any], name: str | None = None) -> None:
         """``INIT_WORK(work, func)``: one lockdep class per name (the kernel: per call site)."""
