@@ -254,6 +254,7 @@ class DrmSchedEntity:
                 continue
             self.dependency = dep
             try:
+                _ = dep.signaled_flag  # add_callback's lockless test, declared
                 cb = dep.add_callback(self._dependency_cb)
             except ENOENT:
                 k.event("drm_sched_entity_pop_job", oid, True, self.name)
@@ -300,6 +301,7 @@ class DrmSchedEntity:
             else:
                 job.finish_cb = DmaFenceCb(partial(self._kill_jobs_fence_cb, job))
                 try:
+                    _ = prev.signaled_flag  # add_callback's lockless test, declared
                     prev.add_callback(job.finish_cb)
                 except ENOENT:
                     self._kill_jobs_cb(prev, job)
@@ -342,6 +344,7 @@ class DrmSchedEntity:
             job.xa_lock.unlock()
             cb = DmaFenceCb(partial(self._kill_jobs_fence_cb, job))
             try:
+                _ = dep.signaled_flag  # add_callback's lockless test, declared
                 dep.add_callback(cb)
                 return True
             except ENOENT:
@@ -410,8 +413,8 @@ class DrmGpuScheduler:
     def wake_up_worker_locked(self) -> None:
         """Wake the thread from a fence callback (no scheduling point: declared by an event)."""
         k = self.k
+        k.event("wake_up", self.wake.oid, True, self.wake.name)
         for t in list(self.wake.waiters):
-            k.event("wake_up", self.wake.oid, True, self.wake.name)
             k.wake(t)
 
     def _finished_job(self) -> DrmSchedJob | None:
@@ -492,6 +495,7 @@ class DrmGpuScheduler:
         s_fence.parent = hw.get()
         job.cb = DmaFenceCb(partial(self._job_done_cb, job))
         try:
+            _ = hw.signaled_flag  # add_callback's lockless test, declared
             hw.add_callback(job.cb)
         except ENOENT:
             self._job_done(job)

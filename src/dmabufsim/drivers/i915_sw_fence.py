@@ -85,6 +85,7 @@ class SwFence:
         self.pending += 1
         cb = _AwaitCb(self, dma)
         try:
+            _ = dma.signaled_flag  # add_callback's lockless test, declared
             dma.add_callback(cb.dma_cb)
         except ENOENT:
             cb.take_and_complete()
