@@ -114,17 +114,7 @@ def work_walk(k: Kernel) -> None:
 _OSIPENKO = "20220411221536.283312-1-dmitry.osipenko@collabora.com"
 _PELLOUX = "487df8b69834, 20251029091103.1159-1-pierre-eric.pelloux-prayer@amd.com"
 
-#: Measured (optimal DPOR, this configuration): not exhausted after 3,000 Mazurkiewicz traces (11 s),
-#: nor after 200 s; variants without the wait for A's scheduled fence, or with L1 held back by an
-#: unsignalled dependency, grow as fast.
-_UNPROVED = (
-    "optimal DPOR does not exhaust it: more than 3,000 Mazurkiewicz traces (11 s) and still going after 200 s. "
-    "Every step of the scheduler thread, the completion interrupt, the kworker and the killer writes the "
-    "scheduler's bookkeeping or the same fences, and the driver mutex that free_job takes is contended "
-    "by the scheduler thread and the kworker; the variants tried (no wait for A's scheduled fence, L1 held "
-    "back by an unsignalled dependency) grow as fast."
-)
-
+# The fixed designs are not proved: proofs.NOT_PROVED says why (measured).
 CLAIMS = [
     {"id": "H1", "design": "inline-signal", "scenario": inline_signal, "year": 2021,
      "source": "fixed by 542cff7893a3",
@@ -133,12 +123,12 @@ CLAIMS = [
      "source": f"542cff7893a3; fixed by {_OSIPENKO}",
      "expected": Verdict(kinds=frozenset({"sleep-in-atomic", "recursive-locking"})), "budget": 100},
     {"id": "H1", "design": "work-item", "scenario": work_item, "year": 2022, "source": _OSIPENKO,
-     "expected": "clean", "budget": 200, "unproved": _UNPROVED},
+     "expected": "clean", "budget": 200},
     {"id": "H1", "design": "callback-takes-xa-lock", "scenario": callback_takes_xa_lock, "year": 2025,
      "source": f"fixed by {_PELLOUX}",
      "expected": Verdict(kinds=frozenset({"circular-locking", "recursive-locking"}),
                          chain=("drm_sched_fence.lock", "&job->dependencies.xa_lock")),
      "budget": 100},
     {"id": "H1", "design": "work-walk", "scenario": work_walk, "year": 2025, "source": _PELLOUX,
-     "expected": "clean", "budget": 200, "unproved": _UNPROVED},
+     "expected": "clean", "budget": 200},
 ]

@@ -120,7 +120,7 @@ PROVED_ROWS = [
     "C11/helper-mprotect", "C11/noretry-mprotect", "C12/userspace-race",
     "C14/i915-2018", "C14/unsync", "C16/modern-fork-rogue", "C17/root-only-unsync-munmap",
     "M1/evict-waits-bookkeep",
-    "M4/gfp-nowait", "M4/prealloc", "B1/ordered-mutexes", "B2/trylock-under-spinlock",
+    "M4/gfp-nowait", "M4/prealloc", "B1/ordered-mutexes", "B2/trylock-under-spinlock", "H10/worker",
 ]
 
 
