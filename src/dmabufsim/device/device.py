@@ -49,10 +49,6 @@ from typing import Any
 from ..dma.fence import DmaFence, FenceContext
 from ..kernel.errors import UsageError
 
-#: Pseudo-object ids of engines' completion state (``Engine._irq_oid``), apart from real oids.
-_IRQ_STATE_BASE = 1 << 47
-#: ``EIO``: the error a faulted job's fence carries (R3, R4).
-EIO = 5
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.timer import Timer
 from ..kernel.wait import WaitQueue
@@ -60,6 +56,10 @@ from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page, page_allocator
 from .gpuvm import GpuVm
 from .iommu import DmaMapping, IommuDomain
 
+#: Pseudo-object ids of engines' completion state (``Engine._irq_oid``), apart from real oids.
+_IRQ_STATE_BASE = 1 << 47
+#: ``EIO``: the error a faulted job's fence carries (R3, R4).
+EIO = 5
 #: Operation names of DMA op tuples: ("write", va, value), ("read", va), ("copy", src_va, dst_va).
 OP_WRITE = "write"
 OP_READ = "read"
