@@ -48,7 +48,6 @@ from typing import Any
 
 from ..dma.fence import DmaFence, FenceContext
 from ..kernel.errors import UsageError
-
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.timer import Timer
 from ..kernel.wait import WaitQueue

@@ -13,7 +13,7 @@ def test_m1_rows() -> None:
     assert by["M1/evict-waits-bookkeep"].status == "match" and by["M1/evict-waits-bookkeep"].exhaustive
     broken = by["M1/evict-waits-read"]
     assert broken.status == "match" and broken.found is not None
-    assert broken.found.kinds == {"assertion", "iommu-fault"}  # the late writes fault: the job lost them (an error the row expects)
+    assert broken.found.kinds == {"assertion", "iommu-fault"}  # the late writes fault: the job lost them
 
 
 def test_lost_write_report() -> None:
