@@ -221,7 +221,9 @@ class Engine:
         for job in done:
             job.state = "signalled"
             if job.faulted:
-                job.fence.set_error(-EIO)  # the driver's fault handler: the job's data is lost
+                # The driver's fault handler: the job's data is lost (the step writes the fence).
+                self.k.event("dma_fence_set_error", job.fence.oid, True)
+                job.fence.set_error(-EIO)
             job.fence.signal()
 
     def _execute(self, job: Job, stray: bool) -> None:
