@@ -62,6 +62,7 @@ from .drivers.userptr_modern import ModernUserptrDriver
 from .explore import DPOR, PCT, OptimalDPOR, RandomWalk, Report
 
 # -- kernel: the simulated machine
+# -- kernel: deferred contexts (work items, irq_work, timer_list, kthread parking)
 from .kernel import (
     EAGAIN,
     EALREADY,
@@ -79,14 +80,17 @@ from .kernel import (
     NSEC_PER_MSEC,
     NSEC_PER_SEC,
     NSEC_PER_USEC,
+    TIMER_IRQSAFE,
     Completion,
     Config,
+    DelayedWork,
     DmabufsimError,
     Event,
     Execution,
     Finding,
     FirstStrategy,
     Frame,
+    IrqWork,
     Kernel,
     KernelError,
     KThread,
@@ -98,10 +102,21 @@ from .kernel import (
     Strategy,
     ThreadInfo,
     ThreadKilled,
+    TimerList,
     UsageError,
     WaitQueue,
+    Workqueue,
+    WorkStruct,
+    cancel_work_sync,
     current,
     current_kernel,
+    flush_work,
+    kthread_park,
+    kthread_parkme,
+    kthread_should_park,
+    kthread_unpark,
+    schedule_work,
+    system_wq,
 )
 
 # -- kernel: object lifetimes (kref, refcount_t, kmem caches; use-after-free and leak)

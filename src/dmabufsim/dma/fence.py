@@ -536,9 +536,15 @@ class DmaFence:
         self.flags = flags | SIGNALED | TIMESTAMP | (_EXPLICIT if explicit else 0)
         self.k.progress("dma_fence_signal")  # runtime progress P1: a fence signalled
         if cbs:
+            k = self.k
             for cb in cbs:
                 cb.queued = None
+                steps = k.steps
                 cb.func(self, cb)
+                if k.steps != steps:
+                    # A callback took a scheduling point (queue_work, a nested signal): the
+                    # rest of the list still runs in this fence's signalling (accesses A1).
+                    k.event("dma_fence_signal", self.oid, True)
         return 0
 
     def _double_signal(self) -> None:
