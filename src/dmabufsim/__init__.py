@@ -30,7 +30,7 @@ from .device import Device, GpuVm, IommuDomain
 from .device.sva import IommuSva, iommu_sva_bind_device
 
 # -- device: the TTM-like memory manager (issue 6)
-from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice
+from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice, TTMShrinker
 
 # -- dma: fences and reservation objects
 from .dma import (
@@ -40,9 +40,11 @@ from .dma import (
     DmaFenceChain,
     DmaResv,
     DmaResvUsage,
+    FenceCache,
     FenceContext,
     FenceOps,
     ReservationObject,
+    get_rcu_safe,
     reservation_ww_class,
 )
 
@@ -52,6 +54,11 @@ from .dma.dma_buf import DmaBuf, DmaBufAttachment, DmaBufAttachOps, DmaBufOps, D
 # -- drivers: the dma-buf reference drivers (issue 6)
 from .drivers.amdgpu_exporter import AmdgpuExporter
 from .drivers.dma_buf_importers import DynamicImporter, StaticImporter
+
+# -- drivers: a GEM shmem driver with PRIME, dma-buf mmap (issue 20)
+from .drivers.gem_shmem import DrmDevice, GemShmemObject, mmap_dma_buf
+
+# -- drivers: the SVM driver (issue 20)
 from .drivers.svm import SvmDriver
 
 # -- drivers: the userptr helper and the userptr designs of the thread (issue 7)
@@ -61,6 +68,7 @@ from .drivers.userptr_modern import ModernUserptrDriver
 from .explore import DPOR, PCT, OptimalDPOR, RandomWalk, Report
 
 # -- kernel: the simulated machine
+# -- kernel: deferred contexts (work items, irq_work, timer_list, kthread parking)
 from .kernel import (
     EAGAIN,
     EALREADY,
@@ -78,14 +86,17 @@ from .kernel import (
     NSEC_PER_MSEC,
     NSEC_PER_SEC,
     NSEC_PER_USEC,
+    TIMER_IRQSAFE,
     Completion,
     Config,
+    DelayedWork,
     DmabufsimError,
     Event,
     Execution,
     Finding,
     FirstStrategy,
     Frame,
+    IrqWork,
     Kernel,
     KernelError,
     KThread,
@@ -97,11 +108,25 @@ from .kernel import (
     Strategy,
     ThreadInfo,
     ThreadKilled,
+    TimerList,
     UsageError,
     WaitQueue,
+    Workqueue,
+    WorkStruct,
+    cancel_work_sync,
     current,
     current_kernel,
+    flush_work,
+    kthread_park,
+    kthread_parkme,
+    kthread_should_park,
+    kthread_unpark,
+    schedule_work,
+    system_wq,
 )
+
+# -- kernel: object lifetimes (kref, refcount_t, kmem caches; use-after-free and leak)
+from .kernel.lifetime import REFCOUNT_SATURATED, KmemCache, Kref
 
 # -- locking
 from .locking import LockdepMap, Mutex, SpinLock, lockdep_assert_held, lockdep_assert_not_held
@@ -139,6 +164,12 @@ from .mm.hmm import HmmRange, hmm_range_fault
 from .mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
 from .mm.memremap import DevicePagemap, DevPagemapOps
 from .mm.migrate_device import MigrateVma, migrate_vma_finalize, migrate_vma_pages, migrate_vma_setup
-from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps
+from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps, mmu_notifier_variant
+
+# -- mm: the fault path (driver fault handlers, user copies that fault) and the page lock (issue 16)
+from .mm.page_lock import lock_page, set_page_dirty_lock, trylock_page, unlock_page, wait_on_page_locked
+from .mm.rmap import shrink_page, try_to_unmap
+from .mm.uaccess import copy_from_user, copy_from_user_inatomic, copy_to_user, fault_in_readable, get_user, put_user
+from .mm.vm_fault import VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VmFault, VmOperations
 
 __version__ = "0.1.0"

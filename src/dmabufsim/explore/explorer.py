@@ -49,7 +49,8 @@ Rules:
 * R9 (checkpoints belong to one exploration): a checkpoint records its
   format version, the package version, the scenario's identity (name and
   code digest, ``kernel.identity``), every phase's strategy with all its
-  parameters, and the kernel options; ``resume`` refuses a checkpoint
+  parameters, the kernel options, and whether its systematic search ran
+  with reduction (``kernel/reduction.py``); ``resume`` refuses a checkpoint
   that differs in any of them, or that is missing, truncated or corrupt,
   with one line (a ``UsageError``) -- never a silent fresh start, and never
   the checkpoint's strategy in place of the requested one. The budget is
@@ -260,6 +261,8 @@ def run_job(
                 if job == 0:
                     _record(run, phase, ex, k, f"{strat.name} calibration", -1, expected, collect_states)
                     run.phase_done += 1
+            # the systematic strategies explore the reduced schedules (kernel/reduction.py)
+            popts = {**opts, "reduction": True} if strat.reduction and opts.get("reduction", True) else opts
             # randomised strategies: execution i belongs to job i % jobs
             indices_step = 1 if strat.systematic else jobs
             i = run.phase_done * indices_step + (0 if strat.systematic else job)
@@ -277,7 +280,7 @@ def run_job(
                     strat.complete = True
                     break
                 # the Recorder only counts preemptions for coverage: skip the wrapper without it
-                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, deadline=deadline, **opts)
+                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, deadline=deadline, **popts)
                 k.known_findings = known  # R2: a finding already held needs no text (Kernel.wants_text)
                 strat.attach(k)
                 if cov is not None:
@@ -451,6 +454,9 @@ def checkpoint_identity(
         "strategies": [s.identity() for s, _ in phases],
         "kernel_options": _option_text(kernel_options),
         "lockdep_graph": lockdep_graph,
+        # the systematic strategies' schedules depend on it (kernel/reduction.py): a DFS stack
+        # recorded with it cannot be replayed without it, nor the reverse
+        "reduction": kernel_options.get("reduction", True) is not False and any(s.systematic for s, _ in phases),
     }
 
 
@@ -469,6 +475,11 @@ def _refusal(path: str, saved: dict[str, Any], want: dict[str, Any]) -> str | No
         return (f"checkpoint {path} was made with kernel options {saved.get('kernel_options')}"
                 f"{'' if saved.get('lockdep_graph') else ' (no shared lockdep graph)'}, not "
                 f"{want['kernel_options']}{'' if want['lockdep_graph'] else ' (no shared lockdep graph)'}")
+    if bool(saved.get("reduction")) != want["reduction"]:
+        made = "with" if saved.get("reduction") else "without"
+        return (f"checkpoint {path} was made {made} reduction of its systematic search, this run is "
+                f"{'with' if want['reduction'] else 'without'} (explore --no-reduction); start a new checkpoint "
+                "or resume it as it was made")
     if saved.get("package") != want["package"]:
         return (f"checkpoint {path} was made by dmabufsim {saved.get('package')}, this is {want['package']}; "
                 "start a new checkpoint")
@@ -585,6 +596,7 @@ def explore(
     confirm_cycles: bool = True,
     confirm_budget: int = 50,
     should_stop: Callable[[], bool] | None = None,
+    reduction: bool = True,
 ) -> Report:
     """Explore the schedules of ``scenario`` and report (the catalog's entry point).
 
@@ -601,12 +613,16 @@ def explore(
     per job across its executions (R7). ``confirm_cycles``: try to turn
     each lockdep cycle into a concrete deadlock (``guided.py``, R8).
     ``should_stop``: polled before every execution (one job only); True
-    interrupts the run as a Ctrl-C would (R11). Returns a :class:`Report`.
+    interrupts the run as a Ctrl-C would (R11). ``reduction``: the systematic strategies
+    run with Lipton reduction (``kernel/reduction.py``); False turns it off
+    (``explore --no-reduction``). Returns a :class:`Report`.
     """
     if budget < 1:
         raise UsageError(f"budget must be at least 1 execution, got {budget}")
     exp = tuple(expected)
     opts = dict(kernel_options or {})
+    if not reduction:
+        opts["reduction"] = False
     if max_steps is not None:
         opts["max_steps"] = max_steps
     name = strategy.describe() if isinstance(strategy, ExploreStrategy) else (strategy or "portfolio")

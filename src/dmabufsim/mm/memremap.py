@@ -5,7 +5,7 @@ and ``include/linux/memremap.h`` (``struct dev_pagemap_ops``:
 ``page_free``, ``migrate_to_ram``): memory a device owns (its VRAM) that the
 CPU cannot address but that still has ``struct page`` s, so process page
 tables can refer to it through *device-private entries*
-(``memory.py`` R8) and HMM can hand it to the device that owns it.
+(``memory.py`` R11) and HMM can hand it to the device that owns it.
 
 Rules:
 

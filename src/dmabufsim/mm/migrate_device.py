@@ -32,7 +32,7 @@ Rules:
   reference, and its PTE becomes a migration entry; then the secondary TLBs
   are flushed (``notifier_hooks`` R5) before the bracket ends.
 * R3 (copy window): between ``setup`` and ``pages`` the sources are locked
-  and unmapped: a CPU access waits (``memory.py`` R8), so a copy made in
+  and unmapped: a CPU access waits (``memory.py`` R11), so a copy made in
   this window is the page's last contents. Destination pages must be
   locked by the driver (an unlocked one is an ``assertion`` finding when
   ``finalize`` unlocks it).
@@ -61,7 +61,7 @@ from .notifier_hooks import (
     invalidate_range_start,
 )
 from .page import PAGE_SHIFT, PAGE_SIZE, Page
-from .page_lock import page_locked, trylock_page_atomic, unlock_page
+from .page_lock import PageLocked, trylock_page_atomic, unlock_page
 
 #: ``MIGRATE_PFN_VALID``: ``src[i]`` is a page.
 MIGRATE_PFN_VALID = 1 << 0
@@ -209,7 +209,7 @@ def migrate_vma_finalize(args: MigrateVma) -> None:
                 unlock_page(src)
             src.alloc.put_ref(src)  # the migration reference: a migrated source frees here
         if dst is not None:
-            if not page_locked(dst):
+            if not PageLocked(dst):
                 k.report(
                     "assertion",
                     "BUG: migrate_vma_finalize of an unlocked destination page",

@@ -50,6 +50,13 @@ Rules:
 * R6 (registration): a subscription is registered on a live mm once;
   registering twice, unregistering an unregistered subscription, or
   unregistering from inside a callback raise ``UsageError``.
+* R9 (variant, before 2021): until Sean Christopherson's "mm/mmu_notifiers:
+  ensure range_end() is paired with range_start()" (Message-ID
+  20210311180057.1582638-1-seanjc@google.com, Linux 5.12), a refused
+  non-blockable range ended *no* classic subscriber: the ones whose start had
+  succeeded never got their ``invalidate_range_end``. ``mmu_notifier_variant(
+  mm, paired_end=False)`` selects that behaviour for one mm (to run the old
+  code); the default is today's R4.
 * R8 (completion, claim C15): when every callback of a range returned
   without ``EAGAIN`` -- blockable or not: a non-blockable callback that
   accepts the range claims completion just the same -- no IOMMU
@@ -58,9 +65,9 @@ Rules:
   ("IOMMU mapping survives a completed invalidation"). Checked only when
   the mm has a subscriber covering the range (someone claims completion).
   An ATS IOTLB entry of an SVA device (``device/sva.py``) is not such a
-  mapping: it caches the CPU PTE itself and is flushed by R9's hook, after
+  mapping: it caches the CPU PTE itself and is flushed by R10's hook, after
   the PTE is cleared.
-* R9 (secondary TLBs): ``arch_invalidate_secondary_tlbs(mm, start, end)``
+* R10 (secondary TLBs): ``arch_invalidate_secondary_tlbs(mm, start, end)``
   calls the hook of every classic subscriber whose ops define one, in
   registration order, after the core mm cleared the PTEs of the range and
   before it frees their pages (``notifier_hooks`` R5). Interval
@@ -121,7 +128,7 @@ class MMUNotifierOps:
         """``release``: the mm is torn down."""
 
     #: ``arch_invalidate_secondary_tlbs(sub, mm, start, end)``: a subclass that
-    #: defines it is called between the PTE clear and the page free (R9,
+    #: defines it is called between the PTE clear and the page free (R10,
     #: ``notifier_hooks`` R5); it must not sleep. None: not called.
     arch_invalidate_secondary_tlbs: Any = None
 
@@ -148,6 +155,7 @@ class MMUNotifierSubscriptions:
         "k",
         "mm",
         "oid",
+        "paired_end",
         "released",
         "subscribers",
         "wq",
@@ -175,6 +183,8 @@ class MMUNotifierSubscriptions:
         self.has_itree = False
         #: Ranges in flight that entered the interval side (R5): only their ends leave it.
         self.itree_ranges: list[MmuNotifierRange] = []
+        #: R4 (True, since 2021) or R9 (False): end the started subscribers when one refuses.
+        self.paired_end = True
 
     @property
     def is_invalidating(self) -> bool:
@@ -232,7 +242,7 @@ class MMUNotifierSubscriptions:
             self.in_callback.remove(me)
 
     def arch_invalidate_secondary_tlbs(self, mm: Any, start: int, end: int) -> None:
-        """``__mmu_notifier_arch_invalidate_secondary_tlbs``: each classic subscriber's hook (R9)."""
+        """``__mmu_notifier_arch_invalidate_secondary_tlbs``: each classic subscriber's hook (R10)."""
         for sub in self.subscribers:
             hook = sub.ops.arch_invalidate_secondary_tlbs
             if hook is not None:
@@ -282,6 +292,20 @@ def subscriptions(mm: Any, *, create: bool = False, k: Kernel | None = None) -> 
         subs = table[oid] = MMUNotifierSubscriptions(mm)
         # The hooks of the core mm call the subscriptions object (notifier_hooks R1).
         mm.notifier_subscribe(subs)
+    return subs
+
+
+def mmu_notifier_variant(mm: Any, *, paired_end: bool = True) -> MMUNotifierSubscriptions:
+    """Select the notifier core's behaviour of another year for ``mm`` (R9); returns its subscriptions.
+
+    ``paired_end=False``: the core before Linux 5.12 (Message-ID
+    20210311180057.1582638-1-seanjc@google.com): a subscriber refusing a
+    non-blockable range leaves the ones already started without their
+    ``invalidate_range_end``.
+    """
+    subs = subscriptions(mm, create=True)
+    assert subs is not None
+    subs.paired_end = paired_end
     return subs
 
 
@@ -345,11 +369,12 @@ class MMUNotifier:
 def _check_completion(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRange) -> None:
     """R8 (claim C15): nothing made for this mm's range may reach its pages once the callbacks returned."""
     mm = subs.mm
+    # The check reads the page tables and each page's device mappings: the step declares them
+    # (before the first read: an rmap walk, try_to_unmap, calls this without mmap_lock).
+    k.event("mmu_notifier_check", getattr(mm, "oid", subs.oid), False)
     ptes: dict[int, Any] | None = getattr(mm, "ptes", None)
     if not ptes:
         return
-    # The check reads the page tables and each page's device mappings: the step declares them.
-    k.event("mmu_notifier_check", getattr(mm, "oid", subs.oid), False)
     lo, hi = range.start >> PAGE_SHIFT, (range.end + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
     vpns = sorted(v for v in ptes if lo <= v < hi)
     for vpn in vpns:
@@ -357,7 +382,7 @@ def _check_completion(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotif
         k.event("mmu_notifier_check", page.oid, False)
         for rec in page.dev_maps:
             if getattr(rec, "ats", False):
-                continue  # an ATS IOTLB entry mirrors the CPU PTE: the secondary-TLB hook flushes it (R9)
+                continue  # an ATS IOTLB entry mirrors the CPU PTE: the secondary-TLB hook flushes it (R10)
             if getattr(rec, "user_mm", None) is not mm or not range.start <= rec.user_va < range.end:
                 continue
             dev = rec.domain.name
@@ -459,9 +484,11 @@ def _hlist_start(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRa
         if refused and range.blockable:
             _warn(k, "invalidate_range_start", range, type(sub.ops).__name__)
         elif refused:
-            # R4: end the subscribers that already started, then report the failure.
-            for ok in done:
-                ok.ops.invalidate_range_end(ok, range)
+            # R4: end the subscribers that already started, then report the failure
+            # (R9: before 2021, nobody ended them).
+            if subs.paired_end:
+                for ok in done:
+                    ok.ops.invalidate_range_end(ok, range)
             return False
         done.append(sub)
     return True

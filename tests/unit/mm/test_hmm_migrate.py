@@ -29,7 +29,7 @@ from dmabufsim.mm.migrate_device import (
     migrate_vma_setup,
 )
 from dmabufsim.mm.page import PAGE_SHIFT, PAGE_SIZE, Page
-from dmabufsim.mm.page_lock import lock_page, page_locked, trylock_page, unlock_page
+from dmabufsim.mm.page_lock import PageLocked, lock_page, trylock_page, unlock_page
 from tests.helpers import run
 
 
@@ -108,12 +108,12 @@ def test_page_lock_rules() -> None:
 
         def other() -> None:
             lock_page(page)  # sleeps until the holder unlocks
-            out.append(("other locked", page_locked(page)))
+            out.append(("other locked", PageLocked(page)))
             unlock_page(page)
 
         t = k.spawn(other, name="other")
         k.msleep(1)
-        out.append(("still waiting", page_locked(page)))
+        out.append(("still waiting", PageLocked(page)))
         unlock_page(page)
         k.join(t)
         unlock_page(page)  # R2: not locked any more
@@ -121,7 +121,7 @@ def test_page_lock_rules() -> None:
 
     ex = run(scenario)
     assert out == [True, False, ("still waiting", True), ("other locked", True)]
-    assert [(f.kind, f.signature) for f in ex.findings] == [("assertion", "unlock-page:unlocked")]
+    assert [(f.kind, f.signature) for f in ex.findings] == [("assertion", "unlock_page-unlocked")]
 
 
 class Vram(DevPagemapOps):

@@ -1,4 +1,4 @@
-"""The secondary-TLB hook: clear PTE -> flush secondary TLBs -> free page (memory R7, notifier_hooks R5)."""
+"""The secondary-TLB hook: clear PTE -> flush secondary TLBs -> free page (memory R10, notifier_hooks R5)."""
 
 from __future__ import annotations
 

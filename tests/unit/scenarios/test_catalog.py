@@ -19,7 +19,10 @@ def found(*kinds: str, chains: tuple[tuple[str, ...], ...] = ()) -> Found:
 def test_clean_verdict_matches_only_without_errors() -> None:
     v = Verdict(clean=True)
     assert v.match(found()) == (True, "")
-    assert v.match(found("iommu-fault")) == (True, "")  # info is allowed unless asserted
+    assert v.match(found("user-incoherence")) == (True, "")  # info is allowed unless asserted
+    assert v.match(stray_fault()) == (True, "")  # a stray access's fault: isolation held (info)
+    # A job's own access faulted: the device lost its data, a bug unless the row expects it.
+    assert v.match(found("iommu-fault")) == (False, "unexpected: iommu-fault")
     assert v.match(found("deadlock")) == (False, "unexpected: deadlock")
     assert v.match(found("leak")) == (False, "unexpected: leak")  # warnings count as bugs
 
@@ -32,10 +35,21 @@ def test_finding_verdict_needs_every_kind_and_nothing_else() -> None:
     assert not ok and why == "unexpected: deadlock"
 
 
+def stray_fault() -> Found:
+    return Found(kinds=frozenset({"iommu-fault"}), error_kinds=frozenset())
+
+
 def test_asserted_info_kinds() -> None:
     v = Verdict(clean=True, kinds=frozenset({"iommu-fault"}))
-    assert v.match(found("iommu-fault")) == (True, "")
+    assert v.match(stray_fault()) == (True, "")
     assert v.match(found()) == (False, "not found: iommu-fault")
+    # The row expects faults: its jobs' faults (errors) are expected too (catalog R2).
+    assert v.match(found("iommu-fault")) == (True, "")
+    assert v.error_kinds == frozenset({"iommu-fault"})
+    # A row whose jobs are meant to fault expects the error.
+    f = Verdict(kinds=frozenset({"iommu-fault"}))
+    assert f.match(found("iommu-fault")) == (True, "")
+    assert f.error_kinds == frozenset({"iommu-fault"})
     w = Verdict(kinds=frozenset({"dma-foreign-page"}), absent=frozenset({"user-incoherence"}))
     assert w.match(found("dma-foreign-page", "user-incoherence")) == (False, "must not appear: user-incoherence")
 

@@ -60,6 +60,8 @@ def test_every_catalog_row_expecting_assertion_names_its_checks() -> None:
         "M1/evict-waits-read": ["m1:lost-write"],
         "S2/no-read-retry": ["iommu-map-free"],
         "S3/copy-unlocked": ["svm-lost-write"],
+        "H4/no-lock": ["set_page_dirty-unlocked"],
+        "H3/no-recheck": ["h3-snapshot"],
     }
 
 
