@@ -14,7 +14,7 @@ the least recently faulted VRAM range back to system memory
   explorer found two real races of the model's first version here -- a
   page-lock ``trylock`` and a ``pte_same`` check that were separate steps
   from the page-table walk they belong to -- both fixed
-  (``migrate_device`` R2, ``memory`` R8).
+  (``migrate_device`` R2, ``memory`` R11).
 """
 
 from __future__ import annotations
