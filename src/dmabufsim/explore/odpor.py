@@ -29,7 +29,10 @@ Rules:
   event of the child reads; a thread's last event writes its exit, which a
   ``join`` waits on. A runnable thread at its ``mutex_lock`` (or
   ``spin_lock``) point while the lock is owned is not *enabled* (all it
-  could do is queue and sleep, or spin: the textbook blocking operation), unless every runnable thread is such a
+  could do is queue and sleep, or spin: the textbook blocking operation),
+  nor is one at a ``ww_mutex_lock`` point whose attempt can only wait
+  (``t.gate``, ww_mutex R12: no context, or a wound-wait context holding
+  nothing), unless every runnable thread is such a
   thread: then they are all enabled, and an attempt is an event that ends
   in a wait (a deadlock, or a wait for virtual time).
 * R2 (happens-before): program order plus dependent events in execution
@@ -535,6 +538,14 @@ class OptimalDPOR(ExploreStrategy):
                 if disabled is None:
                     disabled = {}
                 disabled[t.tid] = lk.park_on[1]
+                continue
+            g = t.gate
+            if g is not None and g.waits(t):
+                # R1: the same for an attempt that can only wait on a lock blocking on its own
+                # (ww_mutex R12)
+                if disabled is None:
+                    disabled = {}
+                disabled[t.tid] = g.oid
             else:
                 en.append(t.tid)
         if en:
@@ -761,12 +772,18 @@ class OptimalDPOR(ExploreStrategy):
 
 def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:
     """R3: does the event taken from ``node``, ``t`` going on from its point before ``op`` on
-    ``obj``, acquire a mutex at its ``mutex_lock`` point (free: it takes it) or release one?"""
+    ``obj``, acquire a mutex at its ``mutex_lock`` point (free: it takes it; or a ww_mutex with an
+    attempt that could only have waited while it was owned) or release one?"""
     lk = t.park
     if lk is not None:
         if lk.owner is None:
             node.acq = lk.park_on[1]
-    elif op == "mutex_unlock" or op == "spin_unlock":
+        return
+    g = t.gate
+    if g is not None:
+        if g.owner is None:
+            node.acq = g.oid
+    elif op == "mutex_unlock" or op == "spin_unlock" or op == "ww_mutex_unlock":
         node.rel = obj
 
 
