@@ -27,7 +27,8 @@ Rules:
   waits on (it looked, queued itself and slept). Thread creation and exit:
   the parent's event that created a thread writes a pseudo-object every
   event of the child reads; a thread's last event writes its exit, which a
-  ``join`` waits on. A runnable thread at its ``mutex_lock`` (or
+  ``join`` waits on, or reads when the thread had exited already (the
+  runtime tells the tap: ``join_exited``, no step of its own). A runnable thread at its ``mutex_lock`` (or
   ``spin_lock``) point while the lock is owned is not *enabled* (all it
   could do is queue and sleep, or spin: the textbook blocking operation),
   nor is one at a ``ww_mutex_lock`` point whose attempt can only wait
@@ -398,6 +399,14 @@ class OptimalDPOR(ExploreStrategy):
         thread's current event (R1)."""
         if tid < 0:
             return  # a timer firing: no thread's step
+        if op == "join_exited":
+            # Kernel.join of a thread that had exited: no step, a read of its exit (R1)
+            last = self._events[-1] if self._events else None
+            if last is not None and last[0] == tid:
+                acc = last[1]
+                assert isinstance(acc, list)
+                acc.append((_EXIT - obj, False))
+            return
         if step > self._last_step:
             self._last_step = step
             if self._expect == tid:

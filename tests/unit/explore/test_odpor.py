@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import dmabufsim as ds
 from dmabufsim.explore import DPOR, OptimalDPOR, audit, explore
 from dmabufsim.explore.explorer import run_job
+from dmabufsim.scenarios.userptr_lab import run_lab
 
 from .scenarios import (
     NO_LOCKDEP,
@@ -542,3 +543,20 @@ def test_sound_on_random_ww_programs(programs: list[list[tuple[Any, ...]]], wait
     if res.exhausted:
         assert res.ok, res.summary()
         assert res.sleep_blocked == 0
+
+
+
+def unsync_munmap_nowait(k: ds.Kernel) -> None:
+    """The unsynchronised userptr, munmap racing a job whose submission returns once queued:
+    the teardown joins the submitting thread, which has often exited by then."""
+    run_lab(k, "unsync", race="munmap", user="submit", wait=False)
+
+
+def test_join_of_an_exited_thread_reads_its_exit() -> None:
+    """A join that finds the thread exited does not block, but it reads the exit (R1): without
+    that access the steps after it looked independent of the thread's last steps, and 9
+    wakeup sequences that put them first could not run (dropped, odpor R6)."""
+    odpor = OptimalDPOR()
+    o = _run(unsync_munmap_nowait, odpor, 500)
+    assert odpor.complete and odpor.deviations == 0 and odpor.redundant == 0
+    assert o.executions == 45
