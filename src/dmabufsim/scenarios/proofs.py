@@ -64,12 +64,6 @@ NOT_PROVED: dict[str, str] = {
         "a blocked ww_mutex_lock attempt is still an event of its own (two threads of two ww_mutex sections "
         "each: 40 executions for 6 orders)"
     ),
-    "C4/lock-wait-refuse-pinned": (
-        "optimal DPOR, nothing dropped, not exhausted: 8,519 traces in 60 s; with busy spin_lock attempts no "
-        "longer events of their own, 571 traces in 10 s (two searches sharing the 2 cores); no smaller "
-        "configuration measured yet; a likely contributor: a blocked ww_mutex_lock attempt is still an event "
-        "of its own (two threads of two ww_mutex sections each: 40 executions for 6 orders)"
-    ),
     "C7/i915-fork": (
         "optimal DPOR, nothing dropped, not exhausted: 13,039 traces in 60 s; with busy spin_lock attempts no "
         "longer events of their own, 931 traces in 10 s (two searches sharing the 2 cores); no smaller "
