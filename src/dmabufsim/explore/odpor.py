@@ -48,7 +48,12 @@ Rules:
   no other event. A race is reversible unless ``e'``'s thread was not
   runnable before ``e`` and was after it (``e`` woke or created it), or was
   waiting before ``e`` on something no event of the reversal touches -- or
-  on the virtual clock, which advances only when no thread can run. The
+  on the virtual clock, which advances only when no thread can run -- or
+  was not enabled before ``e``, at its lock point while another thread owns
+  the lock, and no event of the reversal touches that lock (its attempt
+  there could only have waited: ``e'`` is the attempt that ended in a wait
+  once no thread was enabled, racing with an access of the holder to an
+  object that is the lock's own, as a ``dma_resv`` is its ww_mutex's). The
   release of a mutex and its next acquisition at a ``mutex_lock`` point by
   another thread are never enabled together: that race is reversed as the
   two acquisitions -- the releasing thread's last earlier write of the
@@ -695,6 +700,14 @@ class OptimalDPOR(ExploreStrategy):
         waits = node.blocked.get(p)
         if waits is not None and (waits == _CLOCK or not any(o == waits for _t, a in v for o, _w in a)):
             return  # R3: e''s thread sleeps before e, and nothing that can run first wakes it
+        dis = node.disabled
+        if dis is not None:
+            lock = dis.get(p)
+            if lock is not None and not any(o == lock for _t, a in v for o, _w in a):
+                # R3: e''s thread waits at its lock point before e for a lock another thread
+                # owns, and nothing that can run first touches that lock (a resv object's own
+                # operations under its lock write the lock's object too)
+                return
         v.append(events[j])  # type: ignore[arg-type]
         for q, a in node.sleep.items():
             if self._weak_initial(q, a, v):
@@ -710,9 +723,24 @@ class OptimalDPOR(ExploreStrategy):
         events = self._events
         ti = events[i][0]
         undo = self._undo
-        x = undo[i][1]  # i's thread's earlier events, newest first (their undo records link them)
-        while x >= 0 and (m, True) not in events[x][1]:
+        stack = self._stack
+        # i's thread's earlier events, newest first (their undo records link them): the one
+        # marked as taking m at its lock point (a dma_resv's operations under its lock write
+        # the lock's own object too), else the last that wrote m (a trylock)
+        x = undo[i][1]
+        last = -1
+        while x >= 0:
+            nx = stack[x]
+            if nx.acq == m:
+                break
+            if nx.rel == m:
+                x = -1
+                break
+            if last < 0 and (m, True) in events[x][1]:
+                last = x
             x = undo[x][1]
+        if x < 0:
+            x = last
         if x < 0:
             return
         clk = self._clk

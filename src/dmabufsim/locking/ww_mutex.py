@@ -78,6 +78,8 @@ Rules:
   busy attempt is no event of its own. Every other attempt on an owned
   mutex may wound, die, or wake a waiter that must die (wait-die), and
   stays an event: the wound/wait decisions are made exactly as before.
+  Every attempt (trylocks included) has a gate, so the explorers see where a
+  free mutex is taken.
 """
 
 from __future__ import annotations
@@ -253,14 +255,17 @@ class _Waiter:
 
 
 class _Gate:
-    """R12: a ww_mutex attempt that can only wait, as the explorers see it at its point
-    (:class:`~dmabufsim.kernel.thread.LockGate`); one per mutex and kind of wait."""
+    """R12: a ww_mutex attempt as the explorers see it at its point
+    (:class:`~dmabufsim.kernel.thread.LockGate`); one per mutex and kind of attempt: one that
+    can only wait (uninterruptible, interruptible), or any other (it never only waits, but
+    the explorers still learn that a free mutex is taken there)."""
 
-    __slots__ = ("interruptible", "ww")
+    __slots__ = ("interruptible", "only", "ww")
 
-    def __init__(self, ww: WWMutex, interruptible: bool) -> None:
+    def __init__(self, ww: WWMutex, interruptible: bool, only: bool = True) -> None:
         self.ww = ww
         self.interruptible = interruptible
+        self.only = only
 
     @property
     def owner(self) -> KThread | None:
@@ -274,7 +279,8 @@ class _Gate:
         """Would ``t``'s attempt only queue and sleep now? The mutex is owned by another
         thread, and no pending signal would end an interruptible attempt at once."""
         owner = self.ww.owner
-        return owner is not None and owner is not t and not (self.interruptible and t.signal_pending)
+        return (self.only and owner is not None and owner is not t
+                and not (self.interruptible and t.signal_pending))
 
 
 def _only_waits(ctx: WWAcquireCtx | None) -> bool:
@@ -350,7 +356,10 @@ class WWMutexBase:
         """``mutex_trylock(&ww->base)``: take it if free; never sleeps."""
         ww = self.ww
         k = ww.k
+        me = k.current
+        me.gate = ww._gates[2]  # R12: a free mutex is taken here
         k.point("mutex_trylock", ww.oid, True, ww.dep_map.name)
+        me.gate = None
         if ww.owner is not None:
             return False
         ww.owner = k.current
@@ -404,7 +413,7 @@ class WWMutex:
         #: ``ww->base``: the plain mutex inside (R11).
         self.base = WWMutexBase(self)
         #: R12: the explorers' view of an attempt that can only wait (uninterruptible, interruptible).
-        self._gates = (_Gate(self, False), _Gate(self, True))
+        self._gates = (_Gate(self, False), _Gate(self, True), _Gate(self, False, only=False))
 
     # ------------------------------------------------------------ checks (R7)
 
@@ -567,12 +576,9 @@ class WWMutex:
         if ctx is not None:
             self._check_ctx(ctx, fn)
         me = k.current
-        if _only_waits(ctx):
-            me.gate = self._gates[interruptible]  # R12
-            k.point("ww_mutex_lock", self.oid, True, self.dep_map.name)
-            me.gate = None
-        else:
-            k.point("ww_mutex_lock", self.oid, True, self.dep_map.name)
+        me.gate = self._gates[interruptible if _only_waits(ctx) else 2]  # R12
+        k.point("ww_mutex_lock", self.oid, True, self.dep_map.name)
+        me.gate = None
         if ctx is not None:
             if self.ctx is ctx:
                 k.lock_stat("lock_failed", self.oid)
@@ -655,7 +661,10 @@ class WWMutex:
         k = self.k
         if ctx is not None:
             self._check_ctx(ctx, "ww_mutex_trylock")
+        me = k.current
+        me.gate = self._gates[2]  # R12: a free mutex is taken here
         k.point("ww_mutex_trylock", self.oid, True, self.dep_map.name)
+        me.gate = None
         if self.owner is not None:
             return False
         if ctx is None:

@@ -95,12 +95,6 @@ NOT_PROVED: dict[str, str] = {
         "attempt is still an event of its own (two threads of two ww_mutex sections each: 40 executions for 6 "
         "orders)"
     ),
-    "C10/i915-style": (
-        "optimal DPOR, nothing dropped, not exhausted: 5,262 traces in 60 s; with busy spin_lock attempts no "
-        "longer events of their own, 1,269 traces in 10 s (two searches sharing the 2 cores); no smaller "
-        "configuration measured yet; a likely contributor: a blocked ww_mutex_lock attempt is still an event "
-        "of its own (two threads of two ww_mutex sections each: 40 executions for 6 orders)"
-    ),
     "C11/helper-fork": (
         "optimal DPOR reached 3,994 traces in 30 s without exhausting it, dropping nothing (with one page "
         "instead of two: 3,537 traces in 40 s, not exhausted); the row's own search exhausts every schedule "

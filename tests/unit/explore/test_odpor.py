@@ -317,9 +317,10 @@ def test_long_wakeup_sequences_do_not_recurse() -> None:
     assert odpor.complete and run.executions == 2 and odpor.deviations == 0
 
 
-def test_a_dropped_wakeup_sequence_is_said_in_the_verdict() -> None:
-    """odpor R6: joining a thread that already exited reads it without a scheduling point; the
-    wakeup sequence that would reorder that read cannot be followed, and the verdict says so."""
+def test_joining_an_exited_thread_drops_no_wakeup_sequence() -> None:
+    """odpor R1: joining a thread that already exited reads its exit without a scheduling point
+    (the runtime tells the tap); before, the wakeup sequence that reordered that read could not
+    be followed (1 dropped) and the search proved nothing."""
 
     def scenario(k: ds.Kernel) -> None:
         def rec() -> None:
@@ -336,7 +337,17 @@ def test_a_dropped_wakeup_sequence_is_said_in_the_verdict() -> None:
 
     rep = explore(scenario, "odpor", budget=100, kernel_options=NO_LOCKDEP)
     assert rep.verdict == "exhausted"
-    assert "unbounded, 1 wakeup sequence(s) dropped (odpor R6)" in rep.verdict_line()
+    assert "dropped" not in rep.verdict_line() and "proved: all schedules" in rep.verdict_line()
+
+
+def test_a_dropped_wakeup_sequence_is_said_in_the_bound() -> None:
+    """odpor R6: a search that dropped wakeup sequences says how many in its bound (which the
+    verdict line prints), and counts them as dropped (no proof)."""
+    odpor = OptimalDPOR()
+    assert odpor.bound() == "unbounded" and odpor.dropped() == 0
+    odpor.deviations = 2
+    assert odpor.bound() == "unbounded, 2 wakeup sequence(s) dropped (odpor R6)"
+    assert odpor.dropped() == 2
 
 
 def test_a_sleeper_is_not_reordered_before_a_runnable_thread() -> None:
@@ -496,8 +507,8 @@ def build_ww(programs: list[list[tuple[Any, ...]]], wait_die: bool) -> Any:
                         for h in reversed(held):
                             locks[h].unlock()
                         held = []
-                for i in held:
-                    k.point("write", VAR + i, True)
+                for i in held:  # the lock's own object, as a dma_resv's operations under its lock
+                    k.point("dma_resv_add_fence", locks[i].oid, True)
                     mem[i] = tid * 10 + ctx.stamp
                 for h in reversed(held):
                     locks[h].unlock()
@@ -510,11 +521,11 @@ def build_ww(programs: list[list[tuple[Any, ...]]], wait_die: bool) -> Any:
                     out.extend(txn(tid, o[1]))
                 elif o[0] == "lock":
                     locks[o[1]].lock()
-                    k.point("write", VAR + o[1], True)
+                    k.point("dma_resv_add_fence", locks[o[1]].oid, True)
                     mem[o[1]] = tid * 10 + 9
                     locks[o[1]].unlock()
-                else:
-                    k.point("read", VAR + o[1], False)
+                else:  # a lockless look (dma_resv_test_signaled)
+                    k.point("dma_resv_test_signaled", locks[o[1]].oid, False)
                     out.append(mem[o[1]])
             seen.append((tid, *out))
 
