@@ -201,7 +201,7 @@ CLAIMS = [
         "design": "shrinker-trylock",
         "scenario": shrinker_trylock,
         "expected": "clean",
-        # Proved: optimal DPOR exhausts every schedule in 2,613 Mazurkiewicz traces (~2 s), dropping
+        # Proved: optimal DPOR exhausts every schedule in 696 Mazurkiewicz traces (~1 s), dropping
         # nothing (the allocator's free list is declared: which frame an allocation gets depends on the frees).
         "strategy": "odpor",
         "budget": 4000,
