@@ -221,7 +221,7 @@ CLAIMS = [
         "design": "gfp-noio-unprimed",
         "scenario": gfp_noio_unprimed,
         "expected": "clean",
-        # Proved: optimal DPOR exhausts every schedule in 138 Mazurkiewicz traces, dropping nothing.
+        # Proved: optimal DPOR exhausts every schedule in 46 Mazurkiewicz traces, dropping nothing.
         "strategy": "odpor",
         "budget": 400,
         "kernel_options": {"prime_lockdep": False},
