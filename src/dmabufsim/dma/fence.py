@@ -537,14 +537,20 @@ class DmaFence:
         self.k.progress("dma_fence_signal")  # runtime progress P1: a fence signalled
         if cbs:
             k = self.k
-            for cb in cbs:
+            last = len(cbs) - 1
+            for i, cb in enumerate(cbs):
                 cb.queued = None
                 steps = k.steps
                 cb.func(self, cb)
-                if k.steps != steps:
+                if k.steps != steps and i != last:
                     # A callback took a scheduling point (queue_work, a nested signal): the
                     # rest of the list still runs in this fence's signalling (accesses A1).
-                    k.event("dma_fence_signal", self.oid, True)
+                    # The walk is of the detached list, not of the fence: a callback that
+                    # dropped the fence's last reference leaves nothing of it to declare
+                    # (dma_fence_signal_timestamp_locked touches the fence no more).
+                    freed = k.freed_oids
+                    if freed is None or self.oid not in freed:
+                        k.event("dma_fence_signal", self.oid, True)
         return 0
 
     def _double_signal(self) -> None:

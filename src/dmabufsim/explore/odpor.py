@@ -29,9 +29,13 @@ Rules:
   waits on (it looked, queued itself and slept). Thread creation and exit:
   the parent's event that created a thread writes a pseudo-object every
   event of the child reads; a thread's last event writes its exit, which a
-  ``join`` waits on. A runnable thread at its ``mutex_lock`` (or
+  ``join`` waits on, or reads when the thread had exited already (the
+  runtime tells the tap: ``join_exited``, no step of its own). A runnable thread at its ``mutex_lock`` (or
   ``spin_lock``) point while the lock is owned is not *enabled* (all it
-  could do is queue and sleep, or spin: the textbook blocking operation), unless every runnable thread is such a
+  could do is queue and sleep, or spin: the textbook blocking operation),
+  nor is one at a ``ww_mutex_lock`` point whose attempt can only wait
+  (``t.gate``, ww_mutex R12: no context, or a wound-wait context holding
+  nothing), unless every runnable thread is such a
   thread: then they are all enabled, and an attempt is an event that ends
   in a wait (a deadlock, or a wait for virtual time).
 * R2 (happens-before): program order plus dependent events in execution
@@ -46,7 +50,12 @@ Rules:
   no other event. A race is reversible unless ``e'``'s thread was not
   runnable before ``e`` and was after it (``e`` woke or created it), or was
   waiting before ``e`` on something no event of the reversal touches -- or
-  on the virtual clock, which advances only when no thread can run. The
+  on the virtual clock, which advances only when no thread can run -- or
+  was not enabled before ``e``, at its lock point while another thread owns
+  the lock, and no event of the reversal touches that lock (its attempt
+  there could only have waited: ``e'`` is the attempt that ended in a wait
+  once no thread was enabled, racing with an access of the holder to an
+  object that is the lock's own, as a ``dma_resv`` is its ww_mutex's). The
   release of a mutex and its next acquisition at a ``mutex_lock`` point by
   another thread are never enabled together: that race is reversed as the
   two acquisitions -- the releasing thread's last earlier write of the
@@ -398,6 +407,14 @@ class OptimalDPOR(ExploreStrategy):
         thread's current event (R1)."""
         if tid < 0:
             return  # a timer firing: no thread's step
+        if op == "join_exited":
+            # Kernel.join of a thread that had exited: no step, a read of its exit (R1)
+            last = self._events[-1] if self._events else None
+            if last is not None and last[0] == tid:
+                acc = last[1]
+                assert isinstance(acc, list)
+                acc.append((_EXIT - obj, False))
+            return
         if step > self._last_step:
             self._last_step = step
             if self._expect == tid:
@@ -409,7 +426,7 @@ class OptimalDPOR(ExploreStrategy):
                 if events and events[-1][0] == tid and type(events[-1][1]) is list:
                     # a folded point (reduction L1): an access of the running event, no step of its own
                     events[-1][1].append((obj, write))
-                    if op == "mutex_unlock" or op == "spin_unlock":
+                    if op == "mutex_unlock" or op == "spin_unlock" or op == "ww_mutex_unlock":
                         node = self._stack[self._pos - 1]
                         if node.rel is None:
                             node.rel = (obj,)
@@ -550,6 +567,14 @@ class OptimalDPOR(ExploreStrategy):
                 if disabled is None:
                     disabled = {}
                 disabled[t.tid] = lk.park_on[1]
+                continue
+            g = t.gate
+            if g is not None and g.waits(t):
+                # R1: the same for an attempt that can only wait on a lock blocking on its own
+                # (ww_mutex R12)
+                if disabled is None:
+                    disabled = {}
+                disabled[t.tid] = g.oid
             else:
                 en.append(t.tid)
         if en:
@@ -690,6 +715,14 @@ class OptimalDPOR(ExploreStrategy):
         waits = node.blocked.get(p)
         if waits is not None and (waits == _CLOCK or not any(o == waits for _t, a in v for o, _w in a)):
             return  # R3: e''s thread sleeps before e, and nothing that can run first wakes it
+        dis = node.disabled
+        if dis is not None:
+            lock = dis.get(p)
+            if lock is not None and not any(o == lock for _t, a in v for o, _w in a):
+                # R3: e''s thread waits at its lock point before e for a lock another thread
+                # owns, and nothing that can run first touches that lock (a resv object's own
+                # operations under its lock write the lock's object too)
+                return
         v.append(events[j])  # type: ignore[arg-type]
         for q, a in node.sleep.items():
             if self._weak_initial(q, a, v):
@@ -705,9 +738,24 @@ class OptimalDPOR(ExploreStrategy):
         events = self._events
         ti = events[i][0]
         undo = self._undo
-        x = undo[i][1]  # i's thread's earlier events, newest first (their undo records link them)
-        while x >= 0 and (m, True) not in events[x][1]:
+        stack = self._stack
+        # i's thread's earlier events, newest first (their undo records link them): the one
+        # marked as taking m at its lock point (a dma_resv's operations under its lock write
+        # the lock's own object too), else the last that wrote m (a trylock)
+        x = undo[i][1]
+        last = -1
+        while x >= 0:
+            nx = stack[x]
+            if nx.acq == m:
+                break
+            if nx.rel is not None and m in nx.rel:
+                x = -1
+                break
+            if last < 0 and (m, True) in events[x][1]:
+                last = x
             x = undo[x][1]
+        if x < 0:
+            x = last
         if x < 0:
             return
         clk = self._clk
@@ -776,12 +824,18 @@ class OptimalDPOR(ExploreStrategy):
 
 def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:
     """R3: does the event taken from ``node``, ``t`` going on from its point before ``op`` on
-    ``obj``, acquire a mutex at its ``mutex_lock`` point (free: it takes it) or release one?"""
+    ``obj``, acquire a mutex at its ``mutex_lock`` point (free: it takes it; or a ww_mutex with an
+    attempt that could only have waited while it was owned) or release one?"""
     lk = t.park
     if lk is not None:
         if lk.owner is None:
             node.acq = lk.park_on[1]
-    elif op == "mutex_unlock" or op == "spin_unlock":
+        return
+    g = t.gate
+    if g is not None:
+        if g.owner is None:
+            node.acq = g.oid
+    elif op == "mutex_unlock" or op == "spin_unlock" or op == "ww_mutex_unlock":
         node.rel = (obj,)
 
 

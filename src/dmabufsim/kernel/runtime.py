@@ -485,8 +485,14 @@ class Kernel:
 
     def join(self, t: KThread, timeout: int | None = None) -> Any:
         """``kthread_stop``-style join: block until ``t`` exits; return its result."""
-        if t.exited and self._acc_check is not None:
-            self._acc_check.joined(self.current, t)
+        if t.exited:
+            # The join reads the exit without blocking: no point, no event, but the access of
+            # the current step all the same (the access checker's A1; an explorer's tap).
+            if self._acc_check is not None:
+                self._acc_check.joined(self.current, t)
+            tap = self.trace.tap
+            if tap is not None:
+                tap(self.steps, self.current.tid, "join_exited", t.tid, False)
         while not t.exited:
             me = self.current
             if t is me:

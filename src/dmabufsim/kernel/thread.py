@@ -79,6 +79,29 @@ class ParkLock(Protocol):
     park_on: tuple[str, int, str]
 
 
+class LockGate(Protocol):
+    """What an explorer needs of a lock attempt a thread waits at, when the lock does its
+    own blocking (``t.gate``; the runtime never blocks such a thread for it, unlike
+    :class:`ParkLock`).
+
+    ``waits(t)`` is true while all the attempt of ``t`` could do, were it run,
+    is to queue on the lock and sleep (no exception, no effect on another
+    thread; a thread queued that way affects no other attempt but by its
+    place in the wake order). Optimal DPOR then treats ``t`` as not
+    enabled, as it does a thread at a :class:`ParkLock` point while the lock
+    is owned. ``owner is None`` means the attempt takes the lock; ``oid`` is
+    the lock's object id.
+    """
+
+    @property
+    def owner(self) -> Any: ...
+
+    @property
+    def oid(self) -> int: ...
+
+    def waits(self, t: KThread) -> bool: ...
+
+
 class KThread:
     """One simulated kernel thread.
 
@@ -94,6 +117,7 @@ class KThread:
         "data",
         "error",
         "fn",
+        "gate",
         "gfp_scope",
         "glet",
         "held",
@@ -163,6 +187,9 @@ class KThread:
         #: True from when ``Kernel._park`` blocked the thread at its point
         #: until the lock, woken and run again, takes note.
         self.parked = False
+        #: At its scheduling point inside a lock that blocks on its own (``ww_mutex_lock``):
+        #: the attempt (a :class:`LockGate`), for the explorers; None otherwise.
+        self.gate: Any = None
         self.joiners: list[KThread] = []
         #: Scratch space for higher rooms (per-thread model state), by key.
         self.data: dict[str, Any] = {}

@@ -65,6 +65,21 @@ Rules:
   a context-less waiter (R4). ``mutex_lock_nest_lock(&ww->base, ctx)``
   acquires the mutex under the context's ``<name>_acquire`` map (R8) and
   still leaves the context's bookkeeping alone.
+* R12 (attempts that only wait): an attempt on an owned mutex made without
+  a context, or by a wound-wait context holding nothing (``acquired == 0``),
+  can only queue and sleep: it wounds nobody (R6 needs locks held), is told
+  to back off never (R3), and as a waiter it changes no other attempt's
+  decision (R5/R6 skip context-less waiters and wound only for a waiter
+  holding locks) but by its place in the wake order. Around its scheduling
+  point such an attempt is the thread's ``gate``
+  (:class:`~dmabufsim.kernel.thread.LockGate`): while the mutex is owned by
+  another thread (and, interruptible, no signal is pending) optimal DPOR
+  does not count the thread as enabled, as for a plain ``mutex_lock``, so a
+  busy attempt is no event of its own. Every other attempt on an owned
+  mutex may wound, die, or wake a waiter that must die (wait-die), and
+  stays an event: the wound/wait decisions are made exactly as before.
+  Every attempt (trylocks included) has a gate, so the explorers see where a
+  free mutex is taken.
 """
 
 from __future__ import annotations
@@ -239,6 +254,40 @@ class _Waiter:
         self.ctx = ctx
 
 
+class _Gate:
+    """R12: a ww_mutex attempt as the explorers see it at its point
+    (:class:`~dmabufsim.kernel.thread.LockGate`); one per mutex and kind of attempt: one that
+    can only wait (uninterruptible, interruptible), or any other (it never only waits, but
+    the explorers still learn that a free mutex is taken there)."""
+
+    __slots__ = ("interruptible", "only", "ww")
+
+    def __init__(self, ww: WWMutex, interruptible: bool, only: bool = True) -> None:
+        self.ww = ww
+        self.interruptible = interruptible
+        self.only = only
+
+    @property
+    def owner(self) -> KThread | None:
+        return self.ww.owner
+
+    @property
+    def oid(self) -> int:
+        return self.ww.oid
+
+    def waits(self, t: KThread) -> bool:
+        """Would ``t``'s attempt only queue and sleep now? The mutex is owned by another
+        thread, and no pending signal would end an interruptible attempt at once."""
+        owner = self.ww.owner
+        return (self.only and owner is not None and owner is not t
+                and not (self.interruptible and t.signal_pending))
+
+
+def _only_waits(ctx: WWAcquireCtx | None) -> bool:
+    """R12: is an attempt with ``ctx`` on an owned mutex one that can only wait?"""
+    return ctx is None or (ctx.acquired == 0 and not ctx.ww_class.wait_die)
+
+
 def _younger(a: WWAcquireCtx, b: WWAcquireCtx) -> bool:
     """``__ww_ctx_less(a, b)``: is ``a`` younger (larger stamp) than ``b``?"""
     return a.stamp > b.stamp
@@ -266,8 +315,10 @@ class WWMutexBase:
         k = ww.k
         k.might_sleep(fn)
         k.lockdep.acquire(ww.dep_map, subclass=subclass, nest_lock=nest_lock)
-        k.point(fn, ww.oid, True, ww.dep_map.name)
         me = k.current
+        me.gate = ww._gates[interruptible]  # R12: a base waiter only waits (R11)
+        k.point(fn, ww.oid, True, ww.dep_map.name)
+        me.gate = None
         if ww.owner is None:
             ww.owner = me  # __mutex_lock_common without a ww_ctx: ww->ctx is not touched
             return
@@ -305,7 +356,10 @@ class WWMutexBase:
         """``mutex_trylock(&ww->base)``: take it if free; never sleeps."""
         ww = self.ww
         k = ww.k
+        me = k.current
+        me.gate = ww._gates[2]  # R12: a free mutex is taken here
         k.point("mutex_trylock", ww.oid, True, ww.dep_map.name)
+        me.gate = None
         if ww.owner is not None:
             return False
         ww.owner = k.current
@@ -341,7 +395,7 @@ class WWMutex:
     holder's context (None when free or held without one).
     """
 
-    __slots__ = ("base", "ctx", "dep_map", "k", "name", "oid", "owner", "waiters", "ww_class")
+    __slots__ = ("_gates", "base", "ctx", "dep_map", "k", "name", "oid", "owner", "waiters", "ww_class")
 
     def __init__(self, ww_class: WWClass, name: str | None = None) -> None:
         if not isinstance(ww_class, WWClass):
@@ -358,6 +412,8 @@ class WWMutex:
         self.waiters: list[_Waiter] = []
         #: ``ww->base``: the plain mutex inside (R11).
         self.base = WWMutexBase(self)
+        #: R12: the explorers' view of an attempt that can only wait (uninterruptible, interruptible).
+        self._gates = (_Gate(self, False), _Gate(self, True), _Gate(self, False, only=False))
 
     # ------------------------------------------------------------ checks (R7)
 
@@ -519,7 +575,10 @@ class WWMutex:
         k.might_sleep(fn)
         if ctx is not None:
             self._check_ctx(ctx, fn)
+        me = k.current
+        me.gate = self._gates[interruptible if _only_waits(ctx) else 2]  # R12
         k.point("ww_mutex_lock", self.oid, True, self.dep_map.name)
+        me.gate = None
         if ctx is not None:
             if self.ctx is ctx:
                 k.lock_stat("lock_failed", self.oid)
@@ -529,7 +588,6 @@ class WWMutex:
             k.lockdep.acquire(self.dep_map, nest_lock=ctx.dep_map)
         else:
             k.lockdep.acquire(self.dep_map)
-        me = k.current
         if self.owner is None:
             self._take(me, ctx)
             if ctx is not None:
@@ -603,7 +661,10 @@ class WWMutex:
         k = self.k
         if ctx is not None:
             self._check_ctx(ctx, "ww_mutex_trylock")
+        me = k.current
+        me.gate = self._gates[2]  # R12: a free mutex is taken here
         k.point("ww_mutex_trylock", self.oid, True, self.dep_map.name)
+        me.gate = None
         if self.owner is not None:
             return False
         if ctx is None:

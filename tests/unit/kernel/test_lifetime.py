@@ -347,3 +347,27 @@ def test_kfree_rcu_keeps_the_fence_valid_for_the_read_sections_in_progress() -> 
     assert got == [None]
     assert [(f.kind, f.details["op"]) for f in ex.findings] == [("use-after-free", "dma_fence_get_rcu")]
     assert [t.name for t in ex.findings[0].threads] == ["reader", "scenario"]
+
+
+def test_a_callback_may_drop_the_last_reference_of_the_fence_it_is_called_for() -> None:
+    """dma_fence_signal_timestamp_locked walks the detached callback list, never the fence again:
+    a callback that puts the fence's last reference (a waiter's, handed to it) while a later
+    callback still runs, after a scheduling point of its own, touches no freed fence."""
+    log: list[str] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring0").create()
+        f.get()  # the waiter's reference, handed to its callback
+
+        def put_it(fence: DmaFence, cb: Any) -> None:
+            fence.put()
+            fence.put()  # the creator's reference too: the fence is freed here
+            k.point("think", -1, False)
+            log.append("first")
+
+        f.add_callback(put_it)
+        f.add_callback(lambda fence, cb: log.append("second"))
+        f.signal()
+
+    ex = run_first(scenario)
+    assert ex.findings == [] and log == ["first", "second"]

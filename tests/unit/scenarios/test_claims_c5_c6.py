@@ -29,7 +29,7 @@ def test_c5_c6_rows_match_their_verdicts() -> None:
         ("reservation_ww_class_mutex", "fs_reclaim"),
     )
     # Both clean designs are proved: every schedule of the configuration, nothing dropped.
-    for key, traces in (("C5/shrinker-trylock", 2650), ("C6/gfp-noio-unprimed", 138)):
+    for key, traces in (("C5/shrinker-trylock", 696), ("C6/gfp-noio-unprimed", 46)):
         r = by[key]
         assert r.exhaustive and r.found_text == f"clean ({traces} executions, odpor; odpor exhausted (unbounded))"
         assert r.assurance is not None and r.assurance.proved and r.assurance.traces

@@ -116,7 +116,8 @@ def test_every_documented_exception_names_a_clean_row_and_is_given_to_it() -> No
 
 
 PROVED_ROWS = [
-    "C5/shrinker-trylock", "C6/gfp-noio-unprimed", "C6/nowait-notifier", "C9/torn-down",
+    "C4/lock-wait-refuse-pinned", "C5/shrinker-trylock", "C6/gfp-noio-unprimed", "C6/nowait-notifier",
+    "C9/torn-down",
     "C11/helper-mprotect", "C11/noretry-mprotect", "C12/userspace-race",
     "C14/i915-2018", "C14/unsync", "C16/modern-fork-rogue", "C17/root-only-unsync-munmap",
     "M1/evict-waits-bookkeep",
