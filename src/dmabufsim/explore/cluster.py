@@ -55,17 +55,18 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from ..kernel.errors import SimulatorError, UsageError
 from ..kernel.identity import ScenarioId, remember, scenario_id
+from . import parallel
 from .base import ExploreStrategy
 from .job import JobOptions, _Run, _share, job_checkpoint, load_checkpoint, plan, run_job
 from .options import ExploreOptions
-from .parallel import PR_SET_PDEATHSIG, deal, die_with_parent, job_plan, merge, orphaned
+from .parallel import deal, die_with_parent, job_plan, merge, orphaned
 
 __all__ = ["ENV_CLUSTER", "Engine", "ShippedScenario", "connect", "run_parallel", "ship"]
 
@@ -112,9 +113,8 @@ class _Guard(_PluginBase):
         """Runs in each worker process when it joins (also one the nanny restarted)."""
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)  # started while the client deferred them
         _PARENT[0] = self.parent
-        from . import parallel
-
         parallel.PR_SET_PDEATHSIG = self.pdeathsig  # the client's value (a test turns it off)
         die_with_parent(self.parent)
 
@@ -143,6 +143,28 @@ class Engine:
         if importlib.util.find_spec("bokeh") is None:  # the dashboard needs it
             return ""
         return str(self.client.dashboard_link or "")
+
+
+#: The signals a local cluster's start defers (C4).
+_DEFERRED = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _deferred_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while a local cluster starts (a half-started one cannot be closed).
+
+    The threads and processes started meanwhile inherit the mask: the
+    client's Dask threads keep them blocked (the main thread handles them),
+    the workers unblock them when they join (:class:`_Guard`).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    try:
+        yield
+    finally:
+        if main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)
 
 
 _LOCAL: dict[int, tuple[Any, Any]] = {}
@@ -176,15 +198,16 @@ def connect(jobs: int, address: str | None = None) -> Engine:
         if got is not None and got[1].status == "running":
             return Engine(got[1], True, str(got[0].scheduler_address))
         logging.getLogger("distributed").setLevel(logging.ERROR)  # its INFO lines are not the user's business
-        cluster = distributed.LocalCluster(
-            n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        )
-        client = distributed.Client(cluster, set_as_default=False)
-        client.register_plugin(_Guard(os.getpid(), PR_SET_PDEATHSIG), name=_Guard.name)
-        if not _LOCAL:
-            atexit.register(_close_local)
-        _LOCAL[jobs] = (cluster, client)
+        with _deferred_signals():  # C4: a Ctrl-C during the start lands once the cluster can be closed
+            cluster = distributed.LocalCluster(
+                n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
+            client = distributed.Client(cluster, set_as_default=False)
+            if not _LOCAL:
+                atexit.register(_close_local)
+            _LOCAL[jobs] = (cluster, client)
+            client.register_plugin(_Guard(os.getpid(), parallel.PR_SET_PDEATHSIG), name=_Guard.name)
         return Engine(client, True, str(cluster.scheduler_address))
 
 
@@ -364,16 +387,19 @@ def run_parallel(
     distributed = _import_distributed()
     travelling = ship(scenario)
     sid = scenario_id(scenario)
-    eng = engine if engine is not None else connect(options.jobs, options.cluster)
-    client = eng.client
-    if eng.dashboard and options.progress is not None:
-        print(f"dmabufsim: Dask dashboard {eng.dashboard}", file=sys.stderr)
     pkw: dict[str, Any] = {"budget": options.budget, "seed": options.seed, "depth": options.depth,
            "preemption_bound": options.preemption_bound}
     base = plan(strategy, **pkw)
     last = len(base) - 1
     dealt_again = base[last][0].systematic  # parallel R6: a randomised phase's split is exact already
     given = {j: _share(base[last][1], j, shares) for j in range(shares)}
+    try:
+        eng = engine if engine is not None else connect(options.jobs, options.cluster)
+    except KeyboardInterrupt:  # C4: interrupted while the cluster started: nothing ran
+        return _Run(reason="interrupted"), base
+    client = eng.client
+    if eng.dashboard and options.progress is not None:
+        print(f"dmabufsim: Dask dashboard {eng.dashboard}", file=sys.stderr)
     uid = uuid.uuid4().hex[:12]  # names this run's tasks and events on a shared scheduler (never the model)
     stop_name, topic = f"dmabufsim-stop-{uid}", f"dmabufsim-progress-{uid}"
     stop = distributed.Event(stop_name, client=client)
@@ -402,13 +428,20 @@ def run_parallel(
         rounds[j] += 1
         return client.submit(_run_task, t, key=f"dmabufsim-{uid}-job{j}-round{rounds[j]}", pure=False)
 
-    futures = {j: submit(j, task(j)) for j in range(shares)}
+    futures: dict[int, Any] = {}
     results: dict[int, tuple[_Run, list[dict[str, Any]]]] = {}
     errors: list[tuple[int, str]] = []
     interrupted = False
     until: float | None = None
     start = time.monotonic()
     try:
+        try:
+            for j in range(shares):
+                futures[j] = submit(j, task(j))
+        except KeyboardInterrupt:
+            interrupted = True
+            stop.set()
+            until = time.monotonic() + INTERRUPT_GRACE
         while True:  # a Ctrl-C anywhere in the collecting loop (C4) stops the tasks, then collects on
             try:
                 while futures:
