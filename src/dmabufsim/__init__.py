@@ -54,7 +54,7 @@ from .drivers.dma_buf_importers import DynamicImporter, StaticImporter
 from .drivers.userptr_common import UserptrBo
 from .drivers.userptr_helper import Userptr
 from .drivers.userptr_modern import ModernUserptrDriver
-from .explore import DPOR, PCT, OptimalDPOR, RandomWalk, Report
+from .explore import DPOR, PCT, ExploreOptions, OptimalDPOR, RandomWalk, Report
 
 # -- kernel: the simulated machine
 from .kernel import (
