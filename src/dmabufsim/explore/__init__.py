@@ -42,8 +42,8 @@ from .shrink import ShrinkResult, replay, shrink
 __all__ = [
     "DFS", "DPOR", "EXIT_FINDING", "Assurance", "DeepeningDPOR", "Guarantee",
     "EXIT_INCONCLUSIVE", "EXIT_OK", "ICB", "PCT", "STRATEGIES", "VERDICTS",
-    "AuditResult", "Coverage", "ExploreOptions", "ExploreStrategy", "ExploredFinding", "OptimalDPOR", "PhaseResult", "RandomWalk",
-    "Report",
+    "AuditResult", "Coverage", "ExploreOptions", "ExploreStrategy", "ExploredFinding", "OptimalDPOR", "PhaseResult",
+    "RandomWalk", "Report",
     "ShrinkResult", "audit", "explore", "make_strategy", "mix_seed", "replay", "shrink", "terminal_state",
 ]
 

@@ -94,32 +94,31 @@ def _import_distributed() -> ModuleType:
     return distributed
 
 
-try:  # the plugin base class, when the extra is installed (C5)
-    from distributed.diagnostics.plugin import WorkerPlugin as _PluginBase
-except ImportError:  # pragma: no cover - without the extra no cluster is ever started
-    _PluginBase = object  # type: ignore[assignment,misc]
+def _guard_setup(parent: int, pdeathsig: int) -> None:
+    """In a local cluster's worker as it joins (also one the nanny restarted): ignore SIGINT, die with
+    the client (C4, C5)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)  # started while the client deferred them
+    _PARENT[0] = parent
+    parallel.PR_SET_PDEATHSIG = pdeathsig  # the client's value (a test turns it off)
+    die_with_parent(parent)
 
 
-class _Guard(_PluginBase):
-    """Dask worker plugin of a local cluster: ignore SIGINT, die with the client (C4, C5)."""
+def _guard(parent: int, pdeathsig: int) -> Any:
+    """The Dask worker plugin running :func:`_guard_setup` (made here: importing Dask costs as much as
+    starting the CLI, so nothing imports it before a cluster is wanted)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
 
-    name = "dmabufsim-guard"
+    class Guard(WorkerPlugin):
+        name = "dmabufsim-guard"
 
-    def __init__(self, parent: int, pdeathsig: int) -> None:
-        self.parent = parent
-        self.pdeathsig = pdeathsig
+        def setup(self, worker: Any) -> None:
+            from dmabufsim.explore.cluster import _guard_setup  # by name: this class travels by value
 
-    def setup(self, worker: Any) -> None:
-        """Runs in each worker process when it joins (also one the nanny restarted)."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)  # started while the client deferred them
-        _PARENT[0] = self.parent
-        parallel.PR_SET_PDEATHSIG = self.pdeathsig  # the client's value (a test turns it off)
-        die_with_parent(self.parent)
+            _guard_setup(parent, pdeathsig)
 
-    def teardown(self, worker: Any) -> None:
-        """Nothing to undo."""
+    return Guard()
 
 
 @dataclass
@@ -137,10 +136,10 @@ class Engine:
 
     @property
     def dashboard(self) -> str:
-        """The Dask dashboard's address ("" when the cluster has none: bokeh not installed)."""
+        """The Dask dashboard's address ("" when a local cluster has none: bokeh is not installed)."""
         import importlib.util
 
-        if importlib.util.find_spec("bokeh") is None:  # the dashboard needs it
+        if self.local and importlib.util.find_spec("bokeh") is None:  # a local dashboard needs it here
             return ""
         return str(self.client.dashboard_link or "")
 
@@ -155,7 +154,7 @@ def _deferred_signals() -> Iterator[None]:
 
     The threads and processes started meanwhile inherit the mask: the
     client's Dask threads keep them blocked (the main thread handles them),
-    the workers unblock them when they join (:class:`_Guard`).
+    the workers unblock them when they join (:func:`_guard_setup`).
     """
     main = threading.current_thread() is threading.main_thread()
     if main:
@@ -207,7 +206,7 @@ def connect(jobs: int, address: str | None = None) -> Engine:
             if not _LOCAL:
                 atexit.register(_close_local)
             _LOCAL[jobs] = (cluster, client)
-            client.register_plugin(_Guard(os.getpid(), parallel.PR_SET_PDEATHSIG), name=_Guard.name)
+            client.register_plugin(_guard(os.getpid(), parallel.PR_SET_PDEATHSIG), name="dmabufsim-guard")
         return Engine(client, True, str(cluster.scheduler_address))
 
 
@@ -367,6 +366,11 @@ class _Live:
         with self.lock:
             self.counts[int(job)] = (int(n), int(found))
 
+    def running(self, jobs: Any) -> list[int]:
+        """The jobs among ``jobs`` that have reported: running (the others are queued)."""
+        with self.lock:
+            return [j for j in jobs if j in self.counts]
+
     def total(self) -> tuple[int, int]:
         with self.lock:
             vals = list(self.counts.values())
@@ -460,7 +464,9 @@ def run_parallel(
                                            else f"{type(exc).__name__}: {exc}"))
                     if options.progress is not None:
                         n, found = live.total()
-                        options.progress(n, found, time.monotonic() - start, strategy or "portfolio")
+                        running = len(live.running(futures))
+                        what = f"{strategy or 'portfolio'} ({running} running, {len(futures) - running} queued)"
+                        options.progress(n, found, time.monotonic() - start, what)
                 if interrupted or errors or futures or not dealt_again or len(results) < shares:
                     break
                 extra = deal({j: r[0] for j, r in results.items()}, given, base[last][1], last,
