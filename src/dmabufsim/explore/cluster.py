@@ -99,7 +99,6 @@ def _guard_setup(parent: int, pdeathsig: int) -> None:
     the client (C4, C5)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)  # started while the client deferred them
     _PARENT[0] = parent
     parallel.PR_SET_PDEATHSIG = pdeathsig  # the client's value (a test turns it off)
     die_with_parent(parent)
@@ -145,25 +144,38 @@ class Engine:
 
 
 #: The signals a local cluster's start defers (C4).
-_DEFERRED = {signal.SIGINT, signal.SIGTERM}
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
 def _deferred_signals() -> Iterator[None]:
     """Hold SIGINT and SIGTERM while a local cluster starts (a half-started one cannot be closed).
 
-    The threads and processes started meanwhile inherit the mask: the
-    client's Dask threads keep them blocked (the main thread handles them),
-    the workers unblock them when they join (:func:`_guard_setup`).
+    Python runs signal handlers in the main thread whichever thread the
+    signal reached, so a mask would not do: the handlers are replaced by one
+    that notes the signal, and the noted signal is handed to the handler it
+    was meant for once the cluster is up (C4).
     """
-    main = threading.current_thread() is threading.main_thread()
-    if main:
-        signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    noted: list[int] = []
+
+    def note(signum: int, frame: Any) -> None:
+        noted.append(signum)
+
+    old = {s: signal.signal(s, note) for s in _DEFERRED}
     try:
         yield
     finally:
-        if main:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _DEFERRED)
+        for s, h in old.items():
+            signal.signal(s, h)
+        if noted:
+            h = old[signal.Signals(noted[0])]
+            if callable(h):
+                h(noted[0], None)
+            elif h == signal.SIG_DFL and noted[0] == signal.SIGINT:
+                raise KeyboardInterrupt
 
 
 _LOCAL: dict[int, tuple[Any, Any]] = {}
@@ -297,7 +309,7 @@ class _Task:
     sid: ScenarioId | None = None
 
 
-def _poller(stop_name: str) -> Callable[[], bool]:
+def stop_poller(stop_name: str) -> Callable[[], bool]:
     """``should_stop`` of a task: the orphan check (C5) each execution, the stop event every POLL_EVERY s."""
     from distributed import Event
 
@@ -348,7 +360,7 @@ def _run_task(t: _Task) -> tuple[_Run, list[dict[str, Any]]]:
             worker.log_event(t.topic, (t.job, n, found, name))
 
     run = run_job(scenario, phases, o, state=state, deadline=deadline, progress=progress,
-                  should_stop=_poller(t.stop))
+                  should_stop=stop_poller(t.stop))
     worker.log_event(t.topic, (t.job, run.executions, len(run.findings), "done"))
     return run, [s.state() for s, _ in phases]
 
@@ -515,3 +527,47 @@ def checkpoint_shares(path: str) -> int | None:
         raise UsageError(f"checkpoint {path} has files of runs with {' and '.join(map(str, sorted(made)))} jobs; "
                          "remove the ones of the run you do not resume")
     return made.pop() if made else None
+
+
+def new_stop(eng: Engine) -> tuple[str, Any]:
+    """A fresh stop event on ``eng``'s scheduler (C4): its name (for the tasks) and the event."""
+    distributed = _import_distributed()
+    name = f"dmabufsim-stop-{uuid.uuid4().hex[:12]}"  # unique on a shared scheduler (never the model)
+    return name, distributed.Event(name, client=eng.client)
+
+
+def collect(eng: Engine, futures: dict[int, Any], stop: Any, done: Callable[[Any], None]) -> bool:
+    """Hand each task's result to ``done`` as it comes (in no particular order); True when interrupted (C4).
+
+    A Ctrl-C sets ``stop`` and collects on for :data:`INTERRUPT_GRACE`
+    seconds (a second one stops waiting); the tasks left are cancelled. A
+    task that raised re-raises here.
+    """
+    pending = dict(futures)
+    interrupted = False
+    until: float | None = None
+    try:
+        while pending:
+            try:
+                if until is not None and time.monotonic() >= until:
+                    break
+                if not any(f.done() for f in pending.values()):
+                    time.sleep(WAIT_STEP)
+                    continue
+                for i, fut in sorted(pending.items()):
+                    if fut.done():
+                        del pending[i]
+                        if interrupted and fut.status != "finished":
+                            continue  # R4: an item that did not come back whole stays unsettled
+                        done(fut.result())
+            except KeyboardInterrupt:
+                if interrupted:
+                    break
+                interrupted = True
+                stop.set()
+                until = time.monotonic() + INTERRUPT_GRACE
+    finally:
+        if pending:
+            with contextlib.suppress(Exception):  # best effort: the tasks stop on the event anyway
+                eng.client.cancel(list(pending.values()))
+    return interrupted
