@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.machinery
 import logging
 import os
 import signal
@@ -263,15 +264,30 @@ class ShippedScenario:
         return self.function()(k)
 
 
+def _importable(mod: ModuleType) -> bool:
+    """C6: can a worker import ``mod`` by its name from the same ``sys.path`` (not: it was loaded by path)?"""
+    name = mod.__name__
+    head, _, last = name.rpartition(".")
+    where: Any = sys.path
+    if head:
+        parent = sys.modules.get(head)
+        where = getattr(parent, "__path__", None)
+        if where is None:
+            return False
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(last, where)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and os.path.realpath(spec.origin or "") == os.path.realpath(getattr(mod, "__file__", ""))
+
+
 def ship(scenario: Callable[..., Any]) -> Callable[..., Any]:
     """How ``scenario`` travels to the workers (C6); one UsageError line when it cannot."""
     mod = sys.modules.get(getattr(scenario, "__module__", "") or "")
     path = getattr(mod, "__file__", None) if mod is not None else None
-    spec = getattr(mod, "__spec__", None)
-    importable = spec is not None and getattr(spec, "name", None) == getattr(mod, "__name__", None) and (
-        not getattr(mod, "__name__", "").startswith("_dmabufsim_"))
-    if mod is not None and path and not importable and getattr(scenario, "__qualname__", "") == getattr(
-            scenario, "__name__", None):
+    top_level = getattr(scenario, "__qualname__", "") == getattr(scenario, "__name__", None)
+    # __main__ travels by value (cloudpickle); a module loaded from a file by path, as its source
+    if mod is not None and path and top_level and mod.__name__ != "__main__" and not _importable(mod):
         try:
             with open(path, encoding="utf-8") as fh:
                 source = fh.read()
