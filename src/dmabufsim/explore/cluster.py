@@ -80,6 +80,8 @@ PROGRESS_EVERY = 0.25
 #: Seconds between two polls of the stop event by a task (C4).
 POLL_EVERY = 0.25
 
+#: How long the client tries to reach a running scheduler (Dask's duration text).
+CONNECT_TIMEOUT = "10s"
 #: Seconds the client sleeps between two looks at its tasks.
 WAIT_STEP = 0.05
 
@@ -201,7 +203,7 @@ def connect(jobs: int, address: str | None = None) -> Engine:
     address = address or os.environ.get(ENV_CLUSTER) or None
     if address:
         try:
-            client = distributed.Client(address, timeout="10s", set_as_default=False)
+            client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise UsageError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         return Engine(client, False, address)

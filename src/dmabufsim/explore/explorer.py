@@ -181,9 +181,11 @@ def explore(
     if shares > 1 or cluster:
         if isinstance(strategy, ExploreStrategy):
             raise UsageError("jobs > 1 needs a strategy by name (each worker builds its own)")
-        if cluster and not (o.resume and o.checkpoint):
-            shares = max(o.jobs, connect(o.jobs, cluster).workers)
-        run, phases = run_parallel(scenario, strategy, o, shares=shares, identity=identity, deadline=deadline)
+        engine = connect(o.jobs, cluster) if cluster else None
+        if engine is not None and not (o.resume and o.checkpoint):
+            shares = max(o.jobs, engine.workers)  # cluster C1: one job per worker of a running cluster
+        run, phases = run_parallel(scenario, strategy, o, shares=shares, identity=identity, deadline=deadline,
+                                   engine=engine)
     else:
         phases = plan(strategy, o.budget, **pkw)
         state = None

@@ -15,6 +15,7 @@ import dmabufsim as ds
 from dmabufsim.cli import main
 from dmabufsim.cli_args import load_scenario
 from dmabufsim.explore import ExploreOptions, explore
+from dmabufsim.explore import cluster as cluster_mod
 from dmabufsim.explore.cluster import ShippedScenario, connect, ship
 from dmabufsim.explore.dfs import DFS
 from dmabufsim.explore.dpor import DPOR
@@ -195,3 +196,23 @@ def test_the_cli_runs_a_users_file_on_two_workers(tmp_path: pathlib.Path, capsys
     assert main(["explore", f"{f}:racy", "--strategy", "dfs", "--jobs", "2", "--no-progress", "--all"]) == 1
     out = capsys.readouterr().out
     assert "(jobs=2)" in out and "[assertion] lost update  -- found by dfs(), execution #2" in out
+
+
+def test_a_running_cluster_by_address_and_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--cluster ADDR / DMABUFSIM_CLUSTER: a scheduler someone started (here: the local one's address);
+    one job per worker, the same result as one process."""
+    address = connect(2).address
+    one = explore(make_counter(2, 2), "random", budget=300, **QUIET)
+    by_arg = explore(make_counter(2, 2), "random", budget=300, cluster=address, **QUIET)
+    monkeypatch.setenv("DMABUFSIM_CLUSTER", address)
+    by_env = explore(make_counter(2, 2), "random", budget=300, **QUIET)
+    for rep in (by_arg, by_env):
+        assert rep.jobs == 2
+        _same(one, rep)
+        assert rep.executions == one.executions
+
+
+def test_no_scheduler_at_the_address_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cluster_mod, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(ds.UsageError, match=r"^cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
+        explore(make_counter(2, 2), "random", budget=10, cluster="tcp://127.0.0.1:9")
