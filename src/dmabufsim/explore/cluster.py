@@ -218,6 +218,7 @@ def connect(jobs: int, address: str | None = None) -> Engine:
                 silence_logs=logging.ERROR,
             )
             client = distributed.Client(cluster, set_as_default=False)
+            client.wait_for_workers(jobs)  # C1: every worker takes a job from the start
             if not _LOCAL:
                 atexit.register(_close_local)
             _LOCAL[jobs] = (cluster, client)

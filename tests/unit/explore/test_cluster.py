@@ -20,6 +20,8 @@ from dmabufsim.explore.cluster import ShippedScenario, connect, ship
 from dmabufsim.explore.dfs import DFS
 from dmabufsim.explore.dpor import DPOR
 from dmabufsim.explore.explorer import run_job
+from dmabufsim.explore.odpor import OptimalDPOR
+from dmabufsim.scenarios.catalog import discover
 
 from .scenarios import NO_LOCKDEP, VAR, make_counter, two_blocks
 
@@ -65,6 +67,32 @@ def test_partial_order_reductions_find_the_same_with_a_split_node(strategy: str)
     assert two.verdict == one.verdict == "finding"
     assert two.phases[-1].exhausted and one.phases[-1].exhausted
     assert two.executions >= one.executions
+
+
+@pytest.mark.parametrize(("key", "one_count", "two_count"), [("M4/gfp-nowait", 15, 16), ("C9/torn-down", 9, 12)])
+def test_a_catalog_proof_on_two_workers_is_the_same_proof(key: str, one_count: int, two_count: int) -> None:
+    """odpor R7: a clean catalog row proved by optimal DPOR is proved on two workers too, with a few
+    sleep-blocked executions more where the split node tried a thread one process never needed."""
+    row = discover(()).resolve(key)
+    assert row.scenario is not None
+    kw = {"stop_on_first": False, "shrink_findings": False, "kernel_options": dict(row.kernel_options)}
+    one = explore(row.scenario, "odpor", budget=10_000, **kw)
+    two = explore(row.scenario, "odpor", budget=10_000, jobs=2, **kw)
+    assert one.verdict == two.verdict == "exhausted"
+    assert one.phases[0].proved and two.phases[0].proved
+    assert (one.executions, two.executions) == (one_count, two_count)
+
+
+def test_the_split_node_of_odpor_sleeps_the_other_jobs_threads() -> None:
+    """odpor R7: before, the split node kept no sleep set and each of two jobs ran every trace its thread
+    could start (34 + 34 where one process runs 34); each other job's thread is now probed once and sleeps."""
+    runs = [run_job(make_counter(2, 2), [(OptimalDPOR(), 10_000)], job=j, jobs=2, stop_on_first=False,
+                    coverage=False, kernel_options=NO_LOCKDEP, collect_states=True) for j in range(2)]
+    one = run_job(make_counter(2, 2), [(OptimalDPOR(), 10_000)], stop_on_first=False, coverage=False,
+                  kernel_options=NO_LOCKDEP, collect_states=True)
+    assert one.executions == 34
+    assert [r.executions for r in runs] == [34, 1]
+    assert runs[0].states | runs[1].states == one.states
 
 
 def test_the_split_node_of_dpor_carries_its_sleep_set() -> None:
