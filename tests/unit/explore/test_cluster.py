@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dmabufsim as ds
 from dmabufsim.cli import main
@@ -155,7 +157,17 @@ def test_a_killed_worker_changes_neither_the_verdict_nor_the_findings() -> None:
     hit = got[0]
     assert hit.executions == calm.executions == 6000
     _same(calm, hit)
-    assert sorted(eng.client.run(os.getpid).values()) != pids  # the nanny started a new worker
+    eng.client.wait_for_workers(2, timeout=60)  # the nanny starts a new worker (the next tests use two)
+    end = time.monotonic() + 60
+    while True:
+        try:
+            now = sorted(eng.client.run(os.getpid).values())
+        except OSError:  # the dead worker is still being removed
+            now = []
+        if len(now) == 2 or time.monotonic() > end:
+            break
+        time.sleep(0.2)
+    assert len(now) == 2 and now != pids
 
 
 USER = '''
@@ -229,7 +241,9 @@ def test_the_cli_runs_a_users_file_on_two_workers(tmp_path: pathlib.Path, capsys
 def test_a_running_cluster_by_address_and_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """--cluster ADDR / DMABUFSIM_CLUSTER: a scheduler someone started (here: the local one's address);
     one job per worker, the same result as one process."""
-    address = connect(2).address
+    eng = connect(2)
+    eng.client.wait_for_workers(2, timeout=60)
+    address = eng.address
     one = explore(make_counter(2, 2), "random", budget=300, **QUIET)
     by_arg = explore(make_counter(2, 2), "random", budget=300, cluster=address, **QUIET)
     monkeypatch.setenv("DMABUFSIM_CLUSTER", address)
@@ -244,3 +258,26 @@ def test_no_scheduler_at_the_address_is_one_line(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(cluster_mod, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(ds.UsageError, match=r"^cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
         explore(make_counter(2, 2), "random", budget=10, cluster="tcp://127.0.0.1:9")
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    shape=st.sampled_from([(2, 1), (2, 2), (3, 1)]),
+    jobs=st.integers(min_value=2, max_value=3),
+    make=st.sampled_from([DFS, DPOR, OptimalDPOR]),
+)
+def test_the_jobs_together_reach_every_terminal_state_of_one_process(
+    shape: tuple[int, int], jobs: int, make: Any
+) -> None:
+    """parallel R1 (DFS R4, DPOR R5, odpor R7), in general: the union of the jobs' searches reaches the
+    terminal states one process reaches, each job exhausts its part, and a DFS split is a partition."""
+    scenario = make_counter(*shape)
+    kw: dict[str, Any] = {"stop_on_first": False, "coverage": False, "kernel_options": NO_LOCKDEP,
+                          "collect_states": True}
+    one = run_job(scenario, [(make(), 100_000)], **kw)
+    parts = [run_job(scenario, [(make(), 100_000)], job=j, jobs=jobs, **kw) for j in range(jobs)]
+    assert all(p.phases[0].exhausted for p in parts)
+    assert set().union(*(p.states for p in parts)) == one.states
+    assert set().union(*(set(p.findings) for p in parts)) == set(one.findings)
+    if make is DFS:
+        assert sum(p.executions for p in parts) == one.executions
