@@ -27,7 +27,7 @@ from .check import IsolationChecker
 from .device import Device, GpuVm, IommuDomain
 
 # -- device: the TTM-like memory manager (issue 6)
-from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice
+from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice, TTMShrinker
 
 # -- dma: fences and reservation objects
 from .dma import (
@@ -37,9 +37,11 @@ from .dma import (
     DmaFenceChain,
     DmaResv,
     DmaResvUsage,
+    FenceCache,
     FenceContext,
     FenceOps,
     ReservationObject,
+    get_rcu_safe,
     reservation_ww_class,
 )
 
@@ -50,6 +52,9 @@ from .dma.dma_buf import DmaBuf, DmaBufAttachment, DmaBufAttachOps, DmaBufOps, D
 from .drivers.amdgpu_exporter import AmdgpuExporter
 from .drivers.dma_buf_importers import DynamicImporter, StaticImporter
 
+# -- drivers: a GEM shmem driver with PRIME, dma-buf mmap (issue 20)
+from .drivers.gem_shmem import DrmDevice, GemShmemObject, mmap_dma_buf
+
 # -- drivers: the userptr helper and the userptr designs of the thread (issue 7)
 from .drivers.userptr_common import UserptrBo
 from .drivers.userptr_helper import Userptr
@@ -57,6 +62,7 @@ from .drivers.userptr_modern import ModernUserptrDriver
 from .explore import DPOR, PCT, ExploreOptions, OptimalDPOR, RandomWalk, Report
 
 # -- kernel: the simulated machine
+# -- kernel: deferred contexts (work items, irq_work, timer_list, kthread parking)
 from .kernel import (
     EAGAIN,
     EALREADY,
@@ -74,14 +80,17 @@ from .kernel import (
     NSEC_PER_MSEC,
     NSEC_PER_SEC,
     NSEC_PER_USEC,
+    TIMER_IRQSAFE,
     Completion,
     Config,
+    DelayedWork,
     DmabufsimError,
     Event,
     Execution,
     Finding,
     FirstStrategy,
     Frame,
+    IrqWork,
     Kernel,
     KernelError,
     KThread,
@@ -93,11 +102,25 @@ from .kernel import (
     Strategy,
     ThreadInfo,
     ThreadKilled,
+    TimerList,
     UsageError,
     WaitQueue,
+    Workqueue,
+    WorkStruct,
+    cancel_work_sync,
     current,
     current_kernel,
+    flush_work,
+    kthread_park,
+    kthread_parkme,
+    kthread_should_park,
+    kthread_unpark,
+    schedule_work,
+    system_wq,
 )
+
+# -- kernel: object lifetimes (kref, refcount_t, kmem caches; use-after-free and leak)
+from .kernel.lifetime import REFCOUNT_SATURATED, KmemCache, Kref
 
 # -- locking
 from .locking import LockdepMap, Mutex, SpinLock, lockdep_assert_held, lockdep_assert_not_held
@@ -132,6 +155,12 @@ from .mm import (
 
 # -- mm: MMU notifiers and interval notifiers (issue 7)
 from .mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
-from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps
+from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps, mmu_notifier_variant
+
+# -- mm: the fault path (driver fault handlers, user copies that fault) and the page lock (issue 16)
+from .mm.page_lock import lock_page, set_page_dirty_lock, trylock_page, unlock_page
+from .mm.rmap import shrink_page, try_to_unmap
+from .mm.uaccess import copy_from_user, copy_from_user_inatomic, copy_to_user, fault_in_readable, get_user, put_user
+from .mm.vm_fault import VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VmFault, VmOperations
 
 __version__ = "0.1.0"

@@ -91,3 +91,98 @@ def test_check_index_in_chromium(browser: Any, tmp_path: pathlib.Path, capsys: p
         browser.get(href)
         assert browser.execute_script("return document.documentElement.getAttribute('data-ready')") == "1"
         assert _console_errors(browser) == []
+
+
+def _tip(browser: Any) -> tuple[bool, str]:
+    return (bool(browser.execute_script("return getComputedStyle(document.getElementById('tip')).display!=='none'")),
+            browser.find_element("id", "tip").get_attribute("textContent") or "")
+
+
+def test_hover_and_keyboard_show_the_events_call_trace(browser: Any, tmp_path: pathlib.Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ex, _, _ = counterexample("B1/abba-mutexes")
+    events = ex.events or []
+    path = tmp_path / "page.html"
+    path.write_text(page("B1/abba-mutexes"), encoding="utf-8")
+    _load(browser, path)
+    assert _tip(browser)[0] is False
+    # Hover: t1's first mutex_lock shows its kernel-style stack (the scenario's worker function).
+    i = next(n for n, e in enumerate(events) if e.op == "mutex_lock" and e.tid == 1)
+    el = browser.find_element("css selector", f'.lane[data-tid="1"] .ev[data-i="{i}"]')
+    browser.execute_script("arguments[0].scrollIntoView({inline:'center'})", el)
+    ActionChains(browser).move_to_element(el).perform()
+    shown, text = _tip(browser)
+    assert shown
+    assert text.startswith(f"event {i}  step ") and "mutex_lock" in text
+    assert "\nCall Trace:\n  _take_in_order+" in text
+    assert browser.find_element("id", "info").text == text.strip()
+    # Keyboard: stepping with the arrow keys shows the stack of the event stepped to.
+    body = browser.find_element("tag name", "body")
+    ActionChains(browser).move_to_element(body).perform()
+    body.send_keys(Keys.HOME, Keys.ARROW_RIGHT)
+    shown, text = _tip(browser)
+    assert shown and text.startswith("event 1  step ") and "Call Trace:" in text
+    body.send_keys(Keys.ESCAPE)
+    assert _tip(browser)[0] is False
+    # Focus: the finding's events are tab stops; focusing one shows its stack.
+    hit = browser.find_element("css selector", ".lane[data-tid] .ev.hit")
+    browser.execute_script("arguments[0].focus()", hit)
+    shown, text = _tip(browser)
+    assert shown and "\nCall Trace:\n  _take_in_order+" in text
+    assert _console_errors(browser) == []
+
+
+def test_every_dma_access_lands_on_the_page_row_it_reached(browser: Any, tmp_path: pathlib.Path) -> None:
+    ex, _, _ = counterexample("C4/lock-then-free")
+    events = ex.events or []
+    (f,) = ex.by_kind("dma-freed-page")
+    path = tmp_path / "page.html"
+    path.write_text(page("C4/lock-then-free"), encoding="utf-8")
+    _load(browser, path)
+    row = f'.lane.mem[data-page="{f.details["pfn"]}"]'
+    got = browser.execute_script(
+        f"return Array.from(document.querySelectorAll('{row} .ev')).map(e=>[+e.dataset.i,e.className])")
+    ops = [(events[i].op, "hit" in cls.split()) for i, cls in got]
+    assert ops == [("free_page", False), ("put_page", False), ("dma", True), ("dma", False), ("dma", False),
+                   ("free_page", False), ("put_page", False)]
+    xs = browser.execute_script(
+        f"return Array.from(document.querySelectorAll('{row} .ev')).map(e=>e.getBoundingClientRect().left)")
+    assert xs == sorted(xs) and xs[0] < xs[2]  # freed, then written: left to right on one row
+    assert _console_errors(browser) == []
+
+
+def test_preemptions_blocks_and_interrupt_arrivals_are_marked(browser: Any, tmp_path: pathlib.Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ex, _, _ = counterexample("C4/lock-then-free")
+    path = tmp_path / "page.html"
+    path.write_text(page("C4/lock-then-free"), encoding="utf-8")
+    _load(browser, path)
+
+    def before(sel: str) -> list[str]:
+        return browser.execute_script(  # type: ignore[no-any-return]
+            f"return Array.from(document.querySelectorAll('{sel}')).map(e=>getComputedStyle(e,'::before').content)")
+
+    pre, blk = before(".lane[data-tid] .ev.pre"), before(".lane[data-tid] .ev.blk")
+    assert pre and set(pre) == {'"P"'}
+    assert blk and set(blk) == {'"Z"'}
+    # Not colour alone: the two glyphs differ in letter and in fill.
+    fills = browser.execute_script(
+        "return ['.ev.pre','.ev.blk'].map(s=>getComputedStyle(document.querySelector('.lane[data-tid] '+s),"
+        "'::before').backgroundColor)")
+    assert fills[0] != fills[1]
+    # Hovering a blocked thread's last event says what it sleeps on.
+    el = browser.find_element("css selector", ".lane[data-tid] .ev.blk")
+    browser.execute_script("arguments[0].scrollIntoView({inline:'center'})", el)
+    ActionChains(browser).move_to_element(el).perform()
+    assert "\nthen blocks (sleeps): " in _tip(browser)[1]
+    # Each interrupt handler's lane is labelled and its arrival marked on it.
+    irqs = [t for t in ex.threads if t.context == "hardirq"]
+    assert len(irqs) == 3
+    for t in irqs:
+        assert browser.find_elements("css selector", f'.lane[data-tid="{t.tid}"] .mark.irq')
+    labels = [e.text for e in browser.find_elements("css selector", ".names .lname") if "(hardirq)" in e.text]
+    assert len(labels) == 3
+    assert _console_errors(browser) == []

@@ -252,9 +252,11 @@ def _race_thread(k: ds.Kernel, r: _Race, me: int, before: bool, passes: int) -> 
         r.slots[me] = f1
         f2 = None
         while f2 is None and not r.stop:
+            ds.rcu_read_lock()  # the selftest's lookup is an RCU read section: the fence is kfree_rcu'd
             k.point("dma_fence_get_rcu_safe", r.oid, False)
             cand = r.slots[1 - me]
             f2 = cand.get_rcu() if cand is not None else None
+            ds.rcu_read_unlock()
         if before:
             f1.signal()
         seen = [False]

@@ -38,9 +38,12 @@ def _verdict(design: str) -> tuple[bool, int]:
             out = run_lab(k, design, race=race, user=user, prebind=prebind)
             teardowns += out["handle"].bo.helper_teardowns
 
-        report = explore(scenario, strategy="pct", budget=BUDGET, seed=1, stop_on_first=True,
-                         confirm_cycles=False)
-        if report.verdict == "finding" and any(f.finding.is_error for f in report.findings):
+        # The rogue job's own accesses through a torn-down VA fault on purpose: an error the
+        # race expects (the job lost its data), not a failure of the design.
+        rogue = user == "rogue"
+        report = explore(scenario, strategy="pct", budget=BUDGET, seed=1, stop_on_first=not rogue,
+                         expected=["iommu-fault"] if rogue else (), confirm_cycles=False)
+        if any(f.finding.is_error and not f.expected for f in report.findings):
             return False, teardowns
     return True, teardowns
 

@@ -17,14 +17,19 @@ Rules:
   point); CPU threads interleave between bursts.
 * R3 (completion): when a job ends, the engine raises an interrupt; the
   handler (hardirq context, ``k.raise_irq``) signals the fences of every
-  job completed so far, in order (``amdgpu_fence_process``). With
+  job completed so far, in order (``amdgpu_fence_process``); a job one of
+  whose own accesses faulted (R4) has its fence signalled with ``-EIO``. With
   interrupt moderation (``irq_coalesce_ns``) an engine raises at most one
   interrupt per window: a completion inside the window is signalled by
   the interrupt at its end.
 * R4 (DMA path): every access translates GPU VA -> device address through
   the device's :class:`GpuVm` (or uses the address as is for a device
   without one) and then through its :class:`IommuDomain`; a missing entry
-  is a fault (``iommu-fault``, info) and the access does nothing; otherwise
+  is a fault (``iommu-fault``) and the access does nothing. A fault of a
+  job's own access is an error: the device lost the job's data even though
+  isolation held (drivers log it as an error; the job's fence carries
+  ``-EIO``, R3). A fault of a stray access (R5) or of a direct access
+  without a job is info: isolation held. Otherwise
   the access reaches a frame and the isolation checker (``k.ext["isolation"]``)
   checks it *before* it lands. It lands even when the checker objects:
   the model shows what the broken hardware would do.
@@ -50,6 +55,10 @@ from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page, page_allocator
 from .gpuvm import GpuVm
 from .iommu import DmaMapping, IommuDomain
 
+#: Pseudo-object ids of engines' completion state (``Engine._irq_oid``), apart from real oids.
+_IRQ_STATE_BASE = 1 << 47
+#: ``EIO``: the error a faulted job's fence carries (R3, R4).
+EIO = 5
 #: Operation names of DMA op tuples: ("write", va, value), ("read", va), ("copy", src_va, dst_va).
 OP_WRITE = "write"
 OP_READ = "read"
@@ -66,7 +75,7 @@ DmaOp = tuple[Any, ...]
 class Job:
     """``struct drm_sched_job``: DMA ops (or a callable) plus dependencies and a fence."""
 
-    __slots__ = ("deps", "device", "duration_ns", "engine", "fence", "fn", "name", "ops", "results",
+    __slots__ = ("deps", "device", "duration_ns", "engine", "faulted", "fence", "fn", "name", "ops", "results",
                  "slices", "state", "vm")
 
     def __init__(self, engine: Engine, ops: Sequence[DmaOp] | None, fn: Callable[[Job], object] | None,
@@ -86,6 +95,8 @@ class Job:
         self.results: list[object] = []
         #: "queued", "running", "done" (fence pending the irq), "signalled".
         self.state = "queued"
+        #: One of the job's own accesses faulted (R4): its fence is signalled with -EIO (R3).
+        self.faulted = False
 
     def __repr__(self) -> str:
         return f"<Job {self.name} {self.state}>"
@@ -99,6 +110,9 @@ class Engine:
         self.k = device.k
         self.name = name
         self.oid = self.k.new_oid()
+        #: The pseudo-object of the completion state the interrupt handler shares with the
+        #: engine thread (``_done``, ``_irq_pending``, ``_last_irq``): declared by both.
+        self._irq_oid = _IRQ_STATE_BASE + self.oid
         self.timeline = FenceContext(f"{device.name}.{name}", driver=device.name)
         self.queue: deque[Job] = deque()
         self.wq = WaitQueue(f"{device.name}.{name}.jobs")
@@ -166,6 +180,7 @@ class Engine:
                 f.wait()
             self._execute(job, stray=False)
             k.event("job_done", self.oid, True, self.name)  # the engine's done list, written
+            k.event("job_done", self._irq_oid, True, self.name)  # and the completion state
             self.running = None
             job.state = "done"
             self._done.append(job)
@@ -197,12 +212,18 @@ class Engine:
 
     def _irq(self) -> None:
         """The completion interrupt: signal every finished job's fence in order (R3)."""
+        # The handler's first step writes the completion state (done list, pending interrupt).
+        self.k.event("engine_irq", self._irq_oid, True, self.name)
         self._irq_pending = False
         self._last_irq = self.k.now
         done = self._done
         self._done = []
         for job in done:
             job.state = "signalled"
+            if job.faulted:
+                # The driver's fault handler: the job's data is lost (the step writes the fence).
+                self.k.event("dma_fence_set_error", job.fence.oid, True)
+                job.fence.set_error(-EIO)
             job.fence.signal()
 
     def _execute(self, job: Job, stray: bool) -> None:
@@ -300,6 +321,12 @@ class Device:
                reason: str) -> None:
         self.nr_faults += 1
         self.domain.nr_faults += 1
+        # R4: a job's own access that faults lost the job's data (an error; its fence gets
+        # -EIO, R3); a stray access faulting is isolation holding (info).
+        own = job is not None and not stray
+        if own:
+            assert job is not None
+            job.faulted = True
         d = "write" if write else "read"
         addr = f"{iova:#x}" if iova is not None else "-"
         self.k.report(
@@ -311,6 +338,7 @@ class Device:
             rule="iommu R1: no entry, no access (isolation held)" if what != "GPU VM fault"
             else "gpuvm R1: no PTE, no access",
             signature=f"iommu-fault:{self.name}:{what}:{reason}:{d}:{stray}",
+            severity="error" if own else "info",
         )
 
     def _resolve(self, vm: GpuVm | None, va: int, write: bool, job: Job | None, stray: bool) -> Page | None:

@@ -52,6 +52,21 @@ Rules (findings cite them as ``ttm Rn``):
 * R7 (importers): a BO exported as a dma-buf with a static attachment is
   pinned by it (dma-buf R4): it is never evicted.
 
+* R8 (extension points, ``struct ttm_device_funcs``): a driver subclasses
+  :class:`TTMDevice` and overrides the public hooks, never a private
+  method: :meth:`TTMDevice.evict_flags` (where an evicted BO goes),
+  :meth:`TTMDevice.eviction_valuable` (may this BO be evicted for that
+  caller), :meth:`TTMDevice.tt_populate` (fill a new resource with pages,
+  reservation held: a userptr driver of 2016 called ``get_user_pages``
+  here) and :meth:`TTMDevice.reclaim_lock` (how the device's shrinker,
+  :class:`TTMShrinker`, locks a BO it wants to swap out: ``trylock`` today,
+  a blocking driver lock in designs of other years).
+* R9 (shrinker, ``ttm_bo_swapout`` / ``ttm_pool`` shrinker): the device's
+  shrinker walks the SYSTEM/TT LRUs under ``lru_lock``, takes a reference,
+  drops the LRU lock, locks the BO with :meth:`TTMDevice.reclaim_lock`,
+  skips it when that fails, and releases an idle BO's backing (it never
+  waits for fences: a busy BO is skipped).
+
 Placements, resources and their managers are in
 :mod:`~dmabufsim.device.ttm_resource` (re-exported here).
 """
@@ -69,6 +84,7 @@ from ..kernel.runtime import current_kernel
 from ..locking.spinlock import SpinLock
 from ..locking.ww_mutex import WWAcquireCtx
 from ..mm.page import PAGE_SIZE, Page, page_allocator
+from ..mm.shrinker import SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker
 from .device import Device
 from .ttm_resource import GTT, TTM_PL_SYSTEM, TTM_PL_TT, TTM_PL_VRAM, MemType, Resource, ResourceManager
 
@@ -78,7 +94,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COPY_NS_PER_PAGE", "GTT", "LRU_LOCK_CLASS", "TTM_PL_SYSTEM", "TTM_PL_TT", "TTM_PL_VRAM", "TTM_VA_BASE",
     "BufferObject", "CopyEngine", "DeviceCopyEngine", "MemType", "OperationCtx", "Resource", "ResourceManager",
-    "TTMDevice", "TTMStats",
+    "TTMDevice", "TTMShrinker", "TTMStats",
 ]
 
 
@@ -229,6 +245,36 @@ class TTMDevice:
         if bo.resource is not None and bo.resource.mem_type == MemType.VRAM:
             return (MemType.TT, MemType.SYSTEM)
         return (MemType.SYSTEM,)
+
+    def eviction_valuable(self, bo: BufferObject, ctx: OperationCtx) -> bool:
+        """``ttm_device_funcs.eviction_valuable`` (R8): may ``bo`` be evicted for this caller?
+
+        The default is ``ttm_bo_eviction_valuable``'s: not pinned, not a
+        ghost, not one of the caller's own busy BOs. Called under ``lru_lock``
+        (it must not sleep).
+        """
+        return not bo.pin_count and not bo.ghost and bo not in ctx.busy
+
+    def tt_populate(self, bo: BufferObject, res: Resource) -> None:
+        """``ttm_device_funcs.ttm_tt_populate`` (R8): fill ``res.pages`` with ``bo.size`` pages.
+
+        Runs with ``bo``'s reservation held (the order ``dma_resv_lockdep()``
+        primes: allocations under resv may reclaim). The default allocates
+        with ``GFP_KERNEL``; on ``ENOMEM`` the pages taken so far stay in
+        ``res.pages`` and the caller frees them.
+        """
+        alloc = page_allocator()
+        for _ in range(bo.size - len(res.pages)):
+            res.pages.append(alloc.alloc_page(GFP_KERNEL, bo))
+
+    def reclaim_lock(self, bo: BufferObject) -> bool:
+        """How :class:`TTMShrinker` locks ``bo`` (R8, R9): ``dma_resv_trylock`` (today's rule, claim C5).
+
+        Return True with the BO's reservation held. A design that takes a
+        blocking lock here runs inside reclaim (``fs_reclaim`` held):
+        lockdep reports it against every allocation made under that lock.
+        """
+        return bo.resv.trylock()
 
     def statistics(self) -> dict[str, int]:
         return self.stats.as_dict()
@@ -499,7 +545,7 @@ class BufferObject:
 
     def _evictable(self, res: Resource, ctx: OperationCtx) -> bool:
         bo = res.bo
-        return bo is not self and not bo.pin_count and not bo.ghost and bo not in ctx.busy
+        return bo is not self and self.tdev.eviction_valuable(bo, ctx)
 
     def _evict_one(self, man: ResourceManager, ctx: OperationCtx) -> bool:
         """``ttm_bo_evict_alloc`` over ``ttm_lru_walk``: make progress evicting from ``man`` (R3).
@@ -589,10 +635,9 @@ class BufferObject:
         pages = new.pages
         alloc = page_allocator()
         try:
-            # GFP_KERNEL under the reservation lock: the order dma_resv_lockdep() primes.
-            for _ in range(self.size):
-                pages.append(alloc.alloc_page(GFP_KERNEL, self))
-        except ENOMEM:
+            # ttm_tt_populate under the reservation lock (GFP_KERNEL: the order dma_resv_lockdep() primes).
+            tdev.tt_populate(self, new)
+        except BaseException:  # ENOMEM, or what a driver's tt_populate raises (EFAULT from gup)
             man.release(new)
             for p in pages:
                 alloc.free_page(p)
@@ -696,8 +741,60 @@ class BufferObject:
         return f"<BufferObject #{self.oid} {self.name} {self.size}p in {where} pin={self.pin_count}>"
 
 
+class TTMShrinker(Shrinker):
+    """The device's shrinker (``ttm_bo_swapout`` driven from reclaim; R9).
+
+    Gives back the backing pages of idle, unpinned BOs in SYSTEM and TT,
+    least recently used first, locking each through
+    :meth:`TTMDevice.reclaim_lock` (the extension point for designs that
+    lock differently). Register it with :meth:`register`.
+    """
+
+    def __init__(self, tdev: TTMDevice) -> None:
+        super().__init__(f"{tdev.name}.ttm_shrinker")
+        self.tdev = tdev
+
+    def _candidates(self) -> list[Resource]:
+        tdev = self.tdev
+        return [r for mt in (MemType.SYSTEM, MemType.TT) for r in tdev.man[mt].lru]
+
+    def count_objects(self, sc: ShrinkControl) -> int:
+        tdev = self.tdev
+        with tdev.lru_lock:
+            n = sum(r.bo.size for r in self._candidates() if not r.bo.pin_count)
+        return n or SHRINK_EMPTY
+
+    def scan_objects(self, sc: ShrinkControl) -> int:
+        tdev = self.tdev
+        freed = 0
+        tdev.lru_lock.lock()
+        for res in self._candidates():
+            bo = res.bo
+            if bo.pin_count or bo.ghost:
+                continue
+            bo.get()
+            tdev.lru_lock.unlock()
+            try:
+                if tdev.reclaim_lock(bo):
+                    try:
+                        if bo.resource is res and not bo.pin_count and not bo.resv.get_fences(DmaResvUsage.BOOKKEEP):
+                            freed += bo.size
+                            bo.release_backing(wait=False)
+                    finally:
+                        bo.resv.unlock()
+            finally:
+                bo.put()
+            if freed >= sc.nr_to_scan:
+                break
+            tdev.lru_lock.lock()
+        else:
+            tdev.lru_lock.unlock()
+        sc.nr_scanned = max(freed, 1)
+        return freed or SHRINK_STOP
+
+
 __all__ = [
     "COPY_NS_PER_PAGE", "GTT", "LRU_LOCK_CLASS", "TTM_PL_SYSTEM", "TTM_PL_TT", "TTM_PL_VRAM", "TTM_VA_BASE",
     "BufferObject", "CopyEngine", "DeviceCopyEngine", "MemType", "OperationCtx", "Resource", "ResourceManager",
-    "TTMDevice", "TTMStats",
+    "TTMDevice", "TTMShrinker", "TTMStats",
 ]

@@ -43,6 +43,18 @@ Rules:
 * R9 (release): dropping the last reference of an unsignalled fence with
   callbacks still queued is a WARN ("released with pending signals"); the
   fence is then signalled with ``-EDEADLK`` so that nobody hangs.
+* R11 (lifetime): a fence is freed when its last reference is put
+  (``dma_fence_release``: ``ops.release``, whose default is
+  ``dma_fence_free``; a driver's release frees the fence itself with
+  :meth:`DmaFence.free`). Any later get, put, signal, callback, wait or
+  declared access of it, or of the lock it owns, is a ``use-after-free``
+  (kernel.lifetime L4). ``get_rcu`` (``kref_get_unless_zero``) fails on a
+  count of zero; ``get_rcu_safe`` re-reads the pointer after the get and
+  retries when the fence it got is no longer the one published there. A fence
+  from a :class:`FenceCache` created ``typesafe_by_rcu`` may be freed and
+  reused for a new fence inside an RCU read section (L5): reading it stays
+  legal, and only ``get_rcu_safe``'s re-check notices the recycling. Fences of
+  a cache are leak-checked at the end of the execution (L6).
 * R10 (reduced steps): a fence-lock critical section that takes no
   scheduling point inside is one step (a Lipton reduction: the acquire is a
   right-mover, the release a left-mover, and what lies between touches only
@@ -58,7 +70,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
+from ..kernel.lifetime import REFCOUNT_SATURATED, FreeRecord, KmemCache, drop_ref, lifetimes, note_ref
 from ..kernel.runtime import Kernel, current_kernel, register_extension
+from ..kernel.stack import Frame
 from ..kernel.thread import KThread
 from ..kernel.trace import op_word, refcount_oid
 from ..locking.annotations import dma_fence_might_wait, signalling_enter, signalling_exit
@@ -149,7 +163,9 @@ class FenceOps:
         return fence.default_wait(intr, timeout)
 
     def release(self, fence: DmaFence) -> None:
-        """``release`` (optional): nothing to free by default."""
+        """``release`` (optional): the default is ``dma_fence_free`` (R11); a driver's
+        release that overrides it frees the fence with ``fence.free()`` when done."""
+        fence.free()
 
     def set_deadline(self, fence: DmaFence, deadline: int) -> None:
         """``set_deadline`` (optional hint): ignored by default."""
@@ -294,17 +310,22 @@ class DmaFence:
     #: ``refcount``: a kref, declared as its own pseudo-object (``refcount_oid``); the
     #: attribute is not checked itself (accesses A3: increments commute).
     #: ``depended``: the end check's bookkeeping (R8), set once, never cleared.
-    __untracked__ = ("refcount", "depended")
+    #: ``freed``, ``ref_sites``, ``cache``, ``own_lock``: the lifetime room's bookkeeping (R11).
+    __untracked__ = ("refcount", "depended", "freed", "ref_sites", "cache", "own_lock")
     __slots__ = (
+        "cache",
         "cb_list",
         "context",
         "depended",
         "error",
         "flags",
+        "freed",
         "k",
         "lock",
         "oid",
         "ops",
+        "own_lock",
+        "ref_sites",
         "refcount",
         "seqno",
         "timestamp",
@@ -326,6 +347,7 @@ class DmaFence:
         self.k = k
         self.oid = k.new_oid()
         self.ops = ops if ops is not None else _DEFAULT_OPS
+        self.own_lock = lock is None
         self.lock = lock if lock is not None else SpinLock(FENCE_LOCK_CLASS)
         self.context = context
         self.seqno = seqno
@@ -339,6 +361,45 @@ class DmaFence:
         self.timestamp = 0
         # Invariant: cb_list is None iff SIGNALED is set.
         self.cb_list: list[DmaFenceCb] | None = []
+        #: Who freed it (R11), None while alive.
+        self.freed: FreeRecord | None = None
+        #: Where its counted references were taken, when leak-checked (R11), else None.
+        self.ref_sites: list[tuple[str, tuple[Frame, ...]]] | None = None
+        #: The cache it came from (R11), or None (``kmalloc``).
+        self.cache: FenceCache | None = None
+
+    # ------------------------------------------------------------------ lifetime
+
+    def lifetime_name(self) -> str:
+        return f"dma_fence {self.ops.get_driver_name(self)}:{self.ops.get_timeline_name(self)} #{self.oid}"
+
+    def lifetime_ids(self) -> tuple[int, ...]:
+        base = (self.oid, refcount_oid(self.oid))
+        return (*base, self.lock.oid) if self.own_lock else base
+
+    def lifetime_count(self) -> int:
+        return self.refcount
+
+    def touched_after_free(self, op: str) -> bool:
+        """The explicit check of the get/put/signal/callback paths (R11): True (and a
+        ``use-after-free`` finding) when the fence is freed and not reused, and the caller is not
+        an RCU reader its ``kfree_rcu`` still waits for (kernel.lifetime L3a)."""
+        rec = self.freed
+        if rec is None:
+            return False
+        return lifetimes(self.k).report(rec, op)  # False: an RCU reader the kfree_rcu waits for
+
+    def free(self) -> None:
+        """``dma_fence_free``: hand the memory back (to its cache, or ``kfree_rcu``: valid for the
+        RCU readers in progress, kernel.lifetime L3a) (R11)."""
+        if self.freed is not None:
+            self.touched_after_free("dma_fence_free")
+            return
+        cache = self.cache
+        if cache is not None:
+            cache.free(self)
+        else:
+            lifetimes(self.k).free(self, "dma_fence_free", rcu=True)  # kfree_rcu
 
     # ------------------------------------------------------------------ names
 
@@ -368,31 +429,66 @@ class DmaFence:
 
         Declares a read of the count (``refcount_oid``): gets commute with
         every get and every put that does not release."""
-        self.k.event("dma_fence_get", refcount_oid(self.oid), False)
+        k = self.k
+        k.event("dma_fence_get", refcount_oid(self.oid), False)
+        if self.refcount <= 0 or self.freed is not None:
+            self._get_dead("dma_fence_get")
+            return self
         self.refcount += 1
+        if self.ref_sites is not None:
+            note_ref(self, k)
         return self
 
+    def _get_dead(self, op: str) -> None:
+        """``kref_get`` of a freed fence (a use-after-free), or of one whose count already
+        reached zero: ``refcount_t: addition on 0; use-after-free.``, the count saturates (R11)."""
+        if self.freed is not None and self.touched_after_free(op):
+            return
+        self.refcount = REFCOUNT_SATURATED
+        name = self.lifetime_name()
+        self.k.report(
+            "use-after-free",
+            "refcount_t: addition on 0; use-after-free.",
+            details={"object": name, "op": op},
+            rule="dma_fence R11: a reference is taken only while another one is held",
+            signature=f"refcount-addition-on-0:{name}",
+        )
+
     def get_rcu(self) -> DmaFence | None:
-        """``dma_fence_get_rcu``: get unless the count already reached zero."""
-        self.k.event("dma_fence_get", refcount_oid(self.oid), False)
+        """``dma_fence_get_rcu``: get unless the count already reached zero
+        (``kref_get_unless_zero``; legal on a freed fence of a type-safe-by-RCU cache, R11).
+
+        A scheduling point of its own (the atomic increment of a count a lockless
+        reader does not own: the fence may be freed or recycled just before it)."""
+        k = self.k
+        k.point("dma_fence_get_rcu", refcount_oid(self.oid), False)
         if self.refcount <= 0:
             return None
         self.refcount += 1
+        if self.ref_sites is not None:
+            note_ref(self, k)
         return self
 
     def put(self) -> None:
         """``dma_fence_put``: drop a reference; the last one releases the fence (R9).
 
         A put that does not release declares a read of the count, the one
-        that does a write (``refcount_oid``)."""
+        that does a write (``refcount_oid``): puts commute until one releases
+        (optimal DPOR may then run a redundant execution: which put is the
+        last depends on their order). A put of a freed fence is a
+        ``use-after-free`` (R11) and changes nothing."""
+        if self.freed is not None and self.touched_after_free("dma_fence_put"):
+            return
         self.refcount -= 1
+        if self.ref_sites is not None:
+            drop_ref(self, self.k)
         if self.refcount > 0:
             self.k.event("dma_fence_put", refcount_oid(self.oid), False)
             return
         self.k.event("dma_fence_release", refcount_oid(self.oid), True)
         if self.refcount < 0:
             self.k.report(
-                "assertion",
+                "use-after-free",
                 "refcount_t: underflow; use-after-free.",
                 details={"fence": self.oid, "timeline": self.timeline_name},
                 rule="dma_fence: one put per reference",
@@ -440,9 +536,15 @@ class DmaFence:
         self.flags = flags | SIGNALED | TIMESTAMP | (_EXPLICIT if explicit else 0)
         self.k.progress("dma_fence_signal")  # runtime progress P1: a fence signalled
         if cbs:
+            k = self.k
             for cb in cbs:
                 cb.queued = None
+                steps = k.steps
                 cb.func(self, cb)
+                if k.steps != steps:
+                    # A callback took a scheduling point (queue_work, a nested signal): the
+                    # rest of the list still runs in this fence's signalling (accesses A1).
+                    k.event("dma_fence_signal", self.oid, True)
         return 0
 
     def _double_signal(self) -> None:
@@ -472,6 +574,8 @@ class DmaFence:
         k = self.k
         oid = self.oid
         k.point("dma_fence_signal", oid, True, "", _W_SIGNAL ^ (oid << 1))
+        if self.freed is not None and self.touched_after_free("dma_fence_signal"):
+            return _EINVAL
         t = k.current
         section = signalling_enter(k, t)  # dma_fence_begin_signalling (R7)
         lock = self.lock
@@ -499,6 +603,8 @@ class DmaFence:
         """``dma_fence_signal_timestamp_locked``: the caller holds ``fence.lock``."""
         k = self.k
         k.point("dma_fence_signal", self.oid, True)
+        if self.freed is not None and self.touched_after_free("dma_fence_signal_locked"):
+            return _EINVAL
         lockdep_assert_held(self.lock)
         return self._signal_locked(timestamp, True)
 
@@ -638,6 +744,8 @@ class DmaFence:
             cb = DmaFenceCb(cb)
         elif cb.queued is not None:
             raise UsageError("this dma_fence_cb is already queued on a fence (one fence at a time)")
+        if self.freed is not None and self.touched_after_free("dma_fence_add_callback"):
+            raise ENOENT("dma_fence_add_callback: fence freed")
         if not self.depended:  # _depend(), inlined
             self.depended = True
             _state(k).depend(self)
@@ -914,6 +1022,60 @@ class FenceContext:
 
     def __repr__(self) -> str:
         return f"<FenceContext {self.name} ctx={self.context} seqno={self.seqno}>"
+
+
+# ---------------------------------------------------------------------- lifetimes
+
+
+class FenceCache(KmemCache):
+    """A ``kmem_cache`` of fences (``i915``'s request slab, ``amdgpu_fence_slab``), R11.
+
+    ``FenceCache(name, typesafe_by_rcu=True)`` is ``SLAB_TYPESAFE_BY_RCU``: a
+    freed fence may be reused by :meth:`create` while a lockless reader still
+    holds its old pointer; the reader's ``get_rcu`` then succeeds on the new
+    fence, which only a re-check of the pointer (``get_rcu_safe``) notices.
+    """
+
+    __slots__ = ()
+
+    def create(self, ops: FenceOps | None = None, lock: SpinLock | None = None, context: int = 0,
+               seqno: int = 0) -> DmaFence:
+        """``kmem_cache_alloc`` + ``dma_fence_init``: a fence with one reference."""
+        obj = self.take()
+        if obj is None:
+            f = DmaFence(ops, lock, context, seqno)
+        else:
+            assert isinstance(obj, DmaFence)
+            f = obj
+            mem = f.oid
+            DmaFence.__init__(f, ops, lock, context, seqno)
+            # The id names the memory (what a stale pointer reaches, what the declared
+            # accesses order): a recycled fence keeps it; context and seqno tell the fences apart.
+            f.oid = mem
+        f.cache = self
+        self.allocated(f)
+        return f
+
+
+def get_rcu_safe(load: Callable[[], DmaFence | None]) -> DmaFence | None:
+    """``dma_fence_get_rcu_safe(fencep)``: a reference to the fence published at ``*fencep`` (R11).
+
+    ``load()`` is ``rcu_dereference(*fencep)`` (the caller's read of the
+    pointer, a scheduling point of its own); the caller is inside
+    ``rcu_read_lock``. After a successful ``get_rcu`` the pointer is read
+    again: when it no longer points at the fence got (replaced, or freed and
+    recycled from a type-safe-by-RCU cache), the reference is put and the
+    lookup retries.
+    """
+    while True:
+        f = load()
+        if f is None:
+            return None
+        if f.get_rcu() is None:
+            continue
+        if load() is f:
+            return f
+        f.put()
 
 
 # ---------------------------------------------------------------------- wait_any

@@ -81,6 +81,7 @@ class DmaFenceArrayOps(FenceOps):
         assert isinstance(fence, DmaFenceArray)
         for f in fence.fences:
             f.put()
+        fence.free()  # dma_fence_free
 
     def set_deadline(self, fence: DmaFence, deadline: int) -> None:
         assert isinstance(fence, DmaFenceArray)
@@ -121,9 +122,12 @@ class DmaFenceArray(DmaFence):
 
     __slots__ = ("cbs", "fences", "num_pending", "signal_on_any")
 
-    def __init__(self, fences: Sequence[DmaFence], context: int, seqno: int, signal_on_any: bool = False) -> None:
-        """``dma_fence_array_init``: takes over the references in ``fences``."""
-        super().__init__(ARRAY_OPS, SpinLock(ARRAY_LOCK_CLASS), context, seqno)
+    def __init__(self, fences: Sequence[DmaFence], context: int, seqno: int, signal_on_any: bool = False, *,
+                 ops: DmaFenceArrayOps | None = None) -> None:
+        """``dma_fence_array_init``: takes over the references in ``fences``. ``ops``: a
+        :class:`DmaFenceArrayOps` subclass whose public ``enable_signaling`` / ``signaled`` /
+        ``release`` write another (e.g. older) design."""
+        super().__init__(ops if ops is not None else ARRAY_OPS, SpinLock(ARRAY_LOCK_CLASS), context, seqno)
         k = self.k
         if not fences:
             k.report(
@@ -150,9 +154,9 @@ class DmaFenceArray(DmaFence):
 
     @classmethod
     def create(cls, fences: Sequence[DmaFence], context: int, seqno: int,
-               signal_on_any: bool = False) -> DmaFenceArray:
+               signal_on_any: bool = False, *, ops: DmaFenceArrayOps | None = None) -> DmaFenceArray:
         """``dma_fence_array_create``."""
-        return cls(fences, context, seqno, signal_on_any)
+        return cls(fences, context, seqno, signal_on_any, ops=ops)
 
     @property
     def num_fences(self) -> int:

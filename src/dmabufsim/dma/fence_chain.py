@@ -79,6 +79,7 @@ class DmaFenceChainOps(FenceOps):
             else:
                 prev.put()
                 break
+        fence.free()  # dma_fence_free
 
     def set_deadline(self, fence: DmaFence, deadline: int) -> None:
         for node in for_each(fence):
@@ -117,7 +118,10 @@ class DmaFenceChain(DmaFence):
 
     __slots__ = ("cb", "fence", "prev", "prev_seqno")
 
-    def __init__(self, prev: DmaFence | None, fence: DmaFence, seqno: int) -> None:
+    def __init__(self, prev: DmaFence | None, fence: DmaFence, seqno: int, *,
+                 ops: DmaFenceChainOps | None = None) -> None:
+        """``dma_fence_chain_init``. ``ops``: a :class:`DmaFenceChainOps` subclass whose public
+        ``enable_signaling`` / ``signaled`` / ``release`` write another (e.g. older) design."""
         prev_chain = to_chain(prev)
         if prev_chain is not None and seqno_is_later(seqno, prev_chain.seqno, True):
             context = prev_chain.context
@@ -127,7 +131,7 @@ class DmaFenceChain(DmaFence):
             prev_seqno = 0
             if prev_chain is not None:
                 seqno = max(prev_chain.seqno, seqno)
-        super().__init__(CHAIN_OPS, SpinLock(CHAIN_LOCK_CLASS), context, seqno)
+        super().__init__(ops if ops is not None else CHAIN_OPS, SpinLock(CHAIN_LOCK_CLASS), context, seqno)
         #: The previous point, or None once the history is exhausted (R3).
         self.prev: DmaFence | None = prev
         self.prev_seqno = prev_seqno

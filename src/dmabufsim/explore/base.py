@@ -66,6 +66,9 @@ class ExploreStrategy(Strategy):
         self.cut = False
         #: Set when a replayed prefix met other choices (uncontrolled nondeterminism).
         self.error = ""
+        #: Run each execution with Lipton reduction (``Config.reduction``, ``kernel/reduction.py``):
+        #: on for the systematic strategies, off with ``explore --no-reduction``.
+        self.reduction = self.systematic
 
     def attach(self, kernel: Kernel) -> None:
         """Called with each execution's Kernel before it runs (subscribe to its trace here)."""

@@ -100,6 +100,9 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--early-timers", action="store_true",
                    help="let timers and device interrupts fire at any scheduling point, not only when "
                    "every thread waits (the explorer then searches their timing too)")
+    e.add_argument("--no-reduction", action="store_true",
+                   help="explore every scheduling point (no Lipton reduction of the systematic strategies: "
+                   "thread-local steps, guarded accesses and releases of blocking-only locks are choices too)")
     e.add_argument("--check-accesses", action="store_true",
                    help="debug mode: report model accesses no scheduling point declares (slower)")
     e.add_argument("--no-lockdep-graph", action="store_true",
@@ -145,6 +148,8 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
         kopts["softlockup_thresh"] = args.watchdog
     if args.check_accesses:
         kopts["check_accesses"] = True
+    if getattr(args, "no_reduction", False):
+        kopts["reduction"] = False
     if args.audit:
         from .audit import audit
 

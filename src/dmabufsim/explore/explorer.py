@@ -49,7 +49,8 @@ Rules:
 * R9 (checkpoints belong to one exploration): a checkpoint records its
   format version, the package version, the scenario's identity (name and
   code digest, ``kernel.identity``), every phase's strategy with all its
-  parameters, and the kernel options; ``resume`` refuses a checkpoint
+  parameters, the kernel options, and whether its systematic search ran
+  with reduction (``kernel/reduction.py``); ``resume`` refuses a checkpoint
   that differs in any of them, or that is missing, truncated or corrupt,
   with one line (a ``UsageError``) -- never a silent fresh start, and never
   the checkpoint's strategy in place of the requested one. The budget is
@@ -144,7 +145,9 @@ def explore(
     ``confirm_cycles``: try to turn each lockdep cycle into a concrete
     deadlock (``guided.py``, R8). ``should_stop``: polled before every
     execution (one job only); True interrupts the run as a Ctrl-C would
-    (R11). Returns a :class:`Report`.
+    (R11). ``reduction``: the systematic strategies run with Lipton
+    reduction (``kernel/reduction.py``); False turns it off (``explore
+    --no-reduction``). Returns a :class:`Report`.
     """
     o = options_from(options, kw)
     if o.budget < 1:
@@ -153,6 +156,8 @@ def explore(
         raise UsageError(f"jobs must be at least 1, got {o.jobs}")
     exp = tuple(o.expected)
     opts = dict(o.kernel_options or {})
+    if not o.reduction:
+        opts["reduction"] = False
     if o.max_steps is not None:
         opts["max_steps"] = o.max_steps
     name = strategy.describe() if isinstance(strategy, ExploreStrategy) else (strategy or "portfolio")

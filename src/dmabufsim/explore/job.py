@@ -232,6 +232,8 @@ def run_job(
                 if job == 0:
                     _record(run, phase, ex, k, f"{strat.name} calibration", -1, expected, collect_states)
                     run.phase_done += 1
+            # the systematic strategies explore the reduced schedules (kernel/reduction.py)
+            popts = {**opts, "reduction": True} if strat.reduction and opts.get("reduction", True) else opts
             # randomised strategies: execution i belongs to job i % jobs
             indices_step = 1 if strat.systematic else jobs
             i = run.phase_done * indices_step + (0 if strat.systematic else job)
@@ -249,7 +251,7 @@ def run_job(
                     strat.complete = True
                     break
                 # the Recorder only counts preemptions for coverage: skip the wrapper without it
-                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, deadline=deadline, **opts)
+                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, deadline=deadline, **popts)
                 k.known_findings = known  # R2: a finding already held needs no text (Kernel.wants_text)
                 strat.attach(k)
                 if cov is not None:
@@ -423,6 +425,9 @@ def checkpoint_identity(
         "strategies": [s.identity() for s, _ in phases],
         "kernel_options": _option_text(kernel_options),
         "lockdep_graph": lockdep_graph,
+        # the systematic strategies' schedules depend on it (kernel/reduction.py): a DFS stack
+        # recorded with it cannot be replayed without it, nor the reverse
+        "reduction": kernel_options.get("reduction", True) is not False and any(s.systematic for s, _ in phases),
     }
 
 
@@ -441,6 +446,11 @@ def _refusal(path: str, saved: dict[str, Any], want: dict[str, Any]) -> str | No
         return (f"checkpoint {path} was made with kernel options {saved.get('kernel_options')}"
                 f"{'' if saved.get('lockdep_graph') else ' (no shared lockdep graph)'}, not "
                 f"{want['kernel_options']}{'' if want['lockdep_graph'] else ' (no shared lockdep graph)'}")
+    if bool(saved.get("reduction")) != want["reduction"]:
+        made = "with" if saved.get("reduction") else "without"
+        return (f"checkpoint {path} was made {made} reduction of its systematic search, this run is "
+                f"{'with' if want['reduction'] else 'without'} (explore --no-reduction); start a new checkpoint "
+                "or resume it as it was made")
     if saved.get("package") != want["package"]:
         return (f"checkpoint {path} was made by dmabufsim {saved.get('package')}, this is {want['package']}; "
                 "start a new checkpoint")

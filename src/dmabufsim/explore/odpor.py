@@ -18,7 +18,9 @@ Rules:
   (``next_thread``), the only runnable thread resumed or started outside a
   scheduling point (``observe_forced``, ``Kernel._only``), or a thread
   going on at its own scheduling point with no choice made (its point
-  event). Each event has a state node (its position in the execution) with
+  event) -- unless the point was folded by the reduction (``Kernel.folded``,
+  ``kernel/reduction.py``): that point is one more access of the running
+  event. Each event has a state node (its position in the execution) with
   the threads runnable there. An event's accesses are the operation the
   thread declared (``t.pending``: the point it waits at, or the wait it
   resumes from) and every trace event of that thread until the next
@@ -198,7 +200,8 @@ class _Node:
         #: The mutex the event taken from here acquires at its ``mutex_lock`` point, or releases
         #: (``mutex_unlock``), if any (R3).
         self.acq: int | None = None
-        self.rel: int | None = None
+        #: The mutexes the event releases (several when the reduction folded releases into it).
+        self.rel: tuple[int, ...] | None = None
 
     @property
     def chosen(self) -> int:
@@ -415,6 +418,18 @@ class OptimalDPOR(ExploreStrategy):
                 self._expect = -1
                 return  # the opened event's own point: already its first access
             self._expect = -1
+            if self._k.folded:
+                events = self._events
+                if events and events[-1][0] == tid and type(events[-1][1]) is list:
+                    # a folded point (reduction L1): an access of the running event, no step of its own
+                    events[-1][1].append((obj, write))
+                    if op == "mutex_unlock" or op == "spin_unlock":
+                        node = self._stack[self._pos - 1]
+                        if node.rel is None:
+                            node.rel = (obj,)
+                        elif obj not in node.rel:
+                            node.rel = (*node.rel, obj)
+                    return
             # a thread going on at its own point with no choice made: a forced step
             self._schedule((tid,), tid, True)
             node = self._stack[self._pos - 1]
@@ -671,7 +686,7 @@ class OptimalDPOR(ExploreStrategy):
         p = events[j][0]
         if not past:
             m = stack[j].acq
-            if m is not None and node.rel == m:
+            if m is not None and node.rel is not None and m in node.rel and node.acq != m:
                 # R3: e' acquires the mutex e released: never enabled together (a thread at its
                 # mutex_lock point waits while the mutex is owned); reverse the acquisitions
                 self._race_past_release(i, j, m)
@@ -793,7 +808,7 @@ def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:
         if lk.owner is None:
             node.acq = lk.park_on[1]
     elif op == "mutex_unlock" or op == "spin_unlock":
-        node.rel = obj
+        node.rel = (obj,)
 
 
 def _attach(children: list[_WNode], rest: list[tuple[int, Accs]]) -> None:

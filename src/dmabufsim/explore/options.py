@@ -32,6 +32,8 @@ class ExploreOptions:
     ``jobs``: Dask workers of a local cluster (1: this process only);
     ``cluster``: the address of a running Dask scheduler
     (``tcp://HOST:8786``), which then runs the jobs (``docs/cluster.md``).
+    ``reduction``: the systematic strategies run with Lipton reduction
+    (``kernel/reduction.py``); False turns it off (``explore --no-reduction``).
     """
 
     budget: int = 1000
@@ -55,6 +57,7 @@ class ExploreOptions:
     confirm_cycles: bool = True
     confirm_budget: int = 50
     should_stop: Callable[[], bool] | None = None
+    reduction: bool = True
 
 
 #: The keywords ``explore()`` accepts (O1).

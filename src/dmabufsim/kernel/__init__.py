@@ -43,6 +43,15 @@ from .thread import KThread, ThreadState
 from .trace import Event, Trace
 from .wait import WaitQueue
 
+# -- deferred contexts
+from .irq_work import IrqWork  # isort: skip
+from .kthread_park import kthread_park, kthread_parkme, kthread_should_park, kthread_unpark  # isort: skip
+from .lockclass import LockClassMap  # isort: skip
+from .timer_list import TIMER_IRQSAFE, TimerList  # isort: skip
+from .workqueue import (  # isort: skip
+    DelayedWork, WorkStruct, Workqueue, cancel_work_sync, flush_work, schedule_work, system_wq,
+)
+
 __all__ = [
     "EAGAIN", "EALREADY", "EBUSY", "EDEADLK", "EFAULT", "EINTR", "EINVAL", "ENOENT", "ENOMEM",
     "ERESTARTSYS", "ETIME", "KINDS", "MAX_SCHEDULE_TIMEOUT", "NSEC_PER_MSEC", "NSEC_PER_SEC",
@@ -51,4 +60,9 @@ __all__ = [
     "NotRunningError", "RandomStrategy", "ReplayError", "ReplayStrategy", "SimulatorError",
     "Strategy", "ThreadInfo", "ThreadKilled", "ThreadState", "ThreadSummary", "Timer", "Trace",
     "UsageError", "WaitQueue", "current", "current_kernel", "register_extension",
+]
+__all__ += [
+    "TIMER_IRQSAFE", "DelayedWork", "IrqWork", "LockClassMap", "TimerList", "WorkStruct", "Workqueue",
+    "cancel_work_sync", "flush_work", "kthread_park", "kthread_parkme", "kthread_should_park", "kthread_unpark",
+    "schedule_work", "system_wq",
 ]

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 from .choices import token_of
 from .findings import Finding
 from .progress import RUNAWAY_STEPS
-from .trace import Event, LockMark
+from .stack import Frame
+from .trace import Event, LockMark, SchedMark
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class Config:
     #: report any that the scheduling points do not declare (``kernel.accesses``;
     #: several times slower; off costs nothing).
     check_accesses: bool = False
+    #: Lipton reduction (``kernel.reduction``): scheduling points no other thread can
+    #: observe (thread-local steps, accesses of guarded objects under their lock,
+    #: releases of blocking-only locks) make no scheduling choice. The explorer turns
+    #: it on for its systematic strategies; a replay never uses it (reduction L4).
+    reduction: bool = False
     #: Extension options by name (rooms above the kernel read their own).
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +82,8 @@ class ThreadSummary(NamedTuple):
     state: str
     blocked_on: str = ""
     daemon: bool = False
+    #: ``hardirq`` / ``softirq`` for an interrupt handler (``Kernel.raise_irq`` / ``raise_softirq``), else "".
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,12 @@ class Execution:
     events: list[Event] | None = None
     #: The lock_stat hooks of a recorded execution (``Kernel.lock_stat``), with ``events``.
     lock_marks: list[LockMark] | None = None
+    #: Where threads were preempted or went to sleep (recorded executions only).
+    sched_marks: list[SchedMark] | None = None
+    #: Each event's call site (recorded executions only, trace T4): an index into ``stack_table``.
+    event_stacks: list[int] | None = None
+    #: The distinct scenario-level stacks of a recorded execution, innermost frame first.
+    stack_table: list[tuple[Frame, ...]] | None = None
     scenario_id: str = ""
     notes: tuple[str, ...] = ()
     #: The token once made (``token`` makes it from ``choices`` on first use, choices R2).

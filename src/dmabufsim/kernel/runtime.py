@@ -62,6 +62,11 @@ Rules:
   begin and end (points, waits, wake-ups, creation, exit, joins); two
   conflicting accesses of model state that the declared accesses do not
   order are an ``undeclared-access`` finding. Off, nothing is installed.
+* R12 (reduction, ``Config.reduction``, ``kernel/reduction.py`` L1-L5): a
+  scheduling point no other thread can observe is folded: its step and
+  event happen, no choice is offered. Declared guards (:meth:`Kernel.guard`)
+  and blocking-only locks (:meth:`Kernel.blocking_only`) are checked with
+  reduction on or off.
 """
 
 from __future__ import annotations
@@ -86,11 +91,12 @@ from .held import LockTracker
 from .hung_task import NEVER, SPINNING, check_hung_tasks, stall_begin
 from .identity import scenario_id
 from .progress import report_livelock, report_runaway
+from .reduction import Reducer
 from .stack import Frame, _internal, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, KThread, ThreadState
 from .timer import Timer
-from .trace import _DETX, _OPX, LockMark, Trace, detail_word, op_word
+from .trace import _DETX, _OPX, STACK_ROOTS, LockMark, SchedMark, Trace, detail_word, op_word
 from .watchdog import WatchdogStop
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
@@ -315,6 +321,8 @@ class Kernel:
         self.trace = Trace(record=cfg.record_trace)
         #: The lock_stat hooks of a recorded execution (:meth:`lock_stat`); None when not recording.
         self.lock_marks: list[LockMark] | None = [] if cfg.record_trace else None
+        #: Where a thread was preempted or went to sleep, in a recorded execution; None when not recording.
+        self.sched_marks: list[SchedMark] | None = [] if cfg.record_trace else None
         self.findings: list[Finding] = []
         #: Per-execution state of the rooms above the kernel, by name.
         self.ext: dict[str, Any] = {}
@@ -371,7 +379,18 @@ class Kernel:
         self._acc_check: AccessChecker | None = AccessChecker(self) if cfg.check_accesses else None
         #: _dead or _in_timer or _early_timers or _halt or checking accesses: point()'s one test for
         #: its rare cases.
-        self._unusual = self._early_timers or self._acc_check is not None
+        #: The Lipton reduction's rules (R12), when on or when something is declared guarded.
+        self._reducer: Reducer | None = (
+            Reducer(self, True)
+            if cfg.reduction and not isinstance(getattr(self.strategy, "inner", self.strategy), ReplayStrategy)
+            else None)
+        #: True while a folded point emits its event (an explorer's tap merges it into the step).
+        self.folded = False
+        #: Freed object ids (kernel.lifetime L4) once something tracked was freed, else None;
+        #: every declared access of one calls ``uaf_hook(op, obj)``.
+        self.freed_oids: dict[int, Any] | None = None
+        self.uaf_hook: Callable[[str, int], None] | None = None
+        self._unusual = self._early_timers or self._acc_check is not None or self._reducer is not None
         self._ran = False
         self._summaries: tuple[ThreadSummary, ...] = ()
         self.outcome = "completed"
@@ -494,7 +513,8 @@ class Kernel:
         callers (a lock's own operations); it never changes the event.
         """
         t = self._current
-        if self._unusual:  # dead, in a timer callback, early timers on, or halted (R9)
+        folded = False
+        if self._unusual:  # dead, in a timer callback, early timers on, halted (R9), reduction (R12)
             if self._dead:
                 return
             if self._in_timer:
@@ -502,13 +522,20 @@ class Kernel:
             if self._halt:
                 self._stop(self._halt)
             assert t is not None
-            if self._acc_check is not None:
+            red = self._reducer
+            if red is not None and red.fold(t, op, obj, write):
+                folded = self.folded = True
+            elif self._acc_check is not None:
                 self._acc_check.at_point(t)
             if self._early_timers and self._timers and not t.in_irq:
+                # R8 even at a folded point: its recorded choice keeps the token replayable
+                # without reduction (reduction L4), and firing a timer early only adds schedules
                 self._maybe_early_timer(t)
+            if folded and len(self._runnable) > 1:
+                self._choices.append(t.tid)  # reduction L4: as if the strategy chose to go on
         assert t is not None
         run = self._runnable
-        if len(run) > 1:
+        if len(run) > 1 and not folded:
             if t.state is _RUNNABLE:
                 # _decide() inlined for the running thread (the hot path).
                 randbits = self._randbits
@@ -542,6 +569,8 @@ class Kernel:
                 t.pending = (op, obj, write)
                 nxt = self._decide(t)
             if nxt is not t:
+                if self.sched_marks is not None and t.state is _RUNNABLE:
+                    self._sched_mark(t, "preempt", "")
                 # _switch() inlined.
                 self._current = nxt
                 glet = nxt.glet
@@ -553,6 +582,9 @@ class Kernel:
                     return
                 if t.parked:
                     return  # _park() finished this point and blocked us; we were woken since
+        freed = self.freed_oids
+        if freed is not None and obj in freed:  # the access happens now, after the choice (lifetime L4)
+            self.uaf_hook(op, obj)  # type: ignore[misc]  # set with freed_oids
         steps = self.steps = self.steps + 1
         tr = self.trace
         if tr._full:
@@ -572,14 +604,45 @@ class Kernel:
                 tr.words.append(t.tid_word ^ word)
             if tr._active:
                 tr.tap(steps, t.tid, op, obj, write)  # type: ignore[misc]  # active, not full: a tap
+        if folded:
+            self.folded = False
         if steps > self._check_at:
             t.pending = (op, obj, write)  # a livelock report says where each thread is
             self._periodic()
+
+    def guard(self, obj: int, lock: Any) -> None:
+        """``__guarded_by(lock)``: every scheduling point on object ``obj`` holds ``lock``.
+
+        Checked at each such point (an ``unguarded-access`` finding when the
+        thread does not hold it); with reduction on, those points fold
+        (``kernel/reduction.py`` L2). ``lock``: a lock or its lockdep map.
+        """
+        self._reduction().guards[obj] = getattr(lock, "dep_map", lock)
+
+    def blocking_only(self, lock: Any) -> None:
+        """Declare that ``lock`` is only taken by uninterruptible blocking acquisitions.
+
+        No trylock, ``is_locked`` or interruptible wait on it (each is an
+        ``unguarded-access`` finding); with reduction on, its release folds
+        (``kernel/reduction.py`` L3).
+        """
+        m = getattr(lock, "dep_map", lock)
+        self._reduction().blocking[m.oid] = m
+
+    def _reduction(self) -> Reducer:
+        red = self._reducer
+        if red is None:
+            red = self._reducer = Reducer(self, False)
+            self._unusual = True
+        return red
 
     def event(self, op: str, obj: int, write: bool = True, detail: str = "") -> None:
         """Record an event that is not a scheduling point (a DMA landing, a signal)."""
         if self._dead:
             return
+        freed = self.freed_oids
+        if freed is not None and obj in freed:
+            self.uaf_hook(op, obj)  # type: ignore[misc]  # set with freed_oids (lifetime L4)
         t = self._current
         self.trace.emit(self.steps, t.tid if t is not None else -1, op, obj, write, detail, self.now)
 
@@ -642,6 +705,13 @@ class Kernel:
             marks.append(LockMark(len(events) if events is not None else 0, t.tid if t is not None else -1,
                                   what, obj, self.now))
 
+    def _sched_mark(self, t: KThread, what: str, on: str) -> None:
+        """Record that ``t`` loses the CPU here (recording only, like :meth:`lock_stat`)."""
+        marks = self.sched_marks
+        events = self.trace.events
+        if marks is not None:
+            marks.append(SchedMark(len(events) if events is not None else 0, t.tid, what, on, self.now))
+
     def block(
         self, what: str, obj: int, *, interruptible: bool = False, timeout: int | None = None, name: str = ""
     ) -> str:
@@ -678,6 +748,8 @@ class Kernel:
             chk.waits(t, what, obj)
         run = self._runnable
         run.remove(t)
+        if self.sched_marks is not None:
+            self._sched_mark(t, "block", f"{what} #{obj}" + (f" ({name})" if name else ""))
         tm = None
         if timeout is not None:
             tm = self.add_timer(self.now + max(0, timeout), self._timeout_wake, t, name=f"timeout:{t.name}")
@@ -853,7 +925,8 @@ class Kernel:
                 tm.fn(*tm.args)
             finally:
                 self._in_timer = False
-                self._unusual = self._dead or self._early_timers or bool(self._halt) or self._acc_check is not None
+                self._unusual = (self._dead or self._early_timers or bool(self._halt)
+                                 or self._acc_check is not None or self._reducer is not None)
         return True
 
     # ------------------------------------------------------------------ time
@@ -1317,14 +1390,15 @@ class Kernel:
     def _summarise(self) -> tuple[ThreadSummary, ...]:
         out = []
         for t in self._threads:
+            ctx = "hardirq" if t.in_irq else "softirq" if t.in_softirq else ""
             if t.state is ThreadState.BLOCKED:
                 what, obj, _ = t.blocked_on or ("?", -1, "")
-                out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", self._is_daemon(t)))
+                out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", self._is_daemon(t), ctx))
             elif t.state is ThreadState.RUNNABLE:
-                out.append(ThreadSummary(t.tid, t.name, "runnable", "", self._is_daemon(t)))
+                out.append(ThreadSummary(t.tid, t.name, "runnable", "", self._is_daemon(t), ctx))
             else:
                 state = "exited" if t.error is None else "crashed"
-                out.append(ThreadSummary(t.tid, t.name, state, "", self._is_daemon(t)))
+                out.append(ThreadSummary(t.tid, t.name, state, "", self._is_daemon(t), ctx))
         return tuple(out)
 
     def _result(self) -> Execution:
@@ -1349,6 +1423,13 @@ class Kernel:
             diverged_at=diverged,
             events=self.trace.events,
             lock_marks=self.lock_marks,
+            sched_marks=self.sched_marks,
+            event_stacks=self.trace.event_stacks,
+            stack_table=self.trace.stack_table if self.trace.event_stacks is not None else None,
             scenario_id=self.scenario_id,
             notes=tuple(self._notes),
         )
+
+
+# Trace T4: a timer callback's events carry the callback's own stack, not the stack of whoever advanced time.
+STACK_ROOTS.add(id(Kernel._advance_time.__code__))

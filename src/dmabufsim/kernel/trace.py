@@ -14,9 +14,12 @@ process (unlike ``hash()`` of a string).
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
+
+from .stack import Frame, is_internal_file, site_at
 
 #: Access kinds a scheduling point declares (DPOR needs them).
 READ = False
@@ -132,9 +135,14 @@ class Trace:
       periodic check, reading the digest) changes nothing, and listeners
       (which route points through :meth:`emit`) leave the digest unchanged.
     * T3: the hex digest folds the event count last (:meth:`digest_with`).
+    * T4 (call sites): recording, each event also gets the scenario-level
+      stack of the code that emitted it (:attr:`event_stacks`, ids into
+      :attr:`stack_table`, each distinct stack kept once). Not part of the
+      digest; not kept when not recording (explorations pay nothing).
     """
 
-    __slots__ = ("_active", "_full", "_h", "count", "events", "listeners", "point_emits", "tap", "words")
+    __slots__ = ("_active", "_full", "_h", "_stack_ids", "_stack_of", "count", "event_stacks", "events", "listeners",
+                 "point_emits", "stack_table", "tap", "words")
 
     def __init__(self, record: bool = False) -> None:
         self._h = _OFFSET
@@ -144,6 +152,12 @@ class Trace:
         self.listeners: list[Listener] = []
         #: The events themselves, kept only when recording was asked for.
         self.events: list[Event] | None = [] if record else None
+        #: T4: recording, each event's call site: an index into :attr:`stack_table`, parallel to ``events``.
+        self.event_stacks: list[int] | None = [] if record else None
+        #: T4: the distinct scenario-level stacks (innermost first), each kept once; entry 0 is the empty stack.
+        self.stack_table: list[tuple[Frame, ...]] = [()]
+        self._stack_ids: dict[tuple[int, ...], int] = {(): 0}
+        self._stack_of: dict[tuple[Frame, ...], int] = {(): 0}
         #: Events that went through :meth:`emit`.
         self.count = 0
         #: Of those, the ones ``Kernel.point`` emitted (the kernel counts the points
@@ -191,8 +205,57 @@ class Trace:
             ev = Event(step, tid, op, obj, write, detail, now)
             if self.events is not None:
                 self.events.append(ev)
+                self.event_stacks.append(self._stack_id(sys._getframe(1)))  # type: ignore[union-attr]
             for fn in self.listeners:
                 fn(ev)
+
+    def _stack_id(self, f: Any) -> int:
+        """T4: the interned scenario-level stack of the running code, from frame ``f`` outwards.
+
+        The key is the (code object id, instruction offset) of each of the
+        innermost :data:`STACK_DEPTH` scenario-level frames (what
+        :func:`~dmabufsim.kernel.stack.scenario_stack` would show); ids are
+        safe keys because :func:`site_at` keeps every code object it saw.
+        Stack ids are handed out in order of first use, so they are the same
+        in every run of the same execution. The walk ends at a
+        :data:`STACK_ROOTS` frame: a timer callback's stack is its own, not
+        that of the thread whose step advanced the clock.
+        """
+        key: list[int] = []
+        codes: list[Any] = []
+        scen = _SCENARIO_CODES
+        model = _MODEL_CODES
+        while f is not None:
+            code = f.f_code
+            c = id(code)
+            if c in model:
+                f = f.f_back
+                continue
+            if c not in scen:
+                if c in STACK_ROOTS:
+                    break
+                if is_internal_file(code.co_filename):
+                    model.add(c)
+                    f = f.f_back
+                    continue
+                scen.add(c)
+            lasti = f.f_lasti
+            key += (c, lasti)
+            codes.append((code, lasti))
+            if len(codes) == STACK_DEPTH:
+                break
+            f = f.f_back
+        k = tuple(key)
+        sid = self._stack_ids.get(k)
+        if sid is None:
+            # Two instruction offsets of one line are one frame: one entry per distinct stack.
+            frames = tuple(site_at(c, i) for c, i in codes)
+            sid = self._stack_of.get(frames)
+            if sid is None:
+                sid = self._stack_of[frames] = len(self.stack_table)
+                self.stack_table.append(frames)
+            self._stack_ids[k] = sid
+        return sid
 
     def fold(self) -> None:
         """Fold the complete batches of pending event words into the digest (T2)."""
@@ -219,6 +282,35 @@ class Trace:
         for i in range(0, len(words), CHUNK):
             h = hash((h, tuple(words[i : i + CHUNK])))
         return f"{((h & _MASK) ^ (self.count + folded)) * _PRIME & _MASK:016x}"
+
+
+#: Scenario-level frames kept per event stack (T4), as many as a finding's thread stack shows.
+STACK_DEPTH = 8
+#: ``id`` of the code objects where an event's stack ends (T4): the kernel's timer dispatch
+#: registers itself (module-level functions, alive for the whole process).
+STACK_ROOTS: set[int] = set()
+#: ``id`` of code objects known to be model-internal / scenario-level (T4's walk; :func:`site_at` keeps
+#: every scenario code object alive, model code lives as long as its module, so an id is never reused).
+_MODEL_CODES: set[int] = set()
+_SCENARIO_CODES: set[int] = set()
+
+
+class SchedMark(NamedTuple):
+    """Where the scheduler took the CPU from a thread of a recorded execution, and why.
+
+    ``what`` is ``preempt`` (the thread was runnable at its scheduling point
+    and another thread was chosen: ``preempt_schedule``) or ``block`` (the
+    thread went to sleep: ``schedule()`` from a wait, ``on`` names what it
+    waits on). ``pos`` is the number of events recorded before it (the
+    thread's next event, if any, comes at or after it). Kept only while
+    recording, like :class:`LockMark`: no step, no digest word, no choice.
+    """
+
+    pos: int
+    tid: int
+    what: str
+    on: str = ""
+    now: int = 0
 
 
 class LockMark(NamedTuple):

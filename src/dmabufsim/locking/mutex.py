@@ -13,6 +13,9 @@ Rules:
 * R4: ``lock_interruptible`` raises ``EINTR`` when a signal is pending.
 * R5: an unlock wakes the first waiter; a thread arriving before it runs may
   take the lock first (the kernel's optimistic spinning / lock stealing).
+* R7: ``trylock_recursive`` (``mutex_trylock_recursive``, 2017-2021) answers
+  RECURSIVE when the caller already owns the mutex, and otherwise acts as
+  ``trylock``; it exists to write the old drivers that used it.
 * R6: a lock that must wait calls lock_stat's ``lock_contended`` before it
   sleeps and ``lock_acquired`` once it owns the mutex (``lock_failed`` when
   a signal ends the wait): ``Kernel.lock_stat``, kept only while recording.
@@ -36,6 +39,12 @@ from ..kernel.trace import event_word, op_word
 from .lockdep_map import LockdepMap
 
 _getframe = sys._getframe
+
+
+#: ``enum mutex_trylock_recursive_enum``.
+MUTEX_TRYLOCK_FAILED = 0
+MUTEX_TRYLOCK_SUCCESS = 1
+MUTEX_TRYLOCK_RECURSIVE = 2
 
 
 class Mutex:
@@ -78,6 +87,8 @@ class Mutex:
             k.might_sleep("mutex_lock")
         dep_map = self.dep_map
         code, lasti = caller_site(_getframe(2))  # the caller of lock_interruptible()/lock_killable()
+        if interruptible and k._reducer is not None:  # a signalled waiter sees the mutex held (reduction L3)
+            k._reducer.tested(t, "mutex_lock_interruptible", self.oid)
         k.lockdep.lock_acquire(t, dep_map, 0, False, subclass, nest_lock, code, lasti)
         k.point("mutex_lock", self.oid, True, dep_map.name, self._w_lock)
         if self.owner is not None:  # contended: lock_stat's lock_contended ... lock_acquired (R6)
@@ -159,6 +170,19 @@ class Mutex:
         k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, code, lasti)
         return True
 
+    def trylock_recursive(self) -> int:
+        """``mutex_trylock_recursive`` (2017-2021): :data:`MUTEX_TRYLOCK_RECURSIVE` if the caller owns it,
+        else :data:`MUTEX_TRYLOCK_SUCCESS` or :data:`MUTEX_TRYLOCK_FAILED` as ``trylock``.
+
+        The kernel marked it a wart from the start ("this function should not be used, *ever*"):
+        drivers used it to survive being re-entered under their own big lock.
+        """
+        k = self.k
+        k.point("mutex_trylock", self.oid, True, self.dep_map.name, self._w_trylock)
+        if self.owner is k.current:
+            return MUTEX_TRYLOCK_RECURSIVE
+        return MUTEX_TRYLOCK_SUCCESS if self.trylock() else MUTEX_TRYLOCK_FAILED
+
     def unlock(self) -> None:
         """``mutex_unlock``: release and wake the first waiter (R3, R5)."""
         k = self.k
@@ -176,7 +200,10 @@ class Mutex:
                 break
 
     def is_locked(self) -> bool:
-        """``mutex_is_locked``."""
+        """``mutex_is_locked`` (it observes the owner without waiting: reduction L3)."""
+        k = self.k
+        if k._reducer is not None and k._current is not None:
+            k._reducer.tested(k._current, "mutex_is_locked", self.oid)
         return self.owner is not None
 
     def __enter__(self) -> Mutex:

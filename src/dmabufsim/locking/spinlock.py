@@ -225,7 +225,10 @@ class SpinLock:
         self.unlock_irqrestore()
 
     def is_locked(self) -> bool:
-        """``spin_is_locked``."""
+        """``spin_is_locked`` (it observes the owner without waiting: reduction L3)."""
+        k = self.k
+        if k._reducer is not None and k._current is not None:
+            k._reducer.tested(k._current, "spin_is_locked", self.oid)
         return self.owner is not None
 
     def __enter__(self) -> SpinLock:

@@ -1,8 +1,9 @@
 """Memory: page frames, the allocator and reclaim, shrinkers, process address spaces, gup.
 
-Models ``mm/``: ``page_alloc.c``, ``shrinker.c``/``vmscan.c``, ``memory.c``,
-``mmap.c``, ``mprotect.c``, ``madvise.c``, ``gup.c`` and the core-mm side of
-``mmu_notifier.h``. Imports only ``kernel`` and ``locking``.
+Models ``mm/``: ``page_alloc.c``, ``shrinker.c``/``vmscan.c``, ``memory.c``
+(with driver fault handlers, ``vm_fault.py``), ``mmap.c``, ``mprotect.c``,
+``madvise.c``, ``gup.c``, ``rmap.c`` (``try_to_unmap``), the page lock of
+``pagemap.h``, ``uaccess.h`` and the core-mm side of ``mmu_notifier.h``. Imports only ``kernel`` and ``locking``.
 """
 
 from .gup import (
@@ -52,10 +53,32 @@ from .page import (
     alloc_page,
     free_page,
     init_memory,
+    kswapd_reclaim,
     owner_name,
     page_allocator,
 )
-from .shrinker import SHRINK_BATCH, SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker, ShrinkerRegistry
+from .page_lock import PageLocked, lock_page, trylock_page, unlock_page
+from .rmap import shrink_page, try_to_unmap
+from .shrinker import SHRINK_BATCH, SHRINK_EMPTY, SHRINK_STOP, LegacyShrinker, ShrinkControl, Shrinker, ShrinkerRegistry
+from .uaccess import (
+    copy_from_user,
+    copy_from_user_inatomic,
+    copy_to_user,
+    fault_in_readable,
+    get_user,
+    might_fault,
+    put_user,
+)
+from .vm_fault import (
+    FAULT_FLAG_ALLOW_RETRY,
+    FAULT_FLAG_TRIED,
+    FAULT_FLAG_WRITE,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_RETRY,
+    VM_FAULT_SIGBUS,
+    VmFault,
+    VmOperations,
+)
 
 __all__ = [
     "FOLL", "FOLL_GET", "FOLL_LONGTERM", "FOLL_PIN", "FOLL_WRITE", "MADV_DONTNEED", "PAGE_SHIFT",
@@ -67,4 +90,8 @@ __all__ = [
     "page_allocator", "pin_user_pages", "pin_user_pages_fast", "put_page", "release_pages",
     "set_page_dirty", "set_page_dirty_lock", "unpin_user_page", "unpin_user_pages",
     "unpin_user_pages_dirty_lock",
+    "FAULT_FLAG_ALLOW_RETRY", "FAULT_FLAG_TRIED", "FAULT_FLAG_WRITE", "VM_FAULT_NOPAGE", "VM_FAULT_RETRY",
+    "VM_FAULT_SIGBUS", "LegacyShrinker", "PageLocked", "VmFault", "VmOperations", "copy_from_user",
+    "copy_from_user_inatomic", "copy_to_user", "fault_in_readable", "get_user", "lock_page", "might_fault",
+    "kswapd_reclaim", "put_user", "shrink_page", "trylock_page", "try_to_unmap", "unlock_page",
 ]

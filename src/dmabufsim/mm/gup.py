@@ -37,6 +37,7 @@ from enum import IntFlag
 
 from ..kernel.errors import EFAULT, EINVAL, UsageError
 from ..locking.lockdep_map import lockdep_assert_held
+from . import page_lock
 from .memory import MmStruct
 from .page import PAGE_SIZE, Page
 
@@ -74,6 +75,12 @@ def _gup(mm: MmStruct, start: int, nr_pages: int, flags: FOLL) -> list[Page]:
     pages: list[Page] = []
     for i in range(nr_pages):
         addr = start + i * PAGE_SIZE
+        vma = mm.find_vma(addr)
+        if vma is not None and vma.vm_ops is not None:
+            # check_vma_flags: a driver mapping is VM_IO | VM_PFNMAP (vm_fault R4).
+            if not pages:
+                raise EFAULT(f"get_user_pages: {addr:#x} is a driver mapping (VM_IO | VM_PFNMAP)")
+            break
         try:
             pte = mm.handle_mm_fault(addr, write)
         except EFAULT:
@@ -162,13 +169,13 @@ def release_pages(pages: Sequence[Page]) -> None:
 
 
 def set_page_dirty(page: Page) -> None:
-    """``set_page_dirty`` (R5)."""
-    page.set_dirty()
+    """``set_page_dirty`` (R5; ``page_lock`` R6: a page-cache page wants its lock held)."""
+    page_lock.set_page_dirty(page)
 
 
 def set_page_dirty_lock(page: Page) -> None:
-    """``set_page_dirty_lock`` (the page lock is not modelled)."""
-    page.set_dirty()
+    """``set_page_dirty_lock``: under the page lock (``page_lock`` R5)."""
+    page_lock.set_page_dirty_lock(page)
 
 
 def mark_page_accessed(page: Page) -> None:

@@ -32,7 +32,27 @@ Rules:
   mapper) is freed; a pinned frame survives until unpinned.
 * R6 (notifiers): every removal or downgrade of PTEs is bracketed by
   ``invalidate_range_start`` / ``invalidate_range_end``
-  (:mod:`dmabufsim.mm.notifier_hooks`), under ``mmap_lock``.
+  (:mod:`dmabufsim.mm.notifier_hooks`), under ``mmap_lock`` (the rmap walks,
+  ``try_to_unmap`` and ``unmap_mapping_range``, hold the page lock or the
+  mapping instead).
+* R7 (driver mappings): a VMA made with ``vm_ops``
+  (:mod:`dmabufsim.mm.vm_fault`) gets its pages from the driver's fault
+  handler, run by ``handle_mm_fault`` under ``mmap_lock``; ``fork`` gives
+  the child the VMA without its PTEs (they fault again), ``get_user_pages``
+  on it fails with ``EFAULT`` (``VM_IO | VM_PFNMAP``).
+* R8 (user faults): a user access with no usable PTE enters
+  :meth:`MmStruct.do_user_addr_fault`: ``mmap_lock`` for read, then
+  ``handle_mm_fault`` with ``FAULT_FLAG_ALLOW_RETRY``; after a handler's
+  ``VM_FAULT_RETRY`` (it dropped the lock) the lock is taken again and the
+  fault retried with ``FAULT_FLAG_TRIED``.
+* R9 (users): ``mm_users`` counts the users of the address space (the
+  process, and whoever pinned it with ``mmget`` / ``mmget_not_zero``);
+  ``mmput`` may sleep and the last one runs ``exit_mmap`` (the notifiers'
+  ``release``, then the teardown) in the caller's context. ``mmget`` of a
+  count at zero is "refcount_t: addition on 0; use-after-free." and a put
+  below zero "refcount_t: underflow; use-after-free." (``use-after-free``
+  findings); ``mmget_not_zero`` fails on zero. ``Process.exit`` is the
+  process's own ``mmput``.
 """
 
 from __future__ import annotations
@@ -42,11 +62,22 @@ from typing import Any
 from ..kernel.errors import EAGAIN, EFAULT, EINVAL, UsageError
 from ..kernel.gfp import GFP_KERNEL
 from ..kernel.runtime import Kernel, current_kernel
+from ..kernel.trace import refcount_oid
 from ..locking.annotations import MMAP_LOCK
 from ..locking.lockdep_map import lockdep_assert_held
 from ..locking.rwsem import RwSem
 from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent, invalidate_range_end, invalidate_range_start
 from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator
+from .vm_fault import (
+    FAULT_FLAG_ALLOW_RETRY,
+    FAULT_FLAG_TRIED,
+    FAULT_FLAG_WRITE,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_RETRY,
+    VmFault,
+    VmFaultRetry,
+    VmOperations,
+)
 
 PROT_NONE = 0
 PROT_READ = 1
@@ -69,6 +100,9 @@ class ShmemObject:
     Owns its frames (a kernel object owner); every mapping of it sees the
     same pages.
     """
+
+    #: A page-cache object: its pages have a mapping (``page_lock`` R6).
+    is_page_cache = True
 
     def __init__(self, nr_pages: int, name: str = "shmem") -> None:
         self.k = current_kernel()
@@ -99,20 +133,23 @@ class ShmemObject:
 class Vma:
     """``struct vm_area_struct``: ``[start, end)`` with a protection, private or shared."""
 
-    __slots__ = ("end", "pgoff", "prot", "shmem", "start")
+    __slots__ = ("end", "pgoff", "prot", "shmem", "start", "vm_ops")
 
-    def __init__(self, start: int, end: int, prot: int, shmem: ShmemObject | None, pgoff: int = 0) -> None:
+    def __init__(self, start: int, end: int, prot: int, shmem: ShmemObject | None, pgoff: int = 0,
+                 vm_ops: VmOperations | None = None) -> None:
         self.start = start
         self.end = end
         self.prot = prot
         #: The shared object behind a MAP_SHARED mapping, None for private anonymous memory.
         self.shmem = shmem
-        #: Page offset of ``start`` within ``shmem``.
+        #: Page offset of ``start`` within ``shmem`` (or within the driver object).
         self.pgoff = pgoff
+        #: ``vma->vm_ops`` of a driver mapping (R7), None for anonymous and shmem memory.
+        self.vm_ops = vm_ops
 
     @property
     def shared(self) -> bool:
-        return self.shmem is not None
+        return self.shmem is not None or self.vm_ops is not None
 
     def __repr__(self) -> str:
         p = ("r" if self.prot & PROT_READ else "-") + ("w" if self.prot & PROT_WRITE else "-")
@@ -156,10 +193,52 @@ class MmStruct:
         self.active_ranges: list[MmuNotifierRange] = []
         self.stats_invalidations = 0
         self.dead = False
+        #: ``mm_users`` (R7): the process's own reference.
+        self.mm_users = 1
         self._next_addr = MMAP_BASE
 
     def __repr__(self) -> str:
         return f"<MmStruct {self.name}#{self.oid}{' dead' if self.dead else ''}>"
+
+    # ------------------------------------------------------------------ users (R7)
+
+    def mmget(self) -> None:
+        """``mmget``: one more user; the caller already holds one (R7)."""
+        self.k.event("mmget", refcount_oid(self.oid), False)
+        if self.mm_users <= 0:
+            self._users_warn("mmget", "refcount_t: addition on 0; use-after-free.")
+            return
+        self.mm_users += 1
+
+    def mmget_not_zero(self) -> bool:
+        """``mmget_not_zero``: a user reference unless the address space is already going away (R7)."""
+        self.k.point("mmget_not_zero", refcount_oid(self.oid), False)
+        if self.mm_users <= 0:
+            return False
+        self.mm_users += 1
+        return True
+
+    def mmput(self) -> None:
+        """``mmput``: drop a user; the last one runs ``exit_mmap`` here (R7). May sleep."""
+        k = self.k
+        k.might_sleep("mmput")
+        last = self.mm_users == 1
+        k.event("mmput", refcount_oid(self.oid), True)  # a decrement-and-test: puts do not commute
+        if self.mm_users <= 0:
+            self._users_warn("mmput", "refcount_t: underflow; use-after-free.")
+            return
+        self.mm_users -= 1
+        if last:
+            self.exit_mmap()
+
+    def _users_warn(self, op: str, title: str) -> None:
+        self.k.report(
+            "use-after-free",
+            title,
+            details={"object": f"mm {self.name}", "op": op},
+            rule="mm R7: mm_users never goes through zero",
+            signature=f"mm-users:{self.name}:{op}",
+        )
 
     # ------------------------------------------------------------------ notifier subscriptions
 
@@ -204,7 +283,7 @@ class MmStruct:
         for i, v in enumerate(self.vmas):
             if v.start < addr < v.end:
                 pgoff = v.pgoff + ((addr - v.start) >> PAGE_SHIFT)
-                right = Vma(addr, v.end, v.prot, v.shmem, pgoff)
+                right = Vma(addr, v.end, v.prot, v.shmem, pgoff, v.vm_ops)
                 if v.shmem is not None:
                     v.shmem.users += 1
                 v.end = addr
@@ -217,8 +296,11 @@ class MmStruct:
         return [v for v in self.vmas if start <= v.start and v.end <= end]
 
     def mmap(self, length: int, prot: int = PROT_READ | PROT_WRITE, *, shared: bool = False,
-             addr: int | None = None) -> int:
-        """``mmap(addr, length, prot, MAP_ANONYMOUS | MAP_PRIVATE/MAP_SHARED)``: returns the address."""
+             addr: int | None = None, vm_ops: VmOperations | None = None) -> int:
+        """``mmap(addr, length, prot, MAP_ANONYMOUS | MAP_PRIVATE/MAP_SHARED)``: returns the address.
+
+        With ``vm_ops``: a driver's mapping of its object (``drm_gem_mmap``), faulted by the driver (R7).
+        """
         if length <= 0:
             raise EINVAL(f"mmap: length {length}")
         length = _page_align(length)
@@ -234,10 +316,12 @@ class MmStruct:
                 raise EINVAL(f"mmap: address {addr:#x} unaligned or overlapping")
             else:
                 self._next_addr = max(self._next_addr, addr + length + PAGE_SIZE)
-            shmem = ShmemObject(length >> PAGE_SHIFT, f"shmem@{self.name}") if shared else None
+            shmem = ShmemObject(length >> PAGE_SHIFT, f"shmem@{self.name}") if shared and vm_ops is None else None
             if shmem is not None:
                 shmem.users = 1
-            self.vmas.append(Vma(addr, addr + length, prot, shmem))
+            if vm_ops is not None and self not in vm_ops.i_mmap:
+                vm_ops.i_mmap.append(self)
+            self.vmas.append(Vma(addr, addr + length, prot, shmem, 0, vm_ops))
             self.vmas.sort(key=lambda v: v.start)
             return addr
         finally:
@@ -246,6 +330,9 @@ class MmStruct:
     def _zap(self, start: int, end: int) -> int:
         """``zap_page_range``: drop the PTEs of ``[start, end)`` (R5). Returns the number zapped."""
         n = 0
+        # zap_pte_range under the page-table lock: the notifier callbacks before it may have
+        # been scheduling points, so this step declares the tables it writes.
+        self.k.event("zap_pte_range", self.oid, True)
         ptes = self.ptes
         alloc = self.alloc
         lo, hi = start >> PAGE_SHIFT, end >> PAGE_SHIFT
@@ -260,6 +347,17 @@ class MmStruct:
             alloc.put_ref(page)
             n += 1
         return n
+
+    def zap_page_at(self, page: Page, addr: int) -> int:
+        """Remove the PTE mapping ``page`` at ``addr`` (``try_to_unmap_one``'s ``ptep_clear_flush``).
+
+        The caller brackets it with the notifiers (R6). Returns 1 if it was mapped there, else 0.
+        """
+        va = addr & ~(PAGE_SIZE - 1)
+        pte = self.ptes.get(va >> PAGE_SHIFT)
+        if pte is None or pte.page is not page:
+            return 0
+        return self._zap(va, va + PAGE_SIZE)
 
     def _rmap_remove(self, page: Page, addr: int) -> None:
         rmap = page.rmap
@@ -333,10 +431,12 @@ class MmStruct:
 
     # ------------------------------------------------------------------ faults
 
-    def handle_mm_fault(self, addr: int, write: bool) -> Pte:
-        """``handle_mm_fault``: make ``addr`` accessible for the access, or raise EFAULT (R2-R4).
+    def handle_mm_fault(self, addr: int, write: bool, flags: int = 0) -> Pte:
+        """``handle_mm_fault``: make ``addr`` accessible for the access, or raise EFAULT (R2-R4, R7).
 
-        The caller holds ``mmap_lock`` (R1).
+        The caller holds ``mmap_lock`` (R1). A driver mapping runs its
+        ``vm_ops->fault``; after ``VM_FAULT_RETRY`` (the handler dropped
+        ``mmap_lock``) this raises :class:`~dmabufsim.mm.vm_fault.VmFaultRetry`.
         """
         lockdep_assert_held(self.mmap_lock)
         self.k.point("handle_mm_fault", self.oid, True)
@@ -350,12 +450,17 @@ class MmStruct:
         vpn = addr >> PAGE_SHIFT
         va = vpn << PAGE_SHIFT
         pte = self.ptes.get(vpn)
+        if pte is None and vma.vm_ops is not None:
+            return self._driver_fault(vma, va, write, flags)
         if pte is None:
             if vma.shmem is not None:
                 page = vma.shmem.find_or_alloc(vma.pgoff + ((va - vma.start) >> PAGE_SHIFT), self.alloc)
                 page.refcount += 1
             else:
                 page = self.alloc.alloc_page(GFP_KERNEL, self)
+            # set_pte_at under the page-table lock: the allocation above was a scheduling point, so
+            # this step declares the tables it writes (another reader of mmap_lock may fault too).
+            self.k.event("set_pte_at", self.oid, True)
             page.rmap.append((self, va))
             pte = self.ptes[vpn] = Pte(page, bool(vma.prot & PROT_WRITE) and (vma.shared or write))
             return pte
@@ -365,6 +470,60 @@ class MmStruct:
             else:
                 self._wp_page_copy(va, pte)
         return pte
+
+    def _driver_fault(self, vma: Vma, va: int, write: bool, flags: int) -> Pte:
+        """``__do_fault``: ``vma->vm_ops->fault`` under ``mmap_lock`` (R7; vm_fault R1, R2)."""
+        assert vma.vm_ops is not None
+        vmf = VmFault(self, vma, va, vma.pgoff + ((va - vma.start) >> PAGE_SHIFT),
+                      flags | (FAULT_FLAG_WRITE if write else 0))
+        ret = vma.vm_ops.fault(vmf)
+        if ret & VM_FAULT_RETRY:
+            if not flags & FAULT_FLAG_ALLOW_RETRY:
+                raise UsageError(f"{type(vma.vm_ops).__name__}.fault returned VM_FAULT_RETRY without ALLOW_RETRY")
+            if self.k.lockdep.is_held(self.mmap_lock.dep_map):
+                raise UsageError(f"{type(vma.vm_ops).__name__}.fault returned VM_FAULT_RETRY holding mmap_lock")
+            raise VmFaultRetry(f"{self.name}: fault at {va:#x} to retry")
+        if not ret & VM_FAULT_NOPAGE or vmf.page is None:
+            raise EFAULT(f"{self.name}: {type(vma.vm_ops).__name__}.fault at {va:#x} returned {ret:#x}")
+        self.k.point("vmf_insert_page", self.oid, True)
+        pte = self.ptes.get(va >> PAGE_SHIFT)
+        if pte is not None:
+            return pte  # another thread's fault inserted it first
+        page = vmf.page
+        self.k.event("get_page", page.oid, True)
+        page.refcount += 1
+        page.rmap.append((self, va))
+        pte = self.ptes[va >> PAGE_SHIFT] = Pte(page, bool(vma.prot & PROT_WRITE))
+        return pte
+
+    def do_user_addr_fault(self, addr: int, write: bool) -> Pte:
+        """``do_user_addr_fault`` (arch fault entry): ``mmap_lock`` for read, fault, retry (R8)."""
+        flags = FAULT_FLAG_ALLOW_RETRY
+        while True:
+            self.mmap_lock.down_read()
+            try:
+                pte = self.handle_mm_fault(addr, write, flags)
+            except VmFaultRetry:
+                flags |= FAULT_FLAG_TRIED  # the handler released mmap_lock
+                continue
+            except BaseException:
+                self.mmap_lock.up_read()
+                raise
+            self.mmap_lock.up_read()
+            return pte
+
+    def zap_vm_ops(self, vm_ops: VmOperations) -> int:
+        """``unmap_mapping_range`` on this mm: zap the PTEs of every VMA of ``vm_ops`` (vm_fault R3)."""
+        n = 0
+        self.k.point("unmap_mapping_range", self.oid, True)
+        for v in list(self.vmas):
+            if v.vm_ops is not vm_ops:
+                continue
+            rng = MmuNotifierRange(self, v.start, v.end, MmuNotifyEvent.CLEAR)
+            invalidate_range_start(rng)
+            n += self._zap(v.start, v.end)
+            invalidate_range_end(rng)
+        return n
 
     def _wp_page_copy(self, va: int, pte: Pte) -> None:
         """``wp_page_copy``: give this mm its own copy of a COW-shared page (R3)."""
@@ -403,7 +562,11 @@ class MmStruct:
             for v in self.vmas:
                 if v.shmem is not None:
                     v.shmem.users += 1
-                child.vmas.append(Vma(v.start, v.end, v.prot, v.shmem, v.pgoff))
+                child.vmas.append(Vma(v.start, v.end, v.prot, v.shmem, v.pgoff, v.vm_ops))
+                if v.vm_ops is not None:
+                    if child not in v.vm_ops.i_mmap:
+                        v.vm_ops.i_mmap.append(child)
+                    continue  # R7: a driver mapping's PTEs fault again in the child
                 lo, hi = v.start >> PAGE_SHIFT, v.end >> PAGE_SHIFT
                 vpns = [n for n in range(lo, hi) if n in self.ptes] if hi - lo <= len(self.ptes) else \
                     sorted(n for n in self.ptes if lo <= n < hi)
@@ -497,6 +660,21 @@ class MmStruct:
             self.mmap_lock.up_read()
         return done
 
+    def oom_reap_task(self, retries: int = 10) -> bool:
+        """``oom_reap_task``: ``__oom_reap_task_mm`` up to ``retries`` times (``MAX_OOM_REAP_RETRIES``).
+
+        Between attempts the reaper sleeps ``HZ/10`` (``schedule_timeout_idle``);
+        a subscriber that answered ``EAGAIN`` gets another chance. Returns
+        True once every private VMA was reaped, False when it gave up (the
+        kernel logs "oom_reaper: unable to reap pid" and sets ``MMF_OOM_SKIP``).
+        """
+        for attempt in range(retries):
+            if self.oom_reap():
+                return True
+            if attempt + 1 < retries:
+                self.k.msleep(100)
+        return False
+
     # ------------------------------------------------------------------ user access
 
     def _access(self, addr: int, write: bool) -> Pte:
@@ -506,11 +684,7 @@ class MmStruct:
             vma = self.find_vma(addr)
             if vma is not None and vma.prot & (PROT_WRITE if write else PROT_READ):
                 return pte
-        self.mmap_lock.down_read()
-        try:
-            return self.handle_mm_fault(addr, write)
-        finally:
-            self.mmap_lock.up_read()
+        return self.do_user_addr_fault(addr, write)
 
     def write(self, addr: int, value: object) -> None:
         """A user store of ``value`` at ``addr`` (faulting, breaking COW as needed; R4: EFAULT)."""
@@ -543,9 +717,9 @@ class Process:
         return f"<Process {self.name} {self.mm!r}>"
 
     def mmap(self, length: int, prot: int = PROT_READ | PROT_WRITE, *, shared: bool = False,
-             addr: int | None = None) -> int:
-        """``mmap``: see :meth:`MmStruct.mmap`."""
-        return self.mm.mmap(length, prot, shared=shared, addr=addr)
+             addr: int | None = None, vm_ops: VmOperations | None = None) -> int:
+        """``mmap``: see :meth:`MmStruct.mmap` (``vm_ops``: a driver's mapping, R7)."""
+        return self.mm.mmap(length, prot, shared=shared, addr=addr, vm_ops=vm_ops)
 
     def munmap(self, addr: int, length: int) -> None:
         self.mm.munmap(addr, length)
@@ -566,7 +740,7 @@ class Process:
         if self.exited:
             raise UsageError(f"process {self.name} exited twice")
         self.exited = True
-        self.mm.exit_mmap()
+        self.mm.mmput()  # the process's own user reference (R7)
 
     def read(self, addr: int) -> object:
         return self.mm.read(addr)

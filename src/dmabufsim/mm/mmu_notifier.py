@@ -46,6 +46,13 @@ Rules:
 * R6 (registration): a subscription is registered on a live mm once;
   registering twice, unregistering an unregistered subscription, or
   unregistering from inside a callback raise ``UsageError``.
+* R9 (variant, before 2021): until Sean Christopherson's "mm/mmu_notifiers:
+  ensure range_end() is paired with range_start()" (Message-ID
+  20210311180057.1582638-1-seanjc@google.com, Linux 5.12), a refused
+  non-blockable range ended *no* classic subscriber: the ones whose start had
+  succeeded never got their ``invalidate_range_end``. ``mmu_notifier_variant(
+  mm, paired_end=False)`` selects that behaviour for one mm (to run the old
+  code); the default is today's R4.
 * R8 (completion, claim C15): when every callback of a range returned
   without ``EAGAIN`` -- blockable or not: a non-blockable callback that
   accepts the range claims completion just the same -- no IOMMU
@@ -130,6 +137,7 @@ class MMUNotifierSubscriptions:
         "k",
         "mm",
         "oid",
+        "paired_end",
         "released",
         "subscribers",
         "wq",
@@ -155,6 +163,8 @@ class MMUNotifierSubscriptions:
         self.released = False
         #: ``has_itree``: an interval subscription was inserted once (ranges are counted from then on).
         self.has_itree = False
+        #: R4 (True, since 2021) or R9 (False): end the started subscribers when one refuses.
+        self.paired_end = True
 
     @property
     def is_invalidating(self) -> bool:
@@ -253,6 +263,20 @@ def subscriptions(mm: Any, *, create: bool = False, k: Kernel | None = None) -> 
     return subs
 
 
+def mmu_notifier_variant(mm: Any, *, paired_end: bool = True) -> MMUNotifierSubscriptions:
+    """Select the notifier core's behaviour of another year for ``mm`` (R9); returns its subscriptions.
+
+    ``paired_end=False``: the core before Linux 5.12 (Message-ID
+    20210311180057.1582638-1-seanjc@google.com): a subscriber refusing a
+    non-blockable range leaves the ones already started without their
+    ``invalidate_range_end``.
+    """
+    subs = subscriptions(mm, create=True)
+    assert subs is not None
+    subs.paired_end = paired_end
+    return subs
+
+
 def mm_has_notifiers(mm: Any) -> bool:
     """``mm_has_notifiers``: does anything subscribe to this mm?"""
     subs = subscriptions(mm)
@@ -313,11 +337,12 @@ class MMUNotifier:
 def _check_completion(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRange) -> None:
     """R8 (claim C15): nothing made for this mm's range may reach its pages once the callbacks returned."""
     mm = subs.mm
+    # The check reads the page tables and each page's device mappings: the step declares them
+    # (before the first read: an rmap walk, try_to_unmap, calls this without mmap_lock).
+    k.event("mmu_notifier_check", getattr(mm, "oid", subs.oid), False)
     ptes: dict[int, Any] | None = getattr(mm, "ptes", None)
     if not ptes:
         return
-    # The check reads the page tables and each page's device mappings: the step declares them.
-    k.event("mmu_notifier_check", getattr(mm, "oid", subs.oid), False)
     lo, hi = range.start >> PAGE_SHIFT, (range.end + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
     vpns = sorted(v for v in ptes if lo <= v < hi)
     for vpn in vpns:
@@ -425,9 +450,11 @@ def _hlist_start(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRa
         if refused and range.blockable:
             _warn(k, "invalidate_range_start", range, type(sub.ops).__name__)
         elif refused:
-            # R4: end the subscribers that already started, then report the failure.
-            for ok in done:
-                ok.ops.invalidate_range_end(ok, range)
+            # R4: end the subscribers that already started, then report the failure
+            # (R9: before 2021, nobody ended them).
+            if subs.paired_end:
+                for ok in done:
+                    ok.ops.invalidate_range_end(ok, range)
             return False
         done.append(sub)
     return True

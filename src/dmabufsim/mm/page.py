@@ -48,7 +48,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..kernel.errors import ENOMEM, UsageError
-from ..kernel.gfp import GFP, current_gfp_context, gfp_name
+from ..kernel.gfp import GFP, GFP_KERNEL, current_gfp_context, gfp_name
 from ..kernel.runtime import Kernel, current_kernel
 from ..locking.annotations import fs_reclaim_acquire, fs_reclaim_release, might_alloc
 
@@ -102,6 +102,8 @@ class Page:
         "dirty",
         "gen",
         "gup_refs",
+        "lock_waiters",
+        "locked_by",
         "oid",
         "owner",
         "pfn",
@@ -129,6 +131,10 @@ class Page:
         self.rmap: list[tuple[Any, int]] = []
         #: Device mappings that can reach the frame (maintained by the device room).
         self.dev_maps: list[Any] = []
+        #: ``PG_locked``: the thread holding the page lock (``mm/page_lock.py``), or None.
+        self.locked_by: Any = None
+        #: Threads sleeping in ``lock_page`` (``folio_wait_table``), in arrival order.
+        self.lock_waiters: list[Any] = []
 
     @property
     def is_free(self) -> bool:
@@ -438,3 +444,13 @@ def alloc_page(gfp: GFP, owner: object) -> Page:
 def free_page(page: Page) -> None:
     """``__free_page`` on the running machine."""
     page.alloc.free_page(page)
+
+
+def kswapd_reclaim(nr_to_reclaim: int) -> int:
+    """``balance_pgdat`` (kswapd): one background reclaim pass running the shrinkers (R3).
+
+    kswapd reclaims as a ``GFP_KERNEL`` allocation would, inside
+    ``fs_reclaim_acquire`` with ``PF_MEMALLOC``, but on its own thread: the
+    shrinkers run holding no lock of an allocating thread. Returns frames freed.
+    """
+    return page_allocator().direct_reclaim(GFP_KERNEL, nr_to_reclaim)

@@ -22,6 +22,14 @@ Rules:
   that is a cycle through ``fs_reclaim`` lockdep reports (claim C5), and a
   real self-deadlock when the allocating thread holds it. Only
   ``trylock`` and skip busy objects. Waiting for a dma_fence is allowed.
+* R5 (variants, extension): a shrinker is written by subclassing
+  :class:`Shrinker` and implementing its two public callbacks; the
+  single-callback API of before Linux 3.12 (``shrinker->shrink``, replaced
+  by Dave Chinner's count/scan split in 2013) is :class:`LegacyShrinker`: one ``shrink(sc)`` called with
+  ``nr_to_scan == 0`` to count and with a batch to scan, returning the
+  objects left, or -1 when it cannot make progress (the old code that took
+  a driver lock there, e.g. i915's ``struct_mutex`` shrinker, is written
+  against it unchanged).
 """
 
 from __future__ import annotations
@@ -166,3 +174,37 @@ class ShrinkerRegistry:
             if total >= nr_to_reclaim:
                 break
         return total
+
+
+class LegacyShrinker(Shrinker):
+    """``struct shrinker`` with the pre-3.12 ``shrink`` callback (R5).
+
+    Implement :meth:`shrink`: with ``sc.nr_to_scan == 0`` return how many
+    objects could be freed; otherwise free up to ``sc.nr_to_scan`` and
+    return how many remain, or -1 when nothing can be done now (locks
+    busy). The count/scan calls of today's core are mapped onto it as the
+    3.12 conversion did.
+    """
+
+    def shrink(self, sc: ShrinkControl) -> int:
+        """``shrinker->shrink(shrinker, sc)`` (before 3.12)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement shrink")
+
+    def count_objects(self, sc: ShrinkControl) -> int:
+        wanted = sc.nr_to_scan
+        sc.nr_to_scan = 0
+        try:
+            n = self.shrink(sc)
+        finally:
+            sc.nr_to_scan = wanted
+        return n if n > 0 else SHRINK_EMPTY
+
+    def scan_objects(self, sc: ShrinkControl) -> int:
+        probe = ShrinkControl(sc.gfp_mask)
+        before = self.shrink(probe)
+        left = self.shrink(sc)
+        if left < 0:
+            return SHRINK_STOP
+        freed = max(0, before - left)
+        sc.nr_scanned = max(freed, 1)
+        return freed

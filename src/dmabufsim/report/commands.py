@@ -101,7 +101,7 @@ def list_table(cat: Catalog) -> Table:
             escape(r.claim),
             escape(r.design),
             escape(r.who),
-            escape(r.title),
+            escape(r.title + (f" ({r.provenance})" if r.claim.startswith("H") and r.provenance else "")),
             escape(r.expected.describe()) if r.expected else "",
             r.status if r.modelled else f"[yellow]{r.status}[/]",
         )
@@ -148,8 +148,19 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None, scenarios_
             why = rr.row.unproved if not rr.assurance.proved else ""
             out.append(f"| {rr.row.key} | {rr.row.strategy}, {rr.row.budget} | {rr.assurance.describe()} | {why} |")
         out.append("")
+    history_heading = False
     for claim in cat.claims:
         rows = [r for r in cat if r.claim == claim]
+        if claim.startswith("H") and not history_heading:
+            history_heading = True
+            out += [
+                "# From kernel history",
+                "",
+                "Real, fixed bugs of this stack: each bug's design as it shipped,",
+                "which the model must catch, and its fix, which must come out clean. Each design names",
+                "its year and source (a commit or a Message-ID, at `https://lore.kernel.org/r/<Message-ID>`).",
+                "",
+            ]
         out.append(f"## {claim}: {rows[0].title}")
         out.append("")
         if rows[0].who:
@@ -157,7 +168,8 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None, scenarios_
             out.append("")
         for r in rows:
             if not r.modelled:
-                out.append(f"**Not yet modelled** (needs: {', '.join(r.needs)}).")
+                src = f" Source: {r.provenance}." if r.provenance else ""
+                out.append(f"**Not yet modelled** (needs: {', '.join(r.needs)}).{src}")
                 out.append("")
                 continue
             assert r.expected is not None
@@ -170,6 +182,8 @@ def catalog_markdown(cat: Catalog, result: CheckResult | None = None, scenarios_
             out.append(f"- exploration: {r.strategy}, {r.budget} executions"
                        + (f", kernel options {dict(r.kernel_options)}" if r.kernel_options else ""))
             out.append(f"- scenario: `{r.origin}`")
+            if r.provenance:
+                out.append(f"- source: {r.provenance}")
             if r.unproved:
                 out.append(f"- not proved: {r.unproved}")
             rr = res.get(r.key)

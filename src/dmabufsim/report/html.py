@@ -30,15 +30,29 @@ Rules:
 * R4: memory rows. ``__free_page`` and the other page operations name the
   page (one row per page, ``data-page``, named by its pfn when the
   allocator is known); a DMA access names the IOMMU domain it went
-  through (one row per domain). The page of an access is known when a
-  finding names it (``details["pfn"]``): that access is drawn on the
-  page's row too, so "freed here, written there" is one row, in trace
+  through (one row per domain) and is drawn on the row of every frame it
+  reached, as the translation at that step resolved it
+  (:func:`dma_frames`; and on the page a finding names,
+  ``details["pfn"]``), so "freed here, written there" is one row, in trace
   order.
 * R5: the finding's events carry ``class="ev hit"`` and a visible marker,
   not only a colour: the events of its step on its threads, or, for a
   finding raised before the point of the operation that triggers it
   (lockdep, ``might_sleep``), each of its threads' next event; for a
   deadlock, the last lock attempt of each blocked thread.
+* R7: the scheduler's marks (:class:`~dmabufsim.kernel.trace.SchedMark`):
+  the last event a thread ran before it lost the CPU carries the reason --
+  a preemption (``class="ev pre"``, a dashed "P") is told from a block
+  (``class="ev blk"``, a filled "Z"; its words name what it sleeps on) by
+  letter and shape, not colour (a class on the event, not an element of
+  its own: a lock-heavy 10,000-event page has ~8,000 switches). An
+  interrupt handler's lane says ``(hardirq)`` / ``(softirq)`` and its
+  arrival (the ``spawn`` of ``raise_irq``, or its first event when a timer
+  raised it) is an element ``class="mark irq"`` on that lane.
+* R8: every event's call site (trace T4) is on the page, each distinct
+  stack once (``stk``); hovering an event, focusing it or stepping to it
+  with the keys shows it, kernel-style ("Call Trace:"), in a tooltip
+  (``id="tip"``, ``role="tooltip"``) and in the event panel.
 * R6: an execution of more than :data:`MAX_DRAWN` events is summarised,
   never silently truncated: the page draws the :data:`MAX_DRAWN` events
   ending just after the last finding (or the end), says so in a visible
@@ -193,6 +207,40 @@ def finding_events(events: Sequence[Event], f: Finding) -> list[int]:
     return named or hits
 
 
+#: The frame accesses a DMA step makes once the IOMMU translated its address (``Page.read`` / ``Page.write``).
+FRAME_OPS = frozenset({"page_read", "page_write"})
+
+
+def dma_frames(events: Sequence[Event], lo: int = 0, hi: int | None = None) -> dict[int, list[int]]:
+    """``{DMA event index: [page object ids]}``: the frames each DMA access of ``events[lo:hi]`` reached (R4).
+
+    A DMA step translates its addresses (GPU VM, then IOMMU) and touches
+    each frame it reached in the same step, on the same thread, before that
+    thread's next scheduling point (page-table walks and TLB fills
+    between): those ``page_read`` / ``page_write`` events are the
+    translation's result. An access that faulted reached no
+    frame and has none.
+    """
+    out: dict[int, list[int]] = {}
+    n = len(events)
+    for i in range(lo, n if hi is None else min(hi, n)):
+        ev = events[i]
+        if not is_dma(ev.op):
+            continue
+        got: list[int] = []
+        j = i + 1
+        while j < n:
+            nx = events[j]
+            if nx.tid != ev.tid or nx.step != ev.step:
+                break
+            if nx.op in FRAME_OPS and nx.obj not in got:
+                got.append(nx.obj)
+            j += 1
+        if got:
+            out[i] = got
+    return out
+
+
 def page_names(kernel: Any) -> dict[int, int]:
     """``{page object id: pfn}`` from the kernel's page allocator (``mm.alloc``), after a run; {} when none."""
     ext = getattr(kernel, "ext", None) or {}
@@ -235,6 +283,19 @@ button:focus,input:focus,.ev:focus{outline:3px solid #0072B2;outline-offset:1px}
 .ev.sig{background:#009E73;border-radius:50%;width:9px;height:9px}
 .ev.tmr{background:#CC79A7;transform:rotate(45deg);width:8px;height:8px}
 .ev.sw{box-shadow:-3px 0 0 #999}
+.ev.irq{box-shadow:0 -4px 0 #CC79A7}
+.mark{position:absolute;top:0;width:9px;height:10px;font:bold 8px/10px sans-serif;text-align:center;z-index:3;
+ box-sizing:border-box;cursor:default}
+.ev.pre::before,.ev.blk::before,.mark.pre::before,.mark.blk::before{position:absolute;left:7px;top:-7px;width:8px;
+ height:9px;font:bold 7px/9px sans-serif;text-align:center;box-sizing:border-box}
+.ev.pre::before,.mark.pre::before{content:"P";border:1px dashed #333;background:#fff;color:#000}
+.ev.blk::before,.mark.blk::before{content:"Z";background:#333;color:#fff}
+.mark.pre,.mark.blk{position:relative;display:inline-block;width:16px}
+.mark.irq{top:auto;bottom:0;border:1px solid #CC79A7;background:#fff;color:#7a2e5c;width:14px}
+.mark.irq::after{content:"IRQ";font-size:6px}
+#tip{position:absolute;z-index:10;display:none;max-width:520px;background:#fffff0;border:1px solid #333;
+ padding:4px 6px;font:11px/1.35 ui-monospace,Menlo,Consolas,monospace;white-space:pre;pointer-events:none;
+ box-shadow:2px 2px 4px rgba(0,0,0,.25)}
 .ev.hit{outline:3px solid #000;outline-offset:1px;z-index:2}
 .ev.hit::after{content:"!";position:absolute;top:-12px;left:-1px;font:bold 11px sans-serif;color:#000}
 .bar{position:absolute;top:2px;height:20px;box-sizing:border-box;border:1px solid #333;font-size:10px;line-height:18px;
@@ -256,7 +317,7 @@ svg.arrows line.waitfor{stroke:#000;stroke-dasharray:4 2}
  margin-right:3px}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}
 .status-mismatch,.status-error{font-weight:bold;text-decoration:underline}.num{white-space:nowrap}
-@media print{.toolbar,.replay button,#scrub{display:none}.view{overflow:visible}.main{display:block}
+@media print{.toolbar,.replay button,#scrub,#tip{display:none}.view{overflow:visible}.main{display:block}
  .side pre{max-height:none}}
 """.replace("@LH@", str(LANE_H))
 
@@ -282,13 +343,29 @@ function evtext(i){
   var who=e[1]<0?"timer (interrupt)":(D.names[e[1]]||("T"+e[1]))+"/"+e[1];
   var s="event "+i+"  step "+e[0]+"  t="+D.now[i-LO]+" ns\n"+who+": "+D.ops[e[2]]+" #"+e[3]+" "+(e[4]?"W":"R")+
         (e[5]?" "+D.dets[e[5]]:"");
-  var st=D.stacks[String(e[1])];
-  if(st&&st.length){s+="\nstack (as reported by the finding):\n"+st.map(function(f){return "  "+f;}).join("\n");}
+  var then=D.sm[String(i)];
+  if(then!==undefined){s+="\n"+D.ml[then];}
+  var own=D.stk[String(D.st[i-LO])];
+  if(own&&own.length){s+="\nCall Trace:\n"+own.map(function(f){return "  "+f;}).join("\n");}
+  else if(D.st.length===0){var st=D.stacks[String(e[1])];
+    if(st&&st.length){s+="\nstack (as reported by the finding):\n"+st.map(function(f){return "  "+f;}).join("\n");}}
+  else{s+="\nCall Trace: (no scenario frame: the kernel's own work)";}
   return s;
 }
+var tip=document.getElementById("tip");
+function showtip(el,text){
+  if(!el||!text){tip.style.display="none";return;}
+  tip.textContent=text;tip.style.display="block";
+  var lane=el.parentNode;
+  var top=(lane&&lane.offsetTop!==undefined?lane.offsetTop:0)+26;
+  tip.style.left=Math.max(0,(parseFloat(el.style.left)||0)-20)+"px";tip.style.top=top+"px";
+}
+function evel(i){return canvas.querySelector('.lane[data-tid] .ev[data-i="'+i+'"]');}
 function place(){
   var evs=canvas.querySelectorAll(".ev");
   for(var a=0;a<evs.length;a++){evs[a].style.left=(xof(+evs[a].dataset.i)-3)+"px";}
+  var mk=canvas.querySelectorAll(".mark");
+  for(var m=0;m<mk.length;m++){mk[m].style.left=(xof(+mk[m].dataset.a)-4)+"px";}
   var bars=canvas.querySelectorAll(".bar");
   for(var b=0;b<bars.length;b++){var x0=xof(+bars[b].dataset.a),x1=xof(+bars[b].dataset.b);
     bars[b].style.left=x0+"px";bars[b].style.width=Math.max(x1-x0,2)+"px";}
@@ -297,12 +374,14 @@ function place(){
     ls[c].setAttribute("x2",xof(+ls[c].dataset.b));}
   move(+scrub.value);
 }
+var kbd=false;
 function move(i){
   if(isNaN(i))return;
   i=Math.min(Math.max(i,LO),LO+N-1);scrub.value=String(i);
   var x=xof(i);cursor.style.left=x+"px";future.style.left=(x+2)+"px";
   stepout.textContent="event "+i+" of "+(D.total-1);
   info.textContent=evtext(i);
+  if(kbd){showtip(evel(i),info.textContent);}
   var v=document.getElementById("view");
   var vis=v.clientWidth-170;  /* the lane names stick on the left */
   if(x<v.scrollLeft+20||x>v.scrollLeft+vis-20){v.scrollLeft=Math.max(0,x-Math.floor(vis*0.6));}
@@ -310,16 +389,24 @@ function move(i){
 scrub.addEventListener("input",function(){move(+scrub.value);});
 document.addEventListener("keydown",function(ev){
   if(ev.target&&ev.target.tagName==="INPUT"&&ev.target.id==="scrub")return;
-  if(ev.key==="ArrowRight"){move(+scrub.value+1);ev.preventDefault();}
-  else if(ev.key==="ArrowLeft"){move(+scrub.value-1);ev.preventDefault();}
-  else if(ev.key==="Home"){move(LO);ev.preventDefault();}
-  else if(ev.key==="End"){move(LO+N-1);ev.preventDefault();}
+  var to=null;
+  if(ev.key==="ArrowRight"){to=+scrub.value+1;}
+  else if(ev.key==="ArrowLeft"){to=+scrub.value-1;}
+  else if(ev.key==="Home"){to=LO;}
+  else if(ev.key==="End"){to=LO+N-1;}
+  else if(ev.key==="Escape"){showtip(null,"");return;}
+  if(to!==null){kbd=true;move(to);kbd=false;ev.preventDefault();}
 });
 canvas.addEventListener("mouseover",function(ev){var t=ev.target;
-  if(t&&t.dataset&&t.dataset.i!==undefined){info.textContent=evtext(+t.dataset.i);}
-  else if(t&&t.dataset&&t.dataset.a!==undefined){info.textContent=t.getAttribute("aria-label")||"";}});
+  if(t&&t.dataset&&t.dataset.i!==undefined){info.textContent=evtext(+t.dataset.i);showtip(t,info.textContent);}
+  else if(t&&t.dataset&&t.dataset.m!==undefined){info.textContent=D.ml[+t.dataset.m];showtip(t,info.textContent);}
+  else if(t&&t.dataset&&t.dataset.a!==undefined){info.textContent=t.getAttribute("aria-label")||"";
+    showtip(t,info.textContent);}});
+canvas.addEventListener("mouseout",function(){showtip(null,"");});
 function pick(ev){var t=ev.target;if(t&&t.dataset&&t.dataset.i!==undefined){move(+t.dataset.i);}}
-canvas.addEventListener("focusin",pick);
+canvas.addEventListener("focusin",function(ev){pick(ev);var t=ev.target;
+  if(t&&t.dataset&&t.dataset.i!==undefined){showtip(t,evtext(+t.dataset.i));}});
+canvas.addEventListener("focusout",function(){showtip(null,"");});
 canvas.addEventListener("click",pick);
 document.getElementById("clock").addEventListener("change",function(ev){mode=ev.target.value;place();});
 var hitbtn=document.getElementById("tohit");
@@ -372,6 +459,7 @@ $lanes
 $arrows
 </svg>
 <div class="cursor" id="cursor" style="height:${height}px"></div>
+<div id="tip" role="tooltip"></div>
 <div class="future" id="future" style="height:${height}px"></div>
 </div></div></div>
 <div class="side">
@@ -422,7 +510,8 @@ def render(
     lane_of: dict[int, int] = {t.tid: n for n, t in enumerate(threads)}
     timer_lane = len(threads)
     lanes_html: list[list[str]] = [[] for _ in range(timer_lane + 1)]
-    lane_labels = [f"{t.name}/{t.tid}" + (" (engine/worker)" if t.daemon else "") for t in threads]
+    lane_labels = [f"{t.name}/{t.tid}" + (f" ({t.context})" if t.context else " (engine/worker)" if t.daemon else "")
+                   for t in threads]
     lane_labels.append("timers / interrupts")
     lane_tids = [str(t.tid) for t in threads] + ["-1"]
     # Memory rows (R4).
@@ -433,6 +522,7 @@ def render(
             for i in finding_events(events, f):
                 if is_dma(events[i].op):
                     finding_pfn[i] = pfn
+    reached = dma_frames(events, lo, hi)
     mem_rows: dict[str, int] = {}
     mem_labels: list[str] = []
     mem_keys: list[str] = []
@@ -457,6 +547,9 @@ def render(
         if ev.op in PAGE_OPS:
             key, label = page_key(ev.obj)
             page_rows.append((pages.get(ev.obj, 1 << 40) if ev.obj in pages else ev.obj + (1 << 41), key, label))
+        for oid in reached.get(i, ()):
+            key, label = page_key(oid)
+            page_rows.append((pages.get(oid, 1 << 40) if oid in pages else oid + (1 << 41), key, label))
     for pfn in sorted(set(finding_pfn.values())):
         page_rows.append((pfn, f"pfn{pfn}", f"page pfn {pfn}"))
     named = {f"pfn{pfn}" for pfn in finding_pfn.values()}
@@ -467,6 +560,29 @@ def render(
         if is_dma(ev.op):
             mem_row(f"dom{ev.obj}", f"DMA via domain #{ev.obj}" + (f" ({ev.detail})" if ev.detail else ""))
 
+    irq_of = {t.tid for t in threads if t.context}
+    # R7: each switch away from a thread, on that thread's last event before it.
+    sched_of: dict[int, tuple[str, str]] = {}
+    marks_ = ex.sched_marks or ()
+    if marks_:
+        last: dict[int, int] = {}
+        mi = 0
+        for i_ev in range(hi + 1):
+            while mi < len(marks_) and marks_[mi].pos <= i_ev:
+                sm = marks_[mi]
+                mi += 1
+                at = last.get(sm.tid)
+                if at is not None and at >= lo and at not in sched_of:
+                    sched_of[at] = (("pre", "then preempted: runnable, another thread was chosen")
+                                    if sm.what == "preempt" else ("blk", f"then blocks (sleeps): {sm.on}"))
+            if i_ev < len(events):
+                last[events[i_ev].tid] = i_ev
+    mark_labels: dict[str, int] = {}
+    data_sm: dict[str, int] = {}
+    ev_stacks = ex.event_stacks
+    table = ex.stack_table or []
+    data_st: list[int] = []
+    used_stacks: dict[str, list[str]] = {}
     ops: dict[str, int] = {}
     dets: dict[str, int] = {"": 0}
     data_ev: list[list[Any]] = []
@@ -484,6 +600,11 @@ def render(
         di = dets.setdefault(ev.detail, len(dets))
         data_ev.append([ev.step, ev.tid, oi, ev.obj, 1 if ev.write else 0, di])
         data_now.append(ev.now)
+        if ev_stacks is not None:
+            sid = ev_stacks[i]
+            data_st.append(sid)
+            if str(sid) not in used_stacks:
+                used_stacks[str(sid)] = [str(fr) for fr in table[sid]]
         cls = ["ev", "w" if ev.write else "r"]
         if is_dma(ev.op):
             cls.append("dma")
@@ -491,6 +612,12 @@ def render(
             cls.append("free")
         elif ev.op in SIGNAL_OPS:
             cls.append("sig")
+        sw = sched_of.get(i)
+        if sw is not None:
+            cls.append(sw[0])
+            data_sm[str(i)] = mark_labels.setdefault(sw[1], len(mark_labels))
+        if ev.op == "spawn" and ev.obj in irq_of:
+            cls.append("irq")  # raise_irq / raise_softirq: the interrupt arrives
         if ev.tid < 0:
             cls.append("tmr")
         elif prev_tid is not None and ev.tid != prev_tid:
@@ -511,8 +638,31 @@ def render(
             lanes_html[mem_row(*page_key(ev.obj))].append(mem)
         if is_dma(ev.op):
             lanes_html[mem_rows[f"dom{ev.obj}"]].append(mem)
+            # R4: on the row of every frame the access reached (and of the finding's page).
+            dest = [mem_rows[page_key(oid)[0]] for oid in reached.get(i, ())]
             if i in finding_pfn:
-                lanes_html[mem_rows[f"pfn{finding_pfn[i]}"]].append(mem)
+                dest.append(mem_rows[f"pfn{finding_pfn[i]}"])
+            for r in dict.fromkeys(dest):
+                lanes_html[r].append(mem)
+
+    # R7: where the scheduler took the CPU, and interrupt arrivals.
+    # A mark's words are in the page's data once (``ml``); the element names them by index (``data-m``).
+    def mark(lane: int, cls: str, pos: float, words: str) -> None:
+        mi = mark_labels.setdefault(words, len(mark_labels))
+        lanes_html[lane].append(f'<i class="mark {cls}" data-a="{pos:g}" data-m="{mi}" style="left:{x(pos) - 4:g}px">'
+                                '</i>')
+
+    irq_tids = {t.tid: t.context for t in threads if t.context}
+    arrival: dict[int, int] = {}
+    for n_ev, ev in enumerate(events if irq_tids else ()):
+        if ev.op == "spawn" and ev.obj in irq_tids and ev.obj not in arrival:
+            arrival[ev.obj] = n_ev
+        elif ev.tid in irq_tids and ev.tid not in arrival:
+            arrival[ev.tid] = n_ev  # raised from a timer callback: no spawn point, its first event
+    for irq_tid, at in sorted(arrival.items()):
+        if lo <= at < hi:
+            mark(lane_of[irq_tid], "irq", float(at),
+                 f"interrupt arrives: {names.get(irq_tid, irq_tid)} ({irq_tids[irq_tid]})")
 
     # Lock bars (R3), clipped to the window.
     bars = lock_bars(events, ex.lock_marks)
@@ -579,8 +729,11 @@ def render(
         for c, ci in classes.items()
     ) + ('<span><span class="sw" style="background:repeating-linear-gradient(45deg,#fff 0 3px,#999 3px 6px)">'
          '</span>waiting (hatched)</span><span>&#9650; DMA (orange: write, blue: read)</span>'
-         '<span>&#9646; __free_page</span><span>&#9679; signal</span><span>&#9670; timer / interrupt</span>'
-         '<span>! finding event</span>')
+         '<span>&#9646; __free_page</span><span>&#9679; signal</span><span>&#9670; timer</span>'
+         '<span><i class="mark pre"></i> then preempted</span>'
+         '<span><i class="mark blk"></i> then blocks (sleeps)</span>'
+         '<span><i class="mark irq" style="position:relative;display:inline-block"></i> interrupt arrives</span>'
+         '<span>! finding event</span><span>hover or step to an event: its call trace</span>')
 
     stacks: dict[str, list[str]] = {}
     for f in ex.findings:
@@ -621,6 +774,7 @@ def render(
         "px": px, "n": hi - lo, "lo": lo, "total": total, "hit": hit0,
         "ev": data_ev, "now": data_now, "ops": list(ops), "dets": list(dets),
         "names": {str(k): v for k, v in sorted(names.items())}, "stacks": stacks,
+        "st": data_st, "stk": used_stacks, "ml": list(mark_labels), "sm": data_sm,
     }
     # "<" only occurs inside JSON strings: \u003c keeps "</script>" and "<!--" out of the script element.
     text = json.dumps(data, separators=(",", ":"), sort_keys=True).replace("<", "\\u003c")

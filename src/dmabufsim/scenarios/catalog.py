@@ -8,7 +8,8 @@ options such as ``prime_lockdep=False``). A claim may have several designs
 pinned"), each its own row.
 
 Scenario modules register themselves by convention: every module of this
-package named ``c*.py`` or ``basics_*.py`` (and ``modern_*.py``) that
+package named ``c*.py``, ``h*.py`` (kernel history), ``s*.py`` (shared
+virtual memory), ``basics_*.py`` or ``modern_*.py`` that
 defines ``CLAIM`` (one dict) or ``CLAIMS`` (a list of dicts) is discovered,
 in sorted module-name order, so the catalog is the same in every process.
 A dict holds the :class:`ClaimScenario` fields by name (``id`` or
@@ -28,12 +29,21 @@ Rules:
   lock ``chain`` is expected, some ``circular-locking`` finding has that
   cycle (up to rotation); when ``asserts`` names the scenario's own failed
   checks, every ``assertion`` finding is one of them and each was seen (R7).
-  Info kinds (``iommu-fault``,
+  Info findings (a stray access's ``iommu-fault``,
   ``user-incoherence``) are allowed unless asserted (in ``kinds``: must be
-  found; in ``absent``: must not be).
+  found; in ``absent``: must not be). An error kind in ``absent`` says that
+  no schedule may show it even though another expected kind predicts it
+  (lockdep's cycle that cannot close, H11): such a row is explored to its
+  whole budget, never stopped at the first expected finding. An
+  ``iommu-fault`` of a job's own access is an error (the device lost the
+  job's data, device R4) unless the row expects the kind.
 * R2 (clean): ``Verdict(clean=True)`` expects no error or warning finding
-  in any execution; it may still require info kinds ("the IOMMU faulted:
-  isolation held").
+  in any execution; it may still require info kinds, and the kinds that
+  are info in some executions (``findings.SOMETIMES_INFO``): a clean row
+  expecting ``iommu-fault`` ("the IOMMU faulted: isolation held") accepts
+  its jobs' faults too -- the scenario makes them on purpose (a rogue job,
+  a broken device) -- and is still searched to the end, never stopped at
+  its first fault (``runner``).
 * R3 (honesty): a clean verdict says how far the search went: "clean (200
   executions, portfolio; dpor exhausted (preemption bound 2))", or "...;
   not exhaustive" when no systematic phase covered its space.
@@ -56,6 +66,11 @@ Rules:
   entry and ``:`` (``"c18-torn"`` matches ``"c18-torn:reader0"``). Every
   named check must fail somewhere, and an ``assertion`` that matches no
   entry is unexpected.
+* R9 (sources): a row may say where its design comes from: ``year`` and
+  ``source`` (a commit, a Message-ID, a thread). The claim index gives a
+  claim's default; a design's own entry wins (one claim of kernel history,
+  H1, is three designs of three years). ``list`` and ``docs/catalog.md`` show
+  them; the ``H`` claims get their own section, "from kernel history".
 * R8 (proofs): a clean row is expected to be *proved* (every schedule of
   its configuration explored, ``check --strict``). A row that cannot be,
   within its budget, says why in ``unproved`` (the state count reached, the
@@ -79,12 +94,12 @@ from types import ModuleType
 from typing import Any
 
 from ..kernel.errors import UsageError
-from ..kernel.findings import KINDS
+from ..kernel.findings import KINDS, SOMETIMES_INFO
 
 Scenario = Callable[..., Any]
 
 #: Module-name prefixes of this package that hold catalog rows.
-MODULE_PREFIXES = ("c", "basics_", "modern_")
+MODULE_PREFIXES = ("c", "h", "s", "basics_", "modern_")
 
 #: Default exploration budget (executions) of a row that names none.
 DEFAULT_BUDGET = 200
@@ -98,6 +113,10 @@ STRATEGIES = ("portfolio", "random", "pct", "dfs", "icb", "dpor", "odpor", "seed
 
 def _is_info(kind: str) -> bool:
     return KINDS.get(kind) == "info"
+
+
+def _may_be_info(kind: str) -> bool:
+    return _is_info(kind) or kind in SOMETIMES_INFO
 
 
 @dataclass(frozen=True)
@@ -129,8 +148,8 @@ class Verdict:
         for k in sorted(self.kinds | self.absent):
             if k not in KINDS:
                 raise UsageError(f"unknown finding kind {k!r} in a verdict; known: {sorted(KINDS)}")
-        if self.clean and any(not _is_info(k) for k in self.kinds):
-            bad = sorted(k for k in self.kinds if not _is_info(k))
+        if self.clean and any(not _may_be_info(k) for k in self.kinds):
+            bad = sorted(k for k in self.kinds if not _may_be_info(k))
             raise UsageError(f"a clean verdict can only require info kinds, not {bad}")
         if not self.clean and not self.kinds:
             raise UsageError("a verdict is either clean=True or names the finding kinds expected")
@@ -166,6 +185,7 @@ class Verdict:
 
     @property
     def error_kinds(self) -> frozenset[str]:
+        """The expected kinds whose findings may be bugs (R1, R2)."""
         return frozenset(k for k in self.kinds if not _is_info(k))
 
     def describe(self) -> str:
@@ -296,6 +316,10 @@ class ClaimScenario:
     same_as: str = ""
     #: Why this clean row cannot be proved within its budget (R8), or "".
     unproved: str = ""
+    #: The year the design was written or shipped (R9), or None.
+    year: int | None = None
+    #: Where the design comes from: a commit, a Message-ID, a thread (R9), or "".
+    source: str = ""
 
     def __post_init__(self) -> None:
         if self.scenario is not None and self.expected is None:
@@ -342,7 +366,14 @@ class ClaimScenario:
             "needs": list(self.needs),
             "origin": self.origin,
             "unproved": self.unproved,
+            "year": self.year,
+            "source": self.source,
         }
+
+    @property
+    def provenance(self) -> str:
+        """``2019, d3c6dd1fb30d ...``: the row's year and source (R9), or ""."""
+        return ", ".join(p for p in (str(self.year) if self.year else "", self.source) if p)
 
 
 #: The claims of docs/claims.md and the modern designs: (id, who, short title, rooms needed).
@@ -370,20 +401,61 @@ CLAIM_INDEX: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("M2", "modern", "dynamic importers with move_notify", ("dma-buf", "ttm")),
     ("M3", "modern", "userptr on mmu_interval_notifier with read_retry", ("userptr", "mm")),
     ("M4", "modern", "dma_fence_begin_signalling annotations", ("dma", "lockdep")),
+    ("M5", "modern", "dma-buf mmap/vmap locking policy", ("dma-buf", "lockdep", "mm")),
+    # From kernel history: real, fixed bugs of this stack.
+    ("H1", "history", "drm_sched entity kill: where leftover jobs are signalled", ("sched", "workqueue", "irq_work")),
+    ("H2", "history", "sw_sync timeline points: free vs signal", ("kref", "fence lifetimes")),
+    ("H3", "history", "lockless dma_resv readers and recycled fences", ("kref", "fence lifetimes", "rcu")),
+    ("H4", "history", "i915 userptr dirtying and the page lock", ("page lock", "userptr")),
+    ("H5", "history", "i915 userptr notifier vs struct_mutex recursion", ("userptr", "fault path")),
+    ("H6", "history", "OOM reaper vs blocking notifiers", ("mm", "oom reaper")),
+    ("H7", "history", "mmu notifier range_end paired with range_start", ("mm", "notifiers")),
+    ("H8", "history", "scheduler timeout handler vs job cleanup", ("sched", "kref")),
+    ("H9", "history", "drm_syncobj replace vs get", ("kref", "fence lifetimes")),
+    ("H10", "history", "timer-signalled fence calls del_timer_sync", ("timers",)),
+    ("H11", "history", "panfrost shrinker and pages_lock", ("mm", "shrinker")),
+    ("H12", "history", "amdgpu get_user_pages under reservation", ("userptr", "mm")),
+    ("H13", "history", "amdkfd mmput in a notifier callback", ("mm lifetimes", "workqueue")),
+    ("H14", "history", "i915 allocation under mm_lock", ("mm", "shrinker")),
+    ("H15", "history", "TTM fault handler vs reservation", ("fault path", "ttm")),
+    ("H16", "history", "nouveau pushbuf copy_from_user under reservation", ("fault path",)),
+    ("H17", "history", "i915 fault under struct_mutex", ("fault path",)),
 )
+
+#: Year and source of each claim (R9): a design's own ``year`` / ``source`` wins.
+CLAIM_SOURCES: dict[str, tuple[int, str]] = {
+    **{f"C{n}": (2018, "dri-devel / linaro-mm-sig thread, March 2018") for n in range(1, 19)},
+    "H1": (2021, "542cff7893a3 and its fixes"),
+    "H2": (2019, "d3c6dd1fb30d and its 2023 fix"),
+    "H3": (2016, "fedf54132d24, f5b07b04e5f0"),
+    "H4": (2019, "0d4bbe3d40 (Fixes: 5cc9ed4b9a)"),
+    "H5": (2019, "484d9a844d0d"),
+    "H6": (2018, "93065ac753e4"),
+    "H7": (2021, "20210311180057.1582638-1-seanjc@google.com"),
+    "H8": (2019, "1574715089-14875-1-git-send-email-andrey.grodzovsky@amd.com"),
+    "H9": (2017, "drm_syncobj locking, August 2017 review"),
+    "H10": (2017, "81c0ed21aa91"),
+    "H11": (2019, "drm/panfrost: Use mutex_trylock in panfrost_gem_purge"),
+    "H12": (2016, "2f568dbd6b94"),
+    "H13": (2021, "a29e067bd389 (Fixes: fa582c6f3684)"),
+    "H14": (2020, "20200619194038.5088-1-chris@chris-wilson.co.uk"),
+    "H15": (2013, "c58f009e01c9"),
+    "H16": (2019, "03e0d26fcf79"),
+    "H17": (2010, "51311d0a5c69"),
+}
 
 
 def _claim_sort_key(claim: str) -> tuple[int, int, str]:
     """C-claims first in number order, then modern (M), then basics (B), then others."""
-    order = {"C": 0, "M": 1, "B": 2}
+    order = {"C": 0, "M": 1, "B": 2, "H": 3, "S": 4}
     head, num = claim[:1], claim[1:]
-    return (order.get(head, 3), int(num) if num.isdigit() else 1 << 30, claim)
+    return (order.get(head, 5), int(num) if num.isdigit() else 1 << 30, claim)
 
 
 def _row_from_dict(d: Mapping[str, Any], module: ModuleType) -> ClaimScenario:
     known = {
         "id", "claim", "title", "who", "design", "scenario", "expected", "strategy", "budget", "slow",
-        "kernel_options", "needs", "doc", "claim_text", "same_as", "unproved",
+        "kernel_options", "needs", "doc", "claim_text", "same_as", "unproved", "year", "source",
     }
     unknown = sorted(set(d) - known)
     if unknown:
@@ -426,7 +498,18 @@ def _row_from_dict(d: Mapping[str, Any], module: ModuleType) -> ClaimScenario:
         origin=origin,
         doc=str(d.get("doc") or (scenario.__doc__ or "")).strip(),
         unproved=" ".join(str(d.get("unproved", "")).split()),
+        **_provenance(d, claim, module),
     )
+
+
+def _provenance(d: Mapping[str, Any], claim: str, module: ModuleType) -> dict[str, Any]:
+    """``year`` and ``source`` of a row: its own entry, else its claim's (R9)."""
+    year, source = CLAIM_SOURCES.get(claim, (None, ""))
+    if "year" in d:
+        if not isinstance(d["year"], int) or isinstance(d["year"], bool):
+            raise UsageError(f"{module.__name__}: catalog entry {claim}: year must be an int, got {d['year']!r}")
+        year = d["year"]
+    return {"year": year, "source": " ".join(str(d.get("source", source)).split())}
 
 
 def rows_of_module(module: ModuleType) -> list[ClaimScenario]:
@@ -508,7 +591,8 @@ class Catalog:
         modelled_claims = {r.claim for r in by_key.values() if r.modelled}
         for cid, who, title, needs in CLAIM_INDEX:
             if cid not in modelled_claims:
-                pend = ClaimScenario(claim=cid, title=title, design="-", who=who, needs=needs)
+                year, source = CLAIM_SOURCES.get(cid, (None, ""))
+                pend = ClaimScenario(claim=cid, title=title, design="-", who=who, needs=needs, year=year, source=source)
                 by_key.setdefault(pend.key, pend)
         self.rows: list[ClaimScenario] = sorted(by_key.values(), key=lambda r: (_claim_sort_key(r.claim), r.design))
 

@@ -20,8 +20,8 @@ lost a device write") when it does not.
 * ``evict-waits-read``: the eviction waits like an implicit-sync writer
   (``usage_rw(True)``, i.e. ``READ``) and does not see the compute job: it
   copies the pages before the job wrote them (``assertion``); the job's
-  late writes then fault in the IOMMU, which stays an info finding
-  (isolation held: the copy was lost, not the kernel's memory).
+  late writes then fault in the IOMMU (``iommu-fault``): isolation held,
+  but the job lost its writes and its fence carries ``-EIO``.
 """
 
 from __future__ import annotations
@@ -107,5 +107,6 @@ CLAIMS = [
     {"id": "M1", "design": "evict-waits-bookkeep", "scenario": evict_waits_bookkeep, "expected": "clean",
      "budget": 200, "strategy": "odpor"},  # every schedule, no bound
     {"id": "M1", "design": "evict-waits-read", "scenario": evict_waits_read,
-     "expected": Verdict(kinds=frozenset({"assertion"}), asserts=frozenset({"m1:lost-write"})), "budget": 100},
+     "expected": Verdict(kinds=frozenset({"assertion", "iommu-fault"}), asserts=frozenset({"m1:lost-write"})),
+     "budget": 100},
 ]

@@ -348,3 +348,43 @@ def test_two_threads_asking_for_a_new_engine_get_the_same_one() -> None:
         ex = ds.Kernel(seed=seed).run(scenario)
         assert ex.findings == [], (seed, ex.kinds)
         assert len(got) == 2 and got[0] is got[1]
+
+
+def test_a_job_whose_own_access_faults_is_an_error_and_its_fence_carries_eio() -> None:
+    out: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        gpu = Device("gpu0")
+        fence = gpu.submit([("write", VA, "lost")], duration_ns=1_000)  # nothing mapped at VA
+        fence.wait()
+        out["status"] = fence.get_status()
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["iommu-fault"]
+    f = ex.findings[0]
+    assert f.severity == "error"
+    assert (f.title, f.details["reason"], f.details["stray"]) == (
+        "GPU VM fault: DMA write fault (no PTE)", "no PTE", False)
+    assert f.details["job"] == "gpu0.gfx#1"
+    assert out["status"] == -5  # -EIO
+
+
+def test_a_broken_devices_stray_fault_stays_info_and_the_job_completes() -> None:
+    out: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        gpu = Device("gpu0", broken=True)
+        bo = Bo("bo")
+        pages = _pages(bo, 1)
+        gpu.map_pages(VA, pages)
+        fence = gpu.submit([("write", VA, "v")], duration_ns=1_000)
+        fence.wait()
+        out["status"] = fence.get_status()
+        gpu.unmap_pages(VA, 1)  # the stray repeat of the write faults: isolation held
+        k.nsleep(10_000)
+        mm.free_page(pages[0])
+
+    ex = run_first(scenario)
+    assert ex.kinds == ["iommu-fault"]
+    assert ex.findings[0].severity == "info" and ex.findings[0].details["stray"] is True
+    assert out["status"] == 1

@@ -302,8 +302,7 @@ def test_release_with_pending_callbacks_signals_edeadlk() -> None:
     def scenario(k: ds.Kernel) -> None:
         f = dma.FenceContext("ring0").create()
         f.add_callback(lambda fence, cb: got.append(fence.error))
-        f.put()
-        assert f.signaled_flag
+        f.put()  # the last reference: the fence is freed after the WARN (R11), not touched again
 
     ex = run_first(scenario)
     assert got == [-errno.EDEADLK]

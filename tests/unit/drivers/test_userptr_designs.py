@@ -160,7 +160,10 @@ def test_coherent_designs_never_break_isolation(design: str, race: str, user: st
         out.update(run_lab(k, design, race=race, user=user, wait=wait))
 
     ex = ds.Kernel(seed=seed).run(scenario)
-    assert ex.errors == [], [f.title for f in ex.errors]
+    # A rogue job's own accesses through the torn-down VA fault: its data is lost (an error the
+    # rogue race makes on purpose); no other error, in any race.
+    errors = [f for f in ex.errors if not (user == "rogue" and f.kind == "iommu-fault")]
+    assert errors == [], [f.title for f in errors]
     assert "user-incoherence" not in ex.kinds or user == "rogue"
     if out["user"] == "done":  # the job ran to completion before the object was closed
         assert out["user_fence"].flags & SIGNALED

@@ -64,10 +64,12 @@ def test_c4_lock_then_free_the_free_precedes_the_engines_dma_on_the_page_row() -
     marks = [(int(dom.attr(i, "data-i")), dom.attr(i, "class").split()) for i in dom.children(row, "ev")]
     names = {t.tid: t.name for t in ex.threads}
     seen = [(events[i].op, names[events[i].tid], "hit" in cls) for i, cls in marks]
-    # Freed by the freer, then read by the importer's job in flight; the scenario's teardown frees the
+    # Freed by the freer, then read by the importer's job in flight -- every one of its DMA steps that
+    # reached the frame is on the row (html R4), the finding's first; the scenario's teardown frees the
     # frame again once it was reallocated.
     # (each free also drops the page's reference: a put_page event of its own on the same row)
     assert seen == [("free_page", "freer", False), ("put_page", "freer", False), ("dma", "render-gpu-gfx", True),
+                    ("dma", "render-gpu-gfx", False), ("dma", "render-gpu-gfx", False),
                     ("free_page", "scenario", False), ("put_page", "scenario", False)]
     assert marks[0][0] < marks[1][0] < marks[2][0] < marks[3][0]
     assert "free" in marks[0][1] and "dma" in marks[2][1]
@@ -268,3 +270,68 @@ def test_names_cannot_break_out_of_the_page() -> None:
     (data,) = [i for i, (tag, a, _) in enumerate(Dom(text).elems) if a.get("id") == "data"]
     doc = json.loads(Dom(text).text[data])
     assert '</script><!--"&' in doc["dets"] and "<b>t1</b>" in doc["names"].values()
+
+
+def _data(text: str) -> dict[str, object]:
+    start = text.index('<script type="application/json" id="data">') + len('<script type="application/json" id="data">')
+    return json.loads(text[start:text.index("</script>", start)])  # type: ignore[no-any-return]
+
+
+def test_every_event_carries_its_call_site_each_stack_once() -> None:
+    ex, _, _ = counterexample("B1/abba-mutexes")
+    data = _data(page("B1/abba-mutexes"))
+    events, table, sids = ex.events or [], ex.stack_table or [], ex.event_stacks or []
+    st, stk = data["st"], data["stk"]
+    assert isinstance(st, list) and isinstance(stk, dict)
+    assert st == sids and len(st) == len(events)
+    assert stk == {str(s): [str(f) for f in table[s]] for s in sorted(set(sids))}
+    locks = {stk[str(st[i])][0].split("+")[0] for i, e in enumerate(events) if e.op == "mutex_lock"}
+    assert locks == {"_take_in_order"}
+
+
+def test_dma_frames_are_the_translations_of_each_access() -> None:
+    def sc(k: ds.Kernel) -> None:
+        from dmabufsim.device.device import Device
+        from dmabufsim.kernel.gfp import GFP_KERNEL
+        from dmabufsim.mm.page import alloc_page, init_memory
+
+        init_memory(8)
+        dev = Device("gpu0")
+        pages = [alloc_page(GFP_KERNEL, "bo") for _ in range(2)]
+        dev.map_pages(0x1000, pages)
+        dev.dma_write(0x1000, "a")
+        dev.dma_read(0x2000)
+        dev.dma_write(0x9000, "fault")  # no PTE: reaches nothing
+
+    ex = ds.Kernel(strategy=ds.FirstStrategy(), record_trace=True).run(sc)
+    events = ex.events or []
+    dmas = [i for i, e in enumerate(events) if e.op == "dma"]
+    got = html_report.dma_frames(events)
+    assert len(dmas) == 3
+    writes = [e.obj for e in events if e.op == "page_write"]
+    reads = [e.obj for e in events if e.op == "page_read"]
+    assert [got.get(i) for i in dmas] == [writes[-1:], reads[-1:], None]
+    assert ex.kinds[0] == "iommu-fault"
+
+
+def test_sched_marks_become_event_classes_and_words() -> None:
+    ex, _, _ = counterexample("C4/lock-then-free")
+    text = page("C4/lock-then-free")
+    dom, data = Dom(text), _data(text)
+    events = ex.events or []
+    marks = ex.sched_marks or []
+    pre = {int(dom.attr(i, "data-i")) for i in dom.find("pre") if dom.attr(i, "data-i")}
+    blk = {int(dom.attr(i, "data-i")) for i in dom.find("blk") if dom.attr(i, "data-i")}
+    assert pre and blk and not pre & blk
+    # Each is the thread's last event before a mark of that kind.
+    for i in pre | blk:
+        nxt = next(m for m in marks if m.pos > i and m.tid == events[i].tid)
+        assert nxt.what == ("preempt" if i in pre else "block")
+        assert not any(e.tid == events[i].tid for e in events[i + 1:nxt.pos])
+    sm, ml = data["sm"], data["ml"]
+    assert isinstance(sm, dict) and isinstance(ml, list)
+    assert {ml[v] for k, v in sm.items() if int(k) in pre} == {"then preempted: runnable, another thread was chosen"}
+    assert all(ml[v].startswith("then blocks (sleeps): ") for k, v in sm.items() if int(k) in blk)
+    irq = [dom.attr(dom.elems[i][2], "data-tid") for i in dom.find("mark") if "irq" in dom.attr(i, "class")
+           and dom.attr(dom.elems[i][2], "data-tid")]
+    assert sorted(irq) == sorted(str(t.tid) for t in ex.threads if t.context == "hardirq")

@@ -19,7 +19,10 @@ def found(*kinds: str, chains: tuple[tuple[str, ...], ...] = ()) -> Found:
 def test_clean_verdict_matches_only_without_errors() -> None:
     v = Verdict(clean=True)
     assert v.match(found()) == (True, "")
-    assert v.match(found("iommu-fault")) == (True, "")  # info is allowed unless asserted
+    assert v.match(found("user-incoherence")) == (True, "")  # info is allowed unless asserted
+    assert v.match(stray_fault()) == (True, "")  # a stray access's fault: isolation held (info)
+    # A job's own access faulted: the device lost its data, a bug unless the row expects it.
+    assert v.match(found("iommu-fault")) == (False, "unexpected: iommu-fault")
     assert v.match(found("deadlock")) == (False, "unexpected: deadlock")
     assert v.match(found("leak")) == (False, "unexpected: leak")  # warnings count as bugs
 
@@ -32,10 +35,21 @@ def test_finding_verdict_needs_every_kind_and_nothing_else() -> None:
     assert not ok and why == "unexpected: deadlock"
 
 
+def stray_fault() -> Found:
+    return Found(kinds=frozenset({"iommu-fault"}), error_kinds=frozenset())
+
+
 def test_asserted_info_kinds() -> None:
     v = Verdict(clean=True, kinds=frozenset({"iommu-fault"}))
-    assert v.match(found("iommu-fault")) == (True, "")
+    assert v.match(stray_fault()) == (True, "")
     assert v.match(found()) == (False, "not found: iommu-fault")
+    # The row expects faults: its jobs' faults (errors) are expected too (catalog R2).
+    assert v.match(found("iommu-fault")) == (True, "")
+    assert v.error_kinds == frozenset({"iommu-fault"})
+    # A row whose jobs are meant to fault expects the error.
+    f = Verdict(kinds=frozenset({"iommu-fault"}))
+    assert f.match(found("iommu-fault")) == (True, "")
+    assert f.error_kinds == frozenset({"iommu-fault"})
     w = Verdict(kinds=frozenset({"dma-foreign-page"}), absent=frozenset({"user-incoherence"}))
     assert w.match(found("dma-foreign-page", "user-incoherence")) == (False, "must not appear: user-incoherence")
 
@@ -197,3 +211,35 @@ def test_only_chain_refuses_a_second_cycle() -> None:
     ok, why = v.match(two)
     assert not ok and why == "other cycles reported: a -> c"
     assert Verdict.of({"kinds": ["circular-locking"], "chain": ["a", "b"], "only_chain": True}) == v
+
+
+def test_rows_name_their_year_and_source() -> None:
+    """R9: a design's own year/source wins over its claim's; history claims sort after B."""
+    mod = types.ModuleType("fake_h02")
+    mod.scenario = _scenario  # type: ignore[attr-defined]
+    mod.CLAIMS = [  # type: ignore[attr-defined]
+        {"id": "H2", "design": "default", "expected": "clean"},
+        {"id": "H2", "design": "own", "expected": "clean", "year": 2023, "source": "Message-ID x@y"},
+    ]
+    default, own = rows_of_module(mod)
+    assert (default.year, default.source) == (2019, "d3c6dd1fb30d and its 2023 fix")
+    assert (own.year, own.source, own.provenance) == (2023, "Message-ID x@y", "2023, Message-ID x@y")
+    assert own.to_json()["year"] == 2023 and own.to_json()["source"] == "Message-ID x@y"
+    mod.CLAIMS = [{"id": "H2", "design": "bad", "expected": "clean", "year": "2019"}]  # type: ignore[attr-defined]
+    with pytest.raises(ds.UsageError, match="year must be an int, got '2019'"):
+        rows_of_module(mod)
+    cat = cat_mod.Catalog([default, own])
+    claims = cat.claims
+    assert claims.index("M4") < claims.index("H1") < claims.index("H2") < claims.index("H10")
+    pending = cat.get("H17/-")
+    assert not pending.modelled and pending.provenance == "2010, 51311d0a5c69"
+    assert cat.get("C4/-").provenance.startswith("2018, ")
+
+
+def test_catalog_markdown_has_a_kernel_history_section() -> None:
+    from dmabufsim.report.commands import catalog_markdown
+
+    md = catalog_markdown(cat_mod.Catalog([]))
+    head = md.index("# From kernel history")
+    assert md.index("## C18:") < head < md.index("## H1:") < md.index("## H17:")
+    assert "Source: 2010, 51311d0a5c69." in md

@@ -120,7 +120,11 @@ PROVED_ROWS = [
     "C11/helper-mprotect", "C11/noretry-mprotect", "C12/userspace-race",
     "C14/i915-2018", "C14/unsync", "C16/modern-fork-rogue", "C17/root-only-unsync-munmap",
     "M1/evict-waits-bookkeep",
-    "M4/gfp-nowait", "M4/prealloc", "B1/ordered-mutexes", "B2/trylock-under-spinlock",
+    "M4/gfp-nowait", "M4/prealloc", "M5/exporter-locks", "B1/ordered-mutexes", "B2/trylock-under-spinlock",
+    "H2/list-reference", "H3/fixed", "H4/trylock", "H5/trylock-recursive", "H6/honours-blockable", "H7/paired",
+    "H9/locked", "H10/worker", "H11/trylock-purge",
+    "H12/gup-before-reservation", "H14/alloc-before-lock", "H15/trylock-retry", "H16/slowpath",
+    "H17/prefault-then-lock",
 ]
 
 
@@ -130,7 +134,11 @@ def test_the_rows_without_an_exception_are_proved_by_their_own_exploration() -> 
     assert [r.key for r in _clean_package_rows() if r.key not in NOT_PROVED] == PROVED_ROWS
     res = check([discover().get(k) for k in PROVED_ROWS], jobs=1, strict=True)
     assert res.ok, [r.unproved or r.why for r in res.rows]
-    assert all(r.assurance is not None and r.assurance.proved and r.assurance.traces for r in res.rows)
+    assert all(r.assurance is not None and r.assurance.proved for r in res.rows)
+    # one execution per Mazurkiewicz trace, except where concurrent fence puts (reads of the count until
+    # one of them releases) make optimal DPOR run redundant executions
+    redundant = {"H2/list-reference", "H3/fixed"}
+    assert all(r.assurance is not None and r.assurance.traces == (r.row.key not in redundant) for r in res.rows)
 
 
 @pytest.mark.slow

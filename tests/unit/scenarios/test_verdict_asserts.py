@@ -58,6 +58,8 @@ def test_every_catalog_row_expecting_assertion_names_its_checks() -> None:
         "C1/non-pipelined": ["c1:exporter-blocked"],
         "C18/no-retry": ["c18-torn"],
         "M1/evict-waits-read": ["m1:lost-write"],
+        "H4/no-lock": ["set_page_dirty-unlocked"],
+        "H3/no-recheck": ["h3-snapshot"],
     }
 
 

@@ -1,0 +1,604 @@
+"""A drm_sched-like GPU scheduler: entities, run queues, a scheduler thread per ring.
+
+Models ``drivers/gpu/drm/scheduler`` (``sched_main.c``, ``sched_entity.c``,
+``sched_fence.c``) as a reusable driver piece: a driver gives its
+:class:`SchedBackendOps` (``run_job`` / ``free_job`` / ``timedout_job``),
+userspace contexts push jobs into :class:`DrmSchedEntity` objects, and one
+:class:`DrmGpuScheduler` per ring picks ready jobs, runs them on the
+hardware and frees them when they are done.
+
+Rules:
+
+* S1 (fences): every job has a :class:`DrmSchedFence`: a *scheduled* and a
+  *finished* ``dma_fence`` on the entity's two fence contexts, sharing one
+  spinlock per job. All scheduler fences' locks are one lockdep class
+  (``drm_sched_fence.lock``: one ``spin_lock_init`` site in
+  ``drm_sched_fence_init``), so taking one scheduler fence's lock while
+  holding another's is ``possible recursive locking detected`` unless
+  annotated.
+* S2 (dependencies): ``job.add_dependency(fence)`` stores the fence in the
+  job's dependency container (an xarray: its ``xa_lock`` is a plain
+  spinlock, taken with interrupts enabled). The scheduler does not block on
+  dependencies: ``drm_sched_entity_pop_job`` hangs a callback on the first
+  unsignalled one, which wakes the scheduler when it signals.
+* S3 (scheduler thread, ``drm_sched_main``): waits until a finished job can
+  be freed or an entity has a ready job (or it is asked to park). A job is
+  popped in push order per entity (entities of a run queue round-robin),
+  its scheduled fence signalled, the job added to the pending list under
+  ``job_list_lock``, the timeout armed, ``run_job`` called; the hardware
+  fence it returns gets ``drm_sched_job_done_cb``, which signals the
+  finished fence (in the hardware fence's signalling context: hardirq when
+  an interrupt signals it) and wakes the thread. ``free_job`` is called by
+  the thread, in process context, for the first pending job whose finished
+  fence signalled, after taking it off the pending list. A job is freed
+  exactly once, by ``free_job`` (``job.freed``).
+* S4 (timeout, ``drm_sched_job_timedout``): a delayed work item
+  (``work_tdr``) on the scheduler's timeout workqueue, armed when a job
+  starts and while jobs are pending; it runs in a kworker (process
+  context), takes the first pending job off the list under the list lock
+  and calls ``timedout_job``; the driver may park the scheduler thread
+  (:meth:`DrmGpuScheduler.stop` / :meth:`DrmGpuScheduler.start`).
+* S5 (entity kill, ``drm_sched_entity_kill``): the entity stops accepting
+  jobs; each job still queued gets its scheduled fence signalled, its
+  finished fence the error ``-ESRCH``, and a callback on the previous job's
+  finished fence (the first on the entity's last scheduled fence), so that
+  the jobs complete in order after the hardware finished. What that
+  callback does changed over the years (:data:`KILL_DESIGNS`):
+  ``inline-signal`` signals the finished fence and frees the job inside the
+  callback (before 542cff7893a3); ``irq-work`` defers both to an
+  ``irq_work`` (542cff7893a3, 2021); ``work-item`` to a work item
+  (Dmitry Osipenko, 2022, "drm/scheduler: Don't kill jobs in interrupt
+  context"); ``callback-takes-xa-lock`` first walks the job's dependencies
+  from the callback, erasing them under ``xa_lock`` and re-arming itself on
+  each unsignalled one, then defers to a work item (2023-2025); ``work-walk``
+  only queues the work item, which walks the dependencies
+  (487df8b69834, 2025).
+* S6 (declarations): the scheduler's bookkeeping (entities' queues, the
+  pending list, the dependency being waited) is one object (the
+  scheduler's ``oid``), written by every step that changes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from ..dma.fence import DmaFence, DmaFenceCb, FenceOps, context_alloc
+from ..kernel.errors import ENOENT, UsageError
+from ..kernel.irq_work import IrqWork
+from ..kernel.kthread_park import kthread_park, kthread_parkme, kthread_unpark
+from ..kernel.runtime import current_kernel
+from ..kernel.wait import WaitQueue
+from ..kernel.workqueue import DelayedWork, Workqueue, WorkStruct, system_wq
+from ..locking.spinlock import SpinLock
+
+#: ``ESRCH``: the finished fence's error for a job of a killed entity.
+ESRCH = 3
+#: ``ECANCELED``: what a job whose dependency failed gets.
+ECANCELED = 125
+#: Lock class of every scheduler fence's lock (S1).
+SCHED_FENCE_LOCK_CLASS = "drm_sched_fence.lock"
+#: Lock class of every job's dependency xarray (S2).
+XA_LOCK_CLASS = "&job->dependencies.xa_lock"
+#: What the entity-kill callback does, by design (S5).
+KILL_DESIGNS = ("inline-signal", "irq-work", "work-item", "callback-takes-xa-lock", "work-walk")
+#: ``DRM_GPU_SCHED_STAT_NOMINAL`` / ``_ENODEV``: what ``timedout_job`` returns.
+STAT_NOMINAL = "nominal"
+STAT_ENODEV = "enodev"
+
+
+class _SchedFenceOps(FenceOps):
+    """``drm_sched_fence_ops_scheduled`` / ``_finished``."""
+
+    def __init__(self, sched_name: str, which: str) -> None:
+        self.sched_name = sched_name
+        self.which = which
+
+    def get_driver_name(self, fence: DmaFence) -> str:
+        return "drm_sched"
+
+    def get_timeline_name(self, fence: DmaFence) -> str:
+        return f"{self.sched_name}.{self.which}"
+
+
+class DrmSchedFence:
+    """``struct drm_sched_fence``: the scheduled and finished fences of one job (S1)."""
+
+    __slots__ = ("finished", "lock", "parent", "scheduled")
+
+    def __init__(self, entity: DrmSchedEntity, seqno: int) -> None:
+        """``drm_sched_fence_alloc`` + ``drm_sched_fence_init``."""
+        name = entity.sched.name
+        self.lock = SpinLock(SCHED_FENCE_LOCK_CLASS, key=SCHED_FENCE_LOCK_CLASS)
+        self.scheduled = DmaFence(_SchedFenceOps(name, "scheduled"), self.lock, entity.fence_context, seqno)
+        self.finished = DmaFence(_SchedFenceOps(name, "finished"), self.lock, entity.fence_context + 1, seqno)
+        #: The hardware fence ``run_job`` returned.
+        self.parent: DmaFence | None = None
+
+
+class DrmSchedJob:
+    """``struct drm_sched_job``: a job of an entity, its fences and dependencies."""
+
+    __slots__ = ("cb", "data", "dependencies", "entity", "finish_cb", "freed", "irq_work", "name", "s_fence",
+                 "sched", "work", "xa_lock")
+
+    def __init__(self, entity: DrmSchedEntity, name: str = "", data: Any = None) -> None:
+        """``drm_sched_job_init``: the job belongs to ``entity``; ``data`` is the driver's."""
+        self.entity = entity
+        self.sched = entity.sched
+        entity.seqno += 1
+        self.name = name or f"{entity.name}#{entity.seqno}"
+        self.s_fence = DrmSchedFence(entity, entity.seqno)
+        #: ``job->dependencies`` (an xarray, S2) and its lock.
+        self.dependencies: list[DmaFence] = []
+        self.xa_lock = SpinLock(XA_LOCK_CLASS, key=XA_LOCK_CLASS)
+        #: The driver's payload (what ``run_job`` submits).
+        self.data = data
+        #: Set by :meth:`cleanup`, which the driver's ``free_job`` calls (S3).
+        self.freed = False
+        self.cb: DmaFenceCb | None = None
+        self.finish_cb: DmaFenceCb | None = None
+        self.irq_work: IrqWork | None = None
+        self.work: WorkStruct | None = None
+
+    def add_dependency(self, fence: DmaFence) -> None:
+        """``drm_sched_job_add_dependency``: store ``fence`` (``xa_alloc`` under ``xa_lock``, S2)."""
+        self.xa_lock.lock()
+        try:
+            self.dependencies.append(fence)
+        finally:
+            self.xa_lock.unlock()
+
+    def cleanup(self) -> None:
+        """``drm_sched_job_cleanup``: drop the dependencies; the job is freed (S3)."""
+        if self.freed:
+            raise UsageError(f"drm_sched job {self.name} freed twice")
+        self.freed = True
+        self.dependencies = []
+
+    def __repr__(self) -> str:
+        return f"<DrmSchedJob {self.name}{' freed' if self.freed else ''}>"
+
+
+class SchedBackendOps:
+    """``struct drm_sched_backend_ops``: what a driver gives the scheduler.
+
+    Extension contract (subclass and override):
+
+    * :meth:`run_job` runs in the scheduler thread (process context): it
+      hands the job to the hardware and returns the hardware fence, or None
+      when nothing will run (the finished fence then signals at once).
+    * :meth:`free_job` runs in the scheduler thread, or wherever the kill
+      design of the entity runs it (S5); it must call ``job.cleanup()``.
+    * :meth:`timedout_job` runs in the timeout work (process context).
+    """
+
+    def run_job(self, job: DrmSchedJob) -> DmaFence | None:
+        raise NotImplementedError("a driver's SchedBackendOps must implement run_job")
+
+    def free_job(self, job: DrmSchedJob) -> None:
+        job.cleanup()
+
+    def timedout_job(self, job: DrmSchedJob) -> str:
+        return STAT_NOMINAL
+
+
+class DrmSchedEntity:
+    """``struct drm_sched_entity``: a queue of jobs of one context on one scheduler."""
+
+    __slots__ = (
+        "dep_cb",
+        "dependency",
+        "fence_context",
+        "kill_design",
+        "last_scheduled",
+        "name",
+        "queue",
+        "sched",
+        "seqno",
+        "stopped",
+    )
+
+    def __init__(self, sched: DrmGpuScheduler, name: str = "entity", *, kill_design: str = "work-walk") -> None:
+        """``drm_sched_entity_init`` on one scheduler; ``kill_design`` picks S5's callback."""
+        if kill_design not in KILL_DESIGNS:
+            raise UsageError(f"unknown kill design {kill_design!r}; known: {list(KILL_DESIGNS)}")
+        self.sched = sched
+        self.name = name
+        self.kill_design = kill_design
+        self.fence_context = context_alloc(2)
+        self.seqno = 0
+        self.queue: list[DrmSchedJob] = []
+        self.stopped = False
+        self.last_scheduled: DmaFence | None = None
+        #: The dependency fence the entity waits on (S2), and its callback.
+        self.dependency: DmaFence | None = None
+        self.dep_cb: DmaFenceCb | None = None
+        sched.k.point("drm_sched_rq_add_entity", sched.oid, True, name)
+        sched.entities.append(self)
+
+    def push_job(self, job: DrmSchedJob) -> None:
+        """``drm_sched_entity_push_job``: queue ``job`` and wake the scheduler."""
+        k = self.sched.k
+        k.point("drm_sched_entity_push_job", self.sched.oid, True, self.name)
+        if self.stopped:
+            raise UsageError(f"job pushed to the killed entity {self.name}")
+        self.queue.append(job)
+        self.sched.wake_up_worker_locked()  # drm_sched_wakeup, in the push's step
+
+    def _ready(self) -> bool:
+        return bool(self.queue) and self.dependency is None
+
+    def _dependency_cb(self, fence: DmaFence, cb: DmaFenceCb) -> None:
+        """``drm_sched_entity_wakeup``: the awaited dependency signalled."""
+        k = self.sched.k
+        k.event("drm_sched_entity_wakeup", self.sched.oid, True, self.name)
+        self.dependency = None
+        self.dep_cb = None
+        self.sched.wake_up_worker_locked()
+
+    def _pop_job(self) -> DrmSchedJob | None:
+        """``drm_sched_entity_pop_job`` (S2): None while a dependency is pending."""
+        k = self.sched.k
+        oid = self.sched.oid
+        job = self.queue[0]
+        while job.dependencies:
+            dep = job.dependencies[0]
+            signaled = dep.is_signaled()
+            k.event("drm_sched_entity_pop_job", oid, True, self.name)  # S6: after the fence's point
+            if self.stopped:
+                return None  # killed meanwhile (drm_sched_entity_kill waits for entity_idle)
+            if signaled:
+                job.dependencies.pop(0)
+                continue
+            self.dependency = dep
+            try:
+                _ = dep.signaled_flag  # add_callback's lockless test, declared
+                cb = dep.add_callback(self._dependency_cb)
+            except ENOENT:
+                k.event("drm_sched_entity_pop_job", oid, True, self.name)
+                self.dependency = None
+                if self.stopped:
+                    return None
+                job.dependencies.pop(0)
+                continue
+            k.event("drm_sched_entity_pop_job", oid, True, self.name)
+            if self.stopped:
+                if self.dependency is dep:
+                    self.dependency = None
+                    dep.remove_callback(cb)
+                return None
+            if self.dependency is dep:
+                self.dep_cb = cb
+            return None
+        self.queue.pop(0)
+        if self.last_scheduled is not None:
+            self.last_scheduled.put()
+        self.last_scheduled = job.s_fence.finished.get()
+        return job
+
+    # ------------------------------------------------------------------ kill (S5)
+
+    def kill(self) -> None:
+        """``drm_sched_entity_kill``: stop the entity and kill its queued jobs (S5)."""
+        sched = self.sched
+        k = sched.k
+        k.point("drm_sched_entity_kill", sched.oid, True, self.name)
+        self.stopped = True
+        jobs = self.queue
+        self.queue = []
+        if self.dependency is not None and self.dep_cb is not None:
+            self.dependency.remove_callback(self.dep_cb)
+            self.dependency = None
+        prev = self.last_scheduled.get() if self.last_scheduled is not None else None
+        for job in jobs:
+            s_fence = job.s_fence
+            s_fence.scheduled.signal()  # drm_sched_fence_scheduled
+            s_fence.finished.set_error(-ESRCH)
+            if prev is None:
+                self._kill_jobs_cb(None, job)
+            else:
+                job.finish_cb = DmaFenceCb(partial(self._kill_jobs_fence_cb, job))
+                try:
+                    _ = prev.signaled_flag  # add_callback's lockless test, declared
+                    prev.add_callback(job.finish_cb)
+                except ENOENT:
+                    self._kill_jobs_cb(prev, job)
+            prev = s_fence.finished.get()
+        if prev is not None:
+            prev.put()
+
+    def _kill_jobs_fence_cb(self, job: DrmSchedJob, f: DmaFence, cb: DmaFenceCb) -> None:
+        self._kill_jobs_cb(f, job)
+
+    def _kill_jobs_irq_work(self, job: DrmSchedJob, work: IrqWork) -> None:
+        self._finish_killed(job)
+
+    def _kill_jobs_cb(self, f: DmaFence | None, job: DrmSchedJob) -> None:
+        """``drm_sched_entity_kill_jobs_cb``: the previous job finished (S5, by design)."""
+        design = self.kill_design
+        if f is not None:
+            f.put()
+        if design == "inline-signal":
+            self._finish_killed(job)
+        elif design == "irq-work":
+            job.irq_work = IrqWork(partial(self._kill_jobs_irq_work, job), f"{job.name}.kill")
+            job.irq_work.queue()
+        elif design == "work-item" or design == "work-walk":
+            job.work = WorkStruct(partial(self._kill_jobs_work, job), "drm_sched_entity_kill_jobs_work")
+            self.sched.timeout_wq.queue_work(job.work)
+        else:  # callback-takes-xa-lock: the walk in the callback, under the signalling fence's lock
+            if self._walk_dependencies(job):
+                return
+            job.work = WorkStruct(partial(self._kill_jobs_work, job), "drm_sched_entity_kill_jobs_work")
+            self.sched.timeout_wq.queue_work(job.work)
+
+    def _walk_dependencies(self, job: DrmSchedJob) -> bool:
+        """Erase the job's dependencies (``xa_erase`` under ``xa_lock``); re-arm the kill callback on
+        the first unsignalled one and return True (it calls back), else False."""
+        while job.dependencies:  # xa_for_each: an RCU walk, no lock
+            dep = job.dependencies[0]
+            job.xa_lock.lock()  # xa_erase
+            job.dependencies.remove(dep)
+            job.xa_lock.unlock()
+            cb = DmaFenceCb(partial(self._kill_jobs_fence_cb, job))
+            try:
+                _ = dep.signaled_flag  # add_callback's lockless test, declared
+                dep.add_callback(cb)
+                return True
+            except ENOENT:
+                continue
+        return False
+
+    def _kill_jobs_work(self, job: DrmSchedJob, work: WorkStruct) -> None:
+        """``drm_sched_entity_kill_jobs_work``: in a kworker (process context)."""
+        if self.kill_design == "work-walk" and self._walk_dependencies(job):
+            return
+        self._finish_killed(job)
+
+    def _finish_killed(self, job: DrmSchedJob) -> None:
+        """``drm_sched_fence_finished`` with the error, then ``free_job``."""
+        job.s_fence.finished.signal()
+        self.sched.ops.free_job(job)
+
+    def __repr__(self) -> str:
+        return f"<DrmSchedEntity {self.name} queued={len(self.queue)}>"
+
+
+class DrmGpuScheduler:
+    """``struct drm_gpu_scheduler``: one ring's scheduler thread, pending list and timeout (S3, S4)."""
+
+    __slots__ = (
+        "_rr",
+        "entities",
+        "job_list_lock",
+        "k",
+        "name",
+        "oid",
+        "ops",
+        "pending",
+        "thread",
+        "timeout_ns",
+        "timeout_wq",
+        "wake",
+        "work_tdr",
+    )
+
+    def __init__(self, ops: SchedBackendOps, name: str, *, timeout_ns: int | None = None,
+                 timeout_wq: Workqueue | None = None) -> None:
+        """``drm_sched_init``: ``timeout_ns`` None is ``MAX_SCHEDULE_TIMEOUT`` (no timeout handler)."""
+        k = current_kernel()
+        self.k = k
+        self.oid = k.new_oid()
+        self.ops = ops
+        self.name = name
+        self.timeout_ns = timeout_ns
+        self.entities: list[DrmSchedEntity] = []
+        self.pending: list[DrmSchedJob] = []
+        self.job_list_lock = SpinLock(f"{name}.job_list_lock", key="drm_gpu_scheduler.job_list_lock")
+        self.wake = WaitQueue(f"{name}.wake_up_worker")
+        #: The timeout handler's and the kill works' workqueue (``system_wq`` by default).
+        self.timeout_wq = timeout_wq if timeout_wq is not None else system_wq()
+        self.work_tdr = DelayedWork(self._job_timedout, f"{name}.work_tdr") if timeout_ns is not None else None
+        self._rr = 0
+        self.thread = k.spawn(self._main, name=f"{name}", daemon=True)
+
+    # ------------------------------------------------------------------ the thread (S3)
+
+    def wake_up_worker(self) -> None:
+        """``drm_sched_wakeup``: the caller declared the scheduler written."""
+        self.wake.wake_up()
+
+    def wake_up_worker_locked(self) -> None:
+        """Wake the thread from a fence callback (no scheduling point: declared by an event)."""
+        k = self.k
+        k.event("wake_up", self.wake.oid, True, self.wake.name)
+        for t in list(self.wake.waiters):
+            k.wake(t)
+
+    def _finished_job(self) -> DrmSchedJob | None:
+        p = self.pending
+        if p and p[0].s_fence.finished.signaled_flag:  # declares the fence read (S6)
+            return p[0]
+        return None
+
+    def _has_work(self) -> bool:
+        if self._finished_job() is not None:
+            return True
+        if any(e._ready() for e in self.entities):
+            return True
+        park = self.k.current.data.get("kthread_park")  # the condition runs in the scheduler thread
+        return bool(park is not None and park.should_park)
+
+    def _main(self) -> None:
+        """``drm_sched_main``."""
+        k = self.k
+        while True:
+            self.wake.wait_event(self._has_work, reads=self.oid)
+            # The step of the wait's last check goes on (no scheduling point of its own).
+            park = k.current.data.get("kthread_park")
+            if park is not None:
+                k.event("kthread_should_park", park.oid, False, self.name)
+                if park.should_park:
+                    kthread_parkme()
+                    continue
+            k.event("drm_sched_main", self.oid, True, self.name)
+            job = self._take_finished()
+            if job is not None:
+                self.ops.free_job(job)
+                self._start_timeout()
+                continue
+            entity = self._select_entity()
+            if entity is None:
+                continue
+            job = entity._pop_job()
+            if job is None:
+                continue
+            self._run(job)
+
+    def _take_finished(self) -> DrmSchedJob | None:
+        """``drm_sched_get_finished_job``: take the first finished pending job off the list."""
+        job = self._finished_job()
+        if job is None:
+            return None
+        self.job_list_lock.lock()
+        self.k.event("drm_sched_get_finished_job", self.oid, True, self.name)
+        self.pending.remove(job)
+        self.job_list_lock.unlock()
+        return job
+
+    def _select_entity(self) -> DrmSchedEntity | None:
+        """``drm_sched_rq_select_entity_rr``."""
+        n = len(self.entities)
+        for i in range(n):
+            e = self.entities[(self._rr + i) % n]
+            if e._ready():
+                self._rr = (self._rr + i + 1) % n
+                return e
+        return None
+
+    def _run(self, job: DrmSchedJob) -> None:
+        """``drm_sched_job_begin``, ``drm_sched_fence_scheduled``, ``run_job``, ``drm_sched_job_done_cb``."""
+        k = self.k
+        self.job_list_lock.lock()
+        k.event("drm_sched_job_begin", self.oid, True, self.name)
+        self.pending.append(job)
+        self.job_list_lock.unlock()
+        self._start_timeout()
+        s_fence = job.s_fence
+        s_fence.scheduled.signal()
+        hw = self.ops.run_job(job)
+        if hw is None:
+            self._job_done(job)
+            return
+        s_fence.parent = hw.get()
+        job.cb = DmaFenceCb(partial(self._job_done_cb, job))
+        try:
+            _ = hw.signaled_flag  # add_callback's lockless test, declared
+            hw.add_callback(job.cb)
+        except ENOENT:
+            self._job_done(job)
+
+    def _job_done_cb(self, job: DrmSchedJob, f: DmaFence, cb: DmaFenceCb) -> None:
+        """``drm_sched_job_done_cb``: the hardware fence signalled."""
+        self._job_done(job)
+
+    def _job_done(self, job: DrmSchedJob) -> None:
+        """``drm_sched_job_done``: signal the finished fence, wake the thread (S3)."""
+        parent = job.s_fence.parent
+        if parent is not None and parent.error:
+            job.s_fence.finished.set_error(parent.error)
+        job.s_fence.finished.signal()
+        self.k.event("drm_sched_job_done", self.oid, True, self.name)
+        self.wake_up_worker_locked()
+
+    # ------------------------------------------------------------------ timeout (S4)
+
+    def _start_timeout(self) -> None:
+        """``drm_sched_start_timeout``: arm ``work_tdr`` while jobs are pending."""
+        if self.work_tdr is None or self.timeout_ns is None or not self.pending:
+            return
+        self.work_tdr.queue(self.timeout_wq, self.timeout_ns)
+
+    def _job_timedout(self, work: WorkStruct) -> None:
+        """``drm_sched_job_timedout``: take the first pending job off the list, call the driver."""
+        self.job_list_lock.lock()
+        self.k.event("drm_sched_job_timedout", self.oid, True, self.name)
+        job = self.pending.pop(0) if self.pending else None
+        self.job_list_lock.unlock()
+        if job is None:
+            return
+        status = self.ops.timedout_job(job)
+        self.job_list_lock.lock()
+        self.k.event("drm_sched_job_timedout", self.oid, True, self.name)
+        if not job.freed:
+            self.pending.insert(0, job)
+        self.job_list_lock.unlock()
+        if status != STAT_ENODEV:
+            self._start_timeout()
+
+    def stop(self) -> None:
+        """``drm_sched_stop``: park the scheduler thread (from the timeout handler)."""
+        kthread_park(self.thread)
+
+    def start(self) -> None:
+        """``drm_sched_start``: unpark the scheduler thread."""
+        kthread_unpark(self.thread)
+
+    def __repr__(self) -> str:
+        return f"<DrmGpuScheduler {self.name} pending={len(self.pending)}>"
+
+
+class EngineBackend(SchedBackendOps):
+    """Backend ops that run each job on a device engine (``device.Engine``) and free it,
+    optionally under a driver mutex (panfrost's and msm's ``free_job`` took one)."""
+
+    def __init__(self, engine: Any, *, free_lock: Any = None,
+                 ops_of: Callable[[DrmSchedJob], Sequence[Any]] | None = None) -> None:
+        self.engine = engine
+        self.free_lock = free_lock
+        self.ops_of = ops_of
+
+    def run_job(self, job: DrmSchedJob) -> DmaFence | None:
+        ops = self.ops_of(job) if self.ops_of is not None else (job.data or [])
+        fence: DmaFence = self.engine.submit(ops, name=job.name)
+        return fence
+
+    def free_job(self, job: DrmSchedJob) -> None:
+        if self.free_lock is not None:
+            self.free_lock.lock()
+            try:
+                job.cleanup()
+            finally:
+                self.free_lock.unlock()
+        else:
+            job.cleanup()
+
+
+class IrqBackend(SchedBackendOps):
+    """Backend ops of a ring whose hardware completes each job at once: ``run_job`` returns
+    the job's hardware fence and raises the completion interrupt that signals it (the
+    smallest hardware that still signals from hardirq, as every real ring does);
+    ``free_job`` optionally under a driver mutex."""
+
+    def __init__(self, name: str, *, free_lock: Any = None) -> None:
+        from ..dma.fence import FenceContext
+
+        self.timeline = FenceContext(f"{name}.hw", driver=name)
+        self.free_lock = free_lock
+
+    def run_job(self, job: DrmSchedJob) -> DmaFence | None:
+        fence = self.timeline.create()
+        current_kernel().raise_irq(fence.signal, name=f"{self.timeline.name}-irq")
+        return fence
+
+    def free_job(self, job: DrmSchedJob) -> None:
+        if self.free_lock is not None:
+            self.free_lock.lock()
+            try:
+                job.cleanup()
+            finally:
+                self.free_lock.unlock()
+        else:
+            job.cleanup()

@@ -1,0 +1,72 @@
+"""Reverse mapping: unmapping one page from every address space, as reclaim does.
+
+Models ``try_to_unmap`` / ``try_to_unmap_one`` of ``mm/rmap.c`` and the
+part of ``shrink_folio_list`` (``mm/vmscan.c``) that reclaims one page:
+trylock the page, unmap it everywhere, unlock it, drop the reclaim's
+reference. Each unmap is bracketed by the mm's notifiers, so a secondary
+MMU's ``invalidate_range_start`` runs *with the page lock held* by the
+reclaiming thread -- the context in which a callback that takes the page
+lock itself (``set_page_dirty_lock``) never returns (``page_lock`` R3).
+
+Rules:
+
+* R1 (page lock): ``try_to_unmap`` requires the page locked by the caller
+  (``VM_BUG_ON_FOLIO(!folio_test_locked)``: a ``UsageError`` in the model).
+* R2 (one bracket per mapping): for each ``(mm, address)`` of the page's
+  reverse map, in order: ``invalidate_range_start`` over that page with event
+  ``CLEAR`` (``try_to_unmap_one``), the PTE is removed and its reference
+  dropped, ``invalidate_range_end``. No ``mmap_lock`` is taken (the rmap walk
+  holds the anon_vma / i_mmap lock and the page-table lock instead).
+* R3 (reclaim): ``shrink_page`` takes a reference (the page is isolated from
+  the LRU), ``trylock_page`` -- a locked page is skipped, reclaim never
+  sleeps on it -- then unmaps, unlocks and drops the reference: a page no one
+  else holds is freed. A pinned page (``page_maybe_dma_pinned``) is not
+  reclaimed.
+"""
+
+from __future__ import annotations
+
+from ..kernel.errors import UsageError
+from .memory import MmStruct
+from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent, invalidate_range_end, invalidate_range_start
+from .page import PAGE_SIZE, Page
+from .page_lock import trylock_page, unlock_page
+
+
+def try_to_unmap(page: Page) -> int:
+    """``try_to_unmap``: remove every user PTE of the locked ``page`` (R1, R2). Returns how many."""
+    k = page.alloc.k
+    if page.locked_by is not k.current:
+        raise UsageError(f"try_to_unmap of {page!r} without holding its page lock")
+    k.point("try_to_unmap", page.oid, True)
+    n = 0
+    for mm, addr in list(page.rmap):
+        assert isinstance(mm, MmStruct)
+        k.point("page_vma_mapped_walk", mm.oid, True)  # under the page-table lock
+        if not mm.maps_page_at(page, addr):
+            continue
+        rng = MmuNotifierRange(mm, addr, addr + PAGE_SIZE, MmuNotifyEvent.CLEAR)
+        invalidate_range_start(rng)
+        k.point("try_to_unmap_one", mm.oid, True)
+        n += mm.zap_page_at(page, addr)
+        invalidate_range_end(rng)
+    return n
+
+
+def shrink_page(page: Page) -> bool:
+    """``shrink_folio_list`` for one page: trylock, unmap, unlock, put (R3). True if it was unmapped."""
+    k = page.alloc.k
+    k.point("shrink_page", page.oid, True)
+    if page.owner is None or page.pincount:
+        return False
+    page.refcount += 1  # isolate_lru_folio's reference
+    try:
+        if not trylock_page(page):
+            return False
+        try:
+            try_to_unmap(page)
+        finally:
+            unlock_page(page)
+    finally:
+        page.alloc.put_ref(page)
+    return True

@@ -1,0 +1,134 @@
+"""H1 (kernel history): where the GPU scheduler signals the jobs of a killed entity.
+
+When a process dies with GPU jobs still queued, ``drm_sched_entity_kill``
+cannot just drop them: other contexts may wait on their finished fences.
+It marks each leftover job's finished fence with ``-ESRCH`` and hangs a
+callback on the fence of the job before it (the first leftover waits for
+the job the hardware is still running), so the leftovers complete in
+order once the hardware is done. What that callback may do has been fixed
+three times:
+
+* ``inline-signal`` (the code fixed by 542cff7893a3, "drm/sched: Avoid
+  lockdep spalt on killing a processes", 2021): the callback signals the
+  leftover job's finished fence and frees the job right there. The callback
+  runs inside the signalling of the previous scheduler fence, with that
+  fence's lock held, and every scheduler fence's lock is one lockdep class
+  (one ``spin_lock_init`` site): lockdep reports ``possible recursive
+  locking detected`` on ``drm_sched_fence.lock``. Driver: amdgpu-like
+  (its ``free_job`` takes no sleeping lock).
+* ``irq-work`` (542cff7893a3 itself): the callback defers the signal and
+  the free to an ``irq_work``. The recursion is gone, but the irq_work runs
+  in hard-interrupt context and panfrost's and msm's ``free_job`` take a
+  mutex: ``sleeping function called from invalid context``; lockdep also
+  sees the mutex taken in hardirq and in process context (``inconsistent
+  lock state``). Source: Dmitry Osipenko, "drm/scheduler: Don't kill jobs in
+  interrupt context", Message-ID
+  20220411221536.283312-1-dmitry.osipenko@collabora.com (2022). Driver:
+  panfrost-like (``free_job`` under a driver mutex).
+* ``work-item`` (that 2022 fix): the callback queues a work item; the work
+  signals and frees in process context. Clean, with the same panfrost-like
+  driver.
+* ``callback-takes-xa-lock`` (2023-2025, fixed by 487df8b69834,
+  "drm/sched: Fix deadlock in drm_sched_entity_kill_jobs_cb", Message-ID
+  20251029091103.1159-1-pierre-eric.pelloux-prayer@amd.com): to wait for
+  every dependency of a killed job, the callback itself walks the job's
+  dependency xarray, erasing entries under its ``xa_lock`` and re-arming
+  itself on each unsignalled dependency. The callback runs under the
+  signalling fence's lock, a lock class also taken in hard-interrupt
+  context, while ``drm_sched_job_add_dependency`` takes ``xa_lock`` in
+  process context with interrupts on: ``HARDIRQ-safe -> HARDIRQ-unsafe
+  lock order detected`` (fence lock -> ``xa_lock``); in the schedules where
+  the callback runs in the completion interrupt itself, lockdep's
+  ``inconsistent lock state`` on ``xa_lock``. Driver: amdgpu-like.
+* ``work-walk`` (487df8b69834): the callback only queues the work item;
+  the work walks the dependencies (re-arming the callback when one is still
+  pending), then signals and frees. Clean.
+
+The experiment: one ring scheduled by the drm_sched piece
+(``drivers/drm_sched.py``) over a device engine. A context pushes job A and
+leftover jobs (``L1``; for the dependency designs also ``L2``, which
+depends on another driver's fence); once A was scheduled, the process is
+killed; the other driver's fence signals; the test waits for every finished
+fence. The explorer decides when the scheduler thread pops jobs, when the
+engine's completion interrupt and the kworkers run.
+"""
+
+from __future__ import annotations
+
+from ..dma.fence import DmaFence, FenceContext
+from ..drivers.drm_sched import DrmGpuScheduler, DrmSchedEntity, DrmSchedJob, IrqBackend
+from ..kernel.runtime import Kernel
+from ..kernel.workqueue import Workqueue
+from ..locking.mutex import Mutex
+from .catalog import Verdict
+
+
+def run_h1(k: Kernel, design: str, driver: str, with_dependency: bool) -> None:
+    """One ring, one entity, job A running and leftovers killed with ``design``'s callback."""
+    free_lock = Mutex(f"{driver}.job_lock") if driver == "panfrost" else None
+    # system_wq's place, with one kworker: the kill works run one at a time.
+    wq = Workqueue("events", workers=1)
+    sched = DrmGpuScheduler(IrqBackend(driver, free_lock=free_lock), "gfx", timeout_wq=wq)
+    entity = DrmSchedEntity(sched, "ctx", kill_design=design)
+    a = DrmSchedJob(entity, "A")
+    jobs = [a, DrmSchedJob(entity, "L1")]
+    other: DmaFence | None = None
+    if with_dependency:
+        other = FenceContext("other", driver="other").create()
+        l2 = DrmSchedJob(entity, "L2")
+        l2.add_dependency(other)
+        jobs.append(l2)
+    for j in jobs:
+        entity.push_job(j)
+    a.s_fence.scheduled.wait()
+    entity.kill()
+    if other is not None:
+        other.signal()
+
+
+def inline_signal(k: Kernel) -> None:
+    """The kill callback signals the leftover's finished fence under the previous one's lock."""
+    run_h1(k, "inline-signal", "amdgpu", False)
+
+
+def irq_work(k: Kernel) -> None:
+    """The kill callback defers to an irq_work; panfrost's free_job takes a mutex in hardirq."""
+    run_h1(k, "irq-work", "panfrost", False)
+
+
+def work_item(k: Kernel) -> None:
+    """The kill callback queues a work item; signal and free in process context: clean."""
+    run_h1(k, "work-item", "panfrost", False)
+
+
+def callback_takes_xa_lock(k: Kernel) -> None:
+    """The kill callback walks the dependencies under xa_lock, inside the fence's signalling."""
+    run_h1(k, "callback-takes-xa-lock", "amdgpu", True)
+
+
+def work_walk(k: Kernel) -> None:
+    """The kill callback only queues the work; the work walks the dependencies: clean."""
+    run_h1(k, "work-walk", "amdgpu", True)
+
+
+_OSIPENKO = "20220411221536.283312-1-dmitry.osipenko@collabora.com"
+_PELLOUX = "487df8b69834, 20251029091103.1159-1-pierre-eric.pelloux-prayer@amd.com"
+
+# The fixed designs are not proved: proofs.NOT_PROVED says why (measured).
+CLAIMS = [
+    {"id": "H1", "design": "inline-signal", "scenario": inline_signal, "year": 2021,
+     "source": "fixed by 542cff7893a3",
+     "expected": Verdict(kinds=frozenset({"recursive-locking"})), "budget": 100},
+    {"id": "H1", "design": "irq-work", "scenario": irq_work, "year": 2021,
+     "source": f"542cff7893a3; fixed by {_OSIPENKO}",
+     "expected": Verdict(kinds=frozenset({"sleep-in-atomic", "recursive-locking"})), "budget": 100},
+    {"id": "H1", "design": "work-item", "scenario": work_item, "year": 2022, "source": _OSIPENKO,
+     "expected": "clean", "budget": 200},
+    {"id": "H1", "design": "callback-takes-xa-lock", "scenario": callback_takes_xa_lock, "year": 2025,
+     "source": f"fixed by {_PELLOUX}",
+     "expected": Verdict(kinds=frozenset({"circular-locking", "recursive-locking"}),
+                         chain=("drm_sched_fence.lock", "&job->dependencies.xa_lock")),
+     "budget": 100},
+    {"id": "H1", "design": "work-walk", "scenario": work_walk, "year": 2025, "source": _PELLOUX,
+     "expected": "clean", "budget": 200},
+]
