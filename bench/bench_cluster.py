@@ -7,6 +7,11 @@
 * Time to prove a clean catalog row (C11/noretry-mprotect, optimal DPOR,
   496 traces) in one process and on 2 workers, with the executions each
   job ran: the split node's fan-out bounds the speedup (odpor R7).
+* Executions per CPU-second of the thread that runs them, in this process and
+  in a task on a worker: the load-independent cost of an execution. The
+  worker's rate per CPU-second matches this process's (Dask's own threads
+  take about 5% of the worker's CPU); a lower wall-clock rate on workers is
+  the cores the machine gives them (the 1-minute load average is printed).
 * Dispatch overhead: the round trip of an empty task on the warm cluster.
 * The static split's predicted speedup for 8, 64 and 512 workers from the
   size of each alternative's subtree at the split node of that proof:
@@ -18,12 +23,13 @@ Run: ``.venv/bin/python bench/run.py cluster`` (about a minute; needs the
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from dmabufsim.explore import explore
 from dmabufsim.explore.cluster import connect
-from dmabufsim.explore.job import run_job
+from dmabufsim.explore.job import plan, run_job
 from dmabufsim.explore.odpor import OptimalDPOR
 from dmabufsim.scenarios.catalog import discover
 
@@ -48,6 +54,14 @@ def counter(k: Any) -> None:
 
 def _noop() -> int:
     return 0
+
+
+def _cpu_rate(n: int) -> tuple[float, float]:
+    """Executions per CPU-second of this thread, and the process's CPU over this thread's."""
+    th, pr = time.thread_time(), time.process_time()
+    run = run_job(counter, plan("random", n), stop_on_first=False, coverage=False)
+    th, pr = time.thread_time() - th, time.process_time() - pr
+    return run.executions / th, pr / th
 
 
 def _rate(jobs: int, n: int) -> tuple[float, int]:
@@ -76,6 +90,12 @@ def main() -> None:
     print(f"  cluster, 2 workers   {two:9,.0f} exec/s  {two / base:.2f}x  (target >= 1.8x)")
 
     eng = connect(2)
+    m = 5_000
+    here, _ = _cpu_rate(m)
+    there, extra = eng.client.submit(_cpu_rate, m, pure=False).result()
+    print(f"per CPU-second ({m:,} executions): one process {here:,.0f}, a worker's task {there:,.0f} "
+          f"({there / here:.2f}x; the worker's other threads add {100 * (extra - 1):.0f}% CPU); "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     rounds = 200
     t = time.perf_counter()
     for _ in range(rounds):
