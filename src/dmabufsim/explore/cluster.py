@@ -441,6 +441,8 @@ def run_parallel(
     live = _Live()
     client.subscribe_topic(topic, live.event)
     opts = dict(options.kernel_options or {})
+    if not options.reduction:  # the jobs' kernels explore as explore() would in this process
+        opts["reduction"] = False
     if options.max_steps is not None:
         opts["max_steps"] = options.max_steps
 
