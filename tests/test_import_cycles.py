@@ -22,7 +22,6 @@ KNOWN_BACK_EDGES = {
     ("kernel.progress", "kernel.runtime"),
     ("kernel.watchdog", "kernel.runtime"),
     ("device.ttm_resource", "device.ttm"),
-    ("explore.parallel", "explore.explorer"),
     ("mm.mmu_notifier", "mm.interval_notifier"),
     ("mm.notifier_hooks", "mm.memory"),
     ("mm.page", "mm.shrinker"),

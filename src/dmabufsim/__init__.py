@@ -65,7 +65,7 @@ from .drivers.svm import SvmDriver
 from .drivers.userptr_common import UserptrBo
 from .drivers.userptr_helper import Userptr
 from .drivers.userptr_modern import ModernUserptrDriver
-from .explore import DPOR, PCT, OptimalDPOR, RandomWalk, Report
+from .explore import DPOR, PCT, ExploreOptions, OptimalDPOR, RandomWalk, Report
 
 # -- kernel: the simulated machine
 # -- kernel: deferred contexts (work items, irq_work, timer_list, kthread parking)

@@ -442,7 +442,9 @@ def test_explore_help_lists_the_finding_kinds(
     assert ("preemptions allowed per execution, at least 0: dfs and icb bound at it; dpor deepens 0, 1, ... up "
             "to it (default: dfs unbounded, icb up to 3, dpor 0, 1, 2, then unbounded; the portfolio's dpor phase "
             "up to 2; odpor is always unbounded)") in text
-    assert "--jobs JOBS processes, at most 4 per CPU (default 1)" in text
+    assert ("--jobs JOBS worker processes of a local Dask cluster, at most 4 per CPU (default 1: this process "
+            "only; needs dmabufsim[cluster])") in text
+    assert "--cluster ADDR run the jobs on the running Dask scheduler at ADDR" in text
     assert ("--time SECONDS wall-time budget in seconds, a hard limit: an execution still running then is "
             "stopped (default: none)") in text
 

@@ -15,7 +15,8 @@ import pytest
 import dmabufsim as ds
 from dmabufsim.cli import main
 from dmabufsim.explore import explore
-from dmabufsim.explore import explorer as explorer_mod
+from dmabufsim.explore import job as job_mod
+from dmabufsim.explore.cluster import connect
 from dmabufsim.explore.dfs import DFS
 from dmabufsim.kernel.strategy import RandomStrategy
 from dmabufsim.kernel.thread import KThread, ThreadState
@@ -128,6 +129,18 @@ def test_explore_surfaces_a_strategy_failure() -> None:
         explore(_clean, _BrokenDFS(), budget=5)
 
 
+_MAKE = job_mod.make_strategy
+
+
+def _broken(name: str, **kw: object) -> _BrokenDFS:
+    return _BrokenDFS()
+
+
+def _break_workers(broken: bool) -> None:
+    """On a worker: make (or unmake) the broken DFS the only strategy (the monkeypatch, there)."""
+    job_mod.make_strategy = _broken if broken else _MAKE  # type: ignore[assignment]
+
+
 def _file(tmp_path: pathlib.Path) -> str:
     return scenario_file(tmp_path)
 
@@ -137,8 +150,16 @@ def test_cli_prints_an_internal_error_in_one_line_exit_4(
     jobs: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A DFS whose bookkeeping breaks (what --preemption-bound -1 did before it was rejected).
-    monkeypatch.setattr(explorer_mod, "make_strategy", lambda name, **kw: _BrokenDFS())
-    assert main(["explore", f"{_file(tmp_path)}:clean", "--strategy", "dfs", "--no-progress", "--jobs", jobs]) == 4
+    monkeypatch.setattr(job_mod, "make_strategy", _broken)
+    client = connect(int(jobs)).client if jobs != "1" else None
+    if client is not None:  # the jobs run on the workers of a local Dask cluster: break them there too
+        client.run(_break_workers, True)
+    try:
+        code = main(["explore", f"{_file(tmp_path)}:clean", "--strategy", "dfs", "--no-progress", "--jobs", jobs])
+    finally:
+        if client is not None:
+            client.run(_break_workers, False)
+    assert code == 4
     c = capsys.readouterr()
     assert "exception" not in c.out and "NONDETERMINISM" not in c.out
     assert c.err == ("dmabufsim: internal error in strategy dfs(broken): IndexError: list index out of "

@@ -70,7 +70,8 @@ def test_jobs_that_exhaust_their_parts_end_exhausted_within_the_total() -> None:
                    kernel_options=NO_LOCKDEP, confirm_cycles=False)
     assert full.phases[0].exhausted
     n = full.executions  # every job's part of the deepening search (bounds 0, 1, 2, then unbounded)
-    assert n == 132
+    # 132 before the split node carried its sleep set into the unbounded level (DPOR R5); one process: 88.
+    assert n == 99
     # A total of exactly n is enough: what a job leaves unused when its part is exhausted early is dealt
     # to the jobs that stopped at their budget, until every part is exhausted.
     rep = explore(make_counter(2, 2), "dpor", budget=n, jobs=3, stop_on_first=False, shrink_findings=False,

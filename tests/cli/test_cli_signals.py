@@ -84,12 +84,20 @@ def _scenario_file(tmp_path: pathlib.Path, text: str = CLEAN) -> str:
     return f"{f}:scenario"
 
 
-def _forked_workers(parent: int, cmdline: bytes) -> list[int]:
-    """The parent's children that are forks of it (same command line): its explorer jobs."""
+def _cpu_ticks(pid: int) -> int:
+    """User CPU time of ``pid`` in clock ticks (0 when it is gone)."""
+    try:
+        return int(pathlib.Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[11])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _dask_workers(parent: int) -> list[int]:
+    """The parent's children that are its local Dask cluster's worker processes (multiprocessing spawns)."""
     out = []
     for c in _children(parent):
         try:
-            if pathlib.Path(f"/proc/{c}/cmdline").read_bytes() == cmdline:
+            if b"spawn_main" in pathlib.Path(f"/proc/{c}/cmdline").read_bytes():
                 out.append(c)
         except OSError:
             pass
@@ -115,14 +123,11 @@ def test_explore_jobs_die_with_their_parent(tmp_path: pathlib.Path, pdeathsig: b
     )
     workers: list[int] = []
     try:
-        _poll(lambda: pathlib.Path(f"/proc/{proc.pid}/cmdline").read_bytes() != b"", "the parent to start")
-        cmdline = pathlib.Path(f"/proc/{proc.pid}/cmdline").read_bytes()
-
         def two_workers() -> bool:
-            workers[:] = _forked_workers(proc.pid, cmdline)
-            return len(workers) == 2
+            workers[:] = _dask_workers(proc.pid)
+            return len(workers) == 2 and all(_cpu_ticks(w) > 150 for w in workers)  # both running their task
 
-        _poll(two_workers, "two explorer jobs")
+        _poll(two_workers, "two explorer jobs, running")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         _poll(lambda: not any(_alive(w) for w in workers), "the jobs to die with their parent")

@@ -34,6 +34,7 @@ from .explorer import (
     terminal_state,
 )
 from .odpor import OptimalDPOR
+from .options import ExploreOptions
 from .pct import PCT
 from .random_walk import RandomWalk
 from .shrink import ShrinkResult, replay, shrink
@@ -41,8 +42,8 @@ from .shrink import ShrinkResult, replay, shrink
 __all__ = [
     "DFS", "DPOR", "EXIT_FINDING", "Assurance", "DeepeningDPOR", "Guarantee",
     "EXIT_INCONCLUSIVE", "EXIT_OK", "ICB", "PCT", "STRATEGIES", "VERDICTS",
-    "AuditResult", "Coverage", "ExploreStrategy", "ExploredFinding", "OptimalDPOR", "PhaseResult", "RandomWalk",
-    "Report",
+    "AuditResult", "Coverage", "ExploreOptions", "ExploreStrategy", "ExploredFinding", "OptimalDPOR", "PhaseResult",
+    "RandomWalk", "Report",
     "ShrinkResult", "audit", "explore", "make_strategy", "mix_seed", "replay", "shrink", "terminal_state",
 ]
 

@@ -79,7 +79,12 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
                    "(default: none)")
     e.add_argument("--max-steps", type=int, default=200_000,
                    help="scheduling points without progress before an execution is reported as a livelock")
-    e.add_argument("--jobs", type=int, default=1, help=f"processes, at most {JOBS_PER_CPU} per CPU (default 1)")
+    e.add_argument("--jobs", type=int, default=1,
+                   help=f"worker processes of a local Dask cluster, at most {JOBS_PER_CPU} per CPU (default 1: "
+                   "this process only; needs dmabufsim[cluster])")
+    e.add_argument("--cluster", metavar="ADDR", default=None,
+                   help="run the jobs on the running Dask scheduler at ADDR (tcp://HOST:8786; default: "
+                   "$DMABUFSIM_CLUSTER); see docs/cluster.md")
     e.add_argument("--seed", type=int, default=0, help="seed of the randomised strategies")
     e.add_argument("--depth", type=int, default=3, help="PCT bug depth, at least 1 (default 3)")
     e.add_argument("--preemption-bound", type=int, default=None,
@@ -157,7 +162,7 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
     strategy = None if args.strategy == "portfolio" else args.strategy
     kw: dict[str, Any] = {
         "budget": args.budget, "time_budget": args.time, "max_steps": args.max_steps, "seed": args.seed,
-        "depth": args.depth, "preemption_bound": args.preemption_bound, "jobs": args.jobs,
+        "depth": args.depth, "preemption_bound": args.preemption_bound, "jobs": args.jobs, "cluster": args.cluster,
         "stop_on_first": not args.all, "expected": tuple(args.expect), "shrink_findings": not args.no_shrink,
         "checkpoint": args.checkpoint, "resume": args.resume, "kernel_options": kopts,
         "lockdep_graph": not args.no_lockdep_graph,

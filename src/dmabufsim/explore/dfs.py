@@ -20,8 +20,11 @@ Rules:
   tried, up to :data:`VALUE_CAP` (more marks the search as cut).
 * R3: a replayed prefix must meet the same runnable threads; a scenario
   that does not (uncontrolled nondeterminism) is refused with the step.
-* R4: a parallel job ``j`` of ``N`` owns the root alternatives ``j``,
-  ``j + N``, ...: the split is a partition of the tree.
+* R4: a parallel job ``j`` of ``N`` owns the alternatives ``j``, ``j + N``,
+  ... of the first decision that has more than one (the split node; the
+  decisions before it have one alternative each, so a root with a single
+  alternative still keeps every job busy): the split is a partition of the
+  tree. A tree without any such decision is one execution, job 0's.
 """
 
 from __future__ import annotations
@@ -73,13 +76,29 @@ class StackSearch(ExploreStrategy):
         self._pre = 0
         self._job = 0
         self._jobs = 1
-        #: True when this execution is outside this job's share of the root.
+        #: The position of the split node (R4), once met; -1 before.
+        self._split_pos = -1
+        #: True when this execution is outside this job's share of the split node.
         self.discard = False
         #: True when a value choice was capped at :data:`VALUE_CAP` (R2): no bound is then exhausted.
         self.value_cut = False
 
     def split(self, job: int, jobs: int) -> None:
         self._job, self._jobs = job, jobs
+
+    def restore(self, state: dict[str, object]) -> None:
+        st = dict(state)
+        jobs = st.get("_jobs", 1)
+        if "_split_pos" not in st and isinstance(jobs, int) and jobs > 1:
+            st["_split_pos"] = 0  # a checkpoint of the root split (R4 before the split node)
+        super().restore(st)
+
+    def splits_here(self, pos: int, alternatives: int) -> bool:
+        """R4: is the decision being made at ``pos`` with ``alternatives`` alternatives the split node?"""
+        if self._jobs > 1 and self._split_pos < 0 and alternatives > 1:
+            self._split_pos = pos
+            return True
+        return False
 
     def bound(self) -> str:
         if self.preemption_bound is None:
@@ -132,7 +151,7 @@ class DFS(StackSearch):
                 options = [options[i] for i in keep]
                 costs = [costs[i] for i in keep]
             idx = 0
-            if pos == 0 and self._jobs > 1:
+            if self.splits_here(pos, len(options)):
                 idx = self._job
                 if idx >= len(options):
                     idx = 0
@@ -165,15 +184,14 @@ class DFS(StackSearch):
     def end_execution(self, ex: Execution) -> None:
         stack = self._stack
         del stack[self._pos :]
-        if not stack and self._job > 0:
-            self.discard = True  # no decision at all: the single execution is job 0's
+        if self._split_pos < 0 and self._job > 0:
+            self.discard = True  # no decision with a choice: the single execution is job 0's (R4)
         if self.discard:
             self.complete = True
             return
-        step = self._jobs if len(stack) > 0 else 1
         while stack:
             node = stack[-1]
-            inc = step if len(stack) == 1 else 1
+            inc = self._jobs if len(stack) - 1 == self._split_pos else 1
             if node.idx + inc < len(node.options):
                 node.idx += inc
                 return

@@ -43,9 +43,15 @@ Rules:
   bound mark the search as cut. With R3 off, bounded DPOR reached every
   terminal state bounded DFS reaches, in no more executions, on every
   program the audit property tried (a conservative fix, tested, not proved).
-* R5 (split): parallel job ``j`` of ``N`` owns the root alternatives ``j``,
-  ``j + N``, ... and explores the root fully (every enabled thread): the
-  root's backtrack set is then trivially sound.
+* R5 (split): parallel job ``j`` of ``N`` owns the alternatives ``j``,
+  ``j + N``, ... of the first decision with more than one enabled thread
+  (the split node, DFS R4; the decisions before it have a single thread, so
+  no race can add to them) and explores the split node fully (every enabled
+  thread): its backtrack set is then trivially sound. Without a preemption
+  bound each owned thread's subtree sleeps every thread before it in the
+  split node's order (R3), whichever job owns it: the jobs together run a
+  sequential search whose split node tried every thread in that order, not
+  one subtree per job with nothing asleep.
 * R6 (determinism): a replayed prefix must offer the same runnable threads;
   otherwise the scenario has uncontrolled nondeterminism (refused).
 * R7 (deepening, ``DeepeningDPOR``: ``--strategy dpor``): bounded DPOR
@@ -146,6 +152,8 @@ class DPOR(StackSearch):
         #: True when the preemption bound refused an alternative (R4); ``cut`` also
         #: counts the value cap, which no deeper preemption bound lifts (R7).
         self.pre_cut = False
+        #: The split node's threads in try order (R5).
+        self._split_order: list[int] = []
 
     def state(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if k != "_acc"}
@@ -231,7 +239,8 @@ class DPOR(StackSearch):
                 a = _access(*t.pending)
                 if a is not None:
                     node.pending[t.tid] = a
-            if pos == 0 and self._jobs > 1:
+            if self.splits_here(pos, len(order)):
+                self._split_order = order
                 share = order[self._job :: self._jobs]
                 owned = [t for t in share if self._allowed(node, t)]
                 if len(owned) < len(share):
@@ -240,6 +249,7 @@ class DPOR(StackSearch):
                 if owned:
                     node.chosen = owned[0]
                     node.backtrack = owned
+                    self._sleep_before(node, owned[0])
                 else:
                     self.discard = True
             else:
@@ -296,6 +306,12 @@ class DPOR(StackSearch):
             stack.append(node)
         self._pos = pos + 1
         return node.chosen
+
+    def _sleep_before(self, node: _DNode, t: int) -> None:
+        """R5: at the split node, the threads before ``t`` in its order count as explored (asleep in
+        ``t``'s subtree, R3), the other jobs' as this job's own."""
+        order = self._split_order
+        node.done.update(order[: order.index(t)])
 
     # ------------------------------------------------------------------ analysis
 
@@ -378,8 +394,8 @@ class DPOR(StackSearch):
         del stack[self._pos :]
         if self._blocked_now:
             self.sleep_blocked += 1
-        if not stack and self._job > 0:
-            self.discard = True
+        if self._split_pos < 0 and self._job > 0:
+            self.discard = True  # R5: no decision with a choice: the single execution is job 0's
         if self.discard:
             self.complete = True
             return
@@ -401,6 +417,8 @@ class DPOR(StackSearch):
                     node.done.add(t)
                     continue
                 node.chosen = t
+                if len(stack) - 1 == self._split_pos:
+                    self._sleep_before(node, t)
                 return
             stack.pop()
         self.complete = True

@@ -90,9 +90,15 @@ Rules:
   and the verdict says so (a read the model does not declare, or an order
   virtual time forbids).
 * R7 (split): parallel job ``j`` of ``N`` owns the alternatives ``j``,
-  ``j + N``, ... of the first choice among several threads; that node keeps
-  no sleep set and takes no wakeup sequences, and each owned subtree is
-  explored in full (sound, not optimal there).
+  ``j + N``, ... of the first choice among several threads (the split
+  node), which takes no wakeup sequences and tries every thread in order:
+  the threads before this job's last one that other jobs own are each run
+  once (a *probe*, not counted, its races not analysed) to learn their
+  events, and join the split node's sleep set as the explored children do
+  (R5). The jobs together run one search whose split node tried every
+  thread in order: each trace once, as one process runs it, unless a
+  sleep-blocked execution (``redundant``) is needed where one process's
+  wakeup trees avoid it.
 * R8 (limits): unbounded only (a preemption bound needs ``dpor``'s bounded
   search); scenarios that ask for schedule-controlled values
   (``Kernel.random``, early timers) are refused: an event's value would be
@@ -265,6 +271,11 @@ class OptimalDPOR(ExploreStrategy):
         #: Wakeup sequences dropped at a forced step (R6; expected 0).
         self.deviations = 0
         self.discard = False
+        #: This job has no share of the split node (or there is no choice at all): it runs nothing (R7).
+        self._idle = False
+        #: The split node's position and this job's threads there (R7).
+        self._split_at = -1
+        self._owned: set[int] = set()
         self._threads: list[KThread] = []
         # The analysed prefix (R2, R3), kept across executions: the positions below
         # ``_done`` replay identically, so their clocks and races are not computed again.
@@ -298,6 +309,8 @@ class OptimalDPOR(ExploreStrategy):
         self._deferred: tuple[int, list[_WNode]] | None = None
         #: A choice among several threads was made in this execution (R7 splits the first).
         self._decided = False
+        #: This execution runs another job's thread at the split node (R7: a probe).
+        self._probe = False
 
     def state(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_events", "_threads", "_times", "_k")}
@@ -330,6 +343,7 @@ class OptimalDPOR(ExploreStrategy):
         if self.complete:
             return False
         self._reset_execution()
+        self.discard = self._idle  # a probe's execution is not counted; a job without a share never runs
         return True
 
     # ------------------------------------------------------------------ events (R1)
@@ -500,13 +514,18 @@ class OptimalDPOR(ExploreStrategy):
                     self.deviations += 1  # R6: the wakeup sequence cannot go on here
                 follow = []
             if self._jobs > 1 and not forced and not self._decided:
-                owned = list(enabled)[self._job :: self._jobs]  # R7: the first choice is split
+                order = list(enabled)
+                owned = order[self._job :: self._jobs]  # R7: the first choice is split
                 node.full = True
                 node.sleep = {}
                 if not owned:
-                    self.discard = True
+                    self.discard = self._idle = True
                     owned = [enabled[0]]
-                node.wut = [_WNode(t, ()) for t in owned]
+                    node.wut = [_WNode(t, ()) for t in owned]
+                else:  # the other jobs' threads before this job's last one: each probed once, then asleep
+                    node.wut = [_WNode(t, ()) for t in order[: order.index(owned[-1]) + 1]]
+                self._split_at = pos
+                self._owned = set(owned)
             elif follow:
                 node.wut = follow
             else:
@@ -520,6 +539,8 @@ class OptimalDPOR(ExploreStrategy):
             tid = node.wut[0].tid
         if not forced:
             self._decided = True
+        if pos == self._split_at:
+            self._probe = tid not in self._owned  # R7: another job's thread, run once for its event
         if pos == len(stack) - 1 and deferred is not None:
             self._follow = deferred
             self._deferred = (pos, deferred)
@@ -542,8 +563,6 @@ class OptimalDPOR(ExploreStrategy):
         if i < 0:
             return {}
         prev = self._stack[i]
-        if prev.full:
-            return {}
         if not prev.sleep:
             return {}
         taken_tid, taken = self._events[i]
@@ -657,7 +676,7 @@ class OptimalDPOR(ExploreStrategy):
         self._undo.append((tid, prev, undo))
         self._last[tid] = j
         self._done = j + 1
-        if races and not self.discard and not self.error:
+        if races and not self.discard and not self._probe and not self.error:
             self._jdeps = deps
             for i in races:
                 self._race(i, j)
@@ -806,14 +825,21 @@ class OptimalDPOR(ExploreStrategy):
         stack = self._stack
         del stack[self._pos :]
         if not self._decided and self._job > 0:
-            self.discard = True  # no choice at all: the single execution is job 0's (R7)
+            self.discard = self._idle = True  # no choice at all: the single execution is job 0's (R7)
+        if self._probe:  # R7: another job's thread at the split node: asleep from now on, not counted
+            del stack[self._split_at + 1 :]
+            node = stack[-1]
+            done = node.wut.pop(0)
+            node.sleep[done.tid] = node.accs
+            self._rewind(len(stack) - 1)
+            self.discard = True
+            return
         if self._blocked_now:
             self.redundant += 1
         while stack:
             node = stack[-1]
             done = node.wut.pop(0)
-            if not node.full:
-                node.sleep[done.tid] = node.accs
+            node.sleep[done.tid] = node.accs
             if node.wut and not self.discard:
                 self._rewind(len(stack) - 1)  # that position takes its next child
                 return

@@ -1,4 +1,4 @@
-"""``--jobs N``: one exploration split among processes, merged deterministically.
+"""``--jobs N``: one exploration split into jobs, merged deterministically.
 
 Rules:
 
@@ -11,20 +11,17 @@ Rules:
   lowest execution index, so the set of findings (and their tokens) does not
   depend on which process was faster; executions and coverage add up; a
   systematic phase is exhausted only when every job exhausted its share.
-* R3 (Ctrl-C, SIGTERM): the jobs ignore SIGINT and SIGTERM (a terminal
-  or a service manager sends them to the whole process group); the
-  parent, interrupted, sets a stop event that every job polls before each
-  execution, so each job ends cleanly and returns what it has; the parent
-  keeps collecting for a few seconds, kills a job that did not answer,
-  and reports ``interrupted``. (A signal delivered to a job itself could
-  land inside a kthread or a queue operation and be lost or leave a lock
-  held.)
-* R4 (progress): each job sends its count every quarter second; the parent
+* R3 (Ctrl-C, SIGTERM): a job hears of an interruption only through the
+  ``should_stop`` it polls before an execution (``cluster.py`` C4), so it
+  ends cleanly and returns what it has; a signal delivered to a job itself
+  could land inside a kthread and leave a lock held.
+* R4 (progress): each job sends its count every quarter second; the client
   shows the sum (distinct findings: the largest job count until the merge).
 * R5 (checkpoints): each job saves its own run and strategy state to
   ``CHECKPOINT.jobJ-of-N`` and, resuming, continues from it; the merge is
   then the merge of the jobs' whole histories. A checkpoint is resumed with
-  the ``--jobs`` it was made with (the subtrees are the jobs').
+  as many jobs as it was made with, on a cluster of any size (``cluster.py``
+  C1: jobs are shares of the search, not workers).
 * R6 (one budget): the execution budget is the total of all jobs, as with
   one job. A randomised phase's executions are dealt out by index (R1); a
   systematic phase's budget is split evenly among the jobs, and what a job
@@ -36,39 +33,30 @@ Rules:
   dealt once a job stopped for another reason (a finding with
   stop-on-first, the time budget, an interruption). Only the last phase is
   dealt again (the plans made by name have their systematic phase last).
-  A job waiting to hear whether it gets another round exits when its
-  parent is gone.
 * R7 (orphans): a job dies with its parent. On Linux it asks for
   ``SIGKILL`` at its parent's death (``prctl(PR_SET_PDEATHSIG)``); everywhere,
   it checks before each execution that its parent is still the process that
   forked it, and exits at once if not (a checkpoint is only ever written
   whole, by rename, so a job killed between two saves leaves the last one).
 
-Processes are forked (the scenario function need not be importable by
-name); greenlets are never alive in the parent at fork time.
+The jobs run as tasks of a Dask cluster (``cluster.py``); this module holds
+the rules of splitting and merging, which do not depend on the engine.
 """
 
 from __future__ import annotations
 
 import ctypes
-import multiprocessing as mp
 import os
-import queue
 import signal
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..kernel.errors import SimulatorError
 from .base import ExploreStrategy
 from .coverage import Coverage
-from .explorer import PhaseResult, Progress, _Run, _share, job_checkpoint, load_checkpoint, plan, run_job
+from .job import _Run, _share, plan
+from .report import PhaseResult
 
-#: Seconds the parent keeps collecting results after a Ctrl-C.
-INTERRUPT_GRACE = 5.0
-#: Seconds between two progress messages of a job.
-PROGRESS_EVERY = 0.25
 #: ``PR_SET_PDEATHSIG`` of ``<linux/prctl.h>``.
 PR_SET_PDEATHSIG = 1
 #: Exit status of a job that found itself orphaned (R6).
@@ -102,71 +90,6 @@ def job_plan(
 ) -> list[tuple[ExploreStrategy, int]]:
     """Job ``job``'s phases: a systematic phase's budget is its even share of the total (R6)."""
     return [(s, _share(n, job, jobs) if s.systematic else n) for s, n in plan(strategy, **pkw)]
-
-
-def _command(cmd: Any, parent: int) -> tuple[Any, ...]:
-    """The parent's next word to a job: ("more", n) or ("done",); ("done",) if the parent died."""
-    while True:
-        try:
-            msg: tuple[Any, ...] = cmd.get(timeout=1.0)
-            return msg
-        except queue.Empty:
-            if os.getppid() != parent:
-                return ("done",)
-
-
-def _child(
-    q: Any,
-    cmd: Any,
-    parent: int,
-    stop: Any,
-    scenario: Callable[..., Any],
-    strategy: str | None,
-    job: int,
-    jobs: int,
-    kw: dict[str, Any],
-    pkw: dict[str, Any],
-) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # R3: the parent tells us through ``stop``
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    die_with_parent(parent)  # R7
-    phases = job_plan(strategy, job, jobs, **pkw)
-    budget = kw.pop("time_budget", None)
-    if kw.get("deadline") is None:
-        kw["deadline"] = None if budget is None else time.monotonic() + budget  # one deadline for every round
-    ck = kw.pop("checkpoint", None)
-    resume = kw.pop("resume", False)
-    if ck:  # R5: this job's own file
-        ck = job_checkpoint(ck, job, jobs)
-        if resume and os.path.exists(ck):  # the parent checked it belongs to this run (explorer R9)
-            kw["state"] = load_checkpoint(ck, phases, kw["identity"])
-        kw["checkpoint"] = ck
-    last = [0.0]
-
-    def report_progress(n: int, found: int, elapsed: float, name: str) -> None:
-        if elapsed - last[0] >= PROGRESS_EVERY:
-            last[0] = elapsed
-            q.put((job, ("progress", n, found, name), ""))
-
-    def should_stop() -> bool:
-        if orphaned(parent):  # R7: nobody will read our result; leave the last checkpoint as it is
-            os._exit(EXIT_ORPHANED)
-        return bool(stop.is_set())
-
-    while True:
-        try:
-            run = run_job(scenario, phases, job=job, jobs=jobs, progress=report_progress, should_stop=should_stop,
-                          **kw)
-        except BaseException as exc:  # noqa: BLE001 - report the job's crash to the parent
-            q.put((job, None, str(exc) if isinstance(exc, SimulatorError) else f"{type(exc).__name__}: {exc}"))
-            return
-        q.put((job, run, ""))
-        msg = _command(cmd, parent)
-        if msg[0] != "more":
-            return
-        strat, share = phases[-1]  # R6: more of the last phase's budget, continuing where the job stopped
-        phases[-1] = (strat, share + int(msg[1]))
-        kw["state"] = run
 
 
 def deal(
@@ -248,112 +171,3 @@ def merge(runs: Sequence[_Run]) -> _Run:
             out.reason = why
             break
     return out
-
-
-def run_parallel(
-    scenario: Callable[..., Any],
-    strategy: str | None,
-    *,
-    budget: int,
-    jobs: int,
-    seed: int,
-    depth: int,
-    preemption_bound: int | None,
-    time_budget: float | None,
-    stop_on_first: bool,
-    expected: tuple[str, ...],
-    kernel_options: dict[str, Any],
-    coverage: bool,
-    progress: Progress | None,
-    lockdep_graph: bool = True,
-    checkpoint: str | None = None,
-    resume: bool = False,
-    identity: dict[str, Any] | None = None,
-    deadline: float | None = None,
-) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
-    """Run ``jobs`` processes and merge their results (R1-R3)."""
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-    stop = ctx.Event()
-    pkw = {"budget": budget, "seed": seed, "depth": depth, "preemption_bound": preemption_bound}
-    kw = {
-        "time_budget": time_budget, "stop_on_first": stop_on_first, "expected": expected,
-        "kernel_options": kernel_options, "coverage": coverage, "lockdep_graph": lockdep_graph,
-        "checkpoint": checkpoint, "resume": resume, "identity": identity or {},
-        "deadline": deadline,
-    }
-    cmds = [ctx.Queue() for _ in range(jobs)]
-    me = os.getpid()
-    procs = [ctx.Process(target=_child, args=(q, cmds[j], me, stop, scenario, strategy, j, jobs, kw, pkw),
-                         daemon=True) for j in range(jobs)]
-    base = plan(strategy, budget, seed=seed, depth=depth, preemption_bound=preemption_bound)
-    last = len(base) - 1
-    dealt_again = base[last][0].systematic  # R6: a randomised phase's split is exact already
-    given = {j: _share(base[last][1], j, jobs) for j in range(jobs)}
-    pending = set(range(jobs))
-    for p in procs:
-        p.start()
-    results: dict[int, _Run] = {}
-    live: dict[int, tuple[int, int]] = {}
-    start = time.monotonic()
-    errors: list[tuple[int, str]] = []
-    interrupted = False
-    timeout: float | None = None
-    while True:  # a Ctrl-C anywhere in the collecting loop (R3) stops the jobs, then collects on
-        try:
-            while pending:
-                try:
-                    job, run, err = q.get(timeout=timeout if timeout is not None else 0.5)
-                except queue.Empty:
-                    if interrupted:
-                        break
-                    if all(not procs[j].is_alive() for j in pending) and q.empty():
-                        break
-                    continue
-                if isinstance(run, tuple):  # ("progress", executions, findings, strategy) of one job
-                    live[job] = (run[1], run[2])
-                    if progress is not None:
-                        n = sum(v[0] for v in live.values())
-                        progress(n, max(v[1] for v in live.values()), time.monotonic() - start, run[3])
-                    continue
-                pending.discard(job)
-                if err:
-                    errors.append((job, err))
-                else:
-                    results[job] = run
-                    live[job] = (run.executions, len(run.findings))
-                    if progress is not None:
-                        m = merge(list(results.values()))
-                        progress(sum(v[0] for v in live.values()), len(m.findings), time.monotonic() - start,
-                                 strategy or "portfolio")
-            if interrupted or errors or pending or not dealt_again or len(results) < jobs:
-                break
-            extra = deal(results, given, base[last][1], last, stop_on_first)
-            if not extra:
-                break
-            for j, n in sorted(extra.items()):  # R6: another round for the jobs that can use more
-                given[j] += n
-                cmds[j].put(("more", n))
-                pending.add(j)
-        except KeyboardInterrupt:
-            interrupted = True
-            stop.set()
-            timeout = INTERRUPT_GRACE
-    for c in cmds:
-        c.put(("done",))
-    try:
-        for p in procs:
-            p.join(timeout=1.0)
-    except KeyboardInterrupt:  # a second signal: no more waiting
-        interrupted = True
-    finally:
-        for p in procs:
-            if p.is_alive():  # R3: a job that did not answer the stop event in time (it ignores SIGTERM)
-                p.kill()
-                p.join(timeout=1.0)
-    if errors:  # an internal error (kernel R6) or a crash of a job: never a finding of the scenario
-        raise SimulatorError("; ".join(dict.fromkeys(m for _, m in sorted(errors))))  # each distinct one, by job
-    merged = merge([results[j] for j in sorted(results)])
-    if interrupted or len(results) < jobs:
-        merged.reason = "interrupted"
-    return merged, base

@@ -139,3 +139,16 @@ def scenario_id(fn: Callable[..., Any]) -> ScenarioId:
     if got is None:
         got = _cache[fn] = _compute(fn)
     return got
+
+
+def remember(fn: Callable[..., Any], sid: ScenarioId) -> None:
+    """Give ``fn`` the identity ``sid`` computed elsewhere (R4's cache, filled ahead).
+
+    A scenario that travelled to another process (a Dask worker) may not find
+    its module's source there; the identity computed where it came from keeps
+    its tokens and checkpoints the same in every process.
+    """
+    try:
+        _cache[fn] = sid
+    except TypeError:  # not weak-referenceable: it is computed each time, from what this process has
+        pass

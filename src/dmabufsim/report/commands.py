@@ -358,6 +358,7 @@ def _run_with_progress(rows: list[ClaimScenario], args: argparse.Namespace) -> C
         return check(
             rows,
             jobs=args.jobs,
+            cluster=args.cluster,
             budget=args.budget,
             extra_dirs=tuple(args.scenarios),
             skip_slow=args.skip_slow,
@@ -368,6 +369,10 @@ def _run_with_progress(rows: list[ClaimScenario], args: argparse.Namespace) -> C
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.jobs is None:  # two workers when the cluster extra is installed, else this process
+        import importlib.util
+
+        args.jobs = 2 if importlib.util.find_spec("distributed") is not None else 1
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if args.budget is not None and args.budget < 1:
@@ -420,7 +425,11 @@ def add_parsers(sub: Any) -> None:
         "SIGTERM (the settled rows are printed, the others marked interrupted).",
     )
     c.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids (C11) or rows (C11/design); default all")
-    c.add_argument("--jobs", "-j", type=int, default=2, help="worker processes (default 2)")
+    c.add_argument("--jobs", "-j", type=int, default=None,
+                   help="worker processes of a local Dask cluster (default 2 with dmabufsim[cluster], else 1)")
+    c.add_argument("--cluster", metavar="ADDR", default=None,
+                   help="spread the rows over the running Dask scheduler at ADDR (tcp://HOST:8786; default: "
+                   "$DMABUFSIM_CLUSTER); see docs/cluster.md")
     c.add_argument("--budget", type=int, default=None, help="executions per row (default: each row's own)")
     c.add_argument("--json", action="store_true", help="print JSON instead of the table")
     c.add_argument("--markdown", action="store_true", help="print the catalog with verdicts as Markdown")

@@ -32,10 +32,11 @@ Rules:
 * R3: a scenario that crashes the simulator itself (not a finding) is a
   ``error`` row with the message, not a crash of the command.
 * R4 (interruption): on Ctrl-C or SIGTERM (a ``KeyboardInterrupt`` in the
-  caller) the workers, which ignore both signals, are told through a stop
-  event they poll before every execution; the caller collects what they
-  return for a few seconds, kills the rest (and every worker dies with its
-  parent: ``PR_SET_PDEATHSIG``). Rows whose work all finished keep their
+  caller) the work items, which run as tasks of the explorer's Dask cluster
+  (``explore/cluster.py``: a local cluster's workers ignore SIGINT and die
+  with their parent), are told through a stop event they poll before an
+  execution; the caller collects what they return for a few seconds and
+  cancels the rest. Rows whose work all finished keep their
   verdicts; the others are ``interrupted`` rows with what was found so far
   (a partial verdict, never a match); :attr:`CheckResult.interrupted` is
   set and the result is not ``ok``.
@@ -49,12 +50,9 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +68,6 @@ CHUNKS_PER_JOB = 2
 MAX_CHAINS = 8
 #: The strategy name of the runner's own seed loop (execution i = random seed i).
 SEEDS = "seeds"
-#: Seconds the caller keeps collecting work items after an interruption (R4).
-INTERRUPT_GRACE = 5.0
 
 
 def chain_of(f: Finding | Mapping[str, Any]) -> tuple[str, ...]:
@@ -228,23 +224,12 @@ def _catalog(extra_dirs: tuple[str, ...]) -> Catalog:
     return cat
 
 
-#: The stop event of this worker process (R4), set by :func:`_init_worker`.
-_STOP: Any = None
+#: ``should_stop`` of the work item running in this worker process (R4), set by :func:`_run_task`.
+_STOP: Callable[[], bool] | None = None
 
 
 def _stop_requested() -> bool:
-    return _STOP is not None and bool(_STOP.is_set())
-
-
-def _init_worker(stop: Any, parent: int) -> None:
-    """Worker start-up (R4): ignore SIGINT / SIGTERM (the caller tells us through ``stop``), die with the parent."""
-    from ..explore.parallel import die_with_parent
-
-    global _STOP
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    die_with_parent(parent)
-    _STOP = stop
+    return _STOP is not None and _STOP()
 
 
 @dataclass
@@ -532,36 +517,41 @@ class CheckResult:
         }
 
 
-def _pool(jobs: int, stop: Any) -> ProcessPoolExecutor:
-    # spawn: workers start clean (no greenlets, no progress-bar thread inherited).
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(stop, os.getpid()))
+def _run_task(stop: str, *args: Any) -> ChunkResult:
+    """One work item as a task of the cluster (R4: ``stop`` names the run's stop event)."""
+    from ..explore.cluster import stop_poller
 
-
-def _collect_after_interrupt(
-    futures: Sequence[Future[ChunkResult]], collected: set[Future[ChunkResult]], chunks: dict[str, list[ChunkResult]]
-) -> None:
-    """R4: the work items running when the stop event was set return what they have: wait for
-    them a few seconds (a second interruption stops waiting). ``collected``: those already merged."""
-    # cancel() cancels the items not started yet; the others run on (or are done: not twice)
-    running = [f for f in futures if f not in collected and not f.cancel()]
+    global _STOP
+    _STOP = stop_poller(stop)
     try:
-        for fut in as_completed(running, timeout=INTERRUPT_GRACE):
-            try:
-                c = fut.result()
-            except Exception:  # noqa: BLE001 - a worker that died: its item stays unsettled
-                continue
-            chunks[c.key].append(c)
-    except (TimeoutError, KeyboardInterrupt):
-        pass
+        return _run_chunk(*args)
+    finally:
+        _STOP = None
 
 
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
-    """R4: the workers still busy after the grace period are killed (they ignore SIGTERM)."""
-    procs = getattr(pool, "_processes", None) or {}
-    for p in list(procs.values()):
-        if p.is_alive():
-            p.kill()
+def _on_cluster(
+    work: Sequence[tuple[ClaimScenario, int, int]], extra: tuple[str, ...], shrink: bool, jobs: int,
+    cluster: str | None, chunks: dict[str, list[ChunkResult]], progress: Progress | None,
+) -> bool:
+    """Run the work items as tasks of a Dask cluster, collect them into ``chunks``; True when interrupted (R4)."""
+    from ..explore.cluster import collect, connect, new_stop
+
+    try:
+        eng = connect(jobs, cluster)
+    except KeyboardInterrupt:
+        return True
+    stop_name, stop = new_stop(eng)
+    futures = {
+        i: eng.client.submit(_run_task, stop_name, extra, row.key, _fields(row), start, end, shrink, pure=False)
+        for i, (row, start, end) in enumerate(work)
+    }
+
+    def done(c: ChunkResult) -> None:
+        chunks[c.key].append(c)
+        if progress:
+            progress(c.key, c.stop - c.start)
+
+    return collect(eng, futures, stop, done)
 
 
 def check(
@@ -574,11 +564,13 @@ def check(
     strict: bool = False,
     shrink: bool = False,
     progress: Progress | None = None,
+    cluster: str | None = None,
 ) -> CheckResult:
     """Explore ``rows`` and compare each with its expected verdict.
 
-    ``budget`` overrides every row's budget; ``jobs`` > 1 runs work items in
-    worker processes, which rebuild the catalog from the package and
+    ``budget`` overrides every row's budget; ``jobs`` > 1 runs work items on
+    a local Dask cluster of ``jobs`` workers, ``cluster`` on the running one
+    at that address (``explore/cluster.py``); the workers rebuild the catalog from the package and
     ``extra_dirs``: the scenario comes from the discovered module, the
     strategy, kernel options and expected verdict from the row given here.
     ``jobs == 1`` runs in this process (a row's scenario may then be any
@@ -620,7 +612,7 @@ def check(
     for row, _, _ in work:
         items[row.key] += 1
     interrupted = False
-    if jobs == 1 or len(work) <= 1:
+    if not cluster and (jobs == 1 or len(work) <= 1):
         try:
             for row, start, stop in work:
                 c = _work(row, start, stop, shrink)
@@ -633,26 +625,7 @@ def check(
         except KeyboardInterrupt:  # R4: between two executions
             interrupted = True
     else:
-        stop_event = multiprocessing.get_context("spawn").Event()
-        pool = _pool(jobs, stop_event)
-        futures: list[Future[ChunkResult]] = []
-        collected: set[Future[ChunkResult]] = set()
-        try:
-            for row, start, stop in work:
-                futures.append(pool.submit(_run_chunk, extra, row.key, _fields(row), start, stop, shrink))
-            for fut in as_completed(futures):
-                c = fut.result()
-                collected.add(fut)
-                chunks[c.key].append(c)
-                if progress:
-                    progress(c.key, c.stop - c.start)
-        except KeyboardInterrupt:  # R4
-            interrupted = True
-            stop_event.set()
-            _collect_after_interrupt(futures, collected, chunks)
-            _kill_workers(pool)
-        finally:
-            pool.shutdown(wait=not interrupted, cancel_futures=True)
+        interrupted = _on_cluster(work, extra, shrink, jobs, cluster, chunks, progress)
     by_key = {r.key: r for r in rows}
     for key, cs in chunks.items():
         whole = len(cs) == items[key] and not any(c.interrupted for c in cs)

@@ -335,7 +335,7 @@ def test_a_checkpoint_resumes_only_as_it_was_made(tmp_path: Any) -> None:
 def test_a_checkpoint_of_a_search_without_reduction_is_refused_by_one_with_it() -> None:
     """A checkpoint from before the reduction (its identity names none) holds a stack of
     unreduced schedules: refused by a systematic search with reduction (explorer R9)."""
-    from dmabufsim.explore.explorer import _refusal, checkpoint_identity, plan
+    from dmabufsim.explore.job import _refusal, checkpoint_identity, plan
 
     sc = guarded_scenario([[("cs", 0, ["w"])], [("w",)]])
     want = checkpoint_identity(sc, plan("dfs", 10), {}, True)
@@ -394,3 +394,22 @@ def test_a_thread_id_is_not_a_guarded_object() -> None:
 
     ex = ds.Kernel(seed=0, reduction=True, lockdep=False).run(scenario)
     assert list(ex.findings) == []
+
+
+def test_the_jobs_on_a_cluster_search_as_the_one_process_does_with_and_without_reduction(tmp_path: Any) -> None:
+    """``explore(reduction=False)`` reaches the workers' kernels: two jobs run the unreduced search
+    (638 executions, as one process does), not the reduced one (45). A checkpoint made by two jobs
+    with reduction resumes on one worker only with it (explorer R9, cluster C1)."""
+    sc = guarded_scenario([[("cs", 0, ["r", "w"])], [("cs", 0, ["w"])]])
+    kw: dict[str, Any] = {"kernel_options": {"lockdep": False}, "shrink_findings": False, "stop_on_first": False}
+    counts = {(jobs, red): explore(sc, "dfs", budget=1000, jobs=jobs, reduction=red, **kw).executions
+              for jobs in (1, 2) for red in (True, False)}
+    assert counts == {(1, True): 45, (1, False): 638, (2, True): 45, (2, False): 638}
+    ck = str(tmp_path / "ck")
+    part = explore(sc, "dfs", budget=10, jobs=2, checkpoint=ck, **kw)
+    assert part.executions == 10 and not part.phases[0].exhausted
+    with pytest.raises(ds.UsageError, match=r"^checkpoint .*ck\.job0-of-2 was made with kernel options "
+                                             r"\{'lockdep': False\}, not \{'lockdep': False, 'reduction': False\}$"):
+        explore(sc, "dfs", budget=1000, jobs=1, checkpoint=ck, resume=True, reduction=False, **kw)
+    rest = explore(sc, "dfs", budget=1000, jobs=1, checkpoint=ck, resume=True, **kw)
+    assert rest.jobs == 2 and rest.phases[0].exhausted and rest.executions == 45
