@@ -56,6 +56,18 @@ Rules:
 * S6 (declarations): the scheduler's bookkeeping (entities' queues, the
   pending list, the dependency being waited) is one object (the
   scheduler's ``oid``), written by every step that changes it.
+* S7 (references, as the kernel counts them): the job holds one reference
+  on its finished fence (dropped by ``drm_sched_job_cleanup``), the finished
+  fence one on the scheduled fence (dropped by its ``release``), the
+  scheduled fence one on the hardware fence (``parent``, dropped by its
+  ``release``, which frees the pair). ``add_dependency`` consumes the
+  caller's reference; the dependency container keeps it until cleanup or
+  until the kill walk erases the entry (the walk's callback, or the walk
+  itself when the fence already signalled, puts it). The entity holds a
+  reference on the dependency it waits for and on ``last_scheduled``;
+  ``run_job`` returns a reference the scheduler drops once it took its own.
+  Whoever keeps using a job's fence after pushing it (a waiter, a
+  reservation object) takes its own reference first.
 """
 
 from __future__ import annotations
@@ -89,17 +101,31 @@ STAT_ENODEV = "enodev"
 
 
 class _SchedFenceOps(FenceOps):
-    """``drm_sched_fence_ops_scheduled`` / ``_finished``."""
+    """``drm_sched_fence_ops_scheduled`` / ``_finished`` (S7: their ``release``)."""
 
-    def __init__(self, sched_name: str, which: str) -> None:
+    def __init__(self, sched_name: str, which: str, s_fence: DrmSchedFence) -> None:
         self.sched_name = sched_name
         self.which = which
+        self.s_fence = s_fence
 
     def get_driver_name(self, fence: DmaFence) -> str:
         return "drm_sched"
 
     def get_timeline_name(self, fence: DmaFence) -> str:
         return f"{self.sched_name}.{self.which}"
+
+    def release(self, fence: DmaFence) -> None:
+        """``drm_sched_fence_release_finished``: drop the finished fence's reference on the
+        scheduled one; ``drm_sched_fence_release_scheduled``: drop the parent, free the pair (S7)."""
+        s_fence = self.s_fence
+        if self.which == "finished":
+            s_fence.scheduled.put()
+            return
+        if s_fence.parent is not None:
+            s_fence.parent.put()
+        # call_rcu(drm_sched_fence_free): the struct holding both fences goes at once.
+        s_fence.finished.free()
+        fence.free()
 
 
 class DrmSchedFence:
@@ -111,17 +137,20 @@ class DrmSchedFence:
         """``drm_sched_fence_alloc`` + ``drm_sched_fence_init``."""
         name = entity.sched.name
         self.lock = SpinLock(SCHED_FENCE_LOCK_CLASS, key=SCHED_FENCE_LOCK_CLASS)
-        self.scheduled = DmaFence(_SchedFenceOps(name, "scheduled"), self.lock, entity.fence_context, seqno)
-        self.finished = DmaFence(_SchedFenceOps(name, "finished"), self.lock, entity.fence_context + 1, seqno)
-        #: The hardware fence ``run_job`` returned.
+        # Each fence starts with one reference: the finished fence's is the job's (dropped by
+        # drm_sched_job_cleanup), the scheduled fence's is the finished fence's (S7).
+        self.scheduled = DmaFence(_SchedFenceOps(name, "scheduled", self), self.lock, entity.fence_context, seqno)
+        self.finished = DmaFence(_SchedFenceOps(name, "finished", self), self.lock, entity.fence_context + 1,
+                                 seqno)
+        #: The hardware fence ``run_job`` returned, with a reference of its own (S7).
         self.parent: DmaFence | None = None
 
 
 class DrmSchedJob:
     """``struct drm_sched_job``: a job of an entity, its fences and dependencies."""
 
-    __slots__ = ("cb", "data", "dependencies", "entity", "finish_cb", "freed", "irq_work", "name", "s_fence",
-                 "sched", "work", "xa_lock")
+    __slots__ = ("cb", "data", "dependencies", "entity", "finish_cb", "freed", "irq_work", "last_dependency", "name",
+                 "s_fence", "sched", "work", "xa_lock")
 
     def __init__(self, entity: DrmSchedEntity, name: str = "", data: Any = None) -> None:
         """``drm_sched_job_init``: the job belongs to ``entity``; ``data`` is the driver's."""
@@ -130,8 +159,10 @@ class DrmSchedJob:
         entity.seqno += 1
         self.name = name or f"{entity.name}#{entity.seqno}"
         self.s_fence = DrmSchedFence(entity, entity.seqno)
-        #: ``job->dependencies`` (an xarray, S2) and its lock.
+        #: ``job->dependencies`` (an xarray, S2) and its lock; each entry holds a reference (S7).
         self.dependencies: list[DmaFence] = []
+        #: ``job->last_dependency``: the next entry ``drm_sched_job_dependency`` hands out (S2).
+        self.last_dependency = 0
         self.xa_lock = SpinLock(XA_LOCK_CLASS, key=XA_LOCK_CLASS)
         #: The driver's payload (what ``run_job`` submits).
         self.data = data
@@ -143,7 +174,22 @@ class DrmSchedJob:
         self.work: WorkStruct | None = None
 
     def add_dependency(self, fence: DmaFence) -> None:
-        """``drm_sched_job_add_dependency``: store ``fence`` (``xa_alloc`` under ``xa_lock``, S2)."""
+        """``drm_sched_job_add_dependency``: store ``fence`` (``xa_alloc`` under ``xa_lock``, S2).
+
+        The caller's reference is consumed (S7): whoever still uses the fence afterwards
+        passes ``fence.get()``. A fence of a context the job already depends on replaces
+        the entry when it is later, else it is dropped (the kernel's deduplication)."""
+        for i, entry in enumerate(self.dependencies):
+            if entry.context != fence.context:
+                continue
+            if fence.is_later(entry):
+                self.xa_lock.lock()  # xa_store
+                self.dependencies[i] = fence
+                self.xa_lock.unlock()
+                entry.put()
+            else:
+                fence.put()
+            return
         self.xa_lock.lock()
         try:
             self.dependencies.append(fence)
@@ -151,11 +197,16 @@ class DrmSchedJob:
             self.xa_lock.unlock()
 
     def cleanup(self) -> None:
-        """``drm_sched_job_cleanup``: drop the dependencies; the job is freed (S3)."""
+        """``drm_sched_job_cleanup``: drop the job's reference on its finished fence and the
+        dependencies' references (S7); the job is freed (S3)."""
         if self.freed:
             raise UsageError(f"drm_sched job {self.name} freed twice")
         self.freed = True
+        self.s_fence.finished.put()
+        deps = self.dependencies
         self.dependencies = []
+        for dep in deps:  # xa_for_each + dma_fence_put, then xa_destroy
+            dep.put()
 
     def __repr__(self) -> str:
         return f"<DrmSchedJob {self.name}{' freed' if self.freed else ''}>"
@@ -236,6 +287,7 @@ class DrmSchedEntity:
         k.event("drm_sched_entity_wakeup", self.sched.oid, True, self.name)
         self.dependency = None
         self.dep_cb = None
+        fence.put()  # the entity's reference on its dependency (S7)
         self.sched.wake_up_worker_locked()
 
     def _pop_job(self) -> DrmSchedJob | None:
@@ -243,31 +295,34 @@ class DrmSchedEntity:
         k = self.sched.k
         oid = self.sched.oid
         job = self.queue[0]
-        while job.dependencies:
-            dep = job.dependencies[0]
+        # drm_sched_job_dependency: the xarray keeps its entries (and their references) for the
+        # kill path's walk; the entity takes a reference of its own on the one it waits for (S7).
+        while job.last_dependency < len(job.dependencies):
+            dep = job.dependencies[job.last_dependency]
             signaled = dep.is_signaled()
             k.event("drm_sched_entity_pop_job", oid, True, self.name)  # S6: after the fence's point
             if self.stopped:
                 return None  # killed meanwhile (drm_sched_entity_kill waits for entity_idle)
+            job.last_dependency += 1
             if signaled:
-                job.dependencies.pop(0)
                 continue
-            self.dependency = dep
+            self.dependency = dep.get()
             try:
                 _ = dep.signaled_flag  # add_callback's lockless test, declared
                 cb = dep.add_callback(self._dependency_cb)
             except ENOENT:
                 k.event("drm_sched_entity_pop_job", oid, True, self.name)
                 self.dependency = None
+                dep.put()
                 if self.stopped:
                     return None
-                job.dependencies.pop(0)
                 continue
             k.event("drm_sched_entity_pop_job", oid, True, self.name)
             if self.stopped:
                 if self.dependency is dep:
                     self.dependency = None
-                    dep.remove_callback(cb)
+                    if dep.remove_callback(cb):
+                        dep.put()
                 return None
             if self.dependency is dep:
                 self.dep_cb = cb
@@ -289,11 +344,15 @@ class DrmSchedEntity:
         jobs = self.queue
         self.queue = []
         if self.dependency is not None and self.dep_cb is not None:
-            self.dependency.remove_callback(self.dep_cb)
+            dep = self.dependency
             self.dependency = None
+            if dep.remove_callback(self.dep_cb):  # drm_sched_entity_fini: the entity's reference
+                dep.put()
         prev = self.last_scheduled.get() if self.last_scheduled is not None else None
         for job in jobs:
             s_fence = job.s_fence
+            # The next job's prev, taken before the callback may free this job (S7).
+            finished = s_fence.finished.get()
             s_fence.scheduled.signal()  # drm_sched_fence_scheduled
             s_fence.finished.set_error(-ESRCH)
             if prev is None:
@@ -305,7 +364,7 @@ class DrmSchedEntity:
                     prev.add_callback(job.finish_cb)
                 except ENOENT:
                     self._kill_jobs_cb(prev, job)
-            prev = s_fence.finished.get()
+            prev = finished
         if prev is not None:
             prev.put()
 
@@ -339,15 +398,16 @@ class DrmSchedEntity:
         the first unsignalled one and return True (it calls back), else False."""
         while job.dependencies:  # xa_for_each: an RCU walk, no lock
             dep = job.dependencies[0]
-            job.xa_lock.lock()  # xa_erase
+            job.xa_lock.lock()  # xa_erase: the entry's reference is now the walk's (S7)
             job.dependencies.remove(dep)
             job.xa_lock.unlock()
             cb = DmaFenceCb(partial(self._kill_jobs_fence_cb, job))
             try:
                 _ = dep.signaled_flag  # add_callback's lockless test, declared
-                dep.add_callback(cb)
+                dep.add_callback(cb)  # the callback puts it
                 return True
             except ENOENT:
+                dep.put()
                 continue
         return False
 
@@ -499,6 +559,7 @@ class DrmGpuScheduler:
             hw.add_callback(job.cb)
         except ENOENT:
             self._job_done(job)
+        hw.put()  # the reference run_job returned ("drop for original kref_init", S7)
 
     def _job_done_cb(self, job: DrmSchedJob, f: DmaFence, cb: DmaFenceCb) -> None:
         """``drm_sched_job_done_cb``: the hardware fence signalled."""
@@ -507,9 +568,11 @@ class DrmGpuScheduler:
     def _job_done(self, job: DrmSchedJob) -> None:
         """``drm_sched_job_done``: signal the finished fence, wake the thread (S3)."""
         parent = job.s_fence.parent
+        finished = job.s_fence.finished.get()  # the signal may run the last put's callbacks
         if parent is not None and parent.error:
-            job.s_fence.finished.set_error(parent.error)
-        job.s_fence.finished.signal()
+            finished.set_error(parent.error)
+        finished.signal()
+        finished.put()
         self.k.event("drm_sched_job_done", self.oid, True, self.name)
         self.wake_up_worker_locked()
 
@@ -563,7 +626,7 @@ class EngineBackend(SchedBackendOps):
     def run_job(self, job: DrmSchedJob) -> DmaFence | None:
         ops = self.ops_of(job) if self.ops_of is not None else (job.data or [])
         fence: DmaFence = self.engine.submit(ops, name=job.name)
-        return fence
+        return fence.get()  # the engine keeps its own reference until it signalled (S7)
 
     def free_job(self, job: DrmSchedJob) -> None:
         if self.free_lock is not None:
@@ -590,8 +653,15 @@ class IrqBackend(SchedBackendOps):
 
     def run_job(self, job: DrmSchedJob) -> DmaFence | None:
         fence = self.timeline.create()
-        current_kernel().raise_irq(fence.signal, name=f"{self.timeline.name}-irq")
+        # The ring's slot holds a reference until the interrupt signalled it (S7).
+        current_kernel().raise_irq(self._irq, fence.get(), name=f"{self.timeline.name}-irq")
         return fence
+
+    @staticmethod
+    def _irq(fence: DmaFence) -> None:
+        """The completion interrupt: signal the ring's fence and drop the ring's reference."""
+        fence.signal()
+        fence.put()
 
     def free_job(self, job: DrmSchedJob) -> None:
         if self.free_lock is not None:

@@ -37,15 +37,18 @@ def test_jobs_run_in_order_after_their_dependencies_and_are_freed_once() -> None
         dep = FenceContext("user", driver="user").create()
         jobs = [DrmSchedJob(entity, f"J{i}") for i in range(3)]
         made[:] = jobs
-        jobs[1].add_dependency(dep)
+        jobs[1].add_dependency(dep.get())  # consumes a reference: the test keeps its own
+        done = [j.s_fence.finished.get() for j in jobs]  # what a syncobj would hold
         for j in jobs:
             entity.push_job(j)
         k.msleep(1)
-        assert jobs[0].s_fence.finished.is_signaled()
+        assert done[0].is_signaled()
         assert not jobs[1].s_fence.scheduled.is_signaled()  # waits for its dependency
         dep.signal()
-        for j in jobs:
-            j.s_fence.finished.wait()
+        dep.put()
+        for f in done:
+            f.wait()
+            f.put()
         k.msleep(1)
 
     for seed in range(10):
@@ -81,9 +84,11 @@ def test_the_timeout_handler_runs_in_a_kworker_with_the_hung_job() -> None:
         sched = DrmGpuScheduler(Hung(), "gfx", timeout_ns=5 * ds.NSEC_PER_MSEC)
         entity = DrmSchedEntity(sched, "ctx")
         job = DrmSchedJob(entity, "J")
+        done = job.s_fence.finished.get()
         entity.push_job(job)
-        job.s_fence.finished.wait()
-        assert job.s_fence.finished.get_status() == -62
+        done.wait()
+        assert done.get_status() == -62
+        done.put()
 
     ex = ds.Kernel(seed=0).run(scenario)
     assert ex.findings == []
@@ -97,11 +102,48 @@ def test_stop_parks_the_scheduler_thread_and_start_resumes_it() -> None:
         entity = DrmSchedEntity(sched, "ctx")
         sched.stop()
         job = DrmSchedJob(entity, "J")
+        done = job.s_fence.finished.get()
         entity.push_job(job)
         k.msleep(1)
         assert not job.s_fence.scheduled.is_signaled()  # parked: nothing runs
         sched.start()
-        job.s_fence.finished.wait()
+        done.wait()
+        done.put()
 
     for seed in range(10):
         assert ds.Kernel(seed=seed).run(scenario).findings == []
+
+
+def test_references_are_counted_as_the_kernel_counts_them() -> None:
+    """The dependency container, the entity and the kill walk each drop exactly the reference they took;
+    the job's fences are freed once the job and the last outside holder let go."""
+    from dmabufsim.drivers.drm_sched import IrqBackend
+    from dmabufsim.kernel.workqueue import Workqueue
+
+    seen: list[tuple[int, bool, bool]] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        sched = DrmGpuScheduler(IrqBackend("amdgpu"), "gfx", timeout_wq=Workqueue("events", workers=1))
+        entity = DrmSchedEntity(sched, "ctx", kill_design="work-walk")
+        a, l1 = DrmSchedJob(entity, "A"), DrmSchedJob(entity, "L1")
+        other = FenceContext("other", driver="other").create()
+        l1.add_dependency(other.get())
+        a_done, l1_done = a.s_fence.finished.get(), l1.s_fence.finished.get()
+        entity.push_job(a)
+        entity.push_job(l1)
+        a_done.wait()
+        entity.kill()
+        other.signal()
+        l1_done.wait()
+        k.msleep(1)  # the kill work frees L1
+        seen.append((other.refcount, l1.freed, a.freed))
+        l1_done.put()
+        a_done.put()
+        seen.append((other.refcount, l1.s_fence.scheduled.freed is not None, l1.s_fence.finished.freed is not None))
+        other.put()
+
+    for seed in range(10):
+        seen.clear()
+        ex = ds.Kernel(seed=seed).run(scenario)
+        assert ex.findings == []
+        assert seen == [(1, True, True), (1, True, True)]
