@@ -541,9 +541,11 @@ class DmaFence:
                 cb.queued = None
                 steps = k.steps
                 cb.func(self, cb)
-                if k.steps != steps:
+                if k.steps != steps and self.freed is None:
                     # A callback took a scheduling point (queue_work, a nested signal): the
                     # rest of the list still runs in this fence's signalling (accesses A1).
+                    # Not after a callback dropped the last reference: the kernel's loop
+                    # walks its private list and touches the fence no more (R11).
                     k.event("dma_fence_signal", self.oid, True)
         return 0
 
