@@ -31,13 +31,22 @@ Rules:
   an interrupt signals it) and wakes the thread. ``free_job`` is called by
   the thread, in process context, for the first pending job whose finished
   fence signalled, after taking it off the pending list. A job is freed
-  exactly once, by ``free_job`` (``job.freed``).
+  exactly once, by ``free_job`` (``job.freed``, S8).
 * S4 (timeout, ``drm_sched_job_timedout``): a delayed work item
   (``work_tdr``) on the scheduler's timeout workqueue, armed when a job
   starts and while jobs are pending; it runs in a kworker (process
-  context), takes the first pending job off the list under the list lock
-  and calls ``timedout_job``; the driver may park the scheduler thread
-  (:meth:`DrmGpuScheduler.stop` / :meth:`DrmGpuScheduler.start`).
+  context), picks the first pending job and calls ``timedout_job``. How it
+  picks changed in 2019 (:data:`TIMEOUT_DESIGNS`): ``peek`` reads the first
+  job without the list lock and leaves it on the list, so the scheduler
+  thread may free it meanwhile; ``take-off-list`` takes it off the list under
+  the lock, and :meth:`DrmGpuScheduler.stop` (``drm_sched_stop(sched,
+  bad)``, which the driver's handler calls) puts it back once the thread is
+  parked. ``stop`` then detaches the pending jobs from their hardware
+  fences (or frees those already done, leaving a done bad job to the
+  handler: ``free_guilty``); :meth:`DrmGpuScheduler.start` re-arms them (a
+  detached job completes with ``-ECANCELED``) and unparks the thread. A job
+  the handler took off the list and no ``stop`` put back is never freed,
+  as in the kernel.
 * S5 (entity kill, ``drm_sched_entity_kill``): the entity stops accepting
   jobs; each job still queued gets its scheduled fence signalled, its
   finished fence the error ``-ESRCH``, and a callback on the previous job's
@@ -68,6 +77,13 @@ Rules:
   ``run_job`` returns a reference the scheduler drops once it took its own.
   Whoever keeps using a job's fence after pushing it (a waiter, a
   reservation object) takes its own reference first.
+* S8 (job lifetime): a job is the driver's memory, freed by ``free_job``
+  (``job.cleanup()``: ``drm_sched_job_cleanup`` and ``kfree``). The
+  scheduler's steps that look at a job declare it (push, pop, begin, the
+  timeout handler's pick), and so does a driver callback that reads it
+  (``job.read(op)``): any of them on a freed job is a ``use-after-free``
+  naming the job, the thread that freed it and the one that touched it; a
+  second ``cleanup`` is the double free, reported the same way.
 """
 
 from __future__ import annotations
@@ -80,7 +96,9 @@ from ..dma.fence import DmaFence, DmaFenceCb, FenceOps, context_alloc
 from ..kernel.errors import ENOENT, UsageError
 from ..kernel.irq_work import IrqWork
 from ..kernel.kthread_park import kthread_park, kthread_parkme, kthread_unpark
+from ..kernel.lifetime import FreeRecord, lifetimes
 from ..kernel.runtime import current_kernel
+from ..kernel.stack import Frame
 from ..kernel.wait import WaitQueue
 from ..kernel.workqueue import DelayedWork, Workqueue, WorkStruct, system_wq
 from ..locking.spinlock import SpinLock
@@ -95,6 +113,10 @@ SCHED_FENCE_LOCK_CLASS = "drm_sched_fence.lock"
 XA_LOCK_CLASS = "&job->dependencies.xa_lock"
 #: What the entity-kill callback does, by design (S5).
 KILL_DESIGNS = ("inline-signal", "irq-work", "work-item", "callback-takes-xa-lock", "work-walk")
+#: How the timeout handler picks the job it blames (S4): ``peek`` leaves it on the pending list
+#: (before 2019), ``take-off-list`` removes it under the list lock and ``stop`` puts it back once
+#: the scheduler thread is parked (Andrey Grodzovsky, "drm/scheduler: Avoid accessing freed bad job.").
+TIMEOUT_DESIGNS = ("peek", "take-off-list")
 #: ``DRM_GPU_SCHED_STAT_NOMINAL`` / ``_ENODEV``: what ``timedout_job`` returns.
 STAT_NOMINAL = "nominal"
 STAT_ENODEV = "enodev"
@@ -149,11 +171,16 @@ class DrmSchedFence:
 class DrmSchedJob:
     """``struct drm_sched_job``: a job of an entity, its fences and dependencies."""
 
-    __slots__ = ("cb", "data", "dependencies", "entity", "finish_cb", "freed", "irq_work", "last_dependency", "name",
-                 "s_fence", "sched", "work", "xa_lock")
+    __slots__ = ("cb", "data", "dependencies", "entity", "finish_cb", "freed", "irq_work", "k", "last_dependency",
+                 "name", "oid", "ref_sites", "s_fence", "sched", "work", "xa_lock")
+    #: ``freed`` and ``ref_sites``: the lifetime room's bookkeeping (S8).
+    __untracked__ = ("freed", "ref_sites")
 
     def __init__(self, entity: DrmSchedEntity, name: str = "", data: Any = None) -> None:
         """``drm_sched_job_init``: the job belongs to ``entity``; ``data`` is the driver's."""
+        self.k = entity.sched.k
+        #: The job's memory (S8): declared accesses of a freed job are a ``use-after-free``.
+        self.oid = self.k.new_oid()
         self.entity = entity
         self.sched = entity.sched
         entity.seqno += 1
@@ -166,8 +193,10 @@ class DrmSchedJob:
         self.xa_lock = SpinLock(XA_LOCK_CLASS, key=XA_LOCK_CLASS)
         #: The driver's payload (what ``run_job`` submits).
         self.data = data
-        #: Set by :meth:`cleanup`, which the driver's ``free_job`` calls (S3).
-        self.freed = False
+        #: Who freed it (S8), set by :meth:`cleanup`, which the driver's ``free_job`` calls (S3).
+        self.freed: FreeRecord | None = None
+        #: Jobs are not reference counted (``struct drm_sched_job`` has no kref): no leak check.
+        self.ref_sites: list[tuple[str, tuple[Frame, ...]]] | None = None
         self.cb: DmaFenceCb | None = None
         self.finish_cb: DmaFenceCb | None = None
         self.irq_work: IrqWork | None = None
@@ -196,17 +225,38 @@ class DrmSchedJob:
         finally:
             self.xa_lock.unlock()
 
+    # ------------------------------------------------------------------ lifetime (S8)
+
+    def lifetime_name(self) -> str:
+        return f"drm_sched_job {self.name}"
+
+    def lifetime_ids(self) -> tuple[int, ...]:
+        return (self.oid, self.xa_lock.oid)
+
+    def lifetime_count(self) -> int:
+        return 0 if self.freed is not None else 1
+
+    def read(self, op: str) -> None:
+        """A scheduling point that reads the job (a driver callback looking at it, S8)."""
+        self.k.point(op, self.oid, False, self.name)
+
     def cleanup(self) -> None:
-        """``drm_sched_job_cleanup``: drop the job's reference on its finished fence and the
-        dependencies' references (S7); the job is freed (S3)."""
-        if self.freed:
-            raise UsageError(f"drm_sched job {self.name} freed twice")
-        self.freed = True
+        """``drm_sched_job_cleanup`` and the driver's ``kfree(job)``: drop the job's reference on
+        its finished fence and the dependencies' references (S7), then free the job (S3, S8).
+
+        On a job already freed it is the kernel's double free: a ``use-after-free`` finding (the
+        cleanup reads the freed job), and nothing is put twice."""
+        rec = self.freed
+        if rec is not None:
+            lifetimes(self.k).report(rec, "drm_sched_job_cleanup")
+            return
+        self.k.event("drm_sched_job_cleanup", self.oid, True, self.name)
         self.s_fence.finished.put()
         deps = self.dependencies
         self.dependencies = []
         for dep in deps:  # xa_for_each + dma_fence_put, then xa_destroy
             dep.put()
+        lifetimes(self.k).free(self, "kfree(job)")
 
     def __repr__(self) -> str:
         return f"<DrmSchedJob {self.name}{' freed' if self.freed else ''}>"
@@ -273,6 +323,7 @@ class DrmSchedEntity:
         """``drm_sched_entity_push_job``: queue ``job`` and wake the scheduler."""
         k = self.sched.k
         k.point("drm_sched_entity_push_job", self.sched.oid, True, self.name)
+        k.event("drm_sched_entity_push_job", job.oid, True, job.name)  # S8: the job's queue node
         if self.stopped:
             raise UsageError(f"job pushed to the killed entity {self.name}")
         self.queue.append(job)
@@ -295,6 +346,7 @@ class DrmSchedEntity:
         k = self.sched.k
         oid = self.sched.oid
         job = self.queue[0]
+        k.event("drm_sched_entity_pop_job", job.oid, False, job.name)  # S8
         # drm_sched_job_dependency: the xarray keeps its entries (and their references) for the
         # kill path's walk; the entity takes a reference of its own on the one it waits for (S7).
         while job.last_dependency < len(job.dependencies):
@@ -432,6 +484,7 @@ class DrmGpuScheduler:
     __slots__ = (
         "_rr",
         "entities",
+        "free_guilty",
         "job_list_lock",
         "k",
         "name",
@@ -439,6 +492,7 @@ class DrmGpuScheduler:
         "ops",
         "pending",
         "thread",
+        "timeout_design",
         "timeout_ns",
         "timeout_wq",
         "wake",
@@ -446,8 +500,11 @@ class DrmGpuScheduler:
     )
 
     def __init__(self, ops: SchedBackendOps, name: str, *, timeout_ns: int | None = None,
-                 timeout_wq: Workqueue | None = None) -> None:
-        """``drm_sched_init``: ``timeout_ns`` None is ``MAX_SCHEDULE_TIMEOUT`` (no timeout handler)."""
+                 timeout_wq: Workqueue | None = None, timeout_design: str = "take-off-list") -> None:
+        """``drm_sched_init``: ``timeout_ns`` None is ``MAX_SCHEDULE_TIMEOUT`` (no timeout handler);
+        ``timeout_design`` picks how the handler picks its job (S4, :data:`TIMEOUT_DESIGNS`)."""
+        if timeout_design not in TIMEOUT_DESIGNS:
+            raise UsageError(f"unknown timeout design {timeout_design!r}; known: {list(TIMEOUT_DESIGNS)}")
         k = current_kernel()
         self.k = k
         self.oid = k.new_oid()
@@ -461,6 +518,9 @@ class DrmGpuScheduler:
         #: The timeout handler's and the kill works' workqueue (``system_wq`` by default).
         self.timeout_wq = timeout_wq if timeout_wq is not None else system_wq()
         self.work_tdr = DelayedWork(self._job_timedout, f"{name}.work_tdr") if timeout_ns is not None else None
+        self.timeout_design = timeout_design
+        #: ``sched->free_guilty``: drm_sched_stop found the bad job completed; the handler frees it.
+        self.free_guilty = False
         self._rr = 0
         self.thread = k.spawn(self._main, name=f"{name}", daemon=True)
 
@@ -519,12 +579,16 @@ class DrmGpuScheduler:
 
     def _take_finished(self) -> DrmSchedJob | None:
         """``drm_sched_get_finished_job``: take the first finished pending job off the list."""
-        job = self._finished_job()
-        if job is None:
+        if self._finished_job() is None:  # the wait condition's lockless hint
             return None
         self.job_list_lock.lock()
         self.k.event("drm_sched_get_finished_job", self.oid, True, self.name)
-        self.pending.remove(job)
+        job = self._finished_job()  # again under the lock: the timeout handler may have taken it
+        if job is not None:
+            self.k.event("drm_sched_get_finished_job", job.oid, True, job.name)  # list_del_init (S8)
+            self.pending.remove(job)
+            if self.work_tdr is not None:
+                self.work_tdr.cancel()  # this job's timeout; _start_timeout re-arms it for the next
         self.job_list_lock.unlock()
         return job
 
@@ -543,6 +607,7 @@ class DrmGpuScheduler:
         k = self.k
         self.job_list_lock.lock()
         k.event("drm_sched_job_begin", self.oid, True, self.name)
+        k.event("drm_sched_job_begin", job.oid, True, job.name)  # list_add_tail (S8)
         self.pending.append(job)
         self.job_list_lock.unlock()
         self._start_timeout()
@@ -565,11 +630,13 @@ class DrmGpuScheduler:
         """``drm_sched_job_done_cb``: the hardware fence signalled."""
         self._job_done(job)
 
-    def _job_done(self, job: DrmSchedJob) -> None:
+    def _job_done(self, job: DrmSchedJob, error: int = 0) -> None:
         """``drm_sched_job_done``: signal the finished fence, wake the thread (S3)."""
         parent = job.s_fence.parent
         finished = job.s_fence.finished.get()  # the signal may run the last put's callbacks
-        if parent is not None and parent.error:
+        if error:
+            finished.set_error(error)
+        elif parent is not None and parent.error:
             finished.set_error(parent.error)
         finished.signal()
         finished.put()
@@ -585,28 +652,77 @@ class DrmGpuScheduler:
         self.work_tdr.queue(self.timeout_wq, self.timeout_ns)
 
     def _job_timedout(self, work: WorkStruct) -> None:
-        """``drm_sched_job_timedout``: take the first pending job off the list, call the driver."""
-        self.job_list_lock.lock()
-        self.k.event("drm_sched_job_timedout", self.oid, True, self.name)
-        job = self.pending.pop(0) if self.pending else None
-        self.job_list_lock.unlock()
-        if job is None:
-            return
-        status = self.ops.timedout_job(job)
-        self.job_list_lock.lock()
-        self.k.event("drm_sched_job_timedout", self.oid, True, self.name)
-        if not job.freed:
-            self.pending.insert(0, job)
-        self.job_list_lock.unlock()
+        """``drm_sched_job_timedout``: pick the first pending job, call the driver (S4, by design)."""
+        k = self.k
+        if self.timeout_design == "peek":
+            # Before 2019: the first job, read without the list lock and left on the list.
+            k.point("drm_sched_job_timedout", self.oid, False, self.name)
+            job = self.pending[0] if self.pending else None
+        else:
+            self.job_list_lock.lock()
+            k.event("drm_sched_job_timedout", self.oid, True, self.name)
+            job = self.pending.pop(0) if self.pending else None  # list_del_init: stop() reinserts it
+            self.job_list_lock.unlock()
+        status = STAT_NOMINAL
+        if job is not None:
+            k.event("drm_sched_job_timedout", job.oid, False, job.name)  # job->sched
+            status = self.ops.timedout_job(job)
+            if self.free_guilty:  # the guilty job completed meanwhile: drm_sched_stop left it to us
+                self.ops.free_job(job)
+                self.free_guilty = False
         if status != STAT_ENODEV:
             self._start_timeout()
 
-    def stop(self) -> None:
-        """``drm_sched_stop``: park the scheduler thread (from the timeout handler)."""
+    def stop(self, bad: DrmSchedJob | None = None) -> None:
+        """``drm_sched_stop``: park the scheduler thread (from the timeout handler), put ``bad`` back
+        at the head of the pending list (the 2019 fix), then detach every pending job from its
+        hardware fence, or take it off the list and free it when that fence already signalled
+        (``bad`` is then left to the timeout handler: ``free_guilty``) (S4)."""
+        k = self.k
         kthread_park(self.thread)
+        if bad is not None and self.timeout_design != "peek" and bad.sched is self:
+            k.point("drm_sched_stop", self.oid, True, self.name)
+            k.event("drm_sched_stop", bad.oid, True, bad.name)  # list_add(&bad->list)
+            self.pending.insert(0, bad)
+        for job in reversed(list(self.pending)):  # the thread is parked: no lock needed to walk
+            k.point("drm_sched_stop", self.oid, True, self.name)
+            k.event("drm_sched_stop", job.oid, True, job.name)
+            parent = job.s_fence.parent
+            if parent is not None and job.cb is not None and parent.remove_callback(job.cb):
+                job.s_fence.parent = None
+                parent.put()
+                continue
+            self.job_list_lock.lock()
+            k.event("drm_sched_stop", self.oid, True, self.name)
+            self.pending.remove(job)
+            self.job_list_lock.unlock()
+            job.s_fence.finished.wait()  # the job is alive: its fence too
+            if job is not bad:
+                self.ops.free_job(job)
+            else:
+                self.free_guilty = True
+        if self.work_tdr is not None:
+            self.work_tdr.cancel()
 
-    def start(self) -> None:
-        """``drm_sched_start``: unpark the scheduler thread."""
+    def start(self, full_recovery: bool = True) -> None:
+        """``drm_sched_start``: re-arm the jobs still pending on their hardware fences (a job
+        detached from one completes with ``-ECANCELED``), restart the timeout, unpark the thread."""
+        k = self.k
+        if full_recovery:
+            for job in list(self.pending):
+                k.point("drm_sched_start", self.oid, True, self.name)
+                k.event("drm_sched_start", job.oid, True, job.name)
+                parent = job.s_fence.parent
+                if parent is None:
+                    self._job_done(job, -ECANCELED)
+                    continue
+                job.cb = DmaFenceCb(partial(self._job_done_cb, job))
+                try:
+                    _ = parent.signaled_flag  # add_callback's lockless test, declared
+                    parent.add_callback(job.cb)
+                except ENOENT:
+                    self._job_done(job)
+            self._start_timeout()
         kthread_unpark(self.thread)
 
     def __repr__(self) -> str:

@@ -136,7 +136,7 @@ def test_references_are_counted_as_the_kernel_counts_them() -> None:
         other.signal()
         l1_done.wait()
         k.msleep(1)  # the kill work frees L1
-        seen.append((other.refcount, l1.freed, a.freed))
+        seen.append((other.refcount, l1.freed is not None, a.freed is not None))
         l1_done.put()
         a_done.put()
         seen.append((other.refcount, l1.s_fence.scheduled.freed is not None, l1.s_fence.finished.freed is not None))
@@ -147,3 +147,46 @@ def test_references_are_counted_as_the_kernel_counts_them() -> None:
         ex = ds.Kernel(seed=seed).run(scenario)
         assert ex.findings == []
         assert seen == [(1, True, True), (1, True, True)]
+
+
+def _one_job(k: ds.Kernel, backend: SchedBackendOps) -> DrmSchedJob:
+    dev_sched = DrmGpuScheduler(backend, "gfx")
+    entity = DrmSchedEntity(dev_sched, "ctx")
+    job = DrmSchedJob(entity, "J")
+    done = job.s_fence.finished.get()
+    entity.push_job(job)
+    done.wait()
+    done.put()
+    k.msleep(1)  # the scheduler thread frees it
+    return job
+
+
+def test_a_job_freed_twice_is_a_use_after_free_not_a_crash() -> None:
+    class FreesTwice(EngineBackend):
+        def free_job(self, job: DrmSchedJob) -> None:
+            job.cleanup()
+            job.cleanup()  # the driver's double free
+
+    def scenario(k: ds.Kernel) -> None:
+        _one_job(k, FreesTwice(Device("gpu", iommu=False, gpuvm=False).engine("gfx")))
+
+    ex = ds.Kernel(seed=0).run(scenario)
+    assert ex.kinds == ["use-after-free"]
+    f = ex.findings[0]
+    assert f.title == "BUG: KASAN: slab-use-after-free in drm_sched_job_cleanup"
+    assert f.details["object"] == "drm_sched_job J" and f.details["freed_in"] == "kfree(job)"
+    assert [t.name for t in f.threads] == ["gfx", "gfx"]
+
+
+def test_touching_a_freed_job_names_both_threads() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        job = _one_job(k, EngineBackend(Device("gpu", iommu=False, gpuvm=False).engine("gfx")))
+        assert job.freed is not None
+        job.read("driver_looks_at_job")
+
+    ex = ds.Kernel(seed=0).run(scenario)
+    assert ex.kinds == ["use-after-free"]
+    f = ex.findings[0]
+    assert f.title == "BUG: KASAN: slab-use-after-free in driver_looks_at_job"
+    assert f.details["touched_by"] == "scenario" and f.details["freed_by"] == "gfx"
+    assert [fr.function for fr in f.threads[1].stack] == ["cleanup", "free_job", "_main"]

@@ -122,6 +122,7 @@ PROVED_ROWS = [
     "M1/evict-waits-bookkeep",
     "M4/gfp-nowait", "M4/prealloc", "M5/exporter-locks", "B1/ordered-mutexes", "B2/trylock-under-spinlock",
     "H2/list-reference", "H3/fixed", "H4/trylock", "H5/trylock-recursive", "H6/honours-blockable", "H7/paired",
+    "H8/take-off-list",
     "H9/locked", "H10/worker", "H11/trylock-purge",
     "H12/gup-before-reservation", "H14/alloc-before-lock", "H15/trylock-retry", "H16/slowpath",
     "H17/prefault-then-lock",
