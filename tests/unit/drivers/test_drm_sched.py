@@ -190,3 +190,45 @@ def test_touching_a_freed_job_names_both_threads() -> None:
     assert f.title == "BUG: KASAN: slab-use-after-free in driver_looks_at_job"
     assert f.details["touched_by"] == "scenario" and f.details["freed_by"] == "gfx"
     assert [fr.function for fr in f.threads[1].stack] == ["cleanup", "free_job", "_main"]
+
+
+def test_a_bad_job_that_completed_during_the_timeout_is_freed_by_the_handler() -> None:
+    """drm_sched_stop finds the bad job's hardware fence signalled: it leaves the job to the timeout
+    handler (free_guilty), which frees it once the driver returned; the thread never sees it."""
+    freed_by: list[str] = []
+
+    class LateRing(SchedBackendOps):
+        def __init__(self) -> None:
+            self.hw = FenceContext("hw", driver="late")
+            self.fences: list[DmaFence] = []
+
+        def run_job(self, job: DrmSchedJob) -> DmaFence | None:
+            f = self.hw.create()
+            self.fences.append(f.get())
+            return f
+
+        def timedout_job(self, job: DrmSchedJob) -> str:
+            job.read("late_job_timedout")
+            self.fences[0].signal()  # the job completes just now
+            self.fences[0].put()
+            job.sched.stop(job)
+            job.sched.start(True)
+            return "nominal"
+
+        def free_job(self, job: DrmSchedJob) -> None:
+            freed_by.append(ds.current_kernel().current.name)
+            job.cleanup()
+
+    def scenario(k: ds.Kernel) -> None:
+        freed_by.clear()
+        sched = DrmGpuScheduler(LateRing(), "gfx", timeout_ns=5 * ds.NSEC_PER_MSEC)
+        entity = DrmSchedEntity(sched, "ctx")
+        job = DrmSchedJob(entity, "J")
+        entity.push_job(job)
+        k.msleep(10)
+        assert job.freed is not None
+
+    for seed in range(10):
+        ex = ds.Kernel(seed=seed, check_accesses=True).run(scenario)
+        assert ex.findings == []
+        assert len(freed_by) == 1 and freed_by[0].startswith("kworker/events:")
