@@ -542,15 +542,12 @@ class DmaFence:
                 cb.queued = None
                 steps = k.steps
                 cb.func(self, cb)
-                if k.steps != steps and i != last:
+                if k.steps != steps and i != last and self.freed is None:
                     # A callback took a scheduling point (queue_work, a nested signal): the
                     # rest of the list still runs in this fence's signalling (accesses A1).
-                    # The walk is of the detached list, not of the fence: a callback that
-                    # dropped the fence's last reference leaves nothing of it to declare
-                    # (dma_fence_signal_timestamp_locked touches the fence no more).
-                    freed = k.freed_oids
-                    if freed is None or self.oid not in freed:
-                        k.event("dma_fence_signal", self.oid, True)
+                    # Not after a callback dropped the last reference: the kernel's loop
+                    # walks its private list and touches the fence no more (R11).
+                    k.event("dma_fence_signal", self.oid, True)
         return 0
 
     def _double_signal(self) -> None:

@@ -31,13 +31,22 @@ Rules:
   an interrupt signals it) and wakes the thread. ``free_job`` is called by
   the thread, in process context, for the first pending job whose finished
   fence signalled, after taking it off the pending list. A job is freed
-  exactly once, by ``free_job`` (``job.freed``).
+  exactly once, by ``free_job`` (``job.freed``, S8).
 * S4 (timeout, ``drm_sched_job_timedout``): a delayed work item
   (``work_tdr``) on the scheduler's timeout workqueue, armed when a job
   starts and while jobs are pending; it runs in a kworker (process
-  context), takes the first pending job off the list under the list lock
-  and calls ``timedout_job``; the driver may park the scheduler thread
-  (:meth:`DrmGpuScheduler.stop` / :meth:`DrmGpuScheduler.start`).
+  context), picks the first pending job and calls ``timedout_job``. How it
+  picks changed in 2019 (:data:`TIMEOUT_DESIGNS`): ``peek`` reads the first
+  job without the list lock and leaves it on the list, so the scheduler
+  thread may free it meanwhile; ``take-off-list`` takes it off the list under
+  the lock, and :meth:`DrmGpuScheduler.stop` (``drm_sched_stop(sched,
+  bad)``, which the driver's handler calls) puts it back once the thread is
+  parked. ``stop`` then detaches the pending jobs from their hardware
+  fences (or frees those already done, leaving a done bad job to the
+  handler: ``free_guilty``); :meth:`DrmGpuScheduler.start` re-arms them (a
+  detached job completes with ``-ECANCELED``) and unparks the thread. A job
+  the handler took off the list and no ``stop`` put back is never freed,
+  as in the kernel.
 * S5 (entity kill, ``drm_sched_entity_kill``): the entity stops accepting
   jobs; each job still queued gets its scheduled fence signalled, its
   finished fence the error ``-ESRCH``, and a callback on the previous job's
@@ -56,6 +65,25 @@ Rules:
 * S6 (declarations): the scheduler's bookkeeping (entities' queues, the
   pending list, the dependency being waited) is one object (the
   scheduler's ``oid``), written by every step that changes it.
+* S7 (references, as the kernel counts them): the job holds one reference
+  on its finished fence (dropped by ``drm_sched_job_cleanup``), the finished
+  fence one on the scheduled fence (dropped by its ``release``), the
+  scheduled fence one on the hardware fence (``parent``, dropped by its
+  ``release``, which frees the pair). ``add_dependency`` consumes the
+  caller's reference; the dependency container keeps it until cleanup or
+  until the kill walk erases the entry (the walk's callback, or the walk
+  itself when the fence already signalled, puts it). The entity holds a
+  reference on the dependency it waits for and on ``last_scheduled``;
+  ``run_job`` returns a reference the scheduler drops once it took its own.
+  Whoever keeps using a job's fence after pushing it (a waiter, a
+  reservation object) takes its own reference first.
+* S8 (job lifetime): a job is the driver's memory, freed by ``free_job``
+  (``job.cleanup()``: ``drm_sched_job_cleanup`` and ``kfree``). The
+  scheduler's steps that look at a job declare it (push, pop, begin, the
+  timeout handler's pick), and so does a driver callback that reads it
+  (``job.read(op)``): any of them on a freed job is a ``use-after-free``
+  naming the job, the thread that freed it and the one that touched it; a
+  second ``cleanup`` is the double free, reported the same way.
 """
 
 from __future__ import annotations
@@ -68,7 +96,9 @@ from ..dma.fence import DmaFence, DmaFenceCb, FenceOps, context_alloc
 from ..kernel.errors import ENOENT, UsageError
 from ..kernel.irq_work import IrqWork
 from ..kernel.kthread_park import kthread_park, kthread_parkme, kthread_unpark
+from ..kernel.lifetime import FreeRecord, lifetimes
 from ..kernel.runtime import current_kernel
+from ..kernel.stack import Frame
 from ..kernel.wait import WaitQueue
 from ..kernel.workqueue import DelayedWork, Workqueue, WorkStruct, system_wq
 from ..locking.spinlock import SpinLock
@@ -83,23 +113,41 @@ SCHED_FENCE_LOCK_CLASS = "drm_sched_fence.lock"
 XA_LOCK_CLASS = "&job->dependencies.xa_lock"
 #: What the entity-kill callback does, by design (S5).
 KILL_DESIGNS = ("inline-signal", "irq-work", "work-item", "callback-takes-xa-lock", "work-walk")
+#: How the timeout handler picks the job it blames (S4): ``peek`` leaves it on the pending list
+#: (before 2019), ``take-off-list`` removes it under the list lock and ``stop`` puts it back once
+#: the scheduler thread is parked (Andrey Grodzovsky, "drm/scheduler: Avoid accessing freed bad job.").
+TIMEOUT_DESIGNS = ("peek", "take-off-list")
 #: ``DRM_GPU_SCHED_STAT_NOMINAL`` / ``_ENODEV``: what ``timedout_job`` returns.
 STAT_NOMINAL = "nominal"
 STAT_ENODEV = "enodev"
 
 
 class _SchedFenceOps(FenceOps):
-    """``drm_sched_fence_ops_scheduled`` / ``_finished``."""
+    """``drm_sched_fence_ops_scheduled`` / ``_finished`` (S7: their ``release``)."""
 
-    def __init__(self, sched_name: str, which: str) -> None:
+    def __init__(self, sched_name: str, which: str, s_fence: DrmSchedFence) -> None:
         self.sched_name = sched_name
         self.which = which
+        self.s_fence = s_fence
 
     def get_driver_name(self, fence: DmaFence) -> str:
         return "drm_sched"
 
     def get_timeline_name(self, fence: DmaFence) -> str:
         return f"{self.sched_name}.{self.which}"
+
+    def release(self, fence: DmaFence) -> None:
+        """``drm_sched_fence_release_finished``: drop the finished fence's reference on the
+        scheduled one; ``drm_sched_fence_release_scheduled``: drop the parent, free the pair (S7)."""
+        s_fence = self.s_fence
+        if self.which == "finished":
+            s_fence.scheduled.put()
+            return
+        if s_fence.parent is not None:
+            s_fence.parent.put()
+        # call_rcu(drm_sched_fence_free): the struct holding both fences goes at once.
+        s_fence.finished.free()
+        fence.free()
 
 
 class DrmSchedFence:
@@ -111,51 +159,104 @@ class DrmSchedFence:
         """``drm_sched_fence_alloc`` + ``drm_sched_fence_init``."""
         name = entity.sched.name
         self.lock = SpinLock(SCHED_FENCE_LOCK_CLASS, key=SCHED_FENCE_LOCK_CLASS)
-        self.scheduled = DmaFence(_SchedFenceOps(name, "scheduled"), self.lock, entity.fence_context, seqno)
-        self.finished = DmaFence(_SchedFenceOps(name, "finished"), self.lock, entity.fence_context + 1, seqno)
-        #: The hardware fence ``run_job`` returned.
+        # Each fence starts with one reference: the finished fence's is the job's (dropped by
+        # drm_sched_job_cleanup), the scheduled fence's is the finished fence's (S7).
+        self.scheduled = DmaFence(_SchedFenceOps(name, "scheduled", self), self.lock, entity.fence_context, seqno)
+        self.finished = DmaFence(_SchedFenceOps(name, "finished", self), self.lock, entity.fence_context + 1,
+                                 seqno)
+        #: The hardware fence ``run_job`` returned, with a reference of its own (S7).
         self.parent: DmaFence | None = None
 
 
 class DrmSchedJob:
     """``struct drm_sched_job``: a job of an entity, its fences and dependencies."""
 
-    __slots__ = ("cb", "data", "dependencies", "entity", "finish_cb", "freed", "irq_work", "name", "s_fence",
-                 "sched", "work", "xa_lock")
+    __slots__ = ("cb", "data", "dependencies", "entity", "finish_cb", "freed", "irq_work", "k", "last_dependency",
+                 "name", "oid", "ref_sites", "s_fence", "sched", "work", "xa_lock")
+    #: ``freed`` and ``ref_sites``: the lifetime room's bookkeeping (S8).
+    __untracked__ = ("freed", "ref_sites")
 
     def __init__(self, entity: DrmSchedEntity, name: str = "", data: Any = None) -> None:
         """``drm_sched_job_init``: the job belongs to ``entity``; ``data`` is the driver's."""
+        self.k = entity.sched.k
+        #: The job's memory (S8): declared accesses of a freed job are a ``use-after-free``.
+        self.oid = self.k.new_oid()
         self.entity = entity
         self.sched = entity.sched
         entity.seqno += 1
         self.name = name or f"{entity.name}#{entity.seqno}"
         self.s_fence = DrmSchedFence(entity, entity.seqno)
-        #: ``job->dependencies`` (an xarray, S2) and its lock.
+        #: ``job->dependencies`` (an xarray, S2) and its lock; each entry holds a reference (S7).
         self.dependencies: list[DmaFence] = []
+        #: ``job->last_dependency``: the next entry ``drm_sched_job_dependency`` hands out (S2).
+        self.last_dependency = 0
         self.xa_lock = SpinLock(XA_LOCK_CLASS, key=XA_LOCK_CLASS)
         #: The driver's payload (what ``run_job`` submits).
         self.data = data
-        #: Set by :meth:`cleanup`, which the driver's ``free_job`` calls (S3).
-        self.freed = False
+        #: Who freed it (S8), set by :meth:`cleanup`, which the driver's ``free_job`` calls (S3).
+        self.freed: FreeRecord | None = None
+        #: Jobs are not reference counted (``struct drm_sched_job`` has no kref): no leak check.
+        self.ref_sites: list[tuple[str, tuple[Frame, ...]]] | None = None
         self.cb: DmaFenceCb | None = None
         self.finish_cb: DmaFenceCb | None = None
         self.irq_work: IrqWork | None = None
         self.work: WorkStruct | None = None
 
     def add_dependency(self, fence: DmaFence) -> None:
-        """``drm_sched_job_add_dependency``: store ``fence`` (``xa_alloc`` under ``xa_lock``, S2)."""
+        """``drm_sched_job_add_dependency``: store ``fence`` (``xa_alloc`` under ``xa_lock``, S2).
+
+        The caller's reference is consumed (S7): whoever still uses the fence afterwards
+        passes ``fence.get()``. A fence of a context the job already depends on replaces
+        the entry when it is later, else it is dropped (the kernel's deduplication)."""
+        for i, entry in enumerate(self.dependencies):
+            if entry.context != fence.context:
+                continue
+            if fence.is_later(entry):
+                self.xa_lock.lock()  # xa_store
+                self.dependencies[i] = fence
+                self.xa_lock.unlock()
+                entry.put()
+            else:
+                fence.put()
+            return
         self.xa_lock.lock()
         try:
             self.dependencies.append(fence)
         finally:
             self.xa_lock.unlock()
 
+    # ------------------------------------------------------------------ lifetime (S8)
+
+    def lifetime_name(self) -> str:
+        return f"drm_sched_job {self.name}"
+
+    def lifetime_ids(self) -> tuple[int, ...]:
+        return (self.oid, self.xa_lock.oid)
+
+    def lifetime_count(self) -> int:
+        return 0 if self.freed is not None else 1
+
+    def read(self, op: str) -> None:
+        """A scheduling point that reads the job (a driver callback looking at it, S8)."""
+        self.k.point(op, self.oid, False, self.name)
+
     def cleanup(self) -> None:
-        """``drm_sched_job_cleanup``: drop the dependencies; the job is freed (S3)."""
-        if self.freed:
-            raise UsageError(f"drm_sched job {self.name} freed twice")
-        self.freed = True
+        """``drm_sched_job_cleanup`` and the driver's ``kfree(job)``: drop the job's reference on
+        its finished fence and the dependencies' references (S7), then free the job (S3, S8).
+
+        On a job already freed it is the kernel's double free: a ``use-after-free`` finding (the
+        cleanup reads the freed job), and nothing is put twice."""
+        rec = self.freed
+        if rec is not None:
+            lifetimes(self.k).report(rec, "drm_sched_job_cleanup")
+            return
+        self.k.event("drm_sched_job_cleanup", self.oid, True, self.name)
+        self.s_fence.finished.put()
+        deps = self.dependencies
         self.dependencies = []
+        for dep in deps:  # xa_for_each + dma_fence_put, then xa_destroy
+            dep.put()
+        lifetimes(self.k).free(self, "kfree(job)")
 
     def __repr__(self) -> str:
         return f"<DrmSchedJob {self.name}{' freed' if self.freed else ''}>"
@@ -222,6 +323,7 @@ class DrmSchedEntity:
         """``drm_sched_entity_push_job``: queue ``job`` and wake the scheduler."""
         k = self.sched.k
         k.point("drm_sched_entity_push_job", self.sched.oid, True, self.name)
+        k.event("drm_sched_entity_push_job", job.oid, True, job.name)  # S8: the job's queue node
         if self.stopped:
             raise UsageError(f"job pushed to the killed entity {self.name}")
         self.queue.append(job)
@@ -236,6 +338,7 @@ class DrmSchedEntity:
         k.event("drm_sched_entity_wakeup", self.sched.oid, True, self.name)
         self.dependency = None
         self.dep_cb = None
+        fence.put()  # the entity's reference on its dependency (S7)
         self.sched.wake_up_worker_locked()
 
     def _pop_job(self) -> DrmSchedJob | None:
@@ -243,31 +346,35 @@ class DrmSchedEntity:
         k = self.sched.k
         oid = self.sched.oid
         job = self.queue[0]
-        while job.dependencies:
-            dep = job.dependencies[0]
+        k.event("drm_sched_entity_pop_job", job.oid, False, job.name)  # S8
+        # drm_sched_job_dependency: the xarray keeps its entries (and their references) for the
+        # kill path's walk; the entity takes a reference of its own on the one it waits for (S7).
+        while job.last_dependency < len(job.dependencies):
+            dep = job.dependencies[job.last_dependency]
             signaled = dep.is_signaled()
             k.event("drm_sched_entity_pop_job", oid, True, self.name)  # S6: after the fence's point
             if self.stopped:
                 return None  # killed meanwhile (drm_sched_entity_kill waits for entity_idle)
+            job.last_dependency += 1
             if signaled:
-                job.dependencies.pop(0)
                 continue
-            self.dependency = dep
+            self.dependency = dep.get()
             try:
                 _ = dep.signaled_flag  # add_callback's lockless test, declared
                 cb = dep.add_callback(self._dependency_cb)
             except ENOENT:
                 k.event("drm_sched_entity_pop_job", oid, True, self.name)
                 self.dependency = None
+                dep.put()
                 if self.stopped:
                     return None
-                job.dependencies.pop(0)
                 continue
             k.event("drm_sched_entity_pop_job", oid, True, self.name)
             if self.stopped:
                 if self.dependency is dep:
                     self.dependency = None
-                    dep.remove_callback(cb)
+                    if dep.remove_callback(cb):
+                        dep.put()
                 return None
             if self.dependency is dep:
                 self.dep_cb = cb
@@ -289,11 +396,15 @@ class DrmSchedEntity:
         jobs = self.queue
         self.queue = []
         if self.dependency is not None and self.dep_cb is not None:
-            self.dependency.remove_callback(self.dep_cb)
+            dep = self.dependency
             self.dependency = None
+            if dep.remove_callback(self.dep_cb):  # drm_sched_entity_fini: the entity's reference
+                dep.put()
         prev = self.last_scheduled.get() if self.last_scheduled is not None else None
         for job in jobs:
             s_fence = job.s_fence
+            # The next job's prev, taken before the callback may free this job (S7).
+            finished = s_fence.finished.get()
             s_fence.scheduled.signal()  # drm_sched_fence_scheduled
             s_fence.finished.set_error(-ESRCH)
             if prev is None:
@@ -305,7 +416,7 @@ class DrmSchedEntity:
                     prev.add_callback(job.finish_cb)
                 except ENOENT:
                     self._kill_jobs_cb(prev, job)
-            prev = s_fence.finished.get()
+            prev = finished
         if prev is not None:
             prev.put()
 
@@ -339,15 +450,16 @@ class DrmSchedEntity:
         the first unsignalled one and return True (it calls back), else False."""
         while job.dependencies:  # xa_for_each: an RCU walk, no lock
             dep = job.dependencies[0]
-            job.xa_lock.lock()  # xa_erase
+            job.xa_lock.lock()  # xa_erase: the entry's reference is now the walk's (S7)
             job.dependencies.remove(dep)
             job.xa_lock.unlock()
             cb = DmaFenceCb(partial(self._kill_jobs_fence_cb, job))
             try:
                 _ = dep.signaled_flag  # add_callback's lockless test, declared
-                dep.add_callback(cb)
+                dep.add_callback(cb)  # the callback puts it
                 return True
             except ENOENT:
+                dep.put()
                 continue
         return False
 
@@ -372,6 +484,7 @@ class DrmGpuScheduler:
     __slots__ = (
         "_rr",
         "entities",
+        "free_guilty",
         "job_list_lock",
         "k",
         "name",
@@ -379,6 +492,7 @@ class DrmGpuScheduler:
         "ops",
         "pending",
         "thread",
+        "timeout_design",
         "timeout_ns",
         "timeout_wq",
         "wake",
@@ -386,8 +500,11 @@ class DrmGpuScheduler:
     )
 
     def __init__(self, ops: SchedBackendOps, name: str, *, timeout_ns: int | None = None,
-                 timeout_wq: Workqueue | None = None) -> None:
-        """``drm_sched_init``: ``timeout_ns`` None is ``MAX_SCHEDULE_TIMEOUT`` (no timeout handler)."""
+                 timeout_wq: Workqueue | None = None, timeout_design: str = "take-off-list") -> None:
+        """``drm_sched_init``: ``timeout_ns`` None is ``MAX_SCHEDULE_TIMEOUT`` (no timeout handler);
+        ``timeout_design`` picks how the handler picks its job (S4, :data:`TIMEOUT_DESIGNS`)."""
+        if timeout_design not in TIMEOUT_DESIGNS:
+            raise UsageError(f"unknown timeout design {timeout_design!r}; known: {list(TIMEOUT_DESIGNS)}")
         k = current_kernel()
         self.k = k
         self.oid = k.new_oid()
@@ -401,6 +518,9 @@ class DrmGpuScheduler:
         #: The timeout handler's and the kill works' workqueue (``system_wq`` by default).
         self.timeout_wq = timeout_wq if timeout_wq is not None else system_wq()
         self.work_tdr = DelayedWork(self._job_timedout, f"{name}.work_tdr") if timeout_ns is not None else None
+        self.timeout_design = timeout_design
+        #: ``sched->free_guilty``: drm_sched_stop found the bad job completed; the handler frees it.
+        self.free_guilty = False
         self._rr = 0
         self.thread = k.spawn(self._main, name=f"{name}", daemon=True)
 
@@ -459,12 +579,16 @@ class DrmGpuScheduler:
 
     def _take_finished(self) -> DrmSchedJob | None:
         """``drm_sched_get_finished_job``: take the first finished pending job off the list."""
-        job = self._finished_job()
-        if job is None:
+        if self._finished_job() is None:  # the wait condition's lockless hint
             return None
         self.job_list_lock.lock()
         self.k.event("drm_sched_get_finished_job", self.oid, True, self.name)
-        self.pending.remove(job)
+        job = self._finished_job()  # again under the lock: the timeout handler may have taken it
+        if job is not None:
+            self.k.event("drm_sched_get_finished_job", job.oid, True, job.name)  # list_del_init (S8)
+            self.pending.remove(job)
+            if self.work_tdr is not None:
+                self.work_tdr.cancel()  # this job's timeout; _start_timeout re-arms it for the next
         self.job_list_lock.unlock()
         return job
 
@@ -483,6 +607,7 @@ class DrmGpuScheduler:
         k = self.k
         self.job_list_lock.lock()
         k.event("drm_sched_job_begin", self.oid, True, self.name)
+        k.event("drm_sched_job_begin", job.oid, True, job.name)  # list_add_tail (S8)
         self.pending.append(job)
         self.job_list_lock.unlock()
         self._start_timeout()
@@ -499,17 +624,22 @@ class DrmGpuScheduler:
             hw.add_callback(job.cb)
         except ENOENT:
             self._job_done(job)
+        hw.put()  # the reference run_job returned ("drop for original kref_init", S7)
 
     def _job_done_cb(self, job: DrmSchedJob, f: DmaFence, cb: DmaFenceCb) -> None:
         """``drm_sched_job_done_cb``: the hardware fence signalled."""
         self._job_done(job)
 
-    def _job_done(self, job: DrmSchedJob) -> None:
+    def _job_done(self, job: DrmSchedJob, error: int = 0) -> None:
         """``drm_sched_job_done``: signal the finished fence, wake the thread (S3)."""
         parent = job.s_fence.parent
-        if parent is not None and parent.error:
-            job.s_fence.finished.set_error(parent.error)
-        job.s_fence.finished.signal()
+        finished = job.s_fence.finished.get()  # the signal may run the last put's callbacks
+        if error:
+            finished.set_error(error)
+        elif parent is not None and parent.error:
+            finished.set_error(parent.error)
+        finished.signal()
+        finished.put()
         self.k.event("drm_sched_job_done", self.oid, True, self.name)
         self.wake_up_worker_locked()
 
@@ -522,28 +652,77 @@ class DrmGpuScheduler:
         self.work_tdr.queue(self.timeout_wq, self.timeout_ns)
 
     def _job_timedout(self, work: WorkStruct) -> None:
-        """``drm_sched_job_timedout``: take the first pending job off the list, call the driver."""
-        self.job_list_lock.lock()
-        self.k.event("drm_sched_job_timedout", self.oid, True, self.name)
-        job = self.pending.pop(0) if self.pending else None
-        self.job_list_lock.unlock()
-        if job is None:
-            return
-        status = self.ops.timedout_job(job)
-        self.job_list_lock.lock()
-        self.k.event("drm_sched_job_timedout", self.oid, True, self.name)
-        if not job.freed:
-            self.pending.insert(0, job)
-        self.job_list_lock.unlock()
+        """``drm_sched_job_timedout``: pick the first pending job, call the driver (S4, by design)."""
+        k = self.k
+        if self.timeout_design == "peek":
+            # Before 2019: the first job, read without the list lock and left on the list.
+            k.point("drm_sched_job_timedout", self.oid, False, self.name)
+            job = self.pending[0] if self.pending else None
+        else:
+            self.job_list_lock.lock()
+            k.event("drm_sched_job_timedout", self.oid, True, self.name)
+            job = self.pending.pop(0) if self.pending else None  # list_del_init: stop() reinserts it
+            self.job_list_lock.unlock()
+        status = STAT_NOMINAL
+        if job is not None:
+            k.event("drm_sched_job_timedout", job.oid, False, job.name)  # job->sched
+            status = self.ops.timedout_job(job)
+            if self.free_guilty:  # the guilty job completed meanwhile: drm_sched_stop left it to us
+                self.ops.free_job(job)
+                self.free_guilty = False
         if status != STAT_ENODEV:
             self._start_timeout()
 
-    def stop(self) -> None:
-        """``drm_sched_stop``: park the scheduler thread (from the timeout handler)."""
+    def stop(self, bad: DrmSchedJob | None = None) -> None:
+        """``drm_sched_stop``: park the scheduler thread (from the timeout handler), put ``bad`` back
+        at the head of the pending list (the 2019 fix), then detach every pending job from its
+        hardware fence, or take it off the list and free it when that fence already signalled
+        (``bad`` is then left to the timeout handler: ``free_guilty``) (S4)."""
+        k = self.k
         kthread_park(self.thread)
+        if bad is not None and self.timeout_design != "peek" and bad.sched is self:
+            k.point("drm_sched_stop", self.oid, True, self.name)
+            k.event("drm_sched_stop", bad.oid, True, bad.name)  # list_add(&bad->list)
+            self.pending.insert(0, bad)
+        for job in reversed(list(self.pending)):  # the thread is parked: no lock needed to walk
+            k.point("drm_sched_stop", self.oid, True, self.name)
+            k.event("drm_sched_stop", job.oid, True, job.name)
+            parent = job.s_fence.parent
+            if parent is not None and job.cb is not None and parent.remove_callback(job.cb):
+                job.s_fence.parent = None
+                parent.put()
+                continue
+            self.job_list_lock.lock()
+            k.event("drm_sched_stop", self.oid, True, self.name)
+            self.pending.remove(job)
+            self.job_list_lock.unlock()
+            job.s_fence.finished.wait()  # the job is alive: its fence too
+            if job is not bad:
+                self.ops.free_job(job)
+            else:
+                self.free_guilty = True
+        if self.work_tdr is not None:
+            self.work_tdr.cancel()
 
-    def start(self) -> None:
-        """``drm_sched_start``: unpark the scheduler thread."""
+    def start(self, full_recovery: bool = True) -> None:
+        """``drm_sched_start``: re-arm the jobs still pending on their hardware fences (a job
+        detached from one completes with ``-ECANCELED``), restart the timeout, unpark the thread."""
+        k = self.k
+        if full_recovery:
+            for job in list(self.pending):
+                k.point("drm_sched_start", self.oid, True, self.name)
+                k.event("drm_sched_start", job.oid, True, job.name)
+                parent = job.s_fence.parent
+                if parent is None:
+                    self._job_done(job, -ECANCELED)
+                    continue
+                job.cb = DmaFenceCb(partial(self._job_done_cb, job))
+                try:
+                    _ = parent.signaled_flag  # add_callback's lockless test, declared
+                    parent.add_callback(job.cb)
+                except ENOENT:
+                    self._job_done(job)
+            self._start_timeout()
         kthread_unpark(self.thread)
 
     def __repr__(self) -> str:
@@ -563,7 +742,7 @@ class EngineBackend(SchedBackendOps):
     def run_job(self, job: DrmSchedJob) -> DmaFence | None:
         ops = self.ops_of(job) if self.ops_of is not None else (job.data or [])
         fence: DmaFence = self.engine.submit(ops, name=job.name)
-        return fence
+        return fence.get()  # the engine keeps its own reference until it signalled (S7)
 
     def free_job(self, job: DrmSchedJob) -> None:
         if self.free_lock is not None:
@@ -590,8 +769,15 @@ class IrqBackend(SchedBackendOps):
 
     def run_job(self, job: DrmSchedJob) -> DmaFence | None:
         fence = self.timeline.create()
-        current_kernel().raise_irq(fence.signal, name=f"{self.timeline.name}-irq")
+        # The ring's slot holds a reference until the interrupt signalled it (S7).
+        current_kernel().raise_irq(self._irq, fence.get(), name=f"{self.timeline.name}-irq")
         return fence
+
+    @staticmethod
+    def _irq(fence: DmaFence) -> None:
+        """The completion interrupt: signal the ring's fence and drop the ring's reference."""
+        fence.signal()
+        fence.put()
 
     def free_job(self, job: DrmSchedJob) -> None:
         if self.free_lock is not None:

@@ -69,6 +69,13 @@ Rules:
   device-private entry drops the device page's reference; a migration entry
   holds none. ``fork`` of a non-present entry is not modelled
   (``NotImplementedError``).
+* R12 (anon_vma): the reverse-map walk of an anonymous page
+  (``rmap_walk_anon``, :mod:`dmabufsim.mm.rmap`) holds the address space's
+  ``anon_vma`` lock for read around each unmap (and its notifier bracket);
+  ``exit_mmap`` takes it for write when it frees the page tables
+  (``free_pgtables`` -> ``unlink_anon_vmas``). So an ``exit_mmap`` run from
+  inside a notifier called by the rmap walk (the last ``mmput`` in the
+  callback) waits for the lock its own thread holds.
 """
 
 from __future__ import annotations
@@ -109,6 +116,8 @@ PROT_WRITE = 2
 MADV_DONTNEED = 4
 #: Top of the user address space (``TASK_SIZE`` on x86-64).
 TASK_SIZE = 1 << 47
+#: Lock class of every address space's ``anon_vma`` lock (R12): one ``init_rwsem`` site.
+ANON_VMA_LOCK = "&anon_vma->rwsem"
 #: Where the model's ``mmap`` starts placing mappings.
 MMAP_BASE = 0x10_0000
 
@@ -208,7 +217,9 @@ class MmStruct:
 
     #: Bookkeeping the model writes and never reads back (the ranges between
     #: invalidate start and end, a counter): not model state (accesses A3).
-    __untracked__ = ("active_ranges", "stats_invalidations")
+    #: ``mm_users`` is a refcount declared as its own pseudo-object (``refcount_oid``, R9):
+    #: increments commute, the decrement-and-test is a write.
+    __untracked__ = ("active_ranges", "stats_invalidations", "mm_users")
 
     def __init__(self, name: str = "mm", alloc: PageAllocator | None = None) -> None:
         self.k: Kernel = current_kernel()
@@ -217,6 +228,9 @@ class MmStruct:
         self.alloc = alloc or page_allocator(self.k)
         #: ``mmap_lock``: an rw_semaphore of lock class ``mmap_lock`` (R1).
         self.mmap_lock = RwSem(MMAP_LOCK)
+        #: The root ``anon_vma``'s rw_semaphore of the private mappings (R12): one per address
+        #: space in the model (the kernel's anon_vma chains share a root per fork family).
+        self.anon_vma_lock = RwSem(f"{name}.anon_vma", key=ANON_VMA_LOCK)
         self.vmas: list[Vma] = []
         #: Page tables: virtual page number -> PTE.
         self.ptes: dict[int, Pte] = {}
@@ -720,6 +734,9 @@ class MmStruct:
             rng = MmuNotifierRange(self, 0, TASK_SIZE, MmuNotifyEvent.RELEASE)
             invalidate_range_start(rng)
             self._zap(0, TASK_SIZE)
+            # free_pgtables -> unlink_anon_vmas: the anon_vma lock, for write (R12).
+            self.anon_vma_lock.down_write()
+            self.anon_vma_lock.up_write()
             for v in self.vmas:
                 if v.shmem is not None:
                     v.shmem.put_user()

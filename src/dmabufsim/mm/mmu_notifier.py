@@ -232,6 +232,8 @@ class MMUNotifierSubscriptions:
             if range in self.itree_ranges:
                 self.itree_ranges.remove(range)
                 _itree_end(k, self)
+            # The classic list, read under SRCU: ordered with register / release (their writes).
+            k.event("mmu_notifier_invalidate_range_end", self.oid, False)
             for sub in list(self.subscribers):
                 _enter_nb(k, range)
                 try:
@@ -472,6 +474,8 @@ def _itree_end(k: Kernel, subs: MMUNotifierSubscriptions) -> None:
 def _hlist_start(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRange) -> bool:
     """``mn_hlist_invalidate_range_start``: the classic subscribers. False = one refused (R4)."""
     done: list[MMUNotifier] = []
+    # The classic list, read under SRCU: ordered with register / release (their writes).
+    k.event("mmu_notifier_invalidate_range_start", subs.oid, False)
     for sub in list(subs.subscribers):
         refused = False
         _enter_nb(k, range)

@@ -15,8 +15,9 @@ Rules:
 * R2 (one bracket per mapping): for each ``(mm, address)`` of the page's
   reverse map, in order: ``invalidate_range_start`` over that page with event
   ``CLEAR`` (``try_to_unmap_one``), the PTE is removed and its reference
-  dropped, ``invalidate_range_end``. No ``mmap_lock`` is taken (the rmap walk
-  holds the anon_vma / i_mmap lock and the page-table lock instead).
+  dropped, ``invalidate_range_end``. No ``mmap_lock`` is taken: the rmap walk
+  holds the address space's ``anon_vma`` lock for read around it (memory
+  R12) and the page-table lock.
 * R3 (reclaim): ``shrink_page`` takes a reference (the page is isolated from
   the LRU), ``trylock_page`` -- a locked page is skipped, reclaim never
   sleeps on it -- then unmaps, unlocks and drops the reference: a page no one
@@ -42,14 +43,18 @@ def try_to_unmap(page: Page) -> int:
     n = 0
     for mm, addr in list(page.rmap):
         assert isinstance(mm, MmStruct)
-        k.point("page_vma_mapped_walk", mm.oid, True)  # under the page-table lock
-        if not mm.maps_page_at(page, addr):
-            continue
-        rng = MmuNotifierRange(mm, addr, addr + PAGE_SIZE, MmuNotifyEvent.CLEAR)
-        invalidate_range_start(rng)
-        k.point("try_to_unmap_one", mm.oid, True)
-        n += mm.zap_page_at(page, addr)
-        invalidate_range_end(rng)
+        mm.anon_vma_lock.down_read()  # rmap_walk_anon: anon_vma_lock_read (memory R12)
+        try:
+            k.point("page_vma_mapped_walk", mm.oid, True)  # under the page-table lock
+            if not mm.maps_page_at(page, addr):
+                continue
+            rng = MmuNotifierRange(mm, addr, addr + PAGE_SIZE, MmuNotifyEvent.CLEAR)
+            invalidate_range_start(rng)
+            k.point("try_to_unmap_one", mm.oid, True)
+            n += mm.zap_page_at(page, addr)
+            invalidate_range_end(rng)
+        finally:
+            mm.anon_vma_lock.up_read()
     return n
 
 

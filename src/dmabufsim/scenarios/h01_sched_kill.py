@@ -76,14 +76,18 @@ def run_h1(k: Kernel, design: str, driver: str, with_dependency: bool) -> None:
     if with_dependency:
         other = FenceContext("other", driver="other").create()
         l2 = DrmSchedJob(entity, "L2")
-        l2.add_dependency(other)
+        l2.add_dependency(other.get())  # the job consumes a reference; the other driver keeps its own
         jobs.append(l2)
+    # The submitter keeps A's finished fence (as a syncobj would): it keeps the scheduled one alive.
+    a_done = a.s_fence.finished.get()
     for j in jobs:
         entity.push_job(j)
     a.s_fence.scheduled.wait()
     entity.kill()
     if other is not None:
         other.signal()
+        other.put()
+    a_done.put()
 
 
 def inline_signal(k: Kernel) -> None:

@@ -37,15 +37,18 @@ def test_jobs_run_in_order_after_their_dependencies_and_are_freed_once() -> None
         dep = FenceContext("user", driver="user").create()
         jobs = [DrmSchedJob(entity, f"J{i}") for i in range(3)]
         made[:] = jobs
-        jobs[1].add_dependency(dep)
+        jobs[1].add_dependency(dep.get())  # consumes a reference: the test keeps its own
+        done = [j.s_fence.finished.get() for j in jobs]  # what a syncobj would hold
         for j in jobs:
             entity.push_job(j)
         k.msleep(1)
-        assert jobs[0].s_fence.finished.is_signaled()
+        assert done[0].is_signaled()
         assert not jobs[1].s_fence.scheduled.is_signaled()  # waits for its dependency
         dep.signal()
-        for j in jobs:
-            j.s_fence.finished.wait()
+        dep.put()
+        for f in done:
+            f.wait()
+            f.put()
         k.msleep(1)
 
     for seed in range(10):
@@ -81,9 +84,11 @@ def test_the_timeout_handler_runs_in_a_kworker_with_the_hung_job() -> None:
         sched = DrmGpuScheduler(Hung(), "gfx", timeout_ns=5 * ds.NSEC_PER_MSEC)
         entity = DrmSchedEntity(sched, "ctx")
         job = DrmSchedJob(entity, "J")
+        done = job.s_fence.finished.get()
         entity.push_job(job)
-        job.s_fence.finished.wait()
-        assert job.s_fence.finished.get_status() == -62
+        done.wait()
+        assert done.get_status() == -62
+        done.put()
 
     ex = ds.Kernel(seed=0).run(scenario)
     assert ex.findings == []
@@ -97,11 +102,133 @@ def test_stop_parks_the_scheduler_thread_and_start_resumes_it() -> None:
         entity = DrmSchedEntity(sched, "ctx")
         sched.stop()
         job = DrmSchedJob(entity, "J")
+        done = job.s_fence.finished.get()
         entity.push_job(job)
         k.msleep(1)
         assert not job.s_fence.scheduled.is_signaled()  # parked: nothing runs
         sched.start()
-        job.s_fence.finished.wait()
+        done.wait()
+        done.put()
 
     for seed in range(10):
         assert ds.Kernel(seed=seed).run(scenario).findings == []
+
+
+def test_references_are_counted_as_the_kernel_counts_them() -> None:
+    """The dependency container, the entity and the kill walk each drop exactly the reference they took;
+    the job's fences are freed once the job and the last outside holder let go."""
+    from dmabufsim.drivers.drm_sched import IrqBackend
+    from dmabufsim.kernel.workqueue import Workqueue
+
+    seen: list[tuple[int, bool, bool]] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        sched = DrmGpuScheduler(IrqBackend("amdgpu"), "gfx", timeout_wq=Workqueue("events", workers=1))
+        entity = DrmSchedEntity(sched, "ctx", kill_design="work-walk")
+        a, l1 = DrmSchedJob(entity, "A"), DrmSchedJob(entity, "L1")
+        other = FenceContext("other", driver="other").create()
+        l1.add_dependency(other.get())
+        a_done, l1_done = a.s_fence.finished.get(), l1.s_fence.finished.get()
+        entity.push_job(a)
+        entity.push_job(l1)
+        a_done.wait()
+        entity.kill()
+        other.signal()
+        l1_done.wait()
+        k.msleep(1)  # the kill work frees L1
+        seen.append((other.refcount, l1.freed is not None, a.freed is not None))
+        l1_done.put()
+        a_done.put()
+        seen.append((other.refcount, l1.s_fence.scheduled.freed is not None, l1.s_fence.finished.freed is not None))
+        other.put()
+
+    for seed in range(10):
+        seen.clear()
+        ex = ds.Kernel(seed=seed).run(scenario)
+        assert ex.findings == []
+        assert seen == [(1, True, True), (1, True, True)]
+
+
+def _one_job(k: ds.Kernel, backend: SchedBackendOps) -> DrmSchedJob:
+    dev_sched = DrmGpuScheduler(backend, "gfx")
+    entity = DrmSchedEntity(dev_sched, "ctx")
+    job = DrmSchedJob(entity, "J")
+    done = job.s_fence.finished.get()
+    entity.push_job(job)
+    done.wait()
+    done.put()
+    k.msleep(1)  # the scheduler thread frees it
+    return job
+
+
+def test_a_job_freed_twice_is_a_use_after_free_not_a_crash() -> None:
+    class FreesTwice(EngineBackend):
+        def free_job(self, job: DrmSchedJob) -> None:
+            job.cleanup()
+            job.cleanup()  # the driver's double free
+
+    def scenario(k: ds.Kernel) -> None:
+        _one_job(k, FreesTwice(Device("gpu", iommu=False, gpuvm=False).engine("gfx")))
+
+    ex = ds.Kernel(seed=0).run(scenario)
+    assert ex.kinds == ["use-after-free"]
+    f = ex.findings[0]
+    assert f.title == "BUG: KASAN: slab-use-after-free in drm_sched_job_cleanup"
+    assert f.details["object"] == "drm_sched_job J" and f.details["freed_in"] == "kfree(job)"
+    assert [t.name for t in f.threads] == ["gfx", "gfx"]
+
+
+def test_touching_a_freed_job_names_both_threads() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        job = _one_job(k, EngineBackend(Device("gpu", iommu=False, gpuvm=False).engine("gfx")))
+        assert job.freed is not None
+        job.read("driver_looks_at_job")
+
+    ex = ds.Kernel(seed=0).run(scenario)
+    assert ex.kinds == ["use-after-free"]
+    f = ex.findings[0]
+    assert f.title == "BUG: KASAN: slab-use-after-free in driver_looks_at_job"
+    assert f.details["touched_by"] == "scenario" and f.details["freed_by"] == "gfx"
+    assert [fr.function for fr in f.threads[1].stack] == ["cleanup", "free_job", "_main"]
+
+
+def test_a_bad_job_that_completed_during_the_timeout_is_freed_by_the_handler() -> None:
+    """drm_sched_stop finds the bad job's hardware fence signalled: it leaves the job to the timeout
+    handler (free_guilty), which frees it once the driver returned; the thread never sees it."""
+    freed_by: list[str] = []
+
+    class LateRing(SchedBackendOps):
+        def __init__(self) -> None:
+            self.hw = FenceContext("hw", driver="late")
+            self.fences: list[DmaFence] = []
+
+        def run_job(self, job: DrmSchedJob) -> DmaFence | None:
+            f = self.hw.create()
+            self.fences.append(f.get())
+            return f
+
+        def timedout_job(self, job: DrmSchedJob) -> str:
+            job.read("late_job_timedout")
+            self.fences[0].signal()  # the job completes just now
+            self.fences[0].put()
+            job.sched.stop(job)
+            job.sched.start(True)
+            return "nominal"
+
+        def free_job(self, job: DrmSchedJob) -> None:
+            freed_by.append(ds.current_kernel().current.name)
+            job.cleanup()
+
+    def scenario(k: ds.Kernel) -> None:
+        freed_by.clear()
+        sched = DrmGpuScheduler(LateRing(), "gfx", timeout_ns=5 * ds.NSEC_PER_MSEC)
+        entity = DrmSchedEntity(sched, "ctx")
+        job = DrmSchedJob(entity, "J")
+        entity.push_job(job)
+        k.msleep(10)
+        assert job.freed is not None
+
+    for seed in range(10):
+        ex = ds.Kernel(seed=seed, check_accesses=True).run(scenario)
+        assert ex.findings == []
+        assert len(freed_by) == 1 and freed_by[0].startswith("kworker/events:")

@@ -190,6 +190,27 @@ def test_fences_nobody_puts_are_never_freed_nor_reported() -> None:
     assert run_first(scenario).findings == []
 
 
+def test_a_callback_dropping_the_last_reference_after_a_scheduling_point_is_no_use_after_free() -> None:
+    """The only reference was handed to the callback, which takes a lock (a scheduling point) and
+    puts it: the signalling touches the fence no more after the callback (dma_fence R11)."""
+    lock = []
+
+    def put_after_a_lock(fence: DmaFence, cb: Any) -> None:
+        lock[0].lock()
+        lock[0].unlock()
+        fence.put()
+
+    def scenario(k: ds.Kernel) -> None:
+        lock[:] = [ds.SpinLock("driver.lock")]
+        f = dma.FenceContext("ring0").create()
+        f.add_callback(put_after_a_lock)
+        f.signal()
+
+    for seed in range(5):
+        ex = run(scenario, seed=seed)
+        assert ex.findings == []
+
+
 # ---------------------------------------------------------------------- type-safe by RCU (L5) and get_rcu_safe
 
 
