@@ -21,7 +21,7 @@ Rules:
 * R2 (dedup): findings are kept once per signature, with the first
   execution (lowest index) that found them, and counted. A later
   execution's report of a signature the job already holds is made without
-  its text and stacks (``Kernel.known_findings``): only the count is kept.
+  its text, stacks and token (``Kernel.known_findings``): only the count is kept.
 * R3 (expected): findings whose kind or signature the caller expects do not
   make the run fail; an expected finding never found does (when the space
   was exhausted) or leaves it inconclusive.
@@ -418,7 +418,8 @@ def _record(
             if index < old.execution and strategy == old.strategy:
                 # keep the lowest index: the same finding whatever the split among jobs (R2)
                 table[f.signature] = replace(
-                    old, finding=f, token=ex.token, original_token=ex.token, execution=index,
+                    old, finding=f if f.token else f.with_token(ex.token), token=ex.token,
+                    original_token=ex.token, execution=index,
                     preemptions=ex.preemptions, original_preemptions=ex.preemptions, steps=ex.steps,
                     trace_digest=ex.trace_digest,
                 )

@@ -335,8 +335,10 @@ class Kernel:
         #: Checks run when the execution ends (leak checks), in order.
         self.at_exit: list[Callable[[], None]] = []
         self._signatures: set[str] = set()
-        #: Signatures of findings whose text and stacks nobody will read (the explorer
-        #: passes the table of findings it already holds): see :meth:`wants_text`.
+        #: Signatures of findings whose text, stacks and token nobody will read (the explorer
+        #: passes the table of findings it already holds): see :meth:`wants_text`. When every
+        #: finding of the execution is one of them, they carry no token (``Execution.token``
+        #: makes it when asked: zlib's set-up costs more than a short execution).
         self.known_findings: Container[str] = ()
         self._threads: list[KThread] = []
         #: Threads ever created (the next tid); the table may have dropped exited irq threads.
@@ -1412,9 +1414,12 @@ class Kernel:
         choices = self._log.choices()
         diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
         tok = self._replay_notes(len(choices), diverged)
-        if tok is None and self.findings:  # else made when asked for (choices R2)
+        known = self.known_findings
+        if tok is None and any(f.signature not in known for f in self.findings):
+            # else made when asked for (choices R2): no finding, or only findings the explorer
+            # already holds (they keep no text, stacks or token; Execution.token still has it)
             tok = token_of(choices, self.scenario_id)
-        findings = [f.with_token(tok) for f in self.findings] if tok is not None else []
+        findings = [f.with_token(tok) for f in self.findings] if tok is not None else list(self.findings)
         summaries = self._summaries
         return Execution(
             findings=findings,
