@@ -269,8 +269,9 @@ class IsolationChecker:
             if unfinished:
                 self._leak(f"{len(unfinished)} job(s) of {dev.name} never completed (fences never signalled)",
                            {"device": dev.name, "jobs": unfinished[:16]}, f"jobs:{dev.name}")
+        exited = ThreadState.EXITED  # an Enum member lookup costs ~10x a local's
         for t in k.threads:
-            if t.state is not ThreadState.EXITED and t.held:
+            if t.state is not exited and t.held:
                 self._leak(f"{t.name} ended the execution holding locks",
                            {"thread": t.name, "locks": [hl.map.name for hl in t.held]}, f"locks:{t.name}")
 

@@ -21,7 +21,7 @@ Rules:
 * R2 (dedup): findings are kept once per signature, with the first
   execution (lowest index) that found them, and counted. A later
   execution's report of a signature the job already holds is made without
-  its text and stacks (``Kernel.known_findings``): only the count is kept.
+  its text, stacks and token (``Kernel.known_findings``): only the count is kept.
 * R3 (expected): findings whose kind or signature the caller expects do not
   make the run fail; an expected finding never found does (when the space
   was exhausted) or leaves it inconclusive.

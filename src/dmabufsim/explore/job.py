@@ -389,7 +389,8 @@ def _record(
             if index < old.execution and strategy == old.strategy:
                 # keep the lowest index: the same finding whatever the split among jobs (R2)
                 table[f.signature] = replace(
-                    old, finding=f, token=ex.token, original_token=ex.token, execution=index,
+                    old, finding=f if f.token else f.with_token(ex.token), token=ex.token,
+                    original_token=ex.token, execution=index,
                     preemptions=ex.preemptions, original_preemptions=ex.preemptions, steps=ex.steps,
                     trace_digest=ex.trace_digest,
                 )

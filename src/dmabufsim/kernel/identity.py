@@ -58,13 +58,16 @@ class ScenarioId:
     #: Whether the digest is of real source text.
     source: bool = True
 
-    @property
+    @functools.cached_property
     def name_digest(self) -> str:
         return hashlib.sha256(self.name.encode()).hexdigest()
 
-    @property
+    @functools.cached_property
     def short(self) -> str:
-        """10 hex digits: 4 of the name's digest, then 6 of the code's (R3)."""
+        """10 hex digits: 4 of the name's digest, then 6 of the code's (R3).
+
+        Cached on the (frozen) identity, which Kernel.run reads once per execution.
+        """
         return self.name_digest[:4] + self.code[:6]
 
     def to_json(self) -> dict[str, Any]:

@@ -111,6 +111,7 @@ PERIOD = 1 << 14
 _running: Kernel | None = None
 _RUNNABLE = ThreadState.RUNNABLE
 _BLOCKED = ThreadState.BLOCKED
+_EXITED = ThreadState.EXITED
 
 #: Factories run at the start of every execution, in registration order:
 #: the higher rooms (lockdep, checkers) install their per-execution state
@@ -334,8 +335,10 @@ class Kernel:
         #: Checks run when the execution ends (leak checks), in order.
         self.at_exit: list[Callable[[], None]] = []
         self._signatures: set[str] = set()
-        #: Signatures of findings whose text and stacks nobody will read (the explorer
-        #: passes the table of findings it already holds): see :meth:`wants_text`.
+        #: Signatures of findings whose text, stacks and token nobody will read (the explorer
+        #: passes the table of findings it already holds): see :meth:`wants_text`. When every
+        #: finding of the execution is one of them, they carry no token (``Execution.token``
+        #: makes it when asked: zlib's set-up costs more than a short execution).
         self.known_findings: Container[str] = ()
         self._threads: list[KThread] = []
         #: Threads ever created (the next tid); the table may have dropped exited irq threads.
@@ -660,10 +663,10 @@ class Kernel:
 
     def _decide(self, cur: KThread | None) -> KThread:
         runnable = self._runnable
-        if cur is not None and cur.state is not ThreadState.RUNNABLE:
+        if cur is not None and cur.state is not _RUNNABLE:
             cur = None
         nxt = self.strategy.next_thread(runnable, cur)
-        if nxt.state is not ThreadState.RUNNABLE:
+        if nxt.state is not _RUNNABLE:
             raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
         if cur is not None and nxt is not cur:
@@ -1229,7 +1232,7 @@ class Kernel:
         if not self._dead:
             self.lockdep.thread_exit(t)
             self.progress("thread exit")  # progress P1
-        t.state = ThreadState.EXITED
+        t.state = _EXITED
         if t in self._runnable:
             self._runnable.remove(t)
         for j in t.joiners:
@@ -1288,7 +1291,7 @@ class Kernel:
             if self._interrupt is not None:
                 raise self._interrupt  # R6: after teardown (the finally below)
             if not self._stopping:
-                blocked = [t for t in self._threads if t.state is ThreadState.BLOCKED and not self._is_daemon(t)]
+                blocked = [t for t in self._threads if t.state is _BLOCKED and not self._is_daemon(t)]
                 if blocked:
                     self.outcome = "deadlock"
                     self._deadlock(blocked)
@@ -1377,7 +1380,7 @@ class Kernel:
         interrupt: KeyboardInterrupt | None = None
         for t in self._threads:
             glet = t.glet
-            if t.state is not ThreadState.EXITED and glet is not None and not glet.dead:
+            if t.state is not _EXITED and glet is not None and not glet.dead:
                 self._current = t
                 try:
                     glet.throw(ThreadKilled())
@@ -1385,7 +1388,7 @@ class Kernel:
                     interrupt = exc
                 except BaseException:  # noqa: BLE001 - teardown of a dead execution
                     pass
-            t.state = ThreadState.EXITED
+            t.state = _EXITED
             t.glet = None
         self._current = None
         self._runnable.clear()
@@ -1397,10 +1400,10 @@ class Kernel:
         out = []
         for t in self._threads:
             ctx = "hardirq" if t.in_irq else "softirq" if t.in_softirq else ""
-            if t.state is ThreadState.BLOCKED:
+            if t.state is _BLOCKED:
                 what, obj, _ = t.blocked_on or ("?", -1, "")
                 out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", self._is_daemon(t), ctx))
-            elif t.state is ThreadState.RUNNABLE:
+            elif t.state is _RUNNABLE:
                 out.append(ThreadSummary(t.tid, t.name, "runnable", "", self._is_daemon(t), ctx))
             else:
                 state = "exited" if t.error is None else "crashed"
@@ -1411,9 +1414,12 @@ class Kernel:
         choices = self._log.choices()
         diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
         tok = self._replay_notes(len(choices), diverged)
-        if tok is None and self.findings:  # else made when asked for (choices R2)
+        known = self.known_findings
+        if tok is None and any(f.signature not in known for f in self.findings):
+            # else made when asked for (choices R2): no finding, or only findings the explorer
+            # already holds (they keep no text, stacks or token; Execution.token still has it)
             tok = token_of(choices, self.scenario_id)
-        findings = [f.with_token(tok) for f in self.findings] if tok is not None else []
+        findings = [f.with_token(tok) for f in self.findings] if tok is not None else list(self.findings)
         summaries = self._summaries
         return Execution(
             findings=findings,

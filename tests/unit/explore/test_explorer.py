@@ -297,6 +297,34 @@ def test_deadlock_already_held_is_reported_without_stacks() -> None:
     assert all(t.stack == () for t in quiet.threads) and quiet.report.count("\n") < full.report.count("\n")
 
 
+def test_an_execution_of_held_findings_only_makes_no_token_until_asked() -> None:
+    """Kernel.known_findings: when every finding is already held, the findings carry no
+    token (nobody reads it); the execution still makes its token when asked, the same one."""
+    seed = next(s for s in range(50) if ds.Kernel(seed=s, lockdep=False).run(abba).outcome == "deadlock")
+    ex = ds.Kernel(seed=seed, lockdep=False).run(abba)
+    assert ex.findings[0].token == ex.token and ex.token.startswith("dbs2.")
+    k = ds.Kernel(seed=seed, lockdep=False)
+    k.known_findings = {ex.findings[0].signature}
+    quiet = k.run(abba)
+    assert [f.signature for f in quiet.findings] == [ex.findings[0].signature]
+    assert quiet.findings[0].token == "" and quiet._token is None
+    assert quiet.token == ex.token and quiet.trace_digest == ex.trace_digest
+    # a finding not held yet: every finding of the execution gets the token
+    k = ds.Kernel(seed=seed, lockdep=False)
+    k.known_findings = {"something-else"}
+    assert [f.token for f in k.run(abba).findings] == [ex.token]
+
+
+def test_the_explorer_keeps_a_token_for_every_finding_it_holds() -> None:
+    rep = explore(philosophers(3), "random", budget=30, stop_on_first=False, shrink_findings=False,
+                  check_replay=False, confirm_cycles=False, kernel_options=NO_LOCKDEP)
+    assert rep.findings and all(f.occurrences > 1 for f in rep.findings)
+    for f in rep.findings:
+        assert f.finding.token == f.token and f.token.startswith("dbs2.")
+        again = ds.Kernel(replay=f.token, lockdep=False).run(philosophers(3))
+        assert again.findings[0].signature == f.finding.signature
+
+
 @pytest.mark.parametrize("lockdep", [True, False])
 def test_coverage_watches_acquisitions_not_the_trace(lockdep: bool) -> None:
     """Coverage is a lock observer: the trace stays unobserved (the execution runs, digest
