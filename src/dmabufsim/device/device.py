@@ -419,6 +419,8 @@ class Device:
         self.nr_accesses += 1
         iova = pte.iova | (va & (PAGE_SIZE - 1))
         dom = self.local if self.local is not None and iova >= LOCAL_MEM_BASE else self.domain
+        if dom is not self.domain:  # the step also walks the local aperture's tables (R7)
+            k.event("dma", dom.oid, True, self.name)
         rec = dom.translate(iova)
         if rec is None or (write and not rec.writable):
             self._fault("IOMMU", va, iova, write, None, False, "unmapped IOVA" if rec is None else "read-only mapping")

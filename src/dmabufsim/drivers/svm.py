@@ -336,6 +336,7 @@ class SvmDriver(MMUIntervalNotifierOps, DevPagemapOps):
     def _range_unmapped_locked(self, rng: SvmRange) -> None:
         """``drm_gpusvm_range_set_unmapped`` + ``xe_svm_garbage_collector_add_range``: defer the teardown (R3)."""
         if not rng.unmapped:
+            self.k.event("svm_range_unmapped", self.ranges_oid, True)  # read by range_find_or_insert
             rng.unmapped = True
             self.k.event("svm_gc_add", self.gc_oid, True)
             self.gc_list.append(rng)
@@ -502,5 +503,6 @@ class NotifierTeardownSvmDriver(SvmDriver):
     """
 
     def _range_unmapped_locked(self, rng: SvmRange) -> None:
+        self.k.event("svm_range_unmapped", self.ranges_oid, True)  # read by range_find_or_insert
         rng.unmapped = True
         self._remove_range(rng)

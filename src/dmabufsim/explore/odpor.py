@@ -88,7 +88,15 @@ Rules:
   step turns out independent of all of it; otherwise, or at a choice that
   does not offer its thread, it is dropped and counted in ``deviations``
   and the verdict says so (a read the model does not declare, or an order
-  virtual time forbids).
+  virtual time forbids). One case is no loss and is counted apart
+  (``infeasible``): the thread is runnable but not enabled there (R1: at
+  its lock point while another thread owns the lock and some thread is
+  enabled). Its attempt could only queue and sleep, which R1 never takes
+  while another thread can run, so no execution of the search begins with
+  the sequence at that node: R3's reversal moved the attempt before an
+  event of the holder when the thread reached its lock point only inside
+  ``notdep`` (R3's lock rule sees the threads at their lock points at
+  ``e``'s node).
 * R7 (split): parallel job ``j`` of ``N`` owns the alternatives ``j``,
   ``j + N``, ... of the first choice among several threads (the split
   node), which takes no wakeup sequences and tries every thread in order:
@@ -186,7 +194,7 @@ class _Node:
     """A state of the search (``E``): runnable threads, sleep set, wakeup tree, current child."""
 
     __slots__ = ("accs", "acq", "at_point", "blocked", "disabled", "enabled", "forced", "full", "rel", "sleep",
-                 "wut")
+                 "waiting", "wut")
 
     def __init__(self, enabled: tuple[int, ...], forced: bool) -> None:
         self.enabled = enabled
@@ -211,6 +219,9 @@ class _Node:
         self.acq: int | None = None
         #: The mutexes the event releases (several when the reduction folded releases into it).
         self.rel: tuple[int, ...] | None = None
+        #: When no thread was enabled here (every runnable one at its lock point with the lock
+        #: owned, R1): each one's (lock, owner's tid); the event taken ends in a wait (R3).
+        self.waiting: dict[int, tuple[int, int]] | None = None
 
     @property
     def chosen(self) -> int:
@@ -270,6 +281,9 @@ class OptimalDPOR(ExploreStrategy):
         self.redundant = 0
         #: Wakeup sequences dropped at a forced step (R6; expected 0).
         self.deviations = 0
+        #: Wakeup sequences whose next thread only waits at a lock point there (R6): not
+        #: executions of the search, nothing lost.
+        self.infeasible = 0
         self.discard = False
         #: This job has no share of the split node (or there is no choice at all): it runs nothing (R7).
         self._idle = False
@@ -448,7 +462,7 @@ class OptimalDPOR(ExploreStrategy):
                             node.rel = (*node.rel, obj)
                     return
             # a thread going on at its own point with no choice made: a forced step
-            self._schedule((tid,), tid, True)
+            self._schedule((tid,), tid, True, None, _waiting_alone(self._threads[tid]))
             node = self._stack[self._pos - 1]
             node.acq = node.rel = None
             _mark(node, self._threads[tid], op, obj)
@@ -473,7 +487,8 @@ class OptimalDPOR(ExploreStrategy):
     # ------------------------------------------------------------------ choosing (R5, R6)
 
     def _schedule(self, enabled: tuple[int, ...], default: int, forced: bool,
-                  disabled: dict[int, int] | None = None) -> int:
+                  disabled: dict[int, int] | None = None,
+                  waiting: dict[int, tuple[int, int]] | None = None) -> int:
         """The node of the next position (replayed or new): returns the thread to run; the
         caller opens its event. The next new node will start with this choice's subtree."""
         self._close()
@@ -501,6 +516,7 @@ class OptimalDPOR(ExploreStrategy):
         else:
             node = _Node(enabled, forced)
             node.disabled = disabled
+            node.waiting = waiting
             node.sleep = self._inherit_sleep()
             for th in self._threads:
                 if th.state is _BLOCKED and th.blocked_on is not None:
@@ -508,7 +524,14 @@ class OptimalDPOR(ExploreStrategy):
             follow = self._follow
             self._follow = []
             if follow and follow[0].tid not in enabled:
-                if forced:
+                if disabled is not None and follow[0].tid in disabled:
+                    # R6: the sequence's next thread waits at its lock point for a lock another
+                    # thread owns while others are enabled: all its attempt could do here is
+                    # queue and sleep, which R1 never takes. No execution of the search begins
+                    # with the sequence here (its race was reversed across the lock's holder),
+                    # so nothing is lost: counted apart, not as a dropped sequence.
+                    self.infeasible += 1
+                elif forced:
                     deferred = follow  # R6: the forced step first; the sequence waits for the next node
                 else:
                     self.deviations += 1  # R6: the wakeup sequence cannot go on here
@@ -576,6 +599,7 @@ class OptimalDPOR(ExploreStrategy):
             assert isinstance(acc, list)
             acc.append((_SPAWN - child, True))
         disabled: dict[int, int] | None = None
+        owners: dict[int, Any] | None = None
         en: list[int] = []
         for t in runnable:
             lk = t.park
@@ -584,25 +608,30 @@ class OptimalDPOR(ExploreStrategy):
                 # only queue and sleep), unless every runnable thread is (they block: a deadlock
                 # or a wait for time)
                 if disabled is None:
-                    disabled = {}
+                    disabled, owners = {}, {}
                 disabled[t.tid] = lk.park_on[1]
+                owners[t.tid] = lk.owner  # type: ignore[index]
                 continue
             g = t.gate
             if g is not None and g.waits(t):
                 # R1: the same for an attempt that can only wait on a lock blocking on its own
                 # (ww_mutex R12)
                 if disabled is None:
-                    disabled = {}
+                    disabled, owners = {}, {}
                 disabled[t.tid] = g.oid
+                owners[t.tid] = g.owner  # type: ignore[index]
             else:
                 en.append(t.tid)
+        waiting: dict[int, tuple[int, int]] | None = None
         if en:
             enabled = tuple(en)
         else:
             enabled = tuple(map(_TID, runnable))
+            if disabled is not None and owners is not None:
+                waiting = {q: (lk_oid, getattr(owners[q], "tid", -1)) for q, lk_oid in disabled.items()}
             disabled = None
         default = current.tid if current is not None else enabled[0]
-        tid = self._schedule(enabled, default, False, disabled)
+        tid = self._schedule(enabled, default, False, disabled, waiting)
         for t in runnable:
             if t.tid == tid:
                 break
@@ -613,7 +642,7 @@ class OptimalDPOR(ExploreStrategy):
 
     def observe_forced(self, t: KThread) -> None:
         """``Kernel._only``: ``t`` runs next, the only runnable thread (R1)."""
-        self._schedule((t.tid,), t.tid, True)
+        self._schedule((t.tid,), t.tid, True, None, _waiting_alone(t))
         self._open(t, False)
 
     def next_u64(self, bound: int) -> int:
@@ -716,6 +745,19 @@ class OptimalDPOR(ExploreStrategy):
                 # mutex_lock point waits while the mutex is owned); reverse the acquisitions
                 self._race_past_release(i, j, m)
                 return
+            w = stack[j].waiting
+            if w is not None and node.waiting is None:
+                lk = w.get(p)
+                if lk is not None:
+                    x = self._held_across(lk[1], lk[0], i)
+                    if x >= 0:
+                        # R3: e' is an attempt that waited for a lock its owner took at its
+                        # lock point (x) before e and held to e': moved before e (whose thread
+                        # is enabled there), it could only queue and sleep, which R1 never
+                        # takes. Reversed instead with that acquisition, as a release's race
+                        # with the next acquisition is.
+                        self._race_acquisition(x, i, j, lk[1])
+                        return
         if p not in node.enabled and p in stack[i + 1].enabled:
             return  # R3: e woke or created e''s thread: not reversible
         ti = events[i][0]
@@ -747,6 +789,41 @@ class OptimalDPOR(ExploreStrategy):
             if self._weak_initial(q, a, v):
                 return
         self._insert(node, v)
+
+    def _held_across(self, owner: int, m: int, i: int) -> int:
+        """R3: the position where thread ``owner`` took mutex ``m`` at its lock point, if that
+        was before position ``i`` and it held the mutex since (no release of it among its
+        events after); else -1, also when unsure (an acquisition no lock point marks, e.g. a
+        trylock)."""
+        x = self._last.get(owner, -1)
+        stack, undo = self._stack, self._undo
+        while x >= 0:
+            nx = stack[x]
+            if nx.rel is not None and m in nx.rel:
+                return -1
+            if nx.acq == m:
+                return x if x < i else -1
+            x = undo[x][1]
+        return -1
+
+    def _race_acquisition(self, x: int, i: int, j: int, owner: int) -> None:
+        """R3: event ``j`` waited for a mutex thread ``owner`` took at position ``x`` and held;
+        ``i`` is ``j``'s race on it. The acquisition at ``x`` and the attempt race (the
+        attempt, moved before it, takes the mutex) unless ``x`` happens before ``j`` through
+        something other than the mutex's own chain (``j``'s program order, its dependencies
+        other than ``i``)."""
+        clk = self._clk
+        prev = self._undo[j][1]
+        if prev >= 0:
+            cp = clk[prev]
+            if owner < len(cp) and cp[owner] >= x:
+                return
+        for k in self._jdeps:
+            if k != i:
+                ck = clk[k]
+                if k == x or (owner < len(ck) and ck[owner] >= x):
+                    return
+        self._race(x, j, True)
 
     def _race_past_release(self, i: int, j: int, m: int) -> None:
         """R3: event ``j`` took mutex ``m`` at its ``mutex_lock`` point, and event ``i`` of another
@@ -846,6 +923,18 @@ class OptimalDPOR(ExploreStrategy):
             stack.pop()
         self._rewind(0)
         self.complete = True
+
+
+def _waiting_alone(t: KThread) -> dict[int, tuple[int, int]] | None:
+    """R1/R3: ``t`` runs alone at its lock point with the lock owned (its attempt will wait):
+    its (lock, owner's tid) for the node's ``waiting``; else None."""
+    lk = t.park
+    if lk is not None and lk.owner is not None:
+        return {t.tid: (lk.park_on[1], getattr(lk.owner, "tid", -1))}
+    g = t.gate
+    if g is not None and g.waits(t):
+        return {t.tid: (g.oid, getattr(g.owner, "tid", -1))}
+    return None
 
 
 def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:

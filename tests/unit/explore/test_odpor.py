@@ -571,3 +571,36 @@ def test_join_of_an_exited_thread_reads_its_exit() -> None:
     o = _run(unsync_munmap_nowait, odpor, 500)
     assert odpor.complete and odpor.deviations == 0 and odpor.redundant == 0
     assert o.executions == 45
+
+
+def holder_stuck_at_its_own_lock(k: ds.Kernel) -> None:
+    """``a`` takes a ww_mutex and then tries it again (it never returns: a self-deadlock); ``b``
+    does something unrelated first, then tries the mutex once."""
+    m = ds.WWMutex(ds.WWClass("c"), "m")
+
+    def a() -> None:
+        m.lock()
+        k.point("write", VAR, True)
+        m.lock()
+
+    def b() -> None:
+        k.point("write", VAR + 1, True)
+        m.lock()
+
+    k.spawn(a, name="a")
+    k.spawn(b, name="b")
+
+
+def test_an_attempt_that_waited_for_a_held_lock_races_with_its_acquisition() -> None:
+    """``b``'s attempt waited (no thread was enabled: ``a`` sleeps in its second attempt). Its
+    race with ``a``'s second attempt cannot be reversed -- moved there, ``b`` is at its lock
+    point with the mutex owned while ``a`` can run, and R1 never takes such an attempt (that
+    was 1 dropped wakeup sequence and a sleep-blocked execution). It is reversed with ``a``'s
+    acquisition instead (R3): two executions, ``a`` or ``b`` holding the mutex at the end, as
+    DFS finds."""
+    odpor = OptimalDPOR()
+    o = _run(holder_stuck_at_its_own_lock, odpor, 500)
+    assert odpor.complete and o.executions == 2
+    assert odpor.deviations == 0 and odpor.redundant == 0 and odpor.infeasible == 0
+    res = audit(holder_stuck_at_its_own_lock, budget=500, kernel_options=NO_LOCKDEP, por="odpor")
+    assert res.exhausted and res.ok, res.summary()
