@@ -25,13 +25,12 @@ from __future__ import annotations
 import os
 import pickle
 import time
-from collections import ChainMap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..kernel.errors import UsageError
-from ..kernel.execution import Execution
+from ..kernel.execution import CONFIG_FIELDS, Config, Execution, config_of
 from ..kernel.findings import Finding
 from ..kernel.identity import scenario_id
 from ..kernel.runtime import Kernel
@@ -205,7 +204,7 @@ def run_job(
     if deadline is None and time_budget is not None:
         deadline = start + time_budget
     cov = run.coverage if coverage else None
-    known = ChainMap(run.findings, run.info)  # the signatures this job holds (live)
+    known = _Held(run.findings, run.info)  # the signatures this job holds (live)
     try:
         for pi in range(run.phase_index, len(phases)):
             strat, share = phases[pi]
@@ -234,6 +233,8 @@ def run_job(
                     run.phase_done += 1
             # the systematic strategies explore the reduced schedules (kernel/reduction.py)
             popts = {**opts, "reduction": True} if strat.reduction and opts.get("reduction", True) else opts
+            # every execution of the phase shares one (immutable) Config, built once
+            cfg: Config | None = config_of(None, popts) if CONFIG_FIELDS.issuperset(popts) else None
             # randomised strategies: execution i belongs to job i % jobs
             indices_step = 1 if strat.systematic else jobs
             i = run.phase_done * indices_step + (0 if strat.systematic else job)
@@ -251,7 +252,9 @@ def run_job(
                     strat.complete = True
                     break
                 # the Recorder only counts preemptions for coverage: skip the wrapper without it
-                k = Kernel(strategy=Recorder(strat, cov) if cov is not None else strat, deadline=deadline, **popts)
+                run_with = Recorder(strat, cov) if cov is not None else strat
+                k = (Kernel(strategy=run_with, deadline=deadline, config=cfg) if cfg is not None
+                     else Kernel(strategy=run_with, deadline=deadline, **popts))
                 k.known_findings = known  # R2: a finding already held needs no text (Kernel.wants_text)
                 strat.attach(k)
                 if cov is not None:
@@ -299,6 +302,20 @@ def run_job(
     if checkpoint:  # an exhausted share too: a resumed job then knows it has nothing left
         save_checkpoint(checkpoint, run, phases, identity)
     return run
+
+
+class _Held:
+    """The signatures of the findings a job holds, errors and infos (``Kernel.known_findings``):
+    a live view of both tables, asked once per finding of every execution."""
+
+    __slots__ = ("errors", "infos")
+
+    def __init__(self, errors: dict[str, Any], infos: dict[str, Any]) -> None:
+        self.errors = errors
+        self.infos = infos
+
+    def __contains__(self, signature: object) -> bool:
+        return signature in self.errors or signature in self.infos
 
 
 def _close_phase(phase: PhaseResult, strat: ExploreStrategy) -> None:

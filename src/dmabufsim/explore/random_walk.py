@@ -34,6 +34,9 @@ class RandomWalk(ExploreStrategy):
         self.seed = seed
         self._rng = random.Random(mix_seed(seed, 0))
         self._seeded = 0
+        if type(self).next_thread is RandomWalk.next_thread:
+            #: next_thread's draw (Strategy.uniform): the runtime draws inline (reseeding keeps it bound)
+            self.uniform = self._rng.random
 
     def new_execution(self) -> bool:
         # idempotent: the explorer asks, then Kernel.run asks again for the same index

@@ -9,10 +9,11 @@ virtual time, and how each thread ended (:class:`ThreadSummary`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, NamedTuple
 
 from .choices import token_of
+from .errors import UsageError
 from .findings import Finding
 from .progress import RUNAWAY_STEPS
 from .stack import Frame
@@ -67,7 +68,20 @@ class Config:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-_CONFIG_FIELDS = frozenset(Config.__dataclass_fields__)
+CONFIG_FIELDS = frozenset(Config.__dataclass_fields__)
+
+
+def config_of(config: Config | None, overrides: dict[str, Any]) -> Config:
+    """``Kernel(config=..., **overrides)``'s configuration: ``config`` (or the defaults) with
+    ``overrides`` put in; an unknown name is a ``UsageError``. The explorer builds it once
+    per phase and passes it to every execution's Kernel (a Config is immutable)."""
+    if not overrides:
+        return config or Config()
+    if not CONFIG_FIELDS.issuperset(overrides):
+        bad = sorted(set(overrides) - CONFIG_FIELDS)
+        raise UsageError(f"unknown Kernel option(s) {bad}; known: {sorted(CONFIG_FIELDS)}")
+    # Config(**overrides) is replace(Config(), **overrides) without the second Config.
+    return replace(config, **overrides) if config is not None else Config(**overrides)
 
 
 class ThreadSummary(NamedTuple):
@@ -149,3 +163,17 @@ class Execution:
 
     def by_kind(self, kind: str) -> list[Finding]:
         return [f for f in self.findings if f.kind == kind]
+
+
+#: The names of Execution's fields, every one of which :func:`execution_of` takes.
+EXECUTION_FIELDS = frozenset(f.name for f in fields(Execution))
+_new = object.__new__
+
+
+def execution_of(values: dict[str, Any]) -> Execution:
+    """``Execution(**values)`` for ``values`` naming every field (:data:`EXECUTION_FIELDS`):
+    the same frozen object, its fields put in with one dict update instead of the frozen
+    ``__init__``'s ``object.__setattr__`` per field (the runtime makes one per execution)."""
+    ex: Execution = _new(Execution)
+    ex.__dict__.update(values)
+    return ex

@@ -75,7 +75,6 @@ import heapq
 import threading
 import traceback
 from collections.abc import Callable, Container
-from dataclasses import replace
 from typing import Any
 
 from greenlet import GreenletExit, greenlet
@@ -85,7 +84,7 @@ from . import watchdog as _watchdog
 from .accesses import AccessChecker
 from .choices import COMPACT_AT, ChoiceLog, token_of
 from .errors import DmabufsimError, NotRunningError, ReplayError, SimulatorError, ThreadKilled, UsageError
-from .execution import _CONFIG_FIELDS, Config, Execution, ThreadSummary
+from .execution import Config, Execution, ThreadSummary, config_of, execution_of
 from .findings import Finding, ThreadInfo
 from .held import LockTracker
 from .hung_task import NEVER, SPINNING, check_hung_tasks, stall_begin
@@ -303,18 +302,12 @@ class Kernel:
         #: point() then draws its choice inline (the same stream as RandomStrategy.next_thread).
         strat = self.strategy
         self._randbits = strat._rng.getrandbits if type(strat) is RandomStrategy else None
+        #: The strategy's uniform draw (``Strategy.uniform``): point() then picks inline too.
+        self._uniform = strat.uniform
         #: The strategy's ``observe_forced(t)``, if it has one: called when the only runnable
         #: thread is resumed or started outside a scheduling point (no choice is recorded).
         self._forced_hook: Callable[[KThread], None] | None = getattr(strat, "observe_forced", None)
-        if overrides:
-            if not _CONFIG_FIELDS.issuperset(overrides):
-                bad = sorted(set(overrides) - _CONFIG_FIELDS)
-                raise UsageError(f"unknown Kernel option(s) {bad}; known: {sorted(_CONFIG_FIELDS)}")
-            # Config(**overrides) is replace(Config(), **overrides) without the second Config.
-            cfg = replace(config, **overrides) if config is not None else Config(**overrides)
-        else:
-            cfg = config or Config()
-        self.config = cfg
+        cfg = self.config = config_of(config, overrides)
         #: Virtual time in nanoseconds.
         self.now = 0
         #: Scheduling points taken.
@@ -561,6 +554,11 @@ class Kernel:
                         self._preemptions += 1
                         # RandomStrategy reads no pending operation; a thread needs its own
                         # only while suspended at its point (reports, _park).
+                        t.pending = (op, obj, write)
+                elif self._uniform is not None:
+                    nxt = run[int(self._uniform() * len(run))]  # Strategy.uniform: next_thread inlined
+                    if nxt is not t:
+                        self._preemptions += 1
                         t.pending = (op, obj, write)
                 else:
                     t.pending = (op, obj, write)  # the strategy may read it (DPOR)
@@ -1421,26 +1419,26 @@ class Kernel:
             tok = token_of(choices, self.scenario_id)
         findings = [f.with_token(tok) for f in self.findings] if tok is not None else list(self.findings)
         summaries = self._summaries
-        return Execution(
-            findings=findings,
-            _token=tok,
-            trace_digest=self.trace.digest_with(self.steps - self.trace.point_emits),
-            steps=self.steps,
-            now=self.now,
-            outcome=self.outcome,
-            strategy=self.strategy.describe(),
-            threads=summaries,
-            choices=choices,
-            preemptions=self._preemptions,
-            diverged_at=diverged,
-            events=self.trace.events,
-            lock_marks=self.lock_marks,
-            sched_marks=self.sched_marks,
-            event_stacks=self.trace.event_stacks,
-            stack_table=self.trace.stack_table if self.trace.event_stacks is not None else None,
-            scenario_id=self.scenario_id,
-            notes=tuple(self._notes),
-        )
+        return execution_of({
+            "findings": findings,
+            "_token": tok,
+            "trace_digest": self.trace.digest_with(self.steps - self.trace.point_emits),
+            "steps": self.steps,
+            "now": self.now,
+            "outcome": self.outcome,
+            "strategy": self.strategy.describe(),
+            "threads": summaries,
+            "choices": choices,
+            "preemptions": self._preemptions,
+            "diverged_at": diverged,
+            "events": self.trace.events,
+            "lock_marks": self.lock_marks,
+            "sched_marks": self.sched_marks,
+            "event_stacks": self.trace.event_stacks,
+            "stack_table": self.trace.stack_table if self.trace.event_stacks is not None else None,
+            "scenario_id": self.scenario_id,
+            "notes": tuple(self._notes),
+        })
 
 
 # Trace T4: a timer callback's events carry the callback's own stack, not the stack of whoever advanced time.

@@ -10,6 +10,13 @@ A strategy answers three questions (shuttle's ``Scheduler``):
 * :meth:`Strategy.next_u64` -- a random value the model asked for (fault
   injection, ``Kernel.random``).
 
+A strategy whose choice is a uniform draw may say so with ``uniform``: a
+zero-argument callable returning a float in ``[0, 1)`` such that its
+``next_thread(runnable, current)`` is exactly
+``runnable[int(uniform() * len(runnable))]`` whatever ``current`` is. The
+runtime then draws at its scheduling points itself (the same stream, the
+same choices) instead of calling ``next_thread``.
+
 A strategy may also define ``observe_forced(t)``: the runtime then calls it
 whenever it resumes or starts the only runnable thread outside a scheduling
 point (no choice is made or recorded), so that a strategy reasoning about
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,6 +50,8 @@ class Strategy(ABC):
 
     #: Short name used in reports ("random", "pct", "dpor", ...).
     name: str = "strategy"
+    #: The draw of a strategy that picks uniformly (see the module docstring), else None.
+    uniform: Callable[[], float] | None = None
 
     def new_execution(self) -> bool:
         """Prepare for a new execution. Return False when nothing is left to explore."""

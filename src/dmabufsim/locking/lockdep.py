@@ -90,7 +90,7 @@ from .lockdep_graph import (
     calc_dep,
     state_of,
 )
-from .lockdep_priming import PRIMING_STACK, BootThread, dma_resv_lockdep
+from .lockdep_priming import PRIMING_STACK, BootThread, dma_resv_lockdep, primed_graph
 
 if TYPE_CHECKING:
     from ..kernel.thread import KThread
@@ -750,6 +750,8 @@ def setup(k: Kernel) -> None:
     graph = k.config.options.get("lockdep_graph")
     if graph is not None and not isinstance(graph, LockGraph):
         raise UsageError(f"options['lockdep_graph'] must be a LockGraph, not {type(graph).__name__}")
+    if graph is None and k.config.prime_lockdep:
+        graph = primed_graph(Lockdep, k)  # priming R4: the boot's graph, not a priming per execution
     ld = Lockdep(k, graph)
     k.lockdep = ld
     if k.config.prime_lockdep and not ld.graph.primed:

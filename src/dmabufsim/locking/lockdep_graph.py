@@ -36,6 +36,9 @@ Rules:
   irq-unsafe *reader* only when the path takes it non-recursively (``*N``),
   an irq-safe *reader* only when the path holds it exclusively (``E*``).
   Strong-path restrictions inside the irq search are not applied.
+* R7 (copies): :meth:`LockGraph.copy` is a graph of its own that validates
+  exactly as the original: what one of them learns later, the other does
+  not see.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..kernel.stack import Frame
+
+_new = object.__new__
 
 #: Edge types (``DEP_*_BIT`` in lockdep.c): how the source was held x how the target was taken.
 DEP_EN = 1  #: exclusive holder -> non-recursive acquisition
@@ -252,6 +257,41 @@ class LockGraph:
         #: Statistics: validations skipped thanks to the chain cache, and searches run.
         self.chain_hits = 0
         self.searches = 0
+
+    def copy(self) -> LockGraph:
+        """An independent copy: classes, edges, usage, chain cache, cycles and counters (R7).
+
+        Every class and edge is a new object with the same fields; each
+        class's ``after`` and ``before`` keep their order (the searches walk
+        them in it), so validating on the copy reports exactly what the
+        original would. Stacks and usage sites are immutable and shared.
+        """
+        g = LockGraph()
+        classes = g.classes
+        for c in self.classes:
+            n = _new(LockClass)
+            n.idx, n.hid, n.key, n.subclass, n.name = c.idx, c.hid, c.key, c.subclass, c.name
+            n.chained = dict(c.chained)
+            n.usage = c.usage
+            n.usage_sites = dict(c.usage_sites)
+            classes.append(n)
+        edges: dict[Edge, Edge] = {}  # old edge -> its copy (Edge hashes by identity; never iterated)
+        for c in self.classes:
+            for e in c.after.values():
+                ne = edges[e] = Edge(classes[e.src.idx], classes[e.dst.idx], e.dep, e.stack, e.thread, e.execution)
+                ne._strs = e._strs
+        for c, n in zip(self.classes, classes, strict=True):
+            n.after = {j: edges[e] for j, e in c.after.items()}
+            n.before = {j: edges[e] for j, e in c.before.items()}
+        g._by_key = {k: classes[c.idx] for k, c in self._by_key.items()}
+        g.chains = set(self.chains)
+        g.cycles = list(self.cycles)
+        g._cycle_set = set(self._cycle_set)
+        g.primed = self.primed
+        g.executions = self.executions
+        g.chain_hits = self.chain_hits
+        g.searches = self.searches
+        return g
 
     # ------------------------------------------------------------------ classes
 

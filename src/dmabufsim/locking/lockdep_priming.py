@@ -21,6 +21,14 @@ Rules:
   the order was taught at boot.
 * R3: a graph is primed once (``LockGraph.primed``); a graph kept across
   executions keeps its priming.
+* R4 (boot once): the kernel primes once per boot. An execution that starts
+  from a fresh graph gets a copy (``LockGraph.copy``) of the graph the
+  priming leaves, built once per validator class by running
+  :func:`dma_resv_lockdep` on an empty graph: the same classes, edges,
+  usage bits, chain cache and statistics, so every report is the one a
+  replayed priming gives. The priming reads nothing of the execution but
+  the validator's own code (its class is the key); a priming that reported
+  something is not kept (each execution then primes, and reports, itself).
 """
 
 from __future__ import annotations
@@ -37,8 +45,10 @@ from .annotations import (
     RESV_ACQUIRE_CLASS,
     RESV_MUTEX_CLASS,
 )
+from .lockdep_graph import LockGraph
 
 if TYPE_CHECKING:
+    from ..kernel.runtime import Kernel
     from .lockdep import Lockdep
 
 #: Where primed edges say they come from (R2).
@@ -101,3 +111,29 @@ def dma_resv_lockdep(ld: Lockdep) -> None:
     release(bt, ctx)  # ww_acquire_fini(&ctx)
     release(bt, mm)  # mmap_read_unlock(mm)
     ld.graph.primed = True
+
+
+#: R4: per validator class, the graph a priming of an empty graph leaves (never validated on).
+_BOOTED: dict[type[Lockdep], LockGraph] = {}
+
+
+def primed_graph(validator: type[Lockdep], k: Kernel) -> LockGraph:
+    """A primed graph of its own for an execution of ``k`` validated by ``validator`` (R4).
+
+    A copy of the booted graph; the first time (per validator class), the
+    priming itself runs on an empty graph, which this execution then uses
+    and a copy of which is kept unless the priming reported something (its
+    findings are ``k``'s, as when an execution primes its own graph).
+    """
+    booted = _BOOTED.get(validator)
+    if booted is not None:
+        return booted.copy()
+    before = len(k.findings)
+    boot = validator(k, LockGraph())
+    boot.observer = None  # boot-time priming is no acquisition of the execution's threads
+    dma_resv_lockdep(boot)
+    g = boot.graph
+    g.executions = 0  # the execution that uses it counts itself
+    if len(k.findings) == before:
+        _BOOTED[validator] = g.copy()
+    return g

@@ -11,14 +11,18 @@ from __future__ import annotations
 import dataclasses
 import random
 import zlib
+from collections.abc import Sequence
 
 import pytest
 
 import dmabufsim as ds
+from dmabufsim.explore.random_walk import RandomWalk
 from dmabufsim.kernel import token as tok
 from dmabufsim.kernel import trace
+from dmabufsim.kernel.execution import EXECUTION_FIELDS, Execution
 from dmabufsim.kernel.findings import Finding
 from dmabufsim.kernel.strategy import RandomStrategy
+from dmabufsim.kernel.thread import KThread
 from dmabufsim.kernel.trace import Trace, event_word
 
 _MASK = (1 << 64) - 1
@@ -217,3 +221,60 @@ def test_digest_counts_inlined_and_emitted_events_alike_even_when_a_listener_joi
     midway = ds.Kernel(seed=4).run(scenario, 10)
     assert plain.trace_digest == recorded.trace_digest == midway.trace_digest
     assert plain.token == recorded.token == midway.token
+
+
+class _PlainWalk(RandomWalk):
+    """The explorer's random walk by method call: overriding next_thread turns Strategy.uniform off."""
+
+    def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
+        return super().next_thread(runnable, current)
+
+
+def test_point_draws_a_uniform_strategy_inline_without_changing_any_schedule() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        locks = [ds.Mutex(f"m{i}") for i in range(3)]
+
+        def worker(i: int) -> None:
+            for j in range(30):
+                with locks[(i + j) % 3]:
+                    k.point("work", 100 + i, True)
+
+        for i in range(4):
+            k.spawn(worker, i, name=f"w{i}")
+
+    inline, plain = RandomWalk(3), _PlainWalk(3)
+    assert inline.uniform is not None and plain.uniform is None
+    for index in range(12):
+        runs = []
+        for strat in (inline, plain):
+            strat.index = index
+            strat.new_execution()
+            runs.append(ds.Kernel(strategy=strat).run(scenario))
+        a, b = runs
+        assert (a.token, a.trace_digest, a.steps, a.preemptions) == (b.token, b.trace_digest, b.steps,
+                                                                     b.preemptions), index
+
+
+def test_execution_of_is_the_frozen_dataclass_with_every_field() -> None:
+    ex = ds.Kernel(seed=2).run(lambda k: k.report("assertion", "x", signature="x"))
+    assert set(ex.__dict__) == EXECUTION_FIELDS
+    built = Execution(**{f.name: getattr(ex, f.name) for f in dataclasses.fields(Execution)})
+    assert built == ex and built.token == ex.token
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ex.steps = 3  # type: ignore[misc]
+
+
+def test_a_phase_shares_one_config_and_unknown_options_still_fail_as_before() -> None:
+    configs: list[int] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        configs.append(id(k.config))
+        assert k.config.lockdep is False and k.config.max_steps == 77
+        k.spawn(lambda: k.point("x", 10_000, True), name="a")
+        k.point("y", 10_000, True)
+
+    rep = ds.explore(scenario, "random", budget=5, stop_on_first=False,
+                     kernel_options={"lockdep": False, "max_steps": 77})
+    assert rep.executions == 5 and len(set(configs)) == 1
+    with pytest.raises(ds.UsageError, match=r"unknown Kernel option\(s\) \['no_such'\]"):
+        ds.explore(scenario, "random", budget=2, kernel_options={"no_such": 1})
