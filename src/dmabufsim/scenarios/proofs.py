@@ -76,10 +76,14 @@ _H1 = (
 
 NOT_PROVED: dict[str, str] = {
     "C1/pipelined": (
-        "optimal DPOR, nothing dropped, not exhausted: 497 traces in 30 s (fresh, see above); before, 5,950 "
-        "traces in 60 s; the smallest configuration tried (one importer, one read, one move, one page) was "
-        "not exhausted either: 1,733+ traces in 10 s (2,169+ in 20 s); a blocked ww_mutex_lock attempt that "
-        "can only wait is no longer an event of its own (ww_mutex R12), and the row still grows"
+        "optimal DPOR, nothing dropped and no undeclared access, not exhausted: 6,391 traces in 120 s (one "
+        "search on the 2 shared cores, load average about 14), growing steadily (about 50 a second from the "
+        "first seconds on); that is in the smallest configuration that still shows the three siblings' bugs "
+        "(two importers reading once each, one move from GTT to VRAM, one page: the second importer's re-map "
+        "moves it back, so two pipelined copies and two ghosts). Every move fence is waited for by its ghost "
+        "and by the job that depends on it, the copy timeline's fences share one lock, and the teardown "
+        "overlaps the copy engine's and the interrupts' last steps; the earlier configuration (three reads "
+        "per importer, three moves, two pages) reached 497 traces in 30 s"
     ),
     "C7/i915-fork": (
         "optimal DPOR, nothing dropped, not exhausted: 1,767 traces in 30 s (fresh, see above); before, "
