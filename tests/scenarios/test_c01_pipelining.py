@@ -110,5 +110,23 @@ def test_non_pipelined_exporter_blocks_for_every_move() -> None:
     assert ex.kinds == ["assertion"]
     f = ex.findings[0]
     assert f.title == "claim C1 violated: the exporting CPU thread blocked on a fence"
-    assert len(f.details["blocked_ns"]) == 3 and all(b > 0 for b in f.details["blocked_ns"])
-    assert f.details["cpu_waits"] >= 3
+    assert len(f.details["blocked_ns"]) == len(c1.MOVES) == 1 and all(b > 0 for b in f.details["blocked_ns"])
+    assert f.details["cpu_waits"] >= len(c1.MOVES)
+
+
+def test_the_smallest_configuration_still_shows_every_siblings_bug() -> None:
+    """catalog R8: two importers reading once, one move, one page; each buggy design caught in it."""
+    assert (c1.IMPORTERS, c1.READS, c1.PAGES, c1.START, c1.MOVES) == (2, 1, 1, (MemType.TT,), ((MemType.VRAM,),))
+    seen: dict[str, set[str]] = {}
+    for name, fn in (("ignores", c1.importer_ignores_fences), ("early", c1.ghost_frees_early),
+                     ("blocks", c1.non_pipelined)):
+        seen[name] = set()
+        for seed in range(30):
+            ex = ds.Kernel(seed=seed).run(fn)
+            seen[name] |= {f.signature if f.kind == "assertion" else f.kind for f in ex.findings}
+    assert seen == {
+        "ignores": {"c1:stale-read"},
+        "early": {"c1:stale-read", "iommu-fault"},
+        "blocks": {"c1:exporter-blocked"},
+    }
+    assert discover().get("C1/pipelined").unproved.startswith("optimal DPOR, nothing dropped")

@@ -69,3 +69,17 @@ def test_explorer_finds_the_early_return_and_replays_it() -> None:
     found = rep.by_kind("dma-freed-page")[0]
     again = ds.Kernel(replay=found.token).run(c2.first_completion)
     assert "dma-freed-page" in again.kinds
+
+
+def test_counted_completion_is_proved_in_the_configuration_that_shows_the_early_return() -> None:
+    """catalog R8: one job per importer on a 6-page machine; optimal DPOR explores every schedule."""
+    assert (c2.FAST_JOBS, c2.SLOW_JOBS, c2.NR_PAGES) == (1, 1, 6)
+    cat = discover()
+    (r,) = check([cat.get("C2/counted-completion")], jobs=1, strict=True).rows
+    assert r.status == "match" and r.row.unproved == ""
+    assert r.assurance is not None and r.assurance.proved
+    assert (r.assurance.strategy, r.assurance.executions, r.assurance.traces) == ("odpor", 296, True)
+    # the same configuration still shows first-completion's bug, in optimal DPOR's first execution
+    rep = explore(c2.first_completion, "odpor", budget=10, expected=["dma-freed-page"], confirm_cycles=False)
+    assert [f.finding.kind for f in rep.findings] == ["dma-freed-page"]
+    assert rep.findings[0].execution == 0  # the first (0-based)

@@ -11,7 +11,10 @@ job fences.
 Rules:
 
 * R1 (order): an engine runs its jobs one at a time in submission order;
-  a job starts after every dependency fence signalled.
+  a job starts after every dependency fence signalled. A dependency on a
+  fence of the engine's own timeline (an earlier job of the same ring) is
+  ordered by the ring and not waited for, as
+  ``drm_sched_entity_add_dependency_cb`` ignores "fences from ourself".
 * R2 (time): a job of ``duration_ns`` spreads its DMA operations over that
   much virtual time, in ``slices`` bursts (each burst is one scheduling
   point); CPU threads interleave between bursts.
@@ -187,8 +190,10 @@ class Engine:
             job = self.queue.popleft()
             self.running = job
             job.state = "running"
+            own = self.timeline.context
             for f in job.deps:
-                f.wait()
+                if f.context != own:  # R1: an earlier job of this ring is ordered by the ring itself
+                    f.wait()
             self._execute(job, stray=False)
             k.event("job_done", self.oid, True, self.name)  # the engine's done list, written
             k.event("job_done", self._irq_oid, True, self.name)  # and the completion state

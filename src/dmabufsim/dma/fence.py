@@ -62,6 +62,11 @@ Rules:
   point plus ``dma_fence_add_callback`` (the fence, written) and
   ``spin_unlock`` events; ``signal`` keeps its point on the fence and the
   lock's point, and releases without a point only when no callback ran.
+  ``enable_sw_signaling`` (``dma_fence_enable_sw_signaling``) and
+  ``default_wait``'s queueing section (``dma_fence_default_wait``: it
+  tests the SIGNALED bit under the lock, then links the waiter) are one
+  step each the same way, so a wait on a pending fence is two steps, each
+  writing the fence, before it sleeps.
   Lockdep sees every acquire and release; the trace still pairs them.
 """
 
@@ -710,13 +715,18 @@ class DmaFence:
     def enable_sw_signaling(self) -> None:
         """``dma_fence_enable_sw_signaling``: ask the driver for a software notification."""
         k = self.k
-        k.point("dma_fence_enable_signaling", self.oid, True)
         lock = self.lock
-        lock.lock_irqsave()
-        k.event("dma_fence_enable_signaling", self.oid, True)  # the lock's step writes the fence
+        lock.lock_irqsave()  # the operation's scheduling point (the lock, written)
+        k.event("dma_fence_enable_signaling", self.oid, True)
+        steps = k.steps
         try:
             self._enable_signaling_locked()
-        finally:
+        except BaseException:
+            lock.unlock_irqrestore()
+            raise
+        if k.steps == steps:
+            _unlock_irqrestore_in_step(k, lock)
+        else:
             lock.unlock_irqrestore()
 
     def add_callback(
@@ -812,27 +822,31 @@ class DmaFence:
     def default_wait(self, intr: bool, timeout: int | None) -> int:
         """``dma_fence_default_wait``: sleep until signalled, timeout or signal (R6)."""
         k = self.k
-        k.point("dma_fence_wait", self.oid, False)
-        if self.flags & SIGNALED:
-            return _left_when_done(timeout)
         me = k.current
-        if intr and me.signal_pending:
-            raise ERESTARTSYS("dma_fence_wait interrupted by a signal")
-        if timeout == 0:
-            return 0
-        cb = DmaFenceCb(_WakeWaiter(k, me))
         lock = self.lock
-        lock.lock_irqsave()
-        k.event("dma_fence_wait", self.oid, True)  # the lock's step queues the waiter
+        lock.lock_irqsave()  # the operation's scheduling point (the lock, written)
+        k.event("dma_fence_wait", self.oid, True)  # the step tests the fence and queues the waiter
+        steps = k.steps
+        ok = False
         try:
-            ok = self._enable_signaling_locked()
-            if ok:
+            if self.flags & SIGNALED:
+                return _left_when_done(timeout)
+            if intr and me.signal_pending:
+                raise ERESTARTSYS("dma_fence_wait interrupted by a signal")
+            if timeout == 0:
+                return 0
+            if self._enable_signaling_locked():
+                cb = DmaFenceCb(_WakeWaiter(k, me))
                 cbs = self.cb_list
                 assert cbs is not None
                 cbs.append(cb)
                 cb.queued = self
+                ok = True
         finally:
-            lock.unlock_irqrestore()
+            if k.steps == steps:
+                _unlock_irqrestore_in_step(k, lock)
+            else:
+                lock.unlock_irqrestore()
         if not ok:
             return _left_when_done(timeout)
         deadline = None if timeout is None else k.now + timeout

@@ -388,3 +388,31 @@ def test_a_broken_devices_stray_fault_stays_info_and_the_job_completes() -> None
     assert ex.kinds == ["iommu-fault"]
     assert ex.findings[0].severity == "info" and ex.findings[0].details["stray"] is True
     assert out["status"] == 1
+
+
+def test_a_dependency_on_the_same_rings_earlier_job_is_ordered_by_the_ring_not_waited_for() -> None:
+    """R1 (``drm_sched_entity_add_dependency_cb``: fences from ourself): the second job names the first's
+    fence; the engine runs it right after the first, without a wait on that fence; a dependency of another
+    ring is still waited for."""
+    out: dict[str, Any] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        gpu = Device("gpu0", gpuvm=False)
+        other = Device("gpu1", gpuvm=False)
+        f1 = gpu.submit([], duration_ns=10_000, name="first")
+        f2 = gpu.submit([], duration_ns=10_000, deps=[f1], name="second")
+        g = other.submit([], duration_ns=30_000, name="elsewhere")
+        f3 = gpu.submit([], duration_ns=10_000, deps=[g], name="third")
+        out["fences"] = (f1.oid, g.oid)
+        out["engine"] = gpu.engine("gfx").thread.tid
+        f2.wait()
+        f3.wait()
+        out["done"] = (f1.timestamp, f2.timestamp, g.timestamp, f3.timestamp)
+
+    ex = run_first(scenario, record_trace=True)
+    assert ex.findings == [] and ex.events is not None
+    own, elsewhere = out["fences"]
+    waits = {(e.op, e.obj) for e in ex.events if e.tid == out["engine"] and e.op.startswith("dma_fence_")}
+    assert ("dma_fence_wait", own) not in waits and ("dma_fence_enable_signaling", own) not in waits
+    assert ("dma_fence_wait", elsewhere) in waits
+    assert out["done"] == (10_000, 20_000, 30_000, 40_000)

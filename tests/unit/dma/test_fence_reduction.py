@@ -189,3 +189,66 @@ def test_precomputed_words_and_in_step_events_give_the_recorded_digest() -> None
                else ds.Kernel(seed=seed, record_trace=True).run(scenario))
         assert plain.findings == rec.findings == []
         assert plain.trace_digest == rec.trace_digest
+
+
+def test_enable_sw_signaling_is_one_step_and_keeps_its_events() -> None:
+    # Before: a point on the fence, the lock's point and the unlock's point (3 steps).
+    assert _steps_of(lambda f: f.enable_sw_signaling()) == 1
+    ids: dict[str, int] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring").create()
+        ids["fence"], ids["lock"] = f.oid, f.lock.oid
+        f.enable_sw_signaling()
+        f.signal()
+
+    ex = run_first(scenario, record_trace=True)
+    assert ex.events is not None
+    fence, lock = ids["fence"], ids["lock"]
+    seen = [(e.op, e.obj, e.write) for e in ex.events if e.obj in (fence, lock)]
+    assert seen[:3] == [
+        ("spin_lock", lock, True), ("dma_fence_enable_signaling", fence, True), ("spin_unlock", lock, True),
+    ]
+
+
+def test_a_wait_on_a_pending_fence_is_two_steps_before_it_sleeps() -> None:
+    """dma_fence_wait_timeout: the enable section, then default_wait's section (test, link the waiter)."""
+    ids: dict[str, int] = {}
+
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring").create()
+        ids["fence"], ids["lock"] = f.oid, f.lock.oid
+        k.spawn(f.wait, False, name="waiter")
+        k.spawn(f.signal, name="signaller")
+
+    ex = run_first(scenario, record_trace=True)
+    assert ex.findings == [] and ex.events is not None
+    waiter = next(e.tid for e in ex.events if e.op == "dma_fence_enable_signaling")
+    mine = [e for e in ex.events if e.tid == waiter and e.obj in (ids["fence"], ids["lock"])]
+    assert [e.op for e in mine[:6]] == ["spin_lock", "dma_fence_enable_signaling", "spin_unlock",
+                                        "spin_lock", "dma_fence_wait", "spin_unlock"]
+    assert all(e.write for e in mine[:6])
+    # two steps: each section's events share its lock point's step (before: six points)
+    assert len({e.step for e in mine[:6]}) == 2
+
+
+def test_waiting_on_a_signalled_fence_returns_at_once_and_an_interrupted_wait_raises() -> None:
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring").create()
+        f.signal()
+        assert f.wait() == 0
+        assert f.wait_timeout(False, 0) >= 1  # signalled: time left, not a timeout
+        g = dma.FenceContext("ring2").create()
+        assert g.wait_timeout(False, 0) == 0  # pending, no time: 0, nothing queued
+        assert not g.cb_list
+        k.send_signal(k.current)
+        try:
+            g.wait(intr=True)
+        except ds.ERESTARTSYS:
+            pass
+        else:
+            raise AssertionError("ERESTARTSYS expected")
+        assert not g.cb_list
+        g.signal()
+
+    assert run_first(scenario).findings == []

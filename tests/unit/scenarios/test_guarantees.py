@@ -116,6 +116,7 @@ def test_every_documented_exception_names_a_clean_row_and_is_given_to_it() -> No
 
 
 PROVED_ROWS = [
+    "C2/counted-completion",
     "C4/lock-wait-refuse-pinned", "C5/shrinker-trylock", "C6/gfp-noio-unprimed", "C6/nowait-notifier",
     "C9/torn-down",
     "C11/helper-mprotect", "C11/noretry-mprotect", "C12/userspace-race",
