@@ -63,8 +63,9 @@ in the bench's own thread (``inline_race``) halves the traces. With both
 -- ``C14/helper`` 638 traces, ``C14/i915-2018`` 166, ``C14/unsync`` 38 --
 while amdgpu-2018 and "wait, free, keep sg" still break on the same
 configuration; so are ``C16/modern-mprotect`` (638) and
-``C16/modern-munmap-reuse`` (2,036, the row's exploration on the 2 shared
-cores at a load average of 9 to 15: ~25 s), on which "wait, free, keep sg"
+``C16/modern-munmap-reuse`` (2,036; ``check`` spends 4.5, 1.3, 2.9 and 11 s
+on C14/helper, C14/i915-2018 and these two, one row at a time at a load
+average of 6), on which "wait, free, keep sg"
 still writes a frame the other process owns and the no-retry driver the page
 mprotect made read-only.
 
