@@ -7,8 +7,10 @@ result in faults."
 
 The rule is checked on every design by the isolation checker (R4: a page
 dirtied, unpinned, released or freed while an IOMMU entry can still reach
-it is ``dirty-while-mapped``). Each row unmaps the userptr range while a
-second job naming the object is submitted:
+it is ``dirty-while-mapped``). Each row unmaps the userptr range (from the
+process's main thread) while another thread submits a job naming the
+object, whose submission looks the pages up and binds them itself; every
+schedule is explored for the clean designs (optimal DPOR, proved):
 
 * ``i915-2018``: cancel_userptr unbinds, then dirties and puts. Clean.
 * ``helper``: the shared helper does the same. Clean.
@@ -18,8 +20,8 @@ second job naming the object is submitted:
   (``dirty-while-mapped``) and the mapping survives (``stale-mapping``).
 * ``wait-free-keep-sg``: releases the pages with the sg table alive
   (``dirty-while-mapped``, ``stale-mapping``); munmap then frees them and
-  the second job, whose submission still trusts the old binding when it
-  raced the release, writes a free frame (``dma-freed-page``).
+  the job, whose submission bound them before the release and still trusts
+  that binding, writes a free frame (``dma-freed-page``).
 """
 
 from __future__ import annotations
