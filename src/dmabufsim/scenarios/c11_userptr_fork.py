@@ -27,6 +27,13 @@ everything is torn down.
   never even user-visible incoherence; a submission that lost the race
   looks the pages up again (``mprotect``: the lookup then fails with
   ``EFAULT``, which the ioctl returns to userspace).
+
+``helper-fork`` is exhausted within two preemptions, not proved: with one
+page, the fork in the main thread and the engine asleep before the race,
+optimal DPOR still meets more than 43,000 Mazurkiewicz traces (900 s)
+without exhausting them (``proofs.NOT_PROVED`` has the figures and the
+races that grow them: ``mmap_lock`` read acquisitions and page reference
+counts, declared as writes of one object).
 """
 
 from __future__ import annotations

@@ -15,6 +15,16 @@ copy-on-write break) while a job naming the object runs:
   returns. Clean.
 * ``amdgpu-2018``: it is not (``stale-mapping``), and the pages were dirtied
   while mapped (``dirty-while-mapped``).
+
+The clean rows are not proved (``proofs.NOT_PROVED`` has the figures): the
+fork races twice against a submission that may look the pages up three
+times, and even the configuration that proves C14 and C16 (no race-free
+first job, no wait, the fork in the main thread; amdgpu-2018 still breaks
+on it) meets thousands of Mazurkiewicz traces without exhausting them. The
+races that keep adding traces are the lookups' ``mmap_lock`` read
+acquisitions against fork's write lock and the copy-on-write fault's read
+lock, and page reference counts: each a write of one model object, though
+rwsem readers and reference count changes commute in the kernel.
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def _kswapd() -> None:
 
 def run_lab(k: Kernel, design: str, *, race: str = "fork", user: str = "submit", reuse: bool = False,
             broken: bool = False, reclaim: bool = False, linger_ns: int = 0, prebind: bool = True,
-            wait: bool = True) -> dict[str, Any]:
+            wait: bool = True, inline_race: bool = False) -> dict[str, Any]:
     """The bench (see the module docstring). Returns what happened (for tests).
 
     ``prebind=False`` skips the first, race-free submission, so the racing
@@ -183,6 +183,13 @@ def run_lab(k: Kernel, design: str, *, race: str = "fork", user: str = "submit",
     Waiting in the racing thread multiplies the schedules (its fence wait
     interleaves with the notifier's and the device's signalling), so the
     rows that are proved by exhausting every schedule leave it out.
+    ``inline_race=True``: the racer (fork, munmap, mprotect) runs in the
+    bench's own thread -- the process's main thread -- instead of a thread
+    of its own, against the user's thread as before. The schedules of the
+    race are the same; what goes is the bench's join of a racer thread,
+    whose order against that thread's exit (a join that waits, or one that
+    finds it gone) is a Mazurkiewicz trace of its own for every schedule
+    of the race: it doubles the traces to exhaust and shows nothing.
     """
     if race not in RACES or user not in USERS:
         raise ValueError(f"race must be one of {RACES} and user one of {USERS}")
@@ -196,11 +203,13 @@ def run_lab(k: Kernel, design: str, *, race: str = "fork", user: str = "submit",
     out: dict[str, Any] = {"handle": h}
     if prebind:
         h.submit(h.bo.job_ops("gpu")).wait()
-    threads = [k.spawn(_race, race, proc, addr, out, reuse, name=race)]
+    threads = [] if inline_race else [k.spawn(_race, race, proc, addr, out, reuse, name=race)]
     if user != "none":
         threads.append(k.spawn(_use, user, h, out, wait, name=user))
     if reclaim:
         threads.append(k.spawn(_kswapd, name="kswapd"))
+    if inline_race:
+        _race(race, proc, addr, out, reuse)
     for t in threads:
         k.join(t)
     if linger_ns:
