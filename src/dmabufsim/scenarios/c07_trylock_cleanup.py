@@ -76,7 +76,7 @@ were measured with optimal DPOR and none was exhausted:
   there in 1,761 traces) plus kswapd. With the submission returning once
   queued (``wait=False``, as C14 runs) and one page instead of two
   (``userptr_lab.NPAGES = 1``), the munmap row still reached 23,111 traces in
-  540 s, and the fork row 1,179 in 60 s, without exhausting them. kswapd's
+  540 s, and the fork row 7,122 in 300 s, without exhausting them. kswapd's
   shrinker (trylock, lockless fence walk, unbind, dirty and put) writes what
   the notifier writes -- the userptr object and its object lock, the
   notifier lock, the GPU VM and IOMMU, the pages and the page allocator
@@ -86,8 +86,8 @@ were measured with optimal DPOR and none was exhausted:
   (``run_exported(k, reads=1, passes=1)``, the smallest configuration in
   which ``i915-shrink-exported-forget-importers`` and
   ``i915-notifier-trylock-skip-exported`` still show all three of their
-  kinds), reached 655 traces (``i915-shrink-exported``) and 827
-  (``i915-shrink-exported-remap``) in 30 s; without the fence waits of the
+  kinds), reached 655 traces (``i915-shrink-exported``; 6,874 in 300 s)
+  and 827 (``i915-shrink-exported-remap``) in 30 s; without the fence waits of the
   importer's and the job's threads, 634 and 674 in 40 s: four threads
   (importer, job, kswapd, munmap) and the get-pages worker over one
   reservation object, one object lock and two IOMMUs.
