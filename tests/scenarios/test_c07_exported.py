@@ -183,3 +183,23 @@ def test_remap_row_is_clean_where_the_worker_drops_a_spare_lookup() -> None:
     for seed in (37, 96, 204):
         ex = ds.Kernel(seed=seed).run(c7.shrink_exported_remap)
         assert ex.findings == [], (seed, ex.kinds)
+
+
+def test_the_smallest_configuration_keeps_every_verdict_of_the_exported_rows() -> None:
+    """One importer read and one kswapd pass, the configuration measured for the proofs (proofs.NOT_PROVED):
+    both broken exporters still show all three kinds, the clean rows stay clean."""
+    kinds: dict[str, set[str]] = {}
+    foreign: dict[str, list[int]] = {}
+    for name, kw in [("forget", {"invalidate": False}), ("skip", {"notifier_trylock": True}),
+                     ("shrink", {}), ("remap", {"munmap": False})]:
+        kinds[name], foreign[name] = set(), []
+        for seed, (ex, _) in enumerate(_runs(reads=1, passes=1, **kw)):
+            assert ex.outcome == "completed"
+            kinds[name] |= set(ex.kinds)
+            if ex.by_kind("dma-foreign-page"):
+                foreign[name].append(seed)
+    assert sorted(kinds["forget"]) == sorted(kinds["skip"]) == FORGET_KINDS
+    # the importer's one read lands after the munmap and the reuse in some schedules (10 and 8 of 30 today)
+    assert foreign["forget"] and foreign["skip"]
+    assert kinds["shrink"] == {"iommu-fault"}  # expected by the row (module docstring)
+    assert kinds["remap"] == set()

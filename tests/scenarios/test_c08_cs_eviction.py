@@ -66,3 +66,34 @@ def test_locking_the_victim_under_the_lru_spinlock_sleeps_in_atomic_context() ->
     # Both CS threads (and the scenario joining them) are stuck.
     assert set(dl.details["blocked"]) == {"cs-a", "cs-b", "scenario"}
     assert dl.details["blocked"]["cs-a"] in ("spin_lock", "ww_mutex_lock")
+
+
+def _smallest(lock_under_lru: bool) -> Any:
+    """One submission per thread, one 1-page buffer each, one page of VRAM: the configuration the proof measured."""
+
+    def scenario(k: ds.Kernel) -> None:
+        c8.run_c8(k, lock_under_lru=lock_under_lru, submits=1, bos=1, bo_pages=1)
+
+    return scenario
+
+
+def test_the_smallest_configuration_still_shows_both_bugs_of_lock_under_lru() -> None:
+    """The configuration measured for drop-lru-lock's proof (proofs.NOT_PROVED) keeps its sibling's verdict."""
+    bad = _smallest(True)
+    kinds = {s: sorted({f.kind for f in ds.Kernel(seed=s).run(bad).findings}) for s in range(30)}
+    deadlocked = [s for s, k in kinds.items() if k == ["deadlock", "sleep-in-atomic"]]
+    assert deadlocked  # two of the first 30 schedules today
+    assert all(k == ["sleep-in-atomic"] for s, k in kinds.items() if s not in deadlocked)
+    f = ds.Kernel(seed=0).run(bad).by_kind("sleep-in-atomic")[0]
+    assert f.details["call"] == "ww_mutex_lock"
+    assert [(a["what"], a["name"]) for a in f.details["atomic"]] == [("spinlock", "amdgpu.lru_lock")]
+    dl = ds.Kernel(seed=deadlocked[0]).run(bad)
+    assert dl.outcome == "deadlock"
+    assert set(dl.by_kind("deadlock")[0].details["blocked"]) == {"cs-a", "cs-b", "scenario"}
+
+
+def test_the_smallest_configuration_of_drop_lru_lock_is_clean() -> None:
+    good = _smallest(False)
+    for seed in range(20):
+        ex = ds.Kernel(seed=seed).run(good)
+        assert ex.findings == [] and ex.outcome == "completed"
