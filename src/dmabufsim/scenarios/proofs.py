@@ -170,11 +170,4 @@ NOT_PROVED: dict[str, str] = {
     ),
     "H1/work-item": _H1,
     "H1/work-walk": _H1,
-    "H13/mmget-when-queueing": (
-        "optimal DPOR, nothing dropped and no undeclared access, not exhausted: 6,241 traces in 90 s (one "
-        "search on the 2 shared cores, load average about 8). The reclaiming thread's reverse-map walk, its "
-        "notifier bracket and the interval callback race every step of the exiting process's exit_mmap (the "
-        "notifier sequence, the page and the address space are written by both); the smaller configurations "
-        "tried (the deferred work racing too, or flushed before the race) grow as fast"
-    ),
 }
