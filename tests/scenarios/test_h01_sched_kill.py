@@ -105,7 +105,8 @@ def test_every_access_of_the_scheduler_rows_is_declared() -> None:
         opts = {**dict(row.kernel_options), "check_accesses": True}
         odpor = OptimalDPOR()
         run = run_job(row.scenario, [(odpor, 30)], stop_on_first=False, coverage=False, kernel_options=opts)
-        bad += [f"{row.key}: {ef.finding.title}" for ef in run.findings.values() if ef.finding.kind == "undeclared-access"]
+        bad += [f"{row.key}: {ef.finding.title}" for ef in run.findings.values()
+                if ef.finding.kind == "undeclared-access"]
         bad += [f"{row.key}: {odpor.deviations} dropped"] if odpor.deviations else []
         for seed in range(10):
             ex = ds.Kernel(seed=seed, **opts).run(row.scenario)
