@@ -59,6 +59,14 @@ walk's ``xa_lock`` inside the fence's lock and in hardirq). An earlier
 configuration of the dependency designs had a second leftover (``L1``
 without a dependency, ``L2`` with one): that only delayed the walk to a
 kworker, so lockdep's ``inconsistent lock state`` needed a rarer schedule.
+
+Not proved: optimal DPOR does not exhaust the fixed designs (``work-item``:
+4,810 Mazurkiewicz traces in 60 s; ``work-walk``: 11,722), nothing dropped
+and every access declared. The races left are the kernel's own (one
+spinlock for a job's two fences, the ring's fence lock, ``entity_idle``,
+``free_job``'s mutex, the leftover popped before the kill); A alone,
+killed, is exhausted in 4,428 traces, and adding the leftover grows past
+reach. ``proofs.NOT_PROVED`` has the figures.
 """
 
 from __future__ import annotations
@@ -125,7 +133,7 @@ def work_walk(k: Kernel) -> None:
 _OSIPENKO = "20220411221536.283312-1-dmitry.osipenko@collabora.com"
 _PELLOUX = "487df8b69834, 20251029091103.1159-1-pierre-eric.pelloux-prayer@amd.com"
 
-# The fixed designs are not proved: proofs.NOT_PROVED says why (measured).
+# The fixed designs are not proved: proofs.NOT_PROVED says why (measured; see the module docstring).
 CLAIMS = [
     {"id": "H1", "design": "inline-signal", "scenario": inline_signal, "year": 2021,
      "source": "fixed by 542cff7893a3",
