@@ -15,7 +15,7 @@ other C14 rows) and ``C17/root-only-unsync-munmap`` (21);
 ``C12/userspace-race`` and ``C11/helper-mprotect``, whose submission returns
 once the job is queued, as does ``C14/i915-2018`` (1,761 traces; its
 experiment is also ``C10/i915-style``'s, catalog R6); ``C9/torn-down`` (9
-traces); ``H13/mmget-when-queueing`` (3,305 traces, once its configuration
+traces); ``H13/mmget-when-queueing`` (3,467 traces, once its configuration
 was cut to what its sibling's bug needs: one page reclaimed while the
 process exits). The others are listed here with the reason, which ``check
 --strict`` accepts as the documented exception and ``docs/catalog.md``
