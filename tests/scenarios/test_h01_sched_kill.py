@@ -91,3 +91,24 @@ def test_fixed_designs_are_clean_and_declared(scenario: Any) -> None:
     for seed in range(15):
         ex = ds.Kernel(seed=seed, check_accesses=True).run(scenario)
         assert ex.findings == []
+
+
+def test_every_access_of_the_scheduler_rows_is_declared() -> None:
+    """The scheduler's state is declared per kernel object (drm_sched S6: the entity, the run queue
+    and pending list, the fences): the undeclared-access mode over optimal DPOR's schedules and
+    random walks finds nothing, and optimal DPOR drops no wakeup sequence."""
+    from dmabufsim.explore import OptimalDPOR
+    from dmabufsim.explore.explorer import run_job
+
+    bad = []
+    for row in [*discover().select(["H1"]), *discover().select(["H8"])]:
+        opts = {**dict(row.kernel_options), "check_accesses": True}
+        odpor = OptimalDPOR()
+        run = run_job(row.scenario, [(odpor, 30)], stop_on_first=False, coverage=False, kernel_options=opts)
+        bad += [f"{row.key}: {ef.finding.title}" for ef in run.findings.values()
+                if ef.finding.kind == "undeclared-access"]
+        bad += [f"{row.key}: {odpor.deviations} dropped"] if odpor.deviations else []
+        for seed in range(10):
+            ex = ds.Kernel(seed=seed, **opts).run(row.scenario)
+            bad += [f"{row.key} seed {seed}: {f.title}" for f in ex.findings if f.kind == "undeclared-access"]
+    assert bad == []

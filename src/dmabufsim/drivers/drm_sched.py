@@ -51,7 +51,11 @@ Rules:
   jobs; each job still queued gets its scheduled fence signalled, its
   finished fence the error ``-ESRCH``, and a callback on the previous job's
   finished fence (the first on the entity's last scheduled fence), so that
-  the jobs complete in order after the hardware finished. What that
+  the jobs complete in order after the hardware finished. Before it
+  touches the queue it waits for ``entity_idle``: the scheduler thread
+  re-arms it when it selects the entity and completes it once the pop
+  came back empty or ``run_job`` returned, so a kill never takes a job
+  the thread is still popping. What that
   callback does changed over the years (:data:`KILL_DESIGNS`):
   ``inline-signal`` signals the finished fence and frees the job inside the
   callback (before 542cff7893a3); ``irq-work`` defers both to an
@@ -62,9 +66,17 @@ Rules:
   each unsignalled one, then defers to a work item (2023-2025); ``work-walk``
   only queues the work item, which walks the dependencies
   (487df8b69834, 2025).
-* S6 (declarations): the scheduler's bookkeeping (entities' queues, the
-  pending list, the dependency being waited) is one object (the
-  scheduler's ``oid``), written by every step that changes it.
+* S6 (declarations): the kernel's state is declared as the kernel
+  separates it. An entity's state (its job queue, ``dependency``,
+  ``stopped``, ``last_scheduled``: ``job_queue`` is an spsc queue, the rest
+  under ``entity->lock`` or the entity's own thread) is the entity's
+  ``oid``, written by ``push_job``, the pop, the dependency callback and
+  ``kill``. The run queue (its entities) and the pending list (under
+  ``job_list_lock``) are the scheduler's ``oid``, written by
+  ``drm_sched_rq_add_entity`` and by the steps that add or take a pending
+  job. The scheduler thread's wait reads both (the wait condition), its
+  round-robin position is its own. ``drm_sched_job_done`` touches only the
+  finished fence and the wait queue, which declare themselves.
 * S7 (references, as the kernel counts them): the job holds one reference
   on its finished fence (dropped by ``drm_sched_job_cleanup``), the finished
   fence one on the scheduled fence (dropped by its ``release``), the
@@ -93,6 +105,7 @@ from functools import partial
 from typing import Any
 
 from ..dma.fence import DmaFence, DmaFenceCb, FenceOps, context_alloc
+from ..kernel.completion import Completion
 from ..kernel.errors import ENOENT, UsageError
 from ..kernel.irq_work import IrqWork
 from ..kernel.kthread_park import kthread_park, kthread_parkme, kthread_unpark
@@ -291,10 +304,12 @@ class DrmSchedEntity:
     __slots__ = (
         "dep_cb",
         "dependency",
+        "entity_idle",
         "fence_context",
         "kill_design",
         "last_scheduled",
         "name",
+        "oid",
         "queue",
         "sched",
         "seqno",
@@ -306,6 +321,8 @@ class DrmSchedEntity:
         if kill_design not in KILL_DESIGNS:
             raise UsageError(f"unknown kill design {kill_design!r}; known: {list(KILL_DESIGNS)}")
         self.sched = sched
+        #: The entity's state (S6): its queue, dependency, ``stopped`` and ``last_scheduled``.
+        self.oid = sched.k.new_oid()
         self.name = name
         self.kill_design = kill_design
         self.fence_context = context_alloc(2)
@@ -316,13 +333,17 @@ class DrmSchedEntity:
         #: The dependency fence the entity waits on (S2), and its callback.
         self.dependency: DmaFence | None = None
         self.dep_cb: DmaFenceCb | None = None
+        #: ``entity->entity_idle`` (S5): not done while the scheduler thread uses the entity
+        #: (from its selection to ``run_job``); the entity starts idle.
+        self.entity_idle = Completion(f"{name}.entity_idle")
+        self.entity_idle.complete_all()  # "We start in an idle state."
         sched.k.point("drm_sched_rq_add_entity", sched.oid, True, name)
         sched.entities.append(self)
 
     def push_job(self, job: DrmSchedJob) -> None:
         """``drm_sched_entity_push_job``: queue ``job`` and wake the scheduler."""
         k = self.sched.k
-        k.point("drm_sched_entity_push_job", self.sched.oid, True, self.name)
+        k.point("drm_sched_entity_push_job", self.oid, True, self.name)
         k.event("drm_sched_entity_push_job", job.oid, True, job.name)  # S8: the job's queue node
         if self.stopped:
             raise UsageError(f"job pushed to the killed entity {self.name}")
@@ -330,12 +351,15 @@ class DrmSchedEntity:
         self.sched.wake_up_worker_locked()  # drm_sched_wakeup, in the push's step
 
     def _ready(self) -> bool:
-        return bool(self.queue) and self.dependency is None
+        """``drm_sched_entity_is_ready``: declares the entity read (S6)."""
+        self.sched.k.event("drm_sched_entity_is_ready", self.oid, False, self.name)
+        # A stopped entity is off the run queue (drm_sched_rq_remove_entity in kill, S5).
+        return bool(self.queue) and self.dependency is None and not self.stopped
 
     def _dependency_cb(self, fence: DmaFence, cb: DmaFenceCb) -> None:
         """``drm_sched_entity_wakeup``: the awaited dependency signalled."""
         k = self.sched.k
-        k.event("drm_sched_entity_wakeup", self.sched.oid, True, self.name)
+        k.event("drm_sched_entity_wakeup", self.oid, True, self.name)
         self.dependency = None
         self.dep_cb = None
         fence.put()  # the entity's reference on its dependency (S7)
@@ -344,7 +368,8 @@ class DrmSchedEntity:
     def _pop_job(self) -> DrmSchedJob | None:
         """``drm_sched_entity_pop_job`` (S2): None while a dependency is pending."""
         k = self.sched.k
-        oid = self.sched.oid
+        oid = self.oid
+        k.event("drm_sched_entity_pop_job", oid, True, self.name)  # spsc_queue_peek / _pop (S6)
         job = self.queue[0]
         k.event("drm_sched_entity_pop_job", job.oid, False, job.name)  # S8
         # drm_sched_job_dependency: the xarray keeps its entries (and their references) for the
@@ -391,8 +416,11 @@ class DrmSchedEntity:
         """``drm_sched_entity_kill``: stop the entity and kill its queued jobs (S5)."""
         sched = self.sched
         k = sched.k
-        k.point("drm_sched_entity_kill", sched.oid, True, self.name)
-        self.stopped = True
+        k.point("drm_sched_entity_kill", self.oid, True, self.name)
+        self.stopped = True  # and drm_sched_rq_remove_entity, under entity->lock
+        # "Make sure this entity is not used by the scheduler at the moment" (S5).
+        self.entity_idle.wait_for_completion()
+        k.event("drm_sched_entity_kill", self.oid, True, self.name)
         jobs = self.queue
         self.queue = []
         if self.dependency is not None and self.dep_cb is not None:
@@ -563,7 +591,7 @@ class DrmGpuScheduler:
                 if park.should_park:
                     kthread_parkme()
                     continue
-            k.event("drm_sched_main", self.oid, True, self.name)
+            k.event("drm_sched_main", self.oid, False, self.name)  # the run queue and pending list (S6)
             job = self._take_finished()
             if job is not None:
                 self.ops.free_job(job)
@@ -574,8 +602,9 @@ class DrmGpuScheduler:
                 continue
             job = entity._pop_job()
             if job is None:
+                entity.entity_idle.complete_all()
                 continue
-            self._run(job)
+            self._run(job, entity)
 
     def _take_finished(self) -> DrmSchedJob | None:
         """``drm_sched_get_finished_job``: take the first finished pending job off the list."""
@@ -599,10 +628,11 @@ class DrmGpuScheduler:
             e = self.entities[(self._rr + i) % n]
             if e._ready():
                 self._rr = (self._rr + i + 1) % n
+                e.entity_idle.reinit_locked()  # under rq->lock, with the selection (S5)
                 return e
         return None
 
-    def _run(self, job: DrmSchedJob) -> None:
+    def _run(self, job: DrmSchedJob, entity: DrmSchedEntity) -> None:
         """``drm_sched_job_begin``, ``drm_sched_fence_scheduled``, ``run_job``, ``drm_sched_job_done_cb``."""
         k = self.k
         self.job_list_lock.lock()
@@ -614,6 +644,7 @@ class DrmGpuScheduler:
         s_fence = job.s_fence
         s_fence.scheduled.signal()
         hw = self.ops.run_job(job)
+        entity.entity_idle.complete_all()  # the entity is no longer used (S5)
         if hw is None:
             self._job_done(job)
             return
@@ -640,8 +671,7 @@ class DrmGpuScheduler:
             finished.set_error(parent.error)
         finished.signal()
         finished.put()
-        self.k.event("drm_sched_job_done", self.oid, True, self.name)
-        self.wake_up_worker_locked()
+        self.wake_up_worker_locked()  # __drm_sched_run_free_queue (the fence and the wake declare it, S6)
 
     # ------------------------------------------------------------------ timeout (S4)
 

@@ -12,6 +12,9 @@ Rules:
   returns the time left (at least 1) or 0; the interruptible variants raise
   ``ERESTARTSYS`` on a pending signal.
 * R4: ``complete`` never sleeps: it may be called from an interrupt handler.
+* R5: ``reinit_locked`` re-arms the completion inside the caller's step (the
+  caller holds the spinlock that makes it atomic with what it decided); it
+  declares the write by an event.
 """
 
 from __future__ import annotations
@@ -59,6 +62,13 @@ class Completion:
     def reinit(self) -> None:
         """``reinit_completion``: back to not-done."""
         self.k.point("reinit_completion", self.oid, True, self.name)
+        self.done = 0
+
+    def reinit_locked(self) -> None:
+        """``reinit_completion`` inside the caller's step (R5): under a spinlock the caller holds
+        (``drm_sched_rq_select_entity_rr`` re-arms ``entity_idle`` under ``rq->lock``), so no
+        scheduling point of its own; an event declares the write."""
+        self.k.event("reinit_completion", self.oid, True, self.name)
         self.done = 0
 
     def _wait(self, interruptible: bool, timeout: int | None) -> int:

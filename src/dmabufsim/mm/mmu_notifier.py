@@ -245,10 +245,11 @@ class MMUNotifierSubscriptions:
 
     def arch_invalidate_secondary_tlbs(self, mm: Any, start: int, end: int) -> None:
         """``__mmu_notifier_arch_invalidate_secondary_tlbs``: each classic subscriber's hook (R10)."""
+        # The classic list, read under SRCU: ordered with register / release (their writes). Declared
+        # before the emptiness test, which reads it too (mm_has_notifiers).
+        self.k.event("mmu_notifier_arch_invalidate_secondary_tlbs", self.oid, False)
         if not self.subscribers:
             return
-        # The classic list, read under SRCU: ordered with register / release (their writes).
-        self.k.event("mmu_notifier_arch_invalidate_secondary_tlbs", self.oid, False)
         for sub in list(self.subscribers):
             hook = sub.ops.arch_invalidate_secondary_tlbs
             if hook is not None:

@@ -12,6 +12,7 @@ from dmabufsim.drivers.drm_sched import (
     DrmSchedEntity,
     DrmSchedJob,
     EngineBackend,
+    IrqBackend,
     SchedBackendOps,
 )
 
@@ -232,3 +233,36 @@ def test_a_bad_job_that_completed_during_the_timeout_is_freed_by_the_handler() -
         ex = ds.Kernel(seed=seed, check_accesses=True).run(scenario)
         assert ex.findings == []
         assert len(freed_by) == 1 and freed_by[0].startswith("kworker/events:")
+
+
+def _kill_while_popping(k: ds.Kernel) -> None:
+    """One job waiting for another driver's fence; the entity is killed while the scheduler thread
+    may be in the middle of popping it, then the fence signals and its last reference goes."""
+    sched = DrmGpuScheduler(IrqBackend("amdgpu"), "gfx")
+    entity = DrmSchedEntity(sched, "ctx", kill_design="inline-signal")
+    other = FenceContext("other", driver="other").create()
+    job = DrmSchedJob(entity, "J")
+    job.add_dependency(other.get())
+    entity.push_job(job)
+    entity.kill()
+    other.signal()
+    other.put()
+
+
+def test_kill_waits_until_the_scheduler_thread_no_longer_uses_the_entity() -> None:
+    """drm_sched_entity_kill waits for entity_idle: the thread re-arms it when it selects the entity
+    and completes it once the pop returned. Without that wait the kill freed the job (and with it the
+    dependency's last reference) while the thread was still testing that dependency: a false
+    use-after-free of the fence in drm_sched_entity_pop_job."""
+    rep = ds.explore(_kill_while_popping, "odpor", budget=5000, stop_on_first=False)
+    assert rep.findings == [] and rep.assurance is not None and rep.assurance.proved
+    # The race is there: in some schedules the kill waits for the thread's pop.
+    waited = False
+    for seed in range(60):
+        k = ds.Kernel(seed=seed, record_trace=True)
+        ops: list[tuple[str, str]] = []
+        k.trace.subscribe(lambda e, ops=ops, k=k: ops.append((e.op, k.current.name if k.current else "")))
+        assert k.run(_kill_while_popping).findings == []
+        i = ops.index(("drm_sched_entity_kill", "scenario"))
+        waited |= ("complete_all", "gfx") in ops[i:]
+    assert waited

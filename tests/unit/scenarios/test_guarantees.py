@@ -127,7 +127,8 @@ PROVED_ROWS = [
     "H2/list-reference", "H3/fixed", "H4/trylock", "H5/trylock-recursive", "H6/honours-blockable", "H7/paired",
     "H8/take-off-list",
     "H9/locked", "H10/worker", "H11/trylock-purge",
-    "H12/gup-before-reservation", "H14/alloc-before-lock", "H15/trylock-retry", "H16/slowpath",
+    "H12/gup-before-reservation", "H13/mmget-when-queueing", "H14/alloc-before-lock", "H15/trylock-retry",
+    "H16/slowpath",
     "H17/prefault-then-lock",
     "S1/secondary-tlbs", "S2/read-retry", "S3/round-trip", "S4/garbage-collector",
 ]
