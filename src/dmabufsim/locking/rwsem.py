@@ -129,7 +129,7 @@ class RwSem:
         if not waiters or self.writer is not None:
             return
         k = self.k
-        k.event("rwsem_wake", self._count, True)  # R8: a handover looks at and changes the readers
+        k.event("rwsem_wake", self._count, True, self.dep_map.name)  # R8: a handover looks at and changes the readers
         first = waiters[0]
         if first.write:
             if not self.readers:
@@ -155,16 +155,16 @@ class RwSem:
         k.point(fn, self.oid, write, self.dep_map.name)  # R8: a reader looks first
         me = k.current
         if write:
-            k.event(fn, self._count, True)  # R8: the test for no readers
+            k.event(fn, self._count, True, self.dep_map.name)  # R8: the test for no readers
         if self.writer is None and not self.waiters and (not write or not self.readers):
             if write:
                 self.writer = me
             else:
-                k.event(fn, self._count, False)  # R8: the reader bias, an increment
+                k.event(fn, self._count, False, self.dep_map.name)  # R8: the reader bias, an increment
                 self.readers.append(me)
             return
         if not write:
-            k.event(fn, self.oid, True)  # R8: a reader queues
+            k.event(fn, self.oid, True, self.dep_map.name)  # R8: a reader queues
         w = _RwWaiter(me, write)
         self.waiters.append(w)
         k.lock_stat("lock_contended", self.oid)
@@ -207,7 +207,7 @@ class RwSem:
         k.point("down_read_trylock", self.oid, False, self.dep_map.name)  # R8
         if self.writer is not None or self.waiters:
             return False
-        k.event("down_read_trylock", self._count, False)  # R8: the reader bias, an increment
+        k.event("down_read_trylock", self._count, False, self.dep_map.name)  # R8: the reader bias, an increment
         self.readers.append(k.current)
         k.lockdep.acquire(self.dep_map, read=1, trylock=True)
         return True
@@ -216,7 +216,7 @@ class RwSem:
         """``down_write_trylock``: take it if nobody holds or waits for it."""
         k = self.k
         k.point("down_write_trylock", self.oid, True, self.dep_map.name)
-        k.event("down_write_trylock", self._count, True)  # R8: the test for no readers
+        k.event("down_write_trylock", self._count, True, self.dep_map.name)  # R8: the test for no readers
         if self.writer is not None or self.readers or self.waiters:
             return False
         self.writer = k.current
@@ -231,12 +231,12 @@ class RwSem:
         if me not in self.readers:
             k.lockdep.release(self.dep_map)
             return
-        k.event("up_read", self._count, False)  # R8: the decrement
+        k.event("up_read", self._count, False, self.dep_map.name)  # R8: the decrement
         self.readers.remove(me)
         k.lockdep.release(self.dep_map)
         if not self.readers and self.waiters:
             # R8: the last reader with someone waiting hands over (rwsem_wake)
-            k.event("up_read", self.oid, True)
+            k.event("up_read", self.oid, True, self.dep_map.name)
             self._grant()
 
     def up_write(self) -> None:
@@ -254,7 +254,7 @@ class RwSem:
         """``downgrade_write``: turn the write hold into a read hold atomically (R4)."""
         k = self.k
         k.point("downgrade_write", self.oid, True, self.dep_map.name)
-        k.event("downgrade_write", self._count, True)  # R8: the writer becomes a reader
+        k.event("downgrade_write", self._count, True, self.dep_map.name)  # R8: the writer becomes a reader
         me = k.current
         if self.writer is not me:
             k.report(
