@@ -226,6 +226,7 @@ class AmdgpuMn(MMUNotifierOps):
             obj.bo.k.event("amdgpu_ttm_tt_affect_userptr", obj.bo.oid, True)
             obj.mmu_invalidations += 1  # amdgpu_ttm_tt_affect_userptr
             obj.bo.wait_idle()  # reservation_object_wait_timeout_rcu(resv, true, false, MAX)
+            obj.bo.k.event("amdgpu_ttm_tt_mark_user_pages", obj.bo.oid, False)  # the pages, after the wait
             for p in obj.bo.pages or ():  # amdgpu_ttm_tt_mark_user_pages
                 if obj.bo.writable:
                     p.set_dirty()

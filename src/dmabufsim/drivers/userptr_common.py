@@ -122,6 +122,7 @@ class UserptrBo:
         # what the isolation checker must judge later accesses against, even when
         # copy-on-write moved a page to another owner before the bind.
         for i, rec in enumerate(recs):
+            self.k.event("userptr_bind", rec.page.oid, True)  # the frame's device mapping, labelled
             rec.owner = self.mm
             rec.user_mm = self.mm
             rec.user_va = self.start + i * PAGE_SIZE

@@ -30,6 +30,21 @@ Rules:
 * R7 (lock_stat): a queued acquisition calls ``lock_contended``, then
   ``lock_acquired`` when granted or ``lock_failed`` when a signal ends it
   (``Kernel.lock_stat``, kept only while recording).
+* R8 (what a step touches, for the explorers): the semaphore's owner and
+  queue are its object (``oid``); the reader count is a pseudo-object of
+  its own (``refcount_oid(oid)``), as the kernel's ``sem->count`` reader
+  bias is an atomic add. A reader that gets in at once (``down_read``'s fast
+  path, a successful ``down_read_trylock``) reads the object -- no writer,
+  nobody queued -- and reads the count (an increment); an ``up_read`` reads
+  the object (does anyone wait?) and the count (a decrement), unless it
+  drops the last reader while someone waits: that one hands over and writes
+  both. With nobody queued the count's value decides nothing a reader
+  does, so its increments and decrements commute; whoever is queued was
+  queued by a write of the object, which orders it with every reader.
+  Every other operation -- a writer (its test for no readers), a grant, a
+  downgrade -- writes both, and a reader that must queue writes the
+  object. So two readers of an uncontended semaphore are independent, as
+  they are in the kernel.
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ from __future__ import annotations
 from ..kernel.errors import EINTR
 from ..kernel.runtime import current_kernel
 from ..kernel.thread import KThread
+from ..kernel.trace import refcount_oid
 from .lockdep_map import LockdepMap
 
 _WAIT = "rwsem_down"
@@ -84,12 +100,17 @@ class RwSem:
     (one entry per ``down_read``) share it; ``waiters`` is the FIFO queue.
     """
 
-    __slots__ = ("_rguard", "_wguard", "dep_map", "k", "oid", "readers", "waiters", "writer")
+    __slots__ = ("_count", "_rguard", "_wguard", "dep_map", "k", "oid", "readers", "waiters", "writer")
+
+    #: The readers are declared through the count's own pseudo-object (R8), not the semaphore's.
+    __untracked__ = ("readers",)
 
     def __init__(self, name: str = "rwsem", *, key: object | None = None) -> None:
         self.k = current_kernel()
         self.dep_map = LockdepMap(name, key)
         self.oid = self.dep_map.oid
+        #: The reader count's pseudo-object (R8).
+        self._count = refcount_oid(self.oid)
         self.writer: KThread | None = None
         self.readers: list[KThread] = []
         self.waiters: list[_RwWaiter] = []
@@ -108,6 +129,7 @@ class RwSem:
         if not waiters or self.writer is not None:
             return
         k = self.k
+        k.event("rwsem_wake", self._count, True, self.dep_map.name)  # R8: a handover looks at and changes the readers
         first = waiters[0]
         if first.write:
             if not self.readers:
@@ -130,14 +152,19 @@ class RwSem:
         k = self.k
         k.might_sleep(fn)
         k.lockdep.acquire(self.dep_map, read=0 if write else 1, subclass=subclass)
-        k.point(fn, self.oid, True, self.dep_map.name)
+        k.point(fn, self.oid, write, self.dep_map.name)  # R8: a reader looks first
         me = k.current
+        if write:
+            k.event(fn, self._count, True, self.dep_map.name)  # R8: the test for no readers
         if self.writer is None and not self.waiters and (not write or not self.readers):
             if write:
                 self.writer = me
             else:
+                k.event(fn, self._count, False, self.dep_map.name)  # R8: the reader bias, an increment
                 self.readers.append(me)
             return
+        if not write:
+            k.event(fn, self.oid, True, self.dep_map.name)  # R8: a reader queues
         w = _RwWaiter(me, write)
         self.waiters.append(w)
         k.lock_stat("lock_contended", self.oid)
@@ -177,9 +204,10 @@ class RwSem:
     def down_read_trylock(self) -> bool:
         """``down_read_trylock``: share it if no writer holds it and no one waits."""
         k = self.k
-        k.point("down_read_trylock", self.oid, True, self.dep_map.name)
+        k.point("down_read_trylock", self.oid, False, self.dep_map.name)  # R8
         if self.writer is not None or self.waiters:
             return False
+        k.event("down_read_trylock", self._count, False, self.dep_map.name)  # R8: the reader bias, an increment
         self.readers.append(k.current)
         k.lockdep.acquire(self.dep_map, read=1, trylock=True)
         return True
@@ -188,6 +216,7 @@ class RwSem:
         """``down_write_trylock``: take it if nobody holds or waits for it."""
         k = self.k
         k.point("down_write_trylock", self.oid, True, self.dep_map.name)
+        k.event("down_write_trylock", self._count, True, self.dep_map.name)  # R8: the test for no readers
         if self.writer is not None or self.readers or self.waiters:
             return False
         self.writer = k.current
@@ -197,14 +226,17 @@ class RwSem:
     def up_read(self) -> None:
         """``up_read``: drop one read hold; the last reader hands over to a waiting writer (R3, R5)."""
         k = self.k
-        k.point("up_read", self.oid, True, self.dep_map.name)
+        k.point("up_read", self.oid, False, self.dep_map.name)  # R8: does anyone wait?
         me = k.current
         if me not in self.readers:
             k.lockdep.release(self.dep_map)
             return
+        k.event("up_read", self._count, False, self.dep_map.name)  # R8: the decrement
         self.readers.remove(me)
         k.lockdep.release(self.dep_map)
-        if not self.readers:
+        if not self.readers and self.waiters:
+            # R8: the last reader with someone waiting hands over (rwsem_wake)
+            k.event("up_read", self.oid, True, self.dep_map.name)
             self._grant()
 
     def up_write(self) -> None:
@@ -222,6 +254,7 @@ class RwSem:
         """``downgrade_write``: turn the write hold into a read hold atomically (R4)."""
         k = self.k
         k.point("downgrade_write", self.oid, True, self.dep_map.name)
+        k.event("downgrade_write", self._count, True, self.dep_map.name)  # R8: the writer becomes a reader
         me = k.current
         if self.writer is not me:
             k.report(

@@ -306,8 +306,15 @@ def test_killable_reader(variant: str) -> None:
 
 
 def test_trace_events_carry_the_class_name() -> None:
+    """Every event names the class; R8: the semaphore's own object (owner and queue) and the
+    reader count's pseudo-object, read by readers that get in, written by writers."""
+    from dmabufsim.kernel.trace import refcount_oid
+
+    oids: dict[str, int] = {}
+
     def scenario(k: ds.Kernel) -> None:
         sem = ds.RwSem("mmap_lock")
+        oids["sem"] = sem.oid
         with sem.reading():
             pass
         sem.down_write()
@@ -319,12 +326,19 @@ def test_trace_events_carry_the_class_name() -> None:
     ex = run_first(scenario, record_trace=True)
     assert ex.findings == []
     assert ex.events is not None
-    assert [(e.op, e.detail) for e in ex.events] == [
-        ("down_read", "mmap_lock"),
-        ("up_read", "mmap_lock"),
-        ("down_write", "mmap_lock"),
-        ("downgrade_write", "mmap_lock"),
-        ("up_read", "mmap_lock"),
-        ("down_write_trylock", "mmap_lock"),
-        ("up_write", "mmap_lock"),
+    names = {oids["sem"]: "sem", refcount_oid(oids["sem"]): "count"}
+    assert [(e.op, e.detail, names[e.obj], e.write) for e in ex.events] == [
+        ("down_read", "mmap_lock", "sem", False),
+        ("down_read", "mmap_lock", "count", False),
+        ("up_read", "mmap_lock", "sem", False),
+        ("up_read", "mmap_lock", "count", False),
+        ("down_write", "mmap_lock", "sem", True),
+        ("down_write", "mmap_lock", "count", True),
+        ("downgrade_write", "mmap_lock", "sem", True),
+        ("downgrade_write", "mmap_lock", "count", True),
+        ("up_read", "mmap_lock", "sem", False),
+        ("up_read", "mmap_lock", "count", False),
+        ("down_write_trylock", "mmap_lock", "sem", True),
+        ("down_write_trylock", "mmap_lock", "count", True),
+        ("up_write", "mmap_lock", "sem", True),
     ]
