@@ -807,11 +807,12 @@ class OptimalDPOR(ExploreStrategy):
         return -1
 
     def _race_acquisition(self, x: int, i: int, j: int, owner: int) -> None:
-        """R3: event ``j`` waited for a mutex thread ``owner`` took at position ``x`` and held;
-        ``i`` is ``j``'s race on it. The acquisition at ``x`` and the attempt race (the
-        attempt, moved before it, takes the mutex) unless ``x`` happens before ``j`` through
-        something other than the mutex's own chain (``j``'s program order, its dependencies
-        other than ``i``)."""
+        """R3: thread ``owner`` took the mutex at position ``x``; event ``j`` of another thread
+        acquires it after ``i`` released it, or waited for it while ``owner`` held it (``i``
+        is ``j``'s race on it). The acquisition at ``x`` and ``j`` race (``j``, moved before
+        it, takes the mutex) unless ``x`` happens before ``j`` through something other than
+        the mutex's own chain: ``j``'s program order, or its dependencies other than ``i``
+        (the accesses of ``j`` other than the mutex: its last write before ``j`` is ``i``)."""
         clk = self._clk
         prev = self._undo[j][1]
         if prev >= 0:
@@ -854,20 +855,7 @@ class OptimalDPOR(ExploreStrategy):
             x = last
         if x < 0:
             return
-        clk = self._clk
-        # j's happens-before without i: its thread's previous event and its other dependencies
-        # (the accesses of j other than m; m's last write before j is i itself)
-        prev = undo[j][1]
-        if prev >= 0:
-            cp = clk[prev]
-            if ti < len(cp) and cp[ti] >= x:
-                return
-        for k in self._jdeps:  # j's other immediate predecessors (the frontier of its objects)
-            if k != i:
-                ck = clk[k]
-                if k == x or (ti < len(ck) and ck[ti] >= x):
-                    return
-        self._race(x, j, True)
+        self._race_acquisition(x, i, j, ti)
 
     @staticmethod
     def _weak_initial(q: int, accs: Accs, v: list[tuple[int, Accs]]) -> bool:
