@@ -177,26 +177,28 @@ def test_pooled_greenlets_keep_threads_apart() -> None:
     assert "deadlock" in kinds
 
 
+def _rotating_locks(k: ds.Kernel) -> None:
+    """Four workers, each taking three mutexes in turn thirty times: many preemption choices."""
+    locks = [ds.Mutex(f"m{i}") for i in range(3)]
+
+    def worker(i: int) -> None:
+        for j in range(30):
+            with locks[(i + j) % 3]:
+                k.point("work", 100 + i, True)
+
+    for i in range(4):
+        k.spawn(worker, i, name=f"w{i}")
+
+
 class _PlainRandom(RandomStrategy):
     """RandomStrategy by method call: a subclass is not inlined by Kernel.point."""
 
 
 def test_point_inlines_random_strategy_without_changing_any_schedule() -> None:
-    def scenario(k: ds.Kernel) -> None:
-        locks = [ds.Mutex(f"m{i}") for i in range(3)]
-
-        def worker(i: int) -> None:
-            for j in range(30):
-                with locks[(i + j) % 3]:
-                    k.point("work", 100 + i, True)
-
-        for i in range(4):
-            k.spawn(worker, i, name=f"w{i}")
-
     for seed in range(12):
-        inlined = ds.Kernel(seed=seed).run(scenario)
+        inlined = ds.Kernel(seed=seed).run(_rotating_locks)
         assert inlined.strategy == f"random(seed={seed})"
-        plain = ds.Kernel(strategy=_PlainRandom(seed)).run(scenario)
+        plain = ds.Kernel(strategy=_PlainRandom(seed)).run(_rotating_locks)
         assert (inlined.token, inlined.trace_digest, inlined.steps, inlined.preemptions) == (
             plain.token, plain.trace_digest, plain.steps, plain.preemptions), seed
 
@@ -231,17 +233,6 @@ class _PlainWalk(RandomWalk):
 
 
 def test_point_draws_a_uniform_strategy_inline_without_changing_any_schedule() -> None:
-    def scenario(k: ds.Kernel) -> None:
-        locks = [ds.Mutex(f"m{i}") for i in range(3)]
-
-        def worker(i: int) -> None:
-            for j in range(30):
-                with locks[(i + j) % 3]:
-                    k.point("work", 100 + i, True)
-
-        for i in range(4):
-            k.spawn(worker, i, name=f"w{i}")
-
     inline, plain = RandomWalk(3), _PlainWalk(3)
     assert inline.uniform is not None and plain.uniform is None
     for index in range(12):
@@ -249,7 +240,7 @@ def test_point_draws_a_uniform_strategy_inline_without_changing_any_schedule() -
         for strat in (inline, plain):
             strat.index = index
             strat.new_execution()
-            runs.append(ds.Kernel(strategy=strat).run(scenario))
+            runs.append(ds.Kernel(strategy=strat).run(_rotating_locks))
         a, b = runs
         assert (a.token, a.trace_digest, a.steps, a.preemptions) == (b.token, b.trace_digest, b.steps,
                                                                      b.preemptions), index
