@@ -65,10 +65,24 @@ Rules:
   page is being migrated; its page lock is held). A CPU access never goes
   through either: the fault of a device-private entry calls the owner's
   ``migrate_to_ram`` (``do_swap_page``), the fault of a migration entry
-  waits for the page lock and retries (``migration_entry_wait``). Zapping a
-  device-private entry drops the device page's reference; a migration entry
-  holds none. ``fork`` of a non-present entry is not modelled
-  (``NotImplementedError``).
+  waits for the page lock and retries (``migration_entry_wait``, which
+  takes no page reference: the migration's own reference keeps the frame
+  while any migration entry names it, and the wait is on the page's wait
+  queue, never on the frame). Zapping a device-private entry drops the
+  device page's reference; a migration entry holds none (zapping it only
+  takes it off the frame's ``migration_ptes``, what the migration's
+  ``remove_migration_ptes`` walks).
+* R13 (fork of non-present entries, ``copy_nonpresent_pte``): the child
+  gets the parent's device-private entry with a reference of its own and an
+  rmap entry (``folio_get`` + ``folio_try_dup_anon_rmap_pte``: device pages
+  are never pinned, so the dup never fails); a migration entry is copied
+  without a reference and joins the frame's ``migration_ptes``, so the
+  migration in progress restores the child's entry too. In a private
+  (copy-on-write) mapping a writable entry becomes read-only in both
+  (``make_readable_device_private_entry`` / ``_migration_entry``): a later
+  write faults (``do_swap_page`` -> ``migrate_to_ram``), and once the page
+  is back in system memory, mapped by both, it breaks copy-on-write as any
+  shared page does (R3).
 * R12 (anon_vma): the reverse-map walk of an anonymous page
   (``rmap_walk_anon``, :mod:`dmabufsim.mm.rmap`) holds the address space's
   ``anon_vma`` lock for read around each unmap (and its notifier bracket);
@@ -206,6 +220,15 @@ class Pte:
         self.writable = writable
         #: PTE_PRESENT, PTE_DEVICE_PRIVATE or PTE_MIGRATION.
         self.swp = swp
+
+
+def _migration_pte_remove(page: Page, mm: MmStruct, addr: int) -> None:
+    """Take ``(mm, addr)`` off ``page.migration_ptes`` (a migration entry zapped meanwhile, R11)."""
+    mig = page.migration_ptes
+    for i, (m, a) in enumerate(mig):
+        if m is mm and a == addr:
+            del mig[i]
+            return
 
 
 class MmStruct:
@@ -401,7 +424,10 @@ class MmStruct:
         for vpn in vpns:
             pte = ptes.pop(vpn)
             if pte.swp == PTE_MIGRATION:
-                continue  # the migrating thread holds the page (R11)
+                # The migrating thread holds the page (R11); the entry is simply gone.
+                self.k.event("zap_migration_entry", pte.page.oid, True)
+                _migration_pte_remove(pte.page, self, vpn << PAGE_SHIFT)
+                continue
             page = pte.page
             self._rmap_remove(page, vpn << PAGE_SHIFT)
             gather.append(page)
@@ -421,6 +447,47 @@ class MmStruct:
         if pte is None or pte.page is not page:
             return 0
         return self._zap(va, va + PAGE_SIZE)
+
+    def try_to_migrate_one(self, page: Page, addr: int) -> bool:
+        """``try_to_migrate_one``: replace this mm's mapping of the locked ``page`` by a migration entry.
+
+        The caller brackets it with the notifiers (``rmap`` R4). The PTE is
+        cleared and flushed (present entries: ``ptep_clear_flush``, then the
+        secondary TLBs, R10), the migration entry keeps the write bit, the
+        rmap entry and the mapping's reference go (``folio_remove_rmap_pte``
+        + ``folio_put``: the migration's reference holds the frame) and the
+        entry joins ``page.migration_ptes`` (R11). False if ``page`` is no
+        longer mapped at ``addr``.
+        """
+        va = addr & ~(PAGE_SIZE - 1)
+        vpn = va >> PAGE_SHIFT
+        pte = self.ptes.get(vpn)
+        if pte is None or pte.page is not page or pte.swp == PTE_MIGRATION:
+            return False
+        self.k.event("set_migration_pte", page.oid, True)
+        self.ptes[vpn] = Pte(page, pte.writable, PTE_MIGRATION)
+        self._rmap_remove(page, va)
+        page.migration_ptes.append((self, va))
+        if pte.swp == PTE_PRESENT and self.subscribers:
+            arch_invalidate_secondary_tlbs(self, va, va + PAGE_SIZE)
+        page.alloc.put_ref(page)
+        return True
+
+    def remove_migration_pte(self, src: Page, new: Page, addr: int, swp: int) -> bool:
+        """``remove_migration_pte``: the migration entry for ``src`` at ``addr`` maps ``new`` now.
+
+        ``swp`` is the new entry's kind (a device-private entry for a device
+        page); the write bit is the migration entry's. The caller takes the
+        entry off ``src.migration_ptes``. False if the entry is gone (zapped).
+        """
+        vpn = addr >> PAGE_SHIFT
+        pte = self.ptes.get(vpn)
+        if pte is None or pte.swp != PTE_MIGRATION or pte.page is not src:
+            return False
+        self.ptes[vpn] = Pte(new, pte.writable, swp)
+        new.refcount += 1
+        new.rmap.append((self, addr))
+        return True
 
     def _rmap_remove(self, page: Page, addr: int) -> None:
         rmap = page.rmap
@@ -688,8 +755,8 @@ class MmStruct:
                     page = pte.page
                     va = vpn << PAGE_SHIFT
                     if pte.swp != PTE_PRESENT:
-                        # copy_nonpresent_pte: a model limit, not the kernel's answer.
-                        raise NotImplementedError("fork of a device-private or migration entry is not modelled")
+                        self._copy_nonpresent_pte(child, vpn, pte, cow=v.shmem is None)
+                        continue
                     if v.shmem is not None:
                         page.refcount += 1
                         page.rmap.append((child, va))
@@ -713,6 +780,24 @@ class MmStruct:
             return child
         finally:
             self.mmap_lock.up_write()
+
+    def _copy_nonpresent_pte(self, child: MmStruct, vpn: int, pte: Pte, *, cow: bool) -> None:
+        """``copy_nonpresent_pte``: fork of a device-private or migration entry (R13).
+
+        Runs in fork's step under the parent's page-table lock; the frame's
+        reference count and reverse maps are declared written here.
+        """
+        page = pte.page
+        va = vpn << PAGE_SHIFT
+        self.k.event("copy_nonpresent_pte", page.oid, True)
+        if cow and pte.writable:
+            pte.writable = False  # make_readable_*_entry: the parent's entry, read-only from now on
+        if pte.swp == PTE_DEVICE_PRIVATE:
+            page.refcount += 1  # folio_get: the child's mapping holds the device page too
+            page.rmap.append((child, va))  # folio_try_dup_anon_rmap_pte
+        else:
+            page.migration_ptes.append((child, va))  # found by remove_migration_ptes' rmap walk
+        child.ptes[vpn] = Pte(page, pte.writable, pte.swp)
 
     def exit_mmap(self) -> None:
         """``exit_mmap``: tear the address space down (R5, R6: RELEASE).
