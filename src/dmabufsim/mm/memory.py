@@ -66,9 +66,9 @@ Rules:
   through either: the fault of a device-private entry calls the owner's
   ``migrate_to_ram`` (``do_swap_page``), the fault of a migration entry
   waits for the page lock and retries (``migration_entry_wait``, which
-  takes no page reference: the migration's own reference keeps the frame
-  while any migration entry names it, and the wait is on the page's wait
-  queue, never on the frame). Zapping a device-private entry drops the
+  queues on the page under the page-table lock and takes no page reference:
+  the migration's own reference keeps the frame while any migration entry
+  names it, ``page_lock`` R9). Zapping a device-private entry drops the
   device page's reference; a migration entry holds none (zapping it only
   takes it off the frame's ``migration_ptes``, what the migration's
   ``remove_migration_ptes`` walks).
@@ -111,7 +111,7 @@ from .notifier_hooks import (
     invalidate_range_start,
 )
 from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator
-from .page_lock import trylock_page_atomic, unlock_page, wait_on_page_locked
+from .page_lock import migration_entry_wait_on_locked, trylock_page_atomic, unlock_page
 from .vm_fault import (
     FAULT_FLAG_ALLOW_RETRY,
     FAULT_FLAG_TRIED,
@@ -617,8 +617,9 @@ class MmStruct:
         page locked by this fault and a reference taken while the entry
         still pins it (a page someone else has locked: wait for it and
         retry; the kernel returns and faults again). A migration entry: wait until the migration unlocks
-        the page (``migration_entry_wait``). Either way the caller looks
-        the PTE up again.
+        the page (``migration_entry_wait_on_locked``: queued in the step of
+        the ``pte_same`` check, no page reference, ``page_lock`` R9). Either
+        way the caller looks the PTE up again.
         """
         page = pte.page
         self.k.point("do_swap_page", page.oid, True, f"{va:#x}")
@@ -626,14 +627,16 @@ class MmStruct:
         if self.ptes.get(va >> PAGE_SHIFT) is not pte:
             return  # the entry changed meanwhile (the migration it waited for is done): fault again
         if pte.swp == PTE_MIGRATION:
-            wait_on_page_locked(page)
+            migration_entry_wait_on_locked(page)  # queued in this step, under the page-table lock
             return
         pgmap = getattr(page.alloc, "pgmap", None)
         if pgmap is None:
             raise UsageError(f"{self.name}: a device-private entry at {va:#x} whose page has no dev_pagemap")
         # Still under the page-table lock of the pte_same() check: trylock and reference atomically.
         if not trylock_page_atomic(page):
-            wait_on_page_locked(page)
+            # The kernel returns and faults again at once; the model sleeps until the holder
+            # unlocks (page_lock R7: no polling loop), queued in this step (R9), no reference.
+            migration_entry_wait_on_locked(page)
             return
         page.refcount += 1  # get_page: the fault's reference while the owner migrates it
         try:

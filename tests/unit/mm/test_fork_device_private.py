@@ -10,6 +10,7 @@ import pytest
 import dmabufsim as ds
 from dmabufsim.device.device import Device
 from dmabufsim.drivers.svm import SvmDriver
+from dmabufsim.kernel.errors import ENOMEM
 from dmabufsim.mm import migrate_device
 from dmabufsim.mm.memory import PTE_DEVICE_PRIVATE, PTE_MIGRATION, PTE_PRESENT, MmStruct, Process
 from dmabufsim.mm.page import PAGE_SHIFT, PAGE_SIZE, Page
@@ -226,3 +227,59 @@ def test_exit_during_a_migration_zaps_the_migration_entry() -> None:
 
     rep = ds.explore(scenario, "random", budget=100, confirm_cycles=False)
     assert rep.findings == []
+
+
+def _wait_then_reuse(k: ds.Kernel) -> None:
+    """A CPU fault meets the migration entry of an eviction; the freed frame's next user locks it.
+
+    The next user holds the reused frame's lock until the faulting thread is done. A fault that
+    found the migration entry must be queued on the page the migration holds (under the page-table
+    lock) and be woken by that migration's unlock_page, never wait for the frame's next holder.
+    """
+    from dmabufsim.mm.page_lock import trylock_page, unlock_page
+
+    dev = Device("gpu0")
+    p = Process("app")
+    a = p.mmap(PAGE_SIZE)
+    svm = SvmDriver(dev, p.mm, vram_pages=1, threads=False)
+    svm.gpu_write(a, "gpu")
+    got: dict[str, object] = {}
+    e = k.spawn(svm.evict, svm.ranges[0], name="evict")
+    c = k.spawn(lambda: got.update(cpu=p.read(a)), name="cpu")
+
+    def next_user() -> None:
+        k.join(e)
+        try:
+            page = svm.pgmap.alloc_page(p.mm)  # the evicted frame, reused
+        except ENOMEM:
+            return  # the CPU's own fault migrated it and still holds it: nothing to reuse yet
+        trylock_page(page)
+        k.join(c)
+        unlock_page(page)
+        page.alloc.put_ref(page)
+
+    n = k.spawn(next_user, name="next-user")
+    for t in (n, c):
+        k.join(t)
+    if got["cpu"] != "gpu":
+        k.report("assertion", f"cpu read {got['cpu']!r}", signature="evict-read")
+    svm.fini()
+    p.exit()
+
+
+def test_a_fault_waiting_on_a_migration_entry_never_waits_for_the_frames_next_user() -> None:
+    rep = ds.explore(_wait_then_reuse, "odpor", budget=300, confirm_cycles=False)
+    assert rep.findings == []
+
+
+def test_a_wait_queued_after_the_page_table_check_waits_for_the_next_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model's old wait: found the entry in one step, looked at the page lock in a later one."""
+    from dmabufsim.mm import memory, page_lock
+
+    monkeypatch.setattr(memory, "migration_entry_wait_on_locked", page_lock.wait_on_page_locked)
+    rep = ds.explore(_wait_then_reuse, "odpor", budget=300, confirm_cycles=False)
+    assert [f.finding.kind for f in rep.findings] == ["deadlock"]
+    d = rep.findings[0].finding.details
+    assert d["blocked"] == {"scenario": "join", "cpu": "wait_on_page_locked", "next-user": "join"}
+    assert d["waiting_for"]["cpu"] == "PG_locked pfn 0"
+    assert d["holding"]["cpu"] == ["mmap_lock"]
