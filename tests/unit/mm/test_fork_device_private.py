@@ -283,3 +283,18 @@ def test_a_wait_queued_after_the_page_table_check_waits_for_the_next_user(monkey
     assert d["blocked"] == {"scenario": "join", "cpu": "wait_on_page_locked", "next-user": "join"}
     assert d["waiting_for"]["cpu"] == "PG_locked pfn 0"
     assert d["holding"]["cpu"] == ["mmap_lock"]
+
+
+def test_planted_migration_that_unmaps_only_its_own_mm_never_completes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the rmap walk the parent still maps the page, so migrate_vma_check_page refuses it.
+
+    The child's fault gives the page back and faults again, forever: the explorer's ``livelock``.
+    (The refcount check is what keeps it from freeing a page the parent still maps.)
+    """
+    monkeypatch.setattr(migrate_device, "try_to_migrate", lambda page: 0)
+    out: dict[str, Any] = {}
+    rep = ds.explore(lambda k: _parent_gpu_reads_after_child_fault(k, out), "random", budget=1, max_steps=3000,
+                     confirm_cycles=False)
+    assert [(f.finding.kind, f.finding.title) for f in rep.findings] == [
+        ("livelock", "livelock: no progress within 3000 scheduling points")]
+    assert out == {"gpu_read": "gpu"}
