@@ -102,7 +102,7 @@ def _read_no_retry(resv: DmaResv, usage: DmaResvUsage) -> tuple[tuple[int, ...],
     out: list[int] = []
     i = 0
     while True:
-        k.point("naive_resv_walk", resv.oid, False)
+        k.point("naive_resv_walk", resv.list_oid, False)
         fobj = resv.fences
         if fobj is None or i >= len(fobj.entries):
             break
