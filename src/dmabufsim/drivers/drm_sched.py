@@ -73,8 +73,9 @@ Rules:
   ``oid``, written by ``push_job``, the pop, the dependency callback and
   ``kill``. The run queue (its entities) and the pending list (under
   ``job_list_lock``) are the scheduler's ``oid``, written by
-  ``drm_sched_rq_add_entity`` and by the steps that add or take a pending
-  job. The scheduler thread's wait reads both (the wait condition), its
+  ``drm_sched_rq_add_entity``, ``drm_sched_rq_remove_entity`` (the kill takes
+  the entity off the run queue: the thread never reads it again) and by the
+  steps that add or take a pending job. The scheduler thread's wait reads both (the wait condition), its
   round-robin position is its own. ``drm_sched_job_done`` touches only the
   finished fence and the wait queue, which declare themselves.
 * S7 (references, as the kernel counts them): the job holds one reference
@@ -351,10 +352,10 @@ class DrmSchedEntity:
         self.sched.wake_up_worker_locked()  # drm_sched_wakeup, in the push's step
 
     def _ready(self) -> bool:
-        """``drm_sched_entity_is_ready``: declares the entity read (S6)."""
+        """``drm_sched_entity_is_ready``: declares the entity read (S6). A killed entity is off
+        the run queue (``drm_sched_rq_remove_entity`` in :meth:`kill`, S5): not asked."""
         self.sched.k.event("drm_sched_entity_is_ready", self.oid, False, self.name)
-        # A stopped entity is off the run queue (drm_sched_rq_remove_entity in kill, S5).
-        return bool(self.queue) and self.dependency is None and not self.stopped
+        return bool(self.queue) and self.dependency is None
 
     def _dependency_cb(self, fence: DmaFence, cb: DmaFenceCb) -> None:
         """``drm_sched_entity_wakeup``: the awaited dependency signalled."""
@@ -417,7 +418,12 @@ class DrmSchedEntity:
         sched = self.sched
         k = sched.k
         k.point("drm_sched_entity_kill", self.oid, True, self.name)
-        self.stopped = True  # and drm_sched_rq_remove_entity, under entity->lock
+        self.stopped = True  # under entity->lock
+        # drm_sched_rq_remove_entity, under rq->lock: the scheduler thread never looks at the
+        # entity again (its wait condition and selection walk the run queue, S6).
+        k.event("drm_sched_rq_remove_entity", sched.oid, True, self.name)
+        if self in sched.entities:
+            sched.entities.remove(self)
         # "Make sure this entity is not used by the scheduler at the moment" (S5).
         self.entity_idle.wait_for_completion()
         k.event("drm_sched_entity_kill", self.oid, True, self.name)
