@@ -48,7 +48,8 @@ waiting for its own job: with the wait, C11/noretry-mprotect reached 31,153 trac
 150 s with one page and did not exhaust; with the submission returning once
 the job is queued (the ioctl does not wait; the teardown does) it is
 exhausted in 496, and so are C12/userspace-race (496) and
-C11/helper-mprotect (1,276); in the userptr bench (``wait=False``)
+C11/helper-mprotect (1,276; 420 once the lockless resv readers no longer
+declared the ww_mutex, dma_resv R6); in the userptr bench (``wait=False``)
 C14/i915-2018 is exhausted in 1,770. The userptr rows still listed below
 were not exhausted without the wait either (C14/helper, C15/*,
 C16/modern-mprotect and C16/modern-munmap-reuse: 800 to 2,400 traces in
