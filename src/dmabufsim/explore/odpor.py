@@ -417,7 +417,7 @@ class OptimalDPOR(ExploreStrategy):
         if i < 0:
             return
         tid, acc = self._events[i]
-        if type(acc) is tuple:
+        if not isinstance(acc, list):
             return  # replayed (opened closed), or closed already (the end of an execution)
         t = self._threads[tid] if tid < len(self._threads) else None
         if t is not None:
