@@ -525,7 +525,8 @@ class Kernel:
                 self._stop(self._halt)
             assert t is not None
             red = self._reducer
-            if red is not None and red.fold(t, op, obj, write):
+            # (fold() says no to an object while nothing is declared guarded or blocking-only)
+            if red is not None and (obj < 0 or red.guards or red.blocking) and red.fold(t, op, obj, write):
                 folded = self.folded = True
             elif self._acc_check is not None:
                 self._acc_check.at_point(t)
