@@ -726,8 +726,16 @@ def run_split(
     todo: list[Piece]
     if options.resume and options.checkpoint:
         segments, todo, pool = _load_split(options.checkpoint, identity or {})
+        # the budget is the whole run's: what the checkpointed run neither spent nor handed out is added
+        spent = sum(s.run.executions for s in segments) + sum(p.allot for p in todo) + pool
+        pool += max(0, options.budget - spent)
         waiting = [p for p in todo if p.allot <= 0]
         todo = [p for p in todo if p.allot > 0]
+        if not todo and waiting and pool > 0:
+            dealt = deal_pool(pool, waiting)  # split D4
+            pool = 0
+            todo = [p for p in dealt if p.allot > 0]
+            waiting = [p for p in dealt if p.allot <= 0]
     else:
         todo = [Piece(base[0][0], options.budget)]  # type: ignore[arg-type]  # plan("dfs") is a DFS
     numbers = iter(range(1 << 62))

@@ -16,8 +16,12 @@ Rules:
   fixed (``dfs.py`` R5), and an *allotment*: the executions of the whole
   budget it may spend. The root piece is the whole search with the whole
   budget.
-* D2 (a slice, then a hand-off): a piece runs at most :data:`SLICE`
-  executions (its allotment permitting). If it has work and allotment
+* D2 (a slice, then a hand-off): a piece of generation ``g`` (the root is
+  generation 0; both pieces after a slice are one generation older) runs
+  at most ``min(SLICE_MAX, SLICE_FIRST * 2**g)`` executions (its allotment
+  permitting): the first hand-offs come soon, so every worker has work
+  early, and later slices are long enough to pay for the dispatch of a
+  task many times over. If it has work and allotment
   left, it hands off the untried alternatives of its shallowest decision
   that has some, with half of its remaining allotment; the rest of its
   allotment stays with it. Both continue as new tasks. A slice is counted
@@ -63,10 +67,12 @@ from .dfs import DFS
 from .job import JobOptions, Progress, _close_phase, _Run, run_job
 from .report import ExploredFinding, PhaseResult
 
-__all__ = ["SLICE", "Piece", "Segment", "deal_pool", "merge_segments", "run_piece", "successors"]
+__all__ = ["SLICE_FIRST", "SLICE_MAX", "Piece", "Segment", "deal_pool", "merge_segments", "run_piece", "successors"]
 
-#: Executions a piece runs before it hands work off (D2).
-SLICE = 64
+#: Executions of the root piece's slice (D2).
+SLICE_FIRST = 16
+#: The most executions of one slice (D2).
+SLICE_MAX = 512
 
 Path = tuple[int, ...]
 
@@ -77,6 +83,13 @@ class Piece:
 
     dfs: DFS
     allot: int
+    #: Slices run before this piece's (D2).
+    gen: int = 0
+
+    @property
+    def slice(self) -> int:
+        """D2: the executions of this piece's next slice, its allotment permitting."""
+        return min(SLICE_MAX, SLICE_FIRST << min(self.gen, 30))
 
     @property
     def start(self) -> Path:
@@ -111,7 +124,6 @@ def run_piece(
     piece: Piece,
     options: JobOptions,
     *,
-    slice_: int = SLICE,
     deadline: float | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -119,7 +131,7 @@ def run_piece(
     """Run one slice of ``piece`` and hand work off (D2): a pure function of its inputs."""
     dfs = piece.dfs
     dfs.keep_paths()
-    run = run_job(scenario, [(dfs, min(slice_, piece.allot))], replace(options, job=0, jobs=1, checkpoint=None),
+    run = run_job(scenario, [(dfs, min(piece.slice, piece.allot))], replace(options, job=0, jobs=1, checkpoint=None),
                   deadline=deadline, progress=progress, should_stop=should_stop)
     paths = dfs.paths or []
     dfs.paths = None
@@ -129,6 +141,7 @@ def run_piece(
         for sig, f in table.items():
             seg.paths[sig] = paths[f.execution]
     left = piece.allot - run.executions
+    g = piece.gen + 1
     if run.reason == "first finding":
         seg.stopped_at = paths[-1]
     elif dfs.complete:
@@ -136,11 +149,11 @@ def run_piece(
     elif run.reason == "execution budget" and left >= 2:
         given = dfs.handoff()
         if given is not None:
-            seg.after = [Piece(dfs, left - left // 2), Piece(given, left // 2)]
+            seg.after = [Piece(dfs, left - left // 2, g), Piece(given, left // 2, g)]
         else:
-            seg.after = [Piece(dfs, left)]
+            seg.after = [Piece(dfs, left, g)]
     else:  # out of allotment (D4), or halted (interrupted, time, nondeterminism): resumable as it is
-        seg.after = [Piece(dfs, left)]
+        seg.after = [Piece(dfs, left, g)]
     return seg
 
 
@@ -158,7 +171,7 @@ def deal_pool(pool: int, waiting: Sequence[Piece]) -> list[Piece]:
     """D4: the pool dealt evenly, in path order, to the pieces that stopped at their allotment
     (all of them, in that order; a piece dealt nothing keeps its allotment of 0)."""
     order = sorted(waiting, key=lambda p: p.start)
-    return [Piece(p.dfs, p.allot + pool // len(order) + (1 if i < pool % len(order) else 0))
+    return [Piece(p.dfs, p.allot + pool // len(order) + (1 if i < pool % len(order) else 0), p.gen)
             for i, p in enumerate(order)]
 
 
@@ -215,3 +228,45 @@ def merge_segments(
     out.phase_done = base
     out.reason = "first finding" if stop is not None else reason
     return out
+
+
+def run_here(
+    scenario: Callable[..., Any],
+    options: JobOptions,
+    budget: int,
+    preemption_bound: int | None = None,
+    *,
+    pick: Callable[[int], int] | None = None,
+) -> tuple[_Run, list[tuple[int, Segment]]]:
+    """The whole piece tree run in this process (tests, benchmarks): the merged run and each slice with
+    the number of the slice its piece came from (-1: the root).
+
+    ``pick(n)`` chooses which of the ``n`` open pieces runs next (default:
+    the oldest): any order gives the same result (D2, D3).
+    """
+    open_: list[tuple[int, Piece]] = [(-1, Piece(DFS(preemption_bound), budget))]
+    done: list[tuple[int, Segment]] = []
+    waiting: list[Piece] = []
+    pool = 0
+    stop: Path | None = None
+    while open_:
+        parent, piece = open_.pop(pick(len(open_)) if pick is not None else 0)
+        seg = run_piece(scenario, piece, options)
+        me = len(done)
+        done.append((parent, seg))
+        if seg.stopped_at is not None and (stop is None or seg.stopped_at < stop):
+            stop = seg.stopped_at
+        pool += seg.leftover
+        open_ += [(me, p) for p in successors(seg, stop)]
+        waiting += [p for p in seg.after if p.allot <= 0]
+        if not open_ and pool > 0 and waiting and stop is None:
+            dealt = deal_pool(pool, waiting)
+            pool = 0
+            open_ = [(-1, p) for p in dealt if p.allot > 0]
+            waiting = [p for p in dealt if p.allot <= 0]
+    segs = [s for _, s in done]
+    name = DFS(preemption_bound).describe()
+    exhausted = not waiting and stop is None
+    run = merge_segments(segs, name, preemption_bound, exhausted, "space exhausted" if exhausted else
+                         "execution budget")
+    return run, done
