@@ -67,12 +67,13 @@ from .dfs import DFS
 from .job import JobOptions, Progress, _close_phase, _Run, run_job
 from .report import ExploredFinding, PhaseResult
 
-__all__ = ["SLICE_FIRST", "SLICE_MAX", "Piece", "Segment", "deal_pool", "merge_segments", "run_piece", "successors"]
+__all__ = ["SLICE_FIRST", "SLICE_MAX", "Piece", "Segment", "deal_pool", "merge_segments", "run_here", "run_piece",
+           "successors"]
 
 #: Executions of the root piece's slice (D2).
-SLICE_FIRST = 16
+SLICE_FIRST = 8
 #: The most executions of one slice (D2).
-SLICE_MAX = 512
+SLICE_MAX = 128
 
 Path = tuple[int, ...]
 

@@ -143,11 +143,11 @@ def test_stop_on_first_keeps_the_one_process_finding_and_count(monkeypatch_slice
 
 
 def test_a_slice_is_its_generations_length() -> None:
-    """D2: 16 executions for the root, doubling per generation, at most 512."""
-    assert [Piece(DFS(), 10**6, g).slice for g in (0, 1, 2, 5, 6, 40)] == [16, 32, 64, 512, 512, 512]
+    """D2: 8 executions for the root, doubling per generation, at most 128."""
+    assert [Piece(DFS(), 10**6, g).slice for g in (0, 1, 2, 4, 5, 40)] == [8, 16, 32, 128, 128, 128]
     seg = run_piece(make_counter(3, 1), Piece(DFS(), 10**6), ALL)
-    assert seg.run.executions == 16
-    assert [(p.allot, p.gen) for p in seg.after] == [(10**6 - 16 - (10**6 - 16) // 2, 1), ((10**6 - 16) // 2, 1)]
+    assert seg.run.executions == 8
+    assert [(p.allot, p.gen) for p in seg.after] == [(10**6 - 8 - (10**6 - 8) // 2, 1), ((10**6 - 8) // 2, 1)]
 
 
 # --- on the local cluster of two workers (cluster C8) ---
