@@ -670,7 +670,7 @@ def _save_split(path: str, identity: dict[str, Any], segments: list[Segment], pi
     os.replace(tmp, path)
 
 
-def _load_split(path: str, identity: dict[str, Any]) -> tuple[list[Segment], list[Piece], int]:
+def load_split(path: str, identity: dict[str, Any]) -> tuple[list[Segment], list[Piece], int]:
     import pickle
 
     from .job import _refusal
@@ -725,7 +725,7 @@ def run_split(
     pool = 0
     todo: list[Piece]
     if options.resume and options.checkpoint:
-        segments, todo, pool = _load_split(options.checkpoint, identity or {})
+        segments, todo, pool = load_split(options.checkpoint, identity or {})
         # the budget is the whole run's: what the checkpointed run neither spent nor handed out is added
         spent = sum(s.run.executions for s in segments) + sum(p.allot for p in todo) + pool
         pool += max(0, options.budget - spent)

@@ -71,7 +71,15 @@ from typing import Any
 
 from ..kernel.errors import UsageError
 from .base import ExploreStrategy
-from .cluster import ENV_CLUSTER, checkpoint_shares, connect, is_split_checkpoint, run_parallel, run_split
+from .cluster import (
+    ENV_CLUSTER,
+    checkpoint_shares,
+    connect,
+    is_split_checkpoint,
+    load_split,
+    run_parallel,
+    run_split,
+)
 from .job import (
     CHECKPOINT_VERSION,
     PORTFOLIO_PCT,
@@ -177,6 +185,8 @@ def explore(
         fresh = plan(strategy, o.budget, **pkw)
         identity = checkpoint_identity(scenario, fresh, opts, o.lockdep_graph)
         split_resume = o.resume and is_split_checkpoint(o.checkpoint)
+        if split_resume:  # R9 for a split DFS's checkpoint (cluster C8)
+            load_split(o.checkpoint, identity)
         if o.resume and not split_resume:  # R9: refuse a foreign checkpoint here, before any job starts
             made = checkpoint_shares(o.checkpoint)
             if made is None:
@@ -191,8 +201,13 @@ def explore(
         engine = connect(o.jobs, cluster) if cluster else None
         if engine is not None and not (o.resume and o.checkpoint and not split_resume):
             shares = max(o.jobs, engine.workers)  # cluster C1: one job per worker of a running cluster
-        if strategy == "dfs":  # cluster C8: split dynamically, into pieces that hand work back
+        resumed = bool(o.resume and o.checkpoint) and not split_resume  # a checkpoint of one process or jobs
+        if strategy == "dfs" and not resumed:  # cluster C8: split dynamically, into pieces that hand work back
             run, phases = run_split(scenario, o, identity=identity, deadline=deadline, engine=engine)
+        elif strategy == "dfs" and shares > 1:
+            raise UsageError(f"checkpoint {o.checkpoint} was made by a DFS split into {shares} fixed jobs "
+                             "(an older dmabufsim); a DFS on a cluster now splits dynamically and resumes only "
+                             "its own checkpoint: start a new one")
         else:
             run, phases = run_parallel(scenario, strategy, o, shares=shares, identity=identity,
                                        deadline=deadline, engine=engine)

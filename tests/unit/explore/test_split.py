@@ -236,3 +236,12 @@ def test_a_split_checkpoint_resumes_on_a_cluster_of_another_size(tmp_path: pathl
     assert rest.phases[0].proved == one.phases[0].proved
     assert [(f.signature, f.token, f.execution) for f in rest.findings] == [
         (f.signature, f.token, f.execution) for f in one.findings]
+
+
+def test_a_split_checkpoint_refuses_another_scenario(tmp_path: pathlib.Path) -> None:
+    """Explorer R9 for a split DFS's checkpoint (C8): one line, before anything runs."""
+    ck = str(tmp_path / "ck")
+    explore(make_counter(2, 2), "dfs", budget=100, jobs=2, checkpoint=ck, **QUIET)
+    with pytest.raises(ds.UsageError, match=r"^checkpoint .*/ck belongs to another scenario: it was made for "
+                                            r"make_counter\.<locals>\.counter\[2, 2\], not two_blocks$"):
+        explore(two_blocks, "dfs", budget=100, jobs=2, checkpoint=ck, resume=True, **QUIET)
