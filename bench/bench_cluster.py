@@ -8,6 +8,8 @@
   printed: on a shared machine the second core is often someone else's.
 * Executions per second of a random walk (dealt by index, parallel R1), the
   same way.
+* Executions per CPU-second of the thread that runs them, in this process and
+  in a task on a worker: the load-independent cost of an execution.
 * Dispatch overhead: the round trip of an empty task on the warm cluster.
 * The predicted speedup of a split DFS proof on 8, 64 and 512 workers: the
   proof's piece tree is run in this process (``run_here``), each slice's
@@ -29,7 +31,7 @@ from typing import Any
 
 from dmabufsim.explore import explore
 from dmabufsim.explore.cluster import connect
-from dmabufsim.explore.job import JobOptions
+from dmabufsim.explore.job import JobOptions, plan, run_job
 from dmabufsim.explore.split import Segment, run_here
 from dmabufsim.scenarios.catalog import discover
 
@@ -66,6 +68,14 @@ def counter(k: Any) -> None:
 
 def _noop() -> int:
     return 0
+
+
+def _cpu_rate(n: int) -> tuple[float, float]:
+    """Executions per CPU-second of this thread, and the process's CPU over this thread's."""
+    th, pr = time.thread_time(), time.process_time()
+    run = run_job(counter, plan("random", n), stop_on_first=False, coverage=False)
+    th, pr = time.thread_time() - th, time.process_time() - pr
+    return run.executions / th, pr / th
 
 
 def _load() -> str:
@@ -139,6 +149,11 @@ def main() -> None:
     two = n / (time.perf_counter() - t)
     print(f"random walk, counter 3x2, {n:,} executions: one process {base:,.0f} exec/s, 2 workers "
           f"{two:,.0f} exec/s: {two / base:.2f}x; {_load()}")
+    m = 5_000
+    here, _ = _cpu_rate(m)
+    there, extra = eng.client.submit(_cpu_rate, m, pure=False).result()
+    print(f"per CPU-second ({m:,} executions): one process {here:,.0f}, a worker's task {there:,.0f} "
+          f"({there / here:.2f}x; the worker's other threads add {100 * (extra - 1):.0f}% CPU); {_load()}")
 
     print("predicted speedup of split DFS searches (list schedule of the measured piece tree, at the "
           "dispatch measured now and at the one of a quiet moment):")
