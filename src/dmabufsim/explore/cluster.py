@@ -826,5 +826,6 @@ def run_split(
     reason = "interrupted" if interrupted else halted or ("space exhausted" if exhausted else "execution budget")
     if options.checkpoint:
         _save_split(options.checkpoint, identity or {}, segments, opened, pool)
-    merged = merge_segments(segments, name, options.preemption_bound, exhausted, reason)
+    merged = merge_segments(segments, name, options.preemption_bound, exhausted, reason,
+                            elapsed=time.monotonic() - start)
     return merged, base

@@ -177,9 +177,13 @@ def deal_pool(pool: int, waiting: Sequence[Piece]) -> list[Piece]:
 
 
 def merge_segments(
-    segments: Sequence[Segment], name: str, preemption_bound: int | None, exhausted: bool, reason: str
+    segments: Sequence[Segment], name: str, preemption_bound: int | None, exhausted: bool, reason: str,
+    elapsed: float | None = None,
 ) -> _Run:
-    """The run of the whole search (D3, D5, D6) from its slices, in any order they came back."""
+    """The run of the whole search (D3, D5, D6) from its slices, in any order they came back.
+
+    ``elapsed``: the search's wall time (default: its slices' time back to back).
+    """
     segs = sorted((s for s in segments if s.run.executions), key=lambda s: s.first)
     stops = [s.stopped_at for s in segs if s.stopped_at is not None]
     stop = min(stops) if stops else None
@@ -212,7 +216,8 @@ def merge_segments(
         (out.findings if f.finding.is_error else out.info)[sig] = f
     phase = PhaseResult(name)
     phase.executions = base
-    phase.elapsed = max((s.run.phases[0].elapsed for s in segments if s.run.phases), default=0.0)
+    phase.elapsed = elapsed if elapsed is not None else sum(s.run.phases[0].elapsed for s in segments
+                                                            if s.run.phases)
     errors = [f.execution for f in out.findings.values()]
     phase.first_finding_at = min(errors) + 1 if errors else None
     times = [s.run.phases[0].first_finding_time for s in segs if s.run.phases]
