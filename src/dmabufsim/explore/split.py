@@ -58,6 +58,7 @@ protocol is not built, so those searches are not split dynamically.
 from __future__ import annotations
 
 import bisect
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -129,8 +130,9 @@ def run_piece(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Segment:
-    """Run one slice of ``piece`` and hand work off (D2): a pure function of its inputs."""
-    dfs = piece.dfs
+    """Run one slice of ``piece`` and hand work off (D2): a pure function of its inputs (``piece`` is
+    left as it was: a task that reruns, C2, starts from the same piece)."""
+    dfs = copy.deepcopy(piece.dfs)
     dfs.keep_paths()
     run = run_job(scenario, [(dfs, min(piece.slice, piece.allot))], replace(options, job=0, jobs=1, checkpoint=None),
                   deadline=deadline, progress=progress, should_stop=should_stop)
