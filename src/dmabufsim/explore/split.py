@@ -45,6 +45,10 @@ Rules:
   is decided by one execution (an unexpected finding, or no expected list;
   a stop that waits for a list of expected kinds seen in several pieces
   may come later than one process's).
+* D5a (a slice's lockdep graph): with the shared lockdep graph (explorer
+  R7) each slice has its own, so a cycle closed across two executions is
+  found only when both ran in one slice; with a graph per execution the
+  findings are exactly one process's.
 * D6 (verdict): the search is exhausted when every piece ended its subtree;
   proved when moreover no piece cut an alternative (``dfs.py`` R1, R2).
 
