@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RaceRow", "RaceStats", "race_table"]
 
+#: Operations whose object is a thread id, not an object's (their detail names the thread).
+_THREAD_OPS = frozenset(("spawn", "start", "join", "join_exited", "exit"))
+
 #: The pseudo-objects of thread creation and exit (``odpor`` R1): below every real object id.
 _SPAWN = -(1 << 40)
 _EXIT = -(1 << 41)
@@ -95,7 +98,7 @@ class RaceStats:
 
     def _event(self, ev: Event) -> None:
         """Every trace event: remember object names, and the first operation of each step."""
-        if ev.detail and ev.obj not in self._names:
+        if ev.detail and ev.obj not in self._names and ev.op not in _THREAD_OPS:
             self._names[ev.obj] = ev.detail
         if ev.tid < 0:
             return
