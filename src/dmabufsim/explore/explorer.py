@@ -189,6 +189,8 @@ def explore(
     stats: RaceStats | None = None
     if o.race_stats and (shares > 1 or cluster):
         raise UsageError("race statistics need one process (jobs=1, no cluster): the search's races are its own")
+    if o.race_stats and o.checkpoint:
+        raise UsageError("race statistics count one search from its start: no checkpoint")
     if shares > 1 or cluster:
         if isinstance(strategy, ExploreStrategy):
             raise UsageError("jobs > 1 needs a strategy by name (each worker builds its own)")

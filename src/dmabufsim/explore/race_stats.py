@@ -19,8 +19,8 @@ Rules:
   executions). Races that are not reversible (a wake-up, a creation, a
   virtual-time order) are not counted.
 * S2 (the pair): a step is its thread (``T<tid> <name>``) and the operation
-  of its first trace event (the scheduling point it began at, or the first
-  thing it did after a wait); the object is the first object of the later
+  it began with: the scheduling point it began at, or the wait it woke from
+  (``dma_fence_wait (woken)``); the object is the first object of the later
   step's accesses that the earlier step also touched with a write on one
   side (thread creation and exit show as ``spawn T<n>`` / ``exit T<n>``).
 * S3 (zero cost when off): the search holds ``race_stats = None`` and pays
@@ -77,7 +77,7 @@ class RaceStats:
         #: (first step, second step, object) -> [races, inserted]
         self._counts: dict[tuple[str, str, str], list[int]] = {}
         #: Per position of the current execution: its step's text (S2).
-        self._ops: list[str] = []
+        self._ops: list[str | None] = []
         #: Object id -> the name its events carry (the first non-empty detail).
         self._names: dict[int, str] = {}
         self._thread_names: dict[int, str] = {}
@@ -93,8 +93,33 @@ class RaceStats:
         (S3); its events are the search's ``_events`` of the execution."""
         self._kernel = kernel
         self._search = search
+        if "_open" not in search.__dict__:
+            # the search's step opening, seen by an instance attribute: the class's method stays
+            # as it is, and a search without statistics never pays for it (S3)
+            opened = type(search)._open
+
+            def _open(t: Any, running: bool) -> None:
+                opened(search, t, running)
+                self._opened(t)
+
+            search._open = _open
         self._ops = []
         kernel.trace.subscribe(self._event)
+
+    def _opened(self, t: Any) -> None:
+        """The search opened a step of ``t`` by a choice (or ``t`` alone runnable): it begins at
+        ``t``'s point (the operation it declares) or wakes from the wait it declares (S2)."""
+        search = self._search
+        pos = len(search._events) - 1
+        ops = self._ops
+        while len(ops) < pos:
+            ops.append(None)
+        op = t.pending[0]
+        text = self._step_text(t.tid, op if search._stack[pos].at_point else f"{op} (woken)")
+        if len(ops) == pos:
+            ops.append(text)
+        else:
+            ops[pos] = text
 
     def _event(self, ev: Event) -> None:
         """Every trace event: remember object names, and the first operation of each step."""
@@ -104,15 +129,13 @@ class RaceStats:
             return
         events = self._search._events
         ops = self._ops
-        while len(ops) < len(events):
-            pos = len(ops)
-            tid = events[pos][0]
-            if tid != ev.tid and pos < len(events) - 1:
-                ops.append(self._step_text(tid, "?"))  # a step that emitted nothing of its own
-                continue
-            if tid != ev.tid:
-                return  # the newest step has not emitted yet
-            ops.append(self._step_text(tid, ev.op))
+        pos = len(events) - 1
+        if pos < 0 or events[pos][0] != ev.tid:
+            return
+        while len(ops) <= pos:
+            ops.append(None)
+        if ops[pos] is None:
+            ops[pos] = self._step_text(ev.tid, ev.op)  # a forced step: its point's operation
 
     def _step_text(self, tid: int, op: str) -> str:
         return f"{self._thread(tid)} {op}"
@@ -143,9 +166,8 @@ class RaceStats:
 
     def _op(self, pos: int, tid: int) -> str:
         ops = self._ops
-        if pos < len(ops):
-            return ops[pos]
-        return self._step_text(tid, "?")
+        text = ops[pos] if pos < len(ops) else None
+        return text if text is not None else self._step_text(tid, "?")
 
     def _object(self, a: Any, b: Any) -> str:
         """S2: the first object of ``b`` that ``a`` touches too, one of them writing it."""
@@ -177,7 +199,8 @@ class RaceStats:
 
     def __getstate__(self) -> dict[str, Any]:
         # a checkpoint pickles the search: the live execution's kernel and events stay out
-        return {**self.__dict__, "_kernel": None, "_search": None, "_ops": []}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_kernel", "_search", "_ops")} | {
+            "_kernel": None, "_search": None, "_ops": []}
 
 
 def race_table(rows: list[RaceRow], races: int, inserted: int, title: str = "races of the search") -> Any:
