@@ -98,6 +98,21 @@ configuration (a smaller one would check less and prove nothing more);
 each entry names the smallest configuration measured, the traces reached
 and why the space is large. Every access there is declared (nothing
 dropped): the objects the threads share are the kernel's own.
+
+*The race-stats round* (C1/pipelined, C8/drop-lru-lock, S5/evict-lru):
+``dmabufsim explore ROW --strategy odpor --race-stats`` (``explore/race_stats.py``)
+names the pairs of steps whose races insert the wakeup sequences, with the
+object they conflict on. Measured one search at a time, 30 s with the
+statistics on and 60-120 s without, on the 2 shared cores at a load
+average of 4 to 16. One pair was a declaration coarser than the kernel:
+every two waiters woken by one fence signal raced, because a wake-up step
+wrote the fence it waited on, while ``dma_fence_signal`` unlinks
+``dma_fence_default_wait``'s callback and the woken waiter only reads
+(dma_fence R6, ``Kernel.block(woken_reads=True)``). That removed most of
+C8's inserted sequences (the gfx engine and the TTM ghosts woken by one
+move fence: 733 of 912 in 60 s) and C1's third pair (the scenario and the
+copy engine woken by one fence: 299 of 2,768 in 30 s). No row was exhausted
+in 120 s after it; each entry names its top pairs now.
 """
 
 from __future__ import annotations
@@ -125,10 +140,18 @@ NOT_PROVED: dict[str, str] = {
         "growing steadily at the rate the machine allows from the first seconds on; that is in the smallest "
         "configuration that still shows the three siblings' bugs "
         "(two importers reading once each, one move from GTT to VRAM, one page: the second importer's re-map "
-        "moves it back, so two pipelined copies and two ghosts). Every move fence is waited for by its ghost "
-        "and by the job that depends on it, the copy timeline's fences share one lock, and the teardown "
-        "overlaps the copy engine's and the interrupts' last steps; the earlier configuration (three reads "
-        "per importer, three moves, two pages) reached 497 traces in 30 s"
+        "moves it back, so two pipelined copies and two ghosts). The race statistics (the race-stats round, "
+        "see above; 30 s, 1,879 traces, 1,894 wakeup sequences inserted) name the pairs: first the virtual "
+        "clock (704 inserted): the scenario thread's step from its ww_mutex_unlock and the copy engine's "
+        "steps each end in a sleep on virtual time (the copy's duration, the move's wait), and a sleep on "
+        "the clock is declared as a write of one pseudo-object (odpor R1, R3), so every two sleeps race "
+        "although the kernel keeps one timer per sleeper; making them independent needs the explorer to "
+        "order timers of equal expiry, left undone. Then the ring's fence lock (gpu2.gfx.fence_lock, about "
+        "600): all fences of a ring share one lock in the kernel too (amdgpu_fence_emit passes "
+        "ring->fence_drv.lock to dma_fence_init), and the scenario's, the copy engine's and the interrupt "
+        "thread's sections on it (waits queueing, signals) are ordered by it though they touch different "
+        "fences; then the move fence itself (its waits against its signal, about 430), a real race. The "
+        "pair of two waiters woken by one signal (299 of 2,768 inserted before) is gone (dma_fence R6)"
     ),
     "C7/i915-fork": (
         "optimal DPOR, nothing dropped, not exhausted: 1,767 traces in 30 s (fresh, see above); before, "
@@ -170,10 +193,18 @@ NOT_PROVED: dict[str, str] = {
         "deadlock (one submission per thread, one 1-page buffer each, one page of VRAM: run_c8(k, "
         "lock_under_lru=False, submits=1, bos=1, bo_pages=1); the C7 round, see above) was not exhausted "
         "either: 10,000 traces in 252 s, 11,590 in 540 s (DPOR did not finish even bound 0: 690 executions "
-        "in 45 s); the race alone, without the final wait and teardown, 6,934 in 150 s. Besides the "
-        "victim's reservation object and the LRU lock, the two submissions share the ww class's stamp, the "
-        "CS counter, the GPU VM, the IOMMU and the rings, and each eviction is a pipelined move (ghost "
-        "object, copy job, release worker) whose fences interrupt threads signal"
+        "in 45 s); the race alone, without the final wait and teardown, 6,934 in 150 s. The race statistics "
+        "(the race-stats round, see above) first showed the gfx engine and the TTM ghosts woken by one move "
+        "fence (733 of 912 wakeup sequences inserted in 60 s, 866 traces), a declaration coarser than the "
+        "kernel, now a read (dma_fence R6); not exhausted after it either (529 traces in 60 s at a load "
+        "average of 13). What inserts the sequences now (30 s: 449 inserted): the ghosts' fence waits "
+        "(ttm_bo_delayed_delete's dma_resv_wait_timeout, each on its own move fence) queue under the copy "
+        "ring's one fence lock (amdgpu.copy.fence_lock: about 300, every order of four ghosts' sections), "
+        "which the kernel shares too (amdgpu_fence_emit), though the sections touch different fences; and "
+        "cs-b's dma_fence_is_signaled of a move fence against its ghost queueing a waiter on it (74): the "
+        "fence is one object for its flags and its callback list, and the queueing section writes it (it may "
+        "set the enable-signalling bit). Each eviction is a pipelined move (ghost object, copy job, release "
+        "worker) whose fences interrupt threads signal"
     ),
     "C11/helper-fork": (
         "optimal DPOR reached 2,007 traces in 30 s (fresh, load average 3) without exhausting it; before, "
@@ -247,10 +278,18 @@ NOT_PROVED: dict[str, str] = {
         "the eviction (a migration back to system memory) and the CPU's fault on the same device page are two "
         "concurrent paths of some thirty steps each: optimal DPOR, nothing dropped, meets more than 30,000 "
         "Mazurkiewicz traces (325 s) without exhausting them; eviction alone racing the CPU read: more than "
-        "10,000 (66 s). Fresh: 1,452 traces in 60 s (load average about 17), not exhausted; the row has no "
-        "buggy sibling and already runs its smallest configuration (one VRAM page, two one-page ranges). As "
-        "in S3, most races reversed are the mmap_lock read acquisitions of the GPU's job and the CPU's fault "
-        "(declared writes of the semaphore), then the address space's page-table state both walk"
+        "10,000 (66 s). Fresh: 9,240 traces in 120 s (load average about 13), not exhausted; the row has no "
+        "buggy sibling and already runs its smallest configuration (one VRAM page, two one-page ranges). The "
+        "race statistics (the race-stats round, see above; 30 s, 3,186 traces, 5,503 wakeup sequences "
+        "inserted) name the scenario's joins first: its step that spawns the CPU thread and then joins the "
+        "job races with the job's last step (its exit: 2,308 inserted), and its join of the CPU thread with "
+        "that thread's last step (879) -- a join of a running thread and of an exited one are traces apart "
+        "(odpor R1). Running the CPU's read in the scenario's own thread removes the second (2,942 traces "
+        "in 30 s, 2,947 inserted) but not the first (1,178 inserted), and was not exhausted either "
+        "(13,710 traces in 120 s, load average about 8), so the row keeps its threads. Then the "
+        "real race: the job's hmm_range_fault, "
+        "migrate_vma_pages and migrate_vma_finalize against the CPU fault's unlock_page of page A (each "
+        "100-230), and the job's GFP_NOWAIT allocation against the page the CPU fault frees (84)"
     ),
     "H1/work-item": (
         "optimal DPOR, nothing dropped and no undeclared access, not exhausted: 4,810 traces in 60 s (one search "
