@@ -24,10 +24,13 @@ Rules:
   step's accesses that the earlier step also touched with a write on one
   side (thread creation and exit show as ``spawn T<n>`` / ``exit T<n>``).
 * S3 (zero cost when off): the search holds ``race_stats = None`` and pays
-  one test per reversed race; on, the statistics subscribe to each
-  execution's trace (every event is then built, a slower search) to learn
-  the operations' and objects' names. The algorithm is unchanged: the
-  statistics only read the search's state.
+  one test per reversed race (and one per execution, at ``attach``); on,
+  the statistics subscribe to each execution's trace (every event is then
+  built, a slower search) to learn the operations' and objects' names, and
+  see the search open each step through an instance attribute over its
+  ``_open`` (the class's method is untouched). The algorithm is unchanged:
+  the statistics only read the search's state. They count one search from
+  its start, in one process (no checkpoint, no ``--jobs``).
 * S4 (determinism): rows are ordered by inserted sequences, then races,
   then the pair's text; the counts are the same in every run of the same
   search.
