@@ -100,6 +100,7 @@ from .job import (
     with_lockdep_graph,
 )
 from .options import ExploreOptions, options_from
+from .race_stats import RaceStats
 from .report import (
     EXIT_FINDING,
     EXIT_INCONCLUSIVE,
@@ -155,7 +156,9 @@ def explore(
     execution (one job only); True interrupts the run as a Ctrl-C would
     (R11). ``reduction``: the systematic strategies run with Lipton
     reduction (``kernel/reduction.py``); False turns it off (``explore
-    --no-reduction``). Returns a :class:`Report`.
+    --no-reduction``). ``race_stats``: count optimal DPOR's races by step
+    pair and object (``race_stats.py``, ``explore --race-stats``), in
+    ``Report.races``. Returns a :class:`Report`.
     """
     o = options_from(options, kw)
     if o.budget < 1:
@@ -195,6 +198,11 @@ def explore(
             for f in (job_checkpoint(o.checkpoint, j, shares) for j in range(shares)):
                 if os.path.exists(f):
                     read_checkpoint(f, identity)
+    stats: RaceStats | None = None
+    if o.race_stats and (shares > 1 or cluster):
+        raise UsageError("race statistics need one process (jobs=1, no cluster): the search's races are its own")
+    if o.race_stats and o.checkpoint:
+        raise UsageError("race statistics count one search from its start: no checkpoint")
     if shares > 1 or cluster or split_resume:
         if isinstance(strategy, ExploreStrategy):
             raise UsageError("jobs > 1 needs a strategy by name (each worker builds its own)")
@@ -213,6 +221,7 @@ def explore(
                                        deadline=deadline, engine=engine)
     else:
         phases = plan(strategy, o.budget, **pkw)
+        stats = _race_stats(phases) if o.race_stats else None
         state = None
         if o.checkpoint and o.resume:
             state = load_checkpoint(o.checkpoint, phases, identity)
@@ -222,6 +231,8 @@ def explore(
             lockdep_graph=o.lockdep_graph, identity=identity, deadline=deadline, should_stop=o.should_stop,
         )
     report = finish(run, phases, _scenario_name(scenario), name, exp, shares, time.monotonic() - start)
+    if stats is not None:
+        report.races = stats
     if run.reason == "interrupted":
         return report  # R11: report at once
     try:
@@ -232,6 +243,17 @@ def explore(
     except KeyboardInterrupt:  # R11: what was checked so far stands; the rest is left as found
         report.reason = "interrupted"
     return report
+
+
+def _race_stats(phases: Sequence[tuple[ExploreStrategy, int]]) -> RaceStats:
+    """Attach race statistics (``race_stats.py``) to the run's optimal DPOR phase."""
+    from .odpor import OptimalDPOR
+
+    for strat, _share in phases:
+        if isinstance(strat, OptimalDPOR):
+            stats = strat.race_stats = RaceStats()
+            return stats
+    raise UsageError("race statistics count optimal DPOR's races: use strategy odpor (--strategy odpor)")
 
 
 def _past(deadline: float | None) -> bool:

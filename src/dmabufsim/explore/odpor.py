@@ -129,6 +129,7 @@ from .base import ExploreStrategy
 if TYPE_CHECKING:
     from ..kernel.execution import Execution
     from ..kernel.thread import KThread
+    from .race_stats import RaceStats
 
 #: Accesses of an event: (object id, write) pairs.
 Accs = tuple[tuple[int, bool], ...]
@@ -303,6 +304,8 @@ class OptimalDPOR(ExploreStrategy):
         #: executions of the search, nothing lost.
         self.infeasible = 0
         self.discard = False
+        #: Race statistics (``race_stats.py``): told of every reversed race when set; None: off.
+        self.race_stats: RaceStats | None = None
         #: This job has no share of the split node (or there is no choice at all): it runs nothing (R7).
         self._idle = False
         #: The split node's position and this job's threads there (R7).
@@ -370,6 +373,8 @@ class OptimalDPOR(ExploreStrategy):
         kernel.trace.set_tap(self._tap)
         self._k = kernel
         self._threads = kernel._threads  # by tid: an observed trace keeps every thread (runtime)
+        if self.race_stats is not None:
+            self.race_stats.attach(kernel, self)
 
     def new_execution(self) -> bool:
         if self.complete:
@@ -800,8 +805,12 @@ class OptimalDPOR(ExploreStrategy):
         v.append(events[j])  # type: ignore[arg-type]
         for q, a in node.sleep.items():
             if self._weak_initial(q, a, v):
+                if self.race_stats is not None:
+                    self.race_stats.race(events, i, j, False)
                 return
-        self._insert(node, v)
+        inserted = self._insert(node, v)
+        if self.race_stats is not None:
+            self.race_stats.race(events, i, j, inserted)
 
     def _held_across(self, owner: int, m: int, i: int) -> int:
         """R3: the position where thread ``owner`` took mutex ``m`` at its lock point, if that
@@ -878,8 +887,9 @@ class OptimalDPOR(ExploreStrategy):
         return x == -2 and not _depends(_writes(accs), v, len(v))
 
     @staticmethod
-    def _insert(node: _Node, v: list[tuple[int, Accs]]) -> None:
-        """R4: insert ``v`` at the first node ``u`` in post-order with ``u ~ v``.
+    def _insert(node: _Node, v: list[tuple[int, Accs]]) -> bool:
+        """R4: insert ``v`` at the first node ``u`` in post-order with ``u ~ v``; True when
+        that added a branch to the tree.
 
         ``~`` is a prefix walk (Lemma 4.6), so the first such node is found by
         following, from the root, the first child still compatible, down to a
@@ -894,9 +904,10 @@ class OptimalDPOR(ExploreStrategy):
                     children, rest, parent = wn.children, after, wn
                     break
             else:
-                if parent is None or parent.children:
+                if (parent is None or parent.children) and rest:
                     _attach(children, rest)
-                return
+                    return True
+                return False
 
     def end_execution(self, ex: Execution) -> None:
         self._close()
