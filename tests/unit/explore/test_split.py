@@ -156,6 +156,12 @@ def test_a_slice_is_its_generations_length() -> None:
 _NOTED: set[str] = set()
 
 
+def _setenv(name: str, value: str) -> None:
+    """Set a variable in the process that runs this (``os.environ.__setitem__`` would travel bound to a
+    pickled copy of the client's environment and set nothing on the worker)."""
+    os.environ[name] = value
+
+
 def pid_counter(k: ds.Kernel) -> None:
     """A value with one possible answer, then the two-thread counter race (two increments each): the root
     has a single alternative. A process running it notes itself in ``$SPLIT_PIDS``."""
@@ -185,7 +191,7 @@ def test_a_root_with_one_alternative_keeps_both_workers_busy(tmp_path: pathlib.P
     eng = connect(2)
     eng.client.wait_for_workers(2, timeout=60)
     workers = set(eng.client.run(os.getpid).values())
-    eng.client.run(os.environ.__setitem__, "SPLIT_PIDS", str(tmp_path))
+    eng.client.run(_setenv, "SPLIT_PIDS", str(tmp_path))  # workers started by an earlier test lack it
     two = explore(pid_counter, "dfs", budget=100_000, jobs=2, **QUIET)
     ran = {int(p.name) for p in tmp_path.iterdir()}
     assert ran == workers
