@@ -96,7 +96,7 @@ from .notifier_hooks import (
     invalidate_range_end,
     invalidate_range_start,
 )
-from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator
+from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator, page_count_observe, page_ref_inc
 from .page_lock import trylock_page_atomic, unlock_page, wait_on_page_locked
 from .vm_fault import (
     FAULT_FLAG_ALLOW_RETRY,
@@ -423,6 +423,7 @@ class MmStruct:
         return self._zap(va, va + PAGE_SIZE)
 
     def _rmap_remove(self, page: Page, addr: int) -> None:
+        self.k.event("page_remove_rmap", page.oid, True)  # the frame's reverse map and owner (R3)
         rmap = page.rmap
         for i, (mm, a) in enumerate(rmap):
             if mm is self and a == addr:
@@ -524,7 +525,7 @@ class MmStruct:
         if pte is None:
             if vma.shmem is not None:
                 page = vma.shmem.find_or_alloc(vma.pgoff + ((va - vma.start) >> PAGE_SHIFT), self.alloc)
-                page.refcount += 1
+                page_ref_inc(page, "filemap_fault")
             else:
                 page = self.alloc.alloc_page(GFP_KERNEL, self)
             # set_pte_at under the page-table lock: the allocation above was a scheduling point, so
@@ -568,7 +569,7 @@ class MmStruct:
         if not trylock_page_atomic(page):
             wait_on_page_locked(page)
             return
-        page.refcount += 1  # get_page: the fault's reference while the owner migrates it
+        page_ref_inc(page, "get_page")  # the fault's reference while the owner migrates it
         try:
             pgmap.migrate_to_ram(self, va, page)
         finally:
@@ -594,8 +595,8 @@ class MmStruct:
         if pte is not None:
             return pte  # another thread's fault inserted it first
         page = vmf.page
-        self.k.event("get_page", page.oid, True)
-        page.refcount += 1
+        page_ref_inc(page, "get_page")
+        self.k.event("page_add_file_rmap", page.oid, True)
         page.rmap.append((self, va))
         pte = self.ptes[va >> PAGE_SHIFT] = Pte(page, bool(vma.prot & PROT_WRITE))
         return pte
@@ -691,10 +692,12 @@ class MmStruct:
                         # copy_nonpresent_pte: a model limit, not the kernel's answer.
                         raise NotImplementedError("fork of a device-private or migration entry is not modelled")
                     if v.shmem is not None:
-                        page.refcount += 1
+                        page_ref_inc(page, "copy_present_pte")
                         page.rmap.append((child, va))
                         child.ptes[vpn] = Pte(page, pte.writable)
-                    elif page.pincount:
+                        continue
+                    page_count_observe(page, "page_maybe_dma_pinned")
+                    if page.pincount:
                         # page_needs_cow_for_dma: the child gets its copy now.
                         cp = self.alloc.alloc_page(GFP_KERNEL, child)
                         if page.data is not None:
@@ -702,7 +705,7 @@ class MmStruct:
                         cp.rmap.append((child, va))
                         child.ptes[vpn] = Pte(cp, bool(v.prot & PROT_WRITE))
                     else:
-                        page.refcount += 1
+                        page_ref_inc(page, "copy_present_pte")
                         page.rmap.append((child, va))
                         pte.writable = False
                         child.ptes[vpn] = Pte(page, False)

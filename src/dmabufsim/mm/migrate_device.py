@@ -60,7 +60,7 @@ from .notifier_hooks import (
     invalidate_range_end,
     invalidate_range_start,
 )
-from .page import PAGE_SHIFT, PAGE_SIZE, Page
+from .page import PAGE_SHIFT, PAGE_SIZE, Page, page_count_observe, page_ref_inc
 from .page_lock import PageLocked, trylock_page_atomic, unlock_page
 
 #: ``MIGRATE_PFN_VALID``: ``src[i]`` is a page.
@@ -104,11 +104,17 @@ class MigrateVma:
         return self.start + (i << PAGE_SHIFT)
 
 
+def _maybe_dma_pinned(page: Page) -> bool:
+    """``folio_maybe_dma_pinned``: the step reads the frame's pin count (page R6)."""
+    page_count_observe(page, "folio_maybe_dma_pinned")
+    return page.pincount > 0
+
+
 def _selectable(args: MigrateVma, pte: Pte) -> bool:
     page = pte.page
     if pte.swp == PTE_PRESENT:
         return bool(args.flags & MIGRATE_VMA_SELECT_SYSTEM) and not is_device_private_page(page) \
-            and len(page.rmap) == 1 and not page.pincount
+            and len(page.rmap) == 1 and not _maybe_dma_pinned(page)
     if pte.swp == PTE_DEVICE_PRIVATE:
         pgmap = page_pgmap(page)
         return bool(args.flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) and pgmap is not None \
@@ -142,7 +148,7 @@ def migrate_vma_setup(args: MigrateVma) -> None:
         # Under the page-table lock (the whole collection is one step): a trylock, never a sleep.
         if page is not args.fault_page and not trylock_page_atomic(page):
             continue  # someone else holds it (another migration, a fault): not this time
-        page.refcount += 1  # the migration reference (folio_get)
+        page_ref_inc(page, "folio_get")  # the migration reference
         k.event("migrate_vma_unmap", page.oid, True)
         mm.ptes[vpn] = Pte(page, pte.writable, PTE_MIGRATION)
         mm._rmap_remove(page, va)
@@ -178,7 +184,7 @@ def migrate_vma_pages(args: MigrateVma) -> None:
             k.event("migrate_vma_insert_page", dst.oid, True)
             swp = PTE_DEVICE_PRIVATE if is_device_private_page(dst) else PTE_PRESENT
             mm.ptes[vpn] = Pte(dst, True, swp)
-            dst.refcount += 1
+            page_ref_inc(dst, "get_page")
             dst.rmap.append((mm, args.addr(i)))
         elif pte is None or pte.swp != PTE_MIGRATION or pte.page is not src:
             args.src_flags[i] &= ~MIGRATE_PFN_MIGRATE  # unmapped meanwhile
@@ -203,7 +209,7 @@ def migrate_vma_finalize(args: MigrateVma) -> None:
             if pte is not None and pte.swp == PTE_MIGRATION and pte.page is src:
                 swp = PTE_DEVICE_PRIVATE if is_device_private_page(new) else PTE_PRESENT
                 mm.ptes[vpn] = Pte(new, pte.writable, swp)
-                new.refcount += 1
+                page_ref_inc(new, "get_page")
                 new.rmap.append((mm, va))
             if src is not args.fault_page:
                 unlock_page(src)
