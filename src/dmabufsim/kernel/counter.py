@@ -21,33 +21,38 @@ Rules:
   ``_refcount``, its FOLL_GET and FOLL_PIN counts).
 * C2 (no threshold): a count on which no update acts -- a bias or statistic
   that only an observer looks at -- commutes in both directions: every update
-  declares a read (``CounterRule(floor=None)``).
+  declares a read (``CounterRule(threshold=None)``).
 * C3 (a threshold, one direction): a count whose updates act when it crosses
-  a *floor* (the put that reaches zero releases; an increment from zero is a
-  use-after-free, or the refusal of ``get_unless_zero``) commutes in one
-  direction only, chosen per count: ``up`` (increments commute) or not
-  (decrements commute). An update in the commuting direction declares a
-  read when the count is at or above the floor both before and after it;
-  every other update -- the other direction, or one that starts or ends
-  below the floor -- declares a write, and so does an update refused at the
-  floor.
+  a threshold commutes only in the direction that moves *away* from it. A
+  *floor* (``up``: the put that reaches zero releases; an increment from
+  zero is a use-after-free, or the refusal of ``get_unless_zero``): an
+  increment from at or above the floor declares a read; every decrement,
+  and an increment from below the floor, declares a write. A *ceiling*
+  (``up=False``: a limit, a watermark the count must not pass): a
+  decrement from at or below it declares a read; every increment, and a
+  decrement from above it, declares a write. An update refused at the
+  threshold (``refuse``) declares a write.
 * C4 (observers): a step that reads the value, or acts on it, declares a
   write of the pseudo-object (:func:`counter_observe`); it is then ordered
   with every update.
 * C5 (why C2-C4 are sound): partial-order reduction treats two steps that
-  declare only reads of the pseudo-object as independent and explores one
-  order of them. That is sound when, in every state where both are enabled,
-  running them in either order gives each the same declaration, the same
-  effect and the same final state. Two updates declared reads under C3 are
-  in the same direction, say increments by ``a`` and ``b`` from ``v`` with
-  ``v >= floor``: in the other order they run from ``v`` and ``v + b``, both
-  at or above the floor, so both are reads again and the count ends at
-  ``v + a + b`` either way; decrements are symmetric (both end at or above
-  the floor in either order, as the lower of the two results is the same).
-  Under C2 nothing acts on the value, so any two updates commute. Every
-  other pair includes a write and is ordered. No fixed floor can let both
-  directions commute: an increment from ``floor`` followed by a decrement
-  (both above) becomes, reversed, a decrement *from* ``floor`` -- across it.
+  declare only reads of the pseudo-object as independent: it explores one
+  order of them, and its sleep sets keep a thread asleep across a step
+  independent of the one it would take, judged by the declaration that step
+  had where it was first explored. Both are sound when two updates that
+  each declare a read in a state ``s`` still do after the other ran, and end
+  in the same state in either order. Under C3 both move away from the
+  threshold: increments by ``a`` and ``b`` from ``v >= floor`` run, after
+  the other, from ``v + b`` and ``v + a``, still at or above the floor, and
+  end at ``v + a + b`` either way (a ceiling is symmetric). Under C2 the
+  declaration does not depend on the value. Every other pair includes a
+  write and is ordered. Updates *towards* a threshold never commute, even
+  far from it: two decrements from 2 each stay at or above 1 alone, but the
+  second of them reaches 0 (a release) in either order; and no rule lets
+  both directions commute: an increment from the floor followed by a
+  decrement becomes, reversed, a decrement *from* the floor -- across it.
+  The hypothesis audits (``tests/unit/kernel/test_counter_por.py``) check it
+  against every interleaving.
 * C6 (declared when the step runs): the declaration depends on the value
   when the update happens, so it is an event of the step
   (``Kernel.event``), never the access of a scheduling point (fixed before
@@ -76,23 +81,24 @@ _osa = object.__setattr__
 class CounterRule(NamedTuple):
     """How the updates of one kind of count are declared (C2, C3).
 
-    ``floor``: the lowest value at which nothing happens (1 for a reference
-    count: zero frees), or None when no update acts on the value (C2).
-    ``up``: increments commute (True) or decrements do (False), under C3.
+    ``threshold``: where an update acts -- the floor below which (``up``) or the
+    ceiling above which (``up=False``) something happens: 1 for a reference
+    count, whose zero frees; None when no update acts on the value (C2).
+    ``up``: increments commute (a floor) or decrements do (a ceiling), under C3.
     """
 
     name: str
-    floor: int | None = 1
+    threshold: int | None = 1
     up: bool = True
 
     def commutes(self, before: int, after: int) -> bool:
         """Whether the update ``before -> after`` declares a read (C2, C3)."""
-        floor = self.floor
-        if floor is None:
+        t = self.threshold
+        if t is None:
             return True
-        if (after > before) != self.up or after == before:
+        if after == before or (after > before) != self.up:
             return False
-        return before >= floor and after >= floor
+        return before >= t if self.up else before <= t
 
 
 def counter_add(k: Kernel, obj: Any, attr: str, delta: int, rule: CounterRule, op: str, pseudo: int,

@@ -45,8 +45,8 @@ Rules:
   a frame's reference counts -- ``_refcount``, its FOLL_GET and its FOLL_PIN
   counts -- are declared on their own pseudo-object
   (``refcount_oid(page.oid)``), apart from the frame (owner, contents,
-  mappings). Increments of ``_refcount`` commute (counter C3, ``up``, floor
-  1): ``get_page``, a lookup's reference, fork's and a fault's reference of
+  mappings). Increments of ``_refcount`` commute (counter C3, ``up``, a floor
+  of 1): ``get_page``, a lookup's reference, fork's and a fault's reference of
   a mapped frame each declare a read; an increment of a free frame's zero
   count is a bad page (R1) and a write. The FOLL_GET and FOLL_PIN counts
   decide nothing by themselves (counter C2): their updates are reads.
@@ -93,9 +93,9 @@ class PageWatcher(Protocol):
 
 
 #: ``_refcount`` (R6): increments commute; zero frees, an increment from zero is a bad page.
-PAGE_REFCOUNT = CounterRule("page _refcount", floor=1, up=True)
+PAGE_REFCOUNT = CounterRule("page _refcount", threshold=1, up=True)
 #: The FOLL_GET and FOLL_PIN counts (R6): only observers act on them.
-PAGE_GUP_COUNT = CounterRule("page gup count", floor=None)
+PAGE_GUP_COUNT = CounterRule("page gup count", threshold=None)
 
 
 def page_ref_inc(page: Page, op: str) -> bool:
