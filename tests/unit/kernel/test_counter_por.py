@@ -240,3 +240,67 @@ def test_gets_of_a_page_commute() -> None:
     run = run_job(_page_scenario([["get"], ["get"], ["get"]]), [(odpor, 1000)], stop_on_first=False,
                   coverage=False, kernel_options=NO_LOCKDEP)
     assert odpor.complete and run.executions == 1
+
+
+def _fence_scenario(progs: list[list[str]]) -> Any:
+    """Threads each owning one reference of a fence (count = threads + 1 for the scenario's,
+    dropped first): ``put`` drops the thread's reference, ``get`` takes one more (a use after
+    its put is a use-after-free), ``peek`` reads the count."""
+
+    def scenario(k: ds.Kernel) -> None:
+        tl = ds.dma.FenceContext("ring")
+        f = tl.create()
+        for _ in progs:
+            f.get()
+        f.signal()
+        f.put()
+        seen: list[tuple[int, ...]] = []
+
+        def run(tid: int, prog: list[str]) -> None:
+            out: list[int] = []
+            for o in prog:
+                k.point(o, refcount_oid(f.oid), False)
+                if o == "put":
+                    f.put()
+                elif o == "get":
+                    f.get()
+                else:
+                    counter_observe(k, "kref_read", refcount_oid(f.oid))
+                    out.append(f.refcount)
+            seen.append((tid, *out))
+
+        for i, p in enumerate(progs):
+            k.spawn(run, i, p, name=f"t{i}")
+        k.ext["explore.state"] = lambda: (f.refcount, tuple(sorted(seen)))
+
+    return scenario
+
+
+def test_fence_puts_are_ordered_a_use_after_put_is_found() -> None:
+    """dma_fence: one thread puts its reference and then gets one (a use after its put), the
+    other puts its own. Only when the other thread's put runs first does the first one's put
+    release the fence and its get find it freed. Non-releasing puts declared as reads of the
+    count (as they were) made the reduction judge the two puts independent where it first met
+    them, from 2, and never run the second order: the use-after-free was lost."""
+    res = audit(_fence_scenario([["put", "get"], ["put"]]), budget=500, kernel_options=NO_LOCKDEP, por="odpor")
+    assert res.ok, res.summary()
+    assert any("use-after-free" in repr(s) for s in res.dpor_states)
+
+
+def test_kref_get_on_zero_is_ordered_with_get_unless_zero() -> None:
+    """A kref_get of a count at zero (a use-after-free) saturates it, after which a racing
+    kref_get_unless_zero succeeds; before it, that one fails. The get is a write of the count
+    there (counter C3), so both orders are explored."""
+    from dmabufsim.kernel.lifetime import Kref
+
+    def scenario(k: ds.Kernel) -> None:
+        r = Kref("obj")
+        r.put()
+        got: list[bool] = []
+        k.spawn(lambda: got.append(r.get_unless_zero()), name="lookup")
+        k.spawn(r.get, name="user")
+        k.ext["explore.state"] = lambda: (tuple(got),)
+
+    res = audit(scenario, budget=200, kernel_options=NO_LOCKDEP, por="odpor")
+    assert res.ok, res.summary()
+    assert {s[2] for s in res.dpor_states} == {((False,),), ((True,),)}
