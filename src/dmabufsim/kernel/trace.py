@@ -38,6 +38,11 @@ def refcount_oid(oid: int) -> int:
     """
     return _REFCOUNT_BASE + oid
 
+
+def counted_oid(oid: int) -> int:
+    """The object whose reference count the pseudo-object ``oid`` is (``oid`` itself for an object)."""
+    return oid - _REFCOUNT_BASE if oid >= _REFCOUNT_BASE else oid
+
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a 64-bit prime
 _OFFSET = 0xCBF29CE484222325  # FNV-1a 64-bit offset basis

@@ -429,7 +429,7 @@ class PageAllocator:
             return
         page.refcount -= 1
         if page.refcount == 0:
-            k.event("free_page", page.oid, True)  # R1: the frame itself (owner, generation, contents)
+            k.event("free_pages_prepare", page.oid, True)  # R1: the frame itself (owner, generation, contents)
             self._free_page(page)
 
     def _free_page(self, page: Page) -> None:
