@@ -53,8 +53,8 @@ Rules:
   Every ``_refcount`` decrement (``put_page``, ``unpin_user_page``: the one
   that reaches zero frees the frame, which also writes the frame and the
   allocator), every step that reads a count (``page_maybe_dma_pinned``,
-  the last-reference tests of put and unpin) and an allocation (which sets
-  the count of a reused frame) write it.
+  the last-reference tests of put and unpin) and the allocation of a reused
+  frame (which sets its count) write it.
 """
 
 from __future__ import annotations
@@ -356,12 +356,14 @@ class PageAllocator:
     def _take(self, owner: object) -> Page:
         if self._free:
             page = self._free.pop()
+            # R6: the count of a reused frame is set (a stale reference may still reach it); a
+            # frame never handed out before is reachable by no one else.
+            self.k.event("alloc_page", refcount_oid(page.oid), True)
         else:
             pfn = self._never_used
             self._never_used += 1
             page = Page(self, pfn, self.k.new_oid())
             self.frames.append(page)
-        self.k.event("alloc_page", refcount_oid(page.oid), True)  # R6: the count of a reused frame is set
         page.owner = owner
         page.refcount = 1
         page.gen += 1
