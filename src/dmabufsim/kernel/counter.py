@@ -56,7 +56,10 @@ Rules:
 * C6 (declared when the step runs): the declaration depends on the value
   when the update happens, so it is an event of the step
   (``Kernel.event``), never the access of a scheduling point (fixed before
-  the thread waits to be scheduled, while the value may still change).
+  the thread waits to be scheduled, while the value may still change). An
+  update in the direction that never commutes (:meth:`CounterRule.always_writes`)
+  declares its write at its scheduling point already: classic DPOR picks
+  its backtracking points by the points' declarations.
 * C7 (the undeclared-access checker): an update made here is recorded for
   ``kernel/accesses.py`` as an *update* of the attribute when it declared a
   read, and as a write otherwise: updates of one count by two threads need
@@ -90,6 +93,10 @@ class CounterRule(NamedTuple):
     name: str
     threshold: int | None = 1
     up: bool = True
+
+    def always_writes(self, delta: int) -> bool:
+        """Whether an update by ``delta`` declares a write in every state (C3, C6)."""
+        return self.threshold is not None and (delta == 0 or (delta > 0) != self.up)
 
     def commutes(self, before: int, after: int) -> bool:
         """Whether the update ``before -> after`` declares a read (C2, C3)."""

@@ -74,13 +74,13 @@ def build(programs: list[list[tuple[Any, ...]]], rule: CounterRule, start: int, 
             out: list[int] = []
             for o in prog:
                 if o[0] == "get":
-                    k.point("get", ref, False)
+                    k.point("get", ref, rule.always_writes(o[1]) and not naive)
                     update(tid, o[1], "get")
                 elif o[0] == "put":
-                    k.point("put", ref, False)
+                    k.point("put", ref, rule.always_writes(-o[1]) and not naive)
                     update(tid, -o[1], "put")
                 elif o[0] == "check":
-                    k.point("check", ref, False)
+                    k.point("check", ref, True)  # an observer always writes: at its point (C4, C6)
                     counter_observe(k, "check", ref)
                     out.append(obj.count)
                 elif o[0] == "read":
@@ -304,3 +304,13 @@ def test_kref_get_on_zero_is_ordered_with_get_unless_zero() -> None:
     res = audit(scenario, budget=200, kernel_options=NO_LOCKDEP, por="odpor")
     assert res.ok, res.summary()
     assert {s[2] for s in res.dpor_states} == {((False,),), ((True,),)}
+
+
+def test_an_update_that_always_writes_declares_it_at_its_point() -> None:
+    """Under a ceiling of 3 from 3, a get and a put-then-get: an increment always writes (counter
+    C6). Declared only by the step's event, classic DPOR, which picks its backtracking points by
+    the points' declarations, lost the order where the second thread's get passes the ceiling."""
+    for por in ("dpor", "odpor"):
+        res = audit(build([[("get", 1)], [("put", 1), ("get", 1)]], RULES[1], 3), budget=400,
+                    kernel_options=NO_LOCKDEP, por=por)
+        assert res.ok and len(res.dfs_states) == 3, res.summary()
