@@ -1,41 +1,55 @@
 """The parallel engine (``explore/cluster.py``): executions/s with 1 and 2 Dask workers, as ratios.
 
-* Executions per second of a random walk on a three-thread counter race
-  (40,000 executions): in this process (``--jobs 1``, the baseline), on a
-  local cluster of 1 worker and of 2 workers (started and warmed before the
-  clock starts). Target of issue 15: 2 workers >= 1.8x one process.
-* Time to prove a clean catalog row (C11/noretry-mprotect, optimal DPOR,
-  496 traces) in one process and on 2 workers, with the executions each
-  job ran: the split node's fan-out bounds the speedup (odpor R7).
+* Time to prove a clean catalog row by DFS (split dynamically, ``split.py``
+  D1-D6), and to exhaust a longer one within a preemption bound: in this
+  process (the baseline), on a local cluster of 1 worker and of 2 workers
+  (started and warmed before the clock starts). Target of
+  issue 15: 2 workers >= 1.8x one process. The 1-minute load average is
+  printed: on a shared machine the second core is often someone else's.
+* Executions per second of a random walk (dealt by index, parallel R1), the
+  same way.
 * Executions per CPU-second of the thread that runs them, in this process and
-  in a task on a worker: the load-independent cost of an execution. The
-  worker's rate per CPU-second matches this process's (Dask's own threads
-  take about 5% of the worker's CPU); a lower wall-clock rate on workers is
-  the cores the machine gives them (the 1-minute load average is printed).
+  in a task on a worker: the load-independent cost of an execution.
 * Dispatch overhead: the round trip of an empty task on the warm cluster.
-* The static split's predicted speedup for 8, 64 and 512 workers from the
-  size of each alternative's subtree at the split node of that proof:
-  total / largest share (every job beyond the fan-out is idle).
+* The predicted speedup of a split DFS proof on 8, 64 and 512 workers: the
+  proof's piece tree is run in this process (``run_here``), each slice's
+  time measured; a greedy list schedule of that tree on ``W`` workers,
+  each slice costing its time plus the measured dispatch, gives the
+  makespan; the prediction is the slices' time back to back (one
+  process) over it.
 
-Run: ``.venv/bin/python bench/run.py cluster`` (about a minute; needs the
-``cluster`` extra).
+Run: ``.venv/bin/python bench/run.py cluster`` (a few minutes; needs the
+``cluster`` extra). ``ROWS`` names the proofs of the prediction.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import time
 from typing import Any
 
 from dmabufsim.explore import explore
 from dmabufsim.explore.cluster import connect
-from dmabufsim.explore.job import plan, run_job
-from dmabufsim.explore.odpor import OptimalDPOR
+from dmabufsim.explore.job import JobOptions, plan, run_job
+from dmabufsim.explore.split import Segment, run_here
 from dmabufsim.scenarios.catalog import discover
 
 VAR = 10_000
 QUIET: dict[str, Any] = {"stop_on_first": False, "shrink_findings": False, "check_replay": False,
                          "confirm_cycles": False, "coverage": False}
+#: The clean rows whose DFS searches are timed on 1 and 2 workers (with their preemption bound): a proof
+#: (unbounded, 1,806 executions) and a longer search exhausted within a bound (3,710 executions).
+TIMED: tuple[tuple[str, int | None], ...] = (("M4/gfp-nowait", None), ("M1/evict-waits-bookkeep", 3))
+#: The rows whose DFS searches' piece trees predict the speedup on many workers (with their preemption
+#: bound): the largest the catalog's clean rows have that DFS exhausts in seconds.
+ROWS: tuple[tuple[str, int | None], ...] = (("M4/gfp-nowait", None), ("C9/torn-down", 3),
+                                            ("M1/evict-waits-bookkeep", 3), ("C6/nowait-notifier", 3))
+
+
+#: The round trip of an empty task measured on this machine at a load average of 7 (seconds): the
+#: prediction also uses it, the dispatch of a busy moment being mostly the machine's load.
+IDLE = 0.016
 
 
 def counter(k: Any) -> None:
@@ -64,69 +78,98 @@ def _cpu_rate(n: int) -> tuple[float, float]:
     return run.executions / th, pr / th
 
 
-def _rate(jobs: int, n: int) -> tuple[float, int]:
+def _load() -> str:
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
+def makespan(tree: list[tuple[int, Segment]], workers: int, dispatch: float) -> float:
+    """The greedy list schedule of a piece tree on ``workers``: a slice is ready when the slice that
+    handed its piece out ended; each costs its measured time plus ``dispatch``."""
+    children: dict[int, list[int]] = {}
+    for i, (parent, _) in enumerate(tree):
+        children.setdefault(parent, []).append(i)
+    ready = list(children.get(-1, []))
+    running: list[tuple[float, int]] = []
+    now = 0.0
+    end = 0.0
+    while ready or running:
+        while ready and len(running) < workers:
+            i = ready.pop(0)
+            cost = tree[i][1].run.phases[0].elapsed + dispatch if tree[i][1].run.phases else dispatch
+            heapq.heappush(running, (now + cost, i))
+        now, i = heapq.heappop(running)
+        end = max(end, now)
+        ready += children.get(i, [])
+    return end
+
+
+def _timed(key: str, bound: int | None) -> None:
+    from dmabufsim.explore.cluster import run_split
+    from dmabufsim.explore.options import ExploreOptions
+
+    row = discover(()).resolve(key)
+    assert row.scenario is not None
+    kw = {**QUIET, "kernel_options": dict(row.kernel_options), "preemption_bound": bound}
     t = time.perf_counter()
-    rep = explore(counter, "random", budget=n, jobs=jobs, **QUIET)
-    return rep.executions / (time.perf_counter() - t), rep.executions
+    a = explore(row.scenario, "dfs", budget=10**6, **kw)
+    ta = time.perf_counter() - t
+    what = "proved" if a.phases[0].proved else f"exhausted within bound {bound}"
+    print(f"{key} by DFS ({what}): one process {a.executions:,} executions, {ta:.2f} s "
+          f"({a.executions / ta:,.0f} exec/s); {_load()}")
+    for w in (1, 2):
+        t = time.perf_counter()
+        run, _ = run_split(row.scenario, ExploreOptions(budget=10**6, jobs=w, **kw))
+        tw = time.perf_counter() - t
+        same = run.executions == a.executions and run.phases[0].exhausted and not run.findings
+        print(f"  cluster, {w} worker{'s' if w > 1 else ' '} {run.executions:,} executions, {tw:.2f} s "
+              f"({run.executions / tw:,.0f} exec/s, same result {same}): {ta / tw:.2f}x"
+              f"{'  (target >= 1.8x)' if w == 2 else ''}; {_load()}")
 
 
 def main() -> None:
-    n = 40_000
     for w in (1, 2):
         connect(w)  # started and warmed outside the clock
-        explore(counter, "random", budget=200, jobs=w, **QUIET)
-    base, _ = _rate(1, n)
-    print(f"random walk, counter 3x2, {n:,} executions")
-    print(f"  one process          {base:9,.0f} exec/s  1.00x")
-    # one worker, one share: the engine's own overhead
-    t = time.perf_counter()
-    from dmabufsim.explore.cluster import run_parallel
-    from dmabufsim.explore.options import ExploreOptions
-
-    run, _ = run_parallel(counter, "random", ExploreOptions(budget=n, jobs=1, **QUIET), shares=1)
-    one = run.executions / (time.perf_counter() - t)
-    print(f"  cluster, 1 worker    {one:9,.0f} exec/s  {one / base:.2f}x")
-    two, _ = _rate(2, n)
-    print(f"  cluster, 2 workers   {two:9,.0f} exec/s  {two / base:.2f}x  (target >= 1.8x)")
-
+        explore(counter, "dfs", budget=50, jobs=w, **QUIET)
     eng = connect(2)
+    rounds = 100
+    t = time.perf_counter()
+    for _ in range(rounds):
+        eng.client.submit(_noop, pure=False).result()
+    dispatch = (time.perf_counter() - t) / rounds
+    print(f"dispatch: {dispatch * 1000:.1f} ms per empty task (round trip, warm local cluster); {_load()}")
+    for key, bound in TIMED:
+        _timed(key, bound)
+
+    n = 20_000
+    t = time.perf_counter()
+    explore(counter, "random", budget=n, **QUIET)
+    base = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    explore(counter, "random", budget=n, jobs=2, **QUIET)
+    two = n / (time.perf_counter() - t)
+    print(f"random walk, counter 3x2, {n:,} executions: one process {base:,.0f} exec/s, 2 workers "
+          f"{two:,.0f} exec/s: {two / base:.2f}x; {_load()}")
     m = 5_000
     here, _ = _cpu_rate(m)
     there, extra = eng.client.submit(_cpu_rate, m, pure=False).result()
     print(f"per CPU-second ({m:,} executions): one process {here:,.0f}, a worker's task {there:,.0f} "
-          f"({there / here:.2f}x; the worker's other threads add {100 * (extra - 1):.0f}% CPU); "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    rounds = 200
-    t = time.perf_counter()
-    for _ in range(rounds):
-        eng.client.submit(_noop, pure=False).result()
-    per = (time.perf_counter() - t) / rounds
-    print(f"dispatch: {per * 1000:.1f} ms per empty task (round trip, warm local cluster)")
+          f"({there / here:.2f}x; the worker's other threads add {100 * (extra - 1):.0f}% CPU); {_load()}")
 
-    row = discover(()).resolve("C11/noretry-mprotect")
-    assert row.scenario is not None
-    kw = {**QUIET, "kernel_options": dict(row.kernel_options)}
-    t = time.perf_counter()
-    a = explore(row.scenario, "odpor", budget=10_000, **kw)
-    ta = time.perf_counter() - t
-    t = time.perf_counter()
-    b = explore(row.scenario, "odpor", budget=10_000, jobs=2, **kw)
-    tb = time.perf_counter() - t
-    print(f"proof of C11/noretry-mprotect (odpor): one process {a.executions} executions {ta:.2f} s "
-          f"({a.verdict}); 2 workers {b.executions} executions {tb:.2f} s ({b.verdict}): {ta / tb:.2f}x")
-    # the static split: each alternative of the split node is one job's subtree
-    shares = []
-    fan = 1
-    for jobs in (2, 3, 4, 6, 8):
-        parts = [run_job(row.scenario, [(OptimalDPOR(), 100_000)], job=j, jobs=jobs, stop_on_first=False,
-                         coverage=False, kernel_options=dict(row.kernel_options)).executions for j in range(jobs)]
-        if 0 in parts:  # more jobs than alternatives at the split node
-            break
-        fan, shares = jobs, parts
-    total = sum(shares)
-    print(f"split node fan-out {fan}: subtrees {shares} (total {total}; one process {a.executions})")
-    for w in (8, 64, 512):
-        print(f"  predicted speedup on {w} workers: {a.executions / max(shares):.2f}x (bounded by the fan-out)")
+    print("predicted speedup of split DFS searches (list schedule of the measured piece tree, at the "
+          "dispatch measured now and at the one of a quiet moment):")
+    for key, bound in ROWS:
+        r = discover(()).resolve(key)
+        assert r.scenario is not None
+        o = JobOptions(stop_on_first=False, coverage=False, kernel_options=dict(r.kernel_options))
+        run, tree = run_here(r.scenario, o, 10**6, bound)
+        t1 = sum(s.run.phases[0].elapsed for _, s in tree if s.run.phases)  # one process: the slices back to back
+        sizes = sorted(s.run.executions for _, s in tree)
+        q = [sizes[int(p * (len(sizes) - 1))] for p in (0.0, 0.5, 0.9, 1.0)]
+        pred = "; ".join(f"{d * 1000:.0f} ms dispatch " + ", ".join(
+            f"{w}: {t1 / makespan(tree, w, d):.1f}x" for w in (2, 8, 64, 512)) for d in sorted({dispatch, IDLE}))
+        what = "proved" if run.phases[0].proved else f"exhausted within bound {bound}"
+        print(f"  {key} ({what}): {run.executions:,} executions, {t1:.2f} s, {len(tree)} slices, "
+              f"executions per slice min/median/p90/max {q}; predicted {pred}")
 
 
 if __name__ == "__main__":

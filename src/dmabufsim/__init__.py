@@ -163,12 +163,25 @@ from .mm.hmm import HmmRange, hmm_range_fault
 # -- mm: MMU notifiers and interval notifiers (issue 7)
 from .mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
 from .mm.memremap import DevicePagemap, DevPagemapOps
-from .mm.migrate_device import MigrateVma, migrate_vma_finalize, migrate_vma_pages, migrate_vma_setup
+from .mm.migrate_device import (
+    MigrateVma,
+    migrate_vma_finalize,
+    migrate_vma_pages,
+    migrate_vma_setup,
+    remove_migration_ptes,
+)
 from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps, mmu_notifier_variant
 
 # -- mm: the fault path (driver fault handlers, user copies that fault) and the page lock (issue 16)
-from .mm.page_lock import lock_page, set_page_dirty_lock, trylock_page, unlock_page, wait_on_page_locked
-from .mm.rmap import shrink_page, try_to_unmap
+from .mm.page_lock import (
+    lock_page,
+    migration_entry_wait_on_locked,
+    set_page_dirty_lock,
+    trylock_page,
+    unlock_page,
+    wait_on_page_locked,
+)
+from .mm.rmap import shrink_page, try_to_migrate, try_to_unmap
 from .mm.uaccess import copy_from_user, copy_from_user_inatomic, copy_to_user, fault_in_readable, get_user, put_user
 from .mm.vm_fault import VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VmFault, VmOperations
 

@@ -30,7 +30,13 @@ Rules:
   wait for lockdep (``dma_fence_might_wait``: every lock held now is ordered
   before ``dma_fence_map``). It returns the time left (>= 1), 0 on timeout,
   and raises ``ERESTARTSYS`` when interruptible and a signal is pending;
-  a negative timeout is ``EINVAL``.
+  a negative timeout is ``EINVAL``. A waiter woken by the signal only reads
+  the fence: ``dma_fence_signal_timestamp_locked`` unlinked its callback
+  (``INIT_LIST_HEAD`` of its node) and ``dma_fence_default_wait`` then
+  tests that node and the fence's flags under the fence lock, touching
+  nothing another waiter touches; so its wake-up step is a read of the
+  fence (``Kernel.block(woken_reads=True)``), and the waiters one signal
+  wakes are independent steps.
 * R7 (signalling sections): ``signal()`` runs inside
   ``dma_fence_begin_signalling()`` / ``end``, so what it does (and what its
   callbacks do) is ordered after ``dma_fence_map``: a GFP_KERNEL allocation
@@ -857,7 +863,9 @@ class DmaFence:
             if left is not None and left <= 0:
                 self._drop_waiter(cb)
                 return 0
-            reason = k.block("dma_fence_wait", self.oid, interruptible=intr, timeout=left, name=name)
+            # R6: woken by the signal, the waiter only reads the fence (its callback was unlinked)
+            reason = k.block("dma_fence_wait", self.oid, interruptible=intr, timeout=left, name=name,
+                             woken_reads=True)
             if reason == "signal" and not (self.flags & SIGNALED):
                 self._drop_waiter(cb)
                 raise ERESTARTSYS("dma_fence_wait interrupted by a signal")

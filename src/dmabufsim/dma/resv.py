@@ -33,6 +33,12 @@ Rules:
   it terminates. Each step of the walk is an RCU read section (atomic: a
   ``signaled`` op that sleeps there is ``sleep-in-atomic``); the caller
   holds a reference to the fence it got, so it may wait on it outside.
+  Declarations: a lockless reader touches only the seqcount, the published
+  list (``published_oid``: the ``obj->fences`` pointer, ``num_fences`` and
+  the entries) and the fences, never the ww_mutex; so a writer's lock,
+  unlock and what it only reads under the lock (``reserve_fences`` without
+  growing, ``add_fence``'s scan) commute with the reader, and each write
+  section is the step that stores into the list.
 * R7 (published fences are depended on): a fence added to a reservation
   object must signal (dma_fence R8) and from that moment its signalling path
   is a fence-signalling critical section.
@@ -45,6 +51,7 @@ from enum import IntEnum
 
 from ..kernel.errors import EINVAL
 from ..kernel.runtime import current_kernel
+from ..kernel.trace import published_oid
 from ..locking.lockdep_map import LockdepMap, lockdep_assert_held
 from ..locking.rcu import rcu_read_lock, rcu_read_unlock
 from ..locking.seqcount import SeqCount
@@ -110,7 +117,7 @@ class DmaResv:
     reservation).
     """
 
-    __slots__ = ("fences", "k", "name", "oid", "seq", "states", "ww")
+    __slots__ = ("fences", "k", "list_oid", "name", "oid", "seq", "states", "ww")
 
     def __init__(self, name: str | None = None) -> None:
         self.k = current_kernel()
@@ -118,6 +125,8 @@ class DmaResv:
         self.oid = self.ww.oid
         self.name = name or f"resv#{self.oid}"
         self.seq = SeqCount(f"{self.name}.seq", lock=self.ww, key="dma_resv.seq")
+        #: The published list and its entries, declared apart from the ww_mutex (R6).
+        self.list_oid = published_oid(self.oid)
         self.fences: DmaResvList | None = None
         #: Debug mode (:meth:`record_states`): every state the list went through.
         self.states: list[tuple[tuple[int, int], ...]] | None = None
@@ -215,8 +224,8 @@ class DmaResv:
 
     def _publish(self, new: DmaResvList) -> None:
         self.seq.write_begin()
-        # rcu_assign_pointer(obj->fences): the seqcount's step writes the resv too.
-        self.k.event("dma_resv_publish", self.oid, True)
+        # rcu_assign_pointer(obj->fences), in the seqcount's step (R6).
+        self.k.event("dma_resv_publish", self.list_oid, True)
         self.fences = new
         self._write_end()
 
@@ -275,6 +284,7 @@ class DmaResv:
             ):
                 fence.get()
                 self.seq.write_begin()
+                k.event("dma_resv_add_fence", self.list_oid, True)  # RCU_INIT_POINTER of the entry (R6)
                 entries[i] = (fence, usage)
                 self._write_end()
                 old.put()
@@ -297,6 +307,7 @@ class DmaResv:
             return
         fence.get()
         self.seq.write_begin()
+        k.event("dma_resv_add_fence", self.list_oid, True)  # the entry and num_fences (R6)
         entries.append((fence, usage))
         self._write_end()
 
@@ -314,6 +325,7 @@ class DmaResv:
             if old.context != context:
                 continue
             self.seq.write_begin()
+            k.event("dma_resv_replace_fences", self.list_oid, True)  # the entry (R6)
             entries[i] = (replacement.get(), usage)
             self._write_end()
             old.put()
@@ -340,6 +352,7 @@ class DmaResv:
     def fini(self) -> None:
         """``dma_resv_fini``: drop every fence reference."""
         old = self.fences
+        self.k.event("dma_resv_fini", self.list_oid, True)
         self.fences = None
         if old is not None:
             for f, _ in old.entries:
@@ -543,14 +556,17 @@ class DmaResvIter:
     def _restart(self) -> None:
         obj = self.obj
         self.seq = obj.seq.read_begin()
-        obj.k.point("dma_resv_iter_restart", obj.oid, False, obj.name)
+        obj.k.point("dma_resv_iter_restart", obj.list_oid, False, obj.name)
         self.fences = obj.fences
         self.index = 0
         self.is_restarted = True
 
     def _changed(self) -> bool:
         obj = self.obj
-        return obj.seq.read_retry(self.seq) or obj.fences is not self.fences
+        if obj.seq.read_retry(self.seq):
+            return True
+        obj.k.event("dma_resv_fences_list", obj.list_oid, False)  # rcu_dereference(obj->fences), same step
+        return obj.fences is not self.fences
 
     def _walk(self) -> None:
         """``dma_resv_iter_walk_unlocked``: advance to the next unsignalled fence of a usage <= ours."""
@@ -559,7 +575,7 @@ class DmaResvIter:
         fobj = self.fences
         usage = self.usage
         while True:
-            k.point("dma_resv_iter_walk", obj.oid, False, obj.name)
+            k.point("dma_resv_iter_walk", obj.list_oid, False, obj.name)
             if fobj is None or self.index >= len(fobj.entries):
                 self.fence = None
                 return

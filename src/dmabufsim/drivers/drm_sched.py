@@ -71,11 +71,16 @@ Rules:
   ``stopped``, ``last_scheduled``: ``job_queue`` is an spsc queue, the rest
   under ``entity->lock`` or the entity's own thread) is the entity's
   ``oid``, written by ``push_job``, the pop, the dependency callback and
-  ``kill``. The run queue (its entities) and the pending list (under
-  ``job_list_lock``) are the scheduler's ``oid``, written by
-  ``drm_sched_rq_add_entity`` and by the steps that add or take a pending
-  job. The scheduler thread's wait reads both (the wait condition), its
-  round-robin position is its own. ``drm_sched_job_done`` touches only the
+  ``kill``. The run queue (its entities, under ``rq->lock``) is the
+  scheduler's ``rq_oid``, written by ``drm_sched_rq_add_entity`` and
+  ``drm_sched_rq_remove_entity`` (the kill takes the entity off the run
+  queue: the thread never reads it again); the pending list (under
+  ``job_list_lock``) is the scheduler's ``oid``, written by the steps that
+  add or take a pending job. Two locks, two objects: the kill's removal
+  does not race with the thread taking a finished job. The scheduler
+  thread's wait condition reads the pending list, and the run queue when
+  no finished job is there (``drm_sched_select_entity``); its round-robin
+  position is its own. ``drm_sched_job_done`` touches only the
   finished fence and the wait queue, which declare themselves.
 * S7 (references, as the kernel counts them): the job holds one reference
   on its finished fence (dropped by ``drm_sched_job_cleanup``), the finished
@@ -337,7 +342,7 @@ class DrmSchedEntity:
         #: (from its selection to ``run_job``); the entity starts idle.
         self.entity_idle = Completion(f"{name}.entity_idle")
         self.entity_idle.complete_all()  # "We start in an idle state."
-        sched.k.point("drm_sched_rq_add_entity", sched.oid, True, name)
+        sched.k.point("drm_sched_rq_add_entity", sched.rq_oid, True, name)
         sched.entities.append(self)
 
     def push_job(self, job: DrmSchedJob) -> None:
@@ -351,10 +356,10 @@ class DrmSchedEntity:
         self.sched.wake_up_worker_locked()  # drm_sched_wakeup, in the push's step
 
     def _ready(self) -> bool:
-        """``drm_sched_entity_is_ready``: declares the entity read (S6)."""
+        """``drm_sched_entity_is_ready``: declares the entity read (S6). A killed entity is off
+        the run queue (``drm_sched_rq_remove_entity`` in :meth:`kill`, S5): not asked."""
         self.sched.k.event("drm_sched_entity_is_ready", self.oid, False, self.name)
-        # A stopped entity is off the run queue (drm_sched_rq_remove_entity in kill, S5).
-        return bool(self.queue) and self.dependency is None and not self.stopped
+        return bool(self.queue) and self.dependency is None
 
     def _dependency_cb(self, fence: DmaFence, cb: DmaFenceCb) -> None:
         """``drm_sched_entity_wakeup``: the awaited dependency signalled."""
@@ -417,7 +422,12 @@ class DrmSchedEntity:
         sched = self.sched
         k = sched.k
         k.point("drm_sched_entity_kill", self.oid, True, self.name)
-        self.stopped = True  # and drm_sched_rq_remove_entity, under entity->lock
+        self.stopped = True  # under entity->lock
+        # drm_sched_rq_remove_entity, under rq->lock: the scheduler thread never looks at the
+        # entity again (its wait condition and selection walk the run queue, S6).
+        k.event("drm_sched_rq_remove_entity", sched.rq_oid, True, self.name)
+        if self in sched.entities:
+            sched.entities.remove(self)
         # "Make sure this entity is not used by the scheduler at the moment" (S5).
         self.entity_idle.wait_for_completion()
         k.event("drm_sched_entity_kill", self.oid, True, self.name)
@@ -519,6 +529,7 @@ class DrmGpuScheduler:
         "oid",
         "ops",
         "pending",
+        "rq_oid",
         "thread",
         "timeout_design",
         "timeout_ns",
@@ -536,6 +547,9 @@ class DrmGpuScheduler:
         k = current_kernel()
         self.k = k
         self.oid = k.new_oid()
+        #: The run queue (``sched->sched_rq``: its entities, under ``rq->lock``), apart from the
+        #: pending list under ``job_list_lock`` (``oid``, S6).
+        self.rq_oid = k.new_oid()
         self.ops = ops
         self.name = name
         self.timeout_ns = timeout_ns
@@ -574,6 +588,7 @@ class DrmGpuScheduler:
     def _has_work(self) -> bool:
         if self._finished_job() is not None:
             return True
+        self.k.event("drm_sched_select_entity", self.rq_oid, False, self.name)  # the run queue (S6)
         if any(e._ready() for e in self.entities):
             return True
         park = self.k.current.data.get("kthread_park")  # the condition runs in the scheduler thread
@@ -591,7 +606,7 @@ class DrmGpuScheduler:
                 if park.should_park:
                     kthread_parkme()
                     continue
-            k.event("drm_sched_main", self.oid, False, self.name)  # the run queue and pending list (S6)
+            k.event("drm_sched_main", self.oid, False, self.name)  # the pending list (S6)
             job = self._take_finished()
             if job is not None:
                 self.ops.free_job(job)
@@ -623,6 +638,7 @@ class DrmGpuScheduler:
 
     def _select_entity(self) -> DrmSchedEntity | None:
         """``drm_sched_rq_select_entity_rr``."""
+        self.k.event("drm_sched_rq_select_entity_rr", self.rq_oid, False, self.name)
         n = len(self.entities)
         for i in range(n):
             e = self.entities[(self._rr + i) % n]

@@ -439,7 +439,7 @@ class SvmDriver(MMUIntervalNotifierOps, DevPagemapOps):
         for i, src in enumerate(args.src):
             if src is None or not args.src_flags[i] & MIGRATE_PFN_MIGRATE:
                 continue
-            dst = self.mm.alloc.alloc_page(GFP_KERNEL, self.mm)
+            dst = args.mm.alloc.alloc_page(GFP_KERNEL, args.mm)  # the faulting mm: a forked child too
             trylock_page(dst)
             _copy(self.k, src, dst)
             args.dst[i] = dst

@@ -36,6 +36,7 @@ from .explorer import (
 from .odpor import OptimalDPOR
 from .options import ExploreOptions
 from .pct import PCT
+from .race_stats import RaceRow, RaceStats
 from .random_walk import RandomWalk
 from .shrink import ShrinkResult, replay, shrink
 
@@ -43,7 +44,7 @@ __all__ = [
     "DFS", "DPOR", "EXIT_FINDING", "Assurance", "DeepeningDPOR", "Guarantee",
     "EXIT_INCONCLUSIVE", "EXIT_OK", "ICB", "PCT", "STRATEGIES", "VERDICTS",
     "AuditResult", "Coverage", "ExploreOptions", "ExploreStrategy", "ExploredFinding", "OptimalDPOR", "PhaseResult",
-    "RandomWalk", "Report",
+    "RaceRow", "RaceStats", "RandomWalk", "Report",
     "ShrinkResult", "audit", "explore", "make_strategy", "mix_seed", "replay", "shrink", "terminal_state",
 ]
 

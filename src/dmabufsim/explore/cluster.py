@@ -42,6 +42,13 @@ Rules:
 * C7 (progress): each task sends its counts every :data:`PROGRESS_EVERY`
   seconds as a Dask worker event; the client shows the sum, the tasks
   queued and running, and prints the dashboard link when it has one.
+* C8 (dynamic splitting): a depth-first search (``--strategy dfs``) is not
+  split into shares but into pieces that hand work back (``split.py``
+  D1-D6): each slice of a piece is one task, and the pieces it returns are
+  submitted at once, so every worker has work while any piece has some.
+  Its checkpoint is one file, written by the client: the slices that came
+  back and the open pieces (their stacks and allotments); it resumes on a
+  cluster of any size.
 """
 
 from __future__ import annotations
@@ -68,8 +75,9 @@ from .base import ExploreStrategy
 from .job import JobOptions, _Run, _share, job_checkpoint, load_checkpoint, plan, run_job
 from .options import ExploreOptions
 from .parallel import deal, die_with_parent, job_plan, merge, orphaned
+from .split import Piece, Segment, deal_pool, merge_segments, run_piece, successors
 
-__all__ = ["ENV_CLUSTER", "Engine", "ShippedScenario", "connect", "run_parallel", "ship"]
+__all__ = ["ENV_CLUSTER", "Engine", "ShippedScenario", "connect", "run_parallel", "run_split", "ship"]
 
 #: The environment variable naming a running cluster (as ``--cluster`` does).
 ENV_CLUSTER = "DMABUFSIM_CLUSTER"
@@ -592,3 +600,232 @@ def collect(eng: Engine, futures: dict[int, Any], stop: Any, done: Callable[[Any
             with contextlib.suppress(Exception):  # best effort: the tasks stop on the event anyway
                 eng.client.cancel(list(pending.values()))
     return interrupted
+
+
+#: Seconds between two checkpoints of a split search (C8).
+SPLIT_CHECKPOINT_EVERY = 2.0
+
+
+@dataclass
+class _PieceTask:
+    """What one slice of a piece needs (C2, C8): all of it pickles."""
+
+    scenario: Callable[..., Any]
+    piece: Piece
+    number: int
+    options: JobOptions
+    stop: str
+    topic: str
+    deadline_in: float | None
+    sid: ScenarioId | None
+
+
+def _run_piece_task(t: _PieceTask) -> Segment:
+    """One slice of a piece (C8), on a worker."""
+    from distributed import get_worker
+
+    scenario = t.scenario.function() if isinstance(t.scenario, ShippedScenario) else t.scenario
+    if t.sid is not None:
+        remember(scenario, t.sid)
+    deadline = None if t.deadline_in is None else time.monotonic() + t.deadline_in
+    worker = get_worker()
+    last = [0.0]
+
+    def progress(n: int, found: int, elapsed: float, name: str) -> None:
+        if elapsed - last[0] >= PROGRESS_EVERY:
+            last[0] = elapsed
+            worker.log_event(t.topic, (t.number, n, found, name))
+
+    seg = run_piece(scenario, t.piece, t.options, deadline=deadline, progress=progress,
+                    should_stop=stop_poller(t.stop))
+    worker.log_event(t.topic, (t.number, seg.run.executions, len(seg.run.findings), "done"))
+    return seg
+
+
+#: A split search's checkpoint format (C8).
+SPLIT_CHECKPOINT = "dmabufsim-split-1"
+
+
+def is_split_checkpoint(path: str) -> bool:
+    """Is ``path`` the checkpoint of a split search (C8)?"""
+    import pickle
+
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)  # the user's own checkpoint file
+    except Exception:  # noqa: BLE001 - not readable as one: the other checkpoint paths say why
+        return False
+    return isinstance(data, dict) and data.get("version") == SPLIT_CHECKPOINT
+
+
+def _save_split(path: str, identity: dict[str, Any], segments: list[Segment], pieces: list[Piece],
+                pool: int) -> None:
+    import pickle
+
+    data = {"version": SPLIT_CHECKPOINT, "identity": identity, "segments": segments, "pieces": pieces,
+            "pool": pool}
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def load_split(path: str, identity: dict[str, Any]) -> tuple[list[Segment], list[Piece], int]:
+    import pickle
+
+    from .job import _refusal
+
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)  # the user's own checkpoint file
+    except Exception as exc:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
+        raise UsageError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}); "
+                         "start a new checkpoint") from None
+    why = _refusal(path, data.get("identity") or {}, identity)
+    if why is not None:
+        raise UsageError(why)
+    return list(data["segments"]), list(data["pieces"]), int(data["pool"])
+
+
+def run_split(
+    scenario: Callable[..., Any],
+    options: ExploreOptions,
+    *,
+    identity: dict[str, Any] | None = None,
+    deadline: float | None = None,
+    engine: Engine | None = None,
+) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
+    """A depth-first search split dynamically among the cluster's workers (C8; ``split.py`` D1-D6)."""
+    distributed = _import_distributed()
+    travelling = ship(scenario)
+    sid = scenario_id(scenario)
+    base = plan("dfs", options.budget, preemption_bound=options.preemption_bound)
+    name = base[0][0].describe()
+    try:
+        eng = engine if engine is not None else connect(options.jobs, options.cluster)
+    except KeyboardInterrupt:
+        return _Run(reason="interrupted"), base
+    client = eng.client
+    if eng.dashboard and options.progress is not None:
+        print(f"dmabufsim: Dask dashboard {eng.dashboard}", file=sys.stderr)
+    uid = uuid.uuid4().hex[:12]  # names this run's tasks and events on a shared scheduler (never the model)
+    stop_name, topic = f"dmabufsim-stop-{uid}", f"dmabufsim-progress-{uid}"
+    stop = distributed.Event(stop_name, client=client)
+    live = _Live()
+    client.subscribe_topic(topic, live.event)
+    opts = dict(options.kernel_options or {})
+    if not options.reduction:
+        opts["reduction"] = False
+    if options.max_steps is not None:
+        opts["max_steps"] = options.max_steps
+    jo = JobOptions(stop_on_first=options.stop_on_first, expected=tuple(options.expected), kernel_options=opts,
+                    coverage=options.coverage, lockdep_graph=options.lockdep_graph)
+    segments: list[Segment] = []
+    waiting: list[Piece] = []
+    pool = 0
+    todo: list[Piece]
+    if options.resume and options.checkpoint:
+        segments, todo, pool = load_split(options.checkpoint, identity or {})
+        # the budget is the whole run's: what the checkpointed run neither spent nor handed out is added
+        spent = sum(s.run.executions for s in segments) + sum(p.allot for p in todo) + pool
+        pool += max(0, options.budget - spent)
+        waiting = [p for p in todo if p.allot <= 0]
+        todo = [p for p in todo if p.allot > 0]
+        if not todo and waiting and pool > 0:
+            dealt = deal_pool(pool, waiting)  # split D4
+            pool = 0
+            todo = [p for p in dealt if p.allot > 0]
+            waiting = [p for p in dealt if p.allot <= 0]
+    else:
+        todo = [Piece(base[0][0], options.budget)]  # type: ignore[arg-type]  # plan("dfs") is a DFS
+    numbers = iter(range(1 << 62))
+    futures: dict[int, tuple[Any, Piece]] = {}
+    halted = ""
+    stop_at: tuple[int, ...] | None = min((s.stopped_at for s in segments if s.stopped_at is not None),
+                                          default=None)
+    interrupted = False
+    until: float | None = None
+    start = time.monotonic()
+    saved = start
+
+    def submit(p: Piece) -> None:
+        n = next(numbers)
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        t = _PieceTask(travelling, p, n, jo, stop_name, topic, left, sid)
+        futures[n] = (client.submit(_run_piece_task, t, key=f"dmabufsim-{uid}-piece{n}", pure=False), p)
+
+    def open_pieces() -> list[Piece]:
+        return [p for _, p in sorted(futures.values(), key=lambda fp: fp[1].start)] + todo + waiting
+
+    try:
+        while True:
+            try:
+                for p in todo:
+                    submit(p)
+                todo = []
+                while futures:
+                    if until is not None and time.monotonic() >= until:
+                        break
+                    if not any(f.done() for f, _ in futures.values()):
+                        time.sleep(WAIT_STEP)
+                    for n in sorted(futures):
+                        fut = futures[n][0]
+                        if not fut.done():
+                            continue
+                        del futures[n]
+                        try:
+                            seg: Segment = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - a task's crash is reported, never a finding
+                            raise SimulatorError(str(exc) if isinstance(exc, SimulatorError)
+                                                 else f"{type(exc).__name__}: {exc}") from None
+                        segments.append(seg)
+                        if seg.stopped_at is not None and (stop_at is None or seg.stopped_at < stop_at):
+                            stop_at = seg.stopped_at
+                        r = seg.run.reason
+                        if r in ("interrupted", "time budget", "nondeterministic scenario"):
+                            halted = halted or r
+                        if halted:
+                            waiting += seg.after  # resumable from a checkpoint
+                            continue
+                        pool += seg.leftover
+                        for p in successors(seg, stop_at):
+                            submit(p)
+                        waiting += [p for p in seg.after if p.allot <= 0]
+                    if options.progress is not None:
+                        n_ex, found = live.total()
+                        running = len(live.running(futures))
+                        what = f"dfs ({running} running, {len(futures) - running} queued)"
+                        options.progress(n_ex, found, time.monotonic() - start, what)
+                    if options.checkpoint and time.monotonic() - saved >= SPLIT_CHECKPOINT_EVERY:
+                        saved = time.monotonic()
+                        _save_split(options.checkpoint, identity or {}, segments, open_pieces(), pool)
+                if interrupted or halted or futures or stop_at is not None or pool <= 0 or not waiting:
+                    break
+                dealt = deal_pool(pool, waiting)  # D4: another round for the pieces out of allotment
+                pool = 0
+                todo = [p for p in dealt if p.allot > 0]
+                waiting = [p for p in dealt if p.allot <= 0]
+            except KeyboardInterrupt:
+                if interrupted:
+                    break
+                interrupted = True
+                stop.set()
+                until = time.monotonic() + INTERRUPT_GRACE
+    finally:
+        if futures:
+            with contextlib.suppress(Exception):
+                client.cancel([f for f, _ in futures.values()])
+        with contextlib.suppress(Exception):
+            client.unsubscribe_topic(topic)
+        if not eng.local:
+            with contextlib.suppress(Exception):
+                client.close()
+    lost = [p for _, p in futures.values()]  # interrupted before they came back: they run again on resume
+    opened = lost + todo + waiting
+    exhausted = not opened and not halted and not interrupted
+    reason = "interrupted" if interrupted else halted or ("space exhausted" if exhausted else "execution budget")
+    if options.checkpoint:
+        _save_split(options.checkpoint, identity or {}, segments, opened, pool)
+    merged = merge_segments(segments, name, options.preemption_bound, exhausted, reason,
+                            elapsed=time.monotonic() - start)
+    return merged, base

@@ -110,6 +110,10 @@ def add_parser(sub: Any, load_scenario: Loader) -> None:
     e.add_argument("--audit", action="store_true",
                    help="run DFS and DPOR (--strategy odpor: optimal DPOR) to exhaustion and compare their "
                    "terminal states (small models)")
+    e.add_argument("--race-stats", type=int, nargs="?", const=10, default=None, metavar="N",
+                   help="with --strategy odpor: count the races optimal DPOR reversed and the wakeup sequences "
+                   "they inserted, by the pair of steps and the object they conflict on, and show the top N "
+                   "(default 10); explains a search that will not exhaust")
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.add_argument("--scenarios", action="append", default=[], metavar="DIR", help=SCENARIOS_HELP)
@@ -165,8 +169,10 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
         "depth": args.depth, "preemption_bound": args.preemption_bound, "jobs": args.jobs, "cluster": args.cluster,
         "stop_on_first": not args.all, "expected": tuple(args.expect), "shrink_findings": not args.no_shrink,
         "checkpoint": args.checkpoint, "resume": args.resume, "kernel_options": kopts,
-        "lockdep_graph": not args.no_lockdep_graph,
+        "lockdep_graph": not args.no_lockdep_graph, "race_stats": args.race_stats is not None,
     }
+    if args.race_stats is not None and args.race_stats < 1:
+        raise UsageError(f"--race-stats shows at least 1 row, got {args.race_stats}")
     show = not args.no_progress and not args.json and sys.stderr.isatty()
     if show:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -187,6 +193,8 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
         report = explore(scenario, strategy, **kw)
     report.scenario = args.scenario
     report.max_steps = args.max_steps
+    if args.race_stats is not None:
+        report.race_top = args.race_stats
     # What the caller adds to a finished report (the CLI's HTML pages: --html); this room imports nothing above it.
     after = getattr(args, "after_report", None)
     if after is not None and report.reason != "interrupted":
@@ -197,7 +205,14 @@ def cmd_explore(args: argparse.Namespace, load_scenario: Loader) -> int:
         print(report.summary())
         from rich.console import Console
 
-        Console(file=sys.stdout, width=120).print(_table(report))
+        console = Console(file=sys.stdout, width=120)
+        console.print(_table(report))
+        if report.races is not None:
+            from .race_stats import race_table
+
+            r = report.races
+            console.print(race_table(r.rows(report.race_top), r.races, r.inserted,
+                                     title=f"races of the search (top {report.race_top})"))
     if report.reason == "interrupted":
         sys.stdout.flush()
         raise KeyboardInterrupt  # the partial report is out: the CLI exits 128 + the signal

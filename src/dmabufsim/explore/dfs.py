@@ -25,6 +25,17 @@ Rules:
   decisions before it have one alternative each, so a root with a single
   alternative still keeps every job busy): the split is a partition of the
   tree. A tree without any such decision is one execution, job 0's.
+  (``--jobs`` runs ``dfs`` by R5 instead; ICB keeps this split.)
+* R5 (hand-off, dynamic splitting): a search can give away, between two
+  executions, the untried alternatives of the shallowest decision of its
+  stack that still has some (:meth:`DFS.handoff`): the piece replays the
+  same prefix, fixed, and explores exactly those alternatives; the search
+  keeps the alternative it is exploring there. Each node owns the
+  alternatives ``idx .. end - 1``, so the two are a partition of what was
+  left, each a contiguous interval of the sequential search order, and an
+  execution's place in that order is the lexicographic order of its path
+  (:meth:`DFS.path`, the alternative's position at each decision), whoever
+  ran it.
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ VALUE_CAP = 16
 class _Node:
     """One decision: the alternatives in try order and the one being explored."""
 
-    __slots__ = ("costs", "idx", "offered", "options", "pre", "thread")
+    __slots__ = ("costs", "end", "idx", "offered", "options", "pre", "thread")
 
     def __init__(self, thread: bool, options: list[int], costs: list[int], pre: int, idx: int) -> None:
         self.thread = thread
@@ -57,6 +68,23 @@ class _Node:
         #: Preemptions taken before this node.
         self.pre = pre
         self.idx = idx
+        #: One past the last alternative this search owns here (R5: a hand-off lowers it).
+        self.end = len(options)
+
+    def __getstate__(self) -> tuple[None, dict[str, object]]:
+        return None, {k: getattr(self, k) for k in self.__slots__}
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        slots = dict(state[1])
+        slots.setdefault("end", len(slots["options"]))  # type: ignore[arg-type]  # a checkpoint made before R5
+        for k, v in slots.items():
+            setattr(self, k, v)
+
+    def copy(self) -> _Node:
+        n = _Node(self.thread, list(self.options), list(self.costs), self.pre, self.idx)
+        n.offered = list(self.offered)
+        n.end = self.end
+        return n
 
 
 class StackSearch(ExploreStrategy):
@@ -131,6 +159,42 @@ class DFS(StackSearch):
     def __init__(self, preemption_bound: int | None = None) -> None:
         super().__init__(preemption_bound)
         self._stack: list[_Node] = []
+        #: The path of each execution run since :meth:`keep_paths` (R5), in order; None: not kept.
+        self.paths: list[tuple[int, ...]] | None = None
+
+    def keep_paths(self) -> None:
+        """Record each execution's :meth:`path` in :attr:`paths` from now on (R5)."""
+        self.paths = []
+
+    def path(self) -> tuple[int, ...]:
+        """R5: the position of the next execution in the sequential search order, as the alternative
+        taken at each decision met so far (the decisions after these take their first alternative)."""
+        return tuple(n.idx for n in self._stack)
+
+    def handoff(self) -> DFS | None:
+        """R5: give away the untried alternatives of the shallowest decision that has some.
+
+        Called between two executions. Returns a search of exactly those
+        alternatives (its prefix fixed), after which this search no longer
+        owns them; None when no decision of the stack has an untried
+        alternative (what is left is the unexplored subtree under the next
+        execution's path, or nothing).
+        """
+        if self.complete or self._jobs > 1:
+            return None
+        stack = self._stack
+        for d, node in enumerate(stack):
+            # the deepest node's idx is the next execution's, untried; above it, idx is in progress
+            if node.idx + 1 < node.end:
+                piece = DFS(self.preemption_bound)
+                prefix = [n.copy() for n in stack[:d + 1]]
+                for n in prefix[:d]:
+                    n.end = n.idx + 1  # fixed: the piece never backtracks above its decision
+                prefix[d].idx = node.idx + 1
+                piece._stack = prefix
+                node.end = node.idx + 1
+                return piece
+        return None
 
     def _node(self, thread: bool, options: list[int], costs: list[int]) -> _Node:
         pos = self._pos
@@ -189,10 +253,12 @@ class DFS(StackSearch):
         if self.discard:
             self.complete = True
             return
+        if self.paths is not None:
+            self.paths.append(tuple(n.idx for n in stack))
         while stack:
             node = stack[-1]
             inc = self._jobs if len(stack) - 1 == self._split_pos else 1
-            if node.idx + inc < len(node.options):
+            if node.idx + inc < node.end:
                 node.idx += inc
                 return
             stack.pop()

@@ -71,7 +71,15 @@ from typing import Any
 
 from ..kernel.errors import UsageError
 from .base import ExploreStrategy
-from .cluster import ENV_CLUSTER, checkpoint_shares, connect, run_parallel
+from .cluster import (
+    ENV_CLUSTER,
+    checkpoint_shares,
+    connect,
+    is_split_checkpoint,
+    load_split,
+    run_parallel,
+    run_split,
+)
 from .job import (
     CHECKPOINT_VERSION,
     PORTFOLIO_PCT,
@@ -92,6 +100,7 @@ from .job import (
     with_lockdep_graph,
 )
 from .options import ExploreOptions, options_from
+from .race_stats import RaceStats
 from .report import (
     EXIT_FINDING,
     EXIT_INCONCLUSIVE,
@@ -147,7 +156,9 @@ def explore(
     execution (one job only); True interrupts the run as a Ctrl-C would
     (R11). ``reduction``: the systematic strategies run with Lipton
     reduction (``kernel/reduction.py``); False turns it off (``explore
-    --no-reduction``). Returns a :class:`Report`.
+    --no-reduction``). ``race_stats``: count optimal DPOR's races by step
+    pair and object (``race_stats.py``, ``explore --race-stats``), in
+    ``Report.races``. Returns a :class:`Report`.
     """
     o = options_from(options, kw)
     if o.budget < 1:
@@ -165,6 +176,7 @@ def explore(
     if o.resume and not o.checkpoint:
         raise UsageError("resume needs the checkpoint file to resume (--checkpoint FILE)")
     identity: dict[str, Any] = {}
+    split_resume = False
     deadline = None if o.time_budget is None else start + o.time_budget  # R4: a hard limit
     pkw: dict[str, Any] = {"seed": o.seed, "depth": o.depth, "preemption_bound": o.preemption_bound}
     cluster = o.cluster or os.environ.get(ENV_CLUSTER) or None
@@ -175,7 +187,10 @@ def explore(
             raise UsageError(f"cannot write checkpoint {o.checkpoint}: no such directory {folder}")
         fresh = plan(strategy, o.budget, **pkw)
         identity = checkpoint_identity(scenario, fresh, opts, o.lockdep_graph)
-        if o.resume:  # R9: refuse a foreign checkpoint here, before any job starts
+        split_resume = o.resume and is_split_checkpoint(o.checkpoint)
+        if split_resume:  # R9 for a split DFS's checkpoint (cluster C8)
+            load_split(o.checkpoint, identity)
+        if o.resume and not split_resume:  # R9: refuse a foreign checkpoint here, before any job starts
             made = checkpoint_shares(o.checkpoint)
             if made is None:
                 raise UsageError(f"nothing to resume: checkpoint {o.checkpoint} does not exist")
@@ -183,16 +198,30 @@ def explore(
             for f in (job_checkpoint(o.checkpoint, j, shares) for j in range(shares)):
                 if os.path.exists(f):
                     read_checkpoint(f, identity)
-    if shares > 1 or cluster:
+    stats: RaceStats | None = None
+    if o.race_stats and (shares > 1 or cluster):
+        raise UsageError("race statistics need one process (jobs=1, no cluster): the search's races are its own")
+    if o.race_stats and o.checkpoint:
+        raise UsageError("race statistics count one search from its start: no checkpoint")
+    if shares > 1 or cluster or split_resume:
         if isinstance(strategy, ExploreStrategy):
             raise UsageError("jobs > 1 needs a strategy by name (each worker builds its own)")
         engine = connect(o.jobs, cluster) if cluster else None
-        if engine is not None and not (o.resume and o.checkpoint):
+        if engine is not None and not (o.resume and o.checkpoint and not split_resume):
             shares = max(o.jobs, engine.workers)  # cluster C1: one job per worker of a running cluster
-        run, phases = run_parallel(scenario, strategy, o, shares=shares, identity=identity, deadline=deadline,
-                                   engine=engine)
+        resumed = bool(o.resume and o.checkpoint) and not split_resume  # a checkpoint of one process or jobs
+        if strategy == "dfs" and not resumed:  # cluster C8: split dynamically, into pieces that hand work back
+            run, phases = run_split(scenario, o, identity=identity, deadline=deadline, engine=engine)
+        elif strategy == "dfs" and shares > 1:
+            raise UsageError(f"checkpoint {o.checkpoint} was made by a DFS split into {shares} fixed jobs "
+                             "(an older dmabufsim); a DFS on a cluster now splits dynamically and resumes only "
+                             "its own checkpoint: start a new one")
+        else:
+            run, phases = run_parallel(scenario, strategy, o, shares=shares, identity=identity,
+                                       deadline=deadline, engine=engine)
     else:
         phases = plan(strategy, o.budget, **pkw)
+        stats = _race_stats(phases) if o.race_stats else None
         state = None
         if o.checkpoint and o.resume:
             state = load_checkpoint(o.checkpoint, phases, identity)
@@ -202,6 +231,8 @@ def explore(
             lockdep_graph=o.lockdep_graph, identity=identity, deadline=deadline, should_stop=o.should_stop,
         )
     report = finish(run, phases, _scenario_name(scenario), name, exp, shares, time.monotonic() - start)
+    if stats is not None:
+        report.races = stats
     if run.reason == "interrupted":
         return report  # R11: report at once
     try:
@@ -212,6 +243,17 @@ def explore(
     except KeyboardInterrupt:  # R11: what was checked so far stands; the rest is left as found
         report.reason = "interrupted"
     return report
+
+
+def _race_stats(phases: Sequence[tuple[ExploreStrategy, int]]) -> RaceStats:
+    """Attach race statistics (``race_stats.py``) to the run's optimal DPOR phase."""
+    from .odpor import OptimalDPOR
+
+    for strat, _share in phases:
+        if isinstance(strat, OptimalDPOR):
+            stats = strat.race_stats = RaceStats()
+            return stats
+    raise UsageError("race statistics count optimal DPOR's races: use strategy odpor (--strategy odpor)")
 
 
 def _past(deadline: float | None) -> bool:

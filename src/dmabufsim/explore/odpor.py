@@ -129,6 +129,7 @@ from .base import ExploreStrategy
 if TYPE_CHECKING:
     from ..kernel.execution import Execution
     from ..kernel.thread import KThread
+    from .race_stats import RaceStats
 
 #: Accesses of an event: (object id, write) pairs.
 Accs = tuple[tuple[int, bool], ...]
@@ -239,15 +240,33 @@ def _touches(tree: list[_WNode], accs: Accs) -> bool:
     return False
 
 
+def _writes(accs: Accs) -> dict[int, bool]:
+    """An access set as object -> whether it writes it: the dependence scans below look each
+    object of a sequence up in it instead of comparing the two sets pair by pair."""
+    ix: dict[int, bool] = {}
+    for o, w in accs:
+        if w or o not in ix:
+            ix[o] = w
+    return ix
+
+
+def _depends(ix: dict[int, bool], w: list[tuple[int, Accs]], stop: int) -> bool:
+    """Does one of the first ``stop`` events of ``w`` depend on the event whose accesses ``ix``
+    holds (:func:`_writes`): one object, at least one write (``_conflict``)?"""
+    for n in range(stop):
+        for o, wr in w[n][1]:
+            f = ix.get(o)
+            if f is not None and (f or wr):
+                return True
+    return False
+
+
 def _initial(w: list[tuple[int, Accs]], tid: int) -> int:
     """Index of ``tid``'s first event in ``w`` if ``tid`` is an initial of ``w`` (no earlier
     event of ``w`` it depends on), -1 if it is not, -2 if ``tid`` does not occur in ``w``."""
     for x, (t, accs) in enumerate(w):
         if t == tid:
-            for y in range(x):
-                if _conflict(w[y][1], accs):
-                    return -1
-            return x
+            return -1 if x and _depends(_writes(accs), w, x) else x
     return -2
 
 
@@ -258,7 +277,7 @@ def _after(w: list[tuple[int, Accs]], tid: int, accs: Accs) -> list[tuple[int, A
     x = _initial(w, tid)
     if x >= 0:
         return w[:x] + w[x + 1 :]
-    if x == -2 and not any(_conflict(accs, a) for _, a in w):
+    if x == -2 and not _depends(_writes(accs), w, len(w)):
         return w
     return None
 
@@ -285,6 +304,8 @@ class OptimalDPOR(ExploreStrategy):
         #: executions of the search, nothing lost.
         self.infeasible = 0
         self.discard = False
+        #: Race statistics (``race_stats.py``): told of every reversed race when set; None: off.
+        self.race_stats: RaceStats | None = None
         #: This job has no share of the split node (or there is no choice at all): it runs nothing (R7).
         self._idle = False
         #: The split node's position and this job's threads there (R7).
@@ -352,6 +373,8 @@ class OptimalDPOR(ExploreStrategy):
         kernel.trace.set_tap(self._tap)
         self._k = kernel
         self._threads = kernel._threads  # by tid: an observed trace keeps every thread (runtime)
+        if self.race_stats is not None:
+            self.race_stats.attach(kernel, self)
 
     def new_execution(self) -> bool:
         if self.complete:
@@ -369,9 +392,10 @@ class OptimalDPOR(ExploreStrategy):
         i = self._pos - 1
         node = self._stack[i]
         if i < self._done:
-            # replayed (R6): its accesses are the node's, and where it began is known
+            # replayed (R6): the same event as when this position was first run and analysed,
+            # closed from the start (its accesses are the node's), and where it began is known
             self._expect = tid if node.at_point else -1
-            self._events.append((tid, []))
+            self._events.append((tid, node.accs))
             self._times.append(self._k.now)
             return
         at_point = node.at_point = running or _at_point(t)
@@ -398,13 +422,8 @@ class OptimalDPOR(ExploreStrategy):
         if i < 0:
             return
         tid, acc = self._events[i]
-        if type(acc) is tuple:
-            return  # closed already (the end of an execution closes its last event again)
-        if i < self._done:
-            # replayed (R6): the same event as when this position was first run and analysed
-            self._events[i] = (tid, self._stack[i].accs)
-            return
-        assert isinstance(acc, list)
+        if not isinstance(acc, list):
+            return  # replayed (opened closed), or closed already (the end of an execution)
         t = self._threads[tid] if tid < len(self._threads) else None
         if t is not None:
             if t.state is _BLOCKED and t.blocked_on is not None:
@@ -433,15 +452,18 @@ class OptimalDPOR(ExploreStrategy):
     def _tap(self, step: int, tid: int, op: str, obj: int, write: bool) -> None:
         """Every trace event (``Trace.tap``): a scheduling point, or an access of the running
         thread's current event (R1)."""
+        if tid == self._expect and tid >= 0 and step > self._last_step and op != "join_exited":
+            # the opened event's own point: already its first access (the common case)
+            self._last_step = step
+            self._expect = -1
+            return
         if tid < 0:
             return  # a timer firing: no thread's step
         if op == "join_exited":
             # Kernel.join of a thread that had exited: no step, a read of its exit (R1)
             last = self._events[-1] if self._events else None
-            if last is not None and last[0] == tid:
-                acc = last[1]
-                assert isinstance(acc, list)
-                acc.append((_EXIT - obj, False))
+            if last is not None and last[0] == tid and type(last[1]) is list:  # (a replayed one has it)
+                last[1].append((_EXIT - obj, False))
             return
         if step > self._last_step:
             self._last_step = step
@@ -451,9 +473,12 @@ class OptimalDPOR(ExploreStrategy):
             self._expect = -1
             if self._k.folded:
                 events = self._events
-                if events and events[-1][0] == tid and type(events[-1][1]) is list:
+                if events and events[-1][0] == tid:
                     # a folded point (reduction L1): an access of the running event, no step of its own
-                    events[-1][1].append((obj, write))
+                    acc = events[-1][1]
+                    if type(acc) is not list:
+                        return  # a replayed event: its accesses and releases are known (R6)
+                    acc.append((obj, write))
                     if op == "mutex_unlock" or op == "spin_unlock" or op == "ww_mutex_unlock":
                         node = self._stack[self._pos - 1]
                         if node.rel is None:
@@ -477,8 +502,8 @@ class OptimalDPOR(ExploreStrategy):
             last = events[-1]
             if last[0] == tid:
                 acc = last[1]
-                assert isinstance(acc, list)
-                acc.append((obj, write))
+                if type(acc) is list:  # (a replayed event's accesses are known, R6)
+                    acc.append((obj, write))
             else:  # defensive: a step nobody announced is a forced step of its own
                 self._schedule((tid,), tid, True)
                 events.append((tid, [(_SPAWN - tid, False), (obj, write)]))
@@ -491,7 +516,9 @@ class OptimalDPOR(ExploreStrategy):
                   waiting: dict[int, tuple[int, int]] | None = None) -> int:
         """The node of the next position (replayed or new): returns the thread to run; the
         caller opens its event. The next new node will start with this choice's subtree."""
-        self._close()
+        events = self._events
+        if events and type(events[-1][1]) is list:  # (a replayed event was opened closed)
+            self._close()
         pos = self._pos
         stack = self._stack
         if pos < len(stack) - 1:  # replayed, not the backtrack node: the hot path
@@ -596,47 +623,38 @@ class OptimalDPOR(ExploreStrategy):
             # The event ending now created the thread (R1): the child's events read this.
             child = current.pending[1]
             acc = self._events[-1][1]
-            assert isinstance(acc, list)
-            acc.append((_SPAWN - child, True))
-        disabled: dict[int, int] | None = None
-        owners: dict[int, Any] | None = None
+            if type(acc) is list:  # (a replayed event's accesses are known, R6)
+                acc.append((_SPAWN - child, True))
         en: list[int] = []
+        off: list[KThread] | None = None
         for t in runnable:
             lk = t.park
             if lk is not None and lk.owner is not None:
                 # R1: at its mutex_lock point with the mutex owned: not enabled (taking it would
                 # only queue and sleep), unless every runnable thread is (they block: a deadlock
                 # or a wait for time)
-                if disabled is None:
-                    disabled, owners = {}, {}
-                disabled[t.tid] = lk.park_on[1]
-                owners[t.tid] = lk.owner  # type: ignore[index]
+                if off is None:
+                    off = []
+                off.append(t)
                 continue
             g = t.gate
             if g is not None and g.waits(t):
                 # R1: the same for an attempt that can only wait on a lock blocking on its own
                 # (ww_mutex R12)
-                if disabled is None:
-                    disabled, owners = {}, {}
-                disabled[t.tid] = g.oid
-                owners[t.tid] = g.owner  # type: ignore[index]
+                if off is None:
+                    off = []
+                off.append(t)
             else:
                 en.append(t.tid)
-        waiting: dict[int, tuple[int, int]] | None = None
-        if en:
-            enabled = tuple(en)
+        enabled = tuple(en) if en else tuple(map(_TID, runnable))
+        if off is not None and self._pos >= len(self._stack):
+            # a new node (a replayed one knows): what each thread not enabled waits for
+            disabled, waiting = _not_enabled(off, bool(en))
+            tid = self._schedule(enabled, current.tid if current is not None else enabled[0], False,
+                                 disabled, waiting)
         else:
-            enabled = tuple(map(_TID, runnable))
-            if disabled is not None and owners is not None:
-                waiting = {q: (lk_oid, getattr(owners[q], "tid", -1)) for q, lk_oid in disabled.items()}
-            disabled = None
-        default = current.tid if current is not None else enabled[0]
-        tid = self._schedule(enabled, default, False, disabled, waiting)
-        for t in runnable:
-            if t.tid == tid:
-                break
-        else:
-            t = runnable[0]
+            tid = self._schedule(enabled, current.tid if current is not None else enabled[0], False)
+        t = self._threads[tid]  # by tid (attach); the choice is one of the runnable threads
         self._open(t, t is current)
         return t
 
@@ -787,8 +805,12 @@ class OptimalDPOR(ExploreStrategy):
         v.append(events[j])  # type: ignore[arg-type]
         for q, a in node.sleep.items():
             if self._weak_initial(q, a, v):
+                if self.race_stats is not None:
+                    self.race_stats.race(events, i, j, False)
                 return
-        self._insert(node, v)
+        inserted = self._insert(node, v)
+        if self.race_stats is not None:
+            self.race_stats.race(events, i, j, inserted)
 
     def _held_across(self, owner: int, m: int, i: int) -> int:
         """R3: the position where thread ``owner`` took mutex ``m`` at its lock point, if that
@@ -862,11 +884,12 @@ class OptimalDPOR(ExploreStrategy):
         x = _initial(v, q)
         if x >= 0:
             return True
-        return x == -2 and not any(_conflict(accs, a) for _, a in v)
+        return x == -2 and not _depends(_writes(accs), v, len(v))
 
     @staticmethod
-    def _insert(node: _Node, v: list[tuple[int, Accs]]) -> None:
-        """R4: insert ``v`` at the first node ``u`` in post-order with ``u ~ v``.
+    def _insert(node: _Node, v: list[tuple[int, Accs]]) -> bool:
+        """R4: insert ``v`` at the first node ``u`` in post-order with ``u ~ v``; True when
+        that added a branch to the tree.
 
         ``~`` is a prefix walk (Lemma 4.6), so the first such node is found by
         following, from the root, the first child still compatible, down to a
@@ -881,9 +904,10 @@ class OptimalDPOR(ExploreStrategy):
                     children, rest, parent = wn.children, after, wn
                     break
             else:
-                if parent is None or parent.children:
+                if (parent is None or parent.children) and rest:
                     _attach(children, rest)
-                return
+                    return True
+                return False
 
     def end_execution(self, ex: Execution) -> None:
         self._close()
@@ -923,6 +947,26 @@ def _waiting_alone(t: KThread) -> dict[int, tuple[int, int]] | None:
     if g is not None and g.waits(t):
         return {t.tid: (g.oid, getattr(g.owner, "tid", -1))}
     return None
+
+
+def _not_enabled(off: list[KThread], some_enabled: bool) -> tuple[dict[int, int] | None,
+                                                                  dict[int, tuple[int, int]] | None]:
+    """R1/R3: the runnable threads ``off`` that are not enabled, each at its lock point with the lock
+    owned: while ``some_enabled``, each one's lock (a node's ``disabled``); else, every runnable
+    thread being one of them, each one's (lock, owner's tid) (a node's ``waiting``)."""
+    locks: dict[int, int] = {}
+    owners: dict[int, Any] = {}
+    for t in off:
+        lk = t.park
+        if lk is not None and lk.owner is not None:
+            locks[t.tid] = lk.park_on[1]
+            owners[t.tid] = lk.owner
+        else:
+            locks[t.tid] = t.gate.oid
+            owners[t.tid] = t.gate.owner
+    if some_enabled:
+        return locks, None
+    return None, {q: (lk_oid, getattr(owners[q], "tid", -1)) for q, lk_oid in locks.items()}
 
 
 def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:

@@ -34,6 +34,8 @@ class ExploreOptions:
     (``tcp://HOST:8786``), which then runs the jobs (``docs/cluster.md``).
     ``reduction``: the systematic strategies run with Lipton reduction
     (``kernel/reduction.py``); False turns it off (``explore --no-reduction``).
+    ``race_stats``: count optimal DPOR's races by step pair and object
+    (``race_stats.py``; ``strategy="odpor"``, one job), in ``Report.races``.
     """
 
     budget: int = 1000
@@ -58,6 +60,7 @@ class ExploreOptions:
     confirm_budget: int = 50
     should_stop: Callable[[], bool] | None = None
     reduction: bool = True
+    race_stats: bool = False
 
 
 #: The keywords ``explore()`` accepts (O1).

@@ -4,9 +4,11 @@ Rules:
 
 * R1 (split): randomised strategies give execution ``i`` to job
   ``i mod N`` (each execution has its own seed stream, so the executions
-  are the same ones as with one job); systematic strategies split the tree
-  at its root (DFS R4, DPOR R5). The union of the jobs is the one-job run.
-  A root with fewer alternatives than jobs leaves the extra jobs idle.
+  are the same ones as with one job); ICB, DPOR and optimal DPOR split the
+  tree at its first choice (DFS R4, DPOR R5, odpor R7). The union of the
+  jobs is the one-job run. A first choice with fewer alternatives than jobs
+  leaves the extra jobs idle. A plain DFS is not split into jobs but
+  dynamically, into pieces (``split.py``, cluster C8).
 * R2 (merge): findings are merged by signature keeping the one found at the
   lowest execution index, so the set of findings (and their tokens) does not
   depend on which process was faster; executions and coverage add up; a

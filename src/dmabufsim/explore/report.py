@@ -43,6 +43,7 @@ from ..kernel.findings import Finding
 from .commandline import replay_command
 from .coverage import Coverage
 from .guided import Confirmation
+from .race_stats import RaceStats
 
 VERDICTS = ("finding", "exhausted", "inconclusive")
 
@@ -254,6 +255,10 @@ class Report:
     max_steps: int | None = None
     #: The strongest guarantee reached when no bug was found (R4); None with a bug.
     assurance: Assurance | None = None
+    #: Optimal DPOR's race statistics when asked for (``race_stats.py``); else None.
+    races: RaceStats | None = None
+    #: How many of their rows the text and JSON show.
+    race_top: int = 10
 
     @property
     def unexpected(self) -> list[ExploredFinding]:
@@ -377,6 +382,10 @@ class Report:
             "nondeterminism": self.nondeterminism,
             "guarantee": self.assurance.guarantee.value if self.assurance is not None else None,
             "assurance": self.assurance.to_json() if self.assurance is not None else None,
+            "races": None if self.races is None else {
+                "races": self.races.races, "inserted": self.races.inserted,
+                "rows": [r.to_json() for r in self.races.rows(self.race_top)],
+            },
         }
 
     def to_json_text(self) -> str:

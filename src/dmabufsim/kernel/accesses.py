@@ -14,7 +14,8 @@ Rules:
   its exit). A segment *declares* the access of the point that began it
   (``Kernel.point(op, obj, write)``), every event it emits
   (``Kernel.event``), the wait that ended it and the wait it resumed from
-  (a write of the waited object), its thread's creation (a read of a
+  (a write of the waited object; a read when the wait says its waker
+  unlinked it, ``Kernel.block(woken_reads=True)``), its thread's creation (a read of a
   pseudo-object the parent's ``spawn`` point writes) and its thread's exit
   (a write of a pseudo-object a ``join`` reads).
 * A2 (declared happens-before): program order plus every pair of segments
@@ -394,9 +395,10 @@ class AccessChecker:
         """``t`` goes to sleep on ``obj``: its segment ends having written it (A1)."""
         self.end(t, (("exit", obj), True) if what == "join" else (obj, True))
 
-    def woken(self, t: KThread, what: str, obj: int) -> None:
-        """``t`` resumes from its wait on ``obj``: a new segment that wrote it (A1)."""
-        self._start(t, [(("exit", obj), True) if what == "join" else (obj, True)])
+    def woken(self, t: KThread, what: str, obj: int, write: bool = True) -> None:
+        """``t`` resumes from its wait on ``obj``: a new segment that wrote it, or read it when
+        the wait says the woken thread only reads it (``Kernel.block(woken_reads=True)``, A1)."""
+        self._start(t, [(("exit", obj), True) if what == "join" else (obj, write)])
 
     def exits(self, t: KThread) -> None:
         """``t``'s last segment ends with its exit (A1)."""

@@ -45,6 +45,11 @@ Rules:
   among them. Only objects whose lifetime is tracked
   (``track=True``, or allocated from a :class:`KmemCache` with leak checking)
   are checked: the model's other objects are not reference counted.
+  An execution that ends with threads that cannot finish (a ``deadlock``,
+  a hung task) is not checked: its blocked threads still hold their
+  references, and hold pointers to the objects, as kmemleak would find on
+  their stacks -- it reports an object only once nothing refers to it. The
+  kernel's report there is the hang itself, which the model reports.
 * L7 (cost): nothing is watched until the first tracked free of an execution;
   from then on every scheduling point and event does one dictionary lookup.
 """

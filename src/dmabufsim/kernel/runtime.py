@@ -62,6 +62,9 @@ Rules:
   begin and end (points, waits, wake-ups, creation, exit, joins); two
   conflicting accesses of model state that the declared accesses do not
   order are an ``undeclared-access`` finding. Off, nothing is installed.
+  A wake-up step writes what the thread waited on, unless the wait says
+  the woken thread only reads it (``block(..., woken_reads=True)``: the
+  waker unlinked it, so waiters woken together are independent steps).
 * R12 (reduction, ``Config.reduction``, ``kernel/reduction.py`` L1-L5): a
   scheduling point no other thread can observe is folded: its step and
   event happen, no choice is offered. Declared guards (:meth:`Kernel.guard`)
@@ -525,7 +528,8 @@ class Kernel:
                 self._stop(self._halt)
             assert t is not None
             red = self._reducer
-            if red is not None and red.fold(t, op, obj, write):
+            # (fold() says no to an object while nothing is declared guarded or blocking-only)
+            if red is not None and (obj < 0 or red.guards or red.blocking) and red.fold(t, op, obj, write):
                 folded = self.folded = True
             elif self._acc_check is not None:
                 self._acc_check.at_point(t)
@@ -720,14 +724,18 @@ class Kernel:
             marks.append(SchedMark(len(events) if events is not None else 0, t.tid, what, on, self.now))
 
     def block(
-        self, what: str, obj: int, *, interruptible: bool = False, timeout: int | None = None, name: str = ""
+        self, what: str, obj: int, *, interruptible: bool = False, timeout: int | None = None, name: str = "",
+        woken_reads: bool = False,
     ) -> str:
         """Put the current thread to sleep until :meth:`wake` (or timeout/signal).
 
         Returns why it woke: ``"wake"``, ``"timeout"`` or ``"signal"``. An
         interruptible sleep with a signal already pending returns
         ``"signal"`` at once. Callers check ``might_sleep`` themselves
-        (spinning on a spinlock blocks without sleeping).
+        (spinning on a spinlock blocks without sleeping). ``woken_reads``:
+        once woken, the thread only reads ``obj`` (its waker unlinked it, as
+        ``dma_fence_signal`` unlinks ``dma_fence_default_wait``'s callback),
+        so its wake-up step declares a read of ``obj``, not a write (R11).
         """
         t = self._current
         if t is None:
@@ -749,7 +757,7 @@ class Kernel:
         t.blocked_on = on
         t.interruptible = interruptible
         t.wake_reason = ""
-        t.pending = (what, obj, True)
+        t.pending = (what, obj, not woken_reads)
         chk = self._acc_check
         if chk is not None:
             chk.waits(t, what, obj)
@@ -770,7 +778,7 @@ class Kernel:
         if self._dead:
             raise ThreadKilled()
         if chk is not None:
-            chk.woken(t, what, obj)
+            chk.woken(t, what, obj, not woken_reads)
         if tm is not None:
             tm.cancel()
         return t.wake_reason

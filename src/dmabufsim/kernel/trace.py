@@ -43,6 +43,24 @@ def counted_oid(oid: int) -> int:
     """The object whose reference count the pseudo-object ``oid`` is (``oid`` itself for an object)."""
     return oid - _REFCOUNT_BASE if oid >= _REFCOUNT_BASE else oid
 
+
+#: Pseudo-objects at and above this are the RCU-published parts of objects (:func:`published_oid`).
+_PUBLISHED_BASE = 1 << 49
+
+
+def published_oid(oid: int) -> int:
+    """The pseudo-object of what object ``oid`` publishes to lockless readers.
+
+    A structure read under RCU without its lock (``dma_resv``'s fence list:
+    the ``rcu_assign_pointer``'d list and its entries) is state apart from
+    the lock that serialises its writers: a reader never touches the lock,
+    so the lock's acquire and release, and whatever a writer only reads
+    under it, commute with the reader's loads. Writers declare a write of
+    this pseudo-object where they store into the published structure,
+    lockless readers a read where they load from it.
+    """
+    return _PUBLISHED_BASE + oid
+
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a 64-bit prime
 _OFFSET = 0xCBF29CE484222325  # FNV-1a 64-bit offset basis

@@ -57,8 +57,15 @@ from .page import (
     owner_name,
     page_allocator,
 )
-from .page_lock import PageLocked, lock_page, trylock_page, unlock_page, wait_on_page_locked
-from .rmap import shrink_page, try_to_unmap
+from .page_lock import (
+    PageLocked,
+    lock_page,
+    migration_entry_wait_on_locked,
+    trylock_page,
+    unlock_page,
+    wait_on_page_locked,
+)
+from .rmap import shrink_page, try_to_migrate, try_to_unmap
 from .shrinker import SHRINK_BATCH, SHRINK_EMPTY, SHRINK_STOP, LegacyShrinker, ShrinkControl, Shrinker, ShrinkerRegistry
 from .uaccess import (
     copy_from_user,
@@ -94,5 +101,5 @@ __all__ = [
     "VM_FAULT_SIGBUS", "LegacyShrinker", "PageLocked", "VmFault", "VmOperations", "copy_from_user",
     "copy_from_user_inatomic", "copy_to_user", "fault_in_readable", "get_user", "lock_page", "might_fault",
     "kswapd_reclaim", "put_user", "shrink_page", "trylock_page", "try_to_unmap", "unlock_page",
-    "wait_on_page_locked",
+    "wait_on_page_locked", "migration_entry_wait_on_locked", "try_to_migrate",
 ]

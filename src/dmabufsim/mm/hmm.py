@@ -42,7 +42,7 @@ from .interval_notifier import MMUIntervalNotifier
 from .memory import PTE_DEVICE_PRIVATE, PTE_MIGRATION, PTE_PRESENT
 from .memremap import page_pgmap
 from .page import PAGE_SHIFT, PAGE_SIZE, Page
-from .page_lock import wait_on_page_locked
+from .page_lock import migration_entry_wait_on_locked
 
 #: ``HMM_PFN_VALID``: the entry maps a page.
 HMM_PFN_VALID = 1 << 0
@@ -100,7 +100,8 @@ def hmm_range_fault(range: HmmRange) -> None:
                     range.hmm_pfns[i] = HMM_PFN_VALID | (HMM_PFN_WRITE if pte.writable else 0)
                     continue
             elif pte is not None and pte.swp == PTE_MIGRATION:
-                wait_on_page_locked(pte.page)  # hmm_vma_handle_pte: migration_entry_wait
+                k.event("migration_entry_wait", pte.page.oid, True)  # queued under the page-table lock
+                migration_entry_wait_on_locked(pte.page)  # hmm_vma_handle_pte: migration_entry_wait
                 raise EBUSY("hmm_range_fault: a migration entry")
             elif pte is not None and pte.swp == PTE_PRESENT and (pte.writable or not req & HMM_PFN_REQ_WRITE):
                 range.pages[i] = pte.page

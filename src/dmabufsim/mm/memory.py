@@ -65,10 +65,24 @@ Rules:
   page is being migrated; its page lock is held). A CPU access never goes
   through either: the fault of a device-private entry calls the owner's
   ``migrate_to_ram`` (``do_swap_page``), the fault of a migration entry
-  waits for the page lock and retries (``migration_entry_wait``). Zapping a
-  device-private entry drops the device page's reference; a migration entry
-  holds none. ``fork`` of a non-present entry is not modelled
-  (``NotImplementedError``).
+  waits for the page lock and retries (``migration_entry_wait``, which
+  queues on the page under the page-table lock and takes no page reference:
+  the migration's own reference keeps the frame while any migration entry
+  names it, ``page_lock`` R9). Zapping a device-private entry drops the
+  device page's reference; a migration entry holds none (zapping it only
+  takes it off the frame's ``migration_ptes``, what the migration's
+  ``remove_migration_ptes`` walks).
+* R13 (fork of non-present entries, ``copy_nonpresent_pte``): the child
+  gets the parent's device-private entry with a reference of its own and an
+  rmap entry (``folio_get`` + ``folio_try_dup_anon_rmap_pte``: device pages
+  are never pinned, so the dup never fails); a migration entry is copied
+  without a reference and joins the frame's ``migration_ptes``, so the
+  migration in progress restores the child's entry too. In a private
+  (copy-on-write) mapping a writable entry becomes read-only in both
+  (``make_readable_device_private_entry`` / ``_migration_entry``): a later
+  write faults (``do_swap_page`` -> ``migrate_to_ram``), and once the page
+  is back in system memory, mapped by both, it breaks copy-on-write as any
+  shared page does (R3).
 * R12 (anon_vma): the reverse-map walk of an anonymous page
   (``rmap_walk_anon``, :mod:`dmabufsim.mm.rmap`) holds the address space's
   ``anon_vma`` lock for read around each unmap (and its notifier bracket);
@@ -97,7 +111,7 @@ from .notifier_hooks import (
     invalidate_range_start,
 )
 from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator, page_count_observe, page_ref_inc
-from .page_lock import trylock_page_atomic, unlock_page, wait_on_page_locked
+from .page_lock import migration_entry_wait_on_locked, trylock_page_atomic, unlock_page
 from .vm_fault import (
     FAULT_FLAG_ALLOW_RETRY,
     FAULT_FLAG_TRIED,
@@ -206,6 +220,15 @@ class Pte:
         self.writable = writable
         #: PTE_PRESENT, PTE_DEVICE_PRIVATE or PTE_MIGRATION.
         self.swp = swp
+
+
+def _migration_pte_remove(page: Page, mm: MmStruct, addr: int) -> None:
+    """Take ``(mm, addr)`` off ``page.migration_ptes`` (a migration entry zapped meanwhile, R11)."""
+    mig = page.migration_ptes
+    for i, (m, a) in enumerate(mig):
+        if m is mm and a == addr:
+            del mig[i]
+            return
 
 
 class MmStruct:
@@ -401,7 +424,10 @@ class MmStruct:
         for vpn in vpns:
             pte = ptes.pop(vpn)
             if pte.swp == PTE_MIGRATION:
-                continue  # the migrating thread holds the page (R11)
+                # The migrating thread holds the page (R11); the entry is simply gone.
+                self.k.event("zap_migration_entry", pte.page.oid, True)
+                _migration_pte_remove(pte.page, self, vpn << PAGE_SHIFT)
+                continue
             page = pte.page
             self._rmap_remove(page, vpn << PAGE_SHIFT)
             gather.append(page)
@@ -421,6 +447,47 @@ class MmStruct:
         if pte is None or pte.page is not page:
             return 0
         return self._zap(va, va + PAGE_SIZE)
+
+    def try_to_migrate_one(self, page: Page, addr: int) -> bool:
+        """``try_to_migrate_one``: replace this mm's mapping of the locked ``page`` by a migration entry.
+
+        The caller brackets it with the notifiers (``rmap`` R4). The PTE is
+        cleared and flushed (present entries: ``ptep_clear_flush``, then the
+        secondary TLBs, R10), the migration entry keeps the write bit, the
+        rmap entry and the mapping's reference go (``folio_remove_rmap_pte``
+        + ``folio_put``: the migration's reference holds the frame) and the
+        entry joins ``page.migration_ptes`` (R11). False if ``page`` is no
+        longer mapped at ``addr``.
+        """
+        va = addr & ~(PAGE_SIZE - 1)
+        vpn = va >> PAGE_SHIFT
+        pte = self.ptes.get(vpn)
+        if pte is None or pte.page is not page or pte.swp == PTE_MIGRATION:
+            return False
+        self.k.event("set_migration_pte", page.oid, True)
+        self.ptes[vpn] = Pte(page, pte.writable, PTE_MIGRATION)
+        self._rmap_remove(page, va)
+        page.migration_ptes.append((self, va))
+        if pte.swp == PTE_PRESENT and self.subscribers:
+            arch_invalidate_secondary_tlbs(self, va, va + PAGE_SIZE)
+        page.alloc.put_ref(page)
+        return True
+
+    def remove_migration_pte(self, src: Page, new: Page, addr: int, swp: int) -> bool:
+        """``remove_migration_pte``: the migration entry for ``src`` at ``addr`` maps ``new`` now.
+
+        ``swp`` is the new entry's kind (a device-private entry for a device
+        page); the write bit is the migration entry's. The caller takes the
+        entry off ``src.migration_ptes``. False if the entry is gone (zapped).
+        """
+        vpn = addr >> PAGE_SHIFT
+        pte = self.ptes.get(vpn)
+        if pte is None or pte.swp != PTE_MIGRATION or pte.page is not src:
+            return False
+        self.ptes[vpn] = Pte(new, pte.writable, swp)
+        page_ref_inc(new, "get_page")
+        new.rmap.append((self, addr))
+        return True
 
     def _rmap_remove(self, page: Page, addr: int) -> None:
         self.k.event("page_remove_rmap", page.oid, True)  # the frame's reverse map and owner (R3)
@@ -551,8 +618,9 @@ class MmStruct:
         page locked by this fault and a reference taken while the entry
         still pins it (a page someone else has locked: wait for it and
         retry; the kernel returns and faults again). A migration entry: wait until the migration unlocks
-        the page (``migration_entry_wait``). Either way the caller looks
-        the PTE up again.
+        the page (``migration_entry_wait_on_locked``: queued in the step of
+        the ``pte_same`` check, no page reference, ``page_lock`` R9). Either
+        way the caller looks the PTE up again.
         """
         page = pte.page
         self.k.point("do_swap_page", page.oid, True, f"{va:#x}")
@@ -560,14 +628,16 @@ class MmStruct:
         if self.ptes.get(va >> PAGE_SHIFT) is not pte:
             return  # the entry changed meanwhile (the migration it waited for is done): fault again
         if pte.swp == PTE_MIGRATION:
-            wait_on_page_locked(page)
+            migration_entry_wait_on_locked(page)  # queued in this step, under the page-table lock
             return
         pgmap = getattr(page.alloc, "pgmap", None)
         if pgmap is None:
             raise UsageError(f"{self.name}: a device-private entry at {va:#x} whose page has no dev_pagemap")
         # Still under the page-table lock of the pte_same() check: trylock and reference atomically.
         if not trylock_page_atomic(page):
-            wait_on_page_locked(page)
+            # The kernel returns and faults again at once; the model sleeps until the holder
+            # unlocks (page_lock R7: no polling loop), queued in this step (R9), no reference.
+            migration_entry_wait_on_locked(page)
             return
         page_ref_inc(page, "get_page")  # the fault's reference while the owner migrates it
         try:
@@ -689,8 +759,8 @@ class MmStruct:
                     page = pte.page
                     va = vpn << PAGE_SHIFT
                     if pte.swp != PTE_PRESENT:
-                        # copy_nonpresent_pte: a model limit, not the kernel's answer.
-                        raise NotImplementedError("fork of a device-private or migration entry is not modelled")
+                        self._copy_nonpresent_pte(child, vpn, pte, cow=v.shmem is None)
+                        continue
                     if v.shmem is not None:
                         page_ref_inc(page, "copy_present_pte")
                         page.rmap.append((child, va))
@@ -716,6 +786,25 @@ class MmStruct:
             return child
         finally:
             self.mmap_lock.up_write()
+
+    def _copy_nonpresent_pte(self, child: MmStruct, vpn: int, pte: Pte, *, cow: bool) -> None:
+        """``copy_nonpresent_pte``: fork of a device-private or migration entry (R13).
+
+        Runs in fork's step under the parent's page-table lock; the frame's
+        reverse maps are declared written here, its reference count by
+        ``page_ref_inc`` (page R6).
+        """
+        page = pte.page
+        va = vpn << PAGE_SHIFT
+        self.k.event("copy_nonpresent_pte", page.oid, True)
+        if cow and pte.writable:
+            pte.writable = False  # make_readable_*_entry: the parent's entry, read-only from now on
+        if pte.swp == PTE_DEVICE_PRIVATE:
+            page_ref_inc(page, "folio_get")  # the child's mapping holds the device page too
+            page.rmap.append((child, va))  # folio_try_dup_anon_rmap_pte
+        else:
+            page.migration_ptes.append((child, va))  # found by remove_migration_ptes' rmap walk
+        child.ptes[vpn] = Pte(page, pte.writable, pte.swp)
 
     def exit_mmap(self) -> None:
         """``exit_mmap``: tear the address space down (R5, R6: RELEASE).

@@ -1,9 +1,10 @@
 """Migration to and from device memory: ``migrate_vma_setup`` / ``_pages`` / ``_finalize``.
 
 Models ``mm/migrate_device.c`` (``struct migrate_vma``,
-``migrate_vma_collect``, ``migrate_vma_unmap``, ``migrate_vma_pages``,
-``migrate_vma_insert_page``, ``migrate_vma_finalize``,
-``remove_migration_ptes``). A driver migrates ``[start, end)`` of a process
+``migrate_vma_collect``, ``migrate_vma_unmap`` / ``migrate_device_unmap``,
+``migrate_vma_check_page``, ``migrate_vma_pages``,
+``migrate_vma_insert_page``, ``migrate_vma_finalize``) and
+``remove_migration_ptes`` of ``mm/migrate.c``. A driver migrates ``[start, end)`` of a process
 in three calls, with its copy in between::
 
     mmap_read_lock(mm)
@@ -21,16 +22,32 @@ Rules:
 * R2 (collect): ``setup`` runs inside one ``MIGRATE`` notifier bracket
   (``range.owner = pgmap_owner``, so a driver may recognise its own
   migration). It selects present private anonymous pages
-  (``MIGRATE_VMA_SELECT_SYSTEM``) or device-private pages of
-  ``pgmap_owner`` (``MIGRATE_VMA_SELECT_DEVICE_PRIVATE``); an empty PTE of
-  a private anonymous VMA is a *hole* that may be populated
-  (``MIGRATE_PFN_MIGRATE`` without a source). A page that is shared
-  (copy-on-write or shmem), pinned, or whose page lock another thread
-  holds (``trylock_page`` fails) is not migrated. The collection is one
-  step (the kernel holds the page-table lock across it). Each selected page is
+  (``MIGRATE_VMA_SELECT_SYSTEM``) of private anonymous VMAs or
+  device-private pages of ``pgmap_owner``
+  (``MIGRATE_VMA_SELECT_DEVICE_PRIVATE``); an empty PTE of a private
+  anonymous VMA is a *hole* that may be populated (``MIGRATE_PFN_MIGRATE``
+  without a source). A page whose page lock another thread holds
+  (``trylock_page`` fails) is not collected. The collection is one step
+  (the kernel holds the page-table lock across it). Each selected page is
   locked (the ``fault_page`` is locked by the caller), gets a migration
-  reference, and its PTE becomes a migration entry; then the secondary TLBs
-  are flushed (``notifier_hooks`` R5) before the bracket ends.
+  reference, and its PTE becomes a migration entry (the mapping's rmap
+  entry and reference go); then the secondary TLBs are flushed
+  (``notifier_hooks`` R5) before the bracket ends.
+* R6 (every mapping, ``migrate_device_unmap``): after the bracket, a
+  collected page still mapped elsewhere -- copy-on-write shared with a
+  forked child or parent (``memory`` R13) -- is unmapped from every other
+  address space through the rmap (``try_to_migrate``, ``rmap`` R4: each
+  mm's own ``CLEAR`` bracket). A page then still mapped, or holding a
+  reference besides the migration's and the fault's
+  (``migrate_vma_check_page``: pinned, a ``get_user_pages`` reference), is
+  not migrated: its migration entries are restored
+  (``remove_migration_ptes(page, page)``), it is unlocked and released, and
+  its ``src`` entry cleared. ``remove_migration_ptes`` (here and in R5)
+  walks every migration entry of the page (``page.migration_ptes``, in every
+  mm, forked children included): the migrating mm's entries in the step
+  that holds its page-table lock, every other mm's under that mm's
+  ``anon_vma`` lock (``rmap_walk``; the migrating mm's own ``mmap_lock``
+  already keeps its ``exit_mmap`` away).
 * R3 (copy window): between ``setup`` and ``pages`` the sources are locked
   and unmapped: a CPU access waits (``memory.py`` R11), so a copy made in
   this window is the page's last contents. Destination pages must be
@@ -39,9 +56,10 @@ Rules:
 * R4 (pages): an entry migrates only if its migration entry is still in
   place (an unmap meanwhile cancels it); a hole is populated only if its
   PTE is still empty.
-* R5 (finalize): each migration entry becomes a PTE to the new page (a
-  device-private entry for device memory) or back to the source when the
-  entry did not migrate; then the sources are unlocked and their migration
+* R5 (finalize): each migration entry of a source, in every mm (R6),
+  becomes a PTE to the new page (a device-private entry for device memory,
+  the entry's write bit kept) or back to the source when the entry did not
+  migrate; then the sources are unlocked and their migration
   references dropped (a migrated source frees here: clear PTE -> flush ->
   free, as every unmap), and the destinations unlocked and the driver's
   references dropped.
@@ -62,6 +80,7 @@ from .notifier_hooks import (
 )
 from .page import PAGE_SHIFT, PAGE_SIZE, Page, page_count_observe, page_ref_inc
 from .page_lock import PageLocked, trylock_page_atomic, unlock_page
+from .rmap import try_to_migrate
 
 #: ``MIGRATE_PFN_VALID``: ``src[i]`` is a page.
 MIGRATE_PFN_VALID = 1 << 0
@@ -104,17 +123,13 @@ class MigrateVma:
         return self.start + (i << PAGE_SHIFT)
 
 
-def _maybe_dma_pinned(page: Page) -> bool:
-    """``folio_maybe_dma_pinned``: the step reads the frame's pin count (page R6)."""
-    page_count_observe(page, "folio_maybe_dma_pinned")
-    return page.pincount > 0
-
-
-def _selectable(args: MigrateVma, pte: Pte) -> bool:
+def _selectable(args: MigrateVma, pte: Pte, va: int) -> bool:
     page = pte.page
     if pte.swp == PTE_PRESENT:
-        return bool(args.flags & MIGRATE_VMA_SELECT_SYSTEM) and not is_device_private_page(page) \
-            and len(page.rmap) == 1 and not _maybe_dma_pinned(page)
+        if not args.flags & MIGRATE_VMA_SELECT_SYSTEM or is_device_private_page(page):
+            return False
+        vma = args.mm.find_vma(va)
+        return vma is not None and vma.shmem is None and vma.vm_ops is None
     if pte.swp == PTE_DEVICE_PRIVATE:
         pgmap = page_pgmap(page)
         return bool(args.flags & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) and pgmap is not None \
@@ -142,7 +157,7 @@ def migrate_vma_setup(args: MigrateVma) -> None:
                 args.src_flags[i] = MIGRATE_PFN_MIGRATE  # a hole: the driver may populate it
                 args.cpages += 1
             continue
-        if not _selectable(args, pte):
+        if not _selectable(args, pte, va):
             continue
         page = pte.page
         # Under the page-table lock (the whole collection is one step): a trylock, never a sleep.
@@ -152,6 +167,7 @@ def migrate_vma_setup(args: MigrateVma) -> None:
         k.event("migrate_vma_unmap", page.oid, True)
         mm.ptes[vpn] = Pte(page, pte.writable, PTE_MIGRATION)
         mm._rmap_remove(page, va)
+        page.migration_ptes.append((mm, va))
         page.alloc.put_ref(page)  # the mapping's reference; the migration reference holds the page
         args.src[i] = page
         args.src_flags[i] = MIGRATE_PFN_VALID | MIGRATE_PFN_MIGRATE | (MIGRATE_PFN_WRITE if pte.writable else 0)
@@ -160,6 +176,74 @@ def migrate_vma_setup(args: MigrateVma) -> None:
     if cleared and mm.subscribers:
         arch_invalidate_secondary_tlbs(mm, args.start, args.end)
     invalidate_range_end(rng)
+    _migrate_device_unmap(args)
+
+
+def _check_page(page: Page, fault_page: Page | None) -> bool:
+    """``migrate_vma_check_page``: no reference left but the migration's (and the fault's) (R6)."""
+    page_count_observe(page, "migrate_vma_check_page")
+    extra = 1 + (page is fault_page)
+    return page.refcount - extra <= len(page.rmap)
+
+
+def _migrate_device_unmap(args: MigrateVma) -> None:
+    """``migrate_device_unmap``: unmap the collected pages from every other mm, or give them back (R6)."""
+    k = args.mm.k
+    for i, page in enumerate(args.src):
+        if page is None:
+            continue
+        k.event("migrate_device_unmap", page.oid, False)  # folio_mapped: the frame's rmap
+        if page.rmap:
+            try_to_migrate(page)  # mapped in other address spaces too (a forked child, a parent)
+            k.event("migrate_vma_check_page", page.oid, False)
+        if not page.rmap and _check_page(page, args.fault_page):
+            continue
+        k.event("migrate_vma_restore", args.mm.oid, True)  # the migrating mm's tables, as in finalize
+        remove_migration_ptes(args.mm, page, page)
+        args.src[i] = None
+        args.src_flags[i] = 0
+        if page is not args.fault_page:
+            unlock_page(page)
+        page.alloc.put_ref(page)  # the migration reference
+
+
+def remove_migration_ptes(mm: MmStruct, src: Page, new: Page) -> None:
+    """``remove_migration_ptes(src, new)``: every migration entry of ``src`` maps ``new`` (R5, R6).
+
+    ``mm`` is the migrating address space: the caller's step declares its
+    page tables; every other mm's entries are restored one by one under that
+    mm's ``anon_vma`` lock (``rmap_walk``). An entry a ``fork`` copies
+    meanwhile joins ``src.migration_ptes`` and is restored too (the walk
+    meets the child after the parent, as the anon_vma chain orders them).
+    """
+    k = mm.k
+    swp = PTE_DEVICE_PRIVATE if is_device_private_page(new) else PTE_PRESENT
+    k.event("remove_migration_ptes", new.oid, True)
+    if new is not src:
+        k.event("remove_migration_ptes", src.oid, True)
+    mig = src.migration_ptes
+    i = 0
+    while i < len(mig):
+        m, va = mig[i]
+        if m is mm:
+            del mig[i]
+            mm.remove_migration_pte(src, new, va, swp)
+        else:
+            i += 1
+    while mig:
+        other, va = mig[0]
+        assert isinstance(other, MmStruct)
+        other.anon_vma_lock.down_read()  # rmap_walk_anon (memory R12)
+        try:
+            k.point("remove_migration_pte", other.oid, True)  # under that mm's page-table lock
+            k.event("remove_migration_ptes", src.oid, True)
+            if new is not src:
+                k.event("remove_migration_ptes", new.oid, True)
+            if mig and mig[0][0] is other and mig[0][1] == va:
+                del mig[0]
+                other.remove_migration_pte(src, new, va, swp)
+        finally:
+            other.anon_vma_lock.up_read()
 
 
 def migrate_vma_pages(args: MigrateVma) -> None:
@@ -202,15 +286,7 @@ def migrate_vma_finalize(args: MigrateVma) -> None:
         if src is not None:
             migrated = bool(args.src_flags[i] & MIGRATE_PFN_MIGRATE) and dst is not None
             new = dst if migrated and dst is not None else src
-            va = args.addr(i)
-            vpn = va >> PAGE_SHIFT
-            pte = mm.ptes.get(vpn)
-            k.event("remove_migration_ptes", new.oid, True)
-            if pte is not None and pte.swp == PTE_MIGRATION and pte.page is src:
-                swp = PTE_DEVICE_PRIVATE if is_device_private_page(new) else PTE_PRESENT
-                mm.ptes[vpn] = Pte(new, pte.writable, swp)
-                page_ref_inc(new, "get_page")
-                new.rmap.append((mm, va))
+            remove_migration_ptes(mm, src, new)
             if src is not args.fault_page:
                 unlock_page(src)
             src.alloc.put_ref(src)  # the migration reference: a migrated source frees here

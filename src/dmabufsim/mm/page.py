@@ -150,6 +150,7 @@ class Page:
         "lock_waiters",
         "lock_watchers",
         "locked_by",
+        "migration_ptes",
         "oid",
         "owner",
         "pfn",
@@ -175,6 +176,10 @@ class Page:
         self.data: dict[int, object] | None = None
         #: Reverse map: (mm, user address) of every PTE mapping the frame.
         self.rmap: list[tuple[Any, int]] = []
+        #: (mm, user address) of every migration entry that names the frame (the entries
+        #: ``rmap_walk`` + ``page_vma_mapped_walk(PVMW_MIGRATION)`` finds through the anon_vma;
+        #: they are not in ``rmap`` and hold no reference: ``migrate_device.py`` R6).
+        self.migration_ptes: list[tuple[Any, int]] = []
         #: Device mappings that can reach the frame (maintained by the device room).
         self.dev_maps: list[Any] = []
         #: ``PG_locked``: the thread holding the page lock (``mm/page_lock.py``), or None.

@@ -48,6 +48,15 @@ Rules:
   as the first ``lock_page`` waiter (``folio_wake_bit``: the non-exclusive
   waiters and one exclusive). Every wait is a blocked thread the scheduler
   sees (never a polling loop), so a page locked forever is a deadlock.
+* R9 (waiting on a migration entry, ``migration_entry_wait_on_locked``):
+  a fault (or ``hmm_range_fault``) that finds a migration entry queues
+  itself on the page's wait queue in the same step that found the entry
+  (the kernel does it under the page-table lock, which the migration needs
+  to remove the entry, so the page is the one the migration holds locked
+  and referenced); it takes no page reference of its own, sleeps once and
+  returns when woken (``WQ_FLAG_WOKEN``) without looking at the bit again:
+  by then the frame may be free, or locked by its next user. A page
+  already unlocked at that point is not waited for.
 * R8 (under a spinlock): ``trylock_page`` inside a step that holds a
   spinlock (the page-table lock of ``migrate_vma_collect`` or of
   ``do_swap_page``) is no scheduling point of its own: the step declares
@@ -95,6 +104,23 @@ def wait_on_page_locked(page: Page) -> None:
         page.lock_watchers.append(t)
         k.block("wait_on_page_locked", page.oid, name=f"PG_locked pfn {page.pfn}")
         page.lock_watchers.remove(t)
+
+
+def migration_entry_wait_on_locked(page: Page) -> None:
+    """``migration_entry_wait_on_locked`` (R9): wait for the migration holding ``page`` to unlock it.
+
+    Called in the step that found the migration entry (it declares the
+    page); no reference is taken and the thread returns once woken, whoever
+    holds the frame then.
+    """
+    k = page.alloc.k
+    k.might_sleep("migration_entry_wait_on_locked")
+    if page.locked_by is None:
+        return  # folio_trylock_flag: the migration already unlocked it; the caller faults again
+    t = k.current
+    page.lock_watchers.append(t)
+    k.block("migration_entry_wait", page.oid, name=f"PG_locked pfn {page.pfn}")
+    page.lock_watchers.remove(t)
 
 
 def lock_page(page: Page) -> None:

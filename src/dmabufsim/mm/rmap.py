@@ -1,6 +1,7 @@
 """Reverse mapping: unmapping one page from every address space, as reclaim does.
 
-Models ``try_to_unmap`` / ``try_to_unmap_one`` of ``mm/rmap.c`` and the
+Models ``try_to_unmap`` / ``try_to_unmap_one`` and ``try_to_migrate`` /
+``try_to_migrate_one`` of ``mm/rmap.c`` and the
 part of ``shrink_folio_list`` (``mm/vmscan.c``) that reclaims one page:
 trylock the page, unmap it everywhere, unlock it, drop the reclaim's
 reference. Each unmap is bracketed by the mm's notifiers, so a secondary
@@ -23,6 +24,13 @@ Rules:
   sleeps on it -- then unmaps, unlocks and drops the reference: a page no one
   else holds is freed. A pinned page (``page_maybe_dma_pinned``) is not
   reclaimed.
+* R4 (migration, ``try_to_migrate``): as R2, for a page a migration holds
+  locked and referenced: each remaining mapping, in every address space
+  that maps it (after ``fork`` a device-private page is mapped by parent
+  and child, ``memory`` R13), becomes a migration entry inside its own
+  ``CLEAR`` bracket (``try_to_migrate_one``), so every mm's secondary MMUs
+  drop the page before the migration can free it. ``remove_migration_ptes``
+  walks the migration entries back the same way (``migrate_device`` R6).
 """
 
 from __future__ import annotations
@@ -56,6 +64,41 @@ def try_to_unmap(page: Page) -> int:
         finally:
             mm.anon_vma_lock.up_read()
     return n
+
+
+def try_to_migrate(page: Page) -> int:
+    """``try_to_migrate``: every remaining mapping of the locked ``page`` becomes a migration entry (R4).
+
+    Returns how many were replaced.
+    """
+    k = page.alloc.k
+    if page.locked_by is not k.current:
+        raise UsageError(f"try_to_migrate of {page!r} without holding its page lock")
+    k.point("try_to_migrate", page.oid, True)
+    n = 0
+    tried: list[tuple[MmStruct, int]] = []
+    while True:
+        # The walk meets a mapping a concurrent fork adds meanwhile (after its parent's, as the
+        # anon_vma chain orders them); every mapping is tried once.
+        k.event("rmap_walk", page.oid, False)
+        nxt = next(((m, a) for m, a in page.rmap if (m, a) not in tried), None)
+        if nxt is None:
+            return n
+        mm, addr = nxt
+        assert isinstance(mm, MmStruct)
+        tried.append((mm, addr))
+        mm.anon_vma_lock.down_read()  # rmap_walk_anon: anon_vma_lock_read (memory R12)
+        try:
+            k.point("page_vma_mapped_walk", mm.oid, True)  # under the page-table lock
+            if not mm.maps_page_at(page, addr):
+                continue
+            rng = MmuNotifierRange(mm, addr, addr + PAGE_SIZE, MmuNotifyEvent.CLEAR)
+            invalidate_range_start(rng)
+            k.point("try_to_migrate_one", mm.oid, True)
+            n += mm.try_to_migrate_one(page, addr)
+            invalidate_range_end(rng)
+        finally:
+            mm.anon_vma_lock.up_read()
 
 
 def shrink_page(page: Page) -> bool:

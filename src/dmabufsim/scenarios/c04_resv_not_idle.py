@@ -43,7 +43,7 @@ from .catalog import Verdict
 #: The importer's job length and how many it runs. One job is the smallest
 #: configuration that still shows both bugs (the job in flight when the lock is
 #: taken; the scanout still reading after the wait) and keeps the clean row
-#: within an exhaustive search: optimal DPOR proves it in 1,188 Mazurkiewicz
+#: within an exhaustive search: optimal DPOR proves it in 792 Mazurkiewicz
 #: traces (with three jobs and 40 frames it reached 1,113 traces in 30 s and
 #: did not exhaust).
 JOB_NS = 100_000
@@ -129,7 +129,7 @@ CLAIMS = [
     {"id": "C4", "design": "lock-then-free", "scenario": lock_then_free, "expected": _FREED, "budget": 100},
     {"id": "C4", "design": "wait-ignore-pinned", "scenario": wait_ignore_pinned, "expected": _FREED,
      "budget": 100},
-    # Proved: optimal DPOR exhausts every schedule in 1,188 Mazurkiewicz traces, dropping nothing.
+    # Proved: optimal DPOR exhausts every schedule in 792 Mazurkiewicz traces, dropping nothing.
     {"id": "C4", "design": "lock-wait-refuse-pinned", "scenario": lock_wait_refuse_pinned, "expected": "clean",
      "strategy": "odpor", "budget": 2000},
 ]

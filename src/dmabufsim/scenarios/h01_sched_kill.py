@@ -61,12 +61,18 @@ without a dependency, ``L2`` with one): that only delayed the walk to a
 kworker, so lockdep's ``inconsistent lock state`` needed a rarer schedule.
 
 Not proved: optimal DPOR does not exhaust the fixed designs (``work-item``:
-4,810 Mazurkiewicz traces in 60 s; ``work-walk``: 11,722), nothing dropped
-and every access declared. The races left are the kernel's own (one
-spinlock for a job's two fences, the ring's fence lock, ``entity_idle``,
-``free_job``'s mutex, the leftover popped before the kill); A alone,
-killed, is exhausted in 4,428 traces, and adding the leftover grows past
-reach. ``proofs.NOT_PROVED`` has the figures.
+4,279 Mazurkiewicz traces in 60 s; ``work-walk``: 2,908; both at a load
+average near 20), nothing dropped and every access declared. Two
+declarations were too coarse and are fixed (the kill takes the entity off
+the run queue, ``drm_sched_rq_remove_entity``, and the run queue is an
+object apart from the pending list: two locks in the kernel); A alone,
+killed, is now exhausted in 1,044 traces (was 1,944). The races left are
+the kernel's own: who drops the last reference of A's finished fence and of
+the ring's fence (the release runs in that context), the kill's removal
+against the thread's run-queue walk, ``free_job``'s mutex, the kworker's
+and the thread's waits against their wake-ups, the fence locks, and the
+leftover popped before the kill; adding the leftover grows past reach.
+``proofs.NOT_PROVED`` has the figures.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 executions and reduces what was found to a :class:`RowResult`: the
 expected and found verdicts, whether they match (catalog R1), and the
 replay token of the first counterexample. Work is split into chunks of
-consecutive executions and run over processes
-(``concurrent.futures.ProcessPoolExecutor``); the split never changes the
+consecutive executions and run as tasks of a Dask cluster
+(``explore/cluster.py``); the split never changes the
 result, because chunks are merged in execution order and the first
 counterexample is the lowest-numbered execution that shows it.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import dmabufsim as ds
 from dmabufsim.device import Device
 from dmabufsim.dma.fence import DmaFence, FenceContext
@@ -266,3 +268,48 @@ def test_kill_waits_until_the_scheduler_thread_no_longer_uses_the_entity() -> No
         i = ops.index(("drm_sched_entity_kill", "scenario"))
         waited |= ("complete_all", "gfx") in ops[i:]
     assert waited
+
+
+def _kill_while_running(k: ds.Kernel) -> None:
+    """One job running on an IRQ-completed ring when its entity is killed (H1's work-item driver)."""
+    wq = ds.Workqueue("events", workers=1)
+    sched = DrmGpuScheduler(IrqBackend("panfrost", free_lock=ds.Mutex("panfrost.job_lock")), "gfx", timeout_wq=wq)
+    entity = DrmSchedEntity(sched, "ctx", kill_design="work-item")
+    a = DrmSchedJob(entity, "A")
+    done = a.s_fence.finished.get()
+    entity.push_job(a)
+    a.s_fence.scheduled.wait()
+    entity.kill()
+    done.put()
+    k.ext["sched"] = (sched, entity)
+
+
+def test_kill_takes_the_entity_off_the_run_queue_which_is_declared_apart_from_the_pending_list() -> None:
+    """S5, S6: drm_sched_rq_remove_entity writes the run queue (rq->lock), not the pending list
+    (job_list_lock); after it the scheduler thread never reads the killed entity."""
+    k = ds.Kernel(strategy=ds.FirstStrategy(), record_trace=True)
+    ex = k.run(_kill_while_running)
+    assert ex.findings == []
+    sched, entity = k.ext["sched"]
+    assert sched.entities == [] and sched.rq_oid != sched.oid
+    events = ex.events
+    assert events is not None
+    at = next(i for i, e in enumerate(events) if e.op == "drm_sched_rq_remove_entity")
+    assert (events[at].obj, events[at].write) == (sched.rq_oid, True)
+    assert not any(e.obj == entity.oid for e in events[at + 1:] if e.op == "drm_sched_entity_is_ready")
+    taken = {(e.obj, e.write) for e in events if e.op in ("drm_sched_get_finished_job", "drm_sched_job_begin")}
+    assert (sched.rq_oid, True) not in taken and (sched.oid, True) in taken
+    selections = {(e.obj, e.write) for e in events if e.op.startswith("drm_sched_")
+                  and e.op.endswith(("select_entity", "select_entity_rr"))}
+    assert selections == {(sched.rq_oid, False)}
+
+
+@pytest.mark.slow
+def test_one_job_killed_while_running_is_exhausted_in_its_mazurkiewicz_traces() -> None:
+    """Optimal DPOR over the kill of a running job: 1,044 traces (1,944 while the kill's
+    removal and its taking of the queue raced with every wake-up of the thread and with the
+    thread taking the finished job)."""
+    odpor = ds.explore.OptimalDPOR()
+    run = ds.explore.explorer.run_job(_kill_while_running, [(odpor, 5000)], stop_on_first=False, coverage=False)
+    assert odpor.complete and odpor.deviations == 0
+    assert run.executions == 1044 and not run.findings

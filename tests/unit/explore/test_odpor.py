@@ -604,3 +604,31 @@ def test_an_attempt_that_waited_for_a_held_lock_races_with_its_acquisition() -> 
     assert odpor.deviations == 0 and odpor.redundant == 0 and odpor.infeasible == 0
     res = audit(holder_stuck_at_its_own_lock, budget=500, kernel_options=NO_LOCKDEP, por="odpor")
     assert res.exhausted and res.ok, res.summary()
+
+
+_ACCS = st.lists(st.tuples(st.integers(0, 4), st.booleans()), max_size=3).map(tuple)
+_SEQ = st.lists(st.tuples(st.integers(0, 3), _ACCS), max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SEQ, st.integers(0, 4), _ACCS)
+def test_wakeup_scans_agree_with_the_pairwise_dependence(w: Any, tid: int, accs: Any) -> None:
+    """R4's insertion step (``_initial``, ``_after``, the sleep-set test) looks objects up in one
+    event's access map; it must answer exactly what the pairwise ``_conflict`` definition does."""
+    from dmabufsim.explore import odpor as od
+
+    def initial(w: Any, tid: int) -> int:
+        for x, (t, a) in enumerate(w):
+            if t == tid:
+                return -1 if any(od._conflict(w[y][1], a) for y in range(x)) else x
+        return -2
+
+    def after(w: Any, tid: int, accs: Any) -> Any:
+        x = initial(w, tid)
+        if x >= 0:
+            return w[:x] + w[x + 1 :]
+        return w if x == -2 and not any(od._conflict(accs, a) for _, a in w) else None
+
+    assert od._initial(w, tid) == initial(w, tid)
+    assert od._after(w, tid, accs) == after(w, tid, accs)
+    assert od.OptimalDPOR._weak_initial(tid, accs, w) == (after(w, tid, accs) is not None)

@@ -392,3 +392,21 @@ def test_a_callback_may_drop_the_last_reference_of_the_fence_it_is_called_for() 
 
     ex = run_first(scenario)
     assert ex.findings == [] and log == ["first", "second"]
+
+
+def test_a_deadlocked_execution_reports_the_hang_not_the_references_its_threads_hold() -> None:
+    """L6: kmemleak reports an object only once nothing points to it; a thread blocked forever
+    still holds its reference (its stack points to the object). The hang is the report."""
+    def holder(obj: ds.Kref, m: ds.Mutex) -> None:
+        obj.get()
+        m.lock()
+        m.lock()  # waits for itself: AA deadlock, the reference is never put
+        obj.put()
+
+    def scenario(k: ds.Kernel) -> None:
+        obj = ds.Kref("obj", track=True)
+        k.join(k.spawn(holder, obj, ds.Mutex("m"), name="holder"))
+        obj.put()
+
+    ex = run_first(scenario)
+    assert sorted(set(ex.kinds)) == ["deadlock", "recursive-locking"]
