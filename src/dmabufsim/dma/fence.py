@@ -438,10 +438,11 @@ class DmaFence:
     def get(self) -> DmaFence:
         """``dma_fence_get``: one more reference; returns the fence.
 
-        Declares a read of the count (``refcount_oid``): gets commute with
-        every get and every put that does not release."""
+        Declares a read of the count (``refcount_oid``) when it is not zero: gets
+        commute with each other (``kernel/counter.py`` C3: increments move away
+        from zero); a get of a count at zero (a use-after-free) writes it."""
         k = self.k
-        k.event("dma_fence_get", refcount_oid(self.oid), False)
+        k.event("dma_fence_get", refcount_oid(self.oid), self.refcount <= 0)
         if self.refcount <= 0 or self.freed is not None:
             self._get_dead("dma_fence_get")
             return self
@@ -474,6 +475,7 @@ class DmaFence:
         k = self.k
         k.point("dma_fence_get_rcu", refcount_oid(self.oid), False)
         if self.refcount <= 0:
+            k.event("dma_fence_get_rcu", refcount_oid(self.oid), True)  # refused at zero (kernel/counter.py C3)
             return None
         self.refcount += 1
         if self.ref_sites is not None:
@@ -483,10 +485,9 @@ class DmaFence:
     def put(self) -> None:
         """``dma_fence_put``: drop a reference; the last one releases the fence (R9).
 
-        A put that does not release declares a read of the count, the one
-        that does a write (``refcount_oid``): puts commute until one releases
-        (optimal DPOR may then run a redundant execution: which put is the
-        last depends on their order). A put of a freed fence is a
+        Every put writes the count (``refcount_oid``): decrements move towards
+        zero, and which of two puts releases depends on their order
+        (``kernel/counter.py`` C3, C5). A put of a freed fence is a
         ``use-after-free`` (R11) and changes nothing."""
         if self.freed is not None and self.touched_after_free("dma_fence_put"):
             return
@@ -494,7 +495,7 @@ class DmaFence:
         if self.ref_sites is not None:
             drop_ref(self, self.k)
         if self.refcount > 0:
-            self.k.event("dma_fence_put", refcount_oid(self.oid), False)
+            self.k.event("dma_fence_put", refcount_oid(self.oid), True)
             return
         self.k.event("dma_fence_release", refcount_oid(self.oid), True)
         if self.refcount < 0:

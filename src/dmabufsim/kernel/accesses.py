@@ -36,6 +36,9 @@ Rules:
   A class names in ``__untracked__`` the attributes that are not model
   state (a checker's bookkeeping, a cache that never changes what happens),
   or ``"*"`` for all of them; each such name says why in a comment.
+  An atomic update of a count made through ``kernel/counter.py`` is
+  recorded as an *update* of the attribute when its step declared it
+  commuting (counter C7), as a write otherwise.
 * A4 (the check): two actual accesses of one attribute of one object, by
   two threads, at least one a write, must be ordered by A2. When they are
   not, the later one's segment, or the earlier one's, touched state it did
@@ -43,7 +46,9 @@ Rules:
   and attribute, both accesses with their Python lines and the declared
   sets of both segments. Accesses ordered by a lock are ordered by A2 (the
   lock's acquire and release are declared writes), so state protected by a
-  declared lock needs no declaration of its own -- the check is exactly
+  declared lock needs no declaration of its own. Two updates of one count
+  (A3) do not conflict with each other; an update conflicts with a read
+  and a write of the attribute -- the check is exactly
   the soundness condition of the reduction, not a style rule. Likewise a
   step that wakes a thread (makes it runnable) must declare a write of what
   that thread waits on, or the reduction would not know the step enabled it.
@@ -151,11 +156,26 @@ def describe(obj: Any) -> str:
     return f"{type(obj).__name__}#{oid}"
 
 
+#: Kinds of actual access (A3): a read, a write, an update of a count (counter C7).
+_READ, _WRITE, _UPDATE = 0, 1, 2
+_VERB = {_READ: ("reads", "read"), _WRITE: ("writes", "wrote"), _UPDATE: ("updates", "updated")}
+_NOUN = {_READ: "read", _WRITE: "write", _UPDATE: "update"}
+
+
+def note_counter(obj: Any, name: str, write: bool) -> None:
+    """``kernel/counter.py`` updated ``obj.name`` (bypassing the hooks): an update (A3, A4), or a
+    write when the step declared it one (counter C7). Called from the updating helper: the
+    access is attributed to the helper's caller."""
+    chk = _ACTIVE
+    if chk is not None and not chk.busy:
+        chk.touch(obj, name, None, _WRITE if write else _UPDATE, depth=3)
+
+
 def _hook_get(self: Any, name: str) -> Any:
     v = _oga(self, name)
     chk = _ACTIVE
     if chk is not None and not chk.busy:
-        chk.touch(self, name, v, False)
+        chk.touch(self, name, v, _READ)
     return v
 
 
@@ -163,7 +183,7 @@ def _hook_set(self: Any, name: str, value: Any) -> None:
     _osa(self, name, value)
     chk = _ACTIVE
     if chk is not None and not chk.busy:
-        chk.touch(self, name, value, True)
+        chk.touch(self, name, value, _WRITE)
 
 
 def _immutable(cls: type) -> bool:
@@ -228,8 +248,8 @@ class _Seg:
 
     def __init__(self, declared: list[tuple[Any, bool]]) -> None:
         self.declared = declared
-        #: (object, attribute, write, where)
-        self.actual: list[tuple[Any, str, bool, str]] = []
+        #: (object, attribute, kind (_READ, _WRITE, _UPDATE), where)
+        self.actual: list[tuple[Any, str, int, str]] = []
         #: (id(object), attribute) -> (object, frozen value, where) of containers read (A3).
         self.snaps: dict[tuple[int, str], tuple[Any, Any, str]] = {}
         #: (thread woken, the object it waited on, where) (A4).
@@ -262,8 +282,8 @@ class AccessChecker:
         self._rclock: dict[Any, dict[int, int]] = {}
         #: Threads whose next event is their point's (they are inside Kernel.point).
         self._at_point: set[int] = set()
-        #: (id(object), attribute) -> (object, last write, reads since by tid)
-        self._shadow: dict[tuple[int, str], tuple[Any, list[_Acc | None], dict[int, _Acc]]] = {}
+        #: (id(object), attribute) -> (object, last write, reads since by tid, updates since by tid)
+        self._shadow: dict[tuple[int, str], tuple[Any, list[_Acc | None], dict[int, _Acc], dict[int, _Acc]]] = {}
         self.undeclared = 0
 
     # ------------------------------------------------------------------ install (A5)
@@ -294,7 +314,7 @@ class AccessChecker:
 
     # ------------------------------------------------------------------ recording (A3)
 
-    def touch(self, obj: Any, name: str, value: Any, write: bool) -> None:
+    def touch(self, obj: Any, name: str, value: Any, kind: int, depth: int = 2) -> None:
         k = self.k
         t = k._current
         if t is None or k._dead or k._in_timer:
@@ -308,17 +328,18 @@ class AccessChecker:
             has_dict and not name.startswith("__") and name in _oga(obj, "__dict__") and name not in _skip(cls)
         ):
             return  # a method, property or class attribute: what it reads is recorded itself
-        f = sys._getframe(2)
+        f = sys._getframe(depth)
         code = f.f_code
         if _observer(code):
             return
+        write = kind == _WRITE
         if write and code.co_name == "__init__" and f.f_locals.get("self") is obj:
             return  # initialisation, before the object is published (A3)
         seg = self._segs.get(t.tid)
         if seg is None:
             seg = self._start(t, [])
         where = _where(code, f.f_lineno)
-        if not write and isinstance(value, _CONTAINERS):
+        if kind == _READ and isinstance(value, _CONTAINERS):
             key = (id(obj), name)
             if key not in seg.snaps:
                 self.busy = True
@@ -326,7 +347,7 @@ class AccessChecker:
                     seg.snaps[key] = (obj, _freeze(value), where)
                 finally:
                     self.busy = False
-        seg.actual.append((obj, name, write, where))
+        seg.actual.append((obj, name, kind, where))
 
     # ------------------------------------------------------------------ segments (A1)
 
@@ -448,31 +469,39 @@ class AccessChecker:
             except AttributeError:
                 continue
             if now != snap:
-                actual.append((obj, name, True, where + " (the container changed in this step)"))
+                actual.append((obj, name, _WRITE, where + " (the container changed in this step)"))
         for woken, obj, where in seg.wakes:
             if (obj, True) not in seg.declared:
                 self._report_wake(t, woken, obj, where, _decl_text(seg.declared))
         decl = None
         me = t.tid
         epoch = clk[me]
-        for obj, name, write, where in actual:
+        for obj, name, kind, where in actual:
             key = (id(obj), name)
             sh = self._shadow.get(key)
             if sh is None:
-                sh = self._shadow[key] = (obj, [None], {})
-            _, lw, reads = sh
+                sh = self._shadow[key] = (obj, [None], {}, {})
+            _, lw, reads, updates = sh
             last = lw[0]
             if decl is None:
                 decl = _decl_text(seg.declared)
             if last is not None and last.thread.tid != me and last.epoch > clk.get(last.thread.tid, 0):
-                self._report(t, obj, name, write, where, decl, last, True)
-            if write:
-                for u, r in reads.items():
+                self._report(t, obj, name, kind, where, decl, last, _WRITE)
+            # A4: a write is ordered after the reads and the updates since the last write; an
+            # update after the reads; a read after the updates (updates commute: counter C7).
+            for others, their in ((reads, _READ), (updates, _UPDATE)):
+                if (their == _READ and kind == _READ) or (their == _UPDATE and kind == _UPDATE):
+                    continue
+                for u, r in others.items():
                     if u != me and r.epoch > clk.get(u, 0):
-                        self._report(t, obj, name, write, where, decl, r, False)
+                        self._report(t, obj, name, kind, where, decl, r, their)
                         break
+            if kind == _WRITE:
                 lw[0] = _Acc(t, epoch, where, decl)
                 reads.clear()
+                updates.clear()
+            elif kind == _UPDATE:
+                updates[me] = _Acc(t, epoch, where, decl)
             else:
                 reads[me] = _Acc(t, epoch, where, decl)
         for o, w in seg.declared:
@@ -503,12 +532,12 @@ class AccessChecker:
             thread=t,
         )
 
-    def _report(self, t: KThread, obj: Any, name: str, write: bool, where: str, decl: str,
-                other: _Acc, other_wrote: bool) -> None:
+    def _report(self, t: KThread, obj: Any, name: str, kind: int, where: str, decl: str,
+                other: _Acc, other_kind: int) -> None:
         self.undeclared += 1
         what = describe(obj)
-        mine = "writes" if write else "reads"
-        theirs = "wrote" if other_wrote else "read"
+        mine = _VERB[kind][0]
+        theirs = _VERB[other_kind][1]
         title = (
             f"undeclared access: {t.name} {mine} {what}.{name} at {where} (step declared {decl}), "
             f"not ordered after {other.thread.name}, which {theirs} it at {other.where} "
@@ -520,11 +549,11 @@ class AccessChecker:
             details={
                 "object": what,
                 "attribute": name,
-                "access": "write" if write else "read",
+                "access": _NOUN[kind],
                 "where": where,
                 "declared": decl,
                 "other_thread": other.thread.name,
-                "other_access": "write" if other_wrote else "read",
+                "other_access": _NOUN[other_kind],
                 "other_where": other.where,
                 "other_declared": other.decl,
             },

@@ -315,6 +315,9 @@ class Kref:
         """``kref_get``: one more reference (L1: an increment from 0 is a use-after-free)."""
         k = self.k
         k.point("kref_get", refcount_oid(self.oid), False)
+        if self.count == 0:
+            # An increment from zero saturates the count (L1): it writes it (kernel/counter.py C3).
+            k.event("kref_get", refcount_oid(self.oid), True)
         if not refcount_inc(self, "kref_get"):
             return self
         note_ref(self, k)

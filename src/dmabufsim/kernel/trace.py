@@ -39,6 +39,11 @@ def refcount_oid(oid: int) -> int:
     return _REFCOUNT_BASE + oid
 
 
+def counted_oid(oid: int) -> int:
+    """The object whose reference count the pseudo-object ``oid`` is (``oid`` itself for an object)."""
+    return oid - _REFCOUNT_BASE if oid >= _REFCOUNT_BASE else oid
+
+
 #: Pseudo-objects at and above this are the RCU-published parts of objects (:func:`published_oid`).
 _PUBLISHED_BASE = 1 << 49
 

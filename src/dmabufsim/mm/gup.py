@@ -36,10 +36,11 @@ from collections.abc import Sequence
 from enum import IntFlag
 
 from ..kernel.errors import EFAULT, EINVAL, UsageError
+from ..kernel.trace import refcount_oid
 from ..locking.lockdep_map import lockdep_assert_held
 from . import page_lock
 from .memory import MmStruct
-from .page import PAGE_SIZE, Page
+from .page import PAGE_SIZE, Page, page_gup_count_add, page_ref_inc
 
 
 class FOLL(IntFlag):
@@ -88,12 +89,11 @@ def _gup(mm: MmStruct, start: int, nr_pages: int, flags: FOLL) -> list[Page]:
                 raise
             break
         page = pte.page
-        mm.k.point("gup_page", page.oid, True, "pin" if pin else "get")
-        page.refcount += 1
-        if pin:
-            page.pincount += 1
-        else:
-            page.gup_refs += 1
+        # try_grab_page: increments of the frame's counts, which commute (page R6).
+        mm.k.point("gup_page", refcount_oid(page.oid), False, "pin" if pin else "get")
+        if not page_ref_inc(page, "gup_page"):
+            break
+        page_gup_count_add(page, "pincount" if pin else "gup_refs", 1, "gup_page")
         pages.append(page)
     return pages
 
@@ -134,7 +134,8 @@ def pin_user_pages_fast(mm: MmStruct, start: int, nr_pages: int, gup_flags: FOLL
 def unpin_user_page(page: Page) -> None:
     """``unpin_user_page``: drop one pin and its reference (R3, R5)."""
     k = page.alloc.k
-    k.point("unpin_user_page", page.oid, True)
+    k.point("unpin_user_page", refcount_oid(page.oid), True)  # page R6: the last-pin test, a decrement
+    k.event("unpin_user_page", page.oid, False)  # R5: who can still reach the frame
     if page.pincount <= 0:
         raise UsageError(f"unpin_user_page of a page that is not pinned: {page!r}")
     if page.dev_maps and page.pincount == 1:  # the last pin: a spare one leaves the frame pinned

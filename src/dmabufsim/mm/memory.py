@@ -110,7 +110,7 @@ from .notifier_hooks import (
     invalidate_range_end,
     invalidate_range_start,
 )
-from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator
+from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator, page_count_observe, page_ref_inc
 from .page_lock import migration_entry_wait_on_locked, trylock_page_atomic, unlock_page
 from .vm_fault import (
     FAULT_FLAG_ALLOW_RETRY,
@@ -485,11 +485,12 @@ class MmStruct:
         if pte is None or pte.swp != PTE_MIGRATION or pte.page is not src:
             return False
         self.ptes[vpn] = Pte(new, pte.writable, swp)
-        new.refcount += 1
+        page_ref_inc(new, "get_page")
         new.rmap.append((self, addr))
         return True
 
     def _rmap_remove(self, page: Page, addr: int) -> None:
+        self.k.event("page_remove_rmap", page.oid, True)  # the frame's reverse map and owner (R3)
         rmap = page.rmap
         for i, (mm, a) in enumerate(rmap):
             if mm is self and a == addr:
@@ -591,7 +592,7 @@ class MmStruct:
         if pte is None:
             if vma.shmem is not None:
                 page = vma.shmem.find_or_alloc(vma.pgoff + ((va - vma.start) >> PAGE_SHIFT), self.alloc)
-                page.refcount += 1
+                page_ref_inc(page, "filemap_fault")
             else:
                 page = self.alloc.alloc_page(GFP_KERNEL, self)
             # set_pte_at under the page-table lock: the allocation above was a scheduling point, so
@@ -638,7 +639,7 @@ class MmStruct:
             # unlocks (page_lock R7: no polling loop), queued in this step (R9), no reference.
             migration_entry_wait_on_locked(page)
             return
-        page.refcount += 1  # get_page: the fault's reference while the owner migrates it
+        page_ref_inc(page, "get_page")  # the fault's reference while the owner migrates it
         try:
             pgmap.migrate_to_ram(self, va, page)
         finally:
@@ -664,8 +665,8 @@ class MmStruct:
         if pte is not None:
             return pte  # another thread's fault inserted it first
         page = vmf.page
-        self.k.event("get_page", page.oid, True)
-        page.refcount += 1
+        page_ref_inc(page, "get_page")
+        self.k.event("page_add_file_rmap", page.oid, True)
         page.rmap.append((self, va))
         pte = self.ptes[va >> PAGE_SHIFT] = Pte(page, bool(vma.prot & PROT_WRITE))
         return pte
@@ -761,10 +762,12 @@ class MmStruct:
                         self._copy_nonpresent_pte(child, vpn, pte, cow=v.shmem is None)
                         continue
                     if v.shmem is not None:
-                        page.refcount += 1
+                        page_ref_inc(page, "copy_present_pte")
                         page.rmap.append((child, va))
                         child.ptes[vpn] = Pte(page, pte.writable)
-                    elif page.pincount:
+                        continue
+                    page_count_observe(page, "page_maybe_dma_pinned")
+                    if page.pincount:
                         # page_needs_cow_for_dma: the child gets its copy now.
                         cp = self.alloc.alloc_page(GFP_KERNEL, child)
                         if page.data is not None:
@@ -772,7 +775,7 @@ class MmStruct:
                         cp.rmap.append((child, va))
                         child.ptes[vpn] = Pte(cp, bool(v.prot & PROT_WRITE))
                     else:
-                        page.refcount += 1
+                        page_ref_inc(page, "copy_present_pte")
                         page.rmap.append((child, va))
                         pte.writable = False
                         child.ptes[vpn] = Pte(page, False)
@@ -788,7 +791,8 @@ class MmStruct:
         """``copy_nonpresent_pte``: fork of a device-private or migration entry (R13).
 
         Runs in fork's step under the parent's page-table lock; the frame's
-        reference count and reverse maps are declared written here.
+        reverse maps are declared written here, its reference count by
+        ``page_ref_inc`` (page R6).
         """
         page = pte.page
         va = vpn << PAGE_SHIFT
@@ -796,7 +800,7 @@ class MmStruct:
         if cow and pte.writable:
             pte.writable = False  # make_readable_*_entry: the parent's entry, read-only from now on
         if pte.swp == PTE_DEVICE_PRIVATE:
-            page.refcount += 1  # folio_get: the child's mapping holds the device page too
+            page_ref_inc(page, "folio_get")  # the child's mapping holds the device page too
             page.rmap.append((child, va))  # folio_try_dup_anon_rmap_pte
         else:
             page.migration_ptes.append((child, va))  # found by remove_migration_ptes' rmap walk

@@ -78,7 +78,7 @@ from .notifier_hooks import (
     invalidate_range_end,
     invalidate_range_start,
 )
-from .page import PAGE_SHIFT, PAGE_SIZE, Page
+from .page import PAGE_SHIFT, PAGE_SIZE, Page, page_count_observe, page_ref_inc
 from .page_lock import PageLocked, trylock_page_atomic, unlock_page
 from .rmap import try_to_migrate
 
@@ -163,7 +163,7 @@ def migrate_vma_setup(args: MigrateVma) -> None:
         # Under the page-table lock (the whole collection is one step): a trylock, never a sleep.
         if page is not args.fault_page and not trylock_page_atomic(page):
             continue  # someone else holds it (another migration, a fault): not this time
-        page.refcount += 1  # the migration reference (folio_get)
+        page_ref_inc(page, "folio_get")  # the migration reference
         k.event("migrate_vma_unmap", page.oid, True)
         mm.ptes[vpn] = Pte(page, pte.writable, PTE_MIGRATION)
         mm._rmap_remove(page, va)
@@ -181,6 +181,7 @@ def migrate_vma_setup(args: MigrateVma) -> None:
 
 def _check_page(page: Page, fault_page: Page | None) -> bool:
     """``migrate_vma_check_page``: no reference left but the migration's (and the fault's) (R6)."""
+    page_count_observe(page, "migrate_vma_check_page")
     extra = 1 + (page is fault_page)
     return page.refcount - extra <= len(page.rmap)
 
@@ -267,7 +268,7 @@ def migrate_vma_pages(args: MigrateVma) -> None:
             k.event("migrate_vma_insert_page", dst.oid, True)
             swp = PTE_DEVICE_PRIVATE if is_device_private_page(dst) else PTE_PRESENT
             mm.ptes[vpn] = Pte(dst, True, swp)
-            dst.refcount += 1
+            page_ref_inc(dst, "get_page")
             dst.rmap.append((mm, args.addr(i)))
         elif pte is None or pte.swp != PTE_MIGRATION or pte.page is not src:
             args.src_flags[i] &= ~MIGRATE_PFN_MIGRATE  # unmapped meanwhile

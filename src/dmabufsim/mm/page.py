@@ -41,15 +41,31 @@ Rules:
   must not be dirtied, unpinned, released or freed; the isolation checker
   (when installed as ``k.ext["isolation"]``) is told at each of those
   points and reports ``dirty-while-mapped``.
+* R6 (what a reference touches, for the explorers: ``kernel/counter.py``):
+  a frame's reference counts -- ``_refcount``, its FOLL_GET and its FOLL_PIN
+  counts -- are declared on their own pseudo-object
+  (``refcount_oid(page.oid)``), apart from the frame (owner, contents,
+  mappings). Increments of ``_refcount`` commute (counter C3, ``up``, a floor
+  of 1): ``get_page``, a lookup's reference, fork's and a fault's reference of
+  a mapped frame each declare a read; an increment of a free frame's zero
+  count is a bad page (R1) and a write. The FOLL_GET and FOLL_PIN counts
+  decide nothing by themselves (counter C2): their updates are reads.
+  Every ``_refcount`` decrement (``put_page``, ``unpin_user_page``: the one
+  that reaches zero frees the frame, which also writes the frame and the
+  allocator), every step that reads a count (``page_maybe_dma_pinned``,
+  the last-reference tests of put and unpin) and the allocation of a reused
+  frame (which sets its count) write it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..kernel.counter import CounterRule, counter_add, counter_observe
 from ..kernel.errors import ENOMEM, UsageError
 from ..kernel.gfp import GFP, GFP_KERNEL, current_gfp_context, gfp_name
 from ..kernel.runtime import Kernel, current_kernel
+from ..kernel.trace import refcount_oid
 from ..locking.annotations import fs_reclaim_acquire, fs_reclaim_release, might_alloc
 
 if TYPE_CHECKING:
@@ -74,6 +90,35 @@ class PageWatcher(Protocol):
 
     def page_event(self, page: Page, event: str) -> None:
         """``page`` is being dirtied/unpinned/released/freed (``event``) while ``page.dev_maps`` is non-empty."""
+
+
+#: ``_refcount`` (R6): increments commute; zero frees, an increment from zero is a bad page.
+PAGE_REFCOUNT = CounterRule("page _refcount", threshold=1, up=True)
+#: The FOLL_GET and FOLL_PIN counts (R6): only observers act on them.
+PAGE_GUP_COUNT = CounterRule("page gup count", threshold=None)
+
+
+def page_ref_inc(page: Page, op: str) -> bool:
+    """``page_ref_inc`` / ``get_page`` / ``folio_get``: one more reference of an allocated
+    frame, declared on the frame's count (R6). A free frame (count zero) is a bad page (R1):
+    False, nothing taken."""
+    k = page.alloc.k
+    if counter_add(k, page, "refcount", 1, PAGE_REFCOUNT, op, refcount_oid(page.oid), refuse=0) == 0:
+        page.alloc.bad_page(page, f"{op} on a free page")
+        return False
+    return True
+
+
+def page_gup_count_add(page: Page, attr: str, delta: int, op: str) -> None:
+    """The FOLL_GET (``gup_refs``) or FOLL_PIN (``pincount``) count of ``page`` changes by
+    ``delta`` (R6: an update that commutes; the steps that read the count write it)."""
+    counter_add(page.alloc.k, page, attr, delta, PAGE_GUP_COUNT, op, refcount_oid(page.oid))
+
+
+def page_count_observe(page: Page, op: str) -> None:
+    """The running step reads ``page``'s counts (``page_count``, ``page_maybe_dma_pinned``):
+    a write of the frame's count (R6, counter C4)."""
+    counter_observe(page.alloc.k, op, refcount_oid(page.oid))
 
 
 def owner_name(owner: object) -> str:
@@ -173,12 +218,9 @@ class Page:
         d[offset] = value
 
     def get(self) -> None:
-        """``get_page``: take a reference (the frame must be allocated)."""
-        self.alloc.k.point("get_page", self.oid, True)
-        if self.owner is None:
-            self.alloc.bad_page(self, "get_page on a free page")
-            return
-        self.refcount += 1
+        """``get_page``: take a reference (the frame must be allocated; R1, R6)."""
+        self.alloc.k.point("get_page", refcount_oid(self.oid), False)
+        page_ref_inc(self, "get_page")
 
     def _notify(self, event: str) -> None:
         w: PageWatcher | None = self.alloc.k.ext.get("isolation")
@@ -198,8 +240,10 @@ class Page:
         self.accessed = True
 
     def put(self) -> None:
-        """``put_page``: a driver drops its reference (R1, R5)."""
-        self.alloc.k.point("put_page", self.oid, True)
+        """``put_page``: a driver drops its reference (R1, R5, R6)."""
+        k = self.alloc.k
+        k.point("put_page", refcount_oid(self.oid), True)
+        k.event("put_page", self.oid, False)  # R5: who can still reach the frame
         if self.dev_maps and self.owner is not None and self.gup_refs <= 1:
             # Only the last get_user_pages reference matters: dropping a spare
             # one (a lookup overtaken by an invalidation) leaves the frame held.
@@ -317,6 +361,9 @@ class PageAllocator:
     def _take(self, owner: object) -> Page:
         if self._free:
             page = self._free.pop()
+            # R6: the count of a reused frame is set (a stale reference may still reach it); a
+            # frame never handed out before is reachable by no one else.
+            self.k.event("alloc_page", refcount_oid(page.oid), True)
         else:
             pfn = self._never_used
             self._never_used += 1
@@ -382,12 +429,14 @@ class PageAllocator:
 
     def put_ref(self, page: Page) -> None:
         """Drop one reference; free the frame at zero (R1). Not a scheduling point."""
-        if page.owner is None or page.refcount <= 0:
+        k = self.k
+        k.event("put_page", refcount_oid(page.oid), True)  # R6: a decrement-and-test, in the caller's step
+        if page.refcount <= 0:
             self.bad_page(page, "put_page on a free page")
             return
-        self.k.event("put_page", page.oid, True)  # the frame's count, written in the caller's step
         page.refcount -= 1
         if page.refcount == 0:
+            k.event("free_pages_prepare", page.oid, True)  # R1: the frame itself (owner, generation, contents)
             self._free_page(page)
 
     def _free_page(self, page: Page) -> None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 from ..kernel.errors import UsageError
 from .memory import MmStruct
 from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent, invalidate_range_end, invalidate_range_start
-from .page import PAGE_SIZE, Page
+from .page import PAGE_SIZE, Page, page_count_observe, page_ref_inc
 from .page_lock import trylock_page, unlock_page
 
 
@@ -105,9 +105,10 @@ def shrink_page(page: Page) -> bool:
     """``shrink_folio_list`` for one page: trylock, unmap, unlock, put (R3). True if it was unmapped."""
     k = page.alloc.k
     k.point("shrink_page", page.oid, True)
+    page_count_observe(page, "folio_maybe_dma_pinned")  # page R6: a read of the pin count
     if page.owner is None or page.pincount:
         return False
-    page.refcount += 1  # isolate_lru_folio's reference
+    page_ref_inc(page, "folio_get")  # isolate_lru_folio's reference
     try:
         if not trylock_page(page):
             return False

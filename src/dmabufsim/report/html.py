@@ -29,7 +29,8 @@ Rules:
   is never the only cue.
 * R4: memory rows. ``__free_page`` and the other page operations name the
   page (one row per page, ``data-page``, named by its pfn when the
-  allocator is known); a DMA access names the IOMMU domain it went
+  allocator is known; an operation declared on the page's reference count,
+  ``get_page`` / ``put_page``, on the page's row); a DMA access names the IOMMU domain it went
   through (one row per domain) and is drawn on the row of every frame it
   reached, as the translation at that step resolved it
   (:func:`dma_frames`; and on the page a finding names,
@@ -73,7 +74,7 @@ from typing import Any
 from ..kernel.errors import UsageError
 from ..kernel.execution import Execution
 from ..kernel.findings import Finding
-from ..kernel.trace import Event, LockMark
+from ..kernel.trace import Event, LockMark, counted_oid
 from .events import SIGNAL_OPS, WAIT_OPS, attempts, is_acquire, is_dma, is_release, lock_name, pair_locks
 
 #: Pixels per event in step mode.
@@ -545,8 +546,9 @@ def render(
     for i in range(lo, hi):
         ev = events[i]
         if ev.op in PAGE_OPS:
-            key, label = page_key(ev.obj)
-            page_rows.append((pages.get(ev.obj, 1 << 40) if ev.obj in pages else ev.obj + (1 << 41), key, label))
+            obj = counted_oid(ev.obj)
+            key, label = page_key(obj)
+            page_rows.append((pages.get(obj, 1 << 40) if obj in pages else obj + (1 << 41), key, label))
         for oid in reached.get(i, ()):
             key, label = page_key(oid)
             page_rows.append((pages.get(oid, 1 << 40) if oid in pages else oid + (1 << 41), key, label))
@@ -635,7 +637,7 @@ def render(
         # The copy on a memory row is class "ev mem": the same event, drawn where it touches memory (R4).
         mem = f'<i {attrs.replace(chr(34) + "ev ", chr(34) + "ev mem ", 1)}></i>'
         if ev.op in PAGE_OPS:
-            lanes_html[mem_row(*page_key(ev.obj))].append(mem)
+            lanes_html[mem_row(*page_key(counted_oid(ev.obj)))].append(mem)
         if is_dma(ev.op):
             lanes_html[mem_rows[f"dom{ev.obj}"]].append(mem)
             # R4: on the row of every frame the access reached (and of the finding's page).
