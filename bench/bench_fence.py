@@ -38,7 +38,7 @@ import dmabufsim as ds
 from dmabufsim import dma
 from dmabufsim.dma import DmaResv, DmaResvUsage
 from dmabufsim.dma.fence import DmaFence, DmaFenceCb
-from dmabufsim.locking.lockdep_map import LockdepMap
+from dmabufsim.kernel.lockdep_map import LockdepMap
 
 N_FENCE = 5_000
 N_ADD = 3_000

@@ -82,12 +82,12 @@ from collections.abc import Callable, Sequence
 
 from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
 from ..kernel.lifetime import REFCOUNT_SATURATED, FreeRecord, KmemCache, drop_ref, lifetimes, note_ref
+from ..kernel.lockdep_map import lockdep_assert_held
 from ..kernel.runtime import Kernel, current_kernel, register_extension
 from ..kernel.stack import Frame
 from ..kernel.thread import KThread
 from ..kernel.trace import op_word, refcount_oid
 from ..locking.annotations import dma_fence_might_wait, signalling_enter, signalling_exit
-from ..locking.lockdep_map import lockdep_assert_held
 from ..locking.spinlock import SpinLock, atomic_exit_fast
 
 #: Flag bits of ``fence.flags`` (``enum dma_fence_flag_bits``).

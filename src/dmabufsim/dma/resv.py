@@ -50,9 +50,9 @@ from collections.abc import Iterator
 from enum import IntEnum
 
 from ..kernel.errors import EINVAL
+from ..kernel.lockdep_map import LockdepMap, lockdep_assert_held
 from ..kernel.runtime import current_kernel
 from ..kernel.trace import published_oid
-from ..locking.lockdep_map import LockdepMap, lockdep_assert_held
 from ..locking.rcu import rcu_read_lock, rcu_read_unlock
 from ..locking.seqcount import SeqCount
 from ..locking.ww_mutex import WWAcquireCtx, WWClass, WWMutex

@@ -52,9 +52,9 @@ from typing import Any
 from ..device.device import Device, DmaOp
 from ..dma.fence import DmaFence
 from ..kernel.errors import EAGAIN, UsageError
+from ..kernel.lockdep_map import LockdepMap
 from ..kernel.runtime import current_kernel
 from ..kernel.wait import WaitQueue
-from ..locking.lockdep_map import LockdepMap
 from ..locking.mutex import Mutex
 from ..mm.memory import MmStruct
 from ..mm.mmu_notifier import MMUNotifier, MMUNotifierOps, MMUNotifierRange

@@ -46,7 +46,7 @@ from .wait import WaitQueue
 # -- deferred contexts
 from .irq_work import IrqWork  # isort: skip
 from .kthread_park import kthread_park, kthread_parkme, kthread_should_park, kthread_unpark  # isort: skip
-from .lockclass import LockClassMap  # isort: skip
+from .lockdep_map import LockdepMap, lockdep_assert_held, lockdep_assert_not_held  # isort: skip
 from .timer_list import TIMER_IRQSAFE, TimerList  # isort: skip
 from .workqueue import (  # isort: skip
     DelayedWork, WorkStruct, Workqueue, cancel_work_sync, flush_work, schedule_work, system_wq,
@@ -62,7 +62,7 @@ __all__ = [
     "UsageError", "WaitQueue", "current", "current_kernel", "register_extension",
 ]
 __all__ += [
-    "TIMER_IRQSAFE", "DelayedWork", "IrqWork", "LockClassMap", "TimerList", "WorkStruct", "Workqueue",
+    "TIMER_IRQSAFE", "DelayedWork", "IrqWork", "LockdepMap", "TimerList", "WorkStruct", "Workqueue",
     "cancel_work_sync", "flush_work", "kthread_park", "kthread_parkme", "kthread_should_park", "kthread_unpark",
-    "schedule_work", "system_wq",
+    "lockdep_assert_held", "lockdep_assert_not_held", "schedule_work", "system_wq",
 ]

@@ -93,7 +93,7 @@ _NOT_MODEL = (
     "dmabufsim.kernel.reduction",
     "dmabufsim.locking.lockdep",
     "dmabufsim.locking.lockdep_graph",
-    "dmabufsim.locking.lockdep_map",
+    "dmabufsim.kernel.lockdep_map",
     "dmabufsim.locking.lockdep_priming",
     "dmabufsim.locking.lockdep_report",
 )

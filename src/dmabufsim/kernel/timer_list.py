@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .lockclass import LockClassMap
+from .lockdep_map import LockdepMap
 from .runtime import current_kernel
 from .thread import KThread
 from .timer import Timer
@@ -54,7 +54,7 @@ class TimerList:
         self.func = func
         self.flags = flags
         self.name = name or str(getattr(func, "__name__", "timer"))
-        self.dep_map = LockClassMap(f"({self.name})")
+        self.dep_map = LockdepMap(f"({self.name})")
         #: ``timer_pending``: armed and not yet expired-and-taken.
         self.pending = False
         self.expires = 0

@@ -50,7 +50,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import UsageError
-from .lockclass import LockClassMap
+from .lockdep_map import LockdepMap
 from .runtime import Kernel, current_kernel
 from .thread import KThread
 
@@ -86,7 +86,7 @@ class WorkStruct:
         self.oid = self.k.new_oid()
         self.func = func
         self.name = name or str(getattr(func, "__name__", "work"))
-        self.dep_map = LockClassMap(f"(work_completion)({self.name})")
+        self.dep_map = LockdepMap(f"(work_completion)({self.name})")
         #: ``WORK_STRUCT_PENDING`` (W1).
         self.pending = False
         #: The workqueue it was last queued on.
@@ -122,7 +122,7 @@ class Workqueue:
             raise UsageError("a workqueue needs at least one worker")
         if ordered and workers not in (None, 1):
             raise UsageError("an ordered workqueue has exactly one worker")
-        self.dep_map = LockClassMap(f"(wq_completion){name}")
+        self.dep_map = LockdepMap(f"(wq_completion){name}")
         self.queue: list[WorkStruct] = []
         #: Items queued and items finished, ever (``flush_workqueue``'s colour, W5).
         self.queued_count = 0

@@ -1,6 +1,6 @@
 """Locks and lockdep: spinlock, mutex, rwsem, seqcount, RCU, ww_mutex, the validator."""
 
-from .lockdep_map import LockdepMap, lockdep_assert_held, lockdep_assert_not_held
+from ..kernel.lockdep_map import LockdepMap, lockdep_assert_held, lockdep_assert_not_held
 from .mutex import Mutex
 from .rcu import rcu_read_lock, rcu_read_lock_held, rcu_read_section, rcu_read_unlock, synchronize_rcu
 from .rwlock import RwLock

@@ -56,10 +56,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..kernel.gfp import GFP, current_gfp_context, gfpflags_allow_blocking
+from ..kernel.lockdep_map import LockdepMap
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.stack import caller_site
 from ..kernel.thread import KThread
-from .lockdep_map import LockdepMap
 
 FS_RECLAIM = "fs_reclaim"
 MMU_NOTIFIER_MAP = "mmu_notifier_invalidate_range_start"

@@ -32,11 +32,11 @@ import sys
 from typing import Any
 
 from ..kernel.errors import EINTR
+from ..kernel.lockdep_map import LockdepMap
 from ..kernel.runtime import current_kernel
 from ..kernel.stack import _INTERNAL_FILE, caller_site
 from ..kernel.thread import KThread
 from ..kernel.trace import event_word, op_word
-from .lockdep_map import LockdepMap
 
 _getframe = sys._getframe
 

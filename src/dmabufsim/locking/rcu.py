@@ -31,9 +31,9 @@ Rules:
 
 from __future__ import annotations
 
+from ..kernel.lockdep_map import LockdepMap
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.thread import KThread
-from .lockdep_map import LockdepMap
 
 #: The name of the section for ``atomic_enter`` and of the lockdep map.
 RCU = "rcu"

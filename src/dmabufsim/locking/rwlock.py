@@ -40,9 +40,9 @@ Rules:
 
 from __future__ import annotations
 
+from ..kernel.lockdep_map import LockdepMap
 from ..kernel.runtime import current_kernel
 from ..kernel.thread import KThread
-from .lockdep_map import LockdepMap
 
 _WAIT = "rwlock_spin"
 

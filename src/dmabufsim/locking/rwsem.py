@@ -50,10 +50,10 @@ Rules:
 from __future__ import annotations
 
 from ..kernel.errors import EINTR
+from ..kernel.lockdep_map import LockdepMap
 from ..kernel.runtime import current_kernel
 from ..kernel.thread import KThread
 from ..kernel.trace import refcount_oid
-from .lockdep_map import LockdepMap
 
 _WAIT = "rwsem_down"
 

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..kernel.lockdep_map import LockdepMap, lockdep_assert_held
 from ..kernel.runtime import current_kernel
 from ..kernel.thread import KThread
-from .lockdep_map import LockdepMap, lockdep_assert_held
 
 _RULE = "seqcount R2: writers are serialised and non-preemptible"
 

@@ -26,11 +26,11 @@ import sys
 from types import CodeType
 from typing import Any
 
+from ..kernel.lockdep_map import LockdepMap
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.stack import _INTERNAL_FILE, caller_site
 from ..kernel.thread import AtomicReason, KThread
 from ..kernel.trace import event_word, op_word
-from .lockdep_map import LockdepMap
 
 _getframe = sys._getframe
 

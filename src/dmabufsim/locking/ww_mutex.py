@@ -87,9 +87,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..kernel.errors import EALREADY, EDEADLK, EINTR, UsageError
+from ..kernel.lockdep_map import LockdepMap
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.thread import KThread, ThreadState
-from .lockdep_map import LockdepMap
 
 #: The block reasons of ww_mutex waits: a wound wakes its victim only from these
 #: (every other kernel wait would just re-check its condition and sleep again).

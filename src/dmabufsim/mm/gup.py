@@ -36,8 +36,8 @@ from collections.abc import Sequence
 from enum import IntFlag
 
 from ..kernel.errors import EFAULT, EINVAL, UsageError
+from ..kernel.lockdep_map import lockdep_assert_held
 from ..kernel.trace import refcount_oid
-from ..locking.lockdep_map import lockdep_assert_held
 from . import page_lock
 from .memory import MmStruct
 from .page import PAGE_SIZE, Page, page_gup_count_add, page_ref_inc

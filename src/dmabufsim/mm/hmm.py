@@ -37,7 +37,7 @@ Rules:
 from __future__ import annotations
 
 from ..kernel.errors import EBUSY
-from ..locking.lockdep_map import lockdep_assert_held
+from ..kernel.lockdep_map import lockdep_assert_held
 from .interval_notifier import MMUIntervalNotifier
 from .memory import PTE_DEVICE_PRIVATE, PTE_MIGRATION, PTE_PRESENT
 from .memremap import page_pgmap

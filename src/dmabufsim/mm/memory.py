@@ -98,10 +98,10 @@ from typing import Any
 
 from ..kernel.errors import EAGAIN, EFAULT, EINVAL, UsageError
 from ..kernel.gfp import GFP_KERNEL
+from ..kernel.lockdep_map import lockdep_assert_held
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.trace import refcount_oid
 from ..locking.annotations import MMAP_LOCK
-from ..locking.lockdep_map import lockdep_assert_held
 from ..locking.rwsem import RwSem
 from .notifier_hooks import (
     MmuNotifierRange,

@@ -68,7 +68,7 @@ Rules:
 from __future__ import annotations
 
 from ..kernel.errors import UsageError
-from ..locking.lockdep_map import lockdep_assert_held
+from ..kernel.lockdep_map import lockdep_assert_held
 from .memory import PTE_DEVICE_PRIVATE, PTE_MIGRATION, PTE_PRESENT, MmStruct, Pte
 from .memremap import is_device_private_page, page_pgmap
 from .notifier_hooks import (

@@ -6,14 +6,28 @@ the same explicit key) share one class, as locks initialised at one site in
 the kernel share a static key. Pseudo-locks (``fs_reclaim``,
 ``dma_fence_map``, ...) are bare maps acquired and released around the code
 they annotate, exactly as the kernel's ``lock_map_acquire`` /
-``lock_map_release``.
+``lock_map_release``; so are the maps that ``INIT_WORK``,
+``alloc_workqueue`` and ``timer_setup`` embed in their objects
+(``"(work_completion)(&job->work)"``, ``"(wq_completion)name"``,
+``"(&timer)"``). The map lives in the kernel room, below the locks that
+carry it, and talks to the held-lock tracker installed on the running
+kernel (``Kernel.lockdep``, the validator when lockdep is on).
+
+Rules:
+
+* L1 (class): maps with equal ``key`` share one lockdep class, as maps
+  initialised at one site share a static ``lock_class_key``; reports show
+  the class by ``name``.
+* L2 (annotation only): a bare map's ``acquire`` / ``release`` never block
+  and take no scheduling point; what they add is lockdep's view
+  (dependencies, recursion, irq usage).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..kernel.runtime import current_kernel
+from .runtime import current_kernel
 
 
 class LockdepMap:
