@@ -14,7 +14,7 @@ thread is a read of its exit, the submission returns once queued like the
 other C14 rows) and ``C17/root-only-unsync-munmap`` (18);
 ``C16/modern-fork-rogue`` (6); ``C11/noretry-mprotect`` and
 ``C12/userspace-race`` and ``C11/helper-mprotect``, whose submission returns
-once the job is queued, as does ``C14/i915-2018`` (166 traces; its
+once the job is queued, as does ``C14/i915-2018`` (62 traces; its
 experiment is also ``C10/i915-style``'s, catalog R6); ``C9/torn-down`` (12
 traces); ``H13/mmget-when-queueing`` (3,467 traces, once its configuration
 was cut to what its sibling's bug needs: one page reclaimed while the
@@ -23,7 +23,8 @@ job per importer on a 6-page machine, the smallest configuration that still
 shows first-completion's early return, each reader waiting for its job only
 before the next one. The others are listed here with the reason, which ``check
 --strict`` accepts as the documented exception and ``docs/catalog.md``
-prints under each design.
+prints under each design. The counts quoted in the paragraphs below are
+those measured when each step was taken; ``docs/catalog.md`` has today's.
 
 How it was measured (one process per search, on the project's 2 shared
 cores with a load average of about 8, so a quiet machine goes 3-4x
