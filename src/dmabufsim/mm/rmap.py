@@ -35,6 +35,8 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..kernel.errors import UsageError
 from .memory import MmStruct
 from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent, invalidate_range_end, invalidate_range_start
@@ -51,19 +53,28 @@ def try_to_unmap(page: Page) -> int:
     n = 0
     for mm, addr in list(page.rmap):
         assert isinstance(mm, MmStruct)
-        mm.anon_vma_lock.down_read()  # rmap_walk_anon: anon_vma_lock_read (memory R12)
-        try:
-            k.point("page_vma_mapped_walk", mm.oid, True)  # under the page-table lock
-            if not mm.maps_page_at(page, addr):
-                continue
-            rng = MmuNotifierRange(mm, addr, addr + PAGE_SIZE, MmuNotifyEvent.CLEAR)
-            invalidate_range_start(rng)
-            k.point("try_to_unmap_one", mm.oid, True)
-            n += mm.zap_page_at(page, addr)
-            invalidate_range_end(rng)
-        finally:
-            mm.anon_vma_lock.up_read()
+        n += _rmap_one(page, mm, addr, "try_to_unmap_one", mm.zap_page_at)
     return n
+
+
+def _rmap_one(page: Page, mm: MmStruct, addr: int, name: str, one: Callable[[Page, int], int]) -> int:
+    """One mapping of ``page`` in an rmap walk (``rmap_walk_anon`` calling ``rwc->rmap_one``):
+    under the anon_vma lock, if ``mm`` still maps the page at ``addr``, ``one`` inside its own
+    ``CLEAR`` bracket (R2, R4). Returns what ``one`` returned (0 when the mapping is gone)."""
+    k = page.alloc.k
+    mm.anon_vma_lock.down_read()  # rmap_walk_anon: anon_vma_lock_read (memory R12)
+    try:
+        k.point("page_vma_mapped_walk", mm.oid, True)  # under the page-table lock
+        if not mm.maps_page_at(page, addr):
+            return 0
+        rng = MmuNotifierRange(mm, addr, addr + PAGE_SIZE, MmuNotifyEvent.CLEAR)
+        invalidate_range_start(rng)
+        k.point(name, mm.oid, True)
+        n = one(page, addr)
+        invalidate_range_end(rng)
+        return n
+    finally:
+        mm.anon_vma_lock.up_read()
 
 
 def try_to_migrate(page: Page) -> int:
@@ -87,18 +98,7 @@ def try_to_migrate(page: Page) -> int:
         mm, addr = nxt
         assert isinstance(mm, MmStruct)
         tried.append((mm, addr))
-        mm.anon_vma_lock.down_read()  # rmap_walk_anon: anon_vma_lock_read (memory R12)
-        try:
-            k.point("page_vma_mapped_walk", mm.oid, True)  # under the page-table lock
-            if not mm.maps_page_at(page, addr):
-                continue
-            rng = MmuNotifierRange(mm, addr, addr + PAGE_SIZE, MmuNotifyEvent.CLEAR)
-            invalidate_range_start(rng)
-            k.point("try_to_migrate_one", mm.oid, True)
-            n += mm.try_to_migrate_one(page, addr)
-            invalidate_range_end(rng)
-        finally:
-            mm.anon_vma_lock.up_read()
+        n += _rmap_one(page, mm, addr, "try_to_migrate_one", mm.try_to_migrate_one)
 
 
 def shrink_page(page: Page) -> bool:
