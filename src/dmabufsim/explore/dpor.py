@@ -30,7 +30,9 @@ Rules:
   goes into the backtrack set of the earlier step's decision, or every
   enabled thread there if it was not enabled then.
 * R3 (sleep sets): a thread whose subtree was explored at a decision sleeps
-  in the siblings explored after it until a dependent step wakes it; an
+  in the siblings explored after it until a step dependent on its *whole*
+  step there (its point and every event of it, R1, as first explored) wakes
+  it -- not only on its point's declaration, which may touch less; an
   execution where every runnable thread sleeps is redundant (counted).
   Unbounded only: under a preemption bound the sibling explored first may
   have reached its equivalent execution only beyond the bound (a cut), so a
@@ -107,6 +109,7 @@ class _DNode:
         "pre",
         "run_start",
         "sleep",
+        "steps",
         "thread",
     )
 
@@ -117,7 +120,9 @@ class _DNode:
         self.pending: dict[int, tuple[int, bool]] = {}
         self.backtrack: list[int] = [chosen]
         self.done: set[int] = set()
-        self.sleep: dict[int, tuple[int, bool]] = {}
+        self.sleep: dict[int, tuple[tuple[int, bool], ...]] = {}
+        #: The whole step each explored thread took here (its point and its events, R1, R3).
+        self.steps: dict[int, tuple[tuple[int, bool], ...]] = {}
         self.cur = -1
         self.pre = 0
         self.acc_start = 0
@@ -188,28 +193,41 @@ class DPOR(StackSearch):
         b = self.preemption_bound
         return b is None or node.pre + self._cost(node, tid) <= b
 
-    def _sleep_for_new(self, enabled: set[int]) -> dict[int, tuple[int, bool]]:
+    def _record_step(self) -> None:
+        """R3: the step the last decision's thread took, whole (its point and every event of it up
+        to now), kept at that decision for the sleep sets of the siblings explored after it."""
+        if self._last_t < 0:
+            return
+        prev = self._stack[self._last_t]
+        if prev.chosen not in prev.steps:
+            me = prev.chosen
+            prev.steps[me] = tuple({(o, w) for tid, o, w, _, _ in self._acc[prev.acc_start :] if tid == me})
+
+    def _sleep_for_new(self, enabled: set[int]) -> dict[int, tuple[tuple[int, bool], ...]]:
+        self._record_step()
         if self._last_t < 0 or self.preemption_bound is not None:
             return {}  # R3: no sleep sets under a preemption bound
         prev = self._stack[self._last_t]
         cand = dict(prev.sleep)
         for d in prev.done:
             if d != prev.chosen and d in prev.pending:
-                cand[d] = prev.pending[d]
+                # R3: a sleeping thread is woken by a step dependent on any access of its whole
+                # step, not only on its point's declaration (an event of the step may touch more)
+                cand[d] = prev.steps.get(d) or (prev.pending[d],)
         if not cand:
             return {}
         seg = self._acc[prev.acc_start :]
-        out: dict[int, tuple[int, bool]] = {}
-        for z, (obj, w) in cand.items():
+        out: dict[int, tuple[tuple[int, bool], ...]] = {}
+        for z, accs in cand.items():
             if z not in enabled:
                 continue
             awake = False
             for tid, o, ww, _, _ in seg:
-                if tid == z or (o == obj and (w or ww)):
+                if tid == z or any(o == obj and (w or ww) for obj, w in accs):
                     awake = True
                     break
             if not awake:
-                out[z] = (obj, w)
+                out[z] = accs
         return out
 
     def next_thread(self, runnable: Sequence[KThread], current: KThread | None) -> KThread:
@@ -392,6 +410,7 @@ class DPOR(StackSearch):
     def end_execution(self, ex: Execution) -> None:
         stack = self._stack
         del stack[self._pos :]
+        self._record_step()
         if self._blocked_now:
             self.sleep_blocked += 1
         if self._split_pos < 0 and self._job > 0:
