@@ -77,3 +77,17 @@ def test_s_rows_declare_every_access(key: str) -> None:
     for seed in range(8):
         ex = ds.Kernel(seed=seed, check_accesses=True).run(scenario)
         assert "undeclared-access" not in ex.kinds, (seed, [f.report for f in ex.findings][:1])
+
+
+def test_a_gpu_mapping_takes_its_page_table_handle_without_reading_the_table() -> None:
+    """The schedule optimal DPOR met at its 370th execution of S5/evict-lru: the GPU job's
+    DmaMapping took the user mapping's page-table handle (for the isolation checker) while the
+    CPU's migration rewrote an entry; taking the handle is not a read of the entries."""
+    from dmabufsim.explore.shrink import replay
+    from dmabufsim.kernel.token import decode
+
+    scenario = discover().get("S5/evict-lru").scenario
+    assert scenario is not None
+    run = replay(scenario, decode("dbs2.cda83eb821.66.eJxjYGBCA4wAAUQAIg"), check_accesses=True, lockdep=False)
+    assert run.diverged_at is None
+    assert "undeclared-access" not in run.execution.kinds

@@ -80,7 +80,10 @@ class DmaMapping:
             for mm, va in page.rmap:
                 if mm is page.owner:
                     self.user_mm, self.user_va = mm, va
-                    self.user_ptes, self.user_vpn = mm.ptes, va >> PAGE_SHIFT
+                    # The isolation checker's handle on the page table, not a read of its entries:
+                    # taken past the access checker (accesses A3), which would count the table's
+                    # later changes as this step's read.
+                    self.user_ptes, self.user_vpn = object.__getattribute__(mm, "ptes"), va >> PAGE_SHIFT
                     break
         self.state = MAPPED
         #: An ATS translation of an SVA device (``sva.py``): it mirrors a CPU PTE.
