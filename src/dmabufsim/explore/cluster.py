@@ -66,7 +66,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..kernel.errors import SimulatorError, UsageError
 from ..kernel.identity import ScenarioId, remember, scenario_id
@@ -416,6 +416,48 @@ class _Live:
         return sum(v[0] for v in vals), max((v[1] for v in vals), default=0)
 
 
+class _Session(NamedTuple):
+    """One run's handles on the cluster (C4, C7): its engine and client, the id naming its tasks
+    and events on a shared scheduler (never the model), its stop event, its progress listener,
+    and the kernel options its tasks run with (those ``explore()`` would use in this process)."""
+
+    eng: Engine
+    client: Any
+    uid: str
+    stop: Any
+    live: _Live
+    opts: dict[str, Any]
+
+
+def _names(uid: str) -> tuple[str, str]:
+    """The stop event's and the progress topic's names of the run ``uid``."""
+    return f"dmabufsim-stop-{uid}", f"dmabufsim-progress-{uid}"
+
+
+def _open_session(options: ExploreOptions, engine: Engine | None) -> _Session | None:
+    """Connect (or use ``engine``), print the dashboard, make the run's stop event and progress
+    listener; None when interrupted while the cluster started (C4)."""
+    distributed = _import_distributed()
+    try:
+        eng = engine if engine is not None else connect(options.jobs, options.cluster)
+    except KeyboardInterrupt:
+        return None
+    client = eng.client
+    if eng.dashboard and options.progress is not None:
+        print(f"dmabufsim: Dask dashboard {eng.dashboard}", file=sys.stderr)
+    uid = uuid.uuid4().hex[:12]
+    stop_name, topic = _names(uid)
+    stop = distributed.Event(stop_name, client=client)
+    live = _Live()
+    client.subscribe_topic(topic, live.event)
+    opts = dict(options.kernel_options or {})
+    if not options.reduction:
+        opts["reduction"] = False
+    if options.max_steps is not None:
+        opts["max_steps"] = options.max_steps
+    return _Session(eng, client, uid, stop, live, opts)
+
+
 def run_parallel(
     scenario: Callable[..., Any],
     strategy: str | None,
@@ -427,7 +469,7 @@ def run_parallel(
     engine: Engine | None = None,
 ) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
     """Run the ``shares`` jobs of an exploration on the cluster and merge them (C1-C4; parallel R1-R6)."""
-    distributed = _import_distributed()
+    _import_distributed()  # the cluster extra, or one UsageError line, before anything is shipped
     travelling = ship(scenario)
     sid = scenario_id(scenario)
     pkw: dict[str, Any] = {"budget": options.budget, "seed": options.seed, "depth": options.depth,
@@ -436,23 +478,11 @@ def run_parallel(
     last = len(base) - 1
     dealt_again = base[last][0].systematic  # parallel R6: a randomised phase's split is exact already
     given = {j: _share(base[last][1], j, shares) for j in range(shares)}
-    try:
-        eng = engine if engine is not None else connect(options.jobs, options.cluster)
-    except KeyboardInterrupt:  # C4: interrupted while the cluster started: nothing ran
+    session = _open_session(options, engine)
+    if session is None:  # C4: interrupted while the cluster started: nothing ran
         return _Run(reason="interrupted"), base
-    client = eng.client
-    if eng.dashboard and options.progress is not None:
-        print(f"dmabufsim: Dask dashboard {eng.dashboard}", file=sys.stderr)
-    uid = uuid.uuid4().hex[:12]  # names this run's tasks and events on a shared scheduler (never the model)
-    stop_name, topic = f"dmabufsim-stop-{uid}", f"dmabufsim-progress-{uid}"
-    stop = distributed.Event(stop_name, client=client)
-    live = _Live()
-    client.subscribe_topic(topic, live.event)
-    opts = dict(options.kernel_options or {})
-    if not options.reduction:  # the jobs' kernels explore as explore() would in this process
-        opts["reduction"] = False
-    if options.max_steps is not None:
-        opts["max_steps"] = options.max_steps
+    eng, client, uid, stop, live, opts = session
+    stop_name, topic = _names(uid)
 
     def task(j: int, extra: int = 0, prev: tuple[_Run, list[dict[str, Any]]] | None = None) -> _Task:
         ck = job_checkpoint(options.checkpoint, j, shares) if options.checkpoint else None
@@ -696,28 +726,16 @@ def run_split(
     engine: Engine | None = None,
 ) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
     """A depth-first search split dynamically among the cluster's workers (C8; ``split.py`` D1-D6)."""
-    distributed = _import_distributed()
+    _import_distributed()  # the cluster extra, or one UsageError line, before anything is shipped
     travelling = ship(scenario)
     sid = scenario_id(scenario)
     base = plan("dfs", options.budget, preemption_bound=options.preemption_bound)
     name = base[0][0].describe()
-    try:
-        eng = engine if engine is not None else connect(options.jobs, options.cluster)
-    except KeyboardInterrupt:
+    session = _open_session(options, engine)
+    if session is None:  # C4: interrupted while the cluster started: nothing ran
         return _Run(reason="interrupted"), base
-    client = eng.client
-    if eng.dashboard and options.progress is not None:
-        print(f"dmabufsim: Dask dashboard {eng.dashboard}", file=sys.stderr)
-    uid = uuid.uuid4().hex[:12]  # names this run's tasks and events on a shared scheduler (never the model)
-    stop_name, topic = f"dmabufsim-stop-{uid}", f"dmabufsim-progress-{uid}"
-    stop = distributed.Event(stop_name, client=client)
-    live = _Live()
-    client.subscribe_topic(topic, live.event)
-    opts = dict(options.kernel_options or {})
-    if not options.reduction:
-        opts["reduction"] = False
-    if options.max_steps is not None:
-        opts["max_steps"] = options.max_steps
+    eng, client, uid, stop, live, opts = session
+    stop_name, topic = _names(uid)
     jo = JobOptions(stop_on_first=options.stop_on_first, expected=tuple(options.expected), kernel_options=opts,
                     coverage=options.coverage, lockdep_graph=options.lockdep_graph)
     segments: list[Segment] = []
