@@ -17,6 +17,15 @@ from dmabufsim.mm.page import PAGE_SHIFT, PAGE_SIZE, Page
 from tests.helpers import run
 
 
+def _gpu_written() -> tuple[Process, int, SvmDriver]:
+    """A process with one page the GPU wrote: it lives in VRAM, a device-private entry in the mm."""
+    p = Process("app")
+    a = p.mmap(PAGE_SIZE)
+    svm = SvmDriver(Device("gpu0"), p.mm, vram_pages=1, threads=False)
+    svm.gpu_write(a, "gpu")
+    return p, a, svm
+
+
 def _entry(mm: MmStruct, va: int) -> tuple[int, bool]:
     pte = mm.ptes[va >> PAGE_SHIFT]
     return pte.swp, pte.writable
@@ -26,11 +35,7 @@ def test_fork_shares_the_device_page_read_only_and_a_child_write_breaks_cow() ->
     out: dict[str, Any] = {}
 
     def scenario(k: ds.Kernel) -> None:
-        dev = Device("gpu0")
-        p = Process("app")
-        a = p.mmap(PAGE_SIZE)
-        svm = SvmDriver(dev, p.mm, vram_pages=1, threads=False)
-        svm.gpu_write(a, "gpu")
+        p, a, svm = _gpu_written()
         vram = p.mm.lookup(a)
         assert vram is not None
         c = p.fork("child")
@@ -63,11 +68,7 @@ def test_a_parent_write_breaks_cow_and_the_child_keeps_its_copy() -> None:
     out: dict[str, Any] = {}
 
     def scenario(k: ds.Kernel) -> None:
-        dev = Device("gpu0")
-        p = Process("app")
-        a = p.mmap(PAGE_SIZE)
-        svm = SvmDriver(dev, p.mm, vram_pages=1, threads=False)
-        svm.gpu_write(a, "gpu")
+        p, a, svm = _gpu_written()
         c = p.fork("child")
         p.write(a, "parent")  # migrate back (both mms), then break COW in the parent
         out["reads"] = [p.read(a), c.read(a), c.mm.lookup(a) is not p.mm.lookup(a)]
@@ -86,11 +87,7 @@ def test_eviction_of_a_shared_device_page_updates_both_mms() -> None:
     out: dict[str, Any] = {}
 
     def scenario(k: ds.Kernel) -> None:
-        dev = Device("gpu0")
-        p = Process("app")
-        a = p.mmap(PAGE_SIZE)
-        svm = SvmDriver(dev, p.mm, vram_pages=1, threads=False)
-        svm.gpu_write(a, "gpu")
+        p, a, svm = _gpu_written()
         c = p.fork("child")
         svm.evict(svm.ranges[0])  # migrate_vma on the parent's mm; try_to_migrate finds the child's entry
         out["entries"] = [_entry(p.mm, a), _entry(c.mm, a)]
@@ -118,11 +115,7 @@ def _no_bracket_try_to_migrate(page: Page) -> int:
 
 
 def _parent_gpu_reads_after_child_fault(k: ds.Kernel, out: dict[str, Any]) -> None:
-    dev = Device("gpu0")
-    p = Process("app")
-    a = p.mmap(PAGE_SIZE)
-    svm = SvmDriver(dev, p.mm, vram_pages=1, threads=False)
-    svm.gpu_write(a, "gpu")
+    p, a, svm = _gpu_written()
     c = p.fork("child")
     out["gpu_read"] = svm.gpu_read(a)  # the parent's GPU maps its VRAM page again (read-only)
     out["child_read"] = c.read(a)  # the child's fault migrates the page back, for both mms
@@ -154,11 +147,7 @@ def test_planted_migration_without_the_other_mms_bracket_is_caught(monkeypatch: 
 
 
 def _fork_during_migration(k: ds.Kernel, seen: set[int]) -> None:
-    dev = Device("gpu0")
-    p = Process("app")
-    a = p.mmap(PAGE_SIZE)
-    svm = SvmDriver(dev, p.mm, vram_pages=1, threads=False)
-    svm.gpu_write(a, "gpu")
+    p, a, svm = _gpu_written()
     c = p.fork("child")
     got: dict[str, object] = {}
     t = k.spawn(lambda: got.update(child=c.read(a)), name="child")
@@ -208,11 +197,7 @@ def test_exit_during_a_migration_zaps_the_migration_entry() -> None:
     """The parent exits while the child's fault migrates their shared page: nothing leaks or dangles."""
 
     def scenario(k: ds.Kernel) -> None:
-        dev = Device("gpu0")
-        p = Process("app")
-        a = p.mmap(PAGE_SIZE)
-        svm = SvmDriver(dev, p.mm, vram_pages=1, threads=False)
-        svm.gpu_write(a, "gpu")
+        p, a, svm = _gpu_written()
         c = p.fork("child")
         svm.fini()
         got: dict[str, object] = {}
@@ -238,11 +223,7 @@ def _wait_then_reuse(k: ds.Kernel) -> None:
     """
     from dmabufsim.mm.page_lock import trylock_page, unlock_page
 
-    dev = Device("gpu0")
-    p = Process("app")
-    a = p.mmap(PAGE_SIZE)
-    svm = SvmDriver(dev, p.mm, vram_pages=1, threads=False)
-    svm.gpu_write(a, "gpu")
+    p, a, svm = _gpu_written()
     got: dict[str, object] = {}
     e = k.spawn(svm.evict, svm.ranges[0], name="evict")
     c = k.spawn(lambda: got.update(cpu=p.read(a)), name="cpu")

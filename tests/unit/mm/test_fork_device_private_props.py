@@ -10,11 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dmabufsim as ds
-from dmabufsim.device.device import Device
-from dmabufsim.drivers.svm import SvmDriver
-from dmabufsim.mm.memory import Process
-from dmabufsim.mm.page import PAGE_SIZE
 from tests.helpers import run
+from tests.unit.mm.test_fork_device_private import _gpu_written
 
 _OPS = st.lists(
     st.one_of(
@@ -33,11 +30,7 @@ def test_fork_with_device_pages_is_copy_on_write(ops: list[tuple[str, str, int]]
     end: dict[str, Any] = {}
 
     def scenario(k: ds.Kernel) -> None:
-        dev = Device("gpu0")
-        p = Process("app")
-        a = p.mmap(PAGE_SIZE)
-        svm = SvmDriver(dev, p.mm, vram_pages=1, threads=False)
-        svm.gpu_write(a, "gpu")
+        p, a, svm = _gpu_written()
         c = p.fork("child")
         procs = {"parent": p, "child": c}
         value = {"parent": "gpu", "child": "gpu"}
