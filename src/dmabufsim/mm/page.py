@@ -59,7 +59,7 @@ Rules:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..kernel.counter import CounterRule, counter_add, counter_observe
 from ..kernel.errors import ENOMEM, UsageError
@@ -67,9 +67,7 @@ from ..kernel.gfp import GFP, GFP_KERNEL, current_gfp_context, gfp_name
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.trace import refcount_oid
 from ..locking.annotations import fs_reclaim_acquire, fs_reclaim_release, might_alloc
-
-if TYPE_CHECKING:
-    from .shrinker import ShrinkerRegistry
+from .shrinker import ShrinkerRegistry, shrinker_registry
 
 PAGE_SHIFT = 12
 #: Bytes per page; addresses (user VAs, IOVAs, GPU VAs) are byte addresses.
@@ -316,7 +314,6 @@ class PageAllocator:
         #: Every frame created so far, by pfn (index = pfn).
         self.frames: list[Page] = []
         self.stats = AllocStats()
-        self._shrinkers: ShrinkerRegistry | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -328,12 +325,8 @@ class PageAllocator:
 
     @property
     def shrinkers(self) -> ShrinkerRegistry:
-        """The machine's registered shrinkers."""
-        if self._shrinkers is None:
-            from .shrinker import ShrinkerRegistry
-
-            self._shrinkers = ShrinkerRegistry(self.k)
-        return self._shrinkers
+        """The machine's registered shrinkers (``shrinker_list``, :func:`~dmabufsim.mm.shrinker.shrinker_registry`)."""
+        return shrinker_registry(self.k)
 
     def pfn_to_page(self, pfn: int) -> Page | None:
         """``pfn_to_page``: the frame, or None for a pfn never handed out or out of range."""
@@ -414,8 +407,9 @@ class PageAllocator:
         took = fs_reclaim_acquire(gfp)
         t.in_reclaim += 1
         try:
-            if self._shrinkers is not None:
-                self._shrinkers.shrink_slab(gfp, max(1, nr_to_reclaim))
+            shrinkers: ShrinkerRegistry | None = k.ext.get("mm.shrinkers")  # none registered yet: none to run
+            if shrinkers is not None:
+                shrinkers.shrink_slab(gfp, max(1, nr_to_reclaim))
         finally:
             t.in_reclaim -= 1
             if took:

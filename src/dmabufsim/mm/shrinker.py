@@ -95,15 +95,11 @@ class Shrinker:
 
     def register(self) -> None:
         """``register_shrinker``."""
-        from .page import page_allocator
-
-        page_allocator(self.k).shrinkers.add(self)
+        shrinker_registry(self.k).add(self)
 
     def unregister(self) -> None:
         """``unregister_shrinker``: after return the callbacks are not running nor called."""
-        from .page import page_allocator
-
-        page_allocator(self.k).shrinkers.remove(self)
+        shrinker_registry(self.k).remove(self)
 
 
 class ShrinkerRegistry:
@@ -174,6 +170,18 @@ class ShrinkerRegistry:
             if total >= nr_to_reclaim:
                 break
         return total
+
+
+def shrinker_registry(k: Kernel) -> ShrinkerRegistry:
+    """The machine's ``shrinker_list`` (a global of ``mm/shrinker.c``), created on first use.
+
+    Registration and ``shrink_slab`` (the page allocator's reclaim, R1) both
+    find it here; the allocator does not own it.
+    """
+    reg: ShrinkerRegistry | None = k.ext.get("mm.shrinkers")
+    if reg is None:
+        reg = k.ext["mm.shrinkers"] = ShrinkerRegistry(k)
+    return reg
 
 
 class LegacyShrinker(Shrinker):
