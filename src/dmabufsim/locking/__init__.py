@@ -9,7 +9,7 @@ from .seqcount import SeqCount
 from .spinlock import SpinLock
 from .ww_mutex import WWAcquireCtx, WWClass, WWMutex
 
-# -- lockdep: the validator (importing it registers the per-execution extension)
+# -- lockdep: the validator (importing lockdep_priming registers its per-execution installation)
 from .annotations import might_lock, might_lock_nested, might_lock_read  # isort: skip
 from .lockdep import Lockdep  # isort: skip
 from .lockdep_graph import LockGraph  # isort: skip

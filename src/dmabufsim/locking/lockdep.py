@@ -5,9 +5,11 @@ rework): lock classes, the per-thread held-lock stack with where each lock
 was taken, a graph of dependencies between classes checked for cycles when
 it grows, irq-safe/irq-unsafe usage, and the reports that come out of it.
 It is a :class:`~dmabufsim.kernel.held.LockTracker` installed per execution
-(``k.lockdep``) when ``Config.lockdep`` is true; with
-``Config.prime_lockdep`` the graph first learns the orders of
-``dma_resv_lockdep()`` (``lockdep_priming.py``).
+(``k.lockdep``) when ``Config.lockdep`` is true, by the boot of each
+execution in ``lockdep_priming.py``; with ``Config.prime_lockdep`` the graph
+first learns the orders of ``dma_resv_lockdep()`` there, through
+:meth:`Lockdep.boot_acquire` / :meth:`Lockdep.boot_release` on a
+:class:`BootThread`.
 
 Rules:
 
@@ -65,7 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..kernel.errors import UsageError
 from ..kernel.held import HeldLock, LockTracker
-from ..kernel.runtime import Kernel, register_extension
+from ..kernel.runtime import Kernel
 from ..kernel.stack import Frame, call_site, scenario_stack
 from . import lockdep_report as rep
 from .lockdep_graph import (
@@ -90,7 +92,6 @@ from .lockdep_graph import (
     calc_dep,
     state_of,
 )
-from .lockdep_priming import PRIMING_STACK, BootThread, dma_resv_lockdep, primed_graph
 
 if TYPE_CHECKING:
     from ..kernel.thread import KThread
@@ -116,6 +117,26 @@ _new = object.__new__
 #: What a plain acquisition in process context marks: taken with hardirqs and softirqs on.
 _ENABLED_BOTH = ENABLED_HARDIRQ | ENABLED_SOFTIRQ
 assert _ENABLED_BOTH == 68  # lock_acquire_plain's fast path tests this constant
+
+
+class BootThread:
+    """The boot CPU running initcalls (``swapper/0``): process context, irqs on.
+
+    An initcall that takes locks at boot (``dma_resv_lockdep``) runs on it,
+    through :meth:`Lockdep.boot_acquire`: the dependencies it records carry
+    ``stack`` (the initcall's own site) and execution number 0, so reports
+    say the order was taught at boot.
+    """
+
+    __slots__ = ("atomic", "held", "in_irq", "name", "stack", "tid")
+
+    def __init__(self, stack: tuple[Frame, ...]) -> None:
+        self.name = "swapper"
+        self.tid = 0
+        self.in_irq = False
+        self.atomic: list[Any] = []
+        self.held: list[Any] = []
+        self.stack = stack
 
 
 class LockdepHeld(HeldLock):
@@ -375,11 +396,11 @@ class Lockdep(LockTracker):
         if not self._check_irq_dependency(t, held, prev, nxt):
             return False
         boot = isinstance(t, BootThread)
-        g.add_edge(pc, nc, dep, PRIMING_STACK if boot else scenario_stack(), t.name, 0 if boot else self.execution)
+        g.add_edge(pc, nc, dep, t.stack if boot else scenario_stack(), t.name, 0 if boot else self.execution)
         return True
 
     def _stack(self, t: Any) -> tuple[Frame, ...]:
-        return PRIMING_STACK if isinstance(t, BootThread) else scenario_stack()
+        return t.stack if isinstance(t, BootThread) else scenario_stack()
 
     def _who(self, t: Any) -> str:
         return f"{t.name}/{t.tid}"
@@ -441,7 +462,7 @@ class Lockdep(LockTracker):
 
     def boot_acquire(self, bt: BootThread, map: Any, read: int = 0, nest_lock: Any = None) -> None:
         """An acquisition by the boot-time priming (no scenario thread involved)."""
-        self._acquire(bt, map, read, False, 0, nest_lock, PRIMING_STACK[0])
+        self._acquire(bt, map, read, False, 0, nest_lock, bt.stack[0])
 
     def boot_release(self, bt: BootThread, map: Any) -> None:
         held = bt.held
@@ -741,24 +762,3 @@ class Lockdep(LockTracker):
     def to_dot(self) -> str:
         """Graphviz DOT of the dependency graph, reported cycles in red."""
         return self.graph.to_dot()
-
-
-def setup(k: Kernel) -> None:
-    """Per-execution installation: ``k.lockdep = Lockdep(k)`` when ``Config.lockdep``."""
-    if not k.config.lockdep:
-        return
-    graph = k.config.options.get("lockdep_graph")
-    if graph is not None and not isinstance(graph, LockGraph):
-        raise UsageError(f"options['lockdep_graph'] must be a LockGraph, not {type(graph).__name__}")
-    if graph is None and k.config.prime_lockdep:
-        graph = primed_graph(Lockdep, k)  # priming R4: the boot's graph, not a priming per execution
-    ld = Lockdep(k, graph)
-    k.lockdep = ld
-    if k.config.prime_lockdep and not ld.graph.primed:
-        ld.observer = None  # boot-time priming is no acquisition of the execution's threads
-        dma_resv_lockdep(ld)
-        ld.observer = k.lock_observer
-    k.at_exit.append(ld.check_held_at_end)
-
-
-register_extension("lockdep", setup)

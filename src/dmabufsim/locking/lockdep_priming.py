@@ -1,4 +1,4 @@
-"""Boot-time priming of lockdep with the buffer-sharing lock order.
+"""Boot-time priming of lockdep with the buffer-sharing lock order, and the validator's installation.
 
 Models ``dma_resv_lockdep()`` in ``drivers/dma-buf/dma-resv.c`` (6.12), a
 ``subsys_initcall`` that takes, on dummy objects and in one go, every lock
@@ -29,12 +29,19 @@ Rules:
   replayed priming gives. The priming reads nothing of the execution but
   the validator's own code (its class is the key); a priming that reported
   something is not kept (each execution then primes, and reports, itself).
+* R5 (installation): every execution boots with its validator
+  (``k.lockdep``, a :class:`~dmabufsim.locking.lockdep.Lockdep`) when
+  ``Config.lockdep`` is true: on the graph ``options["lockdep_graph"]``
+  hands it (kept across executions, primed once: R3), else, with
+  ``Config.prime_lockdep``, on a copy of the booted graph (R4), else on an
+  empty one. The priming's acquisitions are no acquisitions of the
+  execution's threads (the explorer's lock observer does not see them).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from ..kernel.errors import UsageError
+from ..kernel.runtime import Kernel, register_extension
 from ..kernel.stack import Frame
 from .annotations import (
     DMA_FENCE_MAP,
@@ -45,28 +52,12 @@ from .annotations import (
     RESV_ACQUIRE_CLASS,
     RESV_MUTEX_CLASS,
 )
+from .lockdep import BootThread, Lockdep
 from .lockdep_graph import LockGraph
-
-if TYPE_CHECKING:
-    from ..kernel.runtime import Kernel
-    from .lockdep import Lockdep
 
 #: Where primed edges say they come from (R2).
 PRIMING_FRAME = Frame("drivers/dma-buf/dma-resv.c", 0, "dma_resv_lockdep")
 PRIMING_STACK: tuple[Frame, ...] = (PRIMING_FRAME,)
-
-
-class BootThread:
-    """The boot CPU running initcalls (``swapper/0``): process context, irqs on."""
-
-    __slots__ = ("atomic", "held", "in_irq", "name", "tid")
-
-    def __init__(self) -> None:
-        self.name = "swapper"
-        self.tid = 0
-        self.in_irq = False
-        self.atomic: list[Any] = []
-        self.held: list[Any] = []
 
 
 class BootMap:
@@ -84,7 +75,7 @@ def dma_resv_lockdep(ld: Lockdep) -> None:
     """``dma_resv_lockdep``: teach ``ld.graph`` the canonical order (R1-R3)."""
     if ld.graph.primed:
         return
-    bt = BootThread()
+    bt = BootThread(PRIMING_STACK)
     mm = BootMap(MMAP_LOCK)
     ctx = BootMap(RESV_ACQUIRE_CLASS)
     obj = BootMap(RESV_MUTEX_CLASS)
@@ -137,3 +128,24 @@ def primed_graph(validator: type[Lockdep], k: Kernel) -> LockGraph:
     if len(k.findings) == before:
         _BOOTED[validator] = g.copy()
     return g
+
+
+def setup(k: Kernel) -> None:
+    """Per-execution installation (R5): ``k.lockdep = Lockdep(k)`` when ``Config.lockdep``."""
+    if not k.config.lockdep:
+        return
+    graph = k.config.options.get("lockdep_graph")
+    if graph is not None and not isinstance(graph, LockGraph):
+        raise UsageError(f"options['lockdep_graph'] must be a LockGraph, not {type(graph).__name__}")
+    if graph is None and k.config.prime_lockdep:
+        graph = primed_graph(Lockdep, k)  # R4: the boot's graph, not a priming per execution
+    ld = Lockdep(k, graph)
+    k.lockdep = ld
+    if k.config.prime_lockdep and not ld.graph.primed:
+        ld.observer = None  # boot-time priming is no acquisition of the execution's threads
+        dma_resv_lockdep(ld)
+        ld.observer = k.lock_observer
+    k.at_exit.append(ld.check_held_at_end)
+
+
+register_extension("lockdep", setup)
