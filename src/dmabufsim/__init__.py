@@ -161,7 +161,6 @@ from .mm import (
 from .mm.hmm import HmmRange, hmm_range_fault
 
 # -- mm: MMU notifiers and interval notifiers (issue 7)
-from .mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
 from .mm.memremap import DevicePagemap, DevPagemapOps
 from .mm.migrate_device import (
     MigrateVma,
@@ -170,7 +169,13 @@ from .mm.migrate_device import (
     migrate_vma_setup,
     remove_migration_ptes,
 )
-from .mm.mmu_notifier import MMUNotifier, MMUNotifierOps, mmu_notifier_variant
+from .mm.mmu_notifier import (
+    MMUIntervalNotifier,
+    MMUIntervalNotifierOps,
+    MMUNotifier,
+    MMUNotifierOps,
+    mmu_notifier_variant,
+)
 
 # -- mm: the fault path (driver fault handlers, user copies that fault) and the page lock (issue 16)
 from .mm.page_lock import (

@@ -43,8 +43,7 @@ from ..kernel.runtime import current_kernel
 from ..kernel.workqueue import Workqueue, WorkStruct
 from ..locking.mutex import Mutex
 from ..locking.spinlock import SpinLock
-from ..mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
-from ..mm.mmu_notifier import MMUNotifier, MMUNotifierOps, MMUNotifierRange
+from ..mm.mmu_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps, MMUNotifier, MMUNotifierOps, MMUNotifierRange
 from ..mm.notifier_hooks import MmuNotifyEvent
 
 #: Who pins the mm around the deferred work (K3).

@@ -59,7 +59,6 @@ from ..kernel.errors import EBUSY, EFAULT, ENOMEM, UsageError
 from ..kernel.gfp import GFP_KERNEL
 from ..locking.mutex import Mutex
 from ..mm.hmm import HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmRange, hmm_range_fault
-from ..mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
 from ..mm.memory import MmStruct
 from ..mm.memremap import DevicePagemap, DevPagemapOps, is_device_private_page
 from ..mm.migrate_device import (
@@ -71,7 +70,7 @@ from ..mm.migrate_device import (
     migrate_vma_pages,
     migrate_vma_setup,
 )
-from ..mm.mmu_notifier import MMUNotifierRange
+from ..mm.mmu_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps, MMUNotifierRange
 from ..mm.notifier_hooks import MmuNotifyEvent
 from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page
 from ..mm.page_lock import trylock_page

@@ -61,8 +61,7 @@ from ..device.device import DmaOp
 from ..dma.fence import DmaFence
 from ..kernel.errors import UsageError
 from ..locking.mutex import Mutex
-from ..mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
-from ..mm.mmu_notifier import MMUNotifierRange
+from ..mm.mmu_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps, MMUNotifierRange
 from ..mm.page import PAGE_SIZE, Page
 from .userptr_common import UserptrBo
 

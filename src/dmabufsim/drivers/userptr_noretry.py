@@ -32,8 +32,7 @@ from typing import Any
 from ..device.device import DmaOp
 from ..dma.fence import DmaFence
 from ..locking.mutex import Mutex
-from ..mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
-from ..mm.mmu_notifier import MMUNotifierRange
+from ..mm.mmu_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps, MMUNotifierRange
 from ..mm.page import PAGE_SIZE
 from .userptr_common import UserptrBo
 

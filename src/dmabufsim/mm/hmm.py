@@ -38,9 +38,9 @@ from __future__ import annotations
 
 from ..kernel.errors import EBUSY
 from ..kernel.lockdep_map import lockdep_assert_held
-from .interval_notifier import MMUIntervalNotifier
 from .memory import PTE_DEVICE_PRIVATE, PTE_MIGRATION, PTE_PRESENT
 from .memremap import page_pgmap
+from .mmu_notifier import MMUIntervalNotifier
 from .page import PAGE_SHIFT, PAGE_SIZE, Page
 from .page_lock import migration_entry_wait_on_locked
 

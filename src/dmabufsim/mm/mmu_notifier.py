@@ -8,10 +8,31 @@ and after it changes those mappings. This module is what sits behind the
 hooks: per mm one :class:`MMUNotifierSubscriptions` (``struct
 mmu_notifier_subscriptions``), registered as the mm's subscriber on first
 use, holding the classic subscribers (:class:`MMUNotifier`, registration
-order), the interval subscriptions of ``interval_notifier.py`` and the
-sequence counter they share; it calls them as the kernel's
-``mn_itree_invalidate`` and ``mn_hlist_invalidate_range_start`` do
-(intervals first, then the classic list).
+order), the interval subscriptions (:class:`MMUIntervalNotifier`,
+``struct mmu_interval_notifier``, v5.5+) and the sequence counter they
+share; it calls them as the kernel's ``mn_itree_invalidate`` and
+``mn_hlist_invalidate_range_start`` do (intervals first, then the classic
+list). Both kinds of subscription live here, as in the kernel's one file:
+the subscriptions object dispatches to both, and both register through it.
+
+An interval subscription watches ``[start, start + length)`` of one mm. Its
+``invalidate`` callback is called for every invalidation that overlaps the
+interval; drivers pair it with a *sequence* so that a mapping built from
+pages looked up before an invalidation is never published after it
+(``Documentation/mm/hmm.rst``)::
+
+    again:
+        seq = sub.read_begin()
+        pages = look up / pin the pages          # not under the notifier lock
+        with driver.notifier_lock:
+            if sub.read_retry(seq):
+                goto again                        # an invalidation collided
+            program the device                    # pages are current here
+    invalidate(sub, range, cur_seq):
+        if not range.blockable: return False
+        with driver.notifier_lock:
+            sub.set_seq(cur_seq)
+            stop device access to the range
 
 Rules:
 
@@ -34,7 +55,7 @@ Rules:
   ``invalidate_range_end`` of the classic subscribers that already
   succeeded, ends the interval side, and raises ``EAGAIN``; the caller must
   neither change the page tables nor call ``invalidate_range_end``.
-* R5 (sequence, shared with ``interval_notifier.py``): per mm
+* R5 (sequence, shared with the interval subscriptions, R11-R15): per mm
   ``invalidate_seq`` starts at 2; even = idle, odd = an invalidation that
   overlaps at least one interval subscription is in progress. Every range
   start counts one more active range; the last range end of an odd period
@@ -76,24 +97,47 @@ Rules:
   subscriber's ``release`` once and drops it from the list; after it, the
   secondary MMU must not touch the mm. Interval subscriptions stay and are
   invalidated by the teardown like by any unmap.
+* R11 (insert): ``insert(mm, start, length, ops)`` rejects a zero or
+  overflowing length (``EINVAL``, the kernel's -EOVERFLOW). Inserted while
+  idle, the interval's sequence is the global one minus 1 (odd, never
+  equal to it); inserted during an invalidation, it equals the global odd
+  sequence (so ``read_begin`` waits for that invalidation) and, if the
+  invalidation overlaps intervals, the tree update is deferred to its end.
+* R12 (read_begin): returns the interval's sequence; if it equals the
+  global sequence (an invalidation of *this* interval is in progress) it
+  first sleeps until the global sequence changes. It acquires and releases
+  the ``mmu_notifier_invalidate_range_start`` map: calling it holding a
+  lock that an ``invalidate`` callback takes is a lockdep cycle.
+* R13 (read_retry): true iff the interval's sequence differs from ``seq``;
+  it must be called holding the same driver lock the ``invalidate``
+  callback holds around ``set_seq`` (``lock`` given to
+  :meth:`MMUIntervalNotifier.read_retry`; a call without it is an
+  ``assertion`` finding). ``check_retry`` is the lockless advisory check.
+* R14 (set_seq): only from ``invalidate``, with the ``cur_seq`` it was given.
+* R15 (remove): waits for an in-progress invalidation that still sees the
+  interval; after it returns no callback runs. Same lockdep rule as
+  ``read_begin``. Called from the interval's own ``invalidate`` callback
+  it does what the kernel does: lockdep reports the recursive acquisition
+  of ``mmu_notifier_invalidate_range_start`` and the thread then waits for
+  the end of the invalidation it is itself running -- forever (the
+  "tear a range down from the notifier" mistake; drivers defer it to a
+  worker, ``drm_gpusvm``'s garbage collector).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..kernel.errors import EAGAIN, UsageError
+from ..kernel.errors import EAGAIN, EINVAL, UsageError
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.wait import WaitQueue
+from ..locking.annotations import mmu_notifier_map
 from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent
 from .page import PAGE_SHIFT
 
 #: The kernel's spelling of the record and the event enum (defined by the hooks).
 MMUNotifierRange = MmuNotifierRange
 MMUNotifierEvent = MmuNotifyEvent
-
-if TYPE_CHECKING:
-    from .interval_notifier import MMUIntervalNotifier
 
 #: The name of the ``non_block_start`` section of R4 (shown in reports).
 NON_BLOCK = "mmu_notifier_invalidate_range_start_nonblock"
@@ -503,3 +547,150 @@ def _hlist_start(k: Kernel, subs: MMUNotifierSubscriptions, range: MmuNotifierRa
     return True
 
 
+#: The largest user address the model accepts (a 57-bit address space).
+TASK_SIZE = 1 << 57
+
+
+class MMUIntervalNotifierOps:
+    """``struct mmu_interval_notifier_ops`` (extension contract).
+
+    ``invalidate(sub, range, cur_seq) -> bool``: called for every
+    overlapping invalidation. Must, under the driver's notifier lock, call
+    ``sub.set_seq(cur_seq)`` and make sure the device no longer uses the
+    range when it returns True. May sleep only if ``range.blockable``;
+    otherwise return False instead of sleeping (``mmu_notifier`` R14).
+    Must never allocate with direct reclaim, remove the subscription, or
+    call ``read_begin``.
+    """
+
+    def invalidate(self, sub: MMUIntervalNotifier, range: MMUNotifierRange, cur_seq: int) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} must implement invalidate(sub, range, cur_seq)")
+
+
+class MMUIntervalNotifier:
+    """``struct mmu_interval_notifier``: one watched interval of one mm.
+
+    Create with :meth:`insert` (``mmu_interval_notifier_insert``). State:
+    ``invalidate_seq`` (the interval's sequence, R11/R14) and ``in_tree``.
+    """
+
+    __slots__ = ("end", "in_tree", "invalidate_seq", "k", "mm", "oid", "ops", "removed", "start", "subs")
+
+    def __init__(
+        self, mm: Any, start: int, end: int, ops: MMUIntervalNotifierOps, subs: MMUNotifierSubscriptions
+    ) -> None:
+        self.k = current_kernel()
+        self.oid = self.k.new_oid()
+        self.mm = mm
+        self.start = start
+        self.end = end
+        self.ops = ops
+        self.subs = subs
+        self.invalidate_seq = 0
+        self.in_tree = False
+        self.removed = False
+
+    @classmethod
+    def insert(cls, mm: Any, start: int, length: int, ops: MMUIntervalNotifierOps) -> MMUIntervalNotifier:
+        """``mmu_interval_notifier_insert`` (R11)."""
+        k = current_kernel()
+        if length <= 0 or start < 0 or start + length > TASK_SIZE:
+            raise EINVAL(f"mmu_interval_notifier_insert: bad interval start={start:#x} length={length:#x}")
+        subs = subscriptions(mm, create=True, k=k)
+        assert subs is not None
+        if getattr(mm, "dead", False):
+            raise UsageError("mmu_interval_notifier_insert on an mm that was already torn down")
+        k.might_sleep("mmu_interval_notifier_insert")
+        sub = cls(mm, start, start + length, ops, subs)
+        k.point("mmu_interval_notifier_insert", subs.oid, True, f"[{start:#x}, {start + length:#x})")
+        subs.has_itree = True
+        if subs.active_invalidate_ranges:
+            if subs.is_invalidating:
+                subs.deferred.append((True, sub))
+            else:
+                subs.invalidate_seq |= 1
+                subs.intervals.append(sub)
+                sub.in_tree = True
+            sub.invalidate_seq = subs.invalidate_seq
+        else:
+            sub.invalidate_seq = subs.invalidate_seq - 1
+            subs.intervals.append(sub)
+            sub.in_tree = True
+        return sub
+
+    def read_begin(self) -> int:
+        """``mmu_interval_read_begin`` (R12): a sequence to check with :meth:`read_retry`."""
+        k = self.k
+        subs = self.subs
+        k.might_sleep("mmu_interval_read_begin")
+        k.point("mmu_interval_read_begin", self.oid, False)
+        k.event("mmu_interval_read_begin", subs.oid, False)  # subscriptions->invalidate_seq, under its lock
+        seq = self.invalidate_seq
+        invalidating = seq == subs.invalidate_seq
+        m = mmu_notifier_map()
+        m.acquire()
+        m.release()
+        if invalidating:
+            subs.wq.wait_event(lambda: subs.invalidate_seq != seq, reads=subs.oid)
+        return seq
+
+    def read_retry(self, seq: int, lock: Any = None) -> bool:
+        """``mmu_interval_read_retry`` (R13): did an invalidation collide since ``read_begin``?
+
+        ``lock`` is the driver's notifier lock; it must be held (the kernel
+        documents the requirement; the model checks it).
+        """
+        k = self.k
+        if lock is not None:
+            dep_map = getattr(lock, "dep_map", lock)
+            if not k.lockdep.is_held(dep_map):
+                k.report(
+                    "assertion",
+                    "WARNING: mmu_interval_read_retry called without the notifier lock",
+                    details={"lock": dep_map.name, "interval": f"[{self.start:#x}, {self.end:#x})"},
+                    rule="mmu_notifier R13: read_retry under the lock that invalidate holds for set_seq",
+                    signature=f"read-retry-unlocked:{dep_map.name}",
+                )
+        k.point("mmu_interval_read_retry", self.oid, False)
+        return self.invalidate_seq != seq
+
+    def check_retry(self, seq: int) -> bool:
+        """``mmu_interval_check_retry``: lockless and advisory (True is reliable, False is not)."""
+        self.k.point("mmu_interval_check_retry", self.oid, False)
+        return self.invalidate_seq != seq
+
+    def set_seq(self, cur_seq: int) -> None:
+        """``mmu_interval_set_seq`` (R14): from ``invalidate``, under the driver's notifier lock."""
+        k = self.k
+        if not cur_seq & 1:
+            raise UsageError(f"mmu_interval_set_seq with an even sequence {cur_seq}: pass invalidate()'s cur_seq")
+        k.point("mmu_interval_set_seq", self.oid, True)
+        self.invalidate_seq = cur_seq
+
+    def remove(self) -> None:
+        """``mmu_interval_notifier_remove`` (R15)."""
+        k = self.k
+        subs = self.subs
+        if self.removed:
+            raise UsageError("mmu_interval_notifier_remove of an interval that was already removed")
+        k.might_sleep("mmu_interval_notifier_remove")
+        k.point("mmu_interval_notifier_remove", subs.oid, True)
+        self.removed = True
+        seq = 0
+        if subs.is_invalidating:
+            if not self.in_tree:
+                subs.deferred = [(ins, s) for ins, s in subs.deferred if s is not self]
+            else:
+                subs.deferred.append((False, self))
+                seq = subs.invalidate_seq
+        else:
+            subs.intervals.remove(self)
+            self.in_tree = False
+        m = mmu_notifier_map()
+        m.acquire()
+        m.release()
+        if seq:
+            subs.wq.wait_event(lambda: subs.invalidate_seq != seq, reads=subs.oid)
+
+    def __repr__(self) -> str:
+        return f"<MMUIntervalNotifier #{self.oid} [{self.start:#x}, {self.end:#x}) seq={self.invalidate_seq}>"

@@ -12,7 +12,7 @@ from dmabufsim import dma
 from dmabufsim.kernel.strategy import Strategy
 from dmabufsim.kernel.thread import KThread
 from dmabufsim.mm import notifier_hooks as hooks
-from dmabufsim.mm.interval_notifier import MMUIntervalNotifier
+from dmabufsim.mm.mmu_notifier import MMUIntervalNotifier
 from tests.helpers import run, run_first
 from tests.unit.mm.notifier_mm import new_mm
 from tests.unit.mm.test_interval_notifier import DriverOps

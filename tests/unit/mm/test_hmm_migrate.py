@@ -17,7 +17,6 @@ from dmabufsim.mm.hmm import (
     HmmRange,
     hmm_range_fault,
 )
-from dmabufsim.mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
 from dmabufsim.mm.memory import PTE_DEVICE_PRIVATE, Process
 from dmabufsim.mm.memremap import DevicePagemap, DevPagemapOps, is_device_private_page
 from dmabufsim.mm.migrate_device import (
@@ -28,6 +27,7 @@ from dmabufsim.mm.migrate_device import (
     migrate_vma_pages,
     migrate_vma_setup,
 )
+from dmabufsim.mm.mmu_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
 from dmabufsim.mm.page import PAGE_SHIFT, PAGE_SIZE, Page
 from dmabufsim.mm.page_lock import PageLocked, lock_page, trylock_page, unlock_page
 from tests.helpers import run

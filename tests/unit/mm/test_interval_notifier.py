@@ -1,4 +1,4 @@
-"""mmu_interval_notifier and its sequence protocol (mm/interval_notifier.py)."""
+"""mmu_interval_notifier and its sequence protocol (mm/mmu_notifier.py, R5 and R11-R15)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from hypothesis import strategies as st
 import dmabufsim as ds
 from dmabufsim.kernel.errors import EAGAIN, EINVAL
 from dmabufsim.mm import notifier_hooks as hooks
-from dmabufsim.mm.interval_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps
-from dmabufsim.mm.mmu_notifier import subscriptions
+from dmabufsim.mm.mmu_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps, subscriptions
 from tests.helpers import run, run_first
 from tests.unit.mm.notifier_mm import new_mm
 
