@@ -558,7 +558,7 @@ class MMUIntervalNotifierOps:
     overlapping invalidation. Must, under the driver's notifier lock, call
     ``sub.set_seq(cur_seq)`` and make sure the device no longer uses the
     range when it returns True. May sleep only if ``range.blockable``;
-    otherwise return False instead of sleeping (``mmu_notifier`` R14).
+    otherwise return False instead of sleeping (R4).
     Must never allocate with direct reclaim, remove the subscription, or
     call ``read_begin``.
     """
