@@ -22,7 +22,6 @@ KNOWN_BACK_EDGES = {
     ("kernel.progress", "kernel.runtime"),
     ("kernel.watchdog", "kernel.runtime"),
     ("device.ttm_resource", "device.ttm"),
-    ("mm.notifier_hooks", "mm.memory"),
     # type-only imports (under TYPE_CHECKING) of the object a helper serves
     ("kernel.reduction", "kernel.runtime"),
     ("mm.vm_fault", "mm.memory"),

@@ -15,6 +15,10 @@ Subscriber interface (tiny on purpose)::
         def invalidate_range_end(self, range: MmuNotifierRange) -> None: ...
         def release(self, mm: MmStruct) -> None: ...        # optional
 
+The hooks see the address space only as a :class:`NotifierMm` (the
+subscriber list and the bookkeeping of ranges in flight), so they sit below
+``memory.py``, which calls them.
+
 Rules:
 
 * R1 (bracketing): every change that removes or downgrades user PTEs
@@ -55,13 +59,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..kernel.errors import EAGAIN
+from ..kernel.runtime import Kernel
 from ..locking.annotations import mmu_notifier_map
-
-if TYPE_CHECKING:
-    from .memory import MmStruct
 
 
 class MmuNotifyEvent(Enum):
@@ -77,11 +79,28 @@ class MmuNotifyEvent(Enum):
     EXCLUSIVE = "exclusive"  #: device-exclusive access
 
 
+class NotifierMm(Protocol):
+    """An address space as the hook points see it: the notifier side of ``struct mm_struct``.
+
+    The machine, the mm's identity, its subscribers in registration order
+    (what ``mm->notifier_subscriptions`` leads to), the ranges between their
+    start and end, and a counter of invalidations: all the hooks read or
+    write. :class:`~dmabufsim.mm.memory.MmStruct` is one; a unit test may
+    drive the hooks with a bare one, without page tables.
+    """
+
+    k: Kernel
+    oid: int
+    subscribers: list[Any]
+    active_ranges: list[MmuNotifierRange]
+    stats_invalidations: int
+
+
 @dataclass(frozen=True, slots=True)
 class MmuNotifierRange:
     """``struct mmu_notifier_range``: the half-open range ``[start, end)`` of ``mm``."""
 
-    mm: MmStruct
+    mm: NotifierMm
     start: int
     end: int
     event: MmuNotifyEvent
@@ -146,7 +165,7 @@ def invalidate_range_start(range: MmuNotifierRange) -> None:
     mm.active_ranges.append(range)
 
 
-def arch_invalidate_secondary_tlbs(mm: MmStruct, start: int, end: int) -> None:
+def arch_invalidate_secondary_tlbs(mm: NotifierMm, start: int, end: int) -> None:
     """``mmu_notifier_arch_invalidate_secondary_tlbs(mm, start, end)`` (R5).
 
     Called by the core mm between clearing PTEs of ``[start, end)`` (and

@@ -2,8 +2,9 @@
 
 The notifier only needs what the hook points of ``notifier_hooks.py`` use
 (``k``, ``oid``, ``subscribers``, ``active_ranges``,
-``stats_invalidations``, ``notifier_subscribe``); the unit tests drive the hooks directly, without
-a process, so that each test isolates one rule of the notifier.
+``stats_invalidations``: ``notifier_hooks.NotifierMm``) and ``notifier_subscribe``;
+the unit tests drive the hooks directly, without a process, so that each test
+isolates one rule of the notifier.
 """
 
 from __future__ import annotations
