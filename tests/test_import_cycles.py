@@ -24,7 +24,6 @@ KNOWN_BACK_EDGES = {
     ("device.ttm_resource", "device.ttm"),
     # type-only imports (under TYPE_CHECKING) of the object a helper serves
     ("kernel.reduction", "kernel.runtime"),
-    ("mm.vm_fault", "mm.memory"),
 }
 
 

@@ -159,6 +159,7 @@ from .mm import (
     init_memory,
 )
 from .mm.hmm import HmmRange, hmm_range_fault
+from .mm.memory import VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VmFault, VmOperations
 
 # -- mm: MMU notifiers and interval notifiers (issue 7)
 from .mm.memremap import DevicePagemap, DevPagemapOps
@@ -188,6 +189,5 @@ from .mm.page_lock import (
 )
 from .mm.rmap import shrink_page, try_to_migrate, try_to_unmap
 from .mm.uaccess import copy_from_user, copy_from_user_inatomic, copy_to_user, fault_in_readable, get_user, put_user
-from .mm.vm_fault import VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VmFault, VmOperations
 
 __version__ = "0.1.0"

@@ -2,7 +2,7 @@
 
 A GEM / TTM buffer object is mapped into a process with ``mmap`` on the
 DRM file; the first CPU access of each page faults and runs the driver's
-``vm_ops->fault`` with ``mmap_lock`` held for read (``mm/vm_fault.py``).
+``vm_ops->fault`` with ``mmap_lock`` held for read (``mm/memory.py`` R7, R14).
 What the handler locks decides the lock order against every path that
 touches user memory while holding the same lock (``copy_from_user`` in an
 ioctl, ``get_user_pages``, a notifier). The handlers here are those of the
@@ -38,16 +38,18 @@ from ..dma.resv import DmaResv
 from ..kernel.gfp import GFP_KERNEL
 from ..kernel.runtime import current_kernel
 from ..locking.mutex import Mutex
-from ..mm.memory import PROT_READ, PROT_WRITE, Process
-from ..mm.page import PAGE_SIZE, Page, alloc_page
-from ..mm.vm_fault import (
+from ..mm.memory import (
     FAULT_FLAG_ALLOW_RETRY,
+    PROT_READ,
+    PROT_WRITE,
     VM_FAULT_NOPAGE,
     VM_FAULT_RETRY,
     VM_FAULT_SIGBUS,
+    Process,
     VmFault,
     VmOperations,
 )
+from ..mm.page import PAGE_SIZE, Page, alloc_page
 
 
 class GemObject:

@@ -1,7 +1,7 @@
 """Memory: page frames, the allocator and reclaim, shrinkers, process address spaces, gup.
 
 Models ``mm/``: ``page_alloc.c``, ``shrinker.c``/``vmscan.c``, ``memory.c``
-(with driver fault handlers, ``vm_fault.py``), ``mmap.c``, ``mprotect.c``,
+(with driver fault handlers), ``mmap.c``, ``mprotect.c``,
 ``madvise.c``, ``gup.c``, ``rmap.c`` (``try_to_unmap``), the page lock of
 ``pagemap.h``, ``uaccess.h`` and the core-mm side of ``mmu_notifier.h``. Imports only ``kernel`` and ``locking``.
 """
@@ -26,16 +26,24 @@ from .gup import (
     unpin_user_pages_dirty_lock,
 )
 from .memory import (
+    FAULT_FLAG_ALLOW_RETRY,
+    FAULT_FLAG_TRIED,
+    FAULT_FLAG_WRITE,
     MADV_DONTNEED,
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
     TASK_SIZE,
+    VM_FAULT_NOPAGE,
+    VM_FAULT_RETRY,
+    VM_FAULT_SIGBUS,
     MmStruct,
     Process,
     Pte,
     ShmemObject,
     Vma,
+    VmFault,
+    VmOperations,
 )
 from .notifier_hooks import (
     MmuNotifierRange,
@@ -75,16 +83,6 @@ from .uaccess import (
     get_user,
     might_fault,
     put_user,
-)
-from .vm_fault import (
-    FAULT_FLAG_ALLOW_RETRY,
-    FAULT_FLAG_TRIED,
-    FAULT_FLAG_WRITE,
-    VM_FAULT_NOPAGE,
-    VM_FAULT_RETRY,
-    VM_FAULT_SIGBUS,
-    VmFault,
-    VmOperations,
 )
 
 __all__ = [

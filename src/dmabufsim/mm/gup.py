@@ -78,7 +78,7 @@ def _gup(mm: MmStruct, start: int, nr_pages: int, flags: FOLL) -> list[Page]:
         addr = start + i * PAGE_SIZE
         vma = mm.find_vma(addr)
         if vma is not None and vma.vm_ops is not None:
-            # check_vma_flags: a driver mapping is VM_IO | VM_PFNMAP (vm_fault R4).
+            # check_vma_flags: a driver mapping is VM_IO | VM_PFNMAP (memory R7).
             if not pages:
                 raise EFAULT(f"get_user_pages: {addr:#x} is a driver mapping (VM_IO | VM_PFNMAP)")
             break

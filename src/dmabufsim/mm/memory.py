@@ -1,6 +1,7 @@
 """Process address spaces: VMAs, page tables, faults, fork with copy-on-write.
 
-Models ``struct mm_struct`` / ``struct vm_area_struct`` and the paths of
+Models ``struct mm_struct`` / ``struct vm_area_struct`` (with a driver
+mapping's ``struct vm_operations_struct`` and ``struct vm_fault``) and the paths of
 ``mm/mmap.c`` (``do_mmap``, ``do_munmap``), ``mm/memory.c``
 (``handle_mm_fault``, ``do_wp_page``/``wp_page_copy``, ``copy_page_range``,
 ``zap_page_range``, ``exit_mmap``), ``mm/mprotect.c`` and ``mm/madvise.c``
@@ -35,11 +36,16 @@ Rules:
   (:mod:`dmabufsim.mm.notifier_hooks`), under ``mmap_lock`` (the rmap walks,
   ``try_to_unmap`` and ``unmap_mapping_range``, hold the page lock or the
   mapping instead).
-* R7 (driver mappings): a VMA made with ``vm_ops``
-  (:mod:`dmabufsim.mm.vm_fault`) gets its pages from the driver's fault
-  handler, run by ``handle_mm_fault`` under ``mmap_lock``; ``fork`` gives
-  the child the VMA without its PTEs (they fault again), ``get_user_pages``
-  on it fails with ``EFAULT`` (``VM_IO | VM_PFNMAP``).
+* R7 (driver mappings): a VMA made with ``vm_ops`` (a buffer object's CPU
+  mapping: TTM's ``ttm_bo_vm_fault``, i915's GTT mmap, ``drm_gem_shmem``;
+  :class:`VmOperations`, ``struct vm_operations_struct``) gets its pages
+  from the driver's fault handler (``vm_ops->fault``, with a
+  :class:`VmFault`, ``struct vm_fault``), run by ``handle_mm_fault`` with
+  the faulting thread holding ``mmap_lock`` for read, so every lock a
+  handler takes is ordered after ``mmap_lock`` (lockdep sees it); ``fork``
+  gives the child the VMA without its PTEs (they fault again);
+  ``get_user_pages`` on it fails with ``EFAULT`` (``VM_IO | VM_PFNMAP``,
+  ``check_vma_flags``).
 * R8 (user faults): a user access with no usable PTE enters
   :meth:`MmStruct.do_user_addr_fault`: ``mmap_lock`` for read, then
   ``handle_mm_fault`` with ``FAULT_FLAG_ALLOW_RETRY``; after a handler's
@@ -90,6 +96,19 @@ Rules:
   (``free_pgtables`` -> ``unlink_anon_vmas``). So an ``exit_mmap`` run from
   inside a notifier called by the rmap walk (the last ``mmput`` in the
   callback) waits for the lock its own thread holds.
+* R14 (fault results): the handler returns :data:`VM_FAULT_NOPAGE` after
+  :meth:`VmFault.insert_page` (the PTE is made, a reference taken), or
+  :data:`VM_FAULT_SIGBUS` (the access fails: ``EFAULT``), or
+  :data:`VM_FAULT_RETRY`, only when ``vmf.flags`` has
+  :data:`FAULT_FLAG_ALLOW_RETRY`, and only after dropping ``mmap_lock``
+  itself (:meth:`VmFault.release_mmap_lock`: ``mmap_read_unlock``, so it can
+  sleep without it); the fault entry then retakes the lock and retries with
+  :data:`FAULT_FLAG_TRIED`. Returning RETRY with the lock still held, or
+  without ALLOW_RETRY, is a ``UsageError`` (the kernel would leak or double
+  unlock the lock).
+* R15 (revocation): ``unmap_mapping_range`` zaps the PTEs of every VMA that
+  maps the object, in every mm that mapped it, each inside a ``CLEAR``
+  notifier bracket (``zap_page_range_single``); the next access faults again.
 """
 
 from __future__ import annotations
@@ -112,16 +131,6 @@ from .notifier_hooks import (
 )
 from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator, page_count_observe, page_ref_inc
 from .page_lock import migration_entry_wait_on_locked, trylock_page_atomic, unlock_page
-from .vm_fault import (
-    FAULT_FLAG_ALLOW_RETRY,
-    FAULT_FLAG_TRIED,
-    FAULT_FLAG_WRITE,
-    VM_FAULT_NOPAGE,
-    VM_FAULT_RETRY,
-    VmFault,
-    VmFaultRetry,
-    VmOperations,
-)
 
 PROT_NONE = 0
 PROT_READ = 1
@@ -200,6 +209,87 @@ class Vma:
     def __repr__(self) -> str:
         p = ("r" if self.prot & PROT_READ else "-") + ("w" if self.prot & PROT_WRITE else "-")
         return f"<Vma {self.start:#x}-{self.end:#x} {p}{'s' if self.shared else 'p'}>"
+
+
+#: ``VM_FAULT_NOPAGE``: the handler installed the PTE itself.
+VM_FAULT_NOPAGE = 0x100
+#: ``VM_FAULT_SIGBUS``: the access fails.
+VM_FAULT_SIGBUS = 0x2
+#: ``VM_FAULT_RETRY``: the handler dropped ``mmap_lock``; fault again.
+VM_FAULT_RETRY = 0x400
+
+#: ``FAULT_FLAG_WRITE``: the access is a write.
+FAULT_FLAG_WRITE = 0x1
+#: ``FAULT_FLAG_ALLOW_RETRY``: the handler may drop ``mmap_lock`` and return RETRY.
+FAULT_FLAG_ALLOW_RETRY = 0x4
+#: ``FAULT_FLAG_TRIED``: this is a retry.
+FAULT_FLAG_TRIED = 0x20
+
+
+class VmFaultRetry(Exception):
+    """Raised by ``handle_mm_fault`` after ``VM_FAULT_RETRY``: ``mmap_lock`` is no longer held (R14)."""
+
+
+class VmFault:
+    """``struct vm_fault``: one fault on a driver mapping."""
+
+    __slots__ = ("address", "flags", "mm", "page", "pgoff", "vma")
+
+    def __init__(self, mm: MmStruct, vma: Vma, address: int, pgoff: int, flags: int) -> None:
+        self.mm = mm
+        self.vma = vma
+        #: The page-aligned faulting address.
+        self.address = address
+        #: The page offset within the object (``vma->vm_pgoff`` plus the offset in the VMA).
+        self.pgoff = pgoff
+        self.flags = flags
+        #: The page the handler inserted (``vmf_insert_page``), or None.
+        self.page: Page | None = None
+
+    @property
+    def write(self) -> bool:
+        return bool(self.flags & FAULT_FLAG_WRITE)
+
+    def insert_page(self, page: Page) -> int:
+        """``vmf_insert_page``: map ``page`` at the faulting address (R14). Returns VM_FAULT_NOPAGE."""
+        if page.owner is None:
+            raise UsageError(f"vmf_insert_page of a free page {page!r}")
+        self.page = page
+        return VM_FAULT_NOPAGE
+
+    def release_mmap_lock(self) -> None:
+        """``mmap_read_unlock(vmf->vma->vm_mm)`` before returning ``VM_FAULT_RETRY`` (R14)."""
+        if not self.flags & FAULT_FLAG_ALLOW_RETRY:
+            raise UsageError("a fault handler may drop mmap_lock only with FAULT_FLAG_ALLOW_RETRY")
+        self.mm.mmap_lock.up_read()
+
+
+class VmOperations:
+    """``struct vm_operations_struct`` of a driver mapping (extension contract).
+
+    Subclass and override :meth:`fault`. The object is the mapping's
+    ``address_space`` too: it remembers which mms mapped it, for
+    :meth:`unmap_mapping_range` (R15).
+    """
+
+    name = "vm_ops"
+
+    def __init__(self, name: str | None = None) -> None:
+        if name is not None:
+            self.name = name
+        #: ``mapping->i_mmap``: the mms with a VMA of this object (registration order).
+        self.i_mmap: list[Any] = []
+
+    def fault(self, vmf: VmFault) -> int:
+        """``vm_ops->fault``: called with ``mmap_lock`` held for read (R7); returns a VM_FAULT_* code (R14)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement fault()")
+
+    def unmap_mapping_range(self) -> int:
+        """``unmap_mapping_range``: zap every CPU mapping of the object (R15). Returns PTEs zapped."""
+        n = 0
+        for mm in list(self.i_mmap):
+            n += mm.zap_vm_ops(self)
+        return n
 
 
 #: ``Pte.swp``: a present entry (the CPU translates through it).
@@ -569,7 +659,7 @@ class MmStruct:
 
         The caller holds ``mmap_lock`` (R1). A driver mapping runs its
         ``vm_ops->fault``; after ``VM_FAULT_RETRY`` (the handler dropped
-        ``mmap_lock``) this raises :class:`~dmabufsim.mm.vm_fault.VmFaultRetry`.
+        ``mmap_lock``) this raises :class:`VmFaultRetry`.
         """
         lockdep_assert_held(self.mmap_lock)
         self.k.point("handle_mm_fault", self.oid, True)
@@ -647,7 +737,7 @@ class MmStruct:
             page.alloc.put_ref(page)
 
     def _driver_fault(self, vma: Vma, va: int, write: bool, flags: int) -> Pte:
-        """``__do_fault``: ``vma->vm_ops->fault`` under ``mmap_lock`` (R7; vm_fault R1, R2)."""
+        """``__do_fault``: ``vma->vm_ops->fault`` under ``mmap_lock`` (R7, R14)."""
         assert vma.vm_ops is not None
         vmf = VmFault(self, vma, va, vma.pgoff + ((va - vma.start) >> PAGE_SHIFT),
                       flags | (FAULT_FLAG_WRITE if write else 0))
@@ -688,7 +778,7 @@ class MmStruct:
             return pte
 
     def zap_vm_ops(self, vm_ops: VmOperations) -> int:
-        """``unmap_mapping_range`` on this mm: zap the PTEs of every VMA of ``vm_ops`` (vm_fault R3)."""
+        """``unmap_mapping_range`` on this mm: zap the PTEs of every VMA of ``vm_ops`` (R15)."""
         n = 0
         self.k.point("unmap_mapping_range", self.oid, True)
         for v in list(self.vmas):

@@ -7,7 +7,7 @@ Models ``include/linux/uaccess.h`` (``copy_from_user``, ``copy_to_user``,
 touches a user address on behalf of a system call (a pushbuf, a pwrite
 source, an ioctl argument); the page may not be there, and then the access
 faults like a user access: ``mmap_lock`` for read, ``handle_mm_fault``, and
-for a buffer object's mmap the driver's fault handler (``mm/vm_fault.py``).
+for a buffer object's mmap the driver's fault handler (``mm/memory.py``, ``vm_ops->fault``).
 
 The model's user memory holds one value per address (``Page.read`` /
 ``Page.write``); a copy of ``length`` bytes reads or writes the value at

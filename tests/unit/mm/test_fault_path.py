@@ -1,5 +1,5 @@
 """The fault path: driver fault handlers under mmap_lock, user copies that fault, the page lock,
-try_to_unmap, the OOM reaper with non-blockable notifiers (mm/vm_fault.py, uaccess.py, page_lock.py,
+try_to_unmap, the OOM reaper with non-blockable notifiers (mm/memory.py, uaccess.py, page_lock.py,
 rmap.py, memory.py R7/R8; page_lock R7)."""
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ import dmabufsim as ds
 from dmabufsim.kernel.errors import EAGAIN, EFAULT, UsageError
 from dmabufsim.mm import notifier_hooks as hooks
 from dmabufsim.mm.gup import get_user_pages_fast
-from dmabufsim.mm.memory import Process
+from dmabufsim.mm.memory import (
+    FAULT_FLAG_ALLOW_RETRY,
+    FAULT_FLAG_TRIED,
+    VM_FAULT_RETRY,
+    Process,
+    VmFault,
+    VmOperations,
+)
 from dmabufsim.mm.mmu_notifier import MMUNotifier, MMUNotifierOps, mmu_notifier_variant
 from dmabufsim.mm.page import GFP_KERNEL, PAGE_SIZE, alloc_page, init_memory
 from dmabufsim.mm.page_lock import (
@@ -27,13 +34,6 @@ from dmabufsim.mm.page_lock import (
 )
 from dmabufsim.mm.rmap import shrink_page, try_to_unmap
 from dmabufsim.mm.uaccess import copy_from_user, copy_from_user_inatomic, copy_to_user, get_user, put_user
-from dmabufsim.mm.vm_fault import (
-    FAULT_FLAG_ALLOW_RETRY,
-    FAULT_FLAG_TRIED,
-    VM_FAULT_RETRY,
-    VmFault,
-    VmOperations,
-)
 from tests.helpers import run, run_first
 
 
@@ -535,7 +535,7 @@ def test_faults_are_deterministic() -> None:
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["read", "write", "zap"]), st.integers(0, 2)), max_size=12))
 def test_a_driver_mapping_always_shows_the_objects_pages(ops: list[tuple[str, int]]) -> None:
-    """vm_fault R2/R3: whatever the order of accesses and revocations, the mapping reaches the
+    """memory R14/R15: whatever the order of accesses and revocations, the mapping reaches the
     object's own page, and each page holds one reference per PTE besides its owner's."""
     bad: list[str] = []
 
