@@ -21,7 +21,6 @@ KNOWN_BACK_EDGES = {
     ("kernel.hung_task", "kernel.runtime"),
     ("kernel.progress", "kernel.runtime"),
     ("kernel.watchdog", "kernel.runtime"),
-    ("device.ttm_resource", "device.ttm"),
     # type-only imports (under TYPE_CHECKING) of the object a helper serves
     ("kernel.reduction", "kernel.runtime"),
 }

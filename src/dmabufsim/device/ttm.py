@@ -86,7 +86,17 @@ from ..locking.ww_mutex import WWAcquireCtx
 from ..mm.page import PAGE_SIZE, Page, page_allocator
 from ..mm.shrinker import SHRINK_EMPTY, SHRINK_STOP, ShrinkControl, Shrinker
 from .device import Device
-from .ttm_resource import GTT, TTM_PL_SYSTEM, TTM_PL_TT, TTM_PL_VRAM, MemType, Resource, ResourceManager
+from .ttm_resource import (
+    GTT,
+    TTM_PL_SYSTEM,
+    TTM_PL_TT,
+    TTM_PL_VRAM,
+    TTM_VA_BASE,
+    GartWindow,
+    MemType,
+    Resource,
+    ResourceManager,
+)
 
 if TYPE_CHECKING:
     from ..dma.dma_buf import DmaBuf
@@ -100,8 +110,6 @@ __all__ = [
 
 #: Lock class of the device's LRU spinlock (``ttm_device.lru_lock``).
 LRU_LOCK_CLASS = "ttm_device.lru_lock"
-#: Where GPU bindings (the GART window) start in the GPU's address space.
-TTM_VA_BASE = 0x40_0000_0000
 #: Virtual time a copy engine needs per page (about 4 KiB at ~4 GB/s).
 COPY_NS_PER_PAGE = 1_000
 
@@ -115,7 +123,9 @@ class CopyEngine(Protocol):
     It must not block the caller.
     """
 
-    def copy(self, src: Resource, dst: Resource, deps: Sequence[DmaFence], name: str) -> DmaFence: ...
+    def copy(
+        self, src: Resource[BufferObject], dst: Resource[BufferObject], deps: Sequence[DmaFence], name: str
+    ) -> DmaFence: ...
 
 
 class DeviceCopyEngine:
@@ -135,7 +145,9 @@ class DeviceCopyEngine:
         # threads asking for the same new engine at once could each start one.
         dev.engine(engine)
 
-    def copy(self, src: Resource, dst: Resource, deps: Sequence[DmaFence], name: str) -> DmaFence:
+    def copy(
+        self, src: Resource[BufferObject], dst: Resource[BufferObject], deps: Sequence[DmaFence], name: str
+    ) -> DmaFence:
         dev = self.dev
         sva = src.bind(dev)
         dva = dst.bind(dev)
@@ -224,21 +236,16 @@ class TTMDevice:
         self.pipelined = pipelined
         self.lock_under_lru = lock_under_lru
         self.ghost_waits = ghost_waits
-        self.lru_lock = SpinLock(f"{name}.lru_lock", key=LRU_LOCK_CLASS)
-        self.man: dict[MemType, ResourceManager] = {
-            MemType.SYSTEM: ResourceManager(self, MemType.SYSTEM, None),
-            MemType.TT: ResourceManager(self, MemType.TT, gtt_pages),
-            MemType.VRAM: ResourceManager(self, MemType.VRAM, vram_pages),
+        lru_lock = self.lru_lock = SpinLock(f"{name}.lru_lock", key=LRU_LOCK_CLASS)
+        #: The GART window every resource of the device is bound in.
+        gart = self.gart = GartWindow()
+        self.man: dict[MemType, ResourceManager[BufferObject]] = {
+            mt: ResourceManager(mt, size, lru_lock=lru_lock, gart=gart)
+            for mt, size in ((MemType.SYSTEM, None), (MemType.TT, gtt_pages), (MemType.VRAM, vram_pages))
         }
         self.stats = TTMStats()
         #: Ghosts whose pages are not freed yet.
         self.ghosts: list[BufferObject] = []
-        self._next_va = TTM_VA_BASE
-
-    def _alloc_va(self, npages: int) -> int:
-        va = self._next_va
-        self._next_va += npages * PAGE_SIZE
-        return va
 
     def evict_flags(self, bo: BufferObject) -> tuple[MemType, ...]:
         """``ttm_device_funcs.evict_flags``: where an evicted BO goes (amdgpu: VRAM -> GTT -> SYSTEM)."""
@@ -255,7 +262,7 @@ class TTMDevice:
         """
         return not bo.pin_count and not bo.ghost and bo not in ctx.busy
 
-    def tt_populate(self, bo: BufferObject, res: Resource) -> None:
+    def tt_populate(self, bo: BufferObject, res: Resource[BufferObject]) -> None:
         """``ttm_device_funcs.ttm_tt_populate`` (R8): fill ``res.pages`` with ``bo.size`` pages.
 
         Runs with ``bo``'s reservation held (the order ``dma_resv_lockdep()``
@@ -345,7 +352,7 @@ class BufferObject:
         self.size = size
         self.name = name
         self.resv: DmaResv = resv if resv is not None else DmaResv(f"{name}.resv")
-        self.resource: Resource | None = None
+        self.resource: Resource[BufferObject] | None = None
         self.pin_count = 0
         self.refcount = 1
         self.ghost = ghost
@@ -407,7 +414,7 @@ class BufferObject:
                 signature=f"ttm-unlocked:{fn}:{self.name}",
             )
 
-    def _relink_lru(self, res: Resource | None, *, to_tail: bool) -> None:
+    def _relink_lru(self, res: Resource[BufferObject] | None, *, to_tail: bool) -> None:
         """Under the LRU lock, take ``res`` (default: the BO's resource) off its
         manager's LRU and, if ``to_tail``, put it back at the tail unless the
         BO is pinned or a ghost."""
@@ -419,14 +426,23 @@ class BufferObject:
         lru = res.manager.lru
         if res in lru:
             lru.remove(res)
-        if to_tail and self.pin_count == 0 and not self.ghost:
+        if to_tail and self._listed:
             lru.append(res)
         lock.unlock()
 
-    def _unlink_lru(self, res: Resource | None = None) -> None:
+    @property
+    def _listed(self) -> bool:
+        """R2: the BO's resource belongs on its manager's LRU (evictable: no pin, not a ghost)."""
+        return self.pin_count == 0 and not self.ghost
+
+    def _try_alloc(self, man: ResourceManager[BufferObject]) -> Resource[BufferObject] | None:
+        """``ttm_resource_alloc`` of this BO's size in ``man``, listed on the LRU if the BO is (R2)."""
+        return man.try_alloc(self, self.size, lru=self._listed)
+
+    def _unlink_lru(self, res: Resource[BufferObject] | None = None) -> None:
         self._relink_lru(res, to_tail=False)
 
-    def _lru_tail(self, res: Resource | None = None) -> None:
+    def _lru_tail(self, res: Resource[BufferObject] | None = None) -> None:
         """``ttm_bo_move_to_lru_tail`` (R2)."""
         self._relink_lru(res, to_tail=True)
 
@@ -526,14 +542,14 @@ class BufferObject:
             raise EINVAL(f"ttm_bo_validate: {self.name} is pinned in {self.mem_type}")
         tdev = self.tdev
         for mt in placement:
-            res = tdev.man[mt].try_alloc(self)
+            res = self._try_alloc(tdev.man[mt])
             if res is not None:
                 self._move_to(res, ctx)
                 return
         for mt in placement:
             man = tdev.man[mt]
             while True:
-                res = man.try_alloc(self)
+                res = self._try_alloc(man)
                 if res is not None:
                     self._move_to(res, ctx)
                     return
@@ -543,11 +559,11 @@ class BufferObject:
 
     # ------------------------------------------------------------ eviction (R3)
 
-    def _evictable(self, res: Resource, ctx: OperationCtx) -> bool:
+    def _evictable(self, res: Resource[BufferObject], ctx: OperationCtx) -> bool:
         bo = res.bo
         return bo is not self and self.tdev.eviction_valuable(bo, ctx)
 
-    def _evict_one(self, man: ResourceManager, ctx: OperationCtx) -> bool:
+    def _evict_one(self, man: ResourceManager[BufferObject], ctx: OperationCtx) -> bool:
         """``ttm_bo_evict_alloc`` over ``ttm_lru_walk``: make progress evicting from ``man`` (R3).
 
         Returns False only when the LRU has no candidate at all; True when a
@@ -617,7 +633,7 @@ class BufferObject:
         tdev = self.tdev
         tdev.stats.evictions += 1
         for mt in tdev.evict_flags(self):
-            res = tdev.man[mt].try_alloc(self)
+            res = self._try_alloc(tdev.man[mt])
             if res is not None:
                 self._move_to(res, ctx)
                 return
@@ -625,7 +641,7 @@ class BufferObject:
 
     # ------------------------------------------------------------ moves (R4, R5, R6)
 
-    def _move_to(self, new: Resource, ctx: OperationCtx) -> None:
+    def _move_to(self, new: Resource[BufferObject], ctx: OperationCtx) -> None:
         """``ttm_bo_handle_move_mem``: populate ``new`` (space already taken) and move the contents there."""
         tdev = self.tdev
         k = self.k
@@ -754,7 +770,7 @@ class TTMShrinker(Shrinker):
         super().__init__(f"{tdev.name}.ttm_shrinker")
         self.tdev = tdev
 
-    def _candidates(self) -> list[Resource]:
+    def _candidates(self) -> list[Resource[BufferObject]]:
         tdev = self.tdev
         return [r for mt in (MemType.SYSTEM, MemType.TT) for r in tdev.man[mt].lru]
 
@@ -791,10 +807,3 @@ class TTMShrinker(Shrinker):
             tdev.lru_lock.unlock()
         sc.nr_scanned = max(freed, 1)
         return freed or SHRINK_STOP
-
-
-__all__ = [
-    "COPY_NS_PER_PAGE", "GTT", "LRU_LOCK_CLASS", "TTM_PL_SYSTEM", "TTM_PL_TT", "TTM_PL_VRAM", "TTM_VA_BASE",
-    "BufferObject", "CopyEngine", "DeviceCopyEngine", "MemType", "OperationCtx", "Resource", "ResourceManager",
-    "TTMDevice", "TTMShrinker", "TTMStats",
-]

@@ -3,22 +3,32 @@
 A :class:`ResourceManager` accounts the space of one placement (VRAM, TT,
 SYSTEM) in pages and keeps the LRU of the resources of evictable buffer
 objects; a :class:`Resource` is one BO's backing pages in one placement and
-its GPU bindings. The buffer objects, moves and eviction that use them are
-in :mod:`dmabufsim.device.ttm` (its rules R1, R2 and R6 govern these
-objects: the LRU under the device's ``lru_lock``, space reusable at once).
+its GPU bindings, made in the device's :class:`GartWindow`. The buffer
+objects, moves and eviction that use them are in
+:mod:`dmabufsim.device.ttm` (its rules R1, R2 and R6 govern these objects:
+the LRU under the device's ``lru_lock``, which BOs are listed, space
+reusable at once). A manager is handed the device's ``lru_lock`` and GART
+window when the device creates it (``ttm_resource_manager_init``); a
+resource points back at the BO it was allocated for (``res->bo``), whatever
+type the device's BOs have (the managers are generic in it).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
 from ..dma.fence import DmaFence
-from ..mm.page import Page
+from ..kernel.runtime import current_kernel
+from ..locking.spinlock import SpinLock
+from ..mm.page import PAGE_SIZE, Page
 from .device import Device
 
-if TYPE_CHECKING:
-    from .ttm import BufferObject, TTMDevice
+#: Where GPU bindings (the GART window) start in the GPU's address space.
+TTM_VA_BASE = 0x40_0000_0000
+
+#: The type of the buffer objects a manager's resources belong to (``res->bo``).
+BO = TypeVar("BO")
 
 
 class MemType(IntEnum):
@@ -36,7 +46,26 @@ TTM_PL_VRAM = MemType.VRAM
 GTT = MemType.TT
 
 
-class Resource:
+class GartWindow:
+    """The range of GPU addresses a device binds resources at (the GART window), handed out in order.
+
+    One per device, shared by its managers; addresses are not reused (the
+    window is far larger than any scenario's memory).
+    """
+
+    __slots__ = ("next_va",)
+
+    def __init__(self, base: int = TTM_VA_BASE) -> None:
+        self.next_va = base
+
+    def alloc(self, npages: int) -> int:
+        """The GPU VA of a new binding of ``npages`` pages."""
+        va = self.next_va
+        self.next_va += npages * PAGE_SIZE
+        return va
+
+
+class Resource(Generic[BO]):
     """``struct ttm_resource`` (+ its ``ttm_tt``): backing pages of one BO in one placement.
 
     ``binds`` lists the GPU bindings ``(device, va)`` of the pages.
@@ -46,8 +75,8 @@ class Resource:
 
     __slots__ = ("accounted", "binds", "bo", "manager", "mem_type", "num_pages", "oid", "pages")
 
-    def __init__(self, manager: ResourceManager, pages: list[Page], bo: BufferObject) -> None:
-        self.oid = manager.tdev.k.new_oid()
+    def __init__(self, manager: ResourceManager[BO], pages: list[Page], bo: BO) -> None:
+        self.oid = manager.k.new_oid()
         self.manager = manager
         #: The BO the resource was allocated for (a ghost may hold it now).
         self.bo = bo
@@ -62,7 +91,7 @@ class Resource:
         for d, va in self.binds:
             if d is dev:
                 return va
-        va = self.manager.tdev._alloc_va(self.num_pages)
+        va = self.manager.gart.alloc(self.num_pages)
         dev.map_pages(va, self.pages)
         self.binds.append((dev, va))
         return va
@@ -78,7 +107,7 @@ class Resource:
         return f"<Resource #{self.oid} {self.mem_type.name} {self.num_pages}p>"
 
 
-class ResourceManager:
+class ResourceManager(Generic[BO]):
     """``struct ttm_resource_manager``: the space of one placement and its LRU.
 
     ``size`` and ``usage`` are in pages (``size`` None = unlimited);
@@ -86,47 +115,51 @@ class ResourceManager:
     from the moment they are allocated (as 6.12's resource LRU: a resource
     whose move is still in progress can be found, and its BO's lock waited
     for); it is protected by the device's ``lru_lock`` (R1); ``move`` is the
-    fence of the last pipelined move out of this manager (R6).
+    fence of the last pipelined move out of this manager (R6). Resources are
+    bound in ``gart``, the device's window.
     """
 
-    __slots__ = ("lru", "mem_type", "move", "size", "tdev", "usage")
+    __slots__ = ("gart", "k", "lru", "lru_lock", "mem_type", "move", "size", "usage")
 
-    def __init__(self, tdev: TTMDevice, mem_type: MemType, size: int | None) -> None:
-        self.tdev = tdev
+    def __init__(self, mem_type: MemType, size: int | None, *, lru_lock: SpinLock, gart: GartWindow) -> None:
+        self.k = current_kernel()
+        self.lru_lock = lru_lock
+        self.gart = gart
         self.mem_type = mem_type
         self.size = size
         self.usage = 0
-        self.lru: list[Resource] = []
+        self.lru: list[Resource[BO]] = []
         self.move: DmaFence | None = None
 
     def fits(self, n: int) -> bool:
         return self.size is None or self.usage + n <= self.size
 
-    def try_alloc(self, bo: BufferObject) -> Resource | None:
-        """``ttm_resource_alloc``: take ``bo.size`` pages of space and list the resource, or None.
+    def try_alloc(self, bo: BO, num_pages: int, *, lru: bool) -> Resource[BO] | None:
+        """``ttm_resource_alloc``: take ``num_pages`` pages of space for ``bo``, or None.
 
-        Space and LRU change together under the device's ``lru_lock`` (as
-        ``ttm_resource_init`` does): an evictor that sees the space used
-        also sees the resource using it. The pages are allocated later,
-        by the move.
+        The resource goes on the LRU if ``lru`` (the BO is evictable: ttm
+        R2). Space and LRU change together under the device's ``lru_lock``
+        (as ``ttm_resource_init`` does): an evictor that sees the space used
+        also sees the resource using it. The pages are allocated later, by
+        the move.
         """
-        lock = self.tdev.lru_lock
+        lock = self.lru_lock
         lock.lock()
         try:
-            if not self.fits(bo.size):
+            if not self.fits(num_pages):
                 return None
             res = Resource(self, [], bo)
-            res.num_pages = bo.size
-            self.usage += bo.size
-            if not bo.pin_count and not bo.ghost:
+            res.num_pages = num_pages
+            self.usage += num_pages
+            if lru:
                 self.lru.append(res)
             return res
         finally:
             lock.unlock()
 
-    def release(self, res: Resource) -> None:
+    def release(self, res: Resource[BO]) -> None:
         """Unlist ``res`` and give its space back (``ttm_resource_fini``), under the ``lru_lock``."""
-        lock = self.tdev.lru_lock
+        lock = self.lru_lock
         lock.lock()
         if res in self.lru:
             self.lru.remove(res)
