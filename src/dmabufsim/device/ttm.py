@@ -260,7 +260,7 @@ class TTMDevice:
         ghost, not one of the caller's own busy BOs. Called under ``lru_lock``
         (it must not sleep).
         """
-        return not bo.pin_count and not bo.ghost and bo not in ctx.busy
+        return bo._listed and bo not in ctx.busy
 
     def tt_populate(self, bo: BufferObject, res: Resource[BufferObject]) -> None:
         """``ttm_device_funcs.ttm_tt_populate`` (R8): fill ``res.pages`` with ``bo.size`` pages.
@@ -786,7 +786,7 @@ class TTMShrinker(Shrinker):
         tdev.lru_lock.lock()
         for res in self._candidates():
             bo = res.bo
-            if bo.pin_count or bo.ghost:
+            if not bo._listed:
                 continue
             bo.get()
             tdev.lru_lock.unlock()
