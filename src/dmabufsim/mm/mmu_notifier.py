@@ -626,12 +626,7 @@ class MMUIntervalNotifier:
         k.point("mmu_interval_read_begin", self.oid, False)
         k.event("mmu_interval_read_begin", subs.oid, False)  # subscriptions->invalidate_seq, under its lock
         seq = self.invalidate_seq
-        invalidating = seq == subs.invalidate_seq
-        m = mmu_notifier_map()
-        m.acquire()
-        m.release()
-        if invalidating:
-            subs.wq.wait_event(lambda: subs.invalidate_seq != seq, reads=subs.oid)
+        _wait_for_sequence(subs, seq if seq == subs.invalidate_seq else None)
         return seq
 
     def read_retry(self, seq: int, lock: Any = None) -> bool:
@@ -686,11 +681,19 @@ class MMUIntervalNotifier:
         else:
             subs.intervals.remove(self)
             self.in_tree = False
-        m = mmu_notifier_map()
-        m.acquire()
-        m.release()
-        if seq:
-            subs.wq.wait_event(lambda: subs.invalidate_seq != seq, reads=subs.oid)
+        _wait_for_sequence(subs, seq or None)
 
     def __repr__(self) -> str:
         return f"<MMUIntervalNotifier #{self.oid} [{self.start:#x}, {self.end:#x}) seq={self.invalidate_seq}>"
+
+
+def _wait_for_sequence(subs: MMUNotifierSubscriptions, seq: int | None) -> None:
+    """What ``read_begin`` and ``remove`` share (R12, R15): touch the
+    ``mmu_notifier_invalidate_range_start`` map (``lock_map_acquire`` /
+    ``lock_map_release``), then, when ``seq`` is the invalidation in progress,
+    ``wait_event(subscriptions->wq, invalidate_seq != seq)``."""
+    m = mmu_notifier_map()
+    m.acquire()
+    m.release()
+    if seq is not None:
+        subs.wq.wait_event(lambda: subs.invalidate_seq != seq, reads=subs.oid)
