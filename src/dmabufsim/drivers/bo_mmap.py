@@ -38,17 +38,15 @@ from ..dma.resv import DmaResv
 from ..kernel.gfp import GFP_KERNEL
 from ..kernel.runtime import current_kernel
 from ..locking.mutex import Mutex
-from ..mm.memory import (
+from ..mm import (
     FAULT_FLAG_ALLOW_RETRY,
-    PROT_READ,
-    PROT_WRITE,
     VM_FAULT_NOPAGE,
     VM_FAULT_RETRY,
     VM_FAULT_SIGBUS,
-    Process,
     VmFault,
     VmOperations,
 )
+from ..mm.memory import PROT_READ, PROT_WRITE, Process
 from ..mm.page import PAGE_SIZE, Page, alloc_page
 
 
