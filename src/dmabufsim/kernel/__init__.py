@@ -40,6 +40,7 @@ from .runtime import (
 from .stack import Frame
 from .strategy import FirstStrategy, RandomStrategy, ReplayStrategy, Strategy
 from .thread import KThread, ThreadState
+from .timer import Timer
 from .trace import Event, Trace
 from .wait import WaitQueue
 
