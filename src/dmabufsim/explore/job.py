@@ -10,7 +10,9 @@ Rules (the explorer's rules it carries out are named where they apply):
   execution until its share of the budget, its space, the deadline, a
   finding with stop-on-first, or an interruption ends it (explorer R1, R4,
   R11); randomised strategies run the executions ``i`` with
-  ``i mod jobs == job`` (parallel R1).
+  ``i mod jobs == job`` (parallel R1). The phase's executions run on one
+  Kernel, reset between them (runtime R13; a new one each time when
+  coverage attaches to it): the same traces, findings and tokens.
 * J2 (dedup at the lowest index): a finding is kept once per signature, with
   the lowest execution index of the strategy that found it (explorer R2).
 * J3 (checkpoints): a checkpoint is the job's run and its strategies' state,
@@ -238,6 +240,8 @@ def run_job(
             # randomised strategies: execution i belongs to job i % jobs
             indices_step = 1 if strat.systematic else jobs
             i = run.phase_done * indices_step + (0 if strat.systematic else job)
+            #: one Kernel for the phase's executions, reset between them (runtime R13)
+            reused: Kernel | None = None
             while True:
                 if run.phase_done >= (share if strat.systematic or jobs == 1 else _share(share, job, jobs)):
                     run.reason = "execution budget"
@@ -253,8 +257,12 @@ def run_job(
                     break
                 # the Recorder only counts preemptions for coverage: skip the wrapper without it
                 run_with = Recorder(strat, cov) if cov is not None else strat
-                k = (Kernel(strategy=run_with, deadline=deadline, config=cfg) if cfg is not None
-                     else Kernel(strategy=run_with, deadline=deadline, **popts))
+                if reused is not None:
+                    k = reused
+                    k.reset()
+                else:
+                    k = (Kernel(strategy=run_with, deadline=deadline, config=cfg) if cfg is not None
+                         else Kernel(strategy=run_with, deadline=deadline, **popts))
                 k.known_findings = known  # R2: a finding already held needs no text (Kernel.wants_text)
                 strat.attach(k)
                 if cov is not None:
@@ -275,6 +283,8 @@ def run_job(
                     continue
                 run.phase_done += 1
                 new = _record(run, phase, ex, k, strat.describe(), i - indices_step, expected, collect_states)
+                if cov is None:  # coverage attaches to each Kernel afresh: a new one each time
+                    reused = k
                 phase.elapsed = time.monotonic() - t0
                 if new and phase.first_finding_at is None:
                     phase.first_finding_at = phase.executions
