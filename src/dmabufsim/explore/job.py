@@ -268,7 +268,7 @@ def run_job(
                 if cov is not None:
                     cov.attach(k)
                 ex = k.run(scenario)
-                if _interrupted(ex):
+                if ex.findings and _interrupted(ex):
                     raise KeyboardInterrupt
                 if ex.outcome == "time-limit":  # R4: stopped at the deadline; it counts for nothing
                     run.reason = "time budget"

@@ -320,6 +320,9 @@ class Kernel:
         #: The strategy's ``observe_forced(t)``, if it has one: called when the only runnable
         #: thread is resumed or started outside a scheduling point (no choice is recorded).
         self._forced_hook: Callable[[KThread], None] | None = getattr(strat, "observe_forced", None)
+        #: The strategy replays a token (itself, or the one a recorder wraps): no reduction (R12).
+        self._replaying = isinstance(strat, ReplayStrategy)
+        self._replaying_inner = isinstance(getattr(strat, "inner", strat), ReplayStrategy)
         # What depends only on the configuration, the strategy and the deadline: kept by
         # reset() (R13); the state of one execution is made by _fresh().
         cfg = self.config = config_of(config, overrides)
@@ -411,7 +414,7 @@ class Kernel:
         #: The Lipton reduction's rules (R12), when on or when something is declared guarded.
         self._reducer: Reducer | None = (
             Reducer(self, True)
-            if cfg.reduction and not isinstance(getattr(self.strategy, "inner", self.strategy), ReplayStrategy)
+            if cfg.reduction and not self._replaying_inner
             else None)
         #: True while a folded point emits its event (an explorer's tap merges it into the step).
         self.folded = False
@@ -697,7 +700,11 @@ class Kernel:
         runnable = self._runnable
         if cur is not None and cur.state is not _RUNNABLE:
             cur = None
-        nxt = self.strategy.next_thread(runnable, cur)
+        uniform = self._uniform
+        if uniform is not None:  # Strategy.uniform: next_thread inlined (whatever cur is)
+            nxt = runnable[int(uniform() * len(runnable))]
+        else:
+            nxt = self.strategy.next_thread(runnable, cur)
         if nxt.state is not _RUNNABLE:
             raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
@@ -885,7 +892,8 @@ class Kernel:
             if self._forced_hook is not None:
                 self._forced_hook(nxt)
             return nxt
-        nxt = self.strategy.next_thread(run, None)
+        uniform = self._uniform
+        nxt = run[int(uniform() * len(run))] if uniform is not None else self.strategy.next_thread(run, None)
         if nxt.state is not _RUNNABLE:
             raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
@@ -1266,14 +1274,18 @@ class Kernel:
         if self._acc_check is not None and not self._dead:
             self._acc_check.exits(t)
         if not self._dead:
-            self.lockdep.thread_exit(t)
-            self.progress("thread exit")  # progress P1
+            if t.held:  # debug_check_no_locks_held: nothing to check without held locks
+                self.lockdep.thread_exit(t)
+            self._progress_step = self.steps  # progress P1: progress("thread exit") inlined
+            self._progress_what = "thread exit"
         t.state = _EXITED
-        if t in self._runnable:
-            self._runnable.remove(t)
-        for j in t.joiners:
-            self.wake(j)
-        t.joiners.clear()
+        run = self._runnable
+        if t in run:
+            run.remove(t)
+        if t.joiners:
+            for j in t.joiners:
+                self.wake(j)
+            t.joiners.clear()
         # An exited thread keeps its name, result and error for joiners and
         # summaries, not what it ran on: long runs spawn an interrupt thread
         # per completion, whose arguments would otherwise pin every job.
@@ -1482,22 +1494,23 @@ class Kernel:
         out = []
         for t in self._threads:
             ctx = "hardirq" if t.in_irq else "softirq" if t.in_softirq else ""
-            if t.state is _BLOCKED:
+            daemon = bool(t.data.get("daemon")) if t.data else False  # _is_daemon(t)
+            st = t.state
+            if st is _EXITED:
+                out.append(ThreadSummary(t.tid, t.name, "exited" if t.error is None else "crashed", "", daemon, ctx))
+            elif st is _BLOCKED:
                 what, obj, _ = t.blocked_on or ("?", -1, "")
-                out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", self._is_daemon(t), ctx))
-            elif t.state is _RUNNABLE:
-                out.append(ThreadSummary(t.tid, t.name, "runnable", "", self._is_daemon(t), ctx))
+                out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", daemon, ctx))
             else:
-                state = "exited" if t.error is None else "crashed"
-                out.append(ThreadSummary(t.tid, t.name, state, "", self._is_daemon(t), ctx))
+                out.append(ThreadSummary(t.tid, t.name, "runnable", "", daemon, ctx))
         return tuple(out)
 
     def _result(self) -> Execution:
         choices = self._log.choices()
-        diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
+        diverged = self.strategy.diverged_at if self._replaying else None  # type: ignore[attr-defined]
         tok = self._replay_notes(len(choices), diverged)
         known = self.known_findings
-        if tok is None and any(f.signature not in known for f in self.findings):
+        if tok is None and self.findings and any(f.signature not in known for f in self.findings):
             # else made when asked for (choices R2): no finding, or only findings the explorer
             # already holds (they keep no text, stacks or token; Execution.token still has it)
             tok = token_of(choices, self.scenario_id)
