@@ -342,9 +342,9 @@ class Kernel:
         #: finding of the execution is one of them, they carry no token (``Execution.token``
         #: makes it when asked: zlib's set-up costs more than a short execution).
         self.known_findings: Container[str] = ()
-        #: R13: the extensions' exit checks, per extension (in registration order), kept across
-        #: :meth:`reset` for the extensions that reset their state in place; None before the first run.
-        self._ext_checks: list[list[Callable[[], None]]] | None = None
+        #: R13: the exit checks each extension's setup added, by name, kept across :meth:`reset`
+        #: for the extensions that reset their state in place.
+        self._ext_checks: dict[str, list[Callable[[], None]]] = {}
         #: R13: the state objects of those extensions, by name, while a reset Kernel waits to run.
         self._ext_kept: dict[str, Any] = {}
         #: R13: the scenario run last and its id (``scenario_id`` is looked up once per scenario).
@@ -1374,21 +1374,19 @@ class Kernel:
         exit checks run in registration order either way, before any the
         scenario adds.
         """
-        kept = self._ext_checks
+        kept, states = self._ext_checks, self._ext_kept
         exits = self.at_exit
-        per: list[list[Callable[[], None]]] = []
-        for i, (name, setup, reset) in enumerate(_EXTENSIONS):
-            if kept is not None and reset is not None and i < len(kept) and name in self._ext_kept:
-                reset(self, self._ext_kept[name])
-                self.ext[name] = self._ext_kept[name]
-                checks = kept[i]
+        for name, setup, reset in _EXTENSIONS:
+            checks = kept.get(name)
+            state = states.get(name)
+            if reset is not None and checks is not None and state is not None:
+                reset(self, state)
+                self.ext[name] = state
                 exits += checks
             else:
                 n = len(exits)
                 setup(self)
-                checks = exits[n:]
-            per.append(checks)
-        self._ext_checks = per
+                kept[name] = exits[n:]
 
     def reset(self) -> None:
         """Make this Kernel, which ran, a fresh one for the next execution (R13).

@@ -24,6 +24,7 @@ from dmabufsim.explore import OptimalDPOR, RandomWalk, explore
 from dmabufsim.kernel import runtime
 from dmabufsim.kernel.lifetime import lifetimes
 
+
 def _two(a: ds.Mutex, b: ds.Mutex) -> None:
     with a, b:
         pass
