@@ -11,8 +11,10 @@ execution) and the table says so. Then, per strategy, executions and wall
 time to the first finding, and the lockdep-guided confirmation of the
 philosophers' deadlocks.
 
-Then optimal DPOR's cost per execution against the random walk's on
-ordered philosophers (issue 14: at most 2x), what lockdep adds to a short
+Then the random walk's CPU time per execution against the floor's
+(``_FloorWalk`` below) on counter-3 and philosophers-5 (issue 14: at most
+3x), optimal DPOR's against the random walk's on ordered philosophers
+(issue 14: at most 2x), both with the load average, what lockdep adds to a short
 execution on a fresh graph (the booted copy of the primed graph against
 priming in place, ``lockdep_priming`` R4), and the proofs that ordered
 philosophers never deadlock (n = 5..10, every Mazurkiewicz trace; issue 14:
@@ -78,6 +80,24 @@ counter-3 7.75x and philosophers-5 6.2x at load 5 (8.7x / 7.3x at load
 17): n = 5 30 executions 0.02 / 0.13 s, 6 62 0.04 / 0.27 s, 7 126 0.10 /
 0.64 s (target 3 s), 8 254 0.20 / 1.23 s (target 15 s), 10 1,022 1.06 /
 7.4 s.
+
+Measured 2026-12-07, session 5 (CPU time, best of interleaved runs; this
+bench's code on the library before and after in one sitting, load 11-20):
+one Kernel per phase, reset between executions (runtime R13, the lifetime,
+fence and isolation checkers resetting their state in place), and fewer
+calls per execution (the uniform draw inline after blocks and exits, exit
+and summary paths, the reseed without random.py's wrapper). The
+``floor_cost_table`` (random walk / floor): counter-3 116 -> 86 us,
+8.5x -> 6.4x; philosophers-5 253 -> 173 us, 8.4x -> 5.9x (target 3x:
+missed). A Kernel that runs one thread doing nothing went 49-55 -> 35 us.
+Optimal DPOR on ordered philosophers 8: 714 -> 592 us an execution, but
+the random walk fell as much (307 -> 258 us), so the ratio stays 2.3x
+(n = 10: 2.1-2.2x; target 2x: missed). What remains is spread thin: in
+the random walk, ~220 Python calls per counter-3 execution against the
+floor's ~30 (spawn and exit paths, the extensions' end checks, the result,
+the watchdog); in optimal DPOR, a strategy call per choice, forced step
+and trace event (~95 per execution of n = 8) and the analysis of the ~15
+new positions.
 """
 
 from __future__ import annotations
