@@ -11,8 +11,8 @@ Rules (the explorer's rules it carries out are named where they apply):
   finding with stop-on-first, or an interruption ends it (explorer R1, R4,
   R11); randomised strategies run the executions ``i`` with
   ``i mod jobs == job`` (parallel R1). The phase's executions run on one
-  Kernel, reset between them (runtime R13; a new one each time when
-  coverage attaches to it): the same traces, findings and tokens.
+  Kernel, reset between them (runtime R13; coverage attaches to it again
+  each time): the same traces, findings, tokens and coverage.
 * J2 (dedup at the lowest index): a finding is kept once per signature, with
   the lowest execution index of the strategy that found it (explorer R2).
 * J3 (checkpoints): a checkpoint is the job's run and its strategies' state,
@@ -242,6 +242,9 @@ def run_job(
             i = run.phase_done * indices_step + (0 if strat.systematic else job)
             #: one Kernel for the phase's executions, reset between them (runtime R13)
             reused: Kernel | None = None
+            # the Recorder only counts preemptions for coverage: skip the wrapper without it (one
+            # per phase: its defaults start again with every execution)
+            run_with = Recorder(strat, cov) if cov is not None else strat
             while True:
                 if run.phase_done >= (share if strat.systematic or jobs == 1 else _share(share, job, jobs)):
                     run.reason = "execution budget"
@@ -255,8 +258,6 @@ def run_job(
                 if strat.complete or not strat.new_execution():
                     strat.complete = True
                     break
-                # the Recorder only counts preemptions for coverage: skip the wrapper without it
-                run_with = Recorder(strat, cov) if cov is not None else strat
                 if reused is not None:
                     k = reused
                     k.reset()
@@ -283,8 +284,7 @@ def run_job(
                     continue
                 run.phase_done += 1
                 new = _record(run, phase, ex, k, strat.describe(), i - indices_step, expected, collect_states)
-                if cov is None:  # coverage attaches to each Kernel afresh: a new one each time
-                    reused = k
+                reused = k
                 phase.elapsed = time.monotonic() - t0
                 if new and phase.first_finding_at is None:
                     phase.first_finding_at = phase.executions

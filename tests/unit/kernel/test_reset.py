@@ -204,3 +204,26 @@ def test_optimal_dpor_on_a_reused_kernel_explores_the_same_traces() -> None:
                   shrink_findings=False, check_replay=False, confirm_cycles=False, coverage=False)
     assert strat.complete and rep.findings == [] and strat.deviations == 0 and strat.redundant == 0
     assert rep.executions == 14
+
+
+def test_coverage_on_a_reused_kernel_is_that_of_fresh_kernels() -> None:
+    """With coverage on (the default), the explorer's reused Kernel and its one Recorder per
+    phase count the same lock-order edges, contexts and preemptions as fresh Kernels would."""
+    from dmabufsim.explore.coverage import Coverage, Recorder
+
+    rep = explore(_mixed, "random", budget=40, seed=5, stop_on_first=False, shrink_findings=False,
+                  check_replay=False, confirm_cycles=False, coverage=True)
+    cov = Coverage()
+    kinds: set[str] = set()
+    for i in range(40):
+        strat = RandomWalk(5)
+        strat.index = i
+        k = ds.Kernel(strategy=Recorder(strat, cov))
+        cov.attach(k)
+        kinds.update(k.run(_mixed).kinds)
+    assert rep.executions == 40
+    assert (rep.coverage.edges, rep.coverage.contexts) == (cov.edges, cov.contexts)
+    assert (rep.coverage.preemptions, rep.coverage.preemptions_in_critical) == (
+        cov.preemptions, cov.preemptions_in_critical)
+    assert cov.edges == {("A", "B"), ("B", "A"), ("dma_fence_map", "ring.fence_lock")}
+    assert {ef.kind for ef in rep.findings} | {ef.kind for ef in rep.info} == kinds
