@@ -284,7 +284,13 @@ def _setup(k: Kernel) -> None:
     k.at_exit.append(chk.at_exit)
 
 
-register_extension("isolation", _setup)
+def _reset(k: Kernel, chk: IsolationChecker) -> None:
+    """A reused Kernel's next execution (runtime R13; the same options): nothing checked or counted."""
+    chk.nr_checked = 0
+    chk.counts = {}
+
+
+register_extension("isolation", _setup, _reset)
 
 
 def isolation_checker(k: Kernel) -> IsolationChecker | None:

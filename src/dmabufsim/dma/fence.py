@@ -281,7 +281,15 @@ def _setup(k: Kernel) -> None:
     k.at_exit.append(st.check_never_signalled)
 
 
-register_extension("dma_fence", _setup)
+def _reset(k: Kernel, st: _FenceState) -> None:
+    """A reused Kernel's next execution (runtime R13): the state :class:`_FenceState` starts with."""
+    st.next_context = 1
+    st.stub = None
+    st.depended = []
+    st.prune_at = _PRUNE_MIN
+
+
+register_extension("dma_fence", _setup, _reset)
 
 
 def _state(k: Kernel) -> _FenceState:

@@ -10,7 +10,9 @@ Rules (the explorer's rules it carries out are named where they apply):
   execution until its share of the budget, its space, the deadline, a
   finding with stop-on-first, or an interruption ends it (explorer R1, R4,
   R11); randomised strategies run the executions ``i`` with
-  ``i mod jobs == job`` (parallel R1).
+  ``i mod jobs == job`` (parallel R1). The phase's executions run on one
+  Kernel, reset between them (runtime R13; coverage attaches to it again
+  each time): the same traces, findings, tokens and coverage.
 * J2 (dedup at the lowest index): a finding is kept once per signature, with
   the lowest execution index of the strategy that found it (explorer R2).
 * J3 (checkpoints): a checkpoint is the job's run and its strategies' state,
@@ -238,6 +240,11 @@ def run_job(
             # randomised strategies: execution i belongs to job i % jobs
             indices_step = 1 if strat.systematic else jobs
             i = run.phase_done * indices_step + (0 if strat.systematic else job)
+            #: one Kernel for the phase's executions, reset between them (runtime R13)
+            reused: Kernel | None = None
+            # the Recorder only counts preemptions for coverage: skip the wrapper without it (one
+            # per phase: its defaults start again with every execution)
+            run_with = Recorder(strat, cov) if cov is not None else strat
             while True:
                 if run.phase_done >= (share if strat.systematic or jobs == 1 else _share(share, job, jobs)):
                     run.reason = "execution budget"
@@ -251,16 +258,18 @@ def run_job(
                 if strat.complete or not strat.new_execution():
                     strat.complete = True
                     break
-                # the Recorder only counts preemptions for coverage: skip the wrapper without it
-                run_with = Recorder(strat, cov) if cov is not None else strat
-                k = (Kernel(strategy=run_with, deadline=deadline, config=cfg) if cfg is not None
-                     else Kernel(strategy=run_with, deadline=deadline, **popts))
+                if reused is not None:
+                    k = reused
+                    k.reset()
+                else:
+                    k = (Kernel(strategy=run_with, deadline=deadline, config=cfg) if cfg is not None
+                         else Kernel(strategy=run_with, deadline=deadline, **popts))
                 k.known_findings = known  # R2: a finding already held needs no text (Kernel.wants_text)
                 strat.attach(k)
                 if cov is not None:
                     cov.attach(k)
                 ex = k.run(scenario)
-                if _interrupted(ex):
+                if ex.findings and _interrupted(ex):
                     raise KeyboardInterrupt
                 if ex.outcome == "time-limit":  # R4: stopped at the deadline; it counts for nothing
                     run.reason = "time budget"
@@ -275,6 +284,7 @@ def run_job(
                     continue
                 run.phase_done += 1
                 new = _record(run, phase, ex, k, strat.describe(), i - indices_step, expected, collect_states)
+                reused = k
                 phase.elapsed = time.monotonic() - t0
                 if new and phase.first_finding_at is None:
                     phase.first_finding_at = phase.executions

@@ -647,6 +647,11 @@ class OptimalDPOR(ExploreStrategy):
             else:
                 en.append(t.tid)
         enabled = tuple(en) if en else tuple(map(_TID, runnable))
+        pos = self._pos
+        if pos < len(self._stack) - 1:
+            again = self._replayed(pos, enabled, False)
+            if again is not None:
+                return again
         if off is not None and self._pos >= len(self._stack):
             # a new node (a replayed one knows): what each thread not enabled waits for
             disabled, waiting = _not_enabled(off, bool(en))
@@ -660,8 +665,36 @@ class OptimalDPOR(ExploreStrategy):
 
     def observe_forced(self, t: KThread) -> None:
         """``Kernel._only``: ``t`` runs next, the only runnable thread (R1)."""
+        pos = self._pos
+        if pos < len(self._stack) - 1 and self._replayed(pos, (t.tid,), True) is not None:
+            return
         self._schedule((t.tid,), t.tid, True, None, _waiting_alone(t))
         self._open(t, False)
+
+    def _replayed(self, pos: int, enabled: tuple[int, ...], forced: bool) -> KThread | None:
+        """The step at ``pos``, replayed and analysed (not the backtrack node): :meth:`_schedule`'s
+        and :meth:`_open`'s paths for it in one (the common case of a search's executions: every
+        step of the prefix it replays, R5-R6). Returns the thread to run; None when ``pos`` was
+        not analysed (the caller takes the general path, which closes nothing twice)."""
+        events = self._events
+        if events and type(events[-1][1]) is list:
+            self._close()
+        if pos >= self._done:
+            return None
+        node = self._stack[pos]
+        if (node.enabled != enabled or node.forced != forced) and not self.error:
+            self._nondeterministic(pos, enabled, forced, node)
+        tid = node.wut[0].tid
+        if tid not in enabled:
+            tid = enabled[0]
+        if not forced:
+            self._decided = True
+        self._pos = pos + 1
+        # _open() of a replayed position: the same event as when it was first run, closed
+        self._expect = tid if node.at_point else -1
+        events.append((tid, node.accs))
+        self._times.append(self._k.now)
+        return self._threads[tid]
 
     def next_u64(self, bound: int) -> int:
         if not self.error:

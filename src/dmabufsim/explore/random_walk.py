@@ -14,11 +14,15 @@ Rules:
 
 from __future__ import annotations
 
+import _random
 import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .base import ExploreStrategy, mix_seed
+
+#: ``random.Random.seed``'s C part: for an int it is the whole of it (the same stream).
+_seed = _random.Random.seed
 
 if TYPE_CHECKING:
     from ..kernel.thread import KThread
@@ -41,7 +45,7 @@ class RandomWalk(ExploreStrategy):
     def new_execution(self) -> bool:
         # idempotent: the explorer asks, then Kernel.run asks again for the same index
         if self._seeded != self.index:
-            self._rng.seed(mix_seed(self.seed, self.index))
+            _seed(self._rng, mix_seed(self.seed, self.index))  # random.Random.seed of an int, as is
         self._seeded = self.index
         return True
 

@@ -239,7 +239,13 @@ def _setup(k: Kernel) -> None:
     k.at_exit.append(st.check_leaks)
 
 
-register_extension("lifetime", _setup)
+def _reset(k: Kernel, st: Lifetimes) -> None:
+    """A reused Kernel's next execution (runtime R13): nothing freed, nothing live."""
+    st.freed = {}
+    st.live = {}
+
+
+register_extension("lifetime", _setup, _reset)
 
 
 def lifetimes(k: Kernel | None = None) -> Lifetimes:

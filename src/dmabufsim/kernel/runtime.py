@@ -70,6 +70,12 @@ Rules:
   event happen, no choice is offered. Declared guards (:meth:`Kernel.guard`)
   and blocking-only locks (:meth:`Kernel.blocking_only`) are checked with
   reduction on or off.
+* R13 (reuse): a Kernel that ran may be :meth:`Kernel.reset` for the next
+  execution of the same configuration and strategy: every per-execution
+  state is made anew (an extension with a reset resets its own in place,
+  ``register_extension``), so the execution is the one a new Kernel would
+  run -- same trace digest, findings and token (R1). What depends only on
+  the configuration is kept (the scenario's id is looked up once).
 """
 
 from __future__ import annotations
@@ -117,17 +123,26 @@ _EXITED = ThreadState.EXITED
 
 #: Factories run at the start of every execution, in registration order:
 #: the higher rooms (lockdep, checkers) install their per-execution state
-#: through them, so the runtime never imports anything above it.
-_EXTENSIONS: list[tuple[str, Callable[[Kernel], None]]] = []
+#: through them, so the runtime never imports anything above it. Each with its
+#: in-place reset for a reused Kernel, or None (R13).
+_EXTENSIONS: list[tuple[str, Callable[[Kernel], None], Callable[[Kernel, Any], None] | None]] = []
 
 
-def register_extension(name: str, setup: Callable[[Kernel], None]) -> None:
-    """Run ``setup(kernel)`` at the start of every execution (idempotent by name)."""
-    for i, (n, _) in enumerate(_EXTENSIONS):
+def register_extension(
+    name: str, setup: Callable[[Kernel], None], reset: Callable[[Kernel, Any], None] | None = None,
+) -> None:
+    """Run ``setup(kernel)`` at the start of every execution (idempotent by name).
+
+    ``reset(kernel, state)``, if given, is run instead on a Kernel reused for
+    its next execution (R13) whose ``kernel.ext[name]`` is ``state``: it makes
+    ``state`` what ``setup`` would have made, in place; the exit checks
+    ``setup`` appended to ``kernel.at_exit`` are kept (they are ``state``'s).
+    """
+    for i, (n, _, _) in enumerate(_EXTENSIONS):
         if n == name:
-            _EXTENSIONS[i] = (name, setup)
+            _EXTENSIONS[i] = (name, setup, reset)
             return
-    _EXTENSIONS.append((name, setup))
+    _EXTENSIONS.append((name, setup, reset))
 
 
 def current_kernel() -> Kernel:
@@ -294,11 +309,6 @@ class Kernel:
             self._replay = _token.parse(replay)
             self._replay_text = replay.strip()
             strategy = ReplayStrategy(self._replay.choices)
-        #: The short id of the scenario run (kernel.identity R3): the token carries it.
-        self.scenario_id = ""
-        self._notes: list[str] = []
-        #: An exception raised by the strategy inside a kthread (R6): an internal error, raised by run().
-        self._internal: Exception | None = None
         self.seed = seed
         self.strategy: Strategy = strategy if strategy is not None else RandomStrategy(seed)
         #: The seeded random walk's bit source when the strategy is exactly RandomStrategy:
@@ -310,7 +320,46 @@ class Kernel:
         #: The strategy's ``observe_forced(t)``, if it has one: called when the only runnable
         #: thread is resumed or started outside a scheduling point (no choice is recorded).
         self._forced_hook: Callable[[KThread], None] | None = getattr(strat, "observe_forced", None)
+        #: The strategy replays a token (itself, or the one a recorder wraps): no reduction (R12).
+        self._replaying = isinstance(strat, ReplayStrategy)
+        self._replaying_inner = isinstance(getattr(strat, "inner", strat), ReplayStrategy)
+        # What depends only on the configuration, the strategy and the deadline: kept by
+        # reset() (R13); the state of one execution is made by _fresh().
         cfg = self.config = config_of(config, overrides)
+        self._max_steps = cfg.max_steps
+        self._runaway_steps = cfg.runaway_steps
+        #: The hung-task detector (hung_task H1-H3): the timeout (0: off).
+        self._hung_timeout = cfg.hung_task_timeout
+        #: R8: the strategy may fire the next timer at a scheduling point.
+        self._early_timers = bool(cfg.options.get("early_timers"))
+        #: R9: wall-clock end of the execution (the watchdog reads it).
+        self.deadline = deadline
+        #: Called after every lock acquisition with the thread and its held stack (set
+        #: before run(); the held-lock trackers read it when they are made).
+        self.lock_observer: Callable[[KThread, list[Any]], None] | None = None
+        #: Signatures of findings whose text, stacks and token nobody will read (the explorer
+        #: passes the table of findings it already holds): see :meth:`wants_text`. When every
+        #: finding of the execution is one of them, they carry no token (``Execution.token``
+        #: makes it when asked: zlib's set-up costs more than a short execution).
+        self.known_findings: Container[str] = ()
+        #: R13: the exit checks each extension's setup added, by name, kept across :meth:`reset`
+        #: for the extensions that reset their state in place.
+        self._ext_checks: dict[str, list[Callable[[], None]]] = {}
+        #: R13: the state objects of those extensions, by name, while a reset Kernel waits to run.
+        self._ext_kept: dict[str, Any] = {}
+        #: R13: the scenario run last and its id (``scenario_id`` is looked up once per scenario).
+        self._last_scenario: Any = None
+        self._last_id: Any = None
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """The state of one execution, as a new Kernel has it (R13: :meth:`reset` calls it again)."""
+        cfg = self.config
+        #: The short id of the scenario run (kernel.identity R3): the token carries it.
+        self.scenario_id = ""
+        self._notes: list[str] = []
+        #: An exception raised by the strategy inside a kthread (R6): an internal error, raised by run().
+        self._internal: Exception | None = None
         #: Virtual time in nanoseconds.
         self.now = 0
         #: Scheduling points taken.
@@ -323,19 +372,11 @@ class Kernel:
         self.findings: list[Finding] = []
         #: Per-execution state of the rooms above the kernel, by name.
         self.ext: dict[str, Any] = {}
-        #: Called after every lock acquisition with the thread and its held stack (set
-        #: before run(); the held-lock trackers read it when they are made).
-        self.lock_observer: Callable[[KThread, list[Any]], None] | None = None
         #: The held-lock tracker; the lockdep room replaces it with the validator.
         self.lockdep: LockTracker = LockTracker(self)
         #: Checks run when the execution ends (leak checks), in order.
         self.at_exit: list[Callable[[], None]] = []
         self._signatures: set[str] = set()
-        #: Signatures of findings whose text, stacks and token nobody will read (the explorer
-        #: passes the table of findings it already holds): see :meth:`wants_text`. When every
-        #: finding of the execution is one of them, they carry no token (``Execution.token``
-        #: makes it when asked: zlib's set-up costs more than a short execution).
-        self.known_findings: Container[str] = ()
         self._threads: list[KThread] = []
         #: Threads ever created (the next tid); the table may have dropped exited irq threads.
         self._spawned = 0
@@ -351,24 +392,16 @@ class Kernel:
         self._choices = self._log.recent
         self._preemptions = 0
         self._hub: greenlet | None = None
-        self._max_steps = cfg.max_steps
-        self._runaway_steps = cfg.runaway_steps
         #: The step of the last progress (progress P1) and what it was.
         self._progress_step = 0
         self._progress_what = "start"
-        #: The hung-task detector (hung_task H1-H3): the timeout (0: off) and the virtual
-        #: time after which a stall may have passed it.
-        self._hung_timeout = cfg.hung_task_timeout
+        #: The virtual time after which a stall may have passed the hung-task timeout.
         self._hung_check_at = NEVER
         #: The step count after which point() runs _periodic() (livelock window, runaway cap,
         #: log compaction).
         self._check_at = min(cfg.max_steps, cfg.runaway_steps, COMPACT_AT, PERIOD)
-        #: R8: the strategy may fire the next timer at a scheduling point.
-        self._early_timers = bool(cfg.options.get("early_timers"))
         self._stopping = ""
-        #: R9: wall-clock end of the execution (the watchdog reads it), and the outcome the
-        #: watchdog asked for at the next scheduling point ("" while none).
-        self.deadline = deadline
+        #: R9: the outcome the watchdog asked for at the next scheduling point ("" while none).
         self._halt = ""
         #: R6: the user's interruption that escaped a kthread, raised by run() after teardown.
         self._interrupt: KeyboardInterrupt | None = None
@@ -381,7 +414,7 @@ class Kernel:
         #: The Lipton reduction's rules (R12), when on or when something is declared guarded.
         self._reducer: Reducer | None = (
             Reducer(self, True)
-            if cfg.reduction and not isinstance(getattr(self.strategy, "inner", self.strategy), ReplayStrategy)
+            if cfg.reduction and not self._replaying_inner
             else None)
         #: True while a folded point emits its event (an explorer's tap merges it into the step).
         self.folded = False
@@ -667,7 +700,11 @@ class Kernel:
         runnable = self._runnable
         if cur is not None and cur.state is not _RUNNABLE:
             cur = None
-        nxt = self.strategy.next_thread(runnable, cur)
+        uniform = self._uniform
+        if uniform is not None:  # Strategy.uniform: next_thread inlined (whatever cur is)
+            nxt = runnable[int(uniform() * len(runnable))]
+        else:
+            nxt = self.strategy.next_thread(runnable, cur)
         if nxt.state is not _RUNNABLE:
             raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
@@ -855,7 +892,8 @@ class Kernel:
             if self._forced_hook is not None:
                 self._forced_hook(nxt)
             return nxt
-        nxt = self.strategy.next_thread(run, None)
+        uniform = self._uniform
+        nxt = run[int(uniform() * len(run))] if uniform is not None else self.strategy.next_thread(run, None)
         if nxt.state is not _RUNNABLE:
             raise _StrategyFault(f"strategy {self.strategy.name} chose {nxt!r}, which is not runnable")
         self._choices.append(nxt.tid)
@@ -1236,14 +1274,18 @@ class Kernel:
         if self._acc_check is not None and not self._dead:
             self._acc_check.exits(t)
         if not self._dead:
-            self.lockdep.thread_exit(t)
-            self.progress("thread exit")  # progress P1
+            if t.held:  # debug_check_no_locks_held: nothing to check without held locks
+                self.lockdep.thread_exit(t)
+            self._progress_step = self.steps  # progress P1: progress("thread exit") inlined
+            self._progress_what = "thread exit"
         t.state = _EXITED
-        if t in self._runnable:
-            self._runnable.remove(t)
-        for j in t.joiners:
-            self.wake(j)
-        t.joiners.clear()
+        run = self._runnable
+        if t in run:
+            run.remove(t)
+        if t.joiners:
+            for j in t.joiners:
+                self.wake(j)
+            t.joiners.clear()
         # An exited thread keeps its name, result and error for joiners and
         # summaries, not what it ran on: long runs spawn an interrupt thread
         # per completion, whose arguments would otherwise pin every job.
@@ -1262,10 +1304,14 @@ class Kernel:
         """Run ``scenario(kernel, *args)`` as the first kthread to completion."""
         global _running
         if self._ran:
-            raise UsageError("a Kernel runs one execution; create a new Kernel to run again")
+            raise UsageError("a Kernel runs one execution; create a new Kernel (or reset() it) to run again")
         if _running is not None:
             raise UsageError("Kernel.run() cannot be nested inside another running Kernel")
-        ident = scenario_id(scenario)
+        if scenario is self._last_scenario:  # R13: the same scenario as the execution before
+            ident = self._last_id
+        else:
+            ident = scenario_id(scenario)
+            self._last_scenario, self._last_id = scenario, ident
         self.scenario_id = ident.short
         if self._replay is not None:
             self._check_token(self._replay, ident.name, ident.short)
@@ -1279,8 +1325,7 @@ class Kernel:
                 self._acc_check.install()
             self.spawn(scenario, self, *args, name="scenario")
             self._current = self._threads[0]
-            for _, setup in _EXTENSIONS:
-                setup(self)
+            self._install_extensions()
             self._current = None
             _watchdog.watch(self)
             try:
@@ -1320,6 +1365,47 @@ class Kernel:
                 raise failed  # the strategy refused the scenario (a UsageError): the user's to fix, as raised
             raise _internal_error(self.strategy, failed) from failed
         return self._result()
+
+    def _install_extensions(self) -> None:
+        """Install the rooms' per-execution state (:func:`register_extension`), in registration order.
+
+        On a reused Kernel (R13) an extension with a reset resets its state
+        in place and keeps its exit checks; the others are set up anew. The
+        exit checks run in registration order either way, before any the
+        scenario adds.
+        """
+        kept, states = self._ext_checks, self._ext_kept
+        exits = self.at_exit
+        for name, setup, reset in _EXTENSIONS:
+            checks = kept.get(name)
+            state = states.get(name)
+            if reset is not None and checks is not None and state is not None:
+                reset(self, state)
+                self.ext[name] = state
+                exits += checks
+            else:
+                n = len(exits)
+                setup(self)
+                kept[name] = exits[n:]
+
+    def reset(self) -> None:
+        """Make this Kernel, which ran, a fresh one for the next execution (R13).
+
+        Same configuration, strategy, deadline, ``lock_observer`` and
+        ``known_findings``; every per-execution state is made anew, as
+        ``Kernel(...)`` makes it, and the extensions that can reset their state
+        in place (:func:`register_extension`) do so instead of building it
+        again. The next :meth:`run` then gives the trace, findings and token a
+        new Kernel would. The explorer reuses one Kernel per phase this way.
+        """
+        if _running is self:
+            raise UsageError("Kernel.reset() while its execution runs")
+        if self._replay is not None:
+            raise UsageError("a replaying Kernel cannot be reset: it rebuilds one execution")
+        if self._ran:  # (reset twice: the states kept the first time stay kept)
+            ext = self.ext
+            self._ext_kept = {name: ext[name] for name, _, reset in _EXTENSIONS if reset is not None and name in ext}
+        self._fresh()
 
     def _check_token(self, tok: _token.Token, name: str, sid: str) -> None:
         """Refuse a token made for another scenario; note one made for another version of its code (token R2)."""
@@ -1406,22 +1492,23 @@ class Kernel:
         out = []
         for t in self._threads:
             ctx = "hardirq" if t.in_irq else "softirq" if t.in_softirq else ""
-            if t.state is _BLOCKED:
+            daemon = bool(t.data.get("daemon")) if t.data else False  # _is_daemon(t)
+            st = t.state
+            if st is _EXITED:
+                out.append(ThreadSummary(t.tid, t.name, "exited" if t.error is None else "crashed", "", daemon, ctx))
+            elif st is _BLOCKED:
                 what, obj, _ = t.blocked_on or ("?", -1, "")
-                out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", self._is_daemon(t), ctx))
-            elif t.state is _RUNNABLE:
-                out.append(ThreadSummary(t.tid, t.name, "runnable", "", self._is_daemon(t), ctx))
+                out.append(ThreadSummary(t.tid, t.name, "blocked", f"{what} #{obj}", daemon, ctx))
             else:
-                state = "exited" if t.error is None else "crashed"
-                out.append(ThreadSummary(t.tid, t.name, state, "", self._is_daemon(t), ctx))
+                out.append(ThreadSummary(t.tid, t.name, "runnable", "", daemon, ctx))
         return tuple(out)
 
     def _result(self) -> Execution:
         choices = self._log.choices()
-        diverged = self.strategy.diverged_at if isinstance(self.strategy, ReplayStrategy) else None
+        diverged = self.strategy.diverged_at if self._replaying else None  # type: ignore[attr-defined]
         tok = self._replay_notes(len(choices), diverged)
         known = self.known_findings
-        if tok is None and any(f.signature not in known for f in self.findings):
+        if tok is None and self.findings and any(f.signature not in known for f in self.findings):
             # else made when asked for (choices R2): no finding, or only findings the explorer
             # already holds (they keep no text, stacks or token; Execution.token still has it)
             tok = token_of(choices, self.scenario_id)
