@@ -107,6 +107,10 @@ Rules:
   thread in order: each trace once, as one process runs it, unless a
   sleep-blocked execution (``redundant``) is needed where one process's
   wakeup trees avoid it.
+* R8 (limits): unbounded only (a preemption bound needs ``dpor``'s bounded
+  search); scenarios that ask for schedule-controlled values
+  (``Kernel.random``, early timers) are refused: an event's value would be
+  part of its identity, which this implementation does not model.
 * R9 (pieces, dynamic splitting; ``osplit.py``): a search can be a *piece*
   that owns the nodes from its root (``_own_from``) down, except those it
   lent. Between two executions it can hand the other children of its
@@ -124,16 +128,15 @@ Rules:
   its node (:meth:`OptimalDPOR.accept`, :func:`place`) is treated as R4
   would have treated it while its child was explored: dropped when a thread
   asleep before that child is a weak initial of it; inserted when no child
-  taken since is compatible with it; else explored apart, as a piece of its
-  own, with the sleep set the compatible child's branch began with --
-  never dropped for a child explored after its own (that child's subtree
-  counted on it). Each execution's trace has a fingerprint (each event's
-  thread, rank, accesses and happens-before counts), so that traces run
-  twice by two pieces are counted once (``osplit`` O4).
-* R8 (limits): unbounded only (a preemption bound needs ``dpor``'s bounded
-  search); scenarios that ask for schedule-controlled values
-  (``Kernel.random``, early timers) are refused: an event's value would be
-  part of its identity, which this implementation does not model.
+  taken since is compatible with it; covered when R4's walk down the subtree
+  the first compatible child's branch began with (kept by a piece for each
+  child it takes) ends at a leaf; else explored apart, as a piece of its
+  own, with the sleep set that branch began with -- never dropped for
+  being compatible with a child explored after its own (that child's
+  subtree counted on it: sleep sets of the children between them did).
+  Each execution's trace has a fingerprint (each event's thread, rank,
+  accesses and happens-before counts), so that traces run twice by two
+  pieces are counted once (``osplit`` O4).
 """
 
 from __future__ import annotations
@@ -362,8 +365,11 @@ class OptimalDPOR(ExploreStrategy):
         self._owners: list[int] = []
         #: Owned positions another piece's path passes through: reported in :attr:`closed` when done.
         self._shared: set[int] = set()
-        #: R9: the shared nodes this search finished: (path, final sleep set, in the order it grew).
-        self.closed: list[tuple[tuple[int, ...], dict[int, Accs]]] = []
+        #: R9: per shared position, the wakeup subtree each child there began with (for :func:`place`).
+        self._began: dict[int, dict[int, _WNode]] = {}
+        #: R9: the shared nodes this search finished: (path, final sleep set in the order it grew,
+        #: the subtree each child began with where known).
+        self.closed: list[tuple[tuple[int, ...], dict[int, Accs], dict[int, _WNode]]] = []
         #: Wakeup sequences for nodes this search does not own (R9): (the node's path, sequence,
         #: the node's sleep set as the sequence would run there, the child taken there, the number of
         #: the node's owner); :attr:`prefixes` holds each such node's path down to it.
@@ -640,6 +646,8 @@ class OptimalDPOR(ExploreStrategy):
                     awake = list(enabled)
                 choice = default if default in awake else awake[0]
                 node.wut = [_WNode(choice, ())]
+            if self.traces is not None:  # R9: a piece keeps the subtree each child began with
+                self._began[pos] = {node.wut[0].tid: copy.deepcopy(node.wut[0])}
             stack.append(node)
             tid = node.wut[0].tid
         if not forced:
@@ -1023,12 +1031,17 @@ class OptimalDPOR(ExploreStrategy):
             if p in lent:
                 del lent[p]  # R9: the other children of that node are another piece's
                 self._shared.discard(p)
+                self._began.pop(p, None)
             elif node.wut and not self.discard:
                 self._rewind(p)  # that position takes its next child
+                if self.traces is not None:
+                    self._began.setdefault(p, {})[node.wut[0].tid] = copy.deepcopy(node.wut[0])
                 return
             elif p in self._shared:
                 self._shared.discard(p)
-                self.closed.append((self.path(p), dict(node.sleep)))  # R9: for late sequences
+                # R9: for late sequences
+                self.closed.append((self.path(p), dict(node.sleep), self._began.pop(p, {})))
+            self._began.pop(p, None)
             stack.pop()
         self._rewind(0)
         self.complete = True
@@ -1072,6 +1085,8 @@ class OptimalDPOR(ExploreStrategy):
             other._owners = self.owners(d)
             other.number = -1
             other._shared = {d}
+            other._began = {q: dict(b) for q, b in other._began.items() if q < d}
+            other._began.setdefault(d, {})[mine.wut[0].tid] = copy.deepcopy(mine.wut[0])
             other.closed = []
             other.foreign, other.prefixes = [], {}
             other.traces = set() if self.traces is not None else None
@@ -1117,7 +1132,8 @@ class OptimalDPOR(ExploreStrategy):
         if child not in node.sleep and current != child:
             return {}  # (not a child this node took: explored apart, nothing asleep)
         w = list(v)
-        where = place(node.sleep, current, node.wut[0].accs if current is not None else (), child, w)
+        where = place(node.sleep, current, node.wut[0].accs if current is not None else (), child, w,
+                      self._began.get(i))
         if where is True:
             return None
         if where is False:
@@ -1144,6 +1160,7 @@ class OptimalDPOR(ExploreStrategy):
         root.wut = []
         _attach(root.wut, list(v))
         root.sleep = dict(sleep)
+        s._began = {len(nodes) - 1: {root.wut[0].tid: copy.deepcopy(root.wut[0])}}
         s._stack = nodes
         s._own_from = len(nodes) - 1
         s.traces = set() if traces else None
@@ -1186,8 +1203,26 @@ class OptimalDPOR(ExploreStrategy):
         return tuple(n.wut[0].tid for n in self._stack[:depth])
 
 
+def _covered(branch: _WNode, v: list[tuple[int, Accs]]) -> bool:
+    """R4's walk of ``v`` down a branch whose first node is compatible with it: True when it ends
+    at a leaf or uses ``v`` up (nothing would have been inserted)."""
+    rest = _after(v, branch.tid, branch.accs)
+    children = branch.children
+    while rest:
+        if not children:
+            return True
+        for wn in children:
+            after = _after(rest, wn.tid, wn.accs)
+            if after is not None:
+                rest, children = after, wn.children
+                break
+        else:
+            return False
+    return True
+
+
 def place(sleep: dict[int, Accs], current: int | None, current_accs: Accs, child: int,
-          v: list[tuple[int, Accs]]) -> dict[int, Accs] | bool:
+          v: list[tuple[int, Accs]], began: dict[int, _WNode] | None = None) -> dict[int, Accs] | bool:
     """R9: where a wakeup sequence ``v`` found under the child ``child`` of a node goes when it
     arrives after that node moved on: ``sleep`` is the node's sleep set in the order it grew (the
     threads asleep at it, then its children as they were explored), ``current`` the child being
@@ -1198,7 +1233,9 @@ def place(sleep: dict[int, Accs], current: int | None, current_accs: Accs, child
     after ``child`` is compatible: the caller inserts it, or explores it with every child asleep
     if the node is finished); else the sleep set of the node when that
     child's branch began (every child explored before it asleep), with which ``v`` is explored
-    apart: as it would have been inside that branch."""
+    apart: as it would have been inside that branch -- unless ``began`` holds the subtree that
+    branch began with and R4's walk down it ends at a leaf (True: covered)."""
+    began = began or {}
     keys = list(sleep)
     cut = keys.index(child) if child in sleep else len(keys)
     for q in keys[:cut]:
@@ -1207,9 +1244,11 @@ def place(sleep: dict[int, Accs], current: int | None, current_accs: Accs, child
     for x in range(cut + 1, len(keys)):
         q = keys[x]
         if OptimalDPOR._weak_initial(q, sleep[q], v):
-            return {k: sleep[k] for k in keys[:x]}
+            b = began.get(q)
+            return True if b is not None and _covered(b, v) else {k: sleep[k] for k in keys[:x]}
     if current is not None and current != child and _after(v, current, current_accs) is not None:
-        return dict(sleep)
+        b = began.get(current)
+        return True if b is not None and _covered(b, v) else dict(sleep)
     return False
 
 

@@ -25,25 +25,31 @@ Rules:
   and so the whole search, is a function of the scenario and the budget,
   never of which worker was faster or how many there are.
 * O3 (late wakeup sequences): the sequences the round's slices returned are
-  delivered in that order. A node still on the stack of the piece that
-  owns it gets the sequence as a race of its own would (R4: unless a thread
-  asleep there is a weak initial of it, inserted into its wakeup tree; a
-  walk into a node that piece lent passes what is left on). A finished
-  node (its owner reported its final sleep set) gets a new piece that
-  explores the sequence there with every child explored there asleep --
-  unless one of them is a weak initial of the sequence: it is covered.
-  No sequence is dropped otherwise (a node neither owned nor finished is an
-  internal error, never a silent loss).
+  delivered in that order, each to the piece that holds its node (the
+  node's owner when the sequence's piece was made, following the node's
+  later hand-offs), and placed there as R4 would have placed it while the
+  child it was found under was explored (``odpor`` R9, :func:`place`):
+  dropped when a thread asleep before that child is a weak initial of it,
+  inserted into the node's wakeup tree when no child taken since is
+  compatible with it, covered when the first compatible one's branch, as
+  it began, leads R4's walk to a leaf, and otherwise explored apart: a new
+  piece at that node with the sleep set that branch began with. A node its
+  owner finished (reported with its final sleep set and branches) is
+  placed against those; a new piece is made once per (node, sequence,
+  sleep set). No sequence is dropped otherwise.
 * O4 (soundness, the count): every Mazurkiewicz trace of the one-process
-  search is explored by some piece (a sequence is left out only when a
-  thread whose subtree is, or will be, explored in full is a weak initial
-  of it, the argument of odpor's sleep sets), so the pieces reach the same
-  terminal states and the same findings, and the verdict is proved exactly
-  when one process's is. A trace may run twice (a sequence delivered to a
-  finished node, or after the child that covers it in one process was
-  handed off): each execution's trace has a fingerprint (``odpor`` R9) and
-  the run reports the distinct ones as its traces; the execution count
-  counts every execution run.
+  search is to be explored by some piece: a sequence is left out only
+  where one process would leave it out, or where the branch that covers it
+  was explored as one process explores it; a sequence one process would
+  have merged into a branch that has run since is explored apart, with
+  fewer threads asleep than one process has there. The rules are argued
+  from odpor's, not proved; the tests check them against one process, trace
+  by trace (the same set of fingerprints), with the same terminal states,
+  findings and verdict. Traces do run more than once (a sequence explored
+  apart re-explores what the branch it belonged to explored): each
+  execution's trace has a fingerprint (``odpor`` R9) and the run reports
+  the distinct ones as its traces; the execution count counts every
+  execution run.
 * O5 (indices): an execution's index is its place in the order (round,
   piece number, execution in its slice); a finding is kept at its lowest
   index. With ``stop_on_first`` the search stops after the round in which a
@@ -60,7 +66,7 @@ from typing import Any
 
 from .coverage import Coverage
 from .job import JobOptions, Progress, _close_phase, _Run, run_job
-from .odpor import Accs, OptimalDPOR, _Node, place
+from .odpor import Accs, OptimalDPOR, _Node, _WNode, place
 from .report import PhaseResult
 from .split import SLICE_FIRST, SLICE_MAX
 
@@ -94,7 +100,7 @@ class OSegment:
     after: OptimalDPOR | None = None
     given: OptimalDPOR | None = None
     foreign: list[tuple[Path, Seq, dict[int, Accs], int, int]] = field(default_factory=list)
-    closed: list[tuple[Path, dict[int, Accs]]] = field(default_factory=list)
+    closed: list[tuple[Path, dict[int, Accs], dict[int, _WNode]]] = field(default_factory=list)
     prefixes: dict[Path, tuple[list[_Node], list[int]]] = field(default_factory=dict)
     traces: set[int] = field(default_factory=set)
     redundant: int = 0
@@ -142,7 +148,7 @@ class Rounds:
     left: int
     numbers: int = 1
     #: The final sleep sets of the shared nodes their owners finished (O3).
-    closed: dict[Path, dict[int, Accs]] = field(default_factory=dict)
+    closed: dict[Path, tuple[dict[int, Accs], dict[int, _WNode]]] = field(default_factory=dict)
     #: The sequences made into pieces (O3): (node path, sequence, sleep set's threads).
     sent: set[tuple[Path, Seq, tuple[int, ...]]] = field(default_factory=set)
     segments: list[OSegment] = field(default_factory=list)
@@ -204,9 +210,9 @@ class Rounds:
         if self.stopped:
             return
         for seg in segs:
-            for path, sleep in seg.closed:
+            for path, sleep, began in seg.closed:
                 old = self.closed.get(path)
-                self.closed[path] = {**old, **sleep} if old is not None else dict(sleep)
+                self.closed[path] = ({**old[0], **sleep}, {**old[1], **began}) if old is not None else (sleep, began)
         by_number = {p.number: p for p in pieces}
         for seg in segs:
             for path, v, sleep, child, owner in seg.foreign:
@@ -242,10 +248,11 @@ class Rounds:
             if held == owner:
                 return p.search.accept(len(path), v, child)
             owner = held
-        final = self.closed.get(path)
-        if final is None:
+        known = self.closed.get(path)
+        if known is None:
             return False
-        where = place(final, None, (), child, list(v))
+        final, began = known
+        where = place(final, None, (), child, list(v), began)
         if where is True:
             return None
         if where is False:

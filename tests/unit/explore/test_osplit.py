@@ -9,6 +9,7 @@ one process's.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from dmabufsim.explore import osplit
 from dmabufsim.explore.job import JobOptions, run_job
 from dmabufsim.explore.odpor import OptimalDPOR, place
 from dmabufsim.explore.osplit import OPiece, Rounds, run_here, run_opiece, run_rounds
+from dmabufsim.scenarios.catalog import discover
 
 from .scenarios import NO_LOCKDEP, abba, make_counter, philosophers
 from .test_audit_property import build
@@ -136,3 +138,20 @@ def test_a_late_sequence_is_placed_as_when_its_child_was_explored() -> None:
     assert place({3: ((5, True),), 0: b}, None, (), 0, v) is True  # thread 3 independent of v, asleep before: covered
     assert place({0: b, 3: ((5, True),)}, None, (), 0, v) == {0: b}  # 3 explored after the child: apart
     assert place({0: b}, 4, ((6, True),), 0, v) == {0: b}  # it would join the branch being explored: apart
+
+
+@pytest.mark.usefixtures("tiny_slices")
+@pytest.mark.parametrize("key", ["M4/gfp-nowait", "C9/torn-down"])
+def test_a_proved_catalog_row_is_proved_by_the_pieces(key: str) -> None:
+    """O4 on clean catalog rows: proved, with every trace one process proves them with."""
+    row = discover(()).resolve(key)
+    assert row.scenario is not None
+    opts = replace(ALL, kernel_options=dict(row.kernel_options))
+    o = OptimalDPOR()
+    o.traces = set()
+    one = run_job(row.scenario, [(o, 10_000)], opts)
+    run, traces, rounds = run_here(row.scenario, opts, 100_000)
+    assert one.phases[0].proved and run.phases[0].proved
+    assert traces == len(o.traces) == one.executions
+    assert run.states == one.states and not run.findings and not one.findings
+    assert len(rounds.segments) > 1
