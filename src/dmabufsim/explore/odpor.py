@@ -130,7 +130,7 @@ Rules:
   asleep before that child is a weak initial of it; inserted when no child
   taken since is compatible with it; covered when R4's walk down the subtree
   the first compatible child's branch began with (kept by a piece for each
-  child it takes) ends at a leaf; else explored apart, as a piece of its
+  child it takes at a node another piece passes through) ends at a leaf; else explored apart, as a piece of its
   own, with the sleep set that branch began with -- never dropped for
   being compatible with a child explored after its own (that child's
   subtree counted on it: sleep sets of the children between them did).
@@ -646,8 +646,6 @@ class OptimalDPOR(ExploreStrategy):
                     awake = list(enabled)
                 choice = default if default in awake else awake[0]
                 node.wut = [_WNode(choice, ())]
-            if self.traces is not None:  # R9: a piece keeps the subtree each child began with
-                self._began[pos] = {node.wut[0].tid: copy.deepcopy(node.wut[0])}
             stack.append(node)
             tid = node.wut[0].tid
         if not forced:
@@ -1034,7 +1032,7 @@ class OptimalDPOR(ExploreStrategy):
                 self._began.pop(p, None)
             elif node.wut and not self.discard:
                 self._rewind(p)  # that position takes its next child
-                if self.traces is not None:
+                if p in self._shared:  # R9: the subtree the child begins with, for late sequences
                     self._began.setdefault(p, {})[node.wut[0].tid] = copy.deepcopy(node.wut[0])
                 return
             elif p in self._shared:

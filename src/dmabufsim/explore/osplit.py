@@ -106,6 +106,8 @@ class OSegment:
     redundant: int = 0
     deviations: int = 0
     infeasible: int = 0
+    #: The round it ran in (O2; set by the coordinator).
+    round: int = 0
 
 
 def run_opiece(
@@ -154,6 +156,8 @@ class Rounds:
     segments: list[OSegment] = field(default_factory=list)
     stopped: bool = False
     halted: str = ""
+    #: Rounds run so far (O2).
+    rounds: int = 0
 
     @classmethod
     def start(cls, budget: int) -> Rounds:
@@ -182,6 +186,7 @@ class Rounds:
         ran = {p.number for p, _ in batch}
         pieces = [p for p in self.pieces if p.number not in ran]
         for (p, _n), seg in zip(batch, segs, strict=True):
+            seg.round = self.rounds
             self.segments.append(seg)
             r = seg.run
             self.left -= r.executions
@@ -200,6 +205,7 @@ class Rounds:
                     seg.after._lent[seg.given._own_from] = self.numbers
                 pieces.append(OPiece(seg.given, self.numbers, g))
                 self.numbers += 1
+        self.rounds += 1
         if self.stopped:
             first = next(i for i, s in enumerate(segs) if s.run.reason == "first finding")
             del self.segments[len(self.segments) - len(segs) + first + 1 :]
