@@ -9,6 +9,7 @@ one process's.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
 from typing import Any
 
@@ -155,3 +156,23 @@ def test_a_proved_catalog_row_is_proved_by_the_pieces(key: str) -> None:
     assert traces == len(o.traces) == one.executions
     assert run.states == one.states and not run.findings and not one.findings
     assert len(rounds.segments) > 1
+
+
+def test_open_pieces_pickle_and_resume_to_the_same_result(tiny_slices: None) -> None:
+    """O2: the coordinator's state between rounds (open pieces, their stacks, wakeup trees and
+    lineage) pickles, and a search resumed from it ends as the uninterrupted one."""
+    scenario = philosophers(3)
+
+    def one_round(batch: list[tuple[OPiece, int]]) -> list[Any]:
+        return [run_opiece(scenario, p, n, ALL) for p, n in batch]
+
+    whole, traces = run_rounds(Rounds.start(100_000), one_round).merge()
+    part = Rounds.start(100_000)
+    for _ in range(2):
+        batch = part.batch()
+        part.take(batch, one_round(batch))
+    assert part.pieces and not part.done
+    resumed = run_rounds(pickle.loads(pickle.dumps(part)), one_round)
+    run, traces2 = resumed.merge()
+    assert (run.executions, traces2, run.states) == (whole.executions, traces, whole.states)
+    assert sorted(run.findings) == sorted(whole.findings) and run.phases[0].proved
