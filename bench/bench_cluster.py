@@ -11,6 +11,12 @@
 * Executions per CPU-second of the thread that runs them, in this process and
   in a task on a worker: the load-independent cost of an execution.
 * Dispatch overhead: the round trip of an empty task on the warm cluster.
+* Optimal DPOR split dynamically (``osplit.py``, in this process only: not
+  yet used by ``--jobs``): the executions and distinct traces the pieces
+  run against one process's traces, and the speedup its rounds predict on
+  2, 8 and 64 workers (each round a greedy schedule of its slices' measured
+  times plus the dispatch; the rounds back to back) over one process's
+  measured time.
 * The predicted speedup of a split DFS proof on 8, 64 and 512 workers: the
   proof's piece tree is run in this process (``run_here``), each slice's
   time measured; a greedy list schedule of that tree on ``W`` workers,
@@ -29,9 +35,10 @@ import os
 import time
 from typing import Any
 
-from dmabufsim.explore import explore
+from dmabufsim.explore import explore, osplit
 from dmabufsim.explore.cluster import connect
 from dmabufsim.explore.job import JobOptions, plan, run_job
+from dmabufsim.explore.odpor import OptimalDPOR
 from dmabufsim.explore.split import Segment, run_here
 from dmabufsim.scenarios.catalog import discover
 
@@ -103,6 +110,40 @@ def makespan(tree: list[tuple[int, Segment]], workers: int, dispatch: float) -> 
     return end
 
 
+#: Clean rows proved by optimal DPOR whose dynamic split (``osplit.py``) is measured.
+ODPOR_ROWS = ("C11/noretry-mprotect", "C9/torn-down")
+
+
+def rounds_makespan(segments: list[osplit.OSegment], workers: int, dispatch: float) -> float:
+    """Rounds back to back (osplit O2), each the greedy schedule of its slices, longest first."""
+    by_round: dict[int, list[float]] = {}
+    for s in segments:
+        by_round.setdefault(s.round, []).append((s.run.phases[0].elapsed if s.run.phases else 0.0) + dispatch)
+    total = 0.0
+    for costs in by_round.values():
+        loads = [0.0] * workers
+        for c in sorted(costs, reverse=True):
+            i = loads.index(min(loads))
+            loads[i] += c
+        total += max(loads)
+    return total
+
+
+def _odpor(key: str, dispatch: float) -> None:
+    row = discover(()).resolve(key)
+    assert row.scenario is not None
+    o = JobOptions(stop_on_first=False, coverage=False, kernel_options=dict(row.kernel_options))
+    one = OptimalDPOR()
+    t = time.perf_counter()
+    a = run_job(row.scenario, [(one, 10**6)], o)
+    t1 = time.perf_counter() - t
+    run, traces, rounds = osplit.run_here(row.scenario, o, 10**6)
+    pred = ", ".join(f"{w}: {t1 / rounds_makespan(rounds.segments, w, dispatch):.1f}x" for w in (2, 8, 64))
+    print(f"  {key} by optimal DPOR (proved {a.phases[0].proved} / {run.phases[0].proved}): one process "
+          f"{a.executions:,} traces in {t1:.2f} s; pieces {run.executions:,} executions, {traces:,} distinct "
+          f"traces, {len(rounds.segments)} slices in {rounds.rounds} rounds; predicted {pred}; {_load()}")
+
+
 def _timed(key: str, bound: int | None) -> None:
     from dmabufsim.explore.cluster import run_split
     from dmabufsim.explore.options import ExploreOptions
@@ -155,6 +196,9 @@ def main() -> None:
     print(f"per CPU-second ({m:,} executions): one process {here:,.0f}, a worker's task {there:,.0f} "
           f"({there / here:.2f}x; the worker's other threads add {100 * (extra - 1):.0f}% CPU); {_load()}")
 
+    print(f"optimal DPOR split dynamically, in this process ({dispatch * 1000:.0f} ms dispatch):")
+    for key in ODPOR_ROWS:
+        _odpor(key, dispatch)
     print("predicted speedup of split DFS searches (list schedule of the measured piece tree, at the "
           "dispatch measured now and at the one of a quiet moment):")
     for key, bound in ROWS:

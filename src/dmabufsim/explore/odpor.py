@@ -111,10 +111,37 @@ Rules:
   search); scenarios that ask for schedule-controlled values
   (``Kernel.random``, early timers) are refused: an event's value would be
   part of its identity, which this implementation does not model.
+* R9 (pieces, dynamic splitting; ``osplit.py``): a search can be a *piece*
+  that owns the nodes from its root (``_own_from``) down, except those it
+  lent. Between two executions it can hand the other children of its
+  shallowest owned node that has some (:meth:`OptimalDPOR.handoff`) to a new
+  piece, which owns that node with the child kept here asleep (R5 order:
+  it was taken first); this search then only finishes that child there. A
+  race at a node the piece does not own, after R4's sleep check there, is
+  not inserted but returned (:attr:`OptimalDPOR.foreign`) with the node's
+  path, its sleep set as the sequence would run there, the child this piece
+  took there and that node's owner; a walk of R4 that follows the current
+  path into a lent node returns what is left of the sequence when the child
+  kept there does not cover it. A piece that re-analyses a prefix it does
+  not own (a piece made by :meth:`OptimalDPOR.piece_at`) leaves the races
+  inside that prefix to whoever ran it first. A sequence delivered late to
+  its node (:meth:`OptimalDPOR.accept`, :func:`place`) is treated as R4
+  would have treated it while its child was explored: dropped when a thread
+  asleep before that child is a weak initial of it; inserted when no child
+  taken since is compatible with it; covered when R4's walk down the subtree
+  the first compatible child's branch began with (kept by a piece for each
+  child it takes at a node another piece passes through) ends at a leaf; else explored apart, as a piece of its
+  own, with the sleep set that branch began with -- never dropped for
+  being compatible with a child explored after its own (that child's
+  subtree counted on it: sleep sets of the children between them did).
+  Each execution's trace has a fingerprint (each event's thread, rank,
+  accesses and happens-before counts), so that traces run twice by two
+  pieces are counted once (``osplit`` O4).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -326,6 +353,30 @@ class OptimalDPOR(ExploreStrategy):
         self._done = 0
         #: The dependencies of the position being analysed (R3's reversal past a release).
         self._jdeps: set[int] = set()
+        # R9 (pieces): the positions this search owns are ``_own_from`` on, except those it lent
+        #: The first position this search owns (the positions above are another piece's).
+        self._own_from = 0
+        #: Positions whose other alternatives this search handed off (R9): it finishes only the
+        #: child it is exploring there.
+        self._lent: dict[int, int] = {}
+        #: R9: this piece's number, and the number of the piece that owns each position above
+        #: ``_own_from`` (the coordinator's numbers; -1 until it gives one).
+        self.number = 0
+        self._owners: list[int] = []
+        #: Owned positions another piece's path passes through: reported in :attr:`closed` when done.
+        self._shared: set[int] = set()
+        #: R9: per shared position, the wakeup subtree each child there began with (for :func:`place`).
+        self._began: dict[int, dict[int, _WNode]] = {}
+        #: R9: the shared nodes this search finished: (path, final sleep set in the order it grew,
+        #: the subtree each child began with where known).
+        self.closed: list[tuple[tuple[int, ...], dict[int, Accs], dict[int, _WNode]]] = []
+        #: Wakeup sequences for nodes this search does not own (R9): (the node's path, sequence,
+        #: the node's sleep set as the sequence would run there, the child taken there, the number of
+        #: the node's owner); :attr:`prefixes` holds each such node's path down to it.
+        self.foreign: list[tuple[tuple[int, ...], tuple[tuple[int, Accs], ...], dict[int, Accs], int, int]] = []
+        self.prefixes: dict[tuple[int, ...], tuple[list[_Node], list[int]]] = {}
+        #: R9: the fingerprint of each execution's trace (None: not kept).
+        self.traces: set[int] | None = None
         self._reset_execution()
 
     def _reset_execution(self) -> None:
@@ -349,6 +400,16 @@ class OptimalDPOR(ExploreStrategy):
 
     def state(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("_events", "_threads", "_times", "_k")}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A piece travels without its execution's kernel (R9)."""
+        return self.state()
+
+    def __setstate__(self, st: dict[str, Any]) -> None:
+        self.__dict__.update(st)
+        self._threads = []
+        self._events = []
+        self._times = []
 
     def split(self, job: int, jobs: int) -> None:
         self._job, self._jobs = job, jobs
@@ -756,7 +817,8 @@ class OptimalDPOR(ExploreStrategy):
         self._undo.append((tid, prev, undo))
         self._last[tid] = j
         self._done = j + 1
-        if races and not self.discard and not self._probe and not self.error:
+        if races and not self.discard and not self._probe and not self.error and j >= self._own_from:
+            # (R9: a piece that analyses its fixed prefix again leaves those races to whoever ran it)
             self._jdeps = deps
             for i in races:
                 self._race(i, j)
@@ -841,7 +903,11 @@ class OptimalDPOR(ExploreStrategy):
                 if self.race_stats is not None:
                     self.race_stats.race(events, i, j, False)
                 return
-        inserted = self._insert(node, v)
+        if i < self._own_from or i in self._lent:
+            self._send(i, v)  # R9: another piece owns that node
+            inserted = True
+        else:
+            inserted = self._insert_at(i, v)
         if self.race_stats is not None:
             self.race_stats.race(events, i, j, inserted)
 
@@ -919,6 +985,33 @@ class OptimalDPOR(ExploreStrategy):
             return True
         return x == -2 and not _depends(_writes(accs), v, len(v))
 
+    def _insert_at(self, i: int, v: list[tuple[int, Accs]]) -> bool:
+        """R4 at the node of position ``i``, which this search owns; R9: a walk that follows the
+        path of the current execution into a node lent to another piece gives what is left of
+        ``v`` to that piece (:attr:`foreign`), as it is that node's wakeup tree."""
+        stack = self._stack
+        if not self._lent:
+            return self._insert(stack[i], v)
+        children, rest, parent = stack[i].wut, v, None
+        p = i  # the position whose tree ``children`` is, while the walk follows the path; -1 off it
+        while True:
+            for wn in children:
+                after = _after(rest, wn.tid, wn.accs)
+                if after is not None:
+                    children, rest, parent = wn.children, after, wn
+                    p = p + 1 if p >= 0 and p + 1 < len(stack) and stack[p + 1].wut is children else -1
+                    break
+            else:
+                if (parent is None or parent.children) and rest:
+                    if p in self._lent:
+                        # the child this search keeps there does not cover it: the node's other
+                        # children, and the place of a new one, are the piece it lent them to
+                        self._send(p, rest)
+                    else:
+                        _attach(children, rest)
+                    return True
+                return False
+
     @staticmethod
     def _insert(node: _Node, v: list[tuple[int, Accs]]) -> bool:
         """R4: insert ``v`` at the first node ``u`` in post-order with ``u ~ v``; True when
@@ -958,16 +1051,236 @@ class OptimalDPOR(ExploreStrategy):
             return
         if self._blocked_now:
             self.redundant += 1
-        while stack:
-            node = stack[-1]
+        if self.traces is not None and not self.discard:
+            self.traces.add(self._fingerprint())
+        own, lent = self._own_from, self._lent
+        while len(stack) > own:
+            p = len(stack) - 1
+            node = stack[p]
             done = node.wut.pop(0)
             node.sleep[done.tid] = node.accs
-            if node.wut and not self.discard:
-                self._rewind(len(stack) - 1)  # that position takes its next child
+            if p in lent:
+                del lent[p]  # R9: the other children of that node are another piece's
+                self._shared.discard(p)
+                self._began.pop(p, None)
+            elif node.wut and not self.discard:
+                self._rewind(p)  # that position takes its next child
+                if p in self._shared:  # R9: the subtree the child begins with, for late sequences
+                    self._began.setdefault(p, {})[node.wut[0].tid] = copy.deepcopy(node.wut[0])
                 return
+            elif p in self._shared:
+                self._shared.discard(p)
+                # R9: for late sequences
+                self.closed.append((self.path(p), dict(node.sleep), self._began.pop(p, {})))
+            self._began.pop(p, None)
             stack.pop()
         self._rewind(0)
         self.complete = True
+
+    # ------------------------------------------------------------------ pieces (R9)
+
+    def _copy(self) -> OptimalDPOR:
+        other = OptimalDPOR.__new__(OptimalDPOR)
+        other.__setstate__(copy.deepcopy(self.state()))
+        return other
+
+    def handoff(self) -> OptimalDPOR | None:
+        """R9: give away the other children of the shallowest node this search owns that has some.
+
+        Called between two executions. Returns a search of exactly those
+        children (its prefix fixed, the child kept here asleep at that node),
+        after which this search only finishes its child there; None when no
+        owned node of the stack has another child.
+        """
+        if self.complete or self._jobs > 1 or self.error:
+            return None
+        stack = self._stack
+        top = len(stack) - 1
+        for d in range(self._own_from, top + 1):
+            node = stack[d]
+            if d in self._lent or len(node.wut) < 2:
+                continue
+            keep = node.wut[0]
+            if d == top and not keep.accs:
+                continue  # (a child whose event is not known yet cannot sleep in the piece)
+            other = self._copy()
+            other._rewind(d)
+            del other._stack[d + 1 :]
+            mine = other._stack[d]
+            del mine.wut[0]
+            # the child kept here is explored first (R5 order): asleep in the piece, with its event
+            mine.sleep[keep.tid] = node.accs if d < top else keep.accs
+            for n in other._stack[:d]:
+                del n.wut[1:]
+            other._own_from, other._lent = d, {}
+            other._owners = self.owners(d)
+            other.number = -1
+            other._shared = {d}
+            other._began = {q: dict(b) for q, b in other._began.items() if q < d}
+            other._began.setdefault(d, {})[mine.wut[0].tid] = copy.deepcopy(mine.wut[0])
+            other.closed = []
+            other.foreign, other.prefixes = [], {}
+            other.traces = set() if self.traces is not None else None
+            other.redundant = other.deviations = other.infeasible = 0
+            del node.wut[1:]  # in place: the node above shares this list (R5)
+            self._lent[d] = -1  # the coordinator numbers the piece
+            self._shared.update(range(self._own_from, d + 1))
+            return other
+        return None
+
+    def _send(self, i: int, v: Sequence[tuple[int, Accs]]) -> None:
+        """R9: a wakeup sequence for the node of position ``i``, which another piece owns: kept for
+        the coordinator with the node's sleep set here (the threads asleep when this search's
+        child there was taken) and the path down to it."""
+        path = self.path(i)
+        if path not in self.prefixes:
+            self.prefixes[path] = (self.prefix(i), self.owners(i))
+        node = self._stack[i]
+        sleep = dict(node.sleep)
+        sleep[node.wut[0].tid] = node.accs  # as it will be when the sequence runs there (R5)
+        owner = self._owners[i] if i < self._own_from else self._lent[i]
+        self.foreign.append((path, tuple(v), sleep, node.wut[0].tid, owner))
+
+    def owners(self, depth: int) -> list[int]:
+        """R9: the number of the piece that owns each of the first ``depth`` positions."""
+        return [self._owners[p] if p < self._own_from else self._lent.get(p, self.number) for p in range(depth)]
+
+    def holder(self, path: tuple[int, ...]) -> int | None:
+        """R9: does this search hold the node at the end of ``path`` (on its stack, ``path`` being its
+        path there)? None if not; else the number of the piece it lent the node to, or its own."""
+        i = len(path)
+        if self.complete or not self._own_from <= i < len(self._stack) or self.path(i) != path:
+            return None
+        return self._lent.get(i, self.number)
+
+    def accept(self, i: int, v: Sequence[tuple[int, Accs]], child: int) -> dict[int, Accs] | None:
+        """R9: a wakeup sequence another piece found for the node of position ``i`` (which this
+        search owns) under that node's child ``child``, delivered late: placed as the race of this
+        search would have been while ``child`` was explored (R4, :func:`place`). None: inserted
+        here, or covered; else the sleep set with which a piece of its own must explore it."""
+        node = self._stack[i]
+        current = node.wut[0].tid if node.wut and i < len(self._stack) - 1 else None
+        if child not in node.sleep and current != child:
+            return {}  # (not a child this node took: explored apart, nothing asleep)
+        w = list(v)
+        where = place(node.sleep, current, node.wut[0].accs if current is not None else (), child, w,
+                      self._began.get(i))
+        if where is True:
+            return None
+        if where is False:
+            self._insert_at(i, w)
+            return None
+        return where
+
+    @classmethod
+    def piece_at(cls, prefix: Sequence[_Node], owners: list[int], v: Sequence[tuple[int, Accs]],
+                 sleep: dict[int, Accs], number: int, traces: bool = False) -> OptimalDPOR:
+        """R9: a search of the node ``prefix[-1]`` (a copy of another piece's stack down to it, whose
+        positions above are the pieces ``owners``') that explores the wakeup sequence ``v`` there,
+        with ``sleep`` asleep, and owns that node; the coordinator's piece ``number``."""
+        s = cls()
+        s._owners = list(owners)
+        s.number = number
+        s._shared = {len(prefix) - 1}
+        nodes = copy.deepcopy(list(prefix))
+        for n in nodes[:-1]:
+            del n.wut[1:]
+            if n.wut:
+                n.wut[0].children = []
+        root = nodes[-1]
+        root.wut = []
+        _attach(root.wut, list(v))
+        root.sleep = dict(sleep)
+        s._began = {len(nodes) - 1: {root.wut[0].tid: copy.deepcopy(root.wut[0])}}
+        s._stack = nodes
+        s._own_from = len(nodes) - 1
+        s.traces = set() if traces else None
+        return s
+
+    def prefix(self, depth: int) -> list[_Node]:
+        """R9: the nodes of the stack down to position ``depth``, as :meth:`piece_at` takes them
+        (wakeup trees cut to the chosen child)."""
+        out = []
+        for n in self._stack[: depth + 1]:
+            c = copy.copy(n)
+            c.wut = [_WNode(n.wut[0].tid, n.wut[0].accs)] if n.wut else []
+            c.sleep = dict(n.sleep)
+            out.append(c)
+        return out
+
+    def _fingerprint(self) -> int:
+        """R9: the Mazurkiewicz trace of the execution that just ended, as a number: each event
+        as (its thread, its rank among that thread's events, its accesses, the number of events
+        of every thread that happen before it). Equivalent executions have the same events in
+        the same happens-before order, so the same fingerprint."""
+        clk, events = self._clk, self._events
+        rank: list[int] = []
+        count: dict[int, int] = {}
+        desc: list[tuple[int, int, Any, tuple[int, ...]]] = []
+        for j, (tid, accs) in enumerate(events):
+            n = count.get(tid, 0) + 1
+            count[tid] = n
+            rank.append(n)
+            seen = [rank[x] if x >= 0 else 0 for x in (clk[j] if j < len(clk) else [])]
+            while seen and not seen[-1]:
+                seen.pop()  # (the clock's width is the threads that existed then)
+            desc.append((tid, n, accs, tuple(seen)))
+        desc.sort()
+        return hash(tuple(desc))
+
+    def path(self, depth: int | None = None) -> tuple[int, ...]:
+        """The threads chosen at the first ``depth`` positions of the stack (all by default):
+        the node at ``depth`` (R9), or the next execution's prefix."""
+        return tuple(n.wut[0].tid for n in self._stack[:depth])
+
+
+def _covered(branch: _WNode, v: list[tuple[int, Accs]]) -> bool:
+    """R4's walk of ``v`` down a branch whose first node is compatible with it: True when it ends
+    at a leaf or uses ``v`` up (nothing would have been inserted)."""
+    rest = _after(v, branch.tid, branch.accs)
+    children = branch.children
+    while rest:
+        if not children:
+            return True
+        for wn in children:
+            after = _after(rest, wn.tid, wn.accs)
+            if after is not None:
+                rest, children = after, wn.children
+                break
+        else:
+            return False
+    return True
+
+
+def place(sleep: dict[int, Accs], current: int | None, current_accs: Accs, child: int,
+          v: list[tuple[int, Accs]], began: dict[int, _WNode] | None = None) -> dict[int, Accs] | bool:
+    """R9: where a wakeup sequence ``v`` found under the child ``child`` of a node goes when it
+    arrives after that node moved on: ``sleep`` is the node's sleep set in the order it grew (the
+    threads asleep at it, then its children as they were explored), ``current`` the child being
+    explored (None: none). When ``child`` was explored, R4 would have dropped ``v`` if a thread
+    asleep then is a weak initial of it, else walked the node's tree, whose children after
+    ``child`` were all there then: ``v`` joins the first compatible one's branch, or comes last.
+    Returns True when ``v`` is covered, False when the node's tree can still take it (no child
+    after ``child`` is compatible: the caller inserts it, or explores it with every child asleep
+    if the node is finished); else the sleep set of the node when that
+    child's branch began (every child explored before it asleep), with which ``v`` is explored
+    apart: as it would have been inside that branch -- unless ``began`` holds the subtree that
+    branch began with and R4's walk down it ends at a leaf (True: covered)."""
+    began = began or {}
+    keys = list(sleep)
+    cut = keys.index(child) if child in sleep else len(keys)
+    for q in keys[:cut]:
+        if OptimalDPOR._weak_initial(q, sleep[q], v):
+            return True
+    for x in range(cut + 1, len(keys)):
+        q = keys[x]
+        if OptimalDPOR._weak_initial(q, sleep[q], v):
+            b = began.get(q)
+            return True if b is not None and _covered(b, v) else {k: sleep[k] for k in keys[:x]}
+    if current is not None and current != child and _after(v, current, current_accs) is not None:
+        b = began.get(current)
+        return True if b is not None and _covered(b, v) else dict(sleep)
+    return False
 
 
 def _waiting_alone(t: KThread) -> dict[int, tuple[int, int]] | None:

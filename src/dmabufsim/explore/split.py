@@ -52,11 +52,16 @@ Rules:
 * D6 (verdict): the search is exhausted when every piece ended its subtree;
   proved when moreover no piece cut an alternative (``dfs.py`` R1, R2).
 
-Classic and optimal DPOR keep their static split (``dpor.py`` R5,
-``odpor.py`` R7): a piece of a DPOR search adds backtrack points to
-decisions above its own root (Simsa, Bryant and Gibson, RV 2012), which a
-hand-off would have to send back to the piece that owns them; that
-protocol is not built, so those searches are not split dynamically.
+Classic and optimal DPOR keep their static split on ``--jobs`` and
+``--cluster`` (``dpor.py`` R5, ``odpor.py`` R7): a piece of a DPOR search
+adds backtrack points to decisions above its own root (Simsa, Bryant and
+Gibson, RV 2012), which a hand-off has to send back to the piece that owns
+them. For optimal DPOR that protocol is built (``odpor.py`` R9,
+``osplit.py`` O1-O5) and runs in one process (``osplit.run_here``); it
+explores every trace one process does, but runs some of them several
+times (a wakeup sequence that reaches its node after the node moved past
+where it belonged is explored apart), so the engine does not use it yet.
+Classic DPOR has no such protocol.
 """
 
 from __future__ import annotations
