@@ -974,9 +974,7 @@ def _unlock_irqrestore_in_step(k: Kernel, lock: SpinLock) -> None:
     if lock.owner is t:
         lock.owner = None
         atomic_exit_fast(k, t, "spinlock", name)
-        if lock.waiters:
-            for w in list(lock.waiters):
-                k.wake(w)
+        lock.released(k, t)  # wakes the spinners, or tells the runtime of a whole section (L6)
     atomic_exit_fast(k, t, "irqs_disabled", name)
 
 
