@@ -100,6 +100,7 @@ _NOT_MODEL = (
     "dmabufsim.kernel.thread",
     "dmabufsim.kernel.held",
     "dmabufsim.kernel.reduction",
+    "dmabufsim.kernel.watchdog",  # wall-clock machinery: its SIGALRM handler lands in any step
     "dmabufsim.locking.lockdep",
     "dmabufsim.locking.lockdep_graph",
     "dmabufsim.kernel.lockdep_map",
@@ -114,6 +115,7 @@ _OBSERVERS = (
     "/dmabufsim/kernel/stack.py",
     "/dmabufsim/kernel/held.py",
     "/dmabufsim/kernel/reduction.py",
+    "/dmabufsim/kernel/watchdog.py",
     "/dmabufsim/locking/lockdep",
     "/dmabufsim/check/",
     "/dmabufsim/explore/",
