@@ -67,7 +67,8 @@ Rules:
   data the lock protects). ``add_callback`` is the lock's ``spin_lock``
   point plus ``dma_fence_add_callback`` (the fence, written) and
   ``spin_unlock`` events; ``signal`` keeps its point on the fence and the
-  lock's point, and releases without a point only when no callback ran.
+  lock's point, and releases without a point when nothing inside took one
+  (no callback, or callbacks that only wake, as ``dma_fence_default_wait_cb``).
   ``enable_sw_signaling`` (``dma_fence_enable_sw_signaling``) and
   ``default_wait``'s queueing section (``dma_fence_default_wait``: it
   tests the SIGNALED bit under the lock, then links the waiter) are one
@@ -604,15 +605,16 @@ class DmaFence:
         lock = self.lock
         lock.lock_irqsave()
         steps = k.steps
-        quiet = not self.cb_list  # no callback will run inside the section
         try:
             ret = self._signal_locked(timestamp, True)
         except BaseException:
             lock.unlock_irqrestore()
             signalling_exit(k, t, section)
             raise
-        if quiet and k.steps == steps:
-            _unlock_irqrestore_in_step(k, lock)  # R10: nothing ran inside, the release joins the step
+        if k.steps == steps:
+            # R10: no scheduling point inside (callbacks that only wake their waiters, as
+            # dma_fence_default_wait_cb does, take none): the release joins the step
+            _unlock_irqrestore_in_step(k, lock)
         else:
             lock.unlock_irqrestore()
         signalling_exit(k, t, section)  # dma_fence_end_signalling
@@ -982,9 +984,7 @@ def _unlock_irqrestore_in_step(k: Kernel, lock: SpinLock) -> None:
     if lock.owner is t:
         lock.owner = None
         atomic_exit_fast(k, t, "spinlock", name)
-        if lock.waiters:
-            for w in list(lock.waiters):
-                k.wake(w)
+        lock.released(k, t)  # wakes the spinners, or tells the runtime of a whole section (L6)
     atomic_exit_fast(k, t, "irqs_disabled", name)
 
 

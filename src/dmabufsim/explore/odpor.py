@@ -30,7 +30,11 @@ Rules:
   the parent's event that created a thread writes a pseudo-object every
   event of the child reads; a thread's last event writes its exit, which a
   ``join`` waits on, or reads when the thread had exited already (the
-  runtime tells the tap: ``join_exited``, no step of its own). A runnable thread at its ``mutex_lock`` (or
+  runtime tells the tap: ``join_exited``, no step of its own). An event that began at its lock
+  point, taking the lock free, and released it within the event (``Kernel.section_read``:
+  ``lock_section``, ``kernel/reduction.py`` L6) only read the lock: its acquire and release
+  are one read of it (and the event is marked as releasing it too, for R3's walks: it
+  neither begins nor ends a hold). A runnable thread at its ``mutex_lock`` (or
   ``spin_lock``) point while the lock is owned is not *enabled* (all it
   could do is queue and sleep, or spin: the textbook blocking operation),
   nor is one at a ``ww_mutex_lock`` point whose attempt can only wait
@@ -520,6 +524,9 @@ class OptimalDPOR(ExploreStrategy):
             return
         if tid < 0:
             return  # a timer firing: no thread's step
+        if op == "lock_section":
+            self._section(tid, obj)
+            return
         if op == "join_exited":
             # Kernel.join of a thread that had exited: no step, a read of its exit (R1)
             last = self._events[-1] if self._events else None
@@ -569,6 +576,32 @@ class OptimalDPOR(ExploreStrategy):
                 self._schedule((tid,), tid, True)
                 events.append((tid, [(_SPAWN - tid, False), (obj, write)]))
                 self._times.append(self._k.now)
+
+    def _section(self, tid: int, lock: int) -> None:
+        """R1, reduction L6: ``tid`` released ``lock``, which it took free at its own lock
+        point and woke no waiter. If the running event began at that acquisition (its node
+        marks it) and its only accesses of the lock are that point and this release, the two
+        writes become one read."""
+        events = self._events
+        if not events:
+            return
+        last = events[-1]
+        acc = last[1]
+        if last[0] != tid or type(acc) is not list:
+            return  # a replayed event: its accesses and releases are known (R6)
+        node = self._stack[self._pos - 1]
+        if node.acq != lock:
+            return  # the section began before this event (or by a trylock): a write
+        at = [x for x, a in enumerate(acc) if a[0] == lock]
+        if len(at) != 2 or not (acc[at[0]][1] and acc[at[1]][1]):
+            return
+        acc[at[0]] = (lock, False)
+        del acc[at[1]]
+        rel = node.rel
+        if rel is None:
+            node.rel = (lock,)
+        elif lock not in rel:
+            node.rel = (*rel, lock)
 
     # ------------------------------------------------------------------ choosing (R5, R6)
 
@@ -964,10 +997,10 @@ class OptimalDPOR(ExploreStrategy):
         last = -1
         while x >= 0:
             nx = stack[x]
-            if nx.acq == m:
-                break
             if nx.rel is not None and m in nx.rel:
-                x = -1
+                x = -1  # a release (or a whole section, R1): the hold began after it
+                break
+            if nx.acq == m:
                 break
             if last < 0 and (m, True) in events[x][1]:
                 last = x

@@ -38,15 +38,24 @@ Rules:
   or ``"*"`` for all of them; each such name says why in a comment.
   An atomic update of a count made through ``kernel/counter.py`` is
   recorded as an *update* of the attribute when its step declared it
-  commuting (counter C7), as a write otherwise.
+  commuting (counter C7), as a write otherwise. A plain attribute a
+  segment wrote and left as it found it (the same object, or an equal
+  number or string: a lock's owner set and cleared by a whole critical
+  section) was only read by the segment: no other thread can see the value
+  between, so it is recorded as a read.
 * A4 (the check): two actual accesses of one attribute of one object, by
   two threads, at least one a write, must be ordered by A2. When they are
   not, the later one's segment, or the earlier one's, touched state it did
   not declare: an ``undeclared-access`` finding (error) names the object
   and attribute, both accesses with their Python lines and the declared
-  sets of both segments. Accesses ordered by a lock are ordered by A2 (the
-  lock's acquire and release are declared writes), so state protected by a
-  declared lock needs no declaration of its own. Two updates of one count
+  sets of both segments. Accesses ordered by a lock held across scheduling
+  points are ordered by A2 (the lock's acquire and release are declared
+  writes), so state it protects needs no declaration of its own there. A
+  whole critical section inside one segment declares only a read of its
+  lock (``kernel/reduction.py`` L6, ``Kernel.section_read``: the segment
+  began at the lock's own point and the lock's two writes become one read),
+  so what such a section touches must be declared on its own, and an
+  undeclared one is caught here. Two updates of one count
   (A3) do not conflict with each other; an update conflicts with a read
   and a write of the attribute -- the check is exactly
   the soundness condition of the reduction, not a style rule. Likewise a
@@ -91,6 +100,7 @@ _NOT_MODEL = (
     "dmabufsim.kernel.thread",
     "dmabufsim.kernel.held",
     "dmabufsim.kernel.reduction",
+    "dmabufsim.kernel.watchdog",  # wall-clock machinery: its SIGALRM handler lands in any step
     "dmabufsim.locking.lockdep",
     "dmabufsim.locking.lockdep_graph",
     "dmabufsim.kernel.lockdep_map",
@@ -105,12 +115,19 @@ _OBSERVERS = (
     "/dmabufsim/kernel/stack.py",
     "/dmabufsim/kernel/held.py",
     "/dmabufsim/kernel/reduction.py",
+    "/dmabufsim/kernel/watchdog.py",
     "/dmabufsim/locking/lockdep",
     "/dmabufsim/check/",
     "/dmabufsim/explore/",
     "/dmabufsim/report/",
 )
 _CONTAINERS = (list, dict, set, collections.deque, bytearray)
+#: Values compared by equality when a segment restores an attribute (A3); others by identity.
+_VALUES = (int, bool, str, float)
+#: A value of an attribute not set yet (A3).
+_UNSET = object()
+#: The lock points that begin a whole critical section (A4, reduction L6).
+_LOCK_POINTS = frozenset(("spin_lock", "mutex_lock"))
 
 _oga = object.__getattribute__
 _osa = object.__setattr__
@@ -180,10 +197,19 @@ def _hook_get(self: Any, name: str) -> Any:
 
 
 def _hook_set(self: Any, name: str, value: Any) -> None:
-    _osa(self, name, value)
     chk = _ACTIVE
-    if chk is not None and not chk.busy:
-        chk.touch(self, name, value, _WRITE)
+    if chk is None or chk.busy:
+        _osa(self, name, value)
+        return
+    chk.busy = True
+    try:
+        old = _oga(self, name)
+    except AttributeError:
+        old = _UNSET
+    finally:
+        chk.busy = False
+    _osa(self, name, value)
+    chk.touch(self, name, value, _WRITE, old=old)
 
 
 def _immutable(cls: type) -> bool:
@@ -244,10 +270,14 @@ def _skip(cls: type) -> frozenset[str]:
 class _Seg:
     """A segment (A1): its declared accesses and the actual ones, in order."""
 
-    __slots__ = ("actual", "declared", "snaps", "wakes")
+    __slots__ = ("actual", "declared", "first", "olds", "snaps", "wakes")
 
-    def __init__(self, declared: list[tuple[Any, bool]]) -> None:
+    def __init__(self, declared: list[tuple[Any, bool]], first: str = "") -> None:
         self.declared = declared
+        #: The operation of the scheduling point that began the segment ("" for a wake-up, a start).
+        self.first = first
+        #: (id(object), attribute) -> (object, value before the segment's first write of it) (A3).
+        self.olds: dict[tuple[int, str], tuple[Any, Any]] = {}
         #: (object, attribute, kind (_READ, _WRITE, _UPDATE), where)
         self.actual: list[tuple[Any, str, int, str]] = []
         #: (id(object), attribute) -> (object, frozen value, where) of containers read (A3).
@@ -314,7 +344,7 @@ class AccessChecker:
 
     # ------------------------------------------------------------------ recording (A3)
 
-    def touch(self, obj: Any, name: str, value: Any, kind: int, depth: int = 2) -> None:
+    def touch(self, obj: Any, name: str, value: Any, kind: int, depth: int = 2, old: Any = _UNSET) -> None:
         k = self.k
         t = k._current
         if t is None or k._dead or k._in_timer:
@@ -347,16 +377,18 @@ class AccessChecker:
                     seg.snaps[key] = (obj, _freeze(value), where)
                 finally:
                     self.busy = False
+        elif write:
+            seg.olds.setdefault((id(obj), name), (obj, old))
         seg.actual.append((obj, name, kind, where))
 
     # ------------------------------------------------------------------ segments (A1)
 
-    def _start(self, t: KThread, declared: list[tuple[Any, bool]]) -> _Seg:
+    def _start(self, t: KThread, declared: list[tuple[Any, bool]], first: str = "") -> _Seg:
         clk = self._clock.get(t.tid)
         if clk is None:
             clk = self._clock[t.tid] = {}
         clk[t.tid] = clk.get(t.tid, 0) + 1
-        seg = self._segs[t.tid] = _Seg(declared)
+        seg = self._segs[t.tid] = _Seg(declared, first)
         return seg
 
     def _on_event(self, ev: Event) -> None:
@@ -368,7 +400,7 @@ class AccessChecker:
         if ev.tid in self._at_point:
             self._at_point.discard(ev.tid)
             t = self._thread(ev.tid)
-            self._start(t, [acc])
+            self._start(t, [acc], ev.op)
         elif seg is not None:
             seg.declared.append(acc)
 
@@ -435,6 +467,20 @@ class AccessChecker:
             f = f.f_back
         seg.wakes.append((t, ("exit", obj) if what == "join" else obj, _where(f.f_code, f.f_lineno)))
 
+    def section_read(self, t: KThread, lock: int) -> None:
+        """``t`` released ``lock``, taken free at its own lock point, waking no waiter
+        (``Kernel.section_read``): if the segment began at that point and the lock's only
+        declared accesses are that point and the release, they become one read (A4)."""
+        seg = self._segs.get(t.tid)
+        if seg is None or seg.first not in _LOCK_POINTS:
+            return
+        decl = seg.declared
+        at = [x for x, a in enumerate(decl) if a[0] == lock]
+        if len(at) != 2 or at[0] != 0 or not (decl[0][1] and decl[at[1]][1]):
+            return
+        decl[0] = (lock, False)
+        del decl[at[1]]
+
     def joined(self, t: KThread, other: KThread) -> None:
         """``t`` joined ``other``, which had already exited: it read the exit (A1)."""
         seg = self._segs.get(t.tid)
@@ -463,6 +509,19 @@ class AccessChecker:
             if w:
                 _join(clk, rclock.get(o))
         actual = seg.actual
+        if seg.olds:
+            # A3: an attribute the segment wrote and left as it found it was only read
+            restored = set()
+            for key, (obj, old) in seg.olds.items():
+                try:
+                    now = _oga(obj, key[1])
+                except AttributeError:
+                    now = _UNSET
+                if now is old or (type(now) in _VALUES and type(old) is type(now) and now == old):
+                    restored.add(key)
+            if restored:
+                actual = [(o, n, _READ if kind == _WRITE and (id(o), n) in restored else kind, w)
+                          for o, n, kind, w in actual]
         for (_, name), (obj, snap, where) in seg.snaps.items():
             try:
                 now = _freeze(_oga(obj, name))

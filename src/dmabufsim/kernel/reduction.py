@@ -58,6 +58,27 @@ Rules:
   (it must follow the choices where they were recorded).
 * L5 (cost): off and with no guard declared, nothing is installed (the
   point's one test for its rare cases covers it).
+* L6 (whole sections read their lock): a step that takes a lock at its own
+  lock point (``spin_lock``, ``mutex_lock``: the point that begins the
+  step), finding it free, and releases it before the step ends, waking no
+  waiter -- the release joined the step (``dma_fence``'s sections, R10, or
+  a release folded by L1 c) -- leaves the lock as it found it: owner none,
+  no waiter queued or woken. To every other thread the step only *read*
+  the lock (it needed it free), so the explorer counts the section's
+  acquire and release as one read of the lock (``Kernel.section_read``,
+  ``odpor`` R1), and two such sections commute unless what they touch
+  under the lock conflicts -- which each must declare on its own (the
+  access checker sees their writes of the lock's owner as reads, since the
+  step restored it, ``accesses`` A3, and catches a section whose protected
+  state is undeclared). Sound because: the section begins and ends inside
+  one step, so no thread observes the lock held; a thread at its lock
+  point is enabled before and after such a step alike; a trylock or
+  ``is_locked`` (a read, or a write when it takes the lock) meets only the
+  free lock either way; a thread holding the lock across points, a
+  contended acquisition (spinning, queueing, a hand-off from the wait
+  list), a trylock's acquisition or a release that wakes a waiter stays a
+  write. Lockdep, might_sleep and the trace see the same acquire and
+  release events; only the declared access changes.
 """
 
 from __future__ import annotations

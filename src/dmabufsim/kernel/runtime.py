@@ -69,7 +69,8 @@ Rules:
   scheduling point no other thread can observe is folded: its step and
   event happen, no choice is offered. Declared guards (:meth:`Kernel.guard`)
   and blocking-only locks (:meth:`Kernel.blocking_only`) are checked with
-  reduction on or off.
+  reduction on or off. A whole critical section inside one step reads its
+  lock (:meth:`Kernel.section_read`, ``kernel/reduction.py`` L6).
 * R13 (reuse): a Kernel that ran may be :meth:`Kernel.reset` for the next
   execution of the same configuration and strategy: every per-execution
   state is made anew (an extension with a reset resets its own in place,
@@ -672,6 +673,28 @@ class Kernel:
         """
         m = getattr(lock, "dep_map", lock)
         self._reduction().blocking[m.oid] = m
+
+    def section_read(self, lock: int) -> None:
+        """The running thread released lock ``lock`` having taken it at its own lock point,
+        free, and woke no waiter (``kernel/reduction.py`` L6).
+
+        If the acquisition began the running step (no scheduling point or
+        wait in between), the step left the lock as it found it: to every
+        other thread it only read it, and the explorer and the access
+        checker count it so. Neither an event nor a step: the trace, lockdep
+        and every checker see what they saw; only the declared access of
+        the step is told (the explorer's tap, the access checker), and each
+        decides from the step it recorded whether the section is whole.
+        """
+        t = self._current
+        if t is None or self._dead or self._in_timer:
+            return
+        chk = self._acc_check
+        if chk is not None:
+            chk.section_read(t, lock)
+        tap = self.trace.tap
+        if tap is not None:
+            tap(self.steps, t.tid, "lock_section", lock, False)
 
     def _reduction(self) -> Reducer:
         red = self._reducer

@@ -29,6 +29,11 @@ WRITE = True
 _REFCOUNT_BASE = 1 << 48
 
 
+#: The runtime's messages to a trace's tap that are no event of the trace: a join of a thread
+#: that had exited (a read of its exit) and a whole critical section (``Kernel.section_read``).
+TAP_ONLY = frozenset(("join_exited", "lock_section"))
+
+
 def refcount_oid(oid: int) -> int:
     """The pseudo-object of the reference count (``kref``) of object ``oid``.
 
@@ -187,7 +192,8 @@ class Trace:
         #: whose words it appended itself: :meth:`digest_with`).
         self.point_emits = 0
         #: One raw listener called as ``tap(step, tid, op, obj, write)`` before the listeners,
-        #: with no :class:`Event` built (an explorer's access recorder, on every step).
+        #: with no :class:`Event` built (an explorer's access recorder, on every step); it also
+        #: gets the runtime's messages that are no event (:data:`TAP_ONLY`).
         self.tap: Callable[[int, int, str, int, bool], Any] | None = None
         #: Someone wants :class:`Event` objects (listeners or recording).
         self._full = record

@@ -19,6 +19,11 @@ Rules:
 * R6: a lock that must wait calls lock_stat's ``lock_contended`` before it
   sleeps and ``lock_acquired`` once it owns the mutex (``lock_failed`` when
   a signal ends the wait): ``Kernel.lock_stat``, kept only while recording.
+* R8 (whole sections): a release by the thread that took the mutex free at
+  its own ``mutex_lock`` point, waking no waiter, tells the runtime
+  (``Kernel.section_read``): when no unfolded scheduling point lies between
+  the two (the reduction folded the release, ``kernel/reduction.py`` L3),
+  the step only read the mutex (L6).
 
 A thread preempted at its ``mutex_lock`` point and chosen again while the
 mutex is owned is blocked by the runtime without being switched to
@@ -50,11 +55,13 @@ MUTEX_TRYLOCK_RECURSIVE = 2
 class Mutex:
     """``struct mutex``. ``with m:`` locks and unlocks."""
 
-    #: The caller-site cache of lockdep's fast path (never changes what happens; accesses A3).
-    __untracked__ = ("_scn_code",)
+    #: The caller-site cache of lockdep's fast path (never changes what happens; accesses A3);
+    #: ``quick``: who took the mutex free at its own point (R8), read only by the release to tell
+    #: the runtime, never by what the model does.
+    __untracked__ = ("_scn_code", "quick")
     __slots__ = (
         "_scn_code", "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "park_on", "park_word",
-        "waiters",
+        "quick", "waiters",
     )
 
     def __init__(self, name: str = "mutex", *, key: object | None = None) -> None:
@@ -63,6 +70,8 @@ class Mutex:
         self.oid = self.dep_map.oid
         self.owner: KThread | None = None
         self.waiters: list[KThread] = []
+        #: R8: the thread that took the mutex free at its own mutex_lock point, while it holds it.
+        self.quick: KThread | None = None
         # The trace words of this mutex's scheduling points (Kernel.point's word=).
         base = event_word("", self.oid, True, name)  # the empty operation contributes nothing
         self._w_lock = base ^ op_word("mutex_lock")
@@ -103,6 +112,7 @@ class Mutex:
                     raise EINTR(f"mutex_lock_interruptible({self.name}) interrupted by a signal")
             k.lock_stat("lock_acquired", self.oid)
         self.owner = t
+        self.quick = None  # an interruptible attempt is tested (reduction L3), never a whole section
 
     def lock(self, subclass: int = 0, *, nest_lock: Any = None) -> None:
         """``mutex_lock`` (``mutex_lock_nested`` with a subclass, ``mutex_lock_nest_lock``)."""
@@ -142,6 +152,9 @@ class Mutex:
         if t.parked:  # it did (Kernel._park: our first pass of the loop below), and we were woken
             t.parked = False
             self.waiters.remove(t)
+            self.quick = None
+        else:
+            self.quick = t if self.owner is None else None  # R8: free at our own point
         if self.owner is not None:  # contended (R6; a parked thread, above, is never recorded)
             k.lock_stat("lock_contended", self.oid)
             while self.owner is not None:  # an uninterruptible sleep never ends with a signal
@@ -166,6 +179,7 @@ class Mutex:
         if self.owner is not None:
             return False
         t = self.owner = k.current
+        self.quick = None  # a trylock's point is no lock point (R8)
         code, lasti = caller_site(_getframe(1))
         k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, code, lasti)
         return True
@@ -195,9 +209,14 @@ class Mutex:
             return
         k.lockdep.lock_release(t, self.dep_map)
         self.owner = None
+        quick = self.quick is t
+        self.quick = None
         for w in self.waiters:
             if k.wake(w):
                 break
+        else:
+            if quick and (k.trace.tap is not None or k._acc_check is not None):
+                k.section_read(self.oid)  # R8: a whole section, if in one step
 
     def is_locked(self) -> bool:
         """``mutex_is_locked`` (it observes the owner without waiting: reduction L3)."""

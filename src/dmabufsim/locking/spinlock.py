@@ -18,6 +18,10 @@ Rules:
 * R5 (lock_stat): a contended lock calls ``lock_contended`` before it spins
   and ``lock_acquired`` once it owns the lock (``Kernel.lock_stat``, kept
   only while recording).
+* R6 (whole sections): a release by the thread that took the lock free at
+  its own ``spin_lock`` point, with no spinner to wake, tells the runtime
+  (``Kernel.section_read``): when no scheduling point lies between the two,
+  the step only read the lock (``kernel/reduction.py`` L6).
 """
 
 from __future__ import annotations
@@ -54,10 +58,12 @@ def atomic_exit_fast(k: Kernel, t: KThread, what: str, name: str) -> None:
 class SpinLock:
     """``spinlock_t``. ``with s:`` is ``spin_lock`` / ``spin_unlock``."""
 
-    #: The caller-site cache of lockdep's fast path (never changes what happens; accesses A3).
-    __untracked__ = ("_scn_code",)
+    #: The caller-site cache of lockdep's fast path (never changes what happens; accesses A3);
+    #: ``quick``: who took the lock free at its own point (R6), read only by the release to tell
+    #: the runtime, never by what the model does.
+    __untracked__ = ("_scn_code", "quick")
     __slots__ = ("_scn_code", "_w_lock", "_w_trylock", "_w_unlock", "dep_map", "k", "oid", "owner", "park_on",
-                 "park_word", "waiters")
+                 "park_word", "quick", "waiters")
 
     def __init__(self, name: str = "spinlock", *, key: object | None = None) -> None:
         self.k = current_kernel()
@@ -65,6 +71,8 @@ class SpinLock:
         self.oid = self.dep_map.oid
         self.owner: KThread | None = None
         self.waiters: list[KThread] = []
+        #: R6: the thread that took the lock free at its own spin_lock point, while it holds it.
+        self.quick: KThread | None = None
         # The trace words of this lock's scheduling points (Kernel.point's word=).
         base = event_word("", self.oid, True, name)  # the empty operation contributes nothing
         self._w_lock = base ^ op_word("spin_lock")
@@ -114,6 +122,11 @@ class SpinLock:
         if t.parked:  # it did (Kernel._park: our first pass of the loop below), and we were woken
             t.parked = False
             self.waiters.remove(t)
+            self.quick = None
+        elif self.owner is None:
+            self.quick = t  # R6: free at our own point
+        else:
+            self.quick = None
         if self.owner is not None:  # spinning: lock_stat's lock_contended ... lock_acquired (R5)
             k.lock_stat("lock_contended", self.oid)
             while self.owner is not None:
@@ -147,6 +160,11 @@ class SpinLock:
         if t.parked:
             t.parked = False
             self.waiters.remove(t)
+            self.quick = None
+        elif self.owner is None:
+            self.quick = t  # R6: free at our own point
+        else:
+            self.quick = None
         if self.owner is not None:  # spinning: lock_stat's lock_contended ... lock_acquired
             k.lock_stat("lock_contended", self.oid)
             while self.owner is not None:
@@ -180,6 +198,7 @@ class SpinLock:
         code, lasti = self._site()
         t.atomic.append(AtomicReason("spinlock", self.dep_map.name, code, lasti))  # Kernel.atomic_enter
         self.owner = t
+        self.quick = None  # a trylock's point is no lock point (R6)
         k.lockdep.lock_acquire(t, self.dep_map, 0, True, 0, None, code, lasti)
         return True
 
@@ -197,9 +216,18 @@ class SpinLock:
         k.lockdep.lock_release(t, dep_map)
         self.owner = None
         atomic_exit_fast(k, t, "spinlock", dep_map.name)
+        self.released(k, t)
+
+    def released(self, k: Kernel, t: KThread) -> None:
+        """The end of ``spin_unlock`` once the owner ``t`` let go: wake the spinners, or,
+        with none, tell the runtime of a whole section (R6)."""
+        quick = self.quick is t
+        self.quick = None
         if self.waiters:
             for w in list(self.waiters):
                 k.wake(w)
+        elif quick and (k.trace.tap is not None or k._acc_check is not None):
+            k.section_read(self.oid)
 
     def unlock_irqrestore(self, flags: int = 1) -> None:
         """``spin_unlock_irqrestore``."""
@@ -215,9 +243,7 @@ class SpinLock:
             k.lockdep.lock_release(t, dep_map)
             self.owner = None
             atomic_exit_fast(k, t, "spinlock", name)
-            if self.waiters:
-                for w in list(self.waiters):
-                    k.wake(w)
+            self.released(k, t)
         atomic_exit_fast(k, t, "irqs_disabled", name)
 
     def unlock_irq(self) -> None:

@@ -49,19 +49,26 @@ def test_add_callback_is_one_scheduling_point_and_the_trace_keeps_its_events() -
     fence, lock = ids["fence"], ids["lock"]
     assert seen == [
         ("spin_lock", lock), ("dma_fence_add_callback", fence), ("spin_unlock", lock),  # one step
-        # three steps (a callback runs); the lock's step declares the fence it signals
+        # two steps (the callback takes no point); the lock's step declares the fence it signals
         ("dma_fence_signal", fence), ("spin_lock", lock), ("dma_fence_signal", fence), ("spin_unlock", lock),
     ]
 
 
-def test_signal_without_callbacks_releases_in_its_step_and_with_callbacks_does_not() -> None:
+def test_signal_releases_in_its_step_unless_a_callback_takes_a_scheduling_point() -> None:
     assert _steps_of(lambda f: f.signal()) == 2  # dma_fence_signal, spin_lock (+ spin_unlock event)
 
     def with_cb(f: DmaFence) -> None:
-        f.add_callback(lambda fence, cb: None)
+        f.add_callback(lambda fence, cb: None)  # a callback that takes no point (as a waiter's wake-up)
         f.signal()
 
-    assert _steps_of(with_cb) == 1 + 3
+    assert _steps_of(with_cb) == 1 + 2
+
+    def with_point_cb(f: DmaFence) -> None:
+        k = f.k
+        f.add_callback(lambda fence, cb: k.point("queue_work", 50_000, True))  # a point inside the section
+        f.signal()
+
+    assert _steps_of(with_point_cb) == 1 + 4  # ... the callback's point, then spin_unlock's own
 
 
 def test_already_signalled_add_callback_takes_a_point_on_the_fence_and_not_the_lock() -> None:
@@ -271,10 +278,11 @@ def _two_waiters(k: ds.Kernel) -> None:
 def test_waiters_woken_by_one_signal_are_independent_steps() -> None:
     """dma_fence R6: a waiter woken by the signal only reads the fence (the signaller unlinked its
     callback), so the two wake-up steps no longer make two traces of each order (136 before, when a
-    wake-up wrote the fence); every access stays declared, and each waiter still wakes."""
+    wake-up wrote the fence; 114 before the signal's section, which wakes them, released the lock
+    in its own step); every access stays declared, and each waiter still wakes."""
     for check in (False, True):
         r = explore(_two_waiters, "odpor", budget=1000, race_stats=True, kernel_options={"check_accesses": check})
-        assert r.verdict == "exhausted" and r.findings == [] and r.executions == 114
+        assert r.verdict == "exhausted" and r.findings == [] and r.executions == 126
         assert r.races is not None
         woken = [row for row in r.races.rows() if "(woken)" in row.first and "(woken)" in row.second]
         assert woken == []  # the two wake-ups never race

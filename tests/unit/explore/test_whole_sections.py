@@ -1,0 +1,267 @@
+"""Whole critical sections read their lock (``kernel/reduction.py`` L6).
+
+A step that takes a lock free at its own lock point and releases it before
+the step ends (a fence's sections on a lock shared by many fences, a
+reduced mutex section) leaves the lock as it found it: the explorer counts
+it a read of the lock, so sections on one lock that touch different objects
+commute. Checked the way the reduction is: on random programs over fences
+sharing one lock, sections holding the lock across a point, trylocks and
+lock-free observers, DFS without reduction, DFS with it, optimal DPOR and
+DPOR with and without it reach exactly the same terminal states and
+findings, optimal DPOR drops nothing and runs nothing redundant; and a
+section whose protected state is undeclared is reported by the access
+checker (it no longer hides behind the lock's writes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import dmabufsim as ds
+from dmabufsim.dma import NamedFenceOps, context_alloc
+from dmabufsim.explore import DFS, DPOR, OptimalDPOR
+from dmabufsim.explore.explorer import run_job
+
+VAR = 40_000
+
+#: ("cb", f): add a callback to fence f (its lock's section, one step);
+#: ("sig", f): signal fence f; ("test", f): dma_fence_is_signaled (no lock);
+#: ("held", v): take the shared lock, write variable v at a point of its own, release (held across a point);
+#: ("try",): spin_trylock the shared lock and, if taken, release it at a point;
+#: ("wait", f): dma_fence_wait_timeout with a zero timeout (enable signalling, then the queueing section).
+section_op = st.one_of(
+    st.tuples(st.just("cb"), st.integers(0, 2)),
+    st.tuples(st.just("sig"), st.integers(0, 2)),
+    st.tuples(st.just("test"), st.integers(0, 2)),
+    st.tuples(st.just("held"), st.integers(0, 1)),
+    st.tuples(st.just("try")),
+    st.tuples(st.just("wait"), st.integers(0, 2)),
+)
+section_programs = st.lists(st.lists(section_op, min_size=1, max_size=3), min_size=2, max_size=3)
+
+
+def fence_scenario(programs: list[list[tuple[Any, ...]]]) -> Any:
+    """Threads running the programs over three fences on one shared lock (the ring's fence lock,
+    as ``amdgpu_fence_emit`` passes ``ring->fence_drv.lock`` to ``dma_fence_init``). Every access
+    is declared, so the final state is a function of the Mazurkiewicz trace."""
+
+    def scenario(k: ds.Kernel) -> None:
+        lock = ds.SpinLock("ring.fence_lock")
+        ctx = context_alloc(1)
+        fences = [ds.DmaFence(lock=lock, context=ctx, seqno=i + 1) for i in range(3)]
+        mem = [0, 0]
+        # per fence, the callbacks in the order they ran (FIFO on that fence, R3)
+        ran: list[list[int]] = [[], [], []]
+        seen: list[tuple[int, int]] = []
+
+        def run(tid: int, prog: list[tuple[Any, ...]]) -> None:
+            acc = 0
+            for o in prog:
+                if o[0] == "cb":
+                    i = o[1]
+                    try:
+                        fences[i].add_callback(lambda f, cb, i=i, tid=tid: ran[i].append(tid))
+                        acc = acc * 3 + 1
+                    except ds.ENOENT:
+                        acc = acc * 3 + 2
+                elif o[0] == "sig":
+                    acc = acc * 3 + (fences[o[1]].signal() == 0)
+                elif o[0] == "test":
+                    acc = acc * 3 + fences[o[1]].is_signaled()
+                elif o[0] == "held":
+                    lock.lock_irqsave()
+                    k.point("write", VAR + o[1], True)
+                    mem[o[1]] = tid * 10 + acc % 7 + 1
+                    lock.unlock_irqrestore()
+                elif o[0] == "try":
+                    if lock.trylock():
+                        acc = acc * 3 + 1
+                        lock.unlock()
+                    else:
+                        acc = acc * 3 + 2
+                elif o[0] == "wait":
+                    acc = acc * 3 + (fences[o[1]].wait_timeout(False, 0) > 0)
+            seen.append((tid, acc))
+
+        for i, p in enumerate(programs):
+            k.spawn(run, i, p, name=f"t{i}")
+
+        def final() -> Any:
+            return (tuple(mem), tuple(sorted(seen)), tuple(tuple(r) for r in ran),
+                    tuple(bool(f.flags & 1) for f in fences))
+
+        k.ext["explore.state"] = final
+
+    return scenario
+
+
+def _search(scenario: Any, strategy: Any, reduction: bool, budget: int = 4000) -> Any:
+    strategy.reduction = reduction
+    return run_job(scenario, [(strategy, budget)], stop_on_first=False, collect_states=True, coverage=False,
+                   kernel_options={"lockdep": True})
+
+
+def _agree(programs: list[list[tuple[Any, ...]]]) -> None:
+    sc = fence_scenario(programs)
+    dfs = DFS()
+    full = _search(sc, dfs, False)
+    if not dfs.complete:
+        return  # too large to enumerate
+    for reduction in (True, False):
+        for strategy in (DFS(), OptimalDPOR(), DPOR()):
+            if isinstance(strategy, DFS) and not reduction:
+                continue
+            got = _search(sc, strategy, reduction)
+            assert strategy.complete
+            assert got.states == full.states, (type(strategy).__name__, reduction)
+            assert set(got.findings) == set(full.findings), (type(strategy).__name__, reduction)
+            if isinstance(strategy, OptimalDPOR):
+                assert strategy.redundant == 0 and strategy.deviations == 0
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(section_programs)
+def test_whole_sections_keep_terminal_states_and_findings(programs: list[list[tuple[Any, ...]]]) -> None:
+    """DFS without reduction = DFS with it = optimal DPOR and DPOR with and without it."""
+    _agree(programs)
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(section_programs)
+def test_whole_sections_keep_terminal_states_and_findings_long(programs: list[list[tuple[Any, ...]]]) -> None:
+    """The same agreement on more programs."""
+    _agree(programs)
+
+
+@pytest.mark.parametrize("programs", [
+    [[("cb", 0)], [("cb", 1)], [("sig", 0), ("sig", 1)]],
+    [[("wait", 0), ("cb", 1)], [("held", 0)], [("sig", 1)]],
+    [[("try",), ("cb", 0)], [("cb", 0), ("sig", 0)]],
+    [[("test", 2), ("cb", 2)], [("sig", 2)], [("try",), ("held", 1)]],
+])
+def test_whole_sections_on_chosen_programs(programs: list[list[tuple[Any, ...]]]) -> None:
+    """The same agreement on programs that mix every kind of access of the shared lock."""
+    _agree(programs)
+
+
+def _two_callbacks(k: ds.Kernel) -> None:
+    lock = ds.SpinLock("ring.fence_lock")
+    ctx = context_alloc(1)
+    f0 = ds.DmaFence(lock=lock, context=ctx, seqno=1)
+    f1 = ds.DmaFence(lock=lock, context=ctx, seqno=2)
+
+    def a() -> None:
+        f0.wait_timeout(False, 0)  # enable_sw_signaling's section, then default_wait's
+        f0.signal()
+
+    def b() -> None:
+        f1.wait_timeout(False, 0)
+        f1.signal()
+
+    k.spawn(a, name="a")
+    k.spawn(b, name="b")
+
+
+def test_sections_on_one_lock_touching_different_fences_commute() -> None:
+    """Two threads, each polling its own fence with a zero timeout and signalling it, both fences
+    on one lock: every section is whole (one step), so one Mazurkiewicz trace; DFS runs every
+    order of the steps."""
+    odpor, dfs = OptimalDPOR(), DFS()
+    o = _search(_two_callbacks, odpor, True)
+    d = _search(_two_callbacks, dfs, False, budget=20_000)
+    assert odpor.complete and dfs.complete
+    assert o.executions == 1
+    assert d.executions == 4752
+    assert o.states == d.states
+    assert odpor.deviations == 0 and odpor.redundant == 0
+
+
+def test_without_the_rule_the_sections_race_on_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same search with ``Kernel.section_read`` silenced: every section writes the shared lock,
+    so optimal DPOR explores every order of the two threads' three sections each (6 choose 3)."""
+    monkeypatch.setattr(ds.Kernel, "section_read", lambda self, lock: None)
+    odpor = OptimalDPOR()
+    o = _search(_two_callbacks, odpor, True)
+    assert odpor.complete
+    assert o.executions == 20
+
+
+def _held_across(k: ds.Kernel) -> None:
+    lock = ds.SpinLock("ring.fence_lock")
+    f0 = ds.DmaFence(lock=lock, context=context_alloc(1), seqno=1)
+
+    def holder() -> None:
+        lock.lock_irqsave()
+        k.point("write", VAR, True)  # a point inside the section: the lock is held across it
+        lock.unlock_irqrestore()
+
+    def waiter() -> None:
+        f0.add_callback(lambda f, cb: None)
+        f0.signal()
+
+    k.spawn(holder, name="holder")
+    k.spawn(waiter, name="waiter")
+
+
+def test_a_section_held_across_a_point_still_writes_the_lock() -> None:
+    """A thread holding the lock across a scheduling point is ordered with every section on it:
+    the other thread's sections run before the acquisition or after the release (three traces:
+    its two sections, enabling signalling and queueing the callback, each go before or after)."""
+    odpor = OptimalDPOR()
+    o = _search(_held_across, odpor, True)
+    assert odpor.complete
+    assert o.executions == 3
+    assert odpor.deviations == 0 and odpor.redundant == 0
+
+
+class _Stray(NamedFenceOps):
+    """A driver whose ``enable_signaling`` (under the fence lock, inside the section) writes a
+    fence the step does not declare: the planted bug."""
+
+    def __init__(self, victim: list[ds.DmaFence]) -> None:
+        super().__init__("stray", "ring")
+        self.victim = victim
+
+    def enable_signaling(self, fence: ds.DmaFence) -> bool:
+        self.victim[0].error = -(fence.seqno + 1)  # undeclared: not this fence, not declared
+        return True
+
+
+def _planted(k: ds.Kernel) -> None:
+    lock = ds.SpinLock("ring.fence_lock")
+    ctx = context_alloc(1)
+    victim: list[ds.DmaFence] = []
+    ops = _Stray(victim)
+    victim.append(ds.DmaFence(context=context_alloc(1), seqno=1))
+    f0 = ds.DmaFence(ops, lock=lock, context=ctx, seqno=1)
+    f1 = ds.DmaFence(ops, lock=lock, context=ctx, seqno=2)
+
+    k.spawn(f0.enable_sw_signaling, name="a")  # one whole section each, on its own fence
+    k.spawn(f1.enable_sw_signaling, name="b")
+
+
+def test_an_undeclared_write_inside_a_whole_section_is_reported() -> None:
+    """The lock no longer orders the two sections (each only read it), so a section writing state
+    it does not declare is an undeclared access, as it would be without the lock."""
+    ex = ds.Kernel(seed=0, check_accesses=True, lockdep=False).run(_planted)
+    found = [f for f in ex.findings if f.kind == "undeclared-access"]
+    assert len(found) == 1
+    f = found[0]
+    assert f.details["object"].startswith("DmaFence#")
+    assert f.details["attribute"] == "error"
+    assert f.details["access"] == "write"
+    assert f.details["other_access"] == "write"
+    assert f.rule == "accesses A4: conflicting accesses are ordered by the declared accesses"
+    assert "write #" in f.details["declared"] and "read #" in f.details["declared"]
+
+
+def test_a_whole_section_declares_a_read_of_its_lock_to_the_access_checker() -> None:
+    """Without the planted write, the same two sections are clean under the access checker: the
+    owner they set and cleared counts as read (A3), their fences are declared."""
+    ex = ds.Kernel(seed=0, check_accesses=True, lockdep=False).run(_two_callbacks)
+    assert [f.kind for f in ex.findings if f.kind == "undeclared-access"] == []
