@@ -29,14 +29,8 @@ Rules:
   waits on (it looked, queued itself and slept). Thread creation and exit:
   the parent's event that created a thread writes a pseudo-object every
   event of the child reads; a thread's last event writes its exit, which a
-  ``join`` reads: when the thread had exited already (the runtime tells the
-  tap: ``join_exited``, no step of its own), or in the step that resumes from
-  the join. The *join gate*: a join of a thread still running can only wait
-  (it queues on the thread and sleeps, and every joiner is woken at the exit
-  and only reads it), so the event that ends in that wait declares no access
-  for it -- the attempt is no event of its own, as a busy lock attempt below
-  is not; the join happens in the wake-up step, which the exit enables
-  (not reversible, R3). A runnable thread at its ``mutex_lock`` (or
+  ``join`` waits on, or reads when the thread had exited already (the
+  runtime tells the tap: ``join_exited``, no step of its own). A runnable thread at its ``mutex_lock`` (or
   ``spin_lock``) point while the lock is owned is not *enabled* (all it
   could do is queue and sleep, or spin: the textbook blocking operation),
   nor is one at a ``ww_mutex_lock`` point whose attempt can only wait
@@ -413,7 +407,7 @@ class OptimalDPOR(ExploreStrategy):
         if t.glet is not None or at_point:
             op, obj, write = t.pending
             if op == "join":
-                accs.append((_EXIT - obj, write))  # woken from a join: it reads the exit (R1)
+                accs.append((_EXIT - obj, True))
             elif op != "spawn" and op != "start":
                 accs.append((obj, write))
         self._events.append((tid, accs))
@@ -421,8 +415,8 @@ class OptimalDPOR(ExploreStrategy):
 
     def _close(self) -> None:
         """The event of the previous node is complete: record its accesses there. An event
-        that ended in a wait also accessed what it waits on (it looked and went to sleep),
-        unless the wait is a join (the join gate, R1); a thread's last event writes its exit.
+        that ended in a wait also accessed what it waits on (it looked and went to sleep:
+        a ``join`` has no scheduling point of its own); a thread's last event writes its exit.
         A position not analysed yet gets its vector clock and races now (R2-R4)."""
         i = len(self._events) - 1
         if i < 0:
@@ -434,9 +428,7 @@ class OptimalDPOR(ExploreStrategy):
         if t is not None:
             if t.state is _BLOCKED and t.blocked_on is not None:
                 what, obj, _name = t.blocked_on
-                if what != "join":
-                    acc.append((obj, True))
-                # else: the join gate (R1): a join of a running thread only waits, no access
+                acc.append((_EXIT - obj, True) if what == "join" else (obj, True))
             elif t.state is _EXITED:
                 acc.append((_EXIT - tid, True))
         accs = tuple(acc)
@@ -554,10 +546,8 @@ class OptimalDPOR(ExploreStrategy):
             node.waiting = waiting
             node.sleep = self._inherit_sleep()
             for th in self._threads:
-                on = th.blocked_on
-                if th.state is _BLOCKED and on is not None:
-                    # what would wake it (R3): a joiner, the joined thread's exit
-                    node.blocked[th.tid] = _EXIT - on[1] if on[0] == "join" else on[1]
+                if th.state is _BLOCKED and th.blocked_on is not None:
+                    node.blocked[th.tid] = th.blocked_on[1]
             follow = self._follow
             self._follow = []
             if follow and follow[0].tid not in enabled:
@@ -767,10 +757,6 @@ class OptimalDPOR(ExploreStrategy):
         events = self._events
         p = events[j][0]
         if not past:
-            if _only_on(events[i][1], events[j][1], _EXIT - events[i][0]):  # type: ignore[arg-type]
-                # R3, the join gate: e' joins e's thread, which e ends; moved before e, the
-                # join could only wait (no event of its own), and e' would run after e
-                return
             m = stack[j].acq
             if m is not None and node.rel is not None and m in node.rel and node.acq != m:
                 # R3: e' acquires the mutex e released: never enabled together (a thread at its
@@ -998,18 +984,6 @@ def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:
             node.acq = g.oid
     elif op == "mutex_unlock" or op == "spin_unlock" or op == "ww_mutex_unlock":
         node.rel = (obj,)
-
-
-def _only_on(a: Accs, b: Accs, obj: int) -> bool:
-    """R3: do ``a`` and ``b`` conflict on ``obj`` and on nothing else?"""
-    found = False
-    for o, w in a:
-        for o2, w2 in b:
-            if o == o2 and (w or w2):
-                if o != obj:
-                    return False
-                found = True
-    return found
 
 
 def _attach(children: list[_WNode], rest: list[tuple[int, Accs]]) -> None:

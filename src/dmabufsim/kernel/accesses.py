@@ -17,9 +17,7 @@ Rules:
   (a write of the waited object; a read when the wait says its waker
   unlinked it, ``Kernel.block(woken_reads=True)``), its thread's creation (a read of a
   pseudo-object the parent's ``spawn`` point writes) and its thread's exit
-  (a write of a pseudo-object a ``join`` reads: in the step that resumes
-  from the join, or at once when the thread had exited; the wait of a join
-  of a running thread declares nothing, as the explorers see it).
+  (a write of a pseudo-object a ``join`` reads).
 * A2 (declared happens-before): program order plus every pair of segments
   whose declarations touch one object with at least one write, in
   execution order, by vector clocks -- the order partial-order reduction
@@ -394,15 +392,13 @@ class AccessChecker:
             seg.declared.append((("spawn", t.tid), False))
 
     def waits(self, t: KThread, what: str, obj: int) -> None:
-        """``t`` goes to sleep on ``obj``: its segment ends having written it (A1); a join of a
-        running thread only waits (the explorers' join gate): no access."""
-        self.end(t, None if what == "join" else (obj, True))
+        """``t`` goes to sleep on ``obj``: its segment ends having written it (A1)."""
+        self.end(t, (("exit", obj), True) if what == "join" else (obj, True))
 
     def woken(self, t: KThread, what: str, obj: int, write: bool = True) -> None:
         """``t`` resumes from its wait on ``obj``: a new segment that wrote it, or read it when
-        the wait says the woken thread only reads it (``Kernel.block(woken_reads=True)``, A1);
-        a joiner reads the exit."""
-        self._start(t, [(("exit", obj), write) if what == "join" else (obj, write)])
+        the wait says the woken thread only reads it (``Kernel.block(woken_reads=True)``, A1)."""
+        self._start(t, [(("exit", obj), True) if what == "join" else (obj, write)])
 
     def exits(self, t: KThread) -> None:
         """``t``'s last segment ends with its exit (A1)."""

@@ -498,8 +498,7 @@ class Kernel:
                 raise UsageError("a kthread cannot join itself")
             self.might_sleep("join")
             t.joiners.append(me)
-            # every joiner is woken at the exit and only reads it (R11, the explorers' join gate)
-            reason = self.block("join", t.tid, timeout=timeout, woken_reads=True)
+            reason = self.block("join", t.tid, timeout=timeout)
             if me in t.joiners:
                 t.joiners.remove(me)
             if reason == "timeout":
