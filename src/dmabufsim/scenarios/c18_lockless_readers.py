@@ -36,6 +36,7 @@ from typing import Any
 from ..dma.fence import DmaFence, FenceContext
 from ..dma.resv import DmaResv, DmaResvUsage, reservation_object_wait_timeout_rcu
 from ..kernel.runtime import Kernel
+from ..kernel.trace import part_oid
 
 #: Writer iterations per writer thread.
 WRITES = 5
@@ -102,11 +103,16 @@ def _read_no_retry(resv: DmaResv, usage: DmaResvUsage) -> tuple[tuple[int, ...],
     out: list[int] = []
     i = 0
     while True:
+        # each step loads the list pointer, its num_fences and the next slot afresh (dma_resv R6)
         k.point("naive_resv_walk", resv.list_oid, False)
         fobj = resv.fences
-        if fobj is None or i >= len(fobj.entries):
+        if fobj is None:
             break
-        f, u = fobj.entries[i]
+        k.event("naive_resv_walk", part_oid(resv.oid, 0), False)
+        if i >= fobj.num_fences:
+            break
+        k.event("naive_resv_walk", part_oid(resv.oid, 1 + i), False)
+        f, u = fobj.entry(i)
         i += 1
         if u <= usage and not f.signaled_flag:
             out.append(f.oid)
