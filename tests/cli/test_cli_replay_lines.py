@@ -134,11 +134,11 @@ def test_livelock_names_where_threads_not_started_yet_will_start(capsys: pytest.
                     "ago); runnable threads:")
     assert lines[i + 2:i + 8] == [
         "  writer0/1 next: write_seqcount_end #2",
-        "      _writer+81 (c18_lockless_readers.py:81)",
+        "      _writer+82 (c18_lockless_readers.py:82)",
         "  writer1/2 not started yet, will start in:",
-        "      _writer+68 (c18_lockless_readers.py:68)",
+        "      _writer+69 (c18_lockless_readers.py:69)",
         "  reader0/3 not started yet, will start in:",
-        "      _reader+116 (c18_lockless_readers.py:116)",
+        "      _reader+122 (c18_lockless_readers.py:122)",
     ]
     j = lines.index("writer1/2:")
-    assert lines[j + 1:j + 3] == [" Call Trace:", "  _writer+68 (c18_lockless_readers.py:68)"]
+    assert lines[j + 1:j + 3] == [" Call Trace:", "  _writer+69 (c18_lockless_readers.py:69)"]

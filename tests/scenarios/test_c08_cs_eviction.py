@@ -83,7 +83,10 @@ def test_the_smallest_configuration_still_shows_both_bugs_of_lock_under_lru() ->
     kinds = {s: sorted({f.kind for f in ds.Kernel(seed=s).run(bad).findings}) for s in range(30)}
     deadlocked = [s for s, k in kinds.items() if k == ["deadlock", "sleep-in-atomic"]]
     assert deadlocked  # two of the first 30 schedules today
-    assert all(k == ["sleep-in-atomic"] for s, k in kinds.items() if s not in deadlocked)
+    # the others sleep under the LRU lock, unless pass 1's trylock found the victim free (ttm's
+    # _evict_one; one of the first 30 today)
+    assert all(k in (["sleep-in-atomic"], []) for s, k in kinds.items() if s not in deadlocked)
+    assert sum(k == ["sleep-in-atomic"] for k in kinds.values()) >= 25
     f = ds.Kernel(seed=0).run(bad).by_kind("sleep-in-atomic")[0]
     assert f.details["call"] == "ww_mutex_lock"
     assert [(a["what"], a["name"]) for a in f.details["atomic"]] == [("spinlock", "amdgpu.lru_lock")]

@@ -34,11 +34,20 @@ Rules:
   ``signaled`` op that sleeps there is ``sleep-in-atomic``); the caller
   holds a reference to the fence it got, so it may wait on it outside.
   Declarations: a lockless reader touches only the seqcount, the published
-  list (``published_oid``: the ``obj->fences`` pointer, ``num_fences`` and
-  the entries) and the fences, never the ww_mutex; so a writer's lock,
-  unlock and what it only reads under the lock (``reserve_fences`` without
-  growing, ``add_fence``'s scan) commute with the reader, and each write
-  section is the step that stores into the list.
+  list and the fences, never the ww_mutex; so a writer's lock, unlock and
+  what it only reads under the lock (``reserve_fences`` without growing,
+  ``add_fence``'s scan) commute with the reader, and each write section is
+  the step that stores into the list. The list is declared field by field,
+  as the kernel keeps it: the ``obj->fences`` pointer (``published_oid``,
+  written by a reallocation), its ``num_fences`` and each slot of its table
+  (:func:`~dmabufsim.kernel.trace.part_oid` 0 and ``1 + i`` of the object:
+  an append writes its slot and ``num_fences``, an in-place replacement
+  only its slot). A reader loads the pointer and ``num_fences`` when it
+  (re)starts (``dma_resv_iter_restart_unlocked`` keeps ``num_fences`` in the
+  cursor, as ``reservation_object_wait_timeout_rcu`` kept ``shared_count``)
+  and each slot as it walks, so a write to slot ``i`` races only with the
+  loads of slot ``i``. Slot ``i`` of a reallocated list shares the
+  pseudo-object of slot ``i`` of the old one (an order more, never less).
 * R7 (published fences are depended on): a fence added to a reservation
   object must signal (dma_fence R8) and from that moment its signalling path
   is a fence-signalling critical section.
@@ -52,7 +61,7 @@ from enum import IntEnum
 from ..kernel.errors import EINVAL
 from ..kernel.lockdep_map import LockdepMap, lockdep_assert_held
 from ..kernel.runtime import current_kernel
-from ..kernel.trace import published_oid
+from ..kernel.trace import part_oid, published_oid
 from ..locking.rcu import rcu_read_lock, rcu_read_unlock
 from ..locking.seqcount import SeqCount
 from ..locking.ww_mutex import WWAcquireCtx, WWClass, WWMutex
@@ -84,23 +93,52 @@ def usage_rw(write: bool) -> DmaResvUsage:
     return DmaResvUsage.READ if write else DmaResvUsage.WRITE
 
 
+class DmaResvSlot:
+    """One element of ``dma_resv_list::table``: a fence with its usage packed into the pointer.
+
+    ``entry`` is ``(fence, usage)``, replaced whole (``RCU_INIT_POINTER``: an
+    entry is never torn), or None for a slot not yet filled.
+    """
+
+    __slots__ = ("entry",)
+
+    def __init__(self, entry: tuple[DmaFence, DmaResvUsage] | None = None) -> None:
+        self.entry = entry
+
+
 class DmaResvList:
     """``struct dma_resv_list``: the published fence list.
 
-    Entries are ``(fence, usage)`` tuples, replaced whole (an entry is never
-    torn, as the kernel packs usage into the pointer). Invariant:
-    ``len(entries) <= max_fences``.
+    ``table`` is allocated once with room for the list's fences (its slots
+    are filled in place, never moved); ``num_fences`` of them are in use.
+    Invariant: ``num_fences <= max_fences <= len(table)`` (``max_fences``
+    drops to ``num_fences`` at unlock, R2).
     """
 
-    __slots__ = ("entries", "max_fences")
+    __slots__ = ("max_fences", "num_fences", "table")
 
     def __init__(self, max_fences: int, entries: list[tuple[DmaFence, DmaResvUsage]] | None = None) -> None:
+        entries = entries if entries is not None else []
         self.max_fences = max_fences
-        self.entries: list[tuple[DmaFence, DmaResvUsage]] = entries if entries is not None else []
+        self.num_fences = len(entries)
+        self.table = [DmaResvSlot(e) for e in entries] + [
+            DmaResvSlot() for _ in range(max(max_fences, len(entries)) - len(entries))
+        ]
 
     @property
-    def num_fences(self) -> int:
-        return len(self.entries)
+    def entries(self) -> list[tuple[DmaFence, DmaResvUsage]]:
+        """The ``(fence, usage)`` of the slots in use, in order (a copy)."""
+        return [e for e in (slot.entry for slot in self.table[: self.num_fences]) if e is not None]
+
+    def set(self, i: int, fence: DmaFence, usage: DmaResvUsage) -> None:
+        """``dma_resv_list_set``: fill or replace slot ``i`` (the caller declares it, R6)."""
+        self.table[i].entry = (fence, usage)
+
+    def entry(self, i: int) -> tuple[DmaFence, DmaResvUsage]:
+        """``dma_resv_list_entry``: the fence and usage in slot ``i`` (below ``num_fences``)."""
+        e = self.table[i].entry
+        assert e is not None, f"dma_resv_list slot {i} read before it was filled"
+        return e
 
 
 def _roundup_pow2(n: int) -> int:
@@ -132,7 +170,7 @@ class DmaResv:
         self.states: list[tuple[tuple[int, int], ...]] | None = None
 
     def __repr__(self) -> str:
-        n = len(self.fences.entries) if self.fences else 0
+        n = self.fences.num_fences if self.fences else 0
         return f"<DmaResv {self.name} fences={n}>"
 
     # ------------------------------------------------------------------ locking
@@ -197,7 +235,7 @@ class DmaResv:
     def reset_max_fences(self) -> None:
         """``dma_resv_reset_max_fences``: reservations do not survive an unlock (R2)."""
         if self.fences is not None:
-            self.fences.max_fences = len(self.fences.entries)
+            self.fences.max_fences = self.fences.num_fences
 
     # ------------------------------------------------------------------ debug: list states
 
@@ -248,19 +286,19 @@ class DmaResv:
         k.point("dma_resv_reserve_fences", self.oid, True, self.name)
         old = self.fences
         if old is not None:
-            if len(old.entries) + num_fences <= old.max_fences:
+            if old.num_fences + num_fences <= old.max_fences:
                 return
-            cap = max(len(old.entries) + num_fences, 2 * old.max_fences)
+            cap = max(old.num_fences + num_fences, 2 * old.max_fences)
         else:
             cap = max(4, _roundup_pow2(num_fences))
-        new = DmaResvList(cap)
+        kept: list[tuple[DmaFence, DmaResvUsage]] = []
         if old is not None:
             for fence, usage in old.entries:
                 if fence.is_signaled():
                     fence.put()
                 else:
-                    new.entries.append((fence, usage))
-        self._publish(new)
+                    kept.append((fence, usage))
+        self._publish(DmaResvList(cap, kept))
 
     def add_fence(self, fence: DmaFence, usage: DmaResvUsage) -> None:
         """``dma_resv_add_fence``: publish ``fence`` with ``usage`` (R2, R4, R7). Takes its own reference."""
@@ -277,38 +315,42 @@ class DmaResv:
         k.point("dma_resv_add_fence", self.oid, True, self.name)
         fence._depend()
         fobj = self.fences
-        entries = fobj.entries if fobj is not None else []
-        for i, (old, old_usage) in enumerate(entries):
+        count = fobj.num_fences if fobj is not None else 0
+        for i in range(count):
+            assert fobj is not None
+            old, old_usage = fobj.entry(i)
             if (old.context == fence.context and old_usage >= usage and fence.is_later_or_same(old)) or (
                 old.is_signaled()
             ):
                 fence.get()
                 self.seq.write_begin()
-                k.event("dma_resv_add_fence", self.list_oid, True)  # RCU_INIT_POINTER of the entry (R6)
-                entries[i] = (fence, usage)
+                k.event("dma_resv_add_fence", part_oid(self.oid, 1 + i), True)  # RCU_INIT_POINTER of slot i (R6)
+                fobj.set(i, fence, usage)
                 self._write_end()
                 old.put()
                 return
-        if fobj is None or len(entries) >= fobj.max_fences:
+        if fobj is None or count >= fobj.max_fences:
             cap = fobj.max_fences if fobj is not None else 0
             k.report(
                 "assertion",
                 "kernel BUG at drivers/dma-buf/dma-resv.c: dma_resv_add_fence without a reserved slot",
-                details={"resv": self.name, "num_fences": len(entries), "max_fences": cap, "fence": fence.oid,
+                details={"resv": self.name, "num_fences": count, "max_fences": cap, "fence": fence.oid,
                          "usage": usage.name},
                 rule="dma_resv R2: reserve_fences before add_fence, under the same lock hold",
                 signature=f"dma-resv-no-slot:{self.name}",
                 text=(
                     f"kernel BUG at drivers/dma-buf/dma-resv.c: BUG_ON(fobj->num_fences >= fobj->max_fences)\n"
-                    f"dma_resv {self.name}: {len(entries)} fences, {cap} reserved; the fence "
+                    f"dma_resv {self.name}: {count} fences, {cap} reserved; the fence "
                     f"{fence.timeline_name}:{fence.context}:{fence.seqno} was not added"
                 ),
             )
             return
         fence.get()
         self.seq.write_begin()
-        k.event("dma_resv_add_fence", self.list_oid, True)  # the entry and num_fences (R6)
-        entries.append((fence, usage))
+        k.event("dma_resv_add_fence", part_oid(self.oid, 1 + count), True)  # the new slot (R6)
+        fobj.set(count, fence, usage)
+        k.event("dma_resv_add_fence", part_oid(self.oid, 0), True)  # smp_store_mb(fobj->num_fences, ...)
+        fobj.num_fences = count + 1
         self._write_end()
 
     def replace_fences(self, context: int, replacement: DmaFence, usage: DmaResvUsage) -> None:
@@ -319,14 +361,14 @@ class DmaResv:
         fobj = self.fences
         if fobj is None:
             return
-        entries = fobj.entries
         replacement._depend()
-        for i, (old, _old_usage) in enumerate(entries):
+        for i in range(fobj.num_fences):
+            old, _old_usage = fobj.entry(i)
             if old.context != context:
                 continue
             self.seq.write_begin()
-            k.event("dma_resv_replace_fences", self.list_oid, True)  # the entry (R6)
-            entries[i] = (replacement.get(), usage)
+            k.event("dma_resv_replace_fences", part_oid(self.oid, 1 + i), True)  # slot i (R6)
+            fobj.set(i, replacement.get(), usage)
             self._write_end()
             old.put()
 
@@ -534,8 +576,8 @@ class DmaResvIter:
     force a restart).
     """
 
-    __slots__ = ("fence", "fence_usage", "fences", "index", "is_restarted", "obj", "restarts", "seq", "started",
-                 "usage")
+    __slots__ = ("fence", "fence_usage", "fences", "index", "is_restarted", "num_fences", "obj", "restarts", "seq",
+                 "started", "usage")
 
     def __init__(self, obj: DmaResv, usage: DmaResvUsage) -> None:
         self.obj = obj
@@ -543,6 +585,8 @@ class DmaResvIter:
         self.fence: DmaFence | None = None
         self.fence_usage = DmaResvUsage.KERNEL
         self.fences: DmaResvList | None = None
+        #: ``num_fences`` of ``fences`` when the walk (re)started (the cursor's copy).
+        self.num_fences = 0
         self.index = 0
         self.seq = 0
         self.is_restarted = False
@@ -556,8 +600,13 @@ class DmaResvIter:
     def _restart(self) -> None:
         obj = self.obj
         self.seq = obj.seq.read_begin()
-        obj.k.point("dma_resv_iter_restart", obj.list_oid, False, obj.name)
-        self.fences = obj.fences
+        k = obj.k
+        k.point("dma_resv_iter_restart", obj.list_oid, False, obj.name)
+        fobj = self.fences = obj.fences
+        self.num_fences = 0
+        if fobj is not None:
+            k.event("dma_resv_iter_restart", part_oid(obj.oid, 0), False)  # fobj->num_fences (R6)
+            self.num_fences = fobj.num_fences
         self.index = 0
         self.is_restarted = True
 
@@ -575,11 +624,11 @@ class DmaResvIter:
         fobj = self.fences
         usage = self.usage
         while True:
-            k.point("dma_resv_iter_walk", obj.list_oid, False, obj.name)
-            if fobj is None or self.index >= len(fobj.entries):
+            if fobj is None or self.index >= self.num_fences:
                 self.fence = None
                 return
-            fence, u = fobj.entries[self.index]
+            k.point("dma_resv_iter_walk", part_oid(obj.oid, 1 + self.index), False, obj.name)
+            fence, u = fobj.entry(self.index)
             self.index += 1
             got = fence.get_rcu()
             if got is None:  # released under us: start over (kernel: get_rcu failed)

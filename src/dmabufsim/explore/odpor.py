@@ -39,7 +39,9 @@ Rules:
   could do is queue and sleep, or spin: the textbook blocking operation),
   nor is one at a ``ww_mutex_lock`` point whose attempt can only wait
   (``t.gate``, ww_mutex R12: no context, or a wound-wait context holding
-  nothing), unless every runnable thread is such a
+  nothing; a ``read_seqcount_begin`` while another thread's write section
+  is open, seqcount R7, whose ``write_seqcount_end`` is the release),
+  unless every runnable thread is such a
   thread: then they are all enabled, and an attempt is an event that ends
   in a wait (a deadlock, or a wait for virtual time).
 * R2 (happens-before): program order plus dependent events in execution
@@ -164,6 +166,10 @@ if TYPE_CHECKING:
 
 #: Accesses of an event: (object id, write) pairs.
 Accs = tuple[tuple[int, bool], ...]
+
+#: The operations that release a lock a gate or a lock point waits for (R3): a write section's
+#: end releases the readers spinning at ``read_seqcount_begin`` (seqcount R7).
+_RELEASES = frozenset({"mutex_unlock", "spin_unlock", "ww_mutex_unlock", "write_seqcount_end"})
 
 #: Pseudo-objects of thread creation and exit (R1), below every real object id.
 _SPAWN = -(1 << 40)
@@ -547,7 +553,7 @@ class OptimalDPOR(ExploreStrategy):
                     if type(acc) is not list:
                         return  # a replayed event: its accesses and releases are known (R6)
                     acc.append((obj, write))
-                    if op == "mutex_unlock" or op == "spin_unlock" or op == "ww_mutex_unlock":
+                    if op in _RELEASES:
                         node = self._stack[self._pos - 1]
                         if node.rel is None:
                             node.rel = (obj,)
@@ -1361,7 +1367,7 @@ def _mark(node: _Node, t: KThread, op: str, obj: int) -> None:
     if g is not None:
         if g.owner is None:
             node.acq = g.oid
-    elif op == "mutex_unlock" or op == "spin_unlock" or op == "ww_mutex_unlock":
+    elif op in _RELEASES:
         node.rel = (obj,)
 
 

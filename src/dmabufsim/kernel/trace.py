@@ -66,6 +66,24 @@ def published_oid(oid: int) -> int:
     """
     return _PUBLISHED_BASE + oid
 
+
+#: Pseudo-objects at and above this are parts of objects declared apart (:func:`part_oid`).
+_PART_BASE = 1 << 50
+#: Parts per object (:func:`part_oid` folds larger part numbers onto these).
+_PART_BITS = 20
+
+
+def part_oid(oid: int, part: int) -> int:
+    """The pseudo-object of part ``part`` of object ``oid``: state the kernel keeps apart.
+
+    One element of an array lockless readers load one by one (a
+    ``dma_resv_list``'s fence slots, its ``num_fences``), or one value of a
+    sequence count (the write that moves the count off that value,
+    ``seqcount`` R6). Part numbers wrap at ``2**20``: two parts that share a
+    pseudo-object only add an order between their steps, never lose one.
+    """
+    return _PART_BASE + (oid << _PART_BITS) + (part & ((1 << _PART_BITS) - 1))
+
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a 64-bit prime
 _OFFSET = 0xCBF29CE484222325  # FNV-1a 64-bit offset basis

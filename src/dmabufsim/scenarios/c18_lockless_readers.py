@@ -36,6 +36,7 @@ from typing import Any
 from ..dma.fence import DmaFence, FenceContext
 from ..dma.resv import DmaResv, DmaResvUsage, reservation_object_wait_timeout_rcu
 from ..kernel.runtime import Kernel
+from ..kernel.trace import part_oid
 
 #: Writer iterations per writer thread.
 WRITES = 5
@@ -102,11 +103,16 @@ def _read_no_retry(resv: DmaResv, usage: DmaResvUsage) -> tuple[tuple[int, ...],
     out: list[int] = []
     i = 0
     while True:
+        # each step loads the list pointer, its num_fences and the next slot afresh (dma_resv R6)
         k.point("naive_resv_walk", resv.list_oid, False)
         fobj = resv.fences
-        if fobj is None or i >= len(fobj.entries):
+        if fobj is None:
             break
-        f, u = fobj.entries[i]
+        k.event("naive_resv_walk", part_oid(resv.oid, 0), False)
+        if i >= fobj.num_fences:
+            break
+        k.event("naive_resv_walk", part_oid(resv.oid, 1 + i), False)
+        f, u = fobj.entry(i)
         i += 1
         if u <= usage and not f.signaled_flag:
             out.append(f.oid)
@@ -173,16 +179,15 @@ def _run(k: Kernel, naive: bool) -> None:
 def scenario(k: Kernel) -> None:
     """Design ``seqcount``: lockless readers validated by the seqcount (clean).
 
-    Not proved: ``seqcount`` is not exhausted by optimal DPOR (1,634
-    Mazurkiewicz traces in 60 s at a load average of 26, nothing dropped).
-    The reader's loads no longer race with the writers' lock, unlock and
-    locked reads (the published list is declared apart from the ww_mutex,
-    dma_resv R6): the waiter -- ``reservation_object_wait_timeout_rcu``, the
-    function the claim names, whose termination the row checks -- against
-    one writer adding one fence is now exhausted in 4,564 traces. What is
-    left is the seqcount protocol itself: every begin and retry of a reader
-    reads the count each write section writes, so one writer's three write
-    sections against one reader reading once already exceed 7,000 traces.
+    Not proved: ``seqcount`` is not exhausted by optimal DPOR (2,499
+    Mazurkiewicz traces in 60 s at a load average of 8 to 13, nothing
+    dropped). The seqcount's races no longer multiply the traces (a retry
+    reads only the write that moved the count off its start, seqcount R6; a
+    spinning reader is no event, R7; the list is declared field by field,
+    dma_resv R6): one writer replacing both entries of a two-entry list
+    against one reader reading once is exhausted in 4,468 traces. What is
+    left is the waiter's end: the scenario's join of it, the ring fence
+    lock's sections and the signals against its lockless tests.
     ``proofs.NOT_PROVED`` has the figures.
     """
     _run(k, naive=False)

@@ -449,22 +449,25 @@ def _one_writer_one_waiter(k: ds.Kernel) -> None:
 
 
 def test_lockless_reader_declares_the_published_list_not_the_lock() -> None:
-    """dma_resv R6: the reader's loads declare the published list (and the seqcount), never the
-    ww_mutex; the writer's lock, unlock and locked scan declare the lock, its store the list."""
+    """dma_resv R6: the reader's loads declare the published list field by field (the pointer,
+    num_fences, each slot) and the seqcount, never the ww_mutex; the writer's lock, unlock and
+    locked scan declare the lock, its stores the fields it writes."""
     ex = run(_one_writer_one_waiter, record_trace=True)
     assert ex.findings == []
     events = ex.events
     assert events is not None
     resv_oid = next(e.obj for e in events if e.op == "ww_mutex_lock")
     list_oid = ds.kernel.trace.published_oid(resv_oid)
+    num_oid, slot0 = (ds.kernel.trace.part_oid(resv_oid, i) for i in (0, 1))
     by_op: dict[str, set[tuple[int, bool]]] = {}
     for e in events:
         by_op.setdefault(e.op, set()).add((e.obj, e.write))
-    for op in ("dma_resv_iter_restart", "dma_resv_iter_walk"):
-        assert by_op[op] == {(list_oid, False)}
+    assert by_op["dma_resv_iter_restart"] <= {(list_oid, False), (num_oid, False)}
+    assert by_op["dma_resv_iter_walk"] == {(slot0, False)}
     assert by_op["ww_mutex_unlock"] == {(resv_oid, True)}
     assert by_op["dma_resv_reserve_fences"] == {(resv_oid, True)}
-    assert (list_oid, True) in by_op["dma_resv_add_fence"]
+    assert by_op["dma_resv_publish"] == {(list_oid, True)}  # the first reservation allocates the list
+    assert {(slot0, True), (num_oid, True)} <= by_op["dma_resv_add_fence"]  # an append: its slot, num_fences
     waiter = {e.tid for e in events if e.op == "dma_resv_iter_walk"}
     assert not any(e.obj == resv_oid for e in events if e.tid in waiter)
 
@@ -477,3 +480,34 @@ def test_one_writer_against_the_lockless_waiter_is_exhausted() -> None:
     odpor = ds.explore.OptimalDPOR()
     run_job(_one_writer_one_waiter, [(odpor, 8000)], stop_on_first=False, coverage=False)
     assert odpor.complete and odpor.deviations == 0 and odpor.redundant == 0
+
+
+def test_an_in_place_replacement_writes_only_its_slot() -> None:
+    """dma_resv R6: replacing the fence of a context in place stores slot i alone, so a lockless
+    reader's loads of the pointer, num_fences and the other slots commute with it."""
+
+    def scenario(k: ds.Kernel) -> None:
+        resv = DmaResv("bo")
+        a, b = dma.FenceContext("a"), dma.FenceContext("b")
+        with resv:
+            resv.reserve_fences(2)
+            resv.add_fence(a.create(), W)
+            resv.add_fence(b.create(), W)
+        k.point("replace", -1, False)  # the replacement's events follow this marker
+        with resv:
+            resv.reserve_fences(1)
+            resv.add_fence(b.create(), W)  # same context, later: replaces slot 1 in place
+        with resv:
+            for f, _ in resv.for_each_fence(dma.DmaResvUsage.BOOKKEEP):
+                f.signal()
+
+    ex = run(scenario, record_trace=True)
+    events = ex.events
+    assert events is not None
+    resv_oid = next(e.obj for e in events if e.op == "ww_mutex_lock")
+    mark = next(i for i, e in enumerate(events) if e.op == "replace")
+    stores = {(e.obj, e.write) for e in events[mark:] if e.op == "dma_resv_add_fence" and e.obj != resv_oid}
+    assert stores == {(ds.kernel.trace.part_oid(resv_oid, 2), True)}
+    # the reservation reallocated the list first (debug: max_fences drops to num_fences at unlock)
+    assert (ds.kernel.trace.published_oid(resv_oid), True) in {
+        (e.obj, e.write) for e in events[mark:] if e.op == "dma_resv_publish"}
