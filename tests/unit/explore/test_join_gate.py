@@ -29,6 +29,7 @@ from dmabufsim.explore import DFS, DPOR, OptimalDPOR, audit
 from dmabufsim.explore.explorer import run_job
 
 from .scenarios import NO_LOCKDEP, VAR
+from .test_audit_property import program_runner
 
 
 def _run(scenario: Any, strategy: Any, budget: int = 2000, reduction: bool = False) -> Any:
@@ -119,27 +120,7 @@ def build_joins(programs: list[list[tuple[Any, ...]]], parent_joins: tuple[int, 
         seen: list[tuple[int, ...]] = []
         threads: list[ds.KThread] = []
 
-        def run(tid: int, prog: list[tuple[Any, ...]]) -> None:
-            held: list[int] = []
-            acc = 0
-            for o in prog:
-                if o[0] == "lock" and o[1] not in held:
-                    locks[o[1]].lock()
-                    held.append(o[1])
-                elif o[0] == "unlock" and held:
-                    locks[held.pop()].unlock()
-                elif o[0] == "read":
-                    k.point("read", VAR + o[1], False)
-                    acc = acc * 3 + mem[o[1]]
-                elif o[0] == "write":
-                    k.point("write", VAR + o[1], True)
-                    mem[o[1]] = tid * 10 + acc % 7 + 1
-                elif o[0] == "join" and o[1] < tid:
-                    k.join(threads[o[1]])
-                    acc = acc * 5 + 1
-            while held:
-                locks[held.pop()].unlock()
-            seen.append((tid, acc))
+        run = program_runner(k, locks, mem, seen, threads, VAR)
 
         for i, p in enumerate(programs):
             threads.append(k.spawn(run, i, p, name=f"t{i}"))
