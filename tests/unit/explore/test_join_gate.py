@@ -153,7 +153,7 @@ def _agree(programs: list[list[tuple[Any, ...]]], parent_joins: tuple[int, ...])
         assert odpor.deviations == 0 and odpor.redundant == 0
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(join_programs, st.lists(st.integers(0, 2), max_size=3, unique=True).map(tuple))
 def test_sound_on_random_programs_with_joins(programs: list[list[tuple[Any, ...]]],
                                              parent_joins: tuple[int, ...]) -> None:

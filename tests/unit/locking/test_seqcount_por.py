@@ -101,7 +101,7 @@ sc_programs = st.tuples(
 Programs = tuple[list[tuple[Any, ...]], list[list[tuple[Any, ...]]]]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sc_programs)
 def test_optimal_dpor_loses_no_terminal_state_on_seqcount_programs(programs: Programs) -> None:
     res = audit(build(*programs), budget=3000, kernel_options=NO_LOCKDEP, por="odpor")
@@ -110,7 +110,7 @@ def test_optimal_dpor_loses_no_terminal_state_on_seqcount_programs(programs: Pro
         assert res.sleep_blocked == 0
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sc_programs)
 def test_classic_dpor_loses_no_terminal_state_on_seqcount_programs(programs: Programs) -> None:
     res = audit(build(*programs), budget=3000, kernel_options=NO_LOCKDEP, por="dpor")
