@@ -75,6 +75,17 @@ Rules:
   step each the same way, so a wait on a pending fence is two steps, each
   writing the fence, before it sleeps.
   Lockdep sees every acquire and release; the trace still pairs them.
+* R12 (two parts): a fence is declared as two objects, as the kernel keeps
+  them apart: its flags (with ``error`` and ``timestamp``: the fence's own
+  oid) and its callback list (``fence->cb_list``: :func:`cb_list_oid`, a
+  ``part_oid`` of the fence). ``dma_fence_is_signaled`` reads the flags;
+  queueing a callback or a waiter on an unsignalled fence whose
+  ENABLE_SIGNAL bit is set reads the flags and writes the list, so the two
+  commute. Whatever really touches both writes both: the signal (flags,
+  timestamp, ``list_replace`` of the list), the first enable of signalling
+  (``test_and_set_bit``; the driver's ``enable_signaling`` may signal),
+  the removal of a callback. A waiter sleeps queued on the list: its wait
+  is on the list, which the signal writes, and once woken it reads the flags.
 """
 
 from __future__ import annotations
@@ -87,7 +98,7 @@ from ..kernel.lockdep_map import lockdep_assert_held
 from ..kernel.runtime import Kernel, current_kernel, register_extension
 from ..kernel.stack import Frame
 from ..kernel.thread import KThread
-from ..kernel.trace import op_word, refcount_oid
+from ..kernel.trace import op_word, part_oid, refcount_oid
 from ..locking.annotations import dma_fence_might_wait, signalling_enter, signalling_exit
 from ..locking.spinlock import SpinLock, atomic_exit_fast
 
@@ -113,6 +124,15 @@ LONG_MAX = (1 << 63) - 1
 MAX_ERRNO = 4095
 _EINVAL = -EINVAL.errno_value
 _EDEADLK = -35
+
+#: The part of a fence declared apart for its callback list (R12, ``part_oid``).
+_CB_PART = 1
+
+
+def cb_list_oid(oid: int) -> int:
+    """The pseudo-object of the callback list (``fence->cb_list``) of the fence ``oid`` (R12)."""
+    return part_oid(oid, _CB_PART)
+
 
 #: Trace words of the hot scheduling points (``Kernel.point``'s ``word=``), less the fence's ``oid << 1``.
 _W_IS_SIGNALED = op_word("dma_fence_is_signaled")
@@ -551,6 +571,7 @@ class DmaFence:
                 else:
                     self.flags = flags | _EXPLICIT
             return _EINVAL
+        self.k.event("dma_fence_signal", part_oid(self.oid, _CB_PART), True)  # list_replace of cb_list (R12)
         cbs = self.cb_list
         self.cb_list = None
         self.timestamp = ts
@@ -569,6 +590,7 @@ class DmaFence:
                     # Not after a callback dropped the last reference: the kernel's loop
                     # walks its private list and touches the fence no more (R11).
                     k.event("dma_fence_signal", self.oid, True)
+                    k.event("dma_fence_signal", part_oid(self.oid, _CB_PART), True)
         return 0
 
     def _double_signal(self) -> None:
@@ -719,8 +741,18 @@ class DmaFence:
             _state(self.k).depend(self)
 
     def _enable_signaling_locked(self) -> bool:
-        """``__dma_fence_enable_signaling``: False when (now) signalled."""
+        """``__dma_fence_enable_signaling``: False when (now) signalled.
+
+        ``test_and_set_bit(ENABLE_SIGNAL)`` on a bit already set changes nothing:
+        the caller's step only read the flags. The first enable writes both parts
+        of the fence (R12): the driver's ``enable_signaling`` may signal it."""
         flags = self.flags
+        if flags & ENABLE_SIGNAL:
+            return not (flags & SIGNALED)
+        k = self.k
+        oid = self.oid
+        k.event("dma_fence_enable_signaling", oid, True)
+        k.event("dma_fence_enable_signaling", part_oid(oid, _CB_PART), True)
         self.flags = flags | ENABLE_SIGNAL
         if flags & SIGNALED:
             return False
@@ -734,7 +766,7 @@ class DmaFence:
         k = self.k
         lock = self.lock
         lock.lock_irqsave()  # the operation's scheduling point (the lock, written)
-        k.event("dma_fence_enable_signaling", self.oid, True)
+        k.event("dma_fence_enable_signaling", self.oid, False)  # test_bit; the first enable writes (R12)
         steps = k.steps
         try:
             self._enable_signaling_locked()
@@ -781,11 +813,12 @@ class DmaFence:
             _state(k).depend(self)
         flags = self.flags
         if flags & SIGNALED:  # the lockless test_bit; still true at the point
-            k.point("dma_fence_add_callback", self.oid, True)
+            k.point("dma_fence_add_callback", self.oid, False)  # the flags, read (R12)
             raise ENOENT("dma_fence_add_callback: fence already signalled")
         lock = self.lock
         lock.lock_irqsave()  # the operation's scheduling point (the lock, written)
-        k.event("dma_fence_add_callback", self.oid, True)
+        oid = self.oid
+        k.event("dma_fence_add_callback", oid, False)  # the flags, read; the first enable writes them (R12)
         steps = k.steps
         flags = self.flags
         if flags & ENABLE_SIGNAL:
@@ -799,6 +832,7 @@ class DmaFence:
                 raise
             in_step = ok  # not ok: it signalled the fence, and callbacks ran inside
         if ok:
+            k.event("dma_fence_add_callback", part_oid(oid, _CB_PART), True)  # list_add_tail (R12)
             cbs = self.cb_list
             assert cbs is not None
             cbs.append(cb)
@@ -818,6 +852,7 @@ class DmaFence:
         lock = self.lock
         lock.lock_irqsave()
         k.event("dma_fence_remove_callback", self.oid, True)  # the lock's step writes the fence
+        k.event("dma_fence_remove_callback", part_oid(self.oid, _CB_PART), True)  # and its list (R12)
         try:
             if cb.queued is not self:
                 return False
@@ -842,7 +877,8 @@ class DmaFence:
         me = k.current
         lock = self.lock
         lock.lock_irqsave()  # the operation's scheduling point (the lock, written)
-        k.event("dma_fence_wait", self.oid, True)  # the step tests the fence and queues the waiter
+        oid = self.oid
+        k.event("dma_fence_wait", oid, False)  # the step tests the flags (R12) and queues the waiter
         steps = k.steps
         ok = False
         try:
@@ -854,6 +890,7 @@ class DmaFence:
                 return 0
             if self._enable_signaling_locked():
                 cb = DmaFenceCb(_WakeWaiter(k, me))
+                k.event("dma_fence_wait", part_oid(oid, _CB_PART), True)  # list_add (R12)
                 cbs = self.cb_list
                 assert cbs is not None
                 cbs.append(cb)
@@ -874,8 +911,10 @@ class DmaFence:
                 self._drop_waiter(cb)
                 return 0
             # R6: woken by the signal, the waiter only reads the fence (its callback was unlinked)
-            reason = k.block("dma_fence_wait", self.oid, interruptible=intr, timeout=left, name=name,
-                             woken_reads=True)
+            # R12: it sleeps queued on the callback list, which the signal writes; then reads the flags
+            reason = k.block("dma_fence_wait", part_oid(oid, _CB_PART), interruptible=intr, timeout=left,
+                             name=name, woken_reads=True)
+            k.event("dma_fence_wait", oid, False)
             if reason == "signal" and not (self.flags & SIGNALED):
                 self._drop_waiter(cb)
                 raise ERESTARTSYS("dma_fence_wait interrupted by a signal")
@@ -888,7 +927,9 @@ class DmaFence:
     def _drop_waiter(self, cb: DmaFenceCb) -> None:
         lock = self.lock
         lock.lock_irqsave()
-        self.k.event("dma_fence_remove_callback", self.oid, True)  # the lock's step unlinks it
+        oid = self.oid
+        self.k.event("dma_fence_remove_callback", oid, True)  # the lock's step unlinks it
+        self.k.event("dma_fence_remove_callback", part_oid(oid, _CB_PART), True)  # from the list (R12)
         try:
             if cb.queued is self:
                 cbs = self.cb_list

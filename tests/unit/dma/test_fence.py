@@ -8,7 +8,7 @@ import pytest
 
 import dmabufsim as ds
 from dmabufsim import dma
-from dmabufsim.dma.fence import DmaFence, DmaFenceCb
+from dmabufsim.dma.fence import DmaFence, DmaFenceCb, cb_list_oid
 from dmabufsim.locking.annotations import DMA_FENCE_MAP
 from tests.helpers import run, run_first
 
@@ -382,9 +382,39 @@ def test_fence_operations_are_scheduling_points_on_the_fence() -> None:
     ex = run_first(scenario, record_trace=True)
     assert ex.events is not None
     ops = [(e.op, e.write) for e in ex.events if e.obj == oid[0]]
-    # The signal's point, then the event of the fence-lock step that really writes it.
-    assert ops == [("dma_fence_is_signaled", False), ("dma_fence_add_callback", True), ("dma_fence_signal", True),
-                   ("dma_fence_signal", True)]
+    # The flags: read by is_signaled and add_callback's test, written by the first enable, then
+    # the signal's point and the event of the fence-lock step that really writes them (R12).
+    assert ops == [("dma_fence_is_signaled", False), ("dma_fence_add_callback", False),
+                   ("dma_fence_enable_signaling", True), ("dma_fence_signal", True), ("dma_fence_signal", True)]
+    # The callback list, a part of its own: the first enable, the link, the signal's unlink.
+    cbs = [(e.op, e.write) for e in ex.events if e.obj == cb_list_oid(oid[0])]
+    assert cbs == [("dma_fence_enable_signaling", True), ("dma_fence_add_callback", True), ("dma_fence_signal", True)]
+
+
+def test_add_callback_on_an_enabled_fence_writes_only_its_list() -> None:
+    """dma_fence_add_callback on an unsignalled fence whose ENABLE_SIGNAL bit is set reads the
+    flags and writes only the callback list; dma_fence_is_signaled reads only the flags (R12)."""
+    oid: list[int] = []
+
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring0").create()
+        oid.append(f.oid)
+        f.enable_sw_signaling()
+        k.event("mark", 0, False)
+        f.add_callback(lambda fence, cb: None)
+        f.is_signaled()
+        f.enable_sw_signaling()
+        f.signal()
+
+    ex = run_first(scenario, record_trace=True)
+    assert ex.events is not None
+    at = next(i for i, e in enumerate(ex.events) if e.op == "mark")
+    cb = cb_list_oid(oid[0])
+    ops = [(e.op, e.obj == cb, e.write) for e in ex.events[at:] if e.obj in (oid[0], cb)]
+    assert ops == [("dma_fence_add_callback", False, False), ("dma_fence_add_callback", True, True),
+                   ("dma_fence_is_signaled", False, False), ("dma_fence_enable_signaling", False, False),
+                   ("dma_fence_signal", False, True), ("dma_fence_signal", False, True),
+                   ("dma_fence_signal", True, True)]
 
 
 def test_signal_from_timer_via_irq_and_determinism() -> None:

@@ -32,8 +32,11 @@ VAR = 40_000
 #: ("sig", f): signal fence f; ("test", f): dma_fence_is_signaled (no lock);
 #: ("held", v): take the shared lock, write variable v at a point of its own, release (held across a point);
 #: ("try",): spin_trylock the shared lock and, if taken, release it at a point;
-#: ("wait", f): dma_fence_wait_timeout with a zero timeout (enable signalling, then the queueing section).
+#: ("wait", f): dma_fence_wait_timeout with a zero timeout (enable signalling, then the queueing section);
+#: ("en", f): dma_fence_enable_sw_signaling (after the first, it only reads the flags: dma_fence R12);
+#: ("sleep", f): dma_fence_wait (sleeps queued on the callback list; only in chosen programs that signal f).
 section_op = st.one_of(
+    st.tuples(st.just("en"), st.integers(0, 2)),
     st.tuples(st.just("cb"), st.integers(0, 2)),
     st.tuples(st.just("sig"), st.integers(0, 2)),
     st.tuples(st.just("test"), st.integers(0, 2)),
@@ -85,6 +88,10 @@ def fence_scenario(programs: list[list[tuple[Any, ...]]]) -> Any:
                         acc = acc * 3 + 2
                 elif o[0] == "wait":
                     acc = acc * 3 + (fences[o[1]].wait_timeout(False, 0) > 0)
+                elif o[0] == "en":
+                    fences[o[1]].enable_sw_signaling()
+                elif o[0] == "sleep":
+                    acc = acc * 3 + (fences[o[1]].wait() == 0)
             seen.append((tid, acc))
 
         for i, p in enumerate(programs):
@@ -143,6 +150,11 @@ def test_whole_sections_keep_terminal_states_and_findings_long(programs: list[li
     [[("wait", 0), ("cb", 1)], [("held", 0)], [("sig", 1)]],
     [[("try",), ("cb", 0)], [("cb", 0), ("sig", 0)]],
     [[("test", 2), ("cb", 2)], [("sig", 2)], [("try",), ("held", 1)]],
+    # dma_fence R12: is_signaled reads the flags, a callback queued on an enabled fence writes its list
+    [[("en", 0), ("test", 0)], [("cb", 0), ("cb", 0)], [("test", 0), ("sig", 0)]],
+    [[("test", 0), ("cb", 0)], [("cb", 0), ("test", 0)], [("en", 0), ("sig", 0)]],
+    [[("sleep", 1), ("test", 1)], [("test", 1), ("cb", 1)], [("en", 1), ("sig", 1)]],
+    [[("sleep", 0)], [("sleep", 0), ("cb", 0)], [("test", 0), ("sig", 0)]],
 ])
 def test_whole_sections_on_chosen_programs(programs: list[list[tuple[Any, ...]]]) -> None:
     """The same agreement on programs that mix every kind of access of the shared lock."""
