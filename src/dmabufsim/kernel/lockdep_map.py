@@ -76,29 +76,26 @@ class LockdepMap:
         return f"<LockdepMap {self.name}>"
 
 
-def lockdep_assert_held(lock: Any) -> None:
-    """``lockdep_assert_held``: report an ``assertion`` finding when the current thread does not hold ``lock``."""
+def _assert_lockdep(lock: Any, held: bool) -> None:
+    """Report an ``assertion`` finding when whether the current thread holds ``lock`` is not ``held``."""
     k = current_kernel()
     dep_map = getattr(lock, "dep_map", lock)
-    if not k.lockdep.is_held(dep_map):
+    if k.lockdep.is_held(dep_map) != held:
+        what, must = ("held", "must") if held else ("not_held", "must not")
         k.report(
             "assertion",
-            f"WARNING: lockdep_assert_held({dep_map.name}) failed",
+            f"WARNING: lockdep_assert_{what}({dep_map.name}) failed",
             details={"lock": dep_map.name},
-            rule="lockdep: the caller must hold the lock",
-            signature=f"assert-held:{dep_map.name}",
+            rule=f"lockdep: the caller {must} hold the lock",
+            signature=f"assert-{what.replace('_', '-')}:{dep_map.name}",
         )
+
+
+def lockdep_assert_held(lock: Any) -> None:
+    """``lockdep_assert_held``: report an ``assertion`` finding when the current thread does not hold ``lock``."""
+    _assert_lockdep(lock, True)
 
 
 def lockdep_assert_not_held(lock: Any) -> None:
     """``lockdep_assert_not_held``: report when the current thread holds ``lock``."""
-    k = current_kernel()
-    dep_map = getattr(lock, "dep_map", lock)
-    if k.lockdep.is_held(dep_map):
-        k.report(
-            "assertion",
-            f"WARNING: lockdep_assert_not_held({dep_map.name}) failed",
-            details={"lock": dep_map.name},
-            rule="lockdep: the caller must not hold the lock",
-            signature=f"assert-not-held:{dep_map.name}",
-        )
+    _assert_lockdep(lock, False)
