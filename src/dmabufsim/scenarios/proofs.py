@@ -158,6 +158,17 @@ _H1_RACES = (
     "submitter's reference out is not possible: the wait for A's scheduled fence needs it"
 )
 
+#: C11/helper-fork's and C15's fork race, the same in the three rows (after "the ").
+_FORK_RACE = (
+    "fork races twice (write-protect at fork, then the copy-on-write break), so the notifier runs two "
+    "invalidations against a submission that may look the pages up three times; the races that keep adding "
+    "wakeup sequences are fork's down_write of mmap_lock against each lookup's and the copy-on-write fault's "
+    "down_read (readers commute with each other, rwsem R8, not with the writer), and the puts of the pages "
+    "(the copy-on-write break's, the zap's, the release's) against the lookups' gets: which comes first "
+    "decides whether the old page outlives the break, the race C11's buggy sibling loses; gets commute with "
+    "each other and with the frame's other steps (mm page R6)"
+)
+
 NOT_PROVED: dict[str, str] = {
     "C1/pipelined": (
         "optimal DPOR, nothing dropped and no undeclared access, not exhausted: 6,391 traces in 120 s (one "
@@ -284,14 +295,7 @@ NOT_PROVED: dict[str, str] = {
         "in the main thread (no join of a racer thread), the engine started and asleep before the race, the "
         "submission returning once queued -- is not exhausted either: 43,853 traces in 900 s (load average "
         "about 12), and DPOR deepening finishes bound 2 (4,105 executions) but not bound 3 in 100 s; the "
-        "row's own search exhausts every schedule within two preemptions. The fork races twice (write-protect "
-        "at fork, then the copy-on-write break), so the notifier runs two invalidations against a submission "
-        "that may look the pages up three times; the races that keep adding wakeup sequences are "
-        "fork's down_write of mmap_lock against each lookup's and the copy-on-write fault's down_read "
-        "(readers commute with each other, rwsem R8, not with the writer), and the puts of the pages (the "
-        "copy-on-write break's, the zap's, the release's) against the lookups' gets: which comes first "
-        "decides whether the old page outlives the break, the race C11's buggy sibling loses; gets commute "
-        "with each other and with the frame's other steps (mm page R6)"
+        "row's own search exhausts every schedule within two preemptions. The " + _FORK_RACE
     ),
     "C15/helper": (
         "with page reference counts as commuting counters (mm page R6: a lookup's get_page no longer races "
@@ -303,11 +307,7 @@ NOT_PROVED: dict[str, str] = {
         "returning once queued, the fork in the main thread, on which amdgpu-2018 still leaves its mapping) "
         "is not exhausted either: 2,940 traces in 120 s (load average about 15), DPOR deepening finishing "
         "bound 2 (3,772 executions) but not bound 3 in 100 s; with one page instead of two, 5,781 traces in "
-        "60 s, not exhausted. The fork races twice (write-protect at fork, then the copy-on-write break), so "
-        "the notifier runs two invalidations against a submission that may look the pages up three times; the "
-        "races that keep adding wakeup sequences are the ones of C11/helper-fork (the same race: 43,853 "
-        "traces in 900 s): fork's down_write of mmap_lock against the lookups' and the fault's down_read, "
-        "and the pages' puts against the lookups' gets"
+        "60 s, not exhausted. It is C11/helper-fork's race (43,853 traces in 900 s there): the " + _FORK_RACE
     ),
     "C15/i915-2018": (
         "with page reference counts as commuting counters (mm page R6: a lookup's get_page no longer races "
@@ -318,14 +318,7 @@ NOT_PROVED: dict[str, str] = {
         "traces in 60 s. The configuration that proves C14 and C16 (no race-free first job, the submission "
         "returning once queued, the fork in the main thread) is not exhausted either: 2,689 traces in 120 s "
         "(load average about 15); with one page instead of two (and the first job) 8,186 traces in 30 s. "
-        "i915-2018's notifier and the helper's see the same fork race: the fork races twice (write-protect at "
-        "fork, then the copy-on-write break), so the notifier runs two invalidations against a submission "
-        "that may look the pages up three times; the races that keep adding wakeup sequences are "
-        "fork's down_write of mmap_lock against each lookup's and the copy-on-write fault's down_read "
-        "(readers commute with each other, rwsem R8, not with the writer), and the puts of the pages (the "
-        "copy-on-write break's, the zap's, the release's) against the lookups' gets: which comes first "
-        "decides whether the old page outlives the break, the race C11's buggy sibling loses; gets commute "
-        "with each other and with the frame's other steps (mm page R6)"
+        "i915-2018's notifier and the helper's see the same fork race: the " + _FORK_RACE
     ),
     "C18/seqcount": (
         "optimal DPOR, nothing dropped and no undeclared access, not exhausted: 2,499 traces in 60 s (one search "
