@@ -120,7 +120,7 @@ from dmabufsim.explore import DPOR, OptimalDPOR, explore
 
 N_SIM = 1000  #: executions per dmabufsim throughput measurement
 N_FR = 120  #: executions per frontrun measurement
-TARGET = 100.0  #: issue 8: at least 100x frontrun's executions per second
+TARGET = 100.0  #: the target: at least 100x frontrun's executions per second
 QUIET: dict[str, Any] = {"shrink_findings": False, "check_replay": False, "confirm_cycles": False,
                          "coverage": False, "stop_on_first": False}
 
@@ -573,7 +573,7 @@ def _claim_first(row: Any, strategy: str, **kw: Any) -> str:
 
 
 def claims_table() -> None:
-    """Per catalog row that expects a bug: executions / wall time to it, per strategy (issue 8)."""
+    """Per catalog row that expects a bug: executions / wall time to it, per strategy."""
     from dmabufsim.scenarios import discover
 
     rows = [r for r in discover().rows if r.scenario is not None and r.expected is not None

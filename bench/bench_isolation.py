@@ -7,7 +7,7 @@ two is the checker's cost. Two shapes: buffers owned by a kernel object (the
 fast check: owner and generation) and userptr buffers of a process (the
 check also looks the user address up in the process's page table).
 
-Target (issue 5): checking costs at most 1.5x.
+Target: checking costs at most 1.5x.
 """
 
 from __future__ import annotations

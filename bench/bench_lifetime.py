@@ -9,7 +9,7 @@
    off: nothing freed; on: the access hook armed by a freed fence, so every
    DMA step's point and events pay the lookup.
 
-Target (issue 16): on/off <= 1.2x. CPU time of this process, best of a few
+Target: on/off <= 1.2x. CPU time of this process, best of a few
 interleaved repeats (the machine is shared).
 
 Run: ``.venv/bin/python bench/run.py lifetime``.

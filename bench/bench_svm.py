@@ -12,7 +12,7 @@
 2. An SVA device (``device/sva.py``) doing ``ACCESSES`` reads and writes
    at user addresses of a bound process (IOTLB hits, each judged by the
    isolation checker): the same run with the checker off and on, the
-   ratio of the two. Target (issue 20): at most 1.5x.
+   ratio of the two. Target: at most 1.5x.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ from .check import IsolationChecker
 # -- device: IOMMU domains, GPU VMs, engines doing DMA
 from .device import Device, GpuVm, IommuDomain
 
-# -- device: SVA bonds; drivers, mm: the SVM driver, HMM, device-private migration (issue 20)
+# -- device: SVA bonds; drivers, mm: the SVM driver, HMM, device-private migration
 from .device.sva import IommuSva, iommu_sva_bind_device
 
-# -- device: the TTM-like memory manager (issue 6)
+# -- device: the TTM-like memory manager
 from .device.ttm import BufferObject, MemType, OperationCtx, TTMDevice, TTMShrinker
 
 # -- dma: fences and reservation objects
@@ -48,20 +48,20 @@ from .dma import (
     reservation_ww_class,
 )
 
-# -- dma-buf: exporters, attachments, dynamic importers, revocation (issue 6)
+# -- dma-buf: exporters, attachments, dynamic importers, revocation
 from .dma.dma_buf import DmaBuf, DmaBufAttachment, DmaBufAttachOps, DmaBufOps, DmaBufRevocation, SgTable
 
-# -- drivers: the dma-buf reference drivers (issue 6)
+# -- drivers: the dma-buf reference drivers
 from .drivers.amdgpu_exporter import AmdgpuExporter
 from .drivers.dma_buf_importers import DynamicImporter, StaticImporter
 
-# -- drivers: a GEM shmem driver with PRIME, dma-buf mmap (issue 20)
+# -- drivers: a GEM shmem driver with PRIME, dma-buf mmap
 from .drivers.gem_shmem import DrmDevice, GemShmemObject, mmap_dma_buf
 
-# -- drivers: the SVM driver (issue 20)
+# -- drivers: the SVM driver
 from .drivers.svm import SvmDriver
 
-# -- drivers: the userptr helper and the userptr designs of the thread (issue 7)
+# -- drivers: the userptr helper and the userptr designs of the thread
 from .drivers.userptr_common import UserptrBo
 from .drivers.userptr_helper import Userptr
 from .drivers.userptr_modern import ModernUserptrDriver
@@ -161,7 +161,7 @@ from .mm import (
 from .mm.hmm import HmmRange, hmm_range_fault
 from .mm.memory import VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, VmFault, VmOperations
 
-# -- mm: MMU notifiers and interval notifiers (issue 7)
+# -- mm: MMU notifiers and interval notifiers
 from .mm.memremap import DevicePagemap, DevPagemapOps
 from .mm.migrate_device import (
     MigrateVma,
@@ -178,7 +178,7 @@ from .mm.mmu_notifier import (
     mmu_notifier_variant,
 )
 
-# -- mm: the fault path (driver fault handlers, user copies that fault) and the page lock (issue 16)
+# -- mm: the fault path (driver fault handlers, user copies that fault) and the page lock
 from .mm.page_lock import (
     lock_page,
     migration_entry_wait_on_locked,

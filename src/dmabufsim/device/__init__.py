@@ -13,5 +13,5 @@ __all__ = [
     "DEFAULT_DURATION_NS", "IOVA_BASE", "OP_COPY", "OP_READ", "OP_WRITE", "Device", "DmaMapping", "Engine",
     "GpuPte", "GpuVm", "IommuDomain", "Job",
 ]
-# -- the TTM-like memory manager (issue 6)
+# -- the TTM-like memory manager
 __all__ += ["GTT", "BufferObject", "DeviceCopyEngine", "MemType", "OperationCtx", "TTMDevice"]

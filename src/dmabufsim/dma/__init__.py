@@ -5,7 +5,7 @@
 
 from . import fence_chain, fence_unwrap
 
-# -- dma-buf (issue 6)
+# -- dma-buf
 from .dma_buf import (
     DMA_BIDIRECTIONAL,
     DMA_FROM_DEVICE,

@@ -1,6 +1,6 @@
 """dma_fence R8 bookkeeping stays bounded when fences are waited on *before* they signal.
 
-The soak pattern (issue 5): a submitter waits on each job's fence while it
+The soak pattern: a submitter waits on each job's fence while it
 is still pending; an interrupt signals it later. Signalled fences can no
 longer be never-signalled, so the watched list drops them as it grows; a
 waited fence that never signals is still reported, exactly as in a short run.

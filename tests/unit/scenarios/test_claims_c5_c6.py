@@ -17,7 +17,7 @@ def test_c5_c6_rows_match_their_verdicts() -> None:
         "C5/shrinker-trylock": ("match", []),
         "C6/gfp-noio-unprimed": ("match", []),
         "C6/one-gfp-kernel-left": ("match", ["circular-locking", "deadlock", "recursive-locking"]),
-        # scenarios/c06_noio_notifier.py (issue 7): the notifier's remaining cycle, and GFP_NOWAIT
+        # scenarios/c06_noio_notifier.py: the notifier's remaining cycle, and GFP_NOWAIT
         "C6/noio-notifier": ("match", ["circular-locking"]),
         "C6/nowait-notifier": ("match", []),
     }
