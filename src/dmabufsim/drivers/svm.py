@@ -34,6 +34,12 @@ Rules:
 * R4 (migration): data moves only inside the migration window (sources
   locked and unmapped, ``migrate_device.py`` R3), by the device's copy
   engine; destination pages are locked before ``migrate_vma_pages``.
+  A migration moves data, not ownership: the destination frame belongs to
+  the process that owned the source (``_data_owner``; after ``fork`` the
+  parent, as an anonymous page's frame does until copy-on-write or an
+  unmap moves it, memory R3), whichever process's fault or driver moved
+  it. Only a source with no owning process (a range never populated) gets
+  the migrating mm.
 * R5 (eviction): VRAM is a fixed pool; when a range needs more pages
   than are free, the least recently faulted range in VRAM is migrated
   back to system memory first (``drm_pagemap_evict_to_ram``).
@@ -393,7 +399,7 @@ class SvmDriver(MMUIntervalNotifierOps, DevPagemapOps):
                 if not args.src_flags[i] & MIGRATE_PFN_MIGRATE:
                     continue
                 try:
-                    dst = self.pgmap.alloc_page(mm)
+                    dst = self.pgmap.alloc_page(_data_owner(src, mm))
                 except ENOMEM:
                     continue  # stays in system memory
                 trylock_page(dst)  # a fresh page: never contended (zone_device_page_init locks it)
@@ -438,7 +444,8 @@ class SvmDriver(MMUIntervalNotifierOps, DevPagemapOps):
         for i, src in enumerate(args.src):
             if src is None or not args.src_flags[i] & MIGRATE_PFN_MIGRATE:
                 continue
-            dst = args.mm.alloc.alloc_page(GFP_KERNEL, args.mm)  # the faulting mm: a forked child too
+            # a forked child's fault too: the copy keeps the device page's owner (R4)
+            dst = args.mm.alloc.alloc_page(GFP_KERNEL, _data_owner(src, args.mm))
             trylock_page(dst)
             _copy(self.k, src, dst)
             args.dst[i] = dst
@@ -460,6 +467,13 @@ class SvmDriver(MMUIntervalNotifierOps, DevPagemapOps):
             self._collect_garbage()
             for rng in list(self.ranges):
                 self._remove_range(rng)
+
+
+def _data_owner(src: Page | None, mm: MmStruct) -> MmStruct:
+    """Who owns the copy of ``src`` that a migration of ``mm``'s range makes (R4): the process that owns
+    ``src`` (shared by ``fork``, that is the one memory R3 names), else ``mm``."""
+    owner = src.owner if src is not None else None
+    return owner if isinstance(owner, MmStruct) else mm
 
 
 class NoRetrySvmDriver(SvmDriver):
