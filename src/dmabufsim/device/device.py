@@ -35,7 +35,10 @@ Rules:
   without a job is info: isolation held. Otherwise
   the access reaches a frame and the isolation checker (``k.ext["isolation"]``)
   checks it *before* it lands. It lands even when the checker objects:
-  the model shows what the broken hardware would do.
+  the model shows what the broken hardware would do. The access writes
+  (or reads) the frame's contents; the checker's judgement reads the
+  frame's bookkeeping (owner, generation, reverse map), which the step
+  declares when the checker is installed (``page`` R7).
 * R5 (broken device, claim C9): with ``broken=True`` the device keeps
   writing after it was told it was done: ``stray_delay_ns`` after each job
   it repeats the job's writes through whatever translations exist then.
@@ -62,7 +65,7 @@ from ..kernel.errors import UsageError
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.timer import Timer
 from ..kernel.wait import WaitQueue
-from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page, page_allocator
+from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page, contents_oid, page_allocator
 from .gpuvm import GpuVm
 from .iommu import DmaMapping, IommuDomain
 
@@ -279,8 +282,8 @@ class Engine:
                     dst = dev._access_page(vm, op[2], True, job, stray)
                     if dst is not None:
                         k = self.k
-                        k.event("page_read", src.oid, False)
-                        k.event("page_write", dst.oid, True)
+                        k.event("page_read", contents_oid(src.oid), False)  # page R7: contents only
+                        k.event("page_write", contents_oid(dst.oid), True)
                         dst.data = dict(src.data) if src.data else None
 
 
@@ -385,13 +388,17 @@ class Device:
                 self._fault("IOMMU", va, iova, write, job, stray, "no such frame")
                 return None
             if chk is not None:
+                self.k.event("dma_isolation_check", page.oid, False)  # page R7: the frame's owner, read
                 chk.check_unmapped(self, page, write, va, iova, job, stray)
             return page
         if write and not rec.writable:
             self._fault("IOMMU", va, iova, write, job, stray, "read-only mapping")
             return None
-        if chk is not None and not chk.check(rec, write):
-            chk.judge(self, rec, write, va, iova, job, stray)
+        if chk is not None:
+            # page R7: the checker judges the access by the frame's owner, generation and reverse map
+            self.k.event("dma_isolation_check", rec.page.oid, False)
+            if not chk.check(rec, write):
+                chk.judge(self, rec, write, va, iova, job, stray)
         return rec.page
 
     def _access(self, vm: GpuVm | None, va: int, write: bool, value: object, job: Job | None,
@@ -431,9 +438,11 @@ class Device:
             self._fault("IOMMU", va, iova, write, None, False, "unmapped IOVA" if rec is None else "read-only mapping")
             return True, None
         chk = self._chk
-        if chk is not None and not chk.check(rec, write):
-            chk.judge(self, rec, write, va, iova, None, False)
         page = rec.page
+        if chk is not None:
+            k.event("dma_isolation_check", page.oid, False)  # page R7: the frame's bookkeeping, read
+            if not chk.check(rec, write):
+                chk.judge(self, rec, write, va, iova, None, False)
         if write:
             page.write(va & (PAGE_SIZE - 1), value)
             return True, None

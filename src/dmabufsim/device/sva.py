@@ -166,9 +166,11 @@ class IommuSva(MMUNotifierOps):
             dev._fault("IOMMU", va, va, write, None, False, "PASID page request failed")
             return None
         chk = dev._chk
-        if chk is not None and not chk.check(rec, write):
-            chk.judge(dev, rec, write, va, va, None, False)
         page = rec.page
+        if chk is not None:
+            self.k.event("dma_isolation_check", page.oid, False)  # page R7: the frame's bookkeeping, read
+            if not chk.check(rec, write):
+                chk.judge(dev, rec, write, va, va, None, False)
         if write:
             page.write(va & (PAGE_SIZE - 1), value)
             return None

@@ -78,7 +78,7 @@ from ..mm.migrate_device import (
 )
 from ..mm.mmu_notifier import MMUIntervalNotifier, MMUIntervalNotifierOps, MMUNotifierRange
 from ..mm.notifier_hooks import MmuNotifyEvent
-from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page
+from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page, contents_oid
 from ..mm.page_lock import trylock_page
 
 #: Lock classes (``gpusvm->notifier_lock``, ``vm->lock``).
@@ -109,8 +109,8 @@ class SvmRange:
 
 def _copy(k: Any, src: Page, dst: Page) -> None:
     """The copy engine moves one page (``xe_migrate_copy``); the step reads ``src`` and writes ``dst``."""
-    k.event("page_read", src.oid, False)
-    k.event("page_write", dst.oid, True)
+    k.event("page_read", contents_oid(src.oid), False)  # page R7: the contents, not the bookkeeping
+    k.event("page_write", contents_oid(dst.oid), True)
     dst.data = dict(src.data) if src.data else None
 
 
@@ -404,7 +404,7 @@ class SvmDriver(MMUIntervalNotifierOps, DevPagemapOps):
                     continue  # stays in system memory
                 trylock_page(dst)  # a fresh page: never contended (zone_device_page_init locks it)
                 if pre is not None and src is not None:
-                    self.k.event("page_write", dst.oid, True)
+                    self.k.event("page_write", contents_oid(dst.oid), True)  # page R7
                     dst.data = pre.get(i)
                 elif src is not None:
                     _copy(self.k, src, dst)
@@ -502,7 +502,7 @@ class CopyUnlockedSvmDriver(SvmDriver):
         for i in range((rng.end - rng.start) >> PAGE_SHIFT):
             page = mm.lookup(rng.start + (i << PAGE_SHIFT))
             if page is not None and not is_device_private_page(page):
-                self.k.point("page_read", page.oid, False)
+                self.k.point("page_read", contents_oid(page.oid), False)  # page R7
                 out[i] = dict(page.data) if page.data else None
         return out
 

@@ -84,6 +84,11 @@ def part_oid(oid: int, part: int) -> int:
     """
     return _PART_BASE + (oid << _PART_BITS) + (part & ((1 << _PART_BITS) - 1))
 
+
+def part_owner(oid: int) -> int:
+    """The object whose part the pseudo-object ``oid`` is (:func:`part_oid`; ``oid`` itself for an object)."""
+    return (oid - _PART_BASE) >> _PART_BITS if oid >= _PART_BASE else oid
+
 _MASK = (1 << 64) - 1
 _PRIME = 0x100000001B3  # FNV-1a 64-bit prime
 _OFFSET = 0xCBF29CE484222325  # FNV-1a 64-bit offset basis

@@ -129,7 +129,16 @@ from .notifier_hooks import (
     invalidate_range_end,
     invalidate_range_start,
 )
-from .page import PAGE_SHIFT, PAGE_SIZE, Page, PageAllocator, page_allocator, page_count_observe, page_ref_inc
+from .page import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    Page,
+    PageAllocator,
+    contents_oid,
+    page_allocator,
+    page_count_observe,
+    page_ref_inc,
+)
 from .page_lock import migration_entry_wait_on_locked, trylock_page_atomic, unlock_page
 
 PROT_NONE = 0
@@ -794,7 +803,9 @@ class MmStruct:
         """``wp_page_copy``: give this mm its own copy of a COW-shared page (R3)."""
         old = pte.page
         new = self.alloc.alloc_page(GFP_KERNEL, self)
-        self.k.event("page_read", old.oid, False)  # copy_user_highpage: the old frame, read
+        # copy_user_highpage: the old frame's contents, read; the new frame's, written (page R7)
+        self.k.event("page_read", contents_oid(old.oid), False)
+        self.k.event("page_write", contents_oid(new.oid), True)
         if old.data is not None:
             new.data = dict(old.data)
         rng = MmuNotifierRange(self, va, va + PAGE_SIZE, MmuNotifyEvent.CLEAR)
@@ -860,6 +871,9 @@ class MmStruct:
                     if page.pincount:
                         # page_needs_cow_for_dma: the child gets its copy now.
                         cp = self.alloc.alloc_page(GFP_KERNEL, child)
+                        # copy_user_highpage: the pinned frame's contents, read; the copy's, written (page R7)
+                        self.k.event("page_read", contents_oid(page.oid), False)
+                        self.k.event("page_write", contents_oid(cp.oid), True)
                         if page.data is not None:
                             cp.data = dict(page.data)
                         cp.rmap.append((child, va))

@@ -55,6 +55,32 @@ Rules:
   allocator), every step that reads a count (``page_maybe_dma_pinned``,
   the last-reference tests of put and unpin) and the allocation of a reused
   frame (which sets its count) write it.
+* R7 (contents apart from bookkeeping, for the explorers): a frame's
+  *contents* -- the data a CPU or DMA load or store reads or writes
+  (``data``) -- are declared on their own pseudo-object
+  (:func:`contents_oid`), apart from its *bookkeeping*, declared on the
+  frame itself (``page.oid``: owner, generation, ``PG_dirty`` /
+  ``PG_referenced``, the reverse map and migration entries, ``PG_locked``
+  and its waiters, the list of device mappings) and from its counts (R6).
+  Each path declares what it touches: a CPU load or store through a PTE
+  (``copy_from_user`` / ``copy_to_user``, a user access) reads or writes the
+  contents only; a device's DMA reads or writes the contents and reads the
+  frame's bookkeeping, the owner, generation and reverse map the isolation
+  checker judges it by (``device`` R4), when that checker is installed;
+  ``iommu_map`` / ``dma_map_page`` write the IOMMU's page table, never the
+  page (``iommu_dma_map_page`` needs only ``page_to_phys``; it takes no
+  reference): in the model the frame's list of device mappings, written,
+  and its owner and reverse map, read -- bookkeeping only, and so is
+  ``iommu_unmap``; the free (``free_pages_prepare``: poisoning,
+  ``init_on_free``) and the allocation of a reused frame
+  (``post_alloc_hook``: ``init_on_alloc``, ``__GFP_ZERO``; a reused frame
+  reads back as zero here) write both, so a DMA through a stale entry stays
+  ordered with the free and with the reuse (``isolation`` R1, R2); a copy
+  (``copy_user_highpage`` of a copy-on-write break or of fork's copy of a
+  pinned page, a migration's ``folio_migrate_copy``, a copy engine) reads
+  the source's contents and writes the destination's, while the flags and
+  the mappings move on the bookkeeping (``folio_migrate_flags``,
+  ``remove_migration_ptes``).
 """
 
 from __future__ import annotations
@@ -65,7 +91,7 @@ from ..kernel.counter import CounterRule, counter_add, counter_observe
 from ..kernel.errors import ENOMEM, UsageError
 from ..kernel.gfp import GFP, GFP_KERNEL, current_gfp_context, gfp_name
 from ..kernel.runtime import Kernel, current_kernel
-from ..kernel.trace import refcount_oid
+from ..kernel.trace import part_oid, refcount_oid
 from ..locking.annotations import fs_reclaim_acquire, fs_reclaim_release, might_alloc
 from .shrinker import ShrinkerRegistry, shrinker_registry
 
@@ -88,6 +114,15 @@ class PageWatcher(Protocol):
 
     def page_event(self, page: Page, event: str) -> None:
         """``page`` is being dirtied/unpinned/released/freed (``event``) while ``page.dev_maps`` is non-empty."""
+
+
+#: The part of a frame declared apart for its contents (R7, ``part_oid``).
+_CONTENTS_PART = 0
+
+
+def contents_oid(oid: int) -> int:
+    """The pseudo-object of the contents (``data``) of the frame ``oid``, apart from its bookkeeping (R7)."""
+    return part_oid(oid, _CONTENTS_PART)
 
 
 #: ``_refcount`` (R6): increments commute; zero frees, an increment from zero is a bad page.
@@ -202,14 +237,14 @@ class Page:
         return self.pfn << PAGE_SHIFT
 
     def read(self, offset: int = 0) -> object:
-        """The value stored at ``offset`` (0 if never written); the step reads the frame."""
-        self.alloc.k.event("page_read", self.oid, False)
+        """The value stored at ``offset`` (0 if never written); the step reads the frame's contents (R7)."""
+        self.alloc.k.event("page_read", contents_oid(self.oid), False)
         d = self.data
         return 0 if d is None else d.get(offset, 0)
 
     def write(self, offset: int, value: object) -> None:
-        """Store ``value`` at ``offset`` (the frame's contents; no bookkeeping); the step writes the frame."""
-        self.alloc.k.event("page_write", self.oid, True)
+        """Store ``value`` at ``offset``; the step writes the frame's contents, not its bookkeeping (R7)."""
+        self.alloc.k.event("page_write", contents_oid(self.oid), True)
         d = self.data
         if d is None:
             d = self.data = {}
@@ -354,9 +389,13 @@ class PageAllocator:
     def _take(self, owner: object) -> Page:
         if self._free:
             page = self._free.pop()
-            # R6: the count of a reused frame is set (a stale reference may still reach it); a
-            # frame never handed out before is reachable by no one else.
-            self.k.event("alloc_page", refcount_oid(page.oid), True)
+            # R6: the count of a reused frame is set (a stale reference may still reach it); R7:
+            # so are its owner and generation, and its contents read back as zero (post_alloc_hook).
+            # A frame never handed out before is reachable by no one else.
+            k = self.k
+            k.event("alloc_page", refcount_oid(page.oid), True)
+            k.event("alloc_page", page.oid, True)
+            k.event("alloc_page", contents_oid(page.oid), True)
         else:
             pfn = self._never_used
             self._never_used += 1
@@ -430,7 +469,8 @@ class PageAllocator:
             return
         page.refcount -= 1
         if page.refcount == 0:
-            k.event("free_pages_prepare", page.oid, True)  # R1: the frame itself (owner, generation, contents)
+            k.event("free_pages_prepare", page.oid, True)  # R1: the frame's owner, generation, flags
+            k.event("free_pages_prepare", contents_oid(page.oid), True)  # R7: its contents (poisoned, zeroed)
             self._free_page(page)
 
     def _free_page(self, page: Page) -> None:

@@ -74,7 +74,7 @@ from typing import Any
 from ..kernel.errors import UsageError
 from ..kernel.execution import Execution
 from ..kernel.findings import Finding
-from ..kernel.trace import Event, LockMark, counted_oid
+from ..kernel.trace import Event, LockMark, counted_oid, part_owner
 from .events import SIGNAL_OPS, WAIT_OPS, attempts, is_acquire, is_dma, is_release, lock_name, pair_locks
 
 #: Pixels per event in step mode.
@@ -234,8 +234,10 @@ def dma_frames(events: Sequence[Event], lo: int = 0, hi: int | None = None) -> d
             nx = events[j]
             if nx.tid != ev.tid or nx.step != ev.step:
                 break
-            if nx.op in FRAME_OPS and nx.obj not in got:
-                got.append(nx.obj)
+            if nx.op in FRAME_OPS:
+                obj = part_owner(nx.obj)  # the frame whose contents the access touched (page R7)
+                if obj not in got:
+                    got.append(obj)
             j += 1
         if got:
             out[i] = got

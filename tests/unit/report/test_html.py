@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import dmabufsim as ds
 from dmabufsim.cli import main
+from dmabufsim.mm.page import contents_oid
 from dmabufsim.report import html as html_report
 from tests.html_cases import Dom, counterexample, page
 
@@ -294,19 +295,22 @@ def test_dma_frames_are_the_translations_of_each_access() -> None:
         init_memory(8)
         dev = Device("gpu0")
         pages = [alloc_page(GFP_KERNEL, "bo") for _ in range(2)]
+        oids.extend(p.oid for p in pages)
         dev.map_pages(0x1000, pages)
         dev.dma_write(0x1000, "a")
         dev.dma_read(0x2000)
         dev.dma_write(0x9000, "fault")  # no PTE: reaches nothing
 
+    oids: list[int] = []
     ex = ds.Kernel(strategy=ds.FirstStrategy(), record_trace=True).run(sc)
     events = ex.events or []
     dmas = [i for i, e in enumerate(events) if e.op == "dma"]
     got = html_report.dma_frames(events)
     assert len(dmas) == 3
-    writes = [e.obj for e in events if e.op == "page_write"]
-    reads = [e.obj for e in events if e.op == "page_read"]
-    assert [got.get(i) for i in dmas] == [writes[-1:], reads[-1:], None]
+    # The accesses touch the frames' contents (page R7), drawn on the frames' rows.
+    assert [e.obj for e in events if e.op == "page_write"] == [contents_oid(oids[0])]
+    assert [e.obj for e in events if e.op == "page_read"] == [contents_oid(oids[1])]
+    assert [got.get(i) for i in dmas] == [[oids[0]], [oids[1]], None]
     assert ex.kinds[0] == "iommu-fault"
 
 
