@@ -130,6 +130,12 @@ from .watchdog import WatchdogStop
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
 MAX_SCHEDULE_TIMEOUT = None
+NSEC_PER_USEC = 1_000
+NSEC_PER_MSEC = 1_000_000
+NSEC_PER_SEC = 1_000_000_000
+#: Steps between the periodic checks (livelock budget, replay log, trace words: trace T2
+#: keeps at most about this many event words unfolded).
+PERIOD = 1 << 14
 #: The virtual clock as an object: what a sleep declares with early timers on (R8, R14).
 CLOCK = -1
 #: Thread ``tid``'s sleep timer is the object ``TIMER_OBJ - tid`` (R14), below every real object id.
@@ -141,12 +147,7 @@ TIMER_SPAN = 1 << 39
 def is_timer_obj(obj: int) -> bool:
     """Is ``obj`` a sleeper's timer (R14)?"""
     return TIMER_OBJ - TIMER_SPAN < obj <= TIMER_OBJ
-NSEC_PER_USEC = 1_000
-NSEC_PER_MSEC = 1_000_000
-NSEC_PER_SEC = 1_000_000_000
-#: Steps between the periodic checks (livelock budget, replay log, trace words: trace T2
-#: keeps at most about this many event words unfolded).
-PERIOD = 1 << 14
+
 
 _running: Kernel | None = None
 _RUNNABLE = ThreadState.RUNNABLE

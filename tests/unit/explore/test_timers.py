@@ -120,7 +120,7 @@ def test_sound_on_random_timer_programs(progs: list[list[tuple[Any, ...]]]) -> N
 
 
 @pytest.mark.slow
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs)
 def test_sound_on_random_timer_programs_long(progs: list[list[tuple[Any, ...]]]) -> None:
     _audit(progs)
