@@ -34,6 +34,7 @@ op = st.one_of(
     st.tuples(st.just("complete")),
     st.tuples(st.just("arm"), st.integers(1, 2)),
     st.tuples(st.just("del")),
+    st.tuples(st.just("hrtimer"), st.integers(0, 2)),
     st.tuples(st.just("read"), st.integers(0, 1)),
     st.tuples(st.just("write"), st.integers(0, 1)),
 )
@@ -44,12 +45,13 @@ def build(progs: list[list[tuple[Any, ...]]]) -> Any:
     """Threads running ``progs``; a ``timer_list`` timer whose callback (a softirq thread) reads
     variable 0, writes variable 1 and completes the completion the waits wait on. The state: memory, what each
     thread saw (its reads, what its timeouts and waits returned, when it ended) and the
-    callback's runs."""
+    callback's runs, and the order in which raw timers (``Kernel.add_timer``) fired."""
 
     def scenario(k: ds.Kernel) -> None:
         mem = [0, 0]
         seen: list[tuple[Any, ...]] = []
         fired: list[tuple[int, int]] = []
+        hr: list[tuple[int, int]] = []
         comp = ds.Completion("done")
 
         def callback(tm: ds.TimerList) -> None:
@@ -77,6 +79,10 @@ def build(progs: list[list[tuple[Any, ...]]]) -> Any:
                     acc = acc * 3 + timer.mod_timer(k.now + o[1] * UNIT)
                 elif o[0] == "del":
                     acc = acc * 3 + timer.del_timer()
+                elif o[0] == "hrtimer":
+                    # a raw timer whose callback records its firing: the order of timers of equal
+                    # expiry is part of the state (runtime R14)
+                    k.add_timer(k.now + o[1] * UNIT, hr.append, (tid, o[1]), name=f"hr{tid}")
                 elif o[0] == "read":
                     k.point("read", VAR + o[1], False)
                     acc = acc * 3 + mem[o[1]]
@@ -87,7 +93,7 @@ def build(progs: list[list[tuple[Any, ...]]]) -> Any:
 
         for i, p in enumerate(progs):
             k.spawn(run, i, p, name=f"t{i}")
-        k.ext["explore.state"] = lambda: (tuple(mem), tuple(sorted(seen)), tuple(fired))
+        k.ext["explore.state"] = lambda: (tuple(mem), tuple(sorted(seen)), tuple(fired), tuple(hr))
 
     return scenario
 
@@ -134,6 +140,7 @@ def test_sound_on_random_timer_programs_long(progs: list[list[tuple[Any, ...]]])
     [[("arm", 1), ("sleep", 1), ("read", 1)], [("del",), ("sleep", 1)]],
     [[("arm", 1), ("wait", 1)], [("arm", 2), ("sleep", 1), ("del",)]],
     [[("timeout", 1), ("write", 1)], [("arm", 1), ("read", 1)]],
+    [[("hrtimer", 1), ("sleep", 1)], [("hrtimer", 1), ("sleep", 1)]],  # equal expiry: fire by arming thread
 ])
 def test_sound_on_chosen_timer_programs(prog: list[list[tuple[Any, ...]]]) -> None:
     res = audit(build(prog), budget=BUDGET, kernel_options=NO_LOCKDEP, por="odpor")
