@@ -141,6 +141,9 @@ def test_sound_on_random_timer_programs_long(progs: list[list[tuple[Any, ...]]])
     [[("arm", 1), ("wait", 1)], [("arm", 2), ("sleep", 1), ("del",)]],
     [[("timeout", 1), ("write", 1)], [("arm", 1), ("read", 1)]],
     [[("hrtimer", 1), ("sleep", 1)], [("hrtimer", 1), ("sleep", 1)]],  # equal expiry: fire by arming thread
+    # a timer due at once fires only when no thread can run: a new epoch (odpor R3); compared by
+    # virtual time, a reversal moved the woken thread's step before the other thread's
+    [[("wait", 0)], [("timeout", 0), ("sleep", 0), ("wait", 0)]],
 ])
 def test_sound_on_chosen_timer_programs(prog: list[list[tuple[Any, ...]]]) -> None:
     res = audit(build(prog), budget=BUDGET, kernel_options=NO_LOCKDEP, por="odpor")
