@@ -21,8 +21,11 @@ Rules:
   scheduling point (``t.pending``) plus every event up to the next decision.
   Two steps are dependent when they touch one object and one writes; lock
   acquire and release are writes of the lock object, so always dependent.
-  Waits with a timeout touch the virtual clock (object -1): they are
-  dependent on each other (timer order). A thread's start touches nothing.
+  A sleep on virtual time touches its thread's own timer (runtime R14), so
+  two sleeps of different threads are independent (timers of equal expiry
+  fire in an order that does not depend on the order they were armed in);
+  with early timers on they touch the virtual clock (object -1) and are
+  dependent on each other. A thread's start touches nothing.
   The chosen thread's point event repeats its declared operation and is
   not recorded twice (a spawn's is: it carries the child's happens-before).
 * R2 (race): for each step and each other thread, the last earlier dependent
@@ -87,8 +90,6 @@ if TYPE_CHECKING:
     from ..kernel.thread import KThread
     from ..kernel.trace import Event
 
-#: The virtual clock as an object: timed waits are dependent on each other (R1).
-CLOCK = -1
 #: The highest bound ``dpor`` deepens to before its unbounded search (R7).
 DEEPEN_TO = 2
 

@@ -55,8 +55,10 @@ Rules:
   dependent, of different threads, and ``e`` happens before ``e'`` through
   no other event. A race is reversible unless ``e'``'s thread was not
   runnable before ``e`` and was after it (``e`` woke or created it), or was
-  waiting before ``e`` on something no event of the reversal touches -- or
-  on the virtual clock, which advances only when no thread can run -- or
+  waiting before ``e`` on something no event of the reversal touches (a
+  sleep on its own timer, R10, is woken early only by a step that writes
+  that timer) -- or on the virtual clock, which advances only when no
+  thread can run -- or
   was not enabled before ``e``, at its lock point while another thread owns
   the lock, and no event of the reversal touches that lock (its attempt
   there could only have waited: ``e'`` is the attempt that ended in a wait
@@ -67,9 +69,12 @@ Rules:
   two acquisitions -- the releasing thread's last earlier write of the
   mutex and ``e'`` -- unless the first happens before ``e'`` through
   something other than the release. A reversal any
-  of whose events (``e'`` included) began at a later virtual time than
-  ``e`` is not one either: ``e``'s thread stays runnable until ``e``, so
-  the clock cannot advance before it (early timers are refused, R8).
+  of whose events (``e'`` included) began in a later epoch of virtual
+  time than ``e`` (after timers fired, runtime R14's ``Kernel.epoch``;
+  a timer due at once, ``schedule_timeout(0)``, fires the same way) is not
+  one either: ``e``'s thread stays runnable until ``e``, and timers fire
+  only when no thread can run, so none fires before ``e`` (early timers
+  are refused, R8).
 * R4 (wakeup trees): at the end of every execution, for each reversible race
   with ``E' = pre(E, e)`` (the node of ``e``): ``v = notdep(e, E).e'`` (the
   events between them that do not happen after ``e``, then ``e'``); unless a
@@ -143,6 +148,24 @@ Rules:
   Each execution's trace has a fingerprint (each event's thread, rank,
   accesses and happens-before counts), so that traces run twice by two
   pieces are counted once (``osplit`` O4).
+* R10 (timers): a sleep on virtual time (``msleep``, ``nsleep``,
+  ``schedule_timeout``) declares its thread's own timer (runtime R14), not
+  the clock: the step that arms it writes it (R1: it ends in a wait on it)
+  and so does the step that resumes after it fires, and no other thread's
+  step touches it except an early wake-up (``kthread_park`` writes the
+  timer it wakes its thread from). Two sleeps of different threads in one
+  epoch of virtual time are therefore independent, and swapping them
+  changes nothing observable: timers of equal expiry fire in an order that
+  depends on each thread's own program only (runtime R14: the arming
+  thread, then its count), every callback only wakes a thread or raises
+  a handler thread, and a time advance makes all of them runnable at once,
+  so the order in which they then run is chosen here as any other. What
+  the order of two sleeps could decide stays ordered otherwise: a reversal
+  never moves an event across a time advance (R3), a thread asleep on its
+  timer is not moved before ``e`` unless the reversal writes that timer
+  (R3), ``mod_timer`` and ``del_timer`` of a ``timer_list`` write the
+  timer's own object (``timer_list`` T4), and a wait with a timeout
+  declares what it waits on, which its waker writes.
 """
 
 from __future__ import annotations
@@ -177,8 +200,9 @@ _EXIT = -(1 << 41)
 
 _POINT_CODE = Kernel.point.__code__
 _BLOCKED = ThreadState.BLOCKED
-#: The virtual clock as a waited-on object (``msleep``, ``schedule_timeout``): only a time
-#: advance, which happens when no thread can run, wakes its sleepers (R3).
+#: The virtual clock as a waited-on object (a sleep with early timers on, which this search
+#: refuses, R8; sleeps declare their own timers otherwise, R10): only a time advance, which
+#: happens when no thread can run, wakes its sleepers (R3).
 _CLOCK = -1
 _EXITED = ThreadState.EXITED
 #: A frontier undo entry: the position was appended to the object's reads (a singleton
@@ -396,7 +420,8 @@ class OptimalDPOR(ExploreStrategy):
         #: The thread whose event was just opened at its own point: that point's trace event
         #: (the next of that thread: it resumes right there) belongs to the event (-1: none).
         self._expect = -1
-        #: The virtual time at which each event began (R3: what a reversal cannot move before).
+        #: The epoch of virtual time (``Kernel.epoch``) in which each event began (R3: what a
+        #: reversal cannot move before).
         self._times: list[int] = []
         self._last_step = -1
         self._blocked_now = False
@@ -467,7 +492,7 @@ class OptimalDPOR(ExploreStrategy):
             # closed from the start (its accesses are the node's), and where it began is known
             self._expect = tid if node.at_point else -1
             self._events.append((tid, node.accs))
-            self._times.append(self._k.now)
+            self._times.append(self._k.epoch)
             return
         at_point = node.at_point = running or _at_point(t)
         node.acq = node.rel = None
@@ -482,7 +507,7 @@ class OptimalDPOR(ExploreStrategy):
             elif op != "spawn" and op != "start":
                 accs.append((obj, write))
         self._events.append((tid, accs))
-        self._times.append(self._k.now)
+        self._times.append(self._k.epoch)
 
     def _close(self) -> None:
         """The event of the previous node is complete: record its accesses there. An event
@@ -569,7 +594,7 @@ class OptimalDPOR(ExploreStrategy):
             if op != "spawn":
                 accs.append((obj, write))
             self._events.append((tid, accs))
-            self._times.append(self._k.now)
+            self._times.append(self._k.epoch)
             return
         events = self._events
         if events:
@@ -581,7 +606,7 @@ class OptimalDPOR(ExploreStrategy):
             else:  # defensive: a step nobody announced is a forced step of its own
                 self._schedule((tid,), tid, True)
                 events.append((tid, [(_SPAWN - tid, False), (obj, write)]))
-                self._times.append(self._k.now)
+                self._times.append(self._k.epoch)
 
     def _section(self, tid: int, lock: int) -> None:
         """R1, reduction L6: ``tid`` released ``lock``, which it took free at its own lock
@@ -793,7 +818,7 @@ class OptimalDPOR(ExploreStrategy):
         # _open() of a replayed position: the same event as when it was first run, closed
         self._expect = tid if node.at_point else -1
         events.append((tid, node.accs))
-        self._times.append(self._k.now)
+        self._times.append(self._k.epoch)
         return self._threads[tid]
 
     def next_u64(self, bound: int) -> int:
@@ -917,7 +942,7 @@ class OptimalDPOR(ExploreStrategy):
         times = self._times
         ti_time = times[i]
         if times[j] > ti_time:
-            return  # R3: the reversal needs the clock to advance while e's thread can run
+            return  # R3: the reversal needs timers to fire while e's thread can run
         v: list[tuple[int, Accs]] = []
         for k in range(i + 1, j):
             ck = clk[k]

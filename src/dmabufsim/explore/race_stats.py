@@ -41,6 +41,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..kernel.runtime import TIMER_OBJ, is_timer_obj
+
 if TYPE_CHECKING:
     from ..kernel.runtime import Kernel
     from ..kernel.trace import Event
@@ -188,6 +190,8 @@ class RaceStats:
                 return f"spawn T{_SPAWN - o}"
             if o == -1:
                 return "the virtual clock"
+            if is_timer_obj(o):
+                return f"the sleep timer of T{TIMER_OBJ - o}"
         name = self._names.get(o)
         return f"#{o} {name}" if name else f"#{o}"
 

@@ -77,6 +77,26 @@ Rules:
   ``register_extension``), so the execution is the one a new Kernel would
   run -- same trace digest, findings and token (R1). What depends only on
   the configuration is kept (the scenario's id is looked up once).
+* R14 (timer order, timer identity): timers of equal expiry fire in the
+  order of the thread that armed them (its tid; -1 for a timer armed in a
+  timer callback), then of that thread's own count of armings -- never in
+  the order the threads' steps happened to arm them. The kernel promises
+  no order here: ``enqueue_timer`` (``kernel/time/timer.c``) adds a timer
+  at the head of its wheel bucket and ``expire_timers`` runs a bucket from
+  the head, so any fixed order is one the kernel may take; this one depends
+  on each thread's own program only. A callback only wakes a thread or
+  raises an interrupt or softirq, whose handler runs as a thread of its own
+  (R7), so the threads a time advance makes runnable are all runnable at
+  once and the strategy decides who runs first. Each sleeper's timer is
+  its own object (``TIMER_OBJ - tid``, :meth:`Kernel.sleep_obj`): ``msleep``,
+  ``nsleep`` and ``schedule_timeout`` declare it, not the clock, so two
+  sleeps of different threads are independent steps; another thread's
+  early wake-up of a sleeper writes it (``kthread_park`` K1). With early
+  timers on (R8) the strategy fires the first timer while threads run, so
+  sleeps stay accesses of the one clock object (-1), as before. Each
+  advance begins a new *epoch* (``Kernel.epoch``), also when the timers
+  fired are due at once: no step of a thread that could run before it
+  comes after it (R3).
 """
 
 from __future__ import annotations
@@ -116,6 +136,18 @@ NSEC_PER_SEC = 1_000_000_000
 #: Steps between the periodic checks (livelock budget, replay log, trace words: trace T2
 #: keeps at most about this many event words unfolded).
 PERIOD = 1 << 14
+#: The virtual clock as an object: what a sleep declares with early timers on (R8, R14).
+CLOCK = -1
+#: Thread ``tid``'s sleep timer is the object ``TIMER_OBJ - tid`` (R14), below every real object id.
+TIMER_OBJ = -(1 << 42)
+#: Pseudo-objects from ``TIMER_OBJ - TIMER_SPAN + 1`` up to ``TIMER_OBJ`` are sleep timers.
+TIMER_SPAN = 1 << 39
+
+
+def is_timer_obj(obj: int) -> bool:
+    """Is ``obj`` a sleeper's timer (R14)?"""
+    return TIMER_OBJ - TIMER_SPAN < obj <= TIMER_OBJ
+
 
 _running: Kernel | None = None
 _RUNNABLE = ThreadState.RUNNABLE
@@ -387,6 +419,12 @@ class Kernel:
         self._current: KThread | None = None
         self._timers: list[Timer] = []
         self._timer_seq = 0
+        #: Timers armed so far by each thread (-1: by timer callbacks), for their order (R14).
+        self._timer_nth: dict[int, int] = {}
+        #: Time advances so far, each firing the timers due then (R14): steps of one epoch
+        #: ran with no timer firing between them (even a timer due at once fires only when
+        #: no thread can run, R3).
+        self.epoch = 0
         self._oid = 0
         #: The replay log; the hot paths append to its plain list ``_choices`` (choices R1).
         self._log = ChoiceLog()
@@ -982,6 +1020,7 @@ class Kernel:
             heapq.heappop(timers)
         if not timers:
             return False
+        self.epoch += 1
         when = timers[0].when
         if when > self.now:
             self.now = when
@@ -1008,18 +1047,29 @@ class Kernel:
     # ------------------------------------------------------------------ time
 
     def add_timer(self, when: int, fn: Callable[..., Any], *args: Any, name: str = "timer") -> Timer:
-        """Arm a timer firing ``fn(*args)`` at virtual time ``when`` (R7)."""
+        """Arm a timer firing ``fn(*args)`` at virtual time ``when`` (R7); among timers of equal
+        expiry it fires in the order of its arming thread and that thread's count (R14)."""
         self._timer_seq += 1
-        tm = Timer(when, self._timer_seq, fn, args, name)
+        t = self._current
+        owner = t.tid if t is not None and not self._in_timer else -1
+        nth = self._timer_nth.get(owner, 0) + 1
+        self._timer_nth[owner] = nth
+        tm = Timer(when, self._timer_seq, fn, args, name, owner, nth)
         heapq.heappush(self._timers, tm)
         return tm
+
+    def sleep_obj(self, t: KThread) -> int:
+        """The object a sleep of ``t`` on virtual time declares: its own timer, or the clock with
+        early timers on (R14)."""
+        return CLOCK if self._early_timers else TIMER_OBJ - t.tid
 
     def schedule_timeout(self, timeout: int | None, *, interruptible: bool = False) -> int:
         """``schedule_timeout``: sleep up to ``timeout`` ns; return the time left (0 if it ran out)."""
         self.might_sleep("schedule_timeout")
-        self.point("schedule_timeout", -1, False)
+        obj = self.sleep_obj(self.current)
+        self.point("schedule_timeout", obj, False)
         start = self.now
-        reason = self.block("schedule_timeout", -1, interruptible=interruptible, timeout=timeout)
+        reason = self.block("schedule_timeout", obj, interruptible=interruptible, timeout=timeout)
         if timeout is None or reason == "timeout":
             return 0
         return max(1, timeout - (self.now - start))
@@ -1031,10 +1081,11 @@ class Kernel:
     def nsleep(self, ns: int) -> None:
         """Sleep exactly ``ns`` nanoseconds of virtual time (uninterruptible)."""
         self.might_sleep("msleep")
-        self.point("msleep", -1, False)
+        obj = self.sleep_obj(self.current)
+        self.point("msleep", obj, False)
         deadline = self.now + ns
         while self.now < deadline:
-            self.block("msleep", -1, timeout=deadline - self.now)
+            self.block("msleep", obj, timeout=deadline - self.now)
 
     # ------------------------------------------------------------------ signals
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import dmabufsim as ds
+from dmabufsim.kernel.runtime import TIMER_OBJ
 from dmabufsim.kernel.trace import SchedMark
 
 
@@ -74,7 +75,7 @@ def test_sched_marks_tell_preemptions_from_blocks() -> None:
     ex = ds.Kernel(strategy=ds.FirstStrategy(), record_trace=True).run(timers_and_irq)
     assert ex.sched_marks is not None
     blocks = [m for m in ex.sched_marks if m.what == "block"]
-    assert [(m.tid, m.on) for m in blocks] == [(1, "msleep #-1")]
+    assert [(m.tid, m.on) for m in blocks] == [(1, f"msleep #{TIMER_OBJ - 1}")]  # its own timer (runtime R14)
     # A random schedule preempts runnable threads; every mark is one of the two kinds.
     found = set()
     for seed in range(20):
