@@ -31,7 +31,7 @@ Rules:
   Thread creation and exit:
   the parent's event that created a thread writes a pseudo-object every
   event of the child reads; a thread's last event writes its exit. A
-  ``join`` is a scheduling point of its own (runtime R14) that reads the
+  ``join`` is a scheduling point of its own (runtime R15) that reads the
   exit; a join with a timeout, which has none, waits on it at once, or
   reads it in the running event when the thread had exited already (the
   runtime tells the tap: ``join_exited``). An event that began at its lock
@@ -489,7 +489,7 @@ class OptimalDPOR(ExploreStrategy):
         if t.glet is not None or at_point:
             op, obj, write = t.pending
             if op == "join":
-                # its join point reads the exit (runtime R14); resumed from the wait, it wrote it
+                # its join point reads the exit (runtime R15); resumed from the wait, it wrote it
                 accs.append((_EXIT - obj, write))
             elif op != "spawn" and op != "start":
                 accs.append((obj, write))
@@ -524,7 +524,7 @@ class OptimalDPOR(ExploreStrategy):
             return
         node = self._stack[i]
         if exited:
-            # R3: the exit releases the join gates waiting for it (runtime R14)
+            # R3: the exit releases the join gates waiting for it (runtime R15)
             node.rel = (_EXIT - tid,) if node.rel is None else (*node.rel, _EXIT - tid)
         d = self._deferred
         if d is not None and d[0] == i:
@@ -586,7 +586,7 @@ class OptimalDPOR(ExploreStrategy):
             _mark(node, self._threads[tid], op, obj)
             accs = [(_SPAWN - tid, False)]
             if op == "join":
-                accs.append((_EXIT - obj, write))  # a join point reads the exit (runtime R14)
+                accs.append((_EXIT - obj, write))  # a join point reads the exit (runtime R15)
             elif op != "spawn":
                 accs.append((obj, write))
             self._events.append((tid, accs))

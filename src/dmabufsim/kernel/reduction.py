@@ -96,7 +96,7 @@ TESTS = frozenset({"mutex_trylock", "spin_trylock", "mutex_is_locked", "spin_is_
                    "mutex_lock_interruptible", "mutex_lock_killable"})
 
 #: Points whose object is a thread id (a child's creation, a signal's target, a joined thread,
-#: runtime R14): never folded.
+#: runtime R15): never folded.
 _THREAD_OPS = frozenset({"spawn", "signal", "join"})
 
 

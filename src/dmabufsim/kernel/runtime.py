@@ -77,7 +77,7 @@ Rules:
   ``register_extension``), so the execution is the one a new Kernel would
   run -- same trace digest, findings and token (R1). What depends only on
   the configuration is kept (the scenario's id is looked up once).
-* R14 (joins): :meth:`Kernel.join` without a timeout, from a thread, is a
+* R15 (joins): :meth:`Kernel.join` without a timeout, from a thread, is a
   scheduling point of its own (op ``join`` on the joined thread's tid, a
   read of its exit) whether or not that thread exited. While it runs the
   joiner's ``gate`` is a :class:`~dmabufsim.kernel.thread.JoinGate` (the
@@ -530,7 +530,7 @@ class Kernel:
     def join(self, t: KThread, timeout: int | None = None) -> Any:
         """``kthread_stop``-style join: block until ``t`` exits; return its result.
 
-        Without a timeout the join is a scheduling point of its own (R14):
+        Without a timeout the join is a scheduling point of its own (R15):
         the point reads ``t``'s exit, and while ``t`` runs the joiner waits
         there behind a :class:`~dmabufsim.kernel.thread.JoinGate`; if chosen
         before ``t`` exits it blocks, as a join with a timeout does at once.
@@ -541,7 +541,7 @@ class Kernel:
                 raise UsageError("a kthread cannot join itself")
             if not t.exited:
                 self.might_sleep("join")
-            me.gate = JoinGate(t)  # R14: optimal DPOR holds the joiner here while t runs
+            me.gate = JoinGate(t)  # R15: optimal DPOR holds the joiner here while t runs
             self.point("join", t.tid, False, t.name)
             me.gate = None
             while not t.exited:

@@ -108,7 +108,7 @@ EXIT_OID = -(1 << 41)
 
 
 class JoinGate:
-    """What a joiner waits for at its ``join`` point (``Kernel.join``, runtime R14), as a
+    """What a joiner waits for at its ``join`` point (``Kernel.join``, runtime R15), as a
     :class:`LockGate`: the exit of the joined thread ``thread``.
 
     While ``thread`` runs, all the joiner could do at its point is queue on

@@ -48,7 +48,7 @@ kcompactd-like thread reclaims the page (``shrink_page``: the reverse-map
 walk under the ``anon_vma`` lock, ``try_to_unmap`` and its notifier
 bracket), while the process exits. That is the smallest configuration that
 shows the bug, and the fix is proved on it: optimal DPOR exhausts it (695
-Mazurkiewicz traces since a join is a point of its own, runtime R14; 3,467,
+Mazurkiewicz traces since a join is a point of its own, runtime R15; 3,467,
 about 10 s on the 2 shared cores, before), nothing dropped.
 An earlier configuration had a second page, unmapped before the race so
 that the deferred work ran once (``mmget_not_zero`` when queueing,

@@ -67,7 +67,7 @@ meets a bound object with a job in flight. And the bench's joins: a join of
 a thread that is still running is a Mazurkiewicz trace apart from a join of
 one that has exited, for every schedule of the race (until the join gate:
 a join is now a point of its own where optimal DPOR holds the joiner until
-the exit, runtime R14), so running the racer
+the exit, runtime R15), so running the racer
 in the bench's own thread (``inline_race``) halves the traces. With both
 (and ``wait=False``), C14 is proved for every design that should be clean
 -- ``C14/helper`` 638 traces, ``C14/i915-2018`` 166, ``C14/unsync`` 50 --
@@ -341,7 +341,7 @@ NOT_PROVED: dict[str, str] = {
         "30,256 in 60 s, not exhausted), and the buggy reader tears at the 7th execution; with one entry, 269 "
         "(before: 2,564). What keeps the row unproved is the waiter's end, no longer its join: a join is a "
         "point of its own at "
-        "which optimal DPOR holds the joiner until the waiter exits (runtime R14, odpor R1/R3; before, half of "
+        "which optimal DPOR holds the joiner until the waiter exits (runtime R15, odpor R1/R3; before, half of "
         "the sequences were the scenario's join of the waiter against the waiter's last step). Since: 7,829 "
         "traces in 120 s (one search at a load average of 10 to 12, with --race-stats), 7,910 wakeup sequences "
         "inserted, of which the sections of one ring's fence lock -- the waiter's spin_lock against the "
@@ -358,7 +358,7 @@ NOT_PROVED: dict[str, str] = {
         "(300 executions with --check-accesses since the join gate; 789 before), not exhausted: 7,444 traces in "
         "120 s (one search on the 2 shared cores at a load average of 9 to 12, with --race-stats). The "
         "scenario's joins no longer insert anything: a join is a point of its own at which optimal DPOR holds "
-        "the joiner until the joined thread exits (runtime R14, odpor R1/R3; before, joins inserted 61% of the "
+        "the joiner until the joined thread exits (runtime R15, odpor R1/R3; before, joins inserted 61% of the "
         "wakeup sequences, a join blocking and one finding the thread exited being traces apart, and declaring "
         "the wait of a join as no access instead lost the planted deadlock of the fork/device-private tests). "
         "Of the 7,450 sequences inserted now (one per trace): the CPU's up_read and unlock_page against the GPU "
@@ -377,7 +377,7 @@ NOT_PROVED: dict[str, str] = {
         "shared cores at a load average of 10 to 12, with --race-stats); the row has no buggy sibling and "
         "already runs its smallest configuration (one VRAM page, two one-page ranges). The scenario's joins "
         "no longer insert anything: a join is a point of its own at which optimal DPOR holds the joiner until "
-        "the joined thread exits (runtime R14, odpor R1/R3; before, joins inserted 58% of the wakeup "
+        "the joined thread exits (runtime R15, odpor R1/R3; before, joins inserted 58% of the wakeup "
         "sequences -- the scenario's spawn step against the job's exit, its join of the CPU thread against "
         "that thread's last step -- and declaring the wait of a join as no access instead lost the planted "
         "deadlock of the fork/device-private tests). What inserts the 7,746 sequences now is the real race "

@@ -1,4 +1,4 @@
-"""Joins under optimal DPOR: the join gate (runtime R14, odpor R1/R3), and the audit with joins.
+"""Joins under optimal DPOR: the join gate (runtime R15, odpor R1/R3), and the audit with joins.
 
 A join without a timeout is a scheduling point of its own that reads the
 joined thread's exit; while that thread runs, the joiner's ``gate`` (a

@@ -567,7 +567,7 @@ def test_join_of_an_exited_thread_reads_its_exit() -> None:
     """A join that finds the thread exited does not block, but it reads the exit (R1): without
     that access the steps after it looked independent of the thread's last steps, and 9
     wakeup sequences that put them first could not run (dropped, odpor R6). The join is a
-    point of its own that reads the exit, and waits there while the thread runs (runtime R14):
+    point of its own that reads the exit, and waits there while the thread runs (runtime R15):
     9 traces (45 while a join of a running thread was an event apart from one of an exited
     thread)."""
     odpor = OptimalDPOR()

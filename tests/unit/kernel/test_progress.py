@@ -42,7 +42,7 @@ def lockstep(scenario: Any, **kw: Any) -> ds.Execution:
 def start_together(k: ds.Kernel, *workers: tuple[str, Any, tuple[Any, ...]]) -> None:
     """Spawn the workers behind one ``complete_all`` so that they start in lock step, and wait.
 
-    The wait's first join is a scheduling point after the ``complete_all`` (runtime R14): the
+    The wait's first join is a scheduling point after the ``complete_all`` (runtime R15): the
     lock-step tests give the livelock check one point more than a multiple of their period."""
     go = ds.Completion("go")
 
