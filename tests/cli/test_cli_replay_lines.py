@@ -133,7 +133,7 @@ def test_livelock_names_where_threads_not_started_yet_will_start(capsys: pytest.
     i = lines.index("livelock: no progress within 40 scheduling points (last progress: start at step 0, 41 points "
                     "ago); runnable threads:")
     assert lines[i + 2:i + 8] == [
-        "  writer0/1 next: write_seqcount_end #2",
+        "  writer0/1 next: write_seqcount_begin #2",
         "      _writer+82 (c18_lockless_readers.py:82)",
         "  writer1/2 not started yet, will start in:",
         "      _writer+69 (c18_lockless_readers.py:69)",

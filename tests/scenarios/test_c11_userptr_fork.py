@@ -84,4 +84,4 @@ def test_c11_helper_is_coherent_in_every_schedule_within_two_preemptions() -> No
 def test_c11_helper_mprotect_is_coherent_in_every_schedule() -> None:
     (r,) = check(discover().select(["C11/helper-mprotect"]), jobs=1).rows
     assert r.status == "match" and r.assurance is not None and r.assurance.proved
-    assert r.guarantee == "proved (164 Mazurkiewicz traces)"
+    assert r.guarantee == "proved (82 Mazurkiewicz traces)"

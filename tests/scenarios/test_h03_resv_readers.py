@@ -16,7 +16,7 @@ def test_h3_rows_match_and_the_fix_is_proved() -> None:
         "H3/fixed": ("match", []),
     }
     fixed = by["H3/fixed"]
-    assert fixed.exhaustive and fixed.found_text == "clean (1274 executions, odpor; odpor exhausted (unbounded))"
+    assert fixed.exhaustive and fixed.found_text == "clean (365 executions, odpor; odpor exhausted (unbounded))"
     assert fixed.assurance is not None and fixed.assurance.proved
     assert by["H3/no-recheck"].found.asserts == frozenset({"h3-snapshot"})  # type: ignore[union-attr]
     for key, scenario in (("H3/no-recheck", h3.scenario_no_recheck),

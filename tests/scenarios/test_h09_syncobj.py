@@ -15,7 +15,7 @@ def test_h9_rows_match_and_the_fix_is_proved() -> None:
         "H9/locked": ("match", []),
     }
     fixed = by["H9/locked"]
-    assert fixed.exhaustive and fixed.found_text == "clean (4 executions, odpor; odpor exhausted (unbounded))"
+    assert fixed.exhaustive and fixed.found_text == "clean (1 execution, odpor; odpor exhausted (unbounded))"
     assert fixed.assurance is not None and fixed.assurance.proved
     assert fixed.row.year == 2017 and fixed.row.source.startswith("drm_syncobj locking")
 

@@ -203,6 +203,8 @@ class ExportedI915Userptr(I915Userptr):
             dev = sgt.attachment.dev
             assert isinstance(dev, Device)
             dev.domain.dma_unmap_sg(sgt.priv)
+            # the importer tests torn_down under the reservation lock, which this path need not hold
+            self.bo.k.event("importer_sgt", sgt.attachment.oid, True)
             sgt.torn_down = True
             self.importer_tables.remove(sgt)
             self.nr_importer_revokes += 1

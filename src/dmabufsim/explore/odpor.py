@@ -26,11 +26,15 @@ Rules:
   resumes from) and every trace event of that thread until the next
   scheduling; two events are dependent when they touch one object and one
   writes (``dpor`` R1). An event that ends in a wait also wrote what it
-  waits on (it looked, queued itself and slept). Thread creation and exit:
+  waits on (it looked, queued itself and slept; so did a waiter the
+  teardown at the end of the execution marks exited: it never exited).
+  Thread creation and exit:
   the parent's event that created a thread writes a pseudo-object every
-  event of the child reads; a thread's last event writes its exit, which a
-  ``join`` waits on, or reads when the thread had exited already (the
-  runtime tells the tap: ``join_exited``, no step of its own). An event that began at its lock
+  event of the child reads; a thread's last event writes its exit. A
+  ``join`` is a scheduling point of its own (runtime R15) that reads the
+  exit; a join with a timeout, which has none, waits on it at once, or
+  reads it in the running event when the thread had exited already (the
+  runtime tells the tap: ``join_exited``). An event that began at its lock
   point, taking the lock free, and released it within the event (``Kernel.section_read``:
   ``lock_section``, ``kernel/reduction.py`` L6) only read the lock: its acquire and release
   are one read of it (and the event is marked as releasing it too, for R3's walks: it
@@ -40,8 +44,12 @@ Rules:
   nor is one at a ``ww_mutex_lock`` point whose attempt can only wait
   (``t.gate``, ww_mutex R12: no context, or a wound-wait context holding
   nothing; a ``read_seqcount_begin`` while another thread's write section
-  is open, seqcount R7, whose ``write_seqcount_end`` is the release),
-  unless every runnable thread is such a
+  is open, seqcount R7, whose ``write_seqcount_end`` is the release), nor
+  one at its ``join`` point while the joined thread runs (``t.gate``, a
+  ``JoinGate``: all it could do is queue on the thread and sleep; the
+  thread's last event, its exit, is the release, and the join's event
+  after it, which reads the exit, the acquisition), unless every runnable
+  thread is such a
   thread: then they are all enabled, and an attempt is an event that ends
   in a wait (a deadlock, or a wait for virtual time).
 * R2 (happens-before): program order plus dependent events in execution
@@ -68,7 +76,10 @@ Rules:
   another thread are never enabled together: that race is reversed as the
   two acquisitions -- the releasing thread's last earlier write of the
   mutex and ``e'`` -- unless the first happens before ``e'`` through
-  something other than the release. A reversal any
+  something other than the release. A thread's exit and a join's event
+  after it (R1) are never enabled together either, and the exit has no
+  earlier acquisition: that race is not reversible (the join's event can
+  only follow the exit). A reversal any
   of whose events (``e'`` included) began in a later epoch of virtual
   time than ``e`` (after timers fired, runtime R14's ``Kernel.epoch``;
   a timer due at once, ``schedule_timeout(0)``, fires the same way) is not
@@ -179,7 +190,7 @@ from greenlet import getcurrent
 
 from ..kernel.errors import UsageError
 from ..kernel.runtime import Kernel
-from ..kernel.thread import ThreadState
+from ..kernel.thread import EXIT_OID, ThreadState
 from .base import ExploreStrategy
 
 if TYPE_CHECKING:
@@ -196,7 +207,7 @@ _RELEASES = frozenset({"mutex_unlock", "spin_unlock", "ww_mutex_unlock", "write_
 
 #: Pseudo-objects of thread creation and exit (R1), below every real object id.
 _SPAWN = -(1 << 40)
-_EXIT = -(1 << 41)
+_EXIT = EXIT_OID
 
 _POINT_CODE = Kernel.point.__code__
 _BLOCKED = ThreadState.BLOCKED
@@ -503,7 +514,8 @@ class OptimalDPOR(ExploreStrategy):
         if t.glet is not None or at_point:
             op, obj, write = t.pending
             if op == "join":
-                accs.append((_EXIT - obj, True))
+                # its join point reads the exit (runtime R15); resumed from the wait, it wrote it
+                accs.append((_EXIT - obj, write))
             elif op != "spawn" and op != "start":
                 accs.append((obj, write))
         self._events.append((tid, accs))
@@ -521,17 +533,24 @@ class OptimalDPOR(ExploreStrategy):
         if not isinstance(acc, list):
             return  # replayed (opened closed), or closed already (the end of an execution)
         t = self._threads[tid] if tid < len(self._threads) else None
+        exited = False
         if t is not None:
-            if t.state is _BLOCKED and t.blocked_on is not None:
+            if t.blocked_on is not None:
+                # blocked (or torn down blocked at the end of the execution: a deadlock's waiters
+                # never exit, although the teardown marks them exited)
                 what, obj, _name = t.blocked_on
                 acc.append((_EXIT - obj, True) if what == "join" else (obj, True))
             elif t.state is _EXITED:
                 acc.append((_EXIT - tid, True))
+                exited = True
         accs = tuple(acc)
         self._events[i] = (tid, accs)
         if i >= len(self._stack):
             return
         node = self._stack[i]
+        if exited:
+            # R3: the exit releases the join gates waiting for it (runtime R15)
+            node.rel = (_EXIT - tid,) if node.rel is None else (*node.rel, _EXIT - tid)
         d = self._deferred
         if d is not None and d[0] == i:
             self._deferred = None
@@ -591,7 +610,9 @@ class OptimalDPOR(ExploreStrategy):
             node.acq = node.rel = None
             _mark(node, self._threads[tid], op, obj)
             accs = [(_SPAWN - tid, False)]
-            if op != "spawn":
+            if op == "join":
+                accs.append((_EXIT - obj, write))  # a join point reads the exit (runtime R15)
+            elif op != "spawn":
                 accs.append((obj, write))
             self._events.append((tid, accs))
             self._times.append(self._k.epoch)
@@ -672,7 +693,8 @@ class OptimalDPOR(ExploreStrategy):
             node.sleep = self._inherit_sleep()
             for th in self._threads:
                 if th.state is _BLOCKED and th.blocked_on is not None:
-                    node.blocked[th.tid] = th.blocked_on[1]
+                    what, obj, _name = th.blocked_on
+                    node.blocked[th.tid] = _EXIT - obj if what == "join" else obj  # (R3: the exit wakes it)
             follow = self._follow
             self._follow = []
             if follow and follow[0].tid not in enabled:

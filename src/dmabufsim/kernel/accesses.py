@@ -17,7 +17,7 @@ Rules:
   (a write of the waited object; a read when the wait says its waker
   unlinked it, ``Kernel.block(woken_reads=True)``), its thread's creation (a read of a
   pseudo-object the parent's ``spawn`` point writes) and its thread's exit
-  (a write of a pseudo-object a ``join`` reads).
+  (a write of a pseudo-object a ``join`` reads: its point, runtime R15).
 * A2 (declared happens-before): program order plus every pair of segments
   whose declarations touch one object with at least one write, in
   execution order, by vector clocks -- the order partial-order reduction
@@ -395,8 +395,11 @@ class AccessChecker:
         if ev.tid < 0:
             return
         seg = self._segs.get(ev.tid)
-        # A spawn point names the child's tid, not an object (a pseudo-object here, A1).
-        acc: tuple[Any, bool] = (("spawn", ev.obj), True) if ev.op == "spawn" else (ev.obj, ev.write)
+        # A spawn point names the child's tid, not an object (a pseudo-object here, A1); a join
+        # point (runtime R15) the joined thread's, whose exit it reads.
+        op = ev.op
+        acc: tuple[Any, bool] = ((("spawn", ev.obj), True) if op == "spawn" else
+                                 (("exit", ev.obj), False) if op == "join" else (ev.obj, ev.write))
         if ev.tid in self._at_point:
             self._at_point.discard(ev.tid)
             t = self._thread(ev.tid)

@@ -95,8 +95,9 @@ RELEASES = frozenset({"mutex_unlock", "spin_unlock"})
 TESTS = frozenset({"mutex_trylock", "spin_trylock", "mutex_is_locked", "spin_is_locked",
                    "mutex_lock_interruptible", "mutex_lock_killable"})
 
-#: Points whose object is a thread id (a child's creation, a signal's target): never folded.
-_THREAD_OPS = frozenset({"spawn", "signal"})
+#: Points whose object is a thread id (a child's creation, a signal's target, a joined thread,
+#: runtime R15): never folded.
+_THREAD_OPS = frozenset({"spawn", "signal", "join"})
 
 
 class Reducer:

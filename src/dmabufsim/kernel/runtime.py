@@ -97,6 +97,17 @@ Rules:
   advance begins a new *epoch* (``Kernel.epoch``), also when the timers
   fired are due at once: no step of a thread that could run before it
   comes after it (R3).
+* R15 (joins): :meth:`Kernel.join` without a timeout, from a thread, is a
+  scheduling point of its own (op ``join`` on the joined thread's tid, a
+  read of its exit) whether or not that thread exited. While it runs the
+  joiner's ``gate`` is a :class:`~dmabufsim.kernel.thread.JoinGate` (the
+  exit it waits for): optimal DPOR does not count the joiner as enabled
+  until the exit, as a busy lock attempt (``odpor`` R1, R3). Every other
+  strategy may choose it there: it then blocks until the exit wakes it
+  (uninterruptibly; ``might_sleep`` is checked before the point, once, when
+  the thread had not exited). A join with a timeout (it can give up) or
+  from outside a thread has no point: it blocks at once, and a join of an
+  exited thread reads the exit in the running step.
 """
 
 from __future__ import annotations
@@ -123,7 +134,7 @@ from .progress import report_livelock, report_runaway
 from .reduction import Reducer
 from .stack import Frame, _internal, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
-from .thread import AtomicReason, KThread, ThreadState
+from .thread import AtomicReason, JoinGate, KThread, ThreadState
 from .timer import Timer
 from .trace import _DETX, _OPX, STACK_ROOTS, LockMark, SchedMark, Trace, detail_word, op_word
 from .watchdog import WatchdogStop
@@ -555,7 +566,28 @@ class Kernel:
         self.atomic_exit("bh_disabled", name)
 
     def join(self, t: KThread, timeout: int | None = None) -> Any:
-        """``kthread_stop``-style join: block until ``t`` exits; return its result."""
+        """``kthread_stop``-style join: block until ``t`` exits; return its result.
+
+        Without a timeout the join is a scheduling point of its own (R15):
+        the point reads ``t``'s exit, and while ``t`` runs the joiner waits
+        there behind a :class:`~dmabufsim.kernel.thread.JoinGate`; if chosen
+        before ``t`` exits it blocks, as a join with a timeout does at once.
+        """
+        me = self._current
+        if timeout is None and me is not None and not self._in_timer and not self._dead:
+            if t is me:
+                raise UsageError("a kthread cannot join itself")
+            if not t.exited:
+                self.might_sleep("join")
+            me.gate = JoinGate(t)  # R15: optimal DPOR holds the joiner here while t runs
+            self.point("join", t.tid, False, t.name)
+            me.gate = None
+            while not t.exited:
+                t.joiners.append(me)
+                self.block("join", t.tid)
+                if me in t.joiners:
+                    t.joiners.remove(me)
+            return t.result
         if t.exited:
             # The join reads the exit without blocking: no point, no event, but the access of
             # the current step all the same (the access checker's A1; an explorer's tap).

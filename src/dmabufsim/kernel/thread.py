@@ -102,6 +102,40 @@ class LockGate(Protocol):
     def waits(self, t: KThread) -> bool: ...
 
 
+#: The exit pseudo-objects of the explorers and the join gate: a thread's exit is a write of
+#: ``EXIT_OID - tid``, below every real object id (``odpor`` R1).
+EXIT_OID = -(1 << 41)
+
+
+class JoinGate:
+    """What a joiner waits for at its ``join`` point (``Kernel.join``, runtime R15), as a
+    :class:`LockGate`: the exit of the joined thread ``thread``.
+
+    While ``thread`` runs, all the joiner could do at its point is queue on
+    it and sleep (``kthread_stop``'s ``wait_for_completion``): nothing
+    another thread sees but its place among the joiners, which the exit
+    wakes together. ``oid`` is the exit's pseudo-object; ``owner`` is the
+    thread waited for while it runs, None once it exited (the join then
+    goes on: it reads the exit, which its step "acquires"; the exit was the
+    release, ``odpor`` R3).
+    """
+
+    __slots__ = ("oid", "thread")
+
+    def __init__(self, thread: KThread) -> None:
+        self.thread = thread
+        self.oid = EXIT_OID - thread.tid
+
+    @property
+    def owner(self) -> KThread | None:
+        t = self.thread
+        return None if t.state is ThreadState.EXITED else t
+
+    def waits(self, t: KThread) -> bool:
+        """Would ``t``'s join only wait now? The joined thread has not exited."""
+        return self.thread.state is not ThreadState.EXITED
+
+
 class KThread:
     """One simulated kernel thread.
 

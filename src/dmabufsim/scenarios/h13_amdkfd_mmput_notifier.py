@@ -47,8 +47,9 @@ range over it (``drivers/kfd_svm.py``) and a kfd process tied to the mm; a
 kcompactd-like thread reclaims the page (``shrink_page``: the reverse-map
 walk under the ``anon_vma`` lock, ``try_to_unmap`` and its notifier
 bracket), while the process exits. That is the smallest configuration that
-shows the bug, and the fix is proved on it: optimal DPOR exhausts it (3,467
-Mazurkiewicz traces, about 10 s on the 2 shared cores), nothing dropped.
+shows the bug, and the fix is proved on it: optimal DPOR exhausts it (695
+Mazurkiewicz traces since a join is a point of its own, runtime R15; 3,467,
+about 10 s on the 2 shared cores, before), nothing dropped.
 An earlier configuration had a second page, unmapped before the race so
 that the deferred work ran once (``mmget_not_zero`` when queueing,
 ``mmput`` in the worker); the kworker's interleavings with that munmap (22
@@ -104,5 +105,5 @@ CLAIMS = [
      "budget": 400},
     {"id": "H13", "design": "mmget-when-queueing", "scenario": mmget_when_queueing, "year": 2025,
      "source": f"{_YANG} (Fixes: fa582c6f3684)", "expected": "clean", "strategy": "odpor",
-     "budget": 5000},  # proved: 3,467 Mazurkiewicz traces
+     "budget": 5000},  # proved: 695 Mazurkiewicz traces
 ]

@@ -40,7 +40,10 @@ def lockstep(scenario: Any, **kw: Any) -> ds.Execution:
 
 
 def start_together(k: ds.Kernel, *workers: tuple[str, Any, tuple[Any, ...]]) -> None:
-    """Spawn the workers behind one ``complete_all`` so that they start in lock step, and wait."""
+    """Spawn the workers behind one ``complete_all`` so that they start in lock step, and wait.
+
+    The wait's first join is a scheduling point after the ``complete_all`` (runtime R15): the
+    lock-step tests give the livelock check one point more than a multiple of their period."""
     go = ds.Completion("go")
 
     def gated(fn: Any, args: tuple[Any, ...]) -> None:
@@ -80,8 +83,8 @@ def test_trylock_backoff_pair_is_a_livelock() -> None:
         a, b = ds.Mutex("A"), ds.Mutex("B")
         start_together(k, ("t1", worker, ("t1", a, b)), ("t2", worker, ("t2", b, a)))
 
-    f = _livelock(lockstep(scenario, max_steps=5_000))
-    assert f.title == "livelock: no progress within 5000 scheduling points"
+    f = _livelock(lockstep(scenario, max_steps=5_001))
+    assert f.title == "livelock: no progress within 5001 scheduling points"
     assert f.details["runnable"] == ["t1", "t2"]
     assert f.details["blocked"] == {"scenario": f.details["blocked"]["scenario"]}  # joining t1
     # Each is about to trylock the lock the other holds.
@@ -116,7 +119,7 @@ def test_seqcount_reader_starved_by_a_writer_that_never_stops() -> None:
         sc = ds.SeqCount("sc")
         start_together(k, ("writer", writer, (sc, k)), ("reader", reader, (sc,)))
 
-    f = _livelock(lockstep(scenario, max_steps=5_000))
+    f = _livelock(lockstep(scenario, max_steps=5_001))
     assert f.details["runnable"] == ["writer"]
     assert f.details["blocked"]["reader"].split(" ")[0] == "read_seqcount_begin"
     assert "reader" in [t.name for t in f.threads]

@@ -178,7 +178,7 @@ def test_fork_during_a_migration_copies_the_migration_entry_and_finalize_restore
     copies it into the grandchild (no reference), and remove_migration_ptes restores all three.
     """
     seen: set[int] = set()
-    rep = ds.explore(lambda k: _fork_during_migration(k, seen), "random", budget=150, confirm_cycles=False)
+    rep = ds.explore(lambda k: _fork_during_migration(k, seen), "random", budget=500, confirm_cycles=False)
     assert rep.findings == []
     assert seen == {PTE_DEVICE_PRIVATE, PTE_MIGRATION, PTE_PRESENT}
 
