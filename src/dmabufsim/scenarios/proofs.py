@@ -271,8 +271,16 @@ NOT_PROVED: dict[str, str] = {
         "the gfx engine's wait_event against cs-b's job_submit and wake_up on the engine's job queue (241 "
         "and 239). is_signaled tests SIGNALED and the first enable sets ENABLE_SIGNAL, two bits of one "
         "word that commute unless the driver's enable_signaling signals (declared by the signal itself); "
-        "declaring the bits apart needs the access checker to compare bits of fence.flags, not the whole "
-        "attribute (a fence array's ops.signaled reads ENABLE_SIGNAL): the next step, left undone"
+        "with each flag bit declared apart (dma_fence R13; the access checker compares fence.flags bit by "
+        "bit, accesses A6; add_callback's lockless test declared by its step) the pair is gone from the "
+        "race statistics, and the row is still not exhausted: 1,151 traces in 120 s (explore --race-stats "
+        "beside the default test suite and other searches, load average 18 to 23; 1,185 wakeup sequences "
+        "inserted). What inserts them now is the gfx engine's wait_event on its job queue against the "
+        "submissions' job_submit and wake_up (cs-b 412 and 412, cs-a 129 and 128: which submission the "
+        "engine finds queued when it looks), then cs-a's fence-lock sections against the copy engine's on "
+        "the ENABLE_SIGNAL bit and the callback list of one move fence (28 and 28): the engine's wait "
+        "for work and the submissions are real races, so the next step is the configuration, not a "
+        "declaration"
     ),
     "C11/helper-fork": (
         "with page reference counts as commuting counters (mm page R6: a lookup's get_page no longer races "
