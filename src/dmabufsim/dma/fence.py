@@ -705,8 +705,9 @@ class DmaFence:
         fence lock with interrupts off (R3).
         """
         k = self.k
-        soid = _signaled_oid(self.oid)
-        k.point("dma_fence_signal", soid, True, "", _W_SIGNAL ^ (soid << 1))
+        oid = self.oid
+        # the fence, written (R12); the lock's step declares the bits it sets (R13)
+        k.point("dma_fence_signal", oid, True, "", _W_SIGNAL ^ (oid << 1))
         if self.freed is not None and self.touched_after_free("dma_fence_signal"):
             return _EINVAL
         t = k.current
@@ -736,7 +737,7 @@ class DmaFence:
     def signal_timestamp_locked(self, timestamp: int) -> int:
         """``dma_fence_signal_timestamp_locked``: the caller holds ``fence.lock``."""
         k = self.k
-        k.point("dma_fence_signal", _signaled_oid(self.oid), True)
+        k.point("dma_fence_signal", self.oid, True)
         if self.freed is not None and self.touched_after_free("dma_fence_signal_locked"):
             return _EINVAL
         lockdep_assert_held(self.lock)

@@ -389,14 +389,14 @@ def test_fence_operations_are_scheduling_points_on_the_fence() -> None:
     ex = run_first(scenario, record_trace=True)
     assert ex.events is not None
     assert _parts_of(ex.events, oid[0]) == {
-        # error and timestamp: the signal's timestamp (R12)
-        "fence": [("dma_fence_signal", True)],
+        # error and timestamp: the signal's point and its timestamp (R12)
+        "fence": [("dma_fence_signal", True), ("dma_fence_signal", True)],
         # the callback list, a part of its own: the link, the signal's list_replace
         "list": [("dma_fence_add_callback", True), ("dma_fence_signal", True)],
         # SIGNALED: read by is_signaled, add_callback's lockless test and its enable, written by the
-        # signal's point and the fence-lock step's test_and_set_bit (R13)
+        # fence-lock step's test_and_set_bit (R13)
         "SIGNALED": [("dma_fence_is_signaled", False), ("dma_fence_add_callback", False),
-                     ("dma_fence_add_callback", False), ("dma_fence_signal", True), ("dma_fence_signal", True)],
+                     ("dma_fence_add_callback", False), ("dma_fence_signal", True)],
         "TIMESTAMP": [("dma_fence_signal", True)],
         # ENABLE_SIGNAL: add_callback's test_and_set_bit, the first one writes it
         "ENABLE_SIGNAL": [("dma_fence_add_callback", False), ("dma_fence_enable_signaling", True)],
@@ -424,11 +424,11 @@ def test_add_callback_on_an_enabled_fence_writes_only_its_list() -> None:
     assert ex.events is not None
     at = next(i for i, e in enumerate(ex.events) if e.op == "mark")
     assert _parts_of(ex.events, oid[0], at) == {
-        "fence": [("dma_fence_signal", True)],
+        "fence": [("dma_fence_signal", True), ("dma_fence_signal", True)],
         "list": [("dma_fence_add_callback", True), ("dma_fence_signal", True)],
         "SIGNALED": [("dma_fence_add_callback", False), ("dma_fence_add_callback", False),
                      ("dma_fence_is_signaled", False),
-                     ("dma_fence_enable_signaling", False), ("dma_fence_signal", True), ("dma_fence_signal", True)],
+                     ("dma_fence_enable_signaling", False), ("dma_fence_signal", True)],
         "TIMESTAMP": [("dma_fence_signal", True)],
         "ENABLE_SIGNAL": [("dma_fence_add_callback", False), ("dma_fence_enable_signaling", False)],
         "EXPLICIT": [("dma_fence_signal", True)],
