@@ -72,25 +72,40 @@ Rules:
   ``enable_sw_signaling`` (``dma_fence_enable_sw_signaling``) and
   ``default_wait``'s queueing section (``dma_fence_default_wait``: it
   tests the SIGNALED bit under the lock, then links the waiter) are one
-  step each the same way, so a wait on a pending fence is two steps, each
-  writing the fence, before it sleeps.
+  step each the same way, so a wait on a pending fence is two steps
+  before it sleeps.
   Lockdep sees every acquire and release; the trace still pairs them.
-* R12 (two parts): a fence is declared as two objects, as the kernel keeps
-  them apart: its flags (with ``error`` and ``timestamp``: the fence's own
-  oid) and its callback list (``fence->cb_list``: :func:`cb_list_oid`, a
-  ``part_oid`` of the fence). ``dma_fence_is_signaled`` reads the flags;
-  queueing a callback or a waiter on an unsignalled fence whose
-  ENABLE_SIGNAL bit is set reads the flags and writes the list, so the two
-  commute. Whatever really touches both writes both: the signal (flags,
-  timestamp, ``list_replace`` of the list), the first enable of signalling
-  (``test_and_set_bit``; the driver's ``enable_signaling`` may signal),
-  the removal of a callback. A waiter sleeps queued on the list: its wait
-  is on the list, which the signal writes, and once woken it reads the flags.
+* R12 (parts): a fence is declared as several objects, as the kernel keeps
+  them apart: its ``error`` and ``timestamp`` (the fence's own oid), its
+  callback list (``fence->cb_list``: :func:`cb_list_oid`, a ``part_oid`` of
+  the fence) and each bit of its flags (R13). Queueing a callback or a
+  waiter on an unsignalled fence whose ENABLE_SIGNAL bit is set reads
+  SIGNALED and ENABLE_SIGNAL and writes the list, so it commutes with
+  ``dma_fence_is_signaled``. The signal writes SIGNALED, TIMESTAMP, the
+  timestamp and (``list_replace``) the list; removing a callback
+  (``dma_fence_remove_callback``, a waiter's ``list_del``) writes only the
+  list. A waiter sleeps queued on the list: its wait is on the list, which
+  the signal writes, and once woken it reads SIGNALED.
+* R13 (flag bits): each bit of ``fence->flags`` the model uses is a
+  pseudo-object of its own (:func:`flag_oid`, a ``part_oid`` of the fence
+  after the callback list's), as the kernel's atomic bitops touch one bit
+  each: ``test_bit`` reads one, ``set_bit`` and ``test_and_set_bit`` write
+  one. ``dma_fence_is_signaled`` reads SIGNALED only; the first
+  ``__dma_fence_enable_signaling`` writes ENABLE_SIGNAL and reads SIGNALED
+  (a driver's ``enable_signaling`` that signals declares the signal
+  itself), a later one reads both; so a poll and the first enable commute.
+  A fence array's ``signaled`` reads ENABLE_SIGNAL. Drivers' bits
+  (``DMA_FENCE_FLAG_USER_BITS`` and up) go through :meth:`DmaFence.test_bit`,
+  :meth:`DmaFence.set_bit` and :meth:`DmaFence.test_and_set_bit`, which
+  declare the bit. The model's own owner bit of R2 (EXPLICIT) is one more:
+  only explicit signals write it. ``flags`` is a bit-field for the access
+  checker (accesses A6), which compares each bit on its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
 from ..kernel.lifetime import REFCOUNT_SATURATED, FreeRecord, KmemCache, drop_ref, lifetimes, note_ref
@@ -113,7 +128,11 @@ SIGNALED = 1 << DMA_FENCE_FLAG_SIGNALED_BIT
 TIMESTAMP = 1 << DMA_FENCE_FLAG_TIMESTAMP_BIT
 ENABLE_SIGNAL = 1 << DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT
 #: Model-private bits (above any bit a driver model would use).
-_EXPLICIT = 1 << 30  #: signalled by an explicit signal() (R2 owner)
+_EXPLICIT_BIT = 30
+_EXPLICIT = 1 << _EXPLICIT_BIT  #: signalled by an explicit signal() (R2 owner)
+#: The names of the bits the access checker reports (accesses A6).
+FLAG_NAMES = {DMA_FENCE_FLAG_SIGNALED_BIT: "SIGNALED", DMA_FENCE_FLAG_TIMESTAMP_BIT: "TIMESTAMP",
+              DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT: "ENABLE_SIGNAL", _EXPLICIT_BIT: "EXPLICIT"}
 #: The depended-on list is first pruned of signalled fences at this length (R8).
 _PRUNE_MIN = 4096
 
@@ -127,11 +146,32 @@ _EDEADLK = -35
 
 #: The part of a fence declared apart for its callback list (R12, ``part_oid``).
 _CB_PART = 1
+#: The part of flag bit 0; bit ``b`` is part ``_FLAG_PART + b`` (R13).
+_FLAG_PART = 2
 
 
 def cb_list_oid(oid: int) -> int:
     """The pseudo-object of the callback list (``fence->cb_list``) of the fence ``oid`` (R12)."""
     return part_oid(oid, _CB_PART)
+
+
+def flag_oid(oid: int, bit: int) -> int:
+    """The pseudo-object of flag bit ``bit`` (``test_bit(bit, &fence->flags)``) of the fence ``oid`` (R13)."""
+    if not 0 <= bit < 64:
+        raise UsageError(f"dma_fence flag bit {bit}: flags is an unsigned long (bits 0..63)")
+    return part_oid(oid, _FLAG_PART + bit)
+
+
+#: The first part number a subclass of a fence may use for its own state (after the flag bits).
+FENCE_PARTS_END = _FLAG_PART + 64
+
+
+def _signaled_oid(oid: int) -> int:
+    return part_oid(oid, _FLAG_PART + DMA_FENCE_FLAG_SIGNALED_BIT)
+
+
+def _enable_oid(oid: int) -> int:
+    return part_oid(oid, _FLAG_PART + DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT)
 
 
 #: Trace words of the hot scheduling points (``Kernel.point``'s ``word=``), less the fence's ``oid << 1``.
@@ -352,6 +392,8 @@ class DmaFence:
     #: ``depended``: the end check's bookkeeping (R8), set once, never cleared.
     #: ``freed``, ``ref_sites``, ``cache``, ``own_lock``: the lifetime room's bookkeeping (R11).
     __untracked__ = ("refcount", "depended", "freed", "ref_sites", "cache", "own_lock")
+    #: ``flags``: one pseudo-object per bit (R13), compared bit by bit (accesses A6).
+    __bitfields__: ClassVar[dict[str, dict[int, str]]] = {"flags": FLAG_NAMES}
     __slots__ = (
         "cache",
         "cb_list",
@@ -414,7 +456,12 @@ class DmaFence:
         return f"dma_fence {self.ops.get_driver_name(self)}:{self.ops.get_timeline_name(self)} #{self.oid}"
 
     def lifetime_ids(self) -> tuple[int, ...]:
-        base = (self.oid, refcount_oid(self.oid))
+        """The fence, its count, its parts (R12, R13: the list, every bit the model or a driver used)
+        and the lock it owns."""
+        oid = self.oid
+        used = self.flags | SIGNALED | TIMESTAMP | ENABLE_SIGNAL | _EXPLICIT
+        bits = [flag_oid(oid, b) for b in range(64) if used >> b & 1]
+        base = (oid, refcount_oid(oid), cb_list_oid(oid), *bits)
         return (*base, self.lock.oid) if self.own_lock else base
 
     def lifetime_count(self) -> int:
@@ -454,9 +501,38 @@ class DmaFence:
     @property
     def signaled_flag(self) -> bool:
         """The SIGNALED bit, read without a scheduling point (for invariants and tests);
-        a thread's step that reads it declares it (an event)."""
-        self.k.event("dma_fence_test_signaled", self.oid, False)
+        a thread's step that reads it declares it (an event, R13)."""
+        self.k.event("dma_fence_test_signaled", _signaled_oid(self.oid), False)
         return bool(self.flags & SIGNALED)
+
+    # ------------------------------------------------------------------ flag bits (R13)
+
+    def _bit_touched(self, bit: int, write: bool, op: str) -> None:
+        if self.freed is not None:
+            self.touched_after_free(op)
+        self.k.event(op, flag_oid(self.oid, bit), write)
+
+    def test_bit(self, bit: int) -> bool:
+        """``test_bit(bit, &fence->flags)``: the step reads that bit (R13); no scheduling point."""
+        self._bit_touched(bit, False, "test_bit")
+        return bool(self.flags & 1 << bit)
+
+    def set_bit(self, bit: int) -> None:
+        """``set_bit(bit, &fence->flags)`` (a driver's bit, R13): the step writes that bit."""
+        if bit < DMA_FENCE_FLAG_USER_BITS:
+            raise UsageError(f"set_bit({bit}) on a fence: bits below DMA_FENCE_FLAG_USER_BITS are dma-fence.c's")
+        self._bit_touched(bit, True, "set_bit")
+        self.flags |= 1 << bit
+
+    def test_and_set_bit(self, bit: int) -> bool:
+        """``test_and_set_bit(bit, &fence->flags)`` (a driver's bit, R13): the old value; writes the bit."""
+        if bit < DMA_FENCE_FLAG_USER_BITS:
+            raise UsageError(
+                f"test_and_set_bit({bit}) on a fence: bits below DMA_FENCE_FLAG_USER_BITS are dma-fence.c's")
+        self._bit_touched(bit, True, "test_and_set_bit")
+        flags = self.flags
+        self.flags = flags | 1 << bit
+        return bool(flags & 1 << bit)
 
     def __repr__(self) -> str:
         state = "signalled" if self.flags & SIGNALED else "pending"
@@ -539,7 +615,9 @@ class DmaFence:
         self._release()
 
     def _release(self) -> None:
-        self.k.event("dma_fence_release", self.oid, False)  # dma_fence_release looks at the fence
+        # dma_fence_release tests the callback list and SIGNALED (R12, R13)
+        self.k.event("dma_fence_release", cb_list_oid(self.oid), False)
+        self.k.event("dma_fence_release", _signaled_oid(self.oid), False)
         if not (self.flags & SIGNALED) and self.cb_list:
             drv, tl = self.driver_name, self.timeline_name
             self.k.report(
@@ -560,18 +638,27 @@ class DmaFence:
     def _signal_locked(self, ts: int, explicit: bool) -> int:
         """``dma_fence_signal_timestamp_locked`` (lock held). Returns 0 or -EINVAL.
 
-        The step writes the fence (an event: the caller's point was the lock's,
-        and lockless readers of the SIGNALED bit must be ordered with this)."""
-        self.k.event("dma_fence_signal", self.oid, True)
+        The step writes SIGNALED (``test_and_set_bit``: an event, the caller's point was the
+        lock's, and lockless readers of the bit must be ordered with this), then the list
+        (``list_replace``), the timestamp and TIMESTAMP (R12, R13); an explicit signal its
+        owner bit (R2)."""
+        k = self.k
+        oid = self.oid
+        k.event("dma_fence_signal", _signaled_oid(oid), True)
         flags = self.flags
         if flags & SIGNALED:
             if explicit:
+                k.event("dma_fence_signal", flag_oid(oid, _EXPLICIT_BIT), True)
                 if flags & _EXPLICIT:
                     self._double_signal()
                 else:
                     self.flags = flags | _EXPLICIT
             return _EINVAL
-        self.k.event("dma_fence_signal", part_oid(self.oid, _CB_PART), True)  # list_replace of cb_list (R12)
+        k.event("dma_fence_signal", part_oid(oid, _CB_PART), True)  # list_replace of cb_list (R12)
+        k.event("dma_fence_signal", oid, True)  # fence->timestamp (R12)
+        k.event("dma_fence_signal", flag_oid(oid, DMA_FENCE_FLAG_TIMESTAMP_BIT), True)  # set_bit(TIMESTAMP)
+        if explicit:
+            k.event("dma_fence_signal", flag_oid(oid, _EXPLICIT_BIT), True)
         cbs = self.cb_list
         self.cb_list = None
         self.timestamp = ts
@@ -589,7 +676,7 @@ class DmaFence:
                     # rest of the list still runs in this fence's signalling (accesses A1).
                     # Not after a callback dropped the last reference: the kernel's loop
                     # walks its private list and touches the fence no more (R11).
-                    k.event("dma_fence_signal", self.oid, True)
+                    k.event("dma_fence_signal", _signaled_oid(self.oid), True)
                     k.event("dma_fence_signal", part_oid(self.oid, _CB_PART), True)
         return 0
 
@@ -619,6 +706,7 @@ class DmaFence:
         """
         k = self.k
         oid = self.oid
+        # the fence, written (R12); the lock's step declares the bits it sets (R13)
         k.point("dma_fence_signal", oid, True, "", _W_SIGNAL ^ (oid << 1))
         if self.freed is not None and self.touched_after_free("dma_fence_signal"):
             return _EINVAL
@@ -700,8 +788,8 @@ class DmaFence:
     def is_signaled(self) -> bool:
         """``dma_fence_is_signaled``: True if signalled; polls ``ops.signaled`` and
         signals on its say-so. Does not enable signalling."""
-        oid = self.oid
-        self.k.point("dma_fence_is_signaled", oid, False, "", _W_IS_SIGNALED ^ (oid << 1))
+        soid = _signaled_oid(self.oid)  # test_bit(SIGNALED) (R13)
+        self.k.point("dma_fence_is_signaled", soid, False, "", _W_IS_SIGNALED ^ (soid << 1))
         if self.flags & SIGNALED:
             return True
         if self.ops.signaled(self):
@@ -716,7 +804,7 @@ class DmaFence:
 
     def is_signaled_locked(self) -> bool:
         """``dma_fence_is_signaled_locked``: the caller holds the fence lock."""
-        self.k.point("dma_fence_is_signaled", self.oid, False)
+        self.k.point("dma_fence_is_signaled", _signaled_oid(self.oid), False)
         lockdep_assert_held(self.lock)
         return self._is_signaled_locked()
 
@@ -743,16 +831,14 @@ class DmaFence:
     def _enable_signaling_locked(self) -> bool:
         """``__dma_fence_enable_signaling``: False when (now) signalled.
 
-        ``test_and_set_bit(ENABLE_SIGNAL)`` on a bit already set changes nothing:
-        the caller's step only read the flags. The first enable writes both parts
-        of the fence (R12): the driver's ``enable_signaling`` may signal it."""
+        ``test_and_set_bit(ENABLE_SIGNAL)`` on a bit already set changes nothing,
+        then ``test_bit(SIGNALED)``: the caller's step declared reads of both bits.
+        The first enable writes ENABLE_SIGNAL (R13); a driver's ``enable_signaling``
+        that signals declares the signal itself."""
         flags = self.flags
         if flags & ENABLE_SIGNAL:
             return not (flags & SIGNALED)
-        k = self.k
-        oid = self.oid
-        k.event("dma_fence_enable_signaling", oid, True)
-        k.event("dma_fence_enable_signaling", part_oid(oid, _CB_PART), True)
+        self.k.event("dma_fence_enable_signaling", _enable_oid(self.oid), True)
         self.flags = flags | ENABLE_SIGNAL
         if flags & SIGNALED:
             return False
@@ -766,7 +852,10 @@ class DmaFence:
         k = self.k
         lock = self.lock
         lock.lock_irqsave()  # the operation's scheduling point (the lock, written)
-        k.event("dma_fence_enable_signaling", self.oid, False)  # test_bit; the first enable writes (R12)
+        oid = self.oid
+        # test_and_set_bit(ENABLE_SIGNAL) (the first enable writes it), test_bit(SIGNALED) (R13)
+        k.event("dma_fence_enable_signaling", _enable_oid(oid), False)
+        k.event("dma_fence_enable_signaling", _signaled_oid(oid), False)
         steps = k.steps
         try:
             self._enable_signaling_locked()
@@ -797,9 +886,12 @@ class DmaFence:
         from the held locks, irq usage), and the trace still pairs them. The
         release only joins the step when no scheduling point happened inside
         the section (a driver's ``enable_signaling`` may take some); then it
-        is a normal ``unlock_irqrestore``. A fence already signalled before
-        the step (the bit never clears) takes a point on the fence instead
-        and raises without touching the lock, as the kernel's lockless test.
+        is a normal ``unlock_irqrestore``. The lockless test itself runs in
+        the caller's step before that point, and that step declares a read of
+        SIGNALED (R13): which path the operation takes (the lock or not) is
+        then ordered with the signal. A fence already signalled (the bit never
+        clears) takes a point on SIGNALED instead and raises without touching
+        the lock, as the kernel's lockless test.
         """
         k = self.k
         if not isinstance(cb, DmaFenceCb):
@@ -811,14 +903,19 @@ class DmaFence:
         if not self.depended:  # _depend(), inlined
             self.depended = True
             _state(k).depend(self)
+        soid = _signaled_oid(self.oid)
+        # the lockless test_bit(SIGNALED) runs in the caller's step, which declares it (R13)
+        k.event("dma_fence_add_callback", soid, False)
         flags = self.flags
-        if flags & SIGNALED:  # the lockless test_bit; still true at the point
-            k.point("dma_fence_add_callback", self.oid, False)  # the flags, read (R12)
+        if flags & SIGNALED:  # still true at the point: the bit never clears
+            k.point("dma_fence_add_callback", soid, False)  # SIGNALED, read (R13)
             raise ENOENT("dma_fence_add_callback: fence already signalled")
         lock = self.lock
         lock.lock_irqsave()  # the operation's scheduling point (the lock, written)
         oid = self.oid
-        k.event("dma_fence_add_callback", oid, False)  # the flags, read; the first enable writes them (R12)
+        # __dma_fence_enable_signaling: ENABLE_SIGNAL (the first enable writes it) and SIGNALED (R13)
+        k.event("dma_fence_add_callback", _enable_oid(oid), False)
+        k.event("dma_fence_add_callback", _signaled_oid(oid), False)
         steps = k.steps
         flags = self.flags
         if flags & ENABLE_SIGNAL:
@@ -848,11 +945,11 @@ class DmaFence:
     def remove_callback(self, cb: DmaFenceCb) -> bool:
         """``dma_fence_remove_callback``: True if ``cb`` was still queued (now it never runs)."""
         k = self.k
-        k.point("dma_fence_remove_callback", self.oid, True)
+        cbs_oid = part_oid(self.oid, _CB_PART)
+        k.point("dma_fence_remove_callback", cbs_oid, True)
         lock = self.lock
         lock.lock_irqsave()
-        k.event("dma_fence_remove_callback", self.oid, True)  # the lock's step writes the fence
-        k.event("dma_fence_remove_callback", part_oid(self.oid, _CB_PART), True)  # and its list (R12)
+        k.event("dma_fence_remove_callback", cbs_oid, True)  # the lock's step: list_del_init (R12)
         try:
             if cb.queued is not self:
                 return False
@@ -878,7 +975,8 @@ class DmaFence:
         lock = self.lock
         lock.lock_irqsave()  # the operation's scheduling point (the lock, written)
         oid = self.oid
-        k.event("dma_fence_wait", oid, False)  # the step tests the flags (R12) and queues the waiter
+        soid = _signaled_oid(oid)
+        k.event("dma_fence_wait", soid, False)  # the step tests SIGNALED (R13) and queues the waiter
         steps = k.steps
         ok = False
         try:
@@ -888,6 +986,7 @@ class DmaFence:
                 raise ERESTARTSYS("dma_fence_wait interrupted by a signal")
             if timeout == 0:
                 return 0
+            k.event("dma_fence_wait", _enable_oid(oid), False)  # the model enables if needed (R13)
             if self._enable_signaling_locked():
                 cb = DmaFenceCb(_WakeWaiter(k, me))
                 k.event("dma_fence_wait", part_oid(oid, _CB_PART), True)  # list_add (R12)
@@ -914,7 +1013,7 @@ class DmaFence:
             # R12: it sleeps queued on the callback list, which the signal writes; then reads the flags
             reason = k.block("dma_fence_wait", part_oid(oid, _CB_PART), interruptible=intr, timeout=left,
                              name=name, woken_reads=True)
-            k.event("dma_fence_wait", oid, False)
+            k.event("dma_fence_wait", soid, False)
             if reason == "signal" and not (self.flags & SIGNALED):
                 self._drop_waiter(cb)
                 raise ERESTARTSYS("dma_fence_wait interrupted by a signal")
@@ -927,9 +1026,8 @@ class DmaFence:
     def _drop_waiter(self, cb: DmaFenceCb) -> None:
         lock = self.lock
         lock.lock_irqsave()
-        oid = self.oid
-        self.k.event("dma_fence_remove_callback", oid, True)  # the lock's step unlinks it
-        self.k.event("dma_fence_remove_callback", part_oid(oid, _CB_PART), True)  # from the list (R12)
+        # the lock's step unlinks it from the list (list_del, R12)
+        self.k.event("dma_fence_remove_callback", part_oid(self.oid, _CB_PART), True)
         try:
             if cb.queued is self:
                 cbs = self.cb_list
@@ -1189,6 +1287,7 @@ def wait_any_timeout(fences: Sequence[DmaFence], intr: bool, timeout: int | None
             cbs.append((f, cb))
         while True:
             for i, f in enumerate(fences):
+                k.event("dma_fence_wait_any", _signaled_oid(f.oid), False)  # test_bit(SIGNALED) (R13)
                 if f.flags & SIGNALED:
                     return (LONG_MAX if deadline is None else max(1, deadline - k.now)), i
             if intr and me.signal_pending:

@@ -15,6 +15,14 @@ Rules:
   the array is still pending; 0 when no member failed.
 * R4 (polling): before signalling is enabled, ``is_signaled`` counts the
   members that report signalled and decides synchronously.
+* R5 (declared state): ``num_pending`` (an ``atomic_t``) is a pseudo-object
+  of its own (:func:`pending_oid`, a part of the array after the fence's
+  parts): ``atomic_dec_and_test`` in a member's callback (or in
+  ``enable_signaling`` for a member already signalled) writes it,
+  ``ops.signaled``'s ``atomic_read_acquire`` reads it. The array's error is
+  its fence's (the fence's own oid, dma_fence R12): the ``cmpxchg`` of
+  ``set_pending_error`` (with an error) and ``clear_pending_error`` write it.
+  ``ops.signaled`` reads the array's ENABLE_SIGNAL bit (dma_fence R13).
 """
 
 from __future__ import annotations
@@ -22,8 +30,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..kernel.errors import ENOENT
+from ..kernel.trace import part_oid
 from ..locking.spinlock import SpinLock
-from .fence import ENABLE_SIGNAL, DmaFence, DmaFenceCb, FenceOps, context_alloc
+from .fence import (
+    DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT,
+    ENABLE_SIGNAL,
+    FENCE_PARTS_END,
+    DmaFence,
+    DmaFenceCb,
+    FenceOps,
+    context_alloc,
+    flag_oid,
+)
+
+
+def pending_oid(oid: int) -> int:
+    """The pseudo-object of ``num_pending`` of the array ``oid`` (R5)."""
+    return part_oid(oid, FENCE_PARTS_END)
+
 
 #: The placeholder error while the array is pending (``PENDING_ERROR``).
 PENDING_ERROR = 1
@@ -53,6 +77,7 @@ class DmaFenceArrayOps(FenceOps):
             except ENOENT:
                 arr.set_pending_error(f.error)
                 arr.put()
+                arr.k.event("dma_fence_array_enable_signaling", pending_oid(arr.oid), True)  # atomic_dec_and_test (R5)
                 arr.num_pending -= 1
                 if arr.num_pending <= 0:
                     arr.clear_pending_error()
@@ -63,7 +88,10 @@ class DmaFenceArrayOps(FenceOps):
         """R4: synchronous decision when signalling is not enabled."""
         assert isinstance(fence, DmaFenceArray)
         arr = fence
+        arr.k.event("dma_fence_array_signaled", pending_oid(arr.oid), False)  # atomic_read_acquire (R5)
         pending = arr.num_pending
+        # test_bit(ENABLE_SIGNAL): the step reads that bit of the array (dma_fence R13)
+        arr.k.event("dma_fence_array_signaled", flag_oid(arr.oid, DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT), False)
         if arr.flags & ENABLE_SIGNAL:
             if pending <= 0:
                 arr.clear_pending_error()
@@ -103,6 +131,7 @@ class _MemberCb:
     def __call__(self, fence: DmaFence, cb: DmaFenceCb) -> None:
         arr = self.array
         arr.set_pending_error(fence.error)
+        arr.k.event("dma_fence_array_cb_func", pending_oid(arr.oid), True)  # atomic_dec_and_test (R5)
         arr.num_pending -= 1
         if arr.num_pending == 0:
             arr.k.raise_irq(_array_irq_work, arr, name="dma_fence_array_irq_work")
@@ -158,17 +187,25 @@ class DmaFenceArray(DmaFence):
         """``dma_fence_array_create``."""
         return cls(fences, context, seqno, signal_on_any, ops=ops)
 
+    def lifetime_ids(self) -> tuple[int, ...]:
+        """The fence's ids (dma_fence R11) and ``num_pending`` (R5)."""
+        return (*super().lifetime_ids(), pending_oid(self.oid))
+
     @property
     def num_fences(self) -> int:
         return len(self.fences)
 
     def set_pending_error(self, error: int) -> None:
-        """``dma_fence_array_set_pending_error``: first error wins, only while pending (R3)."""
-        if error and self.error == PENDING_ERROR:
-            self.error = error
+        """``dma_fence_array_set_pending_error``: first error wins, only while pending (R3); the
+        ``cmpxchg`` writes the array's error (R5)."""
+        if error:
+            self.k.event("dma_fence_array_set_pending_error", self.oid, True)
+            if self.error == PENDING_ERROR:
+                self.error = error
 
     def clear_pending_error(self) -> None:
-        """``dma_fence_array_clear_pending_error``."""
+        """``dma_fence_array_clear_pending_error``: the ``cmpxchg`` writes the array's error (R5)."""
+        self.k.event("dma_fence_array_clear_pending_error", self.oid, True)
         if self.error == PENDING_ERROR:
             self.error = 0
 

@@ -64,6 +64,21 @@ Rules:
 * A5 (cost): off, nothing is installed (zero cost). On, the model classes
   get attribute hooks for the duration of the execution (removed after it,
   even on error); an execution is several times slower.
+* A6 (bit-fields): a class names in ``__bitfields__`` the int attributes
+  whose bits are separate state (a fence's ``flags``: the kernel's atomic
+  bitops ``test_bit``, ``set_bit``, ``test_and_set_bit`` touch one bit each),
+  mapping each to the names of its bits (for the reports). Each bit is then
+  compared on its own (A4), as ``flags.SIGNALED`` or ``flags[5]``. A write
+  of the attribute writes the bits it changes (a bit set again, or
+  preserved by ``flags | X``, is not written: within one step no other
+  thread sees the word between the load and the store, so the store is the
+  atomic ``set_bit`` of the changed bits). A read returns a tracking int:
+  ``value & mask`` reads the bits of ``mask`` (``value | X`` keeps the
+  tracking, with the bits of ``X`` known, not read); any other use of it
+  (a comparison, ``bool``, a hash, arithmetic, storing it in another
+  attribute) reads every bit. The bits are read in the segment that loaded
+  the attribute: testing them in a later segment is a ``SimulatorError``
+  (test the bits in the step that loads them).
 """
 
 from __future__ import annotations
@@ -126,6 +141,9 @@ _CONTAINERS = (list, dict, set, collections.deque, bytearray)
 _VALUES = (int, bool, str, float)
 #: A value of an attribute not set yet (A3).
 _UNSET = object()
+#: Bits of a bit-field a use of its whole value reads (A6: ``unsigned long``).
+_WORD_BITS = 64
+_ALL = (1 << _WORD_BITS) - 1
 #: The lock points that begin a whole critical section (A4, reduction L6).
 _LOCK_POINTS = frozenset(("spin_lock", "mutex_lock"))
 
@@ -192,11 +210,15 @@ def _hook_get(self: Any, name: str) -> Any:
     v = _oga(self, name)
     chk = _ACTIVE
     if chk is not None and not chk.busy:
-        chk.touch(self, name, v, _READ)
+        w = chk.touch(self, name, v, _READ)
+        if w is not None:
+            return w  # a bit-field's tracking value (A6)
     return v
 
 
 def _hook_set(self: Any, name: str, value: Any) -> None:
+    if type(value) is _Bits:
+        value = value._store(self, name)  # A6: stored plain, copying it elsewhere reads every bit
     chk = _ACTIVE
     if chk is None or chk.busy:
         _osa(self, name, value)
@@ -210,6 +232,136 @@ def _hook_set(self: Any, name: str, value: Any) -> None:
         chk.busy = False
     _osa(self, name, value)
     chk.touch(self, name, value, _WRITE, old=old)
+
+
+class _BitRead:
+    """The bits of one load of a bit-field read so far (A6), resolved when its segment ends."""
+
+    __slots__ = ("attr", "chk", "closed", "mask", "obj", "where")
+
+    def __init__(self, chk: AccessChecker, obj: Any, attr: str, where: str) -> None:
+        self.chk = chk
+        self.obj = obj
+        self.attr = attr
+        self.where = where
+        self.mask = 0
+        self.closed = False
+
+
+def _plain(x: Any) -> Any:
+    return int.__int__(x) if isinstance(x, int) else x
+
+
+class _Bits(int):
+    """The value of a bit-field read while the checker runs (A6): an int that records which of
+    its bits the model tests. ``&`` reads the mask's bits; ``|`` keeps the tracking (the bits
+    it sets are known, not read); every other use reads every bit not known."""
+
+    _cell: _BitRead
+    _known: int
+
+    def __new__(cls, value: int, cell: _BitRead, known: int = 0) -> _Bits:
+        b = int.__new__(cls, value)
+        _osa(b, "_cell", cell)
+        _osa(b, "_known", known)
+        return b
+
+    def _mark(self, mask: int, depth: int = 2) -> None:
+        cell: _BitRead = _oga(self, "_cell")
+        m = mask & ~_oga(self, "_known") & _ALL
+        if not m:
+            return
+        chk = _ACTIVE
+        if chk is not cell.chk or chk is None or chk.busy:
+            return
+        f = sys._getframe(depth)
+        if _observer(f.f_code):
+            return
+        if cell.closed:
+            raise SimulatorError(
+                f"accesses A6: {describe(cell.obj)}.{cell.attr}, loaded at {cell.where}, is tested at "
+                f"{_where(f.f_code, f.f_lineno)}, in a later step: test the bits in the step that loads them")
+        cell.mask |= m
+
+    def _store(self, obj: Any, name: str) -> int:
+        cell: _BitRead = _oga(self, "_cell")
+        if cell.obj is not obj or cell.attr != name:
+            self._mark(_ALL, 4)  # copied elsewhere: the copy carries every bit
+        return int.__int__(self)
+
+    def __and__(self, other: Any) -> Any:
+        if type(other) is _Bits:
+            other._mark(_ALL)
+        if isinstance(other, int):
+            self._mark(int.__int__(other))
+        return int.__and__(int.__int__(self), _plain(other))
+
+    __rand__ = __and__
+
+    def __or__(self, other: Any) -> Any:
+        if type(other) is _Bits:
+            other._mark(_ALL)
+        if not isinstance(other, int):
+            return NotImplemented
+        o = int.__int__(other)
+        return _Bits(int.__int__(self) | o, _oga(self, "_cell"), _oga(self, "_known") | o)
+
+    __ror__ = __or__
+
+    def __hash__(self) -> int:
+        self._mark(_ALL)
+        return int.__hash__(int.__int__(self))
+
+
+def _whole(name: str) -> Any:
+    meth = getattr(int, name)
+
+    def use(self: _Bits, *args: Any) -> Any:
+        self._mark(_ALL)
+        for a in args:
+            if type(a) is _Bits:
+                a._mark(_ALL)
+        return meth(int.__int__(self), *(_plain(a) for a in args))
+
+    use.__name__ = name
+    return use
+
+
+for _n in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__int__", "__index__",
+           "__float__", "__repr__", "__str__", "__format__", "__xor__", "__rxor__", "__invert__", "__neg__",
+           "__pos__", "__abs__", "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+           "__floordiv__", "__rfloordiv__", "__truediv__", "__rtruediv__", "__mod__", "__rmod__",
+           "__divmod__", "__rdivmod__", "__pow__", "__rpow__", "__lshift__", "__rlshift__", "__rshift__",
+           "__rrshift__", "__round__", "__trunc__", "__floor__", "__ceil__", "bit_length", "bit_count",
+           "to_bytes", "conjugate", "as_integer_ratio", "__getnewargs__", "__sizeof__", "__reduce__",
+           "__reduce_ex__", "__copy__", "__deepcopy__"):
+    if hasattr(int, _n):
+        setattr(_Bits, _n, _whole(_n))
+    elif _n in ("__copy__", "__deepcopy__"):
+        setattr(_Bits, _n, lambda self, *a: (self._mark(_ALL), int.__int__(self))[1])
+
+
+def _bitfields(cls: type) -> dict[str, dict[int, str]]:
+    """The class's bit-fields (A6): attribute -> names of its bits, merged along the MRO."""
+    out: dict[str, dict[int, str]] = {}
+    for c in reversed(cls.__mro__):
+        bf = c.__dict__.get("__bitfields__")
+        if bf:
+            for name, bits in bf.items():
+                out.setdefault(name, {}).update(bits)
+    return out
+
+
+def _bit_label(names: dict[int, str], attr: str, bit: int) -> str:
+    n = names.get(bit)
+    return f"{attr}.{n}" if n is not None else f"{attr}[{bit}]"
+
+
+def _bits_of(mask: int) -> Iterator[int]:
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
 
 
 def _immutable(cls: type) -> bool:
@@ -270,14 +422,17 @@ def _skip(cls: type) -> frozenset[str]:
 class _Seg:
     """A segment (A1): its declared accesses and the actual ones, in order."""
 
-    __slots__ = ("actual", "declared", "first", "olds", "snaps", "wakes")
+    __slots__ = ("actual", "bitreads", "declared", "first", "olds", "snaps", "wakes")
 
     def __init__(self, declared: list[tuple[Any, bool]], first: str = "") -> None:
         self.declared = declared
         #: The operation of the scheduling point that began the segment ("" for a wake-up, a start).
         self.first = first
-        #: (id(object), attribute) -> (object, value before the segment's first write of it) (A3).
-        self.olds: dict[tuple[int, str], tuple[Any, Any]] = {}
+        #: (id(object), attribute or bit label) -> (object, value (of the bit) before the segment's
+        #: first write of it, attribute, bit or -1) (A3, A6).
+        self.olds: dict[tuple[int, str], tuple[Any, Any, str, int]] = {}
+        #: The loads of bit-fields (A6), resolved into reads of bits when the segment ends.
+        self.bitreads: list[_BitRead] = []
         #: (object, attribute, kind (_READ, _WRITE, _UPDATE), where)
         self.actual: list[tuple[Any, str, int, str]] = []
         #: (id(object), attribute) -> (object, frozen value, where) of containers read (A3).
@@ -306,6 +461,7 @@ class AccessChecker:
         self.busy = False
         self._classes: list[tuple[type, bool, bool]] = []
         self._attrs: dict[type, tuple[frozenset[str], bool]] = {}
+        self._bfs: dict[type, dict[str, dict[int, str]]] = {}
         self._segs: dict[int, _Seg] = {}
         self._clock: dict[int, dict[int, int]] = {}
         self._wclock: dict[Any, dict[int, int]] = {}
@@ -344,11 +500,12 @@ class AccessChecker:
 
     # ------------------------------------------------------------------ recording (A3)
 
-    def touch(self, obj: Any, name: str, value: Any, kind: int, depth: int = 2, old: Any = _UNSET) -> None:
+    def touch(self, obj: Any, name: str, value: Any, kind: int, depth: int = 2, old: Any = _UNSET) -> Any:
+        """Record an access (A3); returns the value a bit-field load hands out (A6), else None."""
         k = self.k
         t = k._current
         if t is None or k._dead or k._in_timer:
-            return
+            return None
         cls = type(obj)
         info = self._attrs.get(cls)
         if info is None:
@@ -357,18 +514,21 @@ class AccessChecker:
         if name not in names and not (
             has_dict and not name.startswith("__") and name in _oga(obj, "__dict__") and name not in _skip(cls)
         ):
-            return  # a method, property or class attribute: what it reads is recorded itself
+            return None  # a method, property or class attribute: what it reads is recorded itself
         f = sys._getframe(depth)
         code = f.f_code
         if _observer(code):
-            return
+            return None
         write = kind == _WRITE
         if write and code.co_name == "__init__" and f.f_locals.get("self") is obj:
-            return  # initialisation, before the object is published (A3)
+            return None  # initialisation, before the object is published (A3)
         seg = self._segs.get(t.tid)
         if seg is None:
             seg = self._start(t, [])
         where = _where(code, f.f_lineno)
+        bf = self._bitfield(cls, name)
+        if bf is not None and kind != _UPDATE:
+            return self._touch_bits(seg, obj, name, bf, value, kind, where, old)
         if kind == _READ and isinstance(value, _CONTAINERS):
             key = (id(obj), name)
             if key not in seg.snaps:
@@ -378,8 +538,33 @@ class AccessChecker:
                 finally:
                     self.busy = False
         elif write:
-            seg.olds.setdefault((id(obj), name), (obj, old))
+            seg.olds.setdefault((id(obj), name), (obj, old, name, -1))
         seg.actual.append((obj, name, kind, where))
+        return None
+
+    def _bitfield(self, cls: type, name: str) -> dict[int, str] | None:
+        bfs = self._bfs.get(cls)
+        if bfs is None:
+            bfs = self._bfs[cls] = _bitfields(cls)
+        return bfs.get(name)
+
+    def _touch_bits(self, seg: _Seg, obj: Any, name: str, names: dict[int, str], value: Any, kind: int,
+                    where: str, old: Any) -> Any:
+        """A6: a load returns a tracking value; a store writes the bits it changes."""
+        if kind == _READ:
+            if not isinstance(value, int):
+                seg.actual.append((obj, name, kind, where))
+                return None
+            cell = _BitRead(self, obj, name, where)
+            seg.bitreads.append(cell)
+            return _Bits(value, cell)
+        new = value if isinstance(value, int) else 0
+        prev = old if isinstance(old, int) else 0
+        for bit in _bits_of((prev ^ new) & _ALL):
+            label = _bit_label(names, name, bit)
+            seg.olds.setdefault((id(obj), label), (obj, (prev >> bit) & 1, name, bit))
+            seg.actual.append((obj, label, _WRITE, where))
+        return None
 
     # ------------------------------------------------------------------ segments (A1)
 
@@ -512,14 +697,23 @@ class AccessChecker:
             if w:
                 _join(clk, rclock.get(o))
         actual = seg.actual
+        for cell in seg.bitreads:
+            # A6: the bits the segment tested of each load it made
+            cell.closed = True
+            if cell.mask:
+                names = self._bitfield(type(cell.obj), cell.attr) or {}
+                actual.extend((cell.obj, _bit_label(names, cell.attr, bit), _READ, cell.where)
+                              for bit in _bits_of(cell.mask))
         if seg.olds:
             # A3: an attribute the segment wrote and left as it found it was only read
             restored = set()
-            for key, (obj, old) in seg.olds.items():
+            for key, (obj, old, attr, bit) in seg.olds.items():
                 try:
-                    now = _oga(obj, key[1])
+                    now = _oga(obj, attr)
                 except AttributeError:
                     now = _UNSET
+                if bit >= 0:
+                    now = (now >> bit) & 1 if isinstance(now, int) else _UNSET
                 if now is old or (type(now) in _VALUES and type(old) is type(now) and now == old):
                     restored.add(key)
             if restored:

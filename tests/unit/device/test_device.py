@@ -8,6 +8,7 @@ import dmabufsim as ds
 import dmabufsim.check  # installs the isolation checker
 from dmabufsim import mm
 from dmabufsim.device import Device
+from dmabufsim.dma.fence import DMA_FENCE_FLAG_SIGNALED_BIT, FLAG_NAMES, cb_list_oid, flag_oid
 from dmabufsim.kernel.gfp import GFP_KERNEL
 from tests.helpers import run, run_first
 
@@ -412,7 +413,12 @@ def test_a_dependency_on_the_same_rings_earlier_job_is_ordered_by_the_ring_not_w
     ex = run_first(scenario, record_trace=True)
     assert ex.findings == [] and ex.events is not None
     own, elsewhere = out["fences"]
+
+    def parts(oid: int) -> set[int]:  # the fence's declared parts (dma_fence R12, R13)
+        return {oid, cb_list_oid(oid)} | {flag_oid(oid, bit) for bit in FLAG_NAMES}
+
     waits = {(e.op, e.obj) for e in ex.events if e.tid == out["engine"] and e.op.startswith("dma_fence_")}
-    assert ("dma_fence_wait", own) not in waits and ("dma_fence_enable_signaling", own) not in waits
-    assert ("dma_fence_wait", elsewhere) in waits
+    assert not {(op, o) for op, o in waits if op in ("dma_fence_wait", "dma_fence_enable_signaling")
+                and o in parts(own)}
+    assert ("dma_fence_wait", flag_oid(elsewhere, DMA_FENCE_FLAG_SIGNALED_BIT)) in waits
     assert out["done"] == (10_000, 20_000, 30_000, 40_000)

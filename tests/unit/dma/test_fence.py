@@ -8,7 +8,7 @@ import pytest
 
 import dmabufsim as ds
 from dmabufsim import dma
-from dmabufsim.dma.fence import DmaFence, DmaFenceCb, cb_list_oid
+from dmabufsim.dma.fence import FLAG_NAMES, DmaFence, DmaFenceCb, cb_list_oid, flag_oid
 from dmabufsim.locking.annotations import DMA_FENCE_MAP
 from tests.helpers import run, run_first
 
@@ -369,6 +369,13 @@ def test_private_stub_and_get_stub() -> None:
     assert run_first(scenario).findings == []
 
 
+def _parts_of(events: list[ds.Event], oid: int, since: int = 0) -> dict[str, list[tuple[str, bool]]]:
+    """The events on each declared part of the fence ``oid`` (R12, R13), in order."""
+    parts = {"fence": oid, "list": cb_list_oid(oid)}
+    parts.update({name: flag_oid(oid, bit) for bit, name in FLAG_NAMES.items()})
+    return {name: [(e.op, e.write) for e in events[since:] if e.obj == p] for name, p in parts.items()}
+
+
 def test_fence_operations_are_scheduling_points_on_the_fence() -> None:
     oid: list[int] = []
 
@@ -381,19 +388,26 @@ def test_fence_operations_are_scheduling_points_on_the_fence() -> None:
 
     ex = run_first(scenario, record_trace=True)
     assert ex.events is not None
-    ops = [(e.op, e.write) for e in ex.events if e.obj == oid[0]]
-    # The flags: read by is_signaled and add_callback's test, written by the first enable, then
-    # the signal's point and the event of the fence-lock step that really writes them (R12).
-    assert ops == [("dma_fence_is_signaled", False), ("dma_fence_add_callback", False),
-                   ("dma_fence_enable_signaling", True), ("dma_fence_signal", True), ("dma_fence_signal", True)]
-    # The callback list, a part of its own: the first enable, the link, the signal's unlink.
-    cbs = [(e.op, e.write) for e in ex.events if e.obj == cb_list_oid(oid[0])]
-    assert cbs == [("dma_fence_enable_signaling", True), ("dma_fence_add_callback", True), ("dma_fence_signal", True)]
+    assert _parts_of(ex.events, oid[0]) == {
+        # error and timestamp: the signal's point and its timestamp (R12)
+        "fence": [("dma_fence_signal", True), ("dma_fence_signal", True)],
+        # the callback list, a part of its own: the link, the signal's list_replace
+        "list": [("dma_fence_add_callback", True), ("dma_fence_signal", True)],
+        # SIGNALED: read by is_signaled, add_callback's lockless test and its enable, written by the
+        # fence-lock step's test_and_set_bit (R13)
+        "SIGNALED": [("dma_fence_is_signaled", False), ("dma_fence_add_callback", False),
+                     ("dma_fence_add_callback", False), ("dma_fence_signal", True)],
+        "TIMESTAMP": [("dma_fence_signal", True)],
+        # ENABLE_SIGNAL: add_callback's test_and_set_bit, the first one writes it
+        "ENABLE_SIGNAL": [("dma_fence_add_callback", False), ("dma_fence_enable_signaling", True)],
+        "EXPLICIT": [("dma_fence_signal", True)],  # R2's owner, an explicit signal
+    }
 
 
 def test_add_callback_on_an_enabled_fence_writes_only_its_list() -> None:
-    """dma_fence_add_callback on an unsignalled fence whose ENABLE_SIGNAL bit is set reads the
-    flags and writes only the callback list; dma_fence_is_signaled reads only the flags (R12)."""
+    """dma_fence_add_callback on an unsignalled fence whose ENABLE_SIGNAL bit is set reads
+    ENABLE_SIGNAL and SIGNALED and writes only the callback list; dma_fence_is_signaled reads only
+    SIGNALED; a second enable reads both bits (R12, R13)."""
     oid: list[int] = []
 
     def scenario(k: ds.Kernel) -> None:
@@ -409,12 +423,16 @@ def test_add_callback_on_an_enabled_fence_writes_only_its_list() -> None:
     ex = run_first(scenario, record_trace=True)
     assert ex.events is not None
     at = next(i for i, e in enumerate(ex.events) if e.op == "mark")
-    cb = cb_list_oid(oid[0])
-    ops = [(e.op, e.obj == cb, e.write) for e in ex.events[at:] if e.obj in (oid[0], cb)]
-    assert ops == [("dma_fence_add_callback", False, False), ("dma_fence_add_callback", True, True),
-                   ("dma_fence_is_signaled", False, False), ("dma_fence_enable_signaling", False, False),
-                   ("dma_fence_signal", False, True), ("dma_fence_signal", False, True),
-                   ("dma_fence_signal", True, True)]
+    assert _parts_of(ex.events, oid[0], at) == {
+        "fence": [("dma_fence_signal", True), ("dma_fence_signal", True)],
+        "list": [("dma_fence_add_callback", True), ("dma_fence_signal", True)],
+        "SIGNALED": [("dma_fence_add_callback", False), ("dma_fence_add_callback", False),
+                     ("dma_fence_is_signaled", False),
+                     ("dma_fence_enable_signaling", False), ("dma_fence_signal", True)],
+        "TIMESTAMP": [("dma_fence_signal", True)],
+        "ENABLE_SIGNAL": [("dma_fence_add_callback", False), ("dma_fence_enable_signaling", False)],
+        "EXPLICIT": [("dma_fence_signal", True)],
+    }
 
 
 def test_signal_from_timer_via_irq_and_determinism() -> None:

@@ -9,12 +9,20 @@ systematic explorers still reach every outcome of a race on the fence.
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import pytest
+from typing import Any
 
 import dmabufsim as ds
 from dmabufsim import dma
-from dmabufsim.dma.fence import DmaFence, DmaFenceCb, FenceOps, cb_list_oid
+from dmabufsim.dma.fence import (
+    DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT,
+    DMA_FENCE_FLAG_SIGNALED_BIT,
+    FLAG_NAMES,
+    DmaFence,
+    DmaFenceCb,
+    FenceOps,
+    cb_list_oid,
+    flag_oid,
+)
 from dmabufsim.explore import explore
 from tests.helpers import run_first
 
@@ -35,6 +43,13 @@ def _steps_of(op: Callable[[DmaFence], object]) -> int:
     return got[0]
 
 
+def _named(events: list[ds.Event], fence: int, lock: int, tid: int | None = None) -> list[tuple[str, str, bool]]:
+    """(op, part, write) of the events on the fence's parts (R12, R13) and its lock."""
+    names = {fence: "fence", lock: "lock", cb_list_oid(fence): "list"}
+    names.update({flag_oid(fence, bit): name for bit, name in FLAG_NAMES.items()})
+    return [(e.op, names[e.obj], e.write) for e in events if e.obj in names and (tid is None or e.tid == tid)]
+
+
 def test_add_callback_is_one_scheduling_point_and_the_trace_keeps_its_events() -> None:
     assert _steps_of(lambda f: f.add_callback(lambda fence, cb: None)) == 1
     ids: dict[str, int] = {}
@@ -47,14 +62,20 @@ def test_add_callback_is_one_scheduling_point_and_the_trace_keeps_its_events() -
 
     ex = run_first(scenario, record_trace=True)
     assert ex.events is not None
-    seen = [(e.op, e.obj) for e in ex.events if e.obj in (ids["fence"], ids["lock"])]
-    fence, lock = ids["fence"], ids["lock"]
-    assert seen == [
-        # one step: it tests the flags, the first enable writes them (R12), then the unlock
-        ("spin_lock", lock), ("dma_fence_add_callback", fence), ("dma_fence_enable_signaling", fence),
-        ("spin_unlock", lock),
-        # two steps (the callback takes no point); the lock's step declares the fence it signals
-        ("dma_fence_signal", fence), ("spin_lock", lock), ("dma_fence_signal", fence), ("spin_unlock", lock),
+    assert _named(ex.events, ids["fence"], ids["lock"]) == [
+        # the lockless test_bit(SIGNALED), declared by the step that runs it (R13); then one step:
+        # it tests ENABLE_SIGNAL and SIGNALED, the first enable writes ENABLE_SIGNAL (R13),
+        # the callback is linked on the list (R12), then the unlock
+        ("dma_fence_add_callback", "SIGNALED", False),
+        ("spin_lock", "lock", True), ("dma_fence_add_callback", "ENABLE_SIGNAL", False),
+        ("dma_fence_add_callback", "SIGNALED", False), ("dma_fence_enable_signaling", "ENABLE_SIGNAL", True),
+        ("dma_fence_add_callback", "list", True), ("spin_unlock", "lock", True),
+        # two steps (the callback takes no point): the point on the fence, and the lock's step,
+        # which declares what it signals
+        ("dma_fence_signal", "fence", True), ("spin_lock", "lock", True), ("dma_fence_signal", "SIGNALED", True),
+        ("dma_fence_signal", "list", True), ("dma_fence_signal", "fence", True),
+        ("dma_fence_signal", "TIMESTAMP", True), ("dma_fence_signal", "EXPLICIT", True),
+        ("spin_unlock", "lock", True),
     ]
 
 
@@ -215,12 +236,12 @@ def test_enable_sw_signaling_is_one_step_and_keeps_its_events() -> None:
 
     ex = run_first(scenario, record_trace=True)
     assert ex.events is not None
-    fence, lock = ids["fence"], ids["lock"]
-    seen = [(e.op, e.obj, e.write) for e in ex.events if e.obj in (fence, lock)]
-    # test_bit (a read), then the first enable's test_and_set_bit (a write of the flags, R12)
-    assert seen[:4] == [
-        ("spin_lock", lock, True), ("dma_fence_enable_signaling", fence, False),
-        ("dma_fence_enable_signaling", fence, True), ("spin_unlock", lock, True),
+    # test_and_set_bit(ENABLE_SIGNAL) and test_bit(SIGNALED), declared read, then the first enable's
+    # write of ENABLE_SIGNAL alone (R13)
+    assert _named(ex.events, ids["fence"], ids["lock"])[:5] == [
+        ("spin_lock", "lock", True), ("dma_fence_enable_signaling", "ENABLE_SIGNAL", False),
+        ("dma_fence_enable_signaling", "SIGNALED", False), ("dma_fence_enable_signaling", "ENABLE_SIGNAL", True),
+        ("spin_unlock", "lock", True),
     ]
 
 
@@ -237,18 +258,19 @@ def test_a_wait_on_a_pending_fence_is_two_steps_before_it_sleeps() -> None:
     ex = run_first(scenario, record_trace=True)
     assert ex.findings == [] and ex.events is not None
     waiter = next(e.tid for e in ex.events if e.op == "dma_fence_enable_signaling")
-    cbs = cb_list_oid(ids["fence"])
-    mine = [e for e in ex.events if e.tid == waiter and e.obj in (ids["fence"], ids["lock"], cbs)]
-    # The enable section (test_bit, the first test_and_set_bit writes both parts), then
-    # default_wait's (tests the flags, links the waiter on the list: R12).
-    assert [(e.op, e.obj == cbs, e.write) for e in mine[:9]] == [
-        ("spin_lock", False, True), ("dma_fence_enable_signaling", False, False),
-        ("dma_fence_enable_signaling", False, True), ("dma_fence_enable_signaling", True, True),
-        ("spin_unlock", False, True),
-        ("spin_lock", False, True), ("dma_fence_wait", False, False), ("dma_fence_wait", True, True),
-        ("spin_unlock", False, True)]
+    # The enable section (the first test_and_set_bit writes ENABLE_SIGNAL, R13), then
+    # default_wait's (tests SIGNALED and ENABLE_SIGNAL, links the waiter on the list: R12).
+    assert _named(ex.events, ids["fence"], ids["lock"], waiter)[:10] == [
+        ("spin_lock", "lock", True), ("dma_fence_enable_signaling", "ENABLE_SIGNAL", False),
+        ("dma_fence_enable_signaling", "SIGNALED", False), ("dma_fence_enable_signaling", "ENABLE_SIGNAL", True),
+        ("spin_unlock", "lock", True),
+        ("spin_lock", "lock", True), ("dma_fence_wait", "SIGNALED", False),
+        ("dma_fence_wait", "ENABLE_SIGNAL", False), ("dma_fence_wait", "list", True),
+        ("spin_unlock", "lock", True)]
     # two steps: each section's events share its lock point's step (before: six points)
-    assert len({e.step for e in mine[:9]}) == 2
+    parts = {ids["fence"], ids["lock"], cb_list_oid(ids["fence"])} | {flag_oid(ids["fence"], b) for b in FLAG_NAMES}
+    mine = [e for e in ex.events if e.tid == waiter and e.obj in parts]
+    assert len({e.step for e in mine[:10]}) == 2
 
 
 def test_waiting_on_a_signalled_fence_returns_at_once_and_an_interrupted_wait_raises() -> None:
@@ -292,10 +314,12 @@ def test_waiters_woken_by_one_signal_are_independent_steps() -> None:
     callback), so the two wake-up steps no longer make two traces of each order (136 before, when a
     wake-up wrote the fence; 114 before the signal's section, which wakes them, released the lock
     in its own step; 126 before the callback list was a part of its own, R12: the second
-    waiter's enable only reads the flags); every access stays declared, and each waiter still wakes."""
+    waiter's enable only reads the flags; 58 before each flag bit was apart, R13: the waiters read
+    SIGNALED, which the signal's point on the fence does not touch); every access stays declared, and
+    each waiter still wakes."""
     for check in (False, True):
         r = explore(_two_waiters, "odpor", budget=1000, race_stats=True, kernel_options={"check_accesses": check})
-        assert r.verdict == "exhausted" and r.findings == [] and r.executions == 58
+        assert r.verdict == "exhausted" and r.findings == [] and r.executions == 16
         assert r.races is not None
         woken = [row for row in r.races.rows() if "(woken)" in row.first and "(woken)" in row.second]
         assert woken == []  # the two wake-ups never race
@@ -310,9 +334,9 @@ def _undeclared_of(scenario: Callable[[ds.Kernel], None], seeds: range) -> list[
 
 
 def test_the_access_checker_sees_the_flags_and_the_callback_list_apart() -> None:
-    """dma_fence R12 declares the flags (the fence) and the callback list (``cb_list_oid``) as two
-    objects; the access checker compares attribute by attribute, so a step that writes the flags
-    declaring only the list (the planted bug) is caught against dma_fence_is_signaled's read."""
+    """dma_fence R12 declares the flags and the callback list (``cb_list_oid``) apart; the access
+    checker compares attribute by attribute, so a step that writes a flag bit declaring only the
+    list (the planted bug) is caught against dma_fence_is_signaled's read of that bit."""
 
     def planted(k: ds.Kernel) -> None:
         f = dma.FenceContext("ring").create()
@@ -320,16 +344,73 @@ def test_the_access_checker_sees_the_flags_and_the_callback_list_apart() -> None
 
         def stray() -> None:
             k.point("stray", cb_list_oid(f.oid), True)  # declares the list...
-            f.flags |= 1 << 5  # ...and writes the flags (a driver bit, set_bit)
+            f.flags |= 1 << DMA_FENCE_FLAG_SIGNALED_BIT  # ...and sets SIGNALED
 
         k.spawn(stray, name="stray")
         k.spawn(f.is_signaled, name="poll")
-        f.signal()
 
     found = _undeclared_of(planted, range(6))
-    assert found and all(d["attribute"] == "flags" for d in found)
+    assert found and all(d["attribute"] == "flags.SIGNALED" for d in found)
     assert {(d["access"], d["other_access"]) for d in found} <= {("write", "read"), ("read", "write")}
     assert {d["other_thread"] for d in found} <= {"stray", "poll"}
+
+
+def _bit_planted(stray_decl: int, stray_bit: int, stray_write: bool, poll_bit: int, poll_write: bool) -> Any:
+    """Two threads on one enabled-or-not fence: ``stray`` declares one bit and touches another."""
+
+    def planted(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring").create()
+
+        def stray() -> None:
+            k.point("stray", flag_oid(f.oid, stray_decl), stray_write)
+            if stray_write:
+                f.flags |= 1 << stray_bit
+            else:
+                _ = f.flags & 1 << stray_bit
+
+        def poll() -> None:
+            k.point("poll", flag_oid(f.oid, poll_bit), poll_write)
+            if poll_write:
+                f.flags |= 1 << poll_bit
+            else:
+                _ = f.flags & 1 << poll_bit
+
+        k.spawn(stray, name="stray")
+        k.spawn(poll, name="poll")
+
+    return planted
+
+
+def test_the_access_checker_compares_the_flags_bit_by_bit() -> None:
+    """dma_fence R13, accesses A6: each bit of ``flags`` is compared on its own. A step that sets
+    ENABLE_SIGNAL declaring only SIGNALED is caught against a declared read of ENABLE_SIGNAL (a fence
+    array's ops.signaled); a read of SIGNALED declared as ENABLE_SIGNAL is caught against a declared
+    set of SIGNALED; correctly declared, the same accesses of two different bits are no finding."""
+    sig, en = DMA_FENCE_FLAG_SIGNALED_BIT, DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT
+    found = _undeclared_of(_bit_planted(sig, en, True, en, False), range(6))
+    assert found and {d["attribute"] for d in found} == {"flags.ENABLE_SIGNAL"}
+    assert {(d["access"], d["other_access"]) for d in found} <= {("write", "read"), ("read", "write")}
+    found = _undeclared_of(_bit_planted(en, sig, False, sig, True), range(6))
+    assert found and {d["attribute"] for d in found} == {"flags.SIGNALED"}
+    # the bits apart: a set of ENABLE_SIGNAL and a read of SIGNALED, each declared, commute
+    assert _undeclared_of(_bit_planted(en, en, True, sig, False), range(6)) == []
+    assert _undeclared_of(_bit_planted(sig, sig, False, sig, False), range(6)) == []
+
+
+def test_a_bit_tested_in_a_later_step_than_its_load_is_refused() -> None:
+    """accesses A6: the bits are read where the word is loaded; a test in a later step could hide
+    a conflict, so the checker refuses it."""
+
+    def scenario(k: ds.Kernel) -> None:
+        f = dma.FenceContext("ring").create()
+        flags = f.flags
+        k.point("elsewhere", 12345, True)
+        _ = flags & 1
+
+    ex = ds.Kernel(seed=0, check_accesses=True, lockdep=False).run(scenario)
+    assert [(f.kind, f.title.split(":")[0]) for f in ex.findings] == [("exception", "SimulatorError in scenario")]
+    assert "accesses A6: DmaFence#" in ex.findings[0].title and ".flags, loaded at " in ex.findings[0].title
+    assert "in a later step: test the bits in the step that loads them" in ex.findings[0].title
 
 
 def test_the_access_checker_catches_a_list_write_declared_as_a_flags_read() -> None:
@@ -375,15 +456,11 @@ def test_is_signaled_against_queueing_on_an_enabled_fence_is_declared_and_indepe
     assert polls == []
 
 
-@pytest.mark.xfail(strict=True, reason="add_callback's lockless test_bit(SIGNALED) reads the flags before "
-                   "its scheduling point, in a step that does not declare them (unfinished)")
 def test_add_callbacks_lockless_test_is_declared() -> None:
     """dma_fence_add_callback tests the SIGNALED bit without the lock, then takes the lock's point:
-    the test is made in the step before that point, which does not declare the fence, so a signal
-    not ordered with it is an undeclared access (the checker finds it on seed 2). docs/fences.md
-    argues the early read is harmless (a set bit stays set; an unset one is re-read under the lock);
-    the checker does not know that argument, and the choice of path (lock taken or not) is visible
-    to lockdep: declaring the test (or teaching the checker the argument) is left undone."""
+    the test is made in the step before that point, which declares a read of SIGNALED (R13), so a
+    signal is ordered with it: no undeclared access (before the declaration, the checker found one
+    on seed 2)."""
 
     def scenario(k: ds.Kernel) -> None:
         f = dma.FenceContext("ring").create()

@@ -71,7 +71,7 @@ def test_partial_order_reductions_find_the_same_with_a_split_node(strategy: str)
     assert two.executions >= one.executions
 
 
-@pytest.mark.parametrize(("key", "one_count", "two_count"), [("M4/gfp-nowait", 6, 7), ("C9/torn-down", 6, 8)])
+@pytest.mark.parametrize(("key", "one_count", "two_count"), [("M4/gfp-nowait", 3, 4), ("C9/torn-down", 6, 8)])
 def test_a_catalog_proof_on_two_workers_is_the_same_proof(key: str, one_count: int, two_count: int) -> None:
     """odpor R7: a clean catalog row proved by optimal DPOR is proved on two workers too, with a few
     sleep-blocked executions more where the split node tried a thread one process never needed."""

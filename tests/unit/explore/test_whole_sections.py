@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dmabufsim as ds
-from dmabufsim.dma import NamedFenceOps, context_alloc
+from dmabufsim.dma import DMA_FENCE_FLAG_USER_BITS, DmaFenceArray, NamedFenceOps, context_alloc
 from dmabufsim.explore import DFS, DPOR, OptimalDPOR
 from dmabufsim.explore.explorer import run_job
 
@@ -35,6 +35,11 @@ VAR = 40_000
 #: ("wait", f): dma_fence_wait_timeout with a zero timeout (enable signalling, then the queueing section);
 #: ("en", f): dma_fence_enable_sw_signaling (after the first, it only reads the flags: dma_fence R12);
 #: ("sleep", f): dma_fence_wait (sleeps queued on the callback list; only in chosen programs that signal f).
+#: Fence 2's driver polls a hardware completion (its ops.signaled) and signals at enable_signaling
+#: when the work is done (returns False): ("hw",) completes the work (dma_fence R13: the signal
+#: declares itself). ("ub", f): test_and_set_bit of a driver's flag bit; ("ut", f): test_bit of it.
+#: An array of fences 0 and 1 (its own lock): ("atest",) its dma_fence_is_signaled (ops.signaled
+#: reads its ENABLE_SIGNAL), ("aen",) dma_fence_enable_sw_signaling, ("acb",) a callback on it.
 section_op = st.one_of(
     st.tuples(st.just("en"), st.integers(0, 2)),
     st.tuples(st.just("cb"), st.integers(0, 2)),
@@ -45,6 +50,41 @@ section_op = st.one_of(
     st.tuples(st.just("wait"), st.integers(0, 2)),
 )
 section_programs = st.lists(st.lists(section_op, min_size=1, max_size=3), min_size=2, max_size=3)
+bit_op = st.one_of(
+    st.tuples(st.just("en"), st.integers(0, 2)),
+    st.tuples(st.just("cb"), st.integers(0, 2)),
+    st.tuples(st.just("sig"), st.integers(0, 2)),
+    st.tuples(st.just("test"), st.integers(0, 2)),
+    st.tuples(st.just("wait"), st.integers(0, 2)),
+    st.tuples(st.just("hw")),
+    st.tuples(st.just("ub"), st.integers(0, 2)),
+    st.tuples(st.just("ut"), st.integers(0, 2)),
+    st.tuples(st.just("atest")),
+    st.tuples(st.just("aen")),
+    st.tuples(st.just("acb")),
+)
+bit_programs = st.lists(st.lists(bit_op, min_size=1, max_size=2), min_size=2, max_size=3)
+#: The model object of fence 2's hardware completion (declared by its readers and its writer).
+HW = VAR + 7
+#: The driver's flag bit the programs set and test.
+USER_BIT = DMA_FENCE_FLAG_USER_BITS + 1
+
+
+class _HwOps(NamedFenceOps):
+    """A driver polling a completion: ``signaled`` reads it, ``enable_signaling`` returns False
+    (the fence is then signalled inside the enable, dma_fence R13) when the work is already done."""
+
+    def __init__(self, done: list[bool]) -> None:
+        super().__init__("hw", "ring")
+        self.done = done
+
+    def signaled(self, fence: ds.DmaFence) -> bool:
+        fence.k.event("hw_poll", HW, False)
+        return self.done[0]
+
+    def enable_signaling(self, fence: ds.DmaFence) -> bool:
+        fence.k.event("hw_poll", HW, False)
+        return not self.done[0]
 
 
 def fence_scenario(programs: list[list[tuple[Any, ...]]]) -> Any:
@@ -55,7 +95,11 @@ def fence_scenario(programs: list[list[tuple[Any, ...]]]) -> Any:
     def scenario(k: ds.Kernel) -> None:
         lock = ds.SpinLock("ring.fence_lock")
         ctx = context_alloc(1)
-        fences = [ds.DmaFence(lock=lock, context=ctx, seqno=i + 1) for i in range(3)]
+        done = [False]
+        fences = [ds.DmaFence(lock=lock, context=ctx, seqno=i + 1) for i in range(2)]
+        fences.append(ds.DmaFence(_HwOps(done), lock=lock, context=ctx, seqno=3))
+        array = DmaFenceArray([f.get() for f in fences[:2]], context_alloc(1), 1)
+        arr_ran: list[int] = []
         mem = [0, 0]
         # per fence, the callbacks in the order they ran (FIFO on that fence, R3)
         ran: list[list[int]] = [[], [], []]
@@ -92,38 +136,64 @@ def fence_scenario(programs: list[list[tuple[Any, ...]]]) -> Any:
                     fences[o[1]].enable_sw_signaling()
                 elif o[0] == "sleep":
                     acc = acc * 3 + (fences[o[1]].wait() == 0)
+                elif o[0] == "hw":
+                    k.point("hw_complete", HW, True)
+                    done[0] = True
+                elif o[0] == "ub":
+                    acc = acc * 3 + fences[o[1]].test_and_set_bit(USER_BIT)
+                elif o[0] == "ut":
+                    acc = acc * 3 + fences[o[1]].test_bit(USER_BIT)
+                elif o[0] == "atest":
+                    acc = acc * 3 + array.is_signaled()
+                elif o[0] == "aen":
+                    array.enable_sw_signaling()
+                elif o[0] == "acb":
+                    try:
+                        array.add_callback(lambda f, cb, tid=tid: arr_ran.append(tid))
+                        acc = acc * 3 + 1
+                    except ds.ENOENT:
+                        acc = acc * 3 + 2
             seen.append((tid, acc))
 
         for i, p in enumerate(programs):
             k.spawn(run, i, p, name=f"t{i}")
 
         def final() -> Any:
-            return (tuple(mem), tuple(sorted(seen)), tuple(tuple(r) for r in ran),
-                    tuple(bool(f.flags & 1) for f in fences))
+            return (tuple(mem), tuple(sorted(seen)), tuple(tuple(r) for r in ran), tuple(arr_ran),
+                    tuple(f.flags for f in (*fences, array)), array.error, array.num_pending)
 
         k.ext["explore.state"] = final
 
     return scenario
 
 
-def _search(scenario: Any, strategy: Any, reduction: bool, budget: int = 4000) -> Any:
+def _search(scenario: Any, strategy: Any, reduction: bool, budget: int = 4000, check_accesses: bool = False) -> Any:
     strategy.reduction = reduction
     return run_job(scenario, [(strategy, budget)], stop_on_first=False, collect_states=True, coverage=False,
-                   kernel_options={"lockdep": True})
+                   kernel_options={"lockdep": True, "check_accesses": check_accesses})
 
 
-def _agree(programs: list[list[tuple[Any, ...]]]) -> None:
+def _agree(programs: list[list[tuple[Any, ...]]], check_accesses: bool = False, budget: int = 4000,
+           complete: bool = False) -> None:
+    """DFS without reduction = DFS with it = optimal DPOR and DPOR with and without it; with
+    ``check_accesses``, optimal DPOR's executions (one per Mazurkiewicz trace) run under the access
+    checker, which finds an undeclared access in any execution that makes one, whatever the order."""
     sc = fence_scenario(programs)
     dfs = DFS()
-    full = _search(sc, dfs, False)
+    full = _search(sc, dfs, False, budget)
+    assert dfs.complete or not complete, "a chosen program must be enumerated"
     if not dfs.complete:
         return  # too large to enumerate
     for reduction in (True, False):
         for strategy in (DFS(), OptimalDPOR(), DPOR()):
             if isinstance(strategy, DFS) and not reduction:
                 continue
-            got = _search(sc, strategy, reduction)
+            checked = check_accesses and reduction and isinstance(strategy, OptimalDPOR)
+            got = _search(sc, strategy, reduction, budget, check_accesses=checked)
             assert strategy.complete
+            if checked:
+                undeclared = [s for s in got.findings if s.startswith("undeclared")]
+                assert undeclared == [], undeclared
             assert got.states == full.states, (type(strategy).__name__, reduction)
             assert set(got.findings) == set(full.findings), (type(strategy).__name__, reduction)
             if isinstance(strategy, OptimalDPOR):
@@ -277,3 +347,44 @@ def test_a_whole_section_declares_a_read_of_its_lock_to_the_access_checker() -> 
     owner they set and cleared counts as read (A3), their fences are declared."""
     ex = ds.Kernel(seed=0, check_accesses=True, lockdep=False).run(_two_callbacks)
     assert [f.kind for f in ex.findings if f.kind == "undeclared-access"] == []
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bit_programs)
+def test_flag_bits_keep_terminal_states_and_findings(programs: list[list[tuple[Any, ...]]]) -> None:
+    """dma_fence R13 (each flag bit its own pseudo-object): on programs that poll, enable, queue,
+    signal (also inside a driver's enable_signaling and through its ops.signaled), set and test a
+    driver's bit and use a fence array (whose ops.signaled reads its ENABLE_SIGNAL), DFS without
+    reduction = DFS with it = optimal DPOR and DPOR with and without it, and every access is
+    declared in every schedule (the access checker on DFS's)."""
+    _agree(programs, check_accesses=True)
+
+
+@pytest.mark.slow
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bit_programs)
+def test_flag_bits_keep_terminal_states_and_findings_long(programs: list[list[tuple[Any, ...]]]) -> None:
+    """The same agreement on more programs."""
+    _agree(programs, check_accesses=True)
+
+
+@pytest.mark.parametrize("programs", [
+    # a poll of SIGNALED against the first enable (ENABLE_SIGNAL): the pair C8's proof waited on
+    [[("test", 0)], [("en", 0)], [("sig", 0)]],
+    [[("test", 0), ("cb", 0)], [("en", 0), ("sig", 0)]],
+    # the driver signals inside its enable_signaling, or through its ops.signaled
+    [[("en", 2)], [("hw",)], [("test", 2)]],
+    [[("wait", 2)], [("hw",), ("test", 2)]],
+    # a driver's bit against SIGNALED and ENABLE_SIGNAL on the same fence
+    [[("ub", 1), ("ut", 1)], [("en", 1), ("ub", 1)], [("test", 1), ("sig", 1)]],
+    # a fence array: its poll reads its ENABLE_SIGNAL and num_pending, its enable hooks callbacks
+    # on the members, whose signals count num_pending down (dma_fence_array R5)
+    [[("aen",)], [("sig", 0)]],
+    [[("atest",)], [("sig", 0)]],
+    [[("acb",)], [("sig", 0)]],
+    [[("atest",), ("atest",)], [("aen",)]],
+    [[("aen",), ("atest",)], [("sig", 0)]],
+])
+def test_flag_bits_on_chosen_programs(programs: list[list[tuple[Any, ...]]]) -> None:
+    """The same agreement on programs that race each bit against the others, each enumerated."""
+    _agree(programs, check_accesses=True, budget=10_000, complete=True)
