@@ -297,13 +297,12 @@ class Rounds:
         proxy.complete = exhausted
         proxy.redundant, proxy.deviations = redundant, deviations
         phase = PhaseResult(proxy.describe())
-        phase.executions = base
+        phase.executions = len(traces)  # O4: the phase's count is its distinct traces (one process's)
         phase.elapsed = elapsed if elapsed is not None else sum(s.run.phases[0].elapsed for s in self.segments
                                                                 if s.run.phases)
         errors = [f.execution for f in out.findings.values()]
         phase.first_finding_at = min(errors) + 1 if errors else None
         _close_phase(phase, proxy)
-        phase.one_per_trace = phase.one_per_trace and len(traces) == base
         out.phases.append(phase)
         out.phase_done = base
         out.reason = ("first finding" if self.stopped else self.halted or
