@@ -66,7 +66,7 @@ from typing import Any
 
 from .coverage import Coverage
 from .job import JobOptions, Progress, _close_phase, _Run, run_job
-from .odpor import Accs, OptimalDPOR, _Node, _WNode, place
+from .odpor import Accs, Apart, OptimalDPOR, _Node, _WNode, place
 from .report import PhaseResult
 from .split import SLICE_FIRST, SLICE_MAX
 
@@ -222,28 +222,31 @@ class Rounds:
         by_number = {p.number: p for p in pieces}
         for seg in segs:
             for path, v, sleep, child, owner in seg.foreign:
-                where = self._deliver(by_number, path, v, child, owner)
-                if where is None:
+                found = self._deliver(by_number, path, v, child, owner)
+                if found is None:
                     continue  # inserted into its owner's tree, or covered
-                if isinstance(where, dict):
-                    sleep = where
-                key = (path, v, tuple(sleep))
+                where, holder = found
+                if where is None:
+                    where = Apart(sleep, rest=list(v))
+                chain = tuple(where.chain)
+                key = (path, chain, tuple(where.sleep))
                 if key in self.sent:
                     continue
                 self.sent.add(key)
                 prefix, owners = seg.prefixes[path]
-                search = OptimalDPOR.piece_at(prefix, owners, v, sleep, self.numbers, traces=True)
+                search = OptimalDPOR.piece_at(prefix, owners, chain, where.sleep, self.numbers, traces=True,
+                                              walk=len(where.walk), asleep=where.asleep, below=holder)
                 new = OPiece(search, self.numbers, 0)
                 self.numbers += 1
                 pieces.append(new)
                 by_number[new.number] = new
 
     def _deliver(self, by_number: dict[int, OPiece], path: Path, v: Seq, child: int,
-                 owner: int) -> dict[int, Accs] | bool | None:
+                 owner: int) -> tuple[Apart | None, int] | None:
         """O3: the sequence to the piece that holds its node (following the node's hand-offs), or
-        placed among the children of the finished node. None: inserted or covered; a sleep set: to
-        explore apart with it; False: the node is unknown (explored apart with the sleep set it had
-        under its child, nothing lost)."""
+        placed among the children of the finished node. None: inserted or covered; else how to
+        explore it apart (None: the node is unknown, explored apart with the sleep set it had under
+        its child, nothing lost) and the number of the piece that held the node last."""
         seen = set()
         while owner not in seen:
             seen.add(owner)
@@ -252,18 +255,19 @@ class Rounds:
             if p is None or held is None:
                 break
             if held == owner:
-                return p.search.accept(len(path), v, child)
+                got = p.search.accept(len(path), v, child)
+                return None if got is None else (got, owner)
             owner = held
         known = self.closed.get(path)
         if known is None:
-            return False
+            return None, owner
         final, began = known
         where = place(final, None, (), child, list(v), began)
-        if where is True:
-            return None
-        if where is False:
-            return dict(final)  # last among the node's children: every one asleep (R5)
-        return where
+        if isinstance(where, Apart):
+            return where, owner
+        if where:
+            return None  # covered
+        return Apart(dict(final), rest=list(v)), owner  # last among the node's children: every one asleep (R5)
 
     def merge(self, elapsed: float | None = None) -> tuple[_Run, int]:
         """O4, O5: the run of the whole search, and the number of distinct traces it ran."""
