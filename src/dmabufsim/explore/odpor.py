@@ -136,10 +136,20 @@ Rules:
   asleep before that child is a weak initial of it; inserted when no child
   taken since is compatible with it; covered when R4's walk down the subtree
   the first compatible child's branch began with (kept by a piece for each
-  child it takes at a node another piece passes through) ends at a leaf; else explored apart, as a piece of its
-  own, with the sleep set that branch began with -- never dropped for
-  being compatible with a child explored after its own (that child's
-  subtree counted on it: sleep sets of the children between them did).
+  child it takes at a node another piece passes through) ends at a leaf;
+  when that branch is the one its owner is exploring, added where the walk
+  ends if that is still where one process adds it (the walk follows the
+  branch being explored or children not started yet, and the children where
+  it ends are all ones the branch began with: :meth:`OptimalDPOR._graft`);
+  else explored apart, as a piece of its own (:class:`Apart`,
+  :meth:`OptimalDPOR.piece_at`) that runs the walked events of that branch
+  as a fixed prefix of their owner's -- with the sleep set that branch began
+  with, and at each node on the way the children one process explored there
+  before the walk's next event asleep (every child where it ends: the rest
+  of the sequence comes last) -- and owns the node where the rest begins;
+  never dropped for being compatible with a child explored after its own
+  (that child's subtree counted on it: sleep sets of the children between
+  them did).
   Each execution's trace has a fingerprint (each event's thread, rank,
   accesses and happens-before counts), so that traces run twice by two
   pieces are counted once (``osplit`` O4).
