@@ -11,12 +11,14 @@
 * Executions per CPU-second of the thread that runs them, in this process and
   in a task on a worker: the load-independent cost of an execution.
 * Dispatch overhead: the round trip of an empty task on the warm cluster.
-* Optimal DPOR split dynamically (``osplit.py``, in this process only: not
-  yet used by ``--jobs``): the executions and distinct traces the pieces
-  run against one process's traces, and the speedup its rounds predict on
-  2, 8 and 64 workers (each round a greedy schedule of its slices' measured
-  times plus the dispatch; the rounds back to back) over one process's
-  measured time.
+* Optimal DPOR split dynamically (``osplit.py``, ``--jobs``/``--cluster``
+  since cluster C9): time to prove clean catalog rows and a 3-thread counter
+  in this process and on a local cluster of 1 and 2 workers (executions,
+  distinct traces, exec/s, ratios, load); and, in this process, the
+  executions and distinct traces the pieces run against one process's
+  traces, and the speedup its rounds predict on 2, 8 and 64 workers (each
+  round a greedy schedule of its slices' measured times plus the dispatch;
+  the rounds back to back) over one process's measured time.
 * The predicted speedup of a split DFS proof on 8, 64 and 512 workers: the
   proof's piece tree is run in this process (``run_here``), each slice's
   time measured; a greedy list schedule of that tree on ``W`` workers,
@@ -144,6 +146,38 @@ def _odpor(key: str, dispatch: float) -> None:
           f"traces, {len(rounds.segments)} slices in {rounds.rounds} rounds; predicted {pred}; {_load()}")
 
 
+#: Optimal DPOR proofs timed in this process and on 1 and 2 workers (cluster C9).
+ODPOR_TIMED = ("C11/noretry-mprotect", "C14/helper", "counter")
+
+
+def _odpor_timed(key: str) -> None:
+    if key == "counter":
+        scenario: Any = counter
+        kw: dict[str, Any] = dict(QUIET)
+    else:
+        row = discover(()).resolve(key)
+        assert row.scenario is not None
+        scenario = row.scenario
+        kw = {**QUIET, "kernel_options": dict(row.kernel_options)}
+    t = time.perf_counter()
+    a = explore(scenario, "odpor", budget=10**6, **kw)
+    ta = time.perf_counter() - t
+    print(f"{key} by optimal DPOR (proved {a.phases[0].proved}): one process {a.executions:,} traces, {ta:.2f} s "
+          f"({a.executions / ta:,.0f} exec/s); {_load()}")
+    from dmabufsim.explore.cluster import run_osplit
+    from dmabufsim.explore.options import ExploreOptions
+
+    for w in (1, 2):
+        t = time.perf_counter()
+        b, _ = run_osplit(scenario, ExploreOptions(budget=10**6, jobs=w, **kw))  # (jobs=1 alone: one process)
+        tw = time.perf_counter() - t
+        traces = b.phases[0].executions
+        same = traces == a.executions and b.phases[0].proved == a.phases[0].proved
+        print(f"  cluster, {w} worker{'s' if w > 1 else ' '} {b.executions:,} executions for "
+              f"{traces:,} traces, {tw:.2f} s ({b.executions / tw:,.0f} exec/s, same proof {same}): "
+              f"{ta / tw:.2f}x{'  (target >= 1.8x)' if w == 2 else ''}; {_load()}")
+
+
 def _timed(key: str, bound: int | None) -> None:
     from dmabufsim.explore.cluster import run_split
     from dmabufsim.explore.options import ExploreOptions
@@ -196,6 +230,8 @@ def main() -> None:
     print(f"per CPU-second ({m:,} executions): one process {here:,.0f}, a worker's task {there:,.0f} "
           f"({there / here:.2f}x; the worker's other threads add {100 * (extra - 1):.0f}% CPU); {_load()}")
 
+    for key in ODPOR_TIMED:
+        _odpor_timed(key)
     print(f"optimal DPOR split dynamically, in this process ({dispatch * 1000:.0f} ms dispatch):")
     for key in ODPOR_ROWS:
         _odpor(key, dispatch)

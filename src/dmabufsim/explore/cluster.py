@@ -49,6 +49,21 @@ Rules:
   Its checkpoint is one file, written by the client: the slices that came
   back and the open pieces (their stacks and allotments); it resumes on a
   cluster of any size.
+* C9 (optimal DPOR, dynamically): ``--strategy odpor`` is not split at its
+  first choice (odpor R7) but into the pieces of one search (``osplit.py``
+  O1-O5): each round's slices are tasks, all submitted at once; the client
+  takes a round only when every slice came back (O2: a round is taken
+  whole, in the pieces' order, so the result never depends on the workers),
+  delivers the wakeup sequences they returned (O3) and submits the next
+  round. A worker killed mid-slice loses that task only, which reruns from
+  the same piece (C2: ``run_opiece`` leaves its piece as it was). Its
+  checkpoint is one file, written by the client after a round (at most
+  every :data:`SPLIT_CHECKPOINT_EVERY` seconds) and at the end: the
+  coordinator's state between two rounds (the slices taken, the open
+  pieces, the sequences sent); a round interrupted before all its slices
+  came back is not taken, and reruns whole on resume, on a cluster of any
+  size. The budget is the whole run's (a resumed run adds what a larger
+  ``--budget`` gives).
 """
 
 from __future__ import annotations
@@ -74,10 +89,11 @@ from . import parallel
 from .base import ExploreStrategy
 from .job import JobOptions, _Run, _share, job_checkpoint, load_checkpoint, plan, run_job
 from .options import ExploreOptions
+from .osplit import OPiece, OSegment, Rounds, run_opiece
 from .parallel import deal, die_with_parent, job_plan, merge, orphaned
 from .split import Piece, Segment, deal_pool, merge_segments, run_piece, successors
 
-__all__ = ["ENV_CLUSTER", "Engine", "ShippedScenario", "connect", "run_parallel", "run_split", "ship"]
+__all__ = ["ENV_CLUSTER", "Engine", "ShippedScenario", "connect", "run_osplit", "run_parallel", "run_split", "ship"]
 
 #: The environment variable naming a running cluster (as ``--cluster`` does).
 ENV_CLUSTER = "DMABUFSIM_CLUSTER"
@@ -676,18 +692,6 @@ def _run_piece_task(t: _PieceTask) -> Segment:
 SPLIT_CHECKPOINT = "dmabufsim-split-1"
 
 
-def is_split_checkpoint(path: str) -> bool:
-    """Is ``path`` the checkpoint of a split search (C8)?"""
-    import pickle
-
-    try:
-        with open(path, "rb") as fh:
-            data = pickle.load(fh)  # the user's own checkpoint file
-    except Exception:  # noqa: BLE001 - not readable as one: the other checkpoint paths say why
-        return False
-    return isinstance(data, dict) and data.get("version") == SPLIT_CHECKPOINT
-
-
 def _save_split(path: str, identity: dict[str, Any], segments: list[Segment], pieces: list[Piece],
                 pool: int) -> None:
     import pickle
@@ -846,4 +850,172 @@ def run_split(
         _save_split(options.checkpoint, identity or {}, segments, opened, pool)
     merged = merge_segments(segments, name, options.preemption_bound, exhausted, reason,
                             elapsed=time.monotonic() - start)
+    return merged, base
+
+
+#: An optimal DPOR search's checkpoint format (C9).
+OSPLIT_CHECKPOINT = "dmabufsim-osplit-1"
+
+
+@dataclass
+class _OPieceTask:
+    """What one slice of a piece of an optimal DPOR search needs (C2, C9): all of it pickles."""
+
+    scenario: Callable[..., Any]
+    piece: OPiece
+    limit: int
+    options: JobOptions
+    stop: str
+    topic: str
+    deadline_in: float | None
+    sid: ScenarioId | None
+
+
+def _run_opiece_task(t: _OPieceTask) -> OSegment:
+    """One slice of a piece of an optimal DPOR search (C9, ``osplit`` O2), on a worker: a pure function
+    of its inputs (``run_opiece`` leaves the piece as it was), so a task rerun elsewhere returns the same."""
+    from distributed import get_worker
+
+    scenario = t.scenario.function() if isinstance(t.scenario, ShippedScenario) else t.scenario
+    if t.sid is not None:
+        remember(scenario, t.sid)
+    deadline = None if t.deadline_in is None else time.monotonic() + t.deadline_in
+    worker = get_worker()
+    last = [0.0]
+    number = t.piece.number
+
+    def progress(n: int, found: int, elapsed: float, name: str) -> None:
+        if elapsed - last[0] >= PROGRESS_EVERY:
+            last[0] = elapsed
+            worker.log_event(t.topic, (number, n, found, name))
+
+    seg = run_opiece(scenario, t.piece, t.limit, t.options, deadline=deadline, progress=progress,
+                     should_stop=stop_poller(t.stop))
+    worker.log_event(t.topic, (number, seg.run.executions, len(seg.run.findings), "done"))
+    return seg
+
+
+def checkpoint_kind(path: str) -> str | None:
+    """Which split search made the checkpoint ``path``: ``dfs`` (C8), ``odpor`` (C9), or None (a checkpoint
+    of one process or of fixed jobs, or none)."""
+    import pickle
+
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)  # the user's own checkpoint file
+    except Exception:  # noqa: BLE001 - not readable as one: the other checkpoint paths say why
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {SPLIT_CHECKPOINT: "dfs", OSPLIT_CHECKPOINT: "odpor"}.get(data.get("version", ""))
+
+
+def _save_osplit(path: str, identity: dict[str, Any], rounds: Rounds) -> None:
+    import pickle
+
+    data = {"version": OSPLIT_CHECKPOINT, "identity": identity, "rounds": rounds}
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def load_osplit(path: str, identity: dict[str, Any]) -> Rounds:
+    """The coordinator's state an optimal DPOR search on a cluster checkpointed (C9)."""
+    import pickle
+
+    from .job import _refusal
+
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)  # the user's own checkpoint file
+    except Exception as exc:  # noqa: BLE001 - unpickling damaged bytes can raise almost anything
+        raise UsageError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}); "
+                         "start a new checkpoint") from None
+    why = _refusal(path, data.get("identity") or {}, identity)
+    if why is not None:
+        raise UsageError(why)
+    rounds = data["rounds"]
+    if not isinstance(rounds, Rounds):
+        raise UsageError(f"checkpoint {path} is not an optimal DPOR search's; start a new checkpoint")
+    return rounds
+
+
+def _keeper(got: dict[int, OSegment]) -> Callable[[OSegment], None]:
+    """``collect``'s callback keeping a round's segments by their pieces' numbers (C9)."""
+
+    def keep(seg: OSegment) -> None:
+        got[seg.number] = seg
+
+    return keep
+
+
+def run_osplit(
+    scenario: Callable[..., Any],
+    options: ExploreOptions,
+    *,
+    identity: dict[str, Any] | None = None,
+    deadline: float | None = None,
+    engine: Engine | None = None,
+) -> tuple[_Run, list[tuple[ExploreStrategy, int]]]:
+    """An optimal DPOR search split dynamically among the cluster's workers (C9; ``osplit.py`` O1-O5)."""
+    _import_distributed()  # the cluster extra, or one UsageError line, before anything is shipped
+    travelling = ship(scenario)
+    sid = scenario_id(scenario)
+    base = plan("odpor", options.budget)
+    session = _open_session(options, engine)
+    if session is None:  # C4: interrupted while the cluster started: nothing ran
+        return _Run(reason="interrupted"), base
+    eng, client, uid, stop, _live, opts = session
+    stop_name, topic = _names(uid)
+    jo = JobOptions(stop_on_first=options.stop_on_first, expected=tuple(options.expected), kernel_options=opts,
+                    coverage=options.coverage, lockdep_graph=options.lockdep_graph)
+    if options.resume and options.checkpoint:
+        rounds = load_osplit(options.checkpoint, identity or {})
+        # the budget is the whole run's; a halt (Ctrl-C, time budget) ends with the run it halted
+        rounds.left = options.budget - sum(s.run.executions for s in rounds.segments)
+        rounds.halted = ""
+    else:
+        rounds = Rounds.start(options.budget)
+    interrupted = False
+    start = time.monotonic()
+    saved = start
+    try:
+        while not rounds.done and not interrupted:
+            batch = rounds.batch()
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            futures = {}
+            for i, (p, n) in enumerate(batch):
+                t = _OPieceTask(travelling, p, n, jo, stop_name, topic, left, sid)
+                futures[i] = client.submit(_run_opiece_task, t, pure=False,
+                                           key=f"dmabufsim-{uid}-round{rounds.rounds}-piece{p.number}")
+            got: dict[int, OSegment] = {}
+            try:
+                interrupted = collect(eng, futures, stop, _keeper(got))
+            except SimulatorError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a task's crash is reported, never a finding
+                raise SimulatorError(f"{type(exc).__name__}: {exc}") from None
+            if len(got) < len(batch):
+                break  # O2: a round is taken whole or not at all; the checkpoint resumes it from its start
+            rounds.take(batch, [got[p.number] for p, _ in batch])
+            if options.progress is not None:
+                n_ex = sum(s.run.executions for s in rounds.segments)
+                found = max((len(s.run.findings) for s in rounds.segments), default=0)
+                options.progress(n_ex, found, time.monotonic() - start,
+                                 f"odpor (round {rounds.rounds}, {len(rounds.pieces)} open pieces)")
+            if options.checkpoint and time.monotonic() - saved >= SPLIT_CHECKPOINT_EVERY:
+                saved = time.monotonic()
+                _save_osplit(options.checkpoint, identity or {}, rounds)
+    finally:
+        with contextlib.suppress(Exception):
+            client.unsubscribe_topic(topic)
+        if not eng.local:
+            with contextlib.suppress(Exception):
+                client.close()
+    if options.checkpoint:
+        _save_osplit(options.checkpoint, identity or {}, rounds)
+    merged, _traces = rounds.merge(elapsed=time.monotonic() - start)
+    if interrupted and merged.reason != "first finding":
+        merged.reason = "interrupted"
     return merged, base

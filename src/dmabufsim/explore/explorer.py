@@ -73,10 +73,12 @@ from ..kernel.errors import UsageError
 from .base import ExploreStrategy
 from .cluster import (
     ENV_CLUSTER,
+    checkpoint_kind,
     checkpoint_shares,
     connect,
-    is_split_checkpoint,
+    load_osplit,
     load_split,
+    run_osplit,
     run_parallel,
     run_split,
 )
@@ -187,9 +189,12 @@ def explore(
             raise UsageError(f"cannot write checkpoint {o.checkpoint}: no such directory {folder}")
         fresh = plan(strategy, o.budget, **pkw)
         identity = checkpoint_identity(scenario, fresh, opts, o.lockdep_graph)
-        split_resume = o.resume and is_split_checkpoint(o.checkpoint)
-        if split_resume:  # R9 for a split DFS's checkpoint (cluster C8)
+        split_kind = checkpoint_kind(o.checkpoint) if o.resume else None
+        split_resume = split_kind is not None
+        if split_kind == "dfs":  # R9 for a split DFS's checkpoint (cluster C8)
             load_split(o.checkpoint, identity)
+        elif split_kind == "odpor":  # R9 for a split optimal DPOR search's checkpoint (cluster C9)
+            load_osplit(o.checkpoint, identity)
         if o.resume and not split_resume:  # R9: refuse a foreign checkpoint here, before any job starts
             made = checkpoint_shares(o.checkpoint)
             if made is None:
@@ -212,6 +217,8 @@ def explore(
         resumed = bool(o.resume and o.checkpoint) and not split_resume  # a checkpoint of one process or jobs
         if strategy == "dfs" and not resumed:  # cluster C8: split dynamically, into pieces that hand work back
             run, phases = run_split(scenario, o, identity=identity, deadline=deadline, engine=engine)
+        elif strategy == "odpor" and not resumed:  # cluster C9: pieces of one optimal DPOR search, in rounds
+            run, phases = run_osplit(scenario, o, identity=identity, deadline=deadline, engine=engine)
         elif strategy == "dfs" and shares > 1:
             raise UsageError(f"checkpoint {o.checkpoint} was made by a DFS split into {shares} fixed jobs "
                              "(an older dmabufsim); a DFS on a cluster now splits dynamically and resumes only "

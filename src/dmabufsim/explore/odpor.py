@@ -152,10 +152,20 @@ Rules:
   asleep before that child is a weak initial of it; inserted when no child
   taken since is compatible with it; covered when R4's walk down the subtree
   the first compatible child's branch began with (kept by a piece for each
-  child it takes at a node another piece passes through) ends at a leaf; else explored apart, as a piece of its
-  own, with the sleep set that branch began with -- never dropped for
-  being compatible with a child explored after its own (that child's
-  subtree counted on it: sleep sets of the children between them did).
+  child it takes at a node another piece passes through) ends at a leaf;
+  when that branch is the one its owner is exploring, added where the walk
+  ends if that is still where one process adds it (the walk follows the
+  branch being explored or children not started yet, and the children where
+  it ends are all ones the branch began with: :meth:`OptimalDPOR._graft`);
+  else explored apart, as a piece of its own (:class:`Apart`,
+  :meth:`OptimalDPOR.piece_at`) that runs the walked events of that branch
+  as a fixed prefix of their owner's -- with the sleep set that branch began
+  with, and at each node on the way the children one process explored there
+  before the walk's next event asleep (every child where it ends: the rest
+  of the sequence comes last) -- and owns the node where the rest begins;
+  never dropped for being compatible with a child explored after its own
+  (that child's subtree counted on it: sleep sets of the children between
+  them did).
   Each execution's trace has a fingerprint (each event's thread, rank,
   accesses and happens-before counts), so that traces run twice by two
   pieces are counted once (``osplit`` O4).
@@ -183,6 +193,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -221,6 +232,8 @@ _EXITED = ThreadState.EXITED
 _APPENDED: Any = True
 _START_CODE = Kernel._start.__code__
 _TID = attrgetter("tid")
+#: R9: the first position of a piece that does not know yet where its own nodes begin.
+_FAR = 1 << 40
 
 
 def _at_point(t: KThread) -> bool:
@@ -422,6 +435,11 @@ class OptimalDPOR(ExploreStrategy):
         self.prefixes: dict[tuple[int, ...], tuple[list[_Node], list[int]]] = {}
         #: R9: the fingerprint of each execution's trace (None: not kept).
         self.traces: set[int] | None = None
+        #: R9 (:meth:`piece_at` with a walk): the first node of this piece's own sequence, the
+        #: threads to put to sleep at the nodes of the branch before it, and that branch's owner.
+        self._head: _WNode | None = None
+        self._asleep: list[tuple[_WNode, dict[int, Accs]]] = []
+        self._below = -1
         self._reset_execution()
 
     def _reset_execution(self) -> None:
@@ -725,6 +743,8 @@ class OptimalDPOR(ExploreStrategy):
                 self._owned = set(owned)
             elif follow:
                 node.wut = follow
+                if self._head is not None:
+                    self._reach(pos, node)
             else:
                 awake = [t for t in enabled if t not in node.sleep]
                 if not awake:
@@ -1239,15 +1259,15 @@ class OptimalDPOR(ExploreStrategy):
             return None
         return self._lent.get(i, self.number)
 
-    def accept(self, i: int, v: Sequence[tuple[int, Accs]], child: int) -> dict[int, Accs] | None:
+    def accept(self, i: int, v: Sequence[tuple[int, Accs]], child: int) -> Apart | None:
         """R9: a wakeup sequence another piece found for the node of position ``i`` (which this
         search owns) under that node's child ``child``, delivered late: placed as the race of this
         search would have been while ``child`` was explored (R4, :func:`place`). None: inserted
-        here, or covered; else the sleep set with which a piece of its own must explore it."""
+        here, or covered; else how a piece of its own must explore it."""
         node = self._stack[i]
         current = node.wut[0].tid if node.wut and i < len(self._stack) - 1 else None
         if child not in node.sleep and current != child:
-            return {}  # (not a child this node took: explored apart, nothing asleep)
+            return Apart({}, rest=list(v))  # (not a child this node took: explored apart, nothing asleep)
         w = list(v)
         where = place(node.sleep, current, node.wut[0].accs if current is not None else (), child, w,
                       self._began.get(i))
@@ -1256,18 +1276,59 @@ class OptimalDPOR(ExploreStrategy):
         if where is False:
             self._insert_at(i, w)
             return None
+        if where.walk and current is not None and where.walk[0][0] == current and self._graft(i, where):
+            return None
         return where
+
+    def _graft(self, i: int, a: Apart) -> bool:
+        """R9: a late sequence that belongs to the branch this search is exploring at position ``i``
+        (:func:`place`): follow R4's walk (``a.walk``) down this search's own tree -- the branch
+        being explored, or children not started yet -- to the node whose children ``a.rest`` would
+        have joined, and add it there as R4 would have, when that is still where one process puts
+        it: no child explored there or on the way that one process would have explored after it
+        (only children the branch began with: every one R4 saw). True when added."""
+        stack = self._stack
+        p = i
+        live: _WNode | None = None  # the walk left the stack: a node of a subtree not started yet
+        for tid, _accs in a.walk:
+            if live is None:
+                if p in self._lent:
+                    return False  # (its other children are another piece's)
+                node = stack[p]
+                if node.wut and node.wut[0].tid == tid:
+                    if p + 1 < len(stack):
+                        p += 1  # the child being explored: its node is the next on the stack
+                    else:
+                        live = node.wut[0]  # the child the next execution takes
+                    continue
+                nxt = next((w for w in node.wut[1:] if w.tid == tid), None)
+            else:
+                nxt = next((w for w in live.children if w.tid == tid), None)
+            if nxt is None:
+                return False  # explored already (asleep there), or not where the walk went
+            live = nxt
+        if live is None and p in self._lent:
+            return False
+        children = stack[p].wut if live is None else live.children
+        began = a.asleep[-1]
+        if not children or any(w.tid not in began for w in children):
+            return False  # a child added since, or explored: one process met the sequence first
+        _attach(children, list(a.rest))
+        return True
 
     @classmethod
     def piece_at(cls, prefix: Sequence[_Node], owners: list[int], v: Sequence[tuple[int, Accs]],
-                 sleep: dict[int, Accs], number: int, traces: bool = False) -> OptimalDPOR:
+                 sleep: dict[int, Accs], number: int, traces: bool = False, *, walk: int = 0,
+                 asleep: Sequence[dict[int, Accs]] = (), below: int = -1) -> OptimalDPOR:
         """R9: a search of the node ``prefix[-1]`` (a copy of another piece's stack down to it, whose
         positions above are the pieces ``owners``') that explores the wakeup sequence ``v`` there,
-        with ``sleep`` asleep, and owns that node; the coordinator's piece ``number``."""
+        with ``sleep`` asleep, and owns that node; the coordinator's piece ``number``. With ``walk``
+        (:class:`Apart`): the first ``walk`` events of ``v`` are a branch the piece ``below`` owns
+        (that node's owner), run as a fixed prefix, each next node with the threads ``asleep`` there
+        added to its sleep set; the piece owns the node where the rest of ``v`` begins."""
         s = cls()
         s._owners = list(owners)
         s.number = number
-        s._shared = {len(prefix) - 1}
         nodes = copy.deepcopy(list(prefix))
         for n in nodes[:-1]:
             del n.wut[1:]
@@ -1277,11 +1338,41 @@ class OptimalDPOR(ExploreStrategy):
         root.wut = []
         _attach(root.wut, list(v))
         root.sleep = dict(sleep)
-        s._began = {len(nodes) - 1: {root.wut[0].tid: copy.deepcopy(root.wut[0])}}
         s._stack = nodes
-        s._own_from = len(nodes) - 1
         s.traces = set() if traces else None
+        if not walk:
+            s._shared = {len(prefix) - 1}
+            s._began = {len(nodes) - 1: {root.wut[0].tid: copy.deepcopy(root.wut[0])}}
+            s._own_from = len(nodes) - 1
+            return s
+        # R9: the node where the rest begins is known once an execution reaches it (a forced step
+        # R6 defers a sequence past may come between): owned from then on (:meth:`_reach`)
+        s._own_from = _FAR
+        s._below = below
+        chain = [root.wut[0]]
+        while chain[-1].children:
+            chain.append(chain[-1].children[0])
+        s._asleep = [(chain[x + 1], dict(asleep[x])) for x in range(walk) if x + 1 < len(chain)]
+        s._head = chain[walk] if walk < len(chain) else None
         return s
+
+    def _reach(self, pos: int, node: _Node) -> None:
+        """R9: a new node of a piece whose prefix is another piece's branch (:meth:`piece_at`): the
+        threads one process explored there before the branch's next event go to sleep; the node where
+        the piece's own sequence begins becomes the piece's."""
+        head = node.wut[0]
+        for x, (wn, extra) in enumerate(self._asleep):
+            if wn is head:
+                node.sleep.update({q: a for q, a in extra.items() if q != head.tid})
+                del self._asleep[x]
+                break
+        if head is self._head:
+            self._head = None
+            self._asleep = []
+            self._own_from = pos
+            self._owners.extend([self._below] * (pos - len(self._owners)))
+            self._shared = {pos}
+            self._began = {pos: {head.tid: copy.deepcopy(head)}}
 
     def prefix(self, depth: int) -> list[_Node]:
         """R9: the nodes of the stack down to position ``depth``, as :meth:`piece_at` takes them
@@ -1320,26 +1411,71 @@ class OptimalDPOR(ExploreStrategy):
         return tuple(n.wut[0].tid for n in self._stack[:depth])
 
 
-def _covered(branch: _WNode, v: list[tuple[int, Accs]]) -> bool:
-    """R4's walk of ``v`` down a branch whose first node is compatible with it: True when it ends
-    at a leaf or uses ``v`` up (nothing would have been inserted)."""
+@dataclass
+class Apart:
+    """R9: a late wakeup sequence to explore as a piece of its own: at the node it was found for, whose
+    sleep set is ``sleep`` (as the branch it belongs to began), it runs ``walk`` -- the events of that
+    branch's subtree, as it began, that R4's walk follows (empty: none known) -- then ``rest``, what is
+    left of the sequence. ``asleep[x]`` are the children of ``walk[x]`` explored before the walk's next
+    event (all of them before ``rest``): one process explores those first, so they sleep there."""
+
+    sleep: dict[int, Accs]
+    walk: list[tuple[int, Accs]] = field(default_factory=list)
+    asleep: list[dict[int, Accs]] = field(default_factory=list)
+    rest: list[tuple[int, Accs]] = field(default_factory=list)
+
+    @property
+    def chain(self) -> list[tuple[int, Accs]]:
+        return self.walk + self.rest
+
+
+def _walk(branch: _WNode, v: list[tuple[int, Accs]]) -> tuple[list[_WNode], list[tuple[int, Accs]]] | None:
+    """R4's walk of ``v`` down a branch whose first node is compatible with it: None when it ends at a leaf
+    or uses ``v`` up (nothing would have been inserted: covered); else the branch's nodes it followed
+    (``branch`` first) and what is left of ``v``, which R4 would have added as a new last child of the
+    last of them; ``([], v)`` when the walk cannot follow even the first node."""
     rest = _after(v, branch.tid, branch.accs)
+    if rest is None:
+        return [], v  # (its event as known differs: explored apart at the node, nothing lost)
+    path = [branch]
     children = branch.children
     while rest:
         if not children:
-            return True
+            return None
         for wn in children:
             after = _after(rest, wn.tid, wn.accs)
             if after is not None:
                 rest, children = after, wn.children
+                path.append(wn)
                 break
         else:
-            return False
-    return True
+            return path, rest
+    return None
+
+
+def _apart(sleep: dict[int, Accs], b: _WNode | None, v: list[tuple[int, Accs]]) -> Apart | bool:
+    """R9: ``v`` belongs to the branch that began with the subtree ``b`` (None: not known) at a node
+    whose sleep set was ``sleep`` then: True when R4's walk down ``b`` covers it; else explored apart,
+    from the node of ``b``'s subtree where the walk ends (:class:`Apart`)."""
+    if b is None:
+        return Apart(sleep, rest=v)
+    walked = _walk(b, v)
+    if walked is None:
+        return True
+    path, rest = walked
+    if not path:
+        return Apart(sleep, rest=rest)
+    asleep: list[dict[int, Accs]] = []
+    for x, wn in enumerate(path):
+        nxt = path[x + 1] if x + 1 < len(path) else None
+        before = wn.children[: wn.children.index(nxt)] if nxt is not None else wn.children
+        # (an event whose accesses are not known cannot sleep: it would cover everything)
+        asleep.append({c.tid: c.accs for c in before if c.accs})
+    return Apart(sleep, [(wn.tid, wn.accs) for wn in path], asleep, rest)
 
 
 def place(sleep: dict[int, Accs], current: int | None, current_accs: Accs, child: int,
-          v: list[tuple[int, Accs]], began: dict[int, _WNode] | None = None) -> dict[int, Accs] | bool:
+          v: list[tuple[int, Accs]], began: dict[int, _WNode] | None = None) -> Apart | bool:
     """R9: where a wakeup sequence ``v`` found under the child ``child`` of a node goes when it
     arrives after that node moved on: ``sleep`` is the node's sleep set in the order it grew (the
     threads asleep at it, then its children as they were explored), ``current`` the child being
@@ -1348,10 +1484,11 @@ def place(sleep: dict[int, Accs], current: int | None, current_accs: Accs, child
     ``child`` were all there then: ``v`` joins the first compatible one's branch, or comes last.
     Returns True when ``v`` is covered, False when the node's tree can still take it (no child
     after ``child`` is compatible: the caller inserts it, or explores it with every child asleep
-    if the node is finished); else the sleep set of the node when that
-    child's branch began (every child explored before it asleep), with which ``v`` is explored
-    apart: as it would have been inside that branch -- unless ``began`` holds the subtree that
-    branch began with and R4's walk down it ends at a leaf (True: covered)."""
+    if the node is finished); else how to explore it apart (:class:`Apart`): with the sleep set of
+    the node when that child's branch began (every child explored before it asleep), as it would
+    have been inside that branch -- from the node where R4's walk down the subtree that branch
+    began with (``began``) ends, with the children explored there before it asleep; True when
+    that walk ends at a leaf (covered)."""
     began = began or {}
     keys = list(sleep)
     cut = keys.index(child) if child in sleep else len(keys)
@@ -1361,11 +1498,9 @@ def place(sleep: dict[int, Accs], current: int | None, current_accs: Accs, child
     for x in range(cut + 1, len(keys)):
         q = keys[x]
         if OptimalDPOR._weak_initial(q, sleep[q], v):
-            b = began.get(q)
-            return True if b is not None and _covered(b, v) else {k: sleep[k] for k in keys[:x]}
+            return _apart({k: sleep[k] for k in keys[:x]}, began.get(q), v)
     if current is not None and current != child and _after(v, current, current_accs) is not None:
-        b = began.get(current)
-        return True if b is not None and _covered(b, v) else dict(sleep)
+        return _apart(dict(sleep), began.get(current), v)
     return False
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from dmabufsim.explore import osplit
 from dmabufsim.explore.job import JobOptions, run_job
-from dmabufsim.explore.odpor import OptimalDPOR, place
+from dmabufsim.explore.odpor import Apart, OptimalDPOR, _WNode, place
 from dmabufsim.explore.osplit import OPiece, Rounds, run_here, run_opiece, run_rounds
 from dmabufsim.scenarios.catalog import discover
 
@@ -68,11 +68,15 @@ def test_the_pieces_explore_every_trace_of_one_process(scenario: Any) -> None:
     _same_search(scenario)
 
 
-def test_philosophers_split_into_several_pieces(tiny_slices: None) -> None:
-    """O2: the search is really split: several pieces ran, and the late sequences made some."""
+def test_a_counter_splits_into_several_pieces(tiny_slices: None) -> None:
+    """O2: the search is really split: several pieces ran, some made for late sequences (O3); three
+    threads' late sequences re-explore some traces (O4: 52 executions for 36 traces). Philosophers
+    (3) split into 2 pieces: each of their late sequences was covered, or grafted (R9)."""
+    run, traces, rounds = run_here(make_counter(3, 1), ALL, 100_000)
+    assert len({s.number for s in rounds.segments}) == rounds.numbers == 9
+    assert (run.executions, traces) == (52, 36)
     _, _, rounds = run_here(philosophers(3), ALL, 100_000)
-    assert len({s.number for s in rounds.segments}) > 2
-    assert rounds.numbers > 2
+    assert len({s.number for s in rounds.segments}) == rounds.numbers == 2
 
 
 lock_op = st.one_of(
@@ -137,8 +141,23 @@ def test_a_late_sequence_is_placed_as_when_its_child_was_explored() -> None:
     assert place({0: b}, None, (), 0, v) is False
     assert place({3: a, 0: b}, None, (), 0, v) is False  # thread 3 asleep before touches object 0: not a weak initial
     assert place({3: ((5, True),), 0: b}, None, (), 0, v) is True  # thread 3 independent of v, asleep before: covered
-    assert place({0: b, 3: ((5, True),)}, None, (), 0, v) == {0: b}  # 3 explored after the child: apart
-    assert place({0: b}, 4, ((6, True),), 0, v) == {0: b}  # it would join the branch being explored: apart
+    assert place({0: b, 3: ((5, True),)}, None, (), 0, v) == Apart({0: b}, rest=v)  # 3 explored after the child: apart
+    assert place({0: b}, 4, ((6, True),), 0, v) == Apart({0: b}, rest=v)  # it would join the branch being explored
+
+
+def test_a_late_sequence_is_explored_apart_where_r4s_walk_ends_in_its_branch() -> None:
+    """R9 ``place``: a sequence compatible with a child explored since goes down the subtree that child
+    began with as far as R4's walk goes; it is explored from there, the children one process explored
+    there before it asleep (the earlier siblings on the way, every child where it ends)."""
+    a, b = ((0, True),), ((1, True),)
+    c, d, e = ((0, False),), ((3, True),), ((0, False), (4, True))
+    # thread 3's branch began with 3 -> {5 (reads object 0), 6 (object 3) -> {7 (reads object 0)}}
+    branch = _WNode(3, b, [_WNode(5, c), _WNode(6, d, [_WNode(7, e)])])
+    v = [(6, d), (8, a)]  # 6, then thread 8 writes object 0: 3 is a weak initial, 5 is not, 6 is, 7 is not
+    got = place({0: a, 3: b}, None, (), 0, v, {3: branch})
+    assert got == Apart({0: a}, [(3, b), (6, d)], [{5: c}, {7: e}], [(8, a)])
+    assert got.chain == [(3, b), (6, d), (8, a)]
+    assert place({0: a, 3: b}, None, (), 0, [(6, d), (9, ((4, False),))], {3: branch}) is True  # down to a leaf
 
 
 @pytest.mark.usefixtures("tiny_slices")
