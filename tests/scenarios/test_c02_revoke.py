@@ -78,7 +78,7 @@ def test_counted_completion_is_proved_in_the_configuration_that_shows_the_early_
     (r,) = check([cat.get("C2/counted-completion")], jobs=1, strict=True).rows
     assert r.status == "match" and r.row.unproved == ""
     assert r.assurance is not None and r.assurance.proved
-    assert (r.assurance.strategy, r.assurance.executions, r.assurance.traces) == ("odpor", 54, True)
+    assert (r.assurance.strategy, r.assurance.executions, r.assurance.traces) == ("odpor", 18, True)
     # the same configuration still shows first-completion's bug, in optimal DPOR's first execution
     rep = explore(c2.first_completion, "odpor", budget=10, expected=["dma-freed-page"], confirm_cycles=False)
     assert [f.finding.kind for f in rep.findings] == ["dma-freed-page"]

@@ -18,7 +18,7 @@ once the job is queued, as does ``C14/i915-2018`` (62 traces; its
 experiment is also ``C10/i915-style``'s, catalog R6); ``C9/torn-down`` (6
 traces); ``H13/mmget-when-queueing`` (3,467 traces, once its configuration
 was cut to what its sibling's bug needs: one page reclaimed while the
-process exits). ``C2/counted-completion`` is proved too (54 traces): one
+process exits). ``C2/counted-completion`` is proved too (18 traces): one
 job per importer on a 6-page machine, the smallest configuration that still
 shows first-completion's early return, each reader waiting for its job only
 before the next one. The others are listed here with the reason, which ``check
