@@ -235,8 +235,13 @@ fork = lab("fork", __name__, "i915-2018", "i915-style notifier and shrinker; for
            race="fork", user="submit", reclaim=True)
 
 CLAIMS = [
-    {"id": "C7", "design": "i915-munmap", "scenario": munmap, "expected": "clean", "budget": 150},
-    {"id": "C7", "design": "i915-fork", "scenario": fork, "expected": "clean", "budget": 150},
+    # Not provable yet (proofs.NOT_PROVED): DPOR deepening exhausts every schedule within 1 preemption in
+    # 883 executions; the budget leaves a quarter more, so the row earns that bound, not a sample.
+    {"id": "C7", "design": "i915-munmap", "scenario": munmap, "expected": "clean", "strategy": "dpor",
+     "budget": 1100},
+    # Not provable yet (proofs.NOT_PROVED): DPOR deepening exhausts every schedule within 1 preemption in
+    # 2,176 executions; the budget leaves a quarter more, so the row earns that bound, not a sample.
+    {"id": "C7", "design": "i915-fork", "scenario": fork, "expected": "clean", "strategy": "dpor", "budget": 2700},
     {"id": "C7", "design": "i915-shrink-exported", "scenario": shrink_exported,
      "expected": Verdict(clean=True, kinds=frozenset({"iommu-fault"})), "budget": 150},
     {"id": "C7", "design": "i915-shrink-exported-remap", "scenario": shrink_exported_remap, "expected": "clean",

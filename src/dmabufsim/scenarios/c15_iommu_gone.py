@@ -39,8 +39,11 @@ amdgpu_2018 = lab("amdgpu_2018", __name__, "amdgpu-2018", f"amdgpu-2018 userptr;
                   user="submit")
 
 CLAIMS = [
-    {"id": "C15", "design": "helper", "scenario": helper, "expected": "clean", "budget": 100},
-    {"id": "C15", "design": "i915-2018", "scenario": i915_2018, "expected": "clean", "budget": 100},
+    # Not provable yet (proofs.NOT_PROVED): DPOR deepening exhausts every schedule within 1 preemption in
+    # 299 (i915-2018: 280) executions; the budget leaves a quarter more, so the row earns that bound, not a sample.
+    {"id": "C15", "design": "helper", "scenario": helper, "expected": "clean", "strategy": "dpor", "budget": 375},
+    {"id": "C15", "design": "i915-2018", "scenario": i915_2018, "expected": "clean", "strategy": "dpor",
+     "budget": 350},
     {"id": "C15", "design": "amdgpu-2018", "scenario": amdgpu_2018,
      "expected": Verdict(kinds=frozenset({"stale-mapping", "dirty-while-mapped"})), "budget": 100},
 ]

@@ -87,7 +87,10 @@ CLAIMS = [
     # Proved: optimal DPOR exhausts every schedule.
     {"id": "S3", "design": "round-trip", "scenario": round_trip, "expected": Verdict(clean=True),
      "strategy": "odpor", "budget": 500},
-    {"id": "S3", "design": "locked-copy", "scenario": locked_copy, "expected": Verdict(clean=True), "budget": 300},
+    # Not provable yet (proofs.NOT_PROVED): DPOR deepening exhausts every schedule within 2 preemptions in
+    # 600 (3: 5,643) executions; the budget leaves a quarter more, so the row earns that bound, not a sample.
+    {"id": "S3", "design": "locked-copy", "scenario": locked_copy, "expected": Verdict(clean=True),
+     "strategy": "dpor", "budget": 750},
     {"id": "S3", "design": "copy-unlocked", "scenario": copy_unlocked,
      "expected": Verdict(kinds=frozenset({"assertion"}), asserts=frozenset({"svm-lost-write"})),
      "strategy": "pct", "budget": 300},

@@ -60,5 +60,8 @@ def evict_lru(k: Kernel) -> None:
 
 
 CLAIMS = [
-    {"id": "S5", "design": "evict-lru", "scenario": evict_lru, "expected": Verdict(clean=True), "budget": 400},
+    # Not provable yet (proofs.NOT_PROVED): DPOR deepening exhausts every schedule within 2 preemptions in
+    # 1,044 executions; the budget leaves a quarter more, so the row earns that bound, not a sample.
+    {"id": "S5", "design": "evict-lru", "scenario": evict_lru, "expected": Verdict(clean=True),
+     "strategy": "dpor", "budget": 1300},
 ]
