@@ -204,7 +204,10 @@ def results(k: Kernel) -> Any:
 
 
 CLAIMS = [
-    {"id": "C18", "design": "seqcount", "scenario": scenario, "expected": "clean", "budget": 200},
+    # Not provable yet (proofs.NOT_PROVED): DPOR deepening exhausts every schedule without preemption in 259
+    # executions (one preemption: not within 6,101); the budget leaves a quarter more.
+    {"id": "C18", "design": "seqcount", "scenario": scenario, "expected": "clean", "strategy": "dpor",
+     "budget": 330},
     {"id": "C18", "design": "no-retry", "scenario": scenario_no_retry,
      "expected": {"kinds": ["assertion"], "asserts": ["c18-torn"]}, "budget": 200},
 ]
