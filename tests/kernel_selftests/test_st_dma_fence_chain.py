@@ -237,5 +237,5 @@ def test_wait_backward_256_crosses_the_old_step_budget() -> None:
     that used to be the livelock limit (200,000), yet no window without progress."""
     results: list[int] = []
     ex = run(_wait_scenario("backward", 256, results), 1)
-    assert (ex.outcome, ex.findings, ex.steps) == ("completed", [], 287_339)
+    assert (ex.outcome, ex.findings, ex.steps) == ("completed", [], 287_340)
     assert results == [0]

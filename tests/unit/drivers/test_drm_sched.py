@@ -306,11 +306,11 @@ def test_kill_takes_the_entity_off_the_run_queue_which_is_declared_apart_from_th
 
 @pytest.mark.slow
 def test_one_job_killed_while_running_is_exhausted_in_its_mazurkiewicz_traces() -> None:
-    """Optimal DPOR over the kill of a running job: 2,754 traces, each run once. Every fence
+    """Optimal DPOR over the kill of a running job: 369 traces, each run once. Every fence
     put writes the fence's count (kernel/counter.py C3: which put releases depends on their
     order); while puts that do not release were declared reads, 1,044 executions ran and a
     use-after-put could be lost (1,944 before the kill took the entity off the run queue)."""
     odpor = ds.explore.OptimalDPOR()
     run = ds.explore.explorer.run_job(_kill_while_running, [(odpor, 5000)], stop_on_first=False, coverage=False)
     assert odpor.complete and odpor.deviations == 0
-    assert run.executions == 2322 and not run.findings  # 2,754 before whole sections read their lock (reduction L6)
+    assert run.executions == 369 and not run.findings  # 2,322 before the flag bits were apart (dma_fence R13)
