@@ -444,6 +444,24 @@ class _Session(NamedTuple):
     live: _Live
     opts: dict[str, Any]
 
+    def job_options(self, options: ExploreOptions) -> JobOptions:
+        """What every piece of a split search runs with (C8, C9): the run's options, these kernel options."""
+        return JobOptions(stop_on_first=options.stop_on_first, expected=tuple(options.expected),
+                          kernel_options=self.opts, coverage=options.coverage, lockdep_graph=options.lockdep_graph)
+
+    def close(self, pending: list[Any]) -> None:
+        """End the run on the cluster: cancel the tasks still ``pending``, stop listening to its progress
+        topic, and close the client unless it belongs to a local cluster kept for this process (C4)."""
+        client = self.client
+        if pending:
+            with contextlib.suppress(Exception):
+                client.cancel(pending)
+        with contextlib.suppress(Exception):
+            client.unsubscribe_topic(_names(self.uid)[1])
+        if not self.eng.local:
+            with contextlib.suppress(Exception):
+                client.close()
+
 
 def _names(uid: str) -> tuple[str, str]:
     """The stop event's and the progress topic's names of the run ``uid``."""
@@ -497,7 +515,7 @@ def run_parallel(
     session = _open_session(options, engine)
     if session is None:  # C4: interrupted while the cluster started: nothing ran
         return _Run(reason="interrupted"), base
-    eng, client, uid, stop, live, opts = session
+    _eng, client, uid, stop, live, opts = session
     stop_name, topic = _names(uid)
 
     def task(j: int, extra: int = 0, prev: tuple[_Run, list[dict[str, Any]]] | None = None) -> _Task:
@@ -570,14 +588,7 @@ def run_parallel(
                 stop.set()
                 until = time.monotonic() + INTERRUPT_GRACE
     finally:
-        if futures:
-            with contextlib.suppress(Exception):
-                client.cancel(list(futures.values()))
-        with contextlib.suppress(Exception):
-            client.unsubscribe_topic(topic)
-        if not eng.local:
-            with contextlib.suppress(Exception):
-                client.close()
+        session.close(list(futures.values()))
     if errors:  # an internal error (kernel R6) or a crash of a task: never a finding of the scenario
         raise SimulatorError("; ".join(dict.fromkeys(m for _, m in sorted(errors))))
     merged = merge([results[j][0] for j in sorted(results)])
@@ -738,10 +749,9 @@ def run_split(
     session = _open_session(options, engine)
     if session is None:  # C4: interrupted while the cluster started: nothing ran
         return _Run(reason="interrupted"), base
-    eng, client, uid, stop, live, opts = session
+    _eng, client, uid, stop, live, _opts = session
     stop_name, topic = _names(uid)
-    jo = JobOptions(stop_on_first=options.stop_on_first, expected=tuple(options.expected), kernel_options=opts,
-                    coverage=options.coverage, lockdep_graph=options.lockdep_graph)
+    jo = session.job_options(options)
     segments: list[Segment] = []
     waiting: list[Piece] = []
     pool = 0
@@ -834,14 +844,7 @@ def run_split(
                 stop.set()
                 until = time.monotonic() + INTERRUPT_GRACE
     finally:
-        if futures:
-            with contextlib.suppress(Exception):
-                client.cancel([f for f, _ in futures.values()])
-        with contextlib.suppress(Exception):
-            client.unsubscribe_topic(topic)
-        if not eng.local:
-            with contextlib.suppress(Exception):
-                client.close()
+        session.close([f for f, _ in futures.values()])
     lost = [p for _, p in futures.values()]  # interrupted before they came back: they run again on resume
     opened = lost + todo + waiting
     exhausted = not opened and not halted and not interrupted
@@ -966,10 +969,9 @@ def run_osplit(
     session = _open_session(options, engine)
     if session is None:  # C4: interrupted while the cluster started: nothing ran
         return _Run(reason="interrupted"), base
-    eng, client, uid, stop, _live, opts = session
+    eng, client, uid, stop, _live, _opts = session
     stop_name, topic = _names(uid)
-    jo = JobOptions(stop_on_first=options.stop_on_first, expected=tuple(options.expected), kernel_options=opts,
-                    coverage=options.coverage, lockdep_graph=options.lockdep_graph)
+    jo = session.job_options(options)
     if options.resume and options.checkpoint:
         rounds = load_osplit(options.checkpoint, identity or {})
         # the budget is the whole run's; a halt (Ctrl-C, time budget) ends with the run it halted
@@ -1008,11 +1010,7 @@ def run_osplit(
                 saved = time.monotonic()
                 _save_osplit(options.checkpoint, identity or {}, rounds)
     finally:
-        with contextlib.suppress(Exception):
-            client.unsubscribe_topic(topic)
-        if not eng.local:
-            with contextlib.suppress(Exception):
-                client.close()
+        session.close([])
     if options.checkpoint:
         _save_osplit(options.checkpoint, identity or {}, rounds)
     merged, _traces = rounds.merge(elapsed=time.monotonic() - start)
