@@ -118,7 +118,7 @@ def test_every_documented_exception_names_a_clean_row_and_is_given_to_it() -> No
 PROVED_ROWS = [
     "C2/counted-completion",
     "C4/lock-wait-refuse-pinned", "C5/shrinker-trylock", "C6/gfp-noio-unprimed", "C6/nowait-notifier",
-    "C9/torn-down",
+    "C7/i915-munmap", "C9/torn-down",
     "C11/helper-mprotect", "C11/noretry-mprotect", "C12/userspace-race",
     "C14/helper", "C14/i915-2018", "C14/unsync", "C16/modern-fork-rogue", "C16/modern-mprotect",
     "C16/modern-munmap-reuse", "C17/root-only-unsync-munmap",
@@ -145,8 +145,12 @@ def test_the_rows_without_an_exception_are_proved_by_their_own_exploration() -> 
     # one execution per Mazurkiewicz trace. H2 and H3 ran redundant executions while non-releasing fence
     # puts were declared reads of the count (kernel/counter.py C5): every put writes it now. H8 (the
     # scheduler thread's and the interrupt's steps on the job's fences) ran some until each flag bit of
-    # a fence was declared apart (dma_fence R13): 78 traces, was 183 executions.
-    redundant: set[str] = set()
+    # a fence was declared apart (dma_fence R13): 78 traces, was 183 executions. C7/i915-munmap runs 3
+    # sleep-set blocked executions of 1,170: kswapd's successful trylock of the reservation lock leaves
+    # the submission at its ww_mutex_lock point and kswapd itself at the object lock the munmap's
+    # notifier holds, so the only enabled thread is the munmap, asleep with that same event (odpor R1,
+    # R5): a trace explored already, not one lost (tests/scenarios/test_c07_munmap_proof.py).
+    redundant: set[str] = {"C7/i915-munmap"}
     assert all(r.assurance is not None and r.assurance.traces == (r.row.key not in redundant) for r in res.rows)
 
 
