@@ -348,6 +348,16 @@ NOT_PROVED: dict[str, str] = {
         "i915-2018's notifier and the helper's see the same fork race: the " + _FORK_RACE
     ),
     "C18/seqcount": (
+        "since the fence's flag bits (dma_fence R13) and the join gate, still not exhausted: 10,657 traces in "
+        "60 s (explore --race-stats, one search at a load average of 2 to 3.5; 11,330 wakeup sequences "
+        "inserted). The ring's fence lock is no longer among the pairs: what inserts them is the scenario's "
+        "signal (its spin_lock section sets SIGNALED) against the waiter's tests of that bit, under the lock "
+        "in dma_fence_default_wait's queueing section and lockless in dma_fence_is_signaled, on three fences "
+        "(5,328 + 2,665, 1,332 + 667, 665: real), then the two readers' dma_fence_get_rcu against each "
+        "other's step that puts the same fence (221, 111, 110): a get from a count of at least one and a put "
+        "that does not reach zero would commute, but kernel/counter.py C3 orders every decrement with every "
+        "update (a put declared a read would commute with another put, which is unsound), so making them "
+        "commute needs the puts declared apart from the gets, not done. Before, "
         "optimal DPOR, nothing dropped and no undeclared access, not exhausted: 2,499 traces in 60 s (one search "
         "on the 2 shared cores at a load average of 8 to 13; before the seqcount round, see above, 16,736 in 60 s "
         "at a load average of 1 to 4). The seqcount's own races are gone from the top of the race statistics: a "
@@ -405,7 +415,17 @@ NOT_PROVED: dict[str, str] = {
         "about 8), so the row keeps its threads"
     ),
     "H1/work-walk": (
-        "since a fence's flag bits are declared apart (dma_fence R13) H1/work-item is proved (35,628 traces in "
+        "measured again (explore --race-stats, 60 s, one search at a load average of 2 to 3.5): 30,637 traces, "
+        "not exhausted, 31,509 wakeup sequences inserted -- the kworker's wait for work against the "
+        "scenario's queue_work on the events workqueue (5,499 and 3,599: whether the worker finds the item "
+        "queued, a real race), the puts of one fence's count (object #13) ending the scenario's, the gfx "
+        "thread's and the interrupt's lock sections (5,241, 987, 900, 705: who drops the last reference, see "
+        "below), "
+        "the kill work's sections on the other driver's fence lock against the scenario's signal of that "
+        "fence (3,599: the signal runs the kill's callback, whose queue_work is a scheduling point, under the "
+        "lock, so its section is not one step and writes the lock, dma_fence R10) and the gfx thread's "
+        "wait_event against the interrupt's wake_up (2,538). Since a fence's flag bits are declared apart "
+        "(dma_fence R13) H1/work-item is proved (35,628 traces in "
         "35 s at a load average below 2; A alone, killed, 369 traces, was 2,322), but this row is not: 57,027 "
         "traces in 60 s, not exhausted (the dependency's walk below multiplies the work item's schedules); "
         "before the bit split, "
