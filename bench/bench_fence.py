@@ -1,8 +1,8 @@
 """Fence and reservation-object throughput, as ratios measured in one run.
 
 1. fence create + add_callback + signal, against ``concurrent.futures.Future``
-   create + add_done_callback + set_result (the baseline). Target of issue 4:
-   the fence at least 3x faster, tracing off.
+   create + add_done_callback + set_result (the baseline). The target: the
+   fence at least 3x faster, tracing off.
 2. ``add_fence`` throughput with 1, 8 and 64 contexts (each add replaces its
    context's previous fence in place), and lockless iteration
    (``get_fences(BOOKKEEP)``) over lists of 1, 8 and 64 fences, both also as
