@@ -195,3 +195,24 @@ def test_open_pieces_pickle_and_resume_to_the_same_result(tiny_slices: None) -> 
     run, traces2 = resumed.merge()
     assert (run.executions, traces2, run.states) == (whole.executions, traces, whole.states)
     assert sorted(run.findings) == sorted(whole.findings) and run.phases[0].proved
+
+
+#: A 4-thread lock program that deadlocks (hypothesis found it): three threads end queued on mutex 1,
+#: whose owner waits on mutex 0. Before the join gate declared a waiter torn down at a deadlock's end
+#: as it declares the other waiters (odpor R1), the last waiter's event wrote the mutex once, and its
+#: exit, where the others' wait wrote it: one process then ran one order of threads 1 and 4 queueing
+#: ahead of thread 2, and the pieces both (71 traces for one process, 73 for the pieces; none lost).
+DEADLOCK_4 = [[("unlock",), ("lock", 1), ("lock", 0)], [("write", 0), ("lock", 0), ("write", 1), ("read", 1)],
+              [("lock", 0), ("read", 0), ("lock", 1), ("lock", 1)], [("lock", 0), ("read", 0), ("read", 1)]]
+
+
+def test_a_deadlocking_4_thread_program_runs_one_processs_traces(tiny_slices: None) -> None:
+    """O4: the pieces' distinct traces are exactly one process's 71 fingerprints (they ran 73 when the
+    waiters torn down at the deadlock were declared unlike the others)."""
+    one, o = _one(build(DEADLOCK_4))
+    run, traces, rounds = run_here(build(DEADLOCK_4), ALL, 1_000_000)
+    assert o.complete and len(o.traces) == one.executions == 71
+    assert set().union(*(s.traces for s in rounds.segments)) == o.traces
+    assert traces == 71 and run.executions == 151
+    assert run.states == one.states and sorted(run.findings) == sorted(one.findings) != []
+    assert run.phases[0].proved == one.phases[0].proved
