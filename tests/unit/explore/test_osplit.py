@@ -79,6 +79,17 @@ def test_a_counter_splits_into_several_pieces(tiny_slices: None) -> None:
     assert len({s.number for s in rounds.segments}) == rounds.numbers == 2
 
 
+def test_a_4_thread_counter_reruns_traces_but_runs_every_one() -> None:
+    """O4 in the slices of a cluster (8 to 128 executions): four threads' late sequences explored apart
+    rerun traces (1,715 executions for one process's 576, 33 pieces), every one of the 576 among them."""
+    one, o = _one(make_counter(4, 1))
+    run, traces, rounds = run_here(make_counter(4, 1), ALL, 1_000_000)
+    assert one.executions == len(o.traces) == traces == 576
+    assert set().union(*(s.traces for s in rounds.segments)) == o.traces
+    assert (run.executions, rounds.numbers, len(rounds.segments)) == (1715, 33, 39)
+    assert run.states == one.states and run.phases[0].proved
+
+
 lock_op = st.one_of(
     st.tuples(st.just("lock"), st.integers(0, 1)),
     st.tuples(st.just("unlock")),
@@ -95,9 +106,10 @@ def test_sound_on_random_lock_programs(tiny_slices: None, programs: list[list[tu
     one, o = _one(build(programs))
     if not o.complete:
         return
-    run, traces, _ = run_here(build(programs), ALL, 1_000_000)
+    run, traces, rounds = run_here(build(programs), ALL, 1_000_000)
     assert run.states == one.states
     assert traces == len(o.traces)
+    assert set().union(*(s.traces for s in rounds.segments)) == o.traces  # trace by trace
     assert sorted(run.findings) == sorted(one.findings)
     assert run.phases[0].proved == one.phases[0].proved
 
@@ -195,3 +207,24 @@ def test_open_pieces_pickle_and_resume_to_the_same_result(tiny_slices: None) -> 
     run, traces2 = resumed.merge()
     assert (run.executions, traces2, run.states) == (whole.executions, traces, whole.states)
     assert sorted(run.findings) == sorted(whole.findings) and run.phases[0].proved
+
+
+#: A 4-thread lock program that deadlocks (hypothesis found it): three threads end queued on mutex 1,
+#: whose owner waits on mutex 0. Before the join gate declared a waiter torn down at a deadlock's end
+#: as it declares the other waiters (odpor R1), the last waiter's event wrote the mutex once, and its
+#: exit, where the others' wait wrote it: one process then ran one order of threads 1 and 4 queueing
+#: ahead of thread 2, and the pieces both (71 traces for one process, 73 for the pieces; none lost).
+DEADLOCK_4 = [[("unlock",), ("lock", 1), ("lock", 0)], [("write", 0), ("lock", 0), ("write", 1), ("read", 1)],
+              [("lock", 0), ("read", 0), ("lock", 1), ("lock", 1)], [("lock", 0), ("read", 0), ("read", 1)]]
+
+
+def test_a_deadlocking_4_thread_program_runs_one_processs_traces(tiny_slices: None) -> None:
+    """O4: the pieces' distinct traces are exactly one process's 71 fingerprints (they ran 73 when the
+    waiters torn down at the deadlock were declared unlike the others)."""
+    one, o = _one(build(DEADLOCK_4))
+    run, traces, rounds = run_here(build(DEADLOCK_4), ALL, 1_000_000)
+    assert o.complete and len(o.traces) == one.executions == 71
+    assert set().union(*(s.traces for s in rounds.segments)) == o.traces
+    assert traces == 71 and run.executions == 151
+    assert run.states == one.states and sorted(run.findings) == sorted(one.findings) != []
+    assert run.phases[0].proved == one.phases[0].proved
