@@ -338,10 +338,9 @@ def _writes(accs: Accs) -> dict[int, bool]:
 def _depends(ix: dict[int, bool], w: list[tuple[int, Accs]], stop: int) -> bool:
     """Does one of the first ``stop`` events of ``w`` depend on the event whose accesses ``ix``
     holds (:func:`_writes`): one object, at least one write (``_conflict``)?"""
-    for n in range(stop):
-        for o, wr in w[n][1]:
-            f = ix.get(o)
-            if f is not None and (f or wr):
+    for _t, accs in w if stop >= len(w) else w[:stop]:
+        for o, wr in accs:
+            if o in ix and (wr or ix[o]):  # (a membership test, not dict.get: no call per access)
                 return True
     return False
 
@@ -792,27 +791,13 @@ class OptimalDPOR(ExploreStrategy):
             acc = self._events[-1][1]
             if type(acc) is list:  # (a replayed event's accesses are known, R6)
                 acc.append((_SPAWN - child, True))
-        en: list[int] = []
-        off: list[KThread] | None = None
-        for t in runnable:
-            lk = t.park
-            if lk is not None and lk.owner is not None:
-                # R1: at its mutex_lock point with the mutex owned: not enabled (taking it would
-                # only queue and sleep), unless every runnable thread is (they block: a deadlock
-                # or a wait for time)
-                if off is None:
-                    off = []
-                off.append(t)
-                continue
-            g = t.gate
-            if g is not None and g.waits(t):
-                # R1: the same for an attempt that can only wait on a lock blocking on its own
-                # (ww_mutex R12)
-                if off is None:
-                    off = []
-                off.append(t)
-            else:
-                en.append(t.tid)
+        # R1: a thread at its mutex_lock point with the mutex owned is not enabled (taking it
+        # would only queue and sleep), nor one whose attempt can only wait on a lock blocking on
+        # its own (ww_mutex R12), unless every runnable thread is such (they block: a deadlock or
+        # a wait for time). (A comprehension: no append call per runnable thread.)
+        en = [t.tid for t in runnable
+              if (t.park is None or t.park.owner is None) and (t.gate is None or not t.gate.waits(t))]
+        off = [t for t in runnable if t.tid not in en] if len(en) < len(runnable) else None
         enabled = tuple(en) if en else tuple(map(_TID, runnable))
         pos = self._pos
         if pos < len(self._stack) - 1:

@@ -645,14 +645,14 @@ class Kernel:
                 self._choices.append(t.tid)  # reduction L4: as if the strategy chose to go on
         assert t is not None
         run = self._runnable
-        if len(run) > 1 and not folded:
+        n = len(run)
+        if n > 1 and not folded:
             if t.state is _RUNNABLE:
                 # _decide() inlined for the running thread (the hot path).
                 randbits = self._randbits
                 if randbits is not None:
                     # RandomStrategy.next_thread inlined: randrange's rejection sampling over
                     # getrandbits(n.bit_length()), so every seed keeps its schedule.
-                    n = len(run)
                     nb = n.bit_length()
                     r = randbits(nb)
                     while r >= n:
@@ -664,7 +664,7 @@ class Kernel:
                         # only while suspended at its point (reports, _park).
                         t.pending = (op, obj, write)
                 elif self._uniform is not None:
-                    nxt = run[int(self._uniform() * len(run))]  # Strategy.uniform: next_thread inlined
+                    nxt = run[int(self._uniform() * n)]  # Strategy.uniform: next_thread inlined
                     if nxt is not t:
                         self._preemptions += 1
                         t.pending = (op, obj, write)
@@ -709,9 +709,16 @@ class Kernel:
             # Trace.emit's word inlined (no Event is built: nobody records or listens, perhaps
             # but a tap); the event is counted by the step (Trace.digest_with in _result).
             if word is None:
-                word = (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
+                # (subscripts, not dict.get: no call on the hot path; a miss fills the cache)
+                try:
+                    word = _OPX[op] ^ (obj << 1) ^ write
+                except KeyError:
+                    word = op_word(op) ^ (obj << 1) ^ write
                 if detail:
-                    word ^= _DETX.get(detail) or detail_word(detail)
+                    try:
+                        word ^= _DETX[detail]
+                    except KeyError:
+                        word ^= detail_word(detail)
             now = self.now
             if now:
                 tr.words += (t.tid_word ^ word, -now)

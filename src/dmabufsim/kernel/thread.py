@@ -34,6 +34,11 @@ class ThreadState(Enum):
     EXITED = "X"
 
 
+# The members as module globals: an Enum member's lookup costs several times a global's.
+_RUNNABLE = ThreadState.RUNNABLE
+_EXITED = ThreadState.EXITED
+
+
 class AtomicReason(LazySite):
     """Why a thread is in atomic context, and where that started (for reports).
 
@@ -129,11 +134,11 @@ class JoinGate:
     @property
     def owner(self) -> KThread | None:
         t = self.thread
-        return None if t.state is ThreadState.EXITED else t
+        return None if t.state is _EXITED else t
 
     def waits(self, t: KThread) -> bool:
         """Would ``t``'s join only wait now? The joined thread has not exited."""
-        return self.thread.state is not ThreadState.EXITED
+        return self.thread.state is not _EXITED
 
 
 class KThread:
@@ -183,7 +188,7 @@ class KThread:
         self.fn = fn
         self.args = args
         self.glet: greenlet | None = None
-        self.state = ThreadState.RUNNABLE
+        self.state = _RUNNABLE
         self.result: Any = None
         #: The exception that ended the thread, if any.
         self.error: BaseException | None = None
@@ -235,7 +240,7 @@ class KThread:
 
     @property
     def exited(self) -> bool:
-        return self.state is ThreadState.EXITED
+        return self.state is _EXITED
 
     def __repr__(self) -> str:
         return f"<KThread {self.tid} {self.name!r} {self.state.value}>"

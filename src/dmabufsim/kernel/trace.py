@@ -162,7 +162,9 @@ def event_word(op: str, obj: int, write: bool, detail: str = "") -> int:
     A lock computes the words of its own operations once and passes them to
     ``Kernel.point(..., word=)``; the digest is the same either way.
     """
-    x = (_OPX.get(op) or op_word(op)) ^ (obj << 1) ^ write
+    x = (obj << 1) ^ write
+    if op:  # (the empty operation contributes nothing: its opcode, crc32 of nothing, is 0)
+        x ^= _OPX.get(op) or op_word(op)
     if detail:
         x ^= _DETX.get(detail) or detail_word(detail)
     return x

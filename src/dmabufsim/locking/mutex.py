@@ -52,6 +52,13 @@ MUTEX_TRYLOCK_SUCCESS = 1
 MUTEX_TRYLOCK_RECURSIVE = 2
 
 
+#: What each of a mutex's operations contributes to its points' trace words (``op_word``),
+#: once per process rather than once per mutex.
+_OP_LOCK = op_word("mutex_lock")
+_OP_TRYLOCK = op_word("mutex_trylock")
+_OP_UNLOCK = op_word("mutex_unlock")
+
+
 class Mutex:
     """``struct mutex``. ``with m:`` locks and unlocks."""
 
@@ -74,9 +81,9 @@ class Mutex:
         self.quick: KThread | None = None
         # The trace words of this mutex's scheduling points (Kernel.point's word=).
         base = event_word("", self.oid, True, name)  # the empty operation contributes nothing
-        self._w_lock = base ^ op_word("mutex_lock")
-        self._w_trylock = base ^ op_word("mutex_trylock")
-        self._w_unlock = base ^ op_word("mutex_unlock")
+        self._w_lock = base ^ _OP_LOCK
+        self._w_trylock = base ^ _OP_TRYLOCK
+        self._w_unlock = base ^ _OP_UNLOCK
         # The kernel.thread.ParkLock protocol: lock() lets the runtime block a thread at its point.
         self.park_word = self._w_lock
         self.park_on = ("mutex_lock", self.oid, name)

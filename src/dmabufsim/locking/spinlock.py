@@ -55,6 +55,13 @@ def atomic_exit_fast(k: Kernel, t: KThread, what: str, name: str) -> None:
     k.atomic_exit(what, name)
 
 
+#: What each of a spinlock's operations contributes to its points' trace words (``op_word``),
+#: once per process rather than once per lock.
+_OP_LOCK = op_word("spin_lock")
+_OP_TRYLOCK = op_word("spin_trylock")
+_OP_UNLOCK = op_word("spin_unlock")
+
+
 class SpinLock:
     """``spinlock_t``. ``with s:`` is ``spin_lock`` / ``spin_unlock``."""
 
@@ -75,9 +82,9 @@ class SpinLock:
         self.quick: KThread | None = None
         # The trace words of this lock's scheduling points (Kernel.point's word=).
         base = event_word("", self.oid, True, name)  # the empty operation contributes nothing
-        self._w_lock = base ^ op_word("spin_lock")
-        self._w_trylock = base ^ op_word("spin_trylock")
-        self._w_unlock = base ^ op_word("spin_unlock")
+        self._w_lock = base ^ _OP_LOCK
+        self._w_trylock = base ^ _OP_TRYLOCK
+        self._w_unlock = base ^ _OP_UNLOCK
         # The kernel.thread.ParkLock protocol (R3): lock() lets the runtime block a spinner at its point.
         self.park_word = self._w_lock
         self.park_on = ("spin_lock", self.oid, name)
