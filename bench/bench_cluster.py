@@ -3,8 +3,8 @@
 * Time to prove a clean catalog row by DFS (split dynamically, ``split.py``
   D1-D6), and to exhaust a longer one within a preemption bound: in this
   process (the baseline), on a local cluster of 1 worker and of 2 workers
-  (started and warmed before the clock starts). Target of
-  issue 15: 2 workers >= 1.8x one process. The 1-minute load average is
+  (started and warmed before the clock starts). The
+  target: 2 workers >= 1.8x one process. The 1-minute load average is
   printed: on a shared machine the second core is often someone else's.
 * Executions per second of a random walk (dealt by index, parallel R1), the
   same way.

@@ -12,12 +12,12 @@ time to the first finding, and the lockdep-guided confirmation of the
 philosophers' deadlocks.
 
 Then the random walk's CPU time per execution against the floor's
-(``_FloorWalk`` below) on counter-3 and philosophers-5 (issue 14: at most
+(``_FloorWalk`` below) on counter-3 and philosophers-5 (target: at most
 3x), optimal DPOR's against the random walk's on ordered philosophers
-(issue 14: at most 2x), both with the load average, what lockdep adds to a short
+(target: at most 2x), both with the load average, what lockdep adds to a short
 execution on a fresh graph (the booted copy of the primed graph against
 priming in place, ``lockdep_priming`` R4), and the proofs that ordered
-philosophers never deadlock (n = 5..10, every Mazurkiewicz trace; issue 14:
+philosophers never deadlock (n = 5..10, every Mazurkiewicz trace; targets:
 n = 7 within 3 s, n = 8 within 15 s) next to SPIN's exhaustive run of the
 same model in Promela, compile included, when ``spin`` and ``gcc`` are
 installed (``apt-get install spin gcc``; the anchor is skipped otherwise).
@@ -55,7 +55,7 @@ load 4-14, so wall-clock rates were useless): random walk / floor on
 counter-3 9.0-9.2x before the booted lockdep copy, the shared Config, the
 inline uniform draw and the cheap Execution, 7.7-7.8x after; philosophers-5
 7.4-7.7x -> 6.6-6.8x; optimal DPOR / random walk on ordered philosophers
-8 and 10: 2.4-2.6x either way (issue 14 asks <= 3x and <= 2x). What stands
+8 and 10: 2.4-2.6x either way (the targets are <= 3x and <= 2x). What stands
 between: a Kernel that runs one thread doing nothing costs ~40 us of CPU
 (3x the floor's whole counter-3 execution), of which ~5 us is reseeding the
 Mersenne Twister per execution (random walk R1: the schedules, so the
@@ -431,7 +431,7 @@ def main() -> None:
     claims_table()
 
 
-#: Issue 14's targets: optimal DPOR's cost per execution against a random walk's on the same
+#: The targets: optimal DPOR's cost per execution against a random walk's on the same
 #: scenario, and the wall time of the proof that ordered philosophers never deadlock.
 ODPOR_COST_TARGET = 2.0
 PROOF_TARGETS = {7: 3.0, 8: 15.0}
@@ -439,7 +439,7 @@ PROOF_TARGETS = {7: 3.0, 8: 15.0}
 PROOF_CAP = 120.0
 
 
-#: Issue 14: a random-walk execution costs at most this many times the floor's (``_FloorWalk``).
+#: The target: a random-walk execution costs at most this many times the floor's (``_FloorWalk``).
 FLOOR_COST_TARGET = 3.0
 
 
