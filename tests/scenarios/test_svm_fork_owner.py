@@ -81,7 +81,7 @@ def test_a_write_for_the_child_landing_in_the_parents_page_is_foreign() -> None:
     ex = _stale_write("child")
     assert [f.kind for f in ex.findings] == ["dma-foreign-page"]  # before: no finding at all
     f = ex.findings[0]
-    assert f.signature == "dma-foreign-page:gpu0:child#10:cow-left:False"
+    assert f.signature == "dma-foreign-page:gpu0:child#10:cow-owner-moved:False"
     assert (f.details["owner"], f.details["owner_at_map"]) == ("parent#4", "child#10")
 
 

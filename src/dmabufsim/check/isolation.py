@@ -26,8 +26,9 @@ Rules:
   copy-on-write shared after ``fork`` and owned by the other process, or
   left to it by the other's copy-on-write break -- so an access is foreign
   once the frame is owned by someone else and that process no longer maps
-  it (cause ``cow-left``: it broke copy-on-write and the frame is the
-  other process's alone), or once the frame was reused by another owner.
+  it (cause ``cow-owner-moved``, whichever process broke copy-on-write:
+  the frame is the other process's alone), or once the frame was reused by
+  another owner.
 * R3 (``user-incoherence``, info): an access reaches a frame its process
   still owns but no longer maps at the user address the mapping was made
   for (unmapped, copy-on-write moved the address to a new page, reused at
@@ -123,7 +124,7 @@ class IsolationChecker:
         if rec.mm is not None and page.owner is not rec.mm \
                 and (page.gen != rec.gen or not any(m is rec.mm for m, _ in page.rmap)):
             # R2: mapped for rec.mm, and the frame is no longer that process's.
-            cause = "reused" if page.gen != rec.gen else ("cow-left" if page.owner is rec.owner else "cow-owner-moved")
+            cause = "reused" if page.gen != rec.gen else "cow-owner-moved"
             self._report("dma-foreign-page", f"BUG: DMA {'write' if write else 'read'} to a page of another owner",
                          "isolation R2: a device reached a frame owned by someone else", dev, rec, page, write, va,
                          iova, job, stray, cause)
