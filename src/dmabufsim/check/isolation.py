@@ -21,6 +21,14 @@ Rules:
   owner's copy-on-write left it to another process): kernel integrity is
   broken (claims C9, C11, C13). A frame freed and reused by the *same*
   kernel object is also this; reused by the same process it is R3.
+  A mapping made for a given address space (``iommu`` R6, ``mm=``) is
+  for that process: the frame counts as its while it maps the frame --
+  copy-on-write shared after ``fork`` and owned by the other process, or
+  left to it by the other's copy-on-write break -- so an access is foreign
+  once the frame is owned by someone else and that process no longer maps
+  it (cause ``cow-owner-moved``, whichever process broke copy-on-write:
+  the frame is the other process's alone), or once the frame was reused by
+  another owner.
 * R3 (``user-incoherence``, info): an access reaches a frame its process
   still owns but no longer maps at the user address the mapping was made
   for (unmapped, copy-on-write moved the address to a new page, reused at
@@ -84,6 +92,14 @@ class IsolationChecker:
         self.nr_checked += 1
         page = rec.page
         owner = page.owner
+        if rec.mm is not None:
+            # R2: a mapping for a given address space is fine while that mm maps the frame there.
+            ptes = rec.user_ptes
+            if owner is not None and page.gen == rec.gen and ptes is not None:
+                pte = ptes.get(rec.user_vpn)
+                if pte is not None and pte.page is page and (pte.writable or not write):
+                    return True
+            return False
         if owner is rec.owner and owner is not None and page.gen == rec.gen:
             ptes = rec.user_ptes
             if ptes is None:
@@ -105,14 +121,22 @@ class IsolationChecker:
                          "isolation R1: a device reached a free frame", dev, rec, page, write, va, iova, job,
                          stray, "freed")
             return
-        if page.owner is not rec.owner:
+        if rec.mm is not None and page.owner is not rec.mm \
+                and (page.gen != rec.gen or not any(m is rec.mm for m, _ in page.rmap)):
+            # R2: mapped for rec.mm, and the frame is no longer that process's.
+            cause = "reused" if page.gen != rec.gen else "cow-owner-moved"
+            self._report("dma-foreign-page", f"BUG: DMA {'write' if write else 'read'} to a page of another owner",
+                         "isolation R2: a device reached a frame owned by someone else", dev, rec, page, write, va,
+                         iova, job, stray, cause)
+            return
+        if rec.mm is None and page.owner is not rec.owner:
             cause = "reused" if page.gen != rec.gen else "cow-owner-moved"
             self._report("dma-foreign-page", f"BUG: DMA {'write' if write else 'read'} to a page of another owner",
                          "isolation R2: a device reached a frame owned by someone else", dev, rec, page, write, va,
                          iova, job, stray, cause)
             return
         if page.gen != rec.gen:
-            if not isinstance(page.owner, MmStruct):
+            if not isinstance(page.owner, MmStruct):  # (rec.mm set: the frame is rec.mm's, an MmStruct)
                 self._report("dma-foreign-page",
                              f"BUG: DMA {'write' if write else 'read'} to a freed and reallocated page",
                              "isolation R2: a device reached a frame freed and reused since it was mapped",
@@ -121,11 +145,12 @@ class IsolationChecker:
             cause = "reused by the same process"
         else:
             um = rec.user_mm
-            assert um is not None
-            pte = um.ptes.get(rec.user_va >> PAGE_SHIFT)
+            assert um is not None or rec.mm is not None
+            pte = um.ptes.get(rec.user_va >> PAGE_SHIFT) if um is not None else None
             if pte is None or pte.page is not page:
                 cause = "no longer mapped at the address" if pte is None else "the address maps another page now"
             else:
+                assert um is not None
                 vma = um.find_vma(rec.user_va)
                 if vma is None or not vma.prot & PROT_WRITE:
                     cause = "the page is mapped read-only"
@@ -153,7 +178,8 @@ class IsolationChecker:
     def _report(self, kind: str, title: str, rule: str, dev: Device, rec: DmaMapping | None, page: Page,
                 write: bool, va: int, iova: int, job: Job | None, stray: bool, cause: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        owner_at_map = owner_name(rec.owner) if rec is not None else None
+        # The owner the mapping was made for: the address space the driver named (iommu R6), else the frame's.
+        owner_at_map = owner_name(rec.owner if rec.mm is None else rec.mm) if rec is not None else None
         details: dict[str, Any] = {
             "device": dev.name,
             "access": "write" if write else "read",

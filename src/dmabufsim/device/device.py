@@ -65,6 +65,7 @@ from ..kernel.errors import UsageError
 from ..kernel.runtime import Kernel, current_kernel
 from ..kernel.timer import Timer
 from ..kernel.wait import WaitQueue
+from ..mm.memory import MmStruct
 from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page, contents_oid, page_allocator
 from .gpuvm import GpuVm
 from .iommu import DmaMapping, IommuDomain
@@ -460,11 +461,13 @@ class Device:
 
     # ------------------------------------------------------------------ helpers for drivers
 
-    def map_pages(self, va: int, pages: Sequence[Page], writable: bool = True) -> list[DmaMapping]:
-        """``dma_map_sg`` the pages and point consecutive GPU VAs at them; returns the IOMMU entries."""
+    def map_pages(self, va: int, pages: Sequence[Page], writable: bool = True, *,
+                  mm: MmStruct | None = None) -> list[DmaMapping]:
+        """``dma_map_sg`` the pages and point consecutive GPU VAs at them; returns the IOMMU entries.
+        ``mm``: the address space the mappings are for (``iommu`` R6)."""
         recs = []
         for i, p in enumerate(pages):
-            iova = self.domain.dma_map_page(p, writable)
+            iova = self.domain.dma_map_page(p, writable, mm=mm)
             recs.append(self.domain.pt[iova >> PAGE_SHIFT])
             if self.vm is not None:
                 self.vm.map(va + i * PAGE_SIZE, iova, writable)

@@ -28,6 +28,14 @@ Rules:
   physical address: ``dma_map_page`` returns ``page_to_phys`` and records
   the mapping for the checker, but an unmapped address still reaches RAM --
   nothing is isolated.
+* R6 (for whom): a driver mapping a user page may say which address space
+  the mapping is for (``mm=``: the process whose range it mirrors; the
+  kernel's ``iommu_map`` is not told, the checker is). The entry then
+  records that mm and the address it maps the frame at, even when the frame
+  is copy-on-write shared and owned by another process (after ``fork``, the
+  parent, memory R3), so the isolation checker judges an access by that
+  process: the frame is its while it maps it (``isolation`` R2). Without
+  ``mm`` the entry is for the frame's owner at map time.
 * R5 (usage): mapping an IOVA that the page table already maps raises
   ``EBUSY`` (``-EEXIST`` in the kernel); unaligned addresses raise
   ``EINVAL``; unmapping an unmapped IOVA returns 0 pages unmapped. Mapping
@@ -58,32 +66,38 @@ class DmaMapping:
 
     ``owner``/``gen`` are the frame's owner and generation at map time;
     ``user_mm``/``user_va`` the user address the frame was mapped at in its
-    owner's address space (a userptr), found through the frame's rmap.
+    owner's address space (a userptr), found through the frame's rmap --
+    or, when the driver said which address space the mapping is for
+    (``mm``, R6), in that one.
     """
 
-    __slots__ = ("ats", "domain", "gen", "iova", "owner", "page", "state", "user_mm", "user_ptes", "user_va",
+    __slots__ = ("ats", "domain", "gen", "iova", "mm", "owner", "page", "state", "user_mm", "user_ptes", "user_va",
                  "user_vpn", "writable")
 
-    def __init__(self, domain: IommuDomain, iova: int, page: Page, writable: bool) -> None:
+    def __init__(self, domain: IommuDomain, iova: int, page: Page, writable: bool,
+                 mm: MmStruct | None = None) -> None:
         self.domain = domain
         self.iova = iova
         self.page = page
         self.writable = writable
         self.owner = page.owner
         self.gen = page.gen
+        #: The address space the mapping is for, when the driver said (R6); else None.
+        self.mm = mm
         self.user_mm: MmStruct | None = None
         self.user_va = 0
         #: The user mapping's page table and page number, for the checker's hot path.
         self.user_ptes: dict[int, Any] | None = None
         self.user_vpn = 0
-        if isinstance(page.owner, MmStruct):
-            for mm, va in page.rmap:
-                if mm is page.owner:
-                    self.user_mm, self.user_va = mm, va
+        whose = mm if mm is not None else page.owner
+        if isinstance(whose, MmStruct):
+            for m, va in page.rmap:
+                if m is whose:
+                    self.user_mm, self.user_va = m, va
                     # The isolation checker's handle on the page table, not a read of its entries:
                     # taken past the access checker (accesses A3), which would count the table's
                     # later changes as this step's read.
-                    self.user_ptes, self.user_vpn = object.__getattribute__(mm, "ptes"), va >> PAGE_SHIFT
+                    self.user_ptes, self.user_vpn = object.__getattribute__(m, "ptes"), va >> PAGE_SHIFT
                     break
         self.state = MAPPED
         #: An ATS translation of an SVA device (``sva.py``): it mirrors a CPU PTE.
@@ -130,8 +144,8 @@ class IommuDomain:
 
     # ------------------------------------------------------------------ map / unmap
 
-    def map(self, iova: int, page: Page, writable: bool = True) -> DmaMapping:
-        """``iommu_map``: make ``page`` reachable at ``iova`` (R3, R5)."""
+    def map(self, iova: int, page: Page, writable: bool = True, *, mm: MmStruct | None = None) -> DmaMapping:
+        """``iommu_map``: make ``page`` reachable at ``iova`` (R3, R5); ``mm``: the address space it is for (R6)."""
         if iova & (PAGE_SIZE - 1):
             raise EINVAL(f"iommu_map: unaligned iova {iova:#x}")
         self.k.point("iommu_map", self.oid, True, f"{iova:#x}")
@@ -148,7 +162,7 @@ class IommuDomain:
         key = iova >> PAGE_SHIFT
         if key in self.pt:
             raise EBUSY(f"iommu_map: iova {iova:#x} already mapped in {self.name}")
-        rec = DmaMapping(self, iova, page, writable)
+        rec = DmaMapping(self, iova, page, writable, mm)
         self.pt[key] = rec
         self.k.event("iommu_map", page.oid, True)  # the frame's list of device mappings, written
         page.dev_maps.append(rec)
@@ -205,19 +219,20 @@ class IommuDomain:
 
     # ------------------------------------------------------------------ DMA API
 
-    def dma_map_page(self, page: Page, writable: bool = True) -> int:
-        """``dma_map_page``: a device address for ``page`` (an allocated IOVA, or its physical address)."""
+    def dma_map_page(self, page: Page, writable: bool = True, *, mm: MmStruct | None = None) -> int:
+        """``dma_map_page``: a device address for ``page`` (an allocated IOVA, or its physical address);
+        ``mm``: the address space the mapping is for (R6)."""
         if self.passthrough:
             iova = page.phys
         else:
             iova = self._next_iova
             self._next_iova += PAGE_SIZE
-        self.map(iova, page, writable)
+        self.map(iova, page, writable, mm=mm)
         return iova
 
-    def dma_map_sg(self, pages: Sequence[Page], writable: bool = True) -> list[int]:
-        """``dma_map_sg``: device addresses of ``pages`` (contiguous IOVAs behind an IOMMU)."""
-        return [self.dma_map_page(p, writable) for p in pages]
+    def dma_map_sg(self, pages: Sequence[Page], writable: bool = True, *, mm: MmStruct | None = None) -> list[int]:
+        """``dma_map_sg``: device addresses of ``pages`` (contiguous IOVAs behind an IOMMU); ``mm`` as R6."""
+        return [self.dma_map_page(p, writable, mm=mm) for p in pages]
 
     def dma_unmap_page(self, iova: int) -> None:
         """``dma_unmap_page``: unmap and sync one page."""

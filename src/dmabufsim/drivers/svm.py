@@ -258,14 +258,16 @@ class SvmDriver(MMUIntervalNotifierOps, DevPagemapOps):
         return rng
 
     def _dma_map(self, page: Page, writable: bool) -> tuple[int, DmaMapping]:
-        """``drm_gpusvm`` DMA mapping: system pages through the IOMMU, VRAM through the local aperture."""
+        """``drm_gpusvm`` DMA mapping: system pages through the IOMMU, VRAM through the local aperture; each
+        entry is for this driver's process (``iommu`` R6)."""
         dev = self.dev
         if is_device_private_page(page):
             local = dev.local
             assert local is not None
             addr = LOCAL_MEM_BASE + page.phys
-            return addr, local.map(addr, page, writable)
-        iova = dev.domain.dma_map_page(page, writable)
+            return addr, local.map(addr, page, writable, mm=self.mm)
+        # iommu R6: the mapping is for this process, whoever owns a frame fork left shared (R4).
+        iova = dev.domain.dma_map_page(page, writable, mm=self.mm)
         return iova, dev.domain.pt[iova >> PAGE_SHIFT]
 
     def _get_pages_and_bind(self, rng: SvmRange, write: bool) -> None:

@@ -56,7 +56,7 @@ from ..kernel.errors import UsageError
 from ..kernel.runtime import current_kernel
 from ..mm.gup import FOLL_NONE, FOLL_WRITE, get_user_pages
 from ..mm.memory import MmStruct
-from ..mm.page import PAGE_SIZE, Page
+from ..mm.page import PAGE_SHIFT, PAGE_SIZE, Page
 
 #: Where the model's drivers put userptr objects in the GPU address space.
 GPU_VA_BASE = 0x4000_0000
@@ -117,15 +117,15 @@ class UserptrBo:
             raise UsageError(f"{self.name}: bind while already bound")
         self.k.point("userptr_bind", self.oid, True, self.name)
         self.pages = list(pages)
-        recs = self.dev.map_pages(self.gpu_va, self.pages, self.writable)
-        # The driver maps the pages *for this process at these addresses*: that is
+        recs = self.dev.map_pages(self.gpu_va, self.pages, self.writable, mm=self.mm)
+        # The driver maps the pages *for this process at these addresses* (iommu R6): that is
         # what the isolation checker must judge later accesses against, even when
         # copy-on-write moved a page to another owner before the bind.
         for i, rec in enumerate(recs):
             self.k.event("userptr_bind", rec.page.oid, True)  # the frame's device mapping, labelled
-            rec.owner = self.mm
             rec.user_mm = self.mm
-            rec.user_va = self.start + i * PAGE_SIZE
+            rec.user_va = va = self.start + i * PAGE_SIZE
+            rec.user_ptes, rec.user_vpn = object.__getattribute__(self.mm, "ptes"), va >> PAGE_SHIFT
         self.k.event("userptr_bind", self.oid, True)  # after the mapping's points: this step binds it
         self.bound = True
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .thread import ThreadState
+from .trace import part_owner
 
 if TYPE_CHECKING:
     from .runtime import Kernel
@@ -72,6 +73,7 @@ def report_livelock(k: Kernel) -> None:
         lines.append("blocked threads:")
     for t in sleepers:
         what, obj, name = t.blocked_on  # type: ignore[misc]  # checked above
+        obj = part_owner(obj)  # a part declared apart (a page's lock, page R8) is shown as its object
         blocked[t.name] = f"{what} #{obj}"
         lines.append(f"  {t.name}/{t.tid} waits: {what} #{obj} {name}".rstrip())
     k.report(

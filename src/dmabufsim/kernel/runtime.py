@@ -136,7 +136,7 @@ from .stack import Frame, _internal, call_site, scenario_stack
 from .strategy import RandomStrategy, ReplayStrategy, Strategy
 from .thread import AtomicReason, JoinGate, KThread, ThreadState
 from .timer import Timer
-from .trace import _DETX, _OPX, STACK_ROOTS, LockMark, SchedMark, Trace, detail_word, op_word
+from .trace import _DETX, _OPX, STACK_ROOTS, LockMark, SchedMark, Trace, detail_word, op_word, part_owner
 from .watchdog import WatchdogStop
 
 #: ``MAX_SCHEDULE_TIMEOUT``: a timeout of None means wait forever.
@@ -1321,7 +1321,8 @@ class Kernel:
         lines = ["INFO: deadlock: no thread can run and no timer is pending", "Blocked threads:"]
         for t in blocked:
             what, obj, name = t.blocked_on or ("?", -1, "")
-            on = f"{name} (#{obj})" if name else f"#{obj}"
+            shown = part_owner(obj)  # a part declared apart (a page's lock, page R8) is shown as its object
+            on = f"{name} (#{shown})" if name else f"#{shown}"
             holds = ", ".join(_holding(t))
             lines.append(f"  {t.name}/{t.tid} blocked in {what} on {on}, holding [{holds}]")
             if full:

@@ -100,8 +100,9 @@ def hmm_range_fault(range: HmmRange) -> None:
                     range.hmm_pfns[i] = HMM_PFN_VALID | (HMM_PFN_WRITE if pte.writable else 0)
                     continue
             elif pte is not None and pte.swp == PTE_MIGRATION:
-                k.event("migration_entry_wait", pte.page.oid, True)  # queued under the page-table lock
-                migration_entry_wait_on_locked(pte.page)  # hmm_vma_handle_pte: migration_entry_wait
+                # hmm_vma_handle_pte: migration_entry_wait, queued under the page-table lock in this
+                # step; it declares the page lock it waits on (page_lock R10), not the frame.
+                migration_entry_wait_on_locked(pte.page)
                 raise EBUSY("hmm_range_fault: a migration entry")
             elif pte is not None and pte.swp == PTE_PRESENT and (pte.writable or not req & HMM_PFN_REQ_WRITE):
                 range.pages[i] = pte.page

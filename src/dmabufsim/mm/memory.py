@@ -89,6 +89,14 @@ Rules:
   write faults (``do_swap_page`` -> ``migrate_to_ram``), and once the page
   is back in system memory, mapped by both, it breaks copy-on-write as any
   shared page does (R3).
+* R16 (what a fault declares after a wait): ``handle_mm_fault`` declares
+  a write of the page tables at its scheduling point; when it waited in
+  ``do_swap_page`` (a migration, ``migrate_to_ram``) and looks the entry up
+  again, that second look only reads them (``pte_offset_map`` in the
+  retried fault), and each change it then makes declares its own write
+  under the page-table lock (``set_pte_at``, the reuse of ``do_wp_page``,
+  ``wp_page_copy``). So a fault that finds the page back in place commutes
+  with a concurrent walk that only reads the tables (``hmm_range_fault``).
 * R12 (anon_vma): the reverse-map walk of an anonymous page
   (``rmap_walk_anon``, :mod:`dmabufsim.mm.rmap`) holds the address space's
   ``anon_vma`` lock for read around each unmap (and its notifier bracket);
@@ -684,7 +692,8 @@ class MmStruct:
         pte = self.ptes.get(vpn)
         while pte is not None and pte.swp != PTE_PRESENT:
             self._do_swap_page(va, pte)
-            self.k.event("handle_mm_fault", self.oid, True)  # the page tables again, after do_swap_page's waits
+            # The page tables again, after do_swap_page's waits: a read (R16); what follows declares its writes.
+            self.k.event("handle_mm_fault", self.oid, False)
             pte = self.ptes.get(vpn)
         if pte is None and vma.vm_ops is not None:
             return self._driver_fault(vma, va, write, flags)
@@ -701,7 +710,9 @@ class MmStruct:
             pte = self.ptes[vpn] = Pte(page, bool(vma.prot & PROT_WRITE) and (vma.shared or write))
             return pte
         if write and not pte.writable:
+            self.k.event("do_wp_page", pte.page.oid, False)  # the frame's reverse map (page R7)
             if vma.shared or len(pte.page.rmap) == 1:
+                self.k.event("do_wp_page", self.oid, True)  # under the page-table lock: the entry (R16)
                 pte.writable = True  # do_wp_page: reuse, the writer is the only mapper
             else:
                 self._wp_page_copy(va, pte)

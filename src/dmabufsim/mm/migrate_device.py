@@ -63,6 +63,13 @@ Rules:
   references dropped (a migrated source frees here: clear PTE -> flush ->
   free, as every unmap), and the destinations unlocked and the driver's
   references dropped.
+* R7 (what ``pages`` declares): ``migrate_vma_pages`` only reads the
+  page tables (``__migrate_device_pages`` moves each source's mapping and
+  flags to its destination, ``folio_migrate_mapping``, and leaves the PTEs
+  to ``finalize``): its step declares a read of the address space, and a
+  write only where it fills a hole (``migrate_vma_insert_page`` takes the
+  page-table lock and sets the PTE). So it commutes with a concurrent
+  ``hmm_range_fault`` walk or fault that only reads the same tables.
 """
 
 from __future__ import annotations
@@ -251,7 +258,9 @@ def migrate_vma_pages(args: MigrateVma) -> None:
     mm = args.mm
     k = mm.k
     lockdep_assert_held(mm.mmap_lock)
-    k.point("migrate_vma_pages", mm.oid, True, f"{args.start:#x}")
+    # R7: the page tables are read (is each migration entry still in place?); only a hole's
+    # insertion writes them, declared where it happens.
+    k.point("migrate_vma_pages", mm.oid, False, f"{args.start:#x}")
     for i, src in enumerate(args.src):
         if not args.src_flags[i] & MIGRATE_PFN_MIGRATE:
             continue
@@ -264,7 +273,8 @@ def migrate_vma_pages(args: MigrateVma) -> None:
             if pte is not None:
                 args.src_flags[i] &= ~MIGRATE_PFN_MIGRATE  # populated meanwhile
                 continue
-            # migrate_vma_insert_page: the hole becomes the new page.
+            # migrate_vma_insert_page: the hole becomes the new page (under the page-table lock).
+            k.event("migrate_vma_insert_page", mm.oid, True)
             k.event("migrate_vma_insert_page", dst.oid, True)
             swp = PTE_DEVICE_PRIVATE if is_device_private_page(dst) else PTE_PRESENT
             mm.ptes[vpn] = Pte(dst, True, swp)

@@ -60,8 +60,8 @@ Rules:
   (``data``) -- are declared on their own pseudo-object
   (:func:`contents_oid`), apart from its *bookkeeping*, declared on the
   frame itself (``page.oid``: owner, generation, ``PG_dirty`` /
-  ``PG_referenced``, the reverse map and migration entries, ``PG_locked``
-  and its waiters, the list of device mappings) and from its counts (R6).
+  ``PG_referenced``, the reverse map and migration entries, the list of
+  device mappings), from its page lock (R8) and from its counts (R6).
   Each path declares what it touches: a CPU load or store through a PTE
   (``copy_from_user`` / ``copy_to_user``, a user access) reads or writes the
   contents only; a device's DMA reads or writes the contents and reads the
@@ -81,6 +81,22 @@ Rules:
   the source's contents and writes the destination's, while the flags and
   the mappings move on the bookkeeping (``folio_migrate_flags``,
   ``remove_migration_ptes``).
+* R8 (the page lock apart, for the explorers): ``PG_locked`` is a bit of
+  its own in ``page->flags``, set and cleared by atomic bitops
+  (``folio_trylock``: ``test_and_set_bit_lock``; ``folio_unlock``:
+  ``clear_bit_unlock_is_negative_byte``), and its sleepers are on a hashed
+  wait queue (``folio_waitqueue``), not in ``struct page``. So the lock's
+  holder and its waiters (``locked_by``, ``lock_waiters``,
+  ``lock_watchers``) are declared on their own pseudo-object
+  (:func:`lock_oid`), apart from the bookkeeping, the contents and the
+  counts: ``trylock_page``, ``lock_page``, ``unlock_page``,
+  ``wait_on_page_locked`` and a fault's or a walk's queueing on a migration
+  entry (``migration_entry_wait_on_locked``) declare the lock only
+  (``mm/page_lock.py``), so an ``iommu_map`` of the frame (its list of
+  device mappings) and an ``unlock_page`` commute. What the lock protects
+  stays ordered: a holder's critical section runs between two writes of
+  the lock, and every step of it declares the state it touches on that
+  state's own object (the bookkeeping, the contents, the page tables).
 """
 
 from __future__ import annotations
@@ -118,11 +134,18 @@ class PageWatcher(Protocol):
 
 #: The part of a frame declared apart for its contents (R7, ``part_oid``).
 _CONTENTS_PART = 0
+#: The part of a frame declared apart for ``PG_locked`` and its wait queue (R8, ``part_oid``).
+_LOCK_PART = 1
 
 
 def contents_oid(oid: int) -> int:
     """The pseudo-object of the contents (``data``) of the frame ``oid``, apart from its bookkeeping (R7)."""
     return part_oid(oid, _CONTENTS_PART)
+
+
+def lock_oid(oid: int) -> int:
+    """The pseudo-object of the page lock (``PG_locked``, its waiters) of the frame ``oid`` (R8)."""
+    return part_oid(oid, _LOCK_PART)
 
 
 #: ``_refcount`` (R6): increments commute; zero frees, an increment from zero is a bad page.

@@ -60,24 +60,34 @@ Rules:
 * R8 (under a spinlock): ``trylock_page`` inside a step that holds a
   spinlock (the page-table lock of ``migrate_vma_collect`` or of
   ``do_swap_page``) is no scheduling point of its own: the step declares
-  the page (``trylock_page_atomic``).
+  the page lock (``trylock_page_atomic``).
+* R10 (what a lock step declares): ``PG_locked`` and its wait queue are
+  declared on the frame's lock pseudo-object (``page`` R8, ``lock_oid``),
+  never on the frame: ``trylock_page`` / ``lock_page`` / ``unlock_page``
+  write it (a wake-up included), ``PageLocked``, ``wait_on_page_locked``'s
+  test and ``migration_entry_wait_on_locked``'s test read it, and a sleep on
+  the bit writes it (the wait queue). A lock step thus commutes with steps
+  that touch only the frame's bookkeeping (an ``iommu_map`` of the frame),
+  contents or counts, as the kernel's separate bit and hashed wait queue do.
 """
 
 from __future__ import annotations
 
 from ..kernel.runtime import current_kernel
-from .page import Page
+from .page import Page, lock_oid
 
 
 def PageLocked(page: Page) -> bool:
-    """``PageLocked`` (``folio_test_locked``): is the page lock held (by anyone)?"""
+    """``PageLocked`` (``folio_test_locked``): is the page lock held (by anyone)? The step reads the lock
+    (page R8)."""
+    page.alloc.k.event("PageLocked", lock_oid(page.oid), False)
     return page.locked_by is not None
 
 
 def trylock_page(page: Page) -> bool:
     """``trylock_page`` (``folio_trylock``): take the page lock if it is free; never sleeps (R1)."""
     k = page.alloc.k
-    k.point("trylock_page", page.oid, True)
+    k.point("trylock_page", lock_oid(page.oid), True)
     if page.locked_by is not None:
         return False
     page.locked_by = k.current
@@ -87,7 +97,7 @@ def trylock_page(page: Page) -> bool:
 def trylock_page_atomic(page: Page) -> bool:
     """``trylock_page`` under a spinlock (R8): as :func:`trylock_page`, without a scheduling point."""
     k = page.alloc.k
-    k.event("trylock_page", page.oid, True)
+    k.event("trylock_page", lock_oid(page.oid), True)
     if page.locked_by is not None:
         return False
     page.locked_by = k.current
@@ -99,27 +109,28 @@ def wait_on_page_locked(page: Page) -> None:
     k = page.alloc.k
     t = k.current
     k.might_sleep("wait_on_page_locked")
-    k.point("wait_on_page_locked", page.oid, False)
+    k.point("wait_on_page_locked", lock_oid(page.oid), False)
     while page.locked_by is not None:
         page.lock_watchers.append(t)
-        k.block("wait_on_page_locked", page.oid, name=f"PG_locked pfn {page.pfn}")
+        k.block("wait_on_page_locked", lock_oid(page.oid), name=f"PG_locked pfn {page.pfn}")
         page.lock_watchers.remove(t)
 
 
 def migration_entry_wait_on_locked(page: Page) -> None:
     """``migration_entry_wait_on_locked`` (R9): wait for the migration holding ``page`` to unlock it.
 
-    Called in the step that found the migration entry (it declares the
-    page); no reference is taken and the thread returns once woken, whoever
-    holds the frame then.
+    Called in the step that found the migration entry; it declares the page
+    lock (R10): a read of the bit, and the wait a write. No reference is
+    taken and the thread returns once woken, whoever holds the frame then.
     """
     k = page.alloc.k
     k.might_sleep("migration_entry_wait_on_locked")
+    k.event("migration_entry_wait", lock_oid(page.oid), False)  # R10: the lock bit (the wait writes it)
     if page.locked_by is None:
         return  # folio_trylock_flag: the migration already unlocked it; the caller faults again
     t = k.current
     page.lock_watchers.append(t)
-    k.block("migration_entry_wait", page.oid, name=f"PG_locked pfn {page.pfn}")
+    k.block("migration_entry_wait", lock_oid(page.oid), name=f"PG_locked pfn {page.pfn}")
     page.lock_watchers.remove(t)
 
 
@@ -128,12 +139,12 @@ def lock_page(page: Page) -> None:
     k = page.alloc.k
     t = k.current
     k.might_sleep("lock_page")
-    k.point("lock_page", page.oid, True)
+    k.point("lock_page", lock_oid(page.oid), True)
     if page.locked_by is t:
         _report_recursion(page)
     while page.locked_by is not None:
         page.lock_waiters.append(t)
-        k.block("lock_page", page.oid, name=f"PG_locked pfn {page.pfn}")
+        k.block("lock_page", lock_oid(page.oid), name=f"PG_locked pfn {page.pfn}")
         page.lock_waiters.remove(t)
     page.locked_by = t
 
@@ -141,7 +152,7 @@ def lock_page(page: Page) -> None:
 def unlock_page(page: Page) -> None:
     """``unlock_page`` (``folio_unlock``): drop the page lock, wake one locker and every watcher (R2, R7)."""
     k = page.alloc.k
-    k.point("unlock_page", page.oid, True)
+    k.point("unlock_page", lock_oid(page.oid), True)
     if page.locked_by is None:
         k.report(
             "assertion",
@@ -172,7 +183,7 @@ def set_page_dirty_lock(page: Page) -> None:
 def set_page_dirty(page: Page) -> None:
     """``set_page_dirty``: without the page lock, racing its holder for a page-cache page (R6)."""
     k = page.alloc.k
-    k.event("set_page_dirty_check", page.oid, False)  # reads PG_locked
+    k.event("set_page_dirty_check", lock_oid(page.oid), False)  # reads PG_locked (page R8)
     holder = page.locked_by
     if holder is not None and holder is not k.current and getattr(page.owner, "is_page_cache", False):
         k.point("set_page_dirty", page.oid, True)

@@ -40,13 +40,14 @@ from collections.abc import Callable
 from ..kernel.errors import UsageError
 from .memory import MmStruct
 from .notifier_hooks import MmuNotifierRange, MmuNotifyEvent, invalidate_range_end, invalidate_range_start
-from .page import PAGE_SIZE, Page, page_count_observe, page_ref_inc
+from .page import PAGE_SIZE, Page, lock_oid, page_count_observe, page_ref_inc
 from .page_lock import trylock_page, unlock_page
 
 
 def try_to_unmap(page: Page) -> int:
     """``try_to_unmap``: remove every user PTE of the locked ``page`` (R1, R2). Returns how many."""
     k = page.alloc.k
+    k.event("PageLocked", lock_oid(page.oid), False)  # the caller's lock (page R8)
     if page.locked_by is not k.current:
         raise UsageError(f"try_to_unmap of {page!r} without holding its page lock")
     k.point("try_to_unmap", page.oid, True)
@@ -83,6 +84,7 @@ def try_to_migrate(page: Page) -> int:
     Returns how many were replaced.
     """
     k = page.alloc.k
+    k.event("PageLocked", lock_oid(page.oid), False)  # the caller's lock (page R8)
     if page.locked_by is not k.current:
         raise UsageError(f"try_to_migrate of {page!r} without holding its page lock")
     k.point("try_to_migrate", page.oid, True)

@@ -88,7 +88,7 @@ CLAIMS = [
     {"id": "S3", "design": "round-trip", "scenario": round_trip, "expected": Verdict(clean=True),
      "strategy": "odpor", "budget": 500},
     # Not provable yet (proofs.NOT_PROVED): DPOR deepening exhausts every schedule within 2 preemptions in
-    # 600 (3: 5,643) executions; the budget leaves a quarter more, so the row earns that bound, not a sample.
+    # 589 (3: 5,451) executions; the budget leaves a quarter more, so the row earns that bound, not a sample.
     {"id": "S3", "design": "locked-copy", "scenario": locked_copy, "expected": Verdict(clean=True),
      "strategy": "dpor", "budget": 750},
     {"id": "S3", "design": "copy-unlocked", "scenario": copy_unlocked,

@@ -61,7 +61,7 @@ def evict_lru(k: Kernel) -> None:
 
 CLAIMS = [
     # Not provable yet (proofs.NOT_PROVED): DPOR deepening exhausts every schedule within 2 preemptions in
-    # 1,044 executions; the budget leaves a quarter more, so the row earns that bound, not a sample.
+    # 988 executions; the budget leaves a quarter more, so the row earns that bound, not a sample.
     {"id": "S5", "design": "evict-lru", "scenario": evict_lru, "expected": Verdict(clean=True),
      "strategy": "dpor", "budget": 1300},
 ]
