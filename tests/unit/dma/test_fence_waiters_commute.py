@@ -15,11 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dmabufsim as ds
 from dmabufsim import dma
+from dmabufsim.dma.fence import SIGNALED
 from dmabufsim.explore import DFS, DPOR, OptimalDPOR, explore
 from dmabufsim.explore.explorer import run_job
 from tests.unit.explore.scenarios import NO_LOCKDEP, VAR
@@ -35,13 +37,12 @@ _OPS = st.one_of(
     st.tuples(st.just("write"), st.integers(0, 1)),
     st.tuples(st.just("read"), st.integers(0, 1)),
 )
-_PROGRAMS = st.lists(st.lists(_OPS, min_size=1, max_size=3), min_size=2, max_size=3)
+_PROGRAMS = st.lists(st.lists(_OPS, min_size=1, max_size=2), min_size=2, max_size=3)
 
 
 def build(programs: list[list[tuple[Any, ...]]]) -> Any:
     """Threads running the programs on two fences of one ring (one lock, as a ring's fences
-    share); the state is the callbacks' order per fence, the memory, what each thread saw, and
-    which fences are signalled."""
+    share); the state is the callbacks' order per fence, the memory and what each thread saw."""
 
     def scenario(k: ds.Kernel) -> None:
         ring = dma.FenceContext("ring")
@@ -71,7 +72,7 @@ def build(programs: list[list[tuple[Any, ...]]]) -> Any:
                 elif op[0] == "poll":
                     acc = acc * 3 + (1 if f.is_signaled() else 2)
                 elif op[0] == "signal":
-                    if not (f.flags & dma.SIGNALED):
+                    if not (f.flags & SIGNALED):
                         f.signal()
                 elif op[0] == "write":
                     k.point("write", VAR + op[1], True)
@@ -81,12 +82,9 @@ def build(programs: list[list[tuple[Any, ...]]]) -> Any:
                     acc = acc * 3 + mem[op[1]]
             seen.append((tid, acc))
 
-        threads = [k.spawn(run, i, p, name=f"t{i}") for i, p in enumerate(programs)]
-        for t in threads:
-            k.join(t)
-        for f in fences:  # nobody waits for ever: what was never signalled is signalled at the end
-            if not (f.flags & dma.SIGNALED):
-                f.signal()
+        for i, p in enumerate(programs):
+            k.spawn(run, i, p, name=f"t{i}")
+        # a wait nobody signals is a deadlock (or an unsignalled fence): findings, compared too
         k.ext["explore.state"] = lambda: (tuple(map(tuple, ran)), tuple(mem), tuple(sorted(seen)))
 
     return scenario
@@ -98,37 +96,61 @@ def _run(scenario: Any, strategy: Any, budget: int, reduction: bool = False) -> 
                    kernel_options=NO_LOCKDEP)
 
 
-def _agree(programs: list[list[tuple[Any, ...]]]) -> None:
+def _agree(programs: list[list[tuple[Any, ...]]]) -> bool:
+    """Optimal and classic DPOR, reduction on and off, against DFS: the same terminal states and
+    findings when DFS enumerates every schedule; else every state and finding DFS reaches within
+    two preemptions (a fence operation takes several scheduling points, so unbounded DFS only
+    finishes the smallest programs). False when even that is too large to enumerate."""
     sc = build(programs)
     dfs = DFS()
     full = _run(sc, dfs, 4000)
-    if not dfs.complete:
-        return  # too large to enumerate
+    exact = dfs.complete
+    if not exact:
+        dfs = DFS(2)
+        full = _run(sc, dfs, 3000)
+        if not dfs.complete:
+            return False
     for reduction in (False, True):
         odpor, dpor = OptimalDPOR(), DPOR()
-        optimal = _run(sc, odpor, 4000, reduction)
-        classic = _run(sc, dpor, 4000, reduction)
+        optimal = _run(sc, odpor, 3000, reduction)
+        classic = _run(sc, dpor, 3000, reduction)
         assert odpor.complete and dpor.complete
-        assert set(optimal.states) == set(full.states), (reduction, "odpor")
-        assert set(classic.states) == set(full.states), (reduction, "dpor")
-        assert set(optimal.findings) == set(full.findings) == set(classic.findings)
         assert odpor.deviations == 0 and odpor.redundant == 0
+        if exact:
+            assert set(optimal.states) == set(full.states), (reduction, "odpor")
+            assert set(classic.states) == set(full.states), (reduction, "dpor")
+            assert set(optimal.findings) == set(full.findings) == set(classic.findings)
+        else:
+            assert set(full.states) <= set(optimal.states), (reduction, "odpor")
+            assert set(full.states) <= set(classic.states), (reduction, "dpor")
+            assert set(full.findings) <= set(optimal.findings) & set(classic.findings)
+    return True
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_PROGRAMS)
 def test_sound_on_random_programs_with_fence_waiters(programs: list[list[tuple[Any, ...]]]) -> None:
-    """Optimal and classic DPOR, reduction on and off, reach exactly DFS's terminal states (the
-    order of the driver callbacks on each fence, memory, what each thread saw) and findings,
-    with nothing dropped and no redundant execution."""
+    """Optimal and classic DPOR, reduction on and off, reach DFS's terminal states (the order of
+    the driver callbacks on each fence, memory, what each thread saw) and findings, with nothing
+    dropped and no redundant execution."""
     _agree(programs)
 
 
-def test_three_waiters_and_a_driver_callback_against_dfs() -> None:
-    """The case the rule is about, pinned: three threads wait on one fence, one of them hanging a
-    driver callback first (its place among the waiters is a write of the list), one signals."""
-    _agree([[("cb", 0), ("wait", 0)], [("wait", 0), ("write", 0)], [("wait", 0), ("read", 0)],
-            [("signal", 0)]])
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_PROGRAMS)
+def test_sound_on_many_random_programs_with_fence_waiters(programs: list[list[tuple[Any, ...]]]) -> None:
+    """The audit with fence waiters, with more examples."""
+    _agree(programs)
+
+
+def test_waiters_a_driver_callback_and_a_timed_wait_against_dfs() -> None:
+    """The cases the rule is about, pinned: two waiters and a signal; a waiter hanging a driver
+    callback first (its place among the waiters' nodes is a write of the list); a timed wait."""
+    assert _agree([[("wait", 0)], [("wait", 0)], [("signal", 0)]])
+    assert _agree([[("cb", 0), ("wait", 0)], [("wait", 0), ("write", 0)], [("signal", 0)]])
+    assert _agree([[("wait", 0), ("read", 0)], [("wait_timeout", 0, 5_000), ("write", 0)],
+                   [("cb", 0), ("signal", 0)]])
 
 
 def _waiters(k: ds.Kernel) -> None:
