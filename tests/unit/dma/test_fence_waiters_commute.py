@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 import dmabufsim as ds
 from dmabufsim import dma
-from dmabufsim.dma.fence import SIGNALED
 from dmabufsim.explore import DFS, DPOR, OptimalDPOR, explore
 from dmabufsim.explore.explorer import run_job
 from tests.unit.explore.scenarios import NO_LOCKDEP, VAR
@@ -72,8 +71,7 @@ def build(programs: list[list[tuple[Any, ...]]]) -> Any:
                 elif op[0] == "poll":
                     acc = acc * 3 + (1 if f.is_signaled() else 2)
                 elif op[0] == "signal":
-                    if not (f.flags & SIGNALED):
-                        f.signal()
+                    f.signal()  # a second signal is refused and reported (R2): a finding, compared
                 elif op[0] == "write":
                     k.point("write", VAR + op[1], True)
                     mem[op[1]] = tid * 10 + acc % 7 + 1
