@@ -100,6 +100,23 @@ Rules:
   declare the bit. The model's own owner bit of R2 (EXPLICIT) is one more:
   only explicit signals write it. ``flags`` is a bit-field for the access
   checker (accesses A6), which compares each bit on its own.
+* R14 (waiters commute): the node ``dma_fence_default_wait`` links on the
+  callback list only wakes its thread (``dma_fence_default_wait_cb``), and
+  the signal that runs it wakes every such node in its one step, so the
+  order of two waiters' nodes leaves no trace: the threads it makes
+  runnable are kept by tid, and a waiter unlinks its own node by identity.
+  Linking a waiter's node (on an enabled, unsignalled fence) is therefore a
+  commuting update of the list, as an increment of a count away from its
+  threshold is (``kernel/counter.py`` C5): the queueing section declares a
+  read of the list, and the sleep on it is a read too (runtime R16). Two
+  waiters' links each declare a read after the other, and end in the same
+  state but for the order of two wake-only nodes. Every other change of
+  the list writes it -- ``add_callback``'s link of a driver's callback
+  (its place decides when it runs), ``remove_callback``, a waiter's unlink
+  after a timeout or a signal, the signal's ``list_replace`` -- so a
+  waiter's link is ordered with each of them, and the signal after every
+  sleep it ends. The access checker records the link as an update of
+  ``cb_list`` (accesses A3, A4: updates commute with each other only).
 """
 
 from __future__ import annotations
@@ -107,6 +124,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+from ..kernel import accesses
 from ..kernel.errors import EINVAL, ENOENT, ERESTARTSYS, UsageError
 from ..kernel.lifetime import REFCOUNT_SATURATED, FreeRecord, KmemCache, drop_ref, lifetimes, note_ref
 from ..kernel.lockdep_map import lockdep_assert_held
@@ -116,6 +134,8 @@ from ..kernel.thread import KThread
 from ..kernel.trace import op_word, part_oid, refcount_oid
 from ..locking.annotations import dma_fence_might_wait, signalling_enter, signalling_exit
 from ..locking.spinlock import SpinLock, atomic_exit_fast
+
+_oga = object.__getattribute__
 
 #: Flag bits of ``fence.flags`` (``enum dma_fence_flag_bits``).
 DMA_FENCE_FLAG_SIGNALED_BIT = 0
@@ -989,10 +1009,12 @@ class DmaFence:
             k.event("dma_fence_wait", _enable_oid(oid), False)  # the model enables if needed (R13)
             if self._enable_signaling_locked():
                 cb = DmaFenceCb(_WakeWaiter(k, me))
-                k.event("dma_fence_wait", part_oid(oid, _CB_PART), True)  # list_add (R12)
-                cbs = self.cb_list
+                # list_add of a wake-only node: commutes with the other waiters' (R14)
+                k.event("dma_fence_wait", part_oid(oid, _CB_PART), False)
+                cbs = _oga(self, "cb_list")
                 assert cbs is not None
                 cbs.append(cb)
+                accesses.note_counter(self, "cb_list", False)  # an update of the list (R14)
                 cb.queued = self
                 ok = True
         finally:
@@ -1011,8 +1033,9 @@ class DmaFence:
                 return 0
             # R6: woken by the signal, the waiter only reads the fence (its callback was unlinked)
             # R12: it sleeps queued on the callback list, which the signal writes; then reads the flags
+            # R14: the sleep queued on the list only reads it (runtime R16)
             reason = k.block("dma_fence_wait", part_oid(oid, _CB_PART), interruptible=intr, timeout=left,
-                             name=name, woken_reads=True)
+                             name=name, woken_reads=True, sleep_reads=True)
             k.event("dma_fence_wait", soid, False)
             if reason == "signal" and not (self.flags & SIGNALED):
                 self._drop_waiter(cb)

@@ -27,7 +27,9 @@ Rules:
   scheduling; two events are dependent when they touch one object and one
   writes (``dpor`` R1). An event that ends in a wait also wrote what it
   waits on (it looked, queued itself and slept; so did a waiter the
-  teardown at the end of the execution marks exited: it never exited).
+  teardown at the end of the execution marks exited: it never exited),
+  or read it when its queued node commutes with the other sleepers'
+  (runtime R16, ``dma_fence`` R14).
   Thread creation and exit:
   the parent's event that created a thread writes a pseudo-object every
   event of the child reads; a thread's last event writes its exit. A
@@ -556,7 +558,7 @@ class OptimalDPOR(ExploreStrategy):
                 # blocked (or torn down blocked at the end of the execution: a deadlock's waiters
                 # never exit, although the teardown marks them exited)
                 what, obj, _name = t.blocked_on
-                acc.append((_EXIT - obj, True) if what == "join" else (obj, True))
+                acc.append((_EXIT - obj, True) if what == "join" else (obj, not t.sleep_reads))
             elif t.state is _EXITED:
                 acc.append((_EXIT - tid, True))
                 exited = True

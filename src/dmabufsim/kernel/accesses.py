@@ -15,7 +15,9 @@ Rules:
   (``Kernel.point(op, obj, write)``), every event it emits
   (``Kernel.event``), the wait that ended it and the wait it resumed from
   (a write of the waited object; a read when the wait says its waker
-  unlinked it, ``Kernel.block(woken_reads=True)``), its thread's creation (a read of a
+  unlinked it, ``Kernel.block(woken_reads=True)``, or, for the wait that
+  ended it, that its queued node commutes with the other sleepers',
+  ``Kernel.block(sleep_reads=True)``), its thread's creation (a read of a
   pseudo-object the parent's ``spawn`` point writes) and its thread's exit
   (a write of a pseudo-object a ``join`` reads: its point, runtime R15).
 * A2 (declared happens-before): program order plus every pair of segments
@@ -611,9 +613,10 @@ class AccessChecker:
         else:
             seg.declared.append((("spawn", t.tid), False))
 
-    def waits(self, t: KThread, what: str, obj: int) -> None:
-        """``t`` goes to sleep on ``obj``: its segment ends having written it (A1)."""
-        self.end(t, (("exit", obj), True) if what == "join" else (obj, True))
+    def waits(self, t: KThread, what: str, obj: int, write: bool = True) -> None:
+        """``t`` goes to sleep on ``obj``: its segment ends having written it, or read it when
+        the sleep says so (``Kernel.block(sleep_reads=True)``, runtime R16; A1)."""
+        self.end(t, (("exit", obj), True) if what == "join" else (obj, write))
 
     def woken(self, t: KThread, what: str, obj: int, write: bool = True) -> None:
         """``t`` resumes from its wait on ``obj``: a new segment that wrote it, or read it when

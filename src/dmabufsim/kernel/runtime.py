@@ -108,6 +108,16 @@ Rules:
   the thread had not exited). A join with a timeout (it can give up) or
   from outside a thread has no point: it blocks at once, and a join of an
   exited thread reads the exit in the running step.
+* R16 (sleeps that only read): a step that ends in a sleep wrote what it
+  sleeps on (it looked, queued itself and slept: ``odpor`` R1, accesses
+  A1), so two sleepers of one object are ordered. ``Kernel.block(sleep_reads=True)``
+  declares the sleep a read instead, for a sleeper whose queued node only
+  wakes it and whose place among the other such nodes nothing observes
+  (``dma_fence`` R14: the waiters ``dma_fence_default_wait`` links on a
+  fence's callback list, all woken by one signal in one step; runnable
+  threads are kept by tid, so the wake order leaves no trace). Whatever
+  wakes such a sleeper still writes the object (accesses A4), so it is
+  ordered after every sleep it ends.
 """
 
 from __future__ import annotations
@@ -862,7 +872,7 @@ class Kernel:
 
     def block(
         self, what: str, obj: int, *, interruptible: bool = False, timeout: int | None = None, name: str = "",
-        woken_reads: bool = False,
+        woken_reads: bool = False, sleep_reads: bool = False,
     ) -> str:
         """Put the current thread to sleep until :meth:`wake` (or timeout/signal).
 
@@ -873,6 +883,9 @@ class Kernel:
         once woken, the thread only reads ``obj`` (its waker unlinked it, as
         ``dma_fence_signal`` unlinks ``dma_fence_default_wait``'s callback),
         so its wake-up step declares a read of ``obj``, not a write (R11).
+        ``sleep_reads``: the step that ends in this sleep declares a read of
+        ``obj``, not a write (R16: the thread's queued node commutes with the
+        other sleepers' nodes).
         """
         t = self._current
         if t is None:
@@ -892,12 +905,13 @@ class Kernel:
                     self._hung_check_at = now + self._hung_timeout
         t.state = _BLOCKED
         t.blocked_on = on
+        t.sleep_reads = sleep_reads
         t.interruptible = interruptible
         t.wake_reason = ""
         t.pending = (what, obj, not woken_reads)
         chk = self._acc_check
         if chk is not None:
-            chk.waits(t, what, obj)
+            chk.waits(t, what, obj, not sleep_reads)
         run = self._runnable
         run.remove(t)
         if self.sched_marks is not None:

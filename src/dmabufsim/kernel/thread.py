@@ -171,6 +171,7 @@ class KThread:
         "pending",
         "result",
         "signal_pending",
+        "sleep_reads",
         "stall",
         "stall_since",
         "state",
@@ -211,6 +212,9 @@ class KThread:
         self.signal_pending = False
         #: What a blocked thread waits on: (operation, object id, object name).
         self.blocked_on: tuple[str, int, str] | None = None
+        #: The sleep on ``blocked_on`` only read its object (``Kernel.block(sleep_reads=True)``,
+        #: runtime R16): the thread queued a node whose place among the others nothing observes.
+        self.sleep_reads = False
         self.interruptible = False
         #: Why the last block ended: "wake", "timeout", "signal", "killed".
         self.wake_reason = ""

@@ -19,8 +19,10 @@ The configuration (``IMPORTERS``, ``READS``, ``PAGES``, ``START``,
 R8): a stale read needs one importer's job in flight when the move is
 queued (the copy waits for it) and another importer's job after the move
 that does not wait for the copy -- two importers, one read each, one
-move; one page is enough for every check. Optimal DPOR does not
-exhaust it yet (``proofs.NOT_PROVED`` has the state count and growth).
+move; one page is enough for every check. Optimal DPOR exhausts it
+(4,752 Mazurkiewicz traces, nothing dropped): ``pipelined`` is proved
+since the waiters of one fence link their nodes in any order
+(``dma_fence`` R14; ``proofs`` tells the rounds before).
 
 The scenario itself checks the claim's three promises and reports an
 ``assertion`` finding when one is broken:
@@ -154,7 +156,10 @@ def non_pipelined(k: Kernel) -> None:
 
 
 CLAIMS = [
-    {"id": "C1", "design": "pipelined", "scenario": pipelined, "expected": "clean", "budget": 200},
+    # Proved: optimal DPOR exhausts every schedule in 4,752 Mazurkiewicz traces, dropping nothing, since
+    # the waiters a fence's signal wakes link their nodes in any order (dma_fence R14).
+    {"id": "C1", "design": "pipelined", "scenario": pipelined, "expected": "clean", "strategy": "odpor",
+     "budget": 6000},
     {
         "id": "C1",
         "design": "importer-ignores-fences",

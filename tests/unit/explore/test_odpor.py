@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dmabufsim as ds
-from dmabufsim.explore import DPOR, OptimalDPOR, audit, explore
+from dmabufsim.explore import DFS, DPOR, OptimalDPOR, audit, explore
 from dmabufsim.explore.explorer import run_job
 from dmabufsim.scenarios.userptr_lab import run_lab
 
@@ -607,6 +607,88 @@ def test_an_attempt_that_waited_for_a_held_lock_races_with_its_acquisition() -> 
     assert odpor.deviations == 0 and odpor.redundant == 0 and odpor.infeasible == 0
     res = audit(holder_stuck_at_its_own_lock, budget=500, kernel_options=NO_LOCKDEP, por="odpor")
     assert res.exhausted and res.ok, res.summary()
+
+
+def trylock_then_gated(k: ds.Kernel) -> None:
+    """``a`` writes under the mutex ``m``; ``b`` trylocks the ww_mutex ``resv`` and, holding it, writes
+    under ``m``; ``c`` reads, trylocks ``resv`` and, holding it, writes under ``m``, then joins ``a``
+    with a timeout. The state is the order of the writes of each variable and which trylocks failed."""
+    resv = ds.WWMutex(ds.WWClass("c"), "resv")
+    m = ds.Mutex("m")
+    writers: dict[int, list[str]] = {1: [], 2: []}
+    failed: set[str] = set()
+    threads: list[ds.KThread] = []
+
+    def a() -> None:
+        with m:
+            k.point("write", VAR + 1, True)
+            writers[1].append("a")
+
+    def holder(name: str, var: int, read: bool) -> None:
+        if read:
+            k.point("read", VAR + 2, False)
+        if not resv.trylock():
+            failed.add(name)
+        else:
+            with m:
+                k.point("write", VAR + var, True)
+                writers[var].append(name)
+            resv.unlock()
+        if read:
+            k.join(threads[0], timeout=1)
+
+    threads.append(k.spawn(a, name="a"))
+    threads.append(k.spawn(holder, "b", 2, False, name="b"))
+    threads.append(k.spawn(holder, "c", 1, True, name="c"))
+    k.ext["explore.state"] = lambda: (tuple(writers[1]), tuple(writers[2]), tuple(sorted(failed)))
+
+
+def test_a_reversed_trylock_that_succeeds_can_leave_only_a_sleeper_enabled() -> None:
+    """One sleep-set-blocked execution of 18 (the cause is in the xfail test below): ``c``'s
+    trylock, moved before ``b``'s, succeeds and stops at ``m``, which ``a`` holds; ``b``'s trylock
+    fails and it exits; ``a``'s release is the only enabled event, and ``a`` sleeps there. Nothing
+    is lost: DFS within 3 preemptions (12,866 executions) reaches the same 5 terminal states."""
+    common: dict[str, Any] = {"stop_on_first": False, "collect_states": True, "coverage": False,
+                              "kernel_options": NO_LOCKDEP}
+    odpor = OptimalDPOR()
+    o = run_job(trylock_then_gated, [(odpor, 500)], **common)
+    assert odpor.complete and (o.executions, odpor.redundant, odpor.deviations) == (18, 1, 0)
+    dfs = DFS(3)
+    d = run_job(trylock_then_gated, [(dfs, 20_000)], **common)
+    assert dfs.complete and d.executions == 12_866
+    assert set(d.states) == set(o.states) and len(set(o.states)) == 5
+
+
+@pytest.mark.xfail(strict=True, reason="R4 places a reversal by the footprint its last event had before "
+                                       "the reversal; see the docstring")
+def test_a_reversed_trylock_runs_no_sleep_set_blocked_execution() -> None:
+    """Optimal DPOR should run no sleep-set-blocked execution; it runs one here (as 3 on
+    C7/i915-munmap, ``tests/scenarios/test_c07_munmap_proof.py``).
+
+    The race: ``b``'s ``ww_mutex_trylock`` of ``resv`` (``e``) and ``c``'s (``e'``), which failed in
+    the execution that saw the race, so ``c``'s event went on to its ``join`` of ``a`` with a
+    timeout, which waited on ``a``'s exit (R1: the event wrote it). At ``e``'s node ``a`` sleeps
+    with its event there: the release of ``m`` and its exit. By that *old* footprint of ``e'``
+    (the wait on ``a``'s exit) ``a`` is no weak initial of the reversal (``c``'s start, its read,
+    ``e'``), so R4 inserts it. Explored, ``e'`` runs reversed: the trylock *succeeds* and ``c``
+    stops at ``m``, which ``a`` holds. Its real footprint is ``resv`` alone, independent of
+    ``a``'s sleeping event; ``b`` (woken by it) tries ``resv``, fails and exits, and ``a`` is the
+    only enabled thread (``c`` at its ``mutex_lock`` point with ``m`` owned, R1): every enabled
+    thread sleeps (R5: ``redundant``). On C7/i915-munmap the same old footprint (a failed trylock
+    that went on to the page allocator and exited) makes R4's walk attach the reversal beside the
+    holder's release instead of below it, with the same end.
+
+    The cause is the footprint of ``e'`` in the wakeup sequence: the one observed before the
+    reversal, while a reversed event that reads what ``e`` wrote may do something else. Placing the
+    reversal by the part of ``e'`` sure to recur (its point's operation alone) is unsound: on
+    C7/i915-munmap it ran 162 executions instead of 1,170 and missed 2 of the 5 terminal states DFS
+    within one preemption reaches (a leaf then "covers" reversals whose real last event depends
+    on the branch walked). A sound fix must keep the old footprint for every decision that prunes
+    and only avoid running the sequence once its node is reached with the real event known."""
+    odpor = OptimalDPOR()
+    _run(trylock_then_gated, odpor, 500)
+    assert odpor.complete and odpor.deviations == 0
+    assert odpor.redundant == 0
 
 
 _ACCS = st.lists(st.tuples(st.integers(0, 4), st.booleans()), max_size=3).map(tuple)

@@ -112,11 +112,11 @@ def test_every_documented_exception_names_a_clean_row_and_is_given_to_it() -> No
         assert rows[key].unproved == why
     # a row sharing another's experiment shares its reason (catalog R6)
     cat = discover()
-    assert cat.get("M2/dynamic-importers").unproved == NOT_PROVED["C1/pipelined"]
+    assert cat.get("M3/interval-notifier-fork").unproved == NOT_PROVED["C11/helper-fork"]
 
 
 PROVED_ROWS = [
-    "C2/counted-completion",
+    "C1/pipelined", "C2/counted-completion",
     "C4/lock-wait-refuse-pinned", "C5/shrinker-trylock", "C6/gfp-noio-unprimed", "C6/nowait-notifier",
     "C7/i915-munmap", "C9/torn-down",
     "C11/helper-mprotect", "C11/noretry-mprotect", "C12/userspace-race",
