@@ -16,7 +16,7 @@ other C14 rows) and ``C17/root-only-unsync-munmap`` (18);
 ``C12/userspace-race`` and ``C11/helper-mprotect``, whose submission returns
 once the job is queued, as does ``C14/i915-2018`` (62 traces; its
 experiment is also ``C10/i915-style``'s, catalog R6); ``C9/torn-down`` (6
-traces); ``C7/i915-munmap`` (1,170 executions, 3 of them sleep-set blocked:
+traces); ``C7/i915-munmap`` (1,026 executions, 3 of them sleep-set blocked:
 see the C7 round below); ``H1/work-item`` (35,628 traces, once a fence's flag bits were declared apart, dma_fence
 R13); ``C1/pipelined`` (4,752 traces, once the waiters of one fence link their nodes in any order,
 dma_fence R14, the waiters round); ``H13/mmget-when-queueing`` (3,467 traces, once its configuration
@@ -107,7 +107,8 @@ and why the space is large. Every access there is declared (nothing
 dropped): the objects the threads share are the kernel's own. Measured
 again after the join gate (runtime R15) and the fence's flag bits
 (dma_fence R13), with nothing else changed, C7/i915-munmap is exhausted:
-1,314 executions with the gate alone, 1,170 with both (about 4 s; 3,000
+1,314 executions with the gate alone, 1,170 with both (about 4 s; 1,026
+since a fence's waiters commute, dma_fence R14; 3,000
 executions did not exhaust it before), so it is proved (its module
 docstring has the audit and the planted bugs); C7/i915-fork is not (see
 its entry).
@@ -209,7 +210,7 @@ _FORK_RACE = (
 NOT_PROVED: dict[str, str] = {
     "C7/i915-fork": (
         "since the join gate and the fence's flag bits (which prove C7/i915-munmap, the same bench with munmap "
-        "for fork, in 1,170 executions), optimal DPOR is still not exhausted: 9,608 traces in 60 s (explore "
+        "for fork, in 1,026 executions), optimal DPOR is still not exhausted: 9,608 traces in 60 s (explore "
         "--race-stats, one search at a load average of 2 to 3.5; 16,414 wakeup sequences inserted). The pairs "
         "that insert them: the gfx engine's wait_event for work against the submission's job_submit on its job "
         "queue (6,789: which of the two the engine finds first, a real race), the copy-on-write fault's "

@@ -135,7 +135,7 @@ def test_sound_on_random_programs_with_fence_waiters(programs: list[list[tuple[A
 
 
 @pytest.mark.slow
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_PROGRAMS)
 def test_sound_on_many_random_programs_with_fence_waiters(programs: list[list[tuple[Any, ...]]]) -> None:
     """The audit with fence waiters, with more examples."""

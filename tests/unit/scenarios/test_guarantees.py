@@ -146,7 +146,7 @@ def test_the_rows_without_an_exception_are_proved_by_their_own_exploration() -> 
     # puts were declared reads of the count (kernel/counter.py C5): every put writes it now. H8 (the
     # scheduler thread's and the interrupt's steps on the job's fences) ran some until each flag bit of
     # a fence was declared apart (dma_fence R13): 78 traces, was 183 executions. C7/i915-munmap runs 3
-    # sleep-set blocked executions of 1,170: kswapd's successful trylock of the reservation lock leaves
+    # sleep-set blocked executions of 1,026: kswapd's successful trylock of the reservation lock leaves
     # the submission at its ww_mutex_lock point and kswapd itself at the object lock the munmap's
     # notifier holds, so the only enabled thread is the munmap, asleep with that same event (odpor R1,
     # R5): a trace explored already, not one lost (tests/scenarios/test_c07_munmap_proof.py).
