@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import dmabufsim as ds
@@ -112,16 +112,18 @@ def _agree(programs: list[list[tuple[Any, ...]]]) -> bool:
         odpor, dpor = OptimalDPOR(), DPOR()
         optimal = _run(sc, odpor, 3000, reduction)
         classic = _run(sc, dpor, 3000, reduction)
-        assert odpor.complete and dpor.complete
+        assert odpor.complete
         assert odpor.deviations == 0 and odpor.redundant == 0
-        if exact:
-            assert set(optimal.states) == set(full.states), (reduction, "odpor")
-            assert set(classic.states) == set(full.states), (reduction, "dpor")
-            assert set(optimal.findings) == set(full.findings) == set(classic.findings)
-        else:
-            assert set(full.states) <= set(optimal.states), (reduction, "odpor")
-            assert set(full.states) <= set(classic.states), (reduction, "dpor")
-            assert set(full.findings) <= set(optimal.findings) & set(classic.findings)
+        # classic DPOR is not optimal: three waiters that never see a signal take it past the budget
+        # (sleep-set blocked executions); it is compared whenever it exhausts
+        searches = [("odpor", optimal)] + ([("dpor", classic)] if dpor.complete else [])
+        for name, res in searches:
+            if exact:
+                assert set(res.states) == set(full.states), (reduction, name)
+                assert set(res.findings) == set(full.findings), (reduction, name)
+            else:
+                assert set(full.states) <= set(res.states), (reduction, name)
+                assert set(full.findings) <= set(res.findings), (reduction, name)
     return True
 
 
@@ -137,6 +139,7 @@ def test_sound_on_random_programs_with_fence_waiters(programs: list[list[tuple[A
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_PROGRAMS)
+@example([[("cb", 0), ("wait", 0)]] * 3)  # classic DPOR does not exhaust it within the budget
 def test_sound_on_many_random_programs_with_fence_waiters(programs: list[list[tuple[Any, ...]]]) -> None:
     """The audit with fence waiters, with more examples."""
     _agree(programs)
